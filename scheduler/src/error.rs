@@ -1,0 +1,41 @@
+//! Error types of the scheduler crate.
+
+use thiserror::Error;
+
+/// Bad user input (a spec string, a flag value): one line naming the input, the field and what
+/// is allowed.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[error("{message}")]
+pub struct SpecError {
+    message: String,
+}
+
+impl SpecError {
+    /// An error with this one-line message.
+    pub fn new(message: impl Into<String>) -> Self {
+        SpecError {
+            message: message.into(),
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// Why a run could not be carried out.
+#[derive(Debug, Error)]
+pub enum RunError {
+    /// The run's inputs are inconsistent (e.g. an estimate table of the wrong length).
+    #[error("{0}")]
+    Invalid(#[from] SpecError),
+    /// An OS thread could not be started.
+    #[error("could not start worker thread {worker}: {source}")]
+    Spawn {
+        /// The worker.
+        worker: usize,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,60 @@
+//! # scheduler — the core of schedlab
+//!
+//! Task ids, the strategy traits, the engines that run strategies (real threads, and a
+//! deterministic simulator), topology and pinning, and the run metrics.
+//!
+//! *A strategy is policy, an engine is time.* A [`Strategy`] decides where tasks go and where a
+//! free worker looks next; it never blocks or reads a clock. An engine owns the workers and
+//! time, and records every event into a [`RunReport`]. The same strategy value runs on
+//! [`run_threads`] and on the simulator.
+//!
+//! Tasks are indices `0..n` ([`TaskId`]): a run executes `f(task, worker)` for each id, exactly
+//! once; a task that panics is reported as failed.
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use scheduler::{run_threads, RunSpec, Tasks};
+//! # use scheduler::doc_support::FifoStrategy as SomeStrategy;
+//! // `SomeStrategy` stands for any strategy, e.g. one parsed by the `strategies` crate.
+//! let sum = AtomicU64::new(0);
+//! let report = run_threads(&RunSpec::new(3).with_seed(1), &SomeStrategy, &Tasks::closed(1000), |task, _worker| {
+//!     sum.fetch_add(task as u64, Ordering::Relaxed);
+//! })
+//! .unwrap();
+//! assert_eq!(sum.load(Ordering::Relaxed), 999 * 1000 / 2);
+//! assert_eq!((report.executed, report.failed), (1000, 0));
+//! assert!(report.lif >= 1.0);
+//! ```
+#![deny(missing_docs)]
+
+mod error;
+mod report;
+mod rng;
+mod spec;
+mod strategy;
+mod threads;
+mod topology;
+
+#[cfg(feature = "hwloc")]
+mod hwloc;
+
+#[doc(hidden)]
+pub mod doc_support;
+
+pub use error::{RunError, SpecError};
+pub use report::{
+    imbalance, Failure, Host, Quantiles, RunReport, Span, WorkerReport, MAX_LISTED_FAILURES,
+};
+pub use rng::SmallRng;
+pub use spec::{Labels, RunSpec, Tasks, Timing};
+pub use strategy::{
+    Attempts, Batch, Context, Instance, Next, Pick, SharedQueue, Source, Strategy, WorkerQueue,
+};
+pub use threads::run_threads;
+pub use topology::{Pin, Slot, Topology, TopologySource};
+
+/// A task: an index into the run's task table (`0..n`).
+pub type TaskId = usize;
+
+/// A worker: an index `0..P`.
+pub type WorkerId = usize;

@@ -1,0 +1,431 @@
+//! The `RunReport` JSON contract and the metric arithmetic shared by both engines.
+//!
+//! Field names are a public contract (see DESIGN.md): fields may be added, never renamed.
+//! Definitions (THEORY.md): `busy_w` is the time worker w spent inside tasks;
+//! `lif = max busy / mean busy`; `worker_efficiency = Σ busy / (max busy × P)`;
+//! `lower_bound = max(W / Σ speeds, t_max / max speed, max_j (release_j + t_j / max speed))`
+//! where W and t_j are speed-normalised task times; `efficiency = lower_bound / makespan`.
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use crate::spec::Tasks;
+use crate::strategy::{Attempts, Source};
+use crate::topology::TopologySource;
+use crate::{TaskId, WorkerId};
+
+/// Quantiles of a latency-like quantity, in nanoseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Quantiles {
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Maximum.
+    pub max: u64,
+}
+
+impl Quantiles {
+    fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Quantiles::default();
+        }
+        Quantiles {
+            mean: h.mean(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+/// One worker's share of a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkerReport {
+    /// Worker index.
+    pub id: WorkerId,
+    /// The cpu it was pinned to (`null` if unpinned or pinning failed).
+    pub cpu: Option<usize>,
+    /// Its NUMA node.
+    pub node: usize,
+    /// Its speed factor.
+    pub speed: f64,
+    /// Time inside tasks.
+    pub busy_ns: u64,
+    /// `makespan − busy`.
+    pub idle_ns: u64,
+    /// Tasks run (failed ones included).
+    pub tasks: u64,
+    /// Successful steals.
+    pub steals: u64,
+    /// Failed steal attempts (victim empty or race lost).
+    pub steal_attempts: u64,
+    /// Tasks moved by its steals (≥ `steals`; more with steal-half).
+    pub tasks_moved: u64,
+    /// Tasks taken from a shared queue.
+    pub shared_pops: u64,
+    /// Scheduling time: from the end of one task (or the start) to the start of the next,
+    /// parked time excluded.
+    pub overhead_ns: u64,
+}
+
+/// A task that failed (panicked), and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// The task.
+    pub task: TaskId,
+    /// The worker it ran on.
+    pub worker: WorkerId,
+    /// The panic message.
+    pub message: String,
+}
+
+/// One task's execution, for Gantt charts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    /// The worker.
+    pub worker: WorkerId,
+    /// The task.
+    pub task: TaskId,
+    /// Start, ns since the run began.
+    pub start_ns: u64,
+    /// End, ns since the run began.
+    pub end_ns: u64,
+}
+
+/// The machine a run was made on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host {
+    /// Cpus in the topology used.
+    pub cpus: usize,
+    /// NUMA nodes in the topology used.
+    pub nodes: usize,
+    /// Where the topology came from.
+    pub topology_source: TopologySource,
+}
+
+/// Everything measured in one run. Serialises to the JSON contract of DESIGN.md.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// Canonical strategy spec.
+    pub strategy: String,
+    /// Workload spec (as given by the caller).
+    pub workload: String,
+    /// `threads` or `sim`.
+    pub engine: String,
+    /// Kind of work (`spin`, `compute`, `sleep`, `memory`, or the caller's label).
+    pub kind: String,
+    /// Worker count P.
+    pub workers: usize,
+    /// Tasks in the run.
+    pub tasks: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Arrival process (`closed`, `poisson(rate=…)`).
+    pub arrivals: String,
+    /// Pinning mode.
+    pub pin: String,
+    /// Tasks that ran to completion.
+    pub executed: u64,
+    /// Tasks that panicked.
+    pub failed: u64,
+    /// First release to last completion.
+    pub makespan_ns: u64,
+    /// W: sum of speed-normalised task times.
+    pub total_work_ns: u64,
+    /// Lower bound on the makespan (see the module docs).
+    pub lower_bound_ns: u64,
+    /// `lower_bound / makespan` (1.0 for an empty run).
+    pub efficiency: f64,
+    /// Load imbalance factor `max busy / mean busy` (1.0 when nothing ran).
+    pub lif: f64,
+    /// `Σ busy / (max busy × P)`.
+    pub worker_efficiency: f64,
+    /// Completion − release.
+    pub latency_ns: Quantiles,
+    /// Start − release.
+    pub wait_ns: Quantiles,
+    /// Successful steals.
+    pub steals: u64,
+    /// Failed steal attempts.
+    pub steal_attempts: u64,
+    /// Tasks moved by steals.
+    pub tasks_moved: u64,
+    /// Total scheduling time over all workers (see [`WorkerReport::overhead_ns`]).
+    pub overhead_ns: u64,
+    /// Per worker.
+    pub per_worker: Vec<WorkerReport>,
+    /// schedlab version.
+    pub version: String,
+    /// The machine.
+    pub host: Host,
+    /// True when there were more workers than cpus.
+    pub oversubscribed: bool,
+    /// `tasks` (per-task timing) or `off` (only counts; busy = time to the last completion).
+    pub timing: String,
+    /// Failed tasks (at most 100 listed; `failed` has the count).
+    pub failures: Vec<Failure>,
+    /// Per-task execution spans, if requested (capped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Vec<Span>>,
+    /// Remarks about the run (oversubscription, pinning refused, ...).
+    pub notes: Vec<String>,
+}
+
+impl RunReport {
+    /// The report as one line of JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a RunReport always serialises")
+    }
+}
+
+/// At most this many failures are listed in a report.
+pub const MAX_LISTED_FAILURES: usize = 100;
+
+/// One worker's running tallies; engines update it per event and [`finish`] turns all workers'
+/// tallies into a [`RunReport`].
+#[derive(Debug)]
+pub struct Tally {
+    pub(crate) busy_ns: u64,
+    pub(crate) tasks: u64,
+    pub(crate) failed: u64,
+    pub(crate) steals: u64,
+    pub(crate) steal_attempts: u64,
+    pub(crate) tasks_moved: u64,
+    pub(crate) shared_pops: u64,
+    pub(crate) overhead_ns: u64,
+    pub(crate) work_ns: f64,
+    pub(crate) max_task_ns: f64,
+    pub(crate) max_release_plus_task_ns: f64,
+    pub(crate) latency: Histogram<u64>,
+    pub(crate) wait: Histogram<u64>,
+    pub(crate) failures: Vec<Failure>,
+    pub(crate) timeline: Vec<Span>,
+    pub(crate) timeline_cap: usize,
+    speed: f64,
+    max_speed: f64,
+}
+
+impl Tally {
+    pub(crate) fn new(speed: f64, max_speed: f64, timeline_cap: usize) -> Self {
+        let hist = || Histogram::new(3).expect("3 significant figures is valid");
+        Tally {
+            busy_ns: 0,
+            tasks: 0,
+            failed: 0,
+            steals: 0,
+            steal_attempts: 0,
+            tasks_moved: 0,
+            shared_pops: 0,
+            overhead_ns: 0,
+            work_ns: 0.0,
+            max_task_ns: 0.0,
+            max_release_plus_task_ns: 0.0,
+            latency: hist(),
+            wait: hist(),
+            failures: Vec::new(),
+            timeline: Vec::new(),
+            timeline_cap,
+            speed,
+            max_speed,
+        }
+    }
+
+    /// Count where a picked task came from.
+    #[inline]
+    pub(crate) fn picked(&mut self, source: Source, attempts: Attempts) {
+        self.steal_attempts += u64::from(attempts.total());
+        match source {
+            Source::Local => {}
+            Source::Shared => self.shared_pops += 1,
+            Source::Stolen { moved, .. } => {
+                self.steals += 1;
+                self.tasks_moved += u64::from(moved);
+            }
+        }
+    }
+
+    /// Record a finished task: `start`/`end` in ns since the run began.
+    #[inline]
+    pub(crate) fn ran(&mut self, worker: WorkerId, task: TaskId, release: u64, start: u64, end: u64) {
+        let d = end.saturating_sub(start);
+        self.busy_ns += d;
+        self.tasks += 1;
+        let norm = d as f64 * self.speed;
+        self.work_ns += norm;
+        self.max_task_ns = self.max_task_ns.max(norm);
+        self.max_release_plus_task_ns = self
+            .max_release_plus_task_ns
+            .max(release as f64 + norm / self.max_speed);
+        self.latency.saturating_record(end.saturating_sub(release));
+        self.wait.saturating_record(start.saturating_sub(release));
+        if self.timeline.len() < self.timeline_cap {
+            self.timeline.push(Span {
+                worker,
+                task,
+                start_ns: start,
+                end_ns: end,
+            });
+        }
+    }
+
+    pub(crate) fn failed(&mut self, failure: Failure) {
+        self.failed += 1;
+        if self.failures.len() < MAX_LISTED_FAILURES {
+            self.failures.push(failure);
+        }
+    }
+}
+
+/// What an engine knows about a run besides the tallies.
+#[derive(Clone, Debug)]
+pub(crate) struct Meta {
+    pub engine: &'static str,
+    pub strategy: String,
+    pub workload: String,
+    pub kind: String,
+    pub arrivals: String,
+    pub pin: String,
+    pub seed: u64,
+    pub tasks: usize,
+    pub timing: &'static str,
+    pub host: Host,
+    pub timeline: bool,
+    pub notes: Vec<String>,
+}
+
+/// Per-worker facts that are not tallies.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WorkerInfo {
+    pub cpu: Option<usize>,
+    pub node: usize,
+    pub speed: f64,
+}
+
+/// Turn tallies into a report.
+pub(crate) fn finish(
+    meta: Meta,
+    workers: &[WorkerInfo],
+    tallies: Vec<Tally>,
+    makespan_ns: u64,
+    tasks: &Tasks<'_>,
+) -> RunReport {
+    let p = tallies.len().max(1);
+    let mut latency = Histogram::<u64>::new(3).expect("valid");
+    let mut wait = Histogram::<u64>::new(3).expect("valid");
+    let (mut work, mut tmax, mut rmax) = (0.0f64, 0.0f64, 0.0f64);
+    let mut failures = Vec::new();
+    let mut timeline = Vec::new();
+    let mut per_worker = Vec::with_capacity(p);
+    for (w, (t, info)) in tallies.into_iter().zip(workers).enumerate() {
+        latency.add(&t.latency).expect("auto-resizing histograms merge");
+        wait.add(&t.wait).expect("auto-resizing histograms merge");
+        work += t.work_ns;
+        tmax = tmax.max(t.max_task_ns);
+        rmax = rmax.max(t.max_release_plus_task_ns);
+        failures.extend(t.failures);
+        timeline.extend(t.timeline);
+        per_worker.push((
+            t.failed,
+            WorkerReport {
+                id: w,
+                cpu: info.cpu,
+                node: info.node,
+                speed: info.speed,
+                busy_ns: t.busy_ns,
+                idle_ns: makespan_ns.saturating_sub(t.busy_ns),
+                tasks: t.tasks,
+                steals: t.steals,
+                steal_attempts: t.steal_attempts,
+                tasks_moved: t.tasks_moved,
+                shared_pops: t.shared_pops,
+                overhead_ns: t.overhead_ns,
+            },
+        ));
+    }
+    let failed: u64 = per_worker.iter().map(|(f, _)| f).sum();
+    let per_worker: Vec<WorkerReport> = per_worker.into_iter().map(|(_, r)| r).collect();
+    let ran: u64 = per_worker.iter().map(|r| r.tasks).sum();
+    failures.sort_by_key(|f: &Failure| f.task);
+    failures.truncate(MAX_LISTED_FAILURES);
+    timeline.sort_by_key(|s: &Span| (s.start_ns, s.worker));
+
+    let speeds: Vec<f64> = workers.iter().map(|w| w.speed).collect();
+    let sum_speed: f64 = speeds.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+    let max_speed = speeds.iter().copied().fold(0.0, f64::max).max(f64::MIN_POSITIVE);
+    if let Some(costs) = tasks.cost_ns {
+        // Nominal costs are known: the bound is the theory's, not the measurement's.
+        work = costs.iter().map(|&c| c as f64).sum();
+        tmax = costs.iter().copied().max().unwrap_or(0) as f64;
+        rmax = costs
+            .iter()
+            .enumerate()
+            .map(|(j, &c)| tasks.release(j) as f64 + c as f64 / max_speed)
+            .fold(0.0, f64::max);
+    }
+    let lower = (work / sum_speed).max(tmax / max_speed).max(rmax);
+    let busy: Vec<u64> = per_worker.iter().map(|r| r.busy_ns).collect();
+    let (lif, worker_efficiency) = imbalance(&busy);
+    let lower_bound_ns = lower.round() as u64;
+    RunReport {
+        strategy: meta.strategy,
+        workload: meta.workload,
+        engine: meta.engine.to_string(),
+        kind: meta.kind,
+        workers: per_worker.len(),
+        tasks: meta.tasks,
+        seed: meta.seed,
+        arrivals: meta.arrivals,
+        pin: meta.pin,
+        executed: ran - failed,
+        failed,
+        makespan_ns,
+        total_work_ns: work.round() as u64,
+        lower_bound_ns,
+        efficiency: if makespan_ns == 0 {
+            1.0
+        } else {
+            (lower_bound_ns as f64 / makespan_ns as f64).min(1.0)
+        },
+        lif,
+        worker_efficiency,
+        latency_ns: Quantiles::of(&latency),
+        wait_ns: Quantiles::of(&wait),
+        steals: per_worker.iter().map(|r| r.steals).sum(),
+        steal_attempts: per_worker.iter().map(|r| r.steal_attempts).sum(),
+        tasks_moved: per_worker.iter().map(|r| r.tasks_moved).sum(),
+        overhead_ns: per_worker.iter().map(|r| r.overhead_ns).sum(),
+        oversubscribed: per_worker.len() > meta.host.cpus,
+        per_worker,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        host: meta.host,
+        timing: meta.timing.to_string(),
+        failures,
+        timeline: meta.timeline.then_some(timeline),
+        notes: meta.notes,
+    }
+}
+
+/// `(lif, worker_efficiency)` of per-worker busy times; `(1, 1)` when nothing ran.
+///
+/// ```
+/// assert_eq!(scheduler::imbalance(&[100, 300]), (1.5, 2.0 / 3.0));
+/// assert_eq!(scheduler::imbalance(&[0, 0]), (1.0, 1.0));
+/// ```
+pub fn imbalance(busy_ns: &[u64]) -> (f64, f64) {
+    let max = busy_ns.iter().copied().max().unwrap_or(0);
+    if max == 0 {
+        return (1.0, 1.0);
+    }
+    let sum: u64 = busy_ns.iter().sum();
+    let mean = sum as f64 / busy_ns.len() as f64;
+    (max as f64 / mean, mean / max as f64)
+}
