@@ -216,6 +216,13 @@ pub trait Strategy: Send + Sync + fmt::Debug {
     /// The canonical spec string, e.g. `central(chunk=4)`; parsing it gives an equal strategy.
     fn spec(&self) -> String;
 
+    /// Check that this strategy can serve `workers` workers (e.g. one weight per worker).
+    /// Engines call it before [`build`](Strategy::build); the default accepts any count.
+    fn validate(&self, workers: usize) -> Result<(), crate::SpecError> {
+        let _ = workers;
+        Ok(())
+    }
+
     /// Build the queues for one run with the given workers. Called once per run, before any
     /// task is submitted.
     fn build(&self, ctx: &Context) -> Instance;

@@ -1,1 +1,57 @@
-//! placeholder
+//! # strategies — the scheduling policies of schedlab
+//!
+//! One file per strategy, each a small type implementing [`scheduler::Strategy`], parsed from
+//! a spec string and listed in the [`registry`]. Strategies only answer questions ("place
+//! these tasks", "worker w is free: what next?"); the engines in `scheduler` own time, so every
+//! strategy runs unchanged on real threads and in the simulator.
+//!
+//! | spec | policy |
+//! |---|---|
+//! | `round-robin` | static: task i → worker i mod P |
+//! | `block` | static contiguous blocks |
+//! | `central(chunk=1)` | one shared queue, fixed chunks |
+//! | `guided(min=1)` | shared queue, chunk ⌈remaining/P⌉ |
+//! | `work-stealing(victim=random\|numa,steal=half\|one)` | per-worker deques, random victims |
+//! | `spt`, `lpt` | shared priority queue by estimated cost |
+//! | `weighted-rr(weights=auto\|w1,w2,…)` | static smooth weighted round-robin |
+//!
+//! ```
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use scheduler::{run_threads, RunSpec, Tasks};
+//!
+//! let strategy = strategies::parse("work-stealing(victim=random,steal=half)").unwrap();
+//! let count = AtomicUsize::new(0);
+//! let report = run_threads(&RunSpec::new(2), strategy.as_ref(), &Tasks::closed(10_000), |_, _| {
+//!     count.fetch_add(1, Ordering::Relaxed);
+//! })
+//! .unwrap();
+//! assert_eq!(count.load(Ordering::Relaxed), 10_000);
+//! assert_eq!(report.executed, 10_000);
+//! ```
+#![deny(missing_docs)]
+
+mod params;
+mod placement;
+mod priority;
+mod queues;
+mod registry;
+mod self_scheduling;
+
+mod block;
+mod central;
+mod guided;
+mod lpt;
+mod round_robin;
+mod spt;
+mod weighted_rr;
+mod work_stealing;
+
+pub use block::Block;
+pub use central::Central;
+pub use guided::Guided;
+pub use lpt::Lpt;
+pub use registry::{parse, registry, Entry, Param, REGISTRY};
+pub use round_robin::RoundRobin;
+pub use spt::Spt;
+pub use weighted_rr::WeightedRoundRobin;
+pub use work_stealing::{Amount, Victim, WorkStealing};

@@ -91,6 +91,7 @@ where
     F: Fn(TaskId, WorkerId) + Sync,
 {
     spec.validate(tasks)?;
+    strategy.validate(spec.workers)?;
     let p = spec.workers;
     let slots = spec.slots();
     let speeds = spec.speeds();

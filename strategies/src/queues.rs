@@ -1,0 +1,210 @@
+//! Queue building blocks shared by several strategies.
+//!
+//! - [`Chunk`] and [`Inbox`]: a worker's private list of ids, as strided ranges or explicit
+//!   lists, so that placing a million tasks statically costs O(P), not O(n).
+//! - [`RangeQueue`]: one shared FIFO of id ranges with a running count, from which a worker
+//!   takes a chunk of any size (central, guided).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use scheduler::TaskId;
+
+/// Lock a mutex, ignoring poisoning (no user code runs while our locks are held).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Split ids `lo..lo+n` into `p` contiguous blocks whose sizes differ by at most one (the first
+/// `n mod p` blocks get the extra id).
+pub(crate) fn blocks(lo: TaskId, n: usize, p: usize) -> impl Iterator<Item = (TaskId, TaskId)> {
+    let (base, extra) = (n / p, n % p);
+    (0..p).scan(lo, move |start, w| {
+        let len = base + usize::from(w < extra);
+        let block = (*start, *start + len);
+        *start += len;
+        Some(block)
+    })
+}
+
+/// Some ids for one worker: `next, next+step, … < end`, or an explicit list.
+#[derive(Debug)]
+pub(crate) enum Chunk {
+    /// A strided range.
+    Strided { next: TaskId, end: TaskId, step: usize },
+    /// Explicit ids, taken from `pos` on.
+    List { ids: Vec<TaskId>, pos: usize },
+}
+
+impl Chunk {
+    /// Ids `start..end` with stride `step` (≥ 1).
+    pub(crate) fn strided(start: TaskId, end: TaskId, step: usize) -> Chunk {
+        Chunk::Strided {
+            next: start,
+            end,
+            step,
+        }
+    }
+
+    /// Take the next id.
+    #[inline]
+    pub(crate) fn take(&mut self) -> Option<TaskId> {
+        match self {
+            Chunk::Strided { next, end, step } => (*next < *end).then(|| {
+                let id = *next;
+                *next += *step;
+                id
+            }),
+            Chunk::List { ids, pos } => ids.get(*pos).map(|&id| {
+                *pos += 1;
+                id
+            }),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Chunk::Strided { next, end, .. } => next >= end,
+            Chunk::List { ids, pos } => *pos >= ids.len(),
+        }
+    }
+}
+
+/// A worker's private FIFO of chunks, filled by submitters and drained only by its owner.
+#[derive(Debug, Default)]
+pub(crate) struct Inbox {
+    chunks: Mutex<VecDeque<Chunk>>,
+    /// Chunks queued; lets the owner skip the lock when there is nothing.
+    queued: AtomicUsize,
+}
+
+impl Inbox {
+    /// Queue a chunk (empty chunks are dropped).
+    pub(crate) fn push(&self, chunk: Chunk) {
+        if chunk.is_empty() {
+            return;
+        }
+        let mut q = lock(&self.chunks);
+        q.push_back(chunk);
+        self.queued.store(q.len(), Ordering::Release);
+    }
+
+    /// Take the oldest chunk.
+    pub(crate) fn pop(&self) -> Option<Chunk> {
+        if self.queued.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut q = lock(&self.chunks);
+        let c = q.pop_front();
+        self.queued.store(q.len(), Ordering::Release);
+        c
+    }
+}
+
+/// The owner's side of an [`Inbox`]: the chunk in hand, refilled from the inbox.
+#[derive(Debug)]
+pub(crate) struct Private {
+    current: Chunk,
+}
+
+impl Private {
+    pub(crate) fn new() -> Self {
+        Private {
+            current: Chunk::List {
+                ids: Vec::new(),
+                pos: 0,
+            },
+        }
+    }
+
+    /// The next id of this worker, from the chunk in hand or the inbox.
+    #[inline]
+    pub(crate) fn next(&mut self, inbox: &Inbox) -> Option<TaskId> {
+        loop {
+            if let Some(id) = self.current.take() {
+                return Some(id);
+            }
+            self.current = inbox.pop()?;
+        }
+    }
+}
+
+/// A shared FIFO of id ranges with a running count of ids.
+#[derive(Debug, Default)]
+pub(crate) struct RangeQueue {
+    inner: Mutex<(VecDeque<(TaskId, TaskId)>, usize)>,
+    /// Ids queued; lets an idle worker skip the lock when there is nothing.
+    remaining: AtomicUsize,
+}
+
+impl RangeQueue {
+    /// Append ids `start..end`.
+    pub(crate) fn push(&self, start: TaskId, end: TaskId) {
+        if start >= end {
+            return;
+        }
+        let mut g = lock(&self.inner);
+        g.0.push_back((start, end));
+        g.1 += end - start;
+        self.remaining.store(g.1, Ordering::Release);
+    }
+
+    /// Take up to `size(remaining)` ids from the front (within one range), where `size` is
+    /// given the number of ids queued and returns the wanted chunk size (≥ 1).
+    pub(crate) fn take(&self, size: impl FnOnce(usize) -> usize) -> Option<(TaskId, TaskId)> {
+        if self.remaining.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut g = lock(&self.inner);
+        let remaining = g.1;
+        let want = size(remaining).max(1);
+        let front = g.0.front_mut()?;
+        let start = front.0;
+        let end = front.1.min(start + want);
+        front.0 = end;
+        if front.0 == front.1 {
+            g.0.pop_front();
+        }
+        g.1 -= end - start;
+        self.remaining.store(g.1, Ordering::Release);
+        Some((start, end))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_yield_their_ids() {
+        let mut c = Chunk::strided(1, 10, 3);
+        let got: Vec<_> = std::iter::from_fn(|| c.take()).collect();
+        assert_eq!(got, vec![1, 4, 7]);
+        let inbox = Inbox::default();
+        inbox.push(Chunk::strided(5, 5, 1));
+        inbox.push(Chunk::List { ids: vec![9, 2], pos: 0 });
+        inbox.push(Chunk::strided(0, 2, 1));
+        let mut p = Private::new();
+        let got: Vec<_> = std::iter::from_fn(|| p.next(&inbox)).collect();
+        assert_eq!(got, vec![9, 2, 0, 1]);
+    }
+
+    #[test]
+    fn blocks_cover_exactly_once() {
+        let b: Vec<_> = blocks(10, 7, 3).collect();
+        assert_eq!(b, vec![(10, 13), (13, 15), (15, 17)]);
+        assert_eq!(blocks(0, 2, 4).filter(|(a, b)| a < b).count(), 2);
+    }
+
+    #[test]
+    fn range_queue_cuts_chunks_within_ranges() {
+        let q = RangeQueue::default();
+        q.push(0, 5);
+        q.push(10, 12);
+        assert_eq!(q.take(|r| r), Some((0, 5)));
+        assert_eq!(q.take(|_| 1), Some((10, 11)));
+        assert_eq!(q.take(|r| r), Some((11, 12)));
+        assert_eq!(q.take(|r| r), None);
+    }
+}
