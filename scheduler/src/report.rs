@@ -178,6 +178,14 @@ pub struct RunReport {
     pub timeline: Option<Vec<Span>>,
     /// Remarks about the run (oversubscription, pinning refused, ...).
     pub notes: Vec<String>,
+    /// Events the simulator processed (sim engine only; divide by wall time for events/s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<u64>,
+    /// Time-averaged number of tasks in the system (released, not yet completed) over the
+    /// makespan, integrated over the run's events (sim engine only; Little's law: = λ × mean
+    /// latency).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_in_system: Option<f64>,
 }
 
 impl RunReport {
@@ -255,7 +263,14 @@ impl Tally {
 
     /// Record a finished task: `start`/`end` in ns since the run began.
     #[inline]
-    pub(crate) fn ran(&mut self, worker: WorkerId, task: TaskId, release: u64, start: u64, end: u64) {
+    pub(crate) fn ran(
+        &mut self,
+        worker: WorkerId,
+        task: TaskId,
+        release: u64,
+        start: u64,
+        end: u64,
+    ) {
         let d = end.saturating_sub(start);
         self.busy_ns += d;
         self.tasks += 1;
@@ -265,8 +280,8 @@ impl Tally {
         self.max_release_plus_task_ns = self
             .max_release_plus_task_ns
             .max(release as f64 + norm / self.max_speed);
-        self.latency.saturating_record(end.saturating_sub(release));
-        self.wait.saturating_record(start.saturating_sub(release));
+        record(&mut self.latency, end.saturating_sub(release));
+        record(&mut self.wait, start.saturating_sub(release));
         if self.timeline.len() < self.timeline_cap {
             self.timeline.push(Span {
                 worker,
@@ -326,7 +341,9 @@ pub(crate) fn finish(
     let mut timeline = Vec::new();
     let mut per_worker = Vec::with_capacity(p);
     for (w, (t, info)) in tallies.into_iter().zip(workers).enumerate() {
-        latency.add(&t.latency).expect("auto-resizing histograms merge");
+        latency
+            .add(&t.latency)
+            .expect("auto-resizing histograms merge");
         wait.add(&t.wait).expect("auto-resizing histograms merge");
         work += t.work_ns;
         tmax = tmax.max(t.max_task_ns);
@@ -360,7 +377,11 @@ pub(crate) fn finish(
 
     let speeds: Vec<f64> = workers.iter().map(|w| w.speed).collect();
     let sum_speed: f64 = speeds.iter().sum::<f64>().max(f64::MIN_POSITIVE);
-    let max_speed = speeds.iter().copied().fold(0.0, f64::max).max(f64::MIN_POSITIVE);
+    let max_speed = speeds
+        .iter()
+        .copied()
+        .fold(0.0, f64::max)
+        .max(f64::MIN_POSITIVE);
     if let Some(costs) = tasks.cost_ns {
         // Nominal costs are known: the bound is the theory's, not the measurement's.
         work = costs.iter().map(|&c| c as f64).sum();
@@ -411,6 +432,8 @@ pub(crate) fn finish(
         failures,
         timeline: meta.timeline.then_some(timeline),
         notes: meta.notes,
+        events: None,
+        mean_in_system: None,
     }
 }
 
@@ -428,4 +451,38 @@ pub fn imbalance(busy_ns: &[u64]) -> (f64, f64) {
     let sum: u64 = busy_ns.iter().sum();
     let mean = sum as f64 / busy_ns.len() as f64;
     (max as f64 / mean, mean / max as f64)
+}
+
+/// Record into an auto-resizing histogram. (`saturating_record` would clamp to the initial
+/// range before resizing; `record` grows the histogram, and fails only for values no
+/// histogram can hold, which a u64 of nanoseconds never is.)
+#[inline]
+fn record(h: &mut Histogram<u64>, v: u64) {
+    if h.record(v).is_err() {
+        unreachable!("an auto-resizing histogram holds every u64");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_keep_large_values() {
+        // Regression: values far above the histogram's initial range must not be clamped.
+        let mut t = Tally::new(1.0, 1.0, 0);
+        t.ran(0, 0, 0, 1_000, 3_000_000_000);
+        t.ran(0, 1, 0, 10, 20);
+        let q = Quantiles::of(&t.latency);
+        assert!(q.max >= 2_999_000_000, "{q:?}");
+        assert_eq!(q.p50, 20);
+        assert_eq!(Quantiles::of(&t.wait).max, 1_000);
+    }
+
+    #[test]
+    fn imbalance_of_equal_and_skewed_loads() {
+        assert_eq!(imbalance(&[5, 5, 5]), (1.0, 1.0));
+        let (lif, eff) = imbalance(&[1, 3]);
+        assert!((lif - 1.5).abs() < 1e-12 && (eff - 2.0 / 3.0).abs() < 1e-12);
+    }
 }

@@ -93,7 +93,12 @@ impl Topology {
             let kept: Vec<Vec<usize>> = self
                 .nodes
                 .iter()
-                .map(|cpus| cpus.iter().copied().filter(|c| allowed.contains(c)).collect())
+                .map(|cpus| {
+                    cpus.iter()
+                        .copied()
+                        .filter(|c| allowed.contains(c))
+                        .collect()
+                })
                 .filter(|cpus: &Vec<usize>| !cpus.is_empty())
                 .collect();
             if !kept.is_empty() {
@@ -152,7 +157,11 @@ impl FromStr for Topology {
 
     /// Parse `NxM` (N nodes of M cpus each), e.g. `2x4`.
     fn from_str(s: &str) -> Result<Self, SpecError> {
-        let bad = || SpecError::new(format!("topology '{s}': expected NxM with N, M >= 1 (e.g. 2x4)"));
+        let bad = || {
+            SpecError::new(format!(
+                "topology '{s}': expected NxM with N, M >= 1 (e.g. 2x4)"
+            ))
+        };
         let (n, m) = s.trim().split_once(['x', 'X']).ok_or_else(bad)?;
         let n: usize = n.trim().parse().map_err(|_| bad())?;
         let m: usize = m.trim().parse().map_err(|_| bad())?;
@@ -260,7 +269,10 @@ mod tests {
 
     #[test]
     fn cpulists_parse() {
-        assert_eq!(parse_cpulist("0-3,8,10-11\n"), Some(vec![0, 1, 2, 3, 8, 10, 11]));
+        assert_eq!(
+            parse_cpulist("0-3,8,10-11\n"),
+            Some(vec![0, 1, 2, 3, 8, 10, 11])
+        );
         assert_eq!(parse_cpulist("5"), Some(vec![5]));
         assert_eq!(parse_cpulist("a-b"), None);
     }
@@ -283,7 +295,11 @@ mod tests {
     #[test]
     fn placement_wraps_and_spreads() {
         let t = Topology::synthetic(2, 2);
-        let cores: Vec<_> = t.place(5, Pin::Cores).iter().map(|s| s.cpu.unwrap()).collect();
+        let cores: Vec<_> = t
+            .place(5, Pin::Cores)
+            .iter()
+            .map(|s| s.cpu.unwrap())
+            .collect();
         assert_eq!(cores, vec![0, 1, 2, 3, 0]);
         let none = t.place(3, Pin::None);
         assert!(none.iter().all(|s| s.cpu.is_none()));

@@ -25,7 +25,11 @@ struct Contiguous;
 
 impl Placement for Contiguous {
     fn place(&self, batch: &Batch<'_>, inboxes: &[Inbox]) {
-        for (inbox, (start, end)) in inboxes.iter().zip(blocks(batch.ids.0, batch.len(), inboxes.len())) {
+        for (inbox, (start, end)) in
+            inboxes
+                .iter()
+                .zip(blocks(batch.ids.0, batch.len(), inboxes.len()))
+        {
             inbox.push(Chunk::strided(start, end, 1));
         }
     }

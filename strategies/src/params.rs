@@ -133,10 +133,23 @@ mod tests {
 
     #[test]
     fn malformed_specs_are_named() {
-        assert!(Params::parse("central(chunk=2").unwrap_err().to_string().contains("')'"));
-        assert!(Params::parse("central(2)").unwrap_err().to_string().contains("key=value"));
-        assert!(Params::parse("(x=1)").unwrap_err().to_string().contains("name"));
+        assert!(Params::parse("central(chunk=2")
+            .unwrap_err()
+            .to_string()
+            .contains("')'"));
+        assert!(Params::parse("central(2)")
+            .unwrap_err()
+            .to_string()
+            .contains("key=value"));
+        assert!(Params::parse("(x=1)")
+            .unwrap_err()
+            .to_string()
+            .contains("name"));
         let p = Params::parse("central(chunk=1,chunk=2)").unwrap();
-        assert!(p.only(&["chunk"]).unwrap_err().to_string().contains("twice"));
+        assert!(p
+            .only(&["chunk"])
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
     }
 }

@@ -32,7 +32,11 @@ pub(crate) fn blocks(lo: TaskId, n: usize, p: usize) -> impl Iterator<Item = (Ta
 #[derive(Debug)]
 pub(crate) enum Chunk {
     /// A strided range.
-    Strided { next: TaskId, end: TaskId, step: usize },
+    Strided {
+        next: TaskId,
+        end: TaskId,
+        step: usize,
+    },
     /// Explicit ids, taken from `pos` on.
     List { ids: Vec<TaskId>, pos: usize },
 }
@@ -183,7 +187,10 @@ mod tests {
         assert_eq!(got, vec![1, 4, 7]);
         let inbox = Inbox::default();
         inbox.push(Chunk::strided(5, 5, 1));
-        inbox.push(Chunk::List { ids: vec![9, 2], pos: 0 });
+        inbox.push(Chunk::List {
+            ids: vec![9, 2],
+            pos: 0,
+        });
         inbox.push(Chunk::strided(0, 2, 1));
         let mut p = Private::new();
         let got: Vec<_> = std::iter::from_fn(|| p.next(&inbox)).collect();

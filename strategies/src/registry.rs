@@ -67,13 +67,28 @@ macro_rules! entry {
 
 /// Every strategy schedlab knows, in the order `schedlab strategies` lists them.
 pub static REGISTRY: &[Entry] = &[
-    entry!("round-robin", RoundRobin, "static: task i goes to worker i mod P", []),
+    entry!(
+        "round-robin",
+        RoundRobin,
+        "static: task i goes to worker i mod P",
+        []
+    ),
     entry!("block", Block, "static: contiguous blocks of n/P tasks", []),
     entry!("central", Central, "one shared queue; a free worker takes the next chunk", ["chunk" = "1" : "whole number >= 1"]),
     entry!("guided", Guided, "shared queue, chunk = max(min, ceil(remaining/P)) (guided self-scheduling)", ["min" = "1" : "whole number >= 1"]),
     entry!("work-stealing", WorkStealing, "per-worker deques; idle workers steal from random victims", ["victim" = "random" : "random | numa", "steal" = "half" : "half | one"]),
-    entry!("spt", Spt, "shared priority queue, shortest estimated task first", []),
-    entry!("lpt", Lpt, "shared priority queue, longest estimated task first", []),
+    entry!(
+        "spt",
+        Spt,
+        "shared priority queue, shortest estimated task first",
+        []
+    ),
+    entry!(
+        "lpt",
+        Lpt,
+        "shared priority queue, longest estimated task first",
+        []
+    ),
     entry!("weighted-rr", WeightedRoundRobin, "static smooth weighted round-robin over worker weights", ["weights" = "auto" : "auto (the worker speeds) | one number >= 0 per worker, e.g. 1,1,0.5"]),
 ];
 

@@ -50,7 +50,9 @@ impl WeightedRoundRobin {
                     .split(',')
                     .map(|s| {
                         s.trim().parse::<f64>().map_err(|_| {
-                            p.err(format!("weights must be 'auto' or numbers like 1,1,0.5; got '{s}'"))
+                            p.err(format!(
+                                "weights must be 'auto' or numbers like 1,1,0.5; got '{s}'"
+                            ))
                         })
                     })
                     .collect::<Result<Vec<f64>, _>>()?;

@@ -113,7 +113,16 @@ impl Handle {
             ),
         };
         // The own deque was empty before the steal, so what it holds now came with the steal.
-        let moved = |t| (t, if batch { self.local.len() as u32 + 1 } else { 1 });
+        let moved = |t| {
+            (
+                t,
+                if batch {
+                    self.local.len() as u32 + 1
+                } else {
+                    1
+                },
+            )
+        };
         match stolen {
             Steal::Empty => match self.shared.inboxes[v].pop() {
                 // Work the victim has not even started on: take the whole chunk.
@@ -226,9 +235,6 @@ impl Strategy for WorkStealing {
                 }) as Box<dyn WorkerQueue>
             })
             .collect();
-        Instance {
-            shared,
-            workers,
-        }
+        Instance { shared, workers }
     }
 }

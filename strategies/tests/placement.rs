@@ -50,7 +50,11 @@ fn block_gives_contiguous_blocks_of_near_equal_size() {
 #[test]
 fn weighted_rr_shares_follow_the_weights_within_one_task() {
     let cases: [(&str, Vec<f64>, usize); 3] = [
-        ("weighted-rr(weights=1,1,0.5,0.5)", vec![1.0, 1.0, 0.5, 0.5], 1000),
+        (
+            "weighted-rr(weights=1,1,0.5,0.5)",
+            vec![1.0, 1.0, 0.5, 0.5],
+            1000,
+        ),
         ("weighted-rr(weights=3,1,2)", vec![3.0, 1.0, 2.0], 997),
         ("weighted-rr(weights=auto)", vec![2.0, 1.0], 301),
     ];
@@ -80,8 +84,15 @@ fn spt_and_lpt_order_by_estimate_on_one_worker() {
     };
     for (spec, ascending) in [("spt", true), ("lpt", false)] {
         let order = std::sync::Mutex::new(Vec::new());
-        run(spec, RunSpec::new(1), &tasks, |id, _| order.lock().unwrap().push(id));
-        let seen: Vec<u64> = order.into_inner().unwrap().iter().map(|&id| estimates[id]).collect();
+        run(spec, RunSpec::new(1), &tasks, |id, _| {
+            order.lock().unwrap().push(id)
+        });
+        let seen: Vec<u64> = order
+            .into_inner()
+            .unwrap()
+            .iter()
+            .map(|&id| estimates[id])
+            .collect();
         let mut sorted = seen.clone();
         sorted.sort_unstable();
         if !ascending {
@@ -96,12 +107,17 @@ fn a_panicking_task_fails_alone() {
     for spec in common::all_specs() {
         let counts = common::Counts::new(500);
         let strategy = strategies::parse(&spec).unwrap();
-        let report = run_threads(&RunSpec::new(3), strategy.as_ref(), &Tasks::closed(500), |id, _| {
-            counts.hit(id);
-            if id == 123 {
-                panic!("sample 123 is corrupt");
-            }
-        })
+        let report = run_threads(
+            &RunSpec::new(3),
+            strategy.as_ref(),
+            &Tasks::closed(500),
+            |id, _| {
+                counts.hit(id);
+                if id == 123 {
+                    panic!("sample 123 is corrupt");
+                }
+            },
+        )
         .unwrap();
         counts.assert_once(&spec);
         assert_eq!((report.executed, report.failed), (499, 1), "{spec}");

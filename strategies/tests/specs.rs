@@ -24,10 +24,19 @@ fn bad_specs_are_rejected_with_the_problem_named() {
         ("central(size=2)", "allowed: chunk"),
         ("central(chunk=1", "missing ')'"),
         ("guided(min=0)", "min must be"),
-        ("work-stealing(victim=nearest)", "victim must be one of random, numa"),
+        (
+            "work-stealing(victim=nearest)",
+            "victim must be one of random, numa",
+        ),
         ("work-stealing(steal=all)", "steal must be one of half, one"),
-        ("weighted-rr(weights=1,-1)", "weights must be finite and >= 0, got -1"),
-        ("weighted-rr(weights=0,0)", "at least one weight must be > 0"),
+        (
+            "weighted-rr(weights=1,-1)",
+            "weights must be finite and >= 0, got -1",
+        ),
+        (
+            "weighted-rr(weights=0,0)",
+            "at least one weight must be > 0",
+        ),
         ("weighted-rr(weights=1,x)", "got 'x'"),
         ("spt(order=asc)", "takes no parameters"),
         ("", "a name is required"),
@@ -51,5 +60,8 @@ fn weights_of_the_wrong_length_are_rejected_before_running() {
     })
     .unwrap_err();
     assert!(matches!(err, RunError::Invalid(_)));
-    assert!(err.to_string().contains("3 weights given for 2 workers"), "{err}");
+    assert!(
+        err.to_string().contains("3 weights given for 2 workers"),
+        "{err}"
+    );
 }

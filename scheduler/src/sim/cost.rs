@@ -164,18 +164,17 @@ impl FromStr for CostModel {
                     "default" if i == 0 => model = CostModel::default(),
                     _ => {
                         return Err(SpecError::new(format!(
-                            "cost model '{s}': expected key=duration, got '{item}' (allowed keys: {}; \
+                        "cost model '{s}': expected key=duration, got '{item}' (allowed keys: {}; \
                              'zero' or 'default' may come first)",
-                            KEYS.join(", ")
-                        )))
+                        KEYS.join(", ")
+                    )))
                     }
                 }
                 continue;
             };
             let key = key.trim();
-            let ns = parse_duration(value.trim()).map_err(|why| {
-                SpecError::new(format!("cost model '{s}': {key}: {why}"))
-            })?;
+            let ns = parse_duration(value.trim())
+                .map_err(|why| SpecError::new(format!("cost model '{s}': {key}: {why}")))?;
             match model.slot(key) {
                 Some(slot) => *slot = ns,
                 None => {
@@ -192,7 +191,9 @@ impl FromStr for CostModel {
 
 /// Parse a duration such as `20ns`, `1.5us`, `2ms`, `1s` (or a bare `0`) into nanoseconds.
 fn parse_duration(s: &str) -> Result<u64, String> {
-    let bad = || format!("'{s}' is not a duration (expected a number and a unit ns, us, ms or s, e.g. 20ns)");
+    let bad = || {
+        format!("'{s}' is not a duration (expected a number and a unit ns, us, ms or s, e.g. 20ns)")
+    };
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(s.len());
@@ -213,7 +214,11 @@ fn parse_duration(s: &str) -> Result<u64, String> {
         return Err(bad());
     }
     let too_big = || format!("'{s}' is too long a duration");
-    let int: u64 = if int.is_empty() { 0 } else { int.parse().map_err(|_| bad())? };
+    let int: u64 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| bad())?
+    };
     let mut ns = int.checked_mul(scale).ok_or_else(too_big)?;
     // Fractional part, exactly: digits beyond the nanosecond must be zero.
     let mut place = scale;
@@ -260,14 +265,28 @@ mod tests {
         ] {
             assert_eq!(parse_duration(s), Ok(ns), "{s}");
         }
-        for s in ["", "ns", "20", "1.2.3us", "-1ns", "1.5ns", "5min", "1e3ns", "99999999999999999999s"] {
+        for s in [
+            "",
+            "ns",
+            "20",
+            "1.2.3us",
+            "-1ns",
+            "1.5ns",
+            "5min",
+            "1e3ns",
+            "99999999999999999999s",
+        ] {
             assert!(parse_duration(s).is_err(), "{s}");
         }
     }
 
     #[test]
     fn display_round_trips() {
-        for m in [CostModel::default(), CostModel::zero(), "local=1ns,wake=1500ns".parse().unwrap()] {
+        for m in [
+            CostModel::default(),
+            CostModel::zero(),
+            "local=1ns,wake=1500ns".parse().unwrap(),
+        ] {
             let text = m.to_string();
             assert_eq!(text.parse::<CostModel>().unwrap(), m, "{text}");
         }

@@ -14,7 +14,7 @@ use crate::error::RunError;
 use crate::report::{finish, Failure, Host, Meta, RunReport, Tally, WorkerInfo};
 use crate::spec::{RunSpec, Tasks, Timing};
 use crate::strategy::{Batch, Context, Instance, Next, Source, Strategy, WorkerQueue};
-use crate::topology::{pin_current, Slot};
+use crate::topology::pin_current;
 use crate::{TaskId, WorkerId};
 use sleep::{Gate, Sleep};
 
@@ -90,6 +90,34 @@ pub fn run_threads<F>(
 where
     F: Fn(TaskId, WorkerId) + Sync,
 {
+    run_threads_with_init(spec, strategy, tasks, |_| {}, f)
+}
+
+/// [`run_threads`] with a start-up hook: `init(worker)` runs on each worker thread after it is
+/// pinned and before the clock starts (allocate per-thread buffers, open files, ...).
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use scheduler::{run_threads_with_init, RunSpec, Tasks};
+/// # use scheduler::doc_support::FifoStrategy;
+/// let started = AtomicUsize::new(0);
+/// run_threads_with_init(&RunSpec::new(3), &FifoStrategy, &Tasks::closed(10), |_w| {
+///     started.fetch_add(1, Ordering::Relaxed);
+/// }, |_, _| {})
+/// .unwrap();
+/// assert_eq!(started.load(Ordering::Relaxed), 3);
+/// ```
+pub fn run_threads_with_init<I, F>(
+    spec: &RunSpec,
+    strategy: &dyn Strategy,
+    tasks: &Tasks<'_>,
+    init: I,
+    f: F,
+) -> Result<RunReport, RunError>
+where
+    I: Fn(WorkerId) + Sync,
+    F: Fn(TaskId, WorkerId) + Sync,
+{
     spec.validate(tasks)?;
     strategy.validate(spec.workers)?;
     let p = spec.workers;
@@ -128,10 +156,14 @@ where
     let ends: Result<Vec<WorkerEnd>, RunError> = std::thread::scope(|s| {
         let mut handles = Vec::with_capacity(p);
         for (w, q) in workers.into_iter().enumerate() {
-            let (run, f, slot, speed) = (&run, &f, slots[w], speeds[w]);
+            let (run, init, f, slot, speed) = (&run, &init, &f, slots[w], speeds[w]);
             let spawned = std::thread::Builder::new()
                 .name(format!("schedlab-w{w}"))
-                .spawn_scoped(s, move || worker_loop(run, w, slot, speed, max_speed, q, f));
+                .spawn_scoped(s, move || {
+                    let pinned = slot.cpu.map(pin_current);
+                    init(w);
+                    worker_loop(run, w, pinned, speed, max_speed, q, f)
+                });
             match spawned {
                 Ok(h) => handles.push(h),
                 Err(source) => {
@@ -217,7 +249,11 @@ fn produce(run: &Run<'_>, shared: &dyn crate::SharedQueue) {
     let mut next = 0;
     while next < n {
         let now = run.since_start();
-        let due = next + run.tasks.release_ns.map_or(n - next, |r| r[next..].partition_point(|&t| t <= now));
+        let due = next
+            + run
+                .tasks
+                .release_ns
+                .map_or(n - next, |r| r[next..].partition_point(|&t| t <= now));
         if due > next {
             shared.submit(batch(&run.tasks, next..due));
             run.sleep.notify(true);
@@ -245,7 +281,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 fn worker_loop<F>(
     run: &Run<'_>,
     w: WorkerId,
-    slot: Slot,
+    pinned: Option<bool>,
     speed: f64,
     max_speed: f64,
     mut q: Box<dyn WorkerQueue>,
@@ -254,7 +290,6 @@ fn worker_loop<F>(
 where
     F: Fn(TaskId, WorkerId) + Sync,
 {
-    let pinned = slot.cpu.map(pin_current);
     let mut tally = Tally::new(speed, max_speed, run.timeline_cap);
     let mut last_end_ns = 0u64;
     if !run.gate.arrive() {

@@ -1,0 +1,243 @@
+//! `schedlab run`: validate every input up front, then run one strategy on one workload.
+
+use clap::Args;
+use scheduler::{CostModel, Labels, Pin, RunReport, RunSpec, Strategy, Tasks, Timing, Topology};
+use workloads::{Arrivals, Distribution, Executor, Kind, Speeds, TaskSet, Workload};
+
+use crate::CliError;
+
+/// The flags of `schedlab run`.
+#[derive(Clone, Debug, Args)]
+pub struct RunArgs {
+    /// Strategy spec, e.g. 'work-stealing(victim=numa,steal=half)' (see `schedlab strategies`).
+    #[arg(long, short = 's')]
+    pub strategy: String,
+    /// Workload spec, e.g. 'lognormal(mean=100us,sigma=1.5)' or 'constant(50us)'.
+    #[arg(long, short = 'w')]
+    pub workload: String,
+    /// Number of tasks.
+    #[arg(long, short = 'n', default_value_t = 20_000)]
+    pub tasks: usize,
+    /// Number of workers P.
+    #[arg(long, short = 'p', default_value_t = 2)]
+    pub workers: usize,
+    /// Engine: threads (real OS threads) or sim (discrete-event simulation).
+    #[arg(long, default_value = "threads")]
+    pub engine: String,
+    /// Kind of work a task does on the threads engine: spin, compute, sleep or memory.
+    #[arg(long, default_value = "spin")]
+    pub kind: String,
+    /// Pinning of worker threads: none, cores or numa.
+    #[arg(long, default_value = "none")]
+    pub pin: String,
+    /// Worker speeds: uniform, big-little, or one factor per worker (1,1,0.5,0.5).
+    #[arg(long, default_value = "uniform")]
+    pub speeds: String,
+    /// Arrivals: closed (all at 0) or poisson(rate=20000/s).
+    #[arg(long, default_value = "closed")]
+    pub arrivals: String,
+    /// Sigma of the log-normal error on the estimates SPT/LPT see (0 = exact).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub estimate_error: f64,
+    /// Seed for the task set and the strategies' randomness.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Synthetic topology NxM (N nodes of M cpus); default: this machine's.
+    #[arg(long)]
+    pub topology: Option<String>,
+    /// Simulator cost model, e.g. 'local=20ns,shared=100ns' (see the scheduler docs).
+    #[arg(long)]
+    pub cost: Option<String>,
+    /// Keep a timeline of at most this many task spans in the report.
+    #[arg(long, default_value_t = 0)]
+    pub timeline: usize,
+    /// Print the RunReport as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Default for RunArgs {
+    fn default() -> Self {
+        RunArgs {
+            strategy: "work-stealing".into(),
+            workload: "constant(50us)".into(),
+            tasks: 20_000,
+            workers: 2,
+            engine: "threads".into(),
+            kind: "spin".into(),
+            pin: "none".into(),
+            speeds: "uniform".into(),
+            arrivals: "closed".into(),
+            estimate_error: 0.0,
+            seed: 1,
+            topology: None,
+            cost: None,
+            timeline: 0,
+            json: false,
+        }
+    }
+}
+
+/// Which engine runs the plan.
+#[derive(Clone, Debug)]
+pub enum Engine {
+    /// Real threads doing this kind of work.
+    Threads(Kind),
+    /// The simulator with this cost model.
+    Sim(CostModel),
+}
+
+/// A fully validated run: nothing in it can be bad input any more.
+#[derive(Debug)]
+pub struct RunPlan {
+    /// The strategy.
+    pub strategy: Box<dyn Strategy>,
+    /// The engine.
+    pub engine: Engine,
+    /// The run's description.
+    pub spec: RunSpec,
+    /// The generated tasks.
+    pub taskset: TaskSet,
+}
+
+impl RunPlan {
+    /// Validate every input and generate the task set. Each error names its flag.
+    pub fn new(args: &RunArgs) -> Result<RunPlan, CliError> {
+        use crate::CliError as E;
+        fn input(flag: &str, e: impl std::fmt::Display) -> E {
+            E::input(flag, e)
+        }
+        let strategy = strategies::parse(&args.strategy).map_err(|e| input("--strategy", e))?;
+        let distribution =
+            Distribution::parse(&args.workload).map_err(|e| input("--workload", e))?;
+        let arrivals = Arrivals::parse(&args.arrivals).map_err(|e| input("--arrivals", e))?;
+        if args.workers == 0 {
+            return Err(input("--workers", "must be at least 1, got 0"));
+        }
+        let speeds = Speeds::parse(&args.speeds)
+            .and_then(|s| s.resolve(args.workers))
+            .map_err(|e| input("--speeds", e))?;
+        let pin: Pin = args.pin.parse().map_err(|e| input("--pin", e))?;
+        let topology = match &args.topology {
+            Some(t) => t.parse::<Topology>().map_err(|e| input("--topology", e))?,
+            None => Topology::detect(),
+        };
+        let kind = Kind::parse(&args.kind).map_err(|e| input("--kind", e))?;
+        let engine = match args.engine.as_str() {
+            "threads" => {
+                if args.cost.is_some() {
+                    return Err(input(
+                        "--cost",
+                        "only the sim engine takes a cost model (add --engine sim)",
+                    ));
+                }
+                Engine::Threads(kind)
+            }
+            "sim" => Engine::Sim(match &args.cost {
+                Some(c) => c.parse().map_err(|e| input("--cost", e))?,
+                None => CostModel::default(),
+            }),
+            other => {
+                return Err(input(
+                    "--engine",
+                    format!("'{other}' is not an engine (allowed: threads, sim)"),
+                ))
+            }
+        };
+        strategy
+            .validate(args.workers)
+            .map_err(|e| input("--strategy", e))?;
+        let estimate_error = workloads::validate_estimate_error(args.estimate_error)
+            .map_err(|e| input("--estimate-error", e))?;
+        let workload = Workload {
+            distribution,
+            estimate_error,
+            arrivals,
+        };
+        let taskset = workload
+            .generate(args.tasks, args.seed)
+            .map_err(|e| input("--workload", e))?;
+        let spec = RunSpec {
+            workers: args.workers,
+            pin,
+            topology,
+            speeds,
+            seed: args.seed,
+            timing: Timing::Tasks,
+            timeline_cap: args.timeline,
+            labels: Labels {
+                workload: workload.distribution.to_string(),
+                kind: match &engine {
+                    Engine::Threads(k) => k.to_string(),
+                    Engine::Sim(_) => "virtual".into(),
+                },
+                arrivals: workload.arrivals.to_string(),
+            },
+        };
+        Ok(RunPlan {
+            strategy,
+            engine,
+            spec,
+            taskset,
+        })
+    }
+
+    /// The task table the engines see.
+    pub fn tasks(&self) -> Tasks<'_> {
+        let t = &self.taskset;
+        Tasks {
+            n: t.len(),
+            cost_ns: Some(&t.cost_ns),
+            estimate_ns: Some(&t.estimate_ns),
+            release_ns: Some(&t.arrival_ns),
+        }
+    }
+
+    /// Run it.
+    pub fn execute(&self) -> Result<RunReport, CliError> {
+        let tasks = self.tasks();
+        let report = match &self.engine {
+            Engine::Threads(kind) => {
+                let exec = Executor::new(*kind);
+                let speeds = self.spec.speeds();
+                let costs = &self.taskset.cost_ns;
+                let mut report = scheduler::run_threads_with_init(
+                    &self.spec,
+                    self.strategy.as_ref(),
+                    &tasks,
+                    |_| exec.prepare_thread(),
+                    |id, w| exec.run_at_speed(costs[id], speeds[w]),
+                )
+                .map_err(run_error)?;
+                if let Some(over) = exec.sleep_overshoot() {
+                    report.notes.push(format!(
+                        "sleep overshoot: mean {:.1}us per task",
+                        over / 1000.0
+                    ));
+                }
+                if let Some(ns) = exec
+                    .calibration()
+                    .compute_ns_per_iter
+                    .filter(|_| *kind == Kind::Compute)
+                {
+                    report
+                        .notes
+                        .push(format!("compute calibration: {ns:.3} ns per iteration"));
+                }
+                report
+            }
+            Engine::Sim(cost) => {
+                scheduler::run_sim(&self.spec, self.strategy.as_ref(), &tasks, cost)
+                    .map_err(run_error)?
+            }
+        };
+        Ok(report)
+    }
+}
+
+fn run_error(e: scheduler::RunError) -> CliError {
+    match e {
+        scheduler::RunError::Invalid(e) => CliError::Input(e.to_string()),
+        other => CliError::Run(anyhow::Error::new(other)),
+    }
+}

@@ -1,0 +1,274 @@
+//! The `schedlab` binary end to end: reports, the JSON contract, exit codes.
+
+use std::process::{Command, Output};
+
+fn schedlab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_schedlab"))
+        .args(args)
+        .output()
+        .expect("the schedlab binary runs")
+}
+
+/// Every field DESIGN.md promises in a RunReport.
+const CONTRACT: &[&str] = &[
+    "strategy",
+    "workload",
+    "engine",
+    "kind",
+    "workers",
+    "tasks",
+    "seed",
+    "arrivals",
+    "pin",
+    "executed",
+    "failed",
+    "makespan_ns",
+    "total_work_ns",
+    "lower_bound_ns",
+    "efficiency",
+    "lif",
+    "worker_efficiency",
+    "latency_ns",
+    "wait_ns",
+    "steals",
+    "steal_attempts",
+    "overhead_ns",
+    "per_worker",
+    "version",
+    "host",
+];
+
+fn check_report(json: &str, what: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(json.trim())
+        .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {json}"));
+    for field in CONTRACT {
+        assert!(v.get(field).is_some(), "{what}: field {field} missing");
+    }
+    for q in ["latency_ns", "wait_ns"] {
+        for k in ["mean", "p50", "p90", "p99", "p999", "max"] {
+            assert!(v[q].get(k).is_some(), "{what}: {q}.{k} missing");
+        }
+    }
+    for k in [
+        "id",
+        "cpu",
+        "node",
+        "speed",
+        "busy_ns",
+        "idle_ns",
+        "tasks",
+        "steals",
+        "steal_attempts",
+    ] {
+        assert!(
+            v["per_worker"][0].get(k).is_some(),
+            "{what}: per_worker.{k} missing"
+        );
+    }
+    for k in ["cpus", "nodes", "topology_source"] {
+        assert!(v["host"].get(k).is_some(), "{what}: host.{k} missing");
+    }
+    v
+}
+
+#[test]
+fn every_strategy_prints_a_valid_report_on_threads() {
+    // The done-criterion, verbatim: 20,000 tasks of 50us on 2 workers.
+    for entry in strategies::registry() {
+        let spec = entry.default_spec();
+        let out = schedlab(&[
+            "run",
+            "--strategy",
+            &spec,
+            "--workload",
+            "constant(50us)",
+            "--tasks",
+            "20000",
+            "--workers",
+            "2",
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{spec}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v = check_report(&String::from_utf8_lossy(&out.stdout), &spec);
+        assert_eq!(v["executed"], 20000, "{spec}");
+        assert_eq!(v["failed"], 0, "{spec}");
+        assert_eq!(v["engine"], "threads");
+        assert_eq!(v["strategy"], spec.as_str());
+        // 20,000 × 50us over 2 workers: the lower bound is exact arithmetic.
+        assert_eq!(v["lower_bound_ns"], 500_000_000u64, "{spec}");
+        assert_eq!(v["total_work_ns"], 1_000_000_000u64, "{spec}");
+    }
+}
+
+#[test]
+fn the_sim_engine_prints_the_same_contract() {
+    let out = schedlab(&[
+        "run",
+        "--engine",
+        "sim",
+        "--strategy",
+        "work-stealing(victim=numa)",
+        "--topology",
+        "2x4",
+        "--workload",
+        "lognormal(mean=100us,sigma=1.5)",
+        "--tasks",
+        "5000",
+        "--workers",
+        "8",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = check_report(&String::from_utf8_lossy(&out.stdout), "sim");
+    assert_eq!(v["engine"], "sim");
+    assert_eq!(v["executed"], 5000);
+    assert_eq!(v["host"]["nodes"], 2);
+}
+
+#[test]
+fn human_output_names_the_run() {
+    let out = schedlab(&[
+        "run",
+        "--engine",
+        "sim",
+        "--strategy",
+        "lpt",
+        "--workload",
+        "constant(1ms)",
+        "--tasks",
+        "10",
+        "--workers",
+        "3",
+    ]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("lpt on constant(1ms)"), "{text}");
+    assert!(text.contains("makespan 4ms"), "{text}");
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line_and_no_output() {
+    let base = ["run", "--workload", "constant(50us)", "--tasks", "10"];
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--strategy", "nope"],
+            "--strategy: unknown strategy 'nope'",
+        ),
+        (&["--strategy", "central(chunk=0)"], "chunk must be"),
+        (
+            &["--strategy", "weighted-rr(weights=1,2,3)", "--workers", "2"],
+            "3 weights given for 2 workers",
+        ),
+        (
+            &["--strategy", "spt", "--engine", "gpu"],
+            "--engine: 'gpu' is not an engine",
+        ),
+        (&["--strategy", "spt", "--pin", "everywhere"], "--pin"),
+        (
+            &["--strategy", "spt", "--workers", "0"],
+            "--workers: must be at least 1",
+        ),
+        (&["--strategy", "spt", "--topology", "2y4"], "--topology"),
+        (&["--strategy", "spt", "--speeds", "1,0"], "--speeds"),
+        (&["--strategy", "spt", "--kind", "think"], "--kind"),
+        (
+            &["--strategy", "spt", "--arrivals", "poisson(rate=-1/s)"],
+            "--arrivals",
+        ),
+        (
+            &["--strategy", "spt", "--cost", "local=1ns"],
+            "--cost: only the sim engine",
+        ),
+        (
+            &[
+                "--strategy",
+                "spt",
+                "--engine",
+                "sim",
+                "--cost",
+                "bogus=1ns",
+            ],
+            "--cost",
+        ),
+        (
+            &["--strategy", "spt", "--estimate-error", "-1"],
+            "--estimate-error",
+        ),
+        (
+            &["--strategy", "spt", "--workers", "ten"],
+            "invalid value 'ten'",
+        ),
+    ];
+    for (extra, expected) in cases {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend_from_slice(extra);
+        let out = schedlab(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert_eq!(
+            err.lines().count(),
+            1,
+            "{extra:?}: more than one line: {err}"
+        );
+        assert!(
+            err.contains(expected),
+            "{extra:?}: {err:?} should mention {expected:?}"
+        );
+        assert!(out.stdout.is_empty(), "{extra:?}: partial output on stdout");
+    }
+    let out = schedlab(&[
+        "run",
+        "--strategy",
+        "spt",
+        "--workload",
+        "trace(file=/nonexistent.csv)",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.csv"));
+}
+
+#[test]
+fn listings_and_help() {
+    let out = schedlab(&["strategies", "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "round-robin",
+        "block",
+        "central",
+        "guided",
+        "work-stealing",
+        "spt",
+        "lpt",
+        "weighted-rr",
+    ] {
+        assert!(names.contains(&name), "{name} not listed");
+    }
+    let out = schedlab(&["topology", "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!v["nodes"].as_array().unwrap().is_empty());
+    let out = schedlab(&["run", "--help"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Examples:"));
+    let out = schedlab(&["workload", "constant(20us)", "-n", "1000", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
