@@ -68,9 +68,31 @@ impl Chunk {
     }
 
     fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Ids left.
+    pub(crate) fn len(&self) -> usize {
         match self {
-            Chunk::Strided { next, end, .. } => next >= end,
-            Chunk::List { ids, pos } => *pos >= ids.len(),
+            Chunk::Strided { next, end, step } => end.saturating_sub(*next).div_ceil(*step),
+            Chunk::List { ids, pos } => ids.len().saturating_sub(*pos),
+        }
+    }
+
+    /// Split off the last `k` ids (1 ≤ k < len) as a chunk of their own.
+    fn split_off_back(&mut self, k: usize) -> Chunk {
+        let keep = self.len() - k;
+        match self {
+            Chunk::Strided { next, end, step } => {
+                let cut = *next + keep * *step;
+                let back = Chunk::strided(cut, *end, *step);
+                *end = cut;
+                back
+            }
+            Chunk::List { ids, pos } => {
+                let back = ids.split_off(*pos + keep);
+                Chunk::List { ids: back, pos: 0 }
+            }
         }
     }
 }
@@ -92,6 +114,23 @@ impl Inbox {
         let mut q = lock(&self.chunks);
         q.push_back(chunk);
         self.queued.store(q.len(), Ordering::Release);
+    }
+
+    /// A thief's take: `want(len)` ids (at least 1) from the back of the oldest chunk, the
+    /// owner keeping the front; the whole chunk if it wants that many.
+    pub(crate) fn steal(&self, want: impl FnOnce(usize) -> usize) -> Option<Chunk> {
+        if self.queued.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut q = lock(&self.chunks);
+        let front = q.front_mut()?;
+        let k = want(front.len()).max(1);
+        if k < front.len() {
+            return Some(front.split_off_back(k));
+        }
+        let c = q.pop_front();
+        self.queued.store(q.len(), Ordering::Release);
+        c
     }
 
     /// Take the oldest chunk.
@@ -202,6 +241,28 @@ mod tests {
         let b: Vec<_> = blocks(10, 7, 3).collect();
         assert_eq!(b, vec![(10, 13), (13, 15), (15, 17)]);
         assert_eq!(blocks(0, 2, 4).filter(|(a, b)| a < b).count(), 2);
+    }
+
+    #[test]
+    fn thieves_take_from_the_back_of_the_oldest_chunk() {
+        let inbox = Inbox::default();
+        inbox.push(Chunk::strided(0, 10, 2)); // 0 2 4 6 8
+        inbox.push(Chunk::List {
+            ids: vec![1, 3, 5],
+            pos: 1,
+        }); // 3 5
+        let mut half = inbox.steal(|n| n / 2).unwrap();
+        assert_eq!(
+            std::iter::from_fn(|| half.take()).collect::<Vec<_>>(),
+            vec![6, 8]
+        );
+        let mut one = inbox.steal(|_| 1).unwrap();
+        assert_eq!(one.take(), Some(4));
+        assert_eq!(one.take(), None);
+        let mut p = Private::new();
+        let rest: Vec<_> = std::iter::from_fn(|| p.next(&inbox)).collect();
+        assert_eq!(rest, vec![0, 2, 3, 5]);
+        assert!(inbox.steal(|n| n).is_none());
     }
 
     #[test]

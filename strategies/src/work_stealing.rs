@@ -124,8 +124,11 @@ impl Handle {
             )
         };
         match stolen {
-            Steal::Empty => match self.shared.inboxes[v].pop() {
-                // Work the victim has not even started on: take the whole chunk.
+            // Work the victim has not started on: half of its oldest chunk, or one id.
+            Steal::Empty => match self.shared.inboxes[v].steal(|len| match self.amount {
+                Amount::One => 1,
+                Amount::Half => len.div_ceil(2),
+            }) {
                 Some(chunk) => {
                     let moved = self.load(chunk);
                     match self.local.pop() {

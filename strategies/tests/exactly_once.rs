@@ -65,3 +65,46 @@ fn oversubscription_is_reported() {
     assert!(report.oversubscribed);
     assert!(report.notes.iter().any(|n| n.contains("oversubscribed")));
 }
+
+#[test]
+fn untimed_runs_execute_every_id_exactly_once() {
+    // Timing off takes a different path through the worker loop (no clock per task).
+    for spec in all_specs() {
+        let strategy = strategies::parse(&spec).unwrap();
+        for p in [1, 2, 5] {
+            let n = 50_000;
+            let counts = Counts::new(n);
+            let run = RunSpec::new(p).with_timing(scheduler::Timing::Off);
+            let report = run_threads(&run, strategy.as_ref(), &Tasks::closed(n), |id, _| {
+                counts.hit(id)
+            })
+            .unwrap();
+            counts.assert_once(&format!("{spec} P={p} timing off"));
+            assert_eq!(report.executed, n as u64);
+            assert_eq!(report.timing, "off");
+        }
+    }
+}
+
+#[test]
+fn pinned_workers_sit_where_the_placement_puts_them() {
+    let topology = Topology::detect();
+    let strategy = strategies::parse("work-stealing").unwrap();
+    for pin in [scheduler::Pin::Cores, scheduler::Pin::Numa] {
+        let p = topology.cpus() + 1; // one more than cpus: wraps around
+        let run = RunSpec::new(p)
+            .with_topology(topology.clone())
+            .with_pin(pin);
+        let slots = run.slots();
+        let report = run_threads(&run, strategy.as_ref(), &Tasks::closed(100), |_, _| {}).unwrap();
+        assert_eq!(report.pin, pin.to_string());
+        let refused = report.notes.iter().any(|n| n.contains("pinning refused"));
+        for (w, slot) in report.per_worker.iter().zip(&slots) {
+            assert_eq!(w.node, slot.node);
+            if !refused {
+                assert_eq!(w.cpu, slot.cpu, "worker {} of {p} pinned elsewhere", w.id);
+            }
+        }
+        assert!(report.oversubscribed);
+    }
+}
