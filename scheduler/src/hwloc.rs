@@ -10,21 +10,13 @@ use crate::topology::{Topology, TopologySource};
 /// no node with cpus.
 pub(crate) fn read() -> Option<Topology> {
     let topo = hwlocality::Topology::new().ok()?;
-    let mut nodes: Vec<(usize, Vec<usize>)> = topo
+    let nodes = topo
         .objects_with_type(ObjectType::NUMANode)
         .filter_map(|node| {
             let cpus: Vec<usize> = node.cpuset()?.iter_set().map(usize::from).collect();
-            (!cpus.is_empty()).then(|| (node.os_index().unwrap_or(0), cpus))
-        })
-        .collect();
-    if nodes.is_empty() {
-        return None;
-    }
-    nodes.sort();
-    Some(Topology {
-        nodes: nodes.into_iter().map(|(_, cpus)| cpus).collect(),
-        source: TopologySource::Hwloc,
-    })
+            Some((node.os_index().unwrap_or(0), cpus))
+        });
+    Topology::from_numbered(nodes, TopologySource::Hwloc)
 }
 
 #[cfg(test)]

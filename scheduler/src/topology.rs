@@ -237,25 +237,33 @@ pub(crate) fn parse_cpulist(s: &str) -> Option<Vec<usize>> {
 
 /// Read `node*/cpulist` under `root` (normally `/sys/devices/system/node`).
 pub(crate) fn read_sysfs(root: &std::path::Path) -> Option<Topology> {
-    let mut nodes: Vec<(usize, Vec<usize>)> = std::fs::read_dir(root)
-        .ok()?
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let name = e.file_name().into_string().ok()?;
-            let k: usize = name.strip_prefix("node")?.parse().ok()?;
-            let list = std::fs::read_to_string(e.path().join("cpulist")).ok()?;
-            let cpus = parse_cpulist(&list)?;
-            (!cpus.is_empty()).then_some((k, cpus))
+    let nodes = std::fs::read_dir(root).ok()?.filter_map(|e| {
+        let e = e.ok()?;
+        let name = e.file_name().into_string().ok()?;
+        let k: usize = name.strip_prefix("node")?.parse().ok()?;
+        let list = std::fs::read_to_string(e.path().join("cpulist")).ok()?;
+        Some((k, parse_cpulist(&list)?))
+    });
+    Topology::from_numbered(nodes, TopologySource::Sysfs)
+}
+
+impl Topology {
+    /// Assemble a topology from `(node number, cpus)` pairs in any order, dropping nodes
+    /// without cpus; `None` if none is left.
+    pub(crate) fn from_numbered(
+        nodes: impl Iterator<Item = (usize, Vec<usize>)>,
+        source: TopologySource,
+    ) -> Option<Topology> {
+        let mut nodes: Vec<(usize, Vec<usize>)> = nodes.filter(|(_, c)| !c.is_empty()).collect();
+        if nodes.is_empty() {
+            return None;
+        }
+        nodes.sort();
+        Some(Topology {
+            nodes: nodes.into_iter().map(|(_, c)| c).collect(),
+            source,
         })
-        .collect();
-    if nodes.is_empty() {
-        return None;
     }
-    nodes.sort();
-    Some(Topology {
-        nodes: nodes.into_iter().map(|(_, c)| c).collect(),
-        source: TopologySource::Sysfs,
-    })
 }
 
 /// Pin the calling thread to `cpu`; false if the OS refused (e.g. a synthetic cpu id).
