@@ -14,6 +14,7 @@
 //! | `work-stealing(victim=random\|numa,steal=half\|one)` | per-worker deques, random victims |
 //! | `spt`, `lpt` | shared priority queue by estimated cost |
 //! | `weighted-rr(weights=auto\|w1,w2,…)` | static smooth weighted round-robin |
+//! | `range-stealing` | per-worker index ranges, split in half by thieves |
 //!
 //! ```
 //! use std::sync::atomic::{AtomicUsize, Ordering};
@@ -41,6 +42,7 @@ mod block;
 mod central;
 mod guided;
 mod lpt;
+mod range_stealing;
 mod round_robin;
 mod spt;
 mod weighted_rr;
@@ -50,6 +52,7 @@ pub use block::Block;
 pub use central::Central;
 pub use guided::Guided;
 pub use lpt::Lpt;
+pub use range_stealing::RangeStealing;
 pub use registry::{parse, registry, Entry, Param, REGISTRY};
 pub use round_robin::RoundRobin;
 pub use spt::Spt;

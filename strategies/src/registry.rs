@@ -5,7 +5,9 @@
 use scheduler::{SpecError, Strategy};
 
 use crate::params::Params;
-use crate::{Block, Central, Guided, Lpt, RoundRobin, Spt, WeightedRoundRobin, WorkStealing};
+use crate::{
+    Block, Central, Guided, Lpt, RangeStealing, RoundRobin, Spt, WeightedRoundRobin, WorkStealing,
+};
 
 /// One parameter of a strategy.
 #[derive(Clone, Copy, Debug)]
@@ -87,6 +89,12 @@ pub static REGISTRY: &[Entry] = &[
         "lpt",
         Lpt,
         "shared priority queue, longest estimated task first",
+        []
+    ),
+    entry!(
+        "range-stealing",
+        RangeStealing,
+        "per-worker index ranges; idle workers split a victim's range in half",
         []
     ),
     entry!("weighted-rr", WeightedRoundRobin, "static smooth weighted round-robin over worker weights", ["weights" = "auto" : "auto (the worker speeds) | one number >= 0 per worker, e.g. 1,1,0.5"]),
