@@ -29,6 +29,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod engine;
 mod error;
 mod report;
 mod rng;

@@ -484,3 +484,25 @@ fn cost_model_parse_errors_name_the_key() {
     let json = serde_json::to_string(&CostModel::zero()).unwrap();
     assert!(json.contains("\"shared_ns\":0"), "{json}");
 }
+
+#[test]
+fn report_quantiles_match_exact_arithmetic() {
+    // 100 tasks of 1 ms on 4 workers, no overheads: task j completes at (j/4 + 1) ms, so
+    // latencies are 1..=25 ms four times each (mean 13 ms) and waits 0..=24 ms (mean 12 ms).
+    // Regression: histograms once clamped every value to their initial range (2 ns).
+    let costs = vec![1_000_000u64; 100];
+    let spec = scheduler::RunSpec::new(4);
+    let r = scheduler::run_sim(
+        &spec,
+        &scheduler::doc_support::FifoStrategy,
+        &scheduler::Tasks::with_costs(&costs),
+        &scheduler::CostModel::zero(),
+    )
+    .unwrap();
+    let near = |got: f64, want: f64| (got - want).abs() <= want * 1e-3;
+    assert!(near(r.latency_ns.mean, 13e6), "{:?}", r.latency_ns);
+    assert!(near(r.latency_ns.max as f64, 25e6), "{:?}", r.latency_ns);
+    assert!(near(r.latency_ns.p50 as f64, 13e6), "{:?}", r.latency_ns);
+    assert!(near(r.wait_ns.mean, 12e6), "{:?}", r.wait_ns);
+    assert!(near(r.wait_ns.max as f64, 24e6), "{:?}", r.wait_ns);
+}

@@ -11,14 +11,13 @@ mod events;
 
 use std::sync::Arc;
 
-use hdrhistogram::Histogram;
-
 pub use cost::CostModel;
 
+use crate::engine::{meta, setup};
 use crate::error::{RunError, SpecError};
-use crate::report::{finish, Host, Meta, RunReport, Span, Tally, WorkerInfo};
+use crate::report::{finish, Histograms, RunReport, Span, Tally};
 use crate::spec::{RunSpec, Tasks, Timing};
-use crate::strategy::{Batch, Context, Instance, Next, SharedQueue, Source, Strategy, WorkerQueue};
+use crate::strategy::{Batch, Next, SharedQueue, Source, Strategy, WorkerQueue};
 use crate::{TaskId, WorkerId};
 use events::{EventQueue, Parked, What, ARRIVAL};
 
@@ -92,7 +91,6 @@ pub fn run_sim_with<F>(
 where
     F: FnMut(Span),
 {
-    spec.validate(tasks)?;
     let Some(costs) = tasks.cost_ns else {
         return Err(SpecError::new(
             "tasks: the sim engine needs cost_ns, the nominal cost of every task at speed 1 \
@@ -107,22 +105,10 @@ where
         ))
         .into());
     }
-    let slots = spec.slots();
-    let speeds = spec.speeds();
-    let ctx = Context {
-        nodes: slots.iter().map(|s| s.node).collect(),
-        speeds: speeds.clone(),
-        seed: spec.seed,
-    };
-    let Instance { shared, workers } = strategy.build(&ctx);
-    assert_eq!(
-        workers.len(),
-        p,
-        "strategy {} built {} worker queues for {p} workers",
-        strategy.spec(),
-        workers.len()
-    );
-    let max_speed = speeds.iter().copied().fold(0.0, f64::max);
+    let mut setup = setup(spec, strategy, tasks)?;
+    let workers = std::mem::take(&mut setup.instance.workers);
+    let shared = setup.instance.shared.clone();
+    let (slots, speeds, max_speed) = (&setup.slots, &setup.speeds, setup.max_speed);
     let mut sim = Sim {
         tasks,
         costs,
@@ -132,7 +118,7 @@ where
         queues: workers,
         workers: slots
             .iter()
-            .zip(&speeds)
+            .zip(speeds)
             .map(|(slot, &speed)| Worker {
                 running: None,
                 start: 0,
@@ -155,15 +141,10 @@ where
         in_system: 0,
         area: 0,
         last_t: 0,
-        max_speed,
-        latency: histogram(),
-        wait: histogram(),
+        hist: Histograms::new(),
         on_task,
     };
     let makespan_ns = sim.run()?;
-    // `finish` merges every tally's histograms; the run's pair goes in once.
-    sim.tallies[0].latency = std::mem::replace(&mut sim.latency, histogram());
-    sim.tallies[0].wait = std::mem::replace(&mut sim.wait, histogram());
 
     let mut notes = vec![format!("cost model: {cost}")];
     if spec.timing == Timing::Off {
@@ -171,39 +152,11 @@ where
             "timing off: the sim engine measures every task anyway (virtual time is free)".into(),
         );
     }
-    let info: Vec<WorkerInfo> = slots
-        .iter()
-        .zip(&speeds)
-        .map(|(slot, &speed)| WorkerInfo {
-            cpu: slot.cpu,
-            node: slot.node,
-            speed,
-        })
-        .collect();
-    let meta = Meta {
-        engine: "sim",
-        strategy: strategy.spec(),
-        workload: spec.labels.workload.clone(),
-        kind: spec.labels.kind.clone(),
-        arrivals: spec.labels.arrivals.clone(),
-        pin: spec.pin.to_string(),
-        seed: spec.seed,
-        tasks: tasks.n,
-        timing: Timing::Tasks.label(),
-        host: Host {
-            cpus: spec.topology.cpus(),
-            nodes: spec.topology.nodes.len(),
-            topology_source: spec.topology.source,
-        },
-        timeline: spec.timeline_cap > 0,
-        notes,
-    };
+    let info = setup.worker_info(|w| setup.slots[w].cpu);
+    let meta = meta("sim", spec, strategy, tasks, Timing::Tasks, notes);
     let events = sim.events.popped();
     let area = sim.area;
-    let mut report = finish(meta, &info, sim.tallies, makespan_ns, tasks);
-    if let Some(t) = report.timeline.as_mut() {
-        t.truncate(spec.timeline_cap);
-    }
+    let mut report = finish(meta, &info, sim.tallies, &sim.hist, makespan_ns, tasks);
     // Every virtual worker has a cpu of its own: nothing is oversubscribed in virtual time.
     report.oversubscribed = false;
     report.events = Some(events);
@@ -213,10 +166,6 @@ where
         area as f64 / makespan_ns as f64
     });
     Ok(report)
-}
-
-fn histogram() -> Histogram<u64> {
-    Histogram::new(3).expect("3 significant figures is valid")
 }
 
 /// One virtual worker. Its state is `running` (busy until its pending event), searching (a
@@ -269,10 +218,8 @@ struct Sim<'a, F> {
     /// ∫ in_system dt over `0..last_t`.
     area: u128,
     last_t: u64,
-    max_speed: f64,
-    /// Latency and wait of every task (moved into worker 0's tally for `finish`).
-    latency: Histogram<u64>,
-    wait: Histogram<u64>,
+    /// Latency and wait of every task (one pair for the run; see `Histograms`).
+    hist: Histograms,
     on_task: F,
 }
 
@@ -375,33 +322,11 @@ impl<F: FnMut(Span)> Sim<'_, F> {
         self.completed += 1;
     }
 
-    /// Record a finished task as `Tally::ran` does, except that latency and wait go into the
-    /// run's one pair of histograms: P per-worker pairs would each grow to the run's largest
-    /// latency (hundreds of KB apiece at P = 1,024) and miss the cache on every record.
+    /// Record a finished task.
     #[inline]
     fn ran(&mut self, w: WorkerId, task: TaskId, start: u64, end: u64) {
         let release = self.tasks.release(task);
-        let st = &self.workers[w];
-        let tally = &mut self.tallies[w];
-        let d = end - start;
-        tally.busy_ns += d;
-        tally.tasks += 1;
-        let norm = d as f64 * st.speed;
-        tally.work_ns += norm;
-        tally.max_task_ns = tally.max_task_ns.max(norm);
-        tally.max_release_plus_task_ns = tally
-            .max_release_plus_task_ns
-            .max(release as f64 + norm / self.max_speed);
-        self.latency.saturating_record(end.saturating_sub(release));
-        self.wait.saturating_record(start.saturating_sub(release));
-        if tally.timeline.len() < tally.timeline_cap {
-            tally.timeline.push(Span {
-                worker: w,
-                task,
-                start_ns: start,
-                end_ns: end,
-            });
-        }
+        self.tallies[w].ran(&mut self.hist, w, task, release, start, end);
     }
 
     /// Worker `w` is free at `t`: ask the strategy what it runs next, and charge for the answer.

@@ -10,10 +10,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::engine::{meta, setup};
 use crate::error::RunError;
-use crate::report::{finish, Failure, Host, Meta, RunReport, Tally, WorkerInfo};
+use crate::report::{finish, Failure, Histograms, RunReport, Tally};
 use crate::spec::{RunSpec, Tasks, Timing};
-use crate::strategy::{Batch, Context, Instance, Next, Source, Strategy, WorkerQueue};
+use crate::strategy::{Batch, Next, Source, Strategy, WorkerQueue};
 use crate::topology::pin_current;
 use crate::{TaskId, WorkerId};
 use sleep::{Gate, Sleep};
@@ -62,6 +63,7 @@ impl Run<'_> {
 /// What a worker hands back.
 struct WorkerEnd {
     tally: Tally,
+    hist: Histograms,
     last_end_ns: u64,
     pinned: Option<bool>,
 }
@@ -118,24 +120,10 @@ where
     I: Fn(WorkerId) + Sync,
     F: Fn(TaskId, WorkerId) + Sync,
 {
-    spec.validate(tasks)?;
-    strategy.validate(spec.workers)?;
+    let mut setup = setup(spec, strategy, tasks)?;
     let p = spec.workers;
-    let slots = spec.slots();
-    let speeds = spec.speeds();
-    let ctx = Context {
-        nodes: slots.iter().map(|s| s.node).collect(),
-        speeds: speeds.clone(),
-        seed: spec.seed,
-    };
-    let Instance { shared, workers } = strategy.build(&ctx);
-    assert_eq!(
-        workers.len(),
-        p,
-        "strategy {} built {} worker queues for {p} workers",
-        strategy.spec(),
-        workers.len()
-    );
+    let workers = std::mem::take(&mut setup.instance.workers);
+    let shared = setup.instance.shared.clone();
     let closed = tasks.is_closed();
     if closed && tasks.n > 0 {
         shared.submit(batch(tasks, 0..tasks.n));
@@ -151,12 +139,12 @@ where
         timing: spec.timing,
         timeline_cap: spec.timeline_cap,
     };
-    let max_speed = speeds.iter().copied().fold(0.0, f64::max);
 
     let ends: Result<Vec<WorkerEnd>, RunError> = std::thread::scope(|s| {
         let mut handles = Vec::with_capacity(p);
         for (w, q) in workers.into_iter().enumerate() {
-            let (run, init, f, slot, speed) = (&run, &init, &f, slots[w], speeds[w]);
+            let (run, init, f) = (&run, &init, &f);
+            let (slot, speed, max_speed) = (setup.slots[w], setup.speeds[w], setup.max_speed);
             let spawned = std::thread::Builder::new()
                 .name(format!("schedlab-w{w}"))
                 .spawn_scoped(s, move || {
@@ -200,39 +188,15 @@ where
     if !refused.is_empty() {
         notes.push(format!("pinning refused for workers {}", refused.join(",")));
     }
-    let info: Vec<WorkerInfo> = slots
-        .iter()
-        .zip(&ends)
-        .zip(&speeds)
-        .map(|((slot, end), &speed)| WorkerInfo {
-            cpu: slot.cpu.filter(|_| end.pinned == Some(true)),
-            node: slot.node,
-            speed,
-        })
-        .collect();
-    let meta = Meta {
-        engine: "threads",
-        strategy: strategy.spec(),
-        workload: spec.labels.workload.clone(),
-        kind: spec.labels.kind.clone(),
-        arrivals: spec.labels.arrivals.clone(),
-        pin: spec.pin.to_string(),
-        seed: spec.seed,
-        tasks: tasks.n,
-        timing: spec.timing.label(),
-        host: Host {
-            cpus,
-            nodes: spec.topology.nodes.len(),
-            topology_source: spec.topology.source,
-        },
-        timeline: spec.timeline_cap > 0,
-        notes,
-    };
-    let tallies = ends.into_iter().map(|e| e.tally).collect();
-    let mut report = finish(meta, &info, tallies, makespan_ns, tasks);
-    if let Some(t) = report.timeline.as_mut() {
-        t.truncate(spec.timeline_cap);
+    let info = setup.worker_info(|w| setup.slots[w].cpu.filter(|_| ends[w].pinned == Some(true)));
+    let meta = meta("threads", spec, strategy, tasks, spec.timing, notes);
+    let mut hist = Histograms::new();
+    let mut tallies = Vec::with_capacity(p);
+    for end in ends {
+        hist.merge(&end.hist);
+        tallies.push(end.tally);
     }
+    let report = finish(meta, &info, tallies, &hist, makespan_ns, tasks);
     Ok(report)
 }
 
@@ -291,10 +255,12 @@ where
     F: Fn(TaskId, WorkerId) + Sync,
 {
     let mut tally = Tally::new(speed, max_speed, run.timeline_cap);
+    let mut hist = Histograms::new();
     let mut last_end_ns = 0u64;
     if !run.gate.arrive() {
         return WorkerEnd {
             tally,
+            hist,
             last_end_ns,
             pinned,
         };
@@ -326,7 +292,7 @@ where
                 if timed {
                     let stop = run.since_start();
                     tally.overhead_ns += start.saturating_sub(prev_end);
-                    tally.ran(w, task, run.tasks.release(task), start, stop);
+                    tally.ran(&mut hist, w, task, run.tasks.release(task), start, stop);
                     q.completed(task, stop - start);
                     prev_end = stop;
                     last_end_ns = stop;
@@ -378,6 +344,7 @@ where
     }
     WorkerEnd {
         tally,
+        hist,
         last_end_ns,
         pinned,
     }
