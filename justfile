@@ -34,6 +34,10 @@ sim-bench:
 validate:
     cargo test --release -p strategies --test sim_vs_threads -- --nocapture
 
+# The heavy queueing-theory rows (M/M/c at c = 16 and rho = 0.9, ~110M customers), in release.
+sim-theory:
+    cargo test --release -p strategies --test sim_theory -- --ignored --nocapture
+
 # The same core tests with the hwloc topology (needs libhwloc-dev and libudev-dev).
 test-hwloc:
     cargo test -p scheduler --features hwloc
