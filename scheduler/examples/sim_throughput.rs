@@ -64,11 +64,7 @@ impl WorkerQueue for Handle {
     fn next(&mut self) -> Next {
         let q = &self.queues.q;
         if let Some(task) = q[self.me].lock().unwrap().pop_front() {
-            return Next::Task(Pick {
-                task,
-                source: Source::Local,
-                attempts: Attempts::default(),
-            });
+            return Next::Task(Pick::one(task, Source::Local));
         }
         let p = q.len();
         let own = self.nodes[self.me];
@@ -81,14 +77,11 @@ impl WorkerQueue for Handle {
                     continue;
                 }
                 if let Some(task) = q[v].lock().unwrap().pop_back() {
-                    return Next::Task(Pick {
-                        task,
-                        source: Source::Stolen {
-                            victim: v,
-                            moved: 1,
-                        },
-                        attempts,
-                    });
+                    let source = Source::Stolen {
+                        victim: v,
+                        moved: 1,
+                    };
+                    return Next::Task(Pick::one(task, source).after(attempts));
                 }
                 attempts.record(own, self.nodes[v]);
             }

@@ -24,11 +24,7 @@ struct Handle(Arc<Fifo>);
 impl WorkerQueue for Handle {
     fn next(&mut self) -> Next {
         match self.0 .0.lock().unwrap().pop_front() {
-            Some(task) => Next::Task(Pick {
-                task,
-                source: Source::Shared,
-                attempts: Attempts::default(),
-            }),
+            Some(task) => Next::Task(Pick::one(task, Source::Shared)),
             None => Next::Empty(Attempts::default()),
         }
     }

@@ -148,15 +148,65 @@ pub enum Source {
     },
 }
 
-/// A task picked for a worker.
+/// Tasks picked for a worker: `count` consecutive ids from `task` on (usually one).
+///
+/// A strategy that holds ranges can hand over a whole run at once; the engine then runs
+/// `task, task + 1, …, task + count − 1` in order on this worker, back to back, without
+/// asking again. `source` and `attempts` describe how the pick as a whole was obtained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pick {
-    /// The task to run.
+    /// The first task to run.
     pub task: TaskId,
+    /// How many consecutive ids the pick hands over (at least 1).
+    pub count: u32,
     /// Where it came from.
     pub source: Source,
     /// Failed probes made before finding it.
     pub attempts: Attempts,
+}
+
+impl Pick {
+    /// One task from `source`, found without failed probes.
+    ///
+    /// ```
+    /// use scheduler::{Pick, Source};
+    /// let p = Pick::one(7, Source::Local);
+    /// assert_eq!(p.tasks(), 7..8);
+    /// ```
+    #[inline]
+    pub fn one(task: TaskId, source: Source) -> Self {
+        Pick::run(task, 1, source)
+    }
+
+    /// The `count` (≥ 1) consecutive tasks from `task` on.
+    ///
+    /// ```
+    /// use scheduler::{Pick, Source};
+    /// assert_eq!(Pick::run(10, 5, Source::Shared).tasks(), 10..15);
+    /// ```
+    #[inline]
+    pub fn run(task: TaskId, count: u32, source: Source) -> Self {
+        debug_assert!(count >= 1, "a pick hands over at least one task");
+        Pick {
+            task,
+            count,
+            source,
+            attempts: Attempts::default(),
+        }
+    }
+
+    /// The same pick, found after these failed probes.
+    #[inline]
+    pub fn after(mut self, attempts: Attempts) -> Self {
+        self.attempts = attempts;
+        self
+    }
+
+    /// The ids handed over.
+    #[inline]
+    pub fn tasks(&self) -> Range<TaskId> {
+        self.task..self.task + self.count as usize
+    }
 }
 
 /// The answer to "worker w is free: what does it run next?".

@@ -240,14 +240,10 @@ impl Strategy for Scripted {
 }
 
 fn task(task: usize, source: Source, same_node: u32, cross_node: u32) -> Next {
-    Next::Task(Pick {
-        task,
-        source,
-        attempts: Attempts {
-            same_node,
-            cross_node,
-        },
-    })
+    Next::Task(Pick::one(task, source).after(Attempts {
+        same_node,
+        cross_node,
+    }))
 }
 
 #[test]
@@ -505,4 +501,45 @@ fn report_quantiles_match_exact_arithmetic() {
     assert!(near(r.latency_ns.p50 as f64, 13e6), "{:?}", r.latency_ns);
     assert!(near(r.wait_ns.mean, 12e6), "{:?}", r.wait_ns);
     assert!(near(r.wait_ns.max as f64, 24e6), "{:?}", r.wait_ns);
+}
+
+#[test]
+fn a_run_executes_back_to_back_and_is_claimed_whole() {
+    // Worker 0 gets tasks 0..3 in one pick (one local pop charged), worker 1 gets task 3.
+    let costs = [10u64, 20, 30, 5];
+    let cost: CostModel = "zero,local=1ns".parse().unwrap();
+    let script = Scripted(vec![
+        vec![Next::Task(Pick::run(0, 3, Source::Local))],
+        vec![task(3, Source::Local, 0, 0)],
+    ]);
+    let mut spans = Vec::new();
+    let r = run_sim_with(&spec(2), &script, &Tasks::with_costs(&costs), &cost, |s| {
+        spans.push((s.worker, s.task, s.start_ns, s.end_ns))
+    })
+    .unwrap();
+    spans.sort();
+    assert_eq!(
+        spans,
+        vec![(0, 0, 1, 11), (0, 1, 11, 31), (0, 2, 31, 61), (1, 3, 1, 6)]
+    );
+    assert_eq!(r.makespan_ns, 61);
+    assert_eq!(r.per_worker[0].tasks, 3);
+    assert_eq!(
+        r.per_worker[0].overhead_ns, 1,
+        "only the pick is charged, not each id"
+    );
+
+    // A run overlapping an id already handed out is a contract breach.
+    let overlap = Scripted(vec![vec![
+        task(1, Source::Local, 0, 0),
+        Next::Task(Pick::run(0, 3, Source::Local)),
+    ]]);
+    let err = run_sim(
+        &spec(1),
+        &overlap,
+        &Tasks::with_costs(&costs),
+        &CostModel::zero(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("task 1 twice"), "{err}");
 }

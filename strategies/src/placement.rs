@@ -35,12 +35,8 @@ struct Handle<P> {
 impl<P: Placement> WorkerQueue for Handle<P> {
     #[inline]
     fn next(&mut self) -> Next {
-        match self.private.next(&self.shared.inboxes[self.w]) {
-            Some(task) => Next::Task(Pick {
-                task,
-                source: Source::Local,
-                attempts: Attempts::default(),
-            }),
+        match self.private.next_run(&self.shared.inboxes[self.w]) {
+            Some((task, count)) => Next::Task(Pick::run(task, count, Source::Local)),
             None => Next::Empty(Attempts::default()),
         }
     }

@@ -57,11 +57,7 @@ impl WorkerQueue for Handle {
         let top = heap.pop();
         self.0.len.store(heap.len(), Ordering::Release);
         match top {
-            Some((_, Reverse(task))) => Next::Task(Pick {
-                task,
-                source: Source::Shared,
-                attempts: Attempts::default(),
-            }),
+            Some((_, Reverse(task))) => Next::Task(Pick::one(task, Source::Shared)),
             None => Next::Empty(Attempts::default()),
         }
     }

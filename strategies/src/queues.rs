@@ -51,6 +51,21 @@ impl Chunk {
         }
     }
 
+    /// Take the next ids as a run `(first, count)`: all that is left of a contiguous chunk
+    /// (up to `u32::MAX`), or one id of a strided chunk or a list.
+    #[inline]
+    pub(crate) fn take_run(&mut self) -> Option<(TaskId, u32)> {
+        match self {
+            Chunk::Strided { next, end, step: 1 } if *next < *end => {
+                let count = (*end - *next).min(u32::MAX as usize);
+                let first = *next;
+                *next += count;
+                Some((first, count as u32))
+            }
+            _ => self.take().map(|id| (id, 1)),
+        }
+    }
+
     /// Take the next id.
     #[inline]
     pub(crate) fn take(&mut self) -> Option<TaskId> {
@@ -161,12 +176,13 @@ impl Private {
         }
     }
 
-    /// The next id of this worker, from the chunk in hand or the inbox.
+    /// The next ids of this worker as a run `(first, count)` (see [`Chunk::take_run`]), from
+    /// the chunk in hand or the inbox.
     #[inline]
-    pub(crate) fn next(&mut self, inbox: &Inbox) -> Option<TaskId> {
+    pub(crate) fn next_run(&mut self, inbox: &Inbox) -> Option<(TaskId, u32)> {
         loop {
-            if let Some(id) = self.current.take() {
-                return Some(id);
+            if let Some(run) = self.current.take_run() {
+                return Some(run);
             }
             self.current = inbox.pop()?;
         }
@@ -232,8 +248,8 @@ mod tests {
         });
         inbox.push(Chunk::strided(0, 2, 1));
         let mut p = Private::new();
-        let got: Vec<_> = std::iter::from_fn(|| p.next(&inbox)).collect();
-        assert_eq!(got, vec![9, 2, 0, 1]);
+        let got: Vec<_> = std::iter::from_fn(|| p.next_run(&inbox)).collect();
+        assert_eq!(got, vec![(9, 1), (2, 1), (0, 2)]);
     }
 
     #[test]
@@ -260,8 +276,8 @@ mod tests {
         assert_eq!(one.take(), Some(4));
         assert_eq!(one.take(), None);
         let mut p = Private::new();
-        let rest: Vec<_> = std::iter::from_fn(|| p.next(&inbox)).collect();
-        assert_eq!(rest, vec![0, 2, 3, 5]);
+        let rest: Vec<_> = std::iter::from_fn(|| p.next_run(&inbox)).collect();
+        assert_eq!(rest, vec![(0, 1), (2, 1), (3, 1), (5, 1)]);
         assert!(inbox.steal(|n| n).is_none());
     }
 

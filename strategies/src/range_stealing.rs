@@ -1,12 +1,16 @@
-//! `range-stealing`: each worker holds a range of ids `[lo, hi)`; it takes ids from the front,
-//! and an idle worker splits a victim's range in half, taking the back half.
+//! `range-stealing`: each worker holds a range of ids `[lo, hi)`; it claims runs from the
+//! front, and an idle worker splits a victim's range in half, taking the back half.
 //!
 //! Lazy binary splitting, as in rayon's adaptive iterators and Tzannes et al., "Lazy binary
 //! splitting" (PPoPP 2010), applied to flat index spaces: a range is split only when someone
 //! is idle, so n tasks cost O(P log n) steals instead of n queue operations. Both the owner's
 //! take and the thief's split are one compare-and-swap on the same word, so every id is
-//! claimed exactly once. It wins where tasks are tiny and numerous; for heavy tasks it behaves
-//! like `work-stealing(steal=half)` without the deque.
+//! claimed exactly once. The owner claims ⌈len / 2P⌉ ids at a time (at most 4,096), guided
+//! self-scheduling within its own range, and hands them to the engine as one run, so a claim
+//! costs one CAS however many ids it holds. A claimed run cannot be stolen, so once the engine
+//! reports task times a claim is also capped at about 20 µs of work: tiny tasks go in big
+//! runs, heavy ones one at a time. It wins where tasks are tiny and numerous; for heavy
+//! tasks it behaves like `work-stealing(steal=half)` without the deque.
 //!
 //! Limit: ids must be below 2³² (the range is packed into one 64-bit word).
 
@@ -32,6 +36,13 @@ impl RangeStealing {
         Ok(RangeStealing)
     }
 }
+
+/// The most ids one claim takes: a claimed run cannot be stolen, so this bounds what an owner
+/// keeps to itself while the range is large.
+const MAX_CLAIM: usize = 4096;
+
+/// Work one claim should hold once task times are known (`WorkerQueue::completed`).
+const CLAIM_GRAIN_NS: f64 = 20_000.0;
 
 fn pack(lo: usize, hi: usize) -> u64 {
     ((lo as u64) << 32) | hi as u64
@@ -66,26 +77,33 @@ struct Handle {
     shared: Arc<Shared>,
     w: usize,
     rng: SmallRng,
+    /// Moving average of this worker's task times in ns (0 until the first report).
+    mean_task_ns: f64,
 }
 
 impl Handle {
-    /// Take the front id of worker `v`'s range (the owner's move).
+    /// Claim a run from the front of the own range (the owner's move): `(first, count)`.
     #[inline]
-    fn take_front(&self) -> Option<usize> {
+    fn claim(&self) -> Option<(usize, u32)> {
         let cell = &self.shared.ranges[self.w];
+        let p = self.shared.ranges.len();
         let mut cur = cell.load(Ordering::Acquire);
         loop {
             let (lo, hi) = unpack(cur);
             if lo >= hi {
                 return None;
             }
+            let mut k = (hi - lo).div_ceil(2 * p).clamp(1, MAX_CLAIM);
+            if self.mean_task_ns > 0.0 {
+                k = k.min((CLAIM_GRAIN_NS / self.mean_task_ns).max(1.0) as usize);
+            }
             match cell.compare_exchange_weak(
                 cur,
-                pack(lo + 1, hi),
+                pack(lo + k, hi),
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return Some(lo),
+                Ok(_) => return Some((lo, k as u32)),
                 Err(actual) => cur = actual,
             }
         }
@@ -114,23 +132,25 @@ impl Handle {
 }
 
 impl WorkerQueue for Handle {
+    fn completed(&mut self, _task: usize, ns: u64) {
+        let ns = ns as f64;
+        self.mean_task_ns = if self.mean_task_ns == 0.0 {
+            ns.max(f64::MIN_POSITIVE)
+        } else {
+            0.875 * self.mean_task_ns + 0.125 * ns
+        };
+    }
+
     #[inline]
     fn next(&mut self) -> Next {
-        let local = |task| {
-            Next::Task(Pick {
-                task,
-                source: Source::Local,
-                attempts: Attempts::default(),
-            })
-        };
-        if let Some(t) = self.take_front() {
-            return local(t);
+        if let Some((task, count)) = self.claim() {
+            return Next::Task(Pick::run(task, count, Source::Local));
         }
         while let Some(chunk) = self.shared.inboxes[self.w].pop() {
             if let Chunk::Strided { next, end, .. } = chunk {
                 self.hold(next, end);
-                if let Some(t) = self.take_front() {
-                    return local(t);
+                if let Some((task, count)) = self.claim() {
+                    return Next::Task(Pick::run(task, count, Source::Local));
                 }
             }
         }
@@ -154,20 +174,19 @@ impl WorkerQueue for Handle {
                     None
                 }
             };
-            match taken {
-                Some((lo, hi)) => {
-                    self.hold(lo + 1, hi);
-                    return Next::Task(Pick {
-                        task: lo,
-                        source: Source::Stolen {
-                            victim: v,
-                            moved: (hi - lo) as u32,
-                        },
-                        attempts,
-                    });
+            if let Some((lo, hi)) = taken {
+                self.hold(lo, hi);
+                // Another thief may split the range just made visible before this claim.
+                if let Some((task, count)) = self.claim() {
+                    let source = Source::Stolen {
+                        victim: v,
+                        moved: (hi - lo).min(u32::MAX as usize) as u32,
+                    };
+                    return Next::Task(Pick::run(task, count, source).after(attempts));
                 }
-                None => attempts.record(own, self.shared.nodes[v]),
+                retry = true;
             }
+            attempts.record(own, self.shared.nodes[v]);
         }
         if retry {
             Next::Retry(attempts)
@@ -199,6 +218,7 @@ impl Strategy for RangeStealing {
                         shared: shared.clone(),
                         w,
                         rng: ctx.rng(w),
+                        mean_task_ns: 0.0,
                     }) as Box<dyn WorkerQueue>
                 })
                 .collect(),

@@ -1,6 +1,6 @@
 //! The machinery shared by self-scheduling strategies: one shared FIFO of ids; a free worker
-//! takes a chunk whose size a rule computes from the number of ids left, runs the first id at
-//! once (a shared-queue access) and the rest from its hand (local).
+//! takes a chunk whose size a rule computes from the number of ids left, in one shared-queue
+//! access, and runs it as one run of consecutive ids.
 
 use std::sync::Arc;
 
@@ -26,30 +26,20 @@ struct Handle<R> {
     shared: Arc<Shared>,
     rule: Arc<R>,
     workers: usize,
-    hand: (usize, usize),
 }
 
 impl<R: ChunkRule> WorkerQueue for Handle<R> {
     #[inline]
     fn next(&mut self) -> Next {
-        let (task, source) = if self.hand.0 < self.hand.1 {
-            (self.hand.0, Source::Local)
-        } else {
-            let (rule, p) = (&self.rule, self.workers);
-            match self.shared.0.take(|remaining| rule.size(remaining, p)) {
-                Some(chunk) => {
-                    self.hand = chunk;
-                    (chunk.0, Source::Shared)
-                }
-                None => return Next::Empty(Attempts::default()),
+        let (rule, p) = (&self.rule, self.workers);
+        let take = |remaining| rule.size(remaining, p).min(u32::MAX as usize);
+        match self.shared.0.take(take) {
+            // One access to the shared queue hands over the whole chunk.
+            Some((start, end)) => {
+                Next::Task(Pick::run(start, (end - start) as u32, Source::Shared))
             }
-        };
-        self.hand.0 += 1;
-        Next::Task(Pick {
-            task,
-            source,
-            attempts: Attempts::default(),
-        })
+            None => Next::Empty(Attempts::default()),
+        }
     }
 }
 
@@ -65,7 +55,6 @@ pub(crate) fn build<R: ChunkRule>(rule: R, ctx: &Context) -> Instance {
                     shared: shared.clone(),
                     rule: rule.clone(),
                     workers: ctx.workers(),
-                    hand: (0, 0),
                 }) as Box<dyn WorkerQueue>
             })
             .collect(),

@@ -147,13 +147,7 @@ impl Handle {
 impl WorkerQueue for Handle {
     #[inline]
     fn next(&mut self) -> Next {
-        let local = |task| {
-            Next::Task(Pick {
-                task,
-                source: Source::Local,
-                attempts: Attempts::default(),
-            })
-        };
+        let local = |task| Next::Task(Pick::one(task, Source::Local));
         if let Some(t) = self.local.pop() {
             return local(t);
         }
@@ -175,11 +169,9 @@ impl WorkerQueue for Handle {
                 let v = group[(start + i) % group.len()];
                 match self.rob(v) {
                     Steal::Success((task, moved)) => {
-                        return Next::Task(Pick {
-                            task,
-                            source: Source::Stolen { victim: v, moved },
-                            attempts,
-                        })
+                        return Next::Task(
+                            Pick::one(task, Source::Stolen { victim: v, moved }).after(attempts),
+                        )
                     }
                     Steal::Retry => {
                         retry = true;

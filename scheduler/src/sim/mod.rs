@@ -121,6 +121,7 @@ where
             .zip(speeds)
             .map(|(slot, &speed)| Worker {
                 running: None,
+                run_end: 0,
                 start: 0,
                 prev_end: 0,
                 parked_at: 0,
@@ -173,6 +174,8 @@ where
 struct Worker {
     /// The task it is running; its pending event is that task's completion.
     running: Option<TaskId>,
+    /// End (exclusive) of the run of ids the running task belongs to (see `Pick::count`).
+    run_end: TaskId,
     /// Start of the running task.
     start: u64,
     /// End of its previous task, or its wake-up time (overhead is measured from here).
@@ -249,6 +252,11 @@ impl<F: FnMut(Span)> Sim<'_, F> {
                 self.complete(w, task, t);
                 if self.completed == n {
                     return Ok(t);
+                }
+                if task + 1 < self.workers[w].run_end {
+                    // The next id of the same pick starts at once.
+                    self.start(w, task + 1, t, 0);
+                    continue;
                 }
             }
             self.search(w, t)?;
@@ -336,7 +344,12 @@ impl<F: FnMut(Span)> Sim<'_, F> {
         match self.queues[w].next() {
             Next::Task(pick) => {
                 let task = pick.task;
-                self.claim(task)?;
+                if pick.count == 0 {
+                    return Err(self.bug(format!("handed out an empty run at task {task}")));
+                }
+                for id in pick.tasks() {
+                    self.claim(id)?;
+                }
                 self.tallies[w].picked(pick.source, pick.attempts);
                 let mut at = t + cost.attempts(pick.attempts);
                 let mut penalty = 0;
@@ -367,12 +380,9 @@ impl<F: FnMut(Span)> Sim<'_, F> {
                         }
                     }
                 }
-                let st = &mut self.workers[w];
-                self.tallies[w].overhead_ns += at - st.prev_end;
-                st.running = Some(task);
-                st.start = at;
-                let end = at + st.duration(self.costs[task]) + penalty;
-                self.events.push(end, w as What);
+                self.tallies[w].overhead_ns += at - self.workers[w].prev_end;
+                self.workers[w].run_end = task + pick.count as usize;
+                self.start(w, task, at, penalty);
             }
             Next::Retry(a) => {
                 self.tallies[w].steal_attempts += u64::from(a.total());
@@ -386,6 +396,17 @@ impl<F: FnMut(Span)> Sim<'_, F> {
             }
         }
         Ok(())
+    }
+
+    /// Worker `w` starts `task` at `at`; it runs for its cost at the worker's speed plus
+    /// `penalty`.
+    #[inline]
+    fn start(&mut self, w: WorkerId, task: TaskId, at: u64, penalty: u64) {
+        let st = &mut self.workers[w];
+        st.running = Some(task);
+        st.start = at;
+        let end = at + st.duration(self.costs[task]) + penalty;
+        self.events.push(end, w as What);
     }
 
     /// Mark `task` handed out; an error if it was already, or does not exist.

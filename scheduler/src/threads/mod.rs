@@ -234,12 +234,18 @@ fn produce(run: &Run<'_>, shared: &dyn crate::SharedQueue) {
     }
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
+/// A failed task, with its panic message.
+fn failure(task: TaskId, worker: WorkerId, payload: &(dyn std::any::Any + Send)) -> Failure {
+    let message = payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic with a non-string payload".to_string())
+        .unwrap_or_else(|| "panic with a non-string payload".to_string());
+    Failure {
+        task,
+        worker,
+        message,
+    }
 }
 
 fn worker_loop<F>(
@@ -286,27 +292,30 @@ where
                         run.sleep.notify(false);
                     }
                 }
-                let task = pick.task;
-                let start = if timed { run.since_start() } else { 0 };
-                let outcome = catch_unwind(AssertUnwindSafe(|| f(task, w)));
                 if timed {
-                    let stop = run.since_start();
-                    tally.overhead_ns += start.saturating_sub(prev_end);
-                    tally.ran(&mut hist, w, task, run.tasks.release(task), start, stop);
-                    q.completed(task, stop - start);
-                    prev_end = stop;
-                    last_end_ns = stop;
+                    for task in pick.tasks() {
+                        let start = run.since_start();
+                        let outcome = catch_unwind(AssertUnwindSafe(|| f(task, w)));
+                        let stop = run.since_start();
+                        tally.overhead_ns += start.saturating_sub(prev_end);
+                        tally.ran(&mut hist, w, task, run.tasks.release(task), start, stop);
+                        q.completed(task, stop - start);
+                        prev_end = stop;
+                        if let Err(payload) = outcome {
+                            tally.failed(failure(task, w, &*payload));
+                        }
+                    }
+                    last_end_ns = prev_end;
                 } else {
-                    tally.tasks += 1;
+                    // The tight loop: no clock, no feedback.
+                    for task in pick.tasks() {
+                        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| f(task, w))) {
+                            tally.failed(failure(task, w, &*payload));
+                        }
+                    }
+                    tally.tasks += u64::from(pick.count);
                 }
-                if let Err(payload) = outcome {
-                    tally.failed(Failure {
-                        task,
-                        worker: w,
-                        message: panic_message(&*payload),
-                    });
-                }
-                unflushed += 1;
+                unflushed += pick.count as usize;
             }
             Next::Retry(a) => {
                 tally.steal_attempts += u64::from(a.total());
