@@ -143,7 +143,10 @@ pub struct RunReport {
     pub total_work_ns: u64,
     /// Lower bound on the makespan (see the module docs).
     pub lower_bound_ns: u64,
-    /// `lower_bound / makespan` (1.0 for an empty run).
+    /// `lower_bound / makespan` (1.0 for an empty run). Not clamped: on threads, where the
+    /// bound comes from nominal costs, a value above 1 means tasks ran faster than nominal
+    /// (e.g. a `compute` calibration made under load); in the simulator, only nanosecond
+    /// rounding of `cost / speed` can take it above 1.
     pub efficiency: f64,
     /// Load imbalance factor `max busy / mean busy` (1.0 when nothing ran).
     pub lif: f64,
@@ -442,7 +445,7 @@ pub(crate) fn finish(
         efficiency: if makespan_ns == 0 {
             1.0
         } else {
-            (lower_bound_ns as f64 / makespan_ns as f64).min(1.0)
+            lower_bound_ns as f64 / makespan_ns as f64
         },
         lif,
         worker_efficiency,
