@@ -8,7 +8,7 @@ use scheduler::{Batch, Context, Instance, Strategy};
 
 use crate::params::Params;
 use crate::placement::{self, Placement};
-use crate::queues::{blocks, Chunk, Inbox};
+use crate::queues::{deal_blocks, Inbox};
 
 /// Static block partitioning.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -25,13 +25,7 @@ struct Contiguous;
 
 impl Placement for Contiguous {
     fn place(&self, batch: &Batch<'_>, inboxes: &[Inbox]) {
-        for (inbox, (start, end)) in
-            inboxes
-                .iter()
-                .zip(blocks(batch.ids.0, batch.len(), inboxes.len()))
-        {
-            inbox.push(Chunk::strided(start, end, 1));
-        }
+        deal_blocks(batch, inboxes);
     }
 }
 

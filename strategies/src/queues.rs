@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use scheduler::TaskId;
+use scheduler::{Batch, TaskId};
 
 /// Lock a mutex, ignoring poisoning (no user code runs while our locks are held).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -26,6 +26,16 @@ pub(crate) fn blocks(lo: TaskId, n: usize, p: usize) -> impl Iterator<Item = (Ta
         *start += len;
         Some(block)
     })
+}
+
+/// Deal a batch out as contiguous blocks, one per inbox (see [`blocks`]).
+pub(crate) fn deal_blocks(batch: &Batch<'_>, inboxes: &[Inbox]) {
+    for (inbox, (start, end)) in inboxes
+        .iter()
+        .zip(blocks(batch.ids.0, batch.len(), inboxes.len()))
+    {
+        inbox.push(Chunk::strided(start, end, 1));
+    }
 }
 
 /// Some ids for one worker: `next, next+step, … < end`, or an explicit list.

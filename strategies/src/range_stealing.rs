@@ -24,7 +24,7 @@ use scheduler::{
 };
 
 use crate::params::Params;
-use crate::queues::{blocks, Chunk, Inbox};
+use crate::queues::{deal_blocks, Chunk, Inbox};
 
 /// Lazy binary splitting of index ranges.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -66,10 +66,7 @@ impl SharedQueue for Shared {
             batch.ids.1 <= u32::MAX as usize,
             "range-stealing handles task ids below 2^32"
         );
-        let p = self.inboxes.len();
-        for (inbox, (start, end)) in self.inboxes.iter().zip(blocks(batch.ids.0, batch.len(), p)) {
-            inbox.push(Chunk::strided(start, end, 1));
-        }
+        deal_blocks(&batch, &self.inboxes);
     }
 }
 

@@ -17,7 +17,7 @@ use scheduler::{
 };
 
 use crate::params::Params;
-use crate::queues::{blocks, Chunk, Inbox};
+use crate::queues::{deal_blocks, Chunk, Inbox};
 
 /// How victims are chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,10 +72,7 @@ struct Shared {
 
 impl SharedQueue for Shared {
     fn submit(&self, batch: Batch<'_>) {
-        let p = self.inboxes.len();
-        for (inbox, (start, end)) in self.inboxes.iter().zip(blocks(batch.ids.0, batch.len(), p)) {
-            inbox.push(Chunk::strided(start, end, 1));
-        }
+        deal_blocks(&batch, &self.inboxes);
     }
 }
 

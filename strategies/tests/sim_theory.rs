@@ -9,6 +9,9 @@
 //! cargo test --release -p strategies --test sim_theory -- --ignored --nocapture
 //! ```
 
+mod common;
+
+use common::all_specs;
 use scheduler::{
     run_sim, run_sim_with, CostModel, RunReport, RunSpec, SmallRng, Strategy, Tasks, Topology,
 };
@@ -26,25 +29,6 @@ fn workers(p: usize, seed: u64) -> RunSpec {
     RunSpec::new(p)
         .with_topology(Topology::synthetic(1, p))
         .with_seed(seed)
-}
-
-/// Every registered strategy at its defaults, plus the interesting variants.
-fn all_specs() -> Vec<String> {
-    let mut specs: Vec<String> = strategies::registry()
-        .iter()
-        .map(|e| e.default_spec())
-        .collect();
-    specs.extend(
-        [
-            "central(chunk=7)",
-            "guided(min=3)",
-            "work-stealing(victim=random,steal=one)",
-            "work-stealing(victim=numa,steal=half)",
-            "work-stealing(victim=numa,steal=one)",
-        ]
-        .map(String::from),
-    );
-    specs
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -68,38 +68,28 @@ pub(crate) fn split_top_level<'a>(
         return Ok(Vec::new());
     }
     let mut parts = Vec::new();
-    let mut depth = 0usize;
-    let mut quote_char: Option<char> = None;
+    let mut nesting = Nesting::default();
     let mut start = 0;
     for (i, c) in s.char_indices() {
-        if let Some(q) = quote_char {
-            if c == q {
-                quote_char = None;
-            }
-            continue;
+        let top = nesting.top_level(c);
+        if nesting.depth < 0 {
+            return Err(SpecError::invalid(
+                context,
+                format!("unbalanced ')' in {}", quote(s)),
+            ));
         }
-        match c {
-            '"' | '\'' => quote_char = Some(c),
-            '(' => depth += 1,
-            ')' => {
-                depth = depth.checked_sub(1).ok_or_else(|| {
-                    SpecError::invalid(context, format!("unbalanced ')' in {}", quote(s)))
-                })?
-            }
-            c if c == sep && depth == 0 => {
-                parts.push(s[start..i].trim());
-                start = i + c.len_utf8();
-            }
-            _ => {}
+        if top && c == sep {
+            parts.push(s[start..i].trim());
+            start = i + c.len_utf8();
         }
     }
-    if quote_char.is_some() {
+    if nesting.quote.is_some() {
         return Err(SpecError::invalid(
             context,
             format!("unclosed quote in {}", quote(s)),
         ));
     }
-    if depth != 0 {
+    if nesting.depth != 0 {
         return Err(SpecError::invalid(
             context,
             format!("unbalanced '(' in {}", quote(s)),
@@ -117,24 +107,39 @@ pub(crate) fn split_top_level<'a>(
 
 /// Find `ch` at depth 0 (outside parentheses and quotes).
 pub(crate) fn find_top_level(s: &str, ch: char) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut quote_char: Option<char> = None;
-    for (i, c) in s.char_indices() {
-        if let Some(q) = quote_char {
+    let mut nesting = Nesting::default();
+    s.char_indices()
+        .find(|&(_, c)| nesting.top_level(c) && c == ch)
+        .map(|(i, _)| i)
+}
+
+/// Parenthesis depth and open quote while scanning a spec left to right.
+#[derive(Debug, Default)]
+struct Nesting {
+    /// Open parentheses (negative after an unbalanced `)`).
+    depth: isize,
+    /// The quote character of an open quoted string.
+    quote: Option<char>,
+}
+
+impl Nesting {
+    /// Take in the next character; true when it stands at the top level (outside quotes and
+    /// parentheses) and is not itself a quote or parenthesis.
+    fn top_level(&mut self, c: char) -> bool {
+        if let Some(q) = self.quote {
             if c == q {
-                quote_char = None;
+                self.quote = None;
             }
-            continue;
+            return false;
         }
         match c {
-            '"' | '\'' => quote_char = Some(c),
-            '(' => depth += 1,
-            ')' => depth = depth.saturating_sub(1),
-            c if c == ch && depth == 0 => return Some(i),
-            _ => {}
+            '"' | '\'' => self.quote = Some(c),
+            '(' => self.depth += 1,
+            ')' => self.depth -= 1,
+            _ => return self.depth == 0,
         }
+        false
     }
-    None
 }
 
 /// Remove one pair of matching surrounding quotes.
