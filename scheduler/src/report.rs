@@ -70,7 +70,7 @@ pub struct WorkerReport {
     pub steal_attempts: u64,
     /// Tasks moved by its steals (≥ `steals`; more with steal-half).
     pub tasks_moved: u64,
-    /// Tasks taken from a shared queue.
+    /// Accesses to a shared queue that handed it work (one pick may hold a run of tasks).
     pub shared_pops: u64,
     /// Scheduling time: from the end of one task (or the start) to the start of the next,
     /// parked time excluded.

@@ -30,7 +30,6 @@ struct Run<'a> {
     gate: Gate,
     done: AtomicBool,
     completed: AtomicUsize,
-    n: usize,
     t0: std::sync::OnceLock<Instant>,
     tasks: Tasks<'a>,
     timing: Timing,
@@ -41,7 +40,7 @@ impl Run<'_> {
     /// Add `k` completions; true if they were the last ones (the run is then over).
     fn complete(&self, k: usize) -> bool {
         let total = self.completed.fetch_add(k, Ordering::AcqRel) + k;
-        if total == self.n {
+        if total == self.tasks.n {
             self.done.store(true, Ordering::SeqCst);
             self.sleep.notify(true);
             true
@@ -133,7 +132,6 @@ where
         gate: Gate::default(),
         done: AtomicBool::new(tasks.n == 0),
         completed: AtomicUsize::new(0),
-        n: tasks.n,
         t0: std::sync::OnceLock::new(),
         tasks: *tasks,
         timing: spec.timing,
