@@ -1,7 +1,6 @@
 //! When tasks are released: all at once (`closed`), as a Poisson process, or as a trace says.
 
 use std::fmt;
-use std::str::FromStr;
 
 use rand::Rng;
 use rand_distr::{Distribution as _, Exp};
@@ -146,22 +145,4 @@ impl fmt::Display for Arrivals {
     }
 }
 
-impl FromStr for Arrivals {
-    type Err = SpecError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Arrivals::parse(s)
-    }
-}
-
-impl serde::Serialize for Arrivals {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Arrivals {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(deserializer)?;
-        Arrivals::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
+spec_string!(Arrivals);

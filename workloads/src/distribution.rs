@@ -3,7 +3,6 @@
 //! Conversions from (mean, shape) to each textbook parameterisation are those of `THEORY.md`.
 
 use std::fmt;
-use std::str::FromStr;
 
 use rand::Rng;
 use rand_distr::{Distribution as _, Exp, Gamma, LogNormal, Pareto, Uniform, Weibull};
@@ -657,22 +656,4 @@ impl fmt::Display for Distribution {
     }
 }
 
-impl FromStr for Distribution {
-    type Err = SpecError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Distribution::parse(s)
-    }
-}
-
-impl serde::Serialize for Distribution {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Distribution {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(deserializer)?;
-        Distribution::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
+spec_string!(Distribution);

@@ -3,7 +3,6 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::hint::black_box;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -74,25 +73,7 @@ impl fmt::Display for Kind {
     }
 }
 
-impl FromStr for Kind {
-    type Err = SpecError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Kind::parse(s)
-    }
-}
-
-impl Serialize for Kind {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Kind {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(deserializer)?;
-        Kind::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
+spec_string!(Kind);
 
 static COMPUTE_NS_PER_ITER: OnceLock<f64> = OnceLock::new();
 static MEMORY_NS_PER_BYTE: OnceLock<f64> = OnceLock::new();

@@ -43,6 +43,32 @@
 
 #![deny(missing_docs)]
 
+/// `FromStr`, `Serialize` and `Deserialize` for a type that is written as its spec string:
+/// parsed by its `parse`, printed by its `Display`.
+macro_rules! spec_string {
+    ($ty:ty) => {
+        impl std::str::FromStr for $ty {
+            type Err = $crate::SpecError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                <$ty>::parse(s)
+            }
+        }
+
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(deserializer)?;
+                <$ty>::parse(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
 mod arrivals;
 mod distribution;
 mod duration;

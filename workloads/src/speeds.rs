@@ -1,7 +1,6 @@
 //! Worker speed factors: a task of cost c takes c / speed on a worker of that speed.
 
 use std::fmt;
-use std::str::FromStr;
 
 use crate::error::{quote, SpecError};
 use crate::spec::{num, parse_number};
@@ -151,22 +150,4 @@ impl fmt::Display for Speeds {
     }
 }
 
-impl FromStr for Speeds {
-    type Err = SpecError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Speeds::parse(s)
-    }
-}
-
-impl serde::Serialize for Speeds {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Speeds {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(deserializer)?;
-        Speeds::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
+spec_string!(Speeds);
