@@ -187,9 +187,10 @@ pub fn main(args: &BenchArgs) -> Result<(), CliError> {
         ra / r1
     );
     let tasks = Tasks::with_costs(&set.cost_ns);
+    let timed = RunSpec::new(p);
     for (spec, strategy) in specs.iter().zip(&parsed) {
         let e = eff(&|| {
-            let r = run_threads(&RunSpec::new(p), strategy.as_ref(), &tasks, |i, _| {
+            let r = run_threads(&timed, strategy.as_ref(), &tasks, |i, _| {
                 exec.run(set.cost_ns[i])
             })
             .expect("valid run");

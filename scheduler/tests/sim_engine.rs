@@ -350,45 +350,30 @@ fn a_steal_of_many_wakes_the_lowest_parked_worker() {
 #[test]
 fn contract_breaches_are_errors_not_hangs() {
     let costs = [10u64, 10];
-    let twice = Scripted(vec![vec![
-        task(0, Source::Local, 0, 0),
-        task(0, Source::Local, 0, 0),
-    ]]);
-    let err = run_sim(
-        &spec(1),
-        &twice,
-        &Tasks::with_costs(&costs),
-        &CostModel::zero(),
-    )
-    .unwrap_err();
-    assert!(matches!(err, RunError::Invalid(_)));
-    assert!(err.to_string().contains("task 0 twice"), "{err}");
-    let out_of_range = Scripted(vec![vec![task(9, Source::Local, 0, 0)]]);
-    let err = run_sim(
-        &spec(1),
-        &out_of_range,
-        &Tasks::with_costs(&costs),
-        &CostModel::zero(),
-    )
-    .unwrap_err();
-    assert!(err.to_string().contains("task 9"), "{err}");
-    let no_victim = Scripted(vec![vec![task(
-        0,
-        Source::Stolen {
-            victim: 5,
-            moved: 1,
-        },
-        0,
-        0,
-    )]]);
-    let err = run_sim(
-        &spec(1),
-        &no_victim,
-        &Tasks::with_costs(&costs),
-        &CostModel::zero(),
-    )
-    .unwrap_err();
-    assert!(err.to_string().contains("worker 5"), "{err}");
+    let stolen_from_5 = Source::Stolen {
+        victim: 5,
+        moved: 1,
+    };
+    let cases = [
+        (
+            "twice",
+            vec![task(0, Source::Local, 0, 0), task(0, Source::Local, 0, 0)],
+            "task 0 twice",
+        ),
+        ("out of range", vec![task(9, Source::Local, 0, 0)], "task 9"),
+        ("no victim", vec![task(0, stolen_from_5, 0, 0)], "worker 5"),
+    ];
+    for (what, script, expected) in cases {
+        let err = run_sim(
+            &spec(1),
+            &Scripted(vec![script]),
+            &Tasks::with_costs(&costs),
+            &CostModel::zero(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, RunError::Invalid(_)), "{what}: {err}");
+        assert!(err.to_string().contains(expected), "{what}: {err}");
+    }
 }
 
 #[test]

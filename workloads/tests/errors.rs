@@ -143,69 +143,47 @@ fn invalid_durations() {
     }
 }
 
+/// A parse's outcome with the value dropped and the error as its message.
+fn outcome<T>(r: Result<T, workloads::SpecError>) -> Result<(), String> {
+    r.map(drop).map_err(|e| e.to_string())
+}
+
 #[test]
 fn invalid_arrivals_speeds_and_kinds() {
     let cases: Vec<(Result<(), String>, &str)> = vec![
         (
-            Arrivals::parse("poisson(rate=-5/s)")
-                .map(drop)
-                .map_err(|e| e.to_string()),
+            outcome(Arrivals::parse("poisson(rate=-5/s)")),
             "poisson: parameter rate must be > 0",
         ),
         (
-            Arrivals::parse("poisson(rate=5/hour)")
-                .map(drop)
-                .map_err(|e| e.to_string()),
+            outcome(Arrivals::parse("poisson(rate=5/hour)")),
             "per s, ms, us or ns",
         ),
         (
-            Arrivals::parse("poisson()")
-                .map(drop)
-                .map_err(|e| e.to_string()),
+            outcome(Arrivals::parse("poisson()")),
             "missing parameter rate",
         ),
         (
-            Arrivals::parse("poisson(lambda=3)")
-                .map(drop)
-                .map_err(|e| e.to_string()),
+            outcome(Arrivals::parse("poisson(lambda=3)")),
             "unknown parameter 'lambda'",
         ),
         (
-            Arrivals::parse("bursty")
-                .map(drop)
-                .map_err(|e| e.to_string()),
+            outcome(Arrivals::parse("bursty")),
             "unknown arrival process 'bursty'",
         ),
+        (outcome(Arrivals::parse("closed(1)")), "takes no parameters"),
         (
-            Arrivals::parse("closed(1)")
-                .map(drop)
-                .map_err(|e| e.to_string()),
-            "takes no parameters",
-        ),
-        (
-            parse_speeds("1,0,1").map(drop).map_err(|e| e.to_string()),
+            outcome(parse_speeds("1,0,1")),
             "speeds: parameter speed 2 must be > 0, got 0",
         ),
+        (outcome(parse_speeds("1,,1")), "speed 2"),
+        (outcome(parse_speeds("1,fast")), "'fast'"),
         (
-            parse_speeds("1,,1").map(drop).map_err(|e| e.to_string()),
-            "speed 2",
-        ),
-        (
-            parse_speeds("1,fast").map(drop).map_err(|e| e.to_string()),
-            "'fast'",
-        ),
-        (
-            parse_speeds("turbo").map(drop).map_err(|e| e.to_string()),
+            outcome(parse_speeds("turbo")),
             "unknown speed profile 'turbo'",
         ),
-        (
-            parse_speeds("1,inf").map(drop).map_err(|e| e.to_string()),
-            "finite",
-        ),
-        (
-            Kind::parse("nap").map(drop).map_err(|e| e.to_string()),
-            "unknown kind of work 'nap'",
-        ),
+        (outcome(parse_speeds("1,inf")), "finite"),
+        (outcome(Kind::parse("nap")), "unknown kind of work 'nap'"),
     ];
     for (result, word) in cases {
         let msg = result.expect_err(word);
