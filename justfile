@@ -32,7 +32,7 @@ sim-bench:
 
 # Sim against real threads on the same closed workload (P = 2, sleep tasks of 1-3 ms).
 validate:
-    cargo test --release -p strategies --test sim_vs_threads -- --nocapture
+    cargo test --release -p strategies --test sim_vs_threads -- --ignored --nocapture
 
 # The heavy queueing-theory rows (M/M/c at c = 16 and rho = 0.9, ~110M customers), in release.
 sim-theory:

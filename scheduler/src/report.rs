@@ -31,6 +31,37 @@ pub struct Quantiles {
     pub max: u64,
 }
 
+/// First bucket edge of [`RunReport::latency_buckets`], in ns.
+const BUCKET_FIRST_NS: f64 = 1_000.0;
+/// Growth factor between bucket edges of [`RunReport::latency_buckets`].
+const BUCKET_GROWTH: f64 = 1.189_207_115_002_721; // 2^(1/4)
+
+/// `[upper_ns, count]` per non-empty log-spaced bucket of `h` (see
+/// [`RunReport::latency_buckets`]).
+fn compact_buckets(h: &Histogram<u32>) -> Vec<[u64; 2]> {
+    let mut out: Vec<[u64; 2]> = Vec::new();
+    if h.is_empty() {
+        return out;
+    }
+    let mut edge = BUCKET_FIRST_NS;
+    let mut count = 0u64;
+    for v in h.iter_recorded() {
+        let value = h.highest_equivalent(v.value_iterated_to());
+        while value as f64 > edge {
+            if count > 0 {
+                out.push([edge.ceil() as u64, count]);
+                count = 0;
+            }
+            edge *= BUCKET_GROWTH;
+        }
+        count += u64::from(v.count_at_value());
+    }
+    if count > 0 {
+        out.push([edge.ceil() as u64, count]);
+    }
+    out
+}
+
 impl Quantiles {
     fn of(h: &Histogram<u32>) -> Self {
         if h.is_empty() {
@@ -189,6 +220,11 @@ pub struct RunReport {
     /// latency).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mean_in_system: Option<f64>,
+    /// The latency histogram in compact form, enough to draw a CDF: `[upper_ns, count]` per
+    /// non-empty bucket, buckets growing by a factor of 2^(1/4) from 1 µs (values below 1 µs
+    /// share the first bucket), ascending. Empty when nothing was timed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_buckets: Vec<[u64; 2]>,
 }
 
 impl RunReport {
@@ -468,6 +504,7 @@ pub(crate) fn finish(
         notes: meta.notes,
         events: None,
         mean_in_system: None,
+        latency_buckets: compact_buckets(&hist.latency),
     }
 }
 
@@ -502,6 +539,25 @@ mod tests {
         assert!(q.max >= 2_999_000_000, "{q:?}");
         assert_eq!(q.p50, 20);
         assert_eq!(Quantiles::of(&h.wait).max, 1_000);
+    }
+
+    #[test]
+    fn compact_buckets_keep_every_count_in_order() {
+        let mut t = Tally::new(1.0, 1.0, 0);
+        let mut h = Histograms::new();
+        for (i, d) in [10u64, 500, 1_500, 1_600, 50_000, 3_000_000_000]
+            .into_iter()
+            .enumerate()
+        {
+            t.ran(&mut h, 0, i, 0, 0, d);
+        }
+        let b = compact_buckets(&h.latency);
+        assert_eq!(b.iter().map(|x| x[1]).sum::<u64>(), 6);
+        assert_eq!(b[0], [1_000, 2], "values under 1 us share the first bucket");
+        assert!(b.windows(2).all(|w| w[0][0] < w[1][0]), "{b:?}");
+        let last = b.last().unwrap();
+        assert!(last[0] >= 3_000_000_000 && last[0] < 3_600_000_000, "{b:?}");
+        assert!(compact_buckets(&Histograms::new().latency).is_empty());
     }
 
     #[test]

@@ -1,15 +1,18 @@
 //! The sim engine against the threads engine: the same strategy values and the same task costs
 //! (sleeps on threads, virtual time in the sim) give makespans within 20% of each other.
 //!
-//! This is the one test here that reads a wall clock; sleeping tasks keep it robust on loaded
-//! machines (a sleep needs no cpu), and the bound is loose. Run with `--nocapture` to see the
-//! makespans and their ratio.
+//! It compares wall-clock makespans, so it is a validation run, not part of the default test
+//! suite (a busy CI machine can stretch real sleeps past any fixed bound): it is `#[ignore]`d
+//! and runs with `just validate`
+//! (`cargo test --release -p strategies --test sim_vs_threads -- --ignored --nocapture`),
+//! which prints the makespans and their ratio.
 
 use std::time::Duration;
 
 use scheduler::{run_sim, run_threads, CostModel, RunSpec, SmallRng, Tasks};
 
 #[test]
+#[ignore = "wall-clock validation: run with `just validate`"]
 fn sim_and_threads_agree_on_makespan() {
     // 40 tasks of 1–3 ms on 2 workers: ~40 ms per run.
     let mut rng = SmallRng::new(4);
