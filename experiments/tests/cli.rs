@@ -202,10 +202,6 @@ fn bad_input_exits_2_with_one_line_and_no_output() {
             &["--strategy", "spt", "--estimate-error", "-1"],
             "--estimate-error",
         ),
-        (
-            &["--strategy", "spt", "--workers", "ten"],
-            "invalid value 'ten'",
-        ),
     ];
     for (extra, expected) in cases {
         let mut args: Vec<&str> = base.to_vec();
