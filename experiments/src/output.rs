@@ -9,7 +9,9 @@ use crate::CliError;
 /// Write `text` to `file` (created or truncated) or, with `None`, to standard output.
 pub fn emit(text: &str, file: Option<&Path>) -> Result<(), CliError> {
     match file {
-        Some(path) => write_file(path, text.as_bytes()),
+        // Straight to the file (not through a rename: FILE may be a device such as /dev/full).
+        Some(path) => std::fs::write(path, text.as_bytes())
+            .map_err(|e| CliError::Run(anyhow::anyhow!("writing {}: {e}", path.display()))),
         None => {
             let mut out = io::stdout().lock();
             match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
