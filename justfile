@@ -5,6 +5,40 @@
 default:
     @just --list
 
+# The main job: the default suite (quick) into results/quick, then its report.
+quick:
+    cargo run --release -p experiments -- suite quick --fresh
+    cargo run --release -p experiments -- report results/quick
+
+# Any suite by name or file (shipped: quick heterogeneity scaling estimates heterogeneous-workers queueing).
+suite name *flags:
+    cargo run --release -p experiments -- suite {{name}} {{flags}}
+
+# The report of a finished suite (results/NAME).
+report name:
+    cargo run --release -p experiments -- report results/{{name}}
+
+# Every shipped suite and its report (resumable: rerun to finish an interrupted one).
+all:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    for s in quick heterogeneity scaling estimates heterogeneous-workers queueing; do
+        cargo run --release -p experiments -- suite "$s" --resume
+        cargo run --release -p experiments -- report "results/$s"
+    done
+
+# Check every shipped suite (expand and validate, run nothing).
+dry-run:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    for s in quick heterogeneity scaling estimates heterogeneous-workers queueing; do
+        cargo run -q -p experiments -- suite "$s" --dry-run > /dev/null
+    done
+
+# A real Slurm run on this machine (root; installs slurm-wlm and munge): quick as a 3-task array, merged, compared with an unsharded run.
+slurm-check:
+    bash experiments/slurm/check.sh
+
 # Run one strategy on one workload (override: just run 'central(chunk=4)' 'gamma(mean=100us,k=0.5)').
 run strategy="work-stealing" workload="lognormal(mean=100us,sigma=1.5)" tasks="20000" workers="2":
     cargo run --release -p experiments -- run --strategy '{{strategy}}' --workload '{{workload}}' --tasks {{tasks}} --workers {{workers}}

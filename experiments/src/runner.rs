@@ -4,8 +4,8 @@
 //! Durability: each run's row is appended to `runs.jsonl` in one write, flushed and synced as
 //! the run ends, so a suite killed at any moment loses at most the run in progress. `--resume`
 //! reads the rows back (dropping a line cut short by the kill), skips every run already there,
-//! and so ends with every run exactly once. `runs.csv` and `summary.json` are rebuilt from
-//! `runs.jsonl` at the end (and on resume), so they always agree with it.
+//! and so ends with every run exactly once. `runs.csv` gets each row as well; it and
+//! `summary.json` are rebuilt from `runs.jsonl` at the end (and on resume), so they agree with it.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::OpenOptions;
@@ -332,10 +332,17 @@ pub fn suite(args: &SuiteArgs) -> Result<(), CliError> {
     }
     write_file(&layout.suite_toml(), suite.text.as_bytes())?;
     let topo = scheduler::Topology::detect();
+    // A resumed suite keeps the time it first started.
+    let started_at = args
+        .resume
+        .then(|| std::fs::read_to_string(layout.meta_json()).ok())
+        .flatten()
+        .and_then(|t| serde_json::from_str::<SuiteMeta>(&t).ok())
+        .map_or_else(now_rfc3339, |m| m.started_at);
     let mut meta = SuiteMeta {
         suite: name.clone(),
         question: suite.file.question.clone(),
-        started_at: now_rfc3339(),
+        started_at,
         finished_at: None,
         hostname: hostname(),
         cpus: topo.cpus(),
@@ -380,6 +387,12 @@ pub fn suite(args: &SuiteArgs) -> Result<(), CliError> {
         .append(true)
         .open(&path)
         .map_err(|e| io_err(&path, e))?;
+    // runs.csv follows along (rebuilt in suite order at the end).
+    let csv_path = layout.runs_csv();
+    let mut csv = OpenOptions::new()
+        .append(true)
+        .open(&csv_path)
+        .map_err(|e| io_err(&csv_path, e))?;
     let started = Instant::now();
     let mut progress = Progress::new(todo.len());
     for r in &todo {
@@ -414,6 +427,9 @@ pub fn suite(args: &SuiteArgs) -> Result<(), CliError> {
             .and_then(|()| file.flush())
             .and_then(|()| file.sync_data())
             .map_err(|e| io_err(&path, e))?;
+        csv.write_all(crate::csv::row(&row).as_bytes())
+            .and_then(|()| csv.flush())
+            .map_err(|e| io_err(&csv_path, e))?;
         rows.push(row);
         progress.finished(&what);
     }

@@ -20,12 +20,27 @@ fn schedlab(args: &[&str]) -> Output {
         .expect("the schedlab binary runs")
 }
 
-/// A fresh, empty temporary directory for one test.
-fn tmp(name: &str) -> PathBuf {
+/// A fresh, empty temporary directory for one test, removed when the test ends.
+struct TmpDir(PathBuf);
+
+impl std::ops::Deref for TmpDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tmp(name: &str) -> TmpDir {
     let d = std::env::temp_dir().join(format!("schedlab-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TmpDir(d)
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
