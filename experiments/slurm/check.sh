@@ -3,7 +3,7 @@
 # start munged, slurmctld and slurmd (a one-node cluster), submit the quick suite as a 3-task
 # array plus a merge job, wait, and check that the merged results hold exactly the runs of an
 # unsharded run of the same suite, with identical reports for every simulator run.
-# Needs root (apt-get, daemons). Leaves the daemons stopped and everything under $WORK.
+# Needs root (apt-get, daemons). Stops the daemons it started; leaves its files under $WORK.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -28,8 +28,10 @@ say "starting munged"
 if [ ! -s /etc/munge/munge.key ]; then mungekey --create --force; fi
 chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key
 mkdir -p /run/munge && chown munge:munge /run/munge
+STARTED_MUNGE=
 if ! munge -n >/dev/null 2>&1; then
     runuser -u munge -- /usr/sbin/munged
+    STARTED_MUNGE=1
 fi
 munge -n | unmunge >/dev/null
 
@@ -67,6 +69,9 @@ stop() {
     for p in slurmd slurmctld; do
         if [ -s "$WORK/$p.pid" ]; then kill "$(cat "$WORK/$p.pid")" 2>/dev/null || true; fi
     done
+    if [ -n "$STARTED_MUNGE" ] && [ -s /run/munge/munged.pid ]; then
+        kill "$(cat /run/munge/munged.pid)" 2>/dev/null || true
+    fi
 }
 trap stop EXIT
 slurmctld -f "$SLURM_CONF"

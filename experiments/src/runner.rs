@@ -396,9 +396,18 @@ pub fn suite(args: &SuiteArgs) -> Result<(), CliError> {
     let started = Instant::now();
     let mut progress = Progress::new(todo.len());
     for r in &todo {
-        let plan = RunPlan::new(&r.args)?;
+        // A failing run names itself by the command that reproduces it; the rows before it
+        // stay, and --resume picks up from here.
+        let failed = |e: CliError| {
+            let msg = match e {
+                CliError::Input(m) => m,
+                CliError::Run(e) => format!("{e:#}"),
+            };
+            CliError::Run(anyhow::anyhow!("run failed: {}: {msg}", r.command))
+        };
+        let plan = RunPlan::new(&r.args).map_err(failed)?;
         let t0 = Instant::now();
-        let report = plan.execute()?;
+        let report = plan.execute().map_err(failed)?;
         let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
         let what = format!(
             "{}/{} {} {} P={} rep {}: efficiency {:.3}",
