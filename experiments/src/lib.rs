@@ -23,6 +23,7 @@
 pub mod bench;
 pub mod cli;
 pub mod human;
+pub mod report_cmd;
 pub mod run;
 
 /// How a command failed: bad input (exit 2) or a failure while running (exit 1).
@@ -102,5 +103,7 @@ pub fn dispatch(cli: cli::Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Bench(args) => bench::main(&args),
+        Command::Report(args) => report_cmd::report(&args),
+        Command::Compare(args) => report_cmd::compare(&args),
     }
 }
