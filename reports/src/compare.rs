@@ -57,9 +57,11 @@ pub struct Change {
     pub new: Stat,
     /// `new / base − 1`.
     pub rel: f64,
-    /// 95% CI half-width of `rel` (Welch: standard errors from both sides, Welch–Satterthwaite
-    /// degrees of freedom).
+    /// 95% CI half-width of `rel`: paired (Student t over the per-seed ratios) when both sides
+    /// ran the same seeds, else Welch (Welch–Satterthwaite degrees of freedom).
     pub ci95: f64,
+    /// Whether the interval is the paired one.
+    pub paired: bool,
     /// The verdict.
     pub verdict: Verdict,
 }
@@ -114,13 +116,35 @@ pub fn relative_change(base: &Stat, new: &Stat) -> (f64, f64) {
     (rel, t975(df) * var.sqrt() / base.mean)
 }
 
-/// Compare `new` against `base`, cell by cell (matched by cell key).
+/// The paired relative change: mean and 95% CI half-width of `new_i / base_i − 1` over pairs
+/// (runs with the same seed, hence the same task set). `None` with fewer than 2 pairs.
+pub fn paired_change(pairs: &[(f64, f64)]) -> Option<(f64, f64)> {
+    if pairs.len() < 2 || pairs.iter().any(|p| p.0 <= 0.0) {
+        return None;
+    }
+    let d: Vec<f64> = pairs.iter().map(|(b, n)| n / b - 1.0).collect();
+    let s = Stat::of(&d);
+    Some((s.mean, s.ci95))
+}
+
+/// Compare `new` against `base`, cell by cell (matched by cell key). When both sides ran the
+/// same seeds for a cell, runs are paired by seed (the same task set on both sides), which
+/// removes the workload-to-workload variance from the interval; otherwise the two sides are
+/// compared as independent samples (Welch).
 pub fn compare(base: &Suite, new: &Suite) -> Comparison {
+    let open = |c: &CellSummary| theory::poisson_rate(&c.coords.arrivals).is_some();
     let metric_of = |c: &CellSummary| {
-        if theory::poisson_rate(&c.coords.arrivals).is_some() {
+        if open(c) {
             ("p99 latency", c.p99_ns)
         } else {
             ("makespan", c.makespan_ns)
+        }
+    };
+    let value = |open: bool, r: &crate::results::RunRow| {
+        if open {
+            r.report.latency_ns.p99 as f64
+        } else {
+            r.report.makespan_ns as f64
         }
     };
     let mut changes = Vec::new();
@@ -135,7 +159,29 @@ pub fn compare(base: &Suite, new: &Suite) -> Comparison {
             };
             let (metric, bs) = metric_of(b);
             let (_, ns) = metric_of(n);
-            let (rel, ci95) = relative_change(&bs, &ns);
+            let (br, nr) = (base.rows_of(&b.cell), new.rows_of(&b.cell));
+            let mut bseeds: Vec<u64> = br.iter().map(|r| r.seed).collect();
+            let mut nseeds: Vec<u64> = nr.iter().map(|r| r.seed).collect();
+            bseeds.sort_unstable();
+            nseeds.sort_unstable();
+            let unique = bseeds.windows(2).all(|w| w[0] != w[1]);
+            let pairs: Vec<(f64, f64)> = if unique && bseeds == nseeds {
+                br.iter()
+                    .filter_map(|x| {
+                        let y = nr.iter().find(|y| y.seed == x.seed)?;
+                        Some((value(open(b), x), value(open(b), y)))
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let (rel, ci95, paired) = match paired_change(&pairs) {
+                Some((rel, ci)) => (rel, ci, true),
+                None => {
+                    let (rel, ci) = relative_change(&bs, &ns);
+                    (rel, ci, false)
+                }
+            };
             let verdict = if rel.abs() <= ci95 {
                 Verdict::NoChange
             } else if rel < 0.0 {
@@ -156,6 +202,7 @@ pub fn compare(base: &Suite, new: &Suite) -> Comparison {
                 new: ns,
                 rel,
                 ci95,
+                paired,
                 verdict,
             });
         }
@@ -184,6 +231,7 @@ impl Comparison {
     pub fn markdown(&self) -> String {
         let mut m = format!("# Compare: {} (base) → {} (new)\n\n", self.base, self.new);
         m.push_str("| matrix | cell | metric | base | new | change | 95% CI | verdict |\n|---|---|---|---:|---:|---:|---:|---|\n");
+        let paired = self.changes.iter().filter(|c| c.paired).count();
         for c in &self.changes {
             let _ = writeln!(
                 m,
@@ -198,6 +246,11 @@ impl Comparison {
                 c.verdict.as_str()
             );
         }
+        let _ = writeln!(
+            m,
+            "\nChange = new/base − 1 of the mean; 95% CI paired by seed for {paired} of {} cells (same seeds on both sides), Welch otherwise; \"no change\" where the CI covers zero.",
+            self.changes.len()
+        );
         if !self.only_base.is_empty() {
             let _ = writeln!(
                 m,
@@ -308,7 +361,7 @@ pub fn compare_html(cmp: &Comparison, figure: &Files) -> String {
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let _ = writeln!(h, "<figure><img src=\"{}\" alt=\"relative change per cell\"><figcaption>Each row is a cell; the marker is the relative change of its metric (makespan for closed workloads, p99 latency for open arrivals) from base to new, the bar its 95% confidence interval (Welch). A bar that crosses the zero line is no change.</figcaption></figure>", escape(&png));
+    let _ = writeln!(h, "<figure><img src=\"{}\" alt=\"relative change per cell\"><figcaption>Each row is a cell; the marker is the relative change of its metric (makespan for closed workloads, p99 latency for open arrivals) from base to new, the bar its 95% confidence interval (paired by seed where both sides ran the same seeds, Welch otherwise). A bar that crosses the zero line is no change.</figcaption></figure>", escape(&png));
     h.push_str("<table><tr><th>matrix</th><th>cell</th><th>metric</th><th>base</th><th>new</th><th>change</th><th>95% CI</th><th>verdict</th></tr>\n");
     for c in &cmp.changes {
         let class = match c.verdict {

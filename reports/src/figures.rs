@@ -54,8 +54,17 @@ fn skip<T>(why: impl Into<String>) -> Result<T, FigureError> {
     Err(FigureError::Skip(why.into()))
 }
 
-/// Width of the legend column on the right of every figure.
-const LEGEND_W: u32 = 250;
+/// Width of the legend column on the right of every figure: wide enough for the suite's
+/// longest strategy name (with a prefix such as "measured: "), between 230 and 430 pixels.
+fn legend_w(suite: &Suite) -> u32 {
+    let longest = suite
+        .cells
+        .iter()
+        .map(|c| c.coords.strategy.chars().count())
+        .max()
+        .unwrap_or(10);
+    ((longest + 10) as f64 * 7.6 + 45.0).clamp(230.0, 430.0) as u32
+}
 
 fn text_style(px: u32) -> TextStyle<'static> {
     TextStyle::from((FONT, px).into_font()).color(&BLACK)
@@ -95,7 +104,7 @@ fn legend<DB: DrawingBackend>(
                 }
             }
         }
-        let shown = truncate(name, 30);
+        let shown = truncate(name, 52);
         area.draw(&Text::new(
             shown,
             (38, y - (LABEL_PX as i32) / 2),
@@ -105,6 +114,29 @@ fn legend<DB: DrawingBackend>(
         y += 22;
     }
     Ok(())
+}
+
+/// `matrix` as a file-name stem: ASCII letters, digits, `-` and `_` kept, the rest `_`.
+///
+/// ```
+/// assert_eq!(reports::figures::slug("a b/<c>"), "a_b__c_");
+/// ```
+pub fn slug(matrix: &str) -> String {
+    let s: String = matrix
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() {
+        "matrix".into()
+    } else {
+        s
+    }
 }
 
 /// `s` cut to `n` characters with an ellipsis.
@@ -214,7 +246,7 @@ fn bars(
             BarMetric::Efficiency => c.efficiency,
         }
     };
-    let (what, ylabel, slug) = match metric {
+    let (what, ylabel, kind) = match metric {
         BarMetric::Lif => (
             "Load imbalance (LIF)",
             "LIF = max busy / mean busy (1 = perfect)",
@@ -232,10 +264,10 @@ fn bars(
         .fold(1.0f64, f64::max)
         * 1.12;
     let n = cats.len();
-    let name = format!("{matrix}-{slug}");
+    let name = format!("{}-{kind}", slug(matrix));
     let title = format!("{what} by strategy — {matrix}");
     let files = render_both!(dir, &name, opts.size, |root| {
-        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(LEGEND_W));
+        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
         let mut chart = ChartBuilder::on(&main)
             .caption(&title, (FONT, TITLE_PX))
             .margin(10)
@@ -243,7 +275,8 @@ fn bars(
             .y_label_area_size(70)
             .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..top)
             .map_err(err)?;
-        let max_chars = ((opts.size.0 - LEGEND_W - 90) as usize / n.max(1) / 8).max(6);
+        let max_chars =
+            ((opts.size.0.saturating_sub(legend_w(suite) + 90)) as usize / n.max(1) / 8).max(6);
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -415,11 +448,11 @@ pub fn latency_cdf(suite: &Suite, matrix: &str, opts: &CdfOptions, dir: &Path) -
         .flat_map(|c| c.1.iter().map(|p| p.0));
     let (lo, hi) = all.fold((f64::INFINITY, 0f64), |(a, b), x| (a.min(x), b.max(x)));
     let (lo, hi) = ((lo / 1.5).max(1.0), (hi * 1.5).max(lo * 10.0));
-    let name = format!("{matrix}-latency-cdf");
+    let name = format!("{}-latency-cdf", slug(matrix));
     let title = format!("Latency CDF — {matrix}");
     let (rows_n, cols_n) = grid(shown.len());
     let files = render_both!(dir, &name, opts.size, |root| {
-        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(LEGEND_W));
+        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
         let (head, body) = main.split_vertically(36);
         head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
             .map_err(err)?;
@@ -568,11 +601,11 @@ pub fn per_worker_busy(
         .flat_map(|r| r.2.report.per_worker.iter().map(|w| w.busy_ns as f64))
         .fold(1.0, f64::max)
         * 1.1;
-    let name = format!("{matrix}-per-worker");
+    let name = format!("{}-per-worker", slug(matrix));
     let title = format!("Busy time per worker — {matrix}: {}", truncate(cat, 50));
     let (rn, cn) = grid(runs.len());
     let files = render_both!(dir, &name, opts.size, |root| {
-        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(LEGEND_W));
+        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
         let (head, body) = main.split_vertically(36);
         head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
             .map_err(err)?;
@@ -708,7 +741,7 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
         .iter()
         .map(|r| r.report.makespan_ns as f64)
         .fold(1.0, f64::max);
-    let name = format!("{matrix}-gantt");
+    let name = format!("{}-gantt", slug(matrix));
     let title = format!("Timeline — {matrix}: {}", truncate(cat, 50));
     let mut truncated = Vec::new();
     for r in &runs {
@@ -723,7 +756,7 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
         }
     }
     let files = render_both!(dir, &name, opts.size, |root| {
-        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(LEGEND_W));
+        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
         let (head, body) = main.split_vertically(36);
         head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
             .map_err(err)?;
@@ -1000,7 +1033,7 @@ pub fn scaling(suite: &Suite, matrix: &str, opts: &ScalingOptions, dir: &Path) -
         .flat_map(|s| s.2.iter().map(|p| p.1 + p.2))
         .fold(1.0, f64::max)
         * 1.08;
-    let name = format!("{matrix}-scaling");
+    let name = format!("{}-scaling", slug(matrix));
     let title = format!("Scaling — {matrix}");
     let curve = |f: &dyn Fn(f64) -> f64| -> Vec<(f64, f64)> {
         (0..=60)
@@ -1009,7 +1042,7 @@ pub fn scaling(suite: &Suite, matrix: &str, opts: &ScalingOptions, dir: &Path) -
             .collect()
     };
     let files = render_both!(dir, &name, opts.size, |root| {
-        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(LEGEND_W));
+        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
         let (head, body) = main.split_vertically(36);
         head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
             .map_err(err)?;
@@ -1212,10 +1245,10 @@ pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path)
         .fold(0.0, f64::max)
         .clamp(0.5, 1.0)
         * 1.05;
-    let name = format!("{matrix}-queueing");
+    let name = format!("{}-queueing", slug(matrix));
     let title = format!("Queueing: mean wait vs utilisation — {matrix}");
     let files = render_both!(dir, &name, opts.size, |root| {
-        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(LEGEND_W));
+        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
         let mut chart = ChartBuilder::on(&main)
             .caption(&title, (FONT, TITLE_PX))
             .margin(10)
@@ -1348,10 +1381,10 @@ pub fn estimates(suite: &Suite, matrix: &str, opts: &EstimatesOptions, dir: &Pat
             * 1.1
     };
     let (lmax, mmax) = (top(&lat), top(&mk));
-    let name = format!("{matrix}-estimates");
+    let name = format!("{}-estimates", slug(matrix));
     let title = format!("Sensitivity to estimate error — {matrix}");
     let files = render_both!(dir, &name, opts.size, |root| {
-        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(LEGEND_W));
+        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
         let (head, body) = main.split_vertically(36);
         head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
             .map_err(err)?;
@@ -1452,10 +1485,10 @@ pub fn heterogeneous(
         .flat_map(|s| s.2.iter().map(|p| p.0.max(p.1)))
         .fold(0.0, f64::max)
         * 1.1;
-    let name = format!("{matrix}-heterogeneous");
+    let name = format!("{}-heterogeneous", slug(matrix));
     let title = format!("Work share vs speed share — {matrix}");
     let files = render_both!(dir, &name, opts.size, |root| {
-        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(LEGEND_W));
+        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
         let mut chart = ChartBuilder::on(&main)
             .caption(&title, (FONT, TITLE_PX))
             .margin(10)

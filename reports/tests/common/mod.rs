@@ -39,8 +39,21 @@ impl Cell {
 
 /// Run one repetition of `cell` on the sim engine; the timeline is kept for repetition 0.
 pub fn run(suite: &str, cell: &Cell, repetition: u32) -> RunRow {
+    run_as(suite, cell, repetition, "")
+}
+
+/// Like [`run`], but the run is made with the sim cost model `cost` (e.g. `local=10us`) while
+/// the row keeps `cell`'s coordinates: a stand-in for a strategy whose code got slower (for
+/// compare tests). `""` is the default model.
+pub fn run_as(suite: &str, cell: &Cell, repetition: u32, cost: &str) -> RunRow {
     let seed = 1 + u64::from(repetition);
     let strategy = strategies::parse(&cell.strategy).expect("fixture strategy");
+    let canonical = strategy.spec();
+    let cost_model: CostModel = if cost.is_empty() {
+        CostModel::default()
+    } else {
+        cost.parse().expect("fixture cost model")
+    };
     let distribution = Distribution::parse(&cell.workload).expect("fixture workload");
     let arrivals = Arrivals::parse(&cell.arrivals).expect("fixture arrivals");
     let speeds = if cell.speeds.is_empty() {
@@ -76,12 +89,12 @@ pub fn run(suite: &str, cell: &Cell, repetition: u32) -> RunRow {
         estimate_ns: Some(&taskset.estimate_ns),
         release_ns: Some(&taskset.arrival_ns),
     };
-    let report = scheduler::run_sim(&spec, strategy.as_ref(), &tasks, &CostModel::default())
-        .expect("fixture run");
+    let report =
+        scheduler::run_sim(&spec, strategy.as_ref(), &tasks, &cost_model).expect("fixture run");
     let coords = Coordinates {
         engine: "sim".into(),
         kind: "virtual".into(),
-        strategy: report.strategy.clone(),
+        strategy: canonical,
         workload: cell.workload.clone(),
         workers: cell.workers,
         tasks: cell.tasks,
