@@ -195,7 +195,7 @@ pub fn index_html(page: &Page<'_>) -> String {
             let svg = file_name(&f.files.svg);
             let _ = writeln!(
                 h,
-                "<figure id=\"{}\"><a href=\"{}\"><img src=\"{}\" alt=\"{}\" loading=\"lazy\"></a>\n<figcaption><strong>{}.</strong> {} <a href=\"{}\">SVG</a></figcaption></figure>",
+                "<figure id=\"{}\"><a href=\"{}\"><img src=\"{}\" alt=\"{}\"></a>\n<figcaption><strong>{}.</strong> {} <a href=\"{}\">SVG</a></figcaption></figure>",
                 escape(&f.name),
                 escape(&svg),
                 escape(&png),
