@@ -55,7 +55,7 @@ fn skip<T>(why: impl Into<String>) -> Result<T, FigureError> {
 }
 
 /// Width of the legend column on the right of every figure: wide enough for the suite's
-/// longest strategy name (with a prefix such as "measured: "), between 230 and 430 pixels.
+/// longest strategy name (with a prefix such as "measured: "), between 220 and 400 pixels.
 fn legend_w(suite: &Suite) -> u32 {
     let longest = suite
         .cells
@@ -63,7 +63,7 @@ fn legend_w(suite: &Suite) -> u32 {
         .map(|c| c.coords.strategy.chars().count())
         .max()
         .unwrap_or(10);
-    ((longest + 10) as f64 * 7.6 + 45.0).clamp(230.0, 430.0) as u32
+    ((longest + 6) as f64 * 6.5 + 45.0).clamp(220.0, 400.0) as u32
 }
 
 fn text_style(px: u32) -> TextStyle<'static> {
@@ -276,7 +276,7 @@ fn bars(
             .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..top)
             .map_err(err)?;
         let max_chars =
-            ((opts.size.0.saturating_sub(legend_w(suite) + 90)) as usize / n.max(1) / 8).max(6);
+            ((opts.size.0.saturating_sub(legend_w(suite) + 90)) as usize / n.max(1) / 7).max(6);
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -772,7 +772,7 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
                 .caption(
                     format!(
                         "{} — makespan {}, {} steals",
-                        truncate(&r.report.strategy, 30),
+                        truncate(&r.report.strategy, 24),
                         fmt_ns(r.report.makespan_ns as f64),
                         r.report.steals
                     ),

@@ -187,8 +187,25 @@ pub fn index_html(page: &Page<'_>) -> String {
         h.push_str(&links.join(" · "));
         h.push_str(" · <a href=\"summary.md\">summary.md</a></p>\n");
     }
-    for (t, figs, skipped) in &page.matrices {
-        let _ = writeln!(h, "<h2>Matrix: {}</h2>", escape(&t.matrix));
+    if page.matrices.len() > 1 {
+        h.push_str("<p class=\"meta\">Matrices: ");
+        let toc: Vec<String> = page
+            .matrices
+            .iter()
+            .enumerate()
+            .map(|(i, (t, figs, _))| {
+                format!(
+                    "<a href=\"#m{i}\">{}</a> ({} figures)",
+                    escape(&t.matrix),
+                    figs.len()
+                )
+            })
+            .collect();
+        h.push_str(&toc.join(" · "));
+        h.push_str("</p>\n");
+    }
+    for (i, (t, figs, skipped)) in page.matrices.iter().enumerate() {
+        let _ = writeln!(h, "<h2 id=\"m{i}\">Matrix: {}</h2>", escape(&t.matrix));
         table_html(&mut h, t);
         for f in figs {
             let png = file_name(&f.files.png);

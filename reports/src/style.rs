@@ -243,24 +243,30 @@ macro_rules! render_both {
         (|| -> Result<$crate::style::Files, String> {
             $crate::style::ensure_font();
             let files = $crate::style::files($dir, $name);
-            {
+            let at = |p: &std::path::Path| {
+                let p = p.display().to_string();
+                move |e: String| format!("{p}: {e}")
+            };
+            (|| -> Result<(), String> {
                 let $root =
                     plotters::prelude::SVGBackend::new(&files.svg, $size).into_drawing_area();
                 $root
                     .fill(&plotters::prelude::WHITE)
                     .map_err($crate::style::err)?;
                 $body?;
-                $root.present().map_err($crate::style::err)?;
-            }
-            {
+                $root.present().map_err($crate::style::err)
+            })()
+            .map_err(at(&files.svg))?;
+            (|| -> Result<(), String> {
                 let $root =
                     plotters::prelude::BitMapBackend::new(&files.png, $size).into_drawing_area();
                 $root
                     .fill(&plotters::prelude::WHITE)
                     .map_err($crate::style::err)?;
                 $body?;
-                $root.present().map_err($crate::style::err)?;
-            }
+                $root.present().map_err($crate::style::err)
+            })()
+            .map_err(at(&files.png))?;
             Ok(files)
         })()
     }};
