@@ -67,10 +67,15 @@ report-check dir="":
     set -euo pipefail
     d="{{dir}}"
     if [ -z "$d" ]; then
-        cargo run --release -p reports --example demo_report -- target/demo-report
+        cargo run -p reports --example demo_report -- target/demo-report
         d=target/demo-report/report
     fi
     if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+        sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+        $sudo apt-get update -qq
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    fi
+    if ! command -v node >/dev/null; then
+        echo "report-check: needs node (apt-get install nodejs)" >&2; exit 2
     fi
     node reports/tools/report_check.mjs "$d/index.html" "$d/screenshot.png"
