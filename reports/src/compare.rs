@@ -153,13 +153,17 @@ pub fn compare(base: &Suite, new: &Suite) -> Comparison {
         let cells = base.cells_of(&m);
         let axes = varying(&cells);
         for b in cells {
-            let Some(n) = new.cells.iter().find(|c| c.cell == b.cell) else {
+            let Some(n) = new
+                .cells
+                .iter()
+                .find(|c| c.cell == b.cell && c.matrix == b.matrix)
+            else {
                 only_base.push(b.cell.clone());
                 continue;
             };
             let (metric, bs) = metric_of(b);
             let (_, ns) = metric_of(n);
-            let (br, nr) = (base.rows_of(&b.cell), new.rows_of(&b.cell));
+            let (br, nr) = (base.rows_of(b), new.rows_of(n));
             let mut bseeds: Vec<u64> = br.iter().map(|r| r.seed).collect();
             let mut nseeds: Vec<u64> = nr.iter().map(|r| r.seed).collect();
             bseeds.sort_unstable();
@@ -210,7 +214,12 @@ pub fn compare(base: &Suite, new: &Suite) -> Comparison {
     let only_new = new
         .cells
         .iter()
-        .filter(|c| !base.cells.iter().any(|b| b.cell == c.cell))
+        .filter(|c| {
+            !base
+                .cells
+                .iter()
+                .any(|b| b.cell == c.cell && b.matrix == c.matrix)
+        })
         .map(|c| c.cell.clone())
         .collect();
     Comparison {

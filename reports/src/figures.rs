@@ -397,7 +397,7 @@ pub fn latency_cdf(suite: &Suite, matrix: &str, opts: &CdfOptions, dir: &Path) -
     let cells = suite.cells_of(matrix);
     let has = |c: &&CellSummary| {
         suite
-            .rows_of(&c.cell)
+            .rows_of(c)
             .iter()
             .any(|r| !r.report.latency_buckets.is_empty())
     };
@@ -413,7 +413,7 @@ pub fn latency_cdf(suite: &Suite, matrix: &str, opts: &CdfOptions, dir: &Path) -
         .map(|(_, g)| {
             g.iter()
                 .map(|c| {
-                    let rows = suite.rows_of(&c.cell);
+                    let rows = suite.rows_of(c);
                     let b = merged_buckets(&rows);
                     let total: u64 = b.iter().map(|x| x.1).sum();
                     let mut cum = 0u64;
@@ -589,7 +589,7 @@ pub fn per_worker_busy(
         .iter()
         .filter_map(|c| {
             let j = strats.iter().position(|s| s == &c.coords.strategy)?;
-            Some((j, *c, suite.first_row(&c.cell)?))
+            Some((j, *c, suite.first_row(c)?))
         })
         .take(opts.max_panels.max(1))
         .collect();
@@ -712,7 +712,7 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
         .into_iter()
         .filter(|c| {
             suite
-                .first_row(&c.cell)
+                .first_row(c)
                 .is_some_and(|r| r.report.timeline.as_ref().is_some_and(|t| !t.is_empty()))
         })
         .collect();
@@ -726,7 +726,7 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
     let strats = strategies(&cells);
     let runs: Vec<&RunRow> = g
         .iter()
-        .filter_map(|c| suite.first_row(&c.cell))
+        .filter_map(|c| suite.first_row(c))
         .take(opts.max_panels.max(1))
         .collect();
     let spans = |r: &RunRow| r.report.timeline.clone().unwrap_or_default();
@@ -1200,7 +1200,7 @@ pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path)
         let mut pts = Vec::new();
         let mut mean_service = Vec::new();
         for c in g {
-            let rows = suite.rows_of(&c.cell);
+            let rows = suite.rows_of(c);
             let lambda = theory::poisson_rate(&c.coords.arrivals).unwrap_or(0.0) / 1e9; // per ns
             let es = mean_of(&rows, |r| {
                 r.report.total_work_ns as f64 / r.report.tasks.max(1) as f64
@@ -1346,7 +1346,7 @@ pub fn estimates(suite: &Suite, matrix: &str, opts: &EstimatesOptions, dir: &Pat
             j,
             g.iter()
                 .map(|c| {
-                    let s = mean_of(&suite.rows_of(&c.cell), |r| r.report.latency_ns.mean);
+                    let s = mean_of(&suite.rows_of(c), |r| r.report.latency_ns.mean);
                     (c.coords.estimate_error, s.mean, s.ci95)
                 })
                 .collect(),
@@ -1397,7 +1397,7 @@ pub fn estimates(suite: &Suite, matrix: &str, opts: &EstimatesOptions, dir: &Pat
                 .caption(what, (FONT, LABEL_PX + 1))
                 .margin(8)
                 .x_label_area_size(36)
-                .y_label_area_size(60)
+                .y_label_area_size(72)
                 .build_cartesian_2d(0f64..xmax, 0f64..ymax)
                 .map_err(err)?;
             chart
@@ -1454,7 +1454,7 @@ pub fn heterogeneous(
     let mut series: Vec<Series> = Vec::new();
     let strats = strategies(&cells);
     for c in &cells {
-        let Some(r) = suite.first_row(&c.cell) else {
+        let Some(r) = suite.first_row(c) else {
             continue;
         };
         let pw = &r.report.per_worker;

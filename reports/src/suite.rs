@@ -265,14 +265,17 @@ impl Suite {
         self.cells.iter().filter(|c| c.matrix == matrix).collect()
     }
 
-    /// The rows of `cell`.
-    pub fn rows_of(&self, cell: &str) -> Vec<&RunRow> {
-        self.rows.iter().filter(|r| r.cell == cell).collect()
+    /// The rows of cell `c` (same matrix and cell key).
+    pub fn rows_of(&self, c: &CellSummary) -> Vec<&RunRow> {
+        self.rows
+            .iter()
+            .filter(|r| r.cell == c.cell && r.matrix == c.matrix)
+            .collect()
     }
 
-    /// The row of `cell` to show alone (repetition 0 if present, else the first).
-    pub fn first_row(&self, cell: &str) -> Option<&RunRow> {
-        let rows = self.rows_of(cell);
+    /// The row of cell `c` to show alone (repetition 0 if present, else the first).
+    pub fn first_row(&self, c: &CellSummary) -> Option<&RunRow> {
+        let rows = self.rows_of(c);
         rows.iter()
             .find(|r| r.repetition == 0)
             .or(rows.first())

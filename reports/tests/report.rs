@@ -347,3 +347,29 @@ fn compare_says_no_change_for_the_same_suite_and_a_change_for_a_slower_strategy(
     let html = std::fs::read_to_string(&out.html).unwrap();
     assert!(html.contains("1 regressed"), "{html}");
 }
+
+#[test]
+fn summarize_keeps_the_same_coordinates_in_two_matrices_apart() {
+    let rows = fixture();
+    let cells = reports::results::summarize(rows);
+    // The fixture's lpt cell at estimate error 0 is also the balance matrix's lpt cell.
+    let lpt: Vec<_> = cells
+        .iter()
+        .filter(|c| {
+            c.coords.strategy == "lpt"
+                && c.coords
+                    .workload
+                    .starts_with("lognormal(mean=100us,sigma=1.5)")
+                && c.coords.estimate_error == 0.0
+        })
+        .collect();
+    assert_eq!(lpt.len(), 2, "one per matrix");
+    assert!(
+        lpt.iter().all(|c| c.makespan_ns.n == 3),
+        "each with its own 3 repetitions"
+    );
+    assert_eq!(lpt[0].cell, lpt[1].cell);
+    assert_ne!(lpt[0].matrix, lpt[1].matrix);
+    let total: usize = cells.iter().map(|c| c.makespan_ns.n).sum();
+    assert_eq!(total, rows.len());
+}
