@@ -193,14 +193,17 @@ pub fn compare(base: &Suite, new: &Suite) -> Comparison {
             } else {
                 Verdict::Regressed
             };
-            let mut axes_l = axes.clone();
-            if !axes_l.contains(&crate::suite::Axis::Strategy) {
-                axes_l.insert(0, crate::suite::Axis::Strategy);
-            }
+            // The varying axes first, the strategy last (long specs get cut at the end).
+            let others = label(&b.coords, &axes, &[crate::suite::Axis::Strategy]);
+            let label = if others == "all" {
+                b.coords.strategy.clone()
+            } else {
+                format!("{others} · {}", b.coords.strategy)
+            };
             changes.push(Change {
                 cell: b.cell.clone(),
                 matrix: m.clone(),
-                label: label(&b.coords, &axes_l, &[]),
+                label,
                 metric,
                 base: bs,
                 new: ns,
@@ -232,7 +235,11 @@ pub fn compare(base: &Suite, new: &Suite) -> Comparison {
 }
 
 fn pct(x: f64) -> String {
-    format!("{:+.1}%", x * 100.0)
+    if (x * 100.0).abs() < 0.05 {
+        "0%".into()
+    } else {
+        format!("{:+.1}%", x * 100.0)
+    }
 }
 
 impl Comparison {
@@ -293,7 +300,7 @@ impl Comparison {
 /// The change figure: one row per cell, its relative change with the 95% CI, a line at zero.
 pub fn change_figure(cmp: &Comparison, dir: &Path) -> Result<Files, String> {
     let n = cmp.changes.len().max(1);
-    let size = (960u32, (110 + 26 * n as u32).min(4000));
+    let size = (1100u32, (110 + 26 * n as u32).min(4000));
     let span = cmp
         .changes
         .iter()
@@ -301,12 +308,16 @@ pub fn change_figure(cmp: &Comparison, dir: &Path) -> Result<Files, String> {
         .fold(0.01, f64::max)
         * 1.2;
     let title = format!("Change {} → {} (95% CI)", cmp.base, cmp.new);
+    let many = cmp
+        .changes
+        .iter()
+        .any(|c| c.matrix != cmp.changes[0].matrix);
     render_both!(dir, "change", size, |root| {
         let mut chart = ChartBuilder::on(&root)
             .caption(&title, (FONT, TITLE_PX))
             .margin(10)
             .x_label_area_size(40)
-            .y_label_area_size(330)
+            .y_label_area_size(440)
             .build_cartesian_2d(-span..span, -0.5f64..n as f64 - 0.5)
             .map_err(err)?;
         chart
@@ -347,7 +358,16 @@ pub fn change_figure(cmp: &Comparison, dir: &Path) -> Result<Files, String> {
             draw_marker(chart.plotting_area(), (c.rel, y), m, col)?;
             let p = chart.backend_coord(&(-span, y));
             root.draw(&Text::new(
-                format!("{} [{}]", truncate(&c.label, 36), c.verdict.as_str()),
+                format!(
+                    "{}{} [{}]",
+                    if many {
+                        format!("{}: ", c.matrix)
+                    } else {
+                        String::new()
+                    },
+                    truncate(&c.label, 50),
+                    c.verdict.as_str()
+                ),
                 (p.0 - 8, p.1),
                 right.clone(),
             ))
