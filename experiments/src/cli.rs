@@ -79,6 +79,12 @@ pub enum Command {
         after_help = "Example:\n  cargo run --release -p experiments -- bench --workers 2 --tasks 1000000"
     )]
     Bench(BenchArgs),
+    /// Draw the figures, index.html and summary.md of a results directory (no rerun).
+    #[command(after_help = "Example:\n  schedlab report results/quick --out /tmp/quick-report")]
+    Report(crate::report_cmd::ReportArgs),
+    /// Compare two results directories of the same suite: relative change per cell, 95% CI.
+    #[command(after_help = "Example:\n  schedlab compare results/quick-before results/quick")]
+    Compare(crate::report_cmd::CompareArgs),
 }
 
 const RUN_EXAMPLES: &str = "Examples:

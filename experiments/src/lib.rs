@@ -25,6 +25,7 @@ pub mod cli;
 pub mod csv;
 pub mod human;
 pub mod output;
+pub mod report_cmd;
 pub mod run;
 pub mod runner;
 pub mod suite;
@@ -98,6 +99,8 @@ pub fn dispatch(cli: cli::Cli) -> Result<(), CliError> {
             output::emit(&text, None)
         }
         Command::Bench(args) => bench::main(&args),
+        Command::Report(args) => report_cmd::report(&args),
+        Command::Compare(args) => report_cmd::compare(&args),
     }
 }
 

@@ -289,23 +289,26 @@ pub struct CellSummary {
     pub p99_ns: Stat,
 }
 
-/// Group rows by cell (in order of first appearance) and summarise each cell.
+/// Group rows by matrix and cell (in order of first appearance) and summarise each cell. The
+/// same coordinates in two matrices are two cells.
 pub fn summarize(rows: &[RunRow]) -> Vec<CellSummary> {
-    let mut order: Vec<&str> = Vec::new();
-    let mut groups: HashMap<&str, Vec<&RunRow>> = HashMap::new();
+    let mut order: Vec<(&str, &str)> = Vec::new();
+    let mut groups: HashMap<(&str, &str), Vec<&RunRow>> = HashMap::new();
     for r in rows {
+        let key = (r.matrix.as_str(), r.cell.as_str());
         groups
-            .entry(r.cell.as_str())
+            .entry(key)
             .or_insert_with(|| {
-                order.push(r.cell.as_str());
+                order.push(key);
                 Vec::new()
             })
             .push(r);
     }
     order
         .into_iter()
-        .map(|cell| {
-            let g = &groups[cell];
+        .map(|key| {
+            let (_, cell) = key;
+            let g = &groups[&key];
             let stat =
                 |f: &dyn Fn(&RunRow) -> f64| Stat::of(&g.iter().map(|r| f(r)).collect::<Vec<_>>());
             CellSummary {
