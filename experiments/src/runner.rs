@@ -257,6 +257,26 @@ impl Progress {
     }
 }
 
+/// A run's coordinates in short: strategy, workload, P and whatever differs from the defaults.
+fn label(c: &reports::results::Coordinates) -> String {
+    let mut s = format!("{} {} P={}", c.strategy, c.workload, c.workers);
+    for (k, v, default) in [
+        ("speeds", c.speeds.as_str(), ""),
+        ("arrivals", c.arrivals.as_str(), "closed"),
+        ("pin", c.pin.as_str(), "none"),
+        ("topology", c.topology.as_str(), ""),
+        ("cost", c.cost.as_str(), ""),
+    ] {
+        if v != default {
+            s.push_str(&format!(" {k}={v}"));
+        }
+    }
+    if c.estimate_error != 0.0 {
+        s.push_str(&format!(" estimate_error={}", c.estimate_error));
+    }
+    s
+}
+
 /// `schedlab suite`.
 pub fn suite(args: &SuiteArgs) -> Result<(), CliError> {
     // 1. Everything is checked before anything is written.
@@ -410,12 +430,10 @@ pub fn suite(args: &SuiteArgs) -> Result<(), CliError> {
         let report = plan.execute().map_err(failed)?;
         let wall_ms = t0.elapsed().as_secs_f64() * 1e3;
         let what = format!(
-            "{}/{} {} {} P={} rep {}: efficiency {:.3}",
+            "{}/{} {} rep {}: efficiency {:.3}",
             name,
             r.matrix,
-            r.coords.strategy,
-            r.coords.workload,
-            r.coords.workers,
+            label(&r.coords),
             r.repetition,
             report.efficiency
         );
