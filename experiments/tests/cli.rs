@@ -9,7 +9,7 @@ fn schedlab(args: &[&str]) -> Output {
         .expect("the schedlab binary runs")
 }
 
-/// Every field DESIGN.md promises in a RunReport.
+/// Every field docs/json-contract.md promises in a RunReport.
 const CONTRACT: &[&str] = &[
     "strategy",
     "workload",
