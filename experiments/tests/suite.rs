@@ -712,3 +712,50 @@ fn a_closed_pipe_and_a_full_disk_exit_cleanly() {
         assert!(String::from_utf8_lossy(&o.stderr).contains("/dev/full"));
     }
 }
+
+#[test]
+fn ctrl_c_keeps_finished_runs_and_resume_completes() {
+    let dir = tmp("sigint");
+    let file = write(&dir, "slow.toml", SLOW_SUITE);
+    let out = dir.join("out");
+    let total = Suite::parse(SLOW_SUITE, "slow").unwrap().runs.len();
+    let mut child = Command::new(BIN)
+        .args(["suite", s(&file), "--out", s(&out)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let jsonl = out.join("runs.jsonl");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while std::fs::read_to_string(&jsonl).map_or(0, |t| t.lines().count()) < 3 {
+        assert!(Instant::now() < deadline, "the suite made no progress");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SIGINT, as Ctrl-C sends it.
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the suite finished before the interrupt");
+    let kept = read_runs(&jsonl).unwrap().0.len();
+    assert!(kept >= 3 && kept < total, "{kept} of {total}");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("meta.json")).unwrap()).unwrap();
+    assert!(
+        meta["finished_at"].is_null(),
+        "an interrupted suite has no end time"
+    );
+    ok(&run_suite(&file, &out, &["--resume"]), "resume");
+    let rows = rows(&out);
+    assert_eq!(rows.len(), total);
+    let ids: std::collections::HashSet<(String, u32)> = rows
+        .iter()
+        .map(|r| (r.cell.clone(), r.repetition))
+        .collect();
+    assert_eq!(ids.len(), total);
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("meta.json")).unwrap()).unwrap();
+    assert!(meta["finished_at"].is_string());
+}
