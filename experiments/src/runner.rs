@@ -28,7 +28,8 @@ pub struct SuiteArgs {
     /// queueing) or a suite file (.toml).
     #[arg(default_value = "quick")]
     pub suite: String,
-    /// Results directory (default: results/<suite name>).
+    /// Results directory (default: results/<suite name>, or results/<suite name>.shard-K-of-N
+    /// with --shard).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Skip runs already in the results directory's runs.jsonl and finish the rest.
@@ -287,10 +288,11 @@ pub fn suite(args: &SuiteArgs) -> Result<(), CliError> {
         None => suite.runs.iter().collect(),
     };
     let name = &suite.file.name;
-    let dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("results").join(name));
+    // Shards default to a directory of their own, so that several can run side by side.
+    let dir = args.out.clone().unwrap_or_else(|| match shard {
+        Some((k, n)) => PathBuf::from("results").join(format!("{name}.shard-{k}-of-{n}")),
+        None => PathBuf::from("results").join(name),
+    });
     let layout = Layout::new(&dir);
     let cells: HashSet<&str> = suite.runs.iter().map(|r| r.cell.as_str()).collect();
     note(&format!(
