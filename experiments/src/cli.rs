@@ -96,7 +96,7 @@ const SUITE_EXAMPLES: &str = "Examples:
   schedlab suite quick                      # the default suite, into results/quick
   schedlab suite heterogeneity --dry-run    # expand and check; print each run's command
   schedlab suite quick --resume             # finish an interrupted suite
-  schedlab suite quick --shard 2/3             # into results/quick.shard-2-of-3
+  schedlab suite quick --shard 2/3          # into results/quick.shard-2-of-3
   schedlab suite my-suite.toml --out /tmp/mine";
 
 /// Turn a clap error into the exit: help and version print normally (exit 0); `schedlab` with
