@@ -37,7 +37,7 @@ pub enum Command {
     /// Run one strategy on one workload and print its report.
     #[command(after_help = RUN_EXAMPLES)]
     Run(Box<RunArgs>),
-    /// Run a suite (a matrix of runs) into results/<suite>/; resumable and shardable.
+    /// Run a suite (a matrix of runs) into results/SUITE/; resumable and shardable.
     #[command(after_help = SUITE_EXAMPLES)]
     Suite(SuiteArgs),
     /// Join the results directories of a suite's shards into one.

@@ -28,8 +28,8 @@ pub struct SuiteArgs {
     /// queueing) or a suite file (.toml).
     #[arg(default_value = "quick")]
     pub suite: String,
-    /// Results directory (default: results/<suite name>, or results/<suite name>.shard-K-of-N
-    /// with --shard).
+    /// Results directory (default: results/NAME, or results/NAME.shard-K-of-N with --shard;
+    /// NAME is the suite's name).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Skip runs already in the results directory's runs.jsonl and finish the rest.
@@ -307,6 +307,14 @@ pub fn suite(args: &SuiteArgs) -> Result<(), CliError> {
     ));
     note(&format!("  {}", suite.file.question));
     note(&format!("  estimate: {}", estimate(&runs)));
+    let threads_ns: f64 = runs.iter().filter_map(|r| r.min_wall_ns).sum();
+    if threads_ns > 3600e9 && shard.is_none() {
+        note(&format!(
+            "  this suite needs at least {} on one machine; --shard K/N spreads it over several \
+             (see experiments/slurm/)",
+            fmt_duration(Duration::from_secs_f64(threads_ns / 1e9))
+        ));
+    }
     if args.dry_run {
         let mut text = String::new();
         for r in &runs {
