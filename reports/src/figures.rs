@@ -1,0 +1,1594 @@
+//! One function per figure. Each takes the loaded [`Suite`], the matrix to draw, a small
+//! options struct and the output directory; it writes `<matrix>-<figure>.svg` and `.png` and
+//! returns a [`Figure`] (title, caption, files), or [`FigureError::Skip`] with the reason when
+//! the matrix lacks the axes the figure needs.
+
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::results::{CellSummary, RunRow, Stat};
+use crate::style::{
+    self, color, draw_hatched, draw_marker, err, hatch, marker, render_both, Files, Hatch, Marker,
+    AXIS_PX, FONT, GRID, LABEL_PX, REFERENCE, SIZE, TITLE_PX,
+};
+use crate::suite::{group, label, strategies, varying, Axis, Suite};
+use crate::theory;
+
+/// A figure written to disk.
+#[derive(Clone, Debug)]
+pub struct Figure {
+    /// File stem, e.g. `balance-lif`.
+    pub name: String,
+    /// Title.
+    pub title: String,
+    /// How to read it.
+    pub caption: String,
+    /// Results worth printing (e.g. the fitted serial fraction).
+    pub notes: Vec<String>,
+    /// The SVG and PNG.
+    pub files: Files,
+}
+
+/// Why a figure was not drawn.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FigureError {
+    /// The matrix does not have what the figure needs (the reason says what).
+    Skip(String),
+    /// Drawing or writing failed.
+    Draw(String),
+}
+
+impl From<String> for FigureError {
+    fn from(e: String) -> Self {
+        FigureError::Draw(e)
+    }
+}
+
+/// Result of one figure function.
+pub type FigureResult = Result<Figure, FigureError>;
+
+fn skip<T>(why: impl Into<String>) -> Result<T, FigureError> {
+    Err(FigureError::Skip(why.into()))
+}
+
+/// Width of the legend column on the right of every figure: wide enough for the suite's
+/// longest strategy name (with a prefix such as "measured: "), between 220 and 400 pixels.
+fn legend_w(suite: &Suite) -> u32 {
+    let longest = suite
+        .cells
+        .iter()
+        .map(|c| c.coords.strategy.chars().count())
+        .max()
+        .unwrap_or(10);
+    ((longest + 6) as f64 * 6.5 + 45.0).clamp(220.0, 400.0) as u32
+}
+
+fn text_style(px: u32) -> TextStyle<'static> {
+    TextStyle::from((FONT, px).into_font()).color(&BLACK)
+}
+
+/// One legend entry.
+enum Key {
+    Bar(Hatch, RGBColor),
+    Line(Option<Marker>, RGBColor, bool),
+}
+
+/// Draw the legend `items` in `area` (the right-hand column), top-aligned at `y0`.
+fn legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    y0: i32,
+    items: &[(String, Key)],
+) -> Result<(), String> {
+    let mut y = y0;
+    for (name, key) in items {
+        match key {
+            Key::Bar(h, c) => draw_hatched(area, (8, y - 7), (30, y + 7), *h, *c)?,
+            Key::Line(m, c, dashed) => {
+                if *dashed {
+                    for k in 0..3 {
+                        area.draw(&PathElement::new(
+                            vec![(6 + k * 9, y), (12 + k * 9, y)],
+                            c.stroke_width(2),
+                        ))
+                        .map_err(err)?;
+                    }
+                } else {
+                    area.draw(&PathElement::new(vec![(6, y), (32, y)], c.stroke_width(2)))
+                        .map_err(err)?;
+                }
+                if let Some(m) = m {
+                    draw_marker(area, (19, y), *m, *c)?;
+                }
+            }
+        }
+        let shown = truncate(name, 52);
+        area.draw(&Text::new(
+            shown,
+            (38, y - (LABEL_PX as i32) / 2),
+            text_style(LABEL_PX - 1),
+        ))
+        .map_err(err)?;
+        y += 22;
+    }
+    Ok(())
+}
+
+/// `matrix` as a file-name stem: ASCII letters, digits, `-` and `_` kept, the rest `_`.
+///
+/// ```
+/// assert_eq!(reports::figures::slug("a b/<c>"), "a_b__c_");
+/// ```
+pub fn slug(matrix: &str) -> String {
+    let s: String = matrix
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() {
+        "matrix".into()
+    } else {
+        s
+    }
+}
+
+/// `s` cut to `n` characters with an ellipsis.
+pub fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// A duration in ns as a short label (`850ns`, `12.5us`, `3.2ms`, `1.5s`).
+pub fn fmt_ns(ns: f64) -> String {
+    let a = ns.abs();
+    if a == 0.0 {
+        return "0".into();
+    }
+    let (v, u) = if a >= 1e9 {
+        (ns / 1e9, "s")
+    } else if a >= 1e6 {
+        (ns / 1e6, "ms")
+    } else if a >= 1e3 {
+        (ns / 1e3, "us")
+    } else {
+        (ns, "ns")
+    };
+    let digits = if v.abs() >= 100.0 {
+        0
+    } else if v.abs() >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{v:.digits$}{u}")
+}
+
+/// Grid shape for `n` panels.
+fn grid(n: usize) -> (usize, usize) {
+    match n {
+        0 | 1 => (1, 1),
+        2 => (1, 2),
+        3 | 4 => (2, 2),
+        5 | 6 => (2, 3),
+        _ => (2, 4),
+    }
+}
+
+/// Map a chart coordinate to pixels relative to `area`'s origin.
+fn rel(base: (i32, i32), p: (i32, i32)) -> (i32, i32) {
+    (p.0 - base.0, p.1 - base.1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bars: LIF and efficiency
+
+/// Which metric a bar figure shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BarMetric {
+    /// Load imbalance factor (max busy / mean busy); 1 is perfect.
+    Lif,
+    /// Efficiency (lower bound / makespan); 1 is perfect.
+    Efficiency,
+}
+
+/// Options of [`lif_bars`] and [`efficiency_bars`].
+#[derive(Clone, Debug)]
+pub struct BarOptions {
+    /// Pixel size.
+    pub size: (u32, u32),
+}
+
+impl Default for BarOptions {
+    fn default() -> Self {
+        BarOptions { size: SIZE }
+    }
+}
+
+/// LIF by strategy for each workload (and other varying axes): grouped bars with 95% CI
+/// whiskers over repetitions and a reference line at 1.0.
+pub fn lif_bars(suite: &Suite, matrix: &str, opts: &BarOptions, dir: &Path) -> FigureResult {
+    bars(suite, matrix, BarMetric::Lif, opts, dir)
+}
+
+/// Efficiency (lower bound / makespan) by strategy, the same layout as [`lif_bars`].
+pub fn efficiency_bars(suite: &Suite, matrix: &str, opts: &BarOptions, dir: &Path) -> FigureResult {
+    bars(suite, matrix, BarMetric::Efficiency, opts, dir)
+}
+
+fn bars(
+    suite: &Suite,
+    matrix: &str,
+    metric: BarMetric,
+    opts: &BarOptions,
+    dir: &Path,
+) -> FigureResult {
+    let cells = suite.cells_of(matrix);
+    if cells.is_empty() {
+        return skip("no cells");
+    }
+    let cats = group(&cells, &[Axis::Strategy]);
+    let strats = strategies(&cells);
+    let stat = |c: &CellSummary| -> Stat {
+        match metric {
+            BarMetric::Lif => c.lif,
+            BarMetric::Efficiency => c.efficiency,
+        }
+    };
+    let (what, ylabel, kind) = match metric {
+        BarMetric::Lif => (
+            "Load imbalance (LIF)",
+            "LIF = max busy / mean busy (1 = perfect)",
+            "lif",
+        ),
+        BarMetric::Efficiency => (
+            "Efficiency",
+            "efficiency = lower bound / makespan (1 = ideal)",
+            "efficiency",
+        ),
+    };
+    let top = cells
+        .iter()
+        .map(|c| stat(c).mean + stat(c).ci95)
+        .fold(1.0f64, f64::max)
+        * 1.12;
+    let n = cats.len();
+    let name = format!("{}-{kind}", slug(matrix));
+    let title = format!("{what} by strategy — {matrix}");
+    let files = render_both!(dir, &name, opts.size, |root| {
+        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
+        let mut chart = ChartBuilder::on(&main)
+            .caption(&title, (FONT, TITLE_PX))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..top)
+            .map_err(err)?;
+        let max_chars =
+            ((opts.size.0.saturating_sub(legend_w(suite) + 90)) as usize / n.max(1) / 7).max(6);
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .bold_line_style(GRID.stroke_width(1))
+            .light_line_style(WHITE.stroke_width(0))
+            .x_labels(0)
+            .y_desc(ylabel)
+            .label_style((FONT, LABEL_PX))
+            .axis_desc_style((FONT, AXIS_PX))
+            .draw()
+            .map_err(err)?;
+        let ns = strats.len().max(1) as f64;
+        let bw = 0.8 / ns;
+        let base = main.get_base_pixel();
+        let below = text_style(LABEL_PX).pos(Pos::new(HPos::Center, VPos::Top));
+        for (i, (cat, _)) in cats.iter().enumerate() {
+            let p = rel(base, chart.backend_coord(&(i as f64, 0.0)));
+            main.draw(&Text::new(
+                truncate(cat, max_chars),
+                (p.0, p.1 + 8),
+                below.clone(),
+            ))
+            .map_err(err)?;
+        }
+        for (i, (_, group)) in cats.iter().enumerate() {
+            for (j, s) in strats.iter().enumerate() {
+                let Some(c) = group.iter().find(|c| &c.coords.strategy == s) else {
+                    continue;
+                };
+                let st = stat(c);
+                let x0 = i as f64 - 0.4 + j as f64 * bw;
+                let a = rel(base, chart.backend_coord(&(x0 + 0.1 * bw, 0.0)));
+                let b = rel(base, chart.backend_coord(&(x0 + 0.9 * bw, st.mean)));
+                draw_hatched(&main, a, b, hatch(j), color(j))?;
+                if st.ci95 > 0.0 {
+                    let xc = x0 + 0.5 * bw;
+                    let (lo, hi) = (st.mean - st.ci95, st.mean + st.ci95);
+                    let cap = 0.2 * bw;
+                    for seg in [
+                        vec![(xc, lo), (xc, hi)],
+                        vec![(xc - cap, lo), (xc + cap, lo)],
+                        vec![(xc - cap, hi), (xc + cap, hi)],
+                    ] {
+                        chart
+                            .draw_series(std::iter::once(PathElement::new(
+                                seg,
+                                BLACK.stroke_width(1),
+                            )))
+                            .map_err(err)?;
+                    }
+                }
+            }
+        }
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(-0.5, 1.0), (n as f64 - 0.5, 1.0)],
+                8,
+                5,
+                REFERENCE.stroke_width(2),
+            ))
+            .map_err(err)?;
+        let mut items: Vec<(String, Key)> = strats
+            .iter()
+            .enumerate()
+            .map(|(j, s)| (s.clone(), Key::Bar(hatch(j), color(j))))
+            .collect();
+        items.push(("1.0 (perfect)".into(), Key::Line(None, REFERENCE, true)));
+        legend(&side, 50, &items)
+    })?;
+    let caption = match metric {
+        BarMetric::Lif => "Each bar is one strategy's mean load imbalance factor (busiest worker's busy time over the mean) over repetitions; whiskers are 95% confidence intervals of the mean (Student t). The dashed line at 1.0 is perfect balance: the further a bar rises above it, the longer the busiest worker ran while others idled.",
+        BarMetric::Efficiency => "Each bar is one strategy's mean efficiency, the lower bound on the makespan (total work over total speed, or the longest task) divided by the measured makespan; whiskers are 95% confidence intervals. 1.0 (dashed) means the run finished as early as any schedule could; 0.8 means it took 25% longer than that bound.",
+    };
+    Ok(Figure {
+        name,
+        title,
+        caption: caption.into(),
+        notes: Vec::new(),
+        files,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Latency CDF
+
+/// Options of [`latency_cdf`].
+#[derive(Clone, Debug)]
+pub struct CdfOptions {
+    /// Pixel size.
+    pub size: (u32, u32),
+    /// At most this many panels (categories); the rest are listed in the caption.
+    pub max_panels: usize,
+}
+
+impl Default for CdfOptions {
+    fn default() -> Self {
+        CdfOptions {
+            size: SIZE,
+            max_panels: 4,
+        }
+    }
+}
+
+/// The merged `[upper_ns, count]` buckets of `rows`.
+fn merged_buckets(rows: &[&RunRow]) -> Vec<(u64, u64)> {
+    let mut m: std::collections::BTreeMap<u64, u64> = Default::default();
+    for r in rows {
+        for [u, c] in &r.report.latency_buckets {
+            *m.entry(*u).or_default() += c;
+        }
+    }
+    m.into_iter().collect()
+}
+
+/// Latency CDF per strategy on a log time axis, from the stored histograms (all repetitions
+/// merged), one panel per workload (and other varying axes); p50 and p99 marked.
+pub fn latency_cdf(suite: &Suite, matrix: &str, opts: &CdfOptions, dir: &Path) -> FigureResult {
+    let cells = suite.cells_of(matrix);
+    let has = |c: &&CellSummary| {
+        suite
+            .rows_of(c)
+            .iter()
+            .any(|r| !r.report.latency_buckets.is_empty())
+    };
+    let cells: Vec<&CellSummary> = cells.into_iter().filter(has).collect();
+    if cells.is_empty() {
+        return skip("no run stored a latency histogram (latency_buckets)");
+    }
+    let cats = group(&cells, &[Axis::Strategy]);
+    let strats = strategies(&cells);
+    let shown: Vec<_> = cats.iter().take(opts.max_panels.max(1)).collect();
+    let curves: Vec<Vec<Curve>> = shown
+        .iter()
+        .map(|(_, g)| {
+            g.iter()
+                .map(|c| {
+                    let rows = suite.rows_of(c);
+                    let b = merged_buckets(&rows);
+                    let total: u64 = b.iter().map(|x| x.1).sum();
+                    let mut cum = 0u64;
+                    let mut pts = Vec::with_capacity(b.len() + 1);
+                    if let Some(first) = b.first() {
+                        pts.push((first.0 as f64 / 1.19, 0.0));
+                    }
+                    for (u, n) in &b {
+                        cum += n;
+                        pts.push((*u as f64, cum as f64 / total.max(1) as f64));
+                    }
+                    let mean = |f: &dyn Fn(&RunRow) -> u64| {
+                        rows.iter().map(|r| f(r) as f64).sum::<f64>() / rows.len().max(1) as f64
+                    };
+                    let j = strats
+                        .iter()
+                        .position(|s| s == &c.coords.strategy)
+                        .unwrap_or(0);
+                    (
+                        j,
+                        pts,
+                        mean(&|r| r.report.latency_ns.p50),
+                        mean(&|r| r.report.latency_ns.p99),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let all = curves
+        .iter()
+        .flatten()
+        .flat_map(|c| c.1.iter().map(|p| p.0));
+    let (lo, hi) = all.fold((f64::INFINITY, 0f64), |(a, b), x| (a.min(x), b.max(x)));
+    let (lo, hi) = ((lo / 1.5).max(1.0), (hi * 1.5).max(lo * 10.0));
+    let name = format!("{}-latency-cdf", slug(matrix));
+    let title = format!("Latency CDF — {matrix}");
+    let (rows_n, cols_n) = grid(shown.len());
+    let files = render_both!(dir, &name, opts.size, |root| {
+        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
+        let (head, body) = main.split_vertically(36);
+        head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
+            .map_err(err)?;
+        let panels = body.split_evenly((rows_n, cols_n));
+        for (k, ((cat, _), curves)) in shown.iter().zip(&curves).enumerate() {
+            let area = &panels[k];
+            let mut chart = ChartBuilder::on(area)
+                .caption(truncate(cat, 60), (FONT, LABEL_PX + 1))
+                .margin(8)
+                .x_label_area_size(36)
+                .y_label_area_size(50)
+                .build_cartesian_2d((lo..hi).log_scale(), 0f64..1.02)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .bold_line_style(GRID.stroke_width(1))
+                .light_line_style(WHITE.stroke_width(0))
+                .x_labels(6)
+                .x_label_formatter(&|x: &f64| fmt_ns(*x))
+                .x_desc("latency (completion − release), log scale")
+                .y_desc("fraction of tasks ≤ x")
+                .label_style((FONT, LABEL_PX - 1))
+                .axis_desc_style((FONT, LABEL_PX))
+                .draw()
+                .map_err(err)?;
+            for y in [0.5, 0.99] {
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        vec![(lo, y), (hi, y)],
+                        4,
+                        4,
+                        GRID.mix(1.0).stroke_width(1),
+                    ))
+                    .map_err(err)?;
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        if y == 0.5 { "p50" } else { "p99" },
+                        (lo * 1.05, y - 0.01),
+                        text_style(LABEL_PX - 2).color(&REFERENCE),
+                    )))
+                    .map_err(err)?;
+            }
+            for (j, pts, p50, p99) in curves {
+                let c = color(*j);
+                chart
+                    .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
+                    .map_err(err)?;
+                for (x, y) in [(*p50, 0.5), (*p99, 0.99)] {
+                    if x > 0.0 {
+                        draw_marker(chart.plotting_area(), (x.max(lo), y), marker(*j), c)?;
+                    }
+                }
+            }
+        }
+        let items: Vec<(String, Key)> = strats
+            .iter()
+            .enumerate()
+            .map(|(j, s)| (s.clone(), Key::Line(Some(marker(j)), color(j), false)))
+            .collect();
+        legend(&side, 60, &items)
+    })?;
+    let mut caption = "Each curve is the fraction of tasks (y) that completed within a latency x after their release, from the runs' stored log-bucket histograms (buckets 2^(1/4) wide, all repetitions merged). Markers sit at each strategy's measured p50 (y = 0.5) and p99 (y = 0.99). A curve further left is faster; a long flat tail to the right is a latency tail.".to_string();
+    if cats.len() > shown.len() {
+        caption.push_str(&format!(
+            " Showing {} of {} groups; not shown: {}.",
+            shown.len(),
+            cats.len(),
+            cats[shown.len()..]
+                .iter()
+                .map(|c| c.0.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    Ok(Figure {
+        name,
+        title,
+        caption,
+        notes: Vec::new(),
+        files,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-worker busy time and Gantt
+
+/// The group whose strategies differ most in LIF (the one the per-worker figures show).
+fn most_imbalanced<'a>(
+    cats: &'a [(String, Vec<&'a CellSummary>)],
+) -> &'a (String, Vec<&'a CellSummary>) {
+    let spread = |g: &[&CellSummary]| {
+        let it = g.iter().map(|c| c.lif.mean);
+        it.clone().fold(f64::NEG_INFINITY, f64::max) - it.fold(f64::INFINITY, f64::min)
+    };
+    cats.iter()
+        .max_by(|a, b| spread(&a.1).total_cmp(&spread(&b.1)))
+        .unwrap_or(&cats[0])
+}
+
+/// Options of [`per_worker_busy`].
+#[derive(Clone, Debug)]
+pub struct BusyOptions {
+    /// Pixel size.
+    pub size: (u32, u32),
+    /// At most this many strategies (panels).
+    pub max_panels: usize,
+}
+
+impl Default for BusyOptions {
+    fn default() -> Self {
+        BusyOptions {
+            size: SIZE,
+            max_panels: 8,
+        }
+    }
+}
+
+/// Per-worker busy time of one run per strategy (repetition 0), for the group where the
+/// strategies' LIF differs most: the imbalance made visible.
+pub fn per_worker_busy(
+    suite: &Suite,
+    matrix: &str,
+    opts: &BusyOptions,
+    dir: &Path,
+) -> FigureResult {
+    let cells = suite.cells_of(matrix);
+    if cells.is_empty() {
+        return skip("no cells");
+    }
+    let cats = group(&cells, &[Axis::Strategy]);
+    let (cat, g) = most_imbalanced(&cats);
+    let strats = strategies(&cells);
+    let runs: Vec<(usize, &CellSummary, &RunRow)> = g
+        .iter()
+        .filter_map(|c| {
+            let j = strats.iter().position(|s| s == &c.coords.strategy)?;
+            Some((j, *c, suite.first_row(c)?))
+        })
+        .take(opts.max_panels.max(1))
+        .collect();
+    if runs.iter().all(|r| r.2.report.per_worker.is_empty()) {
+        return skip("no per-worker data in the runs");
+    }
+    let ymax = runs
+        .iter()
+        .flat_map(|r| r.2.report.per_worker.iter().map(|w| w.busy_ns as f64))
+        .fold(1.0, f64::max)
+        * 1.1;
+    let name = format!("{}-per-worker", slug(matrix));
+    let title = format!("Busy time per worker — {matrix}: {}", truncate(cat, 50));
+    let (rn, cn) = grid(runs.len());
+    let files = render_both!(dir, &name, opts.size, |root| {
+        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
+        let (head, body) = main.split_vertically(36);
+        head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
+            .map_err(err)?;
+        let panels = body.split_evenly((rn, cn));
+        for (k, (j, _, row)) in runs.iter().enumerate() {
+            let area = &panels[k];
+            let rep = &row.report;
+            let p = rep.per_worker.len();
+            let steals: u64 = rep.steals;
+            let mut chart = ChartBuilder::on(area)
+                .caption(
+                    format!(
+                        "{} — LIF {:.2}, {} steals",
+                        truncate(&rep.strategy, 28),
+                        rep.lif,
+                        steals
+                    ),
+                    (FONT, LABEL_PX),
+                )
+                .margin(8)
+                .x_label_area_size(32)
+                .y_label_area_size(68)
+                .build_cartesian_2d(-0.5f64..p as f64 - 0.5, 0f64..ymax)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .bold_line_style(GRID.stroke_width(1))
+                .light_line_style(WHITE.stroke_width(0))
+                .x_labels(p.min(16))
+                .x_label_formatter(&|x: &f64| {
+                    if (x - x.round()).abs() < 1e-9 && *x >= 0.0 {
+                        format!("w{}", x.round() as usize)
+                    } else {
+                        String::new()
+                    }
+                })
+                .y_label_formatter(&|y: &f64| fmt_ns(*y))
+                .x_desc("worker")
+                .y_desc("busy time")
+                .label_style((FONT, LABEL_PX - 2))
+                .axis_desc_style((FONT, LABEL_PX - 1))
+                .draw()
+                .map_err(err)?;
+            let base = area.get_base_pixel();
+            for w in &rep.per_worker {
+                let x = w.id as f64;
+                let a = rel(base, chart.backend_coord(&(x - 0.4, 0.0)));
+                let b = rel(base, chart.backend_coord(&(x + 0.4, w.busy_ns as f64)));
+                draw_hatched(area, a, b, hatch(*j), color(*j))?;
+            }
+            let mean =
+                rep.per_worker.iter().map(|w| w.busy_ns as f64).sum::<f64>() / p.max(1) as f64;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(-0.5, mean), (p as f64 - 0.5, mean)],
+                    6,
+                    4,
+                    REFERENCE.stroke_width(2),
+                ))
+                .map_err(err)?;
+        }
+        let mut items: Vec<(String, Key)> = runs
+            .iter()
+            .map(|(j, c, _)| (c.coords.strategy.clone(), Key::Bar(hatch(*j), color(*j))))
+            .collect();
+        items.push(("mean busy time".into(), Key::Line(None, REFERENCE, true)));
+        legend(&side, 60, &items)
+    })?;
+    Ok(Figure {
+        name,
+        title,
+        caption: format!(
+            "One run (repetition 0) per strategy on {cat}, the group where the strategies' load imbalance differs most. Each bar is the time a worker spent inside tasks; the dashed line is the mean. A bar far above the line is the worker that finished last: its excess over the mean is the time the other workers idled (LIF = tallest bar / mean). Titles give each run's LIF and steal count."
+        ),
+        notes: Vec::new(),
+        files,
+    })
+}
+
+/// Options of [`gantt`].
+#[derive(Clone, Debug)]
+pub struct GanttOptions {
+    /// Pixel size.
+    pub size: (u32, u32),
+    /// At most this many strategies (stacked panels).
+    pub max_panels: usize,
+}
+
+impl Default for GanttOptions {
+    fn default() -> Self {
+        GanttOptions {
+            size: (960, 720),
+            max_panels: 5,
+        }
+    }
+}
+
+/// Gantt timeline of one run per strategy (the run's stored timeline, repetition 0): one row
+/// per worker, each task a bar coloured by its duration (log scale).
+pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> FigureResult {
+    let cells = suite.cells_of(matrix);
+    let cells: Vec<&CellSummary> = cells
+        .into_iter()
+        .filter(|c| {
+            suite
+                .first_row(c)
+                .is_some_and(|r| r.report.timeline.as_ref().is_some_and(|t| !t.is_empty()))
+        })
+        .collect();
+    if cells.is_empty() {
+        return skip(
+            "no run stored a timeline (the suite runner keeps one for repetition 0 of each cell)",
+        );
+    }
+    let cats = group(&cells, &[Axis::Strategy]);
+    let (cat, g) = most_imbalanced(&cats);
+    let strats = strategies(&cells);
+    let runs: Vec<&RunRow> = g
+        .iter()
+        .filter_map(|c| suite.first_row(c))
+        .take(opts.max_panels.max(1))
+        .collect();
+    let spans = |r: &RunRow| r.report.timeline.clone().unwrap_or_default();
+    let durs = runs.iter().flat_map(|r| {
+        spans(r)
+            .into_iter()
+            .map(|s| (s.end_ns - s.start_ns).max(1) as f64)
+    });
+    let (dmin, dmax) = durs.fold((f64::INFINITY, 1f64), |(a, b), d| (a.min(d), b.max(d)));
+    let (lmin, lmax) = (dmin.ln(), dmax.ln().max(dmin.ln() + 1e-9));
+    let tmax = runs
+        .iter()
+        .map(|r| r.report.makespan_ns as f64)
+        .fold(1.0, f64::max);
+    let name = format!("{}-gantt", slug(matrix));
+    let title = format!("Timeline — {matrix}: {}", truncate(cat, 50));
+    let mut truncated = Vec::new();
+    for r in &runs {
+        let n = r.report.timeline.as_ref().map_or(0, |t| t.len());
+        if (n as u64) < r.report.executed + r.report.failed {
+            truncated.push(format!(
+                "{} ({} of {} tasks)",
+                r.report.strategy,
+                n,
+                r.report.executed + r.report.failed
+            ));
+        }
+    }
+    let files = render_both!(dir, &name, opts.size, |root| {
+        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
+        let (head, body) = main.split_vertically(36);
+        head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
+            .map_err(err)?;
+        let panels = body.split_evenly((runs.len(), 1));
+        for (k, r) in runs.iter().enumerate() {
+            let area = &panels[k];
+            let p = r.report.workers;
+            let j = strats
+                .iter()
+                .position(|s| s == &r.coords.strategy)
+                .unwrap_or(0);
+            let mut chart = ChartBuilder::on(area)
+                .caption(
+                    format!(
+                        "{} — makespan {}, {} steals",
+                        truncate(&r.report.strategy, 24),
+                        fmt_ns(r.report.makespan_ns as f64),
+                        r.report.steals
+                    ),
+                    (FONT, LABEL_PX),
+                )
+                .margin(6)
+                .x_label_area_size(if k + 1 == runs.len() { 34 } else { 18 })
+                .y_label_area_size(50)
+                .build_cartesian_2d(0f64..tmax, -0.5f64..p as f64 - 0.5)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .disable_mesh()
+                .x_labels(8)
+                .y_labels(p.min(16))
+                .x_label_formatter(&|x: &f64| fmt_ns(*x))
+                .y_label_formatter(&|y: &f64| {
+                    if (y - y.round()).abs() < 1e-9 && *y >= 0.0 {
+                        format!("w{}", y.round() as usize)
+                    } else {
+                        String::new()
+                    }
+                })
+                .x_desc(if k + 1 == runs.len() {
+                    "time since the run began"
+                } else {
+                    ""
+                })
+                .label_style((FONT, LABEL_PX - 3))
+                .axis_desc_style((FONT, LABEL_PX - 1))
+                .draw()
+                .map_err(err)?;
+            let sp = spans(r);
+            chart
+                .draw_series(sp.iter().map(|s| {
+                    let d = (s.end_ns - s.start_ns).max(1) as f64;
+                    let t = (d.ln() - lmin) / (lmax - lmin);
+                    let y = s.worker as f64;
+                    Rectangle::new(
+                        [(s.start_ns as f64, y - 0.38), (s.end_ns as f64, y + 0.38)],
+                        style::viridis(t).filled(),
+                    )
+                }))
+                .map_err(err)?;
+            // The makespan, in the strategy's colour: where the last worker finished.
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![
+                        (r.report.makespan_ns as f64, -0.5),
+                        (r.report.makespan_ns as f64, p as f64 - 0.5),
+                    ],
+                    color(j).stroke_width(2),
+                )))
+                .map_err(err)?;
+        }
+        // Colour bar.
+        side.draw(&Text::new("task duration", (10, 50), text_style(LABEL_PX)))
+            .map_err(err)?;
+        let (y0, y1) = (75, 275);
+        for y in y0..y1 {
+            let t = 1.0 - (y - y0) as f64 / (y1 - y0) as f64;
+            side.draw(&PathElement::new(
+                vec![(12, y), (36, y)],
+                style::viridis(t).stroke_width(1),
+            ))
+            .map_err(err)?;
+        }
+        side.draw(&Text::new(
+            fmt_ns(dmax),
+            (42, y0 - 6),
+            text_style(LABEL_PX - 1),
+        ))
+        .map_err(err)?;
+        side.draw(&Text::new(
+            fmt_ns(dmin),
+            (42, y1 - 10),
+            text_style(LABEL_PX - 1),
+        ))
+        .map_err(err)?;
+        side.draw(&Text::new(
+            "(log scale)",
+            (42, (y0 + y1) / 2),
+            text_style(LABEL_PX - 2),
+        ))
+        .map_err(err)?;
+        let items: Vec<(String, Key)> = runs
+            .iter()
+            .map(|r| {
+                let j = strats
+                    .iter()
+                    .position(|s| s == &r.coords.strategy)
+                    .unwrap_or(0);
+                (
+                    format!("end: {}", r.coords.strategy),
+                    Key::Line(None, color(j), false),
+                )
+            })
+            .collect();
+        legend(&side, 310, &items)
+    })?;
+    let mut caption = format!(
+        "One run (repetition 0) per strategy on {cat}. Each row is a worker, each bar a task from its start to its end, coloured by its duration (dark = short, yellow = long, log scale). White gaps are idle or scheduling time; the vertical line is the makespan. Rows that end early beside one that runs on show imbalance; steal counts are in the titles."
+    );
+    if !truncated.is_empty() {
+        caption.push_str(&format!(" Timelines are capped: {}.", truncated.join(", ")));
+    }
+    Ok(Figure {
+        name,
+        title,
+        caption,
+        notes: Vec::new(),
+        files,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Line figures: scaling, queueing, estimates, heterogeneous workers
+
+/// A CDF curve: palette index, points, p50, p99.
+type Curve = (usize, Vec<(f64, f64)>, f64, f64);
+
+/// A reference curve: palette index, servers, points.
+type Reference = (usize, f64, Vec<(f64, f64)>);
+
+/// A measured series: label, palette index, points `(x, mean, ci95)`.
+type Series = (String, usize, Vec<(f64, f64, f64)>);
+
+/// Draw `series` into `chart` with markers and CI whiskers.
+fn draw_series<DB: DrawingBackend, X, Y>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<X, Y>>,
+    series: &[Series],
+) -> Result<(), String>
+where
+    X: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+{
+    for (_, j, pts) in series {
+        let c = color(*j);
+        chart
+            .draw_series(LineSeries::new(
+                pts.iter().map(|p| (p.0, p.1)),
+                c.stroke_width(2),
+            ))
+            .map_err(err)?;
+        for &(x, y, ci) in pts {
+            if ci > 0.0 {
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(x, y - ci), (x, y + ci)],
+                        c.stroke_width(1),
+                    )))
+                    .map_err(err)?;
+            }
+            draw_marker(chart.plotting_area(), (x, y), marker(*j), c)?;
+        }
+    }
+    Ok(())
+}
+
+fn mean_of(rows: &[&RunRow], f: impl Fn(&RunRow) -> f64) -> Stat {
+    Stat::of(&rows.iter().map(|r| f(r)).collect::<Vec<_>>())
+}
+
+/// Options of [`scaling`].
+#[derive(Clone, Debug)]
+pub struct ScalingOptions {
+    /// Pixel size.
+    pub size: (u32, u32),
+}
+
+impl Default for ScalingOptions {
+    fn default() -> Self {
+        ScalingOptions { size: SIZE }
+    }
+}
+
+/// Speedup and efficiency vs workers per strategy, with the ideal line, a fitted Amdahl curve
+/// (its serial fraction S in the legend and in [`Figure::notes`]) and Gustafson's line for the
+/// same S. Needs at least three worker counts in one series.
+pub fn scaling(suite: &Suite, matrix: &str, opts: &ScalingOptions, dir: &Path) -> FigureResult {
+    let cells = suite.cells_of(matrix);
+    let groups = group(&cells, &[Axis::Workers]);
+    let strats = strategies(&cells);
+    // Series: one per group (strategy and the other axes), points by worker count.
+    let mut speed: Vec<Series> = Vec::new();
+    let mut eff: Vec<Series> = Vec::new();
+    let mut fits: Vec<(String, usize, f64)> = Vec::new();
+    let mut notes = Vec::new();
+    let mut relative = false;
+    for (lab, g) in &groups {
+        let lab = if lab == "all" {
+            &g[0].coords.strategy
+        } else {
+            lab
+        };
+        let mut ps: Vec<&CellSummary> = g.clone();
+        ps.sort_by_key(|c| c.coords.workers);
+        ps.dedup_by_key(|c| c.coords.workers);
+        if ps.len() < 3 {
+            continue;
+        }
+        let j = strats
+            .iter()
+            .position(|s| s == &ps[0].coords.strategy)
+            .unwrap_or(0);
+        let p0 = ps[0].coords.workers as f64;
+        relative |= p0 > 1.0;
+        let t0 = ps[0].makespan_ns.mean;
+        let pts: Vec<(f64, f64, f64)> = ps
+            .iter()
+            .map(|c| {
+                let s = p0 * t0 / c.makespan_ns.mean.max(1.0);
+                // CI of T0/T by the delta method on T.
+                let ci = s * c.makespan_ns.ci95 / c.makespan_ns.mean.max(1.0);
+                (c.coords.workers as f64, s, ci)
+            })
+            .collect();
+        let fit = theory::fit_amdahl(&pts.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>());
+        if let Some(s) = fit {
+            notes.push(format!(
+                "{matrix}: {lab}: fitted Amdahl serial fraction S = {s:.4}"
+            ));
+            fits.push((lab.clone(), j, s));
+        }
+        speed.push((lab.clone(), j, pts));
+        eff.push((
+            lab.clone(),
+            j,
+            ps.iter()
+                .map(|c| {
+                    (
+                        c.coords.workers as f64,
+                        c.efficiency.mean,
+                        c.efficiency.ci95,
+                    )
+                })
+                .collect(),
+        ));
+    }
+    if speed.is_empty() {
+        return skip("needs at least 3 worker counts for one strategy and workload");
+    }
+    let pmin = speed
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| p.0))
+        .fold(f64::INFINITY, f64::min);
+    let pmax = speed
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| p.0))
+        .fold(1.0, f64::max);
+    let smax = speed
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| p.1 + p.2))
+        .fold(pmax, f64::max)
+        * 1.05;
+    let emax = eff
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| p.1 + p.2))
+        .fold(1.0, f64::max)
+        * 1.08;
+    let name = format!("{}-scaling", slug(matrix));
+    let title = format!("Scaling — {matrix}");
+    let curve = |f: &dyn Fn(f64) -> f64| -> Vec<(f64, f64)> {
+        (0..=60)
+            .map(|i| pmin + (pmax - pmin) * i as f64 / 60.0)
+            .map(|n| (n, f(n)))
+            .collect()
+    };
+    let files = render_both!(dir, &name, opts.size, |root| {
+        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
+        let (head, body) = main.split_vertically(36);
+        head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
+            .map_err(err)?;
+        let panels = body.split_evenly((1, 2));
+        {
+            let mut chart = ChartBuilder::on(&panels[0])
+                .caption("speedup", (FONT, LABEL_PX + 1))
+                .margin(8)
+                .x_label_area_size(36)
+                .y_label_area_size(50)
+                .build_cartesian_2d(0f64..pmax * 1.05, 0f64..smax)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .bold_line_style(GRID.stroke_width(1))
+                .light_line_style(WHITE.stroke_width(0))
+                .x_desc("workers P")
+                .y_desc(if relative {
+                    "speedup (relative, S(P0) = P0)"
+                } else {
+                    "speedup T1 / TP"
+                })
+                .label_style((FONT, LABEL_PX - 1))
+                .axis_desc_style((FONT, LABEL_PX))
+                .draw()
+                .map_err(err)?;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    curve(&|n| n),
+                    8,
+                    5,
+                    REFERENCE.stroke_width(2),
+                ))
+                .map_err(err)?;
+            for (_, j, s) in &fits {
+                let c = color(*j);
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        curve(&|n| theory::amdahl(*s, n)),
+                        4,
+                        4,
+                        c.stroke_width(2),
+                    ))
+                    .map_err(err)?;
+                chart
+                    .draw_series(DottedLineSeries::new(
+                        curve(&|n| theory::gustafson(*s, n).min(smax)),
+                        0,
+                        5,
+                        move |p| Circle::new(p, 1, c.filled()),
+                    ))
+                    .map_err(err)?;
+            }
+            draw_series(&mut chart, &speed)?;
+        }
+        {
+            let mut chart = ChartBuilder::on(&panels[1])
+                .caption("efficiency", (FONT, LABEL_PX + 1))
+                .margin(8)
+                .x_label_area_size(36)
+                .y_label_area_size(50)
+                .build_cartesian_2d(0f64..pmax * 1.05, 0f64..emax)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .bold_line_style(GRID.stroke_width(1))
+                .light_line_style(WHITE.stroke_width(0))
+                .x_desc("workers P")
+                .y_desc("lower bound / makespan")
+                .label_style((FONT, LABEL_PX - 1))
+                .axis_desc_style((FONT, LABEL_PX))
+                .draw()
+                .map_err(err)?;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(pmin, 1.0), (pmax * 1.05, 1.0)],
+                    8,
+                    5,
+                    REFERENCE.stroke_width(2),
+                ))
+                .map_err(err)?;
+            draw_series(&mut chart, &eff)?;
+        }
+        let mut items: Vec<(String, Key)> = speed
+            .iter()
+            .map(|(l, j, _)| (l.clone(), Key::Line(Some(marker(*j)), color(*j), false)))
+            .collect();
+        for (l, j, s) in &fits {
+            items.push((
+                format!("Amdahl S={s:.3}: {}", truncate(l, 14)),
+                Key::Line(None, color(*j), true),
+            ));
+        }
+        items.push(("ideal (S = P)".into(), Key::Line(None, REFERENCE, true)));
+        legend(&side, 60, &items)?;
+        side.draw(&Text::new(
+            "dotted: Gustafson, same S",
+            (8, 60 + 22 * items.len() as i32),
+            text_style(LABEL_PX - 2),
+        ))
+        .map_err(err)?;
+        Ok::<(), String>(())
+    })?;
+    let fitted: Vec<String> = fits
+        .iter()
+        .map(|(l, _, s)| format!("{l}: S = {s:.4}"))
+        .collect();
+    Ok(Figure {
+        name,
+        title,
+        caption: format!(
+            "Left: speedup (makespan at the fewest workers over makespan at P{}) against P, with whiskers for 95% CIs. The grey dashed line is ideal linear speedup; the coloured dashed curve is Amdahl's law 1/(S + (1 − S)/P) with the serial fraction S fitted by least squares on 1/speedup; the dotted line is Gustafson's scaled speedup S + P(1 − S) for the same S (what a problem growing with P could reach). Right: efficiency against P; 1 is ideal. Fitted: {}.",
+            if relative { ", scaled so that the first point equals its P" } else { "" },
+            fitted.join("; ")
+        ),
+        notes,
+        files,
+    })
+}
+
+/// Options of [`queueing`].
+#[derive(Clone, Debug)]
+pub struct QueueingOptions {
+    /// Pixel size.
+    pub size: (u32, u32),
+}
+
+impl Default for QueueingOptions {
+    fn default() -> Self {
+        QueueingOptions { size: SIZE }
+    }
+}
+
+/// Measured mean wait (start − release) against utilisation ρ = λ E[S] / P, for open (Poisson)
+/// arrivals, with the M/M/c mean wait from Erlang C for the same P and mean service time.
+pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path) -> FigureResult {
+    let cells: Vec<&CellSummary> = suite
+        .cells_of(matrix)
+        .into_iter()
+        .filter(|c| theory::poisson_rate(&c.coords.arrivals).is_some())
+        .collect();
+    if cells.is_empty() {
+        return skip("no open (poisson) arrivals in this matrix");
+    }
+    let groups = group(&cells, &[Axis::Arrivals]);
+    let strats = strategies(&cells);
+    let mut series: Vec<Series> = Vec::new();
+    let mut theory_curves: Vec<Reference> = Vec::new();
+    for (lab, g) in &groups {
+        let lab = if lab == "all" {
+            &g[0].coords.strategy
+        } else {
+            lab
+        };
+        let mut pts = Vec::new();
+        let mut mean_service = Vec::new();
+        for c in g {
+            let rows = suite.rows_of(c);
+            let lambda = theory::poisson_rate(&c.coords.arrivals).unwrap_or(0.0) / 1e9; // per ns
+            let es = mean_of(&rows, |r| {
+                r.report.total_work_ns as f64 / r.report.tasks.max(1) as f64
+            })
+            .mean;
+            let p = c.coords.workers.max(1) as f64;
+            let wait = mean_of(&rows, |r| r.report.wait_ns.mean);
+            pts.push((lambda * es / p, wait.mean, wait.ci95));
+            mean_service.push(es);
+        }
+        if pts.len() < 2 {
+            continue;
+        }
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let j = strats
+            .iter()
+            .position(|s| s == &g[0].coords.strategy)
+            .unwrap_or(0);
+        let es = mean_service.iter().sum::<f64>() / mean_service.len() as f64;
+        let c = g[0].coords.workers.max(1);
+        let curve: Vec<(f64, f64)> = (1..99)
+            .map(|i| i as f64 / 100.0)
+            .filter_map(|rho| {
+                let mu = 1.0 / es;
+                theory::mmc_wait(c, rho * c as f64 * mu, mu).map(|w| (rho, w))
+            })
+            .collect();
+        theory_curves.push((j, c as f64, curve));
+        series.push((lab.clone(), j, pts));
+    }
+    if series.is_empty() {
+        return skip("needs at least 2 arrival rates for one strategy");
+    }
+    let ymax = series
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| p.1 + p.2))
+        .fold(1.0, f64::max)
+        * 1.4;
+    let xmax = series
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| p.0))
+        .fold(0.0, f64::max)
+        .clamp(0.5, 1.0)
+        * 1.05;
+    let name = format!("{}-queueing", slug(matrix));
+    let title = format!("Queueing: mean wait vs utilisation — {matrix}");
+    let files = render_both!(dir, &name, opts.size, |root| {
+        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
+        let mut chart = ChartBuilder::on(&main)
+            .caption(&title, (FONT, TITLE_PX))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..xmax, 0f64..ymax)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .bold_line_style(GRID.stroke_width(1))
+            .light_line_style(WHITE.stroke_width(0))
+            .y_label_formatter(&|y: &f64| fmt_ns(*y))
+            .x_desc("utilisation ρ = λ · E[service] / P")
+            .y_desc("mean wait (start − release)")
+            .label_style((FONT, LABEL_PX))
+            .axis_desc_style((FONT, AXIS_PX))
+            .draw()
+            .map_err(err)?;
+        for (j, _, curve) in &theory_curves {
+            let pts: Vec<(f64, f64)> = curve
+                .iter()
+                .copied()
+                .filter(|p| p.1 <= ymax && p.0 <= xmax)
+                .collect();
+            chart
+                .draw_series(DashedLineSeries::new(
+                    pts,
+                    6,
+                    4,
+                    color(*j).mix(0.8).stroke_width(2),
+                ))
+                .map_err(err)?;
+        }
+        draw_series(&mut chart, &series)?;
+        let mut items: Vec<(String, Key)> = series
+            .iter()
+            .map(|(l, j, _)| {
+                (
+                    format!("measured: {l}"),
+                    Key::Line(Some(marker(*j)), color(*j), false),
+                )
+            })
+            .collect();
+        for (j, c, _) in &theory_curves {
+            items.push((
+                format!("M/M/{c} (Erlang C)"),
+                Key::Line(None, color(*j), true),
+            ));
+        }
+        legend(&side, 60, &items)
+    })?;
+    Ok(Figure {
+        name,
+        title,
+        caption: "Each marker is one arrival rate: the measured mean time tasks waited before starting (95% CI whiskers), against the utilisation ρ = λ · E[service] / P. The dashed curve is the mean wait of an M/M/c queue with c = P servers and the same mean service time, from Erlang C: W_q = C(c, λ/μ) / (cμ − λ). A shared FIFO queue with exponential service should sit on it; a strategy above it loses capacity to imbalance or overhead; services less variable than exponential sit below it. Waits grow without bound as ρ → 1.".into(),
+        notes: Vec::new(),
+        files,
+    })
+}
+
+/// Options of [`estimates`].
+#[derive(Clone, Debug)]
+pub struct EstimatesOptions {
+    /// Pixel size.
+    pub size: (u32, u32),
+}
+
+impl Default for EstimatesOptions {
+    fn default() -> Self {
+        EstimatesOptions { size: SIZE }
+    }
+}
+
+/// Mean latency and makespan against the error of the cost estimates (for SPT/LPT and any other
+/// strategy in the matrix). Needs at least two estimate-error values.
+pub fn estimates(suite: &Suite, matrix: &str, opts: &EstimatesOptions, dir: &Path) -> FigureResult {
+    let cells = suite.cells_of(matrix);
+    let groups = group(&cells, &[Axis::EstimateError]);
+    let strats = strategies(&cells);
+    let mut lat: Vec<Series> = Vec::new();
+    let mut mk: Vec<Series> = Vec::new();
+    for (lab, g) in &groups {
+        let mut g = g.clone();
+        g.sort_by(|a, b| a.coords.estimate_error.total_cmp(&b.coords.estimate_error));
+        g.dedup_by(|a, b| a.coords.estimate_error == b.coords.estimate_error);
+        if g.len() < 2 {
+            continue;
+        }
+        let j = strats
+            .iter()
+            .position(|s| s == &g[0].coords.strategy)
+            .unwrap_or(0);
+        lat.push((
+            lab.clone(),
+            j,
+            g.iter()
+                .map(|c| {
+                    let s = mean_of(&suite.rows_of(c), |r| r.report.latency_ns.mean);
+                    (c.coords.estimate_error, s.mean, s.ci95)
+                })
+                .collect(),
+        ));
+        mk.push((
+            lab.clone(),
+            j,
+            g.iter()
+                .map(|c| {
+                    (
+                        c.coords.estimate_error,
+                        c.makespan_ns.mean,
+                        c.makespan_ns.ci95,
+                    )
+                })
+                .collect(),
+        ));
+    }
+    if lat.is_empty() {
+        return skip("needs at least 2 estimate-error values for one strategy");
+    }
+    let xmax = lat
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| p.0))
+        .fold(0.0, f64::max)
+        .max(0.1)
+        * 1.05;
+    let top = |s: &[Series]| {
+        s.iter()
+            .flat_map(|s| s.2.iter().map(|p| p.1 + p.2))
+            .fold(1.0, f64::max)
+            * 1.1
+    };
+    let (lmax, mmax) = (top(&lat), top(&mk));
+    let name = format!("{}-estimates", slug(matrix));
+    let title = format!("Sensitivity to estimate error — {matrix}");
+    let files = render_both!(dir, &name, opts.size, |root| {
+        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
+        let (head, body) = main.split_vertically(36);
+        head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
+            .map_err(err)?;
+        let panels = body.split_evenly((1, 2));
+        for (k, (series, ymax, what)) in [(&lat, lmax, "mean latency"), (&mk, mmax, "makespan")]
+            .into_iter()
+            .enumerate()
+        {
+            let mut chart = ChartBuilder::on(&panels[k])
+                .caption(what, (FONT, LABEL_PX + 1))
+                .margin(8)
+                .x_label_area_size(36)
+                .y_label_area_size(72)
+                .build_cartesian_2d(0f64..xmax, 0f64..ymax)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .bold_line_style(GRID.stroke_width(1))
+                .light_line_style(WHITE.stroke_width(0))
+                .y_label_formatter(&|y: &f64| fmt_ns(*y))
+                .x_desc("estimate error σ (log-normal)")
+                .y_desc(what)
+                .label_style((FONT, LABEL_PX - 1))
+                .axis_desc_style((FONT, LABEL_PX))
+                .draw()
+                .map_err(err)?;
+            draw_series(&mut chart, series)?;
+        }
+        let items: Vec<(String, Key)> = lat
+            .iter()
+            .map(|(l, j, _)| (l.clone(), Key::Line(Some(marker(*j)), color(*j), false)))
+            .collect();
+        legend(&side, 60, &items)
+    })?;
+    Ok(Figure {
+        name,
+        title,
+        caption: "How much each estimate-based strategy loses when the cost estimates it orders by are wrong: estimates are the true cost times a log-normal error of the given σ (0 = exact). Left: mean task latency (SPT's target); right: makespan (LPT's target). Flat lines mean the strategy is robust to bad estimates; whiskers are 95% CIs.".into(),
+        notes: Vec::new(),
+        files,
+    })
+}
+
+/// Options of [`heterogeneous`].
+#[derive(Clone, Debug)]
+pub struct HeteroOptions {
+    /// Pixel size.
+    pub size: (u32, u32),
+}
+
+impl Default for HeteroOptions {
+    fn default() -> Self {
+        HeteroOptions { size: SIZE }
+    }
+}
+
+/// Per-worker share of the work against its share of the total speed, for runs on workers of
+/// different speeds (repetition 0 of each cell). On the diagonal, work follows speed.
+pub fn heterogeneous(
+    suite: &Suite,
+    matrix: &str,
+    opts: &HeteroOptions,
+    dir: &Path,
+) -> FigureResult {
+    let cells = suite.cells_of(matrix);
+    let axes = varying(&cells);
+    let mut series: Vec<Series> = Vec::new();
+    let strats = strategies(&cells);
+    for c in &cells {
+        let Some(r) = suite.first_row(c) else {
+            continue;
+        };
+        let pw = &r.report.per_worker;
+        let speeds: Vec<f64> = pw.iter().map(|w| w.speed).collect();
+        if speeds.is_empty() || speeds.iter().all(|s| (s - speeds[0]).abs() < 1e-12) {
+            continue;
+        }
+        let ssum: f64 = speeds.iter().sum();
+        let work: Vec<f64> = pw.iter().map(|w| w.busy_ns as f64 * w.speed).collect();
+        let wsum: f64 = work.iter().sum::<f64>().max(1.0);
+        let mut pts: Vec<(f64, f64, f64)> = pw
+            .iter()
+            .zip(&work)
+            .map(|(w, x)| (w.speed / ssum, x / wsum, 0.0))
+            .collect();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let j = strats
+            .iter()
+            .position(|s| s == &c.coords.strategy)
+            .unwrap_or(0);
+        series.push((label(&c.coords, &axes, &[]), j, pts));
+    }
+    if series.is_empty() {
+        return skip("all workers have the same speed (no speeds axis)");
+    }
+    let top = series
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| p.0.max(p.1)))
+        .fold(0.0, f64::max)
+        * 1.1;
+    let name = format!("{}-heterogeneous", slug(matrix));
+    let title = format!("Work share vs speed share — {matrix}");
+    let files = render_both!(dir, &name, opts.size, |root| {
+        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
+        let mut chart = ChartBuilder::on(&main)
+            .caption(&title, (FONT, TITLE_PX))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..top, 0f64..top)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .bold_line_style(GRID.stroke_width(1))
+            .light_line_style(WHITE.stroke_width(0))
+            .x_desc("worker's share of total speed")
+            .y_desc("worker's share of work done (busy × speed)")
+            .label_style((FONT, LABEL_PX))
+            .axis_desc_style((FONT, AXIS_PX))
+            .draw()
+            .map_err(err)?;
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(0.0, 0.0), (top, top)],
+                8,
+                5,
+                REFERENCE.stroke_width(2),
+            ))
+            .map_err(err)?;
+        for (_, j, pts) in &series {
+            for &(x, y, _) in pts {
+                draw_marker(chart.plotting_area(), (x, y), marker(*j), color(*j))?;
+            }
+        }
+        let mut items: Vec<(String, Key)> = series
+            .iter()
+            .map(|(l, j, _)| (l.clone(), Key::Line(Some(marker(*j)), color(*j), false)))
+            .collect();
+        items.push(("work ∝ speed".into(), Key::Line(None, REFERENCE, true)));
+        legend(&side, 60, &items)
+    })?;
+    Ok(Figure {
+        name,
+        title,
+        caption: "Each marker is one worker of one run: its share of the total speed (x) against its share of the work it did (busy time × speed, y). On the dashed diagonal, work follows speed and all workers finish together; markers below it at high speed mean fast workers were starved (a static, speed-blind split), markers above it at low speed mean slow workers held work the fast ones could have taken.".into(),
+        notes: Vec::new(),
+        files,
+    })
+}
+
+/// The figures a matrix gets, in report order, with the ones skipped and why.
+pub fn render_matrix(
+    suite: &Suite,
+    matrix: &str,
+    dir: &Path,
+) -> (Vec<Figure>, Vec<(String, String)>) {
+    let attempts: Vec<(&str, FigureResult)> = vec![
+        (
+            "LIF bars",
+            lif_bars(suite, matrix, &BarOptions::default(), dir),
+        ),
+        (
+            "efficiency bars",
+            efficiency_bars(suite, matrix, &BarOptions::default(), dir),
+        ),
+        (
+            "latency CDF",
+            latency_cdf(suite, matrix, &CdfOptions::default(), dir),
+        ),
+        (
+            "per-worker busy time",
+            per_worker_busy(suite, matrix, &BusyOptions::default(), dir),
+        ),
+        (
+            "Gantt timeline",
+            gantt(suite, matrix, &GanttOptions::default(), dir),
+        ),
+        (
+            "scaling",
+            scaling(suite, matrix, &ScalingOptions::default(), dir),
+        ),
+        (
+            "queueing",
+            queueing(suite, matrix, &QueueingOptions::default(), dir),
+        ),
+        (
+            "estimates",
+            estimates(suite, matrix, &EstimatesOptions::default(), dir),
+        ),
+        (
+            "heterogeneous workers",
+            heterogeneous(suite, matrix, &HeteroOptions::default(), dir),
+        ),
+    ];
+    let mut figs = Vec::new();
+    let mut skipped = Vec::new();
+    for (what, r) in attempts {
+        match r {
+            Ok(f) => figs.push(f),
+            Err(FigureError::Skip(why)) => skipped.push((what.to_string(), why)),
+            Err(FigureError::Draw(e)) => {
+                skipped.push((what.to_string(), format!("drawing failed: {e}")))
+            }
+        }
+    }
+    (figs, skipped)
+}
