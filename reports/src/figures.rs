@@ -737,10 +737,20 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
     });
     let (dmin, dmax) = durs.fold((f64::INFINITY, 1f64), |(a, b), d| (a.min(d), b.max(d)));
     let (lmin, lmax) = (dmin.ln(), dmax.ln().max(dmin.ln() + 1e-9));
-    let tmax = runs
-        .iter()
-        .map(|r| r.report.makespan_ns as f64)
-        .fold(1.0, f64::max);
+    // A capped timeline holds every task that started before its last kept start (engines keep
+    // each worker's first spans, then the earliest overall): show that window, not the makespan.
+    let complete = |r: &RunRow| {
+        r.report.timeline.as_ref().map_or(0, |t| t.len()) as u64
+            >= r.report.executed + r.report.failed
+    };
+    let window = |r: &RunRow| {
+        if complete(r) {
+            r.report.makespan_ns as f64
+        } else {
+            spans(r).iter().map(|s| s.start_ns).max().unwrap_or(0) as f64
+        }
+    };
+    let tmax = runs.iter().map(|r| window(r)).fold(1.0, f64::max);
     let name = format!("{}-gantt", slug(matrix));
     let title = format!("Timeline — {matrix}: {}", truncate(cat, 50));
     let mut truncated = Vec::new();
@@ -805,7 +815,15 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
                 .axis_desc_style((FONT, LABEL_PX - 1))
                 .draw()
                 .map_err(err)?;
-            let sp = spans(r);
+            let w = window(r);
+            let sp: Vec<scheduler::Span> = spans(r)
+                .into_iter()
+                .filter(|s| (s.start_ns as f64) <= w)
+                .map(|mut s| {
+                    s.end_ns = s.end_ns.min(tmax as u64);
+                    s
+                })
+                .collect();
             chart
                 .draw_series(sp.iter().map(|s| {
                     let d = (s.end_ns - s.start_ns).max(1) as f64;
@@ -818,15 +836,17 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
                 }))
                 .map_err(err)?;
             // The makespan, in the strategy's colour: where the last worker finished.
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![
-                        (r.report.makespan_ns as f64, -0.5),
-                        (r.report.makespan_ns as f64, p as f64 - 0.5),
-                    ],
-                    color(j).stroke_width(2),
-                )))
-                .map_err(err)?;
+            if complete(r) {
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![
+                            (r.report.makespan_ns as f64, -0.5),
+                            (r.report.makespan_ns as f64, p as f64 - 0.5),
+                        ],
+                        color(j).stroke_width(2),
+                    )))
+                    .map_err(err)?;
+            }
         }
         // Colour bar.
         side.draw(&Text::new("task duration", (10, 50), text_style(LABEL_PX)))
@@ -860,6 +880,7 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
         .map_err(err)?;
         let items: Vec<(String, Key)> = runs
             .iter()
+            .filter(|r| complete(r))
             .map(|r| {
                 let j = strats
                     .iter()
@@ -877,7 +898,10 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
         "One run (repetition 0) per strategy on {cat}. Each row is a worker, each bar a task from its start to its end, coloured by its duration (dark = short, yellow = long, log scale). White gaps are idle or scheduling time; the vertical line is the makespan. Rows that end early beside one that runs on show imbalance; steal counts are in the titles."
     );
     if !truncated.is_empty() {
-        caption.push_str(&format!(" Timelines are capped: {}.", truncated.join(", ")));
+        caption.push_str(&format!(
+            " Timelines are capped, so the figure shows the start of those runs up to the last recorded start (every task that started earlier is drawn; no makespan line): {}.",
+            truncated.join(", ")
+        ));
     }
     Ok(Figure {
         name,

@@ -373,3 +373,24 @@ fn summarize_keeps_the_same_coordinates_in_two_matrices_apart() {
     let total: usize = cells.iter().map(|c| c.makespan_ns.n).sum();
     assert_eq!(total, rows.len());
 }
+
+#[test]
+fn a_capped_timeline_is_drawn_as_a_window_and_said_so() {
+    let mut rows: Vec<RunRow> = fixture()
+        .iter()
+        .filter(|r| r.matrix == "balance")
+        .cloned()
+        .collect();
+    for r in &mut rows {
+        if let Some(t) = r.report.timeline.as_mut() {
+            t.truncate(100);
+        }
+    }
+    let suite = Suite::from_rows(Path::new("capped"), rows);
+    let dir = tmp("capped");
+    let f = figures::gantt(&suite, "balance", &GanttOptions::default(), &dir).unwrap();
+    assert!(f.caption.contains("capped"), "{}", f.caption);
+    assert!(f.caption.contains("100 of 1000 tasks"), "{}", f.caption);
+    let img = image::open(&f.files.png).unwrap();
+    assert_eq!((img.width(), img.height()), GanttOptions::default().size);
+}
