@@ -139,6 +139,39 @@ pub fn slug(matrix: &str) -> String {
     }
 }
 
+/// A " · "-joined label as lines of at most `width` characters: one line per part, a long part
+/// broken after its commas (or cut), at most `max_lines` lines (the last cut with an ellipsis).
+///
+/// ```
+/// use reports::figures::wrap;
+/// assert_eq!(wrap("lognormal(mean=50us,sigma=1.5) · n=2000", 20, 4),
+///            vec!["lognormal(mean=50us,", "sigma=1.5)", "n=2000"]);
+/// ```
+pub fn wrap(label: &str, width: usize, max_lines: usize) -> Vec<String> {
+    let width = width.max(4);
+    let mut lines: Vec<String> = Vec::new();
+    for part in label.split(" · ") {
+        let mut cur = String::new();
+        for piece in part.split_inclusive(',') {
+            if !cur.is_empty() && cur.chars().count() + piece.chars().count() > width {
+                lines.push(std::mem::take(&mut cur));
+            }
+            cur.push_str(piece);
+        }
+        if !cur.is_empty() {
+            lines.push(cur);
+        }
+    }
+    let mut lines: Vec<String> = lines.into_iter().map(|l| truncate(&l, width)).collect();
+    if lines.len() > max_lines {
+        lines.truncate(max_lines);
+        if let Some(last) = lines.last_mut() {
+            *last = truncate(&format!("{last}…"), width);
+        }
+    }
+    lines
+}
+
 /// `s` cut to `n` characters with an ellipsis.
 pub fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
@@ -266,17 +299,20 @@ fn bars(
     let n = cats.len();
     let name = format!("{}-{kind}", slug(matrix));
     let title = format!("{what} by strategy — {matrix}");
+    // Category labels: one line per axis, long specs broken after commas, at most 4 lines.
+    let max_chars =
+        ((opts.size.0.saturating_sub(legend_w(suite) + 90)) as usize / n.max(1) / 7).max(6);
+    let wrapped: Vec<Vec<String>> = cats.iter().map(|(c, _)| wrap(c, max_chars, 4)).collect();
+    let lines = wrapped.iter().map(|w| w.len()).max().unwrap_or(1) as u32;
     let files = render_both!(dir, &name, opts.size, |root| {
         let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
         let mut chart = ChartBuilder::on(&main)
             .caption(&title, (FONT, TITLE_PX))
             .margin(10)
-            .x_label_area_size(40)
+            .x_label_area_size(16 + 16 * lines)
             .y_label_area_size(70)
             .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..top)
             .map_err(err)?;
-        let max_chars =
-            ((opts.size.0.saturating_sub(legend_w(suite) + 90)) as usize / n.max(1) / 7).max(6);
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -291,15 +327,17 @@ fn bars(
         let ns = strats.len().max(1) as f64;
         let bw = 0.8 / ns;
         let base = main.get_base_pixel();
-        let below = text_style(LABEL_PX).pos(Pos::new(HPos::Center, VPos::Top));
-        for (i, (cat, _)) in cats.iter().enumerate() {
+        let below = text_style(LABEL_PX - 1).pos(Pos::new(HPos::Center, VPos::Top));
+        for (i, w) in wrapped.iter().enumerate() {
             let p = rel(base, chart.backend_coord(&(i as f64, 0.0)));
-            main.draw(&Text::new(
-                truncate(cat, max_chars),
-                (p.0, p.1 + 8),
-                below.clone(),
-            ))
-            .map_err(err)?;
+            for (k, line) in w.iter().enumerate() {
+                main.draw(&Text::new(
+                    line.clone(),
+                    (p.0, p.1 + 8 + 16 * k as i32),
+                    below.clone(),
+                ))
+                .map_err(err)?;
+            }
         }
         for (i, (_, group)) in cats.iter().enumerate() {
             for (j, s) in strats.iter().enumerate() {
