@@ -717,7 +717,12 @@ pub fn per_worker_busy(
         name,
         title,
         caption: format!(
-            "One run (repetition 0) per strategy on {cat}, the group where the strategies' load imbalance differs most. Each bar is the time a worker spent inside tasks; the dashed line is the mean. A bar far above the line is the worker that finished last: its excess over the mean is the time the other workers idled (LIF = tallest bar / mean). Titles give each run's LIF and steal count."
+            "One run (repetition 0) per strategy on {cat}, the group where the strategies' load imbalance differs most. Each bar is the time a worker spent inside tasks; the dashed line is the mean. A bar far above the line is the worker that finished last: its excess over the mean is the time the other workers idled (LIF = tallest bar / mean). Titles give each run's LIF and steal count.{}",
+            if g.len() > runs.len() {
+                format!(" Not shown (panel limit): {}.", g[runs.len()..].iter().map(|c| c.coords.strategy.as_str()).collect::<Vec<_>>().join(", "))
+            } else {
+                String::new()
+            }
         ),
         notes: Vec::new(),
         files,
@@ -736,8 +741,8 @@ pub struct GanttOptions {
 impl Default for GanttOptions {
     fn default() -> Self {
         GanttOptions {
-            size: (960, 720),
-            max_panels: 5,
+            size: (960, 800),
+            max_panels: 6,
         }
     }
 }
@@ -766,6 +771,11 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
         .iter()
         .filter_map(|c| suite.first_row(c))
         .take(opts.max_panels.max(1))
+        .collect();
+    let left_out: Vec<String> = g
+        .iter()
+        .skip(opts.max_panels.max(1))
+        .map(|c| c.coords.strategy.clone())
         .collect();
     let spans = |r: &RunRow| r.report.timeline.clone().unwrap_or_default();
     let durs = runs.iter().flat_map(|r| {
@@ -809,6 +819,9 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
         head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
             .map_err(err)?;
         let panels = body.split_evenly((runs.len(), 1));
+        // Worker labels 13 px apart at most.
+        let panel_h = (opts.size.1.saturating_sub(36) / runs.len().max(1) as u32) as usize;
+        let row_labels = (panel_h.saturating_sub(60) / 13).max(2);
         for (k, r) in runs.iter().enumerate() {
             let area = &panels[k];
             let p = r.report.workers;
@@ -835,7 +848,7 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
                 .configure_mesh()
                 .disable_mesh()
                 .x_labels(8)
-                .y_labels(p.min(16))
+                .y_labels(p.min(row_labels))
                 .x_label_formatter(&|x: &f64| fmt_ns(*x))
                 .y_label_formatter(&|y: &f64| {
                     if (y - y.round()).abs() < 1e-9 && *y >= 0.0 {
@@ -935,6 +948,12 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
     let mut caption = format!(
         "One run (repetition 0) per strategy on {cat}. Each row is a worker, each bar a task from its start to its end, coloured by its duration (dark = short, yellow = long, log scale). White gaps are idle or scheduling time; the vertical line is the makespan. Rows that end early beside one that runs on show imbalance; steal counts are in the titles."
     );
+    if !left_out.is_empty() {
+        caption.push_str(&format!(
+            " Not shown (panel limit): {}.",
+            left_out.join(", ")
+        ));
+    }
     if !truncated.is_empty() {
         caption.push_str(&format!(
             " Timelines are capped, so the figure shows the start of those runs up to the last recorded start (every task that started earlier is drawn; no makespan line): {}.",
