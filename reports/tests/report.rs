@@ -229,6 +229,10 @@ fn summary_table_marks_the_best_per_row() {
             .fold(f64::INFINITY, f64::min);
         for c in &present {
             assert_eq!(c.best, c.primary == best);
+            assert!(
+                !(c.best && c.clear),
+                "the best is not clearly worse than itself"
+            );
             assert!((c.vs_best - (c.primary / best - 1.0)).abs() < 1e-12);
         }
     }
