@@ -140,19 +140,21 @@ pub fn slug(matrix: &str) -> String {
 }
 
 /// A " · "-joined label as lines of at most `width` characters: one line per part, a long part
-/// broken after its commas (or cut), at most `max_lines` lines (the last cut with an ellipsis).
+/// broken after its commas and opening parentheses (or cut), at most `max_lines` lines (the last cut with an ellipsis).
 ///
 /// ```
 /// use reports::figures::wrap;
 /// assert_eq!(wrap("lognormal(mean=50us,sigma=1.5) · n=2000", 20, 4),
 ///            vec!["lognormal(mean=50us,", "sigma=1.5)", "n=2000"]);
+/// assert_eq!(wrap("lognormal(mean=50us,sigma=1.5)", 12, 4),
+///            vec!["lognormal(", "mean=50us,", "sigma=1.5)"]);
 /// ```
 pub fn wrap(label: &str, width: usize, max_lines: usize) -> Vec<String> {
     let width = width.max(4);
     let mut lines: Vec<String> = Vec::new();
     for part in label.split(" · ") {
         let mut cur = String::new();
-        for piece in part.split_inclusive(',') {
+        for piece in part.split_inclusive([',', '(']) {
             if !cur.is_empty() && cur.chars().count() + piece.chars().count() > width {
                 lines.push(std::mem::take(&mut cur));
             }
@@ -301,7 +303,7 @@ fn bars(
     let title = format!("{what} by strategy — {matrix}");
     // Category labels: one line per axis, long specs broken after commas, at most 4 lines.
     let max_chars =
-        ((opts.size.0.saturating_sub(legend_w(suite) + 90)) as usize / n.max(1) / 7).max(6);
+        ((opts.size.0.saturating_sub(legend_w(suite) + 90)) as usize / n.max(1) / 8).max(6);
     let wrapped: Vec<Vec<String>> = cats.iter().map(|(c, _)| wrap(c, max_chars, 4)).collect();
     let lines = wrapped.iter().map(|w| w.len()).max().unwrap_or(1) as u32;
     let files = render_both!(dir, &name, opts.size, |root| {

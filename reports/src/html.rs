@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
 
 use crate::figures::{fmt_ns, Figure};
-use crate::results::{BadLine, CellSummary, Stat, SuiteMeta};
+use crate::results::{BadLine, CellSummary, SuiteMeta};
 use crate::suite::{group, strategies, Axis, Suite};
 use crate::theory;
 
@@ -51,8 +51,9 @@ pub struct TableCell {
     pub best: bool,
     /// `primary / best − 1`.
     pub vs_best: f64,
-    /// Whether the gap to the best is outside the noise: the 95% CI of the difference
-    /// (Welch, from both cells' repetitions) excludes zero. Always false for the best.
+    /// Whether the gap to the best is outside the noise: the 95% CI of the relative difference
+    /// excludes zero (paired by seed where both cells ran the same seeds, else Welch). Always
+    /// false for the best.
     pub clear: bool,
 }
 
@@ -93,11 +94,8 @@ pub fn table(suite: &Suite, matrix: &str) -> Table {
                 .iter()
                 .map(|c| primary(c).mean)
                 .fold(f64::INFINITY, f64::min);
-            let best_stat = g
-                .iter()
-                .map(|c| primary(c))
-                .find(|p| p.mean <= best)
-                .unwrap_or_else(|| Stat::of(&[]));
+            let best_cell = *g.iter().find(|c| primary(c).mean <= best).unwrap_or(&g[0]);
+            let best_stat = primary(best_cell);
             let cells = strats
                 .iter()
                 .map(|s| {
@@ -112,7 +110,19 @@ pub fn table(suite: &Suite, matrix: &str) -> Table {
                             best: p.mean <= best,
                             vs_best: if best > 0.0 { p.mean / best - 1.0 } else { 0.0 },
                             clear: p.mean > best && {
-                                let (rel, ci) = crate::compare::relative_change(&best_stat, &p);
+                                let value = |r: &crate::results::RunRow| {
+                                    if open {
+                                        r.report.latency_ns.p99 as f64
+                                    } else {
+                                        r.report.makespan_ns as f64
+                                    }
+                                };
+                                let (rel, ci, _) = crate::compare::change_of_rows(
+                                    &suite.rows_of(best_cell),
+                                    &suite.rows_of(c),
+                                    value,
+                                    (&best_stat, &p),
+                                );
                                 rel.abs() > ci
                             },
                         }
