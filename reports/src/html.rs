@@ -284,11 +284,6 @@ fn meta_html(h: &mut String, m: &SuiteMeta, s: &Suite) {
     );
 }
 
-fn primary_fmt(ranked_by: &str, v: f64) -> String {
-    let _ = ranked_by;
-    fmt_ns(v)
-}
-
 fn table_html(h: &mut String, t: &Table) {
     h.push_str("<table><thead><tr><th>workload / setting</th>");
     for s in &t.strategies {
@@ -322,8 +317,8 @@ fn table_html(h: &mut String, t: &Table) {
                         h,
                         "<td class=\"{}\"><span class=\"nw\">{} ± {}</span><br>{}<br><span class=\"small\"><span class=\"nw\">eff {:.3}</span> · <span class=\"nw\">LIF {:.3}</span> · <span class=\"nw\">p99 {}</span></span></td>",
                         if c.best { "best" } else { "" },
-                        primary_fmt(r.ranked_by, c.primary),
-                        primary_fmt(r.ranked_by, c.primary_ci),
+                        fmt_ns(c.primary),
+                        fmt_ns(c.primary_ci),
                         rank,
                         c.efficiency,
                         c.lif,
