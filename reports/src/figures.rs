@@ -210,6 +210,19 @@ pub fn fmt_ns(ns: f64) -> String {
     format!("{v:.digits$}{u}")
 }
 
+/// A tick label for `x`; on a log axis only the 1-2-5 ticks of each decade are labelled.
+fn tick_125(x: f64, log: bool) -> String {
+    if !log {
+        return format!("{x}");
+    }
+    let lead = x / 10f64.powf(x.log10().floor());
+    if [1.0, 2.0, 5.0].iter().any(|d| (lead - d).abs() < 1e-6) {
+        format!("{}", (x * 1e6).round() / 1e6)
+    } else {
+        String::new()
+    }
+}
+
 /// Grid shape for `n` panels.
 fn grid(n: usize) -> (usize, usize) {
     match n {
@@ -1118,9 +1131,24 @@ pub fn scaling(suite: &Suite, matrix: &str, opts: &ScalingOptions, dir: &Path) -
         * 1.08;
     let name = format!("{}-scaling", slug(matrix));
     let title = format!("Scaling — {matrix}");
+    // Wide worker ranges (1 to 1,024) read better on log axes, where ideal speedup is a line.
+    let log = pmax / pmin >= 32.0;
+    let smin = speed
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| (p.1 - p.2).max(p.1 / 2.0)))
+        .fold(pmin, f64::min)
+        .max(1e-3)
+        / 1.2;
     let curve = |f: &dyn Fn(f64) -> f64| -> Vec<(f64, f64)> {
-        (0..=60)
-            .map(|i| pmin + (pmax - pmin) * i as f64 / 60.0)
+        (0..=80)
+            .map(|i| {
+                let t = i as f64 / 80.0;
+                if log {
+                    pmin * (pmax / pmin).powf(t)
+                } else {
+                    pmin + (pmax - pmin) * t
+                }
+            })
             .map(|n| (n, f(n)))
             .collect()
     };
@@ -1130,84 +1158,105 @@ pub fn scaling(suite: &Suite, matrix: &str, opts: &ScalingOptions, dir: &Path) -
         head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
             .map_err(err)?;
         let panels = body.split_evenly((1, 2));
-        {
-            let mut chart = ChartBuilder::on(&panels[0])
-                .caption("speedup", (FONT, LABEL_PX + 1))
-                .margin(8)
-                .x_label_area_size(36)
-                .y_label_area_size(50)
-                .build_cartesian_2d(0f64..pmax * 1.05, 0f64..smax)
-                .map_err(err)?;
-            chart
-                .configure_mesh()
-                .bold_line_style(GRID.stroke_width(1))
-                .light_line_style(WHITE.stroke_width(0))
-                .x_desc("workers P")
-                .y_desc(if relative {
-                    "speedup (relative, S(P0) = P0)"
-                } else {
-                    "speedup T1 / TP"
-                })
-                .label_style((FONT, LABEL_PX - 1))
-                .axis_desc_style((FONT, LABEL_PX))
-                .draw()
-                .map_err(err)?;
-            chart
-                .draw_series(DashedLineSeries::new(
-                    curve(&|n| n),
-                    8,
-                    5,
-                    REFERENCE.stroke_width(2),
-                ))
-                .map_err(err)?;
-            for (_, j, s) in &fits {
-                let c = color(*j);
-                chart
-                    .draw_series(DashedLineSeries::new(
-                        curve(&|n| theory::amdahl(*s, n)),
-                        4,
-                        4,
-                        c.stroke_width(2),
-                    ))
-                    .map_err(err)?;
-                chart
-                    .draw_series(DottedLineSeries::new(
-                        curve(&|n| theory::gustafson(*s, n).min(smax)),
-                        0,
-                        5,
-                        move |p| Circle::new(p, 1, c.filled()),
-                    ))
-                    .map_err(err)?;
-            }
-            draw_series(&mut chart, &speed)?;
+        let xdesc = if log {
+            "workers P (log scale)"
+        } else {
+            "workers P"
+        };
+        macro_rules! panels {
+            ($xs:expr, $ys:expr, $xe:expr, $ye:expr) => {{
+                {
+                    let mut chart = ChartBuilder::on(&panels[0])
+                        .caption("speedup", (FONT, LABEL_PX + 1))
+                        .margin(8)
+                        .x_label_area_size(36)
+                        .y_label_area_size(50)
+                        .build_cartesian_2d($xs, $ys)
+                        .map_err(err)?;
+                    chart
+                        .configure_mesh()
+                        .bold_line_style(GRID.stroke_width(1))
+                        .light_line_style(WHITE.stroke_width(0))
+                        .x_label_formatter(&|x: &f64| tick_125(*x, log))
+                        .x_desc(xdesc)
+                        .y_desc(if relative {
+                            "speedup (relative, S(P0) = P0)"
+                        } else {
+                            "speedup T1 / TP"
+                        })
+                        .label_style((FONT, LABEL_PX - 1))
+                        .axis_desc_style((FONT, LABEL_PX))
+                        .draw()
+                        .map_err(err)?;
+                    chart
+                        .draw_series(DashedLineSeries::new(
+                            curve(&|n| n),
+                            8,
+                            5,
+                            REFERENCE.stroke_width(2),
+                        ))
+                        .map_err(err)?;
+                    for (_, j, s) in &fits {
+                        let c = color(*j);
+                        chart
+                            .draw_series(DashedLineSeries::new(
+                                curve(&|n| theory::amdahl(*s, n)),
+                                4,
+                                4,
+                                c.stroke_width(2),
+                            ))
+                            .map_err(err)?;
+                        chart
+                            .draw_series(DottedLineSeries::new(
+                                curve(&|n| theory::gustafson(*s, n).min(smax)),
+                                0,
+                                5,
+                                move |p| Circle::new(p, 1, c.filled()),
+                            ))
+                            .map_err(err)?;
+                    }
+                    draw_series(&mut chart, &speed)?;
+                }
+                {
+                    let mut chart = ChartBuilder::on(&panels[1])
+                        .caption("efficiency", (FONT, LABEL_PX + 1))
+                        .margin(8)
+                        .x_label_area_size(36)
+                        .y_label_area_size(50)
+                        .build_cartesian_2d($xe, $ye)
+                        .map_err(err)?;
+                    chart
+                        .configure_mesh()
+                        .bold_line_style(GRID.stroke_width(1))
+                        .light_line_style(WHITE.stroke_width(0))
+                        .x_label_formatter(&|x: &f64| tick_125(*x, log))
+                        .x_desc(xdesc)
+                        .y_desc("lower bound / makespan")
+                        .label_style((FONT, LABEL_PX - 1))
+                        .axis_desc_style((FONT, LABEL_PX))
+                        .draw()
+                        .map_err(err)?;
+                    chart
+                        .draw_series(DashedLineSeries::new(
+                            vec![(pmin, 1.0), (pmax, 1.0)],
+                            8,
+                            5,
+                            REFERENCE.stroke_width(2),
+                        ))
+                        .map_err(err)?;
+                    draw_series(&mut chart, &eff)?;
+                }
+            }};
         }
-        {
-            let mut chart = ChartBuilder::on(&panels[1])
-                .caption("efficiency", (FONT, LABEL_PX + 1))
-                .margin(8)
-                .x_label_area_size(36)
-                .y_label_area_size(50)
-                .build_cartesian_2d(0f64..pmax * 1.05, 0f64..emax)
-                .map_err(err)?;
-            chart
-                .configure_mesh()
-                .bold_line_style(GRID.stroke_width(1))
-                .light_line_style(WHITE.stroke_width(0))
-                .x_desc("workers P")
-                .y_desc("lower bound / makespan")
-                .label_style((FONT, LABEL_PX - 1))
-                .axis_desc_style((FONT, LABEL_PX))
-                .draw()
-                .map_err(err)?;
-            chart
-                .draw_series(DashedLineSeries::new(
-                    vec![(pmin, 1.0), (pmax * 1.05, 1.0)],
-                    8,
-                    5,
-                    REFERENCE.stroke_width(2),
-                ))
-                .map_err(err)?;
-            draw_series(&mut chart, &eff)?;
+        if log {
+            panels!(
+                (pmin / 1.2..pmax * 1.2).log_scale(),
+                (smin..smax).log_scale(),
+                (pmin / 1.2..pmax * 1.2).log_scale(),
+                0f64..emax
+            );
+        } else {
+            panels!(0f64..pmax * 1.05, 0f64..smax, 0f64..pmax * 1.05, 0f64..emax);
         }
         let mut items: Vec<(String, Key)> = speed
             .iter()

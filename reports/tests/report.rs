@@ -398,3 +398,26 @@ fn a_capped_timeline_is_drawn_as_a_window_and_said_so() {
     let img = image::open(&f.files.png).unwrap();
     assert_eq!((img.width(), img.height()), GanttOptions::default().size);
 }
+
+#[test]
+fn scaling_over_a_wide_worker_range_renders_on_log_axes() {
+    let cells: Vec<common::Cell> = [1, 4, 16, 64]
+        .into_iter()
+        .flat_map(|p| {
+            ["central", "work-stealing"].map(|s| {
+                let mut c = common::Cell::new("wide", s, "lognormal(mean=100us,sigma=1)", p);
+                c.tasks = 2_000;
+                c
+            })
+        })
+        .collect();
+    let suite = Suite::from_rows(Path::new("wide"), common::rows("wide", &cells, 2));
+    let dir = tmp("wide");
+    let f = figures::scaling(&suite, "wide", &figures::ScalingOptions::default(), &dir).unwrap();
+    assert_eq!(f.notes.len(), 2, "one fitted S per strategy: {:?}", f.notes);
+    let svg = std::fs::read_to_string(&f.files.svg).unwrap();
+    assert!(svg.contains("workers P (log scale)"));
+    roxmltree::Document::parse(&svg).unwrap();
+    let img = image::open(&f.files.png).unwrap();
+    assert_eq!((img.width(), img.height()), reports::style::SIZE);
+}
