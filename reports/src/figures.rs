@@ -83,7 +83,17 @@ fn legend<DB: DrawingBackend>(
     items: &[(String, Key)],
 ) -> Result<(), String> {
     let mut y = y0;
-    for (name, key) in items {
+    let bottom = area.dim_in_pixel().1 as i32 - 16;
+    for (i, (name, key)) in items.iter().enumerate() {
+        if y > bottom - 22 && i + 1 < items.len() {
+            area.draw(&Text::new(
+                format!("… and {} more", items.len() - i),
+                (8, y - (LABEL_PX as i32) / 2),
+                text_style(LABEL_PX - 1),
+            ))
+            .map_err(err)?;
+            break;
+        }
         match key {
             Key::Bar(h, c) => draw_hatched(area, (8, y - 7), (30, y + 7), *h, *c)?,
             Key::Line(m, c, dashed) => {
@@ -990,9 +1000,6 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
 /// A CDF curve: palette index, points, p50, p99.
 type Curve = (usize, Vec<(f64, f64)>, f64, f64);
 
-/// A reference curve: palette index, servers, points.
-type Reference = (usize, f64, Vec<(f64, f64)>);
-
 /// A measured series: label, palette index, points `(x, mean, ci95)`.
 type Series = (String, usize, Vec<(f64, f64, f64)>);
 
@@ -1300,11 +1307,16 @@ pub fn scaling(suite: &Suite, matrix: &str, opts: &ScalingOptions, dir: &Path) -
 pub struct QueueingOptions {
     /// Pixel size.
     pub size: (u32, u32),
+    /// At most this many panels (settings other than the arrival rate and strategy).
+    pub max_panels: usize,
 }
 
 impl Default for QueueingOptions {
     fn default() -> Self {
-        QueueingOptions { size: SIZE }
+        QueueingOptions {
+            size: SIZE,
+            max_panels: 4,
+        }
     }
 }
 
@@ -1319,123 +1331,141 @@ pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path)
     if cells.is_empty() {
         return skip("no open (poisson) arrivals in this matrix");
     }
-    let groups = group(&cells, &[Axis::Arrivals]);
     let strats = strategies(&cells);
-    let mut series: Vec<Series> = Vec::new();
-    let mut theory_curves: Vec<Reference> = Vec::new();
-    for (lab, g) in &groups {
-        let lab = if lab == "all" {
-            &g[0].coords.strategy
-        } else {
-            lab
-        };
-        let mut pts = Vec::new();
-        let mut mean_service = Vec::new();
-        for c in g {
-            let rows = suite.rows_of(c);
-            let lambda = theory::poisson_rate(&c.coords.arrivals).unwrap_or(0.0) / 1e9; // per ns
-            let es = mean_of(&rows, |r| {
-                r.report.total_work_ns as f64 / r.report.tasks.max(1) as f64
-            })
-            .mean;
-            let p = c.coords.workers.max(1) as f64;
-            let wait = mean_of(&rows, |r| r.report.wait_ns.mean);
-            pts.push((lambda * es / p, wait.mean, wait.ci95));
-            mean_service.push(es);
+    // One panel per setting (workload, workers, cost model, ...), one series per strategy in it,
+    // and one Erlang C reference per panel.
+    struct Panel {
+        label: String,
+        series: Vec<Series>,
+        servers: usize,
+        reference: Vec<(f64, f64)>,
+    }
+    let mut panels_data: Vec<Panel> = Vec::new();
+    for (label, g) in group(&cells, &[Axis::Arrivals, Axis::Strategy]) {
+        let mut series: Vec<Series> = Vec::new();
+        let mut services = Vec::new();
+        for (j, s) in strats.iter().enumerate() {
+            let mut pts = Vec::new();
+            for c in g.iter().filter(|c| &c.coords.strategy == s) {
+                let rows = suite.rows_of(c);
+                let lambda = theory::poisson_rate(&c.coords.arrivals).unwrap_or(0.0) / 1e9; // per ns
+                let es = mean_of(&rows, |r| {
+                    r.report.total_work_ns as f64 / r.report.tasks.max(1) as f64
+                })
+                .mean;
+                let p = c.coords.workers.max(1) as f64;
+                let wait = mean_of(&rows, |r| r.report.wait_ns.mean);
+                pts.push((lambda * es / p, wait.mean, wait.ci95));
+                services.push(es);
+            }
+            if pts.len() >= 2 {
+                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+                series.push((s.clone(), j, pts));
+            }
         }
-        if pts.len() < 2 {
+        if series.is_empty() {
             continue;
         }
-        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let j = strats
-            .iter()
-            .position(|s| s == &g[0].coords.strategy)
-            .unwrap_or(0);
-        let es = mean_service.iter().sum::<f64>() / mean_service.len() as f64;
-        let c = g[0].coords.workers.max(1);
-        let curve: Vec<(f64, f64)> = (1..99)
+        let es = services.iter().sum::<f64>() / services.len() as f64;
+        let servers = g[0].coords.workers.max(1);
+        let mu = 1.0 / es;
+        let reference = (1..100)
             .map(|i| i as f64 / 100.0)
             .filter_map(|rho| {
-                let mu = 1.0 / es;
-                theory::mmc_wait(c, rho * c as f64 * mu, mu).map(|w| (rho, w))
+                theory::mmc_wait(servers, rho * servers as f64 * mu, mu).map(|w| (rho, w))
             })
             .collect();
-        theory_curves.push((j, c as f64, curve));
-        series.push((lab.clone(), j, pts));
+        panels_data.push(Panel {
+            label,
+            series,
+            servers,
+            reference,
+        });
     }
-    if series.is_empty() {
+    if panels_data.is_empty() {
         return skip("needs at least 2 arrival rates for one strategy");
     }
-    let ymax = series
-        .iter()
-        .flat_map(|s| s.2.iter().map(|p| p.1 + p.2))
-        .fold(1.0, f64::max)
-        * 1.4;
-    let xmax = series
-        .iter()
-        .flat_map(|s| s.2.iter().map(|p| p.0))
-        .fold(0.0, f64::max)
-        .clamp(0.5, 1.0)
-        * 1.05;
+    let total = panels_data.len();
+    panels_data.truncate(opts.max_panels.max(1));
+    let all_pts = || {
+        panels_data
+            .iter()
+            .flat_map(|p| p.series.iter().flat_map(|s| s.2.iter()))
+    };
+    let ymax = all_pts().map(|p| p.1 + p.2).fold(1.0, f64::max) * 1.3;
+    let xmax = all_pts().map(|p| p.0).fold(0.0, f64::max).clamp(0.5, 1.0) * 1.05;
     let name = format!("{}-queueing", slug(matrix));
     let title = format!("Queueing: mean wait vs utilisation — {matrix}");
+    let (rn, cn) = grid(panels_data.len());
     let files = render_both!(dir, &name, opts.size, |root| {
         let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
-        let mut chart = ChartBuilder::on(&main)
-            .caption(&title, (FONT, TITLE_PX))
-            .margin(10)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..xmax, 0f64..ymax)
+        let (head, body) = main.split_vertically(36);
+        head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .bold_line_style(GRID.stroke_width(1))
-            .light_line_style(WHITE.stroke_width(0))
-            .y_label_formatter(&|y: &f64| fmt_ns(*y))
-            .x_desc("utilisation ρ = λ · E[service] / P")
-            .y_desc("mean wait (start − release)")
-            .label_style((FONT, LABEL_PX))
-            .axis_desc_style((FONT, AXIS_PX))
-            .draw()
-            .map_err(err)?;
-        for (j, _, curve) in &theory_curves {
-            let pts: Vec<(f64, f64)> = curve
+        let areas = body.split_evenly((rn, cn));
+        for (k, panel) in panels_data.iter().enumerate() {
+            let mut chart = ChartBuilder::on(&areas[k])
+                .caption(truncate(&panel.label, 60), (FONT, LABEL_PX))
+                .margin(8)
+                .x_label_area_size(36)
+                .y_label_area_size(64)
+                .build_cartesian_2d(0f64..xmax, 0f64..ymax)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .bold_line_style(GRID.stroke_width(1))
+                .light_line_style(WHITE.stroke_width(0))
+                .y_label_formatter(&|y: &f64| fmt_ns(*y))
+                .x_desc("utilisation ρ = λ · E[service] / P")
+                .y_desc("mean wait (start − release)")
+                .label_style((FONT, LABEL_PX - 2))
+                .axis_desc_style((FONT, LABEL_PX - 1))
+                .draw()
+                .map_err(err)?;
+            let pts: Vec<(f64, f64)> = panel
+                .reference
                 .iter()
                 .copied()
                 .filter(|p| p.1 <= ymax && p.0 <= xmax)
                 .collect();
             chart
-                .draw_series(DashedLineSeries::new(
-                    pts,
-                    6,
-                    4,
-                    color(*j).mix(0.8).stroke_width(2),
-                ))
+                .draw_series(DashedLineSeries::new(pts, 6, 4, REFERENCE.stroke_width(2)))
                 .map_err(err)?;
+            draw_series(&mut chart, &panel.series)?;
         }
-        draw_series(&mut chart, &series)?;
-        let mut items: Vec<(String, Key)> = series
+        let mut items: Vec<(String, Key)> = strats
             .iter()
-            .map(|(l, j, _)| {
-                (
-                    format!("measured: {l}"),
-                    Key::Line(Some(marker(*j)), color(*j), false),
-                )
+            .enumerate()
+            .filter(|(j, _)| {
+                panels_data
+                    .iter()
+                    .any(|p| p.series.iter().any(|s| s.1 == *j))
             })
+            .map(|(j, s)| (s.clone(), Key::Line(Some(marker(j)), color(j), false)))
             .collect();
-        for (j, c, _) in &theory_curves {
-            items.push((
-                format!("M/M/{c} (Erlang C)"),
-                Key::Line(None, color(*j), true),
-            ));
-        }
+        let servers: Vec<String> = {
+            let mut v: Vec<usize> = panels_data.iter().map(|p| p.servers).collect();
+            v.sort_unstable();
+            v.dedup();
+            v.iter().map(|c| c.to_string()).collect()
+        };
+        items.push((
+            format!("M/M/c, c = {} (Erlang C)", servers.join(", ")),
+            Key::Line(None, REFERENCE, true),
+        ));
         legend(&side, 60, &items)
     })?;
+    let mut caption = "Each marker is one arrival rate: the measured mean time tasks waited before starting (95% CI whiskers), against the utilisation ρ = λ · E[service] / P; one panel per setting. The grey dashed curve is the mean wait of an M/M/c queue with c = P servers and the panel's mean service time, from Erlang C: W_q = C(c, λ/μ) / (cμ − λ). A shared FIFO queue with exponential service should sit on it; a strategy above it loses capacity to imbalance, overhead or an unlucky order; service less variable than exponential (or an order like SPT that favours short tasks) sits below it. Waits grow without bound as ρ → 1.".to_string();
+    if total > panels_data.len() {
+        caption.push_str(&format!(
+            " Showing {} of {total} settings.",
+            panels_data.len()
+        ));
+    }
     Ok(Figure {
         name,
         title,
-        caption: "Each marker is one arrival rate: the measured mean time tasks waited before starting (95% CI whiskers), against the utilisation ρ = λ · E[service] / P. The dashed curve is the mean wait of an M/M/c queue with c = P servers and the same mean service time, from Erlang C: W_q = C(c, λ/μ) / (cμ − λ). A shared FIFO queue with exponential service should sit on it; a strategy above it loses capacity to imbalance or overhead; services less variable than exponential sit below it. Waits grow without bound as ρ → 1.".into(),
+        caption,
         notes: Vec::new(),
         files,
     })
