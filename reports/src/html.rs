@@ -156,10 +156,10 @@ pub struct Page<'a> {
     pub raw: Vec<(String, String)>,
 }
 
-const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1300px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
 h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:2em;border-bottom:1px solid #ddd}
 .question{font-size:1.15em;color:#333}.meta{color:#555;font-size:.92em}.meta code{background:#f4f4f4;padding:0 .3em}
-table{border-collapse:collapse;margin:1em 0;font-size:.86em;width:100%}.nw{white-space:nowrap}th,td{border:1px solid #ddd;padding:.35em .6em;text-align:right;vertical-align:top}
+.scroll{overflow-x:auto}table{border-collapse:collapse;margin:1em 0;font-size:.84em;width:100%}.nw{white-space:nowrap}th,td{border:1px solid #ddd;padding:.35em .6em;text-align:right;vertical-align:top}
 th{background:#f4f4f4}td.label{text-align:left}td.best{background:#e8f3ea;font-weight:600}.small{color:#666;font-size:.85em;font-weight:400}
 figure{margin:1.5em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}figcaption{color:#444;font-size:.92em;max-width:900px}
 .warn{background:#fff4e0;border:1px solid #e0b060;padding:.6em 1em}ul.skipped{color:#555;font-size:.92em}";
@@ -285,7 +285,7 @@ fn meta_html(h: &mut String, m: &SuiteMeta, s: &Suite) {
 }
 
 fn table_html(h: &mut String, t: &Table) {
-    h.push_str("<table><thead><tr><th>workload / setting</th>");
+    h.push_str("<div class=\"scroll\"><table><thead><tr><th>workload / setting</th>");
     for s in &t.strategies {
         // Let long specs break after '(' and commas rather than widen the column.
         let breakable = escape(s).replace('(', "(<wbr>").replace(',', ",<wbr>");
@@ -296,7 +296,7 @@ fn table_html(h: &mut String, t: &Table) {
         let _ = write!(
             h,
             "<tr><td class=\"label\">{}<br><span class=\"small\">ranked by {}</span></td>",
-            escape(&r.label),
+            escape(&r.label).replace(',', ",<wbr>"),
             r.ranked_by
         );
         for c in &r.cells {
@@ -329,7 +329,7 @@ fn table_html(h: &mut String, t: &Table) {
         }
         h.push_str("</tr>\n");
     }
-    h.push_str("</tbody></table>\n<p class=\"meta\">Each cell: mean ± 95% CI half-width over repetitions of the ranking metric (makespan for closed workloads, p99 latency for open arrivals; lower is better), the best of the row marked ★, the others as how much worse than the best (\"within noise\" when the 95% CI of the difference covers zero); below: efficiency (lower bound / makespan, 1 = ideal), LIF (max busy / mean busy, 1 = balanced) and p99 latency.</p>\n");
+    h.push_str("</tbody></table></div>\n<p class=\"meta\">Each cell: mean ± 95% CI half-width over repetitions of the ranking metric (makespan for closed workloads, p99 latency for open arrivals; lower is better), the best of the row marked ★, the others as how much worse than the best (\"within noise\" when the 95% CI of the difference covers zero; runs with the same seed, hence the same task set, are compared in pairs); below: efficiency (lower bound / makespan, 1 = ideal), LIF (max busy / mean busy, 1 = balanced) and p99 latency.</p>\n");
 }
 
 /// The Markdown table of `t`.
