@@ -462,7 +462,12 @@ pub struct CompareOutput {
 pub fn compare_dirs(base: &Path, new: &Path, out: &Path) -> Result<CompareOutput, ReportError> {
     let b = Suite::load(base).map_err(ReportError::Input)?;
     let n = Suite::load(new).map_err(ReportError::Input)?;
-    let cmp = compare(&b, &n);
+    compare_suites(&b, &n, out)
+}
+
+/// [`compare_dirs`] for suites already loaded.
+pub fn compare_suites(b: &Suite, n: &Suite, out: &Path) -> Result<CompareOutput, ReportError> {
+    let cmp = compare(b, n);
     let werr = |p: &Path, e: std::io::Error| ReportError::Write(format!("{}: {e}", p.display()));
     std::fs::create_dir_all(out).map_err(|e| werr(out, e))?;
     let figure = change_figure(&cmp, out).map_err(ReportError::Write)?;
