@@ -114,7 +114,8 @@ fn legend<DB: DrawingBackend>(
                 }
             }
         }
-        let shown = truncate(name, 52);
+        let fit = ((area.dim_in_pixel().0 as f64 - 45.0) / 6.6).max(8.0) as usize;
+        let shown = truncate(name, fit);
         area.draw(&Text::new(
             shown,
             (38, y - (LABEL_PX as i32) / 2),
@@ -1476,11 +1477,16 @@ pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path)
 pub struct EstimatesOptions {
     /// Pixel size.
     pub size: (u32, u32),
+    /// At most this many settings (rows of panels).
+    pub max_rows: usize,
 }
 
 impl Default for EstimatesOptions {
     fn default() -> Self {
-        EstimatesOptions { size: SIZE }
+        EstimatesOptions {
+            size: SIZE,
+            max_rows: 3,
+        }
     }
 }
 
@@ -1488,61 +1494,58 @@ impl Default for EstimatesOptions {
 /// strategy in the matrix). Needs at least two estimate-error values.
 pub fn estimates(suite: &Suite, matrix: &str, opts: &EstimatesOptions, dir: &Path) -> FigureResult {
     let cells = suite.cells_of(matrix);
-    let groups = group(&cells, &[Axis::EstimateError]);
     let strats = strategies(&cells);
-    let mut lat: Vec<Series> = Vec::new();
-    let mut mk: Vec<Series> = Vec::new();
-    for (lab, g) in &groups {
-        let mut g = g.clone();
-        g.sort_by(|a, b| a.coords.estimate_error.total_cmp(&b.coords.estimate_error));
-        g.dedup_by(|a, b| a.coords.estimate_error == b.coords.estimate_error);
-        if g.len() < 2 {
-            continue;
+    // One row of two panels (mean latency, makespan) per setting; one series per strategy.
+    let mut rows_data: Vec<(String, Vec<Series>, Vec<Series>)> = Vec::new();
+    for (label, g) in group(&cells, &[Axis::EstimateError, Axis::Strategy]) {
+        let (mut lat, mut mk) = (Vec::new(), Vec::new());
+        for (j, s) in strats.iter().enumerate() {
+            let mut g: Vec<&CellSummary> = g
+                .iter()
+                .copied()
+                .filter(|c| &c.coords.strategy == s)
+                .collect();
+            g.sort_by(|a, b| a.coords.estimate_error.total_cmp(&b.coords.estimate_error));
+            g.dedup_by(|a, b| a.coords.estimate_error == b.coords.estimate_error);
+            if g.len() < 2 {
+                continue;
+            }
+            let latency = |c: &&CellSummary| {
+                let s = mean_of(&suite.rows_of(c), |r| r.report.latency_ns.mean);
+                (c.coords.estimate_error, s.mean, s.ci95)
+            };
+            let makespan = |c: &&CellSummary| {
+                (
+                    c.coords.estimate_error,
+                    c.makespan_ns.mean,
+                    c.makespan_ns.ci95,
+                )
+            };
+            lat.push((s.clone(), j, g.iter().map(latency).collect()));
+            mk.push((s.clone(), j, g.iter().map(makespan).collect()));
         }
-        let j = strats
-            .iter()
-            .position(|s| s == &g[0].coords.strategy)
-            .unwrap_or(0);
-        lat.push((
-            lab.clone(),
-            j,
-            g.iter()
-                .map(|c| {
-                    let s = mean_of(&suite.rows_of(c), |r| r.report.latency_ns.mean);
-                    (c.coords.estimate_error, s.mean, s.ci95)
-                })
-                .collect(),
-        ));
-        mk.push((
-            lab.clone(),
-            j,
-            g.iter()
-                .map(|c| {
-                    (
-                        c.coords.estimate_error,
-                        c.makespan_ns.mean,
-                        c.makespan_ns.ci95,
-                    )
-                })
-                .collect(),
-        ));
+        if !lat.is_empty() {
+            rows_data.push((label, lat, mk));
+        }
     }
-    if lat.is_empty() {
+    if rows_data.is_empty() {
         return skip("needs at least 2 estimate-error values for one strategy");
     }
-    let xmax = lat
-        .iter()
-        .flat_map(|s| s.2.iter().map(|p| p.0))
-        .fold(0.0, f64::max)
-        .max(0.1)
-        * 1.05;
-    let top = |s: &[Series]| {
-        s.iter()
-            .flat_map(|s| s.2.iter().map(|p| p.1 + p.2))
-            .fold(1.0, f64::max)
-            * 1.1
+    let total = rows_data.len();
+    rows_data.truncate(opts.max_rows.max(1));
+    let all = |k: usize| -> Vec<(f64, f64, f64)> {
+        rows_data
+            .iter()
+            .flat_map(|r| {
+                if k == 0 { &r.1 } else { &r.2 }
+                    .iter()
+                    .flat_map(|s| s.2.iter().copied())
+            })
+            .collect()
     };
-    let (lmax, mmax) = (top(&lat), top(&mk));
+    let xmax = all(0).iter().map(|p| p.0).fold(0.0, f64::max).max(0.1) * 1.05;
+    let top = |k: usize| all(k).iter().map(|p| p.1 + p.2).fold(1.0, f64::max) * 1.1;
+    let (lmax, mmax) = (top(0), top(1));
     let name = format!("{}-estimates", slug(matrix));
     let title = format!("Sensitivity to estimate error — {matrix}");
     let files = render_both!(dir, &name, opts.size, |root| {
@@ -1550,41 +1553,57 @@ pub fn estimates(suite: &Suite, matrix: &str, opts: &EstimatesOptions, dir: &Pat
         let (head, body) = main.split_vertically(36);
         head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
             .map_err(err)?;
-        let panels = body.split_evenly((1, 2));
-        for (k, (series, ymax, what)) in [(&lat, lmax, "mean latency"), (&mk, mmax, "makespan")]
-            .into_iter()
-            .enumerate()
-        {
-            let mut chart = ChartBuilder::on(&panels[k])
-                .caption(what, (FONT, LABEL_PX + 1))
-                .margin(8)
-                .x_label_area_size(36)
-                .y_label_area_size(72)
-                .build_cartesian_2d(0f64..xmax, 0f64..ymax)
-                .map_err(err)?;
-            chart
-                .configure_mesh()
-                .bold_line_style(GRID.stroke_width(1))
-                .light_line_style(WHITE.stroke_width(0))
-                .y_label_formatter(&|y: &f64| fmt_ns(*y))
-                .x_desc("estimate error σ (log-normal)")
-                .y_desc(what)
-                .label_style((FONT, LABEL_PX - 1))
-                .axis_desc_style((FONT, LABEL_PX))
-                .draw()
-                .map_err(err)?;
-            draw_series(&mut chart, series)?;
+        let panels = body.split_evenly((rows_data.len(), 2));
+        for (r, (label, lat, mk)) in rows_data.iter().enumerate() {
+            for (k, (series, ymax, what)) in [(lat, lmax, "mean latency"), (mk, mmax, "makespan")]
+                .into_iter()
+                .enumerate()
+            {
+                let caption = if label == "all" {
+                    what.to_string()
+                } else {
+                    format!("{what} — {}", truncate(label, 40))
+                };
+                let mut chart = ChartBuilder::on(&panels[2 * r + k])
+                    .caption(caption, (FONT, LABEL_PX))
+                    .margin(8)
+                    .x_label_area_size(36)
+                    .y_label_area_size(72)
+                    .build_cartesian_2d(0f64..xmax, 0f64..ymax)
+                    .map_err(err)?;
+                chart
+                    .configure_mesh()
+                    .bold_line_style(GRID.stroke_width(1))
+                    .light_line_style(WHITE.stroke_width(0))
+                    .y_label_formatter(&|y: &f64| fmt_ns(*y))
+                    .x_desc("estimate error σ (log-normal)")
+                    .y_desc(what)
+                    .label_style((FONT, LABEL_PX - 2))
+                    .axis_desc_style((FONT, LABEL_PX - 1))
+                    .draw()
+                    .map_err(err)?;
+                draw_series(&mut chart, series)?;
+            }
         }
-        let items: Vec<(String, Key)> = lat
+        let items: Vec<(String, Key)> = strats
             .iter()
-            .map(|(l, j, _)| (l.clone(), Key::Line(Some(marker(*j)), color(*j), false)))
+            .enumerate()
+            .filter(|(j, _)| rows_data.iter().any(|r| r.1.iter().any(|s| s.1 == *j)))
+            .map(|(j, s)| (s.clone(), Key::Line(Some(marker(j)), color(j), false)))
             .collect();
         legend(&side, 60, &items)
     })?;
+    let mut caption = "How much each estimate-based strategy loses when the cost estimates it orders by are wrong: estimates are the true cost times a log-normal error of the given σ (0 = exact). Left: mean task latency (SPT's target); right: makespan (LPT's target); one row per setting. A strategy that reads no estimates (e.g. central) is a flat reference line; whiskers are 95% CIs.".to_string();
+    if total > rows_data.len() {
+        caption.push_str(&format!(
+            " Showing {} of {total} settings.",
+            rows_data.len()
+        ));
+    }
     Ok(Figure {
         name,
         title,
-        caption: "How much each estimate-based strategy loses when the cost estimates it orders by are wrong: estimates are the true cost times a log-normal error of the given σ (0 = exact). Left: mean task latency (SPT's target); right: makespan (LPT's target). Flat lines mean the strategy is robust to bad estimates; whiskers are 95% CIs.".into(),
+        caption,
         notes: Vec::new(),
         files,
     })
