@@ -1700,9 +1700,12 @@ pub fn heterogeneous(
                 draw_marker(chart.plotting_area(), (x, y), marker(*j), color(*j))?;
             }
         }
-        let mut items: Vec<(String, Key)> = series
+        // One entry per strategy: runs of other settings share its colour and marker.
+        let mut items: Vec<(String, Key)> = strats
             .iter()
-            .map(|(l, j, _)| (l.clone(), Key::Line(Some(marker(*j)), color(*j), false)))
+            .enumerate()
+            .filter(|(j, _)| series.iter().any(|s| s.1 == *j))
+            .map(|(j, s)| (s.clone(), Key::Line(Some(marker(j)), color(j), false)))
             .collect();
         items.push(("work ∝ speed".into(), Key::Line(None, REFERENCE, true)));
         legend(&side, 60, &items)
@@ -1710,7 +1713,7 @@ pub fn heterogeneous(
     Ok(Figure {
         name,
         title,
-        caption: "Each marker is one worker of one run: its share of the total speed (x) against its share of the work it did (busy time × speed, y). On the dashed diagonal, work follows speed and all workers finish together; markers below it at high speed mean fast workers were starved (a static, speed-blind split), markers above it at low speed mean slow workers held work the fast ones could have taken.".into(),
+        caption: "Each marker is one worker of one run (repetition 0 of every cell whose workers differ in speed; settings pooled, coloured by strategy): its share of the total speed (x) against its share of the work it did (busy time × speed, y). On the dashed diagonal, work follows speed and all workers finish together; markers below it at high speed mean fast workers were starved (a static, speed-blind split), markers above it at low speed mean slow workers held work the fast ones could have taken.".into(),
         notes: Vec::new(),
         files,
     })
