@@ -678,15 +678,14 @@ pub fn per_worker_busy(
             let area = &panels[k];
             let rep = &row.report;
             let p = rep.per_worker.len();
-            let steals: u64 = rep.steals;
+            // The title fits the panel: the strategy is cut, the LIF kept; steals go below.
+            let fit = (area.dim_in_pixel().0 as usize / 7)
+                .saturating_sub(12)
+                .max(8);
+            let worker_desc = format!("worker ({} steals in the run)", rep.steals);
             let mut chart = ChartBuilder::on(area)
                 .caption(
-                    format!(
-                        "{} — LIF {:.2}, {} steals",
-                        truncate(&rep.strategy, 28),
-                        rep.lif,
-                        steals
-                    ),
+                    format!("{} · LIF {:.2}", truncate(&rep.strategy, fit), rep.lif),
                     (FONT, LABEL_PX),
                 )
                 .margin(8)
@@ -708,7 +707,7 @@ pub fn per_worker_busy(
                     }
                 })
                 .y_label_formatter(&|y: &f64| fmt_ns(*y))
-                .x_desc("worker")
+                .x_desc(&worker_desc)
                 .y_desc("busy time")
                 .label_style((FONT, LABEL_PX - 2))
                 .axis_desc_style((FONT, LABEL_PX - 1))
@@ -743,7 +742,7 @@ pub fn per_worker_busy(
         name,
         title,
         caption: format!(
-            "One run (repetition 0) per strategy on {cat}, the group where the strategies' load imbalance differs most. Each bar is the time a worker spent inside tasks; the dashed line is the mean. A bar far above the line is the worker that finished last: its excess over the mean is the time the other workers idled (LIF = tallest bar / mean). Titles give each run's LIF and steal count.{}",
+            "One run (repetition 0) per strategy on {cat}, the group where the strategies' load imbalance differs most. Each bar is the time a worker spent inside tasks; the dashed line is the mean. A bar far above the line is the worker that finished last: its excess over the mean is the time the other workers idled (LIF = tallest bar / mean). Titles give each run's LIF, axis labels its steal count.{}",
             if g.len() > runs.len() {
                 format!(" Not shown (panel limit): {}.", g[runs.len()..].iter().map(|c| c.coords.strategy.as_str()).collect::<Vec<_>>().join(", "))
             } else {
