@@ -78,10 +78,6 @@ topology:
 
 # --- Reports -------------------------------------------------------------------------------
 
-# Draw the report of results/NAME (figures, index.html, summary.md) into results/NAME/report.
-report name="quick":
-    cargo run --release -p experiments -- report results/{{name}}
-
 # Compare two results directories of the same suite (change per cell with its 95% CI).
 compare base new:
     cargo run --release -p experiments -- compare {{base}} {{new}}

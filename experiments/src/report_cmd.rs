@@ -37,13 +37,27 @@ fn cli_error(what: &str, e: ReportError) -> CliError {
     }
 }
 
+/// `--out` must be a directory or not exist yet.
+fn check_out(out: &std::path::Path) -> Result<(), CliError> {
+    if out.exists() && !out.is_dir() {
+        return Err(CliError::Input(format!(
+            "--out: {} is a file; give a directory (created if missing)",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Run `schedlab report`.
 pub fn report(args: &ReportArgs) -> Result<(), CliError> {
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| args.results_dir.join("report"));
-    let r = reports::report(&args.results_dir, &out).map_err(|e| cli_error("RESULTS_DIR", e))?;
+    let suite = reports::suite::Suite::load(&args.results_dir)
+        .map_err(|e| CliError::Input(format!("RESULTS_DIR: {e}")))?;
+    check_out(&out)?;
+    let r = reports::render(&suite, &out).map_err(|e| cli_error("RESULTS_DIR", e))?;
     for b in &r.bad {
         eprintln!(
             "schedlab: warning: {}: line {} left out: {}",
@@ -70,11 +84,13 @@ pub fn report(args: &ReportArgs) -> Result<(), CliError> {
 
 /// Run `schedlab compare`.
 pub fn compare(args: &CompareArgs) -> Result<(), CliError> {
-    for (flag, dir) in [("BASE", &args.base), ("NEW", &args.new)] {
-        reports::suite::Suite::load(dir).map_err(|e| CliError::Input(format!("{flag}: {e}")))?;
-    }
+    let load = |flag: &str, dir: &std::path::Path| {
+        reports::suite::Suite::load(dir).map_err(|e| CliError::Input(format!("{flag}: {e}")))
+    };
+    let (base, new) = (load("BASE", &args.base)?, load("NEW", &args.new)?);
     let out = args.out.clone().unwrap_or_else(|| args.new.join("compare"));
-    let c = reports::compare::compare_dirs(&args.base, &args.new, &out)
+    check_out(&out)?;
+    let c = reports::compare::compare_suites(&base, &new, &out)
         .map_err(|e| cli_error("BASE/NEW", e))?;
     print!("{}", c.comparison.markdown());
     let (same, better, worse) = c.comparison.counts();

@@ -126,6 +126,19 @@ fn bad_results_dirs_exit_2_with_one_line() {
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
         assert!(o.stdout.is_empty());
     }
+    // --out naming a file is bad input too.
+    let ok = tmp("out-file");
+    results(&ok, false);
+    let file = ok.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let o = schedlab(&[
+        "report",
+        ok.to_str().unwrap(),
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--out"));
     std::fs::write(d.join("runs.jsonl"), "{\"truncated\n").unwrap();
     let o = schedlab(&["report", d.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));

@@ -10,7 +10,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::figures::{fmt_ns, truncate};
 use crate::html::escape;
-use crate::results::{t975, CellSummary, Stat};
+use crate::results::{t975, CellSummary, RunRow, Stat};
 use crate::style::{
     color, draw_marker, err, render_both, Files, Marker, FONT, GRID, LABEL_PX, REFERENCE, TITLE_PX,
 };
@@ -127,6 +127,40 @@ pub fn paired_change(pairs: &[(f64, f64)]) -> Option<(f64, f64)> {
     Some((s.mean, s.ci95))
 }
 
+/// The relative change `new/base − 1` of `value` between two sets of runs, its 95% CI
+/// half-width, and whether runs were paired: when both sets hold the same distinct seeds
+/// (the same task sets), runs are paired by seed; otherwise the summaries `stats` are compared
+/// as independent samples (Welch).
+pub fn change_of_rows(
+    base: &[&RunRow],
+    new: &[&RunRow],
+    value: impl Fn(&RunRow) -> f64,
+    stats: (&Stat, &Stat),
+) -> (f64, f64, bool) {
+    let mut bseeds: Vec<u64> = base.iter().map(|r| r.seed).collect();
+    let mut nseeds: Vec<u64> = new.iter().map(|r| r.seed).collect();
+    bseeds.sort_unstable();
+    nseeds.sort_unstable();
+    let unique = bseeds.windows(2).all(|w| w[0] != w[1]);
+    let pairs: Vec<(f64, f64)> = if unique && bseeds == nseeds {
+        base.iter()
+            .filter_map(|x| {
+                let y = new.iter().find(|y| y.seed == x.seed)?;
+                Some((value(x), value(y)))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    match paired_change(&pairs) {
+        Some((rel, ci)) => (rel, ci, true),
+        None => {
+            let (rel, ci) = relative_change(stats.0, stats.1);
+            (rel, ci, false)
+        }
+    }
+}
+
 /// Compare `new` against `base`, cell by cell (matched by cell key). When both sides ran the
 /// same seeds for a cell, runs are paired by seed (the same task set on both sides), which
 /// removes the workload-to-workload variance from the interval; otherwise the two sides are
@@ -140,7 +174,7 @@ pub fn compare(base: &Suite, new: &Suite) -> Comparison {
             ("makespan", c.makespan_ns)
         }
     };
-    let value = |open: bool, r: &crate::results::RunRow| {
+    let value = |open: bool, r: &RunRow| {
         if open {
             r.report.latency_ns.p99 as f64
         } else {
@@ -163,29 +197,13 @@ pub fn compare(base: &Suite, new: &Suite) -> Comparison {
             };
             let (metric, bs) = metric_of(b);
             let (_, ns) = metric_of(n);
-            let (br, nr) = (base.rows_of(b), new.rows_of(n));
-            let mut bseeds: Vec<u64> = br.iter().map(|r| r.seed).collect();
-            let mut nseeds: Vec<u64> = nr.iter().map(|r| r.seed).collect();
-            bseeds.sort_unstable();
-            nseeds.sort_unstable();
-            let unique = bseeds.windows(2).all(|w| w[0] != w[1]);
-            let pairs: Vec<(f64, f64)> = if unique && bseeds == nseeds {
-                br.iter()
-                    .filter_map(|x| {
-                        let y = nr.iter().find(|y| y.seed == x.seed)?;
-                        Some((value(open(b), x), value(open(b), y)))
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            let (rel, ci95, paired) = match paired_change(&pairs) {
-                Some((rel, ci)) => (rel, ci, true),
-                None => {
-                    let (rel, ci) = relative_change(&bs, &ns);
-                    (rel, ci, false)
-                }
-            };
+            let is_open = open(b);
+            let (rel, ci95, paired) = change_of_rows(
+                &base.rows_of(b),
+                &new.rows_of(n),
+                |r| value(is_open, r),
+                (&bs, &ns),
+            );
             let verdict = if rel.abs() <= ci95 {
                 Verdict::NoChange
             } else if rel < 0.0 {
@@ -444,7 +462,12 @@ pub struct CompareOutput {
 pub fn compare_dirs(base: &Path, new: &Path, out: &Path) -> Result<CompareOutput, ReportError> {
     let b = Suite::load(base).map_err(ReportError::Input)?;
     let n = Suite::load(new).map_err(ReportError::Input)?;
-    let cmp = compare(&b, &n);
+    compare_suites(&b, &n, out)
+}
+
+/// [`compare_dirs`] for suites already loaded.
+pub fn compare_suites(b: &Suite, n: &Suite, out: &Path) -> Result<CompareOutput, ReportError> {
+    let cmp = compare(b, n);
     let werr = |p: &Path, e: std::io::Error| ReportError::Write(format!("{}: {e}", p.display()));
     std::fs::create_dir_all(out).map_err(|e| werr(out, e))?;
     let figure = change_figure(&cmp, out).map_err(ReportError::Write)?;

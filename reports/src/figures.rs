@@ -83,7 +83,17 @@ fn legend<DB: DrawingBackend>(
     items: &[(String, Key)],
 ) -> Result<(), String> {
     let mut y = y0;
-    for (name, key) in items {
+    let bottom = area.dim_in_pixel().1 as i32 - 16;
+    for (i, (name, key)) in items.iter().enumerate() {
+        if y > bottom - 22 && i + 1 < items.len() {
+            area.draw(&Text::new(
+                format!("… and {} more", items.len() - i),
+                (8, y - (LABEL_PX as i32) / 2),
+                text_style(LABEL_PX - 1),
+            ))
+            .map_err(err)?;
+            break;
+        }
         match key {
             Key::Bar(h, c) => draw_hatched(area, (8, y - 7), (30, y + 7), *h, *c)?,
             Key::Line(m, c, dashed) => {
@@ -104,7 +114,8 @@ fn legend<DB: DrawingBackend>(
                 }
             }
         }
-        let shown = truncate(name, 52);
+        let fit = ((area.dim_in_pixel().0 as f64 - 45.0) / 6.6).max(8.0) as usize;
+        let shown = truncate(name, fit);
         area.draw(&Text::new(
             shown,
             (38, y - (LABEL_PX as i32) / 2),
@@ -137,6 +148,41 @@ pub fn slug(matrix: &str) -> String {
     } else {
         s
     }
+}
+
+/// A " · "-joined label as lines of at most `width` characters: one line per part, a long part
+/// broken after its commas and opening parentheses (or cut), at most `max_lines` lines (the last cut with an ellipsis).
+///
+/// ```
+/// use reports::figures::wrap;
+/// assert_eq!(wrap("lognormal(mean=50us,sigma=1.5) · n=2000", 20, 4),
+///            vec!["lognormal(mean=50us,", "sigma=1.5)", "n=2000"]);
+/// assert_eq!(wrap("lognormal(mean=50us,sigma=1.5)", 12, 4),
+///            vec!["lognormal(", "mean=50us,", "sigma=1.5)"]);
+/// ```
+pub fn wrap(label: &str, width: usize, max_lines: usize) -> Vec<String> {
+    let width = width.max(4);
+    let mut lines: Vec<String> = Vec::new();
+    for part in label.split(" · ") {
+        let mut cur = String::new();
+        for piece in part.split_inclusive([',', '(']) {
+            if !cur.is_empty() && cur.chars().count() + piece.chars().count() > width {
+                lines.push(std::mem::take(&mut cur));
+            }
+            cur.push_str(piece);
+        }
+        if !cur.is_empty() {
+            lines.push(cur);
+        }
+    }
+    let mut lines: Vec<String> = lines.into_iter().map(|l| truncate(&l, width)).collect();
+    if lines.len() > max_lines {
+        lines.truncate(max_lines);
+        if let Some(last) = lines.last_mut() {
+            *last = truncate(&format!("{last}…"), width);
+        }
+    }
+    lines
 }
 
 /// `s` cut to `n` characters with an ellipsis.
@@ -173,6 +219,19 @@ pub fn fmt_ns(ns: f64) -> String {
         2
     };
     format!("{v:.digits$}{u}")
+}
+
+/// A tick label for `x`; on a log axis only the 1-2-5 ticks of each decade are labelled.
+fn tick_125(x: f64, log: bool) -> String {
+    if !log {
+        return format!("{x}");
+    }
+    let lead = x / 10f64.powf(x.log10().floor());
+    if [1.0, 2.0, 5.0].iter().any(|d| (lead - d).abs() < 1e-6) {
+        format!("{}", (x * 1e6).round() / 1e6)
+    } else {
+        String::new()
+    }
 }
 
 /// Grid shape for `n` panels.
@@ -266,17 +325,20 @@ fn bars(
     let n = cats.len();
     let name = format!("{}-{kind}", slug(matrix));
     let title = format!("{what} by strategy — {matrix}");
+    // Category labels: one line per axis, long specs broken after commas, at most 4 lines.
+    let max_chars =
+        ((opts.size.0.saturating_sub(legend_w(suite) + 90)) as usize / n.max(1) / 8).max(6);
+    let wrapped: Vec<Vec<String>> = cats.iter().map(|(c, _)| wrap(c, max_chars, 4)).collect();
+    let lines = wrapped.iter().map(|w| w.len()).max().unwrap_or(1) as u32;
     let files = render_both!(dir, &name, opts.size, |root| {
         let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
         let mut chart = ChartBuilder::on(&main)
             .caption(&title, (FONT, TITLE_PX))
             .margin(10)
-            .x_label_area_size(40)
+            .x_label_area_size(16 + 16 * lines)
             .y_label_area_size(70)
             .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..top)
             .map_err(err)?;
-        let max_chars =
-            ((opts.size.0.saturating_sub(legend_w(suite) + 90)) as usize / n.max(1) / 7).max(6);
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -291,15 +353,17 @@ fn bars(
         let ns = strats.len().max(1) as f64;
         let bw = 0.8 / ns;
         let base = main.get_base_pixel();
-        let below = text_style(LABEL_PX).pos(Pos::new(HPos::Center, VPos::Top));
-        for (i, (cat, _)) in cats.iter().enumerate() {
+        let below = text_style(LABEL_PX - 1).pos(Pos::new(HPos::Center, VPos::Top));
+        for (i, w) in wrapped.iter().enumerate() {
             let p = rel(base, chart.backend_coord(&(i as f64, 0.0)));
-            main.draw(&Text::new(
-                truncate(cat, max_chars),
-                (p.0, p.1 + 8),
-                below.clone(),
-            ))
-            .map_err(err)?;
+            for (k, line) in w.iter().enumerate() {
+                main.draw(&Text::new(
+                    line.clone(),
+                    (p.0, p.1 + 8 + 16 * k as i32),
+                    below.clone(),
+                ))
+                .map_err(err)?;
+            }
         }
         for (i, (_, group)) in cats.iter().enumerate() {
             for (j, s) in strats.iter().enumerate() {
@@ -614,15 +678,14 @@ pub fn per_worker_busy(
             let area = &panels[k];
             let rep = &row.report;
             let p = rep.per_worker.len();
-            let steals: u64 = rep.steals;
+            // The title fits the panel: the strategy is cut, the LIF kept; steals go below.
+            let fit = (area.dim_in_pixel().0 as usize / 7)
+                .saturating_sub(12)
+                .max(8);
+            let worker_desc = format!("worker ({} steals in the run)", rep.steals);
             let mut chart = ChartBuilder::on(area)
                 .caption(
-                    format!(
-                        "{} — LIF {:.2}, {} steals",
-                        truncate(&rep.strategy, 28),
-                        rep.lif,
-                        steals
-                    ),
+                    format!("{} · LIF {:.2}", truncate(&rep.strategy, fit), rep.lif),
                     (FONT, LABEL_PX),
                 )
                 .margin(8)
@@ -644,7 +707,7 @@ pub fn per_worker_busy(
                     }
                 })
                 .y_label_formatter(&|y: &f64| fmt_ns(*y))
-                .x_desc("worker")
+                .x_desc(&worker_desc)
                 .y_desc("busy time")
                 .label_style((FONT, LABEL_PX - 2))
                 .axis_desc_style((FONT, LABEL_PX - 1))
@@ -679,7 +742,12 @@ pub fn per_worker_busy(
         name,
         title,
         caption: format!(
-            "One run (repetition 0) per strategy on {cat}, the group where the strategies' load imbalance differs most. Each bar is the time a worker spent inside tasks; the dashed line is the mean. A bar far above the line is the worker that finished last: its excess over the mean is the time the other workers idled (LIF = tallest bar / mean). Titles give each run's LIF and steal count."
+            "One run (repetition 0) per strategy on {cat}, the group where the strategies' load imbalance differs most. Each bar is the time a worker spent inside tasks; the dashed line is the mean. A bar far above the line is the worker that finished last: its excess over the mean is the time the other workers idled (LIF = tallest bar / mean). Titles give each run's LIF, axis labels its steal count.{}",
+            if g.len() > runs.len() {
+                format!(" Not shown (panel limit): {}.", g[runs.len()..].iter().map(|c| c.coords.strategy.as_str()).collect::<Vec<_>>().join(", "))
+            } else {
+                String::new()
+            }
         ),
         notes: Vec::new(),
         files,
@@ -698,8 +766,8 @@ pub struct GanttOptions {
 impl Default for GanttOptions {
     fn default() -> Self {
         GanttOptions {
-            size: (960, 720),
-            max_panels: 5,
+            size: (960, 800),
+            max_panels: 6,
         }
     }
 }
@@ -729,6 +797,11 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
         .filter_map(|c| suite.first_row(c))
         .take(opts.max_panels.max(1))
         .collect();
+    let left_out: Vec<String> = g
+        .iter()
+        .skip(opts.max_panels.max(1))
+        .map(|c| c.coords.strategy.clone())
+        .collect();
     let spans = |r: &RunRow| r.report.timeline.clone().unwrap_or_default();
     let durs = runs.iter().flat_map(|r| {
         spans(r)
@@ -737,10 +810,20 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
     });
     let (dmin, dmax) = durs.fold((f64::INFINITY, 1f64), |(a, b), d| (a.min(d), b.max(d)));
     let (lmin, lmax) = (dmin.ln(), dmax.ln().max(dmin.ln() + 1e-9));
-    let tmax = runs
-        .iter()
-        .map(|r| r.report.makespan_ns as f64)
-        .fold(1.0, f64::max);
+    // A capped timeline holds every task that started before its last kept start (engines keep
+    // each worker's first spans, then the earliest overall): show that window, not the makespan.
+    let complete = |r: &RunRow| {
+        r.report.timeline.as_ref().map_or(0, |t| t.len()) as u64
+            >= r.report.executed + r.report.failed
+    };
+    let window = |r: &RunRow| {
+        if complete(r) {
+            r.report.makespan_ns as f64
+        } else {
+            spans(r).iter().map(|s| s.start_ns).max().unwrap_or(0) as f64
+        }
+    };
+    let tmax = runs.iter().map(|r| window(r)).fold(1.0, f64::max);
     let name = format!("{}-gantt", slug(matrix));
     let title = format!("Timeline — {matrix}: {}", truncate(cat, 50));
     let mut truncated = Vec::new();
@@ -761,6 +844,9 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
         head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
             .map_err(err)?;
         let panels = body.split_evenly((runs.len(), 1));
+        // Worker labels 13 px apart at most.
+        let panel_h = (opts.size.1.saturating_sub(36) / runs.len().max(1) as u32) as usize;
+        let row_labels = (panel_h.saturating_sub(60) / 13).max(2);
         for (k, r) in runs.iter().enumerate() {
             let area = &panels[k];
             let p = r.report.workers;
@@ -787,7 +873,7 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
                 .configure_mesh()
                 .disable_mesh()
                 .x_labels(8)
-                .y_labels(p.min(16))
+                .y_labels(p.min(row_labels))
                 .x_label_formatter(&|x: &f64| fmt_ns(*x))
                 .y_label_formatter(&|y: &f64| {
                     if (y - y.round()).abs() < 1e-9 && *y >= 0.0 {
@@ -805,7 +891,15 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
                 .axis_desc_style((FONT, LABEL_PX - 1))
                 .draw()
                 .map_err(err)?;
-            let sp = spans(r);
+            let w = window(r);
+            let sp: Vec<scheduler::Span> = spans(r)
+                .into_iter()
+                .filter(|s| (s.start_ns as f64) <= w)
+                .map(|mut s| {
+                    s.end_ns = s.end_ns.min(tmax as u64);
+                    s
+                })
+                .collect();
             chart
                 .draw_series(sp.iter().map(|s| {
                     let d = (s.end_ns - s.start_ns).max(1) as f64;
@@ -818,15 +912,17 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
                 }))
                 .map_err(err)?;
             // The makespan, in the strategy's colour: where the last worker finished.
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![
-                        (r.report.makespan_ns as f64, -0.5),
-                        (r.report.makespan_ns as f64, p as f64 - 0.5),
-                    ],
-                    color(j).stroke_width(2),
-                )))
-                .map_err(err)?;
+            if complete(r) {
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![
+                            (r.report.makespan_ns as f64, -0.5),
+                            (r.report.makespan_ns as f64, p as f64 - 0.5),
+                        ],
+                        color(j).stroke_width(2),
+                    )))
+                    .map_err(err)?;
+            }
         }
         // Colour bar.
         side.draw(&Text::new("task duration", (10, 50), text_style(LABEL_PX)))
@@ -860,6 +956,7 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
         .map_err(err)?;
         let items: Vec<(String, Key)> = runs
             .iter()
+            .filter(|r| complete(r))
             .map(|r| {
                 let j = strats
                     .iter()
@@ -876,8 +973,17 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
     let mut caption = format!(
         "One run (repetition 0) per strategy on {cat}. Each row is a worker, each bar a task from its start to its end, coloured by its duration (dark = short, yellow = long, log scale). White gaps are idle or scheduling time; the vertical line is the makespan. Rows that end early beside one that runs on show imbalance; steal counts are in the titles."
     );
+    if !left_out.is_empty() {
+        caption.push_str(&format!(
+            " Not shown (panel limit): {}.",
+            left_out.join(", ")
+        ));
+    }
     if !truncated.is_empty() {
-        caption.push_str(&format!(" Timelines are capped: {}.", truncated.join(", ")));
+        caption.push_str(&format!(
+            " Timelines are capped, so the figure shows the start of those runs up to the last recorded start (every task that started earlier is drawn; no makespan line): {}.",
+            truncated.join(", ")
+        ));
     }
     Ok(Figure {
         name,
@@ -893,9 +999,6 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
 
 /// A CDF curve: palette index, points, p50, p99.
 type Curve = (usize, Vec<(f64, f64)>, f64, f64);
-
-/// A reference curve: palette index, servers, points.
-type Reference = (usize, f64, Vec<(f64, f64)>);
 
 /// A measured series: label, palette index, points `(x, mean, ci95)`.
 type Series = (String, usize, Vec<(f64, f64, f64)>);
@@ -1035,9 +1138,24 @@ pub fn scaling(suite: &Suite, matrix: &str, opts: &ScalingOptions, dir: &Path) -
         * 1.08;
     let name = format!("{}-scaling", slug(matrix));
     let title = format!("Scaling — {matrix}");
+    // Wide worker ranges (1 to 1,024) read better on log axes, where ideal speedup is a line.
+    let log = pmax / pmin >= 32.0;
+    let smin = speed
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| (p.1 - p.2).max(p.1 / 2.0)))
+        .fold(pmin, f64::min)
+        .max(1e-3)
+        / 1.2;
     let curve = |f: &dyn Fn(f64) -> f64| -> Vec<(f64, f64)> {
-        (0..=60)
-            .map(|i| pmin + (pmax - pmin) * i as f64 / 60.0)
+        (0..=80)
+            .map(|i| {
+                let t = i as f64 / 80.0;
+                if log {
+                    pmin * (pmax / pmin).powf(t)
+                } else {
+                    pmin + (pmax - pmin) * t
+                }
+            })
             .map(|n| (n, f(n)))
             .collect()
     };
@@ -1047,84 +1165,105 @@ pub fn scaling(suite: &Suite, matrix: &str, opts: &ScalingOptions, dir: &Path) -
         head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
             .map_err(err)?;
         let panels = body.split_evenly((1, 2));
-        {
-            let mut chart = ChartBuilder::on(&panels[0])
-                .caption("speedup", (FONT, LABEL_PX + 1))
-                .margin(8)
-                .x_label_area_size(36)
-                .y_label_area_size(50)
-                .build_cartesian_2d(0f64..pmax * 1.05, 0f64..smax)
-                .map_err(err)?;
-            chart
-                .configure_mesh()
-                .bold_line_style(GRID.stroke_width(1))
-                .light_line_style(WHITE.stroke_width(0))
-                .x_desc("workers P")
-                .y_desc(if relative {
-                    "speedup (relative, S(P0) = P0)"
-                } else {
-                    "speedup T1 / TP"
-                })
-                .label_style((FONT, LABEL_PX - 1))
-                .axis_desc_style((FONT, LABEL_PX))
-                .draw()
-                .map_err(err)?;
-            chart
-                .draw_series(DashedLineSeries::new(
-                    curve(&|n| n),
-                    8,
-                    5,
-                    REFERENCE.stroke_width(2),
-                ))
-                .map_err(err)?;
-            for (_, j, s) in &fits {
-                let c = color(*j);
-                chart
-                    .draw_series(DashedLineSeries::new(
-                        curve(&|n| theory::amdahl(*s, n)),
-                        4,
-                        4,
-                        c.stroke_width(2),
-                    ))
-                    .map_err(err)?;
-                chart
-                    .draw_series(DottedLineSeries::new(
-                        curve(&|n| theory::gustafson(*s, n).min(smax)),
-                        0,
-                        5,
-                        move |p| Circle::new(p, 1, c.filled()),
-                    ))
-                    .map_err(err)?;
-            }
-            draw_series(&mut chart, &speed)?;
+        let xdesc = if log {
+            "workers P (log scale)"
+        } else {
+            "workers P"
+        };
+        macro_rules! panels {
+            ($xs:expr, $ys:expr, $xe:expr, $ye:expr) => {{
+                {
+                    let mut chart = ChartBuilder::on(&panels[0])
+                        .caption("speedup", (FONT, LABEL_PX + 1))
+                        .margin(8)
+                        .x_label_area_size(36)
+                        .y_label_area_size(50)
+                        .build_cartesian_2d($xs, $ys)
+                        .map_err(err)?;
+                    chart
+                        .configure_mesh()
+                        .bold_line_style(GRID.stroke_width(1))
+                        .light_line_style(WHITE.stroke_width(0))
+                        .x_label_formatter(&|x: &f64| tick_125(*x, log))
+                        .x_desc(xdesc)
+                        .y_desc(if relative {
+                            "speedup (relative, S(P0) = P0)"
+                        } else {
+                            "speedup T1 / TP"
+                        })
+                        .label_style((FONT, LABEL_PX - 1))
+                        .axis_desc_style((FONT, LABEL_PX))
+                        .draw()
+                        .map_err(err)?;
+                    chart
+                        .draw_series(DashedLineSeries::new(
+                            curve(&|n| n),
+                            8,
+                            5,
+                            REFERENCE.stroke_width(2),
+                        ))
+                        .map_err(err)?;
+                    for (_, j, s) in &fits {
+                        let c = color(*j);
+                        chart
+                            .draw_series(DashedLineSeries::new(
+                                curve(&|n| theory::amdahl(*s, n)),
+                                4,
+                                4,
+                                c.stroke_width(2),
+                            ))
+                            .map_err(err)?;
+                        chart
+                            .draw_series(DottedLineSeries::new(
+                                curve(&|n| theory::gustafson(*s, n).min(smax)),
+                                0,
+                                5,
+                                move |p| Circle::new(p, 1, c.filled()),
+                            ))
+                            .map_err(err)?;
+                    }
+                    draw_series(&mut chart, &speed)?;
+                }
+                {
+                    let mut chart = ChartBuilder::on(&panels[1])
+                        .caption("efficiency", (FONT, LABEL_PX + 1))
+                        .margin(8)
+                        .x_label_area_size(36)
+                        .y_label_area_size(50)
+                        .build_cartesian_2d($xe, $ye)
+                        .map_err(err)?;
+                    chart
+                        .configure_mesh()
+                        .bold_line_style(GRID.stroke_width(1))
+                        .light_line_style(WHITE.stroke_width(0))
+                        .x_label_formatter(&|x: &f64| tick_125(*x, log))
+                        .x_desc(xdesc)
+                        .y_desc("lower bound / makespan")
+                        .label_style((FONT, LABEL_PX - 1))
+                        .axis_desc_style((FONT, LABEL_PX))
+                        .draw()
+                        .map_err(err)?;
+                    chart
+                        .draw_series(DashedLineSeries::new(
+                            vec![(pmin, 1.0), (pmax, 1.0)],
+                            8,
+                            5,
+                            REFERENCE.stroke_width(2),
+                        ))
+                        .map_err(err)?;
+                    draw_series(&mut chart, &eff)?;
+                }
+            }};
         }
-        {
-            let mut chart = ChartBuilder::on(&panels[1])
-                .caption("efficiency", (FONT, LABEL_PX + 1))
-                .margin(8)
-                .x_label_area_size(36)
-                .y_label_area_size(50)
-                .build_cartesian_2d(0f64..pmax * 1.05, 0f64..emax)
-                .map_err(err)?;
-            chart
-                .configure_mesh()
-                .bold_line_style(GRID.stroke_width(1))
-                .light_line_style(WHITE.stroke_width(0))
-                .x_desc("workers P")
-                .y_desc("lower bound / makespan")
-                .label_style((FONT, LABEL_PX - 1))
-                .axis_desc_style((FONT, LABEL_PX))
-                .draw()
-                .map_err(err)?;
-            chart
-                .draw_series(DashedLineSeries::new(
-                    vec![(pmin, 1.0), (pmax * 1.05, 1.0)],
-                    8,
-                    5,
-                    REFERENCE.stroke_width(2),
-                ))
-                .map_err(err)?;
-            draw_series(&mut chart, &eff)?;
+        if log {
+            panels!(
+                (pmin / 1.2..pmax * 1.2).log_scale(),
+                (smin..smax).log_scale(),
+                (pmin / 1.2..pmax * 1.2).log_scale(),
+                0f64..emax
+            );
+        } else {
+            panels!(0f64..pmax * 1.05, 0f64..smax, 0f64..pmax * 1.05, 0f64..emax);
         }
         let mut items: Vec<(String, Key)> = speed
             .iter()
@@ -1168,11 +1307,16 @@ pub fn scaling(suite: &Suite, matrix: &str, opts: &ScalingOptions, dir: &Path) -
 pub struct QueueingOptions {
     /// Pixel size.
     pub size: (u32, u32),
+    /// At most this many panels (settings other than the arrival rate and strategy).
+    pub max_panels: usize,
 }
 
 impl Default for QueueingOptions {
     fn default() -> Self {
-        QueueingOptions { size: SIZE }
+        QueueingOptions {
+            size: SIZE,
+            max_panels: 4,
+        }
     }
 }
 
@@ -1187,123 +1331,141 @@ pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path)
     if cells.is_empty() {
         return skip("no open (poisson) arrivals in this matrix");
     }
-    let groups = group(&cells, &[Axis::Arrivals]);
     let strats = strategies(&cells);
-    let mut series: Vec<Series> = Vec::new();
-    let mut theory_curves: Vec<Reference> = Vec::new();
-    for (lab, g) in &groups {
-        let lab = if lab == "all" {
-            &g[0].coords.strategy
-        } else {
-            lab
-        };
-        let mut pts = Vec::new();
-        let mut mean_service = Vec::new();
-        for c in g {
-            let rows = suite.rows_of(c);
-            let lambda = theory::poisson_rate(&c.coords.arrivals).unwrap_or(0.0) / 1e9; // per ns
-            let es = mean_of(&rows, |r| {
-                r.report.total_work_ns as f64 / r.report.tasks.max(1) as f64
-            })
-            .mean;
-            let p = c.coords.workers.max(1) as f64;
-            let wait = mean_of(&rows, |r| r.report.wait_ns.mean);
-            pts.push((lambda * es / p, wait.mean, wait.ci95));
-            mean_service.push(es);
+    // One panel per setting (workload, workers, cost model, ...), one series per strategy in it,
+    // and one Erlang C reference per panel.
+    struct Panel {
+        label: String,
+        series: Vec<Series>,
+        servers: usize,
+        reference: Vec<(f64, f64)>,
+    }
+    let mut panels_data: Vec<Panel> = Vec::new();
+    for (label, g) in group(&cells, &[Axis::Arrivals, Axis::Strategy]) {
+        let mut series: Vec<Series> = Vec::new();
+        let mut services = Vec::new();
+        for (j, s) in strats.iter().enumerate() {
+            let mut pts = Vec::new();
+            for c in g.iter().filter(|c| &c.coords.strategy == s) {
+                let rows = suite.rows_of(c);
+                let lambda = theory::poisson_rate(&c.coords.arrivals).unwrap_or(0.0) / 1e9; // per ns
+                let es = mean_of(&rows, |r| {
+                    r.report.total_work_ns as f64 / r.report.tasks.max(1) as f64
+                })
+                .mean;
+                let p = c.coords.workers.max(1) as f64;
+                let wait = mean_of(&rows, |r| r.report.wait_ns.mean);
+                pts.push((lambda * es / p, wait.mean, wait.ci95));
+                services.push(es);
+            }
+            if pts.len() >= 2 {
+                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+                series.push((s.clone(), j, pts));
+            }
         }
-        if pts.len() < 2 {
+        if series.is_empty() {
             continue;
         }
-        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let j = strats
-            .iter()
-            .position(|s| s == &g[0].coords.strategy)
-            .unwrap_or(0);
-        let es = mean_service.iter().sum::<f64>() / mean_service.len() as f64;
-        let c = g[0].coords.workers.max(1);
-        let curve: Vec<(f64, f64)> = (1..99)
+        let es = services.iter().sum::<f64>() / services.len() as f64;
+        let servers = g[0].coords.workers.max(1);
+        let mu = 1.0 / es;
+        let reference = (1..100)
             .map(|i| i as f64 / 100.0)
             .filter_map(|rho| {
-                let mu = 1.0 / es;
-                theory::mmc_wait(c, rho * c as f64 * mu, mu).map(|w| (rho, w))
+                theory::mmc_wait(servers, rho * servers as f64 * mu, mu).map(|w| (rho, w))
             })
             .collect();
-        theory_curves.push((j, c as f64, curve));
-        series.push((lab.clone(), j, pts));
+        panels_data.push(Panel {
+            label,
+            series,
+            servers,
+            reference,
+        });
     }
-    if series.is_empty() {
+    if panels_data.is_empty() {
         return skip("needs at least 2 arrival rates for one strategy");
     }
-    let ymax = series
-        .iter()
-        .flat_map(|s| s.2.iter().map(|p| p.1 + p.2))
-        .fold(1.0, f64::max)
-        * 1.4;
-    let xmax = series
-        .iter()
-        .flat_map(|s| s.2.iter().map(|p| p.0))
-        .fold(0.0, f64::max)
-        .clamp(0.5, 1.0)
-        * 1.05;
+    let total = panels_data.len();
+    panels_data.truncate(opts.max_panels.max(1));
+    let all_pts = || {
+        panels_data
+            .iter()
+            .flat_map(|p| p.series.iter().flat_map(|s| s.2.iter()))
+    };
+    let ymax = all_pts().map(|p| p.1 + p.2).fold(1.0, f64::max) * 1.3;
+    let xmax = all_pts().map(|p| p.0).fold(0.0, f64::max).clamp(0.5, 1.0) * 1.05;
     let name = format!("{}-queueing", slug(matrix));
     let title = format!("Queueing: mean wait vs utilisation — {matrix}");
+    let (rn, cn) = grid(panels_data.len());
     let files = render_both!(dir, &name, opts.size, |root| {
         let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
-        let mut chart = ChartBuilder::on(&main)
-            .caption(&title, (FONT, TITLE_PX))
-            .margin(10)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..xmax, 0f64..ymax)
+        let (head, body) = main.split_vertically(36);
+        head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
             .map_err(err)?;
-        chart
-            .configure_mesh()
-            .bold_line_style(GRID.stroke_width(1))
-            .light_line_style(WHITE.stroke_width(0))
-            .y_label_formatter(&|y: &f64| fmt_ns(*y))
-            .x_desc("utilisation ρ = λ · E[service] / P")
-            .y_desc("mean wait (start − release)")
-            .label_style((FONT, LABEL_PX))
-            .axis_desc_style((FONT, AXIS_PX))
-            .draw()
-            .map_err(err)?;
-        for (j, _, curve) in &theory_curves {
-            let pts: Vec<(f64, f64)> = curve
+        let areas = body.split_evenly((rn, cn));
+        for (k, panel) in panels_data.iter().enumerate() {
+            let mut chart = ChartBuilder::on(&areas[k])
+                .caption(truncate(&panel.label, 60), (FONT, LABEL_PX))
+                .margin(8)
+                .x_label_area_size(36)
+                .y_label_area_size(64)
+                .build_cartesian_2d(0f64..xmax, 0f64..ymax)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .bold_line_style(GRID.stroke_width(1))
+                .light_line_style(WHITE.stroke_width(0))
+                .y_label_formatter(&|y: &f64| fmt_ns(*y))
+                .x_desc("utilisation ρ = λ · E[service] / P")
+                .y_desc("mean wait (start − release)")
+                .label_style((FONT, LABEL_PX - 2))
+                .axis_desc_style((FONT, LABEL_PX - 1))
+                .draw()
+                .map_err(err)?;
+            let pts: Vec<(f64, f64)> = panel
+                .reference
                 .iter()
                 .copied()
                 .filter(|p| p.1 <= ymax && p.0 <= xmax)
                 .collect();
             chart
-                .draw_series(DashedLineSeries::new(
-                    pts,
-                    6,
-                    4,
-                    color(*j).mix(0.8).stroke_width(2),
-                ))
+                .draw_series(DashedLineSeries::new(pts, 6, 4, REFERENCE.stroke_width(2)))
                 .map_err(err)?;
+            draw_series(&mut chart, &panel.series)?;
         }
-        draw_series(&mut chart, &series)?;
-        let mut items: Vec<(String, Key)> = series
+        let mut items: Vec<(String, Key)> = strats
             .iter()
-            .map(|(l, j, _)| {
-                (
-                    format!("measured: {l}"),
-                    Key::Line(Some(marker(*j)), color(*j), false),
-                )
+            .enumerate()
+            .filter(|(j, _)| {
+                panels_data
+                    .iter()
+                    .any(|p| p.series.iter().any(|s| s.1 == *j))
             })
+            .map(|(j, s)| (s.clone(), Key::Line(Some(marker(j)), color(j), false)))
             .collect();
-        for (j, c, _) in &theory_curves {
-            items.push((
-                format!("M/M/{c} (Erlang C)"),
-                Key::Line(None, color(*j), true),
-            ));
-        }
+        let servers: Vec<String> = {
+            let mut v: Vec<usize> = panels_data.iter().map(|p| p.servers).collect();
+            v.sort_unstable();
+            v.dedup();
+            v.iter().map(|c| c.to_string()).collect()
+        };
+        items.push((
+            format!("M/M/c, c = {} (Erlang C)", servers.join(", ")),
+            Key::Line(None, REFERENCE, true),
+        ));
         legend(&side, 60, &items)
     })?;
+    let mut caption = "Each marker is one arrival rate: the measured mean time tasks waited before starting (95% CI whiskers), against the utilisation ρ = λ · E[service] / P; one panel per setting. The grey dashed curve is the mean wait of an M/M/c queue with c = P servers and the panel's mean service time, from Erlang C: W_q = C(c, λ/μ) / (cμ − λ). A shared FIFO queue with exponential service should sit on it; a strategy above it loses capacity to imbalance, overhead or an unlucky order; service less variable than exponential (or an order like SPT that favours short tasks) sits below it. Waits grow without bound as ρ → 1.".to_string();
+    if total > panels_data.len() {
+        caption.push_str(&format!(
+            " Showing {} of {total} settings.",
+            panels_data.len()
+        ));
+    }
     Ok(Figure {
         name,
         title,
-        caption: "Each marker is one arrival rate: the measured mean time tasks waited before starting (95% CI whiskers), against the utilisation ρ = λ · E[service] / P. The dashed curve is the mean wait of an M/M/c queue with c = P servers and the same mean service time, from Erlang C: W_q = C(c, λ/μ) / (cμ − λ). A shared FIFO queue with exponential service should sit on it; a strategy above it loses capacity to imbalance or overhead; services less variable than exponential sit below it. Waits grow without bound as ρ → 1.".into(),
+        caption,
         notes: Vec::new(),
         files,
     })
@@ -1314,11 +1476,16 @@ pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path)
 pub struct EstimatesOptions {
     /// Pixel size.
     pub size: (u32, u32),
+    /// At most this many settings (rows of panels).
+    pub max_rows: usize,
 }
 
 impl Default for EstimatesOptions {
     fn default() -> Self {
-        EstimatesOptions { size: SIZE }
+        EstimatesOptions {
+            size: SIZE,
+            max_rows: 3,
+        }
     }
 }
 
@@ -1326,61 +1493,58 @@ impl Default for EstimatesOptions {
 /// strategy in the matrix). Needs at least two estimate-error values.
 pub fn estimates(suite: &Suite, matrix: &str, opts: &EstimatesOptions, dir: &Path) -> FigureResult {
     let cells = suite.cells_of(matrix);
-    let groups = group(&cells, &[Axis::EstimateError]);
     let strats = strategies(&cells);
-    let mut lat: Vec<Series> = Vec::new();
-    let mut mk: Vec<Series> = Vec::new();
-    for (lab, g) in &groups {
-        let mut g = g.clone();
-        g.sort_by(|a, b| a.coords.estimate_error.total_cmp(&b.coords.estimate_error));
-        g.dedup_by(|a, b| a.coords.estimate_error == b.coords.estimate_error);
-        if g.len() < 2 {
-            continue;
+    // One row of two panels (mean latency, makespan) per setting; one series per strategy.
+    let mut rows_data: Vec<(String, Vec<Series>, Vec<Series>)> = Vec::new();
+    for (label, g) in group(&cells, &[Axis::EstimateError, Axis::Strategy]) {
+        let (mut lat, mut mk) = (Vec::new(), Vec::new());
+        for (j, s) in strats.iter().enumerate() {
+            let mut g: Vec<&CellSummary> = g
+                .iter()
+                .copied()
+                .filter(|c| &c.coords.strategy == s)
+                .collect();
+            g.sort_by(|a, b| a.coords.estimate_error.total_cmp(&b.coords.estimate_error));
+            g.dedup_by(|a, b| a.coords.estimate_error == b.coords.estimate_error);
+            if g.len() < 2 {
+                continue;
+            }
+            let latency = |c: &&CellSummary| {
+                let s = mean_of(&suite.rows_of(c), |r| r.report.latency_ns.mean);
+                (c.coords.estimate_error, s.mean, s.ci95)
+            };
+            let makespan = |c: &&CellSummary| {
+                (
+                    c.coords.estimate_error,
+                    c.makespan_ns.mean,
+                    c.makespan_ns.ci95,
+                )
+            };
+            lat.push((s.clone(), j, g.iter().map(latency).collect()));
+            mk.push((s.clone(), j, g.iter().map(makespan).collect()));
         }
-        let j = strats
-            .iter()
-            .position(|s| s == &g[0].coords.strategy)
-            .unwrap_or(0);
-        lat.push((
-            lab.clone(),
-            j,
-            g.iter()
-                .map(|c| {
-                    let s = mean_of(&suite.rows_of(c), |r| r.report.latency_ns.mean);
-                    (c.coords.estimate_error, s.mean, s.ci95)
-                })
-                .collect(),
-        ));
-        mk.push((
-            lab.clone(),
-            j,
-            g.iter()
-                .map(|c| {
-                    (
-                        c.coords.estimate_error,
-                        c.makespan_ns.mean,
-                        c.makespan_ns.ci95,
-                    )
-                })
-                .collect(),
-        ));
+        if !lat.is_empty() {
+            rows_data.push((label, lat, mk));
+        }
     }
-    if lat.is_empty() {
+    if rows_data.is_empty() {
         return skip("needs at least 2 estimate-error values for one strategy");
     }
-    let xmax = lat
-        .iter()
-        .flat_map(|s| s.2.iter().map(|p| p.0))
-        .fold(0.0, f64::max)
-        .max(0.1)
-        * 1.05;
-    let top = |s: &[Series]| {
-        s.iter()
-            .flat_map(|s| s.2.iter().map(|p| p.1 + p.2))
-            .fold(1.0, f64::max)
-            * 1.1
+    let total = rows_data.len();
+    rows_data.truncate(opts.max_rows.max(1));
+    let all = |k: usize| -> Vec<(f64, f64, f64)> {
+        rows_data
+            .iter()
+            .flat_map(|r| {
+                if k == 0 { &r.1 } else { &r.2 }
+                    .iter()
+                    .flat_map(|s| s.2.iter().copied())
+            })
+            .collect()
     };
-    let (lmax, mmax) = (top(&lat), top(&mk));
+    let xmax = all(0).iter().map(|p| p.0).fold(0.0, f64::max).max(0.1) * 1.05;
+    let top = |k: usize| all(k).iter().map(|p| p.1 + p.2).fold(1.0, f64::max) * 1.1;
+    let (lmax, mmax) = (top(0), top(1));
     let name = format!("{}-estimates", slug(matrix));
     let title = format!("Sensitivity to estimate error — {matrix}");
     let files = render_both!(dir, &name, opts.size, |root| {
@@ -1388,41 +1552,57 @@ pub fn estimates(suite: &Suite, matrix: &str, opts: &EstimatesOptions, dir: &Pat
         let (head, body) = main.split_vertically(36);
         head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
             .map_err(err)?;
-        let panels = body.split_evenly((1, 2));
-        for (k, (series, ymax, what)) in [(&lat, lmax, "mean latency"), (&mk, mmax, "makespan")]
-            .into_iter()
-            .enumerate()
-        {
-            let mut chart = ChartBuilder::on(&panels[k])
-                .caption(what, (FONT, LABEL_PX + 1))
-                .margin(8)
-                .x_label_area_size(36)
-                .y_label_area_size(72)
-                .build_cartesian_2d(0f64..xmax, 0f64..ymax)
-                .map_err(err)?;
-            chart
-                .configure_mesh()
-                .bold_line_style(GRID.stroke_width(1))
-                .light_line_style(WHITE.stroke_width(0))
-                .y_label_formatter(&|y: &f64| fmt_ns(*y))
-                .x_desc("estimate error σ (log-normal)")
-                .y_desc(what)
-                .label_style((FONT, LABEL_PX - 1))
-                .axis_desc_style((FONT, LABEL_PX))
-                .draw()
-                .map_err(err)?;
-            draw_series(&mut chart, series)?;
+        let panels = body.split_evenly((rows_data.len(), 2));
+        for (r, (label, lat, mk)) in rows_data.iter().enumerate() {
+            for (k, (series, ymax, what)) in [(lat, lmax, "mean latency"), (mk, mmax, "makespan")]
+                .into_iter()
+                .enumerate()
+            {
+                let caption = if label == "all" {
+                    what.to_string()
+                } else {
+                    format!("{what} — {}", truncate(label, 40))
+                };
+                let mut chart = ChartBuilder::on(&panels[2 * r + k])
+                    .caption(caption, (FONT, LABEL_PX))
+                    .margin(8)
+                    .x_label_area_size(36)
+                    .y_label_area_size(72)
+                    .build_cartesian_2d(0f64..xmax, 0f64..ymax)
+                    .map_err(err)?;
+                chart
+                    .configure_mesh()
+                    .bold_line_style(GRID.stroke_width(1))
+                    .light_line_style(WHITE.stroke_width(0))
+                    .y_label_formatter(&|y: &f64| fmt_ns(*y))
+                    .x_desc("estimate error σ (log-normal)")
+                    .y_desc(what)
+                    .label_style((FONT, LABEL_PX - 2))
+                    .axis_desc_style((FONT, LABEL_PX - 1))
+                    .draw()
+                    .map_err(err)?;
+                draw_series(&mut chart, series)?;
+            }
         }
-        let items: Vec<(String, Key)> = lat
+        let items: Vec<(String, Key)> = strats
             .iter()
-            .map(|(l, j, _)| (l.clone(), Key::Line(Some(marker(*j)), color(*j), false)))
+            .enumerate()
+            .filter(|(j, _)| rows_data.iter().any(|r| r.1.iter().any(|s| s.1 == *j)))
+            .map(|(j, s)| (s.clone(), Key::Line(Some(marker(j)), color(j), false)))
             .collect();
         legend(&side, 60, &items)
     })?;
+    let mut caption = "How much each estimate-based strategy loses when the cost estimates it orders by are wrong: estimates are the true cost times a log-normal error of the given σ (0 = exact). Left: mean task latency (SPT's target); right: makespan (LPT's target); one row per setting. A strategy that reads no estimates (e.g. central) is a flat reference line; whiskers are 95% CIs.".to_string();
+    if total > rows_data.len() {
+        caption.push_str(&format!(
+            " Showing {} of {total} settings.",
+            rows_data.len()
+        ));
+    }
     Ok(Figure {
         name,
         title,
-        caption: "How much each estimate-based strategy loses when the cost estimates it orders by are wrong: estimates are the true cost times a log-normal error of the given σ (0 = exact). Left: mean task latency (SPT's target); right: makespan (LPT's target). Flat lines mean the strategy is robust to bad estimates; whiskers are 95% CIs.".into(),
+        caption,
         notes: Vec::new(),
         files,
     })
@@ -1519,9 +1699,12 @@ pub fn heterogeneous(
                 draw_marker(chart.plotting_area(), (x, y), marker(*j), color(*j))?;
             }
         }
-        let mut items: Vec<(String, Key)> = series
+        // One entry per strategy: runs of other settings share its colour and marker.
+        let mut items: Vec<(String, Key)> = strats
             .iter()
-            .map(|(l, j, _)| (l.clone(), Key::Line(Some(marker(*j)), color(*j), false)))
+            .enumerate()
+            .filter(|(j, _)| series.iter().any(|s| s.1 == *j))
+            .map(|(j, s)| (s.clone(), Key::Line(Some(marker(j)), color(j), false)))
             .collect();
         items.push(("work ∝ speed".into(), Key::Line(None, REFERENCE, true)));
         legend(&side, 60, &items)
@@ -1529,7 +1712,7 @@ pub fn heterogeneous(
     Ok(Figure {
         name,
         title,
-        caption: "Each marker is one worker of one run: its share of the total speed (x) against its share of the work it did (busy time × speed, y). On the dashed diagonal, work follows speed and all workers finish together; markers below it at high speed mean fast workers were starved (a static, speed-blind split), markers above it at low speed mean slow workers held work the fast ones could have taken.".into(),
+        caption: "Each marker is one worker of one run (repetition 0 of every cell whose workers differ in speed; settings pooled, coloured by strategy): its share of the total speed (x) against its share of the work it did (busy time × speed, y). On the dashed diagonal, work follows speed and all workers finish together; markers below it at high speed mean fast workers were starved (a static, speed-blind split), markers above it at low speed mean slow workers held work the fast ones could have taken.".into(),
         notes: Vec::new(),
         files,
     })

@@ -51,6 +51,10 @@ pub struct TableCell {
     pub best: bool,
     /// `primary / best − 1`.
     pub vs_best: f64,
+    /// Whether the gap to the best is outside the noise: the 95% CI of the relative difference
+    /// excludes zero (paired by seed where both cells ran the same seeds, else Welch). Always
+    /// false for the best.
+    pub clear: bool,
 }
 
 /// One row: a workload (and the other varying axes) across strategies.
@@ -90,6 +94,8 @@ pub fn table(suite: &Suite, matrix: &str) -> Table {
                 .iter()
                 .map(|c| primary(c).mean)
                 .fold(f64::INFINITY, f64::min);
+            let best_cell = *g.iter().find(|c| primary(c).mean <= best).unwrap_or(&g[0]);
+            let best_stat = primary(best_cell);
             let cells = strats
                 .iter()
                 .map(|s| {
@@ -103,6 +109,22 @@ pub fn table(suite: &Suite, matrix: &str) -> Table {
                             p99: c.p99_ns.mean,
                             best: p.mean <= best,
                             vs_best: if best > 0.0 { p.mean / best - 1.0 } else { 0.0 },
+                            clear: p.mean > best && {
+                                let value = |r: &crate::results::RunRow| {
+                                    if open {
+                                        r.report.latency_ns.p99 as f64
+                                    } else {
+                                        r.report.makespan_ns as f64
+                                    }
+                                };
+                                let (rel, ci, _) = crate::compare::change_of_rows(
+                                    &suite.rows_of(best_cell),
+                                    &suite.rows_of(c),
+                                    value,
+                                    (&best_stat, &p),
+                                );
+                                rel.abs() > ci
+                            },
                         }
                     })
                 })
@@ -134,10 +156,10 @@ pub struct Page<'a> {
     pub raw: Vec<(String, String)>,
 }
 
-const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1300px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
 h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:2em;border-bottom:1px solid #ddd}
 .question{font-size:1.15em;color:#333}.meta{color:#555;font-size:.92em}.meta code{background:#f4f4f4;padding:0 .3em}
-table{border-collapse:collapse;margin:1em 0;font-size:.9em}th,td{border:1px solid #ddd;padding:.35em .6em;text-align:right;vertical-align:top}
+.scroll{overflow-x:auto}table{border-collapse:collapse;margin:1em 0;font-size:.84em;width:100%}.nw{white-space:nowrap}th,td{border:1px solid #ddd;padding:.35em .6em;text-align:right;vertical-align:top}
 th{background:#f4f4f4}td.label{text-align:left}td.best{background:#e8f3ea;font-weight:600}.small{color:#666;font-size:.85em;font-weight:400}
 figure{margin:1.5em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}figcaption{color:#444;font-size:.92em;max-width:900px}
 .warn{background:#fff4e0;border:1px solid #e0b060;padding:.6em 1em}ul.skipped{color:#555;font-size:.92em}";
@@ -262,22 +284,19 @@ fn meta_html(h: &mut String, m: &SuiteMeta, s: &Suite) {
     );
 }
 
-fn primary_fmt(ranked_by: &str, v: f64) -> String {
-    let _ = ranked_by;
-    fmt_ns(v)
-}
-
 fn table_html(h: &mut String, t: &Table) {
-    h.push_str("<table><thead><tr><th>workload / setting</th>");
+    h.push_str("<div class=\"scroll\"><table><thead><tr><th>workload / setting</th>");
     for s in &t.strategies {
-        let _ = write!(h, "<th>{}</th>", escape(s));
+        // Let long specs break after '(' and commas rather than widen the column.
+        let breakable = escape(s).replace('(', "(<wbr>").replace(',', ",<wbr>");
+        let _ = write!(h, "<th>{breakable}</th>");
     }
     h.push_str("</tr></thead><tbody>\n");
     for r in &t.rows {
         let _ = write!(
             h,
             "<tr><td class=\"label\">{}<br><span class=\"small\">ranked by {}</span></td>",
-            escape(&r.label),
+            escape(&r.label).replace(',', ",<wbr>"),
             r.ranked_by
         );
         for c in &r.cells {
@@ -286,15 +305,20 @@ fn table_html(h: &mut String, t: &Table) {
                 Some(c) => {
                     let rank = if c.best {
                         "★ best".to_string()
-                    } else {
+                    } else if c.clear {
                         format!("{} vs best", pct(c.vs_best))
+                    } else {
+                        format!(
+                            "{} vs best <span class=\"small\">(within noise)</span>",
+                            pct(c.vs_best)
+                        )
                     };
                     let _ = write!(
                         h,
-                        "<td class=\"{}\">{} ± {}<br>{}<br><span class=\"small\">eff {:.3} · LIF {:.3} · p99 {}</span></td>",
+                        "<td class=\"{}\"><span class=\"nw\">{} ± {}</span><br>{}<br><span class=\"small\"><span class=\"nw\">eff {:.3}</span> · <span class=\"nw\">LIF {:.3}</span> · <span class=\"nw\">p99 {}</span></span></td>",
                         if c.best { "best" } else { "" },
-                        primary_fmt(r.ranked_by, c.primary),
-                        primary_fmt(r.ranked_by, c.primary_ci),
+                        fmt_ns(c.primary),
+                        fmt_ns(c.primary_ci),
                         rank,
                         c.efficiency,
                         c.lif,
@@ -305,7 +329,7 @@ fn table_html(h: &mut String, t: &Table) {
         }
         h.push_str("</tr>\n");
     }
-    h.push_str("</tbody></table>\n<p class=\"meta\">Each cell: mean ± 95% CI half-width over repetitions of the ranking metric (makespan for closed workloads, p99 latency for open arrivals; lower is better), the best of the row marked ★, the others as how much worse than the best; below: efficiency (lower bound / makespan, 1 = ideal), LIF (max busy / mean busy, 1 = balanced) and p99 latency.</p>\n");
+    h.push_str("</tbody></table></div>\n<p class=\"meta\">Each cell: mean ± 95% CI half-width over repetitions of the ranking metric (makespan for closed workloads, p99 latency for open arrivals; lower is better), the best of the row marked ★, the others as how much worse than the best (\"within noise\" when the 95% CI of the difference covers zero; runs with the same seed, hence the same task set, are compared in pairs); below: efficiency (lower bound / makespan, 1 = ideal), LIF (max busy / mean busy, 1 = balanced) and p99 latency.</p>\n");
 }
 
 /// The Markdown table of `t`.
@@ -329,8 +353,10 @@ pub fn table_md(t: &Table) -> String {
                 Some(c) => {
                     let rank = if c.best {
                         "**best**".to_string()
-                    } else {
+                    } else if c.clear {
                         pct(c.vs_best)
+                    } else {
+                        format!("{} (within noise)", pct(c.vs_best))
                     };
                     let _ = write!(
                         m,

@@ -3,12 +3,31 @@
 //! Turns a suite's results directory (`results/<suite>/runs.jsonl`, one [`results::RunRow`] per
 //! line) into figures and an HTML/Markdown report, from the result files alone: nothing is rerun.
 //!
+//! - [`results`]: the results layout and row types (shared with the suite runner), tolerant
+//!   reading, per-cell statistics with Student-t confidence intervals;
+//! - [`suite`]: a loaded directory, the axes that vary and the grouping of cells;
+//! - [`figures`]: one function per figure, each with a small options struct, writing SVG and
+//!   PNG in the shared [`style`] (embedded DejaVu font, Okabe–Ito palette with hatches and
+//!   markers); a figure the suite's axes cannot support is skipped with the reason;
+//! - [`theory`]: Amdahl/Gustafson (with a least-squares fit of the serial fraction) and
+//!   Erlang C, the reference curves;
+//! - [`html`]: `index.html` (self-contained, every user string escaped) and `summary.md`;
+//! - [`compare`]: the change per cell between two directories with its 95% CI.
+//!
+//! [`report`] does it all for a directory; `schedlab report` and `schedlab compare` call it.
+//!
 //! ```
 //! use reports::results::{Layout, Stat};
+//! use reports::theory::{amdahl, fit_amdahl};
 //! let layout = Layout::new("results/quick");
 //! assert!(layout.runs_jsonl().ends_with("runs.jsonl"));
 //! let s = Stat::of(&[1.0, 1.2, 1.1]);
 //! assert!((s.mean - 1.1).abs() < 1e-12 && s.ci95 > 0.0);
+//! let points: Vec<(f64, f64)> = [1.0, 2.0, 4.0, 8.0].iter().map(|&p| (p, amdahl(0.05, p))).collect();
+//! assert!((fit_amdahl(&points).unwrap() - 0.05).abs() < 1e-9);
+//! // A directory without runs is an input error that names the file.
+//! let err = reports::report("no/such/dir".as_ref(), "out".as_ref()).unwrap_err();
+//! assert!(err.to_string().contains("no/such/dir"));
 //! ```
 #![deny(missing_docs)]
 

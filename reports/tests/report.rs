@@ -229,6 +229,10 @@ fn summary_table_marks_the_best_per_row() {
             .fold(f64::INFINITY, f64::min);
         for c in &present {
             assert_eq!(c.best, c.primary == best);
+            assert!(
+                !(c.best && c.clear),
+                "the best is not clearly worse than itself"
+            );
             assert!((c.vs_best - (c.primary / best - 1.0)).abs() < 1e-12);
         }
     }
@@ -372,4 +376,48 @@ fn summarize_keeps_the_same_coordinates_in_two_matrices_apart() {
     assert_ne!(lpt[0].matrix, lpt[1].matrix);
     let total: usize = cells.iter().map(|c| c.makespan_ns.n).sum();
     assert_eq!(total, rows.len());
+}
+
+#[test]
+fn a_capped_timeline_is_drawn_as_a_window_and_said_so() {
+    let mut rows: Vec<RunRow> = fixture()
+        .iter()
+        .filter(|r| r.matrix == "balance")
+        .cloned()
+        .collect();
+    for r in &mut rows {
+        if let Some(t) = r.report.timeline.as_mut() {
+            t.truncate(100);
+        }
+    }
+    let suite = Suite::from_rows(Path::new("capped"), rows);
+    let dir = tmp("capped");
+    let f = figures::gantt(&suite, "balance", &GanttOptions::default(), &dir).unwrap();
+    assert!(f.caption.contains("capped"), "{}", f.caption);
+    assert!(f.caption.contains("100 of 1000 tasks"), "{}", f.caption);
+    let img = image::open(&f.files.png).unwrap();
+    assert_eq!((img.width(), img.height()), GanttOptions::default().size);
+}
+
+#[test]
+fn scaling_over_a_wide_worker_range_renders_on_log_axes() {
+    let cells: Vec<common::Cell> = [1, 4, 16, 64]
+        .into_iter()
+        .flat_map(|p| {
+            ["central", "work-stealing"].map(|s| {
+                let mut c = common::Cell::new("wide", s, "lognormal(mean=100us,sigma=1)", p);
+                c.tasks = 2_000;
+                c
+            })
+        })
+        .collect();
+    let suite = Suite::from_rows(Path::new("wide"), common::rows("wide", &cells, 2));
+    let dir = tmp("wide");
+    let f = figures::scaling(&suite, "wide", &figures::ScalingOptions::default(), &dir).unwrap();
+    assert_eq!(f.notes.len(), 2, "one fitted S per strategy: {:?}", f.notes);
+    let svg = std::fs::read_to_string(&f.files.svg).unwrap();
+    assert!(svg.contains("workers P (log scale)"));
+    roxmltree::Document::parse(&svg).unwrap();
+    let img = image::open(&f.files.png).unwrap();
+    assert_eq!((img.width(), img.height()), reports::style::SIZE);
 }
