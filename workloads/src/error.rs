@@ -135,13 +135,24 @@ impl SpecError {
     }
 }
 
-/// Quote user text for an error message, escaping anything that would break the one-line rule.
+/// Quote user text for an error message: escaped and cut, so the message stays one line.
 pub(crate) fn quote(s: &str) -> String {
-    let escaped: String = s.chars().flat_map(char::escape_default).collect();
-    // escape_default also escapes non-ASCII (e.g. µ); keep those readable.
-    if s.chars().all(|c| !c.is_control()) && !s.contains('\'') && !s.contains('\\') {
-        format!("'{s}'")
-    } else {
-        format!("'{escaped}'")
+    grammar::quote(s)
+}
+
+impl From<grammar::Error> for SpecError {
+    fn from(e: grammar::Error) -> Self {
+        match e {
+            grammar::Error::Duration { input, reason } => SpecError::Duration { input, reason },
+            grammar::Error::DuplicateKey { context, param } => SpecError::Invalid {
+                context,
+                message: format!("parameter {param} given twice"),
+            },
+            grammar::Error::Invalid { context, message } => SpecError::Invalid { context, message },
+            other => SpecError::Invalid {
+                context: "spec".into(),
+                message: other.to_string(),
+            },
+        }
     }
 }
