@@ -23,6 +23,7 @@
 pub mod bench;
 pub mod cli;
 pub mod human;
+pub mod limits;
 pub mod run;
 
 /// How a command failed: bad input (exit 2) or a failure while running (exit 1).

@@ -105,8 +105,9 @@ impl RunPlan {
     pub fn new(args: &RunArgs) -> Result<RunPlan, CliError> {
         use crate::CliError as E;
         fn input(flag: &str, e: impl std::fmt::Display) -> E {
-            E::input(flag, e)
+            E::input(flag, grammar::one_line(&e.to_string(), 1000))
         }
+        crate::limits::check_sizes(args)?;
         let strategy = strategies::parse(&args.strategy).map_err(|e| input("--strategy", e))?;
         let distribution =
             Distribution::parse(&args.workload).map_err(|e| input("--workload", e))?;
@@ -157,6 +158,7 @@ impl RunPlan {
         let taskset = workload
             .generate(args.tasks, args.seed)
             .map_err(|e| input("--workload", e))?;
+        crate::limits::check_duration(args, &taskset, &speeds)?;
         let spec = RunSpec {
             workers: args.workers,
             pin,

@@ -125,7 +125,9 @@ impl CostModel {
     /// The cost of the failed probes in `a`.
     #[inline]
     pub(crate) fn attempts(&self, a: Attempts) -> u64 {
-        u64::from(a.same_node) * self.steal_same_ns + u64::from(a.cross_node) * self.steal_cross_ns
+        // Saturating: the engine treats the end of the clock as an overflow, never wraps.
+        (u64::from(a.same_node).saturating_mul(self.steal_same_ns))
+            .saturating_add(u64::from(a.cross_node).saturating_mul(self.steal_cross_ns))
     }
 }
 
