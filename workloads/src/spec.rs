@@ -112,11 +112,22 @@ impl<'a> Params<'a> {
             .transpose()
     }
 
-    /// A duration with a unit, if given.
+    /// A duration with a unit, if given; at most [`MAX_SAMPLE_NS`](crate::MAX_SAMPLE_NS) (2^53 ns,
+    /// about 104 days), the largest cost a task set holds exactly.
     pub fn duration(&self, name: &str) -> Result<Option<u64>, SpecError> {
-        self.raw(name)
-            .map(|v| parse_duration(v).map_err(|_| quoted_duration_error(self.context, name, v)))
-            .transpose()
+        let Some(v) = self.raw(name) else {
+            return Ok(None);
+        };
+        let ns = parse_duration(v).map_err(|_| quoted_duration_error(self.context, name, v))?;
+        if ns > crate::MAX_SAMPLE_NS {
+            return Err(SpecError::param(
+                self.context,
+                name,
+                quote(v.trim()),
+                "at most 9007199254740992ns (2^53 ns, about 104 days)",
+            ));
+        }
+        Ok(Some(ns))
     }
 
     pub fn require_number(&self, name: &str, hint: &str) -> Result<f64, SpecError> {
