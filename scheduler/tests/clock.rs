@@ -10,6 +10,8 @@ use scheduler::{
     Strategy, Tasks, WorkerQueue,
 };
 
+type Case = (&'static str, RunSpec, Vec<u64>, Option<Vec<u64>>, CostModel);
+
 fn refused(spec: &RunSpec, tasks: &Tasks<'_>, cost: &CostModel) -> String {
     match run_sim(spec, &FifoStrategy, tasks, cost) {
         Err(RunError::Invalid(e)) => e.to_string(),
@@ -21,7 +23,7 @@ fn refused(spec: &RunSpec, tasks: &Tasks<'_>, cost: &CostModel) -> String {
 #[test]
 fn unrepresentable_runs_are_refused_up_front() {
     let huge = [u64::MAX / 2, u64::MAX / 2, 10];
-    let cases: Vec<(&str, RunSpec, Vec<u64>, Option<Vec<u64>>, CostModel)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "huge costs",
             RunSpec::new(1),
