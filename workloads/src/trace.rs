@@ -37,7 +37,7 @@ impl Trace {
     /// ```
     pub fn load(path: impl AsRef<Path>) -> Result<Trace, SpecError> {
         let path = path.as_ref();
-        let file = grammar::escape(&path.display().to_string());
+        let file = path.display().to_string();
         let text = read_capped(path).map_err(|message| SpecError::Trace {
             file: file.clone(),
             location: None,
@@ -45,12 +45,28 @@ impl Trace {
         })?;
         let is_json = path
             .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-            || text.trim_start().starts_with('[');
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        Trace::from_text(path, &text, is_json)
+    }
+
+    /// Parse the text of a trace file named `path` (used in messages and kept as the trace's
+    /// path): JSON when `json` is true or the text starts with `[`, CSV otherwise. What
+    /// [`Trace::load`] does after reading the file.
+    ///
+    /// ```
+    /// let t = workloads::Trace::from_text("t.csv", "cost,arrival\n1us,0ns\n2us,5us\n", false).unwrap();
+    /// assert_eq!(t.cost_ns(), &[1_000, 2_000]);
+    /// assert_eq!(t.arrival_ns(), Some(&[0, 5_000][..]));
+    /// assert!(workloads::Trace::from_text("t.json", "[1, -2]", true).is_err());
+    /// ```
+    pub fn from_text(path: impl AsRef<Path>, text: &str, json: bool) -> Result<Trace, SpecError> {
+        let path = path.as_ref();
+        let file = path.display().to_string();
+        let is_json = json || text.trim_start().starts_with('[');
         let (cost_ns, arrival_ns) = if is_json {
-            parse_json(&text, &file)?
+            parse_json(text, &file)?
         } else {
-            parse_csv(&text, &file)?
+            parse_csv(text, &file)?
         };
         if cost_ns.is_empty() {
             return Err(SpecError::Trace {
