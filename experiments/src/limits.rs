@@ -27,11 +27,13 @@ pub const MAX_THREADS_RUN_NS: f64 = 24.0 * 3600e9;
 pub const ANNOUNCE_NS: f64 = 10e9;
 
 /// Bytes per task: the task set (cost, estimate, release: 24), a queue entry in the strategy
-/// (an id and an estimate: 16), the engine's claim bit and slack (8).
+/// (an id and an estimate: 16), the engine's claim bit and slack (8). Measured peak resident
+/// memory on the sim with 10^7 tasks: 24 bytes a task (central), 40 (spt), 42 (work-stealing).
 const BYTES_PER_TASK: u64 = 48;
 
-/// Bytes per worker: speed, slot, tallies, queue handle, deque buffer, event-queue entries.
-const BYTES_PER_WORKER: u64 = 4096;
+/// Bytes per worker: speed, slot, tallies, queue handle, deque buffer, event-queue entries
+/// (measured: about 470 on the sim with 2,000,000 workers).
+const BYTES_PER_WORKER: u64 = 1024;
 
 /// Bytes per timeline span kept.
 const BYTES_PER_SPAN: u64 = 32;

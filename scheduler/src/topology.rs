@@ -240,12 +240,14 @@ impl fmt::Display for Pin {
 impl FromStr for Pin {
     type Err = SpecError;
     fn from_str(s: &str) -> Result<Self, SpecError> {
-        match s.trim() {
+        // Case-insensitive, like every other name in the spec grammar.
+        match s.trim().to_ascii_lowercase().as_str() {
             "none" => Ok(Pin::None),
             "cores" => Ok(Pin::Cores),
             "numa" => Ok(Pin::Numa),
-            other => Err(SpecError::new(format!(
-                "pin '{other}': allowed values are none, cores, numa"
+            _ => Err(SpecError::new(format!(
+                "pin {}: allowed values are none, cores, numa",
+                grammar::quote(s.trim())
             ))),
         }
     }
