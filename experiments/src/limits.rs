@@ -111,7 +111,7 @@ pub fn human_time(ns: f64) -> String {
 /// Check the sizes in `args` before anything is allocated: thread count and memory.
 pub fn check_sizes(args: &RunArgs) -> Result<(), CliError> {
     let p = args.workers;
-    let threads = args.engine == "threads";
+    let threads = args.engine.trim().eq_ignore_ascii_case("threads");
     if threads && p > MAX_THREADS {
         return Err(CliError::input(
             "--workers",
@@ -214,7 +214,7 @@ pub fn threads_lower_bound_ns(taskset: &TaskSet, speeds: &[f64]) -> f64 {
 /// [`threads_lower_bound_ns`], is past it) or one of whose tasks could take longer than that on
 /// the slowest worker; announce one bound to take more than [`ANNOUNCE_NS`] on stderr.
 pub fn check_duration(args: &RunArgs, taskset: &TaskSet, speeds: &[f64]) -> Result<(), CliError> {
-    if args.engine != "threads" {
+    if !args.engine.trim().eq_ignore_ascii_case("threads") {
         return Ok(());
     }
     let bound = threads_lower_bound_ns(taskset, speeds);

@@ -124,7 +124,7 @@ impl RunPlan {
             None => Topology::detect(),
         };
         let kind = Kind::parse(&args.kind).map_err(|e| input("--kind", e))?;
-        let engine = match args.engine.as_str() {
+        let engine = match args.engine.trim().to_ascii_lowercase().as_str() {
             "threads" => {
                 if args.cost.is_some() {
                     return Err(input(
@@ -138,10 +138,13 @@ impl RunPlan {
                 Some(c) => c.parse().map_err(|e| input("--cost", e))?,
                 None => CostModel::default(),
             }),
-            other => {
+            _ => {
                 return Err(input(
                     "--engine",
-                    format!("'{other}' is not an engine (allowed: threads, sim)"),
+                    format!(
+                        "{} is not an engine (allowed: threads, sim)",
+                        grammar::quote(args.engine.trim())
+                    ),
                 ))
             }
         };

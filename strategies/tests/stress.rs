@@ -33,6 +33,10 @@ struct Config {
     releases: Option<Vec<u64>>,
     /// Tasks whose id is `≡ 0 (mod panic_every)` panic (threads only; 0: none).
     panic_every: usize,
+    /// Threads: no clock read per task.
+    timing_off: bool,
+    /// Keep at most this many timeline spans (0: none).
+    timeline: usize,
 }
 
 fn param_value(rng: &mut SmallRng, name: &str, p: usize, default: &str) -> String {
@@ -119,7 +123,11 @@ fn draw(seed: u64, threads_n_cap: usize) -> Config {
     } else {
         0
     };
+    let timing_off = !sim && rng.below(4) == 0;
+    let timeline = [0, 0, 1, 100, 1 << 20][rng.below(5)];
     Config {
+        timing_off,
+        timeline,
         seed,
         sim,
         strategy,
@@ -152,6 +160,13 @@ fn check_report(c: &Config, r: &RunReport, failed: u64) -> Result<(), String> {
     }
     if r.per_worker.len() != c.workers || r.workers != c.workers || r.tasks != n as usize {
         return Err("worker or task count in the report differs from the run".into());
+    }
+    let spans = r.timeline.as_ref().map_or(0, Vec::len);
+    if spans > c.timeline {
+        return Err(format!("{spans} timeline spans kept, cap {}", c.timeline));
+    }
+    if c.sim && c.timeline >= n as usize && spans as u64 != n {
+        return Err(format!("sim timeline holds {spans} spans of {n} tasks"));
     }
     if n > 0 && r.executed > 0 && !(r.lif >= 1.0 - 1e-9 || r.lif.is_nan()) {
         return Err(format!("lif {} < 1", r.lif));
@@ -189,7 +204,13 @@ fn run(c: &Config) -> Result<(), String> {
     let spec = RunSpec::new(c.workers)
         .with_seed(c.seed)
         .with_topology(Topology::synthetic(c.topology.0, c.topology.1))
-        .with_speeds(c.speeds.clone());
+        .with_speeds(c.speeds.clone())
+        .with_timeline(c.timeline)
+        .with_timing(if c.timing_off {
+            scheduler::Timing::Off
+        } else {
+            scheduler::Timing::Tasks
+        });
     let n = c.costs.len();
     let tasks = Tasks {
         n,
@@ -322,7 +343,8 @@ fn random_configurations_run_every_task_exactly_once() {
         if let Err(e) = run_watched(&c, Duration::from_secs(120)) {
             panic!(
                 "stress configuration failed: {e}\n  seed {seed}: {} P={} n={} engine={} \
-                 speeds={} topology={}x{} streaming={} panic_every={}\n  replay: \
+                 speeds={} topology={}x{} streaming={} panic_every={} timing_off={} \
+                 timeline={}\n  replay: \
                  SCHEDLAB_STRESS_SEED={seed} cargo test -p strategies --test stress",
                 c.strategy,
                 c.workers,
@@ -336,7 +358,9 @@ fn random_configurations_run_every_task_exactly_once() {
                 c.topology.0,
                 c.topology.1,
                 c.releases.is_some(),
-                c.panic_every
+                c.panic_every,
+                c.timing_off,
+                c.timeline
             );
         }
         if c.sim {
