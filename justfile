@@ -46,8 +46,8 @@ test-hwloc:
 topology:
     cargo run --release -p experiments -- topology
 
+# (A separate target dir keeps the --cfg loom build from invalidating the normal one.)
 # Model-check our own synchronisation (Sleep's park/notify, the start Gate) with loom.
-# A separate target dir keeps the --cfg loom build from invalidating the normal one.
 loom:
     RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p scheduler --release --lib loom
 
