@@ -152,7 +152,7 @@ fn check_report(c: &Config, r: &RunReport, failed: u64) -> Result<(), String> {
         return Err(format!("failed {} but {failed} tasks panicked", r.failed));
     }
     let per_worker: u64 = r.per_worker.iter().map(|w| w.tasks).sum();
-    if per_worker != r.executed + r.failed && per_worker != r.executed {
+    if per_worker != r.executed + r.failed {
         return Err(format!(
             "per-worker tasks sum to {per_worker}, executed {}",
             r.executed
@@ -291,6 +291,24 @@ fn run(c: &Config) -> Result<(), String> {
             0
         };
         check_report(c, &r, failed)?;
+        // The failures listed are panicking tasks, as many as fit the list.
+        let listed = (failed as usize).min(scheduler::MAX_LISTED_FAILURES);
+        if r.failures.len() != listed {
+            return Err(format!(
+                "{} failures listed, expected {listed}",
+                r.failures.len()
+            ));
+        }
+        if let Some(f) = r
+            .failures
+            .iter()
+            .find(|f| every == 0 || f.task % every != 0)
+        {
+            return Err(format!(
+                "task {} listed as failed but did not panic",
+                f.task
+            ));
+        }
     }
     Ok(())
 }
