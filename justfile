@@ -105,3 +105,18 @@ report-check dir="":
         echo "report-check: needs node (apt-get install nodejs)" >&2; exit 2
     fi
     node reports/tools/report_check.mjs "$d/index.html" "$d/screenshot.png"
+
+# --- Reliability ---------------------------------------------------------------------------
+
+# (A separate target dir keeps the --cfg loom build from invalidating the normal one.)
+# Model-check our own synchronisation (Sleep's park/notify, the start Gate) with loom.
+loom:
+    RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p scheduler --release --lib loom
+
+# Randomised stress on both engines: SCHEDLAB_STRESS configurations (default 10,000), release.
+stress n="10000":
+    SCHEDLAB_STRESS={{n}} cargo test --release -p strategies --test stress -- --nocapture
+
+# Fuzz every parser with proptest: SCHEDLAB_FUZZ inputs per parser (default 200,000), release.
+fuzz n="200000":
+    SCHEDLAB_FUZZ={{n}} cargo test --release -p experiments --test fuzz -- --nocapture

@@ -26,6 +26,7 @@ pub mod csv;
 pub mod human;
 pub mod output;
 pub mod report_cmd;
+pub mod limits;
 pub mod run;
 pub mod runner;
 pub mod suite;

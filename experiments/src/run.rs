@@ -237,6 +237,7 @@ impl RunPlan {
             .workload
             .generate(args.tasks, args.seed)
             .map_err(|e| CliError::input("--workload", e))?;
+        crate::limits::check_duration(args, &taskset, &checked.spec.speeds())?;
         Ok(RunPlan {
             strategy: checked.strategy,
             engine: checked.engine,
@@ -271,8 +272,9 @@ impl Checked {
     pub fn new(args: &RunArgs) -> Result<Checked, CliError> {
         use crate::CliError as E;
         fn input(flag: &str, e: impl std::fmt::Display) -> E {
-            E::input(flag, e)
+            E::input(flag, grammar::one_line(&e.to_string(), 1000))
         }
+        crate::limits::check_sizes(args)?;
         let strategy = strategies::parse(&args.strategy).map_err(|e| input("--strategy", e))?;
         let distribution =
             Distribution::parse(&args.workload).map_err(|e| input("--workload", e))?;
@@ -289,7 +291,7 @@ impl Checked {
             None => Topology::detect(),
         };
         let kind = Kind::parse(&args.kind).map_err(|e| input("--kind", e))?;
-        let engine = match args.engine.as_str() {
+        let engine = match args.engine.trim().to_ascii_lowercase().as_str() {
             "threads" => {
                 if args.cost.is_some() {
                     return Err(input(
@@ -303,10 +305,13 @@ impl Checked {
                 Some(c) => c.parse().map_err(|e| input("--cost", e))?,
                 None => CostModel::default(),
             }),
-            other => {
+            _ => {
                 return Err(input(
                     "--engine",
-                    format!("'{other}' is not an engine (allowed: threads, sim)"),
+                    format!(
+                        "{} is not an engine (allowed: threads, sim)",
+                        grammar::quote(args.engine.trim())
+                    ),
                 ))
             }
         };

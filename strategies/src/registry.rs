@@ -105,13 +105,15 @@ pub fn registry() -> &'static [Entry] {
     REGISTRY
 }
 
-/// Parse a strategy from its spec string.
+/// Parse a strategy from its spec string. Names and keys are case-insensitive, as in workload
+/// specs (one grammar, the `grammar` crate's).
 ///
 /// ```
 /// let s = strategies::parse("work-stealing(steal=one)").unwrap();
 /// assert_eq!(s.spec(), "work-stealing(victim=random,steal=one)");
 /// let err = strategies::parse("central(chunk=0)").unwrap_err();
 /// assert!(err.to_string().contains("chunk"));
+/// assert_eq!(strategies::parse("Central(CHUNK=4)").unwrap().spec(), "central(chunk=4)");
 /// ```
 pub fn parse(spec: &str) -> Result<Box<dyn Strategy>, SpecError> {
     let params = Params::parse(spec)?;
@@ -121,8 +123,8 @@ pub fn parse(spec: &str) -> Result<Box<dyn Strategy>, SpecError> {
         .ok_or_else(|| {
             let known: Vec<&str> = REGISTRY.iter().map(|e| e.name).collect();
             SpecError::new(format!(
-                "unknown strategy '{}' (known: {})",
-                params.name(),
+                "unknown strategy {} (known: {})",
+                grammar::quote(params.name()),
                 known.join(", ")
             ))
         })?;

@@ -106,6 +106,7 @@ where
         .into());
     }
     let mut setup = setup(spec, strategy, tasks)?;
+    crate::engine::check_sim_clock(tasks, costs, &setup.speeds, cost)?;
     let workers = std::mem::take(&mut setup.instance.workers);
     let shared = setup.instance.shared.clone();
     let (slots, speeds, max_speed) = (&setup.slots, &setup.speeds, setup.max_speed);
@@ -243,6 +244,11 @@ impl<F: FnMut(Span)> Sim<'_, F> {
             self.events.push(0, w as What);
         }
         while let Some((t, what)) = self.events.pop() {
+            if t == u64::MAX {
+                // Times saturate instead of wrapping: a run that reaches the end of the clock
+                // fails rather than reporting a wrapped, tiny makespan.
+                return Err(crate::engine::clock_overflow());
+            }
             if what == ARRIVAL {
                 self.arrive(t);
                 continue;
@@ -307,7 +313,7 @@ impl<F: FnMut(Span)> Sim<'_, F> {
     #[inline]
     fn wake(&mut self, w: WorkerId, t: u64) {
         let st = &mut self.workers[w];
-        let at = t.max(st.parked_at) + self.cost.wake_ns;
+        let at = t.max(st.parked_at).saturating_add(self.cost.wake_ns);
         st.prev_end = at;
         self.events.push(at, w as What);
     }
@@ -351,13 +357,13 @@ impl<F: FnMut(Span)> Sim<'_, F> {
                     self.claim(id)?;
                 }
                 self.tallies[w].picked(pick.source, pick.attempts);
-                let mut at = t + cost.attempts(pick.attempts);
+                let mut at = t.saturating_add(cost.attempts(pick.attempts));
                 let mut penalty = 0;
                 match pick.source {
-                    Source::Local => at += cost.local_ns,
+                    Source::Local => at = at.saturating_add(cost.local_ns),
                     Source::Shared => {
                         // A single server: this access starts when the previous one is done.
-                        at = at.max(self.shared_free_at) + cost.shared_ns;
+                        at = at.max(self.shared_free_at).saturating_add(cost.shared_ns);
                         self.shared_free_at = at;
                     }
                     Source::Stolen { victim, moved } => {
@@ -367,9 +373,9 @@ impl<F: FnMut(Span)> Sim<'_, F> {
                             )));
                         };
                         if v.node == self.workers[w].node {
-                            at += cost.steal_same_ns;
+                            at = at.saturating_add(cost.steal_same_ns);
                         } else {
-                            at += cost.steal_cross_ns;
+                            at = at.saturating_add(cost.steal_cross_ns);
                             penalty = cost.migrate_ns;
                         }
                         if moved > 1 {
@@ -386,12 +392,15 @@ impl<F: FnMut(Span)> Sim<'_, F> {
             }
             Next::Retry(a) => {
                 self.tallies[w].steal_attempts += u64::from(a.total());
-                self.events
-                    .push(t + cost.attempts(a) + cost.backoff_ns, w as What);
+                self.events.push(
+                    t.saturating_add(cost.attempts(a))
+                        .saturating_add(cost.backoff_ns),
+                    w as What,
+                );
             }
             Next::Empty(a) => {
                 self.tallies[w].steal_attempts += u64::from(a.total());
-                self.workers[w].parked_at = t + cost.attempts(a);
+                self.workers[w].parked_at = t.saturating_add(cost.attempts(a));
                 self.parked.insert(w);
             }
         }
@@ -405,7 +414,9 @@ impl<F: FnMut(Span)> Sim<'_, F> {
         let st = &mut self.workers[w];
         st.running = Some(task);
         st.start = at;
-        let end = at + st.duration(self.costs[task]) + penalty;
+        let end = at
+            .saturating_add(st.duration(self.costs[task]))
+            .saturating_add(penalty);
         self.events.push(end, w as What);
     }
 
