@@ -11,7 +11,7 @@
 //! | `block` | static contiguous blocks |
 //! | `central(chunk=1)` | one shared queue, fixed chunks |
 //! | `guided(min=1)` | shared queue, chunk ⌈remaining/P⌉ |
-//! | `work-stealing(victim=random\|numa,steal=half\|one)` | per-worker deques, random victims |
+//! | `work-stealing(victim=random\|numa\|hier,steal=half\|one\|work,order=fifo\|lifo)` | per-worker deques, random victims |
 //! | `spt`, `lpt` | shared priority queue by estimated cost |
 //! | `weighted-rr(weights=auto\|w1,w2,…)` | static smooth weighted round-robin |
 //! | `range-stealing` | per-worker index ranges, split in half by thieves |
@@ -57,4 +57,4 @@ pub use registry::{parse, registry, Entry, Param, REGISTRY};
 pub use round_robin::RoundRobin;
 pub use spt::Spt;
 pub use weighted_rr::WeightedRoundRobin;
-pub use work_stealing::{Amount, Victim, WorkStealing};
+pub use work_stealing::{Amount, OwnerOrder, Victim, WorkStealing};

@@ -28,13 +28,57 @@ pub(crate) fn blocks(lo: TaskId, n: usize, p: usize) -> impl Iterator<Item = (Ta
     })
 }
 
-/// Deal a batch out as contiguous blocks, one per inbox (see [`blocks`]).
-pub(crate) fn deal_blocks(batch: &Batch<'_>, inboxes: &[Inbox]) {
-    for (inbox, (start, end)) in inboxes
-        .iter()
-        .zip(blocks(batch.ids.0, batch.len(), inboxes.len()))
-    {
-        inbox.push(Chunk::strided(start, end, 1));
+/// Deals batches out as contiguous blocks, one per inbox, starting where the last batch
+/// stopped: the one rotating start shared by every strategy that deals batches (`block`,
+/// `work-stealing`, `range-stealing`).
+///
+/// A batch of `len` ids is split as [`blocks`] splits it (sizes differ by at most one, the
+/// first `len mod P` blocks one longer); block `j` goes to worker `(start + j) mod P`, and the
+/// start moves on by `len mod P`, past the workers that got the longer blocks. A closed run
+/// (one batch, start 0) is dealt exactly as before; ids submitted one at a time go to workers
+/// 0, 1, …, P − 1, 0, …; over any sequence of batches the workers' totals differ by at most
+/// one.
+#[derive(Debug, Default)]
+pub(crate) struct Dealer {
+    start: AtomicUsize,
+}
+
+impl Dealer {
+    /// Deal `batch` out over `inboxes`.
+    pub(crate) fn deal(&self, batch: &Batch<'_>, inboxes: &[Inbox]) {
+        self.deal_with(batch, inboxes, |_, _, _| {});
+    }
+
+    /// [`Dealer::deal`], telling `placed(worker, lo, hi)` about every non-empty block before it
+    /// becomes visible in the worker's inbox.
+    pub(crate) fn deal_with(
+        &self,
+        batch: &Batch<'_>,
+        inboxes: &[Inbox],
+        mut placed: impl FnMut(usize, TaskId, TaskId),
+    ) {
+        let p = inboxes.len();
+        if batch.is_empty() || p == 0 {
+            return;
+        }
+        let step = batch.len() % p;
+        let start = if step == 0 {
+            self.start.load(Ordering::Relaxed)
+        } else {
+            // Concurrent submitters each get their own start; `fetch_update` keeps it in 0..p.
+            self.start
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+                    Some((s + step) % p)
+                })
+                .unwrap_or_else(|s| s)
+        };
+        for (j, (lo, hi)) in blocks(batch.ids.0, batch.len(), p).enumerate() {
+            if lo < hi {
+                let w = (start + j) % p;
+                placed(w, lo, hi);
+                inboxes[w].push(Chunk::strided(lo, hi, 1));
+            }
+        }
     }
 }
 
@@ -94,6 +138,21 @@ impl Chunk {
 
     fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Call `f` on every id left, last first.
+    pub(crate) fn for_each_rev(&self, mut f: impl FnMut(TaskId)) {
+        match self {
+            Chunk::Strided { next, step, .. } => {
+                for k in (0..self.len()).rev() {
+                    f(*next + k * *step);
+                }
+            }
+            Chunk::List { ids, pos } => ids[(*pos).min(ids.len())..]
+                .iter()
+                .rev()
+                .for_each(|&id| f(id)),
+        }
     }
 
     /// Ids left.
@@ -260,6 +319,37 @@ mod tests {
         let mut p = Private::new();
         let got: Vec<_> = std::iter::from_fn(|| p.next_run(&inbox)).collect();
         assert_eq!(got, vec![(9, 1), (2, 1), (0, 2)]);
+    }
+
+    #[test]
+    fn the_dealer_rotates_its_start() {
+        let inboxes: Vec<Inbox> = (0..3).map(|_| Inbox::default()).collect();
+        let dealer = Dealer::default();
+        for id in 0..7 {
+            dealer.deal(&Batch::new(id..id + 1), &inboxes);
+        }
+        // 7 more in one batch: start is 1 (7 mod 3), so worker 1 gets the longer block.
+        dealer.deal(&Batch::new(7..14), &inboxes);
+        let drain = |inbox: &Inbox| {
+            let mut p = Private::new();
+            let mut ids = Vec::new();
+            while let Some((first, count)) = p.next_run(inbox) {
+                ids.extend(first..first + count as usize);
+            }
+            ids
+        };
+        let got: Vec<Vec<usize>> = inboxes.iter().map(drain).collect();
+        assert_eq!(
+            got,
+            vec![
+                vec![0, 3, 6, 12, 13],
+                vec![1, 4, 7, 8, 9],
+                vec![2, 5, 10, 11]
+            ]
+        );
+        let mut rev = Vec::new();
+        Chunk::strided(1, 10, 3).for_each_rev(|id| rev.push(id));
+        assert_eq!(rev, vec![7, 4, 1]);
     }
 
     #[test]

@@ -78,7 +78,7 @@ pub static REGISTRY: &[Entry] = &[
     entry!("block", Block, "static: contiguous blocks of n/P tasks", []),
     entry!("central", Central, "one shared queue; a free worker takes the next chunk", ["chunk" = "1" : "whole number >= 1"]),
     entry!("guided", Guided, "shared queue, chunk = max(min, ceil(remaining/P)) (guided self-scheduling)", ["min" = "1" : "whole number >= 1"]),
-    entry!("work-stealing", WorkStealing, "per-worker deques; idle workers steal from random victims", ["victim" = "random" : "random | numa", "steal" = "half" : "half | one"]),
+    entry!("work-stealing", WorkStealing, "per-worker deques; idle workers steal from random victims (Blumofe & Leiserson 1999)", ["victim" = "random" : "random | numa | hier", "steal" = "half" : "half | one | work", "order" = "fifo" : "fifo | lifo"]),
     entry!(
         "spt",
         Spt,
@@ -109,7 +109,7 @@ pub fn registry() -> &'static [Entry] {
 ///
 /// ```
 /// let s = strategies::parse("work-stealing(steal=one)").unwrap();
-/// assert_eq!(s.spec(), "work-stealing(victim=random,steal=one)");
+/// assert_eq!(s.spec(), "work-stealing(victim=random,steal=one,order=fifo)");
 /// let err = strategies::parse("central(chunk=0)").unwrap_err();
 /// assert!(err.to_string().contains("chunk"));
 /// ```
