@@ -37,7 +37,7 @@ impl Central {
 struct Fixed(usize);
 
 impl ChunkRule for Fixed {
-    fn size(&self, _remaining: usize, _workers: usize) -> usize {
+    fn size(&self, _remaining: usize, _workers: usize, _w: usize) -> usize {
         self.0
     }
 }

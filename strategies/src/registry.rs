@@ -6,7 +6,8 @@ use scheduler::{SpecError, Strategy};
 
 use crate::params::Params;
 use crate::{
-    Block, Central, Guided, Lpt, RangeStealing, RoundRobin, Spt, WeightedRoundRobin, WorkStealing,
+    AdaptiveSpt, Awf, Block, Central, Factoring, Guided, Jsq, Lpt, RangeStealing, RoundRobin, Spt,
+    Tss, WeightedRoundRobin, WorkStealing,
 };
 
 /// One parameter of a strategy.
@@ -97,6 +98,11 @@ pub static REGISTRY: &[Entry] = &[
         "per-worker index ranges; idle workers split a victim's range in half",
         []
     ),
+    entry!("factoring", Factoring, "FAC2 factoring: batches of P equal chunks, each batch half the ids left (Hummel, Schonberg & Flynn 1992)", []),
+    entry!("tss", Tss, "trapezoid self-scheduling: chunks falling linearly from n/2P to 1 (Tzen & Ni 1993)", []),
+    entry!("awf", Awf, "adaptive weighted factoring: factoring chunks scaled by each worker's measured rate (Banicescu et al. 2003)", []),
+    entry!("adaptive-spt", AdaptiveSpt, "SPT/LPT on costs learned online per range of ids, for runs without estimates", ["range" = "64" : "whole number >= 1 (ids per learned range)", "first" = "shortest" : "shortest | longest"]),
+    entry!("jsq", Jsq, "each task joins the least loaded of d sampled workers (power of d choices, Mitzenmacher 2001)", ["d" = "2" : "whole number >= 1"]),
     entry!("weighted-rr", WeightedRoundRobin, "static smooth weighted round-robin over worker weights", ["weights" = "auto" : "auto (the worker speeds) | one number >= 0 per worker, e.g. 1,1,0.5"]),
 ];
 
