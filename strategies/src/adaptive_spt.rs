@@ -44,13 +44,24 @@ impl AdaptiveSpt {
     }
 }
 
+/// Where a range is queued.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Queued {
+    /// Not queued: nothing pending.
+    #[default]
+    No,
+    /// In `State::unknown`.
+    Unknown,
+    /// In `State::queue` under this key.
+    Known(u64),
+}
+
 /// One range of ids: what has been learned and what is pending.
 #[derive(Default)]
 struct Range {
     /// EMA of task times in ns; `None` until a task of the range completes.
     ema: Option<f64>,
-    /// Its key in the queue while it has pending ids.
-    key: Option<u64>,
+    queued: Queued,
     pending: VecDeque<(TaskId, TaskId)>,
 }
 
@@ -59,7 +70,8 @@ struct State {
     ranges: HashMap<usize, Range>,
     /// `(key, range)` of every learned range with pending ids; the first is served.
     queue: BTreeSet<(u64, usize)>,
-    /// Ranges with pending ids and nothing learned, in submission order.
+    /// Ranges with pending ids and nothing learned, in submission order (a range learned
+    /// meanwhile stays listed until it reaches the front, where it is skipped).
     unknown: VecDeque<usize>,
     /// Σ task times and tasks completed: the mean an unknown range counts at.
     total_ns: f64,
@@ -88,26 +100,28 @@ impl Shared {
     fn requeue(&self, st: &mut State, b: usize) {
         let r = st.ranges.get_mut(&b).expect("range exists");
         let Some(ema) = r.ema else {
-            if r.key.is_none() {
-                r.key = Some(u64::MAX);
+            if r.queued == Queued::No {
+                r.queued = Queued::Unknown;
                 st.unknown.push_back(b);
             }
             return;
         };
         let key = self.key(ema);
-        match r.key.replace(key) {
-            Some(u64::MAX) => st.unknown.retain(|&x| x != b),
-            Some(old) => {
-                st.queue.remove(&(old, b));
-            }
-            None => {}
+        if let Queued::Known(old) = std::mem::replace(&mut r.queued, Queued::Known(key)) {
+            st.queue.remove(&(old, b));
         }
         st.queue.insert((key, b));
     }
 
     /// The range to serve: the best learned one, unless it is worse than the mean (then the
     /// next unknown one, if any).
-    fn best(&self, st: &State) -> Option<usize> {
+    fn best(&self, st: &mut State) -> Option<usize> {
+        while let Some(&u) = st.unknown.front() {
+            if st.ranges[&u].queued == Queued::Unknown {
+                break;
+            }
+            st.unknown.pop_front();
+        }
         let known = st.queue.first();
         let explore = st.unknown.front();
         match (known, explore) {
@@ -152,7 +166,7 @@ impl WorkerQueue for Handle {
             return Next::Empty(Attempts::default());
         }
         let mut st = lock(&shared.state);
-        let Some(b) = shared.best(&st) else {
+        let Some(b) = shared.best(&mut st) else {
             return Next::Empty(Attempts::default());
         };
         let r = st.ranges.get_mut(&b).expect("queued range exists");
@@ -163,14 +177,14 @@ impl WorkerQueue for Handle {
             r.pending.pop_front();
         }
         if r.pending.is_empty() {
-            match r.key.take() {
-                Some(u64::MAX) => {
+            match std::mem::take(&mut r.queued) {
+                Queued::Unknown => {
                     st.unknown.pop_front();
                 }
-                Some(key) => {
+                Queued::Known(key) => {
                     st.queue.remove(&(key, b));
                 }
-                None => {}
+                Queued::No => {}
             }
         }
         shared.pending.fetch_sub(1, Ordering::Release);
@@ -188,7 +202,7 @@ impl WorkerQueue for Handle {
             return;
         };
         r.ema = Some(r.ema.map_or(ns, |e| e + 0.25 * (ns - e)));
-        if r.key.is_some() {
+        if r.queued != Queued::No {
             shared.requeue(&mut st, b);
         }
     }
