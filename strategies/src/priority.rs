@@ -1,12 +1,26 @@
-//! The machinery shared by priority strategies: one shared heap of tasks ordered by their
-//! estimated cost (ties by id), popped by any free worker.
+//! The machinery shared by priority strategies: tasks handed out in order of estimated cost
+//! (ties by id), from presorted runs.
+//!
+//! Each submitted batch becomes one *run*, its ids sorted by `(key, id)` once at submission
+//! (no sort at all when the batch is already in order, e.g. without estimates). A run is
+//! claimed from the front with one atomic add. While a single run holds work (a closed run, or
+//! a stream that keeps up), every worker claims from it directly, with no lock; when several
+//! runs hold work, a take goes through a lock and a heap of the runs' heads, so the order stays
+//! exact across batches. A submission bumps an epoch after its run is in the heap; a worker
+//! uses its cached run only while the epoch is the one it saw when it cached it, so a claim
+//! that misses a new run overlaps that run's submission in time. The order of hand-outs is
+//! therefore exactly SPT (LPT): each task handed out has the least (greatest) key of the tasks
+//! submitted and not yet handed out, linearisably.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use scheduler::{Attempts, Batch, Context, Instance, Next, Pick, SharedQueue, Source, WorkerQueue};
+use crossbeam_utils::CachePadded;
+use scheduler::{
+    Attempts, Batch, Context, Instance, Next, Pick, SharedQueue, Source, TaskId, WorkerQueue,
+};
 
 use crate::queues::lock;
 
@@ -19,45 +33,182 @@ pub(crate) enum Order {
     Longest,
 }
 
-/// Heap key: the max-heap pops the greatest key, so the cost is negated for `Shortest`;
-/// ties go to the smaller id either way.
-type Key = (u64, Reverse<usize>);
+/// One submitted batch, sorted by `(key, id)`.
+struct Run {
+    /// Sort key of each position (`None`: every key is 0).
+    keys: Option<Box<[u64]>>,
+    /// Id at each position (`None`: `start + position`).
+    ids: Option<Box<[TaskId]>>,
+    start: TaskId,
+    len: usize,
+    /// Positions claimed (may pass `len` by one per worker).
+    claimed: CachePadded<AtomicUsize>,
+}
+
+impl Run {
+    fn new(order: Order, batch: &Batch<'_>) -> Run {
+        let (start, len) = (batch.ids.0, batch.len());
+        let key = |est: u64| match order {
+            Order::Shortest => est,
+            Order::Longest => u64::MAX - est,
+        };
+        let (keys, ids) = match batch.estimate_ns {
+            None => (None, None),
+            Some(est) => {
+                let keys: Box<[u64]> = est.iter().map(|&e| key(e)).collect();
+                if keys.windows(2).all(|w| w[0] <= w[1]) {
+                    (Some(keys), None)
+                } else {
+                    let mut pairs: Vec<(u64, TaskId)> = keys
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &k)| (k, start + i))
+                        .collect();
+                    pairs.sort_unstable();
+                    let keys = pairs.iter().map(|p| p.0).collect();
+                    let ids = pairs.iter().map(|p| p.1).collect();
+                    (Some(keys), Some(ids))
+                }
+            }
+        };
+        Run {
+            keys,
+            ids,
+            start,
+            len,
+            claimed: CachePadded::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// `(key, id)` at position `i` (< len).
+    #[inline]
+    fn at(&self, i: usize) -> (u64, TaskId) {
+        let key = self.keys.as_ref().map_or(0, |k| k[i]);
+        let id = self.ids.as_ref().map_or(self.start + i, |ids| ids[i]);
+        (key, id)
+    }
+
+    /// The first unclaimed `(key, id)`, if any.
+    #[inline]
+    fn head(&self) -> Option<(u64, TaskId)> {
+        let i = self.claimed.load(Ordering::Acquire);
+        (i < self.len).then(|| self.at(i))
+    }
+
+    /// Claim the first unclaimed id.
+    #[inline]
+    fn claim(&self) -> Option<TaskId> {
+        if self.claimed.load(Ordering::Relaxed) >= self.len {
+            return None;
+        }
+        let i = self.claimed.fetch_add(1, Ordering::AcqRel);
+        (i < self.len).then(|| self.at(i).1)
+    }
+}
+
+/// The runs holding work, by their heads (`slot` indexes `runs`).
+#[derive(Default)]
+struct Heap {
+    heads: BinaryHeap<Reverse<(u64, TaskId, usize)>>,
+    runs: Vec<Option<Arc<Run>>>,
+    free: Vec<usize>,
+}
 
 struct Shared {
     order: Order,
-    heap: Mutex<BinaryHeap<Key>>,
-    len: AtomicUsize,
-}
-
-impl Shared {
-    fn key(&self, estimate: u64, id: usize) -> Key {
-        match self.order {
-            Order::Longest => (estimate, Reverse(id)),
-            Order::Shortest => (u64::MAX - estimate, Reverse(id)),
-        }
-    }
+    heap: Mutex<Heap>,
+    /// Runs in the heap (exhausted ones included until a take removes them).
+    live: AtomicUsize,
+    /// Bumped by every submission, after its run is in the heap.
+    epoch: AtomicU64,
 }
 
 impl SharedQueue for Shared {
     fn submit(&self, batch: Batch<'_>) {
-        let mut heap = lock(&self.heap);
-        heap.extend(batch.range().map(|id| self.key(batch.estimate(id), id)));
-        self.len.store(heap.len(), Ordering::Release);
+        if batch.is_empty() {
+            return;
+        }
+        let run = Arc::new(Run::new(self.order, &batch));
+        let (key, id) = run.at(0);
+        let mut h = lock(&self.heap);
+        let slot = match h.free.pop() {
+            Some(s) => {
+                h.runs[s] = Some(run);
+                s
+            }
+            None => {
+                h.runs.push(Some(run));
+                h.runs.len() - 1
+            }
+        };
+        h.heads.push(Reverse((key, id, slot)));
+        self.live.store(h.heads.len(), Ordering::Release);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 }
 
-struct Handle(Arc<Shared>);
+struct Handle {
+    shared: Arc<Shared>,
+    /// The only run with work when this worker last looked, and the epoch it saw then.
+    cached: Option<(Arc<Run>, u64)>,
+}
+
+impl Handle {
+    /// A take through the heap: the run with the least head.
+    fn take_locked(&mut self) -> Option<TaskId> {
+        let shared = &self.shared;
+        let mut h = lock(&shared.heap);
+        let task = loop {
+            let Reverse((key, id, slot)) = h.heads.pop()?;
+            let run = h.runs[slot].clone().expect("a queued run");
+            match run.head() {
+                // Claimed past by a worker on the fast path: requeue under its real head.
+                Some(head) if head != (key, id) => h.heads.push(Reverse((head.0, head.1, slot))),
+                Some(_) => {
+                    if let Some(task) = run.claim() {
+                        if let Some((k, i)) = run.head() {
+                            h.heads.push(Reverse((k, i, slot)));
+                        } else {
+                            h.runs[slot] = None;
+                            h.free.push(slot);
+                        }
+                        break task;
+                    }
+                    h.runs[slot] = None;
+                    h.free.push(slot);
+                }
+                None => {
+                    h.runs[slot] = None;
+                    h.free.push(slot);
+                }
+            }
+        };
+        shared.live.store(h.heads.len(), Ordering::Release);
+        if h.heads.len() == 1 {
+            let Reverse((_, _, slot)) = *h.heads.peek().expect("one run");
+            let run = h.runs[slot].clone().expect("a queued run");
+            self.cached = Some((run, shared.epoch.load(Ordering::Acquire)));
+        }
+        Some(task)
+    }
+}
 
 impl WorkerQueue for Handle {
+    #[inline]
     fn next(&mut self) -> Next {
-        if self.0.len.load(Ordering::Acquire) == 0 {
+        if let Some((run, seen)) = &self.cached {
+            if self.shared.epoch.load(Ordering::Acquire) == *seen {
+                if let Some(task) = run.claim() {
+                    return Next::Task(Pick::one(task, Source::Shared));
+                }
+            }
+            self.cached = None;
+        }
+        if self.shared.live.load(Ordering::Acquire) == 0 {
             return Next::Empty(Attempts::default());
         }
-        let mut heap = lock(&self.0.heap);
-        let top = heap.pop();
-        self.0.len.store(heap.len(), Ordering::Release);
-        match top {
-            Some((_, Reverse(task))) => Next::Task(Pick::one(task, Source::Shared)),
+        match self.take_locked() {
+            Some(task) => Next::Task(Pick::one(task, Source::Shared)),
             None => Next::Empty(Attempts::default()),
         }
     }
@@ -67,13 +218,64 @@ impl WorkerQueue for Handle {
 pub(crate) fn build(order: Order, ctx: &Context) -> Instance {
     let shared = Arc::new(Shared {
         order,
-        heap: Mutex::new(BinaryHeap::new()),
-        len: AtomicUsize::new(0),
+        heap: Mutex::new(Heap::default()),
+        live: AtomicUsize::new(0),
+        epoch: AtomicU64::new(0),
     });
     Instance {
         shared: shared.clone(),
         workers: (0..ctx.workers())
-            .map(|_| Box::new(Handle(shared.clone())) as Box<dyn WorkerQueue>)
+            .map(|_| {
+                Box::new(Handle {
+                    shared: shared.clone(),
+                    cached: None,
+                }) as Box<dyn WorkerQueue>
+            })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hand-outs by one worker, interleaving submissions as `script` says.
+    fn drain(order: Order, batches: &[(usize, Vec<u64>)]) -> Vec<TaskId> {
+        let inst = build(order, &Context::uniform(2, 1));
+        let mut w = inst.workers;
+        let mut start = 0;
+        let mut got = Vec::new();
+        for (take_first, est) in batches {
+            for _ in 0..*take_first {
+                if let Next::Task(p) = w[0].next() {
+                    got.push(p.task);
+                }
+            }
+            inst.shared
+                .submit(Batch::with_estimates(start..start + est.len(), est));
+            start += est.len();
+        }
+        while let Next::Task(p) = w[1].next() {
+            got.push(p.task);
+        }
+        got
+    }
+
+    #[test]
+    fn runs_merge_in_exact_order_across_submissions() {
+        // Batch 0: ids 0..5 with costs 5 3 9 1 7; 2 taken (3, 1); batch 1: ids 5..8 with
+        // costs 2 8 0, then everything.
+        let batches = vec![(0, vec![5, 3, 9, 1, 7]), (2, vec![2, 8, 0])];
+        assert_eq!(
+            drain(Order::Shortest, &batches),
+            vec![3, 1, 7, 5, 0, 4, 6, 2]
+        );
+        assert_eq!(
+            drain(Order::Longest, &batches),
+            vec![2, 4, 6, 0, 1, 5, 3, 7]
+        );
+        // Ties go to the lower id, within and across runs.
+        let ties = vec![(0, vec![4, 4]), (0, vec![4, 1])];
+        assert_eq!(drain(Order::Shortest, &ties), vec![3, 0, 1, 2]);
     }
 }

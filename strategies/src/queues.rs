@@ -3,11 +3,15 @@
 //! - [`Chunk`] and [`Inbox`]: a worker's private list of ids, as strided ranges or explicit
 //!   lists, so that placing a million tasks statically costs O(P), not O(n).
 //! - [`RangeQueue`]: one shared FIFO of id ranges with a running count, from which a worker
-//!   takes a chunk of any size (central, guided).
+//!   takes a chunk of any size (guided and the other self-scheduling rules).
+//! - [`Segments`]: submitted ranges as a linked list that workers claim from with one atomic
+//!   add and no lock (central's fixed chunks).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+
+use crossbeam_utils::CachePadded;
 
 use scheduler::{Batch, TaskId};
 
@@ -300,6 +304,93 @@ impl RangeQueue {
     }
 }
 
+/// One submitted range of ids in a [`Segments`] list.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    start: TaskId,
+    end: TaskId,
+    /// Ids claimed so far (may run past `end - start` by at most one chunk per worker).
+    claimed: CachePadded<AtomicUsize>,
+    next: OnceLock<Arc<Segment>>,
+}
+
+impl Segment {
+    fn new(start: TaskId, end: TaskId) -> Arc<Segment> {
+        Arc::new(Segment {
+            start,
+            end,
+            claimed: CachePadded::new(AtomicUsize::new(0)),
+            next: OnceLock::new(),
+        })
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        // Unlink the rest of the list iteratively: a million one-id submissions would
+        // otherwise drop recursively and overflow the stack.
+        let mut next = self.next.take();
+        while let Some(seg) = next {
+            next = match Arc::try_unwrap(seg) {
+                Ok(mut seg) => seg.next.take(),
+                Err(_) => None,
+            };
+        }
+    }
+}
+
+/// Submitted id ranges in a linked list; a worker claims chunks from its current segment with
+/// one `fetch_add` and moves on down the list when it is used up. Submission appends under a
+/// lock (submitters only); claiming takes no lock. A segment is freed once every worker has
+/// moved past it.
+#[derive(Debug)]
+pub(crate) struct Segments {
+    tail: Mutex<Arc<Segment>>,
+}
+
+impl Segments {
+    pub(crate) fn new() -> Self {
+        Segments {
+            tail: Mutex::new(Segment::new(0, 0)),
+        }
+    }
+
+    /// A cursor at the end of the list: it sees every range pushed from now on (make the
+    /// workers' cursors before anything is submitted).
+    pub(crate) fn cursor(&self) -> Arc<Segment> {
+        lock(&self.tail).clone()
+    }
+
+    /// Append ids `start..end`.
+    pub(crate) fn push(&self, start: TaskId, end: TaskId) {
+        if start >= end {
+            return;
+        }
+        let seg = Segment::new(start, end);
+        let mut tail = lock(&self.tail);
+        let _ = tail.next.set(seg.clone());
+        *tail = seg;
+    }
+
+    /// Claim up to `chunk` (≥ 1, ≤ 2³²) ids from `cursor` on: `(first, count)`.
+    #[inline]
+    pub(crate) fn claim(cursor: &mut Arc<Segment>, chunk: usize) -> Option<(TaskId, usize)> {
+        loop {
+            let seg = &**cursor;
+            let len = seg.end - seg.start;
+            // Read first, so that a used-up segment is not pushed further past its end.
+            if seg.claimed.load(Ordering::Relaxed) < len {
+                let at = seg.claimed.fetch_add(chunk, Ordering::Relaxed);
+                if at < len {
+                    return Some((seg.start + at, chunk.min(len - at)));
+                }
+            }
+            let next = seg.next.get()?.clone();
+            *cursor = next;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,6 +470,29 @@ mod tests {
         let rest: Vec<_> = std::iter::from_fn(|| p.next_run(&inbox)).collect();
         assert_eq!(rest, vec![(0, 1), (2, 1), (3, 1), (5, 1)]);
         assert!(inbox.steal(|n| n).is_none());
+    }
+
+    #[test]
+    fn segments_hand_out_each_id_once_across_submissions() {
+        let s = Segments::new();
+        let (mut a, mut b) = (s.cursor(), s.cursor());
+        assert_eq!(Segments::claim(&mut a, 2), None);
+        s.push(0, 5);
+        s.push(10, 11);
+        assert_eq!(Segments::claim(&mut a, 2), Some((0, 2)));
+        assert_eq!(Segments::claim(&mut b, 2), Some((2, 2)));
+        assert_eq!(Segments::claim(&mut a, 2), Some((4, 1)));
+        assert_eq!(Segments::claim(&mut b, 2), Some((10, 1)));
+        assert_eq!(Segments::claim(&mut a, 2), None);
+        s.push(20, 22);
+        assert_eq!(Segments::claim(&mut a, 2), Some((20, 2)));
+        assert_eq!(Segments::claim(&mut b, 2), None);
+        // A long list drops without recursion.
+        let long = Segments::new();
+        for i in 0..200_000 {
+            long.push(i, i + 1);
+        }
+        drop(long);
     }
 
     #[test]

@@ -12,7 +12,6 @@
 //! speeds as weights. It wins over plain round-robin on heterogeneous workers whose speeds
 //! are known; like every static policy it cannot react to task costs.
 
-use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use scheduler::{Batch, Context, Instance, SpecError, Strategy};
@@ -77,10 +76,16 @@ struct Stride {
     due: Vec<f64>,
     /// Start of the next window of virtual time.
     window: f64,
-    /// Workers in order of due time, not yet given a task.
-    ready: VecDeque<u32>,
-    /// Scratch: `(due, worker)` of the window being produced.
+    /// Workers in order of due time; those from `pos` on are not yet given a task.
+    ready: Vec<u32>,
+    pos: usize,
+    /// Slots per window: at least P, and big enough to amortise producing one.
+    width: usize,
+    /// Scratch: `(due, worker)` of the window being produced, the same bucketed by slot, and
+    /// where each slot's bucket starts.
     scratch: Vec<(f64, u32)>,
+    sorted: Vec<(f64, u32)>,
+    starts: Vec<usize>,
 }
 
 impl Stride {
@@ -101,8 +106,12 @@ impl Stride {
             due: stride.iter().map(|s| s / 2.0).collect(),
             stride,
             window: 0.0,
-            ready: VecDeque::new(),
+            ready: Vec::new(),
+            pos: 0,
+            width: weights.len().max(1024),
             scratch: Vec::new(),
+            sorted: Vec::new(),
+            starts: Vec::new(),
         }
     }
 
@@ -110,16 +119,17 @@ impl Stride {
     #[inline]
     fn next(&mut self) -> usize {
         loop {
-            if let Some(w) = self.ready.pop_front() {
+            if let Some(&w) = self.ready.get(self.pos) {
+                self.pos += 1;
                 return w as usize;
             }
             self.fill();
         }
     }
 
-    /// Produce the next window of P slots: every due time in it, in order.
+    /// Produce the next window of slots: every due time in it, in order.
     fn fill(&mut self) {
-        let p = self.stride.len();
+        let p = self.width;
         let end = self.window + p as f64;
         self.scratch.clear();
         for (w, (due, &stride)) in self.due.iter_mut().zip(&self.stride).enumerate() {
@@ -129,26 +139,37 @@ impl Stride {
             }
         }
         // Bucket by slot (about one due time per slot), then order each bucket.
-        let slot = |due: f64| ((due - self.window).max(0.0) as usize).min(p - 1);
-        let mut start = vec![0usize; p + 1];
+        let window = self.window;
+        let slot = |due: f64| ((due - window).max(0.0) as usize).min(p - 1);
+        // Counting sort by slot: `starts[s]` ends as the first index of slot s's bucket.
+        let starts = &mut self.starts;
+        starts.clear();
+        starts.resize(p + 1, 0);
         for &(due, _) in &self.scratch {
-            start[slot(due) + 1] += 1;
+            starts[slot(due) + 1] += 1;
         }
         for i in 0..p {
-            start[i + 1] += start[i];
+            starts[i + 1] += starts[i];
         }
-        let mut sorted = vec![(0.0, 0u32); self.scratch.len()];
-        let mut fill = start.clone();
+        self.sorted.clear();
+        self.sorted.resize(self.scratch.len(), (0.0, 0));
         for &(due, w) in &self.scratch {
             let s = slot(due);
-            sorted[fill[s]] = (due, w);
-            fill[s] += 1;
+            self.sorted[starts[s]] = (due, w);
+            starts[s] += 1;
         }
-        for i in 0..p {
-            sorted[start[i]..start[i + 1]]
-                .sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        // `starts[s]` is now the end of bucket s, i.e. the start of bucket s + 1.
+        let mut from = 0;
+        for &to in &starts[..p] {
+            if to - from > 1 {
+                self.sorted[from..to]
+                    .sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            }
+            from = to;
         }
-        self.ready.extend(sorted.iter().map(|&(_, w)| w));
+        self.ready.clear();
+        self.ready.extend(self.sorted.iter().map(|&(_, w)| w));
+        self.pos = 0;
         self.window = end;
     }
 }
@@ -158,13 +179,27 @@ struct Smooth(Mutex<Stride>);
 
 impl Placement for Smooth {
     fn place(&self, batch: &Batch<'_>, inboxes: &[Inbox]) {
-        let mut lists: Vec<Vec<usize>> = vec![Vec::new(); inboxes.len()];
-        {
-            let mut stride = lock(&self.0);
+        let mut stride = lock(&self.0);
+        if batch.len() < inboxes.len() {
+            // A small batch (one id at a time when streaming): O(1) per id, no per-worker lists.
             for id in batch.range() {
-                lists[stride.next()].push(id);
+                inboxes[stride.next()].push(Chunk::List {
+                    ids: vec![id],
+                    pos: 0,
+                });
             }
+            return;
         }
+        let n = batch.len() as f64;
+        let mut lists: Vec<Vec<usize>> = stride
+            .stride
+            .iter()
+            .map(|&s| Vec::with_capacity((n / s).min(n) as usize + 2))
+            .collect();
+        for id in batch.range() {
+            lists[stride.next()].push(id);
+        }
+        drop(stride);
         for (inbox, ids) in inboxes.iter().zip(lists) {
             inbox.push(Chunk::List { ids, pos: 0 });
         }
