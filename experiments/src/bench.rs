@@ -64,6 +64,10 @@ pub struct BenchArgs {
     /// Utilisation of the open-arrival run (arrival rate × mean cost / workers), in (0, 1].
     #[arg(long, default_value_t = 0.5)]
     pub open_load: f64,
+    /// Give the overhead runs random cost estimates (what `spt`/`lpt` sort at submission);
+    /// without it they have none and keep id order.
+    #[arg(long)]
+    pub estimates: bool,
     /// Print one JSON object with every sample instead of the tables.
     #[arg(long)]
     pub json: bool,
@@ -202,13 +206,28 @@ pub fn main(args: &BenchArgs) -> Result<(), CliError> {
 
     // 1. Overhead.
     let n = args.tasks;
-    say(format!("\n[overhead] {n} empty tasks: wall time per task (ours: thread start and submission included)"));
+    say(format!(
+        "\n[overhead] {n} empty tasks{}: wall time per task (ours: thread start and submission included)",
+        if args.estimates { " with random estimates" } else { "" }
+    ));
     let per_task = |f: &dyn Fn()| {
         let t = Instant::now();
         f();
         t.elapsed().as_nanos() as f64 / n.max(1) as f64
     };
     let run = RunSpec::new(p).with_timing(Timing::Off);
+    let estimates: Vec<u64> = if args.estimates {
+        let mut rng = scheduler::SmallRng::new(7);
+        (0..n).map(|_| rng.below(1_000_000) as u64).collect()
+    } else {
+        Vec::new()
+    };
+    let overhead_tasks = Tasks {
+        n,
+        estimate_ns: args.estimates.then_some(&estimates[..]),
+        ..Tasks::default()
+    };
+    out["estimates"] = json!(args.estimates);
     let mut overhead = Table::default();
     for _ in 0..args.reps {
         overhead.add(
@@ -235,7 +254,7 @@ pub fn main(args: &BenchArgs) -> Result<(), CliError> {
         );
         for (i, (spec, strategy)) in specs.iter().zip(&parsed).enumerate() {
             let t = Instant::now();
-            let r = run_threads(&run, strategy.as_ref(), &Tasks::closed(n), |i, _| {
+            let r = run_threads(&run, strategy.as_ref(), &overhead_tasks, |i, _| {
                 black_box(i);
             });
             let ns = t.elapsed().as_nanos() as f64 / n.max(1) as f64;

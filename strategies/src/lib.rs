@@ -12,7 +12,7 @@
 //! | `central(chunk=1)` | one shared queue, fixed chunks |
 //! | `guided(min=1)` | shared queue, chunk ⌈remaining/P⌉ |
 //! | `work-stealing(victim=random\|numa\|hier,steal=half\|one\|work,order=fifo\|lifo)` | per-worker deques, random victims |
-//! | `spt`, `lpt` | shared priority queue by estimated cost |
+//! | `spt`, `lpt` | tasks in exact order of estimated cost (presorted runs) |
 //! | `weighted-rr(weights=auto\|w1,w2,…)` | static smooth weighted round-robin |
 //! | `range-stealing` | per-worker index ranges, split in half by thieves |
 //! | `factoring` | FAC2: batches of P equal chunks, each batch half of what is left |

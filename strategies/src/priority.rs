@@ -33,12 +33,19 @@ pub(crate) enum Order {
     Longest,
 }
 
+/// How a run stores its order.
+enum Layout {
+    /// No estimates: every key is 0, ids in order.
+    Plain,
+    /// Estimates already in order: the key of each position, ids in order.
+    Keyed(Box<[u64]>),
+    /// Sorted `(key, id)` pairs.
+    Sorted(Box<[(u64, TaskId)]>),
+}
+
 /// One submitted batch, sorted by `(key, id)`.
 struct Run {
-    /// Sort key of each position (`None`: every key is 0).
-    keys: Option<Box<[u64]>>,
-    /// Id at each position (`None`: `start + position`).
-    ids: Option<Box<[TaskId]>>,
+    layout: Layout,
     start: TaskId,
     len: usize,
     /// Positions claimed (may pass `len` by one per worker).
@@ -52,28 +59,23 @@ impl Run {
             Order::Shortest => est,
             Order::Longest => u64::MAX - est,
         };
-        let (keys, ids) = match batch.estimate_ns {
-            None => (None, None),
+        let layout = match batch.estimate_ns {
+            None => Layout::Plain,
+            Some(est) if est.windows(2).all(|w| key(w[0]) <= key(w[1])) => {
+                Layout::Keyed(est.iter().map(|&e| key(e)).collect())
+            }
             Some(est) => {
-                let keys: Box<[u64]> = est.iter().map(|&e| key(e)).collect();
-                if keys.windows(2).all(|w| w[0] <= w[1]) {
-                    (Some(keys), None)
-                } else {
-                    let mut pairs: Vec<(u64, TaskId)> = keys
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &k)| (k, start + i))
-                        .collect();
-                    pairs.sort_unstable();
-                    let keys = pairs.iter().map(|p| p.0).collect();
-                    let ids = pairs.iter().map(|p| p.1).collect();
-                    (Some(keys), Some(ids))
-                }
+                let mut pairs: Vec<(u64, TaskId)> = est
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &e)| (key(e), start + i))
+                    .collect();
+                radix_sort(&mut pairs);
+                Layout::Sorted(pairs.into_boxed_slice())
             }
         };
         Run {
-            keys,
-            ids,
+            layout,
             start,
             len,
             claimed: CachePadded::new(AtomicUsize::new(0)),
@@ -83,9 +85,20 @@ impl Run {
     /// `(key, id)` at position `i` (< len).
     #[inline]
     fn at(&self, i: usize) -> (u64, TaskId) {
-        let key = self.keys.as_ref().map_or(0, |k| k[i]);
-        let id = self.ids.as_ref().map_or(self.start + i, |ids| ids[i]);
-        (key, id)
+        match &self.layout {
+            Layout::Plain => (0, self.start + i),
+            Layout::Keyed(keys) => (keys[i], self.start + i),
+            Layout::Sorted(pairs) => pairs[i],
+        }
+    }
+
+    /// The id at position `i` (< len).
+    #[inline]
+    fn id(&self, i: usize) -> TaskId {
+        match &self.layout {
+            Layout::Sorted(pairs) => pairs[i].1,
+            _ => self.start + i,
+        }
     }
 
     /// The first unclaimed `(key, id)`, if any.
@@ -102,7 +115,48 @@ impl Run {
             return None;
         }
         let i = self.claimed.fetch_add(1, Ordering::AcqRel);
-        (i < self.len).then(|| self.at(i).1)
+        (i < self.len).then(|| self.id(i))
+    }
+}
+
+/// Sort `(key, id)` pairs given in id order by key, ties staying in id order: an LSD radix
+/// sort on 11-bit digits of the key, skipping the digits every key shares (two passes for keys
+/// below 2²²), so a batch of a million estimates sorts in a few ns per task.
+fn radix_sort(pairs: &mut Vec<(u64, TaskId)>) {
+    const BITS: u32 = 11;
+    const BUCKETS: usize = 1 << BITS;
+    if pairs.len() < 256 {
+        pairs.sort_unstable();
+        return;
+    }
+    let (mut or, mut and) = (0u64, u64::MAX);
+    for &(k, _) in pairs.iter() {
+        or |= k;
+        and &= k;
+    }
+    let varying = or ^ and;
+    let mut scratch = vec![(0u64, 0usize); pairs.len()];
+    let mut shift = 0;
+    while shift < 64 {
+        let mask = (BUCKETS as u64 - 1) << shift;
+        if varying & mask != 0 {
+            let digit = |k: u64| ((k >> shift) as usize) & (BUCKETS - 1);
+            let mut start = [0usize; BUCKETS];
+            for &(k, _) in pairs.iter() {
+                start[digit(k)] += 1;
+            }
+            let mut sum = 0;
+            for c in start.iter_mut() {
+                (*c, sum) = (sum, sum + *c);
+            }
+            for &(k, id) in pairs.iter() {
+                let d = digit(k);
+                scratch[start[d]] = (k, id);
+                start[d] += 1;
+            }
+            std::mem::swap(pairs, &mut scratch);
+        }
+        shift += BITS;
     }
 }
 
@@ -259,6 +313,19 @@ mod tests {
             got.push(p.task);
         }
         got
+    }
+
+    #[test]
+    fn radix_sort_orders_by_key_then_id() {
+        let mut rng = scheduler::SmallRng::new(3);
+        for (n, range) in [(1000, 10u64), (5000, u64::MAX), (3000, 1 << 40), (300, 1)] {
+            let mut pairs: Vec<(u64, TaskId)> =
+                (0..n).map(|i| (rng.next_u64() % range, i)).collect();
+            let mut want = pairs.clone();
+            want.sort_unstable();
+            radix_sort(&mut pairs);
+            assert_eq!(pairs, want, "n={n} range={range}");
+        }
     }
 
     #[test]

@@ -83,13 +83,13 @@ pub static REGISTRY: &[Entry] = &[
     entry!(
         "spt",
         Spt,
-        "shared priority queue, shortest estimated task first",
+        "shortest estimated task first (exact order; Smith 1956, Conway et al. 1967)",
         []
     ),
     entry!(
         "lpt",
         Lpt,
-        "shared priority queue, longest estimated task first",
+        "longest estimated task first (exact order; Graham 1969)",
         []
     ),
     entry!(
