@@ -136,3 +136,40 @@ fn one_at_a_time_submission_uses_every_worker_on_threads() {
         );
     }
 }
+
+#[test]
+fn an_arrival_wakes_one_parked_worker_per_task_not_all() {
+    // 1,024 simulated workers, 2,000 tasks arriving one at a time far apart: nearly every
+    // worker is parked at every arrival. Waking all of them would cost ~1,024 searches per
+    // arrival (2 M events); one wake-up per task keeps the run to a few events per task.
+    let (p, n) = (1024, 2000);
+    let costs = vec![10_000u64; n];
+    let release: Vec<u64> = (0..n as u64).map(|i| i * 1_000_000).collect();
+    let tasks = Tasks {
+        release_ns: Some(&release),
+        ..Tasks::with_costs(&costs)
+    };
+    let c = CostModel::default();
+    // A task's cost, one wake-up, and at worst a probe of every other worker.
+    let bound = 10_000 + c.wake_ns + c.local_ns + c.shared_ns + p as u64 * c.steal_cross_ns;
+    for spec in ["work-stealing", "range-stealing", "central", "block", "jsq"] {
+        let s = strategies::parse(spec).unwrap();
+        let r = run_sim(&RunSpec::new(p), s.as_ref(), &tasks, &c).unwrap();
+        assert_eq!(r.executed, n as u64, "{spec}");
+        let events = r.events.unwrap();
+        println!("{spec}: {events} events for {n} tasks on {p} workers");
+        // Every task still runs right after its arrival (the next one is 1 ms later): none
+        // waits for a worker that was not woken (static placement falls back to waking all).
+        assert!(
+            r.latency_ns.max <= bound,
+            "{spec}: max latency {}",
+            r.latency_ns.max
+        );
+        // jsq places each task on a sampled worker that the longest-parked one rarely is, so
+        // its arrivals fall back to waking everyone (~P events each). `block` deals id i to
+        // worker i mod P, which is also the order the workers park in.
+        if spec != "jsq" {
+            assert!(events <= 4 * n as u64 + p as u64, "{spec}: {events} events");
+        }
+    }
+}
