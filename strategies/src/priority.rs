@@ -41,6 +41,9 @@ enum Layout {
     Keyed(Box<[u64]>),
     /// Sorted `(key, id)` pairs.
     Sorted(Box<[(u64, TaskId)]>),
+    /// Sorted `(key − base) << 32 | (id − start)` words, when both parts fit in 32 bits (half
+    /// the memory of `Sorted`, so half the sorting traffic).
+    Packed { base: u64, words: Box<[u64]> },
 }
 
 /// One submitted batch, sorted by `(key, id)`.
@@ -64,15 +67,28 @@ impl Run {
             Some(est) if est.windows(2).all(|w| key(w[0]) <= key(w[1])) => {
                 Layout::Keyed(est.iter().map(|&e| key(e)).collect())
             }
-            Some(est) => {
-                let mut pairs: Vec<(u64, TaskId)> = est
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &e)| (key(e), start + i))
-                    .collect();
-                radix_sort(&mut pairs);
-                Layout::Sorted(pairs.into_boxed_slice())
+            Some(est) if len <= u32::MAX as usize => {
+                let (lo, hi) = est.iter().fold((u64::MAX, 0), |(lo, hi), &e| {
+                    let k = key(e);
+                    (lo.min(k), hi.max(k))
+                });
+                if hi - lo <= u64::from(u32::MAX) {
+                    let mut words: Vec<u64> = est
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &e)| ((key(e) - lo) << 32) | i as u64)
+                        .collect();
+                    // Offsets are in order, so a stable sort on the key half is enough.
+                    radix_sort_by(&mut words, |w| w >> 32);
+                    Layout::Packed {
+                        base: lo,
+                        words: words.into_boxed_slice(),
+                    }
+                } else {
+                    Layout::Sorted(sorted_pairs(est, start, key))
+                }
             }
+            Some(est) => Layout::Sorted(sorted_pairs(est, start, key)),
         };
         Run {
             layout,
@@ -89,6 +105,13 @@ impl Run {
             Layout::Plain => (0, self.start + i),
             Layout::Keyed(keys) => (keys[i], self.start + i),
             Layout::Sorted(pairs) => pairs[i],
+            Layout::Packed { base, words } => {
+                let w = words[i];
+                (
+                    base + (w >> 32),
+                    self.start + (w & u64::from(u32::MAX)) as usize,
+                )
+            }
         }
     }
 
@@ -97,6 +120,7 @@ impl Run {
     fn id(&self, i: usize) -> TaskId {
         match &self.layout {
             Layout::Sorted(pairs) => pairs[i].1,
+            Layout::Packed { words, .. } => self.start + (words[i] & u64::from(u32::MAX)) as usize,
             _ => self.start + i,
         }
     }
@@ -119,42 +143,53 @@ impl Run {
     }
 }
 
-/// Sort `(key, id)` pairs given in id order by key, ties staying in id order: an LSD radix
-/// sort on 11-bit digits of the key, skipping the digits every key shares (two passes for keys
-/// below 2²²), so a batch of a million estimates sorts in a few ns per task.
-fn radix_sort(pairs: &mut Vec<(u64, TaskId)>) {
+/// `(key, id)` pairs of a batch's estimates, sorted by key then id.
+fn sorted_pairs(est: &[u64], start: TaskId, key: impl Fn(u64) -> u64) -> Box<[(u64, TaskId)]> {
+    let mut pairs: Vec<(u64, TaskId)> = est
+        .iter()
+        .enumerate()
+        .map(|(i, &e)| (key(e), start + i))
+        .collect();
+    radix_sort_by(&mut pairs, |p| p.0);
+    pairs.into_boxed_slice()
+}
+
+/// Sort items given in id order by `key`, ties staying in id order (stable): an LSD radix sort
+/// on 11-bit digits, skipping the digits every key shares (two passes for keys below 2²²), so
+/// a batch of a million estimates sorts in a few ns per task.
+fn radix_sort_by<T: Copy + Default>(items: &mut Vec<T>, key: impl Fn(&T) -> u64) {
     const BITS: u32 = 11;
     const BUCKETS: usize = 1 << BITS;
-    if pairs.len() < 256 {
-        pairs.sort_unstable();
+    if items.len() < 256 {
+        items.sort_by_key(|x| key(x));
         return;
     }
     let (mut or, mut and) = (0u64, u64::MAX);
-    for &(k, _) in pairs.iter() {
-        or |= k;
-        and &= k;
+    for x in items.iter() {
+        or |= key(x);
+        and &= key(x);
     }
     let varying = or ^ and;
-    let mut scratch = vec![(0u64, 0usize); pairs.len()];
+    let mut scratch = vec![T::default(); items.len()];
     let mut shift = 0;
     while shift < 64 {
         let mask = (BUCKETS as u64 - 1) << shift;
         if varying & mask != 0 {
-            let digit = |k: u64| ((k >> shift) as usize) & (BUCKETS - 1);
+            let digit = |x: &T| ((key(x) >> shift) as usize) & (BUCKETS - 1);
             let mut start = [0usize; BUCKETS];
-            for &(k, _) in pairs.iter() {
-                start[digit(k)] += 1;
+            for x in items.iter() {
+                start[digit(x)] += 1;
             }
             let mut sum = 0;
             for c in start.iter_mut() {
                 (*c, sum) = (sum, sum + *c);
             }
-            for &(k, id) in pairs.iter() {
-                let d = digit(k);
-                scratch[start[d]] = (k, id);
+            for x in items.iter() {
+                let d = digit(x);
+                scratch[start[d]] = *x;
                 start[d] += 1;
             }
-            std::mem::swap(pairs, &mut scratch);
+            std::mem::swap(items, &mut scratch);
         }
         shift += BITS;
     }
@@ -323,7 +358,7 @@ mod tests {
                 (0..n).map(|i| (rng.next_u64() % range, i)).collect();
             let mut want = pairs.clone();
             want.sort_unstable();
-            radix_sort(&mut pairs);
+            radix_sort_by(&mut pairs, |p| p.0);
             assert_eq!(pairs, want, "n={n} range={range}");
         }
     }
@@ -341,6 +376,19 @@ mod tests {
             drain(Order::Longest, &batches),
             vec![2, 4, 6, 0, 1, 5, 3, 7]
         );
+        // Keys too far apart to pack in 32 bits take the wide layout; same order.
+        let wide = vec![(0, vec![u64::MAX / 2, 3, 1 << 40, 3])];
+        assert_eq!(drain(Order::Shortest, &wide), vec![1, 3, 2, 0]);
+        assert_eq!(drain(Order::Longest, &wide), vec![0, 2, 1, 3]);
+        // Big batches go through the radix sort (packed and wide).
+        let mut rng = scheduler::SmallRng::new(5);
+        for range in [1000u64, u64::MAX] {
+            let est: Vec<u64> = (0..3000).map(|_| rng.next_u64() % range).collect();
+            let got = drain(Order::Shortest, &[(0, est.clone())]);
+            let mut want: Vec<usize> = (0..est.len()).collect();
+            want.sort_by_key(|&i| (est[i], i));
+            assert_eq!(got, want, "range {range}");
+        }
         // Ties go to the lower id, within and across runs.
         let ties = vec![(0, vec![4, 4]), (0, vec![4, 1])];
         assert_eq!(drain(Order::Shortest, &ties), vec![3, 0, 1, 2]);
