@@ -404,6 +404,8 @@ impl<F: FnMut(Span)> Sim<'_, F> {
             }
             Next::Retry(a) => {
                 self.tallies[w].steal_attempts += u64::from(a.total());
+                // Still answering the same notification when it searches again.
+                self.workers[w].woken_at = woken_at;
                 self.events
                     .push(t + cost.attempts(a) + cost.backoff_ns, w as What);
             }
