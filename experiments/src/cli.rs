@@ -109,11 +109,43 @@ pub fn clap_exit(e: clap::Error) -> ExitCode {
             let _ = e.print();
             ExitCode::SUCCESS
         }
-        _ => {
-            // Help on a missing subcommand and usage errors go to stderr; a closed stderr is
-            // ignored.
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // `schedlab` alone: the help, on stderr, and exit 2 (nothing was done).
             let _ = e.print();
             ExitCode::from(2)
         }
+        _ => {
+            // A usage error: clap's whole message (what is missing or wrong, its "did you
+            // mean" tip, the usage line) as one line; a closed stderr is ignored.
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "schedlab: {}", one_line_usage(&e));
+            ExitCode::from(2)
+        }
     }
+}
+
+/// Clap's usage error as one line: `message; tip (usage: …; see --help)`.
+pub fn one_line_usage(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut out = String::new();
+    let mut after_colon = false;
+    let mut usage = None;
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if let Some(u) = line.strip_prefix("Usage: ") {
+            usage = Some(u.to_string());
+        } else if line.starts_with("For more information") {
+            continue;
+        } else {
+            let line = line.strip_prefix("error: ").unwrap_or(line);
+            if !out.is_empty() {
+                out.push_str(if after_colon { " " } else { "; " });
+            }
+            out.push_str(line);
+            after_colon = line.ends_with(':');
+        }
+    }
+    if let Some(u) = usage {
+        out.push_str(&format!(" (usage: {u}; see --help)"));
+    }
+    out
 }

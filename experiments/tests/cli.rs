@@ -284,7 +284,8 @@ fn usage_errors_are_whole_with_suggestions() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--workload"), "{err}");
-    assert!(err.contains("Usage:"), "{err}");
+    assert!(err.contains("usage: schedlab run"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(out.stdout.is_empty());
     // Did you mean ...?
     let out = schedlab(&["sute", "quick"]);
