@@ -13,6 +13,12 @@
 //! Tasks are indices `0..n` ([`TaskId`]): a run executes `f(task, worker)` for each id, exactly
 //! once; a task that panics is reported as failed.
 //!
+//! For a long-lived program (a data loader, a server) the threads engine is a [`Pool`] of
+//! persistent workers with worker-local state; each [`Job`] on it is one strategy instance fed
+//! ids while the workers run, with back-pressure (`max_in_flight`) and results handed back in
+//! id order or as ready. [`run_threads`] is one closed job on a fresh pool. See
+//! `examples/pool_map.rs` for a parallel map with results in order.
+//!
 //! ```
 //! use std::sync::atomic::{AtomicU64, Ordering};
 //! use scheduler::{run_threads, RunSpec, Tasks};

@@ -235,39 +235,46 @@ impl Handle {
     fn rob_deque(&self, v: usize, amount: Amount) -> Option<u32> {
         let stealer = &self.shared.stealers[v];
         let before = self.local.len();
+        // Other thieves may rob this deque meanwhile, so its length after a steal can even be
+        // below `before`: a successful steal moved at least one task.
+        let moved = |local: &Worker<Item>| local.len().saturating_sub(before).max(1) as u32;
         match amount {
             Amount::One => match stealer.steal() {
-                Steal::Success(item) => self.local.push(item),
-                Steal::Empty => return Some(0),
-                Steal::Retry => return None,
+                Steal::Success(item) => {
+                    self.local.push(item);
+                    Some(1)
+                }
+                Steal::Empty => Some(0),
+                Steal::Retry => None,
             },
             Amount::Half => match stealer.steal_batch_with_limit(&self.local, usize::MAX) {
-                Steal::Success(()) => {}
-                Steal::Empty => return Some(0),
-                Steal::Retry => return None,
+                Steal::Success(()) => Some(moved(&self.local)),
+                Steal::Empty => Some(0),
+                Steal::Retry => None,
             },
             Amount::Work => {
                 let target = self.shared.work[v].load(Ordering::Relaxed).max(0) / 2;
-                let mut taken = 0i64;
+                let (mut taken, mut count) = (0i64, 0u32);
                 loop {
                     match stealer.steal() {
                         Steal::Success(item) => {
                             taken += item.1 as i64;
+                            count += 1;
                             self.local.push(item);
                             if taken >= target {
                                 break;
                             }
                         }
                         Steal::Empty => break,
-                        Steal::Retry if self.local.len() > before => break,
+                        Steal::Retry if count > 0 => break,
                         Steal::Retry => return None,
                     }
                 }
                 self.shared.work[v].fetch_sub(taken, Ordering::Relaxed);
                 self.shared.work[self.w].fetch_add(taken, Ordering::Relaxed);
+                Some(count)
             }
         }
-        Some((self.local.len() - before) as u32)
     }
 
     /// Take work from victim `v`'s inbox (submitted blocks it has not started on).

@@ -169,7 +169,6 @@ pub(crate) struct Releases<'a> {
 struct Submit {
     next_id: usize,
     closed: bool,
-    waiting: usize,
 }
 
 /// Per worker at the end of a job.
@@ -204,9 +203,13 @@ pub(crate) struct JobState<'a, S, T, F> {
     stop: Mutex<Option<Stop>>,
     submit: Mutex<Submit>,
     room: Condvar,
+    /// Submitters blocked on `room` (changed under `submit`'s lock).
+    waiting: AtomicUsize,
     tx: Option<Sender<Msg<T>>>,
     ends: Mutex<Ends>,
     ended: Condvar,
+    /// `ends.retired`, readable without the lock (a finishing caller spins on it first).
+    retired: AtomicUsize,
     releases: Option<Releases<'a>>,
     tasks: Option<Tasks<'a>>,
 }
@@ -293,8 +296,8 @@ where
             submit: Mutex::new(Submit {
                 next_id: promised,
                 closed: job.tasks.is_some(),
-                waiting: 0,
             }),
+            waiting: AtomicUsize::new(0),
             room: Condvar::new(),
             tx,
             ends: Mutex::new(Ends {
@@ -302,6 +305,7 @@ where
                 retired: 0,
             }),
             ended: Condvar::new(),
+            retired: AtomicUsize::new(0),
             releases,
             tasks: job.tasks,
             pool,
@@ -348,8 +352,11 @@ where
 
     /// `k` ids were taken back: make room and wake a blocked submitter.
     fn took(&self, k: usize) {
+        // A submitter counts itself in `waiting` before it reads `taken`; this side adds to
+        // `taken` before it reads `waiting` (both SeqCst): one of the two sees the other.
         self.taken.fetch_add(k, SeqCst);
-        if lock(&self.submit).waiting > 0 {
+        if self.waiting.load(SeqCst) > 0 {
+            drop(lock(&self.submit));
             self.room.notify_all();
         }
     }
@@ -381,9 +388,11 @@ where
                 if !wait {
                     return Err(JobError::Full { max_in_flight: cap });
                 }
-                s.waiting += 1;
-                s = self.room.wait(s).unwrap_or_else(PoisonError::into_inner);
-                s.waiting -= 1;
+                self.waiting.fetch_add(1, SeqCst);
+                if cap.saturating_sub(self.in_flight()) == 0 {
+                    s = self.room.wait(s).unwrap_or_else(PoisonError::into_inner);
+                }
+                self.waiting.fetch_sub(1, SeqCst);
                 continue;
             }
             let k = room.min(count - done);
@@ -421,6 +430,17 @@ where
     /// Wait until every worker has retired the job, then build its report.
     fn report(&self) -> Result<RunReport, RunError> {
         self.close();
+        // Workers usually let go within microseconds: spin, then yield, before blocking.
+        for round in 0..64 {
+            if self.retired.load(SeqCst) == self.pool.workers {
+                break;
+            }
+            if round < 32 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
         let mut ends = lock(&self.ends);
         while ends.retired < self.pool.workers {
             ends = self
@@ -625,6 +645,7 @@ where
         let (speed, max_speed) = (self.pool.speeds[w], self.pool.max_speed);
         let tally = Tally::new(speed, max_speed, self.opts.timeline_cap);
         let timed = self.opts.timing == Timing::Tasks;
+        let flush_each = self.tx.is_none() && self.opts.max_in_flight != usize::MAX;
         Box::new(Attached {
             job: self,
             w,
@@ -636,6 +657,8 @@ where
             unflushed: 0,
             timed,
             keeping: false,
+            known_submitted: 0,
+            flush_each,
         })
     }
 
@@ -658,6 +681,10 @@ struct Attached<'a, S, T, F> {
     timed: bool,
     /// This worker holds the job's time-keeping token.
     keeping: bool,
+    /// `job.submitted` when last read (ids below it are known to be submitted).
+    known_submitted: usize,
+    /// Flush completions after every pick (back-pressure counts them).
+    flush_each: bool,
 }
 
 impl<'a, S, T, F> Attached<'a, S, T, F>
@@ -680,6 +707,49 @@ where
             self.job.took(k);
         }
         self.job.check_over();
+    }
+
+    /// Up to `budget` picks in a row: `Ran` if any ran, else `Retry` or `Empty`; `Err` names
+    /// a broken contract (an id never submitted).
+    #[inline]
+    fn picks(&mut self, state: &mut S, mut budget: u32) -> Result<Step, String> {
+        let mut ran = false;
+        loop {
+            match self.q.next() {
+                Next::Task(pick) => {
+                    let end = pick.task.saturating_add(pick.count as usize);
+                    if pick.count == 0 || end > self.known_submitted {
+                        self.known_submitted = self.job.submitted.load(SeqCst);
+                        if pick.count == 0 || end > self.known_submitted {
+                            return Err(format!(
+                                "worker {} was handed ids {}..{end} but only {} were submitted",
+                                self.w, pick.task, self.known_submitted
+                            ));
+                        }
+                    }
+                    self.run_pick(state, pick);
+                    if self.flush_each {
+                        // Back-pressure counts completions here: keep the count current.
+                        self.flush();
+                    }
+                    ran = true;
+                    budget -= 1;
+                    if budget == 0 || self.job.over.load(Relaxed) {
+                        return Ok(Step::Ran);
+                    }
+                }
+                Next::Retry(a) => {
+                    self.tally.steal_attempts += u64::from(a.total());
+                    return Ok(if ran { Step::Ran } else { Step::Retry });
+                }
+                Next::Empty(a) => {
+                    self.tally.steal_attempts += u64::from(a.total());
+                    self.flush();
+                    // After a run, the next step finds Empty again and idles.
+                    return Ok(if ran { Step::Ran } else { Step::Empty });
+                }
+            }
+        }
     }
 
     fn run_pick(&mut self, state: &mut S, pick: crate::strategy::Pick) {
@@ -809,51 +879,33 @@ where
             }
             due = release_due(&self.job, rel);
         }
-        let next = match catch_unwind(AssertUnwindSafe(|| self.q.next())) {
-            Ok(next) => next,
+        // Run picks back to back while the strategy has them (at most a budget, so that older
+        // jobs and releases are looked at again soon), without going round the worker loop.
+        // One `catch_unwind` covers the strategy's calls (tasks have their own): a panic in
+        // `next` is the strategy's bug, and stops the job.
+        let budget: u32 = if self.job.releases.is_some() { 1 } else { 64 };
+        match catch_unwind(AssertUnwindSafe(|| self.picks(state, budget))) {
+            Ok(Ok(step)) => match step {
+                Step::Empty => match (due, &self.job.releases) {
+                    (Some(t), Some(rel)) if !rel.keeper.swap(true, SeqCst) => {
+                        self.keeping = true;
+                        Step::Keep(self.job.t0 + Duration::from_nanos(t))
+                    }
+                    _ => Step::Empty,
+                },
+                other => other,
+            },
+            Ok(Err(message)) => {
+                self.job.halt(Stop::Strategy(message));
+                Step::Over
+            }
             Err(payload) => {
                 self.job.halt(Stop::Strategy(format!(
                     "next() panicked on worker {}: {}",
                     self.w,
                     panic_message(payload)
                 )));
-                return Step::Over;
-            }
-        };
-        match next {
-            Next::Task(pick) => {
-                let submitted = self.job.submitted.load(SeqCst);
-                let end = pick.task.checked_add(pick.count as usize);
-                if pick.count == 0 || end.is_none_or(|e| e > submitted) {
-                    self.job.halt(Stop::Strategy(format!(
-                        "worker {} was handed ids {}..{} but only {submitted} were submitted",
-                        self.w,
-                        pick.task,
-                        pick.task.saturating_add(pick.count as usize),
-                    )));
-                    return Step::Over;
-                }
-                self.run_pick(state, pick);
-                if self.job.tx.is_none() && self.job.opts.max_in_flight != usize::MAX {
-                    // Back-pressure counts completions here: keep the count current.
-                    self.flush();
-                }
-                Step::Ran
-            }
-            Next::Retry(a) => {
-                self.tally.steal_attempts += u64::from(a.total());
-                Step::Retry
-            }
-            Next::Empty(a) => {
-                self.tally.steal_attempts += u64::from(a.total());
-                self.flush();
-                match (due, &self.job.releases) {
-                    (Some(t), Some(rel)) if !rel.keeper.swap(true, SeqCst) => {
-                        self.keeping = true;
-                        Step::Keep(self.job.t0 + Duration::from_nanos(t))
-                    }
-                    _ => Step::Empty,
-                }
+                Step::Over
             }
         }
     }
@@ -893,6 +945,7 @@ where
                 last_end_ns,
             });
             ends.retired += 1;
+            job.retired.store(ends.retired, SeqCst);
             ends.retired == job.pool.workers
         };
         if all {

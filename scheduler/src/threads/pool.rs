@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 
+use crossbeam_utils::CachePadded;
+
 use crate::error::RunError;
 use crate::strategy::{Context, Strategy};
 use crate::topology::{pin_current, Pin, Slot, Topology};
@@ -16,7 +18,9 @@ use super::worker::worker_loop;
 
 /// What the pool's threads and its jobs share.
 pub(crate) struct PoolShared<S> {
-    pub(crate) sleep: Sleep,
+    /// Written by every notification: on a cache line of its own, away from the fields that
+    /// workers read on every round.
+    pub(crate) sleep: CachePadded<Sleep>,
     pub(crate) shutdown: AtomicBool,
     /// Open jobs, in creation (= `seq`) order.
     jobs: Mutex<Vec<ErasedJob<S>>>,
@@ -203,7 +207,7 @@ impl PoolBuilder {
         let speeds = spec.speeds();
         let max_speed = speeds.iter().copied().fold(0.0, f64::max);
         let shared = Arc::new(PoolShared {
-            sleep: Sleep::default(),
+            sleep: CachePadded::new(Sleep::default()),
             shutdown: AtomicBool::new(false),
             jobs: Mutex::new(Vec::new()),
             version: AtomicU64::new(0),
