@@ -388,6 +388,17 @@ impl<D: Dataset, B> Config<D, B> {
         }
     }
 
+    /// Ids per submission. At sample granularity one batch's ids at a time: a strategy that
+    /// deals a submission out in blocks (work stealing) then gives every worker a few ids of
+    /// the *same* batch, and owners that pop their newest id first (LIFO) invert only within
+    /// such a block, so the head of the order is never buried under later batches.
+    fn submit_chunk(&self) -> usize {
+        match self.granularity {
+            Granularity::Sample => self.batch_size,
+            Granularity::Batch => usize::MAX,
+        }
+    }
+
     fn unit_samples(&self) -> usize {
         match self.granularity {
             Granularity::Sample => 1,
@@ -501,6 +512,21 @@ struct Run<D: Dataset, B> {
     units: usize,
     submitted: usize,
     acc: Acc,
+}
+
+impl<D: Dataset, B: Send + 'static> Run<D, B> {
+    /// Submit up to `room` more units, `chunk` ids per submission; never blocks.
+    fn submit(&mut self, room: usize, chunk: usize) {
+        let mut left = room.min(self.units - self.submitted);
+        while left > 0 {
+            let n = left.min(chunk);
+            if !self.job.try_submit(n) {
+                return;
+            }
+            self.submitted += n;
+            left -= n;
+        }
+    }
 }
 
 /// A dataset loaded as batches by a pool of worker threads under a scheduling strategy.
@@ -790,11 +816,9 @@ impl<D: Dataset, B: Send + 'static> Epoch<'_, D, B> {
     fn top_up(&mut self) {
         let cap = self.loader.cfg.cap_units();
         let room = cap.saturating_sub(self.in_flight());
+        let chunk = self.loader.cfg.submit_chunk();
         let Some(run) = self.run.as_mut() else { return };
-        let n = room.min(run.units - run.submitted);
-        if n > 0 && run.job.try_submit(n) {
-            run.submitted += n;
-        }
+        run.submit(room, chunk);
         if run.submitted < run.units || !self.loader.cfg.prefetch_next_epoch {
             return;
         }
@@ -807,10 +831,7 @@ impl<D: Dataset, B: Send + 'static> Epoch<'_, D, B> {
         }
         let room = cap.saturating_sub(self.in_flight());
         if let Some(a) = self.loader.ahead.as_mut() {
-            let n = room.min(a.units - a.submitted);
-            if n > 0 && a.job.try_submit(n) {
-                a.submitted += n;
-            }
+            a.submit(room, chunk);
         }
     }
 
