@@ -843,6 +843,12 @@ impl<D: Dataset, B: Send + 'static> Epoch<'_, D, B> {
             self.loader.report = Some(report);
             self.loader.pos = Progress::start(run.plan.epoch + 1);
         }
+        // the whole window now belongs to the next epoch
+        let room = self.loader.cfg.cap_units().saturating_sub(self.in_flight());
+        let chunk = self.loader.cfg.submit_chunk();
+        if let Some(a) = self.loader.ahead.as_mut() {
+            a.submit(room, chunk);
+        }
     }
 }
 

@@ -435,3 +435,57 @@ fn bad_configuration_is_one_line_naming_the_field() {
         assert!(!text.contains('\n'), "{text}");
     }
 }
+
+#[test]
+fn the_next_epoch_is_loaded_while_the_consumer_finishes_this_one() {
+    // epoch e visits indices e·100 .. e·100 + 100 of a 300-sample dataset, so an index tells
+    // which epoch loaded it
+    let loaded = Arc::new([
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    ]);
+    let ds = {
+        let loaded = loaded.clone();
+        loader::from_fn(300, move |i| {
+            loaded[i / 100].fetch_add(1, Ordering::SeqCst);
+            Ok::<_, String>(i)
+        })
+    };
+    let (b, prefetch) = (10, 3);
+    let mut l = Loader::builder(ds)
+        .batch_size(b)
+        .prefetch(prefetch)
+        .workers(2)
+        .sampler(Sampler::from_fn(|e, _| {
+            (e as usize * 100..e as usize * 100 + 100).collect()
+        }))
+        .build()
+        .unwrap();
+    let first: Vec<usize> = l.epoch(0).flat_map(|r| r.unwrap().indices).collect();
+    assert_eq!(first, (0..100).collect::<Vec<_>>());
+    // nobody asks for epoch 1 yet, but its first `prefetch` batches get loaded (a hang
+    // detector, not a speed bound)
+    let t = std::time::Instant::now();
+    while loaded[1].load(Ordering::SeqCst) < prefetch * b {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "epoch 1 was not prefetched"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(
+        loaded[1].load(Ordering::SeqCst),
+        prefetch * b,
+        "no more than prefetch"
+    );
+    let second: Vec<usize> = l.epoch(1).flat_map(|r| r.unwrap().indices).collect();
+    assert_eq!(second, (100..200).collect::<Vec<_>>());
+    assert_eq!(
+        loaded[1].load(Ordering::SeqCst),
+        100,
+        "each sample of epoch 1 loaded once"
+    );
+    assert_eq!(loaded[0].load(Ordering::SeqCst), 100);
+}
