@@ -835,7 +835,9 @@ impl<D: Dataset, B: Send + 'static> Epoch<'_, D, B> {
         }
     }
 
-    fn finish(&mut self) {
+    /// End the epoch's job and report. `held` units were just taken for the batch being
+    /// returned: they still count against the window until the consumer asks again.
+    fn finish(&mut self, held: usize) {
         if let Some(run) = self.run.take() {
             let mut acc = run.acc;
             acc.steals = run.job.finish().steals;
@@ -843,8 +845,16 @@ impl<D: Dataset, B: Send + 'static> Epoch<'_, D, B> {
             self.loader.report = Some(report);
             self.loader.pos = Progress::start(run.plan.epoch + 1);
         }
-        // the whole window now belongs to the next epoch
-        let room = self.loader.cfg.cap_units().saturating_sub(self.in_flight());
+        self.top_up_ahead(held);
+    }
+
+    /// After the epoch's job ended, the whole window belongs to the next epoch.
+    fn top_up_ahead(&mut self, held: usize) {
+        let room = self
+            .loader
+            .cfg
+            .cap_units()
+            .saturating_sub(self.in_flight() + held);
         let chunk = self.loader.cfg.submit_chunk();
         if let Some(a) = self.loader.ahead.as_mut() {
             a.submit(room, chunk);
@@ -861,9 +871,12 @@ impl<D: Dataset, B: Send + 'static> Iterator for Epoch<'_, D, B> {
         }
         loop {
             let k = self.loader.pos.batches_done;
-            let batches = self.run.as_ref()?.plan.batches;
+            let Some(batches) = self.run.as_ref().map(|r| r.plan.batches) else {
+                self.top_up_ahead(0);
+                return None;
+            };
             if k >= batches {
-                self.finish();
+                self.finish(0);
                 return None;
             }
             let entered = Instant::now();
@@ -967,7 +980,7 @@ impl<D: Dataset, B: Send + 'static> Iterator for Epoch<'_, D, B> {
                 run.acc.batch_out();
             }
             if self.loader.pos.batches_done >= batches {
-                self.finish();
+                self.finish(want);
             }
             match outcome {
                 Some(o) => return Some(o),
