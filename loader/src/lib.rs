@@ -50,6 +50,30 @@
 //! println!("{report}");
 //! # Ok::<(), loader::LoaderError>(())
 //! ```
+//!
+//! Several epochs, as in the workspace README:
+//!
+//! ```
+//! use loader::{Loader, Remainder};
+//!
+//! let dataset = loader::from_fn(10_000, |i| Ok::<_, String>(vec![i as f32; 4]));
+//! let mut loader = Loader::builder(dataset)
+//!     .batch_size(32).remainder(Remainder::Drop).shuffle(7)   // a new permutation per epoch
+//!     .workers(8).strategy("work-stealing")                     // or .pytorch_style()
+//!     .collate(|samples: Vec<Vec<f32>>| samples.concat())
+//!     .build()?;
+//! for epoch in 0..3 {
+//!     for batch in loader.epoch(epoch) {
+//!         let batch = batch?; // an Err names the bad sample's index; the epoch goes on after it
+//!         assert_eq!(batch.data.len(), 32 * 4);
+//!     }
+//!     println!("{}", loader.report().unwrap()); // rate against the limit, stall, sizing advice
+//! }
+//! // a checkpoint: where the loader stands, to `restore` after a restart
+//! let state = loader.state();
+//! assert_eq!((state.epoch, state.batches_done), (3, 0));
+//! # Ok::<(), loader::LoaderError>(())
+//! ```
 #![deny(missing_docs)]
 
 mod dataset;
