@@ -7,7 +7,7 @@
 //! inside `get` (the requested time plus the OS's sleep overshoot, both printed).
 //!
 //! ```text
-//! cargo run --release -p loader --example loader_bench [-- --samples 32768 --reps 3]
+//! cargo run --release -p loader --example loader_bench [-- --samples 32768 --reps 3 --prefetch P]
 //! ```
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,6 +72,7 @@ fn run<D: Dataset<Sample = Sample>>(
     label: &str,
     reps: usize,
     workers: usize,
+    prefetch: Option<usize>,
     make: &dyn Fn(Arc<Clock>) -> D,
     configure: Configure<D>,
 ) {
@@ -83,14 +84,16 @@ fn run<D: Dataset<Sample = Sample>>(
     for _ in 0..reps {
         let clock = Arc::new(Clock::default());
         let n = make(clock.clone()).len() as f64;
-        let mut l = configure(
-            Loader::builder(make(clock.clone()))
-                .batch_size(32)
-                .workers(workers),
-        )
-        .prefetch_next_epoch(false)
-        .build()
-        .expect("a valid loader");
+        let mut b = Loader::builder(make(clock.clone()))
+            .batch_size(32)
+            .workers(workers);
+        if let Some(p) = prefetch {
+            b = b.prefetch(p);
+        }
+        let mut l = configure(b)
+            .prefetch_next_epoch(false)
+            .build()
+            .expect("a valid loader");
         let t = Instant::now();
         let mut samples = 0;
         for batch in l.epoch(0) {
@@ -129,14 +132,15 @@ fn run<D: Dataset<Sample = Sample>>(
     );
     println!(
         "{:<44} {:.3} of the nominal limit (requested times only); report: {:.3} of {:.0}/s, \
-         LIF {:.3}, steals {}, consumer waited {:.2} s",
+         LIF {:.3}, steals {}, consumer waited {:.2} s, recommended prefetch {}",
         "",
         mean(&nominal),
         mean(&fractions),
         r.limit_per_s,
         r.lif,
         r.steals,
-        r.stall_s
+        r.stall_s,
+        r.recommended_prefetch
     );
 }
 
@@ -145,6 +149,8 @@ fn main() {
     let reps = arg("--reps", 3).max(1);
     let workers = arg("--workers", 8);
     let cpu_workers = arg("--cpu-workers", 2);
+    // batches in flight for every configuration but PyTorch-style (default: 2 per worker)
+    let prefetch = Some(arg("--prefetch", 0)).filter(|&p| p > 0);
     let io = draw("lognormal(mean=1ms,sigma=1.5)", n, 1);
     let cpu = draw("lognormal(mean=200us,sigma=1.5)", n, 2);
     println!(
@@ -158,6 +164,7 @@ fn main() {
         "(a) PyTorch-style (batch, round-robin)",
         reps,
         workers,
+        prefetch,
         &sleep,
         |b| b.pytorch_style(),
     );
@@ -165,16 +172,23 @@ fn main() {
         "(b) work-stealing, sample, ordered",
         reps,
         workers,
+        prefetch,
         &sleep,
         |b| b.strategy("work-stealing"),
     );
-    run("(b) central, sample, ordered", reps, workers, &sleep, |b| {
-        b.strategy("central")
-    });
+    run(
+        "(b) central, sample, ordered",
+        reps,
+        workers,
+        prefetch,
+        &sleep,
+        |b| b.strategy("central"),
+    );
     run(
         "(c) work-stealing, sample, as ready",
         reps,
         workers,
+        prefetch,
         &sleep,
         |b| b.strategy("work-stealing").ordered(false),
     );
@@ -182,6 +196,7 @@ fn main() {
         "    work-stealing, batch, ordered",
         reps,
         workers,
+        prefetch,
         &sleep,
         |b| b.strategy("work-stealing").granularity(Granularity::Batch),
     );
@@ -192,6 +207,7 @@ fn main() {
         "(d) PyTorch-style (batch, round-robin)",
         reps,
         cpu_workers,
+        prefetch,
         &spin,
         |b| b.pytorch_style(),
     );
@@ -199,6 +215,7 @@ fn main() {
         "(d) work-stealing, sample, ordered",
         reps,
         cpu_workers,
+        prefetch,
         &spin,
         |b| b.strategy("work-stealing"),
     );
@@ -206,6 +223,7 @@ fn main() {
         "(d) central, sample, ordered",
         reps,
         cpu_workers,
+        prefetch,
         &spin,
         |b| b.strategy("central"),
     );

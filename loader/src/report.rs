@@ -25,10 +25,14 @@ pub struct WorkerLoad {
 ///   outside `next()`), `⌈1.1 · c · t̄⌉` workers are busy on average (t̄: mean sample time);
 ///   when the consumer was never the bottleneck (it spent < 1% of the time outside `next()`),
 ///   the current count is kept.
-/// * **prefetch**: in order, the head-of-line sample may be a slow one; while it loads the
-///   other workers must be able to keep producing, so the window must hold what the target
-///   rate λ produces during a slow sample: `⌈(λ · t_p99 + workers) / batch⌉` batches (at
-///   least 2), where `t_p99` is the 99th percentile sample time.
+/// * **prefetch**: in order, the head-of-line sample may be a slow one; while it loads, the
+///   other workers keep producing only until the window is full. A sample of time `t` then
+///   stalls delivery for about `(t − c)⁺`, where `c = window / λ` (λ: the target rate), so
+///   the share of throughput lost is about `λ · E[(T − c)⁺]`. The recommendation is the
+///   smallest `c` among the measured sample times that keeps this under 2%, and a window of
+///   `λ · c + workers` samples, in batches plus one (the window is topped up a batch at a
+///   time), at least 2. As ready, no sample holds up the others: `2 · workers` samples, in
+///   batches plus one.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LoaderReport {
     /// The strategy's spec string.
@@ -167,6 +171,32 @@ pub(crate) struct Setup<'a> {
     pub epoch: u64,
 }
 
+/// The share of throughput the recommended prefetch may lose to head-of-line waits.
+const HEAD_LOSS: f64 = 0.02;
+
+/// In order, a sample that takes `t` holds up delivery once the others have filled the window,
+/// i.e. for about `(t − c)⁺` where `c = window / rate`. Per sample that costs `E[(T − c)⁺]`, so
+/// the share of throughput lost is about `rate · E[(T − c)⁺]`. The smallest `c` (among the
+/// measured times, ascending in `sorted`) keeping that below [`HEAD_LOSS`].
+fn head_wait(sorted: &[f64], rate: f64) -> f64 {
+    let n = sorted.len();
+    if n == 0 || rate <= 0.0 {
+        return 0.0;
+    }
+    // suffix[i] = sum of sorted[i..]
+    let mut suffix = vec![0.0; n + 1];
+    for i in (0..n).rev() {
+        suffix[i] = suffix[i + 1] + sorted[i];
+    }
+    for (i, &c) in sorted.iter().enumerate() {
+        let excess = (suffix[i] - (n - i) as f64 * c) / n as f64;
+        if rate * excess <= HEAD_LOSS {
+            return c;
+        }
+    }
+    sorted[n - 1]
+}
+
 impl LoaderReport {
     pub(crate) fn new(setup: &Setup<'_>, acc: &Acc) -> LoaderReport {
         let elapsed = acc
@@ -180,14 +210,12 @@ impl LoaderReport {
         } else {
             0.0
         };
-        let p99_sample_s = {
-            let mut v = acc.sample_ns.clone();
-            v.sort_unstable();
-            if v.is_empty() {
-                0.0
-            } else {
-                v[((v.len() - 1) as f64 * 0.99).round() as usize] as f64 / 1e9
-            }
+        let mut sorted_s: Vec<f64> = acc.sample_ns.iter().map(|&t| t as f64 / 1e9).collect();
+        sorted_s.sort_unstable_by(f64::total_cmp);
+        let p99_sample_s = if sorted_s.is_empty() {
+            0.0
+        } else {
+            sorted_s[((sorted_s.len() - 1) as f64 * 0.99).round() as usize]
         };
         let workers = setup.workers.max(1);
         let limit_per_s = if mean_sample_s > 0.0 {
@@ -216,10 +244,13 @@ impl LoaderReport {
         } else {
             0.0
         };
-        let recommended_prefetch = (((target * p99_sample_s) + recommended_workers as f64)
-            / setup.batch_size.max(1) as f64)
-            .ceil()
-            .max(2.0) as usize;
+        let window = if setup.ordered {
+            target * head_wait(&sorted_s, target) + recommended_workers as f64
+        } else {
+            2.0 * recommended_workers as f64
+        };
+        let recommended_prefetch =
+            ((window / setup.batch_size.max(1) as f64).ceil() as usize + 1).max(2);
         LoaderReport {
             strategy: setup.strategy.to_string(),
             granularity: setup.granularity.to_string(),
@@ -308,5 +339,23 @@ impl fmt::Display for LoaderReport {
             "  recommended: {} workers, prefetch {}",
             self.recommended_workers, self.recommended_prefetch
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_wait_covers_the_tail_that_would_cost_more_than_two_percent() {
+        // equal times: waiting one sample time is enough
+        assert_eq!(head_wait(&[0.001; 50], 1000.0), 0.001);
+        // one sample in a hundred takes 100 ms: at 1000/s waiting 1 ms loses ~99%; 100 ms none
+        let mut t = vec![0.001; 99];
+        t.push(0.1);
+        assert_eq!(head_wait(&t, 1000.0), 0.1);
+        // at a rate slow enough, the tail costs under 2% and no extra wait is needed
+        assert_eq!(head_wait(&t, 10.0), 0.001);
+        assert_eq!(head_wait(&[], 10.0), 0.0);
     }
 }
