@@ -796,6 +796,12 @@ impl<D: Dataset, B> fmt::Debug for Epoch<'_, D, B> {
 }
 
 impl<D: Dataset, B: Send + 'static> Epoch<'_, D, B> {
+    /// Where the loader stands now, for a checkpoint taken while iterating (the same value
+    /// [`Loader::state`] gives once the iterator is gone).
+    pub fn state(&self) -> LoaderState {
+        self.loader.state()
+    }
+
     /// What this epoch measured so far.
     pub fn report(&self) -> Option<LoaderReport> {
         let run = self.run.as_ref()?;

@@ -267,9 +267,13 @@ fn resume_from_a_mid_epoch_state_gives_the_rest_of_an_uninterrupted_run() {
         let want: Vec<Vec<usize>> = full.epoch(2).map(|b| b.unwrap().indices).collect();
 
         let mut first = resume_loader(true, gran);
-        let head: Vec<Vec<usize>> = first.epoch(2).take(5).map(|b| b.unwrap().indices).collect();
+        let mut epoch = first.epoch(2);
+        let head: Vec<Vec<usize>> = epoch.by_ref().take(5).map(|b| b.unwrap().indices).collect();
         assert_eq!(head[..], want[..5]);
-        let saved = serde_json::to_string(&first.state()).unwrap();
+        // a checkpoint taken while the iterator is alive, then the process "dies"
+        let saved = serde_json::to_string(&epoch.state()).unwrap();
+        drop(epoch);
+        assert_eq!(serde_json::to_string(&first.state()).unwrap(), saved);
         drop(first);
 
         let mut second = resume_loader(true, gran);
