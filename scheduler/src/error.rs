@@ -38,4 +38,24 @@ pub enum RunError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// A worker's init hook panicked; the pool was not started.
+    #[error("worker {worker}'s init panicked: {message}")]
+    Init {
+        /// The worker.
+        worker: usize,
+        /// The panic message.
+        message: String,
+    },
+    /// The strategy broke its contract (it panicked, built the wrong number of worker queues,
+    /// or handed out an id that was never submitted). A bug in the strategy, not bad input.
+    #[error("strategy {strategy} broke its contract: {message}")]
+    Strategy {
+        /// The strategy's spec.
+        strategy: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The pool was dropped (or shut down) before the job finished.
+    #[error("the pool was shut down before the job finished")]
+    PoolClosed,
 }

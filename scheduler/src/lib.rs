@@ -55,7 +55,10 @@ pub use spec::{Labels, RunSpec, Tasks, Timing};
 pub use strategy::{
     Attempts, Batch, Context, Instance, Next, Pick, SharedQueue, Source, Strategy, WorkerQueue,
 };
-pub use threads::{run_threads, run_threads_with_init};
+pub use threads::{
+    run_threads, run_threads_with_init, Delivery, Job, JobError, JobOptions, Outcome, Pool,
+    PoolBuilder, Submitter,
+};
 pub use topology::{Pin, Slot, Topology, TopologySource};
 
 /// A task: an index into the run's task table (`0..n`).

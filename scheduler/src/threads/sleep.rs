@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Condvar, Mutex, PoisonError};
+use std::time::Instant;
 
 /// An event counter plus a condition variable.
 ///
@@ -32,6 +33,24 @@ impl Sleep {
         self.sleepers.fetch_add(1, SeqCst);
         while self.events.load(SeqCst) == seen && !done.load(SeqCst) {
             guard = self.cv.wait(guard).unwrap_or_else(PoisonError::into_inner);
+        }
+        self.sleepers.fetch_sub(1, SeqCst);
+    }
+
+    /// [`Sleep::park`], but wake by `deadline` at the latest.
+    pub(crate) fn park_until(&self, seen: u64, deadline: Instant, done: &AtomicBool) {
+        let mut guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.sleepers.fetch_add(1, SeqCst);
+        while self.events.load(SeqCst) == seen && !done.load(SeqCst) {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            guard = self
+                .cv
+                .wait_timeout(guard, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
         self.sleepers.fetch_sub(1, SeqCst);
     }

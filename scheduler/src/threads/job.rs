@@ -1,0 +1,1175 @@
+//! Jobs: one strategy instance fed ids while a pool's workers run them.
+//!
+//! A [`Job`] is the caller's handle: it submits ids (with back-pressure), closes, and takes
+//! outcomes back in id order or as they are ready. Its shared state, [`JobState`], is what
+//! the workers see through the type-erased [`JobCore`] (attach a worker) and [`Runner`] (one
+//! worker's view: step, retire). `README.md` beside this file describes the protocol.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::error::RunError;
+use crate::report::{finish, Failure, Histograms, Host, Meta, RunReport, Tally, WorkerInfo};
+use crate::spec::{Labels, Tasks, Timing};
+use crate::strategy::{Batch, Instance, Next, SharedQueue, Source, WorkerQueue};
+use crate::{TaskId, WorkerId};
+
+use super::pool::PoolShared;
+
+/// How a job hands outcomes back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Delivery {
+    /// In id (= submission) order, through a reorder window of at most `max_in_flight`.
+    #[default]
+    Ordered,
+    /// As soon as each task finishes.
+    AsReady,
+    /// Not at all: only the report counts them (what `run_threads` uses).
+    Discard,
+}
+
+/// How a job runs. Built with [`JobOptions::default`] and the setters.
+///
+/// ```
+/// use scheduler::{Delivery, JobOptions};
+/// let o = JobOptions::default().max_in_flight(256).delivery(Delivery::AsReady).seed(7);
+/// assert_eq!((o.max_in_flight, o.delivery, o.seed), (256, Delivery::AsReady, 7));
+/// ```
+#[derive(Clone, Debug)]
+pub struct JobOptions {
+    /// At most this many ids submitted but not yet taken back (delivered by [`Job::next`],
+    /// or finished, with [`Delivery::Discard`]). Bounds the memory a job holds.
+    pub max_in_flight: usize,
+    /// Ordered, as ready, or discarded outcomes.
+    pub delivery: Delivery,
+    /// The seed of the job's strategy instance.
+    pub seed: u64,
+    /// Per-task measurement.
+    pub timing: Timing,
+    /// Keep at most this many timeline spans in the report.
+    pub timeline_cap: usize,
+    /// Labels copied into the report.
+    pub labels: Labels,
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        JobOptions {
+            max_in_flight: 1024,
+            delivery: Delivery::Ordered,
+            seed: 0,
+            timing: Timing::Tasks,
+            timeline_cap: 0,
+            labels: Labels::default(),
+        }
+    }
+}
+
+impl JobOptions {
+    /// Set [`JobOptions::max_in_flight`] (at least 1).
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n.max(1);
+        self
+    }
+
+    /// Set the delivery.
+    pub fn delivery(mut self, delivery: Delivery) -> Self {
+        self.delivery = delivery;
+        self
+    }
+
+    /// Set the seed.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Set the timing mode.
+    pub fn timing(mut self, timing: Timing) -> Self {
+        self.timing = timing;
+        self
+    }
+
+    /// Keep a timeline of at most `cap` spans.
+    pub fn timeline(mut self, cap: usize) -> Self {
+        self.timeline_cap = cap;
+        self
+    }
+
+    /// Set the report's labels.
+    pub fn labels(mut self, labels: Labels) -> Self {
+        self.labels = labels;
+        self
+    }
+}
+
+/// One finished task: its id and what it returned, or why it failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome<T> {
+    /// The task id.
+    pub task: TaskId,
+    /// The value, or the task's panic.
+    pub result: Result<T, Failure>,
+}
+
+/// Why a job refused a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JobError {
+    /// No room: the ids would exceed `max_in_flight` (take outcomes back first).
+    #[error("the job is full: {max_in_flight} ids in flight")]
+    Full {
+        /// The job's bound.
+        max_in_flight: usize,
+    },
+    /// The job was closed: no more submissions.
+    #[error("the job is closed")]
+    Closed,
+    /// The job was cancelled, the pool shut down, or the strategy broke its contract.
+    #[error("the job was stopped")]
+    Stopped,
+    /// Nothing arrived in time.
+    #[error("timed out waiting for an outcome")]
+    TimedOut,
+}
+
+/// What a worker sends back per task.
+pub(crate) enum Msg<T> {
+    Done(TaskId, Result<T, Failure>),
+    /// The job was closed: a consumer waiting on an empty job looks again.
+    Closed,
+    Stopped,
+}
+
+/// Why a job stopped early.
+#[derive(Clone, Debug)]
+pub(crate) enum Stop {
+    Cancelled,
+    PoolClosed,
+    Strategy(String),
+}
+
+/// Ids with release times (open arrivals of `run_threads`): handed to the strategy when due by
+/// whichever worker looks first; one idle worker at a time keeps time (README).
+pub(crate) struct Releases<'a> {
+    pub(crate) times: &'a [u64],
+    pub(crate) next: AtomicUsize,
+    pub(crate) lock: Mutex<()>,
+    pub(crate) keeper: AtomicBool,
+}
+
+/// What the submission side guards.
+struct Submit {
+    next_id: usize,
+    closed: bool,
+    waiting: usize,
+}
+
+/// Per worker at the end of a job.
+pub(crate) struct WorkerEnd {
+    tally: Tally,
+    hist: Histograms,
+    last_end_ns: u64,
+}
+
+struct Ends {
+    list: Vec<Option<WorkerEnd>>,
+    retired: usize,
+}
+
+/// A job's state, shared by its handle and every worker.
+pub(crate) struct JobState<'a, S, T, F> {
+    pub(crate) seq: u64,
+    pool: Arc<PoolShared<S>>,
+    f: F,
+    strategy: String,
+    shared: Arc<dyn SharedQueue>,
+    queues: Mutex<Vec<Option<Box<dyn WorkerQueue>>>>,
+    t0: Instant,
+    opts: JobOptions,
+    /// Ids handed to the job (promised, for open arrivals).
+    submitted: AtomicUsize,
+    completed: AtomicUsize,
+    /// Taken back by the consumer (or completed, with `Discard`).
+    taken: AtomicUsize,
+    closed: AtomicBool,
+    over: AtomicBool,
+    stop: Mutex<Option<Stop>>,
+    submit: Mutex<Submit>,
+    room: Condvar,
+    tx: Option<Sender<Msg<T>>>,
+    ends: Mutex<Ends>,
+    ended: Condvar,
+    releases: Option<Releases<'a>>,
+    tasks: Option<Tasks<'a>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The message of a panic payload, dropping the payload safely: a payload whose own `Drop`
+/// panics is leaked instead of unwinding into the worker.
+pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic with a non-string payload".to_string());
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
+    }
+    message
+}
+
+/// Everything a new job needs besides the pool.
+pub(crate) struct NewJob<'a, F> {
+    pub(crate) f: F,
+    pub(crate) strategy: String,
+    pub(crate) instance: Instance,
+    pub(crate) opts: JobOptions,
+    pub(crate) tasks: Option<Tasks<'a>>,
+}
+
+impl<'a, S, T, F> JobState<'a, S, T, F>
+where
+    S: 'static,
+    T: Send + 'a,
+    F: Fn(TaskId, WorkerId, &mut S) -> T + Send + Sync + 'a,
+{
+    /// A job of `pool`; with `tasks` given (run_threads) every id is promised up front:
+    /// released at once if closed, or when due if they carry release times.
+    pub(crate) fn new(
+        pool: Arc<PoolShared<S>>,
+        seq: u64,
+        job: NewJob<'a, F>,
+    ) -> (Arc<Self>, Option<Receiver<Msg<T>>>) {
+        let p = pool.workers;
+        let (tx, rx) = match job.opts.delivery {
+            Delivery::Discard => (None, None),
+            _ => {
+                let (tx, rx) = mpsc::channel();
+                (Some(tx), Some(rx))
+            }
+        };
+        let mut releases = None;
+        let mut promised = 0;
+        if let Some(tasks) = job.tasks {
+            promised = tasks.n;
+            match tasks.release_ns {
+                Some(times) if !tasks.is_closed() => {
+                    releases = Some(Releases {
+                        times,
+                        next: AtomicUsize::new(0),
+                        lock: Mutex::new(()),
+                        keeper: AtomicBool::new(false),
+                    })
+                }
+                _ if tasks.n > 0 => job.instance.shared.submit(batch(&tasks, 0..tasks.n)),
+                _ => {}
+            }
+        }
+        let state = Arc::new(JobState {
+            seq,
+            f: job.f,
+            strategy: job.strategy,
+            shared: job.instance.shared,
+            queues: Mutex::new(job.instance.workers.into_iter().map(Some).collect()),
+            t0: Instant::now(),
+            opts: job.opts,
+            submitted: AtomicUsize::new(promised),
+            completed: AtomicUsize::new(0),
+            taken: AtomicUsize::new(0),
+            closed: AtomicBool::new(job.tasks.is_some()),
+            over: AtomicBool::new(job.tasks.is_some_and(|t| t.n == 0)),
+            stop: Mutex::new(None),
+            submit: Mutex::new(Submit {
+                next_id: promised,
+                closed: job.tasks.is_some(),
+                waiting: 0,
+            }),
+            room: Condvar::new(),
+            tx,
+            ends: Mutex::new(Ends {
+                list: (0..p).map(|_| None).collect(),
+                retired: 0,
+            }),
+            ended: Condvar::new(),
+            releases,
+            tasks: job.tasks,
+            pool,
+        });
+        (state, rx)
+    }
+
+    #[inline]
+    fn since_start(&self) -> u64 {
+        self.t0.elapsed().as_nanos() as u64
+    }
+
+    fn stopped(&self) -> Option<Stop> {
+        lock(&self.stop).clone()
+    }
+
+    /// Stop the job early: workers retire it, the consumer and blocked submitters wake.
+    pub(crate) fn halt(&self, why: Stop) {
+        {
+            let mut stop = lock(&self.stop);
+            if stop.is_some() {
+                return;
+            }
+            *stop = Some(why);
+        }
+        self.over.store(true, SeqCst);
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Msg::Stopped);
+        }
+        drop(lock(&self.submit));
+        self.room.notify_all();
+        self.pool.sleep.notify(true);
+    }
+
+    /// All promised ids have completed and no more will come: the job is over.
+    fn check_over(&self) {
+        if self.closed.load(SeqCst)
+            && self.completed.load(SeqCst) == self.submitted.load(SeqCst)
+            && !self.over.swap(true, SeqCst)
+        {
+            self.pool.sleep.notify(true);
+        }
+    }
+
+    /// `k` ids were taken back: make room and wake a blocked submitter.
+    fn took(&self, k: usize) {
+        self.taken.fetch_add(k, SeqCst);
+        if lock(&self.submit).waiting > 0 {
+            self.room.notify_all();
+        }
+    }
+
+    fn in_flight(&self) -> usize {
+        self.submitted.load(SeqCst) - self.taken.load(SeqCst)
+    }
+
+    /// Submit `count` ids (with estimates if given); `wait` blocks for room.
+    fn submit_ids(
+        &self,
+        count: usize,
+        estimates: Option<&[u64]>,
+        wait: bool,
+    ) -> Result<Range<TaskId>, JobError> {
+        let cap = self.opts.max_in_flight;
+        let mut s = lock(&self.submit);
+        let start = s.next_id;
+        let mut done = 0;
+        while done < count {
+            if s.closed {
+                return Err(JobError::Closed);
+            }
+            if self.over.load(SeqCst) {
+                return Err(JobError::Stopped);
+            }
+            let room = cap.saturating_sub(self.in_flight());
+            if room == 0 || (!wait && room < count - done) {
+                if !wait {
+                    return Err(JobError::Full { max_in_flight: cap });
+                }
+                s.waiting += 1;
+                s = self.room.wait(s).unwrap_or_else(PoisonError::into_inner);
+                s.waiting -= 1;
+                continue;
+            }
+            let k = room.min(count - done);
+            let ids = s.next_id..s.next_id + k;
+            let b = match estimates {
+                Some(e) => Batch::with_estimates(ids.clone(), &e[done..done + k]),
+                None => Batch::new(ids.clone()),
+            };
+            self.submitted.fetch_add(k, SeqCst);
+            self.shared.submit(b);
+            s.next_id += k;
+            done += k;
+            self.pool.sleep.notify(k > 1);
+        }
+        Ok(start..start + count)
+    }
+
+    fn close(&self) {
+        {
+            let mut s = lock(&self.submit);
+            if s.closed {
+                return;
+            }
+            s.closed = true;
+        }
+        self.closed.store(true, SeqCst);
+        self.room.notify_all();
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Msg::Closed);
+        }
+        self.check_over();
+    }
+
+    /// Wait until every worker has retired the job, then build its report.
+    fn report(&self) -> Result<RunReport, RunError> {
+        self.close();
+        let mut ends = lock(&self.ends);
+        while ends.retired < self.pool.workers {
+            ends = self
+                .ended
+                .wait(ends)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        match self.stopped() {
+            Some(Stop::Strategy(message)) => {
+                return Err(RunError::Strategy {
+                    strategy: self.strategy.clone(),
+                    message,
+                })
+            }
+            Some(Stop::PoolClosed) => return Err(RunError::PoolClosed),
+            Some(Stop::Cancelled) | None => {}
+        }
+        let ends: Vec<WorkerEnd> = ends.list.iter_mut().map(|e| e.take().unwrap()).collect();
+        Ok(self.build_report(ends))
+    }
+
+    fn build_report(&self, ends: Vec<WorkerEnd>) -> RunReport {
+        let pool = &self.pool;
+        let p = pool.workers;
+        let makespan_ns = ends.iter().map(|e| e.last_end_ns).max().unwrap_or(0);
+        let mut notes = Vec::new();
+        let cpus = pool.topology.cpus();
+        if p > cpus {
+            notes.push(format!("oversubscribed: {p} workers on {cpus} cpus"));
+        }
+        let refused: Vec<String> = (0..p)
+            .filter(|&w| pool.pinned(w) == Some(false))
+            .map(|w| w.to_string())
+            .collect();
+        if !refused.is_empty() {
+            notes.push(format!("pinning refused for workers {}", refused.join(",")));
+        }
+        let info: Vec<WorkerInfo> = (0..p)
+            .map(|w| WorkerInfo {
+                cpu: pool.slots[w].cpu.filter(|_| pool.pinned(w) == Some(true)),
+                node: pool.slots[w].node,
+                speed: pool.speeds[w],
+            })
+            .collect();
+        let tasks = self
+            .tasks
+            .unwrap_or_else(|| Tasks::closed(self.submitted.load(SeqCst)));
+        let labels = &self.opts.labels;
+        let meta = Meta {
+            engine: "threads",
+            strategy: self.strategy.clone(),
+            workload: labels.workload.clone(),
+            kind: labels.kind.clone(),
+            arrivals: labels.arrivals.clone(),
+            pin: pool.pin.to_string(),
+            seed: self.opts.seed,
+            tasks: tasks.n,
+            timing: self.opts.timing.label(),
+            host: Host {
+                cpus,
+                nodes: pool.topology.nodes.len(),
+                topology_source: pool.topology.source,
+            },
+            timeline_cap: self.opts.timeline_cap,
+            notes,
+        };
+        let mut hist = Histograms::new();
+        let mut tallies = Vec::with_capacity(p);
+        for end in ends {
+            hist.merge(&end.hist);
+            tallies.push(end.tally);
+        }
+        finish(meta, &info, tallies, &hist, makespan_ns, &tasks)
+    }
+}
+
+fn batch<'a>(tasks: &Tasks<'a>, ids: Range<usize>) -> Batch<'a> {
+    match tasks.estimate_ns {
+        Some(e) => Batch::with_estimates(ids.clone(), &e[ids]),
+        None => Batch::new(ids),
+    }
+}
+
+/// The caller's control of a job, without its outcome type (for [`Submitter`]).
+pub(crate) trait Control: Send + Sync {
+    fn submit_ids(
+        &self,
+        count: usize,
+        estimates: Option<&[u64]>,
+        wait: bool,
+    ) -> Result<Range<TaskId>, JobError>;
+    fn close(&self);
+    fn is_closed(&self) -> bool;
+    fn halt(&self, why: Stop);
+    fn in_flight(&self) -> usize;
+    fn submitted(&self) -> usize;
+    fn max_in_flight(&self) -> usize;
+    fn took(&self, k: usize);
+    fn report(&self) -> Result<RunReport, RunError>;
+}
+
+impl<'a, S, T, F> Control for JobState<'a, S, T, F>
+where
+    S: 'static,
+    T: Send + 'a,
+    F: Fn(TaskId, WorkerId, &mut S) -> T + Send + Sync + 'a,
+{
+    fn submit_ids(
+        &self,
+        count: usize,
+        estimates: Option<&[u64]>,
+        wait: bool,
+    ) -> Result<Range<TaskId>, JobError> {
+        JobState::submit_ids(self, count, estimates, wait)
+    }
+    fn close(&self) {
+        JobState::close(self)
+    }
+    fn is_closed(&self) -> bool {
+        self.closed.load(SeqCst)
+    }
+    fn halt(&self, why: Stop) {
+        JobState::halt(self, why)
+    }
+    fn in_flight(&self) -> usize {
+        JobState::in_flight(self)
+    }
+    fn submitted(&self) -> usize {
+        self.submitted.load(SeqCst)
+    }
+    fn max_in_flight(&self) -> usize {
+        self.opts.max_in_flight
+    }
+    fn took(&self, k: usize) {
+        JobState::took(self, k)
+    }
+    fn report(&self) -> Result<RunReport, RunError> {
+        JobState::report(self)
+    }
+}
+
+/// What one step of a worker on one job came to.
+pub(crate) enum Step {
+    /// Ran a pick.
+    Ran,
+    /// Nothing now.
+    Empty,
+    /// Lost a race; look again.
+    Retry,
+    /// Nothing now; this worker keeps time for a release due at this instant.
+    Keep(Instant),
+    /// The job is over for workers: retire it.
+    Over,
+}
+
+/// A job as the pool's workers see it. `'a` is what the job borrows: `'static` for
+/// [`Pool::job`](super::Pool::job); a caller's stack frame for `run_threads`, which erases it
+/// with [`erase`] and joins the pool before that frame ends.
+pub(crate) trait JobCore<'a, S>: Send + Sync {
+    fn seq(&self) -> u64;
+    /// Worker `w` takes its queue; called once per worker, on first sight.
+    fn attach(self: Arc<Self>, w: WorkerId) -> Box<dyn Runner<S> + 'a>;
+    fn halt(&self, why: Stop);
+}
+
+/// A job's core with its borrow erased, as the pool keeps it.
+pub(crate) type ErasedJob<S> = Arc<dyn JobCore<'static, S>>;
+
+/// Erase the lifetime of a job's borrows.
+///
+/// # Safety
+/// Nothing may use the job (call its function, read its task table) once `'a` ends: the caller
+/// must halt or finish the job and join every worker of the pool before then.
+pub(crate) unsafe fn erase<'a, S: 'static>(job: Arc<dyn JobCore<'a, S> + 'a>) -> ErasedJob<S> {
+    // SAFETY: the two types differ only in lifetimes, so they have the same layout; the caller
+    // guarantees that the pool's workers are joined before `'a` ends.
+    unsafe { std::mem::transmute::<Arc<dyn JobCore<'a, S> + 'a>, ErasedJob<S>>(job) }
+}
+
+/// One worker's hold on one job.
+pub(crate) trait Runner<S> {
+    fn step(&mut self, state: &mut S) -> Step;
+    /// The worker parked: parked time is not scheduling overhead.
+    fn woke(&mut self);
+    fn retire(self: Box<Self>);
+}
+
+impl<'a, S, T, F> JobCore<'a, S> for JobState<'a, S, T, F>
+where
+    S: 'static,
+    T: Send + 'a,
+    F: Fn(TaskId, WorkerId, &mut S) -> T + Send + Sync + 'a,
+{
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn attach(self: Arc<Self>, w: WorkerId) -> Box<dyn Runner<S> + 'a> {
+        let q = lock(&self.queues)[w]
+            .take()
+            .expect("a worker attaches to a job once");
+        let (speed, max_speed) = (self.pool.speeds[w], self.pool.max_speed);
+        let tally = Tally::new(speed, max_speed, self.opts.timeline_cap);
+        let timed = self.opts.timing == Timing::Tasks;
+        Box::new(Attached {
+            job: self,
+            w,
+            q,
+            tally,
+            hist: Histograms::new(),
+            last_end_ns: 0,
+            prev_end: 0,
+            unflushed: 0,
+            timed,
+            keeping: false,
+        })
+    }
+
+    fn halt(&self, why: Stop) {
+        JobState::halt(self, why)
+    }
+}
+
+/// Worker `w`'s hold on a job: its queue and its tallies.
+struct Attached<'a, S, T, F> {
+    job: Arc<JobState<'a, S, T, F>>,
+    w: WorkerId,
+    q: Box<dyn WorkerQueue>,
+    tally: Tally,
+    hist: Histograms,
+    last_end_ns: u64,
+    prev_end: u64,
+    /// Completions not yet added to `job.completed`.
+    unflushed: usize,
+    timed: bool,
+    /// This worker holds the job's time-keeping token.
+    keeping: bool,
+}
+
+impl<'a, S, T, F> Attached<'a, S, T, F>
+where
+    S: 'static,
+    T: Send + 'a,
+    F: Fn(TaskId, WorkerId, &mut S) -> T + Send + Sync + 'a,
+{
+    /// Add this worker's completions to the job's count.
+    fn flush(&mut self) {
+        if self.unflushed == 0 {
+            return;
+        }
+        if !self.timed {
+            self.last_end_ns = self.job.since_start();
+        }
+        let k = std::mem::take(&mut self.unflushed);
+        self.job.completed.fetch_add(k, SeqCst);
+        if self.job.tx.is_none() {
+            self.job.took(k);
+        }
+        self.job.check_over();
+    }
+
+    fn run_pick(&mut self, state: &mut S, pick: crate::strategy::Pick) {
+        let Attached {
+            job,
+            w,
+            q,
+            tally,
+            hist,
+            last_end_ns,
+            prev_end,
+            unflushed,
+            timed,
+            ..
+        } = self;
+        let (job, w): (&JobState<'a, S, T, F>, WorkerId) = (job, *w);
+        tally.picked(pick.source, pick.attempts);
+        if let Source::Stolen { moved, .. } = pick.source {
+            if moved > 1 {
+                // This worker's queue now holds stealable work: let a sleeper look.
+                job.pool.sleep.notify(false);
+            }
+        }
+        if *timed {
+            for task in pick.tasks() {
+                let start = job.since_start();
+                let outcome = catch_unwind(AssertUnwindSafe(|| (job.f)(task, w, state)));
+                let stop = job.since_start();
+                tally.overhead_ns += start.saturating_sub(*prev_end);
+                let release = job.tasks.map_or(0, |t| t.release(task));
+                tally.ran(hist, w, task, release, start, stop);
+                q.completed(task, stop - start);
+                *prev_end = stop;
+                deliver(job, tally, w, task, outcome);
+            }
+            *last_end_ns = *prev_end;
+        } else {
+            // The tight loop: no clock, no feedback.
+            for task in pick.tasks() {
+                let outcome = catch_unwind(AssertUnwindSafe(|| (job.f)(task, w, state)));
+                deliver(job, tally, w, task, outcome);
+            }
+            tally.tasks += u64::from(pick.count);
+        }
+        *unflushed += pick.count as usize;
+    }
+}
+
+/// Hand due ids to the strategy; the time (ns since the job began) the next one is due, if any.
+fn release_due<S, T, F>(job: &JobState<'_, S, T, F>, rel: &Releases<'_>) -> Option<u64> {
+    let next = rel.next.load(SeqCst);
+    let n = rel.times.len();
+    if next >= n {
+        return None;
+    }
+    let now = job.t0.elapsed().as_nanos() as u64;
+    if rel.times[next] > now {
+        return Some(rel.times[next]);
+    }
+    let Ok(_guard) = rel.lock.try_lock() else {
+        return Some(rel.times[next]);
+    };
+    let next = rel.next.load(SeqCst);
+    let due = next + rel.times[next..].partition_point(|&t| t <= now);
+    if due > next {
+        let tasks = job.tasks.as_ref().expect("releases come with a task table");
+        job.shared.submit(batch(tasks, next..due));
+        rel.next.store(due, SeqCst);
+        // Wake a sleeper: to run the rest of the batch, or to keep time for the next release
+        // while this worker runs one.
+        job.pool.sleep.notify(due - next > 1);
+    }
+    rel.times.get(due).copied()
+}
+
+/// Record a task's outcome and send it to the consumer.
+#[inline]
+fn deliver<S, T, F>(
+    job: &JobState<'_, S, T, F>,
+    tally: &mut Tally,
+    worker: WorkerId,
+    task: TaskId,
+    outcome: std::thread::Result<T>,
+) {
+    let result = match outcome {
+        Ok(v) => Ok(v),
+        Err(payload) => {
+            let failure = Failure {
+                task,
+                worker,
+                message: panic_message(payload),
+            };
+            tally.failed(failure.clone());
+            Err(failure)
+        }
+    };
+    if let Some(tx) = &job.tx {
+        // The receiver may be gone (a cancelled or finished job); the outcome is then dropped.
+        let _ = tx.send(Msg::Done(task, result));
+    }
+}
+
+impl<'a, S, T, F> Runner<S> for Attached<'a, S, T, F>
+where
+    S: 'static,
+    T: Send + 'a,
+    F: Fn(TaskId, WorkerId, &mut S) -> T + Send + Sync + 'a,
+{
+    fn step(&mut self, state: &mut S) -> Step {
+        if self.job.over.load(SeqCst) {
+            return Step::Over;
+        }
+        let mut due = None;
+        if let Some(rel) = &self.job.releases {
+            if self.keeping {
+                rel.keeper.store(false, SeqCst);
+                self.keeping = false;
+            }
+            due = release_due(&self.job, rel);
+        }
+        let next = match catch_unwind(AssertUnwindSafe(|| self.q.next())) {
+            Ok(next) => next,
+            Err(payload) => {
+                self.job.halt(Stop::Strategy(format!(
+                    "next() panicked on worker {}: {}",
+                    self.w,
+                    panic_message(payload)
+                )));
+                return Step::Over;
+            }
+        };
+        match next {
+            Next::Task(pick) => {
+                let submitted = self.job.submitted.load(SeqCst);
+                let end = pick.task.checked_add(pick.count as usize);
+                if pick.count == 0 || end.is_none_or(|e| e > submitted) {
+                    self.job.halt(Stop::Strategy(format!(
+                        "worker {} was handed ids {}..{} but only {submitted} were submitted",
+                        self.w,
+                        pick.task,
+                        pick.task.saturating_add(pick.count as usize),
+                    )));
+                    return Step::Over;
+                }
+                self.run_pick(state, pick);
+                if self.job.tx.is_none() && self.job.opts.max_in_flight != usize::MAX {
+                    // Back-pressure counts completions here: keep the count current.
+                    self.flush();
+                }
+                Step::Ran
+            }
+            Next::Retry(a) => {
+                self.tally.steal_attempts += u64::from(a.total());
+                Step::Retry
+            }
+            Next::Empty(a) => {
+                self.tally.steal_attempts += u64::from(a.total());
+                self.flush();
+                match (due, &self.job.releases) {
+                    (Some(t), Some(rel)) if !rel.keeper.swap(true, SeqCst) => {
+                        self.keeping = true;
+                        Step::Keep(self.job.t0 + Duration::from_nanos(t))
+                    }
+                    _ => Step::Empty,
+                }
+            }
+        }
+    }
+
+    fn woke(&mut self) {
+        if self.timed {
+            self.prev_end = self.job.since_start();
+        }
+    }
+
+    fn retire(mut self: Box<Self>) {
+        self.flush();
+        if self.keeping {
+            if let Some(rel) = &self.job.releases {
+                rel.keeper.store(false, SeqCst);
+            }
+        }
+        if !self.timed {
+            self.tally.busy_ns = self.last_end_ns;
+        }
+        let this = *self;
+        let Attached {
+            job,
+            w,
+            q,
+            tally,
+            hist,
+            last_end_ns,
+            ..
+        } = this;
+        drop(q);
+        let all = {
+            let mut ends = lock(&job.ends);
+            ends.list[w] = Some(WorkerEnd {
+                tally,
+                hist,
+                last_end_ns,
+            });
+            ends.retired += 1;
+            ends.retired == job.pool.workers
+        };
+        if all {
+            job.pool.forget(job.seq);
+            job.ended.notify_all();
+        }
+    }
+}
+
+/// A job on a [`Pool`](super::Pool): submit ids, take outcomes back, finish for its report.
+///
+/// Ids are `0, 1, 2, …` in submission order. Outcomes come back in that order
+/// ([`Delivery::Ordered`], the default) or as they are ready. At most
+/// [`JobOptions::max_in_flight`] ids are submitted and not yet taken back: [`Job::try_submit`]
+/// refuses beyond that, and a [`Submitter`] on another thread waits. Dropping a job cancels
+/// it: ids not yet started are skipped.
+///
+/// ```
+/// use scheduler::{JobOptions, Pool};
+/// # use scheduler::doc_support::FifoStrategy;
+/// let pool = Pool::new(2).unwrap();
+/// let mut job = pool.job(&FifoStrategy, JobOptions::default(), |task, _w, _state| task * 10).unwrap();
+/// job.try_submit(5).unwrap();
+/// job.close();
+/// let got: Vec<usize> = job.by_ref().map(|o| o.result.unwrap()).collect();
+/// assert_eq!(got, vec![0, 10, 20, 30, 40]);
+/// assert_eq!(job.finish().unwrap().executed, 5);
+/// ```
+pub struct Job<T> {
+    control: Arc<dyn Control>,
+    rx: Option<Receiver<Msg<T>>>,
+    delivery: Delivery,
+    /// Ordered: outcomes of ids `next_id..`, by `id - next_id`.
+    window: VecDeque<Option<Outcome<T>>>,
+    next_id: usize,
+    taken: usize,
+    stopped: bool,
+    finished: bool,
+    /// A [`Submitter`] exists: an open job with nothing in flight may still get ids.
+    fed_elsewhere: bool,
+}
+
+impl<T> std::fmt::Debug for Job<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("submitted", &self.control.submitted())
+            .field("taken", &self.taken)
+            .field("delivery", &self.delivery)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + 'static> Job<T> {
+    pub(crate) fn new(
+        control: Arc<dyn Control>,
+        rx: Option<Receiver<Msg<T>>>,
+        delivery: Delivery,
+    ) -> Self {
+        Job {
+            control,
+            rx,
+            delivery,
+            window: VecDeque::new(),
+            next_id: 0,
+            taken: 0,
+            stopped: false,
+            finished: false,
+            fed_elsewhere: false,
+        }
+    }
+
+    /// Submit the next `count` ids if there is room for all of them; never blocks.
+    pub fn try_submit(&mut self, count: usize) -> Result<Range<TaskId>, JobError> {
+        self.control.submit_ids(count, None, false)
+    }
+
+    /// [`Job::try_submit`] with one cost estimate per id (`estimates.len()` ids), for
+    /// strategies that order by estimate.
+    pub fn try_submit_with_estimates(
+        &mut self,
+        estimates: &[u64],
+    ) -> Result<Range<TaskId>, JobError> {
+        self.control
+            .submit_ids(estimates.len(), Some(estimates), false)
+    }
+
+    /// A handle that submits from another thread, waiting for room.
+    pub fn submitter(&mut self) -> Submitter {
+        self.fed_elsewhere = true;
+        Submitter {
+            control: Arc::clone(&self.control),
+        }
+    }
+
+    /// Room for this many more ids now.
+    pub fn room(&self) -> usize {
+        self.control
+            .max_in_flight()
+            .saturating_sub(self.control.in_flight())
+    }
+
+    /// Ids submitted and not yet taken back.
+    pub fn in_flight(&self) -> usize {
+        self.control.in_flight()
+    }
+
+    /// Ids submitted so far.
+    pub fn submitted(&self) -> usize {
+        self.control.submitted()
+    }
+
+    /// No more submissions: once every outcome is taken, [`Job::next`] returns `None`.
+    pub fn close(&mut self) {
+        self.control.close();
+    }
+
+    /// The next outcome (the next id's, when ordered). Blocks while one is due. `None` once
+    /// every submitted id has been taken back and no more can come (the job is closed, or it
+    /// has no [`Submitter`]: then more ids can only come from this handle), or when the job
+    /// was stopped.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Option<Outcome<T>> {
+        self.next_inner(None).unwrap_or(None)
+    }
+
+    /// The next outcome if one is ready now.
+    pub fn try_next(&mut self) -> Option<Outcome<T>> {
+        self.next_inner(Some(Duration::ZERO)).unwrap_or(None)
+    }
+
+    /// [`Job::next`], waiting at most `timeout`: `Err(JobError::TimedOut)` if nothing came.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Outcome<T>>, JobError> {
+        self.next_inner(Some(timeout))
+    }
+
+    fn next_inner(&mut self, timeout: Option<Duration>) -> Result<Option<Outcome<T>>, JobError> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            if let Some(o) = self.pop_ready() {
+                self.taken += 1;
+                self.control.took(1);
+                return Ok(Some(o));
+            }
+            let drained = self.taken == self.control.submitted();
+            let more_may_come = self.fed_elsewhere && !self.control.is_closed();
+            if self.stopped || self.rx.is_none() || (drained && !more_may_come) {
+                return Ok(None);
+            }
+            let rx = self.rx.as_ref().expect("checked above");
+            let msg = match deadline {
+                None => rx.recv().ok(),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    let got = if left.is_zero() {
+                        rx.try_recv().map_err(|e| match e {
+                            TryRecvError::Empty => RecvTimeoutError::Timeout,
+                            TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                        })
+                    } else {
+                        rx.recv_timeout(left)
+                    };
+                    match got {
+                        Ok(m) => Some(m),
+                        Err(RecvTimeoutError::Timeout) => return Err(JobError::TimedOut),
+                        Err(RecvTimeoutError::Disconnected) => None,
+                    }
+                }
+            };
+            match msg {
+                Some(Msg::Done(task, result)) => self.accept(Outcome { task, result }),
+                Some(Msg::Closed) => {}
+                Some(Msg::Stopped) | None => self.stopped = true,
+            }
+        }
+    }
+
+    fn accept(&mut self, o: Outcome<T>) {
+        if self.delivery == Delivery::AsReady {
+            self.window.push_back(Some(o));
+            return;
+        }
+        let Some(slot) = o.task.checked_sub(self.next_id) else {
+            return; // a second outcome for a delivered id: the strategy ran it twice
+        };
+        if self.window.len() <= slot {
+            self.window.resize_with(slot + 1, || None);
+        }
+        self.window[slot] = Some(o);
+    }
+
+    fn pop_ready(&mut self) -> Option<Outcome<T>> {
+        match self.window.front() {
+            Some(Some(_)) => {
+                self.next_id += 1;
+                self.window.pop_front().flatten()
+            }
+            _ => None,
+        }
+    }
+
+    /// Close the job, wait for every submitted id to finish (outcomes not taken are dropped)
+    /// and for every worker to let go of it, and return its report.
+    ///
+    /// # Errors
+    /// [`RunError::Strategy`] if the strategy broke its contract, [`RunError::PoolClosed`] if
+    /// the pool was dropped first.
+    pub fn finish(mut self) -> Result<RunReport, RunError> {
+        self.finished = true;
+        // Outcomes still queued would hold their ids in flight; drop them as they come.
+        self.rx = None;
+        self.control.close();
+        let in_flight = self.control.submitted() - self.taken;
+        if self.delivery != Delivery::Discard && in_flight > 0 {
+            self.control.took(in_flight);
+        }
+        self.control.report()
+    }
+}
+
+impl<T: Send + 'static> Iterator for Job<T> {
+    type Item = Outcome<T>;
+
+    fn next(&mut self) -> Option<Outcome<T>> {
+        Job::next(self)
+    }
+}
+
+impl<T> Drop for Job<T> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.control.halt(Stop::Cancelled);
+        }
+    }
+}
+
+/// Submits to a [`Job`] from another thread, waiting for room (back-pressure).
+///
+/// ```
+/// use scheduler::{JobOptions, Pool};
+/// # use scheduler::doc_support::FifoStrategy;
+/// let pool = Pool::new(2).unwrap();
+/// let mut job = pool.job(&FifoStrategy, JobOptions::default().max_in_flight(4), |t, _, _| t).unwrap();
+/// let submitter = job.submitter();
+/// let feeder = std::thread::spawn(move || {
+///     for _ in 0..100 {
+///         submitter.submit(1).unwrap(); // waits while 4 are in flight
+///     }
+///     submitter.close();
+/// });
+/// let ids: Vec<usize> = job.by_ref().map(|o| o.task).collect();
+/// feeder.join().unwrap();
+/// assert_eq!(ids, (0..100).collect::<Vec<_>>());
+/// ```
+#[derive(Clone)]
+pub struct Submitter {
+    control: Arc<dyn Control>,
+}
+
+impl std::fmt::Debug for Submitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Submitter")
+            .field("submitted", &self.control.submitted())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Submitter {
+    /// Submit the next `count` ids, waiting while the job is full (ids go in as room frees up;
+    /// they are contiguous even with several submitters).
+    ///
+    /// # Errors
+    /// [`JobError::Closed`] after [`Submitter::close`], [`JobError::Stopped`] if the job was
+    /// cancelled or stopped.
+    pub fn submit(&self, count: usize) -> Result<Range<TaskId>, JobError> {
+        self.control.submit_ids(count, None, true)
+    }
+
+    /// [`Submitter::submit`] with one cost estimate per id.
+    pub fn submit_with_estimates(&self, estimates: &[u64]) -> Result<Range<TaskId>, JobError> {
+        self.control
+            .submit_ids(estimates.len(), Some(estimates), true)
+    }
+
+    /// Submit only if there is room for all `count` ids now.
+    pub fn try_submit(&self, count: usize) -> Result<Range<TaskId>, JobError> {
+        self.control.submit_ids(count, None, false)
+    }
+
+    /// No more submissions.
+    pub fn close(&self) {
+        self.control.close();
+    }
+}
