@@ -567,6 +567,12 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
         self.cfg.workers
     }
 
+    /// Threads the loader has spawned since it was built: one per worker, ever; the same
+    /// threads (and worker states) serve every epoch.
+    pub fn threads_spawned(&self) -> usize {
+        self.exec.threads_spawned()
+    }
+
     /// The strategy's spec string.
     pub fn strategy(&self) -> &str {
         &self.cfg.spec

@@ -491,5 +491,12 @@ fn the_next_epoch_is_loaded_while_the_consumer_finishes_this_one() {
         100,
         "each sample of epoch 1 loaded once"
     );
+    let third: Vec<usize> = l.epoch(2).flat_map(|r| r.unwrap().indices).collect();
+    assert_eq!(third, (200..300).collect::<Vec<_>>());
+    assert_eq!(
+        l.threads_spawned(),
+        2,
+        "the same two threads served all three epochs"
+    );
     assert_eq!(loaded[0].load(Ordering::SeqCst), 100);
 }
