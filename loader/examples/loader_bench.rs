@@ -7,7 +7,7 @@
 //! inside `get` (the requested time plus the OS's sleep overshoot, both printed).
 //!
 //! ```text
-//! cargo run --release -p loader --example loader_bench [-- --samples 32768 --reps 3 --prefetch P]
+//! cargo run --release -p loader --example loader_bench [-- --samples 32768 --reps 3 --prefetch P --only sleep|cpu]
 //! ```
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -151,13 +151,39 @@ fn main() {
     let cpu_workers = arg("--cpu-workers", 2);
     // batches in flight for every configuration but PyTorch-style (default: 2 per worker)
     let prefetch = Some(arg("--prefetch", 0)).filter(|&p| p > 0);
-    let io = draw("lognormal(mean=1ms,sigma=1.5)", n, 1);
-    let cpu = draw("lognormal(mean=200us,sigma=1.5)", n, 2);
+    for (name, v) in [
+        ("--samples", n),
+        ("--workers", workers),
+        ("--cpu-workers", cpu_workers),
+    ] {
+        if v == 0 {
+            eprintln!("loader_bench: {name}: must be >= 1, got 0");
+            std::process::exit(2);
+        }
+    }
+    let only = std::env::args()
+        .skip_while(|a| a != "--only")
+        .nth(1)
+        .unwrap_or_default();
+    if !["", "sleep", "cpu"].contains(&only.as_str()) {
+        eprintln!("loader_bench: --only: '{only}' is not allowed; allowed: sleep, cpu");
+        std::process::exit(2);
+    }
     println!(
         "loader_bench: {n} samples, batch 32, {reps} repetitions; host {} cpus",
         std::thread::available_parallelism().map_or(1, |p| p.get())
     );
 
+    if only != "cpu" {
+        sleeping(n, reps, workers, prefetch);
+    }
+    if only != "sleep" {
+        spinning(n, reps, cpu_workers, prefetch);
+    }
+}
+
+fn sleeping(n: usize, reps: usize, workers: usize, prefetch: Option<usize>) {
+    let io = draw("lognormal(mean=1ms,sigma=1.5)", n, 1);
     println!("\nsleeping samples, log-normal mean 1 ms σ 1.5, {workers} workers:");
     let sleep = |c: Arc<Clock>| dataset(io.clone(), false, c);
     run(
@@ -200,7 +226,10 @@ fn main() {
         &sleep,
         |b| b.strategy("work-stealing").granularity(Granularity::Batch),
     );
+}
 
+fn spinning(n: usize, reps: usize, cpu_workers: usize, prefetch: Option<usize>) {
+    let cpu = draw("lognormal(mean=200us,sigma=1.5)", n, 2);
     println!("\nCPU-bound samples, log-normal mean 200 µs σ 1.5, {cpu_workers} workers:");
     let spin = |c: Arc<Clock>| dataset(cpu.clone(), true, c);
     run(
