@@ -297,20 +297,23 @@ fn resume_from_a_mid_epoch_state_gives_the_rest_of_an_uninterrupted_run() {
     }
 
     // as ready: the remaining samples, each once
-    let mut first = resume_loader(false, Granularity::Sample);
-    let head: Vec<usize> = first
-        .epoch(0)
-        .take(7)
-        .flat_map(|b| b.unwrap().indices)
-        .collect();
-    let state = first.state();
-    drop(first);
-    let mut second = resume_loader(false, Granularity::Sample);
-    second.restore(&state).unwrap();
-    let mut all = head;
-    all.extend(second.epoch(0).flat_map(|b| b.unwrap().indices));
     let want = expected(&Sampler::shuffled(99).indices(157, 0), 10, Remainder::Pad);
-    assert_eq!(counts(&all), counts(&want));
+    for gran in [Granularity::Sample, Granularity::Batch] {
+        let mut first = resume_loader(false, gran);
+        let head: Vec<usize> = first
+            .epoch(0)
+            .take(7)
+            .flat_map(|b| b.unwrap().indices)
+            .collect();
+        let state = first.state();
+        drop(first);
+        let mut second = resume_loader(false, gran);
+        second.restore(&state).unwrap();
+        let mut all = head;
+        all.extend(second.epoch(0).flat_map(|b| b.unwrap().indices));
+        assert_eq!(counts(&all), counts(&want), "{gran:?}");
+    }
+    let state = resume_loader(false, Granularity::Sample).state();
 
     // a state from another configuration is refused, naming the field
     let mut other = Loader::builder(loader::from_fn(157, Ok::<_, String>))
