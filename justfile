@@ -5,6 +5,36 @@
 default:
     @just --list
 
+# The main job: the default suite (quick) into results/quick, then its report.
+quick:
+    cargo run --release -p experiments -- suite quick --fresh
+    cargo run --release -p experiments -- report results/quick
+
+# Any suite by name or file (shipped: quick heterogeneity scaling estimates heterogeneous-workers queueing).
+suite name *flags:
+    cargo run --release -p experiments -- suite {{name}} {{flags}}
+
+# Every shipped suite and its report (resumable: rerun to finish an interrupted one).
+all:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    for s in quick heterogeneity scaling estimates heterogeneous-workers queueing; do
+        cargo run --release -p experiments -- suite "$s" --resume
+        cargo run --release -p experiments -- report "results/$s"
+    done
+
+# Check every shipped suite (expand and validate, run nothing).
+dry-run:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    for s in quick heterogeneity scaling estimates heterogeneous-workers queueing; do
+        cargo run -q -p experiments -- suite "$s" --dry-run > /dev/null
+    done
+
+# A real Slurm run on this machine (root; installs slurm-wlm and munge): quick as a 3-task array, merged, compared with an unsharded run.
+slurm-check:
+    bash experiments/slurm/check.sh
+
 # Run one strategy on one workload (override: just run 'central(chunk=4)' 'gamma(mean=100us,k=0.5)').
 run strategy="work-stealing" workload="lognormal(mean=100us,sigma=1.5)" tasks="20000" workers="2":
     cargo run --release -p experiments -- run --strategy '{{strategy}}' --workload '{{workload}}' --tasks {{tasks}} --workers {{workers}}
@@ -45,3 +75,48 @@ test-hwloc:
 # Print the detected topology.
 topology:
     cargo run --release -p experiments -- topology
+
+# --- Reports -------------------------------------------------------------------------------
+
+# Compare two results directories of the same suite (change per cell with its 95% CI).
+compare base new:
+    cargo run --release -p experiments -- compare {{base}} {{new}}
+
+# A small sim suite and its report, without running a real suite (target/demo-report).
+report-demo:
+    cargo run --release -p reports --example demo_report -- target/demo-report
+
+# Open a report in headless Chromium (apt-get installs it if missing): every image loads, no
+# console error; writes a full-page screenshot next to index.html. Default: the demo report.
+report-check dir="":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    d="{{dir}}"
+    if [ -z "$d" ]; then
+        cargo run -p reports --example demo_report -- target/demo-report
+        d=target/demo-report/report
+    fi
+    if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+        sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+        $sudo apt-get update -qq
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    fi
+    if ! command -v node >/dev/null; then
+        echo "report-check: needs node (apt-get install nodejs)" >&2; exit 2
+    fi
+    node reports/tools/report_check.mjs "$d/index.html" "$d/screenshot.png"
+
+# --- Reliability ---------------------------------------------------------------------------
+
+# (A separate target dir keeps the --cfg loom build from invalidating the normal one.)
+# Model-check our own synchronisation (Sleep's park/notify, the start Gate) with loom.
+loom:
+    RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p scheduler --release --lib loom
+
+# Randomised stress on both engines: SCHEDLAB_STRESS configurations (default 10,000), release.
+stress n="10000":
+    SCHEDLAB_STRESS={{n}} cargo test --release -p strategies --test stress -- --nocapture
+
+# Fuzz every parser with proptest: SCHEDLAB_FUZZ inputs per parser (default 200,000), release.
+fuzz n="200000":
+    SCHEDLAB_FUZZ={{n}} cargo test --release -p experiments --test fuzz -- --nocapture

@@ -1,32 +1,45 @@
-//! `schedlab bench`: scheduling overhead and balance against rayon, in one process.
+//! `schedlab bench`: scheduling overhead and balance against rayon, in one process, and the
+//! simulator's speed under every strategy.
 //!
-//! Two measurements, each repeated and reported as the median:
+//! Every measurement is repeated; the contenders take turns within each repetition (rayon,
+//! then each strategy, then the next repetition), so that a noisy neighbour slows them all
+//! alike, and each is reported as min / median / max over the repetitions:
 //! 1. *Overhead*: n empty tasks through every strategy (timing off: no clock read per task) and
 //!    through rayon on a pool of the same size, `par_iter().with_max_len(1)` (one job per task)
-//!    and plain `par_iter()` (adaptive range splitting); ns per task and the ratio to rayon.
+//!    and plain `par_iter()` (adaptive range splitting); ns per task and the ratio of medians
+//!    to rayon's.
 //! 2. *Balance*: spin tasks with log-normal costs; efficiency = lower bound / makespan for every
 //!    strategy and for rayon on the same cost table.
+//! 3. *Simulator*: every strategy on the sim engine, `--sim-workers` workers and `--sim-tasks`
+//!    closed log-normal tasks (mean 100 µs, σ 1.5, default cost model): events per second of
+//!    `run_sim` alone (the task table is made once, outside the timing).
+//! 4. *Simulator, open arrivals*: `work-stealing` on the same workers with `--open-tasks`
+//!    Poisson arrivals at utilisation `--open-load`: seconds per run (idle workers park and are
+//!    woken one per arrival; see the sim engine's README).
+//!
+//! `--json` prints one JSON object with every sample instead of the tables.
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use clap::Args;
 use rayon::prelude::*;
-use scheduler::{run_threads, RunSpec, Tasks, Timing};
-use workloads::{Distribution, Executor, Kind, Workload};
+use scheduler::{run_sim, run_threads, CostModel, RunSpec, Strategy, Tasks, Timing};
+use serde_json::{json, Value};
+use workloads::{Arrivals, Distribution, Executor, Kind, Workload};
 
 use crate::CliError;
 
 /// The flags of `schedlab bench`.
 #[derive(Clone, Debug, Args)]
 pub struct BenchArgs {
-    /// Worker count for every contender.
+    /// Worker count for every contender on threads.
     #[arg(long, short = 'p', default_value_t = 2)]
     pub workers: usize,
     /// Empty tasks per overhead run.
     #[arg(long, short = 'n', default_value_t = 1_000_000)]
     pub tasks: usize,
-    /// Repetitions of each measurement (the median is reported).
+    /// Repetitions of each measurement (min / median / max are reported).
     #[arg(long, default_value_t = 5)]
     pub reps: usize,
     /// Spin tasks per balance run (0 skips the balance part).
@@ -39,32 +52,134 @@ pub struct BenchArgs {
     /// work-stealing(steal=one)).
     #[arg(long, value_delimiter = ';')]
     pub strategies: Vec<String>,
+    /// Workers of the simulator parts.
+    #[arg(long, default_value_t = 1024)]
+    pub sim_workers: usize,
+    /// Closed tasks per simulator run (0 skips the simulator part).
+    #[arg(long, default_value_t = 0)]
+    pub sim_tasks: usize,
+    /// Open-arrival tasks of the work-stealing simulator run (0 skips it).
+    #[arg(long, default_value_t = 0)]
+    pub open_tasks: usize,
+    /// Utilisation of the open-arrival run (arrival rate × mean cost / workers), in (0, 1].
+    #[arg(long, default_value_t = 0.5)]
+    pub open_load: f64,
+    /// Give the overhead runs random cost estimates (what `spt`/`lpt` sort at submission);
+    /// without it they have none and keep id order.
+    #[arg(long)]
+    pub estimates: bool,
+    /// Print one JSON object with every sample instead of the tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[xs.len() / 2]
+/// CPU time of the calling thread in ns, from Linux's `/proc/thread-self/schedstat` (its first
+/// field); `None` elsewhere. The simulator is single-threaded, so on a shared machine its CPU
+/// time measures it without the time other processes took the cpu away.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
 }
 
-/// Run the benchmark and print its tables.
+/// Samples of one contender: min, median, max.
+fn spread(xs: &[f64]) -> (f64, f64, f64) {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    (v[0], v[v.len() / 2], v[v.len() - 1])
+}
+
+/// One table: contenders and their samples, in order.
+#[derive(Default)]
+struct Table {
+    rows: Vec<(String, Vec<f64>)>,
+}
+
+impl Table {
+    fn add(&mut self, i: usize, name: &str, x: f64) {
+        if self.rows.len() <= i {
+            self.rows.push((name.to_string(), Vec::new()));
+        }
+        self.rows[i].1.push(x);
+    }
+
+    fn median(&self, i: usize) -> f64 {
+        spread(&self.rows[i].1).1
+    }
+
+    fn json(&self, unit: &str) -> Value {
+        Value::Array(
+            self.rows
+                .iter()
+                .map(|(name, xs)| {
+                    let (min, median, max) = spread(xs);
+                    json!({"contender": name, "unit": unit, "min": min, "median": median, "max": max, "samples": xs})
+                })
+                .collect(),
+        )
+    }
+
+    /// Print rows as `name min median max` plus ratios of medians to the reference rows.
+    fn print(&self, unit: &str, refs: &[(usize, &str)], digits: usize) {
+        print!(
+            "  {:<50} {:>9} {:>9} {:>9}",
+            "contender",
+            format!("min {unit}"),
+            "median",
+            "max"
+        );
+        for (_, label) in refs {
+            print!(" {label:>13}");
+        }
+        println!();
+        for (name, xs) in &self.rows {
+            let (min, median, max) = spread(xs);
+            print!("  {name:<50} {min:>9.digits$} {median:>9.digits$} {max:>9.digits$}");
+            for &(r, _) in refs {
+                print!(" {:>13.2}", median / self.median(r));
+            }
+            println!();
+        }
+    }
+}
+
+/// Run the benchmark and print its tables (or its JSON).
 pub fn main(args: &BenchArgs) -> Result<(), CliError> {
     if args.workers == 0 || args.reps == 0 {
         return Err(CliError::input("--workers/--reps", "must be at least 1"));
+    }
+    if !(args.open_load > 0.0 && args.open_load <= 1.0) {
+        return Err(CliError::input(
+            "--open-load",
+            format!("must be in (0, 1], got {}", args.open_load),
+        ));
+    }
+    if (args.sim_tasks > 0 || args.open_tasks > 0) && args.sim_workers == 0 {
+        return Err(CliError::input("--sim-workers", "must be at least 1"));
     }
     let specs: Vec<String> = if args.strategies.is_empty() {
         let mut v: Vec<String> = strategies::registry()
             .iter()
             .map(|e| e.default_spec())
             .collect();
-        v.push("work-stealing(victim=random,steal=one)".into());
+        v.push("work-stealing(victim=random,steal=one,order=fifo)".into());
         v
     } else {
         args.strategies.clone()
     };
     let parsed = specs
         .iter()
-        .map(|s| strategies::parse(s).map_err(|e| CliError::input("--strategies", e)))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|s| {
+            let st = strategies::parse(s).map_err(|e| CliError::input("--strategies", e))?;
+            // Checked up front, so that a bad pairing fails before any table is printed.
+            st.validate(args.workers)
+                .map_err(|e| CliError::input("--strategies", e))?;
+            if args.sim_tasks > 0 {
+                st.validate(args.sim_workers)
+                    .map_err(|e| CliError::input("--strategies", e))?;
+            }
+            Ok(st)
+        })
+        .collect::<Result<Vec<_>, CliError>>()?;
     let spin_dist = Distribution::parse(&args.spin_workload)
         .map_err(|e| CliError::input("--spin-workload", e))?;
     let p = args.workers;
@@ -73,93 +188,105 @@ pub fn main(args: &BenchArgs) -> Result<(), CliError> {
         .build()
         .map_err(anyhow::Error::from)?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!(
-        "schedlab bench: P = {p} workers on {cpus} cpus, median of {} repetitions",
+    let mut out = json!({
+        "workers": p,
+        "cpus": cpus,
+        "reps": args.reps,
+        "tasks": args.tasks,
+    });
+    let say = |s: String| {
+        if !args.json {
+            println!("{s}");
+        }
+    };
+    say(format!(
+        "schedlab bench: P = {p} workers on {cpus} cpus, {} repetitions (min / median / max; contenders alternate within each)",
         args.reps
-    );
+    ));
 
     // 1. Overhead.
     let n = args.tasks;
-    println!("\n[overhead] {n} empty tasks: wall time per task (ours: thread start and submission included)");
-    let time = |f: &dyn Fn()| {
-        median(
-            (0..args.reps)
-                .map(|_| {
-                    let t = Instant::now();
-                    f();
-                    t.elapsed().as_nanos() as f64 / n.max(1) as f64
-                })
-                .collect(),
-        )
+    say(format!(
+        "\n[overhead] {n} empty tasks{}: wall time per task (ours: thread start and submission included)",
+        if args.estimates { " with random estimates" } else { "" }
+    ));
+    let per_task = |f: &dyn Fn()| {
+        let t = Instant::now();
+        f();
+        t.elapsed().as_nanos() as f64 / n.max(1) as f64
     };
-    let rayon_one = time(&|| {
-        pool.install(|| {
-            (0..n).into_par_iter().with_max_len(1).for_each(|i| {
-                black_box(i);
-            })
-        })
-    });
-    let rayon_adaptive = time(&|| {
-        pool.install(|| {
-            (0..n).into_par_iter().for_each(|i| {
-                black_box(i);
-            })
-        })
-    });
-    println!(
-        "  {:<44} {:>9} {:>12} {:>12}",
-        "contender", "ns/task", "/rayon(1)", "/rayon(adapt)"
-    );
-    println!(
-        "  {:<44} {:>9.2} {:>12.2} {:>12.2}",
-        "rayon par_iter().with_max_len(1)",
-        rayon_one,
-        1.0,
-        rayon_one / rayon_adaptive
-    );
-    println!(
-        "  {:<44} {:>9.2} {:>12.2} {:>12.2}",
-        "rayon par_iter() (adaptive)",
-        rayon_adaptive,
-        rayon_adaptive / rayon_one,
-        1.0
-    );
     let run = RunSpec::new(p).with_timing(Timing::Off);
-    for (spec, strategy) in specs.iter().zip(&parsed) {
-        let ns = time(&|| {
-            let r = run_threads(&run, strategy.as_ref(), &Tasks::closed(n), |i, _| {
-                black_box(i);
-            })
-            .expect("valid run");
-            assert_eq!(r.executed, n as u64);
-        });
-        println!(
-            "  {:<44} {:>9.2} {:>12.2} {:>12.2}",
-            spec,
-            ns,
-            ns / rayon_one,
-            ns / rayon_adaptive
+    let estimates: Vec<u64> = if args.estimates {
+        let mut rng = scheduler::SmallRng::new(7);
+        (0..n).map(|_| rng.below(1_000_000) as u64).collect()
+    } else {
+        Vec::new()
+    };
+    let overhead_tasks = Tasks {
+        n,
+        estimate_ns: args.estimates.then_some(&estimates[..]),
+        ..Tasks::default()
+    };
+    out["estimates"] = json!(args.estimates);
+    let mut overhead = Table::default();
+    for _ in 0..args.reps {
+        overhead.add(
+            0,
+            "rayon par_iter().with_max_len(1)",
+            per_task(&|| {
+                pool.install(|| {
+                    (0..n).into_par_iter().with_max_len(1).for_each(|i| {
+                        black_box(i);
+                    })
+                })
+            }),
         );
+        overhead.add(
+            1,
+            "rayon par_iter() (adaptive)",
+            per_task(&|| {
+                pool.install(|| {
+                    (0..n).into_par_iter().for_each(|i| {
+                        black_box(i);
+                    })
+                })
+            }),
+        );
+        for (i, (spec, strategy)) in specs.iter().zip(&parsed).enumerate() {
+            let t = Instant::now();
+            let r = run_threads(&run, strategy.as_ref(), &overhead_tasks, |i, _| {
+                black_box(i);
+            });
+            let ns = t.elapsed().as_nanos() as f64 / n.max(1) as f64;
+            let r = r.map_err(|e| CliError::Run(anyhow::anyhow!("bench: {spec}: {e}")))?;
+            if r.executed != n as u64 {
+                return Err(CliError::Run(anyhow::anyhow!(
+                    "bench: {spec} ran {} of {n} tasks",
+                    r.executed
+                )));
+            }
+            overhead.add(2 + i, spec, ns);
+        }
     }
+    if !args.json {
+        overhead.print("ns", &[(0, "/rayon(1)"), (1, "/rayon(adapt)")], 2);
+    }
+    out["overhead"] = overhead.json("ns/task");
 
     // 2. Balance.
-    if args.spin_tasks == 0 {
-        return Ok(());
-    }
-    let set = Workload::new(spin_dist.clone())
-        .generate(args.spin_tasks, 1)
-        .map_err(|e| CliError::input("--spin-workload", e))?;
-    let lb = (set.total_work_ns() as f64 / p as f64).max(set.max_cost_ns() as f64);
-    let exec = Executor::new(Kind::Spin);
-    println!(
-        "\n[balance] {} spin tasks of {}: efficiency = lower bound ({:.1} ms) / makespan",
-        set.len(),
-        spin_dist,
-        lb / 1e6
-    );
-    let eff = |f: &dyn Fn() -> f64| median((0..args.reps.min(3)).map(|_| lb / f()).collect());
-    let rayon_eff = |max_len: usize| {
-        eff(&|| {
+    if args.spin_tasks > 0 {
+        let set = Workload::new(spin_dist.clone())
+            .generate(args.spin_tasks, 1)
+            .map_err(|e| CliError::input("--spin-workload", e))?;
+        let lb = (set.total_work_ns() as f64 / p as f64).max(set.max_cost_ns() as f64);
+        let exec = Executor::new(Kind::Spin);
+        say(format!(
+            "\n[balance] {} spin tasks of {}: efficiency = lower bound ({:.1} ms) / makespan",
+            set.len(),
+            spin_dist,
+            lb / 1e6
+        ));
+        let rayon_eff = |max_len: usize| {
             let t = Instant::now();
             pool.install(|| {
                 set.cost_ns
@@ -167,36 +294,119 @@ pub fn main(args: &BenchArgs) -> Result<(), CliError> {
                     .with_max_len(max_len)
                     .for_each(|&c| exec.run(c))
             });
-            t.elapsed().as_nanos() as f64
-        })
-    };
-    let r1 = rayon_eff(1);
-    let ra = rayon_eff(usize::MAX);
-    println!(
-        "  {:<44} {:>10} {:>12}",
-        "contender", "efficiency", "/rayon(1)"
-    );
-    println!(
-        "  {:<44} {:>10.3} {:>12.3}",
-        "rayon par_iter().with_max_len(1)", r1, 1.0
-    );
-    println!(
-        "  {:<44} {:>10.3} {:>12.3}",
-        "rayon par_iter() (adaptive)",
-        ra,
-        ra / r1
-    );
-    let tasks = Tasks::with_costs(&set.cost_ns);
-    let timed = RunSpec::new(p);
-    for (spec, strategy) in specs.iter().zip(&parsed) {
-        let e = eff(&|| {
-            let r = run_threads(&timed, strategy.as_ref(), &tasks, |i, _| {
-                exec.run(set.cost_ns[i])
-            })
-            .expect("valid run");
-            r.makespan_ns as f64
-        });
-        println!("  {:<44} {:>10.3} {:>12.3}", spec, e, e / r1);
+            lb / t.elapsed().as_nanos() as f64
+        };
+        let tasks = Tasks::with_costs(&set.cost_ns);
+        let timed = RunSpec::new(p);
+        let mut balance = Table::default();
+        for _ in 0..args.reps.min(3) {
+            balance.add(0, "rayon par_iter().with_max_len(1)", rayon_eff(1));
+            balance.add(1, "rayon par_iter() (adaptive)", rayon_eff(usize::MAX));
+            for (i, (spec, strategy)) in specs.iter().zip(&parsed).enumerate() {
+                let r = run_threads(&timed, strategy.as_ref(), &tasks, |i, _| {
+                    exec.run(set.cost_ns[i])
+                })
+                .map_err(|e| CliError::Run(anyhow::anyhow!("bench: {spec}: {e}")))?;
+                balance.add(2 + i, spec, lb / r.makespan_ns as f64);
+            }
+        }
+        if !args.json {
+            balance.print("eff", &[(0, "/rayon(1)")], 3);
+        }
+        out["balance"] = balance.json("efficiency");
+    }
+
+    // 3. Simulator, closed.
+    let sim_p = args.sim_workers;
+    let lognormal = Distribution::parse("lognormal(mean=100us,sigma=1.5)")
+        .map_err(|e| CliError::input("lognormal", e))?;
+    if args.sim_tasks > 0 {
+        let set = Workload::new(lognormal.clone())
+            .generate(args.sim_tasks, 1)
+            .map_err(|e| CliError::input("--sim-tasks", e))?;
+        let tasks = Tasks::with_costs(&set.cost_ns);
+        say(format!(
+            "\n[sim] {} closed tasks of {lognormal} on {sim_p} simulated workers, default cost model: events simulated per second (M/s)",
+            set.len()
+        ));
+        let spec = RunSpec::new(sim_p);
+        let cost = CostModel::default();
+        let (mut sim, mut sim_cpu) = (Table::default(), Table::default());
+        for _ in 0..args.reps.min(3) {
+            for (i, (name, strategy)) in specs.iter().zip(&parsed).enumerate() {
+                let (t, cpu) = (Instant::now(), thread_cpu_ns());
+                let r = run_sim(&spec, strategy.as_ref(), &tasks, &cost)
+                    .map_err(|e| CliError::Run(anyhow::anyhow!("bench: sim {name}: {e}")))?;
+                let s = t.elapsed().as_secs_f64();
+                let events = r.events.unwrap_or(0) as f64;
+                sim.add(i, name, events / s / 1e6);
+                if let (Some(a), Some(b)) = (cpu, thread_cpu_ns()) {
+                    sim_cpu.add(i, name, events / ((b - a).max(1) as f64 / 1e9) / 1e6);
+                }
+            }
+        }
+        if !args.json {
+            println!("  by wall time:");
+            sim.print("M/s", &[], 2);
+            if !sim_cpu.rows.is_empty() {
+                println!("  by the thread's cpu time (what other processes took excluded):");
+                sim_cpu.print("M/s", &[], 2);
+            }
+        }
+        out["sim"] = sim.json("M events/s (wall)");
+        if !sim_cpu.rows.is_empty() {
+            out["sim_cpu"] = sim_cpu.json("M events/s (thread cpu time)");
+        }
+        out["sim_workers"] = json!(sim_p);
+        out["sim_tasks"] = json!(args.sim_tasks);
+    }
+
+    // 4. Simulator, open arrivals, work stealing.
+    if args.open_tasks > 0 {
+        let rate = args.open_load * sim_p as f64 / 100e-6;
+        let mut w = Workload::new(lognormal.clone());
+        w.arrivals = Arrivals::Poisson { rate_per_s: rate };
+        let set = w
+            .generate(args.open_tasks, 1)
+            .map_err(|e| CliError::input("--open-tasks", e))?;
+        let tasks = Tasks {
+            release_ns: Some(&set.arrival_ns),
+            ..Tasks::with_costs(&set.cost_ns)
+        };
+        let name = "work-stealing(victim=random,steal=half,order=fifo)";
+        let strategy: Box<dyn Strategy> =
+            strategies::parse(name).map_err(|e| CliError::input("work-stealing", e))?;
+        say(format!(
+            "\n[sim, open] {} Poisson arrivals ({:.3e}/s, utilisation {}) of {lognormal} on {sim_p} simulated workers: wall seconds per run",
+            set.len(),
+            rate,
+            args.open_load
+        ));
+        let spec = RunSpec::new(sim_p);
+        let cost = CostModel::default();
+        let mut open = Table::default();
+        let mut events = 0;
+        for _ in 0..args.reps.min(3) {
+            let (t, cpu) = (Instant::now(), thread_cpu_ns());
+            let r = run_sim(&spec, strategy.as_ref(), &tasks, &cost)
+                .map_err(|e| CliError::Run(anyhow::anyhow!("bench: sim {name}: {e}")))?;
+            open.add(0, &format!("{name}, wall"), t.elapsed().as_secs_f64());
+            if let (Some(a), Some(b)) = (cpu, thread_cpu_ns()) {
+                open.add(1, &format!("{name}, thread cpu"), (b - a) as f64 / 1e9);
+            }
+            events = r.events.unwrap_or(0);
+        }
+        if !args.json {
+            open.print("s", &[], 3);
+            println!("  ({events} events per run)");
+        }
+        out["sim_open"] = open.json("s");
+        out["sim_open_tasks"] = json!(args.open_tasks);
+        out["sim_open_load"] = json!(args.open_load);
+    }
+
+    if args.json {
+        println!("{out}");
     }
     Ok(())
 }

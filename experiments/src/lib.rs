@@ -22,8 +22,14 @@
 
 pub mod bench;
 pub mod cli;
+pub mod csv;
 pub mod human;
+pub mod limits;
+pub mod output;
+pub mod report_cmd;
 pub mod run;
+pub mod runner;
+pub mod suite;
 
 /// How a command failed: bad input (exit 2) or a failure while running (exit 1).
 #[derive(Debug)]
@@ -53,30 +59,25 @@ pub fn dispatch(cli: cli::Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Run(args) => {
             let plan = run::RunPlan::new(&args)?;
-            let json = args.json;
             let report = plan.execute()?;
-            if json {
-                println!("{}", report.to_json());
-            } else {
-                print!("{}", human::render(&report));
-            }
-            Ok(())
+            let text = match args.format() {
+                run::Format::Json => json_with_inputs(&report, &plan.inputs)? + "\n",
+                run::Format::Csv => csv::report(&report),
+                run::Format::Text => human::render_with_inputs(&report, Some(&plan.inputs)),
+            };
+            output::emit(&text, args.output.as_deref())
         }
-        Command::Strategies { json } => {
-            print!("{}", human::strategies(json));
-            Ok(())
-        }
+        Command::Suite(args) => runner::suite(&args),
+        Command::Merge(args) => runner::merge(&args),
+        Command::Strategies { json } => output::emit(&human::strategies(json), None),
         Command::Topology { json } => {
             let t = scheduler::Topology::detect();
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&t).map_err(anyhow::Error::from)?
-                );
+            let text = if json {
+                serde_json::to_string(&t).map_err(anyhow::Error::from)? + "\n"
             } else {
-                print!("{}", human::topology(&t));
-            }
-            Ok(())
+                human::topology(&t)
+            };
+            output::emit(&text, None)
         }
         Command::Workload {
             spec,
@@ -91,16 +92,30 @@ pub fn dispatch(cli: cli::Cli) -> Result<(), CliError> {
             }
             let summary = workloads::Summary::sample(&dist, samples, seed)
                 .map_err(|e| CliError::input("SPEC", e))?;
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&summary).map_err(anyhow::Error::from)?
-                );
+            let text = if json {
+                serde_json::to_string(&summary).map_err(anyhow::Error::from)? + "\n"
             } else {
-                print!("{}", summary.render_text());
-            }
-            Ok(())
+                summary.render_text()
+            };
+            output::emit(&text, None)
         }
         Command::Bench(args) => bench::main(&args),
+        Command::Report(args) => report_cmd::report(&args),
+        Command::Compare(args) => report_cmd::compare(&args),
     }
+}
+
+/// The report as JSON with an `inputs` object holding every input that changed it.
+pub fn json_with_inputs(
+    report: &scheduler::RunReport,
+    inputs: &run::Inputs,
+) -> Result<String, CliError> {
+    let mut v = serde_json::to_value(report).map_err(anyhow::Error::from)?;
+    if let serde_json::Value::Object(map) = &mut v {
+        map.insert(
+            "inputs".into(),
+            serde_json::to_value(inputs).map_err(anyhow::Error::from)?,
+        );
+    }
+    Ok(v.to_string())
 }

@@ -1,6 +1,8 @@
 //! `schedlab run`: validate every input up front, then run one strategy on one workload.
 
-use clap::Args;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
 use scheduler::{CostModel, Labels, Pin, RunReport, RunSpec, Strategy, Tasks, Timing, Topology};
 use workloads::{Arrivals, Distribution, Executor, Kind, Speeds, TaskSet, Workload};
 
@@ -51,9 +53,39 @@ pub struct RunArgs {
     /// Keep a timeline of at most this many task spans in the report.
     #[arg(long, default_value_t = 0)]
     pub timeline: usize,
-    /// Print the RunReport as JSON.
+    /// Print the RunReport as JSON (same as --format json).
     #[arg(long)]
     pub json: bool,
+    /// Output format: text (for people), json (the RunReport plus its inputs) or csv (a header
+    /// and one row).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Write the report to FILE instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Output format of `schedlab run`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A short report for people.
+    #[default]
+    Text,
+    /// The RunReport as one line of JSON, with an `inputs` object.
+    Json,
+    /// A CSV header and one row.
+    Csv,
+}
+
+impl RunArgs {
+    /// The format asked for (`--json` wins over the default text).
+    pub fn format(&self) -> Format {
+        if self.json {
+            Format::Json
+        } else {
+            self.format
+        }
+    }
 }
 
 impl Default for RunArgs {
@@ -74,6 +106,8 @@ impl Default for RunArgs {
             cost: None,
             timeline: 0,
             json: false,
+            format: Format::Text,
+            output: None,
         }
     }
 }
@@ -98,15 +132,149 @@ pub struct RunPlan {
     pub spec: RunSpec,
     /// The generated tasks.
     pub taskset: TaskSet,
+    /// Notes on flags that this engine or strategy ignores (added to the report).
+    pub notes: Vec<String>,
+    /// The inputs that change a result, as recorded in the JSON report and the text header.
+    pub inputs: Inputs,
+}
+
+/// Every input that changes a result, recorded beside the report (`inputs` in the JSON output,
+/// a header line in the text output).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Inputs {
+    /// Sigma of the log-normal error on the estimates (0 = exact).
+    pub estimate_error: f64,
+    /// The speed of each worker.
+    pub speeds: Vec<f64>,
+    /// The speeds as given (`uniform`, `big-little` or a list).
+    pub speeds_spec: String,
+    /// The topology used: nodes × cpus and where it came from.
+    pub topology: TopologyInput,
+    /// The simulator's cost model (`None` on the threads engine).
+    pub cost: Option<CostModel>,
+    /// Per-task timing (`tasks`) or counts only (`off`).
+    pub timing: String,
+    /// Seed of the task set and of the strategy's randomness.
+    pub seed: u64,
+    /// Task spans kept for a timeline (0 = none).
+    pub timeline: usize,
+}
+
+/// The topology of a run, in short.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TopologyInput {
+    /// NUMA nodes.
+    pub nodes: usize,
+    /// Cpus.
+    pub cpus: usize,
+    /// `hwloc`, `sysfs`, `fallback` or `synthetic`.
+    pub source: String,
+}
+
+impl Inputs {
+    /// The text header line.
+    pub fn header(&self) -> String {
+        let speeds = if self.speeds.iter().all(|&s| s == 1.0) {
+            "all 1".to_string()
+        } else {
+            format!("{} ({})", self.speeds_spec, summarize_speeds(&self.speeds))
+        };
+        let cost = match &self.cost {
+            Some(c) => format!(
+                "cost local={} shared={} steal_same={} steal_cross={} migrate={} backoff={} wake={}",
+                fmt_ns(c.local_ns),
+                fmt_ns(c.shared_ns),
+                fmt_ns(c.steal_same_ns),
+                fmt_ns(c.steal_cross_ns),
+                fmt_ns(c.migrate_ns),
+                fmt_ns(c.backoff_ns),
+                fmt_ns(c.wake_ns)
+            ),
+            None => "cost model n/a (threads)".to_string(),
+        };
+        format!(
+            "seed {}  speeds {}  topology {}x{} ({})  estimate error {}  timing {}  {}",
+            self.seed,
+            speeds,
+            self.topology.nodes,
+            self.topology.cpus / self.topology.nodes.max(1),
+            self.topology.source,
+            self.estimate_error,
+            self.timing,
+            cost
+        )
+    }
+}
+
+fn fmt_ns(v: u64) -> String {
+    workloads::format_ns(v as f64)
+}
+
+fn summarize_speeds(s: &[f64]) -> String {
+    if s.len() <= 8 {
+        return s
+            .iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+    }
+    let min = s.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{} workers, {min}..{max}", s.len())
+}
+
+/// Strategies whose decisions read the cost estimates.
+fn reads_estimates(strategy: &str) -> bool {
+    let name = strategy.split('(').next().unwrap_or(strategy).trim();
+    matches!(name, "spt" | "lpt")
 }
 
 impl RunPlan {
     /// Validate every input and generate the task set. Each error names its flag.
     pub fn new(args: &RunArgs) -> Result<RunPlan, CliError> {
+        let checked = Checked::new(args)?;
+        let taskset = checked
+            .workload
+            .generate(args.tasks, args.seed)
+            .map_err(|e| CliError::input("--workload", e))?;
+        crate::limits::check_duration(args, &taskset, &checked.spec.speeds())?;
+        Ok(RunPlan {
+            strategy: checked.strategy,
+            engine: checked.engine,
+            spec: checked.spec,
+            taskset,
+            notes: checked.notes,
+            inputs: checked.inputs,
+        })
+    }
+}
+
+/// A run whose every input is valid, before its task set is generated (cheap: suites check all
+/// their runs this way before running any).
+#[derive(Debug)]
+pub struct Checked {
+    /// The strategy.
+    pub strategy: Box<dyn Strategy>,
+    /// The engine.
+    pub engine: Engine,
+    /// The run's description.
+    pub spec: RunSpec,
+    /// The workload to generate.
+    pub workload: Workload,
+    /// Notes on ignored flags.
+    pub notes: Vec<String>,
+    /// The inputs that change a result.
+    pub inputs: Inputs,
+}
+
+impl Checked {
+    /// Validate every input; each error names its flag.
+    pub fn new(args: &RunArgs) -> Result<Checked, CliError> {
         use crate::CliError as E;
         fn input(flag: &str, e: impl std::fmt::Display) -> E {
-            E::input(flag, e)
+            E::input(flag, grammar::one_line(&e.to_string(), 1000))
         }
+        crate::limits::check_sizes(args)?;
         let strategy = strategies::parse(&args.strategy).map_err(|e| input("--strategy", e))?;
         let distribution =
             Distribution::parse(&args.workload).map_err(|e| input("--workload", e))?;
@@ -123,7 +291,7 @@ impl RunPlan {
             None => Topology::detect(),
         };
         let kind = Kind::parse(&args.kind).map_err(|e| input("--kind", e))?;
-        let engine = match args.engine.as_str() {
+        let engine = match args.engine.trim().to_ascii_lowercase().as_str() {
             "threads" => {
                 if args.cost.is_some() {
                     return Err(input(
@@ -137,10 +305,13 @@ impl RunPlan {
                 Some(c) => c.parse().map_err(|e| input("--cost", e))?,
                 None => CostModel::default(),
             }),
-            other => {
+            _ => {
                 return Err(input(
                     "--engine",
-                    format!("'{other}' is not an engine (allowed: threads, sim)"),
+                    format!(
+                        "{} is not an engine (allowed: threads, sim)",
+                        grammar::quote(args.engine.trim())
+                    ),
                 ))
             }
         };
@@ -154,9 +325,36 @@ impl RunPlan {
             estimate_error,
             arrivals,
         };
-        let taskset = workload
-            .generate(args.tasks, args.seed)
-            .map_err(|e| input("--workload", e))?;
+        let mut notes = Vec::new();
+        if matches!(engine, Engine::Sim(_)) && args.kind != "spin" {
+            notes.push(format!(
+                "--kind {} is ignored by the sim engine (task times are virtual)",
+                args.kind
+            ));
+        }
+        if estimate_error > 0.0 && !reads_estimates(&args.strategy) {
+            notes.push(format!(
+                "--estimate-error {estimate_error} is ignored: {} reads no estimates (only spt and lpt do)",
+                strategy.spec()
+            ));
+        }
+        let inputs = Inputs {
+            estimate_error,
+            speeds: speeds.clone(),
+            speeds_spec: args.speeds.clone(),
+            topology: TopologyInput {
+                nodes: topology.nodes.len(),
+                cpus: topology.cpus(),
+                source: topology.source.to_string(),
+            },
+            cost: match &engine {
+                Engine::Sim(c) => Some(c.clone()),
+                Engine::Threads(_) => None,
+            },
+            timing: "tasks".into(),
+            seed: args.seed,
+            timeline: args.timeline,
+        };
         let spec = RunSpec {
             workers: args.workers,
             pin,
@@ -174,14 +372,18 @@ impl RunPlan {
                 arrivals: workload.arrivals.to_string(),
             },
         };
-        Ok(RunPlan {
+        Ok(Checked {
             strategy,
             engine,
             spec,
-            taskset,
+            workload,
+            notes,
+            inputs,
         })
     }
+}
 
+impl RunPlan {
     /// The task table the engines see.
     pub fn tasks(&self) -> Tasks<'_> {
         let t = &self.taskset;
@@ -231,6 +433,8 @@ impl RunPlan {
                     .map_err(run_error)?
             }
         };
+        let mut report = report;
+        report.notes.extend(self.notes.iter().cloned());
         Ok(report)
     }
 }

@@ -11,16 +11,27 @@ pub struct SpecError {
 }
 
 impl SpecError {
-    /// An error with this one-line message.
+    /// An error with this message. It is made one line here whatever it holds: control
+    /// characters are escaped and the whole is cut to [`SpecError::MAX_LEN`] characters (user
+    /// text inside should already be quoted with `grammar::quote`, which cuts it much shorter).
     pub fn new(message: impl Into<String>) -> Self {
         SpecError {
-            message: message.into(),
+            message: grammar::one_line(&message.into(), Self::MAX_LEN),
         }
     }
+
+    /// The longest message kept, in characters.
+    pub const MAX_LEN: usize = 1000;
 
     /// The message.
     pub fn message(&self) -> &str {
         &self.message
+    }
+}
+
+impl From<grammar::Error> for SpecError {
+    fn from(e: grammar::Error) -> Self {
+        SpecError::new(e.to_string())
     }
 }
 

@@ -36,6 +36,7 @@ mod rng;
 mod sim;
 mod spec;
 mod strategy;
+mod sync;
 mod threads;
 mod topology;
 

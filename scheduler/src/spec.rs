@@ -65,6 +65,10 @@ pub struct RunSpec {
 }
 
 impl RunSpec {
+    /// The most workers a run may have (either engine): 2^21 - 1, what the simulator's event
+    /// keys hold. Refused before anything per worker is allocated.
+    pub const MAX_WORKERS: usize = (1 << 21) - 1;
+
     /// `workers` identical workers on this machine's topology, unpinned, seed 0.
     pub fn new(workers: usize) -> Self {
         RunSpec {
@@ -132,6 +136,13 @@ impl RunSpec {
     pub(crate) fn validate(&self, tasks: &Tasks<'_>) -> Result<(), SpecError> {
         if self.workers == 0 {
             return Err(SpecError::new("workers: must be at least 1, got 0"));
+        }
+        if self.workers > RunSpec::MAX_WORKERS {
+            return Err(SpecError::new(format!(
+                "workers: at most {} (2^21 - 1), got {}",
+                RunSpec::MAX_WORKERS,
+                self.workers
+            )));
         }
         if !self.speeds.is_empty() && self.speeds.len() != self.workers {
             return Err(SpecError::new(format!(

@@ -48,6 +48,10 @@ pub struct Topology {
 }
 
 impl Topology {
+    /// The most cpus a synthetic `NxM` topology may have: 2^21, as many as the simulator has
+    /// workers (16 MiB of cpu ids).
+    pub const MAX_CPUS: usize = 1 << 21;
+
     /// A synthetic topology of `nodes` nodes with `cpus_per_node` cpus each, numbered in order.
     ///
     /// ```
@@ -159,7 +163,8 @@ impl FromStr for Topology {
     fn from_str(s: &str) -> Result<Self, SpecError> {
         let bad = || {
             SpecError::new(format!(
-                "topology '{s}': expected NxM with N, M >= 1 (e.g. 2x4)"
+                "topology {}: expected NxM with N, M >= 1 (e.g. 2x4)",
+                grammar::quote(s.trim())
             ))
         };
         let (n, m) = s.trim().split_once(['x', 'X']).ok_or_else(bad)?;
@@ -168,8 +173,36 @@ impl FromStr for Topology {
         if n == 0 || m == 0 {
             return Err(bad());
         }
+        let cpus = n.checked_mul(m).filter(|&c| c <= Topology::MAX_CPUS);
+        if cpus.is_none() {
+            // Every cpu is a list entry (8 bytes) and a placement slot: refuse before allocating.
+            let bytes = (n as f64) * (m as f64) * 8.0;
+            return Err(SpecError::new(format!(
+                "topology {}: {n} x {m} cpus would need {} of memory just to list them; at most \
+                 {} cpus in all (N x M)",
+                grammar::quote(s.trim()),
+                human_bytes(bytes),
+                Topology::MAX_CPUS
+            )));
+        }
         Ok(Topology::synthetic(n, m))
     }
+}
+
+/// Bytes for a message: `74.5 GiB`.
+pub(crate) fn human_bytes(bytes: f64) -> String {
+    let mut v = bytes;
+    for unit in ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"] {
+        if v < 1024.0 || unit == "PiB" {
+            return if unit == "bytes" {
+                format!("{v:.0} {unit}")
+            } else {
+                format!("{v:.1} {unit}")
+            };
+        }
+        v /= 1024.0;
+    }
+    unreachable!("the loop returns at PiB")
 }
 
 /// Where one worker sits.
@@ -207,12 +240,14 @@ impl fmt::Display for Pin {
 impl FromStr for Pin {
     type Err = SpecError;
     fn from_str(s: &str) -> Result<Self, SpecError> {
-        match s.trim() {
+        // Case-insensitive, like every other name in the spec grammar.
+        match s.trim().to_ascii_lowercase().as_str() {
             "none" => Ok(Pin::None),
             "cores" => Ok(Pin::Cores),
             "numa" => Ok(Pin::Numa),
-            other => Err(SpecError::new(format!(
-                "pin '{other}': allowed values are none, cores, numa"
+            _ => Err(SpecError::new(format!(
+                "pin {}: allowed values are none, cores, numa",
+                grammar::quote(s.trim())
             ))),
         }
     }
@@ -321,6 +356,19 @@ mod tests {
             let err = bad.parse::<Topology>().unwrap_err().to_string();
             assert!(err.contains("NxM"), "{bad}: {err}");
         }
+        for huge in [
+            "100000x100000",
+            "18446744073709551615x2",
+            "2097152x2",
+            "1x2097153",
+        ] {
+            let err = huge.parse::<Topology>().unwrap_err().to_string();
+            assert!(
+                err.contains("of memory") && err.contains("at most"),
+                "{huge}: {err}"
+            );
+        }
+        assert_eq!("1x2097152".parse::<Topology>().unwrap().cpus(), 1 << 21);
     }
 
     #[test]

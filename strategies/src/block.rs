@@ -1,5 +1,8 @@
 //! `block`: static contiguous blocks, worker w runs ids `[w·n/P, (w+1)·n/P)` of each batch.
 //!
+//! Each batch is dealt from a rotating start (see `queues::Dealer`): a closed run is split as
+//! above, and ids submitted one at a time go to workers 0, 1, …, P − 1, 0, … in turn.
+//!
 //! Classic static (OpenMP `schedule(static)`) partitioning: best locality, no communication;
 //! it wins on uniform costs and loses badly when costs are correlated with the index (one
 //! block gets all the expensive tasks).
@@ -8,7 +11,7 @@ use scheduler::{Batch, Context, Instance, Strategy};
 
 use crate::params::Params;
 use crate::placement::{self, Placement};
-use crate::queues::{deal_blocks, Inbox};
+use crate::queues::{Dealer, Inbox};
 
 /// Static block partitioning.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -21,11 +24,11 @@ impl Block {
     }
 }
 
-struct Contiguous;
+struct Contiguous(Dealer);
 
 impl Placement for Contiguous {
     fn place(&self, batch: &Batch<'_>, inboxes: &[Inbox]) {
-        deal_blocks(batch, inboxes);
+        self.0.deal(batch, inboxes);
     }
 }
 
@@ -35,6 +38,6 @@ impl Strategy for Block {
     }
 
     fn build(&self, ctx: &Context) -> Instance {
-        placement::build(Contiguous, ctx)
+        placement::build(Contiguous(Dealer::default()), ctx)
     }
 }

@@ -36,7 +36,7 @@ impl Guided {
 struct Gss(usize);
 
 impl ChunkRule for Gss {
-    fn size(&self, remaining: usize, workers: usize) -> usize {
+    fn size(&self, remaining: usize, workers: usize, _w: usize) -> usize {
         remaining.div_ceil(workers).max(self.0)
     }
 }

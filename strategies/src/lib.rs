@@ -11,10 +11,15 @@
 //! | `block` | static contiguous blocks |
 //! | `central(chunk=1)` | one shared queue, fixed chunks |
 //! | `guided(min=1)` | shared queue, chunk ⌈remaining/P⌉ |
-//! | `work-stealing(victim=random\|numa,steal=half\|one)` | per-worker deques, random victims |
-//! | `spt`, `lpt` | shared priority queue by estimated cost |
+//! | `work-stealing(victim=random\|numa\|hier,steal=half\|one\|work,order=fifo\|lifo)` | per-worker deques, random victims |
+//! | `spt`, `lpt` | tasks in exact order of estimated cost (presorted runs) |
 //! | `weighted-rr(weights=auto\|w1,w2,…)` | static smooth weighted round-robin |
 //! | `range-stealing` | per-worker index ranges, split in half by thieves |
+//! | `factoring` | FAC2: batches of P equal chunks, each batch half of what is left |
+//! | `tss` | trapezoid self-scheduling: chunks falling linearly from n/2P to 1 |
+//! | `awf` | adaptive weighted factoring: factoring chunks scaled by measured worker speed |
+//! | `adaptive-spt(range=64,first=shortest\|longest)` | SPT/LPT on per-id-range costs learned online |
+//! | `jsq(d=2)` | each task to the least loaded of d sampled workers (power of d choices) |
 //!
 //! ```
 //! use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,23 +43,33 @@ mod queues;
 mod registry;
 mod self_scheduling;
 
+mod adaptive_spt;
+mod awf;
 mod block;
 mod central;
+mod factoring;
 mod guided;
+mod jsq;
 mod lpt;
 mod range_stealing;
 mod round_robin;
 mod spt;
+mod tss;
 mod weighted_rr;
 mod work_stealing;
 
+pub use adaptive_spt::AdaptiveSpt;
+pub use awf::Awf;
 pub use block::Block;
 pub use central::Central;
+pub use factoring::Factoring;
 pub use guided::Guided;
+pub use jsq::Jsq;
 pub use lpt::Lpt;
 pub use range_stealing::RangeStealing;
 pub use registry::{parse, registry, Entry, Param, REGISTRY};
 pub use round_robin::RoundRobin;
 pub use spt::Spt;
+pub use tss::Tss;
 pub use weighted_rr::WeightedRoundRobin;
-pub use work_stealing::{Amount, Victim, WorkStealing};
+pub use work_stealing::{Amount, OwnerOrder, Victim, WorkStealing};

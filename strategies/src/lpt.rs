@@ -1,4 +1,4 @@
-//! `lpt`: longest (estimated) processing time first, from one shared priority queue.
+//! `lpt`: longest (estimated) processing time first, exactly, from presorted runs per batch.
 //!
 //! Graham, "Bounds on multiprocessing timing anomalies" (SIAM J. Appl. Math., 1969): LPT list
 //! scheduling has makespan ≤ (4/3 − 1/(3m))·OPT on m identical machines. It wins on makespan

@@ -1,8 +1,12 @@
-//! Parsing strategy spec strings: `name` or `name(key=value,key=value)`.
+//! Parsing strategy spec strings: `name` or `name(key=value,key=value)`, in the shared grammar
+//! of the `grammar` crate (the one workloads and the cost model use): names and keys are
+//! case-insensitive, arguments split at commas outside parentheses and quotes, a key may be given
+//! once, user text in errors is quoted and cut.
 //!
 //! A value may itself contain commas (`weighted-rr(weights=1,1,0.5)`): a piece without `=`
 //! continues the value before it.
 
+use grammar::quote;
 use scheduler::SpecError;
 
 /// The parameters of one spec, checked against what the strategy accepts.
@@ -13,47 +17,50 @@ pub struct Params {
 }
 
 impl Params {
-    /// Split `spec` into its name and parameters.
+    /// Split `spec` into its name (lower-cased) and parameters (keys lower-cased).
     pub fn parse(spec: &str) -> Result<Params, SpecError> {
         let spec = spec.trim();
-        let (name, inner) = match spec.find('(') {
-            Some(open) => {
-                let Some(inner) = spec[open + 1..].strip_suffix(')') else {
-                    return Err(SpecError::new(format!(
-                        "strategy '{spec}': missing ')' at the end (expected name(key=value,...))"
-                    )));
-                };
-                (spec[..open].trim(), inner)
-            }
-            None => (spec, ""),
-        };
-        if name.is_empty() {
-            return Err(SpecError::new(
-                "strategy '': a name is required, e.g. work-stealing(steal=half)".to_string(),
-            ));
+        if spec.is_empty() || spec.starts_with('(') {
+            return Err(SpecError::new(format!(
+                "strategy {}: a name is required, e.g. work-stealing(steal=half)",
+                quote(spec)
+            )));
         }
+        if spec.contains('(') && !spec.ends_with(')') {
+            return Err(SpecError::new(format!(
+                "strategy {}: missing ')' at the end (expected name(key=value,...))",
+                quote(spec)
+            )));
+        }
+        let call = grammar::parse_call(spec, "strategy")?;
+        let name = call.name;
         let mut pairs: Vec<(String, String)> = Vec::new();
-        for piece in inner.split(',').map(str::trim) {
-            match piece.split_once('=') {
-                Some((k, v)) => pairs.push((k.trim().to_string(), v.trim().to_string())),
-                None if piece.is_empty() && inner.trim().is_empty() => {}
+        for piece in call.args {
+            match grammar::key_value(piece) {
+                Some((k, v)) => {
+                    if pairs.iter().any(|(k2, _)| *k2 == k) {
+                        return Err(SpecError::new(format!(
+                            "strategy '{name}': parameter {} is given twice",
+                            quote(&k)
+                        )));
+                    }
+                    pairs.push((k, v.to_string()))
+                }
                 None => match pairs.last_mut() {
-                    Some((_, v)) if !piece.is_empty() => {
+                    Some((_, v)) => {
                         v.push(',');
                         v.push_str(piece);
                     }
-                    _ => {
+                    None => {
                         return Err(SpecError::new(format!(
-                            "strategy '{name}': expected key=value, got '{piece}'"
+                            "strategy '{name}': expected key=value, got {}",
+                            quote(piece)
                         )))
                     }
                 },
             }
         }
-        Ok(Params {
-            name: name.to_string(),
-            pairs,
-        })
+        Ok(Params { name, pairs })
     }
 
     /// The strategy name.
@@ -70,10 +77,10 @@ impl Params {
                 } else {
                     format!("allowed: {}", allowed.join(", "))
                 };
-                return Err(self.err(format!("unknown parameter '{k}' ({hint})")));
+                return Err(self.err(format!("unknown parameter {} ({hint})", quote(k))));
             }
             if self.pairs[..i].iter().any(|(k2, _)| k2 == k) {
-                return Err(self.err(format!("parameter '{k}' is given twice")));
+                return Err(self.err(format!("parameter {} is given twice", quote(k))));
             }
         }
         Ok(())
@@ -87,16 +94,21 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
-    /// One of `choices` (default: the first).
+    /// One of `choices` (default: the first), compared case-insensitively.
     pub fn choice<'c>(&self, key: &str, choices: &[&'c str]) -> Result<&'c str, SpecError> {
         match self.get(key) {
             None => Ok(choices[0]),
-            Some(v) => choices.iter().copied().find(|c| *c == v).ok_or_else(|| {
-                self.err(format!(
-                    "{key} must be one of {}, got '{v}'",
-                    choices.join(", ")
-                ))
-            }),
+            Some(v) => choices
+                .iter()
+                .copied()
+                .find(|c| c.eq_ignore_ascii_case(v))
+                .ok_or_else(|| {
+                    self.err(format!(
+                        "{key} must be one of {}, got {}",
+                        choices.join(", "),
+                        quote(v)
+                    ))
+                }),
         }
     }
 
@@ -106,14 +118,17 @@ impl Params {
             None => Ok(default),
             Some(v) => match v.parse::<usize>() {
                 Ok(n) if n >= min => Ok(n),
-                _ => Err(self.err(format!("{key} must be a whole number >= {min}, got '{v}'"))),
+                _ => Err(self.err(format!(
+                    "{key} must be a whole number >= {min}, got {}",
+                    quote(v)
+                ))),
             },
         }
     }
 
     /// An error about this strategy.
     pub fn err(&self, what: String) -> SpecError {
-        SpecError::new(format!("strategy '{}': {what}", self.name))
+        SpecError::new(format!("strategy {}: {what}", quote(&self.name)))
     }
 }
 
@@ -145,11 +160,22 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("name"));
-        let p = Params::parse("central(chunk=1,chunk=2)").unwrap();
-        assert!(p
-            .only(&["chunk"])
+        // Duplicate keys are refused by the parser, whatever the strategy (as in every spec).
+        for dup in ["central(chunk=1,chunk=2)", "central(chunk=1,CHUNK=2)"] {
+            assert!(Params::parse(dup)
+                .unwrap_err()
+                .to_string()
+                .contains("twice"));
+        }
+        let p = Params::parse("Work-Stealing(Victim=NUMA)").unwrap();
+        assert_eq!(p.name(), "work-stealing");
+        assert_eq!(p.choice("victim", &["random", "numa"]).unwrap(), "numa");
+        let long = format!("central(chunk={})", "\n".repeat(10_000));
+        let err = Params::parse(&long)
+            .unwrap()
+            .count("chunk", 1, 1)
             .unwrap_err()
-            .to_string()
-            .contains("twice"));
+            .to_string();
+        assert!(err.len() < 300 && !err.contains('\n'), "{err}");
     }
 }

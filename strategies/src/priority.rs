@@ -1,12 +1,26 @@
-//! The machinery shared by priority strategies: one shared heap of tasks ordered by their
-//! estimated cost (ties by id), popped by any free worker.
+//! The machinery shared by priority strategies: tasks handed out in order of estimated cost
+//! (ties by id), from presorted runs.
+//!
+//! Each submitted batch becomes one *run*, its ids sorted by `(key, id)` once at submission
+//! (no sort at all when the batch is already in order, e.g. without estimates). A run is
+//! claimed from the front with one atomic add. While a single run holds work (a closed run, or
+//! a stream that keeps up), every worker claims from it directly, with no lock; when several
+//! runs hold work, a take goes through a lock and a heap of the runs' heads, so the order stays
+//! exact across batches. A submission bumps an epoch after its run is in the heap; a worker
+//! uses its cached run only while the epoch is the one it saw when it cached it, so a claim
+//! that misses a new run overlaps that run's submission in time. The order of hand-outs is
+//! therefore exactly SPT (LPT): each task handed out has the least (greatest) key of the tasks
+//! submitted and not yet handed out, linearisably.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use scheduler::{Attempts, Batch, Context, Instance, Next, Pick, SharedQueue, Source, WorkerQueue};
+use crossbeam_utils::CachePadded;
+use scheduler::{
+    Attempts, Batch, Context, Instance, Next, Pick, SharedQueue, Source, TaskId, WorkerQueue,
+};
 
 use crate::queues::lock;
 
@@ -19,45 +33,271 @@ pub(crate) enum Order {
     Longest,
 }
 
-/// Heap key: the max-heap pops the greatest key, so the cost is negated for `Shortest`;
-/// ties go to the smaller id either way.
-type Key = (u64, Reverse<usize>);
+/// How a run stores its order.
+enum Layout {
+    /// No estimates: every key is 0, ids in order.
+    Plain,
+    /// Estimates already in order: the key of each position, ids in order.
+    Keyed(Box<[u64]>),
+    /// Sorted `(key, id)` pairs.
+    Sorted(Box<[(u64, TaskId)]>),
+    /// Sorted `(key − base) << 32 | (id − start)` words, when both parts fit in 32 bits (half
+    /// the memory of `Sorted`, so half the sorting traffic).
+    Packed { base: u64, words: Box<[u64]> },
+}
+
+/// One submitted batch, sorted by `(key, id)`.
+struct Run {
+    layout: Layout,
+    start: TaskId,
+    len: usize,
+    /// Positions claimed (may pass `len` by one per worker).
+    claimed: CachePadded<AtomicUsize>,
+}
+
+impl Run {
+    fn new(order: Order, batch: &Batch<'_>) -> Run {
+        let (start, len) = (batch.ids.0, batch.len());
+        let key = |est: u64| match order {
+            Order::Shortest => est,
+            Order::Longest => u64::MAX - est,
+        };
+        let layout = match batch.estimate_ns {
+            None => Layout::Plain,
+            Some(est) if est.windows(2).all(|w| key(w[0]) <= key(w[1])) => {
+                Layout::Keyed(est.iter().map(|&e| key(e)).collect())
+            }
+            Some(est) if len <= u32::MAX as usize => {
+                let (lo, hi) = est.iter().fold((u64::MAX, 0), |(lo, hi), &e| {
+                    let k = key(e);
+                    (lo.min(k), hi.max(k))
+                });
+                if hi - lo <= u64::from(u32::MAX) {
+                    let mut words: Vec<u64> = est
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &e)| ((key(e) - lo) << 32) | i as u64)
+                        .collect();
+                    // Offsets are in order, so a stable sort on the key half is enough.
+                    radix_sort_by(&mut words, |w| w >> 32);
+                    Layout::Packed {
+                        base: lo,
+                        words: words.into_boxed_slice(),
+                    }
+                } else {
+                    Layout::Sorted(sorted_pairs(est, start, key))
+                }
+            }
+            Some(est) => Layout::Sorted(sorted_pairs(est, start, key)),
+        };
+        Run {
+            layout,
+            start,
+            len,
+            claimed: CachePadded::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// `(key, id)` at position `i` (< len).
+    #[inline]
+    fn at(&self, i: usize) -> (u64, TaskId) {
+        match &self.layout {
+            Layout::Plain => (0, self.start + i),
+            Layout::Keyed(keys) => (keys[i], self.start + i),
+            Layout::Sorted(pairs) => pairs[i],
+            Layout::Packed { base, words } => {
+                let w = words[i];
+                (
+                    base + (w >> 32),
+                    self.start + (w & u64::from(u32::MAX)) as usize,
+                )
+            }
+        }
+    }
+
+    /// The id at position `i` (< len).
+    #[inline]
+    fn id(&self, i: usize) -> TaskId {
+        match &self.layout {
+            Layout::Sorted(pairs) => pairs[i].1,
+            Layout::Packed { words, .. } => self.start + (words[i] & u64::from(u32::MAX)) as usize,
+            _ => self.start + i,
+        }
+    }
+
+    /// The first unclaimed `(key, id)`, if any.
+    #[inline]
+    fn head(&self) -> Option<(u64, TaskId)> {
+        let i = self.claimed.load(Ordering::Acquire);
+        (i < self.len).then(|| self.at(i))
+    }
+
+    /// Claim the first unclaimed id.
+    #[inline]
+    fn claim(&self) -> Option<TaskId> {
+        if self.claimed.load(Ordering::Relaxed) >= self.len {
+            return None;
+        }
+        let i = self.claimed.fetch_add(1, Ordering::AcqRel);
+        (i < self.len).then(|| self.id(i))
+    }
+}
+
+/// `(key, id)` pairs of a batch's estimates, sorted by key then id.
+fn sorted_pairs(est: &[u64], start: TaskId, key: impl Fn(u64) -> u64) -> Box<[(u64, TaskId)]> {
+    let mut pairs: Vec<(u64, TaskId)> = est
+        .iter()
+        .enumerate()
+        .map(|(i, &e)| (key(e), start + i))
+        .collect();
+    radix_sort_by(&mut pairs, |p| p.0);
+    pairs.into_boxed_slice()
+}
+
+/// Sort items given in id order by `key`, ties staying in id order (stable): an LSD radix sort
+/// on 11-bit digits, skipping the digits every key shares (two passes for keys below 2²²), so
+/// a batch of a million estimates sorts in a few ns per task.
+fn radix_sort_by<T: Copy + Default>(items: &mut Vec<T>, key: impl Fn(&T) -> u64) {
+    const BITS: u32 = 11;
+    const BUCKETS: usize = 1 << BITS;
+    if items.len() < 256 {
+        items.sort_by_key(|x| key(x));
+        return;
+    }
+    let (mut or, mut and) = (0u64, u64::MAX);
+    for x in items.iter() {
+        or |= key(x);
+        and &= key(x);
+    }
+    let varying = or ^ and;
+    let mut scratch = vec![T::default(); items.len()];
+    let mut shift = 0;
+    while shift < 64 {
+        let mask = (BUCKETS as u64 - 1) << shift;
+        if varying & mask != 0 {
+            let digit = |x: &T| ((key(x) >> shift) as usize) & (BUCKETS - 1);
+            let mut start = [0usize; BUCKETS];
+            for x in items.iter() {
+                start[digit(x)] += 1;
+            }
+            let mut sum = 0;
+            for c in start.iter_mut() {
+                (*c, sum) = (sum, sum + *c);
+            }
+            for x in items.iter() {
+                let d = digit(x);
+                scratch[start[d]] = *x;
+                start[d] += 1;
+            }
+            std::mem::swap(items, &mut scratch);
+        }
+        shift += BITS;
+    }
+}
+
+/// The runs holding work, by their heads (`slot` indexes `runs`).
+#[derive(Default)]
+struct Heap {
+    heads: BinaryHeap<Reverse<(u64, TaskId, usize)>>,
+    runs: Vec<Option<Arc<Run>>>,
+    free: Vec<usize>,
+}
 
 struct Shared {
     order: Order,
-    heap: Mutex<BinaryHeap<Key>>,
-    len: AtomicUsize,
-}
-
-impl Shared {
-    fn key(&self, estimate: u64, id: usize) -> Key {
-        match self.order {
-            Order::Longest => (estimate, Reverse(id)),
-            Order::Shortest => (u64::MAX - estimate, Reverse(id)),
-        }
-    }
+    heap: Mutex<Heap>,
+    /// Runs in the heap (exhausted ones included until a take removes them).
+    live: AtomicUsize,
+    /// Bumped by every submission, after its run is in the heap.
+    epoch: AtomicU64,
 }
 
 impl SharedQueue for Shared {
     fn submit(&self, batch: Batch<'_>) {
-        let mut heap = lock(&self.heap);
-        heap.extend(batch.range().map(|id| self.key(batch.estimate(id), id)));
-        self.len.store(heap.len(), Ordering::Release);
+        if batch.is_empty() {
+            return;
+        }
+        let run = Arc::new(Run::new(self.order, &batch));
+        let (key, id) = run.at(0);
+        let mut h = lock(&self.heap);
+        let slot = match h.free.pop() {
+            Some(s) => {
+                h.runs[s] = Some(run);
+                s
+            }
+            None => {
+                h.runs.push(Some(run));
+                h.runs.len() - 1
+            }
+        };
+        h.heads.push(Reverse((key, id, slot)));
+        self.live.store(h.heads.len(), Ordering::Release);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
     }
 }
 
-struct Handle(Arc<Shared>);
+struct Handle {
+    shared: Arc<Shared>,
+    /// The only run with work when this worker last looked, and the epoch it saw then.
+    cached: Option<(Arc<Run>, u64)>,
+}
+
+impl Handle {
+    /// A take through the heap: the run with the least head.
+    fn take_locked(&mut self) -> Option<TaskId> {
+        let shared = &self.shared;
+        let mut h = lock(&shared.heap);
+        let task = loop {
+            let Reverse((key, id, slot)) = h.heads.pop()?;
+            let run = h.runs[slot].clone().expect("a queued run");
+            match run.head() {
+                // Claimed past by a worker on the fast path: requeue under its real head.
+                Some(head) if head != (key, id) => h.heads.push(Reverse((head.0, head.1, slot))),
+                Some(_) => {
+                    if let Some(task) = run.claim() {
+                        if let Some((k, i)) = run.head() {
+                            h.heads.push(Reverse((k, i, slot)));
+                        } else {
+                            h.runs[slot] = None;
+                            h.free.push(slot);
+                        }
+                        break task;
+                    }
+                    h.runs[slot] = None;
+                    h.free.push(slot);
+                }
+                None => {
+                    h.runs[slot] = None;
+                    h.free.push(slot);
+                }
+            }
+        };
+        shared.live.store(h.heads.len(), Ordering::Release);
+        if h.heads.len() == 1 {
+            let Reverse((_, _, slot)) = *h.heads.peek().expect("one run");
+            let run = h.runs[slot].clone().expect("a queued run");
+            self.cached = Some((run, shared.epoch.load(Ordering::Acquire)));
+        }
+        Some(task)
+    }
+}
 
 impl WorkerQueue for Handle {
+    #[inline]
     fn next(&mut self) -> Next {
-        if self.0.len.load(Ordering::Acquire) == 0 {
+        if let Some((run, seen)) = &self.cached {
+            if self.shared.epoch.load(Ordering::Acquire) == *seen {
+                if let Some(task) = run.claim() {
+                    return Next::Task(Pick::one(task, Source::Shared));
+                }
+            }
+            self.cached = None;
+        }
+        if self.shared.live.load(Ordering::Acquire) == 0 {
             return Next::Empty(Attempts::default());
         }
-        let mut heap = lock(&self.0.heap);
-        let top = heap.pop();
-        self.0.len.store(heap.len(), Ordering::Release);
-        match top {
-            Some((_, Reverse(task))) => Next::Task(Pick::one(task, Source::Shared)),
+        match self.take_locked() {
+            Some(task) => Next::Task(Pick::one(task, Source::Shared)),
             None => Next::Empty(Attempts::default()),
         }
     }
@@ -67,13 +307,90 @@ impl WorkerQueue for Handle {
 pub(crate) fn build(order: Order, ctx: &Context) -> Instance {
     let shared = Arc::new(Shared {
         order,
-        heap: Mutex::new(BinaryHeap::new()),
-        len: AtomicUsize::new(0),
+        heap: Mutex::new(Heap::default()),
+        live: AtomicUsize::new(0),
+        epoch: AtomicU64::new(0),
     });
     Instance {
         shared: shared.clone(),
         workers: (0..ctx.workers())
-            .map(|_| Box::new(Handle(shared.clone())) as Box<dyn WorkerQueue>)
+            .map(|_| {
+                Box::new(Handle {
+                    shared: shared.clone(),
+                    cached: None,
+                }) as Box<dyn WorkerQueue>
+            })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hand-outs by one worker, interleaving submissions as `script` says.
+    fn drain(order: Order, batches: &[(usize, Vec<u64>)]) -> Vec<TaskId> {
+        let inst = build(order, &Context::uniform(2, 1));
+        let mut w = inst.workers;
+        let mut start = 0;
+        let mut got = Vec::new();
+        for (take_first, est) in batches {
+            for _ in 0..*take_first {
+                if let Next::Task(p) = w[0].next() {
+                    got.push(p.task);
+                }
+            }
+            inst.shared
+                .submit(Batch::with_estimates(start..start + est.len(), est));
+            start += est.len();
+        }
+        while let Next::Task(p) = w[1].next() {
+            got.push(p.task);
+        }
+        got
+    }
+
+    #[test]
+    fn radix_sort_orders_by_key_then_id() {
+        let mut rng = scheduler::SmallRng::new(3);
+        for (n, range) in [(1000, 10u64), (5000, u64::MAX), (3000, 1 << 40), (300, 1)] {
+            let mut pairs: Vec<(u64, TaskId)> =
+                (0..n).map(|i| (rng.next_u64() % range, i)).collect();
+            let mut want = pairs.clone();
+            want.sort_unstable();
+            radix_sort_by(&mut pairs, |p| p.0);
+            assert_eq!(pairs, want, "n={n} range={range}");
+        }
+    }
+
+    #[test]
+    fn runs_merge_in_exact_order_across_submissions() {
+        // Batch 0: ids 0..5 with costs 5 3 9 1 7; 2 taken (3, 1); batch 1: ids 5..8 with
+        // costs 2 8 0, then everything.
+        let batches = vec![(0, vec![5, 3, 9, 1, 7]), (2, vec![2, 8, 0])];
+        assert_eq!(
+            drain(Order::Shortest, &batches),
+            vec![3, 1, 7, 5, 0, 4, 6, 2]
+        );
+        assert_eq!(
+            drain(Order::Longest, &batches),
+            vec![2, 4, 6, 0, 1, 5, 3, 7]
+        );
+        // Keys too far apart to pack in 32 bits take the wide layout; same order.
+        let wide = vec![(0, vec![u64::MAX / 2, 3, 1 << 40, 3])];
+        assert_eq!(drain(Order::Shortest, &wide), vec![1, 3, 2, 0]);
+        assert_eq!(drain(Order::Longest, &wide), vec![0, 2, 1, 3]);
+        // Big batches go through the radix sort (packed and wide).
+        let mut rng = scheduler::SmallRng::new(5);
+        for range in [1000u64, u64::MAX] {
+            let est: Vec<u64> = (0..3000).map(|_| rng.next_u64() % range).collect();
+            let got = drain(Order::Shortest, &[(0, est.clone())]);
+            let mut want: Vec<usize> = (0..est.len()).collect();
+            want.sort_by_key(|&i| (est[i], i));
+            assert_eq!(got, want, "range {range}");
+        }
+        // Ties go to the lower id, within and across runs.
+        let ties = vec![(0, vec![4, 4]), (0, vec![4, 1])];
+        assert_eq!(drain(Order::Shortest, &ties), vec![3, 0, 1, 2]);
     }
 }

@@ -3,11 +3,15 @@
 //! - [`Chunk`] and [`Inbox`]: a worker's private list of ids, as strided ranges or explicit
 //!   lists, so that placing a million tasks statically costs O(P), not O(n).
 //! - [`RangeQueue`]: one shared FIFO of id ranges with a running count, from which a worker
-//!   takes a chunk of any size (central, guided).
+//!   takes a chunk of any size (guided and the other self-scheduling rules).
+//! - [`Segments`]: submitted ranges as a linked list that workers claim from with one atomic
+//!   add and no lock (central's fixed chunks).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+
+use crossbeam_utils::CachePadded;
 
 use scheduler::{Batch, TaskId};
 
@@ -28,13 +32,57 @@ pub(crate) fn blocks(lo: TaskId, n: usize, p: usize) -> impl Iterator<Item = (Ta
     })
 }
 
-/// Deal a batch out as contiguous blocks, one per inbox (see [`blocks`]).
-pub(crate) fn deal_blocks(batch: &Batch<'_>, inboxes: &[Inbox]) {
-    for (inbox, (start, end)) in inboxes
-        .iter()
-        .zip(blocks(batch.ids.0, batch.len(), inboxes.len()))
-    {
-        inbox.push(Chunk::strided(start, end, 1));
+/// Deals batches out as contiguous blocks, one per inbox, starting where the last batch
+/// stopped: the one rotating start shared by every strategy that deals batches (`block`,
+/// `work-stealing`, `range-stealing`).
+///
+/// A batch of `len` ids is split as [`blocks`] splits it (sizes differ by at most one, the
+/// first `len mod P` blocks one longer); block `j` goes to worker `(start + j) mod P`, and the
+/// start moves on by `len mod P`, past the workers that got the longer blocks. A closed run
+/// (one batch, start 0) is dealt exactly as before; ids submitted one at a time go to workers
+/// 0, 1, …, P − 1, 0, …; over any sequence of batches the workers' totals differ by at most
+/// one.
+#[derive(Debug, Default)]
+pub(crate) struct Dealer {
+    start: AtomicUsize,
+}
+
+impl Dealer {
+    /// Deal `batch` out over `inboxes`.
+    pub(crate) fn deal(&self, batch: &Batch<'_>, inboxes: &[Inbox]) {
+        self.deal_with(batch, inboxes, |_, _, _| {});
+    }
+
+    /// [`Dealer::deal`], telling `placed(worker, lo, hi)` about every non-empty block before it
+    /// becomes visible in the worker's inbox.
+    pub(crate) fn deal_with(
+        &self,
+        batch: &Batch<'_>,
+        inboxes: &[Inbox],
+        mut placed: impl FnMut(usize, TaskId, TaskId),
+    ) {
+        let p = inboxes.len();
+        if batch.is_empty() || p == 0 {
+            return;
+        }
+        let step = batch.len() % p;
+        let start = if step == 0 {
+            self.start.load(Ordering::Relaxed)
+        } else {
+            // Concurrent submitters each get their own start; `fetch_update` keeps it in 0..p.
+            self.start
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+                    Some((s + step) % p)
+                })
+                .unwrap_or_else(|s| s)
+        };
+        for (j, (lo, hi)) in blocks(batch.ids.0, batch.len(), p).enumerate() {
+            if lo < hi {
+                let w = (start + j) % p;
+                placed(w, lo, hi);
+                inboxes[w].push(Chunk::strided(lo, hi, 1));
+            }
+        }
     }
 }
 
@@ -94,6 +142,21 @@ impl Chunk {
 
     fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Call `f` on every id left, last first.
+    pub(crate) fn for_each_rev(&self, mut f: impl FnMut(TaskId)) {
+        match self {
+            Chunk::Strided { next, step, .. } => {
+                for k in (0..self.len()).rev() {
+                    f(*next + k * *step);
+                }
+            }
+            Chunk::List { ids, pos } => ids[(*pos).min(ids.len())..]
+                .iter()
+                .rev()
+                .for_each(|&id| f(id)),
+        }
     }
 
     /// Ids left.
@@ -241,6 +304,93 @@ impl RangeQueue {
     }
 }
 
+/// One submitted range of ids in a [`Segments`] list.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    start: TaskId,
+    end: TaskId,
+    /// Ids claimed so far (may run past `end - start` by at most one chunk per worker).
+    claimed: CachePadded<AtomicUsize>,
+    next: OnceLock<Arc<Segment>>,
+}
+
+impl Segment {
+    fn new(start: TaskId, end: TaskId) -> Arc<Segment> {
+        Arc::new(Segment {
+            start,
+            end,
+            claimed: CachePadded::new(AtomicUsize::new(0)),
+            next: OnceLock::new(),
+        })
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        // Unlink the rest of the list iteratively: a million one-id submissions would
+        // otherwise drop recursively and overflow the stack.
+        let mut next = self.next.take();
+        while let Some(seg) = next {
+            next = match Arc::try_unwrap(seg) {
+                Ok(mut seg) => seg.next.take(),
+                Err(_) => None,
+            };
+        }
+    }
+}
+
+/// Submitted id ranges in a linked list; a worker claims chunks from its current segment with
+/// one `fetch_add` and moves on down the list when it is used up. Submission appends under a
+/// lock (submitters only); claiming takes no lock. A segment is freed once every worker has
+/// moved past it.
+#[derive(Debug)]
+pub(crate) struct Segments {
+    tail: Mutex<Arc<Segment>>,
+}
+
+impl Segments {
+    pub(crate) fn new() -> Self {
+        Segments {
+            tail: Mutex::new(Segment::new(0, 0)),
+        }
+    }
+
+    /// A cursor at the end of the list: it sees every range pushed from now on (make the
+    /// workers' cursors before anything is submitted).
+    pub(crate) fn cursor(&self) -> Arc<Segment> {
+        lock(&self.tail).clone()
+    }
+
+    /// Append ids `start..end`.
+    pub(crate) fn push(&self, start: TaskId, end: TaskId) {
+        if start >= end {
+            return;
+        }
+        let seg = Segment::new(start, end);
+        let mut tail = lock(&self.tail);
+        let _ = tail.next.set(seg.clone());
+        *tail = seg;
+    }
+
+    /// Claim up to `chunk` (≥ 1, ≤ 2³²) ids from `cursor` on: `(first, count)`.
+    #[inline]
+    pub(crate) fn claim(cursor: &mut Arc<Segment>, chunk: usize) -> Option<(TaskId, usize)> {
+        loop {
+            let seg = &**cursor;
+            let len = seg.end - seg.start;
+            // Read first, so that a used-up segment is not pushed further past its end.
+            if seg.claimed.load(Ordering::Relaxed) < len {
+                let at = seg.claimed.fetch_add(chunk, Ordering::Relaxed);
+                if at < len {
+                    return Some((seg.start + at, chunk.min(len - at)));
+                }
+            }
+            let next = seg.next.get()?.clone();
+            *cursor = next;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,6 +410,37 @@ mod tests {
         let mut p = Private::new();
         let got: Vec<_> = std::iter::from_fn(|| p.next_run(&inbox)).collect();
         assert_eq!(got, vec![(9, 1), (2, 1), (0, 2)]);
+    }
+
+    #[test]
+    fn the_dealer_rotates_its_start() {
+        let inboxes: Vec<Inbox> = (0..3).map(|_| Inbox::default()).collect();
+        let dealer = Dealer::default();
+        for id in 0..7 {
+            dealer.deal(&Batch::new(id..id + 1), &inboxes);
+        }
+        // 7 more in one batch: start is 1 (7 mod 3), so worker 1 gets the longer block.
+        dealer.deal(&Batch::new(7..14), &inboxes);
+        let drain = |inbox: &Inbox| {
+            let mut p = Private::new();
+            let mut ids = Vec::new();
+            while let Some((first, count)) = p.next_run(inbox) {
+                ids.extend(first..first + count as usize);
+            }
+            ids
+        };
+        let got: Vec<Vec<usize>> = inboxes.iter().map(drain).collect();
+        assert_eq!(
+            got,
+            vec![
+                vec![0, 3, 6, 12, 13],
+                vec![1, 4, 7, 8, 9],
+                vec![2, 5, 10, 11]
+            ]
+        );
+        let mut rev = Vec::new();
+        Chunk::strided(1, 10, 3).for_each_rev(|id| rev.push(id));
+        assert_eq!(rev, vec![7, 4, 1]);
     }
 
     #[test]
@@ -289,6 +470,29 @@ mod tests {
         let rest: Vec<_> = std::iter::from_fn(|| p.next_run(&inbox)).collect();
         assert_eq!(rest, vec![(0, 1), (2, 1), (3, 1), (5, 1)]);
         assert!(inbox.steal(|n| n).is_none());
+    }
+
+    #[test]
+    fn segments_hand_out_each_id_once_across_submissions() {
+        let s = Segments::new();
+        let (mut a, mut b) = (s.cursor(), s.cursor());
+        assert_eq!(Segments::claim(&mut a, 2), None);
+        s.push(0, 5);
+        s.push(10, 11);
+        assert_eq!(Segments::claim(&mut a, 2), Some((0, 2)));
+        assert_eq!(Segments::claim(&mut b, 2), Some((2, 2)));
+        assert_eq!(Segments::claim(&mut a, 2), Some((4, 1)));
+        assert_eq!(Segments::claim(&mut b, 2), Some((10, 1)));
+        assert_eq!(Segments::claim(&mut a, 2), None);
+        s.push(20, 22);
+        assert_eq!(Segments::claim(&mut a, 2), Some((20, 2)));
+        assert_eq!(Segments::claim(&mut b, 2), None);
+        // A long list drops without recursion.
+        let long = Segments::new();
+        for i in 0..200_000 {
+            long.push(i, i + 1);
+        }
+        drop(long);
     }
 
     #[test]

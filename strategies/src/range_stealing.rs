@@ -12,10 +12,12 @@
 //! runs, heavy ones one at a time. It wins where tasks are tiny and numerous; for heavy
 //! tasks it behaves like `work-stealing(steal=half)` without the deque.
 //!
-//! Limit: ids must be below 2³² (the range is packed into one 64-bit word).
+//! A range is packed into one 64-bit word when its ids are below 2³² (every run of fewer than
+//! four billion tasks); a range with larger ids is held under a per-worker lock instead, with
+//! the same owner-front / thief-back split, so any id works and only huge ids pay for a lock.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crossbeam_utils::CachePadded;
 use scheduler::{
@@ -24,7 +26,7 @@ use scheduler::{
 };
 
 use crate::params::Params;
-use crate::queues::{deal_blocks, Chunk, Inbox};
+use crate::queues::{lock, Chunk, Dealer, Inbox};
 
 /// Lazy binary splitting of index ranges.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -53,8 +55,12 @@ fn unpack(v: u64) -> (usize, usize) {
 }
 
 struct Shared {
+    dealer: Dealer,
     /// Each worker's current range, packed `lo << 32 | hi`.
     ranges: Vec<CachePadded<AtomicU64>>,
+    /// Each worker's range when its ids do not fit in 32 bits (`wide_held`: non-empty).
+    wide: Vec<Mutex<(usize, usize)>>,
+    wide_held: Vec<CachePadded<AtomicBool>>,
     /// Submitted blocks a worker has not started on.
     inboxes: Vec<Inbox>,
     nodes: Vec<usize>,
@@ -62,11 +68,7 @@ struct Shared {
 
 impl SharedQueue for Shared {
     fn submit(&self, batch: Batch<'_>) {
-        assert!(
-            batch.ids.1 <= u32::MAX as usize,
-            "range-stealing handles task ids below 2^32"
-        );
-        deal_blocks(&batch, &self.inboxes);
+        self.dealer.deal(&batch, &self.inboxes);
     }
 }
 
@@ -79,21 +81,28 @@ struct Handle {
 }
 
 impl Handle {
+    /// How many ids to claim from a range of `len`.
+    #[inline]
+    fn claim_size(&self, len: usize) -> usize {
+        let p = self.shared.ranges.len();
+        let mut k = len.div_ceil(2 * p).clamp(1, MAX_CLAIM);
+        if self.mean_task_ns > 0.0 {
+            k = k.min((CLAIM_GRAIN_NS / self.mean_task_ns).max(1.0) as usize);
+        }
+        k
+    }
+
     /// Claim a run from the front of the own range (the owner's move): `(first, count)`.
     #[inline]
     fn claim(&self) -> Option<(usize, u32)> {
         let cell = &self.shared.ranges[self.w];
-        let p = self.shared.ranges.len();
         let mut cur = cell.load(Ordering::Acquire);
         loop {
             let (lo, hi) = unpack(cur);
             if lo >= hi {
-                return None;
+                return self.claim_wide();
             }
-            let mut k = (hi - lo).div_ceil(2 * p).clamp(1, MAX_CLAIM);
-            if self.mean_task_ns > 0.0 {
-                k = k.min((CLAIM_GRAIN_NS / self.mean_task_ns).max(1.0) as usize);
-            }
+            let k = self.claim_size(hi - lo);
             match cell.compare_exchange_weak(
                 cur,
                 pack(lo + k, hi),
@@ -106,10 +115,50 @@ impl Handle {
         }
     }
 
+    /// The owner's claim on its wide range (ids of 2³² and above).
+    #[cold]
+    fn claim_wide(&self) -> Option<(usize, u32)> {
+        if !self.shared.wide_held[self.w].load(Ordering::Acquire) {
+            return None;
+        }
+        let mut g = lock(&self.shared.wide[self.w]);
+        let (lo, hi) = *g;
+        if lo >= hi {
+            return None;
+        }
+        let k = self.claim_size(hi - lo);
+        g.0 = lo + k;
+        self.shared.wide_held[self.w].store(g.0 < hi, Ordering::Release);
+        Some((lo, k as u32))
+    }
+
     /// Make `[lo, hi)` this worker's range (its own range is empty, so no one else writes it:
     /// thieves only ever CAS a non-empty value they have read).
     fn hold(&self, lo: usize, hi: usize) {
-        self.shared.ranges[self.w].store(pack(lo, hi), Ordering::Release);
+        if hi <= u32::MAX as usize {
+            self.shared.ranges[self.w].store(pack(lo, hi), Ordering::Release);
+        } else {
+            let mut g = lock(&self.shared.wide[self.w]);
+            *g = (lo, hi);
+            self.shared.wide_held[self.w].store(lo < hi, Ordering::Release);
+        }
+    }
+
+    /// Split victim `v`'s wide range under its lock.
+    #[cold]
+    fn split_wide(&self, v: usize) -> Option<(usize, usize)> {
+        if !self.shared.wide_held[v].load(Ordering::Acquire) {
+            return None;
+        }
+        let mut g = lock(&self.shared.wide[v]);
+        let (lo, hi) = *g;
+        if lo >= hi {
+            return None;
+        }
+        let mid = lo + (hi - lo) / 2;
+        g.1 = mid;
+        self.shared.wide_held[v].store(lo < mid, Ordering::Release);
+        Some((mid, hi))
     }
 
     /// Split victim `v`'s range, keeping `[lo, mid)` for it and taking `[mid, hi)`.
@@ -118,7 +167,7 @@ impl Handle {
         let cur = cell.load(Ordering::Acquire);
         let (lo, hi) = unpack(cur);
         if lo >= hi {
-            return Ok(None);
+            return Ok(self.split_wide(v));
         }
         let mid = lo + (hi - lo) / 2;
         match cell.compare_exchange(cur, pack(lo, mid), Ordering::AcqRel, Ordering::Acquire) {
@@ -201,8 +250,13 @@ impl Strategy for RangeStealing {
     fn build(&self, ctx: &Context) -> Instance {
         let p = ctx.workers();
         let shared = Arc::new(Shared {
+            dealer: Dealer::default(),
             ranges: (0..p)
                 .map(|_| CachePadded::new(AtomicU64::new(0)))
+                .collect(),
+            wide: (0..p).map(|_| Mutex::new((0, 0))).collect(),
+            wide_held: (0..p)
+                .map(|_| CachePadded::new(AtomicBool::new(false)))
                 .collect(),
             inboxes: (0..p).map(|_| Inbox::default()).collect(),
             nodes: ctx.nodes.clone(),
@@ -220,5 +274,45 @@ impl Strategy for RangeStealing {
                 })
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_beyond_32_bits_run_exactly_once() {
+        let base = (1usize << 32) - 50;
+        let n = 1000;
+        let ctx = Context::uniform(3, 1);
+        let mut inst = RangeStealing.build(&ctx);
+        inst.shared.submit(Batch::new(base..base + n));
+        let mut seen = vec![0u8; n];
+        let mut run = |p: Pick| p.tasks().for_each(|id| seen[id - base] += 1);
+        // Worker 1 starts on its (wide) range; then worker 0 runs alone: its own range, then
+        // it splits worker 1's range and takes worker 2's untouched block.
+        let Next::Task(first) = inst.workers[1].next() else {
+            panic!("worker 1 has a block")
+        };
+        run(first);
+        let mut steals = 0;
+        loop {
+            match inst.workers[0].next() {
+                Next::Task(p) => {
+                    steals += usize::from(matches!(p.source, Source::Stolen { .. }));
+                    run(p);
+                }
+                Next::Empty(_) => break,
+                Next::Retry(_) => {}
+            }
+        }
+        for w in 1..3 {
+            while let Next::Task(p) = inst.workers[w].next() {
+                run(p);
+            }
+        }
+        assert!(seen.iter().all(|&c| c == 1), "every id exactly once");
+        assert!(steals >= 2, "worker 0 stole from both others: {steals}");
     }
 }

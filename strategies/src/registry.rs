@@ -6,7 +6,8 @@ use scheduler::{SpecError, Strategy};
 
 use crate::params::Params;
 use crate::{
-    Block, Central, Guided, Lpt, RangeStealing, RoundRobin, Spt, WeightedRoundRobin, WorkStealing,
+    AdaptiveSpt, Awf, Block, Central, Factoring, Guided, Jsq, Lpt, RangeStealing, RoundRobin, Spt,
+    Tss, WeightedRoundRobin, WorkStealing,
 };
 
 /// One parameter of a strategy.
@@ -78,17 +79,17 @@ pub static REGISTRY: &[Entry] = &[
     entry!("block", Block, "static: contiguous blocks of n/P tasks", []),
     entry!("central", Central, "one shared queue; a free worker takes the next chunk", ["chunk" = "1" : "whole number >= 1"]),
     entry!("guided", Guided, "shared queue, chunk = max(min, ceil(remaining/P)) (guided self-scheduling)", ["min" = "1" : "whole number >= 1"]),
-    entry!("work-stealing", WorkStealing, "per-worker deques; idle workers steal from random victims", ["victim" = "random" : "random | numa", "steal" = "half" : "half | one"]),
+    entry!("work-stealing", WorkStealing, "per-worker deques; idle workers steal from random victims (Blumofe & Leiserson 1999)", ["victim" = "random" : "random | numa | hier", "steal" = "half" : "half | one | work", "order" = "fifo" : "fifo | lifo"]),
     entry!(
         "spt",
         Spt,
-        "shared priority queue, shortest estimated task first",
+        "shortest estimated task first (exact order; Smith 1956, Conway et al. 1967)",
         []
     ),
     entry!(
         "lpt",
         Lpt,
-        "shared priority queue, longest estimated task first",
+        "longest estimated task first (exact order; Graham 1969)",
         []
     ),
     entry!(
@@ -97,6 +98,11 @@ pub static REGISTRY: &[Entry] = &[
         "per-worker index ranges; idle workers split a victim's range in half",
         []
     ),
+    entry!("factoring", Factoring, "FAC2 factoring: batches of P equal chunks, each batch half the ids left (Hummel, Schonberg & Flynn 1992)", []),
+    entry!("tss", Tss, "trapezoid self-scheduling: chunks falling linearly from n/2P to 1 (Tzen & Ni 1993)", []),
+    entry!("awf", Awf, "adaptive weighted factoring: factoring chunks scaled by each worker's measured rate (Banicescu et al. 2003)", []),
+    entry!("adaptive-spt", AdaptiveSpt, "SPT/LPT on costs learned online per range of ids, for runs without estimates", ["range" = "64" : "whole number >= 1 (ids per learned range)", "first" = "shortest" : "shortest | longest"]),
+    entry!("jsq", Jsq, "each task joins the least loaded of d sampled workers (power of d choices, Mitzenmacher 2001)", ["d" = "2" : "whole number >= 1"]),
     entry!("weighted-rr", WeightedRoundRobin, "static smooth weighted round-robin over worker weights", ["weights" = "auto" : "auto (the worker speeds) | one number >= 0 per worker, e.g. 1,1,0.5"]),
 ];
 
@@ -105,13 +111,15 @@ pub fn registry() -> &'static [Entry] {
     REGISTRY
 }
 
-/// Parse a strategy from its spec string.
+/// Parse a strategy from its spec string. Names and keys are case-insensitive, as in workload
+/// specs (one grammar, the `grammar` crate's).
 ///
 /// ```
 /// let s = strategies::parse("work-stealing(steal=one)").unwrap();
-/// assert_eq!(s.spec(), "work-stealing(victim=random,steal=one)");
+/// assert_eq!(s.spec(), "work-stealing(victim=random,steal=one,order=fifo)");
 /// let err = strategies::parse("central(chunk=0)").unwrap_err();
 /// assert!(err.to_string().contains("chunk"));
+/// assert_eq!(strategies::parse("Central(CHUNK=4)").unwrap().spec(), "central(chunk=4)");
 /// ```
 pub fn parse(spec: &str) -> Result<Box<dyn Strategy>, SpecError> {
     let params = Params::parse(spec)?;
@@ -121,8 +129,8 @@ pub fn parse(spec: &str) -> Result<Box<dyn Strategy>, SpecError> {
         .ok_or_else(|| {
             let known: Vec<&str> = REGISTRY.iter().map(|e| e.name).collect();
             SpecError::new(format!(
-                "unknown strategy '{}' (known: {})",
-                params.name(),
+                "unknown strategy {} (known: {})",
+                grammar::quote(params.name()),
                 known.join(", ")
             ))
         })?;

@@ -1,4 +1,4 @@
-//! `spt`: shortest (estimated) processing time first, from one shared priority queue.
+//! `spt`: shortest (estimated) processing time first, exactly, from presorted runs per batch.
 //!
 //! Smith's rule for identical parallel machines: with all tasks released at 0 and exact
 //! estimates it minimises the total (and mean) completion time (Conway, Maxwell & Miller,

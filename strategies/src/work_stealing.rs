@@ -1,23 +1,44 @@
-//! `work-stealing(victim=random|numa,steal=one|half)`: per-worker deques; a worker that runs
-//! dry steals from a randomly chosen victim.
+//! `work-stealing(victim=random|numa|hier,steal=half|one|work,order=fifo|lifo)`: per-worker
+//! deques; a worker that runs dry steals from a randomly chosen victim.
 //!
 //! Blumofe & Leiserson, "Scheduling multithreaded computations by work stealing" (JACM 1999):
-//! E[T_P] ≤ T_1/P + O(T_∞). Submissions are placed in contiguous blocks, one per worker (like
-//! `block`); the owner works from its own crossbeam-deque and only touches others when empty.
-//! `steal=half` takes about half of the victim's deque in one go (fewer steals on big
-//! imbalances); `victim=numa` tries the workers of its own NUMA node before remote ones. It
-//! wins on irregular costs at any P: no shared hot spot, and communication only when idle.
+//! E[T_P] ≤ T_1/P + O(T_∞). Submissions are dealt in contiguous blocks from a rotating start
+//! (like `block`, see `queues::Dealer`), so ids submitted one at a time spread over every
+//! worker; the owner works from its own crossbeam-deque and only touches others when empty.
+//! It wins on irregular costs at any P: no shared hot spot, and communication only when idle.
+//!
+//! - `steal=half` takes about half of the victim's deque in one go (fewer steals on big
+//!   imbalances); `steal=one` one task; `steal=work` tasks worth half the victim's *estimated*
+//!   remaining work (from the batch's estimates), not half its count — on heavy-tailed costs
+//!   half the count can be almost none of the work or almost all of it. Without estimates
+//!   every task weighs the same and `work` takes about half the count, one task at a time.
+//!   Work not yet loaded into a deque (a submitted block the owner has not started) is split
+//!   by count in every mode.
+//! - `victim=numa` tries the workers of its own NUMA node before remote ones;
+//!   `victim=hier` (hierarchical stealing, as in Min et al., "Hierarchical work stealing on
+//!   manycore clusters", PGAS 2011, and Olivier et al.'s locality-aware schedulers) also
+//!   searches its own node first, and crosses nodes only in bulk: a cross-node steal takes
+//!   about half of the work of every worker of the victim node at once, so the node-mates of
+//!   the thief then find that work by cheap local steals instead of crossing again.
+//! - `order` is the owner's own order. `fifo` (the default) runs each dealt block in id order
+//!   while thieves take from its far end (the ids the owner would reach last): what in-order
+//!   delivery wants (a reorder window drains as ids complete in order), what sequential access
+//!   wants, and for flat index spaces it costs nothing, since there is no spawn tree whose
+//!   newest (cache-hot) child LIFO would favour. `lifo` runs the newest first and lets thieves
+//!   take the oldest, the classic Cilk/rayon order for fork-join work.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use crossbeam_deque::{Steal, Stealer, Worker};
+use crossbeam_utils::CachePadded;
 use scheduler::{
     Attempts, Batch, Context, Instance, Next, Pick, SharedQueue, SmallRng, Source, SpecError,
-    Strategy, WorkerQueue,
+    Strategy, TaskId, WorkerQueue,
 };
 
 use crate::params::Params;
-use crate::queues::{deal_blocks, Chunk, Inbox};
+use crate::queues::{Chunk, Dealer, Inbox};
 
 /// How victims are chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +47,8 @@ pub enum Victim {
     Random,
     /// Workers of the own NUMA node first (from a random one), then the others.
     Numa,
+    /// Own node first; other nodes only in bulk (half of a victim node's work at once).
+    Hier,
 }
 
 /// How much one steal takes.
@@ -35,6 +58,17 @@ pub enum Amount {
     One,
     /// About half of the victim's deque.
     Half,
+    /// Tasks worth about half of the victim's estimated remaining work.
+    Work,
+}
+
+/// The owner's order over its own deque.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OwnerOrder {
+    /// Oldest (lowest id of a block) first; thieves take the newest.
+    Fifo,
+    /// Newest first; thieves take the oldest.
+    Lifo,
 }
 
 /// Randomised work stealing.
@@ -42,102 +76,244 @@ pub enum Amount {
 pub struct WorkStealing {
     victim: Victim,
     amount: Amount,
+    order: OwnerOrder,
 }
 
 impl WorkStealing {
-    /// Work stealing with the given victim choice and steal amount.
+    /// Work stealing with the given victim choice and steal amount, FIFO owner order.
     pub fn new(victim: Victim, amount: Amount) -> Self {
-        WorkStealing { victim, amount }
+        WorkStealing {
+            victim,
+            amount,
+            order: OwnerOrder::Fifo,
+        }
+    }
+
+    /// The same strategy with the given owner order.
+    pub fn with_order(mut self, order: OwnerOrder) -> Self {
+        self.order = order;
+        self
     }
 
     pub(crate) fn parse(p: &Params) -> Result<Self, SpecError> {
-        p.only(&["victim", "steal"])?;
-        let victim = match p.choice("victim", &["random", "numa"])? {
+        p.only(&["victim", "steal", "order"])?;
+        let victim = match p.choice("victim", &["random", "numa", "hier"])? {
             "random" => Victim::Random,
-            _ => Victim::Numa,
+            "numa" => Victim::Numa,
+            _ => Victim::Hier,
         };
-        let amount = match p.choice("steal", &["half", "one"])? {
+        let amount = match p.choice("steal", &["half", "one", "work"])? {
             "half" => Amount::Half,
-            _ => Amount::One,
+            "one" => Amount::One,
+            _ => Amount::Work,
         };
-        Ok(WorkStealing { victim, amount })
+        let order = match p.choice("order", &["fifo", "lifo"])? {
+            "fifo" => OwnerOrder::Fifo,
+            _ => OwnerOrder::Lifo,
+        };
+        Ok(WorkStealing {
+            victim,
+            amount,
+            order,
+        })
+    }
+}
+
+/// A deque entry: a task id and its estimated cost (0 unless `steal=work`).
+type Item = (TaskId, u64);
+
+/// The estimates of submitted batches, for `steal=work`: `(first id, estimates)` sorted by id.
+#[derive(Default)]
+struct Estimates(RwLock<Vec<(TaskId, Arc<[u64]>)>>);
+
+impl Estimates {
+    fn add(&self, batch: &Batch<'_>) {
+        let Some(e) = batch.estimate_ns else { return };
+        let mut g = self.0.write().unwrap_or_else(|e| e.into_inner());
+        let at = g.partition_point(|(lo, _)| *lo < batch.ids.0);
+        g.insert(at, (batch.ids.0, Arc::from(e)));
+    }
+
+    /// Call `f(id, estimate)` for every id of `chunk`, last first (estimate 1 when unknown,
+    /// so that without estimates "work" is the count).
+    fn for_each_rev(&self, chunk: &Chunk, mut f: impl FnMut(Item)) {
+        let g = self.0.read().unwrap_or_else(|e| e.into_inner());
+        chunk.for_each_rev(|id| {
+            let at = g.partition_point(|(lo, _)| *lo <= id);
+            let est = at
+                .checked_sub(1)
+                .and_then(|i| g[i].1.get(id - g[i].0).copied())
+                .unwrap_or(1);
+            f((id, est));
+        });
     }
 }
 
 struct Shared {
+    dealer: Dealer,
     inboxes: Vec<Inbox>,
-    stealers: Vec<Stealer<usize>>,
+    stealers: Vec<Stealer<Item>>,
     nodes: Vec<usize>,
+    /// Workers of each node.
+    members: Vec<Vec<usize>>,
+    /// `steal=work`: each worker's estimated work in its deque (approximate under races).
+    work: Vec<CachePadded<AtomicI64>>,
+    estimates: Estimates,
+    amount: Amount,
 }
 
 impl SharedQueue for Shared {
     fn submit(&self, batch: Batch<'_>) {
-        deal_blocks(&batch, &self.inboxes);
+        if self.amount == Amount::Work {
+            self.estimates.add(&batch);
+        }
+        self.dealer.deal(&batch, &self.inboxes);
     }
 }
 
 struct Handle {
     shared: Arc<Shared>,
     w: usize,
-    local: Worker<usize>,
+    local: Worker<Item>,
     rng: SmallRng,
     amount: Amount,
+    order: OwnerOrder,
+    hier: bool,
     /// Victims in the order they are tried: `near` (own node, or everyone for `random`) from a
-    /// random offset, then `far` from a random offset.
+    /// random offset, then `far` from a random offset (for `hier`, `far` lists other nodes).
     near: Vec<usize>,
     far: Vec<usize>,
 }
 
 impl Handle {
-    /// Move a chunk's ids into the own deque.
-    fn load(&self, mut chunk: Chunk) -> u32 {
-        let mut moved = 0;
-        while let Some(id) = chunk.take() {
-            self.local.push(id);
+    /// Move a chunk's ids into the own deque; returns how many.
+    fn load(&self, chunk: Chunk) -> u32 {
+        let mut moved = 0u32;
+        let mut work = 0i64;
+        let mut push = |item: Item| {
+            self.local.push(item);
             moved += 1;
+            work += item.1 as i64;
+        };
+        match (self.amount, self.order) {
+            (Amount::Work, OwnerOrder::Fifo) => self.shared.estimates.for_each_rev(&chunk, push),
+            (Amount::Work, OwnerOrder::Lifo) => {
+                let mut items = Vec::with_capacity(chunk.len());
+                self.shared
+                    .estimates
+                    .for_each_rev(&chunk, |it| items.push(it));
+                items.into_iter().rev().for_each(push);
+            }
+            // A LIFO deque loaded last-first pops first-first: FIFO owner order, and thieves
+            // (who take from the other end) get the ids the owner would reach last.
+            (_, OwnerOrder::Fifo) => chunk.for_each_rev(|id| push((id, 0))),
+            (_, OwnerOrder::Lifo) => {
+                let mut chunk = chunk;
+                while let Some(id) = chunk.take() {
+                    push((id, 0));
+                }
+            }
+        }
+        if self.amount == Amount::Work {
+            self.shared.work[self.w].fetch_add(work, Ordering::Relaxed);
         }
         moved
     }
 
-    /// Try to take work from victim `v`.
-    fn rob(&self, v: usize) -> Steal<(usize, u32)> {
+    /// Pop from the own deque.
+    #[inline]
+    fn pop(&self) -> Option<TaskId> {
+        let (id, est) = self.local.pop()?;
+        if self.amount == Amount::Work {
+            self.shared.work[self.w].fetch_sub(est as i64, Ordering::Relaxed);
+        }
+        Some(id)
+    }
+
+    /// Take work from victim `v`'s deque into the own one (which is empty), by `amount`.
+    /// Returns the tasks moved (0: nothing there), or `None` on a lost race.
+    fn rob_deque(&self, v: usize, amount: Amount) -> Option<u32> {
         let stealer = &self.shared.stealers[v];
-        let (stolen, batch) = match self.amount {
-            Amount::One => (stealer.steal(), false),
-            Amount::Half => (
-                stealer.steal_batch_with_limit_and_pop(&self.local, usize::MAX),
-                true,
-            ),
-        };
-        // The own deque was empty before the steal, so what it holds now came with the steal.
-        let moved = |t| {
-            (
-                t,
-                if batch {
-                    self.local.len() as u32 + 1
-                } else {
-                    1
-                },
-            )
-        };
-        match stolen {
-            // Work the victim has not started on: half of its oldest chunk, or one id.
-            Steal::Empty => match self.shared.inboxes[v].steal(|len| match self.amount {
-                Amount::One => 1,
-                Amount::Half => len.div_ceil(2),
-            }) {
-                Some(chunk) => {
-                    let moved = self.load(chunk);
-                    match self.local.pop() {
-                        Some(t) => Steal::Success((t, moved)),
-                        None => Steal::Empty,
+        let before = self.local.len();
+        match amount {
+            Amount::One => match stealer.steal() {
+                Steal::Success(item) => self.local.push(item),
+                Steal::Empty => return Some(0),
+                Steal::Retry => return None,
+            },
+            Amount::Half => match stealer.steal_batch_with_limit(&self.local, usize::MAX) {
+                Steal::Success(()) => {}
+                Steal::Empty => return Some(0),
+                Steal::Retry => return None,
+            },
+            Amount::Work => {
+                let target = self.shared.work[v].load(Ordering::Relaxed).max(0) / 2;
+                let mut taken = 0i64;
+                loop {
+                    match stealer.steal() {
+                        Steal::Success(item) => {
+                            taken += item.1 as i64;
+                            self.local.push(item);
+                            if taken >= target {
+                                break;
+                            }
+                        }
+                        Steal::Empty => break,
+                        Steal::Retry if self.local.len() > before => break,
+                        Steal::Retry => return None,
                     }
                 }
-                None => Steal::Empty,
-            },
-            Steal::Success(t) => Steal::Success(moved(t)),
-            Steal::Retry => Steal::Retry,
+                self.shared.work[v].fetch_sub(taken, Ordering::Relaxed);
+                self.shared.work[self.w].fetch_add(taken, Ordering::Relaxed);
+            }
         }
+        Some((self.local.len() - before) as u32)
+    }
+
+    /// Take work from victim `v`'s inbox (submitted blocks it has not started on).
+    fn rob_inbox(&self, v: usize, amount: Amount) -> u32 {
+        let take = |len: usize| match amount {
+            Amount::One => 1,
+            Amount::Half | Amount::Work => len.div_ceil(2),
+        };
+        self.shared.inboxes[v]
+            .steal(take)
+            .map_or(0, |c| self.load(c))
+    }
+
+    /// Rob `v`: its deque, then its inbox. `None`: lost a race and found nothing.
+    fn rob(&self, v: usize, amount: Amount) -> Option<u32> {
+        match self.rob_deque(v, amount) {
+            Some(0) => Some(self.rob_inbox(v, amount)),
+            Some(k) => Some(k),
+            None => match self.rob_inbox(v, amount) {
+                0 => None,
+                k => Some(k),
+            },
+        }
+    }
+
+    /// Hierarchical cross-node steal: about half of the work of every worker of `node`.
+    /// Returns the first worker robbed and the tasks moved, or whether a race was lost.
+    fn rob_node(&self, node: usize) -> Result<(usize, u32), bool> {
+        let mut first = None;
+        let mut moved = 0;
+        let mut raced = false;
+        let amount = match self.amount {
+            Amount::One => Amount::Half,
+            a => a,
+        };
+        for &v in &self.shared.members[node] {
+            match self.rob(v, amount) {
+                Some(0) => {}
+                Some(k) => {
+                    first.get_or_insert(v);
+                    moved += k;
+                }
+                None => raced = true,
+            }
+        }
+        first.map(|v| (v, moved)).ok_or(raced)
     }
 }
 
@@ -145,37 +321,68 @@ impl WorkerQueue for Handle {
     #[inline]
     fn next(&mut self) -> Next {
         let local = |task| Next::Task(Pick::one(task, Source::Local));
-        if let Some(t) = self.local.pop() {
+        if let Some(t) = self.pop() {
             return local(t);
         }
         while let Some(chunk) = self.shared.inboxes[self.w].pop() {
             self.load(chunk);
-            if let Some(t) = self.local.pop() {
+            if let Some(t) = self.pop() {
                 return local(t);
             }
         }
         let own = self.shared.nodes[self.w];
         let mut attempts = Attempts::default();
         let mut retry = false;
-        for group in [&self.near, &self.far] {
-            if group.is_empty() {
-                continue;
-            }
-            let start = self.rng.below(group.len());
-            for i in 0..group.len() {
-                let v = group[(start + i) % group.len()];
-                match self.rob(v) {
-                    Steal::Success((task, moved)) => {
-                        return Next::Task(
-                            Pick::one(task, Source::Stolen { victim: v, moved }).after(attempts),
-                        )
+        let found = |this: &Self, v: usize, moved: u32, attempts: Attempts| {
+            let task = this.pop()?;
+            Some(Next::Task(
+                Pick::one(task, Source::Stolen { victim: v, moved }).after(attempts),
+            ))
+        };
+        if !self.near.is_empty() {
+            let start = self.rng.below(self.near.len());
+            for i in 0..self.near.len() {
+                let v = self.near[(start + i) % self.near.len()];
+                match self.rob(v, self.amount) {
+                    Some(0) => {}
+                    Some(moved) => {
+                        if let Some(next) = found(self, v, moved, attempts) {
+                            return next;
+                        }
                     }
-                    Steal::Retry => {
-                        retry = true;
-                        attempts.record(own, self.shared.nodes[v]);
-                    }
-                    Steal::Empty => attempts.record(own, self.shared.nodes[v]),
+                    None => retry = true,
                 }
+                attempts.record(own, self.shared.nodes[v]);
+            }
+        }
+        if !self.far.is_empty() {
+            let start = self.rng.below(self.far.len());
+            for i in 0..self.far.len() {
+                let x = self.far[(start + i) % self.far.len()];
+                if self.hier {
+                    // `x` is a node: one bulk steal, charged as one probe of that node.
+                    match self.rob_node(x) {
+                        Ok((v, moved)) => {
+                            if let Some(next) = found(self, v, moved, attempts) {
+                                return next;
+                            }
+                        }
+                        Err(raced) => retry |= raced,
+                    }
+                    let probe = self.shared.members[x][0];
+                    attempts.record(own, self.shared.nodes[probe]);
+                    continue;
+                }
+                match self.rob(x, self.amount) {
+                    Some(0) => {}
+                    Some(moved) => {
+                        if let Some(next) = found(self, x, moved, attempts) {
+                            return next;
+                        }
+                    }
+                    None => retry = true,
+                }
+                attempts.record(own, self.shared.nodes[x]);
             }
         }
         if retry {
@@ -191,30 +398,55 @@ impl Strategy for WorkStealing {
         let victim = match self.victim {
             Victim::Random => "random",
             Victim::Numa => "numa",
+            Victim::Hier => "hier",
         };
         let steal = match self.amount {
             Amount::One => "one",
             Amount::Half => "half",
+            Amount::Work => "work",
         };
-        format!("work-stealing(victim={victim},steal={steal})")
+        let order = match self.order {
+            OwnerOrder::Fifo => "fifo",
+            OwnerOrder::Lifo => "lifo",
+        };
+        format!("work-stealing(victim={victim},steal={steal},order={order})")
     }
 
     fn build(&self, ctx: &Context) -> Instance {
         let p = ctx.workers();
-        let locals: Vec<Worker<usize>> = (0..p).map(|_| Worker::new_lifo()).collect();
+        let locals: Vec<Worker<Item>> = (0..p).map(|_| Worker::new_lifo()).collect();
+        let node_count = ctx.nodes.iter().max().map_or(0, |&m| m + 1);
+        let mut members = vec![Vec::new(); node_count];
+        for (w, &n) in ctx.nodes.iter().enumerate() {
+            members[n].push(w);
+        }
         let shared = Arc::new(Shared {
+            dealer: Dealer::default(),
             inboxes: (0..p).map(|_| Inbox::default()).collect(),
             stealers: locals.iter().map(Worker::stealer).collect(),
             nodes: ctx.nodes.clone(),
+            members,
+            work: (0..p)
+                .map(|_| CachePadded::new(AtomicI64::new(0)))
+                .collect(),
+            estimates: Estimates::default(),
+            amount: self.amount,
         });
         let workers = locals
             .into_iter()
             .enumerate()
             .map(|(w, local)| {
+                let own = ctx.nodes[w];
                 let peers = (0..p).filter(|&v| v != w);
                 let (near, far): (Vec<usize>, Vec<usize>) = match self.victim {
                     Victim::Random => (peers.collect(), Vec::new()),
-                    Victim::Numa => peers.partition(|&v| ctx.nodes[v] == ctx.nodes[w]),
+                    Victim::Numa => peers.partition(|&v| ctx.nodes[v] == own),
+                    Victim::Hier => (
+                        peers.filter(|&v| ctx.nodes[v] == own).collect(),
+                        (0..node_count)
+                            .filter(|&n| n != own && !shared.members[n].is_empty())
+                            .collect(),
+                    ),
                 };
                 Box::new(Handle {
                     shared: shared.clone(),
@@ -222,11 +454,96 @@ impl Strategy for WorkStealing {
                     local,
                     rng: ctx.rng(w),
                     amount: self.amount,
+                    order: self.order,
+                    hier: self.victim == Victim::Hier,
                     near,
                     far,
                 }) as Box<dyn WorkerQueue>
             })
             .collect();
         Instance { shared, workers }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(q: &mut dyn WorkerQueue) -> Vec<(TaskId, Source)> {
+        let mut got = Vec::new();
+        while let Next::Task(p) = q.next() {
+            got.push((p.task, p.source));
+        }
+        got
+    }
+
+    #[test]
+    fn fifo_owners_run_in_id_order_and_thieves_take_the_far_end() {
+        let ctx = Context::uniform(2, 1);
+        for (order, own) in [
+            ("fifo", (0..6).collect::<Vec<_>>()),
+            ("lifo", (0..6).rev().collect()),
+        ] {
+            let s = crate::parse(&format!("work-stealing(order={order})")).unwrap();
+            let mut inst = s.build(&ctx);
+            inst.shared.submit(Batch::new(0..12));
+            let (w0, w1) = inst.workers.split_at_mut(1);
+            // w0 runs one (loading its block), then w1 drains its own block and steals.
+            let Next::Task(first) = w0[0].next() else {
+                panic!("w0 has a block")
+            };
+            let mut ran0 = vec![first.task];
+            let ran1 = drain(w1[0].as_mut());
+            let stolen: Vec<TaskId> = ran1
+                .iter()
+                .filter(|(_, s)| matches!(s, Source::Stolen { .. }))
+                .map(|&(t, _)| t)
+                .collect();
+            ran0.extend(drain(w0[0].as_mut()).iter().map(|&(t, _)| t));
+            let mut all: Vec<TaskId> = ran0
+                .iter()
+                .chain(ran1.iter().map(|(t, _)| t))
+                .copied()
+                .collect();
+            all.sort_unstable();
+            assert_eq!(all, (0..12).collect::<Vec<_>>(), "{order}: exactly once");
+            let own_order: Vec<TaskId> = own.into_iter().filter(|t| ran0.contains(t)).collect();
+            assert_eq!(ran0, own_order, "{order}: owner order");
+            assert!(!stolen.is_empty(), "{order}: w1 stole");
+            if order == "fifo" {
+                // The thief took ids the owner would have run last.
+                assert!(stolen.iter().all(|t| *t > ran0[0]), "{order}: {stolen:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn steal_work_takes_half_the_estimated_work() {
+        // w0's block holds one heavy task (id 5, the last it would run) and five light ones.
+        let est = [1u64, 1, 1, 1, 1, 100, 1, 1, 1, 1, 1, 1];
+        let ctx = Context::uniform(2, 1);
+        let steal = |spec: &str| {
+            let s = crate::parse(spec).unwrap();
+            let mut inst = s.build(&ctx);
+            inst.shared.submit(Batch::with_estimates(0..12, &est));
+            let Next::Task(first) = inst.workers[0].next() else {
+                panic!("w0 has a block")
+            };
+            assert_eq!(first.task, 0);
+            // w1 runs its own block, then steals from w0.
+            for _ in 0..6 {
+                assert!(matches!(inst.workers[1].next(), Next::Task(_)));
+            }
+            match inst.workers[1].next() {
+                Next::Task(p) => match p.source {
+                    Source::Stolen { moved, .. } => (p.task, moved),
+                    s => panic!("expected a steal, got {s:?}"),
+                },
+                n => panic!("expected a steal, got {n:?}"),
+            }
+        };
+        // Half by count: 3 of the 5 left (ids 3..6); by work: the heavy id alone is > half.
+        assert_eq!(steal("work-stealing(steal=half)").1, 3, "half of the count");
+        assert_eq!(steal("work-stealing(steal=work)"), (5, 1));
     }
 }

@@ -16,6 +16,10 @@ pub fn all_specs() -> Vec<String> {
             "work-stealing(victim=random,steal=one)",
             "work-stealing(victim=numa,steal=half)",
             "work-stealing(victim=numa,steal=one)",
+            "work-stealing(victim=hier,steal=work,order=lifo)",
+            "work-stealing(victim=hier,steal=one)",
+            "adaptive-spt(range=3,first=longest)",
+            "jsq(d=1)",
         ]
         .map(String::from),
     );

@@ -96,6 +96,10 @@ impl Arrivals {
     }
 }
 
+/// The slowest Poisson rate accepted: one arrival per 2^53 ns (about 104 days) on average.
+/// Slower processes would put arrival times past what the task set holds.
+pub const MIN_RATE_PER_S: f64 = 1e9 / crate::MAX_SAMPLE_NS as f64;
+
 fn parse_rate(raw: &str) -> Result<f64, SpecError> {
     let (num, per) = match raw.split_once('/') {
         Some((n, u)) => (n.trim(), u.trim()),
@@ -128,11 +132,22 @@ fn parse_rate(raw: &str) -> Result<f64, SpecError> {
             )
         })?
         * per_s;
-    if rate > 0.0 && rate.is_finite() {
-        Ok(rate)
-    } else {
-        Err(SpecError::param("poisson", "rate", quote(raw), "> 0"))
+    if !(rate > 0.0 && rate.is_finite()) {
+        return Err(SpecError::param("poisson", "rate", quote(raw), "> 0"));
     }
+    if rate < MIN_RATE_PER_S {
+        return Err(SpecError::param(
+            "poisson",
+            "rate",
+            quote(raw),
+            format!(
+                "at least {}/s (a mean gap of at most 2^53 ns, about 104 days: arrival times \
+                 are kept below that)",
+                crate::spec::num(MIN_RATE_PER_S)
+            ),
+        ));
+    }
+    Ok(rate)
 }
 
 impl fmt::Display for Arrivals {

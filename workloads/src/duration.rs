@@ -2,12 +2,12 @@
 
 use crate::error::{quote, SpecError};
 
-const UNITS: &str = "use ns, us, ms or s";
-
 /// Parse a duration with a unit (`ns`, `us` (or `µs`), `ms`, `s`) into nanoseconds.
 ///
-/// The number may have a fraction (`1.5ms`); the result is rounded to the nearest nanosecond. A bare
-/// number is refused: a unit is required, because `100` could mean anything.
+/// The number may have a fraction or an exponent (`1.5ms`, `1e3ns`); the result is rounded to the
+/// nearest nanosecond. A bare number other than zero is refused: a unit is required, because `100`
+/// could mean anything. This is the grammar of the `grammar` crate, shared with the strategies and
+/// the simulator's cost model.
 ///
 /// ```
 /// use workloads::parse_duration;
@@ -16,57 +16,11 @@ const UNITS: &str = "use ns, us, ms or s";
 /// assert_eq!(parse_duration(" 2s ").unwrap(), 2_000_000_000);
 /// assert!(parse_duration("100").unwrap_err().to_string().contains("unit is required"));
 /// assert!(parse_duration("-5us").is_err());
+/// assert_eq!(parse_duration("1e3ns").unwrap(), 1_000);
+/// assert_eq!(parse_duration("0").unwrap(), 0);
 /// ```
 pub fn parse_duration(s: &str) -> Result<u64, SpecError> {
-    let err = |reason: &str| SpecError::Duration {
-        input: s.trim().to_string(),
-        reason: reason.to_string(),
-    };
-    let t = s.trim();
-    if t.is_empty() {
-        return Err(err("empty; write a number and a unit, e.g. 50us"));
-    }
-    let split = t
-        .char_indices()
-        .find(|&(_, c)| !(c.is_ascii_digit() || matches!(c, '.' | '+' | '-' | 'e' | 'E')))
-        .map(|(i, _)| i)
-        .unwrap_or(t.len());
-    // An exponent 'e' directly followed by a unit letter is ambiguous; treat trailing e/E as unit text.
-    let (mut num, mut unit) = t.split_at(split);
-    while num.ends_with(['e', 'E']) {
-        let cut = num.len() - 1;
-        unit = &t[cut..];
-        num = &t[..cut];
-    }
-    let unit = unit.trim();
-    if num.is_empty() {
-        return Err(err("write a number followed by ns, us, ms or s, e.g. 50us"));
-    }
-    if unit.is_empty() {
-        return Err(err("a unit is required: ns, us, ms or s"));
-    }
-    let scale: f64 = match unit.to_ascii_lowercase().as_str() {
-        "ns" => 1.0,
-        "us" | "µs" | "μs" => 1e3,
-        "ms" => 1e6,
-        "s" => 1e9,
-        _ => return Err(err(UNITS)),
-    };
-    let value: f64 = num
-        .parse()
-        .map_err(|_| err("write a number followed by ns, us, ms or s, e.g. 50us"))?;
-    if !value.is_finite() {
-        return Err(err("must be finite"));
-    }
-    if value < 0.0 {
-        return Err(err("must not be negative"));
-    }
-    let ns = (value * scale).round();
-    // 2^64 is exactly representable; anything at or above it does not fit.
-    if ns >= 18_446_744_073_709_551_616.0 {
-        return Err(err("too large: at most about 18446744073s"));
-    }
-    Ok(ns as u64)
+    grammar::parse_duration(s).map_err(SpecError::from)
 }
 
 /// Write nanoseconds exactly, in the largest unit that divides them: `100us`, `1500us`, `2s`, `7ns`.
@@ -81,15 +35,7 @@ pub fn parse_duration(s: &str) -> Result<u64, SpecError> {
 /// assert_eq!(parse_duration(&format_duration(123_456_789)).unwrap(), 123_456_789);
 /// ```
 pub fn format_duration(ns: u64) -> String {
-    if ns == 0 {
-        return "0ns".to_string();
-    }
-    for (scale, unit) in [(1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "us")] {
-        if ns % scale == 0 {
-            return format!("{}{unit}", ns / scale);
-        }
-    }
-    format!("{ns}ns")
+    grammar::format_duration(ns)
 }
 
 /// Write nanoseconds for humans, with about four significant digits: `120.5us`, `1.5ms`, `2.35s`.

@@ -24,7 +24,7 @@ pub enum SpecError {
         reason: String,
     },
     /// A name (distribution, arrival process, kind of work, speed profile) that is not known.
-    #[error("unknown {what} '{name}' (known: {known})")]
+    #[error("unknown {what} '{}' (known: {known})", grammar::escape(name))]
     UnknownName {
         /// What kind of name it was, e.g. `distribution`.
         what: &'static str,
@@ -34,7 +34,10 @@ pub enum SpecError {
         known: String,
     },
     /// A `key=value` whose key the spec does not take.
-    #[error("{context}: unknown parameter '{param}' (allowed: {allowed})")]
+    #[error(
+        "{context}: unknown parameter '{}' (allowed: {allowed})",
+        grammar::escape(param)
+    )]
     UnknownParameter {
         /// The spec it appeared in, e.g. `gamma`.
         context: String,
@@ -54,7 +57,10 @@ pub enum SpecError {
         hint: String,
     },
     /// A parameter whose value is out of range or not of the right type.
-    #[error("{context}: parameter {param} must be {allowed}, got {value}")]
+    #[error(
+        "{context}: parameter {param} must be {allowed}, got {}",
+        grammar::one_line(value, 200)
+    )]
     InvalidParameter {
         /// The spec, e.g. `lognormal`.
         context: String,
@@ -66,7 +72,7 @@ pub enum SpecError {
         allowed: String,
     },
     /// A spec that is malformed as a whole (unbalanced parentheses, conflicting parameters, ...).
-    #[error("{context}: {message}")]
+    #[error("{context}: {}", grammar::one_line(message, 1000))]
     Invalid {
         /// The spec or setting it concerns, e.g. `mix` or `speeds`.
         context: String,
@@ -74,7 +80,7 @@ pub enum SpecError {
         message: String,
     },
     /// A trace file that cannot be read or has a malformed row.
-    #[error("trace: {file}{}: {message}", location.as_deref().map(|l| format!(" {l}")).unwrap_or_default())]
+    #[error("trace: {}{}: {}", grammar::escape(file), location.as_deref().map(|l| format!(" {l}")).unwrap_or_default(), grammar::one_line(message, 1000))]
     Trace {
         /// The file as named in the spec.
         file: String,
@@ -85,8 +91,9 @@ pub enum SpecError {
     },
     /// More tasks were asked of a trace than it has rows.
     #[error(
-        "trace: {file} has {rows} rows but {requested} tasks were requested \
-         (a trace gives its own task count: ask for at most {rows})"
+        "trace: {} has {rows} rows but {requested} tasks were requested \
+         (a trace gives its own task count: ask for at most {rows})",
+        grammar::escape(file)
     )]
     TraceTooShort {
         /// The file as named in the spec.
@@ -135,13 +142,24 @@ impl SpecError {
     }
 }
 
-/// Quote user text for an error message, escaping anything that would break the one-line rule.
+/// Quote user text for an error message: escaped and cut, so the message stays one line.
 pub(crate) fn quote(s: &str) -> String {
-    let escaped: String = s.chars().flat_map(char::escape_default).collect();
-    // escape_default also escapes non-ASCII (e.g. µ); keep those readable.
-    if s.chars().all(|c| !c.is_control()) && !s.contains('\'') && !s.contains('\\') {
-        format!("'{s}'")
-    } else {
-        format!("'{escaped}'")
+    grammar::quote(s)
+}
+
+impl From<grammar::Error> for SpecError {
+    fn from(e: grammar::Error) -> Self {
+        match e {
+            grammar::Error::Duration { input, reason } => SpecError::Duration { input, reason },
+            grammar::Error::DuplicateKey { context, param } => SpecError::Invalid {
+                context,
+                message: format!("parameter {param} given twice"),
+            },
+            grammar::Error::Invalid { context, message } => SpecError::Invalid { context, message },
+            other => SpecError::Invalid {
+                context: "spec".into(),
+                message: other.to_string(),
+            },
+        }
     }
 }

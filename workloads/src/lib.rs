@@ -80,12 +80,12 @@ mod summary;
 mod taskset;
 mod trace;
 
-pub use arrivals::Arrivals;
+pub use arrivals::{Arrivals, MIN_RATE_PER_S};
 pub use distribution::{Distribution, MAX_SAMPLE_NS};
 pub use duration::{format_duration, format_ns, parse_duration};
 pub use error::SpecError;
 pub use kind::{calibrate_compute, Calibration, Executor, Kind, MEMORY_BUFFER_BYTES};
 pub use speeds::{parse_speeds, scaled_cost, Speeds};
-pub use summary::{Bin, Summary, HISTOGRAM_BINS};
+pub use summary::{Bin, Summary, HISTOGRAM_BINS, MAX_SAMPLES};
 pub use taskset::{parse_estimate_error, validate_estimate_error, TaskSet, Workload};
-pub use trace::Trace;
+pub use trace::{Trace, MAX_TRACE_BYTES};

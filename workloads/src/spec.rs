@@ -6,152 +6,17 @@ use crate::duration::{parse_duration, quoted_duration_error};
 use crate::error::{quote, SpecError};
 
 /// How deeply specs may nest (a `mix` inside a `mix` ...), so hostile input cannot exhaust the stack.
-pub(crate) const MAX_DEPTH: usize = 16;
+pub(crate) const MAX_DEPTH: usize = grammar::MAX_DEPTH;
 
-/// A parsed `name(args)`.
-#[derive(Debug)]
-pub(crate) struct Call<'a> {
-    /// Lower-cased name.
-    pub name: String,
-    /// Top-level comma-separated arguments, trimmed.
-    pub args: Vec<&'a str>,
-}
+/// A parsed `name(args)` (name lower-cased), from the shared grammar.
+pub(crate) use grammar::Call;
 
 /// Split `input` into a name and its top-level arguments. `context` names the setting in errors.
 pub(crate) fn parse_call<'a>(input: &'a str, context: &str) -> Result<Call<'a>, SpecError> {
-    let t = input.trim();
-    if t.is_empty() {
-        return Err(SpecError::invalid(context, "empty spec"));
-    }
-    let (name, inner) = match t.find('(') {
-        None => (t, None),
-        Some(open) => {
-            if !t.ends_with(')') {
-                return Err(SpecError::invalid(
-                    context,
-                    format!("{} is missing its closing ')'", quote(t)),
-                ));
-            }
-            (t[..open].trim(), Some(&t[open + 1..t.len() - 1]))
-        }
-    };
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(SpecError::invalid(
-            context,
-            format!(
-                "{} does not start with a name, e.g. exponential(mean=100us)",
-                quote(t)
-            ),
-        ));
-    }
-    let args = match inner {
-        None => Vec::new(),
-        Some(inner) => split_top_level(inner, ',', context)?,
-    };
-    Ok(Call {
-        name: name.to_ascii_lowercase(),
-        args,
-    })
+    Ok(grammar::parse_call(input, context)?)
 }
 
-/// Split at `sep` outside parentheses and quotes; checks balance. An empty input gives no parts.
-pub(crate) fn split_top_level<'a>(
-    s: &'a str,
-    sep: char,
-    context: &str,
-) -> Result<Vec<&'a str>, SpecError> {
-    if s.trim().is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut parts = Vec::new();
-    let mut nesting = Nesting::default();
-    let mut start = 0;
-    for (i, c) in s.char_indices() {
-        let top = nesting.top_level(c);
-        if nesting.depth < 0 {
-            return Err(SpecError::invalid(
-                context,
-                format!("unbalanced ')' in {}", quote(s)),
-            ));
-        }
-        if top && c == sep {
-            parts.push(s[start..i].trim());
-            start = i + c.len_utf8();
-        }
-    }
-    if nesting.quote.is_some() {
-        return Err(SpecError::invalid(
-            context,
-            format!("unclosed quote in {}", quote(s)),
-        ));
-    }
-    if nesting.depth != 0 {
-        return Err(SpecError::invalid(
-            context,
-            format!("unbalanced '(' in {}", quote(s)),
-        ));
-    }
-    parts.push(s[start..].trim());
-    if parts.iter().any(|p| p.is_empty()) {
-        return Err(SpecError::invalid(
-            context,
-            format!("empty argument in {} (stray comma?)", quote(s)),
-        ));
-    }
-    Ok(parts)
-}
-
-/// Find `ch` at depth 0 (outside parentheses and quotes).
-pub(crate) fn find_top_level(s: &str, ch: char) -> Option<usize> {
-    let mut nesting = Nesting::default();
-    s.char_indices()
-        .find(|&(_, c)| nesting.top_level(c) && c == ch)
-        .map(|(i, _)| i)
-}
-
-/// Parenthesis depth and open quote while scanning a spec left to right.
-#[derive(Debug, Default)]
-struct Nesting {
-    /// Open parentheses (negative after an unbalanced `)`).
-    depth: isize,
-    /// The quote character of an open quoted string.
-    quote: Option<char>,
-}
-
-impl Nesting {
-    /// Take in the next character; true when it stands at the top level (outside quotes and
-    /// parentheses) and is not itself a quote or parenthesis.
-    fn top_level(&mut self, c: char) -> bool {
-        if let Some(q) = self.quote {
-            if c == q {
-                self.quote = None;
-            }
-            return false;
-        }
-        match c {
-            '"' | '\'' => self.quote = Some(c),
-            '(' => self.depth += 1,
-            ')' => self.depth -= 1,
-            _ => return self.depth == 0,
-        }
-        false
-    }
-}
-
-/// Remove one pair of matching surrounding quotes.
-pub(crate) fn unquote(s: &str) -> &str {
-    let t = s.trim();
-    for q in ['"', '\''] {
-        if t.len() >= 2 && t.starts_with(q) && t.ends_with(q) {
-            return &t[1..t.len() - 1];
-        }
-    }
-    t
-}
+pub(crate) use grammar::{find_top_level, unquote};
 
 /// The named parameters of one call, checked against what the spec allows.
 pub(crate) struct Params<'a> {
@@ -182,7 +47,7 @@ impl<'a> Params<'a> {
                     *allowed.iter().find(|a| **a == lower).ok_or_else(|| {
                         SpecError::UnknownParameter {
                             context: context.to_string(),
-                            param: k.to_string(),
+                            param: grammar::escape(k),
                             allowed: allowed.join(", "),
                         }
                     })?
@@ -210,10 +75,11 @@ impl<'a> Params<'a> {
                 return Err(SpecError::param(context, name, "nothing", "given a value"));
             }
             if values.iter().any(|(n, _)| *n == name) {
-                return Err(SpecError::invalid(
-                    context,
-                    format!("parameter {name} given twice"),
-                ));
+                return Err(grammar::Error::DuplicateKey {
+                    context: context.to_string(),
+                    param: name.to_string(),
+                }
+                .into());
             }
             values.push((name, value));
         }
@@ -246,11 +112,22 @@ impl<'a> Params<'a> {
             .transpose()
     }
 
-    /// A duration with a unit, if given.
+    /// A duration with a unit, if given; at most [`MAX_SAMPLE_NS`](crate::MAX_SAMPLE_NS) (2^53 ns,
+    /// about 104 days), the largest cost a task set holds exactly.
     pub fn duration(&self, name: &str) -> Result<Option<u64>, SpecError> {
-        self.raw(name)
-            .map(|v| parse_duration(v).map_err(|_| quoted_duration_error(self.context, name, v)))
-            .transpose()
+        let Some(v) = self.raw(name) else {
+            return Ok(None);
+        };
+        let ns = parse_duration(v).map_err(|_| quoted_duration_error(self.context, name, v))?;
+        if ns > crate::MAX_SAMPLE_NS {
+            return Err(SpecError::param(
+                self.context,
+                name,
+                quote(v.trim()),
+                "at most 9007199254740992ns (2^53 ns, about 104 days)",
+            ));
+        }
+        Ok(Some(ns))
     }
 
     pub fn require_number(&self, name: &str, hint: &str) -> Result<f64, SpecError> {

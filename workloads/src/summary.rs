@@ -68,6 +68,9 @@ pub struct Summary {
     pub histogram: Vec<Bin>,
 }
 
+/// The most samples [`Summary::sample`] draws: 2^27 (1 GiB of samples).
+pub const MAX_SAMPLES: usize = 1 << 27;
+
 impl Summary {
     /// Sample `n` costs with `seed` (the same costs [`Workload::generate`](crate::Workload::generate)
     /// gives for that seed) and summarise them. For a top-level trace: its first `n` rows (all of
@@ -75,6 +78,17 @@ impl Summary {
     pub fn sample(dist: &Distribution, n: usize, seed: u64) -> Result<Summary, SpecError> {
         if n == 0 {
             return Err(SpecError::param("workload", "n", "0", ">= 1"));
+        }
+        if n > MAX_SAMPLES {
+            return Err(SpecError::param(
+                "workload",
+                "n",
+                n.to_string(),
+                format!(
+                    "at most {MAX_SAMPLES} (8 bytes a sample: {n} would need {:.1} GiB of memory)",
+                    n as f64 * 8.0 / (1u64 << 30) as f64
+                ),
+            ));
         }
         let values: Vec<u64> = match dist.trace() {
             Some(t) => t.cost_ns()[..n.min(t.len())].to_vec(),

@@ -166,6 +166,20 @@ impl Workload {
             }
             other => arrival_ns.extend(other.times(n, &mut streams.arrivals)),
         }
+        if let (Arrivals::Poisson { rate_per_s }, Some(&last)) = (self.arrivals, arrival_ns.last())
+        {
+            if last >= MAX_SAMPLE_NS {
+                return Err(SpecError::invalid(
+                    "arrivals",
+                    format!(
+                        "{n} tasks at poisson(rate={}/s) arrive over more than 2^53 ns (about \
+                         104 days), past what arrival times hold; raise the rate or ask for \
+                         fewer tasks",
+                        crate::spec::num(rate_per_s)
+                    ),
+                ));
+            }
+        }
         Ok(TaskSet {
             cost_ns,
             estimate_ns,

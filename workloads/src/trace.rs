@@ -38,19 +38,35 @@ impl Trace {
     pub fn load(path: impl AsRef<Path>) -> Result<Trace, SpecError> {
         let path = path.as_ref();
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| SpecError::Trace {
+        let text = read_capped(path).map_err(|message| SpecError::Trace {
             file: file.clone(),
             location: None,
-            message: format!("cannot read the file: {e}"),
+            message,
         })?;
         let is_json = path
             .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-            || text.trim_start().starts_with('[');
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        Trace::from_text(path, &text, is_json)
+    }
+
+    /// Parse the text of a trace file named `path` (used in messages and kept as the trace's
+    /// path): JSON when `json` is true or the text starts with `[`, CSV otherwise. What
+    /// [`Trace::load`] does after reading the file.
+    ///
+    /// ```
+    /// let t = workloads::Trace::from_text("t.csv", "cost,arrival\n1us,0ns\n2us,5us\n", false).unwrap();
+    /// assert_eq!(t.cost_ns(), &[1_000, 2_000]);
+    /// assert_eq!(t.arrival_ns(), Some(&[0, 5_000][..]));
+    /// assert!(workloads::Trace::from_text("t.json", "[1, -2]", true).is_err());
+    /// ```
+    pub fn from_text(path: impl AsRef<Path>, text: &str, json: bool) -> Result<Trace, SpecError> {
+        let path = path.as_ref();
+        let file = path.display().to_string();
+        let is_json = json || text.trim_start().starts_with('[');
         let (cost_ns, arrival_ns) = if is_json {
-            parse_json(&text, &file)?
+            parse_json(text, &file)?
         } else {
-            parse_csv(&text, &file)?
+            parse_csv(text, &file)?
         };
         if cost_ns.is_empty() {
             return Err(SpecError::Trace {
@@ -110,6 +126,47 @@ impl Trace {
             / self.len() as f64;
         var.sqrt() / m
     }
+}
+
+/// The largest trace file read: 256 MiB (about ten million CSV rows). Checked before reading,
+/// and again while reading, so a file that grows (or lies about its size) is cut off.
+pub const MAX_TRACE_BYTES: u64 = 256 << 20;
+
+/// Read a regular file of at most [`MAX_TRACE_BYTES`] as UTF-8. A FIFO, a device (`/dev/zero`)
+/// or a directory is refused without reading from it: it could block forever or never end.
+fn read_capped(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read the file: {e}"))?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file (a FIFO, socket or device)"
+        };
+        return Err(format!(
+            "is {what}; a trace must be a regular CSV or JSON file"
+        ));
+    }
+    let too_big = |size: u64| {
+        format!("is {size} bytes, more than the {MAX_TRACE_BYTES} bytes (256 MiB) a trace may have")
+    };
+    if meta.len() > MAX_TRACE_BYTES {
+        return Err(too_big(meta.len()));
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read the file: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_TRACE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read the file: {e}"))?;
+    if bytes.len() as u64 > MAX_TRACE_BYTES {
+        return Err(too_big(bytes.len() as u64));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "is not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
 
 type Rows = (Vec<u64>, Option<Vec<u64>>);

@@ -125,7 +125,9 @@ impl CostModel {
     /// The cost of the failed probes in `a`.
     #[inline]
     pub(crate) fn attempts(&self, a: Attempts) -> u64 {
-        u64::from(a.same_node) * self.steal_same_ns + u64::from(a.cross_node) * self.steal_cross_ns
+        // Saturating: the engine treats the end of the clock as an overflow, never wraps.
+        (u64::from(a.same_node).saturating_mul(self.steal_same_ns))
+            .saturating_add(u64::from(a.cross_node).saturating_mul(self.steal_cross_ns))
     }
 }
 
@@ -148,102 +150,51 @@ impl FromStr for CostModel {
 
     /// Parse `key=duration,...` over the defaults. A first item `zero` (or `default`) picks the
     /// base: `zero,shared=100ns` charges only shared-queue accesses. An empty string is the
-    /// default model. Durations take a unit: `ns`, `us`, `ms` or `s` (`0` may go without).
+    /// default model. Keys are case-insensitive and may be given once each; durations follow the
+    /// shared grammar of the `grammar` crate (`20ns`, `1.5us`, `1e3ns`, a bare `0`).
     fn from_str(s: &str) -> Result<Self, SpecError> {
+        const CONTEXT: &str = "cost model";
         let mut model = CostModel::default();
-        for (i, item) in s.split(',').map(str::trim).enumerate() {
-            if item.is_empty() {
-                if s.trim().is_empty() {
-                    continue;
-                }
-                return Err(SpecError::new(format!("cost model '{s}': empty item")));
-            }
-            let Some((key, value)) = item.split_once('=') else {
-                match item {
+        let items = grammar::split_top_level(s, ',', CONTEXT)?;
+        grammar::check_unique_keys(&items, CONTEXT)?;
+        let allowed = || {
+            format!(
+                "allowed keys: {}; 'zero' or 'default' may come first",
+                KEYS.join(", ")
+            )
+        };
+        for (i, item) in items.iter().enumerate() {
+            let Some((key, value)) = grammar::key_value(item) else {
+                match item.to_ascii_lowercase().as_str() {
                     "zero" if i == 0 => model = CostModel::zero(),
                     "default" if i == 0 => model = CostModel::default(),
                     _ => {
                         return Err(SpecError::new(format!(
-                        "cost model '{s}': expected key=duration, got '{item}' (allowed keys: {}; \
-                             'zero' or 'default' may come first)",
-                        KEYS.join(", ")
-                    )))
+                            "{CONTEXT}: expected key=duration, got {} ({})",
+                            grammar::quote(item),
+                            allowed()
+                        )))
                     }
                 }
                 continue;
             };
-            let key = key.trim();
-            let ns = parse_duration(value.trim())
-                .map_err(|why| SpecError::new(format!("cost model '{s}': {key}: {why}")))?;
-            match model.slot(key) {
-                Some(slot) => *slot = ns,
-                None => {
-                    return Err(SpecError::new(format!(
-                        "cost model '{s}': unknown key '{key}' (allowed keys: {})",
-                        KEYS.join(", ")
-                    )))
-                }
-            }
+            let Some(slot) = model.slot(&key) else {
+                return Err(SpecError::new(format!(
+                    "{CONTEXT}: unknown key {} ({})",
+                    grammar::quote(&key),
+                    allowed()
+                )));
+            };
+            *slot = grammar::parse_duration(value)
+                .map_err(|why| SpecError::new(format!("{CONTEXT}: {key}: {why}")))?;
         }
         Ok(model)
     }
 }
 
-/// Parse a duration such as `20ns`, `1.5us`, `2ms`, `1s` (or a bare `0`) into nanoseconds.
-fn parse_duration(s: &str) -> Result<u64, String> {
-    let bad = || {
-        format!("'{s}' is not a duration (expected a number and a unit ns, us, ms or s, e.g. 20ns)")
-    };
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    if number.is_empty() {
-        return Err(bad());
-    }
-    let scale: u64 = match unit.trim() {
-        "ns" => 1,
-        "us" | "µs" => 1_000,
-        "ms" => 1_000_000,
-        "s" => 1_000_000_000,
-        "" if number.bytes().all(|b| b == b'0' || b == b'.') => 1,
-        _ => return Err(bad()),
-    };
-    let (int, frac) = number.split_once('.').unwrap_or((number, ""));
-    if frac.contains('.') || (int.is_empty() && frac.is_empty()) {
-        return Err(bad());
-    }
-    let too_big = || format!("'{s}' is too long a duration");
-    let int: u64 = if int.is_empty() {
-        0
-    } else {
-        int.parse().map_err(|_| bad())?
-    };
-    let mut ns = int.checked_mul(scale).ok_or_else(too_big)?;
-    // Fractional part, exactly: digits beyond the nanosecond must be zero.
-    let mut place = scale;
-    for d in frac.bytes() {
-        let d = u64::from(d - b'0');
-        place /= 10;
-        if place == 0 {
-            if d != 0 {
-                return Err(format!("'{s}' is finer than a nanosecond"));
-            }
-            continue;
-        }
-        ns = ns.checked_add(d * place).ok_or_else(too_big)?;
-    }
-    Ok(ns)
-}
-
 /// `ns` in the largest unit that shows it exactly.
 fn format_duration(ns: u64) -> String {
-    for (scale, unit) in [(1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "us")] {
-        if ns != 0 && ns % scale == 0 {
-            return format!("{}{unit}", ns / scale);
-        }
-    }
-    format!("{ns}ns")
+    grammar::format_duration(ns)
 }
 
 #[cfg(test)]
@@ -251,32 +202,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_parse() {
-        for (s, ns) in [
-            ("0", 0),
-            ("0ns", 0),
-            ("20ns", 20),
-            ("1.5us", 1_500),
-            ("2ms", 2_000_000),
-            ("1s", 1_000_000_000),
-            ("0.25s", 250_000_000),
-            (".5us", 500),
-            ("3µs", 3_000),
+    fn the_shared_duration_grammar_applies() {
+        for (spec, local) in [
+            ("local=0", 0),
+            ("local=1e3ns", 1_000),
+            ("LOCAL=1.5us", 1_500),
+            ("local=3µs", 3_000),
         ] {
-            assert_eq!(parse_duration(s), Ok(ns), "{s}");
+            assert_eq!(spec.parse::<CostModel>().unwrap().local_ns, local, "{spec}");
         }
-        for s in [
-            "",
-            "ns",
-            "20",
-            "1.2.3us",
-            "-1ns",
-            "1.5ns",
-            "5min",
-            "1e3ns",
-            "99999999999999999999s",
+        for (spec, said) in [
+            ("local=1ns,local=2ns", "given twice"),
+            ("local=20", "unit is required"),
+            ("local=-1ns", "negative"),
+            ("locl=1ns", "unknown key 'locl'"),
+            ("local=1ns,,wake=1us", "empty argument"),
+            ("shared=99999999999999999999s", "too large"),
+            ("local=1ns,zero", "expected key=duration"),
         ] {
-            assert!(parse_duration(s).is_err(), "{s}");
+            let err = spec.parse::<CostModel>().unwrap_err().to_string();
+            assert!(err.contains(said), "{spec}: {err}");
         }
     }
 

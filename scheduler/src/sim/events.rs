@@ -136,12 +136,13 @@ impl EventQueue {
     }
 }
 
-/// The parked workers, as a bitset: waking the lowest id and waking all in id order are both
-/// cheap at P = 1,024.
+/// The parked workers: a bitset (waking all in id order) and a FIFO of park order (waking
+/// the longest-parked one, as a futex wakes its oldest waiter).
 #[derive(Debug)]
 pub(super) struct Parked {
     words: Vec<u64>,
     count: usize,
+    order: std::collections::VecDeque<u32>,
 }
 
 impl Parked {
@@ -149,7 +150,14 @@ impl Parked {
         Parked {
             words: vec![0; workers.div_ceil(64)],
             count: 0,
+            order: std::collections::VecDeque::new(),
         }
+    }
+
+    /// Parked workers.
+    #[inline]
+    pub(super) fn len(&self) -> usize {
+        self.count
     }
 
     #[inline]
@@ -158,19 +166,16 @@ impl Parked {
         debug_assert!(self.words[i] & bit == 0, "worker {w} parked twice");
         self.words[i] |= bit;
         self.count += 1;
+        self.order.push_back(w as u32);
     }
 
-    /// Remove and return the lowest parked id.
+    /// Remove and return the longest-parked worker.
     #[inline]
-    pub(super) fn pop_lowest(&mut self) -> Option<usize> {
-        if self.count == 0 {
-            return None;
-        }
-        let i = self.words.iter().position(|&x| x != 0)?;
-        let b = self.words[i].trailing_zeros() as usize;
-        self.words[i] &= self.words[i] - 1;
+    pub(super) fn pop_longest(&mut self) -> Option<usize> {
+        let w = self.order.pop_front()? as usize;
+        self.words[w / 64] &= !(1u64 << (w % 64));
         self.count -= 1;
-        Some(i * 64 + b)
+        Some(w)
     }
 
     /// Remove every parked id, calling `f` on each in ascending order.
@@ -187,6 +192,7 @@ impl Parked {
             }
         }
         self.count = 0;
+        self.order.clear();
     }
 }
 
@@ -238,16 +244,17 @@ mod tests {
     }
 
     #[test]
-    fn parked_set_wakes_lowest_and_all() {
+    fn parked_set_wakes_the_longest_parked_or_all() {
         let mut p = Parked::new(200);
         for w in [130, 3, 64, 199] {
             p.insert(w);
         }
-        assert_eq!(p.pop_lowest(), Some(3));
+        assert_eq!(p.pop_longest(), Some(130));
+        p.insert(130); // parks again: now the newest
+        assert_eq!(p.pop_longest(), Some(3));
         let mut all = Vec::new();
         p.drain(|w| all.push(w));
         assert_eq!(all, vec![64, 130, 199]);
-        assert_eq!(p.count, 0);
-        assert_eq!(p.pop_lowest(), None);
+        assert_eq!((p.len(), p.pop_longest()), (0, None));
     }
 }

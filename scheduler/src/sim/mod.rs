@@ -106,6 +106,7 @@ where
         .into());
     }
     let mut setup = setup(spec, strategy, tasks)?;
+    crate::engine::check_sim_clock(tasks, costs, &setup.speeds, cost)?;
     let workers = std::mem::take(&mut setup.instance.workers);
     let shared = setup.instance.shared.clone();
     let (slots, speeds, max_speed) = (&setup.slots, &setup.speeds, setup.max_speed);
@@ -125,6 +126,7 @@ where
                 start: 0,
                 prev_end: 0,
                 parked_at: 0,
+                woken_at: None,
                 node: slot.node,
                 speed,
             })
@@ -137,6 +139,7 @@ where
         parked: Parked::new(p),
         shared_free_at: 0,
         claimed: vec![0; tasks.n.div_ceil(64)],
+        handed_out: 0,
         completed: 0,
         released: 0,
         in_system: 0,
@@ -182,6 +185,8 @@ struct Worker {
     prev_end: u64,
     /// When it parked (its last search's probes end then).
     parked_at: u64,
+    /// When it was notified, if a notification meant for one worker woke it (see `search`).
+    woken_at: Option<u64>,
     node: usize,
     speed: f64,
 }
@@ -213,6 +218,8 @@ struct Sim<'a, F> {
     shared_free_at: u64,
     /// Bit per task: handed out already.
     claimed: Vec<u64>,
+    /// Tasks handed out so far.
+    handed_out: usize,
     completed: usize,
     /// Tasks submitted so far (a prefix of the ids: release times are non-decreasing).
     released: usize,
@@ -243,6 +250,11 @@ impl<F: FnMut(Span)> Sim<'_, F> {
             self.events.push(0, w as What);
         }
         while let Some((t, what)) = self.events.pop() {
+            if t == u64::MAX {
+                // Times saturate instead of wrapping: a run that reaches the end of the clock
+                // fails rather than reporting a wrapped, tiny makespan.
+                return Err(crate::engine::clock_overflow());
+            }
             if what == ARRIVAL {
                 self.arrive(t);
                 continue;
@@ -288,26 +300,40 @@ impl<F: FnMut(Span)> Sim<'_, F> {
         self.shared.submit(batch);
     }
 
-    /// An arrival event: submit every task released by `t` as one batch, wake every parked
-    /// worker, and schedule the next release time.
+    /// An arrival event: submit every task released by `t` as one batch, wake one parked
+    /// worker per task (the longest-parked first), and schedule the next release time.
     fn arrive(&mut self, t: u64) {
         let release = self.tasks.release_ns.expect("open runs have release times");
         let from = self.released;
         let to = from + release[from..].partition_point(|&r| r <= t);
         self.submit(t, to);
-        let mut parked = std::mem::replace(&mut self.parked, Parked::new(0));
-        parked.drain(|w| self.wake(w, t));
-        self.parked = parked;
+        for _ in 0..(to - from).min(self.parked.len()) {
+            let Some(w) = self.parked.pop_longest() else {
+                break;
+            };
+            self.wake(w, t, t);
+            self.workers[w].woken_at = Some(t);
+        }
         if let Some(&next) = release.get(to) {
             self.events.push(next, ARRIVAL);
         }
     }
 
-    /// Wake parked worker `w`, notified at `t`.
+    /// Wake every parked worker, as if notified at `notified` (≤ `now`).
+    fn wake_all(&mut self, notified: u64, now: u64) {
+        let mut parked = std::mem::replace(&mut self.parked, Parked::new(0));
+        parked.drain(|w| self.wake(w, notified, now));
+        self.parked = parked;
+    }
+
+    /// Wake parked worker `w`, notified at `t`; it searches again no earlier than `now`.
     #[inline]
-    fn wake(&mut self, w: WorkerId, t: u64) {
+    fn wake(&mut self, w: WorkerId, t: u64, now: u64) {
         let st = &mut self.workers[w];
-        let at = t.max(st.parked_at) + self.cost.wake_ns;
+        let at = t
+            .max(st.parked_at)
+            .saturating_add(self.cost.wake_ns)
+            .max(now);
         st.prev_end = at;
         self.events.push(at, w as What);
     }
@@ -341,6 +367,7 @@ impl<F: FnMut(Span)> Sim<'_, F> {
     #[inline]
     fn search(&mut self, w: WorkerId, t: u64) -> Result<(), RunError> {
         let cost = self.cost;
+        let woken_at = self.workers[w].woken_at.take();
         match self.queues[w].next() {
             Next::Task(pick) => {
                 let task = pick.task;
@@ -351,13 +378,13 @@ impl<F: FnMut(Span)> Sim<'_, F> {
                     self.claim(id)?;
                 }
                 self.tallies[w].picked(pick.source, pick.attempts);
-                let mut at = t + cost.attempts(pick.attempts);
+                let mut at = t.saturating_add(cost.attempts(pick.attempts));
                 let mut penalty = 0;
                 match pick.source {
-                    Source::Local => at += cost.local_ns,
+                    Source::Local => at = at.saturating_add(cost.local_ns),
                     Source::Shared => {
                         // A single server: this access starts when the previous one is done.
-                        at = at.max(self.shared_free_at) + cost.shared_ns;
+                        at = at.max(self.shared_free_at).saturating_add(cost.shared_ns);
                         self.shared_free_at = at;
                     }
                     Source::Stolen { victim, moved } => {
@@ -367,15 +394,15 @@ impl<F: FnMut(Span)> Sim<'_, F> {
                             )));
                         };
                         if v.node == self.workers[w].node {
-                            at += cost.steal_same_ns;
+                            at = at.saturating_add(cost.steal_same_ns);
                         } else {
-                            at += cost.steal_cross_ns;
+                            at = at.saturating_add(cost.steal_cross_ns);
                             penalty = cost.migrate_ns;
                         }
                         if moved > 1 {
                             // The thief's queue now holds stealable work: let a sleeper look.
-                            if let Some(sleeper) = self.parked.pop_lowest() {
-                                self.wake(sleeper, t);
+                            if let Some(sleeper) = self.parked.pop_longest() {
+                                self.wake(sleeper, t, t);
                             }
                         }
                     }
@@ -386,12 +413,25 @@ impl<F: FnMut(Span)> Sim<'_, F> {
             }
             Next::Retry(a) => {
                 self.tallies[w].steal_attempts += u64::from(a.total());
-                self.events
-                    .push(t + cost.attempts(a) + cost.backoff_ns, w as What);
+                // Still answering the same notification when it searches again.
+                self.workers[w].woken_at = woken_at;
+                self.events.push(
+                    t.saturating_add(cost.attempts(a))
+                        .saturating_add(cost.backoff_ns),
+                    w as What,
+                );
             }
             Next::Empty(a) => {
                 self.tallies[w].steal_attempts += u64::from(a.total());
-                self.workers[w].parked_at = t + cost.attempts(a);
+                self.workers[w].parked_at = t.saturating_add(cost.attempts(a));
+                if let Some(notified) = woken_at {
+                    if self.handed_out < self.released {
+                        // Woken for new work that this worker cannot take (static placement:
+                        // it waits in a parked owner's queue): the notification becomes a
+                        // broadcast, as if every parked worker had been notified with it.
+                        self.wake_all(notified, t);
+                    }
+                }
                 self.parked.insert(w);
             }
         }
@@ -405,7 +445,9 @@ impl<F: FnMut(Span)> Sim<'_, F> {
         let st = &mut self.workers[w];
         st.running = Some(task);
         st.start = at;
-        let end = at + st.duration(self.costs[task]) + penalty;
+        let end = at
+            .saturating_add(st.duration(self.costs[task]))
+            .saturating_add(penalty);
         self.events.push(end, w as What);
     }
 
@@ -423,6 +465,7 @@ impl<F: FnMut(Span)> Sim<'_, F> {
             return Err(self.bug(format!("handed out task {task} twice")));
         }
         self.claimed[i] |= bit;
+        self.handed_out += 1;
         Ok(())
     }
 

@@ -8,7 +8,10 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicBool, AtomicUsize,
+    Ordering::{Relaxed, SeqCst},
+};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -393,7 +396,8 @@ where
             self.shared.submit(b);
             s.next_id += k;
             done += k;
-            self.pool.sleep.notify(k > 1);
+            // Wake every sleeper: a strategy may have placed the ids on one particular worker.
+            self.pool.sleep.notify(true);
         }
         Ok(start..start + count)
     }
@@ -699,8 +703,13 @@ where
                 job.pool.sleep.notify(false);
             }
         }
+        let mut ran = 0u64;
         if *timed {
             for task in pick.tasks() {
+                if ran > 0 && job.over.load(Relaxed) {
+                    break; // cancelled: the rest of the run is skipped
+                }
+                ran += 1;
                 let start = job.since_start();
                 let outcome = catch_unwind(AssertUnwindSafe(|| (job.f)(task, w, state)));
                 let stop = job.since_start();
@@ -715,12 +724,16 @@ where
         } else {
             // The tight loop: no clock, no feedback.
             for task in pick.tasks() {
+                if ran > 0 && job.over.load(Relaxed) {
+                    break; // cancelled: the rest of the run is skipped
+                }
+                ran += 1;
                 let outcome = catch_unwind(AssertUnwindSafe(|| (job.f)(task, w, state)));
                 deliver(job, tally, w, task, outcome);
             }
-            tally.tasks += u64::from(pick.count);
+            tally.tasks += ran;
         }
-        *unflushed += pick.count as usize;
+        *unflushed += ran as usize;
     }
 }
 
@@ -744,9 +757,9 @@ fn release_due<S, T, F>(job: &JobState<'_, S, T, F>, rel: &Releases<'_>) -> Opti
         let tasks = job.tasks.as_ref().expect("releases come with a task table");
         job.shared.submit(batch(tasks, next..due));
         rel.next.store(due, SeqCst);
-        // Wake a sleeper: to run the rest of the batch, or to keep time for the next release
-        // while this worker runs one.
-        job.pool.sleep.notify(due - next > 1);
+        // Wake the sleepers: the strategy may have placed the ids on particular workers, and
+        // one of them must keep time for the next release while this worker runs one.
+        job.pool.sleep.notify(true);
     }
     rel.times.get(due).copied()
 }

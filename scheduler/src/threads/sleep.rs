@@ -1,9 +1,32 @@
 //! Parking idle workers without losing a wake-up. The protocol is described in `README.md`
 //! beside this file.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::PoisonError;
+
+use crate::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use crate::sync::{Condvar, Mutex};
+// The run's `done` flag belongs to the engine (threads/mod.rs) and stays a std atomic; it is
+// only read here under the lock, after the loom-visible event counter.
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
+
+/// The two `SeqCst` loads the protocol rests on (the notifier's read of `sleepers` after its
+/// increment of `events`, the sleeper's read of `events` after its increment of `sleepers`: a
+/// store-buffering pair that only `SeqCst` keeps from both reading stale values).
+///
+/// loom models `SeqCst` loads as acquire loads, so under loom the model would report that very
+/// lost wake-up even though the real code cannot have it; under `--cfg loom` these loads are
+/// therefore read-modify-writes (`fetch_add(0)`), which always read the latest value, as a
+/// `SeqCst` load does in the single total order. Everything else is the code that ships.
+macro_rules! sc_load {
+    ($atomic:expr) => {{
+        #[cfg(loom)]
+        let v = $atomic.fetch_add(0, SeqCst);
+        #[cfg(not(loom))]
+        let v = $atomic.load(SeqCst);
+        v
+    }};
+}
 
 /// An event counter plus a condition variable.
 ///
@@ -12,12 +35,23 @@ use std::time::Instant;
 /// worker reads the counter *before* its last search and parks only if it is unchanged; both
 /// sides use `SeqCst`, so either the notifier sees the sleeper or the sleeper sees the new
 /// count.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Sleep {
     events: AtomicU64,
     sleepers: AtomicUsize,
     lock: Mutex<()>,
     cv: Condvar,
+}
+
+impl Default for Sleep {
+    fn default() -> Self {
+        Sleep {
+            events: AtomicU64::new(0),
+            sleepers: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            cv: Condvar::new(),
+        }
+    }
 }
 
 impl Sleep {
@@ -31,34 +65,43 @@ impl Sleep {
     pub(crate) fn park(&self, seen: u64, done: &AtomicBool) {
         let mut guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         self.sleepers.fetch_add(1, SeqCst);
-        while self.events.load(SeqCst) == seen && !done.load(SeqCst) {
+        while sc_load!(self.events) == seen && !done.load(SeqCst) {
             guard = self.cv.wait(guard).unwrap_or_else(PoisonError::into_inner);
         }
         self.sleepers.fetch_sub(1, SeqCst);
     }
 
-    /// [`Sleep::park`], but wake by `deadline` at the latest.
+    /// [`Sleep::park`], but wake by `deadline` at the latest (a worker keeping time for a
+    /// release). Under loom, which has no clock, it is [`Sleep::park`].
     pub(crate) fn park_until(&self, seen: u64, deadline: Instant, done: &AtomicBool) {
-        let mut guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        self.sleepers.fetch_add(1, SeqCst);
-        while self.events.load(SeqCst) == seen && !done.load(SeqCst) {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            guard = self
-                .cv
-                .wait_timeout(guard, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+        #[cfg(loom)]
+        {
+            let _ = deadline;
+            self.park(seen, done);
         }
-        self.sleepers.fetch_sub(1, SeqCst);
+        #[cfg(not(loom))]
+        {
+            let mut guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+            self.sleepers.fetch_add(1, SeqCst);
+            while sc_load!(self.events) == seen && !done.load(SeqCst) {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                guard = self
+                    .cv
+                    .wait_timeout(guard, deadline - now)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+            self.sleepers.fetch_sub(1, SeqCst);
+        }
     }
 
     /// Record an event and wake one sleeper (or all of them).
     pub(crate) fn notify(&self, all: bool) {
         self.events.fetch_add(1, SeqCst);
-        if self.sleepers.load(SeqCst) > 0 {
+        if sc_load!(self.sleepers) > 0 {
             let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
             if all {
                 self.cv.notify_all();
@@ -71,10 +114,19 @@ impl Sleep {
 
 /// Holds the workers until every one has started (and pinned itself), then releases them all
 /// at once; or tells them to give up if the run could not start.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Gate {
     state: Mutex<(usize, Option<bool>)>,
     cv: Condvar,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate {
+            state: Mutex::new((0, None)),
+            cv: Condvar::new(),
+        }
+    }
 }
 
 impl Gate {
@@ -102,5 +154,134 @@ impl Gate {
         let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         s.1 = Some(go);
         self.cv.notify_all();
+    }
+}
+
+/// Loom models of the parking protocol and the gate: every interleaving of a few threads (up to
+/// a preemption bound) is explored; a lost wake-up shows as a deadlock, which loom reports.
+/// Run with `just loom`.
+#[cfg(all(test, loom))]
+mod loom_models {
+    use super::{Gate, Sleep};
+    use crate::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use crate::sync::{thread, Arc};
+    use std::sync::atomic::AtomicBool;
+
+    /// Explore with a preemption bound of 3, or `LOOM_MAX_PREEMPTIONS` when set.
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut b = loom::model::Builder::new();
+        if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
+            b.preemption_bound = Some(3);
+        }
+        b.check(f);
+    }
+
+    /// Take one unit of work if there is one (the strategy's search, reduced to a counter).
+    fn take(work: &AtomicUsize) -> bool {
+        let mut n = work.load(SeqCst);
+        while n > 0 {
+            match work.compare_exchange(n, n - 1, SeqCst, SeqCst) {
+                Ok(_) => return true,
+                Err(now) => n = now,
+            }
+        }
+        false
+    }
+
+    /// A worker as the engine runs one: read the event count, search, park if nothing.
+    fn worker(sleep: &Sleep, work: &AtomicUsize, done: &AtomicBool) {
+        loop {
+            let seen = sleep.events();
+            if take(work) || done.load(SeqCst) {
+                return;
+            }
+            sleep.park(seen, done);
+        }
+    }
+
+    #[test]
+    fn loom_sleep_no_lost_wakeup_one_parker() {
+        model(|| {
+            let sleep = Arc::new(Sleep::default());
+            let work = Arc::new(AtomicUsize::new(0));
+            let done = Arc::new(AtomicBool::new(false));
+            let t = {
+                let (sleep, work, done) = (sleep.clone(), work.clone(), done.clone());
+                thread::spawn(move || worker(&sleep, &work, &done))
+            };
+            work.fetch_add(1, SeqCst);
+            sleep.notify(false);
+            t.join().unwrap();
+            assert_eq!(work.load(SeqCst), 0, "the parker took the work");
+        });
+    }
+
+    #[test]
+    fn loom_sleep_no_lost_wakeup_two_parkers_notify_one_each() {
+        model(|| {
+            let sleep = Arc::new(Sleep::default());
+            let work = Arc::new(AtomicUsize::new(0));
+            let done = Arc::new(AtomicBool::new(false));
+            let parkers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (sleep, work, done) = (sleep.clone(), work.clone(), done.clone());
+                    thread::spawn(move || worker(&sleep, &work, &done))
+                })
+                .collect();
+            for _ in 0..2 {
+                work.fetch_add(1, SeqCst);
+                sleep.notify(false);
+            }
+            for t in parkers {
+                t.join().unwrap();
+            }
+            assert_eq!(work.load(SeqCst), 0);
+        });
+    }
+
+    #[test]
+    fn loom_sleep_termination_wakes_every_parker() {
+        model(|| {
+            let sleep = Arc::new(Sleep::default());
+            let work = Arc::new(AtomicUsize::new(0));
+            let done = Arc::new(AtomicBool::new(false));
+            let parkers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (sleep, work, done) = (sleep.clone(), work.clone(), done.clone());
+                    thread::spawn(move || worker(&sleep, &work, &done))
+                })
+                .collect();
+            done.store(true, SeqCst);
+            sleep.notify(true);
+            for t in parkers {
+                t.join().unwrap();
+            }
+        });
+    }
+
+    #[test]
+    fn loom_gate_releases_every_worker_once_all_arrived() {
+        for go in [true, false] {
+            model(move || {
+                let gate = Arc::new(Gate::default());
+                let arrived = Arc::new(AtomicUsize::new(0));
+                let workers: Vec<_> = (0..2)
+                    .map(|_| {
+                        let (gate, arrived) = (gate.clone(), arrived.clone());
+                        thread::spawn(move || {
+                            arrived.fetch_add(1, SeqCst);
+                            gate.arrive()
+                        })
+                    })
+                    .collect();
+                gate.wait_ready(2);
+                // wait_ready returns only after both workers arrived.
+                assert_eq!(arrived.load(SeqCst), 2);
+                gate.open(go);
+                for t in workers {
+                    assert_eq!(t.join().unwrap(), go);
+                }
+            });
+        }
     }
 }

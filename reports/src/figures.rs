@@ -1,0 +1,1777 @@
+//! One function per figure. Each takes the loaded [`Suite`], the matrix to draw, a small
+//! options struct and the output directory; it writes `<matrix>-<figure>.svg` and `.png` and
+//! returns a [`Figure`] (title, caption, files), or [`FigureError::Skip`] with the reason when
+//! the matrix lacks the axes the figure needs.
+
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::results::{CellSummary, RunRow, Stat};
+use crate::style::{
+    self, color, draw_hatched, draw_marker, err, hatch, marker, render_both, Files, Hatch, Marker,
+    AXIS_PX, FONT, GRID, LABEL_PX, REFERENCE, SIZE, TITLE_PX,
+};
+use crate::suite::{group, label, strategies, varying, Axis, Suite};
+use crate::theory;
+
+/// A figure written to disk.
+#[derive(Clone, Debug)]
+pub struct Figure {
+    /// File stem, e.g. `balance-lif`.
+    pub name: String,
+    /// Title.
+    pub title: String,
+    /// How to read it.
+    pub caption: String,
+    /// Results worth printing (e.g. the fitted serial fraction).
+    pub notes: Vec<String>,
+    /// The SVG and PNG.
+    pub files: Files,
+}
+
+/// Why a figure was not drawn.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FigureError {
+    /// The matrix does not have what the figure needs (the reason says what).
+    Skip(String),
+    /// Drawing or writing failed.
+    Draw(String),
+}
+
+impl From<String> for FigureError {
+    fn from(e: String) -> Self {
+        FigureError::Draw(e)
+    }
+}
+
+/// Result of one figure function.
+pub type FigureResult = Result<Figure, FigureError>;
+
+fn skip<T>(why: impl Into<String>) -> Result<T, FigureError> {
+    Err(FigureError::Skip(why.into()))
+}
+
+/// Width of the legend column on the right of every figure: wide enough for the suite's
+/// longest strategy name (with a prefix such as "measured: "), between 220 and 400 pixels.
+fn legend_w(suite: &Suite) -> u32 {
+    let longest = suite
+        .cells
+        .iter()
+        .map(|c| c.coords.strategy.chars().count())
+        .max()
+        .unwrap_or(10);
+    ((longest + 6) as f64 * 6.5 + 45.0).clamp(220.0, 400.0) as u32
+}
+
+fn text_style(px: u32) -> TextStyle<'static> {
+    TextStyle::from((FONT, px).into_font()).color(&BLACK)
+}
+
+/// One legend entry.
+enum Key {
+    Bar(Hatch, RGBColor),
+    Line(Option<Marker>, RGBColor, bool),
+}
+
+/// Draw the legend `items` in `area` (the right-hand column), top-aligned at `y0`.
+fn legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    y0: i32,
+    items: &[(String, Key)],
+) -> Result<(), String> {
+    let mut y = y0;
+    let bottom = area.dim_in_pixel().1 as i32 - 16;
+    for (i, (name, key)) in items.iter().enumerate() {
+        if y > bottom - 22 && i + 1 < items.len() {
+            area.draw(&Text::new(
+                format!("… and {} more", items.len() - i),
+                (8, y - (LABEL_PX as i32) / 2),
+                text_style(LABEL_PX - 1),
+            ))
+            .map_err(err)?;
+            break;
+        }
+        match key {
+            Key::Bar(h, c) => draw_hatched(area, (8, y - 7), (30, y + 7), *h, *c)?,
+            Key::Line(m, c, dashed) => {
+                if *dashed {
+                    for k in 0..3 {
+                        area.draw(&PathElement::new(
+                            vec![(6 + k * 9, y), (12 + k * 9, y)],
+                            c.stroke_width(2),
+                        ))
+                        .map_err(err)?;
+                    }
+                } else {
+                    area.draw(&PathElement::new(vec![(6, y), (32, y)], c.stroke_width(2)))
+                        .map_err(err)?;
+                }
+                if let Some(m) = m {
+                    draw_marker(area, (19, y), *m, *c)?;
+                }
+            }
+        }
+        let fit = ((area.dim_in_pixel().0 as f64 - 45.0) / 6.6).max(8.0) as usize;
+        let shown = truncate(name, fit);
+        area.draw(&Text::new(
+            shown,
+            (38, y - (LABEL_PX as i32) / 2),
+            text_style(LABEL_PX - 1),
+        ))
+        .map_err(err)?;
+        y += 22;
+    }
+    Ok(())
+}
+
+/// `matrix` as a file-name stem: ASCII letters, digits, `-` and `_` kept, the rest `_`.
+///
+/// ```
+/// assert_eq!(reports::figures::slug("a b/<c>"), "a_b__c_");
+/// ```
+pub fn slug(matrix: &str) -> String {
+    let s: String = matrix
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() {
+        "matrix".into()
+    } else {
+        s
+    }
+}
+
+/// A " · "-joined label as lines of at most `width` characters: one line per part, a long part
+/// broken after its commas and opening parentheses (or cut), at most `max_lines` lines (the last cut with an ellipsis).
+///
+/// ```
+/// use reports::figures::wrap;
+/// assert_eq!(wrap("lognormal(mean=50us,sigma=1.5) · n=2000", 20, 4),
+///            vec!["lognormal(mean=50us,", "sigma=1.5)", "n=2000"]);
+/// assert_eq!(wrap("lognormal(mean=50us,sigma=1.5)", 12, 4),
+///            vec!["lognormal(", "mean=50us,", "sigma=1.5)"]);
+/// ```
+pub fn wrap(label: &str, width: usize, max_lines: usize) -> Vec<String> {
+    let width = width.max(4);
+    let mut lines: Vec<String> = Vec::new();
+    for part in label.split(" · ") {
+        let mut cur = String::new();
+        for piece in part.split_inclusive([',', '(']) {
+            if !cur.is_empty() && cur.chars().count() + piece.chars().count() > width {
+                lines.push(std::mem::take(&mut cur));
+            }
+            cur.push_str(piece);
+        }
+        if !cur.is_empty() {
+            lines.push(cur);
+        }
+    }
+    let mut lines: Vec<String> = lines.into_iter().map(|l| truncate(&l, width)).collect();
+    if lines.len() > max_lines {
+        lines.truncate(max_lines);
+        if let Some(last) = lines.last_mut() {
+            *last = truncate(&format!("{last}…"), width);
+        }
+    }
+    lines
+}
+
+/// `s` cut to `n` characters with an ellipsis.
+pub fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// A duration in ns as a short label (`850ns`, `12.5us`, `3.2ms`, `1.5s`).
+pub fn fmt_ns(ns: f64) -> String {
+    let a = ns.abs();
+    if a == 0.0 {
+        return "0".into();
+    }
+    let (v, u) = if a >= 1e9 {
+        (ns / 1e9, "s")
+    } else if a >= 1e6 {
+        (ns / 1e6, "ms")
+    } else if a >= 1e3 {
+        (ns / 1e3, "us")
+    } else {
+        (ns, "ns")
+    };
+    let digits = if v.abs() >= 100.0 {
+        0
+    } else if v.abs() >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{v:.digits$}{u}")
+}
+
+/// A tick label for `x`; on a log axis only the 1-2-5 ticks of each decade are labelled.
+fn tick_125(x: f64, log: bool) -> String {
+    if !log {
+        return format!("{x}");
+    }
+    let lead = x / 10f64.powf(x.log10().floor());
+    if [1.0, 2.0, 5.0].iter().any(|d| (lead - d).abs() < 1e-6) {
+        format!("{}", (x * 1e6).round() / 1e6)
+    } else {
+        String::new()
+    }
+}
+
+/// Grid shape for `n` panels.
+fn grid(n: usize) -> (usize, usize) {
+    match n {
+        0 | 1 => (1, 1),
+        2 => (1, 2),
+        3 | 4 => (2, 2),
+        5 | 6 => (2, 3),
+        _ => (2, 4),
+    }
+}
+
+/// Map a chart coordinate to pixels relative to `area`'s origin.
+fn rel(base: (i32, i32), p: (i32, i32)) -> (i32, i32) {
+    (p.0 - base.0, p.1 - base.1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bars: LIF and efficiency
+
+/// Which metric a bar figure shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BarMetric {
+    /// Load imbalance factor (max busy / mean busy); 1 is perfect.
+    Lif,
+    /// Efficiency (lower bound / makespan); 1 is perfect.
+    Efficiency,
+}
+
+/// Options of [`lif_bars`] and [`efficiency_bars`].
+#[derive(Clone, Debug)]
+pub struct BarOptions {
+    /// Pixel size.
+    pub size: (u32, u32),
+}
+
+impl Default for BarOptions {
+    fn default() -> Self {
+        BarOptions { size: SIZE }
+    }
+}
+
+/// LIF by strategy for each workload (and other varying axes): grouped bars with 95% CI
+/// whiskers over repetitions and a reference line at 1.0.
+pub fn lif_bars(suite: &Suite, matrix: &str, opts: &BarOptions, dir: &Path) -> FigureResult {
+    bars(suite, matrix, BarMetric::Lif, opts, dir)
+}
+
+/// Efficiency (lower bound / makespan) by strategy, the same layout as [`lif_bars`].
+pub fn efficiency_bars(suite: &Suite, matrix: &str, opts: &BarOptions, dir: &Path) -> FigureResult {
+    bars(suite, matrix, BarMetric::Efficiency, opts, dir)
+}
+
+fn bars(
+    suite: &Suite,
+    matrix: &str,
+    metric: BarMetric,
+    opts: &BarOptions,
+    dir: &Path,
+) -> FigureResult {
+    let cells = suite.cells_of(matrix);
+    if cells.is_empty() {
+        return skip("no cells");
+    }
+    let cats = group(&cells, &[Axis::Strategy]);
+    let strats = strategies(&cells);
+    let stat = |c: &CellSummary| -> Stat {
+        match metric {
+            BarMetric::Lif => c.lif,
+            BarMetric::Efficiency => c.efficiency,
+        }
+    };
+    let (what, ylabel, kind) = match metric {
+        BarMetric::Lif => (
+            "Load imbalance (LIF)",
+            "LIF = max busy / mean busy (1 = perfect)",
+            "lif",
+        ),
+        BarMetric::Efficiency => (
+            "Efficiency",
+            "efficiency = lower bound / makespan (1 = ideal)",
+            "efficiency",
+        ),
+    };
+    let top = cells
+        .iter()
+        .map(|c| stat(c).mean + stat(c).ci95)
+        .fold(1.0f64, f64::max)
+        * 1.12;
+    let n = cats.len();
+    let name = format!("{}-{kind}", slug(matrix));
+    let title = format!("{what} by strategy — {matrix}");
+    // Category labels: one line per axis, long specs broken after commas, at most 4 lines.
+    let max_chars =
+        ((opts.size.0.saturating_sub(legend_w(suite) + 90)) as usize / n.max(1) / 8).max(6);
+    let wrapped: Vec<Vec<String>> = cats.iter().map(|(c, _)| wrap(c, max_chars, 4)).collect();
+    let lines = wrapped.iter().map(|w| w.len()).max().unwrap_or(1) as u32;
+    let files = render_both!(dir, &name, opts.size, |root| {
+        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
+        let mut chart = ChartBuilder::on(&main)
+            .caption(&title, (FONT, TITLE_PX))
+            .margin(10)
+            .x_label_area_size(16 + 16 * lines)
+            .y_label_area_size(70)
+            .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..top)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .bold_line_style(GRID.stroke_width(1))
+            .light_line_style(WHITE.stroke_width(0))
+            .x_labels(0)
+            .y_desc(ylabel)
+            .label_style((FONT, LABEL_PX))
+            .axis_desc_style((FONT, AXIS_PX))
+            .draw()
+            .map_err(err)?;
+        let ns = strats.len().max(1) as f64;
+        let bw = 0.8 / ns;
+        let base = main.get_base_pixel();
+        let below = text_style(LABEL_PX - 1).pos(Pos::new(HPos::Center, VPos::Top));
+        for (i, w) in wrapped.iter().enumerate() {
+            let p = rel(base, chart.backend_coord(&(i as f64, 0.0)));
+            for (k, line) in w.iter().enumerate() {
+                main.draw(&Text::new(
+                    line.clone(),
+                    (p.0, p.1 + 8 + 16 * k as i32),
+                    below.clone(),
+                ))
+                .map_err(err)?;
+            }
+        }
+        for (i, (_, group)) in cats.iter().enumerate() {
+            for (j, s) in strats.iter().enumerate() {
+                let Some(c) = group.iter().find(|c| &c.coords.strategy == s) else {
+                    continue;
+                };
+                let st = stat(c);
+                let x0 = i as f64 - 0.4 + j as f64 * bw;
+                let a = rel(base, chart.backend_coord(&(x0 + 0.1 * bw, 0.0)));
+                let b = rel(base, chart.backend_coord(&(x0 + 0.9 * bw, st.mean)));
+                draw_hatched(&main, a, b, hatch(j), color(j))?;
+                if st.ci95 > 0.0 {
+                    let xc = x0 + 0.5 * bw;
+                    let (lo, hi) = (st.mean - st.ci95, st.mean + st.ci95);
+                    let cap = 0.2 * bw;
+                    for seg in [
+                        vec![(xc, lo), (xc, hi)],
+                        vec![(xc - cap, lo), (xc + cap, lo)],
+                        vec![(xc - cap, hi), (xc + cap, hi)],
+                    ] {
+                        chart
+                            .draw_series(std::iter::once(PathElement::new(
+                                seg,
+                                BLACK.stroke_width(1),
+                            )))
+                            .map_err(err)?;
+                    }
+                }
+            }
+        }
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(-0.5, 1.0), (n as f64 - 0.5, 1.0)],
+                8,
+                5,
+                REFERENCE.stroke_width(2),
+            ))
+            .map_err(err)?;
+        let mut items: Vec<(String, Key)> = strats
+            .iter()
+            .enumerate()
+            .map(|(j, s)| (s.clone(), Key::Bar(hatch(j), color(j))))
+            .collect();
+        items.push(("1.0 (perfect)".into(), Key::Line(None, REFERENCE, true)));
+        legend(&side, 50, &items)
+    })?;
+    let caption = match metric {
+        BarMetric::Lif => "Each bar is one strategy's mean load imbalance factor (busiest worker's busy time over the mean) over repetitions; whiskers are 95% confidence intervals of the mean (Student t). The dashed line at 1.0 is perfect balance: the further a bar rises above it, the longer the busiest worker ran while others idled.",
+        BarMetric::Efficiency => "Each bar is one strategy's mean efficiency, the lower bound on the makespan (total work over total speed, or the longest task) divided by the measured makespan; whiskers are 95% confidence intervals. 1.0 (dashed) means the run finished as early as any schedule could; 0.8 means it took 25% longer than that bound.",
+    };
+    Ok(Figure {
+        name,
+        title,
+        caption: caption.into(),
+        notes: Vec::new(),
+        files,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Latency CDF
+
+/// Options of [`latency_cdf`].
+#[derive(Clone, Debug)]
+pub struct CdfOptions {
+    /// Pixel size.
+    pub size: (u32, u32),
+    /// At most this many panels (categories); the rest are listed in the caption.
+    pub max_panels: usize,
+}
+
+impl Default for CdfOptions {
+    fn default() -> Self {
+        CdfOptions {
+            size: SIZE,
+            max_panels: 4,
+        }
+    }
+}
+
+/// The merged `[upper_ns, count]` buckets of `rows`.
+fn merged_buckets(rows: &[&RunRow]) -> Vec<(u64, u64)> {
+    let mut m: std::collections::BTreeMap<u64, u64> = Default::default();
+    for r in rows {
+        for [u, c] in &r.report.latency_buckets {
+            *m.entry(*u).or_default() += c;
+        }
+    }
+    m.into_iter().collect()
+}
+
+/// Latency CDF per strategy on a log time axis, from the stored histograms (all repetitions
+/// merged), one panel per workload (and other varying axes); p50 and p99 marked.
+pub fn latency_cdf(suite: &Suite, matrix: &str, opts: &CdfOptions, dir: &Path) -> FigureResult {
+    let cells = suite.cells_of(matrix);
+    let has = |c: &&CellSummary| {
+        suite
+            .rows_of(c)
+            .iter()
+            .any(|r| !r.report.latency_buckets.is_empty())
+    };
+    let cells: Vec<&CellSummary> = cells.into_iter().filter(has).collect();
+    if cells.is_empty() {
+        return skip("no run stored a latency histogram (latency_buckets)");
+    }
+    let cats = group(&cells, &[Axis::Strategy]);
+    let strats = strategies(&cells);
+    let shown: Vec<_> = cats.iter().take(opts.max_panels.max(1)).collect();
+    let curves: Vec<Vec<Curve>> = shown
+        .iter()
+        .map(|(_, g)| {
+            g.iter()
+                .map(|c| {
+                    let rows = suite.rows_of(c);
+                    let b = merged_buckets(&rows);
+                    let total: u64 = b.iter().map(|x| x.1).sum();
+                    let mut cum = 0u64;
+                    let mut pts = Vec::with_capacity(b.len() + 1);
+                    if let Some(first) = b.first() {
+                        pts.push((first.0 as f64 / 1.19, 0.0));
+                    }
+                    for (u, n) in &b {
+                        cum += n;
+                        pts.push((*u as f64, cum as f64 / total.max(1) as f64));
+                    }
+                    let mean = |f: &dyn Fn(&RunRow) -> u64| {
+                        rows.iter().map(|r| f(r) as f64).sum::<f64>() / rows.len().max(1) as f64
+                    };
+                    let j = strats
+                        .iter()
+                        .position(|s| s == &c.coords.strategy)
+                        .unwrap_or(0);
+                    (
+                        j,
+                        pts,
+                        mean(&|r| r.report.latency_ns.p50),
+                        mean(&|r| r.report.latency_ns.p99),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let all = curves
+        .iter()
+        .flatten()
+        .flat_map(|c| c.1.iter().map(|p| p.0));
+    let (lo, hi) = all.fold((f64::INFINITY, 0f64), |(a, b), x| (a.min(x), b.max(x)));
+    let (lo, hi) = ((lo / 1.5).max(1.0), (hi * 1.5).max(lo * 10.0));
+    let name = format!("{}-latency-cdf", slug(matrix));
+    let title = format!("Latency CDF — {matrix}");
+    let (rows_n, cols_n) = grid(shown.len());
+    let files = render_both!(dir, &name, opts.size, |root| {
+        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
+        let (head, body) = main.split_vertically(36);
+        head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
+            .map_err(err)?;
+        let panels = body.split_evenly((rows_n, cols_n));
+        for (k, ((cat, _), curves)) in shown.iter().zip(&curves).enumerate() {
+            let area = &panels[k];
+            let mut chart = ChartBuilder::on(area)
+                .caption(truncate(cat, 60), (FONT, LABEL_PX + 1))
+                .margin(8)
+                .x_label_area_size(36)
+                .y_label_area_size(50)
+                .build_cartesian_2d((lo..hi).log_scale(), 0f64..1.02)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .bold_line_style(GRID.stroke_width(1))
+                .light_line_style(WHITE.stroke_width(0))
+                .x_labels(6)
+                .x_label_formatter(&|x: &f64| fmt_ns(*x))
+                .x_desc("latency (completion − release), log scale")
+                .y_desc("fraction of tasks ≤ x")
+                .label_style((FONT, LABEL_PX - 1))
+                .axis_desc_style((FONT, LABEL_PX))
+                .draw()
+                .map_err(err)?;
+            for y in [0.5, 0.99] {
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        vec![(lo, y), (hi, y)],
+                        4,
+                        4,
+                        GRID.mix(1.0).stroke_width(1),
+                    ))
+                    .map_err(err)?;
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        if y == 0.5 { "p50" } else { "p99" },
+                        (lo * 1.05, y - 0.01),
+                        text_style(LABEL_PX - 2).color(&REFERENCE),
+                    )))
+                    .map_err(err)?;
+            }
+            for (j, pts, p50, p99) in curves {
+                let c = color(*j);
+                chart
+                    .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
+                    .map_err(err)?;
+                for (x, y) in [(*p50, 0.5), (*p99, 0.99)] {
+                    if x > 0.0 {
+                        draw_marker(chart.plotting_area(), (x.max(lo), y), marker(*j), c)?;
+                    }
+                }
+            }
+        }
+        let items: Vec<(String, Key)> = strats
+            .iter()
+            .enumerate()
+            .map(|(j, s)| (s.clone(), Key::Line(Some(marker(j)), color(j), false)))
+            .collect();
+        legend(&side, 60, &items)
+    })?;
+    let mut caption = "Each curve is the fraction of tasks (y) that completed within a latency x after their release, from the runs' stored log-bucket histograms (buckets 2^(1/4) wide, all repetitions merged). Markers sit at each strategy's measured p50 (y = 0.5) and p99 (y = 0.99). A curve further left is faster; a long flat tail to the right is a latency tail.".to_string();
+    if cats.len() > shown.len() {
+        caption.push_str(&format!(
+            " Showing {} of {} groups; not shown: {}.",
+            shown.len(),
+            cats.len(),
+            cats[shown.len()..]
+                .iter()
+                .map(|c| c.0.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    Ok(Figure {
+        name,
+        title,
+        caption,
+        notes: Vec::new(),
+        files,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-worker busy time and Gantt
+
+/// The group whose strategies differ most in LIF (the one the per-worker figures show).
+fn most_imbalanced<'a>(
+    cats: &'a [(String, Vec<&'a CellSummary>)],
+) -> &'a (String, Vec<&'a CellSummary>) {
+    let spread = |g: &[&CellSummary]| {
+        let it = g.iter().map(|c| c.lif.mean);
+        it.clone().fold(f64::NEG_INFINITY, f64::max) - it.fold(f64::INFINITY, f64::min)
+    };
+    cats.iter()
+        .max_by(|a, b| spread(&a.1).total_cmp(&spread(&b.1)))
+        .unwrap_or(&cats[0])
+}
+
+/// Options of [`per_worker_busy`].
+#[derive(Clone, Debug)]
+pub struct BusyOptions {
+    /// Pixel size.
+    pub size: (u32, u32),
+    /// At most this many strategies (panels).
+    pub max_panels: usize,
+}
+
+impl Default for BusyOptions {
+    fn default() -> Self {
+        BusyOptions {
+            size: SIZE,
+            max_panels: 8,
+        }
+    }
+}
+
+/// Per-worker busy time of one run per strategy (repetition 0), for the group where the
+/// strategies' LIF differs most: the imbalance made visible.
+pub fn per_worker_busy(
+    suite: &Suite,
+    matrix: &str,
+    opts: &BusyOptions,
+    dir: &Path,
+) -> FigureResult {
+    let cells = suite.cells_of(matrix);
+    if cells.is_empty() {
+        return skip("no cells");
+    }
+    let cats = group(&cells, &[Axis::Strategy]);
+    let (cat, g) = most_imbalanced(&cats);
+    let strats = strategies(&cells);
+    let runs: Vec<(usize, &CellSummary, &RunRow)> = g
+        .iter()
+        .filter_map(|c| {
+            let j = strats.iter().position(|s| s == &c.coords.strategy)?;
+            Some((j, *c, suite.first_row(c)?))
+        })
+        .take(opts.max_panels.max(1))
+        .collect();
+    if runs.iter().all(|r| r.2.report.per_worker.is_empty()) {
+        return skip("no per-worker data in the runs");
+    }
+    let ymax = runs
+        .iter()
+        .flat_map(|r| r.2.report.per_worker.iter().map(|w| w.busy_ns as f64))
+        .fold(1.0, f64::max)
+        * 1.1;
+    let name = format!("{}-per-worker", slug(matrix));
+    let title = format!("Busy time per worker — {matrix}: {}", truncate(cat, 50));
+    let (rn, cn) = grid(runs.len());
+    let files = render_both!(dir, &name, opts.size, |root| {
+        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
+        let (head, body) = main.split_vertically(36);
+        head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
+            .map_err(err)?;
+        let panels = body.split_evenly((rn, cn));
+        for (k, (j, _, row)) in runs.iter().enumerate() {
+            let area = &panels[k];
+            let rep = &row.report;
+            let p = rep.per_worker.len();
+            // The title fits the panel: the strategy is cut, the LIF kept; steals go below.
+            let fit = (area.dim_in_pixel().0 as usize / 7)
+                .saturating_sub(12)
+                .max(8);
+            let worker_desc = format!("worker ({} steals in the run)", rep.steals);
+            let mut chart = ChartBuilder::on(area)
+                .caption(
+                    format!("{} · LIF {:.2}", truncate(&rep.strategy, fit), rep.lif),
+                    (FONT, LABEL_PX),
+                )
+                .margin(8)
+                .x_label_area_size(32)
+                .y_label_area_size(68)
+                .build_cartesian_2d(-0.5f64..p as f64 - 0.5, 0f64..ymax)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .bold_line_style(GRID.stroke_width(1))
+                .light_line_style(WHITE.stroke_width(0))
+                .x_labels(p.min(16))
+                .x_label_formatter(&|x: &f64| {
+                    if (x - x.round()).abs() < 1e-9 && *x >= 0.0 {
+                        format!("w{}", x.round() as usize)
+                    } else {
+                        String::new()
+                    }
+                })
+                .y_label_formatter(&|y: &f64| fmt_ns(*y))
+                .x_desc(&worker_desc)
+                .y_desc("busy time")
+                .label_style((FONT, LABEL_PX - 2))
+                .axis_desc_style((FONT, LABEL_PX - 1))
+                .draw()
+                .map_err(err)?;
+            let base = area.get_base_pixel();
+            for w in &rep.per_worker {
+                let x = w.id as f64;
+                let a = rel(base, chart.backend_coord(&(x - 0.4, 0.0)));
+                let b = rel(base, chart.backend_coord(&(x + 0.4, w.busy_ns as f64)));
+                draw_hatched(area, a, b, hatch(*j), color(*j))?;
+            }
+            let mean =
+                rep.per_worker.iter().map(|w| w.busy_ns as f64).sum::<f64>() / p.max(1) as f64;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(-0.5, mean), (p as f64 - 0.5, mean)],
+                    6,
+                    4,
+                    REFERENCE.stroke_width(2),
+                ))
+                .map_err(err)?;
+        }
+        let mut items: Vec<(String, Key)> = runs
+            .iter()
+            .map(|(j, c, _)| (c.coords.strategy.clone(), Key::Bar(hatch(*j), color(*j))))
+            .collect();
+        items.push(("mean busy time".into(), Key::Line(None, REFERENCE, true)));
+        legend(&side, 60, &items)
+    })?;
+    Ok(Figure {
+        name,
+        title,
+        caption: format!(
+            "One run (repetition 0) per strategy on {cat}, the group where the strategies' load imbalance differs most. Each bar is the time a worker spent inside tasks; the dashed line is the mean. A bar far above the line is the worker that finished last: its excess over the mean is the time the other workers idled (LIF = tallest bar / mean). Titles give each run's LIF, axis labels its steal count.{}",
+            if g.len() > runs.len() {
+                format!(" Not shown (panel limit): {}.", g[runs.len()..].iter().map(|c| c.coords.strategy.as_str()).collect::<Vec<_>>().join(", "))
+            } else {
+                String::new()
+            }
+        ),
+        notes: Vec::new(),
+        files,
+    })
+}
+
+/// Options of [`gantt`].
+#[derive(Clone, Debug)]
+pub struct GanttOptions {
+    /// Pixel size.
+    pub size: (u32, u32),
+    /// At most this many strategies (stacked panels).
+    pub max_panels: usize,
+}
+
+impl Default for GanttOptions {
+    fn default() -> Self {
+        GanttOptions {
+            size: (960, 800),
+            max_panels: 6,
+        }
+    }
+}
+
+/// Gantt timeline of one run per strategy (the run's stored timeline, repetition 0): one row
+/// per worker, each task a bar coloured by its duration (log scale).
+pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> FigureResult {
+    let cells = suite.cells_of(matrix);
+    let cells: Vec<&CellSummary> = cells
+        .into_iter()
+        .filter(|c| {
+            suite
+                .first_row(c)
+                .is_some_and(|r| r.report.timeline.as_ref().is_some_and(|t| !t.is_empty()))
+        })
+        .collect();
+    if cells.is_empty() {
+        return skip(
+            "no run stored a timeline (the suite runner keeps one for repetition 0 of each cell)",
+        );
+    }
+    let cats = group(&cells, &[Axis::Strategy]);
+    let (cat, g) = most_imbalanced(&cats);
+    let strats = strategies(&cells);
+    let runs: Vec<&RunRow> = g
+        .iter()
+        .filter_map(|c| suite.first_row(c))
+        .take(opts.max_panels.max(1))
+        .collect();
+    let left_out: Vec<String> = g
+        .iter()
+        .skip(opts.max_panels.max(1))
+        .map(|c| c.coords.strategy.clone())
+        .collect();
+    let spans = |r: &RunRow| r.report.timeline.clone().unwrap_or_default();
+    let durs = runs.iter().flat_map(|r| {
+        spans(r)
+            .into_iter()
+            .map(|s| (s.end_ns - s.start_ns).max(1) as f64)
+    });
+    let (dmin, dmax) = durs.fold((f64::INFINITY, 1f64), |(a, b), d| (a.min(d), b.max(d)));
+    let (lmin, lmax) = (dmin.ln(), dmax.ln().max(dmin.ln() + 1e-9));
+    // A capped timeline holds every task that started before its last kept start (engines keep
+    // each worker's first spans, then the earliest overall): show that window, not the makespan.
+    let complete = |r: &RunRow| {
+        r.report.timeline.as_ref().map_or(0, |t| t.len()) as u64
+            >= r.report.executed + r.report.failed
+    };
+    let window = |r: &RunRow| {
+        if complete(r) {
+            r.report.makespan_ns as f64
+        } else {
+            spans(r).iter().map(|s| s.start_ns).max().unwrap_or(0) as f64
+        }
+    };
+    let tmax = runs.iter().map(|r| window(r)).fold(1.0, f64::max);
+    let name = format!("{}-gantt", slug(matrix));
+    let title = format!("Timeline — {matrix}: {}", truncate(cat, 50));
+    let mut truncated = Vec::new();
+    for r in &runs {
+        let n = r.report.timeline.as_ref().map_or(0, |t| t.len());
+        if (n as u64) < r.report.executed + r.report.failed {
+            truncated.push(format!(
+                "{} ({} of {} tasks)",
+                r.report.strategy,
+                n,
+                r.report.executed + r.report.failed
+            ));
+        }
+    }
+    let files = render_both!(dir, &name, opts.size, |root| {
+        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
+        let (head, body) = main.split_vertically(36);
+        head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
+            .map_err(err)?;
+        let panels = body.split_evenly((runs.len(), 1));
+        // Worker labels 13 px apart at most.
+        let panel_h = (opts.size.1.saturating_sub(36) / runs.len().max(1) as u32) as usize;
+        let row_labels = (panel_h.saturating_sub(60) / 13).max(2);
+        for (k, r) in runs.iter().enumerate() {
+            let area = &panels[k];
+            let p = r.report.workers;
+            let j = strats
+                .iter()
+                .position(|s| s == &r.coords.strategy)
+                .unwrap_or(0);
+            let mut chart = ChartBuilder::on(area)
+                .caption(
+                    format!(
+                        "{} — makespan {}, {} steals",
+                        truncate(&r.report.strategy, 24),
+                        fmt_ns(r.report.makespan_ns as f64),
+                        r.report.steals
+                    ),
+                    (FONT, LABEL_PX),
+                )
+                .margin(6)
+                .x_label_area_size(if k + 1 == runs.len() { 34 } else { 18 })
+                .y_label_area_size(50)
+                .build_cartesian_2d(0f64..tmax, -0.5f64..p as f64 - 0.5)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .disable_mesh()
+                .x_labels(8)
+                .y_labels(p.min(row_labels))
+                .x_label_formatter(&|x: &f64| fmt_ns(*x))
+                .y_label_formatter(&|y: &f64| {
+                    if (y - y.round()).abs() < 1e-9 && *y >= 0.0 {
+                        format!("w{}", y.round() as usize)
+                    } else {
+                        String::new()
+                    }
+                })
+                .x_desc(if k + 1 == runs.len() {
+                    "time since the run began"
+                } else {
+                    ""
+                })
+                .label_style((FONT, LABEL_PX - 3))
+                .axis_desc_style((FONT, LABEL_PX - 1))
+                .draw()
+                .map_err(err)?;
+            let w = window(r);
+            let sp: Vec<scheduler::Span> = spans(r)
+                .into_iter()
+                .filter(|s| (s.start_ns as f64) <= w)
+                .map(|mut s| {
+                    s.end_ns = s.end_ns.min(tmax as u64);
+                    s
+                })
+                .collect();
+            chart
+                .draw_series(sp.iter().map(|s| {
+                    let d = (s.end_ns - s.start_ns).max(1) as f64;
+                    let t = (d.ln() - lmin) / (lmax - lmin);
+                    let y = s.worker as f64;
+                    Rectangle::new(
+                        [(s.start_ns as f64, y - 0.38), (s.end_ns as f64, y + 0.38)],
+                        style::viridis(t).filled(),
+                    )
+                }))
+                .map_err(err)?;
+            // The makespan, in the strategy's colour: where the last worker finished.
+            if complete(r) {
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![
+                            (r.report.makespan_ns as f64, -0.5),
+                            (r.report.makespan_ns as f64, p as f64 - 0.5),
+                        ],
+                        color(j).stroke_width(2),
+                    )))
+                    .map_err(err)?;
+            }
+        }
+        // Colour bar.
+        side.draw(&Text::new("task duration", (10, 50), text_style(LABEL_PX)))
+            .map_err(err)?;
+        let (y0, y1) = (75, 275);
+        for y in y0..y1 {
+            let t = 1.0 - (y - y0) as f64 / (y1 - y0) as f64;
+            side.draw(&PathElement::new(
+                vec![(12, y), (36, y)],
+                style::viridis(t).stroke_width(1),
+            ))
+            .map_err(err)?;
+        }
+        side.draw(&Text::new(
+            fmt_ns(dmax),
+            (42, y0 - 6),
+            text_style(LABEL_PX - 1),
+        ))
+        .map_err(err)?;
+        side.draw(&Text::new(
+            fmt_ns(dmin),
+            (42, y1 - 10),
+            text_style(LABEL_PX - 1),
+        ))
+        .map_err(err)?;
+        side.draw(&Text::new(
+            "(log scale)",
+            (42, (y0 + y1) / 2),
+            text_style(LABEL_PX - 2),
+        ))
+        .map_err(err)?;
+        let items: Vec<(String, Key)> = runs
+            .iter()
+            .filter(|r| complete(r))
+            .map(|r| {
+                let j = strats
+                    .iter()
+                    .position(|s| s == &r.coords.strategy)
+                    .unwrap_or(0);
+                (
+                    format!("end: {}", r.coords.strategy),
+                    Key::Line(None, color(j), false),
+                )
+            })
+            .collect();
+        legend(&side, 310, &items)
+    })?;
+    let mut caption = format!(
+        "One run (repetition 0) per strategy on {cat}. Each row is a worker, each bar a task from its start to its end, coloured by its duration (dark = short, yellow = long, log scale). White gaps are idle or scheduling time; the vertical line is the makespan. Rows that end early beside one that runs on show imbalance; steal counts are in the titles."
+    );
+    if !left_out.is_empty() {
+        caption.push_str(&format!(
+            " Not shown (panel limit): {}.",
+            left_out.join(", ")
+        ));
+    }
+    if !truncated.is_empty() {
+        caption.push_str(&format!(
+            " Timelines are capped, so the figure shows the start of those runs up to the last recorded start (every task that started earlier is drawn; no makespan line): {}.",
+            truncated.join(", ")
+        ));
+    }
+    Ok(Figure {
+        name,
+        title,
+        caption,
+        notes: Vec::new(),
+        files,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Line figures: scaling, queueing, estimates, heterogeneous workers
+
+/// A CDF curve: palette index, points, p50, p99.
+type Curve = (usize, Vec<(f64, f64)>, f64, f64);
+
+/// A measured series: label, palette index, points `(x, mean, ci95)`.
+type Series = (String, usize, Vec<(f64, f64, f64)>);
+
+/// Draw `series` into `chart` with markers and CI whiskers.
+fn draw_series<DB: DrawingBackend, X, Y>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<X, Y>>,
+    series: &[Series],
+) -> Result<(), String>
+where
+    X: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
+{
+    for (_, j, pts) in series {
+        let c = color(*j);
+        chart
+            .draw_series(LineSeries::new(
+                pts.iter().map(|p| (p.0, p.1)),
+                c.stroke_width(2),
+            ))
+            .map_err(err)?;
+        for &(x, y, ci) in pts {
+            if ci > 0.0 {
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(x, y - ci), (x, y + ci)],
+                        c.stroke_width(1),
+                    )))
+                    .map_err(err)?;
+            }
+            draw_marker(chart.plotting_area(), (x, y), marker(*j), c)?;
+        }
+    }
+    Ok(())
+}
+
+fn mean_of(rows: &[&RunRow], f: impl Fn(&RunRow) -> f64) -> Stat {
+    Stat::of(&rows.iter().map(|r| f(r)).collect::<Vec<_>>())
+}
+
+/// Options of [`scaling`].
+#[derive(Clone, Debug)]
+pub struct ScalingOptions {
+    /// Pixel size.
+    pub size: (u32, u32),
+}
+
+impl Default for ScalingOptions {
+    fn default() -> Self {
+        ScalingOptions { size: SIZE }
+    }
+}
+
+/// Speedup and efficiency vs workers per strategy, with the ideal line, a fitted Amdahl curve
+/// (its serial fraction S in the legend and in [`Figure::notes`]) and Gustafson's line for the
+/// same S. Needs at least three worker counts in one series.
+pub fn scaling(suite: &Suite, matrix: &str, opts: &ScalingOptions, dir: &Path) -> FigureResult {
+    let cells = suite.cells_of(matrix);
+    let groups = group(&cells, &[Axis::Workers]);
+    let strats = strategies(&cells);
+    // Series: one per group (strategy and the other axes), points by worker count.
+    let mut speed: Vec<Series> = Vec::new();
+    let mut eff: Vec<Series> = Vec::new();
+    let mut fits: Vec<(String, usize, f64)> = Vec::new();
+    let mut notes = Vec::new();
+    let mut relative = false;
+    for (lab, g) in &groups {
+        let lab = if lab == "all" {
+            &g[0].coords.strategy
+        } else {
+            lab
+        };
+        let mut ps: Vec<&CellSummary> = g.clone();
+        ps.sort_by_key(|c| c.coords.workers);
+        ps.dedup_by_key(|c| c.coords.workers);
+        if ps.len() < 3 {
+            continue;
+        }
+        let j = strats
+            .iter()
+            .position(|s| s == &ps[0].coords.strategy)
+            .unwrap_or(0);
+        let p0 = ps[0].coords.workers as f64;
+        relative |= p0 > 1.0;
+        let t0 = ps[0].makespan_ns.mean;
+        let pts: Vec<(f64, f64, f64)> = ps
+            .iter()
+            .map(|c| {
+                let s = p0 * t0 / c.makespan_ns.mean.max(1.0);
+                // CI of T0/T by the delta method on T.
+                let ci = s * c.makespan_ns.ci95 / c.makespan_ns.mean.max(1.0);
+                (c.coords.workers as f64, s, ci)
+            })
+            .collect();
+        let fit = theory::fit_amdahl(&pts.iter().map(|p| (p.0, p.1)).collect::<Vec<_>>());
+        if let Some(s) = fit {
+            notes.push(format!(
+                "{matrix}: {lab}: fitted Amdahl serial fraction S = {s:.4}"
+            ));
+            fits.push((lab.clone(), j, s));
+        }
+        speed.push((lab.clone(), j, pts));
+        eff.push((
+            lab.clone(),
+            j,
+            ps.iter()
+                .map(|c| {
+                    (
+                        c.coords.workers as f64,
+                        c.efficiency.mean,
+                        c.efficiency.ci95,
+                    )
+                })
+                .collect(),
+        ));
+    }
+    if speed.is_empty() {
+        return skip("needs at least 3 worker counts for one strategy and workload");
+    }
+    let pmin = speed
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| p.0))
+        .fold(f64::INFINITY, f64::min);
+    let pmax = speed
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| p.0))
+        .fold(1.0, f64::max);
+    let smax = speed
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| p.1 + p.2))
+        .fold(pmax, f64::max)
+        * 1.05;
+    let emax = eff
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| p.1 + p.2))
+        .fold(1.0, f64::max)
+        * 1.08;
+    let name = format!("{}-scaling", slug(matrix));
+    let title = format!("Scaling — {matrix}");
+    // Wide worker ranges (1 to 1,024) read better on log axes, where ideal speedup is a line.
+    let log = pmax / pmin >= 32.0;
+    let smin = speed
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| (p.1 - p.2).max(p.1 / 2.0)))
+        .fold(pmin, f64::min)
+        .max(1e-3)
+        / 1.2;
+    let curve = |f: &dyn Fn(f64) -> f64| -> Vec<(f64, f64)> {
+        (0..=80)
+            .map(|i| {
+                let t = i as f64 / 80.0;
+                if log {
+                    pmin * (pmax / pmin).powf(t)
+                } else {
+                    pmin + (pmax - pmin) * t
+                }
+            })
+            .map(|n| (n, f(n)))
+            .collect()
+    };
+    let files = render_both!(dir, &name, opts.size, |root| {
+        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
+        let (head, body) = main.split_vertically(36);
+        head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
+            .map_err(err)?;
+        let panels = body.split_evenly((1, 2));
+        let xdesc = if log {
+            "workers P (log scale)"
+        } else {
+            "workers P"
+        };
+        macro_rules! panels {
+            ($xs:expr, $ys:expr, $xe:expr, $ye:expr) => {{
+                {
+                    let mut chart = ChartBuilder::on(&panels[0])
+                        .caption("speedup", (FONT, LABEL_PX + 1))
+                        .margin(8)
+                        .x_label_area_size(36)
+                        .y_label_area_size(50)
+                        .build_cartesian_2d($xs, $ys)
+                        .map_err(err)?;
+                    chart
+                        .configure_mesh()
+                        .bold_line_style(GRID.stroke_width(1))
+                        .light_line_style(WHITE.stroke_width(0))
+                        .x_label_formatter(&|x: &f64| tick_125(*x, log))
+                        .x_desc(xdesc)
+                        .y_desc(if relative {
+                            "speedup (relative, S(P0) = P0)"
+                        } else {
+                            "speedup T1 / TP"
+                        })
+                        .label_style((FONT, LABEL_PX - 1))
+                        .axis_desc_style((FONT, LABEL_PX))
+                        .draw()
+                        .map_err(err)?;
+                    chart
+                        .draw_series(DashedLineSeries::new(
+                            curve(&|n| n),
+                            8,
+                            5,
+                            REFERENCE.stroke_width(2),
+                        ))
+                        .map_err(err)?;
+                    for (_, j, s) in &fits {
+                        let c = color(*j);
+                        chart
+                            .draw_series(DashedLineSeries::new(
+                                curve(&|n| theory::amdahl(*s, n)),
+                                4,
+                                4,
+                                c.stroke_width(2),
+                            ))
+                            .map_err(err)?;
+                        chart
+                            .draw_series(DottedLineSeries::new(
+                                curve(&|n| theory::gustafson(*s, n).min(smax)),
+                                0,
+                                5,
+                                move |p| Circle::new(p, 1, c.filled()),
+                            ))
+                            .map_err(err)?;
+                    }
+                    draw_series(&mut chart, &speed)?;
+                }
+                {
+                    let mut chart = ChartBuilder::on(&panels[1])
+                        .caption("efficiency", (FONT, LABEL_PX + 1))
+                        .margin(8)
+                        .x_label_area_size(36)
+                        .y_label_area_size(50)
+                        .build_cartesian_2d($xe, $ye)
+                        .map_err(err)?;
+                    chart
+                        .configure_mesh()
+                        .bold_line_style(GRID.stroke_width(1))
+                        .light_line_style(WHITE.stroke_width(0))
+                        .x_label_formatter(&|x: &f64| tick_125(*x, log))
+                        .x_desc(xdesc)
+                        .y_desc("lower bound / makespan")
+                        .label_style((FONT, LABEL_PX - 1))
+                        .axis_desc_style((FONT, LABEL_PX))
+                        .draw()
+                        .map_err(err)?;
+                    chart
+                        .draw_series(DashedLineSeries::new(
+                            vec![(pmin, 1.0), (pmax, 1.0)],
+                            8,
+                            5,
+                            REFERENCE.stroke_width(2),
+                        ))
+                        .map_err(err)?;
+                    draw_series(&mut chart, &eff)?;
+                }
+            }};
+        }
+        if log {
+            panels!(
+                (pmin / 1.2..pmax * 1.2).log_scale(),
+                (smin..smax).log_scale(),
+                (pmin / 1.2..pmax * 1.2).log_scale(),
+                0f64..emax
+            );
+        } else {
+            panels!(0f64..pmax * 1.05, 0f64..smax, 0f64..pmax * 1.05, 0f64..emax);
+        }
+        let mut items: Vec<(String, Key)> = speed
+            .iter()
+            .map(|(l, j, _)| (l.clone(), Key::Line(Some(marker(*j)), color(*j), false)))
+            .collect();
+        for (l, j, s) in &fits {
+            items.push((
+                format!("Amdahl S={s:.3}: {}", truncate(l, 14)),
+                Key::Line(None, color(*j), true),
+            ));
+        }
+        items.push(("ideal (S = P)".into(), Key::Line(None, REFERENCE, true)));
+        legend(&side, 60, &items)?;
+        side.draw(&Text::new(
+            "dotted: Gustafson, same S",
+            (8, 60 + 22 * items.len() as i32),
+            text_style(LABEL_PX - 2),
+        ))
+        .map_err(err)?;
+        Ok::<(), String>(())
+    })?;
+    let fitted: Vec<String> = fits
+        .iter()
+        .map(|(l, _, s)| format!("{l}: S = {s:.4}"))
+        .collect();
+    Ok(Figure {
+        name,
+        title,
+        caption: format!(
+            "Left: speedup (makespan at the fewest workers over makespan at P{}) against P, with whiskers for 95% CIs. The grey dashed line is ideal linear speedup; the coloured dashed curve is Amdahl's law 1/(S + (1 − S)/P) with the serial fraction S fitted by least squares on 1/speedup; the dotted line is Gustafson's scaled speedup S + P(1 − S) for the same S (what a problem growing with P could reach). Right: efficiency against P; 1 is ideal. Fitted: {}.",
+            if relative { ", scaled so that the first point equals its P" } else { "" },
+            fitted.join("; ")
+        ),
+        notes,
+        files,
+    })
+}
+
+/// Options of [`queueing`].
+#[derive(Clone, Debug)]
+pub struct QueueingOptions {
+    /// Pixel size.
+    pub size: (u32, u32),
+    /// At most this many panels (settings other than the arrival rate and strategy).
+    pub max_panels: usize,
+}
+
+impl Default for QueueingOptions {
+    fn default() -> Self {
+        QueueingOptions {
+            size: SIZE,
+            max_panels: 4,
+        }
+    }
+}
+
+/// Measured mean wait (start − release) against utilisation ρ = λ E[S] / P, for open (Poisson)
+/// arrivals, with the M/M/c mean wait from Erlang C for the same P and mean service time.
+pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path) -> FigureResult {
+    let cells: Vec<&CellSummary> = suite
+        .cells_of(matrix)
+        .into_iter()
+        .filter(|c| theory::poisson_rate(&c.coords.arrivals).is_some())
+        .collect();
+    if cells.is_empty() {
+        return skip("no open (poisson) arrivals in this matrix");
+    }
+    let strats = strategies(&cells);
+    // One panel per setting (workload, workers, cost model, ...), one series per strategy in it,
+    // and one Erlang C reference per panel.
+    struct Panel {
+        label: String,
+        series: Vec<Series>,
+        servers: usize,
+        reference: Vec<(f64, f64)>,
+    }
+    let mut panels_data: Vec<Panel> = Vec::new();
+    for (label, g) in group(&cells, &[Axis::Arrivals, Axis::Strategy]) {
+        let mut series: Vec<Series> = Vec::new();
+        let mut services = Vec::new();
+        for (j, s) in strats.iter().enumerate() {
+            let mut pts = Vec::new();
+            for c in g.iter().filter(|c| &c.coords.strategy == s) {
+                let rows = suite.rows_of(c);
+                let lambda = theory::poisson_rate(&c.coords.arrivals).unwrap_or(0.0) / 1e9; // per ns
+                let es = mean_of(&rows, |r| {
+                    r.report.total_work_ns as f64 / r.report.tasks.max(1) as f64
+                })
+                .mean;
+                let p = c.coords.workers.max(1) as f64;
+                let wait = mean_of(&rows, |r| r.report.wait_ns.mean);
+                pts.push((lambda * es / p, wait.mean, wait.ci95));
+                services.push(es);
+            }
+            if pts.len() >= 2 {
+                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+                series.push((s.clone(), j, pts));
+            }
+        }
+        if series.is_empty() {
+            continue;
+        }
+        let es = services.iter().sum::<f64>() / services.len() as f64;
+        let servers = g[0].coords.workers.max(1);
+        let mu = 1.0 / es;
+        let reference = (1..100)
+            .map(|i| i as f64 / 100.0)
+            .filter_map(|rho| {
+                theory::mmc_wait(servers, rho * servers as f64 * mu, mu).map(|w| (rho, w))
+            })
+            .collect();
+        panels_data.push(Panel {
+            label,
+            series,
+            servers,
+            reference,
+        });
+    }
+    if panels_data.is_empty() {
+        return skip("needs at least 2 arrival rates for one strategy");
+    }
+    let total = panels_data.len();
+    panels_data.truncate(opts.max_panels.max(1));
+    let all_pts = || {
+        panels_data
+            .iter()
+            .flat_map(|p| p.series.iter().flat_map(|s| s.2.iter()))
+    };
+    let ymax = all_pts().map(|p| p.1 + p.2).fold(1.0, f64::max) * 1.3;
+    let xmax = all_pts().map(|p| p.0).fold(0.0, f64::max).clamp(0.5, 1.0) * 1.05;
+    let name = format!("{}-queueing", slug(matrix));
+    let title = format!("Queueing: mean wait vs utilisation — {matrix}");
+    let (rn, cn) = grid(panels_data.len());
+    let files = render_both!(dir, &name, opts.size, |root| {
+        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
+        let (head, body) = main.split_vertically(36);
+        head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
+            .map_err(err)?;
+        let areas = body.split_evenly((rn, cn));
+        for (k, panel) in panels_data.iter().enumerate() {
+            let mut chart = ChartBuilder::on(&areas[k])
+                .caption(truncate(&panel.label, 60), (FONT, LABEL_PX))
+                .margin(8)
+                .x_label_area_size(36)
+                .y_label_area_size(64)
+                .build_cartesian_2d(0f64..xmax, 0f64..ymax)
+                .map_err(err)?;
+            chart
+                .configure_mesh()
+                .bold_line_style(GRID.stroke_width(1))
+                .light_line_style(WHITE.stroke_width(0))
+                .y_label_formatter(&|y: &f64| fmt_ns(*y))
+                .x_desc("utilisation ρ = λ · E[service] / P")
+                .y_desc("mean wait (start − release)")
+                .label_style((FONT, LABEL_PX - 2))
+                .axis_desc_style((FONT, LABEL_PX - 1))
+                .draw()
+                .map_err(err)?;
+            let pts: Vec<(f64, f64)> = panel
+                .reference
+                .iter()
+                .copied()
+                .filter(|p| p.1 <= ymax && p.0 <= xmax)
+                .collect();
+            chart
+                .draw_series(DashedLineSeries::new(pts, 6, 4, REFERENCE.stroke_width(2)))
+                .map_err(err)?;
+            draw_series(&mut chart, &panel.series)?;
+        }
+        let mut items: Vec<(String, Key)> = strats
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| {
+                panels_data
+                    .iter()
+                    .any(|p| p.series.iter().any(|s| s.1 == *j))
+            })
+            .map(|(j, s)| (s.clone(), Key::Line(Some(marker(j)), color(j), false)))
+            .collect();
+        let servers: Vec<String> = {
+            let mut v: Vec<usize> = panels_data.iter().map(|p| p.servers).collect();
+            v.sort_unstable();
+            v.dedup();
+            v.iter().map(|c| c.to_string()).collect()
+        };
+        items.push((
+            format!("M/M/c, c = {} (Erlang C)", servers.join(", ")),
+            Key::Line(None, REFERENCE, true),
+        ));
+        legend(&side, 60, &items)
+    })?;
+    let mut caption = "Each marker is one arrival rate: the measured mean time tasks waited before starting (95% CI whiskers), against the utilisation ρ = λ · E[service] / P; one panel per setting. The grey dashed curve is the mean wait of an M/M/c queue with c = P servers and the panel's mean service time, from Erlang C: W_q = C(c, λ/μ) / (cμ − λ). A shared FIFO queue with exponential service should sit on it; a strategy above it loses capacity to imbalance, overhead or an unlucky order; service less variable than exponential (or an order like SPT that favours short tasks) sits below it. Waits grow without bound as ρ → 1.".to_string();
+    if total > panels_data.len() {
+        caption.push_str(&format!(
+            " Showing {} of {total} settings.",
+            panels_data.len()
+        ));
+    }
+    Ok(Figure {
+        name,
+        title,
+        caption,
+        notes: Vec::new(),
+        files,
+    })
+}
+
+/// Options of [`estimates`].
+#[derive(Clone, Debug)]
+pub struct EstimatesOptions {
+    /// Pixel size.
+    pub size: (u32, u32),
+    /// At most this many settings (rows of panels).
+    pub max_rows: usize,
+}
+
+impl Default for EstimatesOptions {
+    fn default() -> Self {
+        EstimatesOptions {
+            size: SIZE,
+            max_rows: 3,
+        }
+    }
+}
+
+/// Mean latency and makespan against the error of the cost estimates (for SPT/LPT and any other
+/// strategy in the matrix). Needs at least two estimate-error values.
+pub fn estimates(suite: &Suite, matrix: &str, opts: &EstimatesOptions, dir: &Path) -> FigureResult {
+    let cells = suite.cells_of(matrix);
+    let strats = strategies(&cells);
+    // One row of two panels (mean latency, makespan) per setting; one series per strategy.
+    let mut rows_data: Vec<(String, Vec<Series>, Vec<Series>)> = Vec::new();
+    for (label, g) in group(&cells, &[Axis::EstimateError, Axis::Strategy]) {
+        let (mut lat, mut mk) = (Vec::new(), Vec::new());
+        for (j, s) in strats.iter().enumerate() {
+            let mut g: Vec<&CellSummary> = g
+                .iter()
+                .copied()
+                .filter(|c| &c.coords.strategy == s)
+                .collect();
+            g.sort_by(|a, b| a.coords.estimate_error.total_cmp(&b.coords.estimate_error));
+            g.dedup_by(|a, b| a.coords.estimate_error == b.coords.estimate_error);
+            if g.len() < 2 {
+                continue;
+            }
+            let latency = |c: &&CellSummary| {
+                let s = mean_of(&suite.rows_of(c), |r| r.report.latency_ns.mean);
+                (c.coords.estimate_error, s.mean, s.ci95)
+            };
+            let makespan = |c: &&CellSummary| {
+                (
+                    c.coords.estimate_error,
+                    c.makespan_ns.mean,
+                    c.makespan_ns.ci95,
+                )
+            };
+            lat.push((s.clone(), j, g.iter().map(latency).collect()));
+            mk.push((s.clone(), j, g.iter().map(makespan).collect()));
+        }
+        if !lat.is_empty() {
+            rows_data.push((label, lat, mk));
+        }
+    }
+    if rows_data.is_empty() {
+        return skip("needs at least 2 estimate-error values for one strategy");
+    }
+    let total = rows_data.len();
+    rows_data.truncate(opts.max_rows.max(1));
+    let all = |k: usize| -> Vec<(f64, f64, f64)> {
+        rows_data
+            .iter()
+            .flat_map(|r| {
+                if k == 0 { &r.1 } else { &r.2 }
+                    .iter()
+                    .flat_map(|s| s.2.iter().copied())
+            })
+            .collect()
+    };
+    let xmax = all(0).iter().map(|p| p.0).fold(0.0, f64::max).max(0.1) * 1.05;
+    let top = |k: usize| all(k).iter().map(|p| p.1 + p.2).fold(1.0, f64::max) * 1.1;
+    let (lmax, mmax) = (top(0), top(1));
+    let name = format!("{}-estimates", slug(matrix));
+    let title = format!("Sensitivity to estimate error — {matrix}");
+    let files = render_both!(dir, &name, opts.size, |root| {
+        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
+        let (head, body) = main.split_vertically(36);
+        head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
+            .map_err(err)?;
+        let panels = body.split_evenly((rows_data.len(), 2));
+        for (r, (label, lat, mk)) in rows_data.iter().enumerate() {
+            for (k, (series, ymax, what)) in [(lat, lmax, "mean latency"), (mk, mmax, "makespan")]
+                .into_iter()
+                .enumerate()
+            {
+                let caption = if label == "all" {
+                    what.to_string()
+                } else {
+                    format!("{what} — {}", truncate(label, 40))
+                };
+                let mut chart = ChartBuilder::on(&panels[2 * r + k])
+                    .caption(caption, (FONT, LABEL_PX))
+                    .margin(8)
+                    .x_label_area_size(36)
+                    .y_label_area_size(72)
+                    .build_cartesian_2d(0f64..xmax, 0f64..ymax)
+                    .map_err(err)?;
+                chart
+                    .configure_mesh()
+                    .bold_line_style(GRID.stroke_width(1))
+                    .light_line_style(WHITE.stroke_width(0))
+                    .y_label_formatter(&|y: &f64| fmt_ns(*y))
+                    .x_desc("estimate error σ (log-normal)")
+                    .y_desc(what)
+                    .label_style((FONT, LABEL_PX - 2))
+                    .axis_desc_style((FONT, LABEL_PX - 1))
+                    .draw()
+                    .map_err(err)?;
+                draw_series(&mut chart, series)?;
+            }
+        }
+        let items: Vec<(String, Key)> = strats
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| rows_data.iter().any(|r| r.1.iter().any(|s| s.1 == *j)))
+            .map(|(j, s)| (s.clone(), Key::Line(Some(marker(j)), color(j), false)))
+            .collect();
+        legend(&side, 60, &items)
+    })?;
+    let mut caption = "How much each estimate-based strategy loses when the cost estimates it orders by are wrong: estimates are the true cost times a log-normal error of the given σ (0 = exact). Left: mean task latency (SPT's target); right: makespan (LPT's target); one row per setting. A strategy that reads no estimates (e.g. central) is a flat reference line; whiskers are 95% CIs.".to_string();
+    if total > rows_data.len() {
+        caption.push_str(&format!(
+            " Showing {} of {total} settings.",
+            rows_data.len()
+        ));
+    }
+    Ok(Figure {
+        name,
+        title,
+        caption,
+        notes: Vec::new(),
+        files,
+    })
+}
+
+/// Options of [`heterogeneous`].
+#[derive(Clone, Debug)]
+pub struct HeteroOptions {
+    /// Pixel size.
+    pub size: (u32, u32),
+}
+
+impl Default for HeteroOptions {
+    fn default() -> Self {
+        HeteroOptions { size: SIZE }
+    }
+}
+
+/// Per-worker share of the work against its share of the total speed, for runs on workers of
+/// different speeds (repetition 0 of each cell). On the diagonal, work follows speed.
+pub fn heterogeneous(
+    suite: &Suite,
+    matrix: &str,
+    opts: &HeteroOptions,
+    dir: &Path,
+) -> FigureResult {
+    let cells = suite.cells_of(matrix);
+    let axes = varying(&cells);
+    let mut series: Vec<Series> = Vec::new();
+    let strats = strategies(&cells);
+    for c in &cells {
+        let Some(r) = suite.first_row(c) else {
+            continue;
+        };
+        let pw = &r.report.per_worker;
+        let speeds: Vec<f64> = pw.iter().map(|w| w.speed).collect();
+        if speeds.is_empty() || speeds.iter().all(|s| (s - speeds[0]).abs() < 1e-12) {
+            continue;
+        }
+        let ssum: f64 = speeds.iter().sum();
+        let work: Vec<f64> = pw.iter().map(|w| w.busy_ns as f64 * w.speed).collect();
+        let wsum: f64 = work.iter().sum::<f64>().max(1.0);
+        let mut pts: Vec<(f64, f64, f64)> = pw
+            .iter()
+            .zip(&work)
+            .map(|(w, x)| (w.speed / ssum, x / wsum, 0.0))
+            .collect();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+        let j = strats
+            .iter()
+            .position(|s| s == &c.coords.strategy)
+            .unwrap_or(0);
+        series.push((label(&c.coords, &axes, &[]), j, pts));
+    }
+    if series.is_empty() {
+        return skip("all workers have the same speed (no speeds axis)");
+    }
+    let top = series
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| p.0.max(p.1)))
+        .fold(0.0, f64::max)
+        * 1.1;
+    let name = format!("{}-heterogeneous", slug(matrix));
+    let title = format!("Work share vs speed share — {matrix}");
+    let files = render_both!(dir, &name, opts.size, |root| {
+        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
+        let mut chart = ChartBuilder::on(&main)
+            .caption(&title, (FONT, TITLE_PX))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..top, 0f64..top)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .bold_line_style(GRID.stroke_width(1))
+            .light_line_style(WHITE.stroke_width(0))
+            .x_desc("worker's share of total speed")
+            .y_desc("worker's share of work done (busy × speed)")
+            .label_style((FONT, LABEL_PX))
+            .axis_desc_style((FONT, AXIS_PX))
+            .draw()
+            .map_err(err)?;
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(0.0, 0.0), (top, top)],
+                8,
+                5,
+                REFERENCE.stroke_width(2),
+            ))
+            .map_err(err)?;
+        for (_, j, pts) in &series {
+            for &(x, y, _) in pts {
+                draw_marker(chart.plotting_area(), (x, y), marker(*j), color(*j))?;
+            }
+        }
+        // One entry per strategy: runs of other settings share its colour and marker.
+        let mut items: Vec<(String, Key)> = strats
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| series.iter().any(|s| s.1 == *j))
+            .map(|(j, s)| (s.clone(), Key::Line(Some(marker(j)), color(j), false)))
+            .collect();
+        items.push(("work ∝ speed".into(), Key::Line(None, REFERENCE, true)));
+        legend(&side, 60, &items)
+    })?;
+    Ok(Figure {
+        name,
+        title,
+        caption: "Each marker is one worker of one run (repetition 0 of every cell whose workers differ in speed; settings pooled, coloured by strategy): its share of the total speed (x) against its share of the work it did (busy time × speed, y). On the dashed diagonal, work follows speed and all workers finish together; markers below it at high speed mean fast workers were starved (a static, speed-blind split), markers above it at low speed mean slow workers held work the fast ones could have taken.".into(),
+        notes: Vec::new(),
+        files,
+    })
+}
+
+/// The figures a matrix gets, in report order, with the ones skipped and why.
+pub fn render_matrix(
+    suite: &Suite,
+    matrix: &str,
+    dir: &Path,
+) -> (Vec<Figure>, Vec<(String, String)>) {
+    let attempts: Vec<(&str, FigureResult)> = vec![
+        (
+            "LIF bars",
+            lif_bars(suite, matrix, &BarOptions::default(), dir),
+        ),
+        (
+            "efficiency bars",
+            efficiency_bars(suite, matrix, &BarOptions::default(), dir),
+        ),
+        (
+            "latency CDF",
+            latency_cdf(suite, matrix, &CdfOptions::default(), dir),
+        ),
+        (
+            "per-worker busy time",
+            per_worker_busy(suite, matrix, &BusyOptions::default(), dir),
+        ),
+        (
+            "Gantt timeline",
+            gantt(suite, matrix, &GanttOptions::default(), dir),
+        ),
+        (
+            "scaling",
+            scaling(suite, matrix, &ScalingOptions::default(), dir),
+        ),
+        (
+            "queueing",
+            queueing(suite, matrix, &QueueingOptions::default(), dir),
+        ),
+        (
+            "estimates",
+            estimates(suite, matrix, &EstimatesOptions::default(), dir),
+        ),
+        (
+            "heterogeneous workers",
+            heterogeneous(suite, matrix, &HeteroOptions::default(), dir),
+        ),
+    ];
+    let mut figs = Vec::new();
+    let mut skipped = Vec::new();
+    for (what, r) in attempts {
+        match r {
+            Ok(f) => figs.push(f),
+            Err(FigureError::Skip(why)) => skipped.push((what.to_string(), why)),
+            Err(FigureError::Draw(e)) => {
+                skipped.push((what.to_string(), format!("drawing failed: {e}")))
+            }
+        }
+    }
+    (figs, skipped)
+}

@@ -1,0 +1,423 @@
+//! The report from a small sim fixture: every figure renders (PNGs decode at their size, SVGs
+//! parse and name their axes and strategies), the HTML links only to files that exist and
+//! escapes user strings, bad lines are named, and compare tells no change from a change.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use reports::compare::{compare, Verdict};
+use reports::figures::{self, GanttOptions};
+use reports::results::{Layout, RunRow};
+use reports::suite::Suite;
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("reports-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The fixture rows (3 repetitions of every cell), made once per test binary.
+fn fixture() -> &'static [RunRow] {
+    static ROWS: OnceLock<Vec<RunRow>> = OnceLock::new();
+    ROWS.get_or_init(|| common::rows("fixture", &common::cells(), 3))
+}
+
+/// Figure kind suffix, an axis label its SVG must contain.
+const AXIS_LABELS: &[(&str, &str)] = &[
+    ("-lif", "LIF = max busy / mean busy"),
+    ("-efficiency", "lower bound / makespan"),
+    ("-latency-cdf", "latency (completion"),
+    ("-per-worker", "busy time"),
+    ("-gantt", "time since the run began"),
+    ("-scaling", "workers P"),
+    ("-queueing", "utilisation"),
+    ("-estimates", "estimate error"),
+    ("-heterogeneous", "share of total speed"),
+];
+
+#[test]
+fn every_figure_renders_to_valid_svg_and_png() {
+    let dir = tmp("figures");
+    common::write_results(
+        &dir.join("results"),
+        "fixture",
+        "Which strategy balances best?",
+        fixture(),
+    );
+    let out = dir.join("report");
+    let r = reports::report(&dir.join("results"), &out).unwrap();
+    let all: Vec<&figures::Figure> = r.figures.iter().flat_map(|(_, f)| f).collect();
+    // Every kind of figure is drawn for some matrix of the fixture.
+    for (suffix, _) in AXIS_LABELS {
+        assert!(
+            all.iter().any(|f| f.name.ends_with(suffix)),
+            "no {suffix} figure; skipped: {:?}",
+            r.skipped
+        );
+    }
+    let suite = Suite::load(&dir.join("results")).unwrap();
+    for f in &all {
+        let (_, label) = AXIS_LABELS
+            .iter()
+            .find(|(s, _)| f.name.ends_with(s))
+            .unwrap();
+        // PNG decodes at the figure's size.
+        let img =
+            image::open(&f.files.png).unwrap_or_else(|e| panic!("{}: {e}", f.files.png.display()));
+        let want = if f.name.ends_with("-gantt") {
+            GanttOptions::default().size
+        } else {
+            reports::style::SIZE
+        };
+        assert_eq!((img.width(), img.height()), want, "{}", f.name);
+        // Not blank: the PNG has many distinct colours' worth of non-white pixels.
+        let rgb = img.to_rgb8();
+        let ink = rgb.pixels().filter(|p| p.0 != [255, 255, 255]).count();
+        assert!(ink > 2_000, "{}: only {ink} non-white pixels", f.name);
+        // SVG parses as XML and holds the axis label and every strategy of its matrix.
+        let svg = std::fs::read_to_string(&f.files.svg).unwrap();
+        let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{}: {e}", f.name));
+        let text: String = doc
+            .descendants()
+            .filter(|n| n.is_text())
+            .map(|n| n.text().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(text.contains(label), "{}: no axis label {label:?}", f.name);
+        let matrix = r
+            .figures
+            .iter()
+            .find(|(_, fs)| fs.iter().any(|g| g.name == f.name))
+            .unwrap()
+            .0
+            .clone();
+        let strategies: Vec<String> = suite
+            .cells_of(&matrix)
+            .iter()
+            .map(|c| c.coords.strategy.clone())
+            .collect();
+        let per_group = f.name.ends_with("-per-worker") || f.name.ends_with("-gantt");
+        for s in &strategies {
+            if per_group && !text.contains(s.as_str()) {
+                // These show one group's runs; its strategies are all in the legend.
+                continue;
+            }
+            assert!(
+                text.contains(s.as_str()),
+                "{}: strategy {s:?} not named",
+                f.name
+            );
+        }
+    }
+    // The scaling figure prints the fitted serial fraction.
+    let scaling = all.iter().find(|f| f.name == "scaling-scaling").unwrap();
+    assert!(
+        scaling
+            .notes
+            .iter()
+            .any(|n| n.contains("serial fraction S =")),
+        "{:?}",
+        scaling.notes
+    );
+    // Skipped figures are listed in the page with a reason.
+    let html = std::fs::read_to_string(&r.index).unwrap();
+    assert!(!r.skipped.is_empty());
+    for (_, what, why) in &r.skipped {
+        assert!(
+            html.contains(&reports::html::escape(why)),
+            "{what}: reason not in the page"
+        );
+    }
+}
+
+/// Every `href="…"`/`src="…"` of `html`, unescaped and percent-decoded.
+fn links(html: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for attr in ["href=\"", "src=\""] {
+        let mut rest = html;
+        while let Some(i) = rest.find(attr) {
+            rest = &rest[i + attr.len()..];
+            let end = rest.find('"').unwrap();
+            let raw = rest[..end].replace("&amp;", "&");
+            let mut bytes = Vec::new();
+            let b = raw.as_bytes();
+            let mut k = 0;
+            while k < b.len() {
+                if b[k] == b'%' && k + 2 < b.len() {
+                    bytes.push(u8::from_str_radix(&raw[k + 1..k + 3], 16).unwrap());
+                    k += 3;
+                } else {
+                    bytes.push(b[k]);
+                    k += 1;
+                }
+            }
+            out.push(String::from_utf8(bytes).unwrap());
+        }
+    }
+    out
+}
+
+#[test]
+fn html_links_only_to_existing_files_and_escapes_user_strings() {
+    let dir = tmp("html");
+    let evil = "<script>alert(1)</script>";
+    let cells: Vec<common::Cell> = common::cells()
+        .into_iter()
+        .filter(|c| c.matrix == "balance")
+        .collect();
+    let mut rows = common::rows(evil, &cells, 2);
+    for r in &mut rows {
+        r.matrix = format!("m{evil}");
+    }
+    // A directory name with a space, to exercise the href encoding.
+    let results = dir.join("my results");
+    common::write_results(&results, evil, &format!("Is {evil} escaped?"), &rows);
+    std::fs::write(Layout::new(&results).runs_csv(), "suite,cell\n").unwrap();
+    let out = dir.join("out");
+    let r = reports::report(&results, &out).unwrap();
+    let html = std::fs::read_to_string(&r.index).unwrap();
+    assert!(
+        !html.contains("<script"),
+        "an unescaped <script> in the page"
+    );
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    let found = links(&html);
+    assert!(found.iter().any(|l| l.ends_with("runs.jsonl")), "{found:?}");
+    assert!(found.iter().any(|l| l.ends_with("runs.csv")), "{found:?}");
+    assert!(found.iter().any(|l| l.ends_with(".png")), "{found:?}");
+    for l in &found {
+        if l.starts_with('#') {
+            continue; // in-page anchor
+        }
+        let target = out.join(l.split('#').next().unwrap());
+        assert!(target.exists(), "link to a missing file: {l}");
+    }
+    let md = std::fs::read_to_string(&r.summary_md).unwrap();
+    assert!(
+        md.contains("| workload / setting |") && md.contains("**best**"),
+        "{md}"
+    );
+}
+
+#[test]
+fn summary_table_marks_the_best_per_row() {
+    let cells: Vec<common::Cell> = common::cells()
+        .into_iter()
+        .filter(|c| c.matrix == "balance")
+        .collect();
+    let suite = Suite::from_rows(
+        Path::new("x"),
+        fixture()
+            .iter()
+            .filter(|r| r.matrix == "balance")
+            .cloned()
+            .collect(),
+    );
+    assert_eq!(suite.cells.len(), cells.len());
+    let t = reports::html::table(&suite, "balance");
+    assert_eq!(t.rows.len(), 2, "one row per workload");
+    for row in &t.rows {
+        let present: Vec<_> = row.cells.iter().flatten().collect();
+        assert_eq!(present.len(), t.strategies.len());
+        let best = present
+            .iter()
+            .map(|c| c.primary)
+            .fold(f64::INFINITY, f64::min);
+        for c in &present {
+            assert_eq!(c.best, c.primary == best);
+            assert!(
+                !(c.best && c.clear),
+                "the best is not clearly worse than itself"
+            );
+            assert!((c.vs_best - (c.primary / best - 1.0)).abs() < 1e-12);
+        }
+    }
+}
+
+#[test]
+fn a_truncated_last_line_is_named_and_the_rest_still_reports() {
+    let dir = tmp("truncated");
+    let cells: Vec<common::Cell> = common::cells()
+        .into_iter()
+        .filter(|c| c.matrix == "balance")
+        .take(2)
+        .collect();
+    let rows = common::rows("trunc", &cells, 2);
+    common::write_results(&dir, "trunc", "q", &rows);
+    let path = Layout::new(&dir).runs_jsonl();
+    let full = serde_json::to_string(&rows[0]).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    write!(f, "{}", &full[..full.len() / 2]).unwrap();
+    drop(f);
+    let suite = Suite::load(&dir).unwrap();
+    assert_eq!(suite.rows.len(), rows.len());
+    assert_eq!(suite.bad.len(), 1);
+    assert_eq!(suite.bad[0].line, rows.len() + 1);
+    let r = reports::render(&suite, &dir.join("report")).unwrap();
+    assert_eq!(r.bad.len(), 1);
+    let html = std::fs::read_to_string(&r.index).unwrap();
+    assert!(
+        html.contains(&format!("line {}:", rows.len() + 1)),
+        "the bad line is not named"
+    );
+}
+
+#[test]
+fn missing_and_empty_results_are_input_errors() {
+    let dir = tmp("empty");
+    assert!(matches!(
+        Suite::load(&dir.join("nope")),
+        Err(reports::suite::LoadError::NoDir(_))
+    ));
+    assert!(matches!(
+        Suite::load(&dir),
+        Err(reports::suite::LoadError::NoRuns(..))
+    ));
+    std::fs::write(dir.join("runs.jsonl"), "not json\n").unwrap();
+    let e = Suite::load(&dir).unwrap_err();
+    assert!(matches!(e, reports::suite::LoadError::Empty(_, 1)), "{e:?}");
+    assert!(!e.to_string().contains('\n'));
+}
+
+#[test]
+fn compare_says_no_change_for_the_same_suite_and_a_change_for_a_slower_strategy() {
+    let rows = fixture();
+    let base = Suite::from_rows(Path::new("base"), rows.to_vec());
+    let again = Suite::from_rows(
+        Path::new("new"),
+        common::rows("fixture", &common::cells(), 3),
+    );
+    let same = compare(&base, &again);
+    assert_eq!(same.changes.len(), base.cells.len());
+    assert!(
+        same.changes.iter().all(|c| c.verdict == Verdict::NoChange),
+        "{}",
+        same.markdown()
+    );
+
+    // NEW: work-stealing on the skewed workload got slower (10us per local pick, as if its
+    // code regressed); the other cells are rerun unchanged.
+    let cells: Vec<common::Cell> = common::cells()
+        .into_iter()
+        .filter(|c| c.matrix == "balance")
+        .collect();
+    let slow_rows: Vec<RunRow> = cells
+        .iter()
+        .flat_map(|c| {
+            (0..3).map(move |rep| {
+                if c.strategy == "work-stealing" && c.workload.starts_with("lognormal") {
+                    common::run_as("fixture", c, rep, "local=10us")
+                } else {
+                    common::run("fixture", c, rep)
+                }
+            })
+        })
+        .collect();
+    let slow = Suite::from_rows(Path::new("slow"), slow_rows);
+    let base_balance = Suite::from_rows(
+        Path::new("base"),
+        rows.iter()
+            .filter(|r| r.matrix == "balance")
+            .cloned()
+            .collect(),
+    );
+    let cmp = compare(&base_balance, &slow);
+    let changed: Vec<_> = cmp
+        .changes
+        .iter()
+        .filter(|c| c.verdict != Verdict::NoChange)
+        .collect();
+    assert_eq!(changed.len(), 1, "{}", cmp.markdown());
+    assert_eq!(changed[0].verdict, Verdict::Regressed);
+    assert!(changed[0].cell.contains("work-stealing") && changed[0].cell.contains("lognormal"));
+    assert!(changed[0].rel > changed[0].ci95);
+    assert!(cmp.markdown().contains("regressed") && cmp.markdown().contains("no change"));
+
+    // And the files: a figure and pages.
+    let dir = tmp("compare");
+    common::write_results(&dir.join("a"), "fixture", "q", base_balance.rows.as_slice());
+    common::write_results(&dir.join("b"), "fixture", "q", &slow.rows);
+    let out =
+        reports::compare::compare_dirs(&dir.join("a"), &dir.join("b"), &dir.join("cmp")).unwrap();
+    let img = image::open(&out.figure.png).unwrap();
+    assert!(img.width() > 0 && img.height() > 0);
+    let html = std::fs::read_to_string(&out.html).unwrap();
+    assert!(html.contains("1 regressed"), "{html}");
+}
+
+#[test]
+fn summarize_keeps_the_same_coordinates_in_two_matrices_apart() {
+    let rows = fixture();
+    let cells = reports::results::summarize(rows);
+    // The fixture's lpt cell at estimate error 0 is also the balance matrix's lpt cell.
+    let lpt: Vec<_> = cells
+        .iter()
+        .filter(|c| {
+            c.coords.strategy == "lpt"
+                && c.coords
+                    .workload
+                    .starts_with("lognormal(mean=100us,sigma=1.5)")
+                && c.coords.estimate_error == 0.0
+        })
+        .collect();
+    assert_eq!(lpt.len(), 2, "one per matrix");
+    assert!(
+        lpt.iter().all(|c| c.makespan_ns.n == 3),
+        "each with its own 3 repetitions"
+    );
+    assert_eq!(lpt[0].cell, lpt[1].cell);
+    assert_ne!(lpt[0].matrix, lpt[1].matrix);
+    let total: usize = cells.iter().map(|c| c.makespan_ns.n).sum();
+    assert_eq!(total, rows.len());
+}
+
+#[test]
+fn a_capped_timeline_is_drawn_as_a_window_and_said_so() {
+    let mut rows: Vec<RunRow> = fixture()
+        .iter()
+        .filter(|r| r.matrix == "balance")
+        .cloned()
+        .collect();
+    for r in &mut rows {
+        if let Some(t) = r.report.timeline.as_mut() {
+            t.truncate(100);
+        }
+    }
+    let suite = Suite::from_rows(Path::new("capped"), rows);
+    let dir = tmp("capped");
+    let f = figures::gantt(&suite, "balance", &GanttOptions::default(), &dir).unwrap();
+    assert!(f.caption.contains("capped"), "{}", f.caption);
+    assert!(f.caption.contains("100 of 1000 tasks"), "{}", f.caption);
+    let img = image::open(&f.files.png).unwrap();
+    assert_eq!((img.width(), img.height()), GanttOptions::default().size);
+}
+
+#[test]
+fn scaling_over_a_wide_worker_range_renders_on_log_axes() {
+    let cells: Vec<common::Cell> = [1, 4, 16, 64]
+        .into_iter()
+        .flat_map(|p| {
+            ["central", "work-stealing"].map(|s| {
+                let mut c = common::Cell::new("wide", s, "lognormal(mean=100us,sigma=1)", p);
+                c.tasks = 2_000;
+                c
+            })
+        })
+        .collect();
+    let suite = Suite::from_rows(Path::new("wide"), common::rows("wide", &cells, 2));
+    let dir = tmp("wide");
+    let f = figures::scaling(&suite, "wide", &figures::ScalingOptions::default(), &dir).unwrap();
+    assert_eq!(f.notes.len(), 2, "one fitted S per strategy: {:?}", f.notes);
+    let svg = std::fs::read_to_string(&f.files.svg).unwrap();
+    assert!(svg.contains("workers P (log scale)"));
+    roxmltree::Document::parse(&svg).unwrap();
+    let img = image::open(&f.files.png).unwrap();
+    assert_eq!((img.width(), img.height()), reports::style::SIZE);
+}
