@@ -7,8 +7,6 @@
 //! The loader keeps its own window of units in flight over both jobs and submits with
 //! `try_submit` only, so the consumer thread never blocks in a submission.
 
-use std::sync::Arc;
-
 use scheduler::{Delivery, Job, JobOptions, Pin, Pool, Strategy, TaskId, WorkerId};
 
 use crate::error::LoaderError;
@@ -50,21 +48,8 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Persistent workers with worker-local state `S`.
 pub(crate) struct Exec<S: 'static> {
-    pool: Arc<Pool<S>>,
-    kick: Kick,
+    pool: Pool<S>,
 }
-
-/// Wakes every parked worker of the pool.
-///
-/// WORKAROUND (pool of issue 7 as merged in 620b293): a submission of a single id wakes only
-/// one parked worker (`sleep.notify(k > 1)` in `threads/job.rs`). Under a placement strategy
-/// (round-robin) the id sits in one worker's queue, and the worker woken may be another one,
-/// which finds nothing and parks again: the id is never run and the consumer waits forever
-/// (reproduced with the pool alone: `max_in_flight` 3, ids submitted one at a time, 4
-/// workers; work stealing with two open jobs hung as well). Opening a job wakes every worker,
-/// so after a one-id submission the loader opens and drops an empty job. Remove this once the
-/// pool wakes the right worker.
-type Kick = Arc<dyn Fn() + Send + Sync>;
 
 impl<S: Send + 'static> Exec<S> {
     /// Start `workers` workers; `init(w)` builds worker `w`'s state on its thread.
@@ -72,22 +57,11 @@ impl<S: Send + 'static> Exec<S> {
     where
         I: Fn(WorkerId) -> S + Send + Sync + 'static,
     {
-        let pool = Arc::new(
-            Pool::builder(workers)
-                .pin(pin)
-                .build_with(init)
-                .map_err(|e| LoaderError::Start(e.to_string()))?,
-        );
-        let central: Arc<dyn Strategy> =
-            Arc::from(strategies::parse("central").map_err(|e| LoaderError::Start(e.to_string()))?);
-        let kick: Kick = {
-            let pool = Arc::clone(&pool);
-            Arc::new(move || {
-                let empty = pool.job(central.as_ref(), JobOptions::default(), |_, _, _| ());
-                drop(empty);
-            })
-        };
-        Ok(Exec { pool, kick })
+        let pool = Pool::builder(workers)
+            .pin(pin)
+            .build_with(init)
+            .map_err(|e| LoaderError::Start(e.to_string()))?;
+        Ok(Exec { pool })
     }
 
     /// Threads the pool has spawned since it was built.
@@ -118,30 +92,19 @@ impl<S: Send + 'static> Exec<S> {
             .pool
             .job(strategy, options, f)
             .map_err(|e| LoaderError::Start(e.to_string()))?;
-        Ok(ExecJob {
-            job,
-            kick: Arc::clone(&self.kick),
-        })
+        Ok(ExecJob { job })
     }
 }
 
 /// One open job. Dropping it cancels it promptly.
 pub(crate) struct ExecJob<T> {
     job: Job<T>,
-    kick: Kick,
 }
 
 impl<T: Send + 'static> ExecJob<T> {
     /// Submit the next `count` ids if there is room for them; never blocks.
     pub fn try_submit(&mut self, count: usize) -> bool {
-        if count == 0 {
-            return true;
-        }
-        let ok = self.job.try_submit(count).is_ok();
-        if ok && count == 1 {
-            (self.kick)();
-        }
-        ok
+        count == 0 || self.job.try_submit(count).is_ok()
     }
 
     /// Ids submitted and not yet taken back.
