@@ -1,0 +1,158 @@
+//! Samplers: the order of an epoch's indices, and how it is split over distributed ranks.
+
+use std::fmt;
+use std::sync::Arc;
+
+use scheduler::SmallRng;
+
+/// A user-supplied order: `f(epoch, len)` returns the epoch's indices (each in `0..len`).
+type OrderFn = Arc<dyn Fn(u64, usize) -> Vec<usize> + Send + Sync>;
+
+#[derive(Clone)]
+enum Order {
+    Sequential,
+    Shuffled(u64),
+    Custom(OrderFn),
+}
+
+/// Which dataset indices an epoch visits, in which order.
+///
+/// * [`Sampler::sequential`]: `0, 1, …, len − 1`.
+/// * [`Sampler::shuffled`]: a permutation drawn from `(seed, epoch)`: the same seed and epoch
+///   give the same order on every run and every rank; every epoch has a different one.
+/// * [`Sampler::from_fn`]: any index list per epoch (it must be a pure function of the epoch,
+///   or [resume](crate::Loader::restore) cannot reproduce it).
+///
+/// [`shard(rank, world)`](Sampler::shard) splits each epoch over `world` ranks as PyTorch's
+/// `DistributedSampler` does: the epoch's order (length `n`) is **padded** by repeating its
+/// first indices until its length `n'` = ⌈n / world⌉ · world is a multiple of `world`, and rank
+/// `r` takes positions `r, r + world, r + 2·world, …` of the padded order. Every rank gets
+/// ⌈n / world⌉ indices; the union over ranks is the whole epoch, and the `n' − n` padded
+/// indices are visited twice in that epoch (once on some rank, once on another).
+///
+/// ```
+/// use loader::Sampler;
+/// let s = Sampler::sequential().shard(1, 3);
+/// assert_eq!(s.indices(7, 0), vec![1, 4, 0]); // padded order: 0..7 then 0, 1
+/// assert_eq!(Sampler::shuffled(9).indices(5, 2), Sampler::shuffled(9).indices(5, 2));
+/// ```
+#[derive(Clone)]
+pub struct Sampler {
+    order: Order,
+    shard: Option<(usize, usize)>,
+}
+
+impl fmt::Debug for Sampler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let order = match &self.order {
+            Order::Sequential => "sequential".to_string(),
+            Order::Shuffled(seed) => format!("shuffled(seed={seed})"),
+            Order::Custom(_) => "custom".to_string(),
+        };
+        f.debug_struct("Sampler")
+            .field("order", &order)
+            .field("shard", &self.shard)
+            .finish()
+    }
+}
+
+impl Default for Sampler {
+    fn default() -> Self {
+        Sampler::sequential()
+    }
+}
+
+impl Sampler {
+    /// Indices in order.
+    pub fn sequential() -> Self {
+        Sampler {
+            order: Order::Sequential,
+            shard: None,
+        }
+    }
+
+    /// A fresh permutation per epoch, drawn from `seed` and the epoch number.
+    pub fn shuffled(seed: u64) -> Self {
+        Sampler {
+            order: Order::Shuffled(seed),
+            shard: None,
+        }
+    }
+
+    /// Any order: `f(epoch, len)` lists the epoch's indices (repeats allowed; each `< len`).
+    ///
+    /// ```
+    /// // every other sample, reversed
+    /// let s = loader::Sampler::from_fn(|_epoch, len| (0..len).rev().step_by(2).collect());
+    /// assert_eq!(s.indices(5, 0), vec![4, 2, 0]);
+    /// ```
+    pub fn from_fn<F>(f: F) -> Self
+    where
+        F: Fn(u64, usize) -> Vec<usize> + Send + Sync + 'static,
+    {
+        Sampler {
+            order: Order::Custom(Arc::new(f)),
+            shard: None,
+        }
+    }
+
+    /// Keep only rank `rank`'s share of each epoch out of `world` ranks (see the type's docs
+    /// for the padding). Checked when the loader is built: `world ≥ 1`, `rank < world`.
+    pub fn shard(mut self, rank: usize, world: usize) -> Self {
+        self.shard = Some((rank, world));
+        self
+    }
+
+    /// The `(rank, world)` this sampler keeps, if sharded.
+    pub fn sharding(&self) -> Option<(usize, usize)> {
+        self.shard
+    }
+
+    /// The shuffle seed, if shuffled.
+    pub fn seed(&self) -> Option<u64> {
+        match self.order {
+            Order::Shuffled(seed) => Some(seed),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if let Some((rank, world)) = self.shard {
+            if world == 0 || rank >= world {
+                return Err(format!(
+                    "sampler: shard(rank={rank}, world={world}) needs world >= 1 and rank < world"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The indices this sampler visits in epoch `epoch` of a dataset of `len` samples, in order
+    /// (this rank's share when sharded).
+    pub fn indices(&self, len: usize, epoch: u64) -> Vec<usize> {
+        let mut order = match &self.order {
+            Order::Sequential => (0..len).collect(),
+            Order::Shuffled(seed) => {
+                let mut v: Vec<usize> = (0..len).collect();
+                let mut rng = SmallRng::for_stream(*seed, epoch);
+                for i in (1..v.len()).rev() {
+                    v.swap(i, rng.below(i + 1));
+                }
+                v
+            }
+            Order::Custom(f) => f(epoch, len),
+        };
+        if let Some((rank, world)) = self.shard {
+            let n = order.len();
+            if n == 0 || world == 0 {
+                return Vec::new();
+            }
+            let padded = n.div_ceil(world) * world;
+            for i in n..padded {
+                order.push(order[i % n]);
+            }
+            order = order.into_iter().skip(rank).step_by(world).collect();
+        }
+        order
+    }
+}
