@@ -130,6 +130,10 @@ pub struct Span {
     pub start_ns: u64,
     /// End, ns since the run began.
     pub end_ns: u64,
+    /// The task was the first of a pick stolen from another worker (the moment of a steal;
+    /// the other tasks a steal moved run later as local ones). Absent in JSON when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stolen: bool,
 }
 
 /// The machine a run was made on.
@@ -292,6 +296,8 @@ pub(crate) struct Tally {
     pub(crate) failures: Vec<Failure>,
     pub(crate) timeline: Vec<Span>,
     pub(crate) timeline_cap: usize,
+    /// The next task recorded is the first of a stolen pick.
+    stolen_next: bool,
     speed: f64,
     max_speed: f64,
 }
@@ -313,6 +319,7 @@ impl Tally {
             failures: Vec::new(),
             timeline: Vec::new(),
             timeline_cap,
+            stolen_next: false,
             speed,
             max_speed,
         }
@@ -328,12 +335,13 @@ impl Tally {
             Source::Stolen { moved, .. } => {
                 self.steals += 1;
                 self.tasks_moved += u64::from(moved);
+                self.stolen_next = true;
             }
         }
     }
 
     /// Record a finished task: `start`/`end` in ns since the run began; its latency and wait
-    /// go into `hist`.
+    /// go into `hist`. Returns whether it was the first task of a stolen pick.
     #[inline]
     pub(crate) fn ran(
         &mut self,
@@ -343,7 +351,8 @@ impl Tally {
         release: u64,
         start: u64,
         end: u64,
-    ) {
+    ) -> bool {
+        let stolen = std::mem::take(&mut self.stolen_next);
         let d = end.saturating_sub(start);
         self.busy_ns += d;
         self.tasks += 1;
@@ -360,8 +369,10 @@ impl Tally {
                 task,
                 start_ns: start,
                 end_ns: end,
+                stolen,
             });
         }
+        stolen
     }
 
     pub(crate) fn failed(&mut self, failure: Failure) {

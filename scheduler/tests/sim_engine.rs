@@ -153,6 +153,7 @@ fn open_arrivals_wait_and_latency_by_hand() {
         task,
         start_ns,
         end_ns,
+        stolen: false,
     };
     assert_eq!(
         spans,
@@ -527,4 +528,90 @@ fn a_run_executes_back_to_back_and_is_claimed_whole() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("task 1 twice"), "{err}");
+}
+
+#[test]
+fn timeline_marks_the_first_task_of_each_steal() {
+    let tasks = Tasks::closed(4);
+    let costs = [10u64; 4];
+    let tasks = Tasks {
+        cost_ns: Some(&costs),
+        ..tasks
+    };
+    let report = run_sim(
+        &RunSpec::new(2).with_timeline(10),
+        &StealOnceStrategy,
+        &tasks,
+        &CostModel::zero(),
+    )
+    .unwrap();
+    let timeline = report.timeline.clone().unwrap();
+    let stolen: Vec<usize> = timeline
+        .iter()
+        .filter(|s| s.stolen)
+        .map(|s| s.task)
+        .collect();
+    assert_eq!(report.steals as usize, stolen.len());
+    assert_eq!(stolen, vec![3], "{timeline:?}");
+    assert!(report.to_json().contains("\"stolen\":true"));
+}
+
+/// Worker 0 runs ids from the front of one queue; worker 1 steals once, from the back.
+#[derive(Debug)]
+struct StealOnceStrategy;
+
+struct Ids(std::sync::Mutex<VecDeque<usize>>);
+
+impl SharedQueue for Ids {
+    fn submit(&self, batch: Batch<'_>) {
+        self.0.lock().unwrap().extend(batch.range());
+    }
+}
+
+struct StealOnce {
+    ids: Arc<Ids>,
+    w: usize,
+    stole: bool,
+}
+
+impl WorkerQueue for StealOnce {
+    fn next(&mut self) -> Next {
+        let mut q = self.ids.0.lock().unwrap();
+        let pick = match (self.w, self.stole) {
+            (0, _) => q.pop_front().map(|t| Pick::one(t, Source::Local)),
+            (_, false) => q.pop_back().map(|t| {
+                self.stole = true;
+                Pick::one(
+                    t,
+                    Source::Stolen {
+                        victim: 0,
+                        moved: 1,
+                    },
+                )
+            }),
+            _ => None,
+        };
+        pick.map_or(Next::Empty(Attempts::default()), Next::Task)
+    }
+}
+
+impl Strategy for StealOnceStrategy {
+    fn spec(&self) -> String {
+        "steal-once".into()
+    }
+    fn build(&self, ctx: &Context) -> Instance {
+        let ids = Arc::new(Ids(Default::default()));
+        Instance {
+            shared: ids.clone(),
+            workers: (0..ctx.workers())
+                .map(|w| {
+                    Box::new(StealOnce {
+                        ids: ids.clone(),
+                        w,
+                        stole: false,
+                    }) as Box<dyn WorkerQueue>
+                })
+                .collect(),
+        }
+    }
 }

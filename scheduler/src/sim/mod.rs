@@ -343,13 +343,14 @@ impl<F: FnMut(Span)> Sim<'_, F> {
     fn complete(&mut self, w: WorkerId, task: TaskId, t: u64) {
         let start = self.workers[w].start;
         self.workers[w].prev_end = t;
-        self.ran(w, task, start, t);
+        let stolen = self.ran(w, task, start, t);
         self.queues[w].completed(task, t - start);
         (self.on_task)(Span {
             worker: w,
             task,
             start_ns: start,
             end_ns: t,
+            stolen,
         });
         self.integrate(t);
         self.in_system -= 1;
@@ -358,9 +359,9 @@ impl<F: FnMut(Span)> Sim<'_, F> {
 
     /// Record a finished task.
     #[inline]
-    fn ran(&mut self, w: WorkerId, task: TaskId, start: u64, end: u64) {
+    fn ran(&mut self, w: WorkerId, task: TaskId, start: u64, end: u64) -> bool {
         let release = self.tasks.release(task);
-        self.tallies[w].ran(&mut self.hist, w, task, release, start, end);
+        self.tallies[w].ran(&mut self.hist, w, task, release, start, end)
     }
 
     /// Worker `w` is free at `t`: ask the strategy what it runs next, and charge for the answer.
