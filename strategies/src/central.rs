@@ -51,6 +51,9 @@ impl SharedQueue for Shared {
     }
 }
 
+/// Aligned to its own cache lines: each worker writes its handle on every pick, and handles
+/// built one after another would otherwise share a line (false sharing between workers).
+#[repr(align(128))]
 struct Handle {
     cursor: Arc<Segment>,
     chunk: usize,

@@ -26,6 +26,9 @@ impl<P: Placement> SharedQueue for Shared<P> {
     }
 }
 
+/// Aligned to its own cache lines: each worker writes its handle on every pick, and handles
+/// built one after another would otherwise share a line (false sharing between workers).
+#[repr(align(128))]
 struct Handle<P> {
     shared: Arc<Shared<P>>,
     w: usize,

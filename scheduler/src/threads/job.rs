@@ -430,9 +430,10 @@ where
     /// Wait until every worker has retired the job, then build its report.
     fn report(&self) -> Result<RunReport, RunError> {
         self.close();
-        // Workers usually let go within microseconds: spin, then yield, before blocking.
+        // Once the job is over, workers let go within microseconds: spin, then yield, before
+        // blocking. While it runs, block at once (a spinning caller would take a cpu from them).
         for round in 0..64 {
-            if self.retired.load(SeqCst) == self.pool.workers {
+            if !self.over.load(SeqCst) || self.retired.load(SeqCst) == self.pool.workers {
                 break;
             }
             if round < 32 {
@@ -668,6 +669,7 @@ where
 }
 
 /// Worker `w`'s hold on a job: its queue and its tallies.
+#[repr(align(128))]
 struct Attached<'a, S, T, F> {
     job: Arc<JobState<'a, S, T, F>>,
     w: WorkerId,
@@ -713,6 +715,9 @@ where
     /// a broken contract (an id never submitted).
     #[inline]
     fn picks(&mut self, state: &mut S, mut budget: u32) -> Result<Step, String> {
+        if !self.timed && self.job.tx.is_none() && !self.flush_each {
+            return self.fast_picks(state, budget);
+        }
         let mut ran = false;
         loop {
             match self.q.next() {
@@ -734,8 +739,8 @@ where
                     }
                     ran = true;
                     budget -= 1;
-                    if budget == 0 || self.job.over.load(Relaxed) {
-                        return Ok(Step::Ran);
+                    if budget == 0 {
+                        return Ok(Step::Ran); // the next step looks at `over` first
                     }
                 }
                 Next::Retry(a) => {
@@ -750,6 +755,87 @@ where
                 }
             }
         }
+    }
+
+    /// [`Attached::picks`] for timing off and outcomes discarded (`run_threads` under a
+    /// benchmark): counters kept in locals, no clock, no channel.
+    fn fast_picks(&mut self, state: &mut S, mut budget: u32) -> Result<Step, String> {
+        let Attached {
+            job,
+            w,
+            q,
+            tally,
+            unflushed,
+            known_submitted,
+            ..
+        } = self;
+        let (job, w): (&JobState<'a, S, T, F>, WorkerId) = (job, *w);
+        let mut known = *known_submitted;
+        let mut ran = 0u64;
+        let mut empty = false;
+        let result = loop {
+            match q.next() {
+                Next::Task(pick) => {
+                    let end = pick.task.saturating_add(pick.count as usize);
+                    if pick.count == 0 || end > known {
+                        known = job.submitted.load(SeqCst);
+                        if pick.count == 0 || end > known {
+                            break Err(format!(
+                                "worker {w} was handed ids {}..{end} but only {known} were submitted",
+                                pick.task
+                            ));
+                        }
+                    }
+                    if pick.source != Source::Local || pick.attempts.total() > 0 {
+                        tally.picked(pick.source, pick.attempts); // a local pick changes no tally
+                    }
+                    if let Source::Stolen { moved, .. } = pick.source {
+                        if moved > 1 {
+                            job.pool.sleep.notify(false);
+                        }
+                    }
+                    if pick.count == 1 {
+                        let task = pick.task;
+                        if let Err(p) = catch_unwind(AssertUnwindSafe(|| (job.f)(task, w, state))) {
+                            deliver(job, tally, w, task, Err(p));
+                        }
+                        ran += 1;
+                    } else {
+                        for task in pick.tasks() {
+                            if job.over.load(Relaxed) {
+                                break; // cancelled: the rest of the run is skipped
+                            }
+                            let outcome =
+                                catch_unwind(AssertUnwindSafe(|| (job.f)(task, w, state)));
+                            if let Err(p) = outcome {
+                                deliver(job, tally, w, task, Err(p));
+                            }
+                            ran += 1;
+                        }
+                    }
+                    budget -= 1;
+                    if budget == 0 {
+                        break Ok(Step::Ran); // the next step looks at `over` first
+                    }
+                }
+                Next::Retry(a) => {
+                    tally.steal_attempts += u64::from(a.total());
+                    break Ok(if ran > 0 { Step::Ran } else { Step::Retry });
+                }
+                Next::Empty(a) => {
+                    tally.steal_attempts += u64::from(a.total());
+                    empty = true;
+                    break Ok(if ran > 0 { Step::Ran } else { Step::Empty });
+                }
+            }
+        };
+        tally.tasks += ran;
+        *unflushed += ran as usize;
+        *known_submitted = known;
+        if empty {
+            self.flush();
+        }
+        result
     }
 
     fn run_pick(&mut self, state: &mut S, pick: crate::strategy::Pick) {
@@ -791,6 +877,15 @@ where
                 deliver(job, tally, w, task, outcome);
             }
             *last_end_ns = *prev_end;
+        } else if pick.count == 1 && job.tx.is_none() {
+            // The tightest path (one id, outcome discarded): what `run_threads` with timing
+            // off spends per task under a stealing strategy.
+            let task = pick.task;
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| (job.f)(task, w, state))) {
+                deliver(job, tally, w, task, Err(payload));
+            }
+            ran = 1;
+            tally.tasks += 1;
         } else {
             // The tight loop: no clock, no feedback.
             for task in pick.tasks() {
