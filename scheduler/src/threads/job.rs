@@ -726,10 +726,7 @@ where
                     if pick.count == 0 || end > self.known_submitted {
                         self.known_submitted = self.job.submitted.load(SeqCst);
                         if pick.count == 0 || end > self.known_submitted {
-                            return Err(format!(
-                                "worker {} was handed ids {}..{end} but only {} were submitted",
-                                self.w, pick.task, self.known_submitted
-                            ));
+                            return Err(unsubmitted(self.w, pick.task, end, self.known_submitted));
                         }
                     }
                     self.run_pick(state, pick);
@@ -780,10 +777,7 @@ where
                     if pick.count == 0 || end > known {
                         known = job.submitted.load(SeqCst);
                         if pick.count == 0 || end > known {
-                            break Err(format!(
-                                "worker {w} was handed ids {}..{end} but only {known} were submitted",
-                                pick.task
-                            ));
+                            break Err(unsubmitted(w, pick.task, end, known));
                         }
                     }
                     if pick.source != Source::Local || pick.attempts.total() > 0 {
@@ -900,6 +894,16 @@ where
         }
         *unflushed += ran as usize;
     }
+}
+
+/// The message for a pick of ids never submitted. Out of line and taking its arguments by
+/// value: formatting them in place would take the address of the pick, which keeps the whole
+/// `Next` in memory and copies it there after every `next()` with wide loads that cannot be
+/// forwarded from the strategy's narrower stores (a stall of tens of cycles per pick).
+#[cold]
+#[inline(never)]
+fn unsubmitted(w: WorkerId, task: TaskId, end: usize, known: usize) -> String {
+    format!("worker {w} was handed ids {task}..{end} but only {known} were submitted")
 }
 
 /// Hand due ids to the strategy; the time (ns since the job began) the next one is due, if any.
