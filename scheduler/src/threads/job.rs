@@ -212,6 +212,9 @@ pub(crate) struct JobState<'a, S, T, F> {
     retired: AtomicUsize,
     releases: Option<Releases<'a>>,
     tasks: Option<Tasks<'a>>,
+    /// Debug builds: the ids handed out so far, to catch one handed out twice.
+    #[cfg(debug_assertions)]
+    claims: super::claims::Claims,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -308,6 +311,8 @@ where
             retired: AtomicUsize::new(0),
             releases,
             tasks: job.tasks,
+            #[cfg(debug_assertions)]
+            claims: Default::default(),
             pool,
         });
         (state, rx)
@@ -712,7 +717,7 @@ where
     }
 
     /// Up to `budget` picks in a row: `Ran` if any ran, else `Retry` or `Empty`; `Err` names
-    /// a broken contract (an id never submitted).
+    /// a broken contract (an id never submitted, or, in debug builds, handed out twice).
     #[inline]
     fn picks(&mut self, state: &mut S, mut budget: u32) -> Result<Step, String> {
         if !self.timed && self.job.tx.is_none() && !self.flush_each {
@@ -728,6 +733,10 @@ where
                         if pick.count == 0 || end > self.known_submitted {
                             return Err(unsubmitted(self.w, pick.task, end, self.known_submitted));
                         }
+                    }
+                    #[cfg(debug_assertions)]
+                    if let Some(id) = self.job.claims.claim(pick.task, end) {
+                        return Err(twice(self.w, id));
                     }
                     self.run_pick(state, pick);
                     if self.flush_each {
@@ -779,6 +788,10 @@ where
                         if pick.count == 0 || end > known {
                             break Err(unsubmitted(w, pick.task, end, known));
                         }
+                    }
+                    #[cfg(debug_assertions)]
+                    if let Some(id) = job.claims.claim(pick.task, end) {
+                        break Err(twice(w, id));
                     }
                     if pick.source != Source::Local || pick.attempts.total() > 0 {
                         tally.picked(pick.source, pick.attempts); // a local pick changes no tally
@@ -904,6 +917,14 @@ where
 #[inline(never)]
 fn unsubmitted(w: WorkerId, task: TaskId, end: usize, known: usize) -> String {
     format!("worker {w} was handed ids {task}..{end} but only {known} were submitted")
+}
+
+/// The message for an id handed out a second time (checked in debug builds).
+#[cfg(debug_assertions)]
+#[cold]
+#[inline(never)]
+fn twice(w: WorkerId, task: TaskId) -> String {
+    format!("handed out task {task} twice (the second time to worker {w})")
 }
 
 /// Hand due ids to the strategy; the time (ns since the job began) the next one is due, if any.

@@ -7,6 +7,8 @@
 //! this file): ask each open job's strategy for the next task, oldest job first; run it under
 //! `catch_unwind`; when nothing is found, spin a little, then park until something changes.
 
+#[cfg(debug_assertions)]
+mod claims;
 mod job;
 mod pool;
 mod sleep;
