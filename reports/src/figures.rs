@@ -11,8 +11,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::results::{CellSummary, RunRow, Stat};
 use crate::style::{
-    self, color, draw_hatched, draw_marker, err, hatch, marker, render_both, Files, Hatch, Marker,
-    AXIS_PX, FONT, GRID, LABEL_PX, REFERENCE, SIZE, TITLE_PX,
+    self, color, draw_hatched, draw_marker, draw_steal, err, hatch, marker, render_both, Files,
+    Hatch, Marker, AXIS_PX, FONT, GRID, LABEL_PX, REFERENCE, SIZE, TITLE_PX,
 };
 use crate::suite::{group, label, strategies, varying, Axis, Suite};
 use crate::theory;
@@ -74,6 +74,8 @@ fn text_style(px: u32) -> TextStyle<'static> {
 enum Key {
     Bar(Hatch, RGBColor),
     Line(Option<Marker>, RGBColor, bool),
+    /// The Gantt steal marker.
+    Steal,
 }
 
 /// Draw the legend `items` in `area` (the right-hand column), top-aligned at `y0`.
@@ -113,6 +115,7 @@ fn legend<DB: DrawingBackend>(
                     draw_marker(area, (19, y), *m, *c)?;
                 }
             }
+            Key::Steal => draw_steal(area, (19, y + 5), 10)?,
         }
         let fit = ((area.dim_in_pixel().0 as f64 - 45.0) / 6.6).max(8.0) as usize;
         let shown = truncate(name, fit);
@@ -150,36 +153,38 @@ pub fn slug(matrix: &str) -> String {
     }
 }
 
-/// A " · "-joined label as lines of at most `width` characters: one line per part, a long part
-/// broken after its commas and opening parentheses (or cut), at most `max_lines` lines (the last cut with an ellipsis).
+/// A " · "-joined label as lines of at most `width` characters, nothing dropped: one line per
+/// part, a long part broken after its commas, opening parentheses and `=` signs, and a piece
+/// still too long split where it reaches `width`.
 ///
 /// ```
 /// use reports::figures::wrap;
-/// assert_eq!(wrap("lognormal(mean=50us,sigma=1.5) · n=2000", 20, 4),
+/// assert_eq!(wrap("lognormal(mean=50us,sigma=1.5) · n=2000", 20),
 ///            vec!["lognormal(mean=50us,", "sigma=1.5)", "n=2000"]);
-/// assert_eq!(wrap("lognormal(mean=50us,sigma=1.5)", 12, 4),
+/// assert_eq!(wrap("lognormal(mean=50us,sigma=1.5)", 12),
 ///            vec!["lognormal(", "mean=50us,", "sigma=1.5)"]);
+/// assert_eq!(wrap("speeds=1,1,1,1,1,1,1,0.25", 10),
+///            vec!["speeds=1,", "1,1,1,1,1,", "1,0.25"]);
+/// assert_eq!(wrap("abcdefghij", 4), vec!["abcd", "efgh", "ij"]);
 /// ```
-pub fn wrap(label: &str, width: usize, max_lines: usize) -> Vec<String> {
+pub fn wrap(label: &str, width: usize) -> Vec<String> {
     let width = width.max(4);
     let mut lines: Vec<String> = Vec::new();
     for part in label.split(" · ") {
         let mut cur = String::new();
-        for piece in part.split_inclusive([',', '(']) {
+        for piece in part.split_inclusive([',', '(', '=']) {
             if !cur.is_empty() && cur.chars().count() + piece.chars().count() > width {
                 lines.push(std::mem::take(&mut cur));
             }
             cur.push_str(piece);
+            while cur.chars().count() > width {
+                let head: String = cur.chars().take(width).collect();
+                cur = cur.chars().skip(width).collect();
+                lines.push(head);
+            }
         }
         if !cur.is_empty() {
             lines.push(cur);
-        }
-    }
-    let mut lines: Vec<String> = lines.into_iter().map(|l| truncate(&l, width)).collect();
-    if lines.len() > max_lines {
-        lines.truncate(max_lines);
-        if let Some(last) = lines.last_mut() {
-            *last = truncate(&format!("{last}…"), width);
         }
     }
     lines
@@ -325,10 +330,17 @@ fn bars(
     let n = cats.len();
     let name = format!("{}-{kind}", slug(matrix));
     let title = format!("{what} by strategy — {matrix}");
-    // Category labels: one line per axis, long specs broken after commas, at most 4 lines.
+    // Category labels: every coordinate that varies within the figure, one line per axis,
+    // long specs broken after commas. Where that needs more than MAX_LINES lines, the groups
+    // are lettered and the caption spells them out.
+    const MAX_LINES: usize = 6;
     let max_chars =
-        ((opts.size.0.saturating_sub(legend_w(suite) + 90)) as usize / n.max(1) / 8).max(6);
-    let wrapped: Vec<Vec<String>> = cats.iter().map(|(c, _)| wrap(c, max_chars, 4)).collect();
+        ((opts.size.0.saturating_sub(legend_w(suite) + 90)) as usize / n.max(1) / 7).max(4);
+    let mut wrapped: Vec<Vec<String>> = cats.iter().map(|(c, _)| wrap(c, max_chars)).collect();
+    let lettered = wrapped.iter().any(|w| w.len() > MAX_LINES);
+    if lettered {
+        wrapped = (0..n).map(|i| vec![group_key(i)]).collect();
+    }
     let lines = wrapped.iter().map(|w| w.len()).max().unwrap_or(1) as u32;
     let files = render_both!(dir, &name, opts.size, |root| {
         let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
@@ -414,13 +426,32 @@ fn bars(
         BarMetric::Lif => "Each bar is one strategy's mean load imbalance factor (busiest worker's busy time over the mean) over repetitions; whiskers are 95% confidence intervals of the mean (Student t). The dashed line at 1.0 is perfect balance: the further a bar rises above it, the longer the busiest worker ran while others idled.",
         BarMetric::Efficiency => "Each bar is one strategy's mean efficiency, the lower bound on the makespan (total work over total speed, or the longest task) divided by the measured makespan; whiskers are 95% confidence intervals. 1.0 (dashed) means the run finished as early as any schedule could; 0.8 means it took 25% longer than that bound.",
     };
+    let mut caption = caption.to_string();
+    if lettered {
+        let key: Vec<String> = cats
+            .iter()
+            .enumerate()
+            .map(|(i, (c, _))| format!("{} = {c}", group_key(i)))
+            .collect();
+        caption.push_str(&format!(" Groups: {}.", key.join("; ")));
+    }
     Ok(Figure {
         name,
         title,
-        caption: caption.into(),
+        caption,
         notes: Vec::new(),
         files,
     })
+}
+
+/// The letter naming group `i` where its label does not fit under the axis: A–Z, then A2….
+fn group_key(i: usize) -> String {
+    let l = char::from(b'A' + (i % 26) as u8);
+    if i < 26 {
+        l.to_string()
+    } else {
+        format!("{l}{}", i / 26 + 1)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -838,6 +869,11 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
             ));
         }
     }
+    let any_steal = runs.iter().any(|r| {
+        spans(r)
+            .iter()
+            .any(|s| s.stolen && s.start_ns as f64 <= window(r))
+    });
     let files = render_both!(dir, &name, opts.size, |root| {
         let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
         let (head, body) = main.split_vertically(36);
@@ -911,6 +947,18 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
                     )
                 }))
                 .map_err(err)?;
+            // Steals: a triangle pointing down at the start of each task a steal took, its
+            // tip at the row's centre, as tall as the upper half of the bar (3 px at least).
+            let row_px =
+                (chart.backend_coord(&(0.0, 0.0)).1 - chart.backend_coord(&(0.0, 1.0)).1).abs();
+            let h = ((row_px as f64 * 0.38).round() as i32).clamp(3, 9);
+            for s in sp.iter().filter(|s| s.stolen) {
+                draw_steal(
+                    chart.plotting_area(),
+                    (s.start_ns as f64, s.worker as f64),
+                    h,
+                )?;
+            }
             // The makespan, in the strategy's colour: where the last worker finished.
             if complete(r) {
                 chart
@@ -954,24 +1002,24 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
             text_style(LABEL_PX - 2),
         ))
         .map_err(err)?;
-        let items: Vec<(String, Key)> = runs
-            .iter()
-            .filter(|r| complete(r))
-            .map(|r| {
-                let j = strats
-                    .iter()
-                    .position(|s| s == &r.coords.strategy)
-                    .unwrap_or(0);
-                (
-                    format!("end: {}", r.coords.strategy),
-                    Key::Line(None, color(j), false),
-                )
-            })
-            .collect();
+        let mut items: Vec<(String, Key)> = Vec::new();
+        if any_steal {
+            items.push(("steal".into(), Key::Steal));
+        }
+        items.extend(runs.iter().filter(|r| complete(r)).map(|r| {
+            let j = strats
+                .iter()
+                .position(|s| s == &r.coords.strategy)
+                .unwrap_or(0);
+            (
+                format!("end: {}", r.coords.strategy),
+                Key::Line(None, color(j), false),
+            )
+        }));
         legend(&side, 310, &items)
     })?;
     let mut caption = format!(
-        "One run (repetition 0) per strategy on {cat}. Each row is a worker, each bar a task from its start to its end, coloured by its duration (dark = short, yellow = long, log scale). White gaps are idle or scheduling time; the vertical line is the makespan. Rows that end early beside one that runs on show imbalance; steal counts are in the titles."
+        "One run (repetition 0) per strategy on {cat}. Each row is a worker, each bar a task from its start to its end, coloured by its duration (dark = short, yellow = long, log scale). White gaps are idle or scheduling time; the vertical line is the makespan. Rows that end early beside one that runs on show imbalance. A small black triangle pointing down at a bar's start marks a steal: the task was the first of a batch taken from another worker's queue (the other tasks of the batch run later as local ones); steal counts are in the panel titles."
     );
     if !left_out.is_empty() {
         caption.push_str(&format!(

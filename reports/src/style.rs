@@ -35,6 +35,9 @@ pub const PALETTE: [RGBColor; 8] = [
 pub const REFERENCE: RGBColor = RGBColor(80, 80, 80);
 /// Grid lines.
 pub const GRID: RGBColor = RGBColor(225, 225, 225);
+/// Steal markers on Gantt timelines: near-black, outlined in white so they show on the dark
+/// end of the duration scale too.
+pub const STEAL: RGBColor = RGBColor(17, 17, 17);
 
 /// Series `i`'s colour.
 pub fn color(i: usize) -> RGBColor {
@@ -132,6 +135,29 @@ where
         Marker::Square => area
             .draw(&(EmptyElement::at(p) + Rectangle::new([(-4, -4), (4, 4)], c.stroke_width(2)))),
     }
+    .map_err(err)
+}
+
+/// Draw a steal marker: a downward triangle `size` pixels high whose tip is at `p` (in
+/// `area`'s coordinates), filled with [`STEAL`] and outlined in white.
+pub(crate) fn draw_steal<DB: DrawingBackend, CT: CoordTranslate>(
+    area: &DrawingArea<DB, CT>,
+    p: CT::From,
+    size: i32,
+) -> Result<(), String>
+where
+    CT::From: Clone,
+{
+    let h = size.max(3);
+    let w = (h * 2 + 2) / 3;
+    let pts = vec![(-w, -h), (w, -h), (0, 0)];
+    let mut outline = pts.clone();
+    outline.push(pts[0]);
+    area.draw(
+        &(EmptyElement::at(p)
+            + Polygon::new(pts, STEAL.filled())
+            + PathElement::new(outline, WHITE.stroke_width(1))),
+    )
     .map_err(err)
 }
 

@@ -421,3 +421,88 @@ fn scaling_over_a_wide_worker_range_renders_on_log_axes() {
     let img = image::open(&f.files.png).unwrap();
     assert_eq!((img.width(), img.height()), reports::style::SIZE);
 }
+
+#[test]
+fn gantt_marks_every_steal_of_a_complete_timeline() {
+    let rows: Vec<RunRow> = fixture()
+        .iter()
+        .filter(|r| r.matrix == "balance")
+        .cloned()
+        .collect();
+    let suite = Suite::from_rows(Path::new("steals"), rows);
+    let dir = tmp("steals");
+    let f = figures::gantt(&suite, "balance", &GanttOptions::default(), &dir).unwrap();
+    assert!(f.caption.contains("marks a steal"), "{}", f.caption);
+    let svg = std::fs::read_to_string(&f.files.svg).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    // The steal counts of the panel titles ("<strategy> — makespan …, N steals").
+    let titled: u64 = doc
+        .descendants()
+        .filter(|n| n.is_text())
+        .filter_map(|n| n.text())
+        .filter_map(|t| t.trim().strip_suffix(" steals"))
+        .filter_map(|t| t.rsplit(", ").next()?.parse::<u64>().ok())
+        .sum();
+    assert!(titled > 0, "the fixture's work-stealing run has steals");
+    let (r, g, b) = (
+        reports::style::STEAL.0,
+        reports::style::STEAL.1,
+        reports::style::STEAL.2,
+    );
+    let fill = format!("#{r:02X}{g:02X}{b:02X}");
+    let markers = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polygon"))
+        .filter(|n| {
+            n.attribute("fill")
+                .is_some_and(|f| f.eq_ignore_ascii_case(&fill))
+        })
+        .count() as u64;
+    // The timelines are complete (cap 5,000 > 1,000 tasks): one marker per steal, plus the
+    // legend's.
+    assert_eq!(markers, titled + 1, "markers vs steals in the titles");
+    let text: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.is_text())
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    assert!(text.contains(&"steal"), "no legend entry 'steal'");
+}
+
+#[test]
+fn bar_labels_show_every_varying_coordinate_speeds_included() {
+    let mut cells = Vec::new();
+    for w in ["constant(100us)", "lognormal(mean=100us,sigma=1.5)"] {
+        for sp in ["", "big-little", "1,1,1,1,1,1,1,0.25"] {
+            for s in ["round-robin", "weighted-rr", "work-stealing"] {
+                let mut c = common::Cell::new("speeds", s, w, 8);
+                c.tasks = 400;
+                c.speeds = sp.into();
+                cells.push(c);
+            }
+        }
+    }
+    let suite = Suite::from_rows(Path::new("speeds"), common::rows("speeds", &cells, 1));
+    let dir = tmp("speeds");
+    let f = figures::lif_bars(&suite, "speeds", &figures::BarOptions::default(), &dir).unwrap();
+    let svg = std::fs::read_to_string(&f.files.svg).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let text: String = doc
+        .descendants()
+        .filter(|n| n.is_text())
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .concat();
+    // Each group's label, its wrapped lines put back together, is in the figure in full.
+    let cs = suite.cells_of("speeds");
+    for (label, _) in reports::suite::group(&cs, &[reports::suite::Axis::Strategy]) {
+        assert!(label.contains("speeds="), "{label}");
+        let joined = label.replace(" · ", "");
+        assert!(
+            text.contains(&joined),
+            "label {label:?} not in full in the figure"
+        );
+    }
+}
