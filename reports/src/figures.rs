@@ -55,7 +55,8 @@ fn skip<T>(why: impl Into<String>) -> Result<T, FigureError> {
 }
 
 /// Width of the legend column on the right of every figure: wide enough for the suite's
-/// longest strategy name (with a prefix such as "measured: "), between 220 and 400 pixels.
+/// longest strategy name (with a prefix such as "measured: "), between 220 and 300 pixels;
+/// longer names wrap onto more lines.
 fn legend_w(suite: &Suite) -> u32 {
     let longest = suite
         .cells
@@ -63,7 +64,7 @@ fn legend_w(suite: &Suite) -> u32 {
         .map(|c| c.coords.strategy.chars().count())
         .max()
         .unwrap_or(10);
-    ((longest + 6) as f64 * 6.5 + 45.0).clamp(220.0, 400.0) as u32
+    ((longest + 6) as f64 * 6.5 + 45.0).clamp(220.0, 300.0) as u32
 }
 
 fn text_style(px: u32) -> TextStyle<'static> {
@@ -115,17 +116,25 @@ fn legend<DB: DrawingBackend>(
                     draw_marker(area, (19, y), *m, *c)?;
                 }
             }
-            Key::Steal => draw_steal(area, (19, y + 5), 10)?,
+            Key::Steal => {
+                draw_steal(area, (19, y + 5), 10, true)?;
+                draw_steal(area, (19, y + 5), 10, false)?;
+            }
         }
-        let fit = ((area.dim_in_pixel().0 as f64 - 45.0) / 6.6).max(8.0) as usize;
-        let shown = truncate(name, fit);
-        area.draw(&Text::new(
-            shown,
-            (38, y - (LABEL_PX as i32) / 2),
-            text_style(LABEL_PX - 1),
-        ))
-        .map_err(err)?;
-        y += 22;
+        let fit = ((area.dim_in_pixel().0 as f64 - 45.0) / 7.0).max(8.0) as usize;
+        let lines = wrap(name, fit);
+        for (k, line) in lines.iter().enumerate() {
+            area.draw(&Text::new(
+                line.clone(),
+                (
+                    38 + if k > 0 { 8 } else { 0 },
+                    y - (LABEL_PX as i32) / 2 + 15 * k as i32,
+                ),
+                text_style(LABEL_PX - 1),
+            ))
+            .map_err(err)?;
+        }
+        y += 22 + 15 * (lines.len() as i32 - 1);
     }
     Ok(())
 }
@@ -335,7 +344,7 @@ fn bars(
     // are lettered and the caption spells them out.
     const MAX_LINES: usize = 6;
     let max_chars =
-        ((opts.size.0.saturating_sub(legend_w(suite) + 90)) as usize / n.max(1) / 7).max(4);
+        ((opts.size.0.saturating_sub(legend_w(suite) + 90)) as usize / n.max(1) / 8).max(4);
     let mut wrapped: Vec<Vec<String>> = cats.iter().map(|(c, _)| wrap(c, max_chars)).collect();
     let lettered = wrapped.iter().any(|w| w.len() > MAX_LINES);
     if lettered {
@@ -729,7 +738,9 @@ pub fn per_worker_busy(
                 .disable_x_mesh()
                 .bold_line_style(GRID.stroke_width(1))
                 .light_line_style(WHITE.stroke_width(0))
-                .x_labels(p.min(16))
+                // A label every ~28 px at most ("w12" is ~22 px wide); plotters then picks a
+                // 1-2-5 step, and only whole workers are labelled.
+                .x_labels(p.min((area.dim_in_pixel().0.saturating_sub(84) as usize / 28).max(2)))
                 .x_label_formatter(&|x: &f64| {
                     if (x - x.round()).abs() < 1e-9 && *x >= 0.0 {
                         format!("w{}", x.round() as usize)
@@ -894,7 +905,7 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
                 .caption(
                     format!(
                         "{} — makespan {}, {} steals",
-                        truncate(&r.report.strategy, 24),
+                        truncate(&r.report.strategy, 56),
                         fmt_ns(r.report.makespan_ns as f64),
                         r.report.steals
                     ),
@@ -948,16 +959,20 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
                 }))
                 .map_err(err)?;
             // Steals: a triangle pointing down at the start of each task a steal took, its
-            // tip at the row's centre, as tall as the upper half of the bar (3 px at least).
+            // tip at the row's centre, as tall as the upper half of the bar (5 px at least, so
+            // it shows on thin rows too, where it reaches into the row above).
             let row_px =
                 (chart.backend_coord(&(0.0, 0.0)).1 - chart.backend_coord(&(0.0, 1.0)).1).abs();
-            let h = ((row_px as f64 * 0.38).round() as i32).clamp(3, 9);
-            for s in sp.iter().filter(|s| s.stolen) {
-                draw_steal(
-                    chart.plotting_area(),
-                    (s.start_ns as f64, s.worker as f64),
-                    h,
-                )?;
+            let h = ((row_px as f64 * 0.38).round() as i32).clamp(5, 8);
+            for halo in [true, false] {
+                for s in sp.iter().filter(|s| s.stolen) {
+                    draw_steal(
+                        chart.plotting_area(),
+                        (s.start_ns as f64, s.worker as f64),
+                        h,
+                        halo,
+                    )?;
+                }
             }
             // The makespan, in the strategy's colour: where the last worker finished.
             if complete(r) {
@@ -1423,6 +1438,12 @@ pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path)
                 theory::mmc_wait(servers, rho * servers as f64 * mu, mu).map(|w| (rho, w))
             })
             .collect();
+        // A single setting still says what it is.
+        let label = if label == "all" {
+            format!("{} · P={}", g[0].coords.workload, g[0].coords.workers)
+        } else {
+            label
+        };
         panels_data.push(Panel {
             label,
             series,
@@ -1442,6 +1463,9 @@ pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path)
     };
     let ymax = all_pts().map(|p| p.1 + p.2).fold(1.0, f64::max) * 1.3;
     let xmax = all_pts().map(|p| p.0).fold(0.0, f64::max).clamp(0.5, 1.0) * 1.05;
+    // From just below the lowest measured utilisation (to 0.1), not from 0.
+    let xmin = (((all_pts().map(|p| p.0).fold(1.0, f64::min) - 0.05) * 10.0).floor() / 10.0)
+        .clamp(0.0, (xmax - 0.1).max(0.0));
     let name = format!("{}-queueing", slug(matrix));
     let title = format!("Queueing: mean wait vs utilisation — {matrix}");
     let (rn, cn) = grid(panels_data.len());
@@ -1457,7 +1481,7 @@ pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path)
                 .margin(8)
                 .x_label_area_size(36)
                 .y_label_area_size(64)
-                .build_cartesian_2d(0f64..xmax, 0f64..ymax)
+                .build_cartesian_2d(xmin..xmax, 0f64..ymax)
                 .map_err(err)?;
             chart
                 .configure_mesh()
@@ -1474,7 +1498,7 @@ pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path)
                 .reference
                 .iter()
                 .copied()
-                .filter(|p| p.1 <= ymax && p.0 <= xmax)
+                .filter(|p| p.1 <= ymax && p.0 >= xmin && p.0 <= xmax)
                 .collect();
             chart
                 .draw_series(DashedLineSeries::new(pts, 6, 4, REFERENCE.stroke_width(2)))

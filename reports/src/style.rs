@@ -139,11 +139,14 @@ where
 }
 
 /// Draw a steal marker: a downward triangle `size` pixels high whose tip is at `p` (in
-/// `area`'s coordinates), filled with [`STEAL`] and outlined in white.
+/// `area`'s coordinates), filled with [`STEAL`]; with `halo`, only its white outline (2 px),
+/// drawn under the fills of all markers first so that a cluster of steals reads as one dark
+/// shape with a light edge on any bar colour.
 pub(crate) fn draw_steal<DB: DrawingBackend, CT: CoordTranslate>(
     area: &DrawingArea<DB, CT>,
     p: CT::From,
     size: i32,
+    halo: bool,
 ) -> Result<(), String>
 where
     CT::From: Clone,
@@ -151,13 +154,13 @@ where
     let h = size.max(3);
     let w = (h * 2 + 2) / 3;
     let pts = vec![(-w, -h), (w, -h), (0, 0)];
-    let mut outline = pts.clone();
-    outline.push(pts[0]);
-    area.draw(
-        &(EmptyElement::at(p)
-            + Polygon::new(pts, STEAL.filled())
-            + PathElement::new(outline, WHITE.stroke_width(1))),
-    )
+    if halo {
+        let mut outline = pts.clone();
+        outline.push(pts[0]);
+        area.draw(&(EmptyElement::at(p) + PathElement::new(outline, WHITE.stroke_width(2))))
+    } else {
+        area.draw(&(EmptyElement::at(p) + Polygon::new(pts, STEAL.filled())))
+    }
     .map_err(err)
 }
 
