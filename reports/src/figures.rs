@@ -85,6 +85,15 @@ fn legend<DB: DrawingBackend>(
     y0: i32,
     items: &[(String, Key)],
 ) -> Result<(), String> {
+    legend_y(area, y0, items).map(|_| ())
+}
+
+/// [`legend`], returning where the next line of the column may go.
+fn legend_y<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    y0: i32,
+    items: &[(String, Key)],
+) -> Result<i32, String> {
     let mut y = y0;
     let bottom = area.dim_in_pixel().1 as i32 - 16;
     for (i, (name, key)) in items.iter().enumerate() {
@@ -95,6 +104,7 @@ fn legend<DB: DrawingBackend>(
                 text_style(LABEL_PX - 1),
             ))
             .map_err(err)?;
+            y += 22;
             break;
         }
         match key {
@@ -136,7 +146,7 @@ fn legend<DB: DrawingBackend>(
         }
         y += 22 + 15 * (lines.len() as i32 - 1);
     }
-    Ok(())
+    Ok(y)
 }
 
 /// `matrix` as a file-name stem: ASCII letters, digits, `-` and `_` kept, the rest `_`.
@@ -259,6 +269,27 @@ fn grid(n: usize) -> (usize, usize) {
     }
 }
 
+/// [`group`], where a single group (nothing but the excluded axes varies) is named by its
+/// setting (workload, workers, and speeds where uneven) instead of "all".
+fn named_groups<'a>(
+    cells: &[&'a CellSummary],
+    exclude: &[Axis],
+) -> Vec<(String, Vec<&'a CellSummary>)> {
+    let mut out = group(cells, exclude);
+    if let [(label, g)] = out.as_mut_slice() {
+        if label == "all" {
+            if let Some(c) = g.first() {
+                let mut axes = vec![Axis::Workload, Axis::Workers];
+                if !c.coords.speeds.is_empty() && c.coords.speeds != "uniform" {
+                    axes.push(Axis::Speeds);
+                }
+                *label = crate::suite::label(&c.coords, &axes, &[]);
+            }
+        }
+    }
+    out
+}
+
 /// Map a chart coordinate to pixels relative to `area`'s origin.
 fn rel(base: (i32, i32), p: (i32, i32)) -> (i32, i32) {
     (p.0 - base.0, p.1 - base.1)
@@ -311,7 +342,7 @@ fn bars(
     if cells.is_empty() {
         return skip("no cells");
     }
-    let cats = group(&cells, &[Axis::Strategy]);
+    let cats = named_groups(&cells, &[Axis::Strategy]);
     let strats = strategies(&cells);
     let stat = |c: &CellSummary| -> Stat {
         match metric {
@@ -509,7 +540,7 @@ pub fn latency_cdf(suite: &Suite, matrix: &str, opts: &CdfOptions, dir: &Path) -
     if cells.is_empty() {
         return skip("no run stored a latency histogram (latency_buckets)");
     }
-    let cats = group(&cells, &[Axis::Strategy]);
+    let cats = named_groups(&cells, &[Axis::Strategy]);
     let strats = strategies(&cells);
     let shown: Vec<_> = cats.iter().take(opts.max_panels.max(1)).collect();
     let curves: Vec<Vec<Curve>> = shown
@@ -686,7 +717,7 @@ pub fn per_worker_busy(
     if cells.is_empty() {
         return skip("no cells");
     }
-    let cats = group(&cells, &[Axis::Strategy]);
+    let cats = named_groups(&cells, &[Axis::Strategy]);
     let (cat, g) = most_imbalanced(&cats);
     let strats = strategies(&cells);
     let runs: Vec<(usize, &CellSummary, &RunRow)> = g
@@ -831,7 +862,7 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
             "no run stored a timeline (the suite runner keeps one for repetition 0 of each cell)",
         );
     }
-    let cats = group(&cells, &[Axis::Strategy]);
+    let cats = named_groups(&cells, &[Axis::Strategy]);
     let (cat, g) = most_imbalanced(&cats);
     let strats = strategies(&cells);
     let runs: Vec<&RunRow> = g
@@ -1334,15 +1365,15 @@ pub fn scaling(suite: &Suite, matrix: &str, opts: &ScalingOptions, dir: &Path) -
             .collect();
         for (l, j, s) in &fits {
             items.push((
-                format!("Amdahl S={s:.3}: {}", truncate(l, 14)),
+                format!("Amdahl S={s:.3}: {l}"),
                 Key::Line(None, color(*j), true),
             ));
         }
         items.push(("ideal (S = P)".into(), Key::Line(None, REFERENCE, true)));
-        legend(&side, 60, &items)?;
+        let y = legend_y(&side, 60, &items)?;
         side.draw(&Text::new(
             "dotted: Gustafson, same S",
-            (8, 60 + 22 * items.len() as i32),
+            (8, y - 8),
             text_style(LABEL_PX - 2),
         ))
         .map_err(err)?;
@@ -1404,7 +1435,7 @@ pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path)
         reference: Vec<(f64, f64)>,
     }
     let mut panels_data: Vec<Panel> = Vec::new();
-    for (label, g) in group(&cells, &[Axis::Arrivals, Axis::Strategy]) {
+    for (label, g) in named_groups(&cells, &[Axis::Arrivals, Axis::Strategy]) {
         let mut series: Vec<Series> = Vec::new();
         let mut services = Vec::new();
         for (j, s) in strats.iter().enumerate() {
@@ -1438,12 +1469,6 @@ pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path)
                 theory::mmc_wait(servers, rho * servers as f64 * mu, mu).map(|w| (rho, w))
             })
             .collect();
-        // A single setting still says what it is.
-        let label = if label == "all" {
-            format!("{} · P={}", g[0].coords.workload, g[0].coords.workers)
-        } else {
-            label
-        };
         panels_data.push(Panel {
             label,
             series,
