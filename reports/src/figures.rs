@@ -932,14 +932,22 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
                 .iter()
                 .position(|s| s == &r.coords.strategy)
                 .unwrap_or(0);
+            // The title fits the panel (~7.5 px a character): the strategy is cut, not the rest.
+            let tail = format!(
+                " — makespan {}, {} steals{}",
+                fmt_ns(r.report.makespan_ns as f64),
+                r.report.steals,
+                if complete(r) {
+                    String::new()
+                } else {
+                    format!(" (record ends at {})", fmt_ns(window(r)))
+                }
+            );
+            let fit = (area.dim_in_pixel().0 as f64 / 7.5) as usize;
+            let fit = fit.saturating_sub(tail.chars().count()).max(12);
             let mut chart = ChartBuilder::on(area)
                 .caption(
-                    format!(
-                        "{} — makespan {}, {} steals",
-                        truncate(&r.report.strategy, 56),
-                        fmt_ns(r.report.makespan_ns as f64),
-                        r.report.steals
-                    ),
+                    format!("{}{tail}", truncate(&r.report.strategy, fit)),
                     (FONT, LABEL_PX),
                 )
                 .margin(6)
@@ -1016,6 +1024,17 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
                         color(j).stroke_width(2),
                     )))
                     .map_err(err)?;
+            } else {
+                // A capped timeline: where the record stops (the run went on), dashed grey;
+                // the title gives the time, so the cut is not read as the end of the run.
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        vec![(w, -0.5), (w, p as f64 - 0.5)],
+                        5,
+                        4,
+                        REFERENCE.stroke_width(2),
+                    ))
+                    .map_err(err)?;
             }
         }
         // Colour bar.
@@ -1052,6 +1071,12 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
         if any_steal {
             items.push(("steal".into(), Key::Steal));
         }
+        if runs.iter().any(|r| !complete(r)) {
+            items.push((
+                "end of a capped timeline".into(),
+                Key::Line(None, REFERENCE, true),
+            ));
+        }
         items.extend(runs.iter().filter(|r| complete(r)).map(|r| {
             let j = strats
                 .iter()
@@ -1075,7 +1100,7 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
     }
     if !truncated.is_empty() {
         caption.push_str(&format!(
-            " Timelines are capped, so the figure shows the start of those runs up to the last recorded start (every task that started earlier is drawn; no makespan line): {}.",
+            " Timelines are capped, so the figure shows the start of those runs up to the last recorded start (every task that started earlier is drawn; a dashed grey line marks where the record ends, in place of the makespan line): {}.",
             truncated.join(", ")
         ));
     }

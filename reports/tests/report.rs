@@ -397,6 +397,15 @@ fn a_capped_timeline_is_drawn_as_a_window_and_said_so() {
     let f = figures::gantt(&suite, "balance", &GanttOptions::default(), &dir).unwrap();
     assert!(f.caption.contains("capped"), "{}", f.caption);
     assert!(f.caption.contains("100 of 1000 tasks"), "{}", f.caption);
+    // Every panel title says where its record ends, so the cut is not read as the run's end.
+    let svg = std::fs::read_to_string(&f.files.svg).unwrap();
+    // One panel per strategy of the group drawn (every workload has the same four).
+    let panels = reports::suite::strategies(&suite.cells_of("balance")).len();
+    assert_eq!(
+        svg.matches("(record ends at ").count(),
+        panels,
+        "panel titles"
+    );
     let img = image::open(&f.files.png).unwrap();
     assert_eq!((img.width(), img.height()), GanttOptions::default().size);
 }
