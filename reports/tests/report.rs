@@ -517,3 +517,44 @@ fn bar_labels_show_every_varying_coordinate_speeds_included() {
         );
     }
 }
+
+#[test]
+fn queueing_draws_one_erlang_c_reference_per_panel_with_one_legend_entry() {
+    let mut cells = Vec::new();
+    for w in ["exponential(mean=100us)", "lognormal(mean=100us,sigma=1)"] {
+        for s in ["central", "work-stealing"] {
+            for rate in [12_000, 24_000, 32_000] {
+                let mut c = common::Cell::new("open", s, w, 4);
+                c.arrivals = format!("poisson(rate={rate}/s)");
+                c.tasks = 2_000;
+                cells.push(c);
+            }
+        }
+    }
+    let suite = Suite::from_rows(Path::new("open"), common::rows("open", &cells, 1));
+    let dir = tmp("open");
+    let f = figures::queueing(&suite, "open", &figures::QueueingOptions::default(), &dir).unwrap();
+    let svg = std::fs::read_to_string(&f.files.svg).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.is_text())
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    let erlang = texts.iter().filter(|t| t.contains("Erlang C")).count();
+    assert_eq!(erlang, 1, "one legend entry for the reference: {texts:?}");
+    // Two panels (one per workload), each titled by its setting, and each strategy once in the legend.
+    for w in ["exponential(mean=100us)", "lognormal(mean=100us,sigma=1)"] {
+        assert!(texts.iter().any(|t| t.starts_with(w)), "no panel for {w}");
+    }
+    // (A long name wraps onto lines drawn one after another.)
+    let flat = texts.concat();
+    for s in reports::suite::strategies(&suite.cells_of("open")) {
+        assert_eq!(
+            flat.matches(s.as_str()).count(),
+            1,
+            "{s} in the legend once"
+        );
+    }
+}
