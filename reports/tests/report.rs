@@ -508,13 +508,21 @@ fn bar_labels_show_every_varying_coordinate_speeds_included() {
         .concat();
     // Each group's label, its wrapped lines put back together, is in the figure in full.
     let cs = suite.cells_of("speeds");
-    for (label, _) in reports::suite::group(&cs, &[reports::suite::Axis::Strategy]) {
+    let groups = reports::suite::group(&cs, &[reports::suite::Axis::Strategy]);
+    for (label, _) in &groups {
         assert!(label.contains("speeds="), "{label}");
         let joined = label.replace(" · ", "");
         assert!(
             text.contains(&joined),
             "label {label:?} not in full in the figure"
         );
+    }
+    // Too narrow for the labels: the groups are lettered and the caption spells each one out.
+    let narrow = figures::BarOptions { size: (520, 400) };
+    let f = figures::lif_bars(&suite, "speeds", &narrow, &dir).unwrap();
+    for (i, (label, _)) in groups.iter().enumerate() {
+        let key = format!("{} = {label}", char::from(b'A' + i as u8));
+        assert!(f.caption.contains(&key), "{key:?} not in {:?}", f.caption);
     }
 }
 
