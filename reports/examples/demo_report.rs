@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p reports --example demo_report -- OUT_DIR [--readme FIG_DIR]
-//! cargo run --release -p reports --example demo_report -- --from results/quick --matrix sim --readme docs/figures
+//! cargo run --release -p reports --example demo_report -- --from results/quick --matrix sim-125-per-worker --readme docs/figures
 //! ```
 //!
 //! The first writes `OUT_DIR/results` (runs.jsonl, meta.json) and `OUT_DIR/report`
@@ -35,7 +35,10 @@ fn main() {
         Some(dir) => {
             let suite =
                 reports::suite::Suite::load(std::path::Path::new(&dir)).expect("results load");
-            (suite, flag("--matrix").unwrap_or_else(|| "sim".into()))
+            (
+                suite,
+                flag("--matrix").unwrap_or_else(|| "sim-125-per-worker".into()),
+            )
         }
         None => {
             let results = out.join("results");

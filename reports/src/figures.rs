@@ -11,8 +11,8 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::results::{CellSummary, RunRow, Stat};
 use crate::style::{
-    self, color, draw_hatched, draw_marker, err, hatch, marker, render_both, Files, Hatch, Marker,
-    AXIS_PX, FONT, GRID, LABEL_PX, REFERENCE, SIZE, TITLE_PX,
+    self, color, draw_hatched, draw_marker, draw_steal, err, hatch, marker, render_both, Files,
+    Hatch, Marker, AXIS_PX, FONT, GRID, LABEL_PX, REFERENCE, SIZE, TITLE_PX,
 };
 use crate::suite::{group, label, strategies, varying, Axis, Suite};
 use crate::theory;
@@ -55,7 +55,8 @@ fn skip<T>(why: impl Into<String>) -> Result<T, FigureError> {
 }
 
 /// Width of the legend column on the right of every figure: wide enough for the suite's
-/// longest strategy name (with a prefix such as "measured: "), between 220 and 400 pixels.
+/// longest strategy name (with a prefix such as "measured: "), between 220 and 300 pixels;
+/// longer names wrap onto more lines.
 fn legend_w(suite: &Suite) -> u32 {
     let longest = suite
         .cells
@@ -63,7 +64,7 @@ fn legend_w(suite: &Suite) -> u32 {
         .map(|c| c.coords.strategy.chars().count())
         .max()
         .unwrap_or(10);
-    ((longest + 6) as f64 * 6.5 + 45.0).clamp(220.0, 400.0) as u32
+    ((longest + 6) as f64 * 6.5 + 45.0).clamp(220.0, 300.0) as u32
 }
 
 fn text_style(px: u32) -> TextStyle<'static> {
@@ -74,6 +75,8 @@ fn text_style(px: u32) -> TextStyle<'static> {
 enum Key {
     Bar(Hatch, RGBColor),
     Line(Option<Marker>, RGBColor, bool),
+    /// The Gantt steal marker.
+    Steal,
 }
 
 /// Draw the legend `items` in `area` (the right-hand column), top-aligned at `y0`.
@@ -82,6 +85,15 @@ fn legend<DB: DrawingBackend>(
     y0: i32,
     items: &[(String, Key)],
 ) -> Result<(), String> {
+    legend_y(area, y0, items).map(|_| ())
+}
+
+/// [`legend`], returning where the next line of the column may go.
+fn legend_y<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    y0: i32,
+    items: &[(String, Key)],
+) -> Result<i32, String> {
     let mut y = y0;
     let bottom = area.dim_in_pixel().1 as i32 - 16;
     for (i, (name, key)) in items.iter().enumerate() {
@@ -92,6 +104,7 @@ fn legend<DB: DrawingBackend>(
                 text_style(LABEL_PX - 1),
             ))
             .map_err(err)?;
+            y += 22;
             break;
         }
         match key {
@@ -113,18 +126,27 @@ fn legend<DB: DrawingBackend>(
                     draw_marker(area, (19, y), *m, *c)?;
                 }
             }
+            Key::Steal => {
+                draw_steal(area, (19, y + 5), 10, true)?;
+                draw_steal(area, (19, y + 5), 10, false)?;
+            }
         }
-        let fit = ((area.dim_in_pixel().0 as f64 - 45.0) / 6.6).max(8.0) as usize;
-        let shown = truncate(name, fit);
-        area.draw(&Text::new(
-            shown,
-            (38, y - (LABEL_PX as i32) / 2),
-            text_style(LABEL_PX - 1),
-        ))
-        .map_err(err)?;
-        y += 22;
+        let fit = ((area.dim_in_pixel().0 as f64 - 45.0) / 7.0).max(8.0) as usize;
+        let lines = wrap(name, fit);
+        for (k, line) in lines.iter().enumerate() {
+            area.draw(&Text::new(
+                line.clone(),
+                (
+                    38 + if k > 0 { 8 } else { 0 },
+                    y - (LABEL_PX as i32) / 2 + 15 * k as i32,
+                ),
+                text_style(LABEL_PX - 1),
+            ))
+            .map_err(err)?;
+        }
+        y += 22 + 15 * (lines.len() as i32 - 1);
     }
-    Ok(())
+    Ok(y)
 }
 
 /// `matrix` as a file-name stem: ASCII letters, digits, `-` and `_` kept, the rest `_`.
@@ -150,36 +172,38 @@ pub fn slug(matrix: &str) -> String {
     }
 }
 
-/// A " · "-joined label as lines of at most `width` characters: one line per part, a long part
-/// broken after its commas and opening parentheses (or cut), at most `max_lines` lines (the last cut with an ellipsis).
+/// A " · "-joined label as lines of at most `width` characters, nothing dropped: one line per
+/// part, a long part broken after its commas, opening parentheses and `=` signs, and a piece
+/// still too long split where it reaches `width`.
 ///
 /// ```
 /// use reports::figures::wrap;
-/// assert_eq!(wrap("lognormal(mean=50us,sigma=1.5) · n=2000", 20, 4),
+/// assert_eq!(wrap("lognormal(mean=50us,sigma=1.5) · n=2000", 20),
 ///            vec!["lognormal(mean=50us,", "sigma=1.5)", "n=2000"]);
-/// assert_eq!(wrap("lognormal(mean=50us,sigma=1.5)", 12, 4),
+/// assert_eq!(wrap("lognormal(mean=50us,sigma=1.5)", 12),
 ///            vec!["lognormal(", "mean=50us,", "sigma=1.5)"]);
+/// assert_eq!(wrap("speeds=1,1,1,1,1,1,1,0.25", 10),
+///            vec!["speeds=1,", "1,1,1,1,1,", "1,0.25"]);
+/// assert_eq!(wrap("abcdefghij", 4), vec!["abcd", "efgh", "ij"]);
 /// ```
-pub fn wrap(label: &str, width: usize, max_lines: usize) -> Vec<String> {
+pub fn wrap(label: &str, width: usize) -> Vec<String> {
     let width = width.max(4);
     let mut lines: Vec<String> = Vec::new();
     for part in label.split(" · ") {
         let mut cur = String::new();
-        for piece in part.split_inclusive([',', '(']) {
+        for piece in part.split_inclusive([',', '(', '=']) {
             if !cur.is_empty() && cur.chars().count() + piece.chars().count() > width {
                 lines.push(std::mem::take(&mut cur));
             }
             cur.push_str(piece);
+            while cur.chars().count() > width {
+                let head: String = cur.chars().take(width).collect();
+                cur = cur.chars().skip(width).collect();
+                lines.push(head);
+            }
         }
         if !cur.is_empty() {
             lines.push(cur);
-        }
-    }
-    let mut lines: Vec<String> = lines.into_iter().map(|l| truncate(&l, width)).collect();
-    if lines.len() > max_lines {
-        lines.truncate(max_lines);
-        if let Some(last) = lines.last_mut() {
-            *last = truncate(&format!("{last}…"), width);
         }
     }
     lines
@@ -245,6 +269,27 @@ fn grid(n: usize) -> (usize, usize) {
     }
 }
 
+/// [`group`], where a single group (nothing but the excluded axes varies) is named by its
+/// setting (workload, workers, and speeds where uneven) instead of "all".
+fn named_groups<'a>(
+    cells: &[&'a CellSummary],
+    exclude: &[Axis],
+) -> Vec<(String, Vec<&'a CellSummary>)> {
+    let mut out = group(cells, exclude);
+    if let [(label, g)] = out.as_mut_slice() {
+        if label == "all" {
+            if let Some(c) = g.first() {
+                let mut axes = vec![Axis::Workload, Axis::Workers];
+                if !c.coords.speeds.is_empty() && c.coords.speeds != "uniform" {
+                    axes.push(Axis::Speeds);
+                }
+                *label = crate::suite::label(&c.coords, &axes, &[]);
+            }
+        }
+    }
+    out
+}
+
 /// Map a chart coordinate to pixels relative to `area`'s origin.
 fn rel(base: (i32, i32), p: (i32, i32)) -> (i32, i32) {
     (p.0 - base.0, p.1 - base.1)
@@ -297,7 +342,7 @@ fn bars(
     if cells.is_empty() {
         return skip("no cells");
     }
-    let cats = group(&cells, &[Axis::Strategy]);
+    let cats = named_groups(&cells, &[Axis::Strategy]);
     let strats = strategies(&cells);
     let stat = |c: &CellSummary| -> Stat {
         match metric {
@@ -325,10 +370,17 @@ fn bars(
     let n = cats.len();
     let name = format!("{}-{kind}", slug(matrix));
     let title = format!("{what} by strategy — {matrix}");
-    // Category labels: one line per axis, long specs broken after commas, at most 4 lines.
+    // Category labels: every coordinate that varies within the figure, one line per axis,
+    // long specs broken after commas. Where that needs more than MAX_LINES lines, the groups
+    // are lettered and the caption spells them out.
+    const MAX_LINES: usize = 6;
     let max_chars =
-        ((opts.size.0.saturating_sub(legend_w(suite) + 90)) as usize / n.max(1) / 8).max(6);
-    let wrapped: Vec<Vec<String>> = cats.iter().map(|(c, _)| wrap(c, max_chars, 4)).collect();
+        ((opts.size.0.saturating_sub(legend_w(suite) + 90)) as usize / n.max(1) / 8).max(4);
+    let mut wrapped: Vec<Vec<String>> = cats.iter().map(|(c, _)| wrap(c, max_chars)).collect();
+    let lettered = wrapped.iter().any(|w| w.len() > MAX_LINES);
+    if lettered {
+        wrapped = (0..n).map(|i| vec![group_key(i)]).collect();
+    }
     let lines = wrapped.iter().map(|w| w.len()).max().unwrap_or(1) as u32;
     let files = render_both!(dir, &name, opts.size, |root| {
         let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
@@ -414,13 +466,32 @@ fn bars(
         BarMetric::Lif => "Each bar is one strategy's mean load imbalance factor (busiest worker's busy time over the mean) over repetitions; whiskers are 95% confidence intervals of the mean (Student t). The dashed line at 1.0 is perfect balance: the further a bar rises above it, the longer the busiest worker ran while others idled.",
         BarMetric::Efficiency => "Each bar is one strategy's mean efficiency, the lower bound on the makespan (total work over total speed, or the longest task) divided by the measured makespan; whiskers are 95% confidence intervals. 1.0 (dashed) means the run finished as early as any schedule could; 0.8 means it took 25% longer than that bound.",
     };
+    let mut caption = caption.to_string();
+    if lettered {
+        let key: Vec<String> = cats
+            .iter()
+            .enumerate()
+            .map(|(i, (c, _))| format!("{} = {c}", group_key(i)))
+            .collect();
+        caption.push_str(&format!(" Groups: {}.", key.join("; ")));
+    }
     Ok(Figure {
         name,
         title,
-        caption: caption.into(),
+        caption,
         notes: Vec::new(),
         files,
     })
+}
+
+/// The letter naming group `i` where its label does not fit under the axis: A–Z, then A2….
+fn group_key(i: usize) -> String {
+    let l = char::from(b'A' + (i % 26) as u8);
+    if i < 26 {
+        l.to_string()
+    } else {
+        format!("{l}{}", i / 26 + 1)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -469,7 +540,7 @@ pub fn latency_cdf(suite: &Suite, matrix: &str, opts: &CdfOptions, dir: &Path) -
     if cells.is_empty() {
         return skip("no run stored a latency histogram (latency_buckets)");
     }
-    let cats = group(&cells, &[Axis::Strategy]);
+    let cats = named_groups(&cells, &[Axis::Strategy]);
     let strats = strategies(&cells);
     let shown: Vec<_> = cats.iter().take(opts.max_panels.max(1)).collect();
     let curves: Vec<Vec<Curve>> = shown
@@ -646,7 +717,7 @@ pub fn per_worker_busy(
     if cells.is_empty() {
         return skip("no cells");
     }
-    let cats = group(&cells, &[Axis::Strategy]);
+    let cats = named_groups(&cells, &[Axis::Strategy]);
     let (cat, g) = most_imbalanced(&cats);
     let strats = strategies(&cells);
     let runs: Vec<(usize, &CellSummary, &RunRow)> = g
@@ -698,7 +769,9 @@ pub fn per_worker_busy(
                 .disable_x_mesh()
                 .bold_line_style(GRID.stroke_width(1))
                 .light_line_style(WHITE.stroke_width(0))
-                .x_labels(p.min(16))
+                // A label every ~28 px at most ("w12" is ~22 px wide); plotters then picks a
+                // 1-2-5 step, and only whole workers are labelled.
+                .x_labels(p.min((area.dim_in_pixel().0.saturating_sub(84) as usize / 28).max(2)))
                 .x_label_formatter(&|x: &f64| {
                     if (x - x.round()).abs() < 1e-9 && *x >= 0.0 {
                         format!("w{}", x.round() as usize)
@@ -789,7 +862,7 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
             "no run stored a timeline (the suite runner keeps one for repetition 0 of each cell)",
         );
     }
-    let cats = group(&cells, &[Axis::Strategy]);
+    let cats = named_groups(&cells, &[Axis::Strategy]);
     let (cat, g) = most_imbalanced(&cats);
     let strats = strategies(&cells);
     let runs: Vec<&RunRow> = g
@@ -838,6 +911,11 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
             ));
         }
     }
+    let any_steal = runs.iter().any(|r| {
+        spans(r)
+            .iter()
+            .any(|s| s.stolen && s.start_ns as f64 <= window(r))
+    });
     let files = render_both!(dir, &name, opts.size, |root| {
         let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
         let (head, body) = main.split_vertically(36);
@@ -854,14 +932,22 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
                 .iter()
                 .position(|s| s == &r.coords.strategy)
                 .unwrap_or(0);
+            // The title fits the panel (~7.5 px a character): the strategy is cut, not the rest.
+            let tail = format!(
+                " — makespan {}, {} steals{}",
+                fmt_ns(r.report.makespan_ns as f64),
+                r.report.steals,
+                if complete(r) {
+                    String::new()
+                } else {
+                    format!(" (record ends at {})", fmt_ns(window(r)))
+                }
+            );
+            let fit = (area.dim_in_pixel().0 as f64 / 7.5) as usize;
+            let fit = fit.saturating_sub(tail.chars().count()).max(12);
             let mut chart = ChartBuilder::on(area)
                 .caption(
-                    format!(
-                        "{} — makespan {}, {} steals",
-                        truncate(&r.report.strategy, 24),
-                        fmt_ns(r.report.makespan_ns as f64),
-                        r.report.steals
-                    ),
+                    format!("{}{tail}", truncate(&r.report.strategy, fit)),
                     (FONT, LABEL_PX),
                 )
                 .margin(6)
@@ -911,6 +997,22 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
                     )
                 }))
                 .map_err(err)?;
+            // Steals: a triangle pointing down at the start of each task a steal took, its
+            // tip at the row's centre, as tall as the upper half of the bar (5 px at least, so
+            // it shows on thin rows too, where it reaches into the row above).
+            let row_px =
+                (chart.backend_coord(&(0.0, 0.0)).1 - chart.backend_coord(&(0.0, 1.0)).1).abs();
+            let h = ((row_px as f64 * 0.38).round() as i32).clamp(5, 8);
+            for halo in [true, false] {
+                for s in sp.iter().filter(|s| s.stolen) {
+                    draw_steal(
+                        chart.plotting_area(),
+                        (s.start_ns as f64, s.worker as f64),
+                        h,
+                        halo,
+                    )?;
+                }
+            }
             // The makespan, in the strategy's colour: where the last worker finished.
             if complete(r) {
                 chart
@@ -921,6 +1023,17 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
                         ],
                         color(j).stroke_width(2),
                     )))
+                    .map_err(err)?;
+            } else {
+                // A capped timeline: where the record stops (the run went on), dashed grey;
+                // the title gives the time, so the cut is not read as the end of the run.
+                chart
+                    .draw_series(DashedLineSeries::new(
+                        vec![(w, -0.5), (w, p as f64 - 0.5)],
+                        5,
+                        4,
+                        REFERENCE.stroke_width(2),
+                    ))
                     .map_err(err)?;
             }
         }
@@ -954,24 +1067,30 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
             text_style(LABEL_PX - 2),
         ))
         .map_err(err)?;
-        let items: Vec<(String, Key)> = runs
-            .iter()
-            .filter(|r| complete(r))
-            .map(|r| {
-                let j = strats
-                    .iter()
-                    .position(|s| s == &r.coords.strategy)
-                    .unwrap_or(0);
-                (
-                    format!("end: {}", r.coords.strategy),
-                    Key::Line(None, color(j), false),
-                )
-            })
-            .collect();
+        let mut items: Vec<(String, Key)> = Vec::new();
+        if any_steal {
+            items.push(("steal".into(), Key::Steal));
+        }
+        if runs.iter().any(|r| !complete(r)) {
+            items.push((
+                "end of a capped timeline".into(),
+                Key::Line(None, REFERENCE, true),
+            ));
+        }
+        items.extend(runs.iter().filter(|r| complete(r)).map(|r| {
+            let j = strats
+                .iter()
+                .position(|s| s == &r.coords.strategy)
+                .unwrap_or(0);
+            (
+                format!("end: {}", r.coords.strategy),
+                Key::Line(None, color(j), false),
+            )
+        }));
         legend(&side, 310, &items)
     })?;
     let mut caption = format!(
-        "One run (repetition 0) per strategy on {cat}. Each row is a worker, each bar a task from its start to its end, coloured by its duration (dark = short, yellow = long, log scale). White gaps are idle or scheduling time; the vertical line is the makespan. Rows that end early beside one that runs on show imbalance; steal counts are in the titles."
+        "One run (repetition 0) per strategy on {cat}. Each row is a worker, each bar a task from its start to its end, coloured by its duration (dark = short, yellow = long, log scale). White gaps are idle or scheduling time; the vertical line is the makespan. Rows that end early beside one that runs on show imbalance. A small black triangle pointing down at a bar's start marks a steal: the task was the first of a batch taken from another worker's queue (the other tasks of the batch run later as local ones); steal counts are in the panel titles."
     );
     if !left_out.is_empty() {
         caption.push_str(&format!(
@@ -981,7 +1100,7 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
     }
     if !truncated.is_empty() {
         caption.push_str(&format!(
-            " Timelines are capped, so the figure shows the start of those runs up to the last recorded start (every task that started earlier is drawn; no makespan line): {}.",
+            " Timelines are capped, so the figure shows the start of those runs up to the last recorded start (every task that started earlier is drawn; a dashed grey line marks where the record ends, in place of the makespan line): {}.",
             truncated.join(", ")
         ));
     }
@@ -1271,15 +1390,15 @@ pub fn scaling(suite: &Suite, matrix: &str, opts: &ScalingOptions, dir: &Path) -
             .collect();
         for (l, j, s) in &fits {
             items.push((
-                format!("Amdahl S={s:.3}: {}", truncate(l, 14)),
+                format!("Amdahl S={s:.3}: {l}"),
                 Key::Line(None, color(*j), true),
             ));
         }
         items.push(("ideal (S = P)".into(), Key::Line(None, REFERENCE, true)));
-        legend(&side, 60, &items)?;
+        let y = legend_y(&side, 60, &items)?;
         side.draw(&Text::new(
             "dotted: Gustafson, same S",
-            (8, 60 + 22 * items.len() as i32),
+            (8, y - 8),
             text_style(LABEL_PX - 2),
         ))
         .map_err(err)?;
@@ -1341,7 +1460,7 @@ pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path)
         reference: Vec<(f64, f64)>,
     }
     let mut panels_data: Vec<Panel> = Vec::new();
-    for (label, g) in group(&cells, &[Axis::Arrivals, Axis::Strategy]) {
+    for (label, g) in named_groups(&cells, &[Axis::Arrivals, Axis::Strategy]) {
         let mut series: Vec<Series> = Vec::new();
         let mut services = Vec::new();
         for (j, s) in strats.iter().enumerate() {
@@ -1394,6 +1513,9 @@ pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path)
     };
     let ymax = all_pts().map(|p| p.1 + p.2).fold(1.0, f64::max) * 1.3;
     let xmax = all_pts().map(|p| p.0).fold(0.0, f64::max).clamp(0.5, 1.0) * 1.05;
+    // From just below the lowest measured utilisation (to 0.1), not from 0.
+    let xmin = (((all_pts().map(|p| p.0).fold(1.0, f64::min) - 0.05) * 10.0).floor() / 10.0)
+        .clamp(0.0, (xmax - 0.1).max(0.0));
     let name = format!("{}-queueing", slug(matrix));
     let title = format!("Queueing: mean wait vs utilisation — {matrix}");
     let (rn, cn) = grid(panels_data.len());
@@ -1409,7 +1531,7 @@ pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path)
                 .margin(8)
                 .x_label_area_size(36)
                 .y_label_area_size(64)
-                .build_cartesian_2d(0f64..xmax, 0f64..ymax)
+                .build_cartesian_2d(xmin..xmax, 0f64..ymax)
                 .map_err(err)?;
             chart
                 .configure_mesh()
@@ -1426,7 +1548,7 @@ pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path)
                 .reference
                 .iter()
                 .copied()
-                .filter(|p| p.1 <= ymax && p.0 <= xmax)
+                .filter(|p| p.1 <= ymax && p.0 >= xmin && p.0 <= xmax)
                 .collect();
             chart
                 .draw_series(DashedLineSeries::new(pts, 6, 4, REFERENCE.stroke_width(2)))

@@ -35,6 +35,9 @@ pub const PALETTE: [RGBColor; 8] = [
 pub const REFERENCE: RGBColor = RGBColor(80, 80, 80);
 /// Grid lines.
 pub const GRID: RGBColor = RGBColor(225, 225, 225);
+/// Steal markers on Gantt timelines: near-black, outlined in white so they show on the dark
+/// end of the duration scale too.
+pub const STEAL: RGBColor = RGBColor(17, 17, 17);
 
 /// Series `i`'s colour.
 pub fn color(i: usize) -> RGBColor {
@@ -131,6 +134,32 @@ where
         Marker::Cross => area.draw(&Cross::new(p, size, c.stroke_width(2))),
         Marker::Square => area
             .draw(&(EmptyElement::at(p) + Rectangle::new([(-4, -4), (4, 4)], c.stroke_width(2)))),
+    }
+    .map_err(err)
+}
+
+/// Draw a steal marker: a downward triangle `size` pixels high whose tip is at `p` (in
+/// `area`'s coordinates), filled with [`STEAL`]; with `halo`, only its white outline (2 px),
+/// drawn under the fills of all markers first so that a cluster of steals reads as one dark
+/// shape with a light edge on any bar colour.
+pub(crate) fn draw_steal<DB: DrawingBackend, CT: CoordTranslate>(
+    area: &DrawingArea<DB, CT>,
+    p: CT::From,
+    size: i32,
+    halo: bool,
+) -> Result<(), String>
+where
+    CT::From: Clone,
+{
+    let h = size.max(3);
+    let w = (h * 2 + 2) / 3;
+    let pts = vec![(-w, -h), (w, -h), (0, 0)];
+    if halo {
+        let mut outline = pts.clone();
+        outline.push(pts[0]);
+        area.draw(&(EmptyElement::at(p) + PathElement::new(outline, WHITE.stroke_width(2))))
+    } else {
+        area.draw(&(EmptyElement::at(p) + Polygon::new(pts, STEAL.filled())))
     }
     .map_err(err)
 }

@@ -88,6 +88,8 @@ fn every_figure_renders_to_valid_svg_and_png() {
             .collect::<Vec<_>>()
             .join("\n");
         assert!(text.contains(label), "{}: no axis label {label:?}", f.name);
+        // Long names wrap onto several lines (legends, group labels): their lines in order.
+        let flat: String = text.lines().map(str::trim).collect();
         let matrix = r
             .figures
             .iter()
@@ -102,12 +104,12 @@ fn every_figure_renders_to_valid_svg_and_png() {
             .collect();
         let per_group = f.name.ends_with("-per-worker") || f.name.ends_with("-gantt");
         for s in &strategies {
-            if per_group && !text.contains(s.as_str()) {
+            if per_group && !flat.contains(s.as_str()) {
                 // These show one group's runs; its strategies are all in the legend.
                 continue;
             }
             assert!(
-                text.contains(s.as_str()),
+                flat.contains(s.as_str()),
                 "{}: strategy {s:?} not named",
                 f.name
             );
@@ -395,6 +397,15 @@ fn a_capped_timeline_is_drawn_as_a_window_and_said_so() {
     let f = figures::gantt(&suite, "balance", &GanttOptions::default(), &dir).unwrap();
     assert!(f.caption.contains("capped"), "{}", f.caption);
     assert!(f.caption.contains("100 of 1000 tasks"), "{}", f.caption);
+    // Every panel title says where its record ends, so the cut is not read as the run's end.
+    let svg = std::fs::read_to_string(&f.files.svg).unwrap();
+    // One panel per strategy of the group drawn (every workload has the same four).
+    let panels = reports::suite::strategies(&suite.cells_of("balance")).len();
+    assert_eq!(
+        svg.matches("(record ends at ").count(),
+        panels,
+        "panel titles"
+    );
     let img = image::open(&f.files.png).unwrap();
     assert_eq!((img.width(), img.height()), GanttOptions::default().size);
 }
@@ -420,4 +431,138 @@ fn scaling_over_a_wide_worker_range_renders_on_log_axes() {
     roxmltree::Document::parse(&svg).unwrap();
     let img = image::open(&f.files.png).unwrap();
     assert_eq!((img.width(), img.height()), reports::style::SIZE);
+}
+
+#[test]
+fn gantt_marks_every_steal_of_a_complete_timeline() {
+    let rows: Vec<RunRow> = fixture()
+        .iter()
+        .filter(|r| r.matrix == "balance")
+        .cloned()
+        .collect();
+    let suite = Suite::from_rows(Path::new("steals"), rows);
+    let dir = tmp("steals");
+    let f = figures::gantt(&suite, "balance", &GanttOptions::default(), &dir).unwrap();
+    assert!(f.caption.contains("marks a steal"), "{}", f.caption);
+    let svg = std::fs::read_to_string(&f.files.svg).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    // The steal counts of the panel titles ("<strategy> — makespan …, N steals").
+    let titled: u64 = doc
+        .descendants()
+        .filter(|n| n.is_text())
+        .filter_map(|n| n.text())
+        .filter_map(|t| t.trim().strip_suffix(" steals"))
+        .filter_map(|t| t.rsplit(", ").next()?.parse::<u64>().ok())
+        .sum();
+    assert!(titled > 0, "the fixture's work-stealing run has steals");
+    let (r, g, b) = (
+        reports::style::STEAL.0,
+        reports::style::STEAL.1,
+        reports::style::STEAL.2,
+    );
+    let fill = format!("#{r:02X}{g:02X}{b:02X}");
+    let markers = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polygon"))
+        .filter(|n| {
+            n.attribute("fill")
+                .is_some_and(|f| f.eq_ignore_ascii_case(&fill))
+        })
+        .count() as u64;
+    // The timelines are complete (cap 5,000 > 1,000 tasks): one marker per steal, plus the
+    // legend's.
+    assert_eq!(markers, titled + 1, "markers vs steals in the titles");
+    let text: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.is_text())
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    assert!(text.contains(&"steal"), "no legend entry 'steal'");
+}
+
+#[test]
+fn bar_labels_show_every_varying_coordinate_speeds_included() {
+    let mut cells = Vec::new();
+    for w in ["constant(100us)", "lognormal(mean=100us,sigma=1.5)"] {
+        for sp in ["", "big-little", "1,1,1,1,1,1,1,0.25"] {
+            for s in ["round-robin", "weighted-rr", "work-stealing"] {
+                let mut c = common::Cell::new("speeds", s, w, 8);
+                c.tasks = 400;
+                c.speeds = sp.into();
+                cells.push(c);
+            }
+        }
+    }
+    let suite = Suite::from_rows(Path::new("speeds"), common::rows("speeds", &cells, 1));
+    let dir = tmp("speeds");
+    let f = figures::lif_bars(&suite, "speeds", &figures::BarOptions::default(), &dir).unwrap();
+    let svg = std::fs::read_to_string(&f.files.svg).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let text: String = doc
+        .descendants()
+        .filter(|n| n.is_text())
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .concat();
+    // Each group's label, its wrapped lines put back together, is in the figure in full.
+    let cs = suite.cells_of("speeds");
+    let groups = reports::suite::group(&cs, &[reports::suite::Axis::Strategy]);
+    for (label, _) in &groups {
+        assert!(label.contains("speeds="), "{label}");
+        let joined = label.replace(" · ", "");
+        assert!(
+            text.contains(&joined),
+            "label {label:?} not in full in the figure"
+        );
+    }
+    // Too narrow for the labels: the groups are lettered and the caption spells each one out.
+    let narrow = figures::BarOptions { size: (520, 400) };
+    let f = figures::lif_bars(&suite, "speeds", &narrow, &dir).unwrap();
+    for (i, (label, _)) in groups.iter().enumerate() {
+        let key = format!("{} = {label}", char::from(b'A' + i as u8));
+        assert!(f.caption.contains(&key), "{key:?} not in {:?}", f.caption);
+    }
+}
+
+#[test]
+fn queueing_draws_one_erlang_c_reference_per_panel_with_one_legend_entry() {
+    let mut cells = Vec::new();
+    for w in ["exponential(mean=100us)", "lognormal(mean=100us,sigma=1)"] {
+        for s in ["central", "work-stealing"] {
+            for rate in [12_000, 24_000, 32_000] {
+                let mut c = common::Cell::new("open", s, w, 4);
+                c.arrivals = format!("poisson(rate={rate}/s)");
+                c.tasks = 2_000;
+                cells.push(c);
+            }
+        }
+    }
+    let suite = Suite::from_rows(Path::new("open"), common::rows("open", &cells, 1));
+    let dir = tmp("open");
+    let f = figures::queueing(&suite, "open", &figures::QueueingOptions::default(), &dir).unwrap();
+    let svg = std::fs::read_to_string(&f.files.svg).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.is_text())
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    let erlang = texts.iter().filter(|t| t.contains("Erlang C")).count();
+    assert_eq!(erlang, 1, "one legend entry for the reference: {texts:?}");
+    // Two panels (one per workload), each titled by its setting, and each strategy once in the legend.
+    for w in ["exponential(mean=100us)", "lognormal(mean=100us,sigma=1)"] {
+        assert!(texts.iter().any(|t| t.starts_with(w)), "no panel for {w}");
+    }
+    // (A long name wraps onto lines drawn one after another.)
+    let flat = texts.concat();
+    for s in reports::suite::strategies(&suite.cells_of("open")) {
+        assert_eq!(
+            flat.matches(s.as_str()).count(),
+            1,
+            "{s} in the legend once"
+        );
+    }
 }
