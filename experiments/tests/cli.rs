@@ -479,3 +479,45 @@ fn many_workers_are_summarised_and_formats_and_output_files_work() {
     assert_eq!(v["executed"], 100);
     let _ = std::fs::remove_file(&file);
 }
+
+#[test]
+fn bench_ends_quietly_when_its_pipe_closes() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    // `schedlab bench | head -1`: the header line is printed before the first measurement, so
+    // the pipe is closed while the bench still has tables to print.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_schedlab"))
+        .args([
+            "bench",
+            "--workers",
+            "2",
+            "--tasks",
+            "20000",
+            "--reps",
+            "2",
+            "--spin-tasks",
+            "0",
+            "--strategies",
+            "block;central",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.starts_with("schedlab bench:"), "{first}");
+    drop(stdout);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
+}
