@@ -352,6 +352,39 @@ impl Handle {
         }
         first.map(|v| (v, moved)).ok_or(raced)
     }
+
+    /// The first of the `moved` tasks just stolen from victim `v`, if a thief has not taken
+    /// them meanwhile.
+    #[inline]
+    fn stolen(&self, v: usize, moved: u32, attempts: Attempts) -> Option<Next> {
+        let task = self.pop()?;
+        Some(Next::Task(
+            Pick::one(task, Source::Stolen { victim: v, moved }).after(attempts),
+        ))
+    }
+
+    /// One probe of victim `v` by this worker's steal amount: the stolen pick, or `None` with
+    /// the failed probe recorded (and `retry` set when a race was lost).
+    #[inline]
+    fn probe(
+        &mut self,
+        v: usize,
+        own: usize,
+        attempts: &mut Attempts,
+        retry: &mut bool,
+    ) -> Option<Next> {
+        match self.rob(v, self.amount) {
+            Some(0) => {}
+            Some(moved) => {
+                if let Some(next) = self.stolen(v, moved, *attempts) {
+                    return Some(next);
+                }
+            }
+            None => *retry = true,
+        }
+        attempts.record(own, self.shared.nodes[v]);
+        None
+    }
 }
 
 impl WorkerQueue for Handle {
@@ -370,26 +403,13 @@ impl WorkerQueue for Handle {
         let own = self.shared.nodes[self.w];
         let mut attempts = Attempts::default();
         let mut retry = false;
-        let found = |this: &Self, v: usize, moved: u32, attempts: Attempts| {
-            let task = this.pop()?;
-            Some(Next::Task(
-                Pick::one(task, Source::Stolen { victim: v, moved }).after(attempts),
-            ))
-        };
         if !self.near.is_empty() {
             let start = self.rng.below(self.near.len());
             for i in 0..self.near.len() {
                 let v = self.near[(start + i) % self.near.len()];
-                match self.rob(v, self.amount) {
-                    Some(0) => {}
-                    Some(moved) => {
-                        if let Some(next) = found(self, v, moved, attempts) {
-                            return next;
-                        }
-                    }
-                    None => retry = true,
+                if let Some(next) = self.probe(v, own, &mut attempts, &mut retry) {
+                    return next;
                 }
-                attempts.record(own, self.shared.nodes[v]);
             }
         }
         if !self.far.is_empty() {
@@ -400,7 +420,7 @@ impl WorkerQueue for Handle {
                     // `x` is a node: one bulk steal, charged as one probe of that node.
                     match self.rob_node(x) {
                         Ok((v, moved)) => {
-                            if let Some(next) = found(self, v, moved, attempts) {
+                            if let Some(next) = self.stolen(v, moved, attempts) {
                                 return next;
                             }
                         }
@@ -410,16 +430,9 @@ impl WorkerQueue for Handle {
                     attempts.record(own, self.shared.nodes[probe]);
                     continue;
                 }
-                match self.rob(x, self.amount) {
-                    Some(0) => {}
-                    Some(moved) => {
-                        if let Some(next) = found(self, x, moved, attempts) {
-                            return next;
-                        }
-                    }
-                    None => retry = true,
+                if let Some(next) = self.probe(x, own, &mut attempts, &mut retry) {
+                    return next;
                 }
-                attempts.record(own, self.shared.nodes[x]);
             }
         }
         if retry {
