@@ -370,23 +370,29 @@ fn inputs_are_recorded_and_ignored_flags_noted() {
             .any(|n| n.contains("--estimate-error 0.5 is ignored")),
         "{notes:?}"
     );
-    // SPT reads estimates: no note about them.
-    let out = schedlab(&[
-        "run",
-        "--engine",
-        "sim",
-        "--strategy",
-        "spt",
-        "--workload",
-        "constant(10us)",
-        "--tasks",
-        "100",
-        "--estimate-error",
-        "0.5",
-        "--json",
-    ]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(!v["notes"].to_string().contains("--estimate-error"));
+    // SPT, LPT and work stealing by estimated work read estimates: no note about them.
+    for strategy in ["spt", "lpt", "work-stealing(steal=work)"] {
+        let out = schedlab(&[
+            "run",
+            "--engine",
+            "sim",
+            "--strategy",
+            strategy,
+            "--workload",
+            "constant(10us)",
+            "--tasks",
+            "100",
+            "--estimate-error",
+            "0.5",
+            "--json",
+        ]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            !v["notes"].to_string().contains("--estimate-error"),
+            "{strategy}: {}",
+            v["notes"]
+        );
+    }
     // The text header carries the same inputs.
     let out = schedlab(&[
         "run",
