@@ -488,7 +488,7 @@ fn many_workers_are_summarised_and_formats_and_output_files_work() {
 
 #[test]
 fn bench_ends_quietly_when_its_pipe_closes() {
-    use std::io::{BufRead, BufReader, Read};
+    use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     // `schedlab bench | head -1`: the header line is printed before the first measurement, so
     // the pipe is closed while the bench still has tables to print.
@@ -515,15 +515,9 @@ fn bench_ends_quietly_when_its_pipe_closes() {
     stdout.read_line(&mut first).unwrap();
     assert!(first.starts_with("schedlab bench:"), "{first}");
     drop(stdout);
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    let status = child.wait().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(status.code(), Some(0), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.is_empty(), "{err}");
 }
