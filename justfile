@@ -106,6 +106,24 @@ report-check dir="":
     fi
     node reports/tools/report_check.mjs "$d/index.html" "$d/screenshot.png"
 
+# --- Pool and loader -----------------------------------------------------------------------
+
+# The pool benchmark (2 workers): overhead against rayon, one pool against a fresh one per job, ordered against as-ready delivery.
+pool-bench:
+    cargo run --release -p strategies --example pool_bench -- --workers 2
+
+# A parallel map on the pool, results in id order.
+pool-map:
+    cargo run --release -p scheduler --example pool_map
+
+# The loader against PyTorch's scheme: sleeping and spinning samples (flags pass through: just loader-bench --only sleep).
+loader-bench *flags:
+    cargo run --release -p loader --example loader_bench -- {{flags}}
+
+# Decode, resize and batch a folder of images (default: 300 generated ones) under each strategy (just image-loader FOLDER).
+image-loader *flags:
+    cargo run --release -p loader --example image_loader -- {{flags}}
+
 # --- Reliability ---------------------------------------------------------------------------
 
 # (A separate target dir keeps the --cfg loom build from invalidating the normal one.)

@@ -17,7 +17,9 @@
 //!    Poisson arrivals at utilisation `--open-load`: seconds per run (idle workers park and are
 //!    woken one per arrival; see the sim engine's README).
 //!
-//! `--json` prints one JSON object with every sample instead of the tables.
+//! `--json` prints one JSON object with every sample instead of the tables. Tables are printed
+//! as they are measured; when standard output closes (`schedlab bench | head -3`) the bench
+//! stops quietly at its next line.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -28,7 +30,34 @@ use scheduler::{run_sim, run_threads, CostModel, RunSpec, Strategy, Tasks, Timin
 use serde_json::{json, Value};
 use workloads::{Arrivals, Distribution, Executor, Kind, Workload};
 
-use crate::CliError;
+use crate::{output, CliError};
+
+/// Why the bench stopped early: its output was closed (not an error), or an error.
+enum Stop {
+    Closed,
+    Failed(CliError),
+}
+
+impl From<CliError> for Stop {
+    fn from(e: CliError) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+impl From<anyhow::Error> for Stop {
+    fn from(e: anyhow::Error) -> Self {
+        Stop::Failed(e.into())
+    }
+}
+
+/// Print `text` and a newline; [`Stop::Closed`] once the reader has gone.
+fn line(text: &str) -> Result<(), Stop> {
+    if output::print(&format!("{text}\n"))? {
+        Ok(())
+    } else {
+        Err(Stop::Closed)
+    }
+}
 
 /// The flags of `schedlab bench`.
 #[derive(Clone, Debug, Args)]
@@ -118,9 +147,10 @@ impl Table {
         )
     }
 
-    /// Print rows as `name min median max` plus ratios of medians to the reference rows.
-    fn print(&self, unit: &str, refs: &[(usize, &str)], digits: usize) {
-        print!(
+    /// Rows as `name min median max` plus ratios of medians to the reference rows, one line
+    /// each (no final newline).
+    fn render(&self, unit: &str, refs: &[(usize, &str)], digits: usize) -> String {
+        let mut s = format!(
             "  {:<50} {:>9} {:>9} {:>9}",
             "contender",
             format!("min {unit}"),
@@ -128,33 +158,40 @@ impl Table {
             "max"
         );
         for (_, label) in refs {
-            print!(" {label:>13}");
+            s += &format!(" {label:>13}");
         }
-        println!();
         for (name, xs) in &self.rows {
             let (min, median, max) = spread(xs);
-            print!("  {name:<50} {min:>9.digits$} {median:>9.digits$} {max:>9.digits$}");
+            s += &format!("\n  {name:<50} {min:>9.digits$} {median:>9.digits$} {max:>9.digits$}");
             for &(r, _) in refs {
-                print!(" {:>13.2}", median / self.median(r));
+                s += &format!(" {:>13.2}", median / self.median(r));
             }
-            println!();
         }
+        s
     }
 }
 
 /// Run the benchmark and print its tables (or its JSON).
 pub fn main(args: &BenchArgs) -> Result<(), CliError> {
+    match bench(args) {
+        Ok(()) | Err(Stop::Closed) => Ok(()),
+        Err(Stop::Failed(e)) => Err(e),
+    }
+}
+
+fn bench(args: &BenchArgs) -> Result<(), Stop> {
     if args.workers == 0 || args.reps == 0 {
-        return Err(CliError::input("--workers/--reps", "must be at least 1"));
+        return Err(CliError::input("--workers/--reps", "must be at least 1").into());
     }
     if !(args.open_load > 0.0 && args.open_load <= 1.0) {
         return Err(CliError::input(
             "--open-load",
             format!("must be in (0, 1], got {}", args.open_load),
-        ));
+        )
+        .into());
     }
     if (args.sim_tasks > 0 || args.open_tasks > 0) && args.sim_workers == 0 {
-        return Err(CliError::input("--sim-workers", "must be at least 1"));
+        return Err(CliError::input("--sim-workers", "must be at least 1").into());
     }
     let specs: Vec<String> = if args.strategies.is_empty() {
         let mut v: Vec<String> = strategies::registry()
@@ -194,22 +231,19 @@ pub fn main(args: &BenchArgs) -> Result<(), CliError> {
         "reps": args.reps,
         "tasks": args.tasks,
     });
-    let say = |s: String| {
-        if !args.json {
-            println!("{s}");
-        }
-    };
-    say(format!(
+    // The tables' lines; nothing but the final JSON object with `--json`.
+    let say = |s: &str| if args.json { Ok(()) } else { line(s) };
+    say(&format!(
         "schedlab bench: P = {p} workers on {cpus} cpus, {} repetitions (min / median / max; contenders alternate within each)",
         args.reps
-    ));
+    ))?;
 
     // 1. Overhead.
     let n = args.tasks;
-    say(format!(
+    say(&format!(
         "\n[overhead] {n} empty tasks{}: wall time per task (ours: thread start and submission included)",
         if args.estimates { " with random estimates" } else { "" }
-    ));
+    ))?;
     let per_task = |f: &dyn Fn()| {
         let t = Instant::now();
         f();
@@ -263,14 +297,13 @@ pub fn main(args: &BenchArgs) -> Result<(), CliError> {
                 return Err(CliError::Run(anyhow::anyhow!(
                     "bench: {spec} ran {} of {n} tasks",
                     r.executed
-                )));
+                ))
+                .into());
             }
             overhead.add(2 + i, spec, ns);
         }
     }
-    if !args.json {
-        overhead.print("ns", &[(0, "/rayon(1)"), (1, "/rayon(adapt)")], 2);
-    }
+    say(&overhead.render("ns", &[(0, "/rayon(1)"), (1, "/rayon(adapt)")], 2))?;
     out["overhead"] = overhead.json("ns/task");
 
     // 2. Balance.
@@ -280,12 +313,12 @@ pub fn main(args: &BenchArgs) -> Result<(), CliError> {
             .map_err(|e| CliError::input("--spin-workload", e))?;
         let lb = (set.total_work_ns() as f64 / p as f64).max(set.max_cost_ns() as f64);
         let exec = Executor::new(Kind::Spin);
-        say(format!(
+        say(&format!(
             "\n[balance] {} spin tasks of {}: efficiency = lower bound ({:.1} ms) / makespan",
             set.len(),
             spin_dist,
             lb / 1e6
-        ));
+        ))?;
         let rayon_eff = |max_len: usize| {
             let t = Instant::now();
             pool.install(|| {
@@ -310,9 +343,7 @@ pub fn main(args: &BenchArgs) -> Result<(), CliError> {
                 balance.add(2 + i, spec, lb / r.makespan_ns as f64);
             }
         }
-        if !args.json {
-            balance.print("eff", &[(0, "/rayon(1)")], 3);
-        }
+        say(&balance.render("eff", &[(0, "/rayon(1)")], 3))?;
         out["balance"] = balance.json("efficiency");
     }
 
@@ -325,10 +356,10 @@ pub fn main(args: &BenchArgs) -> Result<(), CliError> {
             .generate(args.sim_tasks, 1)
             .map_err(|e| CliError::input("--sim-tasks", e))?;
         let tasks = Tasks::with_costs(&set.cost_ns);
-        say(format!(
+        say(&format!(
             "\n[sim] {} closed tasks of {lognormal} on {sim_p} simulated workers, default cost model: events simulated per second (M/s)",
             set.len()
-        ));
+        ))?;
         let spec = RunSpec::new(sim_p);
         let cost = CostModel::default();
         let (mut sim, mut sim_cpu) = (Table::default(), Table::default());
@@ -345,13 +376,11 @@ pub fn main(args: &BenchArgs) -> Result<(), CliError> {
                 }
             }
         }
-        if !args.json {
-            println!("  by wall time:");
-            sim.print("M/s", &[], 2);
-            if !sim_cpu.rows.is_empty() {
-                println!("  by the thread's cpu time (what other processes took excluded):");
-                sim_cpu.print("M/s", &[], 2);
-            }
+        say("  by wall time:")?;
+        say(&sim.render("M/s", &[], 2))?;
+        if !sim_cpu.rows.is_empty() {
+            say("  by the thread's cpu time (what other processes took excluded):")?;
+            say(&sim_cpu.render("M/s", &[], 2))?;
         }
         out["sim"] = sim.json("M events/s (wall)");
         if !sim_cpu.rows.is_empty() {
@@ -376,12 +405,12 @@ pub fn main(args: &BenchArgs) -> Result<(), CliError> {
         let name = "work-stealing(victim=random,steal=half,order=fifo)";
         let strategy: Box<dyn Strategy> =
             strategies::parse(name).map_err(|e| CliError::input("work-stealing", e))?;
-        say(format!(
+        say(&format!(
             "\n[sim, open] {} Poisson arrivals ({:.3e}/s, utilisation {}) of {lognormal} on {sim_p} simulated workers: wall seconds per run",
             set.len(),
             rate,
             args.open_load
-        ));
+        ))?;
         let spec = RunSpec::new(sim_p);
         let cost = CostModel::default();
         let mut open = Table::default();
@@ -396,17 +425,15 @@ pub fn main(args: &BenchArgs) -> Result<(), CliError> {
             }
             events = r.events.unwrap_or(0);
         }
-        if !args.json {
-            open.print("s", &[], 3);
-            println!("  ({events} events per run)");
-        }
+        say(&open.render("s", &[], 3))?;
+        say(&format!("  ({events} events per run)"))?;
         out["sim_open"] = open.json("s");
         out["sim_open_tasks"] = json!(args.open_tasks);
         out["sim_open_load"] = json!(args.open_load);
     }
 
     if args.json {
-        println!("{out}");
+        output::emit(&format!("{out}\n"), None)?;
     }
     Ok(())
 }

@@ -12,16 +12,21 @@ pub fn emit(text: &str, file: Option<&Path>) -> Result<(), CliError> {
         // Straight to the file (not through a rename: FILE may be a device such as /dev/full).
         Some(path) => std::fs::write(path, text.as_bytes())
             .map_err(|e| CliError::Run(anyhow::anyhow!("writing {}: {e}", path.display()))),
-        None => {
-            let mut out = io::stdout().lock();
-            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-                Err(e) => Err(CliError::Run(anyhow::anyhow!(
-                    "writing to standard output: {e}"
-                ))),
-            }
-        }
+        None => print(text).map(|_| ()),
+    }
+}
+
+/// Write `text` to standard output now (flushed), for a command that prints as it goes:
+/// `Ok(true)` when written, `Ok(false)` when the reader has gone (a closed pipe), so that the
+/// caller can stop quietly; any other failure (a full disk) is a one-line error.
+pub fn print(text: &str) -> Result<bool, CliError> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(CliError::Run(anyhow::anyhow!(
+            "writing to standard output: {e}"
+        ))),
     }
 }
 

@@ -224,9 +224,10 @@ fn summarize_speeds(s: &[f64]) -> String {
 }
 
 /// Strategies whose decisions read the cost estimates.
-fn reads_estimates(strategy: &str) -> bool {
-    let name = strategy.split('(').next().unwrap_or(strategy).trim();
-    matches!(name, "spt" | "lpt")
+fn reads_estimates(strategy: &dyn Strategy) -> bool {
+    let spec = strategy.spec();
+    let name = spec.split('(').next().unwrap_or(&spec);
+    matches!(name, "spt" | "lpt") || (name == "work-stealing" && spec.contains("steal=work"))
 }
 
 impl RunPlan {
@@ -332,9 +333,9 @@ impl Checked {
                 args.kind
             ));
         }
-        if estimate_error > 0.0 && !reads_estimates(&args.strategy) {
+        if estimate_error > 0.0 && !reads_estimates(strategy.as_ref()) {
             notes.push(format!(
-                "--estimate-error {estimate_error} is ignored: {} reads no estimates (only spt and lpt do)",
+                "--estimate-error {estimate_error} is ignored: {} reads no estimates (only spt, lpt and work-stealing(steal=work) do)",
                 strategy.spec()
             ));
         }

@@ -487,23 +487,23 @@ pub fn suite(args: &SuiteArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The `suite.toml` of a results directory given to `merge`; a bad DIR is an input error.
+fn read_suite_toml(l: &Layout) -> Result<String, CliError> {
+    std::fs::read_to_string(l.suite_toml()).map_err(|e| {
+        CliError::Input(format!(
+            "DIR: {}: {e} (not a results directory)",
+            l.suite_toml().display()
+        ))
+    })
+}
+
 /// `schedlab merge`.
 pub fn merge(args: &MergeArgs) -> Result<(), CliError> {
     let first = Layout::new(&args.dirs[0]);
-    let text = std::fs::read_to_string(first.suite_toml()).map_err(|e| {
-        CliError::Input(format!(
-            "DIR: {}: {e} (not a results directory)",
-            first.suite_toml().display()
-        ))
-    })?;
+    let text = read_suite_toml(&first)?;
     for d in &args.dirs[1..] {
         let l = Layout::new(d);
-        let other = std::fs::read_to_string(l.suite_toml()).map_err(|e| {
-            CliError::Input(format!(
-                "DIR: {}: {e} (not a results directory)",
-                l.suite_toml().display()
-            ))
-        })?;
+        let other = read_suite_toml(&l)?;
         if other != text {
             return Err(CliError::Input(format!(
                 "DIR: {} differs from {}: these are not shards of one suite",

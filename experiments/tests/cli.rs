@@ -370,23 +370,29 @@ fn inputs_are_recorded_and_ignored_flags_noted() {
             .any(|n| n.contains("--estimate-error 0.5 is ignored")),
         "{notes:?}"
     );
-    // SPT reads estimates: no note about them.
-    let out = schedlab(&[
-        "run",
-        "--engine",
-        "sim",
-        "--strategy",
-        "spt",
-        "--workload",
-        "constant(10us)",
-        "--tasks",
-        "100",
-        "--estimate-error",
-        "0.5",
-        "--json",
-    ]);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(!v["notes"].to_string().contains("--estimate-error"));
+    // SPT, LPT and work stealing by estimated work read estimates: no note about them.
+    for strategy in ["spt", "lpt", "work-stealing(steal=work)"] {
+        let out = schedlab(&[
+            "run",
+            "--engine",
+            "sim",
+            "--strategy",
+            strategy,
+            "--workload",
+            "constant(10us)",
+            "--tasks",
+            "100",
+            "--estimate-error",
+            "0.5",
+            "--json",
+        ]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            !v["notes"].to_string().contains("--estimate-error"),
+            "{strategy}: {}",
+            v["notes"]
+        );
+    }
     // The text header carries the same inputs.
     let out = schedlab(&[
         "run",
@@ -478,4 +484,40 @@ fn many_workers_are_summarised_and_formats_and_output_files_work() {
         serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     assert_eq!(v["executed"], 100);
     let _ = std::fs::remove_file(&file);
+}
+
+#[test]
+fn bench_ends_quietly_when_its_pipe_closes() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    // `schedlab bench | head -1`: the header line is printed before the first measurement, so
+    // the pipe is closed while the bench still has tables to print.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_schedlab"))
+        .args([
+            "bench",
+            "--workers",
+            "2",
+            "--tasks",
+            "20000",
+            "--reps",
+            "2",
+            "--spin-tasks",
+            "0",
+            "--strategies",
+            "block;central",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.starts_with("schedlab bench:"), "{first}");
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
 }

@@ -285,21 +285,13 @@ impl Comparison {
             "\nChange = new/base − 1 of the mean; 95% CI paired by seed for {paired} of {} cells (same seeds on both sides), Welch otherwise; \"no change\" where the CI covers zero.",
             self.changes.len()
         );
-        if !self.only_base.is_empty() {
-            let _ = writeln!(
-                m,
-                "\nOnly in base ({}): {}",
-                self.only_base.len(),
-                self.only_base.join("; ")
-            );
-        }
-        if !self.only_new.is_empty() {
-            let _ = writeln!(
-                m,
-                "\nOnly in new ({}): {}",
-                self.only_new.len(),
-                self.only_new.join("; ")
-            );
+        for (what, list) in [
+            ("Only in base", &self.only_base),
+            ("Only in new", &self.only_new),
+        ] {
+            if !list.is_empty() {
+                let _ = writeln!(m, "\n{what} ({}): {}", list.len(), list.join("; "));
+            }
         }
         m
     }

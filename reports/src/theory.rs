@@ -40,7 +40,7 @@ pub fn fit_amdahl(points: &[(f64, f64)]) -> Option<f64> {
 ///
 /// ```
 /// use reports::theory::mmc_wait;
-/// // THEORY.md: c = 4, λ = 3.2, μ = 1 → W_q = 0.7455.
+/// // docs/theory.md: c = 4, λ = 3.2, μ = 1 → W_q = 0.7455.
 /// assert!((mmc_wait(4, 3.2, 1.0).unwrap() - 0.7455).abs() < 1e-4);
 /// ```
 pub fn erlang_c(c: usize, a: f64) -> f64 {
@@ -103,7 +103,7 @@ mod tests {
 
     #[test]
     fn erlang_c_matches_theory_values() {
-        // THEORY.md, μ = 1.
+        // docs/theory.md (M/M/c), μ = 1.
         for (c, lambda, wq) in [
             (2, 1.8, 4.263),
             (4, 3.2, 0.7455),

@@ -1,7 +1,7 @@
 //! The `RunReport` JSON contract and the metric arithmetic shared by both engines.
 //!
-//! Field names are a public contract (see DESIGN.md): fields may be added, never renamed.
-//! Definitions (THEORY.md): `busy_w` is the time worker w spent inside tasks;
+//! Field names are a public contract (`docs/json-contract.md`): fields may be added, never renamed.
+//! Definitions (`docs/theory.md`): `busy_w` is the time worker w spent inside tasks;
 //! `lif = max busy / mean busy`; `worker_efficiency = Σ busy / (max busy × P)`;
 //! `lower_bound = max(W / Σ speeds, t_max / max speed, max_j (release_j + t_j / max speed))`
 //! where W and t_j are speed-normalised task times; `efficiency = lower_bound / makespan`.
@@ -147,7 +147,7 @@ pub struct Host {
     pub topology_source: TopologySource,
 }
 
-/// Everything measured in one run. Serialises to the JSON contract of DESIGN.md.
+/// Everything measured in one run. Serialises to the JSON contract of `docs/json-contract.md`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
     /// Canonical strategy spec.

@@ -71,6 +71,12 @@ pub enum OwnerOrder {
     Lifo,
 }
 
+/// The most memory the victim lists of one run may take: 16 GiB. Each worker lists its
+/// candidate victims (every other worker, or its node-mates), so the lists grow as P²
+/// ([`WorkStealing::victim_list_bytes`]); a larger P is refused by `validate` before anything
+/// is allocated.
+pub const MAX_VICTIM_LIST_BYTES: u64 = 16 << 30;
+
 /// Randomised work stealing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WorkStealing {
@@ -93,6 +99,27 @@ impl WorkStealing {
     pub fn with_order(mut self, order: OwnerOrder) -> Self {
         self.order = order;
         self
+    }
+
+    /// The bytes the victim lists of `workers` workers take at most: each worker lists the
+    /// P − 1 others (`victim=hier` on a single node too; fewer on more nodes), one `usize`
+    /// each. `None` when the product overflows a `u64`.
+    pub fn victim_list_bytes(workers: usize) -> Option<u64> {
+        let p = workers as u64;
+        p.checked_mul(p.saturating_sub(1))?
+            .checked_mul(std::mem::size_of::<usize>() as u64)
+    }
+
+    /// The most workers whose victim lists fit in [`MAX_VICTIM_LIST_BYTES`] (46,341 on a
+    /// 64-bit machine).
+    pub fn max_workers() -> usize {
+        let ids = MAX_VICTIM_LIST_BYTES / std::mem::size_of::<usize>() as u64;
+        // p(p − 1) <= ids: start just above √ids and step down to the exact answer.
+        let mut p = (ids as f64).sqrt() as usize + 2;
+        while Self::victim_list_bytes(p).is_none_or(|b| b > MAX_VICTIM_LIST_BYTES) {
+            p -= 1;
+        }
+        p
     }
 
     pub(crate) fn parse(p: &Params) -> Result<Self, SpecError> {
@@ -325,6 +352,39 @@ impl Handle {
         }
         first.map(|v| (v, moved)).ok_or(raced)
     }
+
+    /// The first of the `moved` tasks just stolen from victim `v`, if a thief has not taken
+    /// them meanwhile.
+    #[inline]
+    fn stolen(&self, v: usize, moved: u32, attempts: Attempts) -> Option<Next> {
+        let task = self.pop()?;
+        Some(Next::Task(
+            Pick::one(task, Source::Stolen { victim: v, moved }).after(attempts),
+        ))
+    }
+
+    /// One probe of victim `v` by this worker's steal amount: the stolen pick, or `None` with
+    /// the failed probe recorded (and `retry` set when a race was lost).
+    #[inline]
+    fn probe(
+        &mut self,
+        v: usize,
+        own: usize,
+        attempts: &mut Attempts,
+        retry: &mut bool,
+    ) -> Option<Next> {
+        match self.rob(v, self.amount) {
+            Some(0) => {}
+            Some(moved) => {
+                if let Some(next) = self.stolen(v, moved, *attempts) {
+                    return Some(next);
+                }
+            }
+            None => *retry = true,
+        }
+        attempts.record(own, self.shared.nodes[v]);
+        None
+    }
 }
 
 impl WorkerQueue for Handle {
@@ -343,26 +403,13 @@ impl WorkerQueue for Handle {
         let own = self.shared.nodes[self.w];
         let mut attempts = Attempts::default();
         let mut retry = false;
-        let found = |this: &Self, v: usize, moved: u32, attempts: Attempts| {
-            let task = this.pop()?;
-            Some(Next::Task(
-                Pick::one(task, Source::Stolen { victim: v, moved }).after(attempts),
-            ))
-        };
         if !self.near.is_empty() {
             let start = self.rng.below(self.near.len());
             for i in 0..self.near.len() {
                 let v = self.near[(start + i) % self.near.len()];
-                match self.rob(v, self.amount) {
-                    Some(0) => {}
-                    Some(moved) => {
-                        if let Some(next) = found(self, v, moved, attempts) {
-                            return next;
-                        }
-                    }
-                    None => retry = true,
+                if let Some(next) = self.probe(v, own, &mut attempts, &mut retry) {
+                    return next;
                 }
-                attempts.record(own, self.shared.nodes[v]);
             }
         }
         if !self.far.is_empty() {
@@ -373,7 +420,7 @@ impl WorkerQueue for Handle {
                     // `x` is a node: one bulk steal, charged as one probe of that node.
                     match self.rob_node(x) {
                         Ok((v, moved)) => {
-                            if let Some(next) = found(self, v, moved, attempts) {
+                            if let Some(next) = self.stolen(v, moved, attempts) {
                                 return next;
                             }
                         }
@@ -383,16 +430,9 @@ impl WorkerQueue for Handle {
                     attempts.record(own, self.shared.nodes[probe]);
                     continue;
                 }
-                match self.rob(x, self.amount) {
-                    Some(0) => {}
-                    Some(moved) => {
-                        if let Some(next) = found(self, x, moved, attempts) {
-                            return next;
-                        }
-                    }
-                    None => retry = true,
+                if let Some(next) = self.probe(x, own, &mut attempts, &mut retry) {
+                    return next;
                 }
-                attempts.record(own, self.shared.nodes[x]);
             }
         }
         if retry {
@@ -420,6 +460,21 @@ impl Strategy for WorkStealing {
             OwnerOrder::Lifo => "lifo",
         };
         format!("work-stealing(victim={victim},steal={steal},order={order})")
+    }
+
+    fn validate(&self, workers: usize) -> Result<(), SpecError> {
+        match Self::victim_list_bytes(workers) {
+            Some(bytes) if bytes <= MAX_VICTIM_LIST_BYTES => Ok(()),
+            bytes => Err(SpecError::new(format!(
+                "strategy 'work-stealing': {workers} workers would need {} bytes of victim \
+                     lists ({workers} x {} ids of {} bytes), above the limit of \
+                     {MAX_VICTIM_LIST_BYTES} bytes (16 GiB): at most {} workers",
+                bytes.map_or_else(|| "over 2^64".to_string(), |b| b.to_string()),
+                workers - 1,
+                std::mem::size_of::<usize>(),
+                Self::max_workers()
+            ))),
+        }
     }
 
     fn build(&self, ctx: &Context) -> Instance {
@@ -478,6 +533,44 @@ impl Strategy for WorkStealing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn validate_refuses_victim_lists_above_the_memory_limit() {
+        let max = WorkStealing::max_workers();
+        let bytes = |p| WorkStealing::victim_list_bytes(p).unwrap();
+        let word = std::mem::size_of::<usize>() as u64;
+        assert_eq!(bytes(3), 3 * 2 * word);
+        assert_eq!(bytes(1), 0);
+        assert!(bytes(max) <= MAX_VICTIM_LIST_BYTES);
+        assert!(bytes(max + 1) > MAX_VICTIM_LIST_BYTES);
+        assert_eq!(WorkStealing::victim_list_bytes(usize::MAX), None);
+        for spec in [
+            "work-stealing",
+            "work-stealing(victim=numa)",
+            "work-stealing(victim=hier)",
+        ] {
+            let s = crate::parse(spec).unwrap();
+            assert!(s.validate(1).is_ok());
+            assert!(s.validate(max).is_ok(), "{spec}");
+            let err = s.validate(max + 1).unwrap_err().to_string();
+            assert!(err.contains(&bytes(max + 1).to_string()), "{err}");
+            assert!(err.contains(&MAX_VICTIM_LIST_BYTES.to_string()), "{err}");
+            assert!(err.contains(&format!("at most {max} workers")), "{err}");
+            assert!(!err.contains('\n'), "{err}");
+            let err = s.validate(usize::MAX).unwrap_err().to_string();
+            assert!(err.contains("over 2^64"), "{err}");
+        }
+        // The library's engines ask validate before building anything per worker.
+        let s = crate::parse("work-stealing").unwrap();
+        let err = scheduler::run_sim(
+            &scheduler::RunSpec::new(max + 1),
+            s.as_ref(),
+            &scheduler::Tasks::with_costs(&[1_000]),
+            &scheduler::CostModel::default(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("victim"), "{err}");
+    }
 
     fn drain(q: &mut dyn WorkerQueue) -> Vec<(TaskId, Source)> {
         let mut got = Vec::new();

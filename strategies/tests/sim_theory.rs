@@ -1,5 +1,5 @@
 //! The real strategies on the `sim` engine, checked against queueing and scheduling theory
-//! (`THEORY.md`). Each check is a small table below; run with `--nocapture` to see it filled in.
+//! (`docs/theory.md`). Each check is a small table below; run with `--nocapture` to see it filled in.
 //!
 //! The long M/M/c rows (c = 16 and ρ = 0.9; at c = 16, ρ = 0.5 fewer than 1% of customers
 //! wait at all) need ~110 million customers: they are an ignored test meant for release mode
@@ -55,7 +55,7 @@ fn mmc_wq(c: usize, lambda: f64, mu: f64) -> f64 {
 
 #[test]
 fn erlang_c_matches_the_reference_values_of_theory_md() {
-    // THEORY.md, μ = 1.
+    // docs/theory.md (M/M/c), μ = 1.
     for (c, lambda, wq) in [
         (2, 1.8, 4.263),
         (4, 3.2, 0.7455),

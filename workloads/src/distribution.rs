@@ -1,6 +1,6 @@
 //! Task-cost distributions: parsing their specs, their analytic mean and cv, and sampling.
 //!
-//! Conversions from (mean, shape) to each textbook parameterisation are those of `THEORY.md`.
+//! Conversions from (mean, shape) to each textbook parameterisation are those of `docs/theory.md`.
 
 use std::fmt;
 

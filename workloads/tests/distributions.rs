@@ -1,4 +1,4 @@
-//! Sampled moments against the analytic ones (THEORY.md), medians for heavy tails, mix proportions,
+//! Sampled moments against the analytic ones (`docs/theory.md`), medians for heavy tails, mix proportions,
 //! and canonical display round trips.
 
 use rand::SeedableRng;
