@@ -435,10 +435,10 @@ where
     /// Wait until every worker has retired the job, then build its report.
     fn report(&self) -> Result<RunReport, RunError> {
         self.close();
-        // Once the job is over, workers let go within microseconds: spin, then yield, before
-        // blocking. While it runs, block at once (a spinning caller would take a cpu from them).
+        // A short job is often over within microseconds: spin, then yield, a bounded number of
+        // rounds before blocking (a wake-up through the condition variable costs more).
         for round in 0..64 {
-            if !self.over.load(SeqCst) || self.retired.load(SeqCst) == self.pool.workers {
+            if self.retired.load(SeqCst) == self.pool.workers {
                 break;
             }
             if round < 32 {
