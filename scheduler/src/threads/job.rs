@@ -939,7 +939,9 @@ fn release_due<S, T, F>(job: &JobState<'_, S, T, F>, rel: &Releases<'_>) -> Opti
         return Some(rel.times[next]);
     }
     let Ok(_guard) = rel.lock.try_lock() else {
-        return Some(rel.times[next]);
+        // Another worker is releasing right now and wakes everyone when done; keeping time
+        // here would spin against it (if it was preempted, on its cpu).
+        return None;
     };
     let next = rel.next.load(SeqCst);
     let due = next + rel.times[next..].partition_point(|&t| t <= now);

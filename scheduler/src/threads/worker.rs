@@ -69,7 +69,9 @@ pub(crate) fn worker_loop<S: 'static>(pool: &PoolShared<S>, w: WorkerId, state: 
                 pool.sleep.park_until(seen, at - SPIN_AHEAD, &pool.shutdown);
                 active.iter_mut().for_each(|r| r.woke());
             } else {
-                std::hint::spin_loop();
+                // Yield, not spin: a worker preempted on this cpu (one that is releasing, or
+                // running a task) must not wait a whole time slice behind a time-keeper.
+                std::thread::yield_now();
             }
             continue;
         }
