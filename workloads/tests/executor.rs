@@ -7,7 +7,16 @@ use std::sync::Arc;
 use workloads::{calibrate_compute, Executor, Kind};
 
 #[test]
-fn compute_calibration_is_positive_and_stable() {
+fn compute_calibration_is_positive_and_finite() {
+    let a = calibrate_compute();
+    assert!(a > 0.0 && a.is_finite(), "{a}");
+}
+
+/// Two calibrations agree within 2x: a wall-clock comparison, so it is not in the default run
+/// (a busy machine can slow one of them down); run it with `--ignored` on an idle machine.
+#[test]
+#[ignore = "wall-clock comparison: run with --ignored on an idle machine"]
+fn compute_calibration_is_stable() {
     let a = calibrate_compute();
     let b = calibrate_compute();
     assert!(a > 0.0 && b > 0.0 && a.is_finite() && b.is_finite());
