@@ -42,6 +42,16 @@ enum Feed {
 /// Feed `n` ids to a job in the given pattern from the consumer's own thread (never blocking:
 /// try_submit within the room), taking outcomes back; returns the ids in delivery order.
 fn drive(job: &mut scheduler::Job<usize>, n: usize, feed: Feed) -> Vec<usize> {
+    drive_counting(job, n, feed, |_| {})
+}
+
+/// [`drive`], calling `took(in_flight)` after each outcome is taken back.
+fn drive_counting(
+    job: &mut scheduler::Job<usize>,
+    n: usize,
+    feed: Feed,
+    mut took: impl FnMut(usize),
+) -> Vec<usize> {
     let mut got = Vec::with_capacity(n);
     let mut next = 0;
     while got.len() < n {
@@ -64,6 +74,7 @@ fn drive(job: &mut scheduler::Job<usize>, n: usize, feed: Feed) -> Vec<usize> {
                 "the task's value comes back"
             );
             got.push(o.task);
+            took(job.in_flight());
         }
     }
     job.close();
@@ -108,27 +119,10 @@ fn every_strategy_runs_each_id_once_in_order_within_the_bound() {
                             id
                         })
                         .unwrap();
-                    let mut got = Vec::with_capacity(n);
-                    let mut next = 0;
-                    while got.len() < n {
-                        let want = match feed {
-                            Feed::OneAtATime => 1,
-                            Feed::Bursts(b) => b,
-                            Feed::AllAtOnce => n,
-                        }
-                        .min(n - next);
-                        let k = want.min(job.room());
-                        if k > 0 {
-                            next = job.try_submit(k).unwrap().end;
-                        }
-                        assert!(job.in_flight() <= cap);
-                        if let Some(o) = job.next() {
-                            taken.fetch_add(1, SeqCst);
-                            got.push(o.task);
-                        }
-                    }
-                    job.close();
-                    assert!(job.next().is_none());
+                    let mut got = drive_counting(&mut job, n, feed, |in_flight| {
+                        assert!(in_flight <= cap);
+                        taken.fetch_add(1, SeqCst);
+                    });
                     let what = format!("{spec} P={p} {feed:?} {delivery:?}");
                     let report = job.finish().unwrap();
                     assert_eq!(report.executed, n as u64, "{what}");
