@@ -8,10 +8,7 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{
-    AtomicBool, AtomicUsize,
-    Ordering::{Relaxed, SeqCst},
-};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -22,7 +19,9 @@ use crate::spec::{Labels, Tasks, Timing};
 use crate::strategy::{Batch, Instance, Next, SharedQueue, Source, WorkerQueue};
 use crate::{TaskId, WorkerId};
 
+use super::ending::Ending;
 use super::pool::PoolShared;
+use super::room::Room;
 
 /// How a job hands outcomes back.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -193,18 +192,11 @@ pub(crate) struct JobState<'a, S, T, F> {
     queues: Mutex<Vec<Option<Box<dyn WorkerQueue>>>>,
     t0: Instant,
     opts: JobOptions,
-    /// Ids handed to the job (promised, for open arrivals).
-    submitted: AtomicUsize,
-    completed: AtomicUsize,
-    /// Taken back by the consumer (or completed, with `Discard`).
-    taken: AtomicUsize,
-    closed: AtomicBool,
-    over: AtomicBool,
+    /// Ids submitted and completed, closed, over (`ending.rs`).
+    ending: Ending,
     stop: Mutex<Option<Stop>>,
-    submit: Mutex<Submit>,
-    room: Condvar,
-    /// Submitters blocked on `room` (changed under `submit`'s lock).
-    waiting: AtomicUsize,
+    /// The submission lock and back-pressure: ids taken back, blocked submitters (`room.rs`).
+    room: Room<Submit>,
     tx: Option<Sender<Msg<T>>>,
     ends: Mutex<Ends>,
     ended: Condvar,
@@ -290,18 +282,16 @@ where
             queues: Mutex::new(job.instance.workers.into_iter().map(Some).collect()),
             t0: Instant::now(),
             opts: job.opts,
-            submitted: AtomicUsize::new(promised),
-            completed: AtomicUsize::new(0),
-            taken: AtomicUsize::new(0),
-            closed: AtomicBool::new(job.tasks.is_some()),
-            over: AtomicBool::new(job.tasks.is_some_and(|t| t.n == 0)),
+            ending: Ending::new(
+                promised,
+                job.tasks.is_some(),
+                job.tasks.is_some_and(|t| t.n == 0),
+            ),
             stop: Mutex::new(None),
-            submit: Mutex::new(Submit {
+            room: Room::new(Submit {
                 next_id: promised,
                 closed: job.tasks.is_some(),
             }),
-            waiting: AtomicUsize::new(0),
-            room: Condvar::new(),
             tx,
             ends: Mutex::new(Ends {
                 list: (0..p).map(|_| None).collect(),
@@ -336,38 +326,29 @@ where
             }
             *stop = Some(why);
         }
-        self.over.store(true, SeqCst);
+        self.ending.stop();
         if let Some(tx) = &self.tx {
             let _ = tx.send(Msg::Stopped);
         }
-        drop(lock(&self.submit));
-        self.room.notify_all();
+        self.room.wake_all();
         self.pool.sleep.notify(true);
     }
 
     /// All promised ids have completed and no more will come: the job is over.
     fn check_over(&self) {
-        if self.closed.load(SeqCst)
-            && self.completed.load(SeqCst) == self.submitted.load(SeqCst)
-            && !self.over.swap(true, SeqCst)
-        {
+        if self.ending.check() {
             self.pool.sleep.notify(true);
         }
     }
 
     /// `k` ids were taken back: make room and wake a blocked submitter.
+    #[inline]
     fn took(&self, k: usize) {
-        // A submitter counts itself in `waiting` before it reads `taken`; this side adds to
-        // `taken` before it reads `waiting` (both SeqCst): one of the two sees the other.
-        self.taken.fetch_add(k, SeqCst);
-        if self.waiting.load(SeqCst) > 0 {
-            drop(lock(&self.submit));
-            self.room.notify_all();
-        }
+        self.room.took(k);
     }
 
     fn in_flight(&self) -> usize {
-        self.submitted.load(SeqCst) - self.taken.load(SeqCst)
+        self.ending.submitted() - self.room.taken()
     }
 
     /// Submit `count` ids (with estimates if given); `wait` blocks for room.
@@ -378,26 +359,23 @@ where
         wait: bool,
     ) -> Result<Range<TaskId>, JobError> {
         let cap = self.opts.max_in_flight;
-        let mut s = lock(&self.submit);
+        let mut s = self.room.lock();
         let start = s.next_id;
         let mut done = 0;
         while done < count {
             if s.closed {
                 return Err(JobError::Closed);
             }
-            if self.over.load(SeqCst) {
+            if self.ending.is_over() {
                 return Err(JobError::Stopped);
             }
-            let room = cap.saturating_sub(self.in_flight());
+            let submitted = self.ending.submitted();
+            let room = self.room.free(cap, submitted);
             if room == 0 || (!wait && room < count - done) {
                 if !wait {
                     return Err(JobError::Full { max_in_flight: cap });
                 }
-                self.waiting.fetch_add(1, SeqCst);
-                if cap.saturating_sub(self.in_flight()) == 0 {
-                    s = self.room.wait(s).unwrap_or_else(PoisonError::into_inner);
-                }
-                self.waiting.fetch_sub(1, SeqCst);
+                s = self.room.wait(s, cap, submitted);
                 continue;
             }
             let k = room.min(count - done);
@@ -406,7 +384,7 @@ where
                 Some(e) => Batch::with_estimates(ids.clone(), &e[done..done + k]),
                 None => Batch::new(ids.clone()),
             };
-            self.submitted.fetch_add(k, SeqCst);
+            self.ending.submit(k);
             self.shared.submit(b);
             s.next_id += k;
             done += k;
@@ -418,13 +396,13 @@ where
 
     fn close(&self) {
         {
-            let mut s = lock(&self.submit);
+            let mut s = self.room.lock();
             if s.closed {
                 return;
             }
             s.closed = true;
         }
-        self.closed.store(true, SeqCst);
+        self.ending.close();
         self.room.notify_all();
         if let Some(tx) = &self.tx {
             let _ = tx.send(Msg::Closed);
@@ -493,7 +471,7 @@ where
             .collect();
         let tasks = self
             .tasks
-            .unwrap_or_else(|| Tasks::closed(self.submitted.load(SeqCst)));
+            .unwrap_or_else(|| Tasks::closed(self.ending.submitted()));
         let labels = &self.opts.labels;
         let meta = Meta {
             engine: "threads",
@@ -566,7 +544,7 @@ where
         JobState::close(self)
     }
     fn is_closed(&self) -> bool {
-        self.closed.load(SeqCst)
+        self.ending.is_closed()
     }
     fn halt(&self, why: Stop) {
         JobState::halt(self, why)
@@ -575,7 +553,7 @@ where
         JobState::in_flight(self)
     }
     fn submitted(&self) -> usize {
-        self.submitted.load(SeqCst)
+        self.ending.submitted()
     }
     fn max_in_flight(&self) -> usize {
         self.opts.max_in_flight
@@ -709,7 +687,7 @@ where
             self.last_end_ns = self.job.since_start();
         }
         let k = std::mem::take(&mut self.unflushed);
-        self.job.completed.fetch_add(k, SeqCst);
+        self.job.ending.completed(k);
         if self.job.tx.is_none() {
             self.job.took(k);
         }
@@ -729,7 +707,7 @@ where
                 Next::Task(pick) => {
                     let end = pick.task.saturating_add(pick.count as usize);
                     if pick.count == 0 || end > self.known_submitted {
-                        self.known_submitted = self.job.submitted.load(SeqCst);
+                        self.known_submitted = self.job.ending.submitted();
                         if pick.count == 0 || end > self.known_submitted {
                             return Err(unsubmitted(self.w, pick.task, end, self.known_submitted));
                         }
@@ -784,7 +762,7 @@ where
                 Next::Task(pick) => {
                     let end = pick.task.saturating_add(pick.count as usize);
                     if pick.count == 0 || end > known {
-                        known = job.submitted.load(SeqCst);
+                        known = job.ending.submitted();
                         if pick.count == 0 || end > known {
                             break Err(unsubmitted(w, pick.task, end, known));
                         }
@@ -809,7 +787,7 @@ where
                         ran += 1;
                     } else {
                         for task in pick.tasks() {
-                            if job.over.load(Relaxed) {
+                            if job.ending.is_over_relaxed() {
                                 break; // cancelled: the rest of the run is skipped
                             }
                             let outcome =
@@ -869,7 +847,7 @@ where
         let mut ran = 0u64;
         if *timed {
             for task in pick.tasks() {
-                if ran > 0 && job.over.load(Relaxed) {
+                if ran > 0 && job.ending.is_over_relaxed() {
                     break; // cancelled: the rest of the run is skipped
                 }
                 ran += 1;
@@ -896,7 +874,7 @@ where
         } else {
             // The tight loop: no clock, no feedback.
             for task in pick.tasks() {
-                if ran > 0 && job.over.load(Relaxed) {
+                if ran > 0 && job.ending.is_over_relaxed() {
                     break; // cancelled: the rest of the run is skipped
                 }
                 ran += 1;
@@ -990,7 +968,7 @@ where
     F: Fn(TaskId, WorkerId, &mut S) -> T + Send + Sync + 'a,
 {
     fn step(&mut self, state: &mut S) -> Step {
-        if self.job.over.load(SeqCst) {
+        if self.job.ending.is_over() {
             return Step::Over;
         }
         let mut due = None;

@@ -9,8 +9,10 @@
 
 #[cfg(debug_assertions)]
 mod claims;
+mod ending;
 mod job;
 mod pool;
+mod room;
 mod sleep;
 mod worker;
 

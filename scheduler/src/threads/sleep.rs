@@ -10,23 +10,10 @@ use crate::sync::{Condvar, Mutex};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-/// The two `SeqCst` loads the protocol rests on (the notifier's read of `sleepers` after its
-/// increment of `events`, the sleeper's read of `events` after its increment of `sleepers`: a
-/// store-buffering pair that only `SeqCst` keeps from both reading stale values).
-///
-/// loom models `SeqCst` loads as acquire loads, so under loom the model would report that very
-/// lost wake-up even though the real code cannot have it; under `--cfg loom` these loads are
-/// therefore read-modify-writes (`fetch_add(0)`), which always read the latest value, as a
-/// `SeqCst` load does in the single total order. Everything else is the code that ships.
-macro_rules! sc_load {
-    ($atomic:expr) => {{
-        #[cfg(loom)]
-        let v = $atomic.fetch_add(0, SeqCst);
-        #[cfg(not(loom))]
-        let v = $atomic.load(SeqCst);
-        v
-    }};
-}
+// The two `SeqCst` loads the protocol rests on are `sc_load!` (crate::sync): the notifier's
+// read of `sleepers` after its increment of `events`, the sleeper's read of `events` after its
+// increment of `sleepers`.
+use crate::sync::sc_load;
 
 /// An event counter plus a condition variable.
 ///
