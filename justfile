@@ -127,7 +127,8 @@ image-loader *flags:
 # --- Reliability ---------------------------------------------------------------------------
 
 # (A separate target dir keeps the --cfg loom build from invalidating the normal one.)
-# Model-check our own synchronisation (Sleep's park/notify, the start Gate) with loom.
+# Model-check our own synchronisation with loom: Sleep's park/notify, the start Gate, a job's
+# back-pressure (Room) and termination (Ending).
 loom:
     RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p scheduler --release --lib loom
 
