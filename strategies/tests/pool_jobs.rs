@@ -553,3 +553,20 @@ fn next_timeout_and_try_submit_refuse_instead_of_blocking() {
         assert_eq!(job.room(), 1);
     });
 }
+
+#[test]
+fn a_zero_bound_admits_one_id_at_a_time() {
+    watchdog(60, "zero bound", || {
+        let pool = Pool::new(1).unwrap();
+        let strategy = strategies::parse("central").unwrap();
+        let options = JobOptions {
+            max_in_flight: 0,
+            ..JobOptions::default()
+        };
+        let mut job = pool.job(strategy.as_ref(), options, |id, _, _| id).unwrap();
+        assert_eq!(job.room(), 1);
+        assert_eq!(job.try_submit(1).unwrap(), 0..1);
+        assert!(job.try_submit(1).is_err());
+        assert_eq!(job.next().unwrap().task, 0);
+    });
+}

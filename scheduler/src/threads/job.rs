@@ -281,7 +281,11 @@ where
             shared: job.instance.shared,
             queues: Mutex::new(job.instance.workers.into_iter().map(Some).collect()),
             t0: Instant::now(),
-            opts: job.opts,
+            // A bound of 0 could never admit an id: it means 1.
+            opts: JobOptions {
+                max_in_flight: job.opts.max_in_flight.max(1),
+                ..job.opts
+            },
             ending: Ending::new(
                 promised,
                 job.tasks.is_some(),
