@@ -2,6 +2,9 @@
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use scheduler::{Context, Instance, Next, Pick, Source, Strategy, WorkerQueue};
 
 /// Every registered strategy at its defaults, plus the interesting variants.
 pub fn all_specs() -> Vec<String> {
@@ -43,6 +46,83 @@ impl Counts {
         for (id, c) in self.0.iter().enumerate() {
             let c = c.load(Ordering::Relaxed);
             assert_eq!(c, 1, "{what}: task {id} ran {c} times");
+        }
+    }
+}
+
+/// Records every pick `(worker, pick)` in the order the engine asked.
+#[derive(Debug)]
+pub struct Recorded {
+    inner: Box<dyn Strategy>,
+    picks: Arc<Mutex<Vec<(usize, Pick)>>>,
+    nodes: Arc<Mutex<Vec<usize>>>,
+}
+
+impl Recorded {
+    pub fn new(spec: &str) -> Self {
+        Recorded {
+            inner: strategies::parse(spec).unwrap_or_else(|e| panic!("{spec}: {e}")),
+            picks: Arc::default(),
+            nodes: Arc::default(),
+        }
+    }
+
+    pub fn picks(&self) -> Vec<(usize, Pick)> {
+        self.picks.lock().unwrap().clone()
+    }
+
+    /// Successful steals from a worker on another node.
+    pub fn cross_node_steals(&self) -> usize {
+        let nodes = self.nodes.lock().unwrap();
+        self.picks()
+            .iter()
+            .filter(|(w, p)| matches!(p.source, Source::Stolen { victim, .. } if nodes[victim] != nodes[*w]))
+            .count()
+    }
+}
+
+struct Recording {
+    inner: Box<dyn WorkerQueue>,
+    w: usize,
+    picks: Arc<Mutex<Vec<(usize, Pick)>>>,
+}
+
+impl WorkerQueue for Recording {
+    fn next(&mut self) -> Next {
+        let next = self.inner.next();
+        if let Next::Task(p) = next {
+            self.picks.lock().unwrap().push((self.w, p));
+        }
+        next
+    }
+
+    fn completed(&mut self, task: usize, ns: u64) {
+        self.inner.completed(task, ns);
+    }
+}
+
+impl Strategy for Recorded {
+    fn spec(&self) -> String {
+        self.inner.spec()
+    }
+
+    fn build(&self, ctx: &Context) -> Instance {
+        *self.nodes.lock().unwrap() = ctx.nodes.clone();
+        let inst = self.inner.build(ctx);
+        Instance {
+            shared: inst.shared,
+            workers: inst
+                .workers
+                .into_iter()
+                .enumerate()
+                .map(|(w, inner)| {
+                    Box::new(Recording {
+                        inner,
+                        w,
+                        picks: self.picks.clone(),
+                    }) as Box<dyn WorkerQueue>
+                })
+                .collect(),
         }
     }
 }

@@ -4,92 +4,15 @@
 //! hierarchical stealing crosses nodes rarely, and steal=work is compared with steal=half.
 //! (The chunk sequences of `factoring` and `tss` are unit tests beside their code.)
 
-use std::sync::{Arc, Mutex};
+mod common;
 
+use common::Recorded;
 use scheduler::{
-    run_sim, run_sim_with, Context, CostModel, Instance, Next, Pick, RunReport, RunSpec, SmallRng,
-    Source, Strategy, Tasks, Topology, WorkerQueue,
+    run_sim, run_sim_with, CostModel, RunReport, RunSpec, SmallRng, Strategy, Tasks, Topology,
 };
 
 fn strategy(spec: &str) -> Box<dyn Strategy> {
     strategies::parse(spec).unwrap_or_else(|e| panic!("{spec}: {e}"))
-}
-
-/// Records every pick `(worker, pick)` in the order the engine asked.
-#[derive(Debug)]
-struct Recorded {
-    inner: Box<dyn Strategy>,
-    picks: Arc<Mutex<Vec<(usize, Pick)>>>,
-    nodes: Arc<Mutex<Vec<usize>>>,
-}
-
-impl Recorded {
-    fn new(spec: &str) -> Self {
-        Recorded {
-            inner: strategy(spec),
-            picks: Arc::default(),
-            nodes: Arc::default(),
-        }
-    }
-
-    fn picks(&self) -> Vec<(usize, Pick)> {
-        self.picks.lock().unwrap().clone()
-    }
-
-    /// Successful steals from a worker on another node.
-    fn cross_node_steals(&self) -> usize {
-        let nodes = self.nodes.lock().unwrap();
-        self.picks()
-            .iter()
-            .filter(|(w, p)| matches!(p.source, Source::Stolen { victim, .. } if nodes[victim] != nodes[*w]))
-            .count()
-    }
-}
-
-struct Recording {
-    inner: Box<dyn WorkerQueue>,
-    w: usize,
-    picks: Arc<Mutex<Vec<(usize, Pick)>>>,
-}
-
-impl WorkerQueue for Recording {
-    fn next(&mut self) -> Next {
-        let next = self.inner.next();
-        if let Next::Task(p) = next {
-            self.picks.lock().unwrap().push((self.w, p));
-        }
-        next
-    }
-
-    fn completed(&mut self, task: usize, ns: u64) {
-        self.inner.completed(task, ns);
-    }
-}
-
-impl Strategy for Recorded {
-    fn spec(&self) -> String {
-        self.inner.spec()
-    }
-
-    fn build(&self, ctx: &Context) -> Instance {
-        *self.nodes.lock().unwrap() = ctx.nodes.clone();
-        let inst = self.inner.build(ctx);
-        Instance {
-            shared: inst.shared,
-            workers: inst
-                .workers
-                .into_iter()
-                .enumerate()
-                .map(|(w, inner)| {
-                    Box::new(Recording {
-                        inner,
-                        w,
-                        picks: self.picks.clone(),
-                    }) as Box<dyn WorkerQueue>
-                })
-                .collect(),
-        }
-    }
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {

@@ -1,13 +1,10 @@
 //! Streaming placement: ids submitted one at a time spread over every worker for the
 //! strategies that deal batches (`block`, `work-stealing`, `range-stealing`), on both engines.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+mod common;
 
-use scheduler::{
-    run_sim, run_threads, Context, CostModel, Instance, Next, RunSpec, Source, Strategy, Tasks,
-    WorkerQueue,
-};
+use common::Recorded;
+use scheduler::{run_sim, run_threads, CostModel, RunSpec, Source, Tasks};
 
 const DEALERS: [&str; 5] = [
     "block",
@@ -44,64 +41,6 @@ fn one_at_a_time_submission_uses_every_worker_on_sim() {
     }
 }
 
-/// Wraps a strategy and counts, per worker, the tasks that came out of that worker's own
-/// queues: picked by it as `Local`, or moved out of it by a thief.
-#[derive(Debug)]
-struct FromQueue {
-    inner: Box<dyn Strategy>,
-    counts: Arc<Vec<AtomicU64>>,
-}
-
-struct Counting {
-    inner: Box<dyn WorkerQueue>,
-    w: usize,
-    counts: Arc<Vec<AtomicU64>>,
-}
-
-impl WorkerQueue for Counting {
-    fn next(&mut self) -> Next {
-        let next = self.inner.next();
-        if let Next::Task(p) = next {
-            let (from, k) = match p.source {
-                Source::Local => (self.w, u64::from(p.count)),
-                Source::Stolen { victim, moved } => (victim, u64::from(moved)),
-                Source::Shared => return next,
-            };
-            self.counts[from].fetch_add(k, Ordering::Relaxed);
-        }
-        next
-    }
-
-    fn completed(&mut self, task: usize, ns: u64) {
-        self.inner.completed(task, ns);
-    }
-}
-
-impl Strategy for FromQueue {
-    fn spec(&self) -> String {
-        self.inner.spec()
-    }
-
-    fn build(&self, ctx: &Context) -> Instance {
-        let inst = self.inner.build(ctx);
-        Instance {
-            shared: inst.shared,
-            workers: inst
-                .workers
-                .into_iter()
-                .enumerate()
-                .map(|(w, inner)| {
-                    Box::new(Counting {
-                        inner,
-                        w,
-                        counts: self.counts.clone(),
-                    }) as Box<dyn WorkerQueue>
-                })
-                .collect(),
-        }
-    }
-}
-
 #[test]
 fn one_at_a_time_submission_uses_every_worker_on_threads() {
     let (p, n) = (2, 400);
@@ -112,11 +51,8 @@ fn one_at_a_time_submission_uses_every_worker_on_threads() {
         ..Tasks::default()
     };
     for spec in DEALERS {
-        let counted = FromQueue {
-            inner: strategies::parse(spec).unwrap(),
-            counts: Arc::new((0..p).map(|_| AtomicU64::new(0)).collect()),
-        };
-        let r = run_threads(&RunSpec::new(p), &counted, &tasks, |_, _| {}).unwrap();
+        let recorded = Recorded::new(spec);
+        let r = run_threads(&RunSpec::new(p), &recorded, &tasks, |_, _| {}).unwrap();
         let per: Vec<u64> = r.per_worker.iter().map(|w| w.tasks).collect();
         assert_eq!((r.executed, r.failed), (n as u64, 0), "{spec}");
         if spec == "block" {
@@ -125,11 +61,16 @@ fn one_at_a_time_submission_uses_every_worker_on_threads() {
         }
         // Which worker runs a dealt id is a race on threads (an awake thief may take it
         // first), but every worker's queue must have received work.
-        let from: Vec<u64> = counted
-            .counts
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .collect();
+        // Tasks out of each worker's own queues: picked by it as `Local`, or moved out of it by
+        // a thief.
+        let mut from = vec![0u64; p];
+        for (w, pick) in recorded.picks() {
+            match pick.source {
+                Source::Local => from[w] += u64::from(pick.count),
+                Source::Stolen { victim, moved } => from[victim] += u64::from(moved),
+                Source::Shared => {}
+            }
+        }
         assert!(
             from.iter().all(|&k| k > 0),
             "{spec}: tasks out of each worker's queues {from:?}"
