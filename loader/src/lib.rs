@@ -81,6 +81,7 @@ mod error;
 mod exec;
 #[allow(clippy::module_inception)]
 mod loader;
+pub mod pipeline;
 mod plan;
 mod report;
 mod sampler;
@@ -88,6 +89,10 @@ mod sampler;
 pub use dataset::{from_fn, from_fn_with_state, Dataset, FnDataset, FromFn};
 pub use error::LoaderError;
 pub use loader::{Batch, Builder, Epoch, Granularity, Loader, LoaderState, OnError};
+pub use pipeline::{
+    MaxFailures, OnFailure, Pipeline, PipelineBuilder, PipelineError, PipelineReport,
+    PipelineState, Stage,
+};
 pub use plan::Remainder;
 pub use report::{LoaderReport, WorkerLoad};
 pub use sampler::Sampler;

@@ -1,0 +1,1123 @@
+//! The pipeline's run time: stations, segments and tails (the protocol is in
+//! `pipeline/README.md`).
+//!
+//! One epoch of a pipeline is a [`Run`]. Its stages are cut into *segments* at every point
+//! that regroups items (a `flat_map`'s output, a `batch`, and the sink at the end). A segment
+//! admits at most `window` items at a time; its *stations* (one per 1 → 1 stage) pass items
+//! along bounded queues; its *tail* puts them back in source order (or leaves them as ready),
+//! regroups them and hands them to the next segment or to the consumer.
+
+use std::any::Any;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Instant;
+
+use scheduler::{Submitter, WorkerId};
+
+use super::stats::StationAcc;
+
+/// A type-erased item.
+pub(crate) type Value = Box<dyn Any + Send>;
+
+/// What a stage function made of one item.
+pub(crate) enum Out {
+    One(Value),
+    /// Filtered out.
+    None,
+    /// A `flat_map`'s children (the station is followed by a split tail).
+    Many(Vec<Value>),
+}
+
+/// Where a stage function runs: a CPU worker of the pool, or blocking thread `i` of its stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runner {
+    /// CPU worker `w` of the pipeline's pool.
+    Cpu(WorkerId),
+    /// Blocking thread `i` of the stage.
+    Thread(usize),
+}
+
+/// A stage function: the item, the runner's state for this stage, the runner.
+pub(crate) type StageFn =
+    Arc<dyn Fn(Value, &mut (dyn Any + Send), Runner) -> Result<Out, String> + Send + Sync>;
+/// Builds a runner's state for one stage.
+pub(crate) type StateInit = Arc<dyn Fn(Runner) -> Box<dyn Any + Send> + Send + Sync>;
+/// Turns a batch's items into one value.
+pub(crate) type BatchFn = Arc<dyn Fn(Vec<Value>) -> Value + Send + Sync>;
+
+/// Why an item is bad.
+#[derive(Clone, Debug)]
+pub(crate) struct Fault {
+    pub stage: Arc<str>,
+    pub src: u64,
+    pub message: String,
+    pub panicked: bool,
+    /// Items behind this fault (a batch with several bad items counts them all).
+    pub count: u64,
+}
+
+/// What a packet holds.
+pub(crate) enum Body {
+    Value(Value),
+    Many(Vec<Value>),
+    /// Nothing: filtered out, or a `flat_map` with no children, or skipped.
+    Hole,
+    Failed(Fault),
+}
+
+/// Where an item came from: its source position and, below `flat_map`s, its child path.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Part {
+    pub src: u64,
+    pub path: Vec<u32>,
+}
+
+/// One item on its way, with its place in the segment (`seq`) and its origin.
+pub(crate) struct Packet {
+    pub seq: u64,
+    pub parts: Parts,
+    pub body: Body,
+}
+
+/// The origin of a packet: one part, or the parts of a batch.
+#[derive(Clone, Debug)]
+pub(crate) enum Parts {
+    One(Part),
+    Batch(Vec<Part>),
+}
+
+impl Parts {
+    fn first_src(&self) -> u64 {
+        match self {
+            Parts::One(p) => p.src,
+            Parts::Batch(v) => v.first().map_or(0, |p| p.src),
+        }
+    }
+
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Part)) {
+        match self {
+            Parts::One(p) => f(p),
+            Parts::Batch(v) => v.iter().for_each(f),
+        }
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Turn a panic payload into its message.
+pub(crate) fn panic_text(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}
+
+/// Is a stage's work done on the pool's CPU workers or on threads of its own?
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Cpu,
+    Blocking,
+}
+
+/// The fixed description of one station (a 1 → 1 stage, or a `flat_map` ending a segment).
+pub(crate) struct StationSpec {
+    pub name: Arc<str>,
+    pub kind: Kind,
+    pub concurrency: usize,
+    pub queue: usize,
+    pub f: StageFn,
+    /// Index into the runner's per-stage states.
+    pub state_slot: usize,
+}
+
+/// How a tail regroups.
+#[derive(Clone)]
+pub(crate) enum TailKind {
+    /// The consumer takes the items.
+    Sink,
+    /// A `flat_map`'s children become items of the next segment.
+    Split,
+    /// `size` items become one.
+    Batch {
+        size: usize,
+        keep_partial: bool,
+        collate: BatchFn,
+        name: Arc<str>,
+    },
+}
+
+/// What the failure policy makes of a bad item where it is regrouped or delivered.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Policy {
+    Yield,
+    Skip,
+    HaltCount(u64),
+    HaltFraction(f64),
+}
+
+impl Policy {
+    fn skips(self) -> bool {
+        self == Policy::Skip
+    }
+}
+
+/// The source of segment 0.
+pub(crate) trait Feed: Send {
+    /// The next item and its source position, or `None` at the end.
+    fn next(&mut self) -> Option<(u64, Value)>;
+    /// Source items this epoch, if known (for a failure fraction).
+    fn total(&self) -> Option<u64>;
+}
+
+/// A station's mutable state (under its lock).
+struct StationState {
+    queue: VecDeque<Packet>,
+    /// Items taken from upstream that will enter `queue` (room reserved for them).
+    incoming: usize,
+    /// Items handed to a runner (a ticket issued or a thread took one) not yet finished.
+    running: usize,
+    /// Tickets issued whose runner has not popped its item yet (CPU stations).
+    assigned: usize,
+    acc: StationAcc,
+}
+
+pub(crate) struct Station {
+    pub spec: StationSpec,
+    st: Mutex<StationState>,
+    /// Blocking threads wait here for work.
+    work: Condvar,
+    /// CPU stations: submits tickets to the stage's job on the pool.
+    pub submitter: OnceLock<Submitter>,
+}
+
+/// Segment admission (under the segment's lock).
+struct GateState {
+    /// Items admitted and not yet passed out of the tail.
+    held: usize,
+    /// Sequence numbers handed out so far.
+    admitted: u64,
+    /// No more items will be admitted: `admitted` is the segment's total.
+    closed: bool,
+}
+
+/// The tail's state: the reorder window and what is ready to leave.
+struct TailState {
+    /// Ordered: packets by `seq − next`; as ready: arrival order (all `Some`).
+    window: VecDeque<Option<Packet>>,
+    /// The next sequence number to resolve.
+    next: u64,
+    /// A batch being assembled: values, their parts, its first fault, and segment units.
+    cur: Vec<Value>,
+    cur_parts: Vec<Part>,
+    cur_fault: Option<Fault>,
+    cur_units: usize,
+    /// Ready to leave, each with the segment units it stands for.
+    out: VecDeque<(Packet, usize)>,
+    /// Everything of this segment has been resolved (and flushed into `out`).
+    ended: bool,
+    /// The consumer is waiting (sink only).
+    waiting: bool,
+}
+
+pub(crate) struct Segment {
+    pub stations: Vec<Station>,
+    pub tail: TailKind,
+    window: usize,
+    gate: Mutex<GateState>,
+    tail_st: Mutex<TailState>,
+    /// The consumer waits here (sink tail).
+    ready: Condvar,
+    feeding: Mutex<()>,
+    feed_wanted: AtomicBool,
+}
+
+/// The source-level progress of a run: which positions are fully resolved.
+#[derive(Default)]
+pub(crate) struct Progress {
+    /// Every source position below this one is resolved.
+    pub prefix: u64,
+    /// Resolved positions at or above `prefix`.
+    pub done: BTreeSet<u64>,
+    /// Packets of each live source position still in the pipeline.
+    pub live: HashMap<u64, u64>,
+    /// Child paths already delivered (or dropped) of live positions split by a `flat_map`.
+    pub delivered: HashMap<u64, Vec<Vec<u32>>>,
+}
+
+impl Progress {
+    fn admit(&mut self, src: u64) {
+        *self.live.entry(src).or_insert(0) += 1;
+    }
+
+    fn split(&mut self, src: u64, children: usize) {
+        let live = self.live.entry(src).or_insert(1);
+        *live += children as u64;
+        self.resolve_one(src, None);
+    }
+
+    /// One packet of `src` left the pipeline (delivered, dropped, or split into children).
+    fn resolve_one(&mut self, src: u64, path: Option<&[u32]>) {
+        if let Some(p) = path.filter(|p| !p.is_empty()) {
+            self.delivered.entry(src).or_default().push(p.to_vec());
+        }
+        let live = self.live.entry(src).or_insert(1);
+        *live -= 1;
+        if *live == 0 {
+            self.live.remove(&src);
+            self.delivered.remove(&src);
+            if src == self.prefix {
+                self.prefix += 1;
+                while self.done.remove(&self.prefix) {
+                    self.prefix += 1;
+                }
+            } else {
+                self.done.insert(src);
+            }
+        }
+    }
+
+    /// Already resolved before this run (restored).
+    pub fn skips(&self, src: u64) -> bool {
+        src < self.prefix || self.done.contains(&src)
+    }
+}
+
+/// What the consumer gets from the sink.
+pub(crate) enum Delivered {
+    Value {
+        value: Value,
+        parts: Parts,
+    },
+    Failed(Fault),
+    /// The failure policy stopped the run.
+    Halted {
+        failures: u64,
+        limit: String,
+    },
+    End,
+}
+
+/// Counts of one run the consumer side keeps.
+#[derive(Default)]
+struct Tally {
+    failures: u64,
+    resolved: u64,
+    values: u64,
+    halted: bool,
+    last: Option<Instant>,
+}
+
+/// Everything one run's threads share.
+pub(crate) struct Shared {
+    pub segments: Vec<Segment>,
+    pub policy: Policy,
+    pub ordered: bool,
+    pub epoch: u64,
+    pub stopped: AtomicBool,
+    source: Mutex<Option<Box<dyn Feed>>>,
+    source_total: Option<u64>,
+    pub progress: Mutex<Progress>,
+    /// Children to skip on a restored run: `(src, path)` already delivered.
+    restored: HashMap<u64, Vec<Vec<u32>>>,
+    tally: Mutex<Tally>,
+    pub started: Instant,
+    pub first_item: OnceLock<Instant>,
+    /// Per-stage trace rows `(stage index, src, ns)`, when tracing.
+    pub trace: Option<Mutex<Vec<(u32, u64, u64)>>>,
+    /// Items admitted into any segment and not yet out of its tail.
+    held: AtomicUsize,
+    /// The most ever held at once (shared by the pipeline's runs).
+    held_peak: Arc<AtomicUsize>,
+}
+
+pub(crate) struct SegmentSpec {
+    pub stations: Vec<StationSpec>,
+    pub tail: TailKind,
+    pub window: usize,
+}
+
+impl Shared {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        segments: Vec<SegmentSpec>,
+        policy: Policy,
+        ordered: bool,
+        epoch: u64,
+        source: Box<dyn Feed>,
+        progress: Progress,
+        trace: bool,
+        held_peak: Arc<AtomicUsize>,
+    ) -> Shared {
+        let restored = progress.delivered.clone();
+        let source_total = source.total();
+        let segments = segments
+            .into_iter()
+            .map(|spec| Segment {
+                stations: spec
+                    .stations
+                    .into_iter()
+                    .map(|spec| Station {
+                        st: Mutex::new(StationState {
+                            queue: VecDeque::new(),
+                            incoming: 0,
+                            running: 0,
+                            assigned: 0,
+                            acc: StationAcc::new(),
+                        }),
+                        work: Condvar::new(),
+                        submitter: OnceLock::new(),
+                        spec,
+                    })
+                    .collect(),
+                tail: spec.tail,
+                window: spec.window,
+                gate: Mutex::new(GateState {
+                    held: 0,
+                    admitted: 0,
+                    closed: false,
+                }),
+                tail_st: Mutex::new(TailState {
+                    window: VecDeque::new(),
+                    next: 0,
+                    cur: Vec::new(),
+                    cur_parts: Vec::new(),
+                    cur_fault: None,
+                    cur_units: 0,
+                    out: VecDeque::new(),
+                    ended: false,
+                    waiting: false,
+                }),
+                ready: Condvar::new(),
+                feeding: Mutex::new(()),
+                feed_wanted: AtomicBool::new(false),
+            })
+            .collect();
+        Shared {
+            segments,
+            policy,
+            ordered,
+            epoch,
+            stopped: AtomicBool::new(false),
+            source: Mutex::new(Some(source)),
+            source_total,
+            progress: Mutex::new(progress),
+            restored,
+            tally: Mutex::new(Tally::default()),
+            started: Instant::now(),
+            first_item: OnceLock::new(),
+            trace: trace.then(|| Mutex::new(Vec::new())),
+            held: AtomicUsize::new(0),
+            held_peak,
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stopped.load(SeqCst)
+    }
+
+    /// Stop every stage: blocking threads and a waiting consumer wake and leave.
+    pub fn stop(&self) {
+        self.stopped.store(true, SeqCst);
+        for seg in &self.segments {
+            for st in &seg.stations {
+                let _g = lock(&st.st);
+                st.work.notify_all();
+            }
+            let _g = lock(&seg.tail_st);
+            seg.ready.notify_all();
+        }
+    }
+
+    // ---- feeding a segment -------------------------------------------------------------
+
+    /// Someone made room in segment `s` (or has items for it): feed it, unless another thread
+    /// is feeding it now (that one sees the request and goes round again).
+    pub fn kick_feed(&self, s: usize) {
+        let seg = &self.segments[s];
+        seg.feed_wanted.store(true, SeqCst);
+        loop {
+            let Ok(guard) = seg.feeding.try_lock() else {
+                return;
+            };
+            while seg.feed_wanted.swap(false, SeqCst) {
+                if self.stopped() {
+                    break;
+                }
+                if s == 0 {
+                    self.feed_source();
+                } else {
+                    self.feed_from_tail(s - 1);
+                }
+            }
+            drop(guard);
+            if !seg.feed_wanted.load(SeqCst) {
+                return;
+            }
+        }
+    }
+
+    /// Room for this many more items in segment `s` now (window and first queue).
+    fn room(&self, s: usize) -> usize {
+        let seg = &self.segments[s];
+        let held = lock(&seg.gate).held;
+        let mut room = seg.window.saturating_sub(held);
+        if let Some(first) = seg.stations.first() {
+            let st = lock(&first.st);
+            room = room.min(
+                first
+                    .spec
+                    .queue
+                    .saturating_sub(st.queue.len() + st.incoming),
+            );
+        }
+        room
+    }
+
+    fn feed_source(&self) {
+        let mut room = self.room(0);
+        if room == 0 {
+            return;
+        }
+        let mut source = lock(&self.source);
+        let mut taken = Vec::new();
+        let mut ended = false;
+        if let Some(feed) = source.as_mut() {
+            while room > 0 {
+                match feed.next() {
+                    Some((src, v)) => {
+                        if lock(&self.progress).skips(src) {
+                            continue;
+                        }
+                        taken.push((src, v));
+                        room -= 1;
+                    }
+                    None => {
+                        ended = true;
+                        break;
+                    }
+                }
+            }
+        }
+        if ended {
+            *source = None;
+        }
+        drop(source);
+        if !taken.is_empty() {
+            let mut pr = lock(&self.progress);
+            for (src, _) in &taken {
+                pr.admit(*src);
+            }
+        }
+        let packets = taken.into_iter().map(|(src, v)| {
+            (
+                Parts::One(Part {
+                    src,
+                    path: Vec::new(),
+                }),
+                Body::Value(v),
+            )
+        });
+        self.admit(0, packets, ended);
+    }
+
+    /// Move what tail `s` has ready into segment `s + 1`, as far as there is room.
+    fn feed_from_tail(&self, s: usize) {
+        let mut room = self.room(s + 1);
+        let seg = &self.segments[s];
+        let mut moved = Vec::new();
+        let mut units = 0;
+        let mut ended = false;
+        {
+            let mut t = lock(&seg.tail_st);
+            while room > 0 {
+                let Some((p, u)) = t.out.pop_front() else {
+                    break;
+                };
+                units += u;
+                moved.push((p.parts, p.body));
+                room -= 1;
+            }
+            if t.out.is_empty() && t.ended {
+                ended = true;
+            }
+        }
+        if units > 0 {
+            self.release(s, units);
+        }
+        if !moved.is_empty() || ended {
+            self.admit(s + 1, moved.into_iter(), ended);
+        }
+    }
+
+    /// `units` of segment `s` left its tail: room for the segment's feeder.
+    fn release(&self, s: usize, units: usize) {
+        {
+            let mut g = lock(&self.segments[s].gate);
+            g.held -= units;
+        }
+        self.held.fetch_sub(units, SeqCst);
+        self.kick_feed(s);
+    }
+
+    /// Admit packets into segment `s` (the caller checked the room); `close` if no more come.
+    fn admit(&self, s: usize, packets: impl Iterator<Item = (Parts, Body)>, close: bool) {
+        let seg = &self.segments[s];
+        let mut batch = Vec::new();
+        {
+            let mut g = lock(&seg.gate);
+            for (parts, body) in packets {
+                let seq = g.admitted;
+                g.admitted += 1;
+                g.held += 1;
+                batch.push(Packet { seq, parts, body });
+            }
+            if close {
+                g.closed = true;
+            }
+        }
+        let n = batch.len();
+        if n > 0 {
+            let now = self.held.fetch_add(n, SeqCst) + n;
+            self.held_peak.fetch_max(now, SeqCst);
+        }
+        match seg.stations.first() {
+            Some(first) if n > 0 => {
+                let mut holes = Vec::new();
+                {
+                    let mut st = lock(&first.st);
+                    st.mark(&first.spec);
+                    for p in batch {
+                        if matches!(p.body, Body::Value(_)) {
+                            st.queue.push_back(p);
+                            st.acc.items_in += 1;
+                        } else {
+                            holes.push(p);
+                        }
+                    }
+                }
+                for h in holes {
+                    self.to_tail(s, h);
+                }
+                self.pump(s, 0);
+            }
+            _ => {
+                for p in batch {
+                    self.to_tail(s, p);
+                }
+            }
+        }
+        if close {
+            self.check_end(s);
+        }
+    }
+
+    // ---- stations ----------------------------------------------------------------------
+
+    /// Station `(s, k)`: hand out as much work as concurrency, input and output room allow.
+    pub fn pump(&self, s: usize, k: usize) {
+        let seg = &self.segments[s];
+        let station = &seg.stations[k];
+        let next = seg.stations.get(k + 1);
+        let n = {
+            let mut st = lock(&station.st);
+            let unassigned = st.queue.len() - st.assigned;
+            let free = station.spec.concurrency.saturating_sub(st.running);
+            let mut n = unassigned.min(free);
+            if n > 0 {
+                if let Some(next) = next {
+                    let mut nx = lock(&next.st);
+                    let room = next.spec.queue.saturating_sub(nx.queue.len() + nx.incoming);
+                    let blocked = room < n;
+                    st.mark(&station.spec);
+                    st.acc.blocked = blocked;
+                    n = n.min(room);
+                    nx.incoming += n;
+                }
+            }
+            if n > 0 {
+                st.mark(&station.spec);
+                st.running += n;
+                st.assigned += n;
+            }
+            n
+        };
+        if n == 0 {
+            return;
+        }
+        match station.spec.kind {
+            Kind::Cpu => {
+                if let Some(sub) = station.submitter.get() {
+                    let _ = sub.try_submit(n);
+                }
+            }
+            Kind::Blocking => {
+                if n == 1 {
+                    station.work.notify_one();
+                } else {
+                    station.work.notify_all();
+                }
+            }
+        }
+    }
+
+    /// A CPU worker runs one ticket of station `(s, k)`.
+    pub fn run_ticket(&self, s: usize, k: usize, state: &mut (dyn Any + Send), w: WorkerId) {
+        let station = &self.segments[s].stations[k];
+        let packet = {
+            let mut st = lock(&station.st);
+            st.mark(&station.spec);
+            st.assigned -= 1;
+            st.queue.pop_front()
+        };
+        self.room_freed(s, k);
+        let Some(packet) = packet else { return };
+        if self.stopped() {
+            return;
+        }
+        self.process(s, k, packet, state, Runner::Cpu(w));
+        self.pump(s, k);
+    }
+
+    /// A blocking thread of station `(s, k)`: take the items `pump` hands out until the run
+    /// stops.
+    pub fn blocking_loop(&self, s: usize, k: usize, state: &mut (dyn Any + Send), i: usize) {
+        let station = &self.segments[s].stations[k];
+        loop {
+            let packet = {
+                let mut st = lock(&station.st);
+                loop {
+                    if self.stopped() {
+                        return;
+                    }
+                    // `pump` counted the item as running when it handed it out.
+                    if st.assigned > 0 {
+                        st.mark(&station.spec);
+                        st.assigned -= 1;
+                        break st.queue.pop_front();
+                    }
+                    st = station
+                        .work
+                        .wait(st)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+            };
+            self.room_freed(s, k);
+            let Some(packet) = packet else { continue };
+            self.process(s, k, packet, state, Runner::Thread(i));
+            self.pump(s, k);
+        }
+    }
+
+    /// Room appeared in station `(s, k)`'s queue: its feeder may go on.
+    fn room_freed(&self, s: usize, k: usize) {
+        if k == 0 {
+            self.kick_feed(s);
+        } else {
+            self.pump(s, k - 1);
+        }
+    }
+
+    /// Run the stage function on one packet and pass the result on.
+    fn process(
+        &self,
+        s: usize,
+        k: usize,
+        packet: Packet,
+        state: &mut (dyn Any + Send),
+        runner: Runner,
+    ) {
+        let station = &self.segments[s].stations[k];
+        let Packet { seq, parts, body } = packet;
+        let Body::Value(v) = body else {
+            unreachable!("only values enter a station")
+        };
+        let t = Instant::now();
+        let r = catch_unwind(AssertUnwindSafe(|| (station.spec.f)(v, state, runner)));
+        let ns = t.elapsed().as_nanos() as u64;
+        let src = parts.first_src();
+        let fault = |message: String, panicked: bool| Fault {
+            stage: Arc::clone(&station.spec.name),
+            src,
+            message,
+            panicked,
+            count: 1,
+        };
+        let (body, failed) = match r {
+            Ok(Ok(Out::One(v))) => (Body::Value(v), false),
+            Ok(Ok(Out::None)) => (Body::Hole, false),
+            Ok(Ok(Out::Many(vs))) => (Body::Many(vs), false),
+            Ok(Err(m)) => (Body::Failed(fault(m, false)), true),
+            Err(p) => (Body::Failed(fault(panic_text(p.as_ref()), true)), true),
+        };
+        if let Some(trace) = &self.trace {
+            lock(trace).push((station.spec.state_slot as u32, src, ns));
+        }
+        let out = Packet { seq, parts, body };
+        let passes_on = matches!(out.body, Body::Value(_));
+        {
+            let mut st = lock(&station.st);
+            st.mark(&station.spec);
+            st.running -= 1;
+            st.acc
+                .done(ns, failed, passes_on || matches!(out.body, Body::Many(_)));
+        }
+        let seg = &self.segments[s];
+        match seg.stations.get(k + 1) {
+            Some(next) => {
+                {
+                    let mut nx = lock(&next.st);
+                    nx.incoming -= 1;
+                    if passes_on {
+                        nx.mark(&next.spec);
+                        nx.queue.push_back(out);
+                        nx.acc.items_in += 1;
+                        drop(nx);
+                        self.pump(s, k + 1);
+                        return;
+                    }
+                }
+                // A hole or a failure skips the rest of the segment; its reserved slot is free.
+                self.to_tail(s, out);
+                self.pump(s, k);
+            }
+            None => self.to_tail(s, out),
+        }
+    }
+
+    // ---- tails -------------------------------------------------------------------------
+
+    /// A packet reached the end of segment `s`.
+    fn to_tail(&self, s: usize, p: Packet) {
+        let seg = &self.segments[s];
+        let mut t = lock(&seg.tail_st);
+        if self.ordered {
+            let at = (p.seq - t.next) as usize;
+            if t.window.len() <= at {
+                t.window.resize_with(at + 1, || None);
+            }
+            t.window[at] = Some(p);
+        } else {
+            t.window.push_back(Some(p));
+        }
+        let freed = self.resolve(s, &mut t);
+        self.after_tail(s, t, freed);
+    }
+
+    /// After a tail changed: free the units that produced nothing, wake the consumer, or feed
+    /// the next segment. Never feeds under the tail's lock (feeding takes it).
+    fn after_tail(&self, s: usize, t: MutexGuard<'_, TailState>, freed: usize) {
+        let seg = &self.segments[s];
+        let has_out = !t.out.is_empty() || t.ended;
+        if matches!(seg.tail, TailKind::Sink) && has_out && t.waiting {
+            seg.ready.notify_one();
+        }
+        drop(t);
+        if freed > 0 {
+            self.release(s, freed);
+        }
+        if has_out && !matches!(seg.tail, TailKind::Sink) {
+            self.kick_feed(s + 1);
+        }
+    }
+
+    /// Take every packet that is next in order (or any, as ready) through the tail; returns
+    /// the segment units that left without output.
+    fn resolve(&self, s: usize, t: &mut TailState) -> usize {
+        let mut freed = 0;
+        while let Some(Some(_)) = t.window.front() {
+            let p = t.window.pop_front().flatten().expect("checked");
+            t.next += 1;
+            self.through_tail(s, t, p, &mut freed);
+        }
+        self.check_end_locked(s, t, &mut freed);
+        freed
+    }
+
+    /// One resolved packet through tail `s`.
+    fn through_tail(&self, s: usize, t: &mut TailState, p: Packet, freed: &mut usize) {
+        let seg = &self.segments[s];
+        let is_batch = matches!(seg.tail, TailKind::Batch { .. });
+        match p.body {
+            Body::Hole => {
+                self.consumed(&p.parts);
+                *freed += 1;
+            }
+            Body::Failed(f) if self.policy.skips() => {
+                lock(&self.tally).failures += f.count;
+                self.consumed(&p.parts);
+                *freed += 1;
+            }
+            Body::Failed(f) if is_batch => {
+                match t.cur_fault.as_mut() {
+                    Some(cf) => cf.count += f.count,
+                    None => t.cur_fault = Some(f),
+                }
+                p.parts.for_each(|part| t.cur_parts.push(part.clone()));
+                t.cur_units += 1;
+                self.batch_maybe_full(s, t, false, freed);
+            }
+            Body::Value(v) if is_batch => {
+                t.cur.push(v);
+                p.parts.for_each(|part| t.cur_parts.push(part.clone()));
+                t.cur_units += 1;
+                self.batch_maybe_full(s, t, false, freed);
+            }
+            Body::Many(children) => {
+                let Parts::One(parent) = p.parts else {
+                    unreachable!("a flat_map's input is one item")
+                };
+                lock(&self.progress).split(parent.src, children.len());
+                let skip = self.restored.get(&parent.src);
+                let mut kept = Vec::with_capacity(children.len());
+                for (j, c) in children.into_iter().enumerate() {
+                    let mut path = parent.path.clone();
+                    path.push(j as u32);
+                    if skip.is_some_and(|d| d.contains(&path)) {
+                        // Delivered before the restore: resolved again, not redone.
+                        lock(&self.progress).resolve_one(parent.src, Some(&path));
+                        continue;
+                    }
+                    kept.push((path, c));
+                }
+                if kept.is_empty() {
+                    *freed += 1;
+                    return;
+                }
+                // The parent's unit is released with its last child.
+                let last = kept.len() - 1;
+                for (j, (path, c)) in kept.into_iter().enumerate() {
+                    let part = Part {
+                        src: parent.src,
+                        path,
+                    };
+                    t.out.push_back((
+                        Packet {
+                            seq: 0,
+                            parts: Parts::One(part),
+                            body: Body::Value(c),
+                        },
+                        usize::from(j == last),
+                    ));
+                }
+            }
+            body => {
+                t.out.push_back((
+                    Packet {
+                        seq: 0,
+                        parts: p.parts,
+                        body,
+                    },
+                    1,
+                ));
+            }
+        }
+    }
+
+    /// Close the batch being assembled if it is full (or `force` at the segment's end).
+    fn batch_maybe_full(&self, s: usize, t: &mut TailState, force: bool, freed: &mut usize) {
+        let TailKind::Batch {
+            size,
+            keep_partial,
+            collate,
+            name,
+        } = &self.segments[s].tail
+        else {
+            return;
+        };
+        let members = t.cur_parts.len();
+        if members == 0 || (members < *size && !force) {
+            return;
+        }
+        let parts = std::mem::take(&mut t.cur_parts);
+        let values = std::mem::take(&mut t.cur);
+        let units = std::mem::take(&mut t.cur_units);
+        let fault = t.cur_fault.take();
+        if members < *size && !keep_partial {
+            // The remainder is dropped: its items are resolved here.
+            let mut pr = lock(&self.progress);
+            for part in &parts {
+                pr.resolve_one(part.src, Some(&part.path));
+            }
+            *freed += units;
+            return;
+        }
+        let body = match fault {
+            Some(f) => Body::Failed(f),
+            None => {
+                let src = parts.first().map_or(0, |p| p.src);
+                match catch_unwind(AssertUnwindSafe(|| collate(values))) {
+                    Ok(v) => Body::Value(v),
+                    Err(p) => Body::Failed(Fault {
+                        stage: Arc::clone(name),
+                        src,
+                        message: panic_text(p.as_ref()),
+                        panicked: true,
+                        count: 1,
+                    }),
+                }
+            }
+        };
+        t.out.push_back((
+            Packet {
+                seq: 0,
+                parts: Parts::Batch(parts),
+                body,
+            },
+            units,
+        ));
+    }
+
+    /// The packet's parts left the pipeline.
+    fn consumed(&self, parts: &Parts) {
+        let mut pr = lock(&self.progress);
+        parts.for_each(|p| pr.resolve_one(p.src, Some(&p.path)));
+    }
+
+    fn check_end(&self, s: usize) {
+        let seg = &self.segments[s];
+        let mut t = lock(&seg.tail_st);
+        let mut freed = 0;
+        self.check_end_locked(s, &mut t, &mut freed);
+        self.after_tail(s, t, freed);
+    }
+
+    /// Segment `s` is over when its gate is closed and every admitted item was resolved
+    /// (`next` counts resolved packets in both modes).
+    fn check_end_locked(&self, s: usize, t: &mut TailState, freed: &mut usize) {
+        if t.ended {
+            return;
+        }
+        let (closed, admitted) = {
+            let g = lock(&self.segments[s].gate);
+            (g.closed, g.admitted)
+        };
+        if closed && t.next == admitted {
+            self.batch_maybe_full(s, t, true, freed);
+            t.ended = true;
+        }
+    }
+
+    // ---- the consumer ------------------------------------------------------------------
+
+    /// The next delivery of the sink; blocks.
+    pub fn take(&self) -> Delivered {
+        let s = self.segments.len() - 1;
+        let seg = &self.segments[s];
+        self.kick_feed(0);
+        let mut t = lock(&seg.tail_st);
+        loop {
+            if lock(&self.tally).halted || self.stopped() {
+                return Delivered::End;
+            }
+            if let Some((p, units)) = t.out.pop_front() {
+                drop(t);
+                if units > 0 {
+                    self.release(s, units);
+                }
+                return self.deliver(p);
+            }
+            if t.ended {
+                return Delivered::End;
+            }
+            t.waiting = true;
+            t = seg.ready.wait(t).unwrap_or_else(PoisonError::into_inner);
+            t.waiting = false;
+        }
+    }
+
+    fn deliver(&self, p: Packet) -> Delivered {
+        let _ = self.first_item.set(Instant::now());
+        match p.body {
+            Body::Value(value) => {
+                self.consumed(&p.parts);
+                let mut tally = lock(&self.tally);
+                tally.resolved += 1;
+                tally.values += 1;
+                tally.last = Some(Instant::now());
+                drop(tally);
+                Delivered::Value {
+                    value,
+                    parts: p.parts,
+                }
+            }
+            Body::Failed(f) => {
+                self.consumed(&p.parts);
+                let mut tally = lock(&self.tally);
+                tally.failures += f.count;
+                tally.resolved += 1;
+                let over = match self.policy {
+                    Policy::HaltCount(n) => (tally.failures > n).then(|| format!("{n} failures")),
+                    Policy::HaltFraction(x) => {
+                        let total = self.source_total.unwrap_or(tally.resolved).max(1);
+                        (tally.failures as f64 > x * total as f64)
+                            .then(|| format!("a fraction {x} of {total} items"))
+                    }
+                    _ => None,
+                };
+                if let Some(limit) = over {
+                    tally.halted = true;
+                    let failures = tally.failures;
+                    drop(tally);
+                    self.stop();
+                    return Delivered::Halted { failures, limit };
+                }
+                Delivered::Failed(f)
+            }
+            Body::Hole | Body::Many(_) => unreachable!("resolved in the tail"),
+        }
+    }
+
+    /// Failures so far (delivered or skipped).
+    pub fn failures(&self) -> u64 {
+        lock(&self.tally).failures
+    }
+
+    /// Items handed to the consumer so far.
+    pub fn delivered(&self) -> u64 {
+        lock(&self.tally).values
+    }
+
+    /// When the last item was handed out.
+    pub fn last_item(&self) -> Option<Instant> {
+        lock(&self.tally).last
+    }
+
+    /// The failure policy stopped the run.
+    pub fn halted(&self) -> bool {
+        lock(&self.tally).halted
+    }
+
+    /// A snapshot of station `(s, k)`'s statistics.
+    pub fn station_acc(&self, s: usize, k: usize) -> StationAcc {
+        let st = &self.segments[s].stations[k];
+        let mut g = lock(&st.st);
+        g.mark(&st.spec);
+        g.acc.clone()
+    }
+
+    /// Segment `s`'s station `k`, for the run's set-up.
+    pub fn station(&self, s: usize, k: usize) -> &Station {
+        &self.segments[s].stations[k]
+    }
+}
+
+impl StationState {
+    /// Account the time since the last change to the state the station was in.
+    fn mark(&mut self, spec: &StationSpec) {
+        let unassigned = self.queue.len() - self.assigned;
+        self.acc.advance(
+            self.queue.len() + self.incoming,
+            unassigned,
+            self.running,
+            spec.concurrency,
+            spec.queue,
+        );
+    }
+}

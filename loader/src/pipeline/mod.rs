@@ -1,0 +1,1312 @@
+//! Pipelines: a source → stages → the consumer, each stage on the resource it needs.
+//!
+//! A [`Pipeline`] is built from a source (a [`Sampler`]'s indices, or any iterator made per
+//! epoch) and a chain of stages:
+//!
+//! * [`map`](PipelineBuilder::map) / [`try_map`](PipelineBuilder::try_map) /
+//!   [`try_map_with`](PipelineBuilder::try_map_with) (1 → 1; the last two fallible, the last
+//!   with per-runner state such as a decoder), [`filter`](PipelineBuilder::filter) (1 → 0..1),
+//!   [`flat_map`](PipelineBuilder::flat_map) (1 → 0..n),
+//!   [`batch`](PipelineBuilder::batch) (n → 1, a `Vec`), and any `map` after a batch (collate,
+//!   whole-batch transforms).
+//! * Each stage has a name and a [`Stage`] setting: **`cpu`** stages are jobs on one shared
+//!   pool of P CPU workers, so a worker whose stage has nothing to do runs another stage's
+//!   work; **`blocking`** stages (reads, network, sleeps) run on threads of their own, as many
+//!   as their concurrency, so that waiting never holds a CPU worker.
+//! * Items come out **in source order** (the default) or as they are ready, as
+//!   `Result<T, PipelineError>`: a failing or panicking item is an error at its position naming
+//!   the stage, the source position and the epoch; [`OnFailure`] yields it, skips it, or halts
+//!   the epoch after too many.
+//! * Memory is bounded: queues between stages are bounded, and each *segment* (the stages up
+//!   to a `flat_map`'s output, a `batch`, or the end) admits at most `window` items at a time,
+//!   so at most `Σ window` items exist at once (plus the children of the `flat_map` outputs
+//!   being handed on). [`Pipeline::held_peak`] reports the largest count seen.
+//! * [`PipelineReport`]: per-stage service times, busy shares, queue occupancy, the time each
+//!   stage was starved or back-pressured, the pipeline's rate against its limit, and the
+//!   **bottleneck** with what one more thread or CPU worker there would give.
+//! * [`Pipeline::state`] / [`Pipeline::restore`] resume mid-epoch exactly.
+//!
+//! ```
+//! use loader::{Pipeline, Remainder, Sampler, Stage};
+//!
+//! // read (waits: a blocking stage) → decode (computes: a cpu stage) → batches of 8
+//! let mut pipeline = Pipeline::from_sampler(100, Sampler::sequential())
+//!     .map(Stage::blocking("read", 8), |i: usize| vec![i as u8; 4])
+//!     .try_map(Stage::cpu("decode"), |bytes: Vec<u8>| {
+//!         if bytes[0] == 13 { Err("bad header") } else { Ok(bytes.len() as u32 + bytes[0] as u32) }
+//!     })
+//!     .batch(8, Remainder::Partial)
+//!     .map(Stage::cpu("collate"), |batch: Vec<u32>| batch.iter().sum::<u32>())
+//!     .workers(2)
+//!     .build()?;
+//!
+//! let (mut sums, mut errors) = (Vec::new(), Vec::new());
+//! for item in pipeline.epoch(0) {
+//!     match item {
+//!         Ok(sum) => sums.push(sum),
+//!         Err(e) => errors.push(e),
+//!     }
+//! }
+//! assert_eq!(sums.len(), 12); // 13 batches, one holds the bad item
+//! assert_eq!(errors.len(), 1);
+//! assert_eq!((errors[0].stage(), errors[0].position()), (Some("decode"), Some(13)));
+//! let report = pipeline.report().unwrap();
+//! println!("{report}"); // per-stage table and the bottleneck
+//! # Ok::<(), loader::PipelineError>(())
+//! ```
+
+mod engine;
+mod stats;
+
+use std::any::Any;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::io::Write;
+use std::marker::PhantomData;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use scheduler::{Delivery, Job, JobOptions, Pin, Pool, Strategy, Timing};
+use serde::{Deserialize, Serialize};
+
+use crate::plan::Remainder;
+use crate::sampler::Sampler;
+
+pub use engine::Runner;
+use engine::{
+    lock, BatchFn, Delivered, Fault, Feed, Kind, Out, Policy, Progress, SegmentSpec, Shared,
+    StageFn, StateInit, StationSpec, TailKind, Value,
+};
+use stats::StageSetting;
+pub use stats::{Bottleneck, PipelineReport, ServiceTimes, StageKind, StageStats};
+
+/// The default strategy of a `cpu` stage.
+///
+/// A stage's tasks are tickets on its input queue, taken front first, so the strategy only
+/// decides which worker runs the next ticket; a shared counter (`central`) is the cheapest
+/// way to do that and keeps items in arrival order (see `docs/pipelines.md`).
+pub const DEFAULT_CPU_STRATEGY: &str = "central";
+
+/// The default queue in front of a stage: `2 × concurrency`, at least 4.
+fn default_queue(concurrency: usize) -> usize {
+    (2 * concurrency).max(4)
+}
+
+/// An error of a pipeline: at build time, at resume, or for one item.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PipelineError {
+    /// A setting is not allowed: names the stage (or `pipeline`) and the field.
+    #[error("{stage}: {field}: {message}")]
+    Config {
+        /// The stage's name, or `pipeline` for a pipeline-wide setting.
+        stage: String,
+        /// The field.
+        field: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+    /// The pool or a thread could not be started.
+    #[error("could not start the pipeline: {0}")]
+    Start(String),
+    /// A saved [`PipelineState`] does not fit this pipeline.
+    #[error("cannot resume: {0}")]
+    State(String),
+    /// One item failed (its function returned an error, or panicked) in a stage.
+    #[error("stage '{stage}' {what} on item {position} (epoch {epoch}{index}): {message}", what = if *.panicked { "panicked" } else { "failed" }, index = .index.map_or(String::new(), |i| format!(", dataset index {i}")))]
+    Item {
+        /// The stage's name.
+        stage: String,
+        /// The item's position in the epoch's source.
+        position: u64,
+        /// The dataset index, for a pipeline built on a sampler.
+        index: Option<usize>,
+        /// The epoch.
+        epoch: u64,
+        /// The error or panic message.
+        message: String,
+        /// A panic (true) or an error the function returned (false).
+        panicked: bool,
+        /// Items behind this error (a batch may hold several bad items).
+        count: u64,
+    },
+    /// The failure policy stopped the epoch.
+    #[error("epoch {epoch} halted after {failures} failed items (more than {limit})")]
+    Halted {
+        /// The epoch.
+        epoch: u64,
+        /// Failed items so far.
+        failures: u64,
+        /// The limit that was passed.
+        limit: String,
+    },
+}
+
+impl PipelineError {
+    /// The stage an item error (or a configuration error) names.
+    pub fn stage(&self) -> Option<&str> {
+        match self {
+            PipelineError::Item { stage, .. } | PipelineError::Config { stage, .. } => Some(stage),
+            _ => None,
+        }
+    }
+
+    /// The source position an item error names.
+    pub fn position(&self) -> Option<u64> {
+        match self {
+            PipelineError::Item { position, .. } => Some(*position),
+            _ => None,
+        }
+    }
+
+    fn config(stage: &str, field: &str, message: impl Into<String>) -> Self {
+        PipelineError::Config {
+            stage: stage.to_string(),
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Where a stage runs and how much of it runs at once.
+///
+/// ```
+/// use loader::Stage;
+/// let read = Stage::blocking("read", 32);              // 32 threads of its own
+/// let decode = Stage::cpu("decode").concurrency(2);    // at most 2 CPU workers at once
+/// let aug = Stage::cpu("augment").strategy("work-stealing").queue(16);
+/// # let _ = (read, decode, aug);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Stage {
+    name: String,
+    kind: Kind,
+    concurrency: Option<usize>,
+    queue: Option<usize>,
+    strategy: Option<String>,
+}
+
+impl Stage {
+    /// A stage whose items are tasks on the pipeline's pool of CPU workers (default
+    /// concurrency: all of them).
+    pub fn cpu(name: &str) -> Stage {
+        Stage {
+            name: name.to_string(),
+            kind: Kind::Cpu,
+            concurrency: None,
+            queue: None,
+            strategy: None,
+        }
+    }
+
+    /// A stage that runs on `threads` threads of its own (for work that waits: reads,
+    /// network, sleeps); `threads` is its concurrency.
+    pub fn blocking(name: &str, threads: usize) -> Stage {
+        Stage {
+            name: name.to_string(),
+            kind: Kind::Blocking,
+            concurrency: Some(threads),
+            queue: None,
+            strategy: None,
+        }
+    }
+
+    /// Most items in service at once (threads, for a blocking stage).
+    pub fn concurrency(mut self, n: usize) -> Stage {
+        self.concurrency = Some(n);
+        self
+    }
+
+    /// Capacity of the stage's input queue (default `2 × concurrency`, at least 4).
+    pub fn queue(mut self, n: usize) -> Stage {
+        self.queue = Some(n);
+        self
+    }
+
+    /// The strategy spec for a `cpu` stage's job (default [`DEFAULT_CPU_STRATEGY`]).
+    pub fn strategy(mut self, spec: &str) -> Stage {
+        self.strategy = Some(spec.to_string());
+        self
+    }
+
+    /// The stage's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// What a failing item does to the epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum OnFailure {
+    /// Yield `Err(PipelineError::Item)` at its position; go on (the default). A batch with a
+    /// bad item becomes that error (its good items are dropped).
+    #[default]
+    Yield,
+    /// Leave the item out (a batch is formed from the good items); count it in the report.
+    Skip,
+    /// Yield the errors until there are more than this many, then yield
+    /// `Err(PipelineError::Halted)` and end the epoch.
+    Halt(MaxFailures),
+}
+
+/// How many failures [`OnFailure::Halt`] allows.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum MaxFailures {
+    /// At most this many failed items.
+    Count(u64),
+    /// At most this fraction of the epoch's source items (of the items delivered so far,
+    /// for a source whose length is not known).
+    Fraction(f64),
+}
+
+/// A stage as built: a station (a function on one item), or a batch.
+enum StageDef {
+    Station {
+        stage: Stage,
+        f: StageFn,
+        init: StateInit,
+        flat: bool,
+    },
+    Batch {
+        size: usize,
+        remainder: Remainder,
+        collate: BatchFn,
+    },
+}
+
+type FeedFactory = Arc<dyn Fn(u64) -> Box<dyn Feed> + Send + Sync>;
+
+/// Configures a [`Pipeline`] whose items are `T` at this point of the chain.
+pub struct PipelineBuilder<T> {
+    feed: FeedFactory,
+    /// The sampler's order per epoch, for dataset indices in errors.
+    order: Option<(usize, Sampler)>,
+    defs: Vec<StageDef>,
+    workers: Option<usize>,
+    pin: Pin,
+    ordered: bool,
+    on_failure: OnFailure,
+    window: Option<usize>,
+    seed: u64,
+    trace: Option<PathBuf>,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for PipelineBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PipelineBuilder")
+            .field("stages", &self.defs.len())
+            .field("workers", &self.workers)
+            .field("ordered", &self.ordered)
+            .finish_non_exhaustive()
+    }
+}
+
+struct IterFeed<I> {
+    it: I,
+    pos: u64,
+    total: Option<u64>,
+}
+
+impl<I> Feed for IterFeed<I>
+where
+    I: Iterator + Send,
+    I::Item: Send + 'static,
+{
+    fn next(&mut self) -> Option<(u64, Value)> {
+        let v = self.it.next()?;
+        let p = self.pos;
+        self.pos += 1;
+        Some((p, Box::new(v)))
+    }
+
+    fn total(&self) -> Option<u64> {
+        self.total
+    }
+}
+
+fn downcast<T: 'static>(v: Value) -> T {
+    match v.downcast::<T>() {
+        Ok(t) => *t,
+        Err(_) => unreachable!("the builder's types line up"),
+    }
+}
+
+/// The pipeline's entry points; see the module docs.
+pub struct Pipeline<T> {
+    spec: Arc<Spec>,
+    pool: Option<Pool<Slots>>,
+    threads_alive: Arc<AtomicUsize>,
+    pos: Position,
+    report: Option<PipelineReport>,
+    held_peak: Arc<AtomicUsize>,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> fmt::Debug for Pipeline<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("stages", &self.spec.settings.len())
+            .field("cpu_workers", &self.spec.workers)
+            .field("epoch", &self.pos.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline<()> {
+    /// A pipeline whose source is a sampler's order over a dataset of `len` items: its items
+    /// are dataset indices (`usize`), and errors name them.
+    pub fn from_sampler(len: usize, sampler: Sampler) -> PipelineBuilder<usize> {
+        let s = sampler.clone();
+        let feed: FeedFactory = Arc::new(move |epoch| {
+            let order = s.indices(len, epoch);
+            let total = Some(order.len() as u64);
+            Box::new(IterFeed {
+                it: order.into_iter(),
+                pos: 0,
+                total,
+            }) as Box<dyn Feed>
+        });
+        PipelineBuilder::new(feed, Some((len, sampler)))
+    }
+
+    /// A pipeline whose source is `make(epoch)`, an iterator made anew for every epoch (it
+    /// must yield the same items for the same epoch, or resuming cannot reproduce them).
+    pub fn from_source<I, F>(make: F) -> PipelineBuilder<I::Item>
+    where
+        F: Fn(u64) -> I + Send + Sync + 'static,
+        I: IntoIterator,
+        I::IntoIter: Send + 'static,
+        I::Item: Send + 'static,
+    {
+        let feed: FeedFactory = Arc::new(move |epoch| {
+            let it = make(epoch).into_iter();
+            let (lo, hi) = it.size_hint();
+            let total = (Some(lo) == hi).then_some(lo as u64);
+            Box::new(IterFeed { it, pos: 0, total }) as Box<dyn Feed>
+        });
+        PipelineBuilder::new(feed, None)
+    }
+}
+
+impl<T: Send + 'static> PipelineBuilder<T> {
+    fn new(feed: FeedFactory, order: Option<(usize, Sampler)>) -> Self {
+        PipelineBuilder {
+            feed,
+            order,
+            defs: Vec::new(),
+            workers: None,
+            pin: Pin::None,
+            ordered: true,
+            on_failure: OnFailure::Yield,
+            window: None,
+            seed: 0,
+            trace: None,
+            _t: PhantomData,
+        }
+    }
+
+    fn then<U>(mut self, def: StageDef) -> PipelineBuilder<U> {
+        self.defs.push(def);
+        PipelineBuilder {
+            feed: self.feed,
+            order: self.order,
+            defs: self.defs,
+            workers: self.workers,
+            pin: self.pin,
+            ordered: self.ordered,
+            on_failure: self.on_failure,
+            window: self.window,
+            seed: self.seed,
+            trace: self.trace,
+            _t: PhantomData,
+        }
+    }
+
+    fn station<U>(
+        self,
+        stage: Stage,
+        f: StageFn,
+        init: StateInit,
+        flat: bool,
+    ) -> PipelineBuilder<U> {
+        self.then(StageDef::Station {
+            stage,
+            f,
+            init,
+            flat,
+        })
+    }
+
+    /// A 1 → 1 stage.
+    pub fn map<U, F>(self, stage: Stage, f: F) -> PipelineBuilder<U>
+    where
+        U: Send + 'static,
+        F: Fn(T) -> U + Send + Sync + 'static,
+    {
+        self.try_map(stage, move |t| Ok::<U, std::convert::Infallible>(f(t)))
+    }
+
+    /// A fallible 1 → 1 stage: an `Err` is that item's failure (see [`OnFailure`]).
+    pub fn try_map<U, E, F>(self, stage: Stage, f: F) -> PipelineBuilder<U>
+    where
+        U: Send + 'static,
+        E: fmt::Display,
+        F: Fn(T) -> Result<U, E> + Send + Sync + 'static,
+    {
+        self.try_map_with(stage, |_| (), move |t, _: &mut ()| f(t))
+    }
+
+    /// A fallible 1 → 1 stage with per-runner state: `init(runner)` builds each runner's
+    /// state once (each CPU worker of the pool, or each of the stage's threads), on that
+    /// runner's thread; `f(item, &mut state)` uses it (a decoder, a file handle, a buffer).
+    pub fn try_map_with<S, U, E, I, F>(self, stage: Stage, init: I, f: F) -> PipelineBuilder<U>
+    where
+        S: Send + 'static,
+        U: Send + 'static,
+        E: fmt::Display,
+        I: Fn(Runner) -> S + Send + Sync + 'static,
+        F: Fn(T, &mut S) -> Result<U, E> + Send + Sync + 'static,
+    {
+        let f: StageFn = Arc::new(move |v: Value, state: &mut (dyn Any + Send), _r| {
+            let state = state
+                .downcast_mut::<S>()
+                .expect("the runner's state for this stage");
+            f(downcast::<T>(v), state)
+                .map(|u| Out::One(Box::new(u)))
+                .map_err(|e| e.to_string())
+        });
+        let init: StateInit = Arc::new(move |r| Box::new(init(r)));
+        self.station(stage, f, init, false)
+    }
+
+    /// Keep the items for which `keep` is true (1 → 0..1).
+    pub fn filter<F>(self, stage: Stage, keep: F) -> PipelineBuilder<T>
+    where
+        F: Fn(&T) -> bool + Send + Sync + 'static,
+    {
+        let f: StageFn = Arc::new(move |v: Value, _: &mut (dyn Any + Send), _r| {
+            let t = downcast::<T>(v);
+            Ok(if keep(&t) {
+                Out::One(Box::new(t))
+            } else {
+                Out::None
+            })
+        });
+        self.station(stage, f, unit_init(), false)
+    }
+
+    /// Each item becomes 0..n items (1 → 0..n), handed on in order. In an ordered pipeline the
+    /// children leave this stage in source order: a slow item holds back the children of
+    /// later ones (the price of a deterministic order, as at a batch).
+    pub fn flat_map<U, I, F>(self, stage: Stage, f: F) -> PipelineBuilder<U>
+    where
+        U: Send + 'static,
+        I: IntoIterator<Item = U>,
+        F: Fn(T) -> I + Send + Sync + 'static,
+    {
+        let f: StageFn = Arc::new(move |v: Value, _: &mut (dyn Any + Send), _r| {
+            let children: Vec<Value> = f(downcast::<T>(v))
+                .into_iter()
+                .map(|u| Box::new(u) as Value)
+                .collect();
+            Ok(Out::Many(children))
+        });
+        self.station(stage, f, unit_init(), true)
+    }
+
+    /// Group `size` consecutive items into a `Vec` (n → 1); `remainder` says what becomes of
+    /// an epoch's last, short group ([`Remainder::Partial`]: a shorter batch;
+    /// [`Remainder::Drop`]: dropped; `Pad` is refused: a stream has no start to pad from).
+    pub fn batch(self, size: usize, remainder: Remainder) -> PipelineBuilder<Vec<T>> {
+        let collate: BatchFn = Arc::new(|values: Vec<Value>| {
+            Box::new(values.into_iter().map(downcast::<T>).collect::<Vec<T>>()) as Value
+        });
+        self.then(StageDef::Batch {
+            size,
+            remainder,
+            collate,
+        })
+    }
+
+    /// CPU workers of the pool (default: the available parallelism).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = Some(n);
+        self
+    }
+
+    /// How the CPU workers are pinned (default none).
+    pub fn pin(mut self, pin: Pin) -> Self {
+        self.pin = pin;
+        self
+    }
+
+    /// Hand items out in source order (true, the default) or as they are ready.
+    pub fn ordered(mut self, ordered: bool) -> Self {
+        self.ordered = ordered;
+        self
+    }
+
+    /// What a failing item does (default [`OnFailure::Yield`]).
+    pub fn on_failure(mut self, policy: OnFailure) -> Self {
+        self.on_failure = policy;
+        self
+    }
+
+    /// Items each segment admits at once: the reorder window and the memory bound (default:
+    /// twice the sum of its stages' concurrency and queues, and at least 2 batches at a
+    /// batch).
+    pub fn window(mut self, items: usize) -> Self {
+        self.window = Some(items);
+        self
+    }
+
+    /// Seed of the `cpu` stages' strategies (victim choice and the like).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Record every stage's per-item service time to `path` (CSV: `stage,kind,epoch,item,
+    /// cost_ns`, the format of `docs/traces.md`), appended at the end of each epoch, so the
+    /// measured costs can be replayed on the simulator.
+    pub fn trace(mut self, path: impl Into<PathBuf>) -> Self {
+        self.trace = Some(path.into());
+        self
+    }
+
+    /// Check every setting, start the CPU workers (each builds its stage states), and
+    /// return the pipeline.
+    ///
+    /// # Errors
+    /// [`PipelineError::Config`] naming the stage and field of a bad setting (a concurrency,
+    /// queue, batch size or window of 0, a strategy spec that does not parse or cannot serve
+    /// the workers, a batch remainder of `pad`, two stages of one name);
+    /// [`PipelineError::Start`] if a thread cannot be started or an init panics.
+    pub fn build(self) -> Result<Pipeline<T>, PipelineError> {
+        let workers = self
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let needs_pool = self
+            .defs
+            .iter()
+            .any(|d| matches!(d, StageDef::Station { stage, .. } if stage.kind == Kind::Cpu));
+        if needs_pool && workers == 0 {
+            return Err(PipelineError::config(
+                "pipeline",
+                "workers",
+                "must be >= 1 for a pipeline with a cpu stage, got 0",
+            ));
+        }
+        if self.window == Some(0) {
+            return Err(PipelineError::config(
+                "pipeline",
+                "window",
+                "must be >= 1 item, got 0",
+            ));
+        }
+        let mut names = BTreeSet::new();
+        let mut segments: Vec<SegTemplate> = vec![SegTemplate::default()];
+        let mut settings = Vec::new();
+        let mut inits = Vec::new();
+        let mut per_item = 1.0;
+        for (i, def) in self.defs.into_iter().enumerate() {
+            match def {
+                StageDef::Station {
+                    stage,
+                    f,
+                    init,
+                    flat,
+                } => {
+                    let name = stage.name.clone();
+                    if name.is_empty() {
+                        return Err(PipelineError::config(
+                            &format!("stage {i}"),
+                            "name",
+                            "must not be empty",
+                        ));
+                    }
+                    if !names.insert(name.clone()) {
+                        return Err(PipelineError::config(
+                            &name,
+                            "name",
+                            "another stage has this name; names must be unique",
+                        ));
+                    }
+                    let concurrency = stage.concurrency.unwrap_or(workers.max(1));
+                    if concurrency == 0 {
+                        return Err(PipelineError::config(
+                            &name,
+                            "concurrency",
+                            "must be >= 1, got 0",
+                        ));
+                    }
+                    let queue = stage.queue.unwrap_or_else(|| default_queue(concurrency));
+                    if queue == 0 {
+                        return Err(PipelineError::config(&name, "queue", "must be >= 1, got 0"));
+                    }
+                    let strategy = match stage.kind {
+                        Kind::Cpu => {
+                            let spec = stage.strategy.as_deref().unwrap_or(DEFAULT_CPU_STRATEGY);
+                            let s: Arc<dyn Strategy> =
+                                strategies::parse(spec).map(Arc::from).map_err(|e| {
+                                    PipelineError::config(&name, "strategy", e.to_string())
+                                })?;
+                            s.validate(workers).map_err(|e| {
+                                PipelineError::config(&name, "strategy", e.to_string())
+                            })?;
+                            Some(s)
+                        }
+                        Kind::Blocking => {
+                            if stage.strategy.is_some() {
+                                return Err(PipelineError::config(
+                                    &name,
+                                    "strategy",
+                                    "only a cpu stage has a strategy (a blocking stage's threads take items in order)",
+                                ));
+                            }
+                            None
+                        }
+                    };
+                    let slot = inits.len();
+                    inits.push((stage.kind, init));
+                    settings.push(StageSetting {
+                        name: name.clone(),
+                        kind: match stage.kind {
+                            Kind::Cpu => StageKind::Cpu,
+                            Kind::Blocking => StageKind::Blocking,
+                        },
+                        concurrency,
+                        queue,
+                        per_item,
+                    });
+                    let seg = segments.last_mut().expect("one segment at least");
+                    seg.stations.push(StationTemplate {
+                        name: Arc::from(name.as_str()),
+                        kind: stage.kind,
+                        concurrency,
+                        queue,
+                        f,
+                        slot,
+                        strategy,
+                    });
+                    if flat {
+                        seg.tail = TailKind::Split;
+                        segments.push(SegTemplate::default());
+                    }
+                }
+                StageDef::Batch {
+                    size,
+                    remainder,
+                    collate,
+                } => {
+                    let name = format!("batch({size})");
+                    if size == 0 {
+                        return Err(PipelineError::config(&name, "size", "must be >= 1, got 0"));
+                    }
+                    if remainder == Remainder::Pad {
+                        return Err(PipelineError::config(
+                            &name,
+                            "remainder",
+                            "pad is not supported by a pipeline (a stream has no start to pad from); allowed: drop, partial",
+                        ));
+                    }
+                    let seg = segments.last_mut().expect("one segment at least");
+                    seg.tail = TailKind::Batch {
+                        size,
+                        keep_partial: remainder == Remainder::Partial,
+                        collate,
+                        name: Arc::from(name.as_str()),
+                    };
+                    seg.batch = size;
+                    per_item *= size as f64;
+                    segments.push(SegTemplate::default());
+                }
+            }
+        }
+        // Windows: the explicit one, or twice the stations' concurrency and queues.
+        for (s, seg) in segments.iter_mut().enumerate() {
+            let held: usize = seg.stations.iter().map(|t| t.concurrency + t.queue).sum();
+            seg.window = match self.window {
+                Some(w) => w,
+                None => (2 * held).max(2 * seg.batch).max(4),
+            };
+            if seg.window < seg.batch {
+                return Err(PipelineError::config(
+                    "pipeline",
+                    "window",
+                    format!(
+                        "{} items cannot hold a batch of {} (segment {s}); allowed: >= {}",
+                        seg.window, seg.batch, seg.batch
+                    ),
+                ));
+            }
+        }
+        let policy = match self.on_failure {
+            OnFailure::Yield => Policy::Yield,
+            OnFailure::Skip => Policy::Skip,
+            OnFailure::Halt(MaxFailures::Count(n)) => Policy::HaltCount(n),
+            OnFailure::Halt(MaxFailures::Fraction(x)) => {
+                if !(0.0..=1.0).contains(&x) {
+                    return Err(PipelineError::config(
+                        "pipeline",
+                        "on_failure",
+                        format!("a fraction of failures must be in 0..=1, got {x}"),
+                    ));
+                }
+                Policy::HaltFraction(x)
+            }
+        };
+        if let Some(path) = &self.trace {
+            let mut file = std::fs::File::create(path).map_err(|e| {
+                PipelineError::config("pipeline", "trace", format!("{}: {e}", path.display()))
+            })?;
+            writeln!(
+                file,
+                "# schedlab pipeline trace v1\nstage,kind,epoch,item,cost_ns"
+            )
+            .map_err(|e| {
+                PipelineError::config("pipeline", "trace", format!("{}: {e}", path.display()))
+            })?;
+        }
+        let inits: Arc<Vec<(Kind, StateInit)>> = Arc::new(inits);
+        let pool = if needs_pool {
+            let inits = Arc::clone(&inits);
+            let pool = Pool::builder(workers)
+                .pin(self.pin)
+                .build_with(move |w| {
+                    Slots(
+                        inits
+                            .iter()
+                            .map(|(kind, init)| match kind {
+                                Kind::Cpu => init(Runner::Cpu(w)),
+                                Kind::Blocking => Box::new(()) as Box<dyn Any + Send>,
+                            })
+                            .collect(),
+                    )
+                })
+                .map_err(|e| PipelineError::Start(e.to_string()))?;
+            Some(pool)
+        } else {
+            None
+        };
+        Ok(Pipeline {
+            spec: Arc::new(Spec {
+                feed: self.feed,
+                order: self.order,
+                segments,
+                settings,
+                inits,
+                workers: if needs_pool { workers } else { 0 },
+                ordered: self.ordered,
+                policy,
+                seed: self.seed,
+                trace: self.trace,
+            }),
+            pool,
+            threads_alive: Arc::new(AtomicUsize::new(0)),
+            pos: Position::start(0),
+            report: None,
+            held_peak: Arc::new(AtomicUsize::new(0)),
+            _t: PhantomData,
+        })
+    }
+}
+
+fn unit_init() -> StateInit {
+    Arc::new(|_| Box::new(()))
+}
+
+/// A CPU worker's states, one per stage (unit for the stages that are not its).
+struct Slots(Vec<Box<dyn Any + Send>>);
+
+struct StationTemplate {
+    name: Arc<str>,
+    kind: Kind,
+    concurrency: usize,
+    queue: usize,
+    f: StageFn,
+    slot: usize,
+    strategy: Option<Arc<dyn Strategy>>,
+}
+
+struct SegTemplate {
+    stations: Vec<StationTemplate>,
+    tail: TailKind,
+    batch: usize,
+    window: usize,
+}
+
+impl Default for SegTemplate {
+    fn default() -> Self {
+        SegTemplate {
+            stations: Vec::new(),
+            tail: TailKind::Sink,
+            batch: 0,
+            window: 0,
+        }
+    }
+}
+
+struct Spec {
+    feed: FeedFactory,
+    order: Option<(usize, Sampler)>,
+    segments: Vec<SegTemplate>,
+    settings: Vec<StageSetting>,
+    inits: Arc<Vec<(Kind, StateInit)>>,
+    workers: usize,
+    ordered: bool,
+    policy: Policy,
+    seed: u64,
+    trace: Option<PathBuf>,
+}
+
+/// Where a pipeline stands within an epoch.
+#[derive(Clone, Debug, Default)]
+struct Position {
+    epoch: u64,
+    prefix: u64,
+    done: BTreeSet<u64>,
+    partial: Vec<(u64, Vec<Vec<u32>>)>,
+}
+
+impl Position {
+    fn start(epoch: u64) -> Position {
+        Position {
+            epoch,
+            ..Position::default()
+        }
+    }
+
+    fn progress(&self) -> Progress {
+        Progress {
+            prefix: self.prefix,
+            done: self.done.clone(),
+            delivered: self.partial.iter().cloned().collect(),
+            ..Progress::default()
+        }
+    }
+
+    fn from_progress(epoch: u64, p: &Progress) -> Position {
+        let mut partial: Vec<(u64, Vec<Vec<u32>>)> =
+            p.delivered.iter().map(|(k, v)| (*k, v.clone())).collect();
+        partial.sort();
+        Position {
+            epoch,
+            prefix: p.prefix,
+            done: p.done.clone(),
+            partial,
+        }
+    }
+}
+
+/// Where a pipeline stands: enough to resume an interrupted epoch exactly.
+///
+/// Store it with a checkpoint; [`Pipeline::restore`] it on a pipeline built the same way
+/// (same source and stages); the next [`Pipeline::epoch`] call for `epoch` yields exactly the
+/// items an uninterrupted run would still have yielded (in the same order, when ordered).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineState {
+    /// The epoch in progress (or the next one, if the last finished).
+    pub epoch: u64,
+    /// Every source position below this one is fully handed out.
+    pub positions_done: u64,
+    /// Source positions at or above `positions_done` fully handed out.
+    pub done: Vec<u64>,
+    /// Source positions split by a `flat_map` and partly handed out: the child paths handed
+    /// out.
+    pub partial: Vec<(u64, Vec<Vec<u32>>)>,
+    /// The stage names, to refuse a state from another pipeline.
+    pub stages: Vec<String>,
+}
+
+impl<T: Send + 'static> Pipeline<T> {
+    /// CPU workers of the pool (0 when no stage is a `cpu` stage).
+    pub fn cpu_workers(&self) -> usize {
+        self.spec.workers
+    }
+
+    /// The report of the last epoch that ended (or was dropped part-way).
+    pub fn report(&self) -> Option<&PipelineReport> {
+        self.report.as_ref()
+    }
+
+    /// Blocking-stage threads alive now, over every epoch of this pipeline: 0 once no epoch
+    /// iterator exists.
+    pub fn threads_alive(&self) -> usize {
+        self.threads_alive.load(SeqCst)
+    }
+
+    /// The most items that were held at once, over all segments (the memory bound is the
+    /// sum of the segments' windows).
+    pub fn held_peak(&self) -> usize {
+        self.held_peak.load(SeqCst)
+    }
+
+    /// Where the pipeline stands, to resume later with [`restore`](Pipeline::restore).
+    pub fn state(&self) -> PipelineState {
+        state_of(&self.pos, &self.spec)
+    }
+
+    /// Continue from a saved state: the next `epoch(state.epoch)` yields the rest of it.
+    ///
+    /// # Errors
+    /// [`PipelineError::State`] if the state comes from a pipeline with other stages.
+    pub fn restore(&mut self, state: &PipelineState) -> Result<(), PipelineError> {
+        let mine = self.stage_names();
+        if state.stages != mine {
+            return Err(PipelineError::State(format!(
+                "field stages: the state has {:?}, this pipeline {:?}",
+                state.stages, mine
+            )));
+        }
+        self.pos = Position {
+            epoch: state.epoch,
+            prefix: state.positions_done,
+            done: state.done.iter().copied().collect(),
+            partial: state.partial.clone(),
+        };
+        Ok(())
+    }
+
+    fn stage_names(&self) -> Vec<String> {
+        self.spec.settings.iter().map(|s| s.name.clone()).collect()
+    }
+
+    /// Iterate epoch `epoch`'s items. If the pipeline stands inside this epoch (after
+    /// [`restore`](Pipeline::restore), or after an earlier iterator was dropped part-way) it
+    /// continues from there; otherwise it starts at the epoch's first item.
+    ///
+    /// Dropping the iterator early cancels every stage and returns once the items in service
+    /// right now have finished; every blocking thread is joined.
+    pub fn epoch(&mut self, epoch: u64) -> Items<'_, T> {
+        if self.pos.epoch != epoch {
+            self.pos = Position::start(epoch);
+        }
+        match self.open(epoch) {
+            Ok(run) => Items {
+                pipeline: self,
+                run: Some(run),
+                error: None,
+            },
+            Err(e) => Items {
+                pipeline: self,
+                run: None,
+                error: Some(e),
+            },
+        }
+    }
+
+    fn open(&self, epoch: u64) -> Result<Run, PipelineError> {
+        let spec = &self.spec;
+        let segments = spec
+            .segments
+            .iter()
+            .map(|seg| SegmentSpec {
+                stations: seg
+                    .stations
+                    .iter()
+                    .map(|t| StationSpec {
+                        name: Arc::clone(&t.name),
+                        kind: t.kind,
+                        concurrency: t.concurrency,
+                        queue: t.queue,
+                        f: Arc::clone(&t.f),
+                        state_slot: t.slot,
+                    })
+                    .collect(),
+                tail: seg.tail.clone(),
+                window: seg.window,
+            })
+            .collect();
+        let shared = Arc::new(Shared::new(
+            segments,
+            spec.policy,
+            spec.ordered,
+            epoch,
+            (spec.feed)(epoch),
+            self.pos.progress(),
+            spec.trace.is_some(),
+            Arc::clone(&self.held_peak),
+        ));
+        let mut jobs = Vec::new();
+        // Later stages first: the pool steps older jobs first, so work nearer the consumer
+        // is done before new work is started (it frees memory and feeds the consumer).
+        for (s, seg) in spec.segments.iter().enumerate().rev() {
+            for (k, t) in seg.stations.iter().enumerate().rev() {
+                let (Some(strategy), Some(pool)) = (&t.strategy, &self.pool) else {
+                    continue;
+                };
+                let weak: Weak<Shared> = Arc::downgrade(&shared);
+                let slot = t.slot;
+                let options = JobOptions::default()
+                    .max_in_flight(usize::MAX / 4)
+                    .delivery(Delivery::Discard)
+                    .timing(Timing::Off)
+                    .seed(spec.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ slot as u64);
+                let mut job: Job<()> = pool
+                    .job(
+                        &**strategy,
+                        options,
+                        move |_ticket, w, slots: &mut Slots| {
+                            if let Some(shared) = weak.upgrade() {
+                                shared.run_ticket(s, k, &mut *slots.0[slot], w);
+                            }
+                        },
+                    )
+                    .map_err(|e| PipelineError::Start(e.to_string()))?;
+                let _ = shared.station(s, k).submitter.set(job.submitter());
+                jobs.push(job);
+            }
+        }
+        let mut threads = Vec::new();
+        for (s, seg) in spec.segments.iter().enumerate() {
+            for (k, t) in seg.stations.iter().enumerate() {
+                if t.kind != Kind::Blocking {
+                    continue;
+                }
+                for i in 0..t.concurrency {
+                    let shared2 = Arc::clone(&shared);
+                    let init = Arc::clone(&spec.inits[t.slot].1);
+                    let alive = Arc::clone(&self.threads_alive);
+                    alive.fetch_add(1, SeqCst);
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("schedlab-{}-{i}", t.name))
+                        .spawn(move || {
+                            let _alive = Alive(alive);
+                            let mut state = init(Runner::Thread(i));
+                            shared2.blocking_loop(s, k, &mut *state, i);
+                        });
+                    match spawned {
+                        Ok(h) => threads.push(h),
+                        Err(e) => {
+                            self.threads_alive.fetch_sub(1, SeqCst);
+                            let run = Run {
+                                shared,
+                                jobs,
+                                threads,
+                            };
+                            drop(run);
+                            return Err(PipelineError::Start(format!(
+                                "stage '{}': thread {i}: {e}",
+                                t.name
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Run {
+            shared,
+            jobs,
+            threads,
+        })
+    }
+}
+
+fn state_of(pos: &Position, spec: &Spec) -> PipelineState {
+    PipelineState {
+        epoch: pos.epoch,
+        positions_done: pos.prefix,
+        done: pos.done.iter().copied().collect(),
+        partial: pos.partial.clone(),
+        stages: spec.settings.iter().map(|s| s.name.clone()).collect(),
+    }
+}
+
+/// Counts a blocking thread out when it ends, however it ends.
+struct Alive(Arc<AtomicUsize>);
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
+}
+
+/// One epoch's run: its shared state, its jobs on the pool, its blocking threads.
+struct Run {
+    shared: Arc<Shared>,
+    jobs: Vec<Job<()>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Run {
+    /// Stop every stage and join every thread.
+    fn stop(&mut self) {
+        self.shared.stop();
+        self.jobs.clear(); // dropping a job cancels it
+        for h in self.threads.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The items of one epoch: `Result<T, PipelineError>`, in source order (or as ready).
+pub struct Items<'a, T: Send + 'static> {
+    pipeline: &'a mut Pipeline<T>,
+    run: Option<Run>,
+    error: Option<PipelineError>,
+}
+
+impl<T: Send + 'static> fmt::Debug for Items<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Items")
+            .field("epoch", &self.pipeline.pos.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + 'static> Items<'_, T> {
+    /// Where the pipeline stands now, for a checkpoint taken while iterating.
+    pub fn state(&self) -> PipelineState {
+        match &self.run {
+            Some(run) => {
+                let pos = Position::from_progress(run.shared.epoch, &lock(&run.shared.progress));
+                state_of(&pos, &self.pipeline.spec)
+            }
+            None => self.pipeline.state(),
+        }
+    }
+
+    /// What this epoch measured so far.
+    pub fn report(&self) -> Option<PipelineReport> {
+        self.run.as_ref().map(|r| report_of(&self.pipeline.spec, r))
+    }
+
+    /// End the run: keep its report and where it stood.
+    fn close(&mut self, finished: bool) {
+        let Some(mut run) = self.run.take() else {
+            return;
+        };
+        run.stop();
+        let report = report_of(&self.pipeline.spec, &run);
+        write_trace(&self.pipeline.spec, &run);
+        let epoch = run.shared.epoch;
+        self.pipeline.pos = if finished {
+            Position::start(epoch + 1)
+        } else {
+            Position::from_progress(epoch, &lock(&run.shared.progress))
+        };
+        self.pipeline.report = Some(report);
+    }
+
+    fn item_error(&self, f: Fault, epoch: u64) -> PipelineError {
+        let index = self
+            .pipeline
+            .spec
+            .order
+            .as_ref()
+            .and_then(|(len, sampler)| {
+                // The sampler's order is a pure function of the epoch.
+                sampler.indices(*len, epoch).get(f.src as usize).copied()
+            });
+        PipelineError::Item {
+            stage: f.stage.to_string(),
+            position: f.src,
+            index,
+            epoch,
+            message: f.message,
+            panicked: f.panicked,
+            count: f.count,
+        }
+    }
+}
+
+fn report_of(spec: &Spec, run: &Run) -> PipelineReport {
+    let sh = &run.shared;
+    let accs: Vec<_> = spec
+        .segments
+        .iter()
+        .enumerate()
+        .flat_map(|(s, seg)| (0..seg.stations.len()).map(move |k| (s, k)))
+        .map(|(s, k)| sh.station_acc(s, k))
+        .collect();
+    let end = sh.last_item().unwrap_or_else(Instant::now);
+    PipelineReport::build(
+        sh.epoch,
+        spec.workers,
+        end.duration_since(sh.started).as_secs_f64(),
+        sh.delivered(),
+        sh.first_item
+            .get()
+            .map(|t| t.duration_since(sh.started).as_secs_f64() * 1e3),
+        sh.failures(),
+        &spec.settings,
+        &accs,
+    )
+}
+
+fn write_trace(spec: &Spec, run: &Run) {
+    let (Some(path), Some(rows)) = (&spec.trace, &run.shared.trace) else {
+        return;
+    };
+    let rows = std::mem::take(&mut *lock(rows));
+    let Ok(file) = std::fs::OpenOptions::new().append(true).open(path) else {
+        eprintln!(
+            "schedlab: cannot append the pipeline trace to {}",
+            path.display()
+        );
+        return;
+    };
+    let mut w = std::io::BufWriter::new(file);
+    for (slot, src, ns) in rows {
+        let s = &spec.settings[slot as usize];
+        let kind = match s.kind {
+            StageKind::Cpu => "cpu",
+            StageKind::Blocking => "blocking",
+        };
+        let _ = writeln!(w, "{},{kind},{},{src},{ns}", s.name, run.shared.epoch);
+    }
+    if w.flush().is_err() {
+        eprintln!(
+            "schedlab: cannot write the pipeline trace to {}",
+            path.display()
+        );
+    }
+}
+
+impl<T: Send + 'static> Iterator for Items<'_, T> {
+    type Item = Result<T, PipelineError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.error.take() {
+            return Some(Err(e));
+        }
+        let shared = Arc::clone(&self.run.as_ref()?.shared);
+        let epoch = shared.epoch;
+        match shared.take() {
+            Delivered::Value { value, parts } => {
+                let _ = parts;
+                Some(Ok(downcast::<T>(value)))
+            }
+            Delivered::Failed(f) => Some(Err(self.item_error(f, epoch))),
+            Delivered::Halted { failures, limit } => {
+                self.close(false);
+                Some(Err(PipelineError::Halted {
+                    epoch,
+                    failures,
+                    limit,
+                }))
+            }
+            Delivered::End => {
+                let halted = shared.halted();
+                self.close(!halted);
+                None
+            }
+        }
+    }
+}
+
+impl<T: Send + 'static> Drop for Items<'_, T> {
+    fn drop(&mut self) {
+        self.close(false);
+    }
+}

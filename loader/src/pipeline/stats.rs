@@ -1,0 +1,469 @@
+//! Per-stage statistics, the pipeline report, and how it names the bottleneck.
+
+use std::fmt;
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// What a station measures, under its lock, at every change of its state.
+#[derive(Clone)]
+pub(crate) struct StationAcc {
+    last: Instant,
+    pub items_in: u64,
+    pub items_out: u64,
+    pub failures: u64,
+    pub service: Histogram<u64>,
+    pub service_ns: u128,
+    /// ∫ (items queued, incoming included) dt, in item·ns.
+    queue_area: f64,
+    /// ∫ (items handed to runners) dt.
+    running_area: f64,
+    /// Time with a free slot and nothing to hand out.
+    starved_ns: u128,
+    /// Time with work and a free slot but no room downstream.
+    blocked_ns: u128,
+    /// Time with the input queue full.
+    full_ns: u128,
+    /// Time with the input queue empty.
+    empty_ns: u128,
+    pub blocked: bool,
+    // the state since `last`
+    queued: usize,
+    unassigned: usize,
+    running: usize,
+    concurrency: usize,
+    cap: usize,
+}
+
+impl StationAcc {
+    pub fn new() -> Self {
+        StationAcc {
+            last: Instant::now(),
+            items_in: 0,
+            items_out: 0,
+            failures: 0,
+            service: Histogram::new_with_bounds(1, 3_600_000_000_000, 2).expect("valid bounds"),
+            service_ns: 0,
+            queue_area: 0.0,
+            running_area: 0.0,
+            starved_ns: 0,
+            blocked_ns: 0,
+            full_ns: 0,
+            empty_ns: 0,
+            blocked: false,
+            queued: 0,
+            unassigned: 0,
+            running: 0,
+            concurrency: 1,
+            cap: 1,
+        }
+    }
+
+    /// Charge the time since the last change to the state then, and record the state now.
+    pub fn advance(
+        &mut self,
+        queued: usize,
+        unassigned: usize,
+        running: usize,
+        concurrency: usize,
+        cap: usize,
+    ) {
+        let now = Instant::now();
+        let dt = now.duration_since(self.last).as_nanos();
+        self.last = now;
+        let dtf = dt as f64;
+        self.queue_area += self.queued as f64 * dtf;
+        self.running_area += self.running as f64 * dtf;
+        let free = self.running < self.concurrency;
+        if free && self.unassigned == 0 {
+            self.starved_ns += dt;
+        }
+        if free && self.unassigned > 0 && self.blocked {
+            self.blocked_ns += dt;
+        }
+        if self.queued >= self.cap {
+            self.full_ns += dt;
+        }
+        if self.queued == 0 {
+            self.empty_ns += dt;
+        }
+        self.queued = queued;
+        self.unassigned = unassigned;
+        self.running = running;
+        self.concurrency = concurrency;
+        self.cap = cap;
+    }
+
+    /// One item finished in `ns`.
+    pub fn done(&mut self, ns: u64, failed: bool, passed_on: bool) {
+        let _ = self.service.record(ns.max(1));
+        self.service_ns += u128::from(ns);
+        self.failures += u64::from(failed);
+        self.items_out += u64::from(passed_on);
+    }
+}
+
+/// Where a stage runs, as reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageKind {
+    /// On the pipeline's pool of CPU workers.
+    Cpu,
+    /// On threads of its own.
+    Blocking,
+}
+
+/// One stage's statistics over a run (or the part of it so far).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StageStats {
+    /// The stage's name.
+    pub name: String,
+    /// `cpu` or `blocking`.
+    pub kind: StageKind,
+    /// Most items in service at once (threads, for a blocking stage).
+    pub concurrency: usize,
+    /// Capacity of the stage's input queue.
+    pub queue: usize,
+    /// Items that entered its input queue.
+    pub items_in: u64,
+    /// Items it passed on (filtered and failed items are not passed on).
+    pub items_out: u64,
+    /// Items whose function failed or panicked.
+    pub failures: u64,
+    /// Service time (inside the stage function), in microseconds.
+    pub service_us: ServiceTimes,
+    /// Share of its capacity in use: service time / (elapsed × concurrency), or, for a `cpu`
+    /// stage, / (elapsed × min(concurrency, CPU workers)).
+    pub busy: f64,
+    /// Share of all CPU workers' time this stage used (`cpu` stages; 0 for blocking ones).
+    pub cpu_share: f64,
+    /// Mean items in its input queue.
+    pub queue_mean: f64,
+    /// Share of the time its input queue was full.
+    pub queue_full: f64,
+    /// Share of the time its input queue was empty.
+    pub queue_empty: f64,
+    /// Share of the time it had a free slot and nothing to do (waiting for input).
+    pub starved: f64,
+    /// Share of the time it had work and a free slot but no room downstream.
+    pub back_pressured: f64,
+    /// Items per second it could serve alone: effective concurrency / mean service time.
+    pub capacity_per_s: f64,
+}
+
+/// Service-time quantiles, in microseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ServiceTimes {
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+/// A pipeline run's statistics: per stage, overall, and the bottleneck with what would help.
+///
+/// `Display` prints a table and the verdict; `serde` gives the same as JSON.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PipelineReport {
+    /// The epoch.
+    pub epoch: u64,
+    /// CPU workers of the pool.
+    pub cpu_workers: usize,
+    /// Seconds from the start of the epoch to now (or its end).
+    pub elapsed_s: f64,
+    /// Items handed to the consumer.
+    pub items: u64,
+    /// Items per second handed to the consumer.
+    pub items_per_s: f64,
+    /// Milliseconds from the start to the first item handed out.
+    pub first_item_ms: Option<f64>,
+    /// Failed items (yielded as errors, or skipped).
+    pub failures: u64,
+    /// Per stage, in pipeline order.
+    pub stages: Vec<StageStats>,
+    /// Source items per second the slowest stage allows (measured service times): the
+    /// minimum over stages of their capacity, where `cpu` stages also share the CPU workers.
+    pub limit_per_s: f64,
+    /// The stage that limits the pipeline, by measurement (`None` before any item finished).
+    pub bottleneck: Option<Bottleneck>,
+}
+
+/// The limiting stage, why, and what one more unit there would give.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Bottleneck {
+    /// The stage's name.
+    pub stage: String,
+    /// Why: the evidence in one line.
+    pub why: String,
+    /// Predicted source items per second with one more unit of concurrency (a thread for a
+    /// blocking stage, a CPU worker for a `cpu` stage), from its measured service time,
+    /// capped by the next limit.
+    pub one_more_per_s: f64,
+    /// What the unit is: `thread` or `CPU worker`.
+    pub unit: String,
+}
+
+/// The setting of one stage, for the report.
+pub(crate) struct StageSetting {
+    pub name: String,
+    pub kind: StageKind,
+    pub concurrency: usize,
+    pub queue: usize,
+    /// Source items per item of this stage (1 before any batch; the batch size after one).
+    pub per_item: f64,
+}
+
+fn us(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1e3
+}
+
+impl PipelineReport {
+    /// Build the report from each station's accumulator.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn build(
+        epoch: u64,
+        cpu_workers: usize,
+        elapsed_s: f64,
+        items: u64,
+        first_item_ms: Option<f64>,
+        failures: u64,
+        settings: &[StageSetting],
+        accs: &[StationAcc],
+    ) -> PipelineReport {
+        let wall_ns = (elapsed_s * 1e9).max(1.0);
+        let p = cpu_workers.max(1) as f64;
+        let mut stages = Vec::with_capacity(settings.len());
+        for (set, acc) in settings.iter().zip(accs) {
+            let n = acc.service.len();
+            let mean_ns = if n > 0 {
+                acc.service_ns as f64 / n as f64
+            } else {
+                0.0
+            };
+            let eff = match set.kind {
+                StageKind::Cpu => (set.concurrency as f64).min(p),
+                StageKind::Blocking => set.concurrency as f64,
+            };
+            let busy = acc.service_ns as f64 / (wall_ns * eff);
+            let cpu_share = match set.kind {
+                StageKind::Cpu => acc.service_ns as f64 / (wall_ns * p),
+                StageKind::Blocking => 0.0,
+            };
+            let capacity = if mean_ns > 0.0 {
+                eff * 1e9 / mean_ns * set.per_item
+            } else {
+                f64::INFINITY
+            };
+            let share = |x: u128| x as f64 / wall_ns;
+            stages.push(StageStats {
+                name: set.name.clone(),
+                kind: set.kind,
+                concurrency: set.concurrency,
+                queue: set.queue,
+                items_in: acc.items_in,
+                items_out: acc.items_out,
+                failures: acc.failures,
+                service_us: ServiceTimes {
+                    mean: mean_ns / 1e3,
+                    p50: if n > 0 { us(&acc.service, 0.5) } else { 0.0 },
+                    p99: if n > 0 { us(&acc.service, 0.99) } else { 0.0 },
+                },
+                busy,
+                cpu_share,
+                queue_mean: acc.queue_area / wall_ns,
+                queue_full: share(acc.full_ns),
+                queue_empty: share(acc.empty_ns),
+                starved: share(acc.starved_ns),
+                back_pressured: share(acc.blocked_ns),
+                capacity_per_s: capacity,
+            });
+        }
+        let (limit, bottleneck) = bottleneck(&stages, settings, p);
+        PipelineReport {
+            epoch,
+            cpu_workers,
+            elapsed_s,
+            items,
+            items_per_s: items as f64 / elapsed_s.max(1e-9),
+            first_item_ms,
+            failures,
+            stages,
+            limit_per_s: limit,
+            bottleneck,
+        }
+    }
+}
+
+/// The pipeline's limit in source items/s and the stage that sets it.
+///
+/// Each stage alone serves `capacity` source items/s. The `cpu` stages also share the P CPU
+/// workers: together they need `Σ mean_k / per_item_k` CPU-seconds per source item, so they
+/// serve at most `P / Σ …`. The limit is the least of these; the bottleneck is the stage that
+/// sets it (for the shared-CPU bound, the `cpu` stage with the most CPU time per item).
+fn bottleneck(
+    stages: &[StageStats],
+    settings: &[StageSetting],
+    p: f64,
+) -> (f64, Option<Bottleneck>) {
+    let measured: Vec<usize> = (0..stages.len())
+        .filter(|&i| stages[i].service_us.mean > 0.0)
+        .collect();
+    if measured.is_empty() {
+        return (f64::INFINITY, None);
+    }
+    // CPU seconds per source item, over all cpu stages.
+    let cpu_per_item: f64 = measured
+        .iter()
+        .filter(|&&i| stages[i].kind == StageKind::Cpu)
+        .map(|&i| stages[i].service_us.mean / 1e6 / settings[i].per_item)
+        .sum();
+    let shared_cpu = if cpu_per_item > 0.0 {
+        p / cpu_per_item
+    } else {
+        f64::INFINITY
+    };
+    let (mut at, mut limit) = (measured[0], f64::INFINITY);
+    for &i in &measured {
+        if stages[i].capacity_per_s < limit {
+            (at, limit) = (i, stages[i].capacity_per_s);
+        }
+    }
+    let mut cpu_bound = false;
+    if shared_cpu < limit {
+        limit = shared_cpu;
+        cpu_bound = true;
+        at = measured
+            .iter()
+            .copied()
+            .filter(|&i| stages[i].kind == StageKind::Cpu)
+            .max_by(|&a, &b| {
+                let ta = stages[a].service_us.mean / settings[a].per_item;
+                let tb = stages[b].service_us.mean / settings[b].per_item;
+                ta.total_cmp(&tb)
+            })
+            .unwrap_or(at);
+    }
+    let s = &stages[at];
+    // The next limit: every other stage's capacity.
+    let others = measured
+        .iter()
+        .filter(|&&i| i != at)
+        .map(|&i| stages[i].capacity_per_s)
+        .fold(f64::INFINITY, f64::min);
+    let (one_more, unit) = match s.kind {
+        StageKind::Blocking => {
+            let c = s.concurrency as f64;
+            (s.capacity_per_s * (c + 1.0) / c, "thread")
+        }
+        StageKind::Cpu => {
+            let own = if (s.concurrency as f64) <= p && !cpu_bound {
+                // Its concurrency caps it: one more slot (and a worker to run it).
+                s.capacity_per_s * (s.concurrency as f64 + 1.0) / s.concurrency as f64
+            } else {
+                f64::INFINITY
+            };
+            let shared = if cpu_per_item > 0.0 {
+                (p + 1.0) / cpu_per_item
+            } else {
+                f64::INFINITY
+            };
+            (own.min(shared), "CPU worker")
+        }
+    };
+    let one_more = one_more
+        .min(others)
+        .min(if cpu_bound { f64::INFINITY } else { shared_cpu });
+    let busy = match s.kind {
+        StageKind::Cpu => format!("CPU workers {:.0}% busy on it", 100.0 * s.cpu_share),
+        StageKind::Blocking => format!("its {} threads {:.0}% busy", s.concurrency, 100.0 * s.busy),
+    };
+    let down = at + 1;
+    let out = if down < stages.len() {
+        format!(
+            "its output queue empty {:.0}% of the time",
+            100.0 * stages[down].queue_empty
+        )
+    } else {
+        "it feeds the consumer".to_string()
+    };
+    let why = format!(
+        "{busy}; its input queue full {:.0}% of the time, {out}; capacity {:.0} items/s",
+        100.0 * s.queue_full,
+        limit
+    );
+    (
+        limit,
+        Some(Bottleneck {
+            stage: s.name.clone(),
+            why,
+            one_more_per_s: one_more,
+            unit: unit.to_string(),
+        }),
+    )
+}
+
+impl fmt::Display for PipelineReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "epoch {}: {} items in {:.3} s = {:.0} items/s, {:.2} of the limit {:.0}/s; first item {}; {} failed",
+            self.epoch,
+            self.items,
+            self.elapsed_s,
+            self.items_per_s,
+            self.items_per_s / self.limit_per_s,
+            self.limit_per_s,
+            self.first_item_ms
+                .map_or("-".to_string(), |ms| format!("after {ms:.1} ms")),
+            self.failures
+        )?;
+        writeln!(
+            f,
+            "  {:<12} {:>8} {:>5} {:>9} {:>9} {:>9} {:>9} {:>6} {:>6} {:>6} {:>7} {:>7}",
+            "stage",
+            "kind",
+            "conc",
+            "in",
+            "out",
+            "mean us",
+            "p99 us",
+            "busy",
+            "queue",
+            "full",
+            "starved",
+            "backpr"
+        )?;
+        for s in &self.stages {
+            writeln!(
+                f,
+                "  {:<12} {:>8} {:>5} {:>9} {:>9} {:>9.1} {:>9.1} {:>5.0}% {:>6.1} {:>5.0}% {:>6.0}% {:>6.0}%",
+                s.name,
+                match s.kind {
+                    StageKind::Cpu => "cpu",
+                    StageKind::Blocking => "blocking",
+                },
+                s.concurrency,
+                s.items_in,
+                s.items_out,
+                s.service_us.mean,
+                s.service_us.p99,
+                100.0 * s.busy,
+                s.queue_mean,
+                100.0 * s.queue_full,
+                100.0 * s.starved,
+                100.0 * s.back_pressured
+            )?;
+        }
+        match &self.bottleneck {
+            Some(b) => write!(
+                f,
+                "  bottleneck: {}: {}; one more {} there: ~{:.0} items/s",
+                b.stage, b.why, b.unit, b.one_more_per_s
+            ),
+            None => write!(f, "  bottleneck: not known yet (no item finished)"),
+        }
+    }
+}

@@ -1,0 +1,472 @@
+//! Pipelines: order, exactly-once, regrouping, faults, the memory bound, cancellation, resume
+//! and bad settings. No assertion on wall-clock time; sleeps only vary completion order.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use loader::{MaxFailures, OnFailure, Pipeline, PipelineError, Remainder, Sampler, Stage};
+
+/// A few microseconds of sleep that vary by item, so items finish out of order.
+fn jitter(i: usize) {
+    std::thread::sleep(Duration::from_micros(((i * 7919) % 13) as u64 * 40));
+}
+
+fn counter() -> Arc<Mutex<HashMap<usize, usize>>> {
+    Arc::new(Mutex::new(HashMap::new()))
+}
+
+#[test]
+fn ordered_items_in_source_order_each_stage_once_per_item() {
+    for workers in [1, 2, 3] {
+        let (reads, decodes) = (counter(), counter());
+        let (r, d) = (Arc::clone(&reads), Arc::clone(&decodes));
+        let mut p = Pipeline::from_sampler(500, Sampler::shuffled(3))
+            .map(Stage::blocking("read", 8), move |i: usize| {
+                *r.lock().unwrap().entry(i).or_insert(0) += 1;
+                jitter(i);
+                i
+            })
+            .map(Stage::cpu("decode"), move |i: usize| {
+                *d.lock().unwrap().entry(i).or_insert(0) += 1;
+                jitter(i + 1);
+                i * 2
+            })
+            .workers(workers)
+            .build()
+            .unwrap();
+        let got: Vec<usize> = p.epoch(4).map(|r| r.unwrap()).collect();
+        let want: Vec<usize> = Sampler::shuffled(3)
+            .indices(500, 4)
+            .into_iter()
+            .map(|i| i * 2)
+            .collect();
+        assert_eq!(got, want, "P = {workers}");
+        for c in [&reads, &decodes] {
+            let c = c.lock().unwrap();
+            assert_eq!(c.len(), 500);
+            assert!(c.values().all(|&n| n == 1), "each item ran once per stage");
+        }
+        assert_eq!(p.threads_alive(), 0);
+        let report = p.report().unwrap();
+        assert_eq!(report.items, 500);
+        assert_eq!(report.stages.len(), 2);
+        assert_eq!(report.stages[0].items_in, 500);
+        assert_eq!(report.stages[1].items_out, 500);
+        assert!(report.bottleneck.is_some());
+    }
+}
+
+#[test]
+fn as_ready_gives_every_item_once() {
+    let mut p = Pipeline::from_source(|_| 0..2_000u64)
+        .map(Stage::blocking("wait", 4), |i: u64| {
+            jitter(i as usize);
+            i
+        })
+        .map(Stage::cpu("square"), |i: u64| i * i)
+        .ordered(false)
+        .workers(2)
+        .build()
+        .unwrap();
+    let mut got: Vec<u64> = p.epoch(0).map(|r| r.unwrap()).collect();
+    got.sort_unstable();
+    assert_eq!(got, (0..2_000u64).map(|i| i * i).collect::<Vec<_>>());
+}
+
+#[test]
+fn filter_flat_map_and_batches_keep_source_order() {
+    // keep odd i, each becomes (i, 0), (i, 1), … (i % 3 children), batches of 4
+    let mut p = Pipeline::from_source(|_| 0..300usize)
+        .filter(Stage::cpu("odd"), |i: &usize| i % 2 == 1)
+        .map(Stage::blocking("slow", 6), |i: usize| {
+            jitter(i);
+            i
+        })
+        .flat_map(Stage::cpu("split"), |i: usize| {
+            (0..i % 3).map(move |j| (i, j))
+        })
+        .map(Stage::cpu("shuffle-time"), |x: (usize, usize)| {
+            jitter(x.0 + x.1);
+            x
+        })
+        .batch(4, Remainder::Partial)
+        .map(Stage::cpu("collate"), |b: Vec<(usize, usize)>| b)
+        .workers(2)
+        .build()
+        .unwrap();
+    let flat: Vec<(usize, usize)> = (0..300)
+        .filter(|i| i % 2 == 1)
+        .flat_map(|i| (0..i % 3).map(move |j| (i, j)))
+        .collect();
+    let want: Vec<Vec<(usize, usize)>> = flat.chunks(4).map(|c| c.to_vec()).collect();
+    let got: Vec<Vec<(usize, usize)>> = p.epoch(0).map(|r| r.unwrap()).collect();
+    assert_eq!(got, want);
+    // Drop mode: the short last batch is left out.
+    let mut p = Pipeline::from_source(|_| 0..10usize)
+        .batch(4, Remainder::Drop)
+        .workers(1)
+        .build()
+        .unwrap();
+    let got: Vec<Vec<usize>> = p.epoch(0).map(|r| r.unwrap()).collect();
+    assert_eq!(got, vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7]]);
+}
+
+#[test]
+fn a_failing_item_is_an_error_at_its_position_naming_stage_position_and_epoch() {
+    let mut p = Pipeline::from_sampler(40, Sampler::sequential())
+        .map(Stage::blocking("read", 4), |i: usize| i)
+        .try_map(Stage::cpu("decode"), |i: usize| {
+            if i == 7 {
+                Err(format!("corrupt {i}"))
+            } else if i == 21 {
+                panic!("decoder crashed on {i}")
+            } else {
+                Ok(i)
+            }
+        })
+        .workers(2)
+        .build()
+        .unwrap();
+    let got: Vec<Result<usize, PipelineError>> = p.epoch(2).collect();
+    assert_eq!(got.len(), 40);
+    for (pos, r) in got.iter().enumerate() {
+        match (pos, r) {
+            (
+                7,
+                Err(PipelineError::Item {
+                    stage,
+                    position,
+                    index,
+                    epoch,
+                    message,
+                    panicked,
+                    ..
+                }),
+            ) => {
+                assert_eq!(
+                    (stage.as_str(), *position, *index, *epoch),
+                    ("decode", 7, Some(7), 2)
+                );
+                assert_eq!((message.as_str(), *panicked), ("corrupt 7", false));
+            }
+            (21, Err(e @ PipelineError::Item { panicked: true, .. })) => {
+                assert_eq!(e.position(), Some(21));
+                assert!(
+                    e.to_string().contains("stage 'decode' panicked on item 21"),
+                    "{e}"
+                );
+            }
+            (p, Ok(v)) => assert_eq!(*v, p),
+            (p, other) => panic!("position {p}: {other:?}"),
+        }
+    }
+    assert_eq!(p.report().unwrap().failures, 2);
+}
+
+#[test]
+fn skip_leaves_bad_items_out_of_batches_and_halt_stops_after_the_limit() {
+    let bad = |i: usize| if i % 10 == 3 { Err("bad") } else { Ok(i) };
+    let mut p = Pipeline::from_source(|_| 0..40usize)
+        .try_map(Stage::cpu("check"), bad)
+        .batch(5, Remainder::Partial)
+        .on_failure(OnFailure::Skip)
+        .workers(2)
+        .build()
+        .unwrap();
+    let got: Vec<Vec<usize>> = p.epoch(0).map(|r| r.unwrap()).collect();
+    let good: Vec<usize> = (0..40).filter(|i| i % 10 != 3).collect();
+    assert_eq!(got, good.chunks(5).map(|c| c.to_vec()).collect::<Vec<_>>());
+    assert_eq!(p.report().unwrap().failures, 4);
+
+    let mut p = Pipeline::from_source(|_| 0..100usize)
+        .try_map(Stage::cpu("check"), bad)
+        .on_failure(OnFailure::Halt(MaxFailures::Count(2)))
+        .workers(2)
+        .build()
+        .unwrap();
+    let got: Vec<Result<usize, PipelineError>> = p.epoch(0).collect();
+    let errors: Vec<&PipelineError> = got.iter().filter_map(|r| r.as_ref().err()).collect();
+    // 3 and 13 are yielded; 23 passes the limit: it is the halt
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(matches!(
+        errors[2],
+        PipelineError::Halted { failures: 3, .. }
+    ));
+    assert_eq!(got.len(), 24, "the epoch ends at the halt");
+
+    let mut p = Pipeline::from_source(|_| 0..100usize)
+        .try_map(Stage::cpu("check"), bad)
+        .on_failure(OnFailure::Halt(MaxFailures::Fraction(0.05)))
+        .workers(1)
+        .build()
+        .unwrap();
+    let errors = p.epoch(0).filter(|r| r.is_err()).count();
+    assert_eq!(errors, 6); // 5 failures allowed (5% of 100), the 6th is the halt
+}
+
+#[test]
+fn a_panicking_batch_collate_names_its_stage() {
+    let mut p = Pipeline::from_source(|_| 0..20usize)
+        .batch(5, Remainder::Partial)
+        .map(Stage::cpu("collate"), |b: Vec<usize>| {
+            assert!(!b.contains(&12), "collate boom");
+            b.len()
+        })
+        .workers(2)
+        .build()
+        .unwrap();
+    let got: Vec<Result<usize, PipelineError>> = p.epoch(0).collect();
+    assert_eq!(got.len(), 4);
+    let e = got[2].as_ref().unwrap_err();
+    assert_eq!((e.stage(), e.position()), (Some("collate"), Some(10)));
+    assert!(e.to_string().contains("collate boom"));
+}
+
+/// Counts its live values: the items that exist at once.
+struct Tracked(Arc<AtomicUsize>);
+
+impl Tracked {
+    fn new(live: &Arc<AtomicUsize>, peak: &Arc<AtomicUsize>) -> Tracked {
+        let now = live.fetch_add(1, SeqCst) + 1;
+        peak.fetch_max(now, SeqCst);
+        Tracked(Arc::clone(live))
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
+}
+
+#[test]
+fn items_held_never_exceed_the_sum_of_the_windows() {
+    let live = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (l, k) = (Arc::clone(&live), Arc::clone(&peak));
+    let window = 24;
+    let mut p = Pipeline::from_source(|_| 0..3_000usize)
+        .map(Stage::blocking("make", 6), move |i: usize| {
+            jitter(i);
+            (i, Tracked::new(&l, &k))
+        })
+        .map(Stage::cpu("work"), |x: (usize, Tracked)| x)
+        .batch(8, Remainder::Partial)
+        .map(Stage::cpu("collate"), |b: Vec<(usize, Tracked)>| b)
+        .window(window)
+        .workers(2)
+        .build()
+        .unwrap();
+    let mut n = 0;
+    for b in p.epoch(0) {
+        let b = b.unwrap();
+        n += b.len();
+        // the consumer is slow: the pipeline fills up to its bound meanwhile
+        std::thread::sleep(Duration::from_micros(300));
+    }
+    assert_eq!(n, 3_000);
+    // two segments (to the batch, after it), each at most `window` items; a batch in the
+    // second segment holds 8 tracked values, and the consumer holds one batch
+    let bound = window + window * 8 + 8;
+    let seen = peak.load(SeqCst);
+    assert!(
+        seen <= bound,
+        "{seen} tracked values alive at once, bound {bound}"
+    );
+    assert!(
+        p.held_peak() <= 2 * window,
+        "{} > {}",
+        p.held_peak(),
+        2 * window
+    );
+    assert!(seen > 8, "the pipeline did fill up ({seen})");
+    assert_eq!(live.load(SeqCst), 0);
+}
+
+#[test]
+fn dropping_mid_epoch_cancels_and_leaves_no_thread_behind() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let s = Arc::clone(&started);
+    let mut p = Pipeline::from_source(|_| 0..1_000_000usize)
+        .map(Stage::blocking("read", 16), move |i: usize| {
+            s.fetch_add(1, SeqCst);
+            std::thread::sleep(Duration::from_millis(1));
+            i
+        })
+        .map(Stage::cpu("decode"), |i: usize| i)
+        .workers(2)
+        .build()
+        .unwrap();
+    {
+        let mut it = p.epoch(0);
+        for want in 0..50 {
+            assert_eq!(it.next().unwrap().unwrap(), want);
+        }
+        assert!(p_threads(&it) > 0);
+    }
+    assert_eq!(p.threads_alive(), 0, "every blocking thread joined");
+    let after = started.load(SeqCst);
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(started.load(SeqCst), after, "nothing runs after the drop");
+    // the pipeline continues where it stood
+    let next: Vec<usize> = p.epoch(0).take(3).map(|r| r.unwrap()).collect();
+    assert_eq!(next, vec![50, 51, 52]);
+    assert_eq!(p.threads_alive(), 0);
+}
+
+fn p_threads<T: Send + 'static>(it: &loader::pipeline::Items<'_, T>) -> usize {
+    it.report().map_or(0, |r| r.stages.len())
+}
+
+#[test]
+fn state_and_restore_resume_exactly_across_flat_map_and_batches() {
+    fn build() -> Pipeline<Vec<(usize, usize)>> {
+        Pipeline::from_sampler(200, Sampler::shuffled(11))
+            .map(Stage::blocking("read", 5), |i: usize| {
+                jitter(i);
+                i
+            })
+            .filter(Stage::cpu("keep"), |i: &usize| i % 5 != 0)
+            .flat_map(Stage::cpu("split"), |i: usize| {
+                (0..i % 4).map(move |j| (i, j))
+            })
+            .batch(3, Remainder::Partial)
+            .workers(2)
+            .build()
+            .unwrap()
+    }
+    let mut whole = build();
+    let all: Vec<Vec<(usize, usize)>> = whole.epoch(1).map(|r| r.unwrap()).collect();
+    for cut in [0, 1, 7, 40, all.len() - 1, all.len()] {
+        let mut first = build();
+        let (head, state) = {
+            let mut it = first.epoch(1);
+            let head: Vec<_> = it.by_ref().take(cut).map(|r| r.unwrap()).collect();
+            (head, it.state())
+        };
+        let json = serde_json::to_string(&state).unwrap();
+        let mut second = build();
+        second
+            .restore(&serde_json::from_str(&json).unwrap())
+            .unwrap();
+        let tail: Vec<_> = second.epoch(1).map(|r| r.unwrap()).collect();
+        let mut joined = head;
+        joined.extend(tail);
+        assert_eq!(joined, all, "cut after {cut} batches");
+    }
+}
+
+#[test]
+fn bad_settings_are_refused_at_build_naming_stage_and_field() {
+    let e = Pipeline::from_source(|_| 0..1usize)
+        .map(Stage::cpu("decode").concurrency(0), |i: usize| i)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.to_string(), "decode: concurrency: must be >= 1, got 0");
+    let e = Pipeline::from_source(|_| 0..1usize)
+        .batch(0, Remainder::Partial)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.to_string(), "batch(0): size: must be >= 1, got 0");
+    let e = Pipeline::from_source(|_| 0..1usize)
+        .map(
+            Stage::cpu("aug").strategy("work-stealing(victim=nowhere)"),
+            |i: usize| i,
+        )
+        .workers(2)
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().starts_with("aug: strategy: "), "{e}");
+    let e = Pipeline::from_source(|_| 0..1usize)
+        .map(Stage::blocking("read", 0), |i: usize| i)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.to_string(), "read: concurrency: must be >= 1, got 0");
+    let e = Pipeline::from_source(|_| 0..1usize)
+        .map(Stage::cpu("a"), |i: usize| i)
+        .map(Stage::cpu("a"), |i: usize| i)
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().starts_with("a: name: "), "{e}");
+    let e = Pipeline::from_source(|_| 0..1usize)
+        .batch(8, Remainder::Partial)
+        .window(4)
+        .build()
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("pipeline: window: 4 items cannot hold a batch of 8"),
+        "{e}"
+    );
+    let e = Pipeline::from_source(|_| 0..1usize)
+        .batch(8, Remainder::Pad)
+        .build()
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("batch(8): remainder: pad is not supported"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_pipeline_without_cpu_stages_needs_no_pool_and_empty_sources_end_at_once() {
+    let mut p = Pipeline::from_source(|e| 0..e as usize)
+        .map(Stage::blocking("io", 3), |i: usize| i + 1)
+        .workers(0)
+        .build()
+        .unwrap();
+    assert_eq!(p.cpu_workers(), 0);
+    assert_eq!(p.epoch(0).count(), 0);
+    assert_eq!(
+        p.epoch(5).map(|r| r.unwrap()).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
+    assert_eq!(p.threads_alive(), 0);
+}
+
+#[test]
+fn per_runner_state_is_built_once_per_cpu_worker_and_per_thread() {
+    let inits = Arc::new(AtomicUsize::new(0));
+    let i2 = Arc::clone(&inits);
+    let i3 = Arc::clone(&inits);
+    let mut p = Pipeline::from_source(|_| 0..100usize)
+        .try_map_with(
+            Stage::blocking("open", 3),
+            move |_r| {
+                i2.fetch_add(1, SeqCst);
+                0usize
+            },
+            |i: usize, seen: &mut usize| {
+                *seen += 1;
+                Ok::<_, String>(i)
+            },
+        )
+        .try_map_with(
+            Stage::cpu("decode"),
+            move |_r| {
+                i3.fetch_add(100, SeqCst);
+                Vec::<usize>::new()
+            },
+            |i: usize, buf: &mut Vec<usize>| {
+                buf.push(i);
+                Ok::<_, String>(i)
+            },
+        )
+        .workers(2)
+        .build()
+        .unwrap();
+    assert_eq!(
+        inits.load(SeqCst),
+        200,
+        "the pool's 2 workers built their decode state"
+    );
+    assert_eq!(p.epoch(0).count(), 100);
+    assert_eq!(
+        inits.load(SeqCst),
+        203,
+        "each of the 3 read threads built its state"
+    );
+}
