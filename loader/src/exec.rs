@@ -1,15 +1,25 @@
-//! The executor the loader runs on: the only file that knows how tasks reach threads.
+//! The executor the loader runs on: the loader is the one-stage case of a pipeline.
 //!
-//! The loader runs on a [`scheduler::Pool`]: persistent workers, each holding its
-//! `Dataset::State` (built once by the pool's init, on the worker's thread). Every epoch is one
-//! [`scheduler::Job`] on that pool (ids `0, 1, 2, …` in submission order map to the epoch's
-//! remaining positions or batches); two may be open at once while the next epoch prefetches.
-//! The loader keeps its own window of units in flight over both jobs and submits with
-//! `try_submit` only, so the consumer thread never blocks in a submission.
+//! The loader keeps a [`scheduler::Pool`] of persistent workers, each holding its
+//! `Dataset::State` (built once by the pool's init, on the worker's thread). Every epoch is a
+//! pipeline run on that pool with one `cpu` stage and the sink: its source is fed ids `0, 1,
+//! 2, …` (which map to the epoch's remaining positions or batches) by the loader itself, as
+//! its window allows; two runs may be open at once while the next epoch prefetches. The loader
+//! keeps its own window of units in flight over both and submits with `try_submit` only, so
+//! the consumer thread never blocks in a submission.
 
-use scheduler::{Delivery, Job, JobOptions, Pin, Pool, Strategy, TaskId, WorkerId};
+use std::any::Any;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+
+use scheduler::{Pin, Pool, Strategy, TaskId, WorkerId};
 
 use crate::error::LoaderError;
+use crate::pipeline::engine::{
+    Delivered, Fed, Feed, Kind, Out, Parts, Policy, Progress, Runner, Shared, StageFn, TailKind,
+    Value,
+};
+use crate::pipeline::{segment_specs, start_run, Run, SegTemplate, StationTemplate};
 
 /// Options of one job.
 #[derive(Clone, Copy, Debug)]
@@ -35,20 +45,35 @@ pub(crate) struct JobStats {
     pub steals: u64,
 }
 
-/// Turn a panic payload into its message.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_string()
-    }
-}
+pub(crate) use crate::pipeline::engine::panic_text as panic_message;
 
 /// Persistent workers with worker-local state `S`.
 pub(crate) struct Exec<S: 'static> {
     pool: Pool<S>,
+    workers: usize,
+    threads_alive: Arc<AtomicUsize>,
+}
+
+/// The ids the loader has allowed so far: the run's source.
+struct Ids {
+    next: u64,
+    limit: Arc<AtomicU64>,
+}
+
+impl Feed for Ids {
+    fn next(&mut self) -> Fed {
+        if self.next < self.limit.load(SeqCst) {
+            let id = self.next;
+            self.next += 1;
+            Fed::Item(id, Box::new(id as TaskId))
+        } else {
+            Fed::Later
+        }
+    }
+
+    fn total(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<S: Send + 'static> Exec<S> {
@@ -61,7 +86,11 @@ impl<S: Send + 'static> Exec<S> {
             .pin(pin)
             .build_with(init)
             .map_err(|e| LoaderError::Start(e.to_string()))?;
-        Ok(Exec { pool })
+        Ok(Exec {
+            pool,
+            workers,
+            threads_alive: Arc::new(AtomicUsize::new(0)),
+        })
     }
 
     /// Threads the pool has spawned since it was built.
@@ -69,10 +98,11 @@ impl<S: Send + 'static> Exec<S> {
         self.pool.threads_spawned()
     }
 
-    /// Open a job: `f(task, worker, &mut state)` runs each submitted id once.
+    /// Open a job: a one-stage pipeline run whose stage runs `f(task, worker, &mut state)`
+    /// once for each submitted id.
     pub fn job<T, F>(
         &self,
-        strategy: &dyn Strategy,
+        strategy: &Arc<dyn Strategy>,
         opts: JobOpts,
         f: F,
     ) -> Result<ExecJob<T>, LoaderError>
@@ -80,50 +110,126 @@ impl<S: Send + 'static> Exec<S> {
         T: Send + 'static,
         F: Fn(TaskId, WorkerId, &mut S) -> T + Send + Sync + 'static,
     {
-        let options = JobOptions::default()
-            .max_in_flight(opts.max_in_flight)
-            .delivery(if opts.ordered {
-                Delivery::Ordered
-            } else {
-                Delivery::AsReady
-            })
-            .seed(opts.seed);
-        let job = self
-            .pool
-            .job(strategy, options, f)
-            .map_err(|e| LoaderError::Start(e.to_string()))?;
-        Ok(ExecJob { job })
+        let f: StageFn = Arc::new(move |v: Value, state: &mut (dyn Any + Send), r| {
+            let Runner::Cpu(w) = r else {
+                unreachable!("the loader's stage is a cpu stage")
+            };
+            let id = *v.downcast::<TaskId>().expect("the run feeds task ids");
+            let state = state
+                .downcast_mut::<S>()
+                .expect("the worker's dataset state");
+            Ok::<_, String>(Out::One(Box::new(f(id, w, state))))
+        });
+        let window = opts.max_in_flight.max(1);
+        let templates = [SegTemplate {
+            stations: vec![StationTemplate {
+                name: Arc::from("get"),
+                kind: Kind::Cpu,
+                concurrency: self.workers,
+                queue: window,
+                f,
+                slot: 0,
+                strategy: Some(Arc::clone(strategy)),
+            }],
+            tail: TailKind::Sink,
+            batch: 0,
+            window,
+        }];
+        let limit = Arc::new(AtomicU64::new(0));
+        let shared = Arc::new(Shared::new(
+            segment_specs(&templates),
+            Policy::Yield,
+            opts.ordered,
+            0,
+            Box::new(Ids {
+                next: 0,
+                limit: Arc::clone(&limit),
+            }),
+            Progress::default(),
+            false,
+            Arc::new(AtomicUsize::new(0)),
+        ));
+        let run = start_run(
+            Some(&self.pool),
+            |s: &mut S, _slot| s as &mut (dyn Any + Send),
+            &templates,
+            &[],
+            shared,
+            opts.seed,
+            &self.threads_alive,
+        )
+        .map_err(|e| LoaderError::Start(e.to_string()))?;
+        Ok(ExecJob {
+            run: Some(run),
+            limit,
+            max_in_flight: window,
+            submitted: 0,
+            taken: 0,
+            _t: std::marker::PhantomData,
+        })
     }
 }
 
 /// One open job. Dropping it cancels it promptly.
 pub(crate) struct ExecJob<T> {
-    job: Job<T>,
+    run: Option<Run>,
+    limit: Arc<AtomicU64>,
+    max_in_flight: usize,
+    submitted: usize,
+    taken: usize,
+    _t: std::marker::PhantomData<fn() -> T>,
 }
 
 impl<T: Send + 'static> ExecJob<T> {
     /// Submit the next `count` ids if there is room for them; never blocks.
     pub fn try_submit(&mut self, count: usize) -> bool {
-        count == 0 || self.job.try_submit(count).is_ok()
+        if count == 0 {
+            return true;
+        }
+        if self.in_flight() + count > self.max_in_flight {
+            return false;
+        }
+        let Some(run) = &self.run else { return false };
+        self.submitted += count;
+        self.limit.store(self.submitted as u64, SeqCst);
+        run.shared.kick_feed(0);
+        true
     }
 
     /// Ids submitted and not yet taken back.
     pub fn in_flight(&self) -> usize {
-        self.job.in_flight()
+        self.submitted - self.taken
     }
 
-    /// The next outcome (in id order when ordered); blocks; `None` when nothing is in flight.
+    /// The next outcome (in id order when ordered); blocks; `None` when nothing is in flight
+    /// or the run was stopped.
     pub fn next(&mut self) -> Option<Done<T>> {
-        self.job.next().map(|o| Done {
-            task: o.task,
-            result: o.result.map_err(|f| f.message),
-        })
+        if self.in_flight() == 0 {
+            return None;
+        }
+        let shared = Arc::clone(&self.run.as_ref()?.shared);
+        let done = match shared.take() {
+            Delivered::Value {
+                value,
+                parts: Parts::One(part),
+            } => Done {
+                task: part.src as TaskId,
+                result: Ok(*value.downcast::<T>().expect("the stage's output type")),
+            },
+            Delivered::Failed(f) => Done {
+                task: f.src as TaskId,
+                result: Err(f.message),
+            },
+            _ => return None,
+        };
+        self.taken += 1;
+        Some(done)
     }
 
     /// End the job (everything submitted has been taken) and report.
-    pub fn finish(self) -> JobStats {
+    pub fn finish(mut self) -> JobStats {
         JobStats {
-            steals: self.job.finish().map_or(0, |r| r.steals),
+            steals: self.run.take().map_or(0, Run::finish),
         }
     }
 }

@@ -769,7 +769,7 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
             ordered: cfg.ordered,
             seed: cfg.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15),
         };
-        let job = self.exec.job(&*cfg.strategy, opts, f)?;
+        let job = self.exec.job(&cfg.strategy, opts, f)?;
         Ok(Run {
             plan,
             positions,

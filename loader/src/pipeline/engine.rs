@@ -170,10 +170,20 @@ impl Policy {
 
 /// The source of segment 0.
 pub(crate) trait Feed: Send {
-    /// The next item and its source position, or `None` at the end.
-    fn next(&mut self) -> Option<(u64, Value)>;
+    /// The next item and its source position, nothing for now, or the end.
+    fn next(&mut self) -> Fed;
     /// Source items this epoch, if known (for a failure fraction).
     fn total(&self) -> Option<u64>;
+}
+
+/// What a [`Feed`] gives.
+pub(crate) enum Fed {
+    /// The item at this source position.
+    Item(u64, Value),
+    /// Nothing yet: the owner adds more later (and kicks the feeder).
+    Later,
+    /// No more items.
+    End,
 }
 
 /// A station's mutable state (under its lock).
@@ -193,6 +203,8 @@ pub(crate) struct Station {
     st: Mutex<StationState>,
     /// Blocking threads wait here for work.
     work: Condvar,
+    /// Blocking threads of the station before wait here for room in this one's queue.
+    room: Condvar,
     /// CPU stations: submits tickets to the stage's job on the pool.
     pub submitter: OnceLock<Submitter>,
 }
@@ -310,6 +322,7 @@ struct Tally {
     failures: u64,
     resolved: u64,
     values: u64,
+    sources: u64,
     halted: bool,
     last: Option<Instant>,
 }
@@ -372,6 +385,7 @@ impl Shared {
                             acc: StationAcc::new(),
                         }),
                         work: Condvar::new(),
+                        room: Condvar::new(),
                         submitter: OnceLock::new(),
                         spec,
                     })
@@ -429,6 +443,7 @@ impl Shared {
             for st in &seg.stations {
                 let _g = lock(&st.st);
                 st.work.notify_all();
+                st.room.notify_all();
             }
             let _g = lock(&seg.tail_st);
             seg.ready.notify_all();
@@ -491,14 +506,15 @@ impl Shared {
         if let Some(feed) = source.as_mut() {
             while room > 0 {
                 match feed.next() {
-                    Some((src, v)) => {
+                    Fed::Item(src, v) => {
                         if lock(&self.progress).skips(src) {
                             continue;
                         }
                         taken.push((src, v));
                         room -= 1;
                     }
-                    None => {
+                    Fed::Later => break,
+                    Fed::End => {
                         ended = true;
                         break;
                     }
@@ -509,6 +525,9 @@ impl Shared {
             *source = None;
         }
         drop(source);
+        if taken.is_empty() && !ended {
+            return;
+        }
         if !taken.is_empty() {
             let mut pr = lock(&self.progress);
             for (src, _) in &taken {
@@ -630,7 +649,10 @@ impl Shared {
             let unassigned = st.queue.len() - st.assigned;
             let free = station.spec.concurrency.saturating_sub(st.running);
             let mut n = unassigned.min(free);
-            if n > 0 {
+            // A CPU worker cannot wait for room downstream: a cpu station reserves its output's
+            // place before it starts. A blocking thread waits after its item instead (so that
+            // all its threads keep working while the next queue drains).
+            if n > 0 && station.spec.kind == Kind::Cpu {
                 if let Some(next) = next {
                     let mut nx = lock(&next.st);
                     let room = next.spec.queue.saturating_sub(nx.queue.len() + nx.incoming);
@@ -719,8 +741,15 @@ impl Shared {
     fn room_freed(&self, s: usize, k: usize) {
         if k == 0 {
             self.kick_feed(s);
-        } else {
-            self.pump(s, k - 1);
+            return;
+        }
+        let up = &self.segments[s].stations[k - 1];
+        match up.spec.kind {
+            Kind::Cpu => self.pump(s, k - 1),
+            Kind::Blocking => {
+                let _g = lock(&self.segments[s].stations[k].st);
+                self.segments[s].stations[k].room.notify_one();
+            }
         }
     }
 
@@ -769,26 +798,45 @@ impl Shared {
                 .done(ns, failed, passes_on || matches!(out.body, Body::Many(_)));
         }
         let seg = &self.segments[s];
-        match seg.stations.get(k + 1) {
-            Some(next) => {
-                {
-                    let mut nx = lock(&next.st);
-                    nx.incoming -= 1;
-                    if passes_on {
-                        nx.mark(&next.spec);
-                        nx.queue.push_back(out);
-                        nx.acc.items_in += 1;
-                        drop(nx);
-                        self.pump(s, k + 1);
-                        return;
-                    }
-                }
-                // A hole or a failure skips the rest of the segment; its reserved slot is free.
-                self.to_tail(s, out);
+        let Some(next) = seg.stations.get(k + 1) else {
+            self.to_tail(s, out);
+            return;
+        };
+        let reserved = station.spec.kind == Kind::Cpu;
+        if !passes_on {
+            // A hole or a failure skips the rest of the segment.
+            if reserved {
+                lock(&next.st).incoming -= 1;
+            }
+            self.to_tail(s, out);
+            if reserved {
                 self.pump(s, k);
             }
-            None => self.to_tail(s, out),
+            return;
         }
+        {
+            let mut nx = lock(&next.st);
+            if reserved {
+                nx.incoming -= 1;
+            } else if nx.queue.len() + nx.incoming >= next.spec.queue {
+                // Back-pressure: this blocking thread waits for room.
+                let t = Instant::now();
+                while nx.queue.len() + nx.incoming >= next.spec.queue {
+                    if self.stopped() {
+                        return;
+                    }
+                    nx = next.room.wait(nx).unwrap_or_else(PoisonError::into_inner);
+                }
+                let waited = t.elapsed().as_nanos();
+                drop(nx);
+                lock(&station.st).acc.thread_blocked_ns += waited;
+                nx = lock(&next.st);
+            }
+            nx.mark(&next.spec);
+            nx.queue.push_back(out);
+            nx.acc.items_in += 1;
+        }
+        self.pump(s, k + 1);
     }
 
     // ---- tails -------------------------------------------------------------------------
@@ -1040,6 +1088,10 @@ impl Shared {
                 let mut tally = lock(&self.tally);
                 tally.resolved += 1;
                 tally.values += 1;
+                tally.sources += match &p.parts {
+                    Parts::One(_) => 1,
+                    Parts::Batch(v) => v.len() as u64,
+                };
                 tally.last = Some(Instant::now());
                 drop(tally);
                 Delivered::Value {
@@ -1079,9 +1131,10 @@ impl Shared {
         lock(&self.tally).failures
     }
 
-    /// Items handed to the consumer so far.
-    pub fn delivered(&self) -> u64 {
-        lock(&self.tally).values
+    /// Items handed to the consumer so far, and the source items in them.
+    pub fn delivered(&self) -> (u64, u64) {
+        let t = lock(&self.tally);
+        (t.values, t.sources)
     }
 
     /// When the last item was handed out.

@@ -55,7 +55,7 @@
 //! # Ok::<(), loader::PipelineError>(())
 //! ```
 
-mod engine;
+pub(crate) mod engine;
 mod stats;
 
 use std::any::Any;
@@ -77,7 +77,7 @@ use crate::sampler::Sampler;
 
 pub use engine::Runner;
 use engine::{
-    lock, BatchFn, Delivered, Fault, Feed, Kind, Out, Policy, Progress, SegmentSpec, Shared,
+    lock, BatchFn, Delivered, Fault, Fed, Feed, Kind, Out, Policy, Progress, SegmentSpec, Shared,
     StageFn, StateInit, StationSpec, TailKind, Value,
 };
 use stats::StageSetting;
@@ -315,11 +315,13 @@ where
     I: Iterator + Send,
     I::Item: Send + 'static,
 {
-    fn next(&mut self) -> Option<(u64, Value)> {
-        let v = self.it.next()?;
+    fn next(&mut self) -> Fed {
+        let Some(v) = self.it.next() else {
+            return Fed::End;
+        };
         let p = self.pos;
         self.pos += 1;
-        Some((p, Box::new(v)))
+        Fed::Item(p, Box::new(v))
     }
 
     fn total(&self) -> Option<u64> {
@@ -822,21 +824,23 @@ fn unit_init() -> StateInit {
 /// A CPU worker's states, one per stage (unit for the stages that are not its).
 struct Slots(Vec<Box<dyn Any + Send>>);
 
-struct StationTemplate {
-    name: Arc<str>,
-    kind: Kind,
-    concurrency: usize,
-    queue: usize,
-    f: StageFn,
-    slot: usize,
-    strategy: Option<Arc<dyn Strategy>>,
+/// A station as configured (a run makes its `StationSpec` from it).
+pub(crate) struct StationTemplate {
+    pub name: Arc<str>,
+    pub kind: Kind,
+    pub concurrency: usize,
+    pub queue: usize,
+    pub f: StageFn,
+    pub slot: usize,
+    pub strategy: Option<Arc<dyn Strategy>>,
 }
 
-struct SegTemplate {
-    stations: Vec<StationTemplate>,
-    tail: TailKind,
-    batch: usize,
-    window: usize,
+/// A segment as configured.
+pub(crate) struct SegTemplate {
+    pub stations: Vec<StationTemplate>,
+    pub tail: TailKind,
+    pub batch: usize,
+    pub window: usize,
 }
 
 impl Default for SegTemplate {
@@ -1001,26 +1005,7 @@ impl<T: Send + 'static> Pipeline<T> {
 
     fn open(&self, epoch: u64) -> Result<Run, PipelineError> {
         let spec = &self.spec;
-        let segments = spec
-            .segments
-            .iter()
-            .map(|seg| SegmentSpec {
-                stations: seg
-                    .stations
-                    .iter()
-                    .map(|t| StationSpec {
-                        name: Arc::clone(&t.name),
-                        kind: t.kind,
-                        concurrency: t.concurrency,
-                        queue: t.queue,
-                        f: Arc::clone(&t.f),
-                        state_slot: t.slot,
-                    })
-                    .collect(),
-                tail: seg.tail.clone(),
-                window: seg.window,
-            })
-            .collect();
+        let segments = segment_specs(&spec.segments);
         let shared = Arc::new(Shared::new(
             segments,
             spec.policy,
@@ -1031,79 +1016,115 @@ impl<T: Send + 'static> Pipeline<T> {
             spec.trace.is_some(),
             Arc::clone(&self.held_peak),
         ));
-        let mut jobs = Vec::new();
-        // Later stages first: the pool steps older jobs first, so work nearer the consumer
-        // is done before new work is started (it frees memory and feeds the consumer).
-        for (s, seg) in spec.segments.iter().enumerate().rev() {
-            for (k, t) in seg.stations.iter().enumerate().rev() {
-                let (Some(strategy), Some(pool)) = (&t.strategy, &self.pool) else {
-                    continue;
-                };
-                let weak: Weak<Shared> = Arc::downgrade(&shared);
-                let slot = t.slot;
-                let options = JobOptions::default()
-                    .max_in_flight(usize::MAX / 4)
-                    .delivery(Delivery::Discard)
-                    .timing(Timing::Off)
-                    .seed(spec.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ slot as u64);
-                let mut job: Job<()> = pool
-                    .job(
-                        &**strategy,
-                        options,
-                        move |_ticket, w, slots: &mut Slots| {
-                            if let Some(shared) = weak.upgrade() {
-                                shared.run_ticket(s, k, &mut *slots.0[slot], w);
-                            }
-                        },
-                    )
-                    .map_err(|e| PipelineError::Start(e.to_string()))?;
-                let _ = shared.station(s, k).submitter.set(job.submitter());
-                jobs.push(job);
-            }
+        start_run(
+            self.pool.as_ref(),
+            |slots: &mut Slots, slot| &mut *slots.0[slot],
+            &spec.segments,
+            &spec.inits,
+            shared,
+            spec.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            &self.threads_alive,
+        )
+    }
+}
+
+/// Start a run on `shared`: a job on the pool for each `cpu` station (`access` finds a
+/// station's state in a worker's state) and the threads of each blocking station.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn start_run<S: 'static>(
+    pool: Option<&Pool<S>>,
+    access: fn(&mut S, usize) -> &mut (dyn Any + Send),
+    segments: &[SegTemplate],
+    inits: &[(Kind, StateInit)],
+    shared: Arc<Shared>,
+    seed: u64,
+    threads_alive: &Arc<AtomicUsize>,
+) -> Result<Run, PipelineError> {
+    let mut jobs = Vec::new();
+    // Later stages first: the pool steps older jobs first, so work nearer the consumer is
+    // done before new work is started (it frees memory and feeds the consumer).
+    for (s, seg) in segments.iter().enumerate().rev() {
+        for (k, t) in seg.stations.iter().enumerate().rev() {
+            let (Some(strategy), Some(pool)) = (&t.strategy, pool) else {
+                continue;
+            };
+            let weak: Weak<Shared> = Arc::downgrade(&shared);
+            let slot = t.slot;
+            let options = JobOptions::default()
+                .max_in_flight(usize::MAX / 4)
+                .delivery(Delivery::Discard)
+                .timing(Timing::Off)
+                .seed(seed ^ slot as u64);
+            let mut job: Job<()> = pool
+                .job(&**strategy, options, move |_ticket, w, state: &mut S| {
+                    if let Some(shared) = weak.upgrade() {
+                        shared.run_ticket(s, k, access(state, slot), w);
+                    }
+                })
+                .map_err(|e| PipelineError::Start(e.to_string()))?;
+            let _ = shared.station(s, k).submitter.set(job.submitter());
+            jobs.push(job);
         }
-        let mut threads = Vec::new();
-        for (s, seg) in spec.segments.iter().enumerate() {
-            for (k, t) in seg.stations.iter().enumerate() {
-                if t.kind != Kind::Blocking {
-                    continue;
-                }
-                for i in 0..t.concurrency {
-                    let shared2 = Arc::clone(&shared);
-                    let init = Arc::clone(&spec.inits[t.slot].1);
-                    let alive = Arc::clone(&self.threads_alive);
-                    alive.fetch_add(1, SeqCst);
-                    let spawned = std::thread::Builder::new()
-                        .name(format!("schedlab-{}-{i}", t.name))
-                        .spawn(move || {
-                            let _alive = Alive(alive);
-                            let mut state = init(Runner::Thread(i));
-                            shared2.blocking_loop(s, k, &mut *state, i);
-                        });
-                    match spawned {
-                        Ok(h) => threads.push(h),
-                        Err(e) => {
-                            self.threads_alive.fetch_sub(1, SeqCst);
-                            let run = Run {
-                                shared,
-                                jobs,
-                                threads,
-                            };
-                            drop(run);
-                            return Err(PipelineError::Start(format!(
-                                "stage '{}': thread {i}: {e}",
-                                t.name
-                            )));
-                        }
+    }
+    let mut run = Run {
+        shared: Arc::clone(&shared),
+        jobs,
+        threads: Vec::new(),
+    };
+    for (s, seg) in segments.iter().enumerate() {
+        for (k, t) in seg.stations.iter().enumerate() {
+            if t.kind != Kind::Blocking {
+                continue;
+            }
+            for i in 0..t.concurrency {
+                let shared = Arc::clone(&shared);
+                let init = Arc::clone(&inits[t.slot].1);
+                let alive = Arc::clone(threads_alive);
+                alive.fetch_add(1, SeqCst);
+                let guard = Alive(alive);
+                let spawned = std::thread::Builder::new()
+                    .name(format!("schedlab-{}-{i}", t.name))
+                    .spawn(move || {
+                        let _alive = guard;
+                        let mut state = init(Runner::Thread(i));
+                        shared.blocking_loop(s, k, &mut *state, i);
+                    });
+                match spawned {
+                    Ok(h) => run.threads.push(h),
+                    Err(e) => {
+                        return Err(PipelineError::Start(format!(
+                            "stage '{}': thread {i}: {e}",
+                            t.name
+                        )));
                     }
                 }
             }
         }
-        Ok(Run {
-            shared,
-            jobs,
-            threads,
-        })
     }
+    Ok(run)
+}
+
+/// What a run needs of each configured segment.
+pub(crate) fn segment_specs(templates: &[SegTemplate]) -> Vec<SegmentSpec> {
+    templates
+        .iter()
+        .map(|seg| SegmentSpec {
+            stations: seg
+                .stations
+                .iter()
+                .map(|t| StationSpec {
+                    name: Arc::clone(&t.name),
+                    kind: t.kind,
+                    concurrency: t.concurrency,
+                    queue: t.queue,
+                    f: Arc::clone(&t.f),
+                    state_slot: t.slot,
+                })
+                .collect(),
+            tail: seg.tail.clone(),
+            window: seg.window,
+        })
+        .collect()
 }
 
 fn state_of(pos: &Position, spec: &Spec) -> PipelineState {
@@ -1126,20 +1147,33 @@ impl Drop for Alive {
 }
 
 /// One epoch's run: its shared state, its jobs on the pool, its blocking threads.
-struct Run {
-    shared: Arc<Shared>,
+pub(crate) struct Run {
+    pub shared: Arc<Shared>,
     jobs: Vec<Job<()>>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl Run {
     /// Stop every stage and join every thread.
-    fn stop(&mut self) {
+    pub fn stop(&mut self) {
         self.shared.stop();
         self.jobs.clear(); // dropping a job cancels it
         for h in self.threads.drain(..) {
             let _ = h.join();
         }
+    }
+
+    /// End a run whose items were all handed out: join its threads and wait for its jobs to
+    /// let go (each job's report counts its steals).
+    pub fn finish(mut self) -> u64 {
+        self.shared.stop();
+        for h in self.threads.drain(..) {
+            let _ = h.join();
+        }
+        self.jobs
+            .drain(..)
+            .map(|j| j.finish().map_or(0, |r| r.steals))
+            .sum()
     }
 }
 
@@ -1230,11 +1264,13 @@ fn report_of(spec: &Spec, run: &Run) -> PipelineReport {
         .map(|(s, k)| sh.station_acc(s, k))
         .collect();
     let end = sh.last_item().unwrap_or_else(Instant::now);
+    let (items, source_items) = sh.delivered();
     PipelineReport::build(
         sh.epoch,
         spec.workers,
         end.duration_since(sh.started).as_secs_f64(),
-        sh.delivered(),
+        items,
+        source_items,
         sh.first_item
             .get()
             .map(|t| t.duration_since(sh.started).as_secs_f64() * 1e3),

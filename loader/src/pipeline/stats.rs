@@ -28,6 +28,8 @@ pub(crate) struct StationAcc {
     /// Time with the input queue empty.
     empty_ns: u128,
     pub blocked: bool,
+    /// Thread-time blocking threads waited for room downstream.
+    pub thread_blocked_ns: u128,
     // the state since `last`
     queued: usize,
     unassigned: usize,
@@ -52,6 +54,7 @@ impl StationAcc {
             full_ns: 0,
             empty_ns: 0,
             blocked: false,
+            thread_blocked_ns: 0,
             queued: 0,
             unassigned: 0,
             running: 0,
@@ -146,7 +149,9 @@ pub struct StageStats {
     pub queue_empty: f64,
     /// Share of the time it had a free slot and nothing to do (waiting for input).
     pub starved: f64,
-    /// Share of the time it had work and a free slot but no room downstream.
+    /// Share of the time it was held up by a full queue downstream: for a `cpu` stage, the
+    /// time it had work and a free slot but no room downstream; for a blocking stage, the
+    /// share of its threads' time spent waiting for room with a finished item.
     pub back_pressured: f64,
     /// Items per second it could serve alone: effective concurrency / mean service time.
     pub capacity_per_s: f64,
@@ -174,10 +179,14 @@ pub struct PipelineReport {
     pub cpu_workers: usize,
     /// Seconds from the start of the epoch to now (or its end).
     pub elapsed_s: f64,
-    /// Items handed to the consumer.
+    /// Items handed to the consumer (batches, after a `batch`).
     pub items: u64,
-    /// Items per second handed to the consumer.
+    /// Source items in them (each batch counts its members).
+    pub source_items: u64,
+    /// Source items per second handed to the consumer (in the items handed out).
     pub items_per_s: f64,
+    /// `items_per_s / limit_per_s`.
+    pub fraction_of_limit: f64,
     /// Milliseconds from the start to the first item handed out.
     pub first_item_ms: Option<f64>,
     /// Failed items (yielded as errors, or skipped).
@@ -228,6 +237,7 @@ impl PipelineReport {
         cpu_workers: usize,
         elapsed_s: f64,
         items: u64,
+        source_items: u64,
         first_item_ms: Option<f64>,
         failures: u64,
         settings: &[StageSetting],
@@ -277,7 +287,12 @@ impl PipelineReport {
                 queue_full: share(acc.full_ns),
                 queue_empty: share(acc.empty_ns),
                 starved: share(acc.starved_ns),
-                back_pressured: share(acc.blocked_ns),
+                back_pressured: match set.kind {
+                    StageKind::Cpu => share(acc.blocked_ns),
+                    StageKind::Blocking => {
+                        acc.thread_blocked_ns as f64 / (wall_ns * set.concurrency as f64)
+                    }
+                },
                 capacity_per_s: capacity,
             });
         }
@@ -287,7 +302,9 @@ impl PipelineReport {
             cpu_workers,
             elapsed_s,
             items,
-            items_per_s: items as f64 / elapsed_s.max(1e-9),
+            source_items,
+            items_per_s: source_items as f64 / elapsed_s.max(1e-9),
+            fraction_of_limit: source_items as f64 / elapsed_s.max(1e-9) / limit,
             first_item_ms,
             failures,
             stages,
@@ -331,10 +348,8 @@ fn bottleneck(
             (at, limit) = (i, stages[i].capacity_per_s);
         }
     }
-    let mut cpu_bound = false;
     if shared_cpu < limit {
         limit = shared_cpu;
-        cpu_bound = true;
         at = measured
             .iter()
             .copied()
@@ -353,18 +368,20 @@ fn bottleneck(
         .filter(|&&i| i != at)
         .map(|&i| stages[i].capacity_per_s)
         .fold(f64::INFINITY, f64::min);
+    // One more unit at the bottleneck: a thread for a blocking stage (the CPU workers stay
+    // as they are), a CPU worker for a cpu stage (its concurrency grows with it when it was
+    // using all of them). Capped by every other stage's capacity.
     let (one_more, unit) = match s.kind {
         StageKind::Blocking => {
             let c = s.concurrency as f64;
-            (s.capacity_per_s * (c + 1.0) / c, "thread")
+            let own = s.capacity_per_s * (c + 1.0) / c;
+            (own.min(shared_cpu), "thread")
         }
         StageKind::Cpu => {
-            let own = if (s.concurrency as f64) <= p && !cpu_bound {
-                // Its concurrency caps it: one more slot (and a worker to run it).
-                s.capacity_per_s * (s.concurrency as f64 + 1.0) / s.concurrency as f64
-            } else {
-                f64::INFINITY
-            };
+            let c = s.concurrency as f64;
+            let c_new = if c >= p { c + 1.0 } else { c };
+            let per_slot = s.capacity_per_s / c.min(p);
+            let own = per_slot * c_new.min(p + 1.0);
             let shared = if cpu_per_item > 0.0 {
                 (p + 1.0) / cpu_per_item
             } else {
@@ -373,9 +390,7 @@ fn bottleneck(
             (own.min(shared), "CPU worker")
         }
     };
-    let one_more = one_more
-        .min(others)
-        .min(if cpu_bound { f64::INFINITY } else { shared_cpu });
+    let one_more = one_more.min(others);
     let busy = match s.kind {
         StageKind::Cpu => format!("CPU workers {:.0}% busy on it", 100.0 * s.cpu_share),
         StageKind::Blocking => format!("its {} threads {:.0}% busy", s.concurrency, 100.0 * s.busy),
@@ -409,12 +424,13 @@ impl fmt::Display for PipelineReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "epoch {}: {} items in {:.3} s = {:.0} items/s, {:.2} of the limit {:.0}/s; first item {}; {} failed",
+            "epoch {}: {} items ({} source items) in {:.3} s = {:.0} source items/s, {:.2} of the limit {:.0}/s; first item {}; {} failed",
             self.epoch,
             self.items,
+            self.source_items,
             self.elapsed_s,
             self.items_per_s,
-            self.items_per_s / self.limit_per_s,
+            self.fraction_of_limit,
             self.limit_per_s,
             self.first_item_ms
                 .map_or("-".to_string(), |ms| format!("after {ms:.1} ms")),

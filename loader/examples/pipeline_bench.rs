@@ -1,0 +1,364 @@
+//! The pipeline benchmark of issue 15: a pipeline of a blocking read stage and a cpu decode
+//! stage against the one-stage loader doing both in `get`, alternated in one process.
+//!
+//! * (a) read: sleep, log-normal mean 2 ms σ 1, 32 threads → decode: spin, log-normal mean
+//!   250 µs σ 1, on P = 2 CPU workers → batches of 32, in order. Limit = min over stages of
+//!   capacity = min(32 / read, P / decode) ≈ 8,000 items/s (decode is the bottleneck).
+//! * (b) the same with decode spinning 50 µs: read is the bottleneck (≈ 15,000 items/s).
+//! * (c) overhead: three empty `cpu` map stages over 1,000,000 items: ns per item per stage.
+//!
+//! The limit uses the *measured* mean time inside each stage (a sleep overshoots by tens of
+//! µs). `spin` burns the thread's own CPU time (`CLOCK_THREAD_CPUTIME_ID`) by default, so a
+//! preempted spin is not cut short: with more threads than cores (the one-stage loader at 8 or
+//! 32 workers) a wall-clock spin would overlap on one core and flatter it (`--spin wall` to
+//! see that).
+//!
+//! ```text
+//! cargo run --release -p loader --example pipeline_bench [-- --items 16384 --reps 3 --only a|b|c --json --spin cpu|wall --verbose]
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use loader::{Loader, Pipeline, Remainder, Sampler, Stage};
+use rand::SeedableRng;
+use workloads::Distribution;
+
+fn usage(msg: &str) -> ! {
+    eprintln!("pipeline_bench: {msg}");
+    std::process::exit(2);
+}
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == name)?;
+    match args.get(i + 1) {
+        Some(v) => Some(v.clone()),
+        None => usage(&format!("{name}: needs a value")),
+    }
+}
+
+fn num(name: &str, default: usize) -> usize {
+    match arg(name) {
+        None => default,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => usage(&format!(
+                "{name}: '{v}' is not allowed; allowed: a whole number >= 1"
+            )),
+        },
+    }
+}
+
+fn draw(spec: &str, n: usize, seed: u64) -> Arc<Vec<u64>> {
+    let d = Distribution::parse(spec).expect("a valid distribution");
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
+    Arc::new((0..n).map(|_| d.sample(&mut rng)).collect())
+}
+
+/// CPU time of the calling thread, in ns.
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant of the platform.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "CLOCK_THREAD_CPUTIME_ID is supported");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Spin {
+    Cpu,
+    Wall,
+}
+
+fn spin(ns: u64, how: Spin) {
+    match how {
+        Spin::Cpu => {
+            let start = thread_cpu_ns();
+            while thread_cpu_ns() - start < ns {
+                std::hint::spin_loop();
+            }
+        }
+        Spin::Wall => {
+            let t = Instant::now();
+            let want = Duration::from_nanos(ns);
+            while t.elapsed() < want {
+                std::hint::spin_loop();
+            }
+        }
+    }
+}
+
+/// Measured time inside each stage (ns, summed), to compute the limit.
+#[derive(Default)]
+struct Clock {
+    read: AtomicU64,
+    decode: AtomicU64,
+}
+
+struct Workload {
+    name: &'static str,
+    read: Arc<Vec<u64>>,
+    decode: Arc<Vec<u64>>,
+    read_threads: usize,
+    cpu: usize,
+    spin: Spin,
+}
+
+impl Workload {
+    fn read(&self, clock: &Arc<Clock>) -> impl Fn(usize) -> usize + Send + Sync + 'static {
+        let (costs, clock) = (Arc::clone(&self.read), Arc::clone(clock));
+        move |i| {
+            let t = Instant::now();
+            std::thread::sleep(Duration::from_nanos(costs[i]));
+            clock.read.fetch_add(t.elapsed().as_nanos() as u64, Relaxed);
+            i
+        }
+    }
+
+    fn decode(&self, clock: &Arc<Clock>) -> impl Fn(usize) -> usize + Send + Sync + 'static {
+        let (costs, clock, how) = (Arc::clone(&self.decode), Arc::clone(clock), self.spin);
+        move |i| {
+            // CPU time: the limit is what P cores can do, however the threads are scheduled
+            let t = thread_cpu_ns();
+            spin(costs[i], how);
+            clock.decode.fetch_add(thread_cpu_ns() - t, Relaxed);
+            i
+        }
+    }
+
+    /// Items/s the stages allow: min(read threads / read, P / decode), measured means.
+    fn limit(&self, clock: &Clock, n: usize) -> f64 {
+        let read = clock.read.load(Relaxed) as f64 / n as f64 / 1e9;
+        let decode = clock.decode.load(Relaxed) as f64 / n as f64 / 1e9;
+        (self.read_threads as f64 / read).min(self.cpu as f64 / decode)
+    }
+}
+
+/// One measured run.
+struct Sample {
+    items_per_s: f64,
+    limit_per_s: f64,
+    first_item_ms: f64,
+    bottleneck: String,
+}
+
+fn run_pipeline(w: &Workload, n: usize) -> Sample {
+    let clock = Arc::new(Clock::default());
+    let mut p = Pipeline::from_sampler(n, Sampler::sequential())
+        .map(Stage::blocking("read", w.read_threads), w.read(&clock))
+        .map(Stage::cpu("decode"), w.decode(&clock))
+        .batch(32, Remainder::Partial)
+        .workers(w.cpu)
+        .build()
+        .expect("a valid pipeline");
+    let t = Instant::now();
+    let mut first = None;
+    let mut items = 0;
+    for b in p.epoch(0) {
+        first.get_or_insert_with(|| t.elapsed());
+        items += b.expect("no failing item").len();
+    }
+    let elapsed = t.elapsed().as_secs_f64();
+    assert_eq!(items, n);
+    let report = p.report().expect("a finished epoch");
+    if std::env::args().any(|a| a == "--verbose") {
+        eprintln!("{report}");
+    }
+    let bottleneck = report
+        .bottleneck
+        .as_ref()
+        .map_or("-".to_string(), |b| b.stage.clone());
+    Sample {
+        items_per_s: n as f64 / elapsed,
+        limit_per_s: w.limit(&clock, n),
+        first_item_ms: first.unwrap_or_default().as_secs_f64() * 1e3,
+        bottleneck,
+    }
+}
+
+fn run_loader(w: &Workload, n: usize, workers: usize) -> Sample {
+    let clock = Arc::new(Clock::default());
+    let (read, decode) = (w.read(&clock), w.decode(&clock));
+    let ds = loader::from_fn(n, move |i| Ok::<_, String>(decode(read(i))));
+    let mut l = Loader::builder(ds)
+        .batch_size(32)
+        .workers(workers)
+        .prefetch_next_epoch(false)
+        .build()
+        .expect("a valid loader");
+    let t = Instant::now();
+    let mut first = None;
+    let mut items = 0;
+    for b in l.epoch(0) {
+        first.get_or_insert_with(|| t.elapsed());
+        items += b.expect("no failing sample").data.len();
+    }
+    let elapsed = t.elapsed().as_secs_f64();
+    assert_eq!(items, n);
+    Sample {
+        items_per_s: n as f64 / elapsed,
+        limit_per_s: w.limit(&clock, n),
+        first_item_ms: first.unwrap_or_default().as_secs_f64() * 1e3,
+        bottleneck: "-".into(),
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn report(config: &str, runs: &[Sample], json: bool) {
+    let fr: Vec<f64> = runs.iter().map(|s| s.items_per_s / s.limit_per_s).collect();
+    let rate: Vec<f64> = runs.iter().map(|s| s.items_per_s).collect();
+    let limit: Vec<f64> = runs.iter().map(|s| s.limit_per_s).collect();
+    let first: Vec<f64> = runs.iter().map(|s| s.first_item_ms).collect();
+    let bottleneck = &runs.last().expect("one run at least").bottleneck;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "config": config,
+                "items_per_s": median(&rate),
+                "limit_per_s": median(&limit),
+                "fraction_of_limit": median(&fr),
+                "fraction_of_limit_runs": fr,
+                "first_item_ms": median(&first),
+                "bottleneck": bottleneck,
+            })
+        );
+    } else {
+        let list: Vec<String> = fr.iter().map(|f| format!("{f:.3}")).collect();
+        println!(
+            "{config:<34} {:>7.0} items/s of {:>6.0}/s: {:.3} of the limit (runs {}), first batch {:.1} ms, bottleneck {bottleneck}",
+            median(&rate),
+            median(&limit),
+            median(&fr),
+            list.join(" "),
+            median(&first)
+        );
+    }
+}
+
+fn overhead(n: usize, reps: usize, json: bool) {
+    let mut per = Vec::new();
+    for _ in 0..reps {
+        let mut p = Pipeline::from_source(move |_| 0..n as u64)
+            .map(Stage::cpu("a"), |x: u64| x)
+            .map(Stage::cpu("b"), |x: u64| x)
+            .map(Stage::cpu("c"), |x: u64| x)
+            .workers(2)
+            .build()
+            .expect("a valid pipeline");
+        let t = Instant::now();
+        let mut sum = 0u64;
+        for x in p.epoch(0) {
+            sum = sum.wrapping_add(x.expect("no failure"));
+        }
+        let ns = t.elapsed().as_nanos() as f64;
+        assert_eq!(sum, (0..n as u64).sum::<u64>());
+        per.push(ns / n as f64 / 3.0);
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "config": "(c) 3 empty cpu stages, P = 2",
+                "ns_per_item_per_stage": median(&per),
+                "ns_per_item_per_stage_runs": per,
+            })
+        );
+    } else {
+        let list: Vec<String> = per.iter().map(|f| format!("{f:.0}")).collect();
+        println!(
+            "(c) 3 empty cpu stages, P = 2: {:.0} ns per item per stage (runs {})",
+            median(&per),
+            list.join(" ")
+        );
+    }
+}
+
+fn main() {
+    let n = num("--items", 16_384);
+    let reps = num("--reps", 3);
+    let json = std::env::args().any(|a| a == "--json");
+    let only = arg("--only").unwrap_or_default();
+    if !["", "a", "b", "c"].contains(&only.as_str()) {
+        usage(&format!(
+            "--only: '{only}' is not allowed; allowed: a, b, c"
+        ));
+    }
+    let how = match arg("--spin").as_deref() {
+        None | Some("cpu") => Spin::Cpu,
+        Some("wall") => Spin::Wall,
+        Some(v) => usage(&format!("--spin: '{v}' is not allowed; allowed: cpu, wall")),
+    };
+    let loaders: Vec<usize> = match arg("--loader-workers") {
+        None => vec![2, 8, 32],
+        Some(v) => v
+            .split(',')
+            .map(|x| match x.parse() {
+                Ok(k) if k > 0 => k,
+                _ => usage(&format!(
+                    "--loader-workers: '{x}' is not allowed; allowed: whole numbers >= 1, comma-separated"
+                )),
+            })
+            .collect(),
+    };
+    if !json {
+        println!(
+            "pipeline_bench: {n} items, {reps} repetitions alternated, spin on {} time; host {} cpus",
+            if how == Spin::Cpu { "thread CPU" } else { "wall-clock" },
+            std::thread::available_parallelism().map_or(1, |p| p.get())
+        );
+    }
+    let read = draw("lognormal(mean=2ms,sigma=1)", n, 1);
+    for (tag, decode_mean) in [("a", "250us"), ("b", "50us")] {
+        if !only.is_empty() && only != tag {
+            continue;
+        }
+        let w = Workload {
+            name: tag,
+            read: Arc::clone(&read),
+            decode: draw(&format!("lognormal(mean={decode_mean},sigma=1)"), n, 2),
+            read_threads: 32,
+            cpu: 2,
+            spin: how,
+        };
+        if !json {
+            println!(
+                "\n({}) read: sleep 2 ms σ 1, 32 threads → decode: spin {decode_mean} σ 1, P = 2 → batch 32, in order",
+                w.name
+            );
+        }
+        let mut pipe = Vec::new();
+        let mut one: Vec<Vec<Sample>> = loaders.iter().map(|_| Vec::new()).collect();
+        for _ in 0..reps {
+            pipe.push(run_pipeline(&w, n));
+            for (k, &workers) in loaders.iter().enumerate() {
+                one[k].push(run_loader(&w, n, workers));
+            }
+        }
+        report(
+            &format!("({tag}) pipeline read(32) -> decode(P=2)"),
+            &pipe,
+            json,
+        );
+        for (k, &workers) in loaders.iter().enumerate() {
+            report(
+                &format!("({tag}) one-stage loader, {workers} workers"),
+                &one[k],
+                json,
+            );
+        }
+    }
+    if only.is_empty() || only == "c" {
+        overhead(1_000_000, reps, json);
+    }
+}
