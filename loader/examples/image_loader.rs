@@ -11,18 +11,14 @@
 //! cargo run --release -p loader --example image_loader [-- FOLDER] [--workers N] [--images N]
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use image::imageops::FilterType;
-use image::{Rgb, RgbImage};
 use loader::{Builder, Loader, LoaderError};
-use scheduler::SmallRng;
 
-const SIDE: u32 = 224;
-const BATCH: usize = 16;
-const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-const STD: [f32; 3] = [0.229, 0.224, 0.225];
+#[path = "common/images.rs"]
+mod images;
+use images::{list_images, load_image, write_images, BATCH, SIDE};
 
 fn usage_error(message: &str) -> ! {
     eprintln!("image_loader: {message}");
@@ -59,72 +55,6 @@ fn parse_args() -> Args {
         }
     }
     args
-}
-
-/// Write `n` images of widely varying sizes (log-uniform sides), half PNG and half JPEG.
-fn write_images(dir: &Path, n: usize) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let jobs: Vec<usize> = (0..n).collect();
-    let threads = std::thread::available_parallelism().map_or(1, |p| p.get());
-    std::thread::scope(|s| {
-        for part in jobs.chunks(n.div_ceil(threads).max(1)) {
-            s.spawn(move || {
-                for &i in part {
-                    let mut rng = SmallRng::for_stream(2024, i as u64);
-                    let mut side = || (64.0 * 25f64.powf(rng.unit_f64())) as u32; // 64..1600
-                    let (w, h) = (side(), side());
-                    let mut noise = SmallRng::for_stream(7, i as u64);
-                    let img = RgbImage::from_fn(w, h, |x, y| {
-                        let r = noise.next_u64();
-                        Rgb([
-                            ((x * 255 / w) as u8).wrapping_add(r as u8 & 31),
-                            ((y * 255 / h) as u8).wrapping_add((r >> 8) as u8 & 31),
-                            (((x + y) * 97 / (w + h)) as u8).wrapping_add((r >> 16) as u8 & 63),
-                        ])
-                    });
-                    let ext = if i % 2 == 0 { "png" } else { "jpg" };
-                    img.save(dir.join(format!("img{i:04}.{ext}")))
-                        .expect("writing a generated image");
-                }
-            });
-        }
-    });
-    Ok(())
-}
-
-fn list_images(dir: &Path) -> Vec<PathBuf> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) => usage_error(&format!("folder {}: {e}", dir.display())),
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            matches!(
-                p.extension()
-                    .and_then(|e| e.to_str())
-                    .map(str::to_ascii_lowercase)
-                    .as_deref(),
-                Some("png" | "jpg" | "jpeg")
-            )
-        })
-        .collect();
-    files.sort();
-    files
-}
-
-/// Decode, resize to 224×224 and normalise one file into CHW f32.
-fn load_image(path: &Path) -> Result<Vec<f32>, String> {
-    let img = image::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let rgb = img.resize_exact(SIDE, SIDE, FilterType::Triangle).to_rgb8();
-    let plane = (SIDE * SIDE) as usize;
-    let mut out = vec![0f32; 3 * plane];
-    for (i, px) in rgb.pixels().enumerate() {
-        for c in 0..3 {
-            out[c * plane + i] = (px[c] as f32 / 255.0 - MEAN[c]) / STD[c];
-        }
-    }
-    Ok(out)
 }
 
 /// Adjusts a builder for one configuration.
@@ -173,8 +103,8 @@ fn main() {
     let dir = match &args.folder {
         Some(d) => d.clone(),
         None => {
-            let d = std::env::temp_dir().join("schedlab-loader-images");
-            if !d.is_dir() || list_images(&d).len() < args.images {
+            let d = images::default_folder();
+            if list_images(&d).map_or(0, |f| f.len()) < args.images {
                 let t = Instant::now();
                 if let Err(e) = write_images(&d, args.images) {
                     eprintln!("image_loader: cannot write images to {}: {e}", d.display());
@@ -190,13 +120,7 @@ fn main() {
             d
         }
     };
-    let files = list_images(&dir);
-    if files.is_empty() {
-        usage_error(&format!(
-            "folder {}: no .png, .jpg or .jpeg file",
-            dir.display()
-        ));
-    }
+    let files = list_images(&dir).unwrap_or_else(|e| usage_error(&e));
     // read every file once so that no configuration pays for a cold page cache
     let bytes: u64 = files
         .iter()

@@ -67,7 +67,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use scheduler::{Delivery, Job, JobOptions, Pin, Pool, Strategy, Timing};
 use serde::{Deserialize, Serialize};
@@ -291,8 +291,12 @@ pub struct PipelineBuilder<T> {
     window: Option<usize>,
     seed: u64,
     trace: Option<PathBuf>,
+    progress: Option<(Duration, ProgressFn)>,
     _t: PhantomData<fn() -> T>,
 }
+
+/// Called with the statistics so far; see [`PipelineBuilder::progress`].
+type ProgressFn = Arc<dyn Fn(&PipelineReport) + Send + Sync>;
 
 impl<T> fmt::Debug for PipelineBuilder<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -406,6 +410,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             window: None,
             seed: 0,
             trace: None,
+            progress: None,
             _t: PhantomData,
         }
     }
@@ -423,6 +428,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             window: self.window,
             seed: self.seed,
             trace: self.trace,
+            progress: self.progress,
             _t: PhantomData,
         }
     }
@@ -577,6 +583,23 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     pub fn trace(mut self, path: impl Into<PathBuf>) -> Self {
         self.trace = Some(path.into());
         self
+    }
+
+    /// Call `f` with the statistics so far about every `every` during an epoch (off by
+    /// default). It runs on the consumer's thread, when it asks for the next item, so it
+    /// never runs while the consumer is busy; [`PipelineBuilder::log_every`] prints them.
+    pub fn progress<F>(mut self, every: Duration, f: F) -> Self
+    where
+        F: Fn(&PipelineReport) + Send + Sync + 'static,
+    {
+        self.progress = Some((every, Arc::new(f)));
+        self
+    }
+
+    /// Print the statistics to stderr about every `every` during an epoch (a shorthand for
+    /// [`PipelineBuilder::progress`]).
+    pub fn log_every(self, every: Duration) -> Self {
+        self.progress(every, |r| eprintln!("{r}"))
     }
 
     /// Check every setting, start the CPU workers (each builds its stage states), and
@@ -806,6 +829,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 policy,
                 seed: self.seed,
                 trace: self.trace,
+                progress: self.progress,
             }),
             pool,
             threads_alive: Arc::new(AtomicUsize::new(0)),
@@ -865,6 +889,7 @@ struct Spec {
     policy: Policy,
     seed: u64,
     trace: Option<PathBuf>,
+    progress: Option<(Duration, ProgressFn)>,
 }
 
 /// Where a pipeline stands within an epoch.
@@ -994,11 +1019,13 @@ impl<T: Send + 'static> Pipeline<T> {
                 pipeline: self,
                 run: Some(run),
                 error: None,
+                last_progress: Instant::now(),
             },
             Err(e) => Items {
                 pipeline: self,
                 run: None,
                 error: Some(e),
+                last_progress: Instant::now(),
             },
         }
     }
@@ -1188,6 +1215,7 @@ pub struct Items<'a, T: Send + 'static> {
     pipeline: &'a mut Pipeline<T>,
     run: Option<Run>,
     error: Option<PipelineError>,
+    last_progress: Instant,
 }
 
 impl<T: Send + 'static> fmt::Debug for Items<'_, T> {
@@ -1318,6 +1346,14 @@ impl<T: Send + 'static> Iterator for Items<'_, T> {
         }
         let shared = Arc::clone(&self.run.as_ref()?.shared);
         let epoch = shared.epoch;
+        if let Some((every, f)) = &self.pipeline.spec.progress {
+            if self.last_progress.elapsed() >= *every {
+                self.last_progress = Instant::now();
+                if let Some(r) = self.report() {
+                    f(&r);
+                }
+            }
+        }
         match shared.take() {
             Delivered::Value { value, parts } => {
                 let _ = parts;

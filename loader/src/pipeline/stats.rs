@@ -348,7 +348,8 @@ fn bottleneck(
             (at, limit) = (i, stages[i].capacity_per_s);
         }
     }
-    if shared_cpu < limit {
+    let cpu_bound = shared_cpu < limit;
+    if cpu_bound {
         limit = shared_cpu;
         at = measured
             .iter()
@@ -391,7 +392,13 @@ fn bottleneck(
         }
     };
     let one_more = one_more.min(others);
+    let all_cpu: f64 = stages.iter().map(|x| x.cpu_share).sum();
     let busy = match s.kind {
+        StageKind::Cpu if cpu_bound && all_cpu > s.cpu_share + 0.005 => format!(
+            "the cpu stages share the CPU workers, {:.0}% busy, and it takes the most of them ({:.0}%)",
+            100.0 * all_cpu,
+            100.0 * s.cpu_share
+        ),
         StageKind::Cpu => format!("CPU workers {:.0}% busy on it", 100.0 * s.cpu_share),
         StageKind::Blocking => format!("its {} threads {:.0}% busy", s.concurrency, 100.0 * s.busy),
     };
