@@ -1,5 +1,10 @@
 //! # loader — a dataset becomes batches on a pool of worker threads, under any strategy
 //!
+//! Two faces over one engine: a [`Loader`] (one function per sample, batches, epochs, resume)
+//! and a [`Pipeline`] of stages (read on blocking threads → decode and augment on the shared
+//! CPU workers → batch → collate), whose report names the bottleneck stage; see the
+//! [`pipeline`] module. The loader is the pipeline's one-stage case.
+//!
 //! The input pipeline of a training or inference program: samples of very different cost must
 //! arrive as batches, in order, fast enough that the consumer never waits. A [`Dataset`] (a
 //! length and a fallible `get(index, &mut worker_state)`) is loaded by persistent worker

@@ -1,5 +1,5 @@
-//! The pipeline's run time: stations, segments and tails (the protocol is in
-//! `pipeline/README.md`).
+//! The pipeline's run time: stations, segments and tails (the protocol is written up in
+//! `docs/pipelines.md`).
 //!
 //! One epoch of a pipeline is a [`Run`]. Its stages are cut into *segments* at every point
 //! that regroups items (a `flat_map`'s output, a `batch`, and the sink at the end). A segment
