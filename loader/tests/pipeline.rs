@@ -470,3 +470,63 @@ fn per_runner_state_is_built_once_per_cpu_worker_and_per_thread() {
         "each of the 3 read threads built its state"
     );
 }
+
+#[test]
+fn the_report_names_the_waiting_stage_and_progress_and_trace_see_every_stage() {
+    let dir = std::env::temp_dir().join(format!("schedlab-pipeline-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("trace.csv");
+    let seen = Arc::new(AtomicUsize::new(0));
+    let s = Arc::clone(&seen);
+    let mut p = Pipeline::from_source(|_| 0..60usize)
+        .map(Stage::blocking("read", 2), |i: usize| {
+            std::thread::sleep(Duration::from_millis(2)); // 2 threads: 1,000 items/s at most
+            i
+        })
+        .map(Stage::cpu("decode"), |i: usize| i + 1)
+        .workers(2)
+        .trace(&trace)
+        .progress(Duration::ZERO, move |r| {
+            assert_eq!(r.stages.len(), 2);
+            s.fetch_add(1, SeqCst);
+        })
+        .build()
+        .unwrap();
+    assert_eq!(p.epoch(3).count(), 60);
+    assert!(
+        seen.load(SeqCst) >= 59,
+        "a report before every item but the first"
+    );
+    let r = p.report().unwrap();
+    let b = r.bottleneck.as_ref().unwrap();
+    // read's capacity is 2 / ≥ 2 ms; decode's is P / (an add): orders of magnitude apart
+    assert_eq!(b.stage, "read", "{r}");
+    assert_eq!(b.unit, "thread");
+    assert!(r.limit_per_s <= 1_000.0, "{r}");
+    assert!(b.one_more_per_s > r.limit_per_s);
+    assert_eq!(r.source_items, 60);
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["bottleneck"]["stage"], "read");
+    assert_eq!(json["stages"][1]["kind"], "cpu");
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("# schedlab pipeline trace v1"));
+    assert_eq!(lines.next(), Some("stage,kind,epoch,item,cost_ns"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 120);
+    for (stage, kind) in [("read", "blocking"), ("decode", "cpu")] {
+        let mut items: Vec<usize> = rows
+            .iter()
+            .filter(|r| r[0] == stage)
+            .inspect(|r| assert_eq!((r[1], r[2]), (kind, "3")))
+            .map(|r| r[3].parse().unwrap())
+            .collect();
+        items.sort_unstable();
+        assert_eq!(items, (0..60).collect::<Vec<_>>());
+    }
+    assert!(rows
+        .iter()
+        .filter(|r| r[0] == "read")
+        .all(|r| r[4].parse::<u64>().unwrap() >= 2_000_000));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
