@@ -505,7 +505,7 @@ fn the_report_names_the_waiting_stage_and_progress_and_trace_see_every_stage() {
     assert!(r.limit_per_s <= 1_000.0, "{r}");
     assert!(b.one_more_per_s > r.limit_per_s);
     assert_eq!(r.source_items, 60);
-    let json = serde_json::to_value(&r).unwrap();
+    let json = serde_json::to_value(r).unwrap();
     assert_eq!(json["bottleneck"]["stage"], "read");
     assert_eq!(json["stages"][1]["kind"], "cpu");
     let text = std::fs::read_to_string(&trace).unwrap();
