@@ -14,7 +14,7 @@
 //! see that).
 //!
 //! ```text
-//! cargo run --release -p loader --example pipeline_bench [-- --items 16384 --reps 3 --only a|b|c --json --spin cpu|wall --verbose]
+//! cargo run --release -p loader --example pipeline_bench [-- --items 16384 --reps 3 --only a|b|c --json --spin cpu|wall --strategy SPEC --verbose]
 //! ```
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -147,11 +147,19 @@ struct Sample {
     bottleneck: String,
 }
 
+/// A cpu stage, with `--strategy SPEC` when given.
+fn cpu(name: &str) -> Stage {
+    match arg("--strategy") {
+        Some(spec) => Stage::cpu(name).strategy(&spec),
+        None => Stage::cpu(name),
+    }
+}
+
 fn run_pipeline(w: &Workload, n: usize) -> Sample {
     let clock = Arc::new(Clock::default());
     let mut p = Pipeline::from_sampler(n, Sampler::sequential())
         .map(Stage::blocking("read", w.read_threads), w.read(&clock))
-        .map(Stage::cpu("decode"), w.decode(&clock))
+        .map(cpu("decode"), w.decode(&clock))
         .batch(32, Remainder::Partial)
         .workers(w.cpu)
         .build()
@@ -250,9 +258,9 @@ fn overhead(n: usize, reps: usize, json: bool) {
     let mut per = Vec::new();
     for _ in 0..reps {
         let mut p = Pipeline::from_source(move |_| 0..n as u64)
-            .map(Stage::cpu("a"), |x: u64| x)
-            .map(Stage::cpu("b"), |x: u64| x)
-            .map(Stage::cpu("c"), |x: u64| x)
+            .map(cpu("a"), |x: u64| x)
+            .map(cpu("b"), |x: u64| x)
+            .map(cpu("c"), |x: u64| x)
             .workers(2)
             .build()
             .expect("a valid pipeline");

@@ -50,7 +50,6 @@ pub(crate) use crate::pipeline::engine::panic_text as panic_message;
 /// Persistent workers with worker-local state `S`.
 pub(crate) struct Exec<S: 'static> {
     pool: Pool<S>,
-    workers: usize,
     threads_alive: Arc<AtomicUsize>,
 }
 
@@ -88,7 +87,6 @@ impl<S: Send + 'static> Exec<S> {
             .map_err(|e| LoaderError::Start(e.to_string()))?;
         Ok(Exec {
             pool,
-            workers,
             threads_alive: Arc::new(AtomicUsize::new(0)),
         })
     }
@@ -125,7 +123,10 @@ impl<S: Send + 'static> Exec<S> {
             stations: vec![StationTemplate {
                 name: Arc::from("get"),
                 kind: Kind::Cpu,
-                concurrency: self.workers,
+                // Every id in the window goes to the job at once, as a job of its own would
+                // get it: the strategy sees them all (round-robin deals them out, a slow
+                // sample holds up the ids behind it on its worker).
+                concurrency: window,
                 queue: window,
                 f,
                 slot: 0,

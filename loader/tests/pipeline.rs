@@ -530,3 +530,38 @@ fn the_report_names_the_waiting_stage_and_progress_and_trace_see_every_stage() {
         .all(|r| r[4].parse::<u64>().unwrap() >= 2_000_000));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_cpu_stages_strategy_decides_which_worker_runs_which_item() {
+    // round-robin: item i (bound to task id i in queue order) runs on worker i mod P
+    let mut p = Pipeline::from_source(|_| 0..400usize)
+        .map(Stage::blocking("feed", 4), |i: usize| {
+            jitter(i);
+            i
+        })
+        .try_map_with(
+            Stage::cpu("where").strategy("round-robin"),
+            |r| match r {
+                loader::pipeline::Runner::Cpu(w) => w,
+                loader::pipeline::Runner::Thread(_) => usize::MAX,
+            },
+            |i: usize, w: &mut usize| Ok::<_, String>((i, *w)),
+        )
+        .workers(3)
+        .build()
+        .unwrap();
+    let got: Vec<(usize, usize)> = p.epoch(0).map(|r| r.unwrap()).collect();
+    assert_eq!(got.len(), 400);
+    // items reach the stage out of order (the feed jitters), and each is bound to the next id
+    let by_worker = got.iter().fold([0usize; 3], |mut c, &(_, w)| {
+        c[w] += 1;
+        c
+    });
+    assert!(
+        by_worker.iter().all(|&c| (133..=134).contains(&c)),
+        "{by_worker:?}"
+    );
+    for (k, &(i, _)) in got.iter().enumerate() {
+        assert_eq!(i, k, "in source order");
+    }
+}

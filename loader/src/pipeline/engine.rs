@@ -193,8 +193,10 @@ struct StationState {
     incoming: usize,
     /// Items handed to a runner (a ticket issued or a thread took one) not yet finished.
     running: usize,
-    /// Tickets issued whose runner has not popped its item yet (CPU stations).
+    /// Items a blocking thread was told to take and has not popped yet.
     assigned: usize,
+    /// CPU stations: items bound to a task id of the stage's job, not started yet.
+    bound: HashMap<usize, Packet>,
     acc: StationAcc,
 }
 
@@ -382,6 +384,7 @@ impl Shared {
                             incoming: 0,
                             running: 0,
                             assigned: 0,
+                            bound: HashMap::new(),
                             acc: StationAcc::new(),
                         }),
                         work: Condvar::new(),
@@ -644,42 +647,46 @@ impl Shared {
         let seg = &self.segments[s];
         let station = &seg.stations[k];
         let next = seg.stations.get(k + 1);
-        let n = {
-            let mut st = lock(&station.st);
-            let unassigned = st.queue.len() - st.assigned;
-            let free = station.spec.concurrency.saturating_sub(st.running);
-            let mut n = unassigned.min(free);
-            // A CPU worker cannot wait for room downstream: a cpu station reserves its output's
-            // place before it starts. A blocking thread waits after its item instead (so that
-            // all its threads keep working while the next queue drains).
-            if n > 0 && station.spec.kind == Kind::Cpu {
-                if let Some(next) = next {
-                    let mut nx = lock(&next.st);
-                    let room = next.spec.queue.saturating_sub(nx.queue.len() + nx.incoming);
-                    let blocked = room < n;
-                    st.mark(&station.spec);
-                    st.acc.blocked = blocked;
-                    n = n.min(room);
-                    nx.incoming += n;
-                }
-            }
-            if n > 0 {
+        let mut st = lock(&station.st);
+        let unassigned = st.queue.len() - st.assigned;
+        let free = station.spec.concurrency.saturating_sub(st.running);
+        let mut n = unassigned.min(free);
+        // A CPU worker cannot wait for room downstream: a cpu station reserves its output's
+        // place before it starts. A blocking thread waits after its item instead (so that all
+        // its threads keep working while the next queue drains).
+        if n > 0 && station.spec.kind == Kind::Cpu {
+            if let Some(next) = next {
+                let mut nx = lock(&next.st);
+                let room = next.spec.queue.saturating_sub(nx.queue.len() + nx.incoming);
                 st.mark(&station.spec);
-                st.running += n;
-                st.assigned += n;
+                st.acc.blocked = room < n;
+                n = n.min(room);
+                nx.incoming += n;
             }
-            n
-        };
+        }
         if n == 0 {
             return;
         }
+        st.mark(&station.spec);
+        st.running += n;
         match station.spec.kind {
             Kind::Cpu => {
-                if let Some(sub) = station.submitter.get() {
-                    let _ = sub.try_submit(n);
+                // Each item is bound to a task id of the stage's job, in queue order, so the
+                // job's strategy decides which worker runs which item, and when. Submitting
+                // under the station's lock keeps ids and items in step; a worker that picks an
+                // id early waits for the lock, and finds its item bound.
+                if let Some(Ok(ids)) = station.submitter.get().map(|sub| sub.try_submit(n)) {
+                    for id in ids {
+                        let p = st.queue.pop_front().expect("n items are queued");
+                        st.bound.insert(id, p);
+                    }
                 }
+                drop(st);
+                self.room_freed(s, k);
             }
             Kind::Blocking => {
+                st.assigned += n;
+                drop(st);
                 if n == 1 {
                     station.work.notify_one();
                 } else {
@@ -689,16 +696,17 @@ impl Shared {
         }
     }
 
-    /// A CPU worker runs one ticket of station `(s, k)`.
-    pub fn run_ticket(&self, s: usize, k: usize, state: &mut (dyn Any + Send), w: WorkerId) {
+    /// A CPU worker runs task `id` of station `(s, k)`'s job: the item bound to it.
+    pub fn run_ticket(
+        &self,
+        s: usize,
+        k: usize,
+        id: usize,
+        state: &mut (dyn Any + Send),
+        w: WorkerId,
+    ) {
         let station = &self.segments[s].stations[k];
-        let packet = {
-            let mut st = lock(&station.st);
-            st.mark(&station.spec);
-            st.assigned -= 1;
-            st.queue.pop_front()
-        };
-        self.room_freed(s, k);
+        let packet = lock(&station.st).bound.remove(&id);
         let Some(packet) = packet else { return };
         if self.stopped() {
             return;

@@ -1083,9 +1083,9 @@ pub(crate) fn start_run<S: 'static>(
                 .timing(Timing::Off)
                 .seed(seed ^ slot as u64);
             let mut job: Job<()> = pool
-                .job(&**strategy, options, move |_ticket, w, state: &mut S| {
+                .job(&**strategy, options, move |id, w, state: &mut S| {
                     if let Some(shared) = weak.upgrade() {
-                        shared.run_ticket(s, k, access(state, slot), w);
+                        shared.run_ticket(s, k, id, access(state, slot), w);
                     }
                 })
                 .map_err(|e| PipelineError::Start(e.to_string()))?;

@@ -20,13 +20,13 @@ pub(crate) struct StationAcc {
     /// ∫ (items handed to runners) dt.
     running_area: f64,
     /// Time with a free slot and nothing to hand out.
-    starved_ns: u128,
+    starved_ns: u64,
     /// Time with work and a free slot but no room downstream.
-    blocked_ns: u128,
+    blocked_ns: u64,
     /// Time with the input queue full.
-    full_ns: u128,
+    full_ns: u64,
     /// Time with the input queue empty.
-    empty_ns: u128,
+    empty_ns: u64,
     pub blocked: bool,
     /// Thread-time blocking threads waited for room downstream.
     pub thread_blocked_ns: u128,
@@ -73,7 +73,8 @@ impl StationAcc {
         cap: usize,
     ) {
         let now = Instant::now();
-        let dt = now.duration_since(self.last).as_nanos();
+        let d = now.duration_since(self.last);
+        let dt = d.as_secs() * 1_000_000_000 + u64::from(d.subsec_nanos());
         self.last = now;
         let dtf = dt as f64;
         self.queue_area += self.queued as f64 * dtf;
@@ -267,7 +268,7 @@ impl PipelineReport {
             } else {
                 f64::INFINITY
             };
-            let share = |x: u128| x as f64 / wall_ns;
+            let share = |x: u64| x as f64 / wall_ns;
             stages.push(StageStats {
                 name: set.name.clone(),
                 kind: set.kind,
