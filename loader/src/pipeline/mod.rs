@@ -85,9 +85,10 @@ pub use stats::{Bottleneck, PipelineReport, ServiceTimes, StageKind, StageStats}
 
 /// The default strategy of a `cpu` stage.
 ///
-/// A stage's tasks are tickets on its input queue, taken front first, so the strategy only
-/// decides which worker runs the next ticket; a shared counter (`central`) is the cheapest
-/// way to do that and keeps items in arrival order (see `docs/pipelines.md`).
+/// Items are bound to the task ids of the stage's job in queue order and at most
+/// `concurrency` (default P) are open at once, so the strategy mostly decides which worker
+/// takes the next item: a shared counter (`central`) does that cheapest and keeps items in
+/// arrival order, which in-order delivery favours (see `docs/pipelines.md`).
 pub const DEFAULT_CPU_STRATEGY: &str = "central";
 
 /// The default queue in front of a stage: `2 × concurrency`, at least 4.
