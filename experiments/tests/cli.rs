@@ -521,3 +521,85 @@ fn bench_ends_quietly_when_its_pipe_closes() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.is_empty(), "{err}");
 }
+
+#[test]
+fn one_stage_of_a_pipeline_trace_replays_in_the_simulator() {
+    let dir = std::env::temp_dir().join(format!("schedlab-cli-pipeline-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("pipe.csv");
+    // The loader's pipeline trace: three stages' rows interleaved in completion order.
+    std::fs::write(
+        &path,
+        "# schedlab pipeline trace v1\n\
+         stage,kind,epoch,item,cost_ns\n\
+         read,blocking,0,0,2103345\n\
+         decode,cpu,0,0,250000\n\
+         read,blocking,0,1,1987000\n\
+         read,blocking,0,2,2000000\n\
+         decode,cpu,0,2,300000\n\
+         batch,cpu,0,0,1000\n\
+         decode,cpu,0,1,150000\n\
+         decode,cpu,1,0,100000\n",
+    )
+    .unwrap();
+    let file = path.display().to_string();
+    let run = |workload: &str, tasks: &str| {
+        schedlab(&[
+            "run",
+            "--engine",
+            "sim",
+            "--workload",
+            workload,
+            "--tasks",
+            tasks,
+            "--workers",
+            "2",
+            "--strategy",
+            "central",
+            "--json",
+        ])
+    };
+    let spec = format!("trace(file={file},stage=decode)");
+    let out = run(&spec, "4");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "{stderr}");
+    let v = check_report(&String::from_utf8_lossy(&out.stdout), "trace stage");
+    assert_eq!(v["executed"], 4);
+    assert_eq!(v["total_work_ns"], 800_000u64);
+    assert!(
+        v["workload"].as_str().unwrap().contains("stage=decode"),
+        "{}",
+        v["workload"]
+    );
+
+    // without a stage, with an unknown one, or with more tasks than the stage has rows:
+    // exit 2 and one line naming what is wrong
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(&path, "stage,cost_ns\nread,10\ndecode,5\n").unwrap();
+    for (workload, tasks, expected) in [
+        (
+            format!("trace(file={file})"),
+            "1",
+            "holds 2 stages (read, decode)",
+        ),
+        (
+            format!("trace(file={file},stage=resize)"),
+            "1",
+            "has no stage 'resize' (its stages: read, decode)",
+        ),
+        (
+            format!("trace(file={file},stage=read)"),
+            "2",
+            "has 1 rows but 2 tasks",
+        ),
+    ] {
+        let out = run(&workload, tasks);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{workload}: {stderr}");
+        assert!(out.stdout.is_empty(), "{workload}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(expected), "{workload}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

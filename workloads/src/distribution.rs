@@ -35,6 +35,7 @@ const KNOWN: &str = "constant, uniform, exponential, lognormal, gamma, weibull, 
 /// | `pareto(mean=100us,alpha=1.5)` | alpha > 1; cv infinite for alpha ≤ 2 |
 /// | `mix(0.9:constant(20us),0.1:constant(2ms))` | weights > 0 summing to 1; specs nest |
 /// | `trace(file=costs.csv)` | costs from a file, see [`Trace`] |
+/// | `trace(file=pipeline.csv,stage=decode)` | one stage's rows of a multi-stage trace |
 ///
 /// Values without a name are taken in the order shown (`lognormal(100us,1.5)`). [`Display`](fmt::Display)
 /// gives a canonical spec that parses back to an equal distribution.
@@ -465,11 +466,14 @@ fn parse_at(spec: &str, depth: usize) -> Result<Distribution, SpecError> {
         }
         "mix" => parse_mix(&call, depth)?,
         "trace" => {
-            let p = Params::collect(&call, "trace", &["file"], &["file"])?;
+            let p = Params::collect(&call, "trace", &["file", "stage"], &["file"])?;
             let file = p
                 .raw("file")
                 .ok_or_else(|| p.missing("file", "use trace(file=path.csv)"))?;
-            Spec::Trace(Trace::load(unquote(file))?)
+            Spec::Trace(Trace::load_stage(
+                unquote(file),
+                p.raw("stage").map(unquote),
+            )?)
         }
         other => {
             return Err(SpecError::UnknownName {
@@ -647,11 +651,17 @@ impl fmt::Display for Distribution {
                 }
                 f.write_str(")")
             }
-            Spec::Trace(t) => write!(
-                f,
-                "trace(file={})",
-                spec_path(&t.path().display().to_string())
-            ),
+            Spec::Trace(t) => {
+                write!(
+                    f,
+                    "trace(file={}",
+                    spec_path(&t.path().display().to_string())
+                )?;
+                if let Some(stage) = t.stage() {
+                    write!(f, ",stage={}", spec_path(stage))?;
+                }
+                f.write_str(")")
+            }
         }
     }
 }

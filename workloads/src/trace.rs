@@ -6,9 +6,35 @@
 //! starting with `#` are skipped. Fields are split on commas (no quoted commas), surrounding quotes are
 //! removed.
 //!
+//! **Stages**: a CSV may have a `stage` column naming, on each row, the pipeline stage whose
+//! service time the row records; one file then holds several stages, their rows interleaved (the
+//! loader's pipeline writes rows in completion order, with columns `stage,kind,epoch,item,cost_ns`;
+//! `kind`, `epoch` and `item` are read as ordinary extra columns and ignored). `stage=NAME` in the
+//! spec (`trace(file=pipe.csv,stage=decode)`, [`Trace::load_stage`]) keeps that stage's rows in file
+//! order and replays them as the task list. A file with two or more stages must be given a stage:
+//! without one it is refused, and so is a name the file does not have; both errors list the stages
+//! present ([`Trace::stages`] lists them too). A `stage` column holding one name only is an ordinary
+//! one-stage trace. Every row of the file is checked, the unselected stages' rows included; arrival
+//! times are checked for order among the selected rows. Stage names are matched exactly (case
+//! matters) and may not be empty. The format is described for users in `docs/traces.md`.
+//!
+//! ```
+//! use workloads::Trace;
+//! let csv = "# schedlab pipeline trace v1\nstage,kind,epoch,item,cost_ns\n\
+//!            read,blocking,0,0,2000000\ndecode,cpu,0,0,250000\nread,blocking,0,1,1800000\n";
+//! let decode = Trace::from_text_stage("p.csv", csv, false, Some("decode")).unwrap();
+//! assert_eq!(decode.cost_ns(), &[250_000]);
+//! assert_eq!(decode.stage(), Some("decode"));
+//! let read = Trace::from_text_stage("p.csv", csv, false, Some("read")).unwrap();
+//! assert_eq!(read.cost_ns(), &[2_000_000, 1_800_000]);
+//! let err = Trace::from_text("p.csv", csv, false).unwrap_err().to_string();
+//! assert!(err.contains("2 stages (read, decode)"), "{err}");
+//! ```
+//!
 //! **JSON** (a `.json` file, or any file starting with `[`): an array of numbers (costs in ns), or an
 //! array of objects `{"cost_ns": 120000, "arrival_ns": 5000}` (`cost`/`arrival` as duration strings
-//! are accepted too). Either every object has an arrival or none does.
+//! are accepted too). Either every object has an arrival or none does. JSON traces have no stages
+//! (a `stage` field is ignored, and `stage=NAME` is refused for them).
 //!
 //! A relative path is relative to the process's current directory. The file is read once, when the
 //! spec is parsed. Arrival times must be nondecreasing in file order. Nanosecond numbers may have a fraction; they are
@@ -24,6 +50,7 @@ use crate::error::{quote, SpecError};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trace {
     path: PathBuf,
+    stage: Option<String>,
     cost_ns: Arc<[u64]>,
     arrival_ns: Option<Arc<[u64]>>,
 }
@@ -36,17 +63,56 @@ impl Trace {
     /// println!("{} tasks", trace.len());
     /// ```
     pub fn load(path: impl AsRef<Path>) -> Result<Trace, SpecError> {
+        Trace::load_stage(path, None)
+    }
+
+    /// Read and check a trace file, keeping the rows of stage `stage` when it is given (see
+    /// the module docs: a file of several stages needs one, and it must be one of the file's).
+    ///
+    /// ```no_run
+    /// let decode = workloads::Trace::load_stage("pipeline.csv", Some("decode")).unwrap();
+    /// println!("{} decode tasks", decode.len());
+    /// ```
+    pub fn load_stage(path: impl AsRef<Path>, stage: Option<&str>) -> Result<Trace, SpecError> {
         let path = path.as_ref();
-        let file = path.display().to_string();
-        let text = read_capped(path).map_err(|message| SpecError::Trace {
-            file: file.clone(),
-            location: None,
-            message,
-        })?;
-        let is_json = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-        Trace::from_text(path, &text, is_json)
+        let (text, is_json) = read_trace(path)?;
+        Trace::from_text_stage(path, &text, is_json, stage)
+    }
+
+    /// The stages of the trace file at `path`, each once, in the order they first appear; empty
+    /// for a file without a `stage` column (and for JSON). The whole file is read and checked, so
+    /// a malformed file is an error here too.
+    ///
+    /// ```no_run
+    /// for stage in workloads::Trace::stages("pipeline.csv").unwrap() {
+    ///     println!("trace(file=pipeline.csv,stage={stage})");
+    /// }
+    /// ```
+    pub fn stages(path: impl AsRef<Path>) -> Result<Vec<String>, SpecError> {
+        let path = path.as_ref();
+        let (text, is_json) = read_trace(path)?;
+        Trace::stages_in_text(path, &text, is_json)
+    }
+
+    /// The stages of a trace file's text, as [`Trace::stages`] gives them for a file; `path`
+    /// names it in errors.
+    ///
+    /// ```
+    /// let csv = "stage,cost_ns\nread,10\ndecode,2\nread,12\n";
+    /// assert_eq!(workloads::Trace::stages_in_text("p.csv", csv, false).unwrap(), ["read", "decode"]);
+    /// assert!(workloads::Trace::stages_in_text("c.csv", "cost\n1us\n", false).unwrap().is_empty());
+    /// ```
+    pub fn stages_in_text(
+        path: impl AsRef<Path>,
+        text: &str,
+        json: bool,
+    ) -> Result<Vec<String>, SpecError> {
+        let file = path.as_ref().display().to_string();
+        if json || text.trim_start().starts_with('[') {
+            parse_json(text, &file)?;
+            return Ok(Vec::new());
+        }
+        Ok(parse_csv(text, &file, None)?.stages)
     }
 
     /// Parse the text of a trace file named `path` (used in messages and kept as the trace's
@@ -60,23 +126,83 @@ impl Trace {
     /// assert!(workloads::Trace::from_text("t.json", "[1, -2]", true).is_err());
     /// ```
     pub fn from_text(path: impl AsRef<Path>, text: &str, json: bool) -> Result<Trace, SpecError> {
+        Trace::from_text_stage(path, text, json, None)
+    }
+
+    /// Parse the text of a trace file as [`Trace::from_text`] does, keeping the rows of stage
+    /// `stage` when it is given: what [`Trace::load_stage`] does after reading the file.
+    ///
+    /// ```
+    /// use workloads::Trace;
+    /// let csv = "stage,cost\nread,2ms\ndecode,250us\n";
+    /// assert_eq!(Trace::from_text_stage("p.csv", csv, false, Some("read")).unwrap().cost_ns(), &[2_000_000]);
+    /// let err = Trace::from_text_stage("p.csv", csv, false, Some("resize")).unwrap_err();
+    /// assert!(err.to_string().contains("has no stage 'resize' (its stages: read, decode)"), "{err}");
+    /// ```
+    pub fn from_text_stage(
+        path: impl AsRef<Path>,
+        text: &str,
+        json: bool,
+        stage: Option<&str>,
+    ) -> Result<Trace, SpecError> {
         let path = path.as_ref();
         let file = path.display().to_string();
+        let refuse = |message: String| SpecError::Trace {
+            file: file.clone(),
+            location: None,
+            message,
+        };
         let is_json = json || text.trim_start().starts_with('[');
         let (cost_ns, arrival_ns) = if is_json {
-            parse_json(text, &file)?
+            let rows = parse_json(text, &file)?;
+            if let Some(want) = stage {
+                return Err(refuse(format!(
+                    "is a JSON trace, which has no stages, so stage {} cannot be selected \
+                     (drop stage=, or use a CSV trace with a 'stage' column)",
+                    quote(want)
+                )));
+            }
+            rows
         } else {
-            parse_csv(text, &file)?
+            let rows = parse_csv(text, &file, stage)?;
+            if rows.total > 0 {
+                match stage {
+                    None if rows.stages.len() > 1 => {
+                        return Err(refuse(format!(
+                            "holds {} stages ({}); choose one with stage=NAME, e.g. \
+                             trace(file=...,stage={})",
+                            rows.stages.len(),
+                            list_stages(&rows.stages),
+                            grammar::escape(&rows.stages[0])
+                        )))
+                    }
+                    Some(want) if rows.stages.is_empty() => {
+                        return Err(refuse(format!(
+                            "has no 'stage' column, so there is no stage {} to select \
+                             (drop stage= to replay every row)",
+                            quote(want)
+                        )))
+                    }
+                    Some(want) if !rows.stages.iter().any(|s| s == want) => {
+                        return Err(refuse(format!(
+                            "has no stage {} (its stages: {})",
+                            quote(want),
+                            list_stages(&rows.stages)
+                        )))
+                    }
+                    _ => {}
+                }
+            }
+            (rows.costs, rows.arrivals)
         };
         if cost_ns.is_empty() {
-            return Err(SpecError::Trace {
-                file,
-                location: None,
-                message: "has no rows (a trace needs at least one task)".into(),
-            });
+            return Err(refuse(
+                "has no rows (a trace needs at least one task)".into(),
+            ));
         }
         Ok(Trace {
             path: path.to_path_buf(),
+            stage: stage.map(str::to_string),
             cost_ns: cost_ns.into(),
             arrival_ns: arrival_ns.map(Into::into),
         })
@@ -85,6 +211,11 @@ impl Trace {
     /// The file as named in the spec.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The stage whose rows this trace holds, when one was selected (`stage=NAME`).
+    pub fn stage(&self) -> Option<&str> {
+        self.stage.as_deref()
     }
 
     /// The cost of each task, in file order.
@@ -132,6 +263,36 @@ impl Trace {
 /// and again while reading, so a file that grows (or lies about its size) is cut off.
 pub const MAX_TRACE_BYTES: u64 = 256 << 20;
 
+/// Read a trace file; whether it is JSON (by its extension; [`Trace::from_text_stage`] also
+/// looks at its first character).
+fn read_trace(path: &Path) -> Result<(String, bool), SpecError> {
+    let text = read_capped(path).map_err(|message| SpecError::Trace {
+        file: path.display().to_string(),
+        location: None,
+        message,
+    })?;
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    Ok((text, is_json))
+}
+
+/// At most this many stage names are listed in a message.
+const LISTED_STAGES: usize = 20;
+
+/// `read, decode, batch`, escaped, cut after [`LISTED_STAGES`] names.
+fn list_stages(stages: &[String]) -> String {
+    let mut names: Vec<String> = stages
+        .iter()
+        .take(LISTED_STAGES)
+        .map(|s| grammar::escape(s))
+        .collect();
+    if stages.len() > LISTED_STAGES {
+        names.push(format!("and {} more", stages.len() - LISTED_STAGES));
+    }
+    names.join(", ")
+}
+
 /// Read a regular file of at most [`MAX_TRACE_BYTES`] as UTF-8. A FIFO, a device (`/dev/zero`)
 /// or a directory is refused without reading from it: it could block forever or never end.
 fn read_capped(path: &Path) -> Result<String, String> {
@@ -169,6 +330,7 @@ fn read_capped(path: &Path) -> Result<String, String> {
     })
 }
 
+/// Costs, and arrivals when the trace has them.
 type Rows = (Vec<u64>, Option<Vec<u64>>);
 
 fn trace_err(file: &str, location: String, message: String) -> SpecError {
@@ -215,7 +377,20 @@ impl Column {
     }
 }
 
-fn parse_csv(text: &str, file: &str) -> Result<Rows, SpecError> {
+/// The rows of a CSV trace that were kept, and what was seen of the others.
+struct CsvRows {
+    costs: Vec<u64>,
+    arrivals: Option<Vec<u64>>,
+    /// The distinct values of the `stage` column, in order of first appearance; empty when the
+    /// file has no such column.
+    stages: Vec<String>,
+    /// Rows in the file, kept or not.
+    total: usize,
+}
+
+/// Parse a CSV trace, keeping the rows of stage `want` (every row when `None`). Every row is
+/// checked; arrivals are checked for order among the kept rows.
+fn parse_csv(text: &str, file: &str, want: Option<&str>) -> Result<CsvRows, SpecError> {
     let mut lines = text
         .lines()
         .enumerate()
@@ -250,24 +425,67 @@ fn parse_csv(text: &str, file: &str) -> Result<Rows, SpecError> {
         (None, Some(i)) => Some(Column::Nanos(i)),
         (None, None) => None,
     };
+    let stage_column = find("stage");
+    let mut stages: Vec<String> = Vec::new();
+    let mut known: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut costs = Vec::new();
     let mut arrivals = arrival.map(|_| Vec::new());
+    let mut total = 0;
     for (line, row) in lines {
         let fields: Vec<&str> = row.split(',').map(str::trim).collect();
         let at = || format!("line {line}");
-        costs.push(
-            cost.read(&fields, "cost")
-                .map_err(|m| trace_err(file, at(), m))?,
-        );
-        if let (Some(col), Some(out)) = (arrival, arrivals.as_mut()) {
-            let a = col
-                .read(&fields, "arrival")
-                .map_err(|m| trace_err(file, at(), m))?;
+        total += 1;
+        let keep = match stage_column {
+            None => true,
+            Some(i) => {
+                let name = fields
+                    .get(i)
+                    .map(|f| crate::spec::unquote(f))
+                    .ok_or_else(|| {
+                        trace_err(
+                            file,
+                            at(),
+                            format!("has {} fields, the header has more", fields.len()),
+                        )
+                    })?;
+                if name.is_empty() {
+                    return Err(trace_err(
+                        file,
+                        at(),
+                        "has an empty stage name (every row of a trace with a 'stage' column \
+                         names its stage)"
+                            .into(),
+                    ));
+                }
+                if !known.contains(name) {
+                    known.insert(name.to_string());
+                    stages.push(name.to_string());
+                }
+                want.is_none_or(|w| w == name)
+            }
+        };
+        let c = cost
+            .read(&fields, "cost")
+            .map_err(|m| trace_err(file, at(), m))?;
+        let a = arrival
+            .map(|col| col.read(&fields, "arrival"))
+            .transpose()
+            .map_err(|m| trace_err(file, at(), m))?;
+        if !keep {
+            continue;
+        }
+        costs.push(c);
+        if let (Some(a), Some(out)) = (a, arrivals.as_mut()) {
             check_order(out, a).map_err(|m| trace_err(file, at(), m))?;
             out.push(a);
         }
     }
-    Ok((costs, arrivals))
+    Ok(CsvRows {
+        costs,
+        arrivals,
+        stages,
+        total,
+    })
 }
 
 fn parse_json(text: &str, file: &str) -> Result<Rows, SpecError> {
