@@ -6,6 +6,8 @@
 //!   capacity = min(32 / read, P / decode) ≈ 8,000 items/s (decode is the bottleneck).
 //! * (b) the same with decode spinning 50 µs: read is the bottleneck (≈ 15,000 items/s).
 //! * (c) overhead: three empty `cpu` map stages over 1,000,000 items: ns per item per stage.
+//! * (d) the default strategy: one stage sleeping log-normal 1 ms σ 1.5 on 8 workers, in
+//!   order (the default must reach ≥ 0.97 of the limit).
 //!
 //! The limit uses the *measured* mean time inside each stage (a sleep overshoots by tens of
 //! µs). `spin` burns the thread's own CPU time (`CLOCK_THREAD_CPUTIME_ID`) by default, so a
@@ -14,7 +16,7 @@
 //! see that).
 //!
 //! ```text
-//! cargo run --release -p loader --example pipeline_bench [-- --items 16384 --reps 3 --only a|b|c --json --spin cpu|wall --strategy SPEC --verbose]
+//! cargo run --release -p loader --example pipeline_bench [-- --items 16384 --reps 3 --only a|b|c|d --json --spin cpu|wall --strategy SPEC --window N --verbose]
 //! ```
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -157,13 +159,17 @@ fn cpu(name: &str) -> Stage {
 
 fn run_pipeline(w: &Workload, n: usize) -> Sample {
     let clock = Arc::new(Clock::default());
-    let mut p = Pipeline::from_sampler(n, Sampler::sequential())
+    let p = Pipeline::from_sampler(n, Sampler::sequential())
         .map(Stage::blocking("read", w.read_threads), w.read(&clock))
         .map(cpu("decode"), w.decode(&clock))
         .batch(32, Remainder::Partial)
-        .workers(w.cpu)
-        .build()
-        .expect("a valid pipeline");
+        .workers(w.cpu);
+    let mut p = match arg("--window") {
+        Some(_) => p.window(num("--window", 1)),
+        None => p,
+    }
+    .build()
+    .expect("a valid pipeline");
     let t = Instant::now();
     let mut first = None;
     let mut items = 0;
@@ -254,6 +260,75 @@ fn report(config: &str, runs: &[Sample], json: bool) {
     }
 }
 
+/// (d) the loader's default-strategy workload as a one-stage pipeline: `get` sleeps a
+/// log-normal time (mean 1 ms, σ 1.5) on 8 CPU workers (a cpu stage, default strategy) or 8
+/// threads (a blocking stage), batch 32, in order, beside the loader with its defaults;
+/// limit = 8 / mean measured sleep.
+fn one_stage(n: usize, reps: usize, json: bool) {
+    let costs = draw("lognormal(mean=1ms,sigma=1.5)", n, 1); // loader_bench's draw
+    let mut runs: [Vec<Sample>; 3] = [Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..reps {
+        for (k, run) in runs.iter_mut().enumerate() {
+            let (costs, clock) = (Arc::clone(&costs), Arc::new(AtomicU64::new(0)));
+            let c2 = Arc::clone(&clock);
+            let get = move |i: usize| {
+                let t = Instant::now();
+                std::thread::sleep(Duration::from_nanos(costs[i]));
+                c2.fetch_add(t.elapsed().as_nanos() as u64, Relaxed);
+                i
+            };
+            let t = Instant::now();
+            let mut first = None;
+            let mut items = 0;
+            if k == 2 {
+                let ds = loader::from_fn(n, move |i| Ok::<_, String>(get(i)));
+                let mut l = Loader::builder(ds)
+                    .batch_size(32)
+                    .workers(8)
+                    .prefetch_next_epoch(false)
+                    .build()
+                    .expect("a valid loader");
+                for b in l.epoch(0) {
+                    first.get_or_insert_with(|| t.elapsed());
+                    items += b.expect("no failing sample").data.len();
+                }
+            } else {
+                let stage = if k == 0 {
+                    cpu("get").concurrency(8)
+                } else {
+                    Stage::blocking("get", 8)
+                };
+                let p = Pipeline::from_sampler(n, Sampler::sequential())
+                    .map(stage, get)
+                    .batch(32, Remainder::Partial)
+                    .workers(8);
+                let mut p = match arg("--window") {
+                    Some(_) => p.window(num("--window", 1)),
+                    None => p,
+                }
+                .build()
+                .expect("a valid pipeline");
+                for b in p.epoch(0) {
+                    first.get_or_insert_with(|| t.elapsed());
+                    items += b.expect("no failing item").len();
+                }
+            }
+            let elapsed = t.elapsed().as_secs_f64();
+            assert_eq!(items, n);
+            let mean = clock.load(Relaxed) as f64 / n as f64 / 1e9;
+            run.push(Sample {
+                items_per_s: n as f64 / elapsed,
+                limit_per_s: 8.0 / mean,
+                first_item_ms: first.unwrap_or_default().as_secs_f64() * 1e3,
+                bottleneck: "get".into(),
+            });
+        }
+    }
+    report("(d) pipeline, one cpu stage, 8 workers", &runs[0], json);
+    report("(d) pipeline, one blocking stage, 8 thr", &runs[1], json);
+    report("(d) loader, 8 workers, defaults", &runs[2], json);
+}
+
 fn overhead(n: usize, reps: usize, json: bool) {
     let mut per = Vec::new();
     for _ in 0..reps {
@@ -297,9 +372,9 @@ fn main() {
     let reps = num("--reps", 3);
     let json = std::env::args().any(|a| a == "--json");
     let only = arg("--only").unwrap_or_default();
-    if !["", "a", "b", "c"].contains(&only.as_str()) {
+    if !["", "a", "b", "c", "d"].contains(&only.as_str()) {
         usage(&format!(
-            "--only: '{only}' is not allowed; allowed: a, b, c"
+            "--only: '{only}' is not allowed; allowed: a, b, c, d"
         ));
     }
     let how = match arg("--spin").as_deref() {
@@ -368,5 +443,11 @@ fn main() {
     }
     if only.is_empty() || only == "c" {
         overhead(1_000_000, reps, json);
+    }
+    if only.is_empty() || only == "d" {
+        if !json {
+            println!("\n(d) the loader's default-strategy workload (sleep 1 ms σ 1.5, batch 32, in order) as one stage");
+        }
+        one_stage(32_768, reps, json);
     }
 }

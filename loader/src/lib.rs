@@ -93,7 +93,9 @@ mod sampler;
 
 pub use dataset::{from_fn, from_fn_with_state, Dataset, FnDataset, FromFn};
 pub use error::LoaderError;
-pub use loader::{Batch, Builder, Epoch, Granularity, Loader, LoaderState, OnError};
+pub use loader::{
+    Batch, Builder, Epoch, Granularity, Loader, LoaderState, OnError, DEFAULT_STRATEGY,
+};
 pub use pipeline::{
     MaxFailures, OnFailure, Pipeline, PipelineBuilder, PipelineError, PipelineReport,
     PipelineState, Stage,

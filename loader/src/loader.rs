@@ -151,6 +151,10 @@ impl<D: Dataset, B> fmt::Debug for Builder<D, B> {
     }
 }
 
+/// The loader's default strategy: `central`, chosen by measurement for in-order delivery (a
+/// worker stuck on a slow sample holds back only that sample; see `docs/defaults.md`).
+pub const DEFAULT_STRATEGY: &str = "central";
+
 fn parse_strategy(spec: &str) -> Result<Arc<dyn Strategy>, String> {
     strategies::parse(spec)
         .map(Arc::from)
@@ -167,7 +171,7 @@ impl<D: Dataset> Builder<D> {
             sampler: Sampler::sequential(),
             workers: None,
             pin: Pin::None,
-            strategy: parse_strategy("work-stealing"),
+            strategy: parse_strategy(DEFAULT_STRATEGY),
             prefetch: None,
             ordered: true,
             granularity: Granularity::Sample,
@@ -241,7 +245,7 @@ impl<D: Dataset, B: Send + 'static> Builder<D, B> {
     }
 
     /// The scheduling strategy as a spec string of the `strategies` crate (default
-    /// `work-stealing`); a bad spec is reported by [`build`](Builder::build).
+    /// [`DEFAULT_STRATEGY`], `central`); a bad spec is reported by [`build`](Builder::build).
     pub fn strategy(mut self, spec: &str) -> Self {
         self.strategy = parse_strategy(spec);
         self

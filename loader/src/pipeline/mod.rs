@@ -89,7 +89,7 @@ pub use stats::{Bottleneck, PipelineReport, ServiceTimes, StageKind, StageStats}
 /// `concurrency` (default P) are open at once, so the strategy mostly decides which worker
 /// takes the next item: a shared counter (`central`) does that cheapest and keeps items in
 /// arrival order, which in-order delivery favours (see `docs/pipelines.md`).
-pub const DEFAULT_CPU_STRATEGY: &str = "central";
+pub const DEFAULT_CPU_STRATEGY: &str = crate::DEFAULT_STRATEGY;
 
 /// The default queue in front of a stage: `2 × concurrency`, at least 4.
 fn default_queue(concurrency: usize) -> usize {
@@ -564,9 +564,12 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         self
     }
 
-    /// Items each segment admits at once: the reorder window and the memory bound (default:
-    /// twice the sum of its stages' concurrency and queues, and at least 2 batches at a
-    /// batch).
+    /// Items each segment admits at once: the reorder window and the memory bound. The
+    /// default is the loader's rule, two batches per runner (`2 × Σ concurrency × batch size`
+    /// for a segment that ends in a batch, `2 × Σ concurrency` otherwise), and at least twice
+    /// the sum of its stages' concurrency and queues. In order, a slow item stalls delivery
+    /// once the window is full behind it, so a heavy tail wants a large window; a large item
+    /// wants a small one.
     pub fn window(mut self, items: usize) -> Self {
         self.window = Some(items);
         self
@@ -752,12 +755,14 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 }
             }
         }
-        // Windows: the explicit one, or twice the stations' concurrency and queues.
+        // Windows: the explicit one, or the loader's rule (two batches per runner: room for
+        // the in-order tail of slow items), and at least twice the queues and concurrency.
         for (s, seg) in segments.iter_mut().enumerate() {
             let held: usize = seg.stations.iter().map(|t| t.concurrency + t.queue).sum();
+            let runners: usize = seg.stations.iter().map(|t| t.concurrency).sum();
             seg.window = match self.window {
                 Some(w) => w,
-                None => (2 * held).max(2 * seg.batch).max(4),
+                None => (2 * held).max(2 * runners.max(1) * seg.batch.max(1)).max(4),
             };
             if seg.window < seg.batch {
                 return Err(PipelineError::config(
