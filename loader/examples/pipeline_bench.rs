@@ -95,6 +95,18 @@ fn spin(ns: u64, how: Spin) {
     }
 }
 
+/// CPU time of the whole process (user + system), in ns.
+fn process_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant of the platform.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "CLOCK_PROCESS_CPUTIME_ID is supported");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// Measured time inside each stage (ns, summed), to compute the limit.
 #[derive(Default)]
 struct Clock {
@@ -133,6 +145,16 @@ impl Workload {
         }
     }
 
+    /// CPU µs per item outside decode's spin (only meaningful with the CPU-time spin).
+    fn overhead_us(&self, process_cpu: u64, clock: &Clock, n: usize) -> f64 {
+        let decode = if self.spin == Spin::Cpu {
+            clock.decode.load(Relaxed)
+        } else {
+            0
+        };
+        process_cpu.saturating_sub(decode) as f64 / n as f64 / 1e3
+    }
+
     /// Items/s the stages allow: min(read threads / read, P / decode), measured means.
     fn limit(&self, clock: &Clock, n: usize) -> f64 {
         let read = clock.read.load(Relaxed) as f64 / n as f64 / 1e9;
@@ -143,6 +165,8 @@ impl Workload {
 
 /// One measured run.
 struct Sample {
+    /// CPU time per item spent outside the decode function (engine, threads, sleeps), µs.
+    overhead_us: f64,
     items_per_s: f64,
     limit_per_s: f64,
     first_item_ms: f64,
@@ -171,6 +195,7 @@ fn run_pipeline(w: &Workload, n: usize) -> Sample {
     .build()
     .expect("a valid pipeline");
     let t = Instant::now();
+    let cpu0 = process_cpu_ns();
     let mut first = None;
     let mut items = 0;
     for b in p.epoch(0) {
@@ -178,6 +203,7 @@ fn run_pipeline(w: &Workload, n: usize) -> Sample {
         items += b.expect("no failing item").len();
     }
     let elapsed = t.elapsed().as_secs_f64();
+    let cpu = process_cpu_ns() - cpu0;
     assert_eq!(items, n);
     let report = p.report().expect("a finished epoch");
     if std::env::args().any(|a| a == "--verbose") {
@@ -188,6 +214,7 @@ fn run_pipeline(w: &Workload, n: usize) -> Sample {
         .as_ref()
         .map_or("-".to_string(), |b| b.stage.clone());
     Sample {
+        overhead_us: w.overhead_us(cpu, &clock, n),
         items_per_s: n as f64 / elapsed,
         limit_per_s: w.limit(&clock, n),
         first_item_ms: first.unwrap_or_default().as_secs_f64() * 1e3,
@@ -206,6 +233,7 @@ fn run_loader(w: &Workload, n: usize, workers: usize) -> Sample {
         .build()
         .expect("a valid loader");
     let t = Instant::now();
+    let cpu0 = process_cpu_ns();
     let mut first = None;
     let mut items = 0;
     for b in l.epoch(0) {
@@ -213,8 +241,10 @@ fn run_loader(w: &Workload, n: usize, workers: usize) -> Sample {
         items += b.expect("no failing sample").data.len();
     }
     let elapsed = t.elapsed().as_secs_f64();
+    let cpu = process_cpu_ns() - cpu0;
     assert_eq!(items, n);
     Sample {
+        overhead_us: w.overhead_us(cpu, &clock, n),
         items_per_s: n as f64 / elapsed,
         limit_per_s: w.limit(&clock, n),
         first_item_ms: first.unwrap_or_default().as_secs_f64() * 1e3,
@@ -233,6 +263,7 @@ fn report(config: &str, runs: &[Sample], json: bool) {
     let rate: Vec<f64> = runs.iter().map(|s| s.items_per_s).collect();
     let limit: Vec<f64> = runs.iter().map(|s| s.limit_per_s).collect();
     let first: Vec<f64> = runs.iter().map(|s| s.first_item_ms).collect();
+    let over: Vec<f64> = runs.iter().map(|s| s.overhead_us).collect();
     let bottleneck = &runs.last().expect("one run at least").bottleneck;
     if json {
         println!(
@@ -245,17 +276,19 @@ fn report(config: &str, runs: &[Sample], json: bool) {
                 "fraction_of_limit_runs": fr,
                 "first_item_ms": median(&first),
                 "bottleneck": bottleneck,
+                "cpu_us_per_item_outside_decode": median(&over),
             })
         );
     } else {
         let list: Vec<String> = fr.iter().map(|f| format!("{f:.3}")).collect();
         println!(
-            "{config:<34} {:>7.0} items/s of {:>6.0}/s: {:.3} of the limit (runs {}), first batch {:.1} ms, bottleneck {bottleneck}",
+            "{config:<34} {:>7.0} items/s of {:>6.0}/s: {:.3} of the limit (runs {}), first batch {:.1} ms, bottleneck {bottleneck}, CPU outside decode {:.1} µs/item",
             median(&rate),
             median(&limit),
             median(&fr),
             list.join(" "),
-            median(&first)
+            median(&first),
+            median(&over)
         );
     }
 }
@@ -317,6 +350,7 @@ fn one_stage(n: usize, reps: usize, json: bool) {
             assert_eq!(items, n);
             let mean = clock.load(Relaxed) as f64 / n as f64 / 1e9;
             run.push(Sample {
+                overhead_us: 0.0,
                 items_per_s: n as f64 / elapsed,
                 limit_per_s: 8.0 / mean,
                 first_item_ms: first.unwrap_or_default().as_secs_f64() * 1e3,

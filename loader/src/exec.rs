@@ -17,7 +17,7 @@ use scheduler::{Pin, Pool, Strategy, TaskId, WorkerId};
 use crate::error::LoaderError;
 use crate::pipeline::engine::{
     Delivered, Fed, Feed, Kind, Out, Parts, Policy, Progress, Runner, Shared, StageFn, TailKind,
-    Value,
+    Track, Value,
 };
 use crate::pipeline::{segment_specs, start_run, Run, SegTemplate, StationTemplate};
 
@@ -146,7 +146,10 @@ impl<S: Send + 'static> Exec<S> {
                 next: 0,
                 limit: Arc::clone(&limit),
             }),
-            Progress::default(),
+            Progress {
+                track: Track::Off, // the loader keeps its own
+                ..Progress::default()
+            },
             false,
             Arc::new(AtomicUsize::new(0)),
         ));

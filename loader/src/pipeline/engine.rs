@@ -252,9 +252,23 @@ pub(crate) struct Segment {
     feed_wanted: AtomicBool,
 }
 
+/// How much of the source-level progress a run keeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Track {
+    /// None (the loader keeps its own).
+    Off,
+    /// Each source position is one packet (no `flat_map`): resolved when it leaves.
+    Single,
+    /// Positions split by a `flat_map`: a count of live packets per position.
+    #[default]
+    Split,
+}
+
 /// The source-level progress of a run: which positions are fully resolved.
 #[derive(Default)]
 pub(crate) struct Progress {
+    /// What is kept.
+    pub track: Track,
     /// Every source position below this one is resolved.
     pub prefix: u64,
     /// Resolved positions at or above `prefix`.
@@ -267,7 +281,9 @@ pub(crate) struct Progress {
 
 impl Progress {
     fn admit(&mut self, src: u64) {
-        *self.live.entry(src).or_insert(0) += 1;
+        if self.track == Track::Split {
+            *self.live.entry(src).or_insert(0) += 1;
+        }
     }
 
     fn split(&mut self, src: u64, children: usize) {
@@ -278,14 +294,25 @@ impl Progress {
 
     /// One packet of `src` left the pipeline (delivered, dropped, or split into children).
     fn resolve_one(&mut self, src: u64, path: Option<&[u32]>) {
-        if let Some(p) = path.filter(|p| !p.is_empty()) {
-            self.delivered.entry(src).or_default().push(p.to_vec());
+        if self.track == Track::Off {
+            return;
         }
-        let live = self.live.entry(src).or_insert(1);
-        *live -= 1;
-        if *live == 0 {
-            self.live.remove(&src);
-            self.delivered.remove(&src);
+        let last = match self.track {
+            Track::Split => {
+                if let Some(p) = path.filter(|p| !p.is_empty()) {
+                    self.delivered.entry(src).or_default().push(p.to_vec());
+                }
+                let live = self.live.entry(src).or_insert(1);
+                *live -= 1;
+                *live == 0
+            }
+            _ => true,
+        };
+        if last {
+            if self.track == Track::Split {
+                self.live.remove(&src);
+                self.delivered.remove(&src);
+            }
             if src == self.prefix {
                 self.prefix += 1;
                 while self.done.remove(&self.prefix) {
@@ -370,6 +397,11 @@ impl Shared {
         trace: bool,
         held_peak: Arc<AtomicUsize>,
     ) -> Shared {
+        let mut progress = progress;
+        let splits = segments.iter().any(|s| matches!(s.tail, TailKind::Split));
+        if progress.track != Track::Off {
+            progress.track = if splits { Track::Split } else { Track::Single };
+        }
         let restored = progress.delivered.clone();
         let source_total = source.total();
         let segments = segments
@@ -507,12 +539,15 @@ impl Shared {
         let mut taken = Vec::new();
         let mut ended = false;
         if let Some(feed) = source.as_mut() {
+            let mut pr = lock(&self.progress);
+            let restored = pr.prefix > 0 || !pr.done.is_empty();
             while room > 0 {
                 match feed.next() {
                     Fed::Item(src, v) => {
-                        if lock(&self.progress).skips(src) {
+                        if restored && pr.skips(src) {
                             continue;
                         }
+                        pr.admit(src);
                         taken.push((src, v));
                         room -= 1;
                     }
@@ -530,12 +565,6 @@ impl Shared {
         drop(source);
         if taken.is_empty() && !ended {
             return;
-        }
-        if !taken.is_empty() {
-            let mut pr = lock(&self.progress);
-            for (src, _) in &taken {
-                pr.admit(*src);
-            }
         }
         let packets = taken.into_iter().map(|(src, v)| {
             (
@@ -862,13 +891,15 @@ impl Shared {
         } else {
             t.window.push_back(Some(p));
         }
+        let before = (t.out.len(), t.ended);
         let freed = self.resolve(s, &mut t);
-        self.after_tail(s, t, freed);
+        let produced = (t.out.len(), t.ended) != before;
+        self.after_tail(s, t, freed, produced);
     }
 
     /// After a tail changed: free the units that produced nothing, wake the consumer, or feed
     /// the next segment. Never feeds under the tail's lock (feeding takes it).
-    fn after_tail(&self, s: usize, t: MutexGuard<'_, TailState>, freed: usize) {
+    fn after_tail(&self, s: usize, t: MutexGuard<'_, TailState>, freed: usize, produced: bool) {
         let seg = &self.segments[s];
         let has_out = !t.out.is_empty() || t.ended;
         if matches!(seg.tail, TailKind::Sink) && has_out && t.waiting {
@@ -878,7 +909,9 @@ impl Shared {
         if freed > 0 {
             self.release(s, freed);
         }
-        if has_out && !matches!(seg.tail, TailKind::Sink) {
+        // What was ready before was offered to the next segment then; it takes more when it
+        // frees room (its feeder is this tail).
+        if produced && !matches!(seg.tail, TailKind::Sink) {
             self.kick_feed(s + 1);
         }
     }
@@ -1040,8 +1073,10 @@ impl Shared {
         let seg = &self.segments[s];
         let mut t = lock(&seg.tail_st);
         let mut freed = 0;
+        let before = (t.out.len(), t.ended);
         self.check_end_locked(s, &mut t, &mut freed);
-        self.after_tail(s, t, freed);
+        let produced = (t.out.len(), t.ended) != before;
+        self.after_tail(s, t, freed, produced);
     }
 
     /// Segment `s` is over when its gate is closed and every admitted item was resolved
