@@ -565,3 +565,17 @@ fn a_cpu_stages_strategy_decides_which_worker_runs_which_item() {
         assert_eq!(i, k, "in source order");
     }
 }
+
+#[test]
+fn a_pipeline_is_send_and_a_bare_source_passes_through() {
+    fn send<T: Send>(_: &T) {}
+    let mut p = Pipeline::from_source(|e| (0..5u64).map(move |i| i + e))
+        .workers(1)
+        .build()
+        .unwrap();
+    send(&p);
+    let got: Vec<u64> = std::thread::spawn(move || p.epoch(10).map(|r| r.unwrap()).collect())
+        .join()
+        .unwrap();
+    assert_eq!(got, vec![10, 11, 12, 13, 14]);
+}
