@@ -579,3 +579,38 @@ fn a_pipeline_is_send_and_a_bare_source_passes_through() {
         .unwrap();
     assert_eq!(got, vec![10, 11, 12, 13, 14]);
 }
+
+#[test]
+fn a_panicking_source_ends_the_epoch_with_an_error_at_its_position() {
+    let mut p = Pipeline::from_source(|_| {
+        (0..10usize).map(|i| {
+            assert!(i != 6, "listing broke at {i}");
+            i
+        })
+    })
+    .map(Stage::cpu("double"), |i: usize| i * 2)
+    .workers(2)
+    .build()
+    .unwrap();
+    let got: Vec<Result<usize, PipelineError>> = p.epoch(0).collect();
+    assert_eq!(got.len(), 7);
+    for (i, r) in got.iter().take(6).enumerate() {
+        assert_eq!(r.as_ref().unwrap(), &(i * 2));
+    }
+    let e = got[6].as_ref().unwrap_err();
+    assert_eq!((e.stage(), e.position()), (Some("source"), Some(6)));
+    assert!(e.to_string().contains("listing broke at 6"), "{e}");
+    let mut p = Pipeline::from_source(|e| {
+        assert!(e != 1, "no epoch 1");
+        0..3usize
+    })
+    .workers(1)
+    .build()
+    .unwrap();
+    assert_eq!(p.epoch(0).count(), 3);
+    let got: Vec<Result<usize, PipelineError>> = p.epoch(1).collect();
+    assert!(
+        matches!(&got[..], [Err(PipelineError::Start(m))] if m.contains("no epoch 1")),
+        "{got:?}"
+    );
+}

@@ -364,6 +364,8 @@ pub(crate) struct Shared {
     pub epoch: u64,
     pub stopped: AtomicBool,
     source: Mutex<Option<Box<dyn Feed>>>,
+    /// The source position after the last one fed.
+    next_src: std::sync::atomic::AtomicU64,
     source_total: Option<u64>,
     pub progress: Mutex<Progress>,
     /// Children to skip on a restored run: `(src, path)` already delivered.
@@ -455,6 +457,7 @@ impl Shared {
             epoch,
             stopped: AtomicBool::new(false),
             source: Mutex::new(Some(source)),
+            next_src: std::sync::atomic::AtomicU64::new(0),
             source_total,
             progress: Mutex::new(progress),
             restored,
@@ -493,8 +496,10 @@ impl Shared {
         let seg = &self.segments[s];
         seg.feed_wanted.store(true, SeqCst);
         loop {
-            let Ok(guard) = seg.feeding.try_lock() else {
-                return;
+            let guard = match seg.feeding.try_lock() {
+                Ok(g) => g,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return,
             };
             while seg.feed_wanted.swap(false, SeqCst) {
                 if self.stopped() {
@@ -538,25 +543,47 @@ impl Shared {
         let mut source = lock(&self.source);
         let mut taken = Vec::new();
         let mut ended = false;
+        let mut broke = None;
         if let Some(feed) = source.as_mut() {
             let mut pr = lock(&self.progress);
             let restored = pr.prefix > 0 || !pr.done.is_empty();
             while room > 0 {
-                match feed.next() {
-                    Fed::Item(src, v) => {
+                match catch_unwind(AssertUnwindSafe(|| feed.next())) {
+                    Ok(Fed::Item(src, v)) => {
+                        self.next_src.store(src + 1, SeqCst);
                         if restored && pr.skips(src) {
                             continue;
                         }
                         pr.admit(src);
-                        taken.push((src, v));
+                        taken.push((src, Body::Value(v)));
                         room -= 1;
                     }
-                    Fed::Later => break,
-                    Fed::End => {
+                    Ok(Fed::Later) => break,
+                    Ok(Fed::End) => {
+                        ended = true;
+                        break;
+                    }
+                    Err(p) => {
+                        // The source broke: the epoch ends with an error at the next position.
+                        broke = Some(panic_text(p.as_ref()));
                         ended = true;
                         break;
                     }
                 }
+            }
+            if let Some(message) = broke {
+                let src = self.next_src.load(SeqCst);
+                pr.admit(src);
+                taken.push((
+                    src,
+                    Body::Failed(Fault {
+                        stage: Arc::from("source"),
+                        src,
+                        message,
+                        panicked: true,
+                        count: 1,
+                    }),
+                ));
             }
         }
         if ended {
@@ -566,13 +593,13 @@ impl Shared {
         if taken.is_empty() && !ended {
             return;
         }
-        let packets = taken.into_iter().map(|(src, v)| {
+        let packets = taken.into_iter().map(|(src, body)| {
             (
                 Parts::One(Part {
                     src,
                     path: Vec::new(),
                 }),
-                Body::Value(v),
+                body,
             )
         });
         self.admit(0, packets, ended);

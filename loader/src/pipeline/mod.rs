@@ -63,6 +63,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::io::Write;
 use std::marker::PhantomData;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Weak};
@@ -1039,12 +1040,18 @@ impl<T: Send + 'static> Pipeline<T> {
     fn open(&self, epoch: u64) -> Result<Run, PipelineError> {
         let spec = &self.spec;
         let segments = segment_specs(&spec.segments);
+        let feed = catch_unwind(AssertUnwindSafe(|| (spec.feed)(epoch))).map_err(|p| {
+            PipelineError::Start(format!(
+                "the source panicked making epoch {epoch}: {}",
+                engine::panic_text(p.as_ref())
+            ))
+        })?;
         let shared = Arc::new(Shared::new(
             segments,
             spec.policy,
             spec.ordered,
             epoch,
-            (spec.feed)(epoch),
+            feed,
             self.pos.progress(),
             spec.trace.is_some(),
             Arc::clone(&self.held_peak),
