@@ -583,10 +583,7 @@ fn a_pipeline_is_send_and_a_bare_source_passes_through() {
 #[test]
 fn a_panicking_source_ends_the_epoch_with_an_error_at_its_position() {
     let mut p = Pipeline::from_source(|_| {
-        (0..10usize).map(|i| {
-            assert!(i != 6, "listing broke at {i}");
-            i
-        })
+        (0..10usize).inspect(|&i| assert!(i != 6, "listing broke at {i}"))
     })
     .map(Stage::cpu("double"), |i: usize| i * 2)
     .workers(2)
