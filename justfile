@@ -124,6 +124,14 @@ loader-bench *flags:
 image-loader *flags:
     cargo run --release -p loader --example image_loader -- {{flags}}
 
+# Pipelines against the one-stage loader: (a) decode-bound, (b) read-bound, (c) overhead, (d) default strategy (just pipeline-bench --only a --reps 5).
+pipeline-bench *flags:
+    cargo run --release -p loader --example pipeline_bench -- {{flags}}
+
+# The image loader as a pipeline: read (blocking, --read-latency 5ms) -> decode -> resize -> batch -> collate, with its stage statistics.
+image-pipeline *flags:
+    cargo run --release -p loader --example image_pipeline -- {{flags}}
+
 # --- Reliability ---------------------------------------------------------------------------
 
 # (A separate target dir keeps the --cfg loom build from invalidating the normal one.)
