@@ -489,6 +489,12 @@ pub fn suite(args: &SuiteArgs) -> Result<(), CliError> {
 
 /// The `suite.toml` of a results directory given to `merge`; a bad DIR is an input error.
 fn read_suite_toml(l: &Layout) -> Result<String, CliError> {
+    if l.dir.exists() && !l.dir.is_dir() {
+        return Err(CliError::Input(format!(
+            "DIR: {}: is a file, not a directory (give the results directories of a suite's shards)",
+            l.dir.display()
+        )));
+    }
     std::fs::read_to_string(l.suite_toml()).map_err(|e| {
         CliError::Input(format!(
             "DIR: {}: {e} (not a results directory)",

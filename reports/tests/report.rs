@@ -282,6 +282,11 @@ fn missing_and_empty_results_are_input_errors() {
         Suite::load(&dir),
         Err(reports::suite::LoadError::NoRuns(..))
     ));
+    let file = dir.join("runs.txt");
+    std::fs::write(&file, "x").unwrap();
+    let e = Suite::load(&file).unwrap_err();
+    assert!(matches!(e, reports::suite::LoadError::NotDir(_)), "{e:?}");
+    assert!(e.to_string().contains("is a file, not a directory"), "{e}");
     std::fs::write(dir.join("runs.jsonl"), "not json\n").unwrap();
     let e = Suite::load(&dir).unwrap_err();
     assert!(matches!(e, reports::suite::LoadError::Empty(_, 1)), "{e:?}");
