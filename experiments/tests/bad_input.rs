@@ -128,13 +128,16 @@ fn table(files: &Files) -> Vec<(Vec<String>, &'static str)> {
         (run(&["-n", "18446744073709551615"]), "of memory"),
         (
             run(&["-n", "1000000000", "--engine", "sim"]),
-            "above the limit",
+            "allowed by SCHEDLAB_MEMORY_LIMIT",
         ),
         (
             run(&["-s", "work-stealing", "-p", "100000", "--engine", "sim"]),
             "victim lists",
         ),
-        (run(&["--kind", "memory", "-p", "200"]), "32 MiB per worker"),
+        (
+            run(&["--kind", "memory", "-p", "200"]),
+            "buffers of 32 MiB (one per worker",
+        ),
         (
             run(&["--timeline", "18446744073709551615", "-n", "200000000"]),
             "of memory",
