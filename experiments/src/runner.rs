@@ -45,6 +45,10 @@ pub struct SuiteArgs {
     /// Expand and check the suite, print each run's command, run nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Do not draw the report at the end (by default an unsharded suite writes
+    /// DIR/report/index.html; `schedlab report DIR` draws it later).
+    #[arg(long)]
+    pub no_report: bool,
 }
 
 /// The flags of `schedlab merge`.
@@ -542,12 +546,54 @@ pub fn suite(args: &SuiteArgs) -> Result<(), CliError> {
     meta.finished_at = Some(now_rfc3339());
     write_meta(&layout, &meta)?;
     note(&format!(
-        "wrote {}: {} runs ({} new) in {}; next: schedlab report {}",
+        "wrote {}: {} runs ({} new) in {}",
         dir.display(),
         rows.len(),
         todo,
         fmt_duration(started.elapsed()),
-        dir.display()
+    ));
+    // 6. The report, from the rows just written (a shard holds part of the suite: its report
+    // comes after the merge).
+    if shard.is_some() {
+        note(&format!(
+            "a shard draws no report: after schedlab merge, run schedlab report on the merged \
+             directory (or schedlab report {} for this shard alone)",
+            dir.display()
+        ));
+    } else if args.no_report {
+        note(&format!("next: schedlab report {}", dir.display()));
+    } else {
+        write_report(&dir, rows, meta)?;
+    }
+    Ok(())
+}
+
+/// Draw the report of a finished suite into `dir/report` from its rows; a failure says the
+/// runs are safe and how to draw the report again.
+fn write_report(dir: &Path, rows: Vec<RunRow>, meta: SuiteMeta) -> Result<(), CliError> {
+    let t0 = Instant::now();
+    let out = dir.join("report");
+    let mut loaded = reports::suite::Suite::from_rows(dir, rows);
+    loaded.meta = Some(meta);
+    let r = reports::render(&loaded, &out).map_err(|e| {
+        CliError::Run(anyhow::anyhow!(
+            "the runs are saved in {}, but drawing the report failed: {e}; \
+             retry with schedlab report {}",
+            dir.display(),
+            dir.display()
+        ))
+    })?;
+    for (_, figs) in &r.figures {
+        for n in figs.iter().flat_map(|f| &f.notes) {
+            note(&format!("  {n}"));
+        }
+    }
+    let n: usize = r.figures.iter().map(|(_, f)| f.len()).sum();
+    note(&format!(
+        "report: {n} figures, {} skipped (listed in the report), in {}; open {}",
+        r.skipped.len(),
+        fmt_duration(t0.elapsed()),
+        r.index.display()
     ));
     Ok(())
 }

@@ -212,8 +212,9 @@ fn shell_words(line: &str) -> Vec<String> {
     words
 }
 
+/// `schedlab suite FILE --out OUT --no-report EXTRA...` (the report has a test of its own).
 fn run_suite(file: &Path, out: &Path, extra: &[&str]) -> Output {
-    let mut args = vec!["suite", s(file), "--out", s(out)];
+    let mut args = vec!["suite", s(file), "--out", s(out), "--no-report"];
     args.extend_from_slice(extra);
     schedlab(&args)
 }
@@ -223,7 +224,18 @@ fn a_stored_command_reproduces_its_sim_report_exactly() {
     let dir = tmp("rerun");
     let file = write(&dir, "simtest.toml", SIM_SUITE);
     let out = dir.join("out");
-    ok(&run_suite(&file, &out, &[]), "suite");
+    // Without --no-report, a suite ends with its report.
+    let o = schedlab(&["suite", s(&file), "--out", s(&out)]);
+    ok(&o, "suite");
+    let err = String::from_utf8_lossy(&o.stderr);
+    let index = out.join("report").join("index.html");
+    assert!(index.is_file(), "no report: {err}");
+    assert!(
+        err.lines().last().unwrap_or("").starts_with("report: ")
+            && err.contains(&format!("open {}", index.display())),
+        "{err}"
+    );
+    assert!(out.join("report").join("a-lif.svg").is_file());
     let rows = rows(&out);
     assert_eq!(rows.len(), 36 + 16);
     // Every fifth row, repetition 0 (with a timeline) and later ones alike.
@@ -501,6 +513,12 @@ fn shards_merged_equal_the_whole() {
         );
         shard_dirs.push(d);
     }
+    // A shard holds part of the suite: it draws no report, even when not told --no-report.
+    let d = dir.join("shard-report");
+    let o = schedlab(&["suite", s(&file), "--out", s(&d), "--shard", "2/3"]);
+    ok(&o, "shard");
+    assert!(!d.join("report").exists());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("a shard draws no report"));
     let sizes: Vec<usize> = shard_dirs.iter().map(|d| rows(d).len()).collect();
     assert_eq!(sizes.iter().sum::<usize>(), rows(&whole).len());
     assert!(sizes.iter().all(|&n| n > 0));
@@ -599,7 +617,10 @@ fn csv_and_jsonl_agree_row_for_row() {
     let dir = tmp("csv");
     let file = write(&dir, "simtest.toml", SIM_SUITE);
     let out = dir.join("out");
-    ok(&run_suite(&file, &out, &[]), "suite");
+    let o = run_suite(&file, &out, &[]);
+    ok(&o, "suite");
+    assert!(!out.join("report").exists(), "--no-report drew a report");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("next: schedlab report"));
     let rows = rows(&out);
     let csv = parse_csv(&std::fs::read_to_string(out.join("runs.csv")).unwrap());
     let header = &csv[0];
