@@ -8,12 +8,11 @@ use std::path::Path;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::figures::{fmt_ns, wrap};
+use crate::figures::{fmt_ns, wrap, Chart, Grid, Marks};
 use crate::html::escape;
 use crate::results::{t975, CellSummary, RunRow, Stat};
 use crate::style::{
-    color, draw_marker, err, render_both, text_width, Files, Marker, FONT, GRID, LABEL_PX,
-    REFERENCE, TITLE_PX,
+    color, draw_marker, err, render_both, text_width, Files, Marker, FONT, LABEL_PX, REFERENCE,
 };
 use crate::suite::{label, varying, Suite};
 use crate::theory;
@@ -369,32 +368,21 @@ pub fn change_figure(cmp: &Comparison, dir: &Path) -> Result<Files, String> {
         .fold(0.01, f64::max)
         * 1.2;
     let title = format!("Change {} → {} (95% CI)", cmp.base, cmp.new);
+    let percent = |x: &f64| pct(*x);
+    let axes = Chart::titled(&title)
+        .areas(40, widest.max(100) + 16)
+        .text(LABEL_PX, LABEL_PX + 1)
+        .grid(Grid::Vertical)
+        .y_ticks(0)
+        .x_fmt(&percent)
+        .x_desc("relative change new / base − 1 (negative = faster)");
     render_both!(dir, "change", size, |root| {
-        let mut chart = ChartBuilder::on(&root)
-            .caption(&title, (FONT, TITLE_PX))
-            .margin(10)
-            .x_label_area_size(40)
-            .y_label_area_size(widest.max(100) + 16)
-            .build_cartesian_2d(-span..span, -0.5f64..n as f64 - 0.5)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(0)
-            .bold_line_style(GRID.stroke_width(1))
-            .light_line_style(WHITE.stroke_width(0))
-            .x_label_formatter(&|x: &f64| pct(*x))
-            .x_desc("relative change new / base − 1 (negative = faster)")
-            .label_style((FONT, LABEL_PX))
-            .axis_desc_style((FONT, LABEL_PX + 1))
-            .draw()
-            .map_err(err)?;
-        chart
-            .draw_series(std::iter::once(PathElement::new(
-                vec![(0.0, -0.5), (0.0, n as f64 - 0.5)],
-                REFERENCE.stroke_width(2),
-            )))
-            .map_err(err)?;
+        let mut chart = axes.build(&root, -span..span, -0.5f64..n as f64 - 0.5)?;
+        chart.segment(
+            (0.0, -0.5),
+            (0.0, n as f64 - 0.5),
+            REFERENCE.stroke_width(2),
+        )?;
         let right = TextStyle::from((FONT, ROW_LABEL_PX).into_font())
             .pos(Pos::new(HPos::Right, VPos::Center));
         for (i, (c, lines)) in cmp.changes.iter().zip(&labels).enumerate() {
@@ -405,12 +393,11 @@ pub fn change_figure(cmp: &Comparison, dir: &Path) -> Result<Files, String> {
                 Verdict::Regressed => (color(3), Marker::Triangle),
             };
             if c.ci95 > 0.0 {
-                chart
-                    .draw_series(std::iter::once(PathElement::new(
-                        vec![(c.rel - c.ci95, y), (c.rel + c.ci95, y)],
-                        col.stroke_width(2),
-                    )))
-                    .map_err(err)?;
+                chart.segment(
+                    (c.rel - c.ci95, y),
+                    (c.rel + c.ci95, y),
+                    col.stroke_width(2),
+                )?;
             }
             draw_marker(chart.plotting_area(), (c.rel, y), m, col)?;
             let p = chart.backend_coord(&(-span, y));
