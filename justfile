@@ -5,22 +5,20 @@
 default:
     @just --list
 
-# The main job: the default suite (quick) into results/quick, then its report.
+# The main job: the default suite (quick) into results/quick, with its report.
 quick:
     cargo run --release -p experiments -- suite quick --fresh
-    cargo run --release -p experiments -- report results/quick
 
-# Any suite by name or file (shipped: quick heterogeneity scaling estimates heterogeneous-workers queueing).
+# Any suite by name or file, with its report (shipped: quick heterogeneity scaling estimates heterogeneous-workers queueing).
 suite name *flags:
     cargo run --release -p experiments -- suite {{name}} {{flags}}
 
-# Every shipped suite and its report (resumable: rerun to finish an interrupted one).
+# Every shipped suite, each with its report (resumable: rerun to finish an interrupted one).
 all:
     #!/usr/bin/env bash
     set -euo pipefail
     for s in quick heterogeneity scaling estimates heterogeneous-workers queueing; do
         cargo run --release -p experiments -- suite "$s" --resume
-        cargo run --release -p experiments -- report "results/$s"
     done
 
 # Check every shipped suite (expand and validate, run nothing).

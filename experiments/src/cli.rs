@@ -24,7 +24,7 @@ pub struct Cli {
 }
 
 const EXAMPLES: &str = "Examples:
-  schedlab suite quick          # the default suite: results/quick/{runs.jsonl,runs.csv,summary.json}
+  schedlab suite quick          # the default suite and its report: results/quick/{runs.jsonl,runs.csv,summary.json,report/index.html}
   schedlab run --strategy work-stealing --workload 'lognormal(mean=100us,sigma=1.5)' --tasks 20000 --workers 2
   schedlab run --engine sim --workers 1024 --tasks 1000000 --strategy central --workload 'constant(20us)' --json
   schedlab workload 'gamma(mean=100us,k=0.5)' -n 100000
@@ -37,7 +37,8 @@ pub enum Command {
     /// Run one strategy on one workload and print its report.
     #[command(after_help = RUN_EXAMPLES)]
     Run(Box<RunArgs>),
-    /// Run a suite (a matrix of runs) into results/SUITE/; resumable and shardable.
+    /// Run a suite (a matrix of runs) into results/SUITE/ and draw its report; resumable and
+    /// shardable.
     #[command(after_help = SUITE_EXAMPLES)]
     Suite(SuiteArgs),
     /// Join the results directories of a suite's shards into one.
@@ -93,7 +94,8 @@ const RUN_EXAMPLES: &str = "Examples:
   schedlab run --engine sim --topology 2x8 --strategy 'work-stealing(victim=numa)' --workload 'pareto(mean=100us,alpha=1.5)' --tasks 100000 --workers 16";
 
 const SUITE_EXAMPLES: &str = "Examples:
-  schedlab suite quick                      # the default suite, into results/quick
+  schedlab suite quick                      # the default suite, into results/quick, and its report
+  schedlab suite quick --no-report          # the runs only (schedlab report results/quick draws it later)
   schedlab suite heterogeneity --dry-run    # expand and check; print each run's command
   schedlab suite quick --resume             # finish an interrupted suite
   schedlab suite quick --shard 2/3          # into results/quick.shard-2-of-3

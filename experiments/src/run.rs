@@ -223,6 +223,13 @@ fn summarize_speeds(s: &[f64]) -> String {
     format!("{} workers, {min}..{max}", s.len())
 }
 
+/// This machine's topology, detected once per process (a suite checks thousands of cells; with
+/// hwloc one detection takes milliseconds).
+fn detected_topology() -> Topology {
+    static DETECTED: std::sync::OnceLock<Topology> = std::sync::OnceLock::new();
+    DETECTED.get_or_init(Topology::detect).clone()
+}
+
 /// Strategies whose decisions read the cost estimates.
 fn reads_estimates(strategy: &dyn Strategy) -> bool {
     let spec = strategy.spec();
@@ -269,13 +276,23 @@ pub struct Checked {
 }
 
 impl Checked {
-    /// Validate every input; each error names its flag.
+    /// Validate every input; each error names its flag. Memory is checked against this
+    /// process's limits now.
     pub fn new(args: &RunArgs) -> Result<Checked, CliError> {
+        Checked::within(args, &crate::limits::MemoryLimits::detect()?)
+    }
+
+    /// [`Checked::new`] against memory limits already detected (a suite checks every cell
+    /// against one detection).
+    pub fn within(
+        args: &RunArgs,
+        limits: &crate::limits::MemoryLimits,
+    ) -> Result<Checked, CliError> {
         use crate::CliError as E;
         fn input(flag: &str, e: impl std::fmt::Display) -> E {
             E::input(flag, grammar::one_line(&e.to_string(), 1000))
         }
-        crate::limits::check_sizes(args)?;
+        crate::limits::check_sizes_within(args, limits)?;
         let strategy = strategies::parse(&args.strategy).map_err(|e| input("--strategy", e))?;
         let distribution =
             Distribution::parse(&args.workload).map_err(|e| input("--workload", e))?;
@@ -289,7 +306,7 @@ impl Checked {
         let pin: Pin = args.pin.parse().map_err(|e| input("--pin", e))?;
         let topology = match &args.topology {
             Some(t) => t.parse::<Topology>().map_err(|e| input("--topology", e))?,
-            None => Topology::detect(),
+            None => detected_topology(),
         };
         let kind = Kind::parse(&args.kind).map_err(|e| input("--kind", e))?;
         let engine = match args.engine.trim().to_ascii_lowercase().as_str() {

@@ -7,7 +7,7 @@
 //! and so ends with every run exactly once. `runs.csv` gets each row as well; it and
 //! `summary.json` are rebuilt from `runs.jsonl` at the end (and on resume), so they agree with it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use reports::results::{read_runs, summarize, Layout, RunRow, SuiteMeta};
 
+use crate::limits::{human_bytes, limit_text, MemoryLimits, MemoryNeed};
 use crate::output::{note, write_file};
 use crate::run::RunPlan;
-use crate::suite::{parse_shard, PlannedRun, Suite};
+use crate::suite::{parse_shard, RunRef, Suite};
 use crate::CliError;
 
 /// The flags of `schedlab suite`.
@@ -44,6 +45,10 @@ pub struct SuiteArgs {
     /// Expand and check the suite, print each run's command, run nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Do not draw the report at the end (by default an unsharded suite writes
+    /// DIR/report/index.html; `schedlab report DIR` draws it later).
+    #[arg(long)]
+    pub no_report: bool,
 }
 
 /// The flags of `schedlab merge`.
@@ -118,25 +123,31 @@ fn io_err(path: &Path, e: std::io::Error) -> CliError {
     CliError::Run(anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-/// What the plan will cost, said before it starts.
-fn estimate(runs: &[&PlannedRun]) -> String {
-    let threads: Vec<&&PlannedRun> = runs.iter().filter(|r| r.min_wall_ns.is_some()).collect();
-    let sim = runs.len() - threads.len();
+/// What the plan will cost, said before it starts: the threads runs' lower bounds and the
+/// simulated tasks, from the cells (nothing is made per run).
+fn estimate(suite: &Suite, shard: Option<(usize, usize)>) -> String {
+    let (mut threads, mut sim, mut ns, mut tasks) = (0usize, 0usize, 0f64, 0u128);
+    for r in suite.refs(shard) {
+        let c = suite.cell(r);
+        match c.min_wall_ns {
+            Some(w) => {
+                threads += 1;
+                ns += w;
+            }
+            None => {
+                sim += 1;
+                tasks += c.args.tasks as u128;
+            }
+        }
+    }
     let mut parts = Vec::new();
-    if !threads.is_empty() {
-        let ns: f64 = threads.iter().filter_map(|r| r.min_wall_ns).sum();
+    if threads > 0 {
         parts.push(format!(
-            "{} threads run(s): at least {} (sum of their lower bounds)",
-            threads.len(),
-            fmt_duration(Duration::from_secs_f64(ns / 1e9))
+            "{threads} threads run(s): at least {} (sum of their lower bounds)",
+            fmt_duration(Duration::from_secs_f64((ns / 1e9).min(1e15)))
         ));
     }
     if sim > 0 {
-        let tasks: usize = runs
-            .iter()
-            .filter(|r| r.min_wall_ns.is_none())
-            .map(|r| r.args.tasks)
-            .sum();
         parts.push(format!(
             "{sim} sim run(s) of {tasks} simulated tasks in all"
         ));
@@ -144,12 +155,18 @@ fn estimate(runs: &[&PlannedRun]) -> String {
     parts.join("; ")
 }
 
+/// How many runs shard `k` of `n` of `total` runs holds.
+fn shard_len(total: usize, shard: Option<(usize, usize)>) -> usize {
+    match shard {
+        Some((k, n)) if total >= k => (total - k) / n + 1,
+        Some(_) => 0,
+        None => total,
+    }
+}
+
 /// The rows of `path` in plan order (rows outside the plan keep their place after the plan's),
 /// one per run id (the first wins), and how many bad lines and duplicates were dropped.
-fn load_rows(
-    path: &Path,
-    order: &HashMap<(String, String, u32), usize>,
-) -> Result<(Vec<RunRow>, usize, usize), CliError> {
+fn load_rows(path: &Path, suite: &Suite) -> Result<(Vec<RunRow>, usize, usize), CliError> {
     if !path.exists() {
         return Ok((Vec::new(), 0, 0));
     }
@@ -164,17 +181,17 @@ fn load_rows(
             dups += 1;
         }
     }
-    sort_rows(&mut kept, order);
+    sort_rows(&mut kept, suite);
     Ok((kept, bad.len(), dups))
 }
 
-fn sort_rows(rows: &mut [RunRow], order: &HashMap<(String, String, u32), usize>) {
-    rows.sort_by_key(|r| {
-        order
-            .get(&(r.matrix.clone(), r.cell.clone(), r.repetition))
-            .copied()
-            .unwrap_or(usize::MAX)
-    });
+/// The position of `r`'s run in `suite`, if it is one of its runs.
+fn position(suite: &Suite, r: &RunRow) -> Option<usize> {
+    suite.index_of(&r.matrix, &r.cell, r.repetition)
+}
+
+fn sort_rows(rows: &mut [RunRow], suite: &Suite) {
+    rows.sort_by_cached_key(|r| position(suite, r).unwrap_or(usize::MAX));
 }
 
 fn jsonl(rows: &[RunRow]) -> Result<String, CliError> {
@@ -196,10 +213,6 @@ fn write_derived(layout: &Layout, rows: &[RunRow]) -> Result<(), CliError> {
 fn write_meta(layout: &Layout, meta: &SuiteMeta) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(meta).map_err(anyhow::Error::from)?;
     write_file(&layout.meta_json(), (text + "\n").as_bytes())
-}
-
-fn plan_order(suite: &Suite) -> HashMap<(String, String, u32), usize> {
-    suite.runs.iter().map(|r| (r.id(), r.index)).collect()
 }
 
 /// Progress: an indicatif bar on a terminal, one plain line per run otherwise.
@@ -278,53 +291,117 @@ fn label(c: &reports::results::Coordinates) -> String {
     s
 }
 
+/// `--out` (or another directory argument) must be a directory or not exist yet.
+fn check_dir(flag: &str, dir: &Path) -> Result<(), CliError> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(CliError::Input(format!(
+            "{flag}: {} is a file, not a directory (give a directory; it is created if missing)",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Write the commands of `suite`'s runs (of one shard) to standard output, one a line, as they
+/// are made; a reader that goes away ends it quietly.
+fn print_commands(suite: &Suite, shard: Option<(usize, usize)>) -> Result<(), CliError> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut line = String::new();
+    let written = (|| -> std::io::Result<()> {
+        for r in suite.refs(shard) {
+            line.clear();
+            line.push_str(&suite.command(r));
+            line.push('\n');
+            out.write_all(line.as_bytes())?;
+        }
+        out.flush()
+    })();
+    match written {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(CliError::Run(anyhow::anyhow!(
+            "writing to standard output: {e}"
+        ))),
+    }
+}
+
 /// `schedlab suite`.
 pub fn suite(args: &SuiteArgs) -> Result<(), CliError> {
-    // 1. Everything is checked before anything is written.
-    let suite = Suite::load(&args.suite)?;
+    // 1. Everything is checked before anything is written: the runs are counted from the
+    // axes, the cells checked against this process's memory limits, and the rows a run of the
+    // suite would hold compared with them too.
+    let limits = MemoryLimits::detect()?;
+    let (origin, text) = crate::suite::source(&args.suite)?;
+    let suite = Suite::parse_within(&text, &origin, &limits)?;
     let shard = args.shard.as_deref().map(parse_shard).transpose()?;
-    let runs: Vec<&PlannedRun> = match shard {
-        Some((k, n)) => suite.shard(k, n),
-        None => suite.runs.iter().collect(),
-    };
+    let total = suite.run_count();
+    let in_shard = shard_len(total, shard);
     let name = &suite.file.name;
     // Shards default to a directory of their own, so that several can run side by side.
     let dir = args.out.clone().unwrap_or_else(|| match shard {
         Some((k, n)) => PathBuf::from("results").join(format!("{name}.shard-{k}-of-{n}")),
         None => PathBuf::from("results").join(name),
     });
+    check_dir("--out", &dir)?;
     let layout = Layout::new(&dir);
-    let cells: HashSet<&str> = suite.runs.iter().map(|r| r.cell.as_str()).collect();
+    // The rows kept for the summary, the only thing that grows with the runs.
+    let held = suite.size.held_bytes * in_shard as f64 / total.max(1) as f64;
+    let refused = limits.refusing(&MemoryNeed {
+        resident: held,
+        ..MemoryNeed::default()
+    });
+    let too_big = |(bytes, limit): (f64, &crate::limits::MemoryLimit)| {
+        format!(
+            "{origin}: {in_shard} runs{} would hold about {} of results in memory while running \
+             (about {} a run, kept for the summary), above {}; run it in shards (--shard K/N, \
+             see experiments/slurm/) or with fewer repetitions or values",
+            match shard {
+                Some((k, n)) => format!(" (shard {k}/{n})"),
+                None => String::new(),
+            },
+            human_bytes(bytes),
+            human_bytes(bytes / in_shard.max(1) as f64),
+            limit_text(limit)
+        )
+    };
+    if let (Some(r), false) = (refused, args.dry_run) {
+        return Err(CliError::Input(too_big(r)));
+    }
     note(&format!(
         "suite {name}: {} matrices, {} cells, {} runs{}",
-        suite.file.matrices.len(),
-        cells.len(),
-        suite.runs.len(),
+        suite.matrices.len(),
+        suite.cell_count(),
+        total,
         match shard {
-            Some((k, n)) => format!(" (shard {k}/{n}: {} runs)", runs.len()),
+            Some((k, n)) => format!(" (shard {k}/{n}: {in_shard} runs)"),
             None => String::new(),
         }
     ));
     note(&format!("  {}", suite.file.question));
-    note(&format!("  estimate: {}", estimate(&runs)));
-    let threads_ns: f64 = runs.iter().filter_map(|r| r.min_wall_ns).sum();
+    note(&format!(
+        "  estimate: {}; about {} of results held in memory",
+        estimate(&suite, shard),
+        human_bytes(held)
+    ));
+    let threads_ns: f64 = suite
+        .refs(shard)
+        .filter_map(|r| suite.cell(r).min_wall_ns)
+        .sum();
     if threads_ns > 3600e9 && shard.is_none() {
         note(&format!(
             "  this suite needs at least {} on one machine; --shard K/N spreads it over several \
              (see experiments/slurm/)",
-            fmt_duration(Duration::from_secs_f64(threads_ns / 1e9))
+            fmt_duration(Duration::from_secs_f64((threads_ns / 1e9).min(1e15)))
         ));
     }
     if args.dry_run {
-        let mut text = String::new();
-        for r in &runs {
-            text.push_str(&r.command);
-            text.push('\n');
+        print_commands(&suite, shard)?;
+        if let Some(r) = refused {
+            note(&format!("  a run of it would be refused: {}", too_big(r)));
         }
-        crate::output::emit(&text, None)?;
         note(&format!(
-            "dry run: {} runs checked, nothing run or written",
-            runs.len()
+            "dry run: {in_shard} runs checked, nothing run or written"
         ));
         return Ok(());
     }
@@ -383,8 +460,7 @@ pub fn suite(args: &SuiteArgs) -> Result<(), CliError> {
     };
     write_meta(&layout, &meta)?;
     // 3. What is already done (resume), with a cut-short last line dropped.
-    let order = plan_order(&suite);
-    let (mut rows, bad, dups) = load_rows(&layout.runs_jsonl(), &order)?;
+    let (mut rows, bad, dups) = load_rows(&layout.runs_jsonl(), &suite)?;
     if bad > 0 || dups > 0 {
         note(&format!(
             "resume: dropped {bad} unreadable line(s) and {dups} duplicate row(s) from {}",
@@ -392,21 +468,13 @@ pub fn suite(args: &SuiteArgs) -> Result<(), CliError> {
         ));
         write_file(&layout.runs_jsonl(), jsonl(&rows)?.as_bytes())?;
     }
-    let done: HashSet<(String, String, u32)> = rows
-        .iter()
-        .map(|r| (r.matrix.clone(), r.cell.clone(), r.repetition))
-        .collect();
-    let todo: Vec<&PlannedRun> = runs
-        .iter()
-        .copied()
-        .filter(|r| !done.contains(&r.id()))
-        .collect();
+    let done: HashSet<usize> = rows.iter().filter_map(|r| position(&suite, r)).collect();
+    let is_todo = |r: &RunRef| !done.contains(&r.index);
+    let todo = suite.refs(shard).filter(is_todo).count();
     if args.resume {
         note(&format!(
-            "resume: {} of {} runs already done, {} to run",
-            runs.len() - todo.len(),
-            runs.len(),
-            todo.len()
+            "resume: {} of {in_shard} runs already done, {todo} to run",
+            in_shard - todo,
         ));
     }
     write_derived(&layout, &rows)?;
@@ -424,8 +492,9 @@ pub fn suite(args: &SuiteArgs) -> Result<(), CliError> {
         .open(&csv_path)
         .map_err(|e| io_err(&csv_path, e))?;
     let started = Instant::now();
-    let mut progress = Progress::new(todo.len());
-    for r in &todo {
+    let mut progress = Progress::new(todo);
+    for r in suite.refs(shard).filter(is_todo) {
+        let r = suite.planned(r);
         // A failing run names itself by the command that reproduces it; the rows before it
         // stay, and --resume picks up from here.
         let failed = |e: CliError| {
@@ -472,23 +541,71 @@ pub fn suite(args: &SuiteArgs) -> Result<(), CliError> {
     }
     progress.finish();
     // 5. Derived files and the end time.
-    sort_rows(&mut rows, &order);
+    sort_rows(&mut rows, &suite);
     write_derived(&layout, &rows)?;
     meta.finished_at = Some(now_rfc3339());
     write_meta(&layout, &meta)?;
     note(&format!(
-        "wrote {}: {} runs ({} new) in {}; next: schedlab report {}",
+        "wrote {}: {} runs ({} new) in {}",
         dir.display(),
         rows.len(),
-        todo.len(),
+        todo,
         fmt_duration(started.elapsed()),
-        dir.display()
+    ));
+    // 6. The report, from the rows just written (a shard holds part of the suite: its report
+    // comes after the merge).
+    if shard.is_some() {
+        note(&format!(
+            "a shard draws no report: after schedlab merge, run schedlab report on the merged \
+             directory (or schedlab report {} for this shard alone)",
+            dir.display()
+        ));
+    } else if args.no_report {
+        note(&format!("next: schedlab report {}", dir.display()));
+    } else {
+        write_report(&dir, rows, meta)?;
+    }
+    Ok(())
+}
+
+/// Draw the report of a finished suite into `dir/report` from its rows; a failure says the
+/// runs are safe and how to draw the report again.
+fn write_report(dir: &Path, rows: Vec<RunRow>, meta: SuiteMeta) -> Result<(), CliError> {
+    let t0 = Instant::now();
+    let out = dir.join("report");
+    let mut loaded = reports::suite::Suite::from_rows(dir, rows);
+    loaded.meta = Some(meta);
+    let r = reports::render(&loaded, &out).map_err(|e| {
+        CliError::Run(anyhow::anyhow!(
+            "the runs are saved in {}, but drawing the report failed: {e}; \
+             retry with schedlab report {}",
+            dir.display(),
+            dir.display()
+        ))
+    })?;
+    for (_, figs) in &r.figures {
+        for n in figs.iter().flat_map(|f| &f.notes) {
+            note(&format!("  {n}"));
+        }
+    }
+    let n: usize = r.figures.iter().map(|(_, f)| f.len()).sum();
+    note(&format!(
+        "report: {n} figures, {} skipped (listed in the report), in {}; open {}",
+        r.skipped.len(),
+        fmt_duration(t0.elapsed()),
+        r.index.display()
     ));
     Ok(())
 }
 
 /// The `suite.toml` of a results directory given to `merge`; a bad DIR is an input error.
 fn read_suite_toml(l: &Layout) -> Result<String, CliError> {
+    if l.dir.exists() && !l.dir.is_dir() {
+        return Err(CliError::Input(format!(
+            "DIR: {}: is a file, not a directory (give the results directories of a suite's shards)",
+            l.dir.display()
+        )));
+    }
     std::fs::read_to_string(l.suite_toml()).map_err(|e| {
         CliError::Input(format!(
             "DIR: {}: {e} (not a results directory)",
@@ -499,6 +616,7 @@ fn read_suite_toml(l: &Layout) -> Result<String, CliError> {
 
 /// `schedlab merge`.
 pub fn merge(args: &MergeArgs) -> Result<(), CliError> {
+    check_dir("--out", &args.out)?;
     let first = Layout::new(&args.dirs[0]);
     let text = read_suite_toml(&first)?;
     for d in &args.dirs[1..] {
@@ -521,14 +639,13 @@ pub fn merge(args: &MergeArgs) -> Result<(), CliError> {
             args.out.display()
         )));
     }
-    let order = plan_order(&suite);
     let mut rows: Vec<RunRow> = Vec::new();
     let mut seen = HashSet::new();
     let (mut bad, mut dups) = (0, 0);
     let mut metas: Vec<SuiteMeta> = Vec::new();
     for d in &args.dirs {
         let l = Layout::new(d);
-        let (r, b, du) = load_rows(&l.runs_jsonl(), &order)?;
+        let (r, b, du) = load_rows(&l.runs_jsonl(), &suite)?;
         bad += b;
         dups += du;
         for row in r {
@@ -545,7 +662,7 @@ pub fn merge(args: &MergeArgs) -> Result<(), CliError> {
             metas.push(m);
         }
     }
-    sort_rows(&mut rows, &order);
+    sort_rows(&mut rows, &suite);
     std::fs::create_dir_all(&args.out).map_err(|e| io_err(&args.out, e))?;
     write_file(&out.suite_toml(), text.as_bytes())?;
     write_file(&out.runs_jsonl(), jsonl(&rows)?.as_bytes())?;
@@ -578,14 +695,14 @@ pub fn merge(args: &MergeArgs) -> Result<(), CliError> {
     write_meta(&out, &meta)?;
     let in_plan = rows
         .iter()
-        .filter(|r| order.contains_key(&(r.matrix.clone(), r.cell.clone(), r.repetition)))
+        .filter(|r| position(&suite, r).is_some())
         .count();
-    let missing = suite.runs.len() - in_plan;
+    let missing = suite.run_count() - in_plan;
     note(&format!(
         "merged {} directories into {}: {in_plan} of {} runs, {missing} missing, {dups} duplicate(s) and {bad} unreadable line(s) dropped",
         args.dirs.len(),
         args.out.display(),
-        suite.runs.len()
+        suite.run_count()
     ));
     if missing > 0 {
         note(&format!(

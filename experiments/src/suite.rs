@@ -1,6 +1,9 @@
 //! Suite files: a named question, a seed, repetitions and one or more matrices whose axes are
-//! lists. [`Suite::load`] parses and validates a whole suite before anything runs and expands it
-//! into [`PlannedRun`]s, each with its seed and the `schedlab run` line that reproduces it.
+//! lists. [`Suite::load`] parses and validates a whole suite before anything runs: it counts the
+//! runs from the axes first ([`SuiteSize`]), refuses a suite whose cells would not fit in
+//! memory, and checks each cell once. The runs ([`PlannedRun`]s, each with its seed and the
+//! `schedlab run` line that reproduces it) are made one at a time from the cells, so that a
+//! suite of millions of runs takes the memory of its cells, not of its runs.
 //!
 //! ```
 //! let text = r#"
@@ -18,17 +21,20 @@
 //! tasks = [1000]
 //! "#;
 //! let suite = experiments::suite::Suite::parse(text, "tiny.toml").unwrap();
-//! assert_eq!(suite.runs.len(), 2 * 2 * 2); // strategies × workers × repetitions
+//! assert_eq!(suite.run_count(), 2 * 2 * 2); // strategies × workers × repetitions
+//! // Runs are made one at a time from the cells, not held.
+//! let runs: Vec<_> = suite.runs().collect();
 //! // Both strategies see the same task set in a repetition: the seed ignores the strategy.
-//! assert_eq!(suite.runs[0].seed, suite.runs[1].seed);
-//! assert!(suite.runs[0].command.starts_with("schedlab run --engine sim"));
+//! assert_eq!(runs[0].seed, runs[1].seed);
+//! assert!(runs[0].command.starts_with("schedlab run --engine sim"));
 //! ```
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use reports::results::Coordinates;
 use serde::Deserialize;
 
+use crate::limits::{human_bytes, limit_text, MemoryLimits, MemoryNeed};
 use crate::run::{Checked, RunArgs};
 use crate::CliError;
 
@@ -172,15 +178,106 @@ impl PlannedRun {
     }
 }
 
-/// A parsed, validated and expanded suite.
+/// One cell of a matrix, checked: its coordinates and what its repetitions share.
+#[derive(Clone, Debug)]
+pub struct PlannedCell {
+    /// Cell coordinates.
+    pub coords: Coordinates,
+    /// `coords.key()`.
+    pub cell: String,
+    /// The arguments of its runs but for the seed, the timeline and `--json`.
+    pub args: RunArgs,
+    /// Lower bound on a run's wall time in ns (threads only; `None` on the sim).
+    pub min_wall_ns: Option<f64>,
+    /// The reproducing command line up to its `--seed`.
+    head: String,
+    /// What the seed hash of a repetition starts with (see [`run_seed`]).
+    seed_key: String,
+}
+
+/// A matrix expanded into its cells. Its runs are every cell in each repetition, repetitions
+/// outermost (repetition 0 of every cell, then repetition 1, ...), so that a slow drift of the
+/// machine spreads over all cells and an interrupted suite has every cell at least once.
+#[derive(Clone, Debug)]
+pub struct PlannedMatrix {
+    /// Name.
+    pub name: String,
+    /// Repetitions of each cell.
+    pub repetitions: u32,
+    /// The cells, in expansion order.
+    pub cells: Vec<PlannedCell>,
+    /// The index of its first run in the suite.
+    pub first: usize,
+}
+
+impl PlannedMatrix {
+    /// Its number of runs: cells × repetitions.
+    pub fn runs(&self) -> usize {
+        self.cells.len() * self.repetitions as usize
+    }
+}
+
+/// Where a run sits in its suite, by position: run `index` is repetition `repetition` of cell
+/// `cell` of matrix `matrix` (indices into [`Suite::matrices`] and [`PlannedMatrix::cells`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunRef {
+    /// Position in the expansion.
+    pub index: usize,
+    /// Matrix, by position.
+    pub matrix: usize,
+    /// Cell of the matrix, by position.
+    pub cell: usize,
+    /// Repetition, from 0.
+    pub repetition: u32,
+}
+
+/// The size of a suite, counted from the lengths of its axes before anything is expanded
+/// (cells whose values repeat are counted; the expansion refuses them later).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SuiteSize {
+    /// Matrices.
+    pub matrices: usize,
+    /// Cells: the product of each matrix's axis lengths, summed.
+    pub cells: u128,
+    /// Runs: cells × repetitions, summed.
+    pub runs: u128,
+    /// Bytes the suite runner holds while running all of it: one row per run (its report, with
+    /// a timeline for repetition 0 of each cell), kept for the summary written at the end.
+    pub held_bytes: f64,
+}
+
+/// Bytes the expansion keeps per cell: coordinates, arguments, command head, key and index
+/// entry (measured: 1.7 KiB a cell, peak resident memory of a dry run of 40,000 cells).
+pub const BYTES_PER_CELL: u64 = 2048;
+
+/// Bytes the runner holds per finished run: its row (coordinates, command, report with its
+/// latency histogram and strings), its place in the indexes and its share of the files
+/// written at the end (measured: 3.4 KiB a sim run of one worker, from the peak resident
+/// memory of 400 and 4,000 runs).
+pub const BYTES_PER_ROW: u64 = 4096;
+
+/// Bytes a row holds per worker of its run, the per-worker report (measured: 110).
+pub const BYTES_PER_ROW_WORKER: u64 = 128;
+
+/// Bytes a row holds per timeline span (repetition 0 of each cell keeps up to
+/// [`TIMELINE_CAP`]).
+pub const BYTES_PER_ROW_SPAN: u64 = 40;
+
+/// A parsed, validated and expanded suite. Its runs are not held: they are made one at a time
+/// from the cells ([`Suite::runs`], [`Suite::shard`]), so a suite of millions of runs takes the
+/// memory of its cells only.
 #[derive(Clone, Debug)]
 pub struct Suite {
     /// The file as parsed.
     pub file: SuiteFile,
     /// The text it was parsed from (stored as `suite.toml`).
     pub text: String,
-    /// Every run, in order.
-    pub runs: Vec<PlannedRun>,
+    /// Its size, counted before it was expanded.
+    pub size: SuiteSize,
+    /// The matrices, expanded into cells.
+    pub matrices: Vec<PlannedMatrix>,
+    /// (matrix name, cell key) -> (matrix, cell) positions.
+    lookup: HashMap<(String, String), (usize, usize)>,
 }
 
 /// A stable 64-bit hash (FNV-1a, then a SplitMix64 finaliser); unlike std's hasher it is the
@@ -225,6 +322,13 @@ pub fn shell_quote(s: &str) -> String {
 
 /// The `schedlab run` line that reproduces `args` (always with `--json`).
 pub fn command_line(args: &RunArgs) -> String {
+    let mut line = command_head(args);
+    push_tail(&mut line, args.seed, args.timeline);
+    line
+}
+
+/// [`command_line`] up to its `--seed`: what the repetitions of a cell share.
+fn command_head(args: &RunArgs) -> String {
     let mut w: Vec<String> = vec!["schedlab".into(), "run".into()];
     let mut push = |flag: &str, v: String| {
         w.push(flag.into());
@@ -256,12 +360,17 @@ pub fn command_line(args: &RunArgs) -> String {
     if let Some(c) = &args.cost {
         push("--cost", c.clone());
     }
-    push("--seed", args.seed.to_string());
-    if args.timeline > 0 {
-        push("--timeline", args.timeline.to_string());
-    }
-    w.push("--json".into());
     w.join(" ")
+}
+
+/// The rest of [`command_line`] after [`command_head`].
+fn push_tail(line: &mut String, seed: u64, timeline: usize) {
+    use std::fmt::Write as _;
+    let _ = write!(line, " --seed {seed}");
+    if timeline > 0 {
+        let _ = write!(line, " --timeline {timeline}");
+    }
+    line.push_str(" --json");
 }
 
 /// Resolve a suite argument: a shipped suite's name, or a path to a TOML file.
@@ -332,38 +441,259 @@ impl Suite {
         Suite::parse(&text, &origin)
     }
 
-    /// Parse and validate `text` (from `origin`, named in errors) and expand it. Every error is
-    /// one line naming the origin, the matrix and the field.
+    /// Parse and validate `text` (from `origin`, named in errors) and expand it into cells,
+    /// checking memory against this process's limits now. Every error is one line naming the
+    /// origin, the matrix and the field.
     pub fn parse(text: &str, origin: &str) -> Result<Suite, CliError> {
-        let file: SuiteFile = toml::from_str(text).map_err(|e| {
-            let msg = e.message().replace('\n', " ");
-            let at = e.span().map(|s| s.start);
-            let place = match at {
-                Some(o) => {
-                    let mut place = match matrix_at(text, o) {
-                        Some(m) => format!("line {}: matrix #{m}", line_of(text, o)),
-                        None => format!("line {}", line_of(text, o)),
-                    };
-                    if let Some(key) = key_at(text, o) {
-                        place.push_str(&format!(": field {key}"));
-                    }
-                    place
-                }
-                None => "top level".into(),
-            };
-            CliError::Input(format!("{origin}: {place}: {msg}"))
-        })?;
-        let runs = expand(&file, origin)?;
+        Suite::parse_within(text, origin, &MemoryLimits::detect()?)
+    }
+
+    /// [`Suite::parse`] against memory limits already detected. The runs are counted from the
+    /// axes first; a suite whose cells would not fit in memory is refused before any is made.
+    pub fn parse_within(
+        text: &str,
+        origin: &str,
+        limits: &MemoryLimits,
+    ) -> Result<Suite, CliError> {
+        let file = parse_file(text, origin)?;
+        let size = file.size();
+        if size.runs > (isize::MAX as u128) {
+            return Err(CliError::Input(format!(
+                "{origin}: {} runs ({}): more than can be counted; give the matrices fewer values",
+                size.runs,
+                axes_text(&file)
+            )));
+        }
+        let need = size.cells as f64 * BYTES_PER_CELL as f64;
+        if let Some((bytes, limit)) = limits.refusing(&MemoryNeed {
+            resident: need,
+            ..MemoryNeed::default()
+        }) {
+            return Err(CliError::Input(format!(
+                "{origin}: {} cells ({}) would need about {} of memory to check (about 2 KiB a \
+                 cell), above {}; give the matrices fewer values or split the suite",
+                size.cells,
+                axes_text(&file),
+                human_bytes(bytes),
+                limit_text(limit)
+            )));
+        }
+        let matrices = expand(&file, origin, limits)?;
+        let mut lookup = HashMap::new();
+        for (mi, m) in matrices.iter().enumerate() {
+            for (ci, c) in m.cells.iter().enumerate() {
+                lookup.insert((m.name.clone(), c.cell.clone()), (mi, ci));
+            }
+        }
         Ok(Suite {
             file,
             text: text.to_string(),
-            runs,
+            size,
+            matrices,
+            lookup,
         })
     }
 
+    /// How many runs the suite has.
+    pub fn run_count(&self) -> usize {
+        self.matrices.iter().map(PlannedMatrix::runs).sum()
+    }
+
+    /// How many cells the suite has.
+    pub fn cell_count(&self) -> usize {
+        self.matrices.iter().map(|m| m.cells.len()).sum()
+    }
+
+    /// Where every run of shard `k` of `n` (1-based; `None`: every run) sits, in order, without
+    /// making the runs.
+    pub fn refs(&self, shard: Option<(usize, usize)>) -> Refs<'_> {
+        let (k, n) = shard.unwrap_or((1, 1));
+        Refs {
+            suite: self,
+            next: k.saturating_sub(1),
+            step: n.max(1),
+            matrix: 0,
+        }
+    }
+
+    /// Every run, in order, made one at a time.
+    pub fn runs(&self) -> impl Iterator<Item = PlannedRun> + '_ {
+        self.refs(None).map(|r| self.planned(r))
+    }
+
     /// The runs of shard `k` of `n` (1-based): every n-th run, starting at run k − 1.
-    pub fn shard(&self, k: usize, n: usize) -> Vec<&PlannedRun> {
-        self.runs.iter().filter(|r| r.index % n == k - 1).collect()
+    pub fn shard(&self, k: usize, n: usize) -> impl Iterator<Item = PlannedRun> + '_ {
+        self.refs(Some((k, n))).map(|r| self.planned(r))
+    }
+
+    /// Run `index`, if there is one.
+    pub fn run(&self, index: usize) -> Option<PlannedRun> {
+        self.refs(None).nth(index).map(|r| self.planned(r))
+    }
+
+    /// The cell a run belongs to.
+    pub fn cell(&self, r: RunRef) -> &PlannedCell {
+        &self.matrices[r.matrix].cells[r.cell]
+    }
+
+    /// The seed of run `r` (the same as [`run_seed`] of its coordinates).
+    pub fn seed(&self, r: RunRef) -> u64 {
+        let c = self.cell(r);
+        stable_hash(format!("{}{}", c.seed_key, r.repetition).as_bytes())
+    }
+
+    /// The command line of run `r`, without making the run.
+    pub fn command(&self, r: RunRef) -> String {
+        let c = self.cell(r);
+        let mut line = c.head.clone();
+        push_tail(&mut line, self.seed(r), timeline_of(r.repetition));
+        line
+    }
+
+    /// The run at `r`.
+    pub fn planned(&self, r: RunRef) -> PlannedRun {
+        let c = self.cell(r);
+        let seed = self.seed(r);
+        let mut args = c.args.clone();
+        args.seed = seed;
+        args.timeline = timeline_of(r.repetition);
+        args.json = true;
+        PlannedRun {
+            index: r.index,
+            matrix: self.matrices[r.matrix].name.clone(),
+            coords: c.coords.clone(),
+            cell: c.cell.clone(),
+            repetition: r.repetition,
+            seed,
+            command: self.command(r),
+            args,
+            min_wall_ns: c.min_wall_ns,
+        }
+    }
+
+    /// The position of the run of `matrix`, `cell` and `repetition`, if the suite has it.
+    pub fn index_of(&self, matrix: &str, cell: &str, repetition: u32) -> Option<usize> {
+        let &(mi, ci) = self.lookup.get(&(matrix.to_string(), cell.to_string()))?;
+        let m = &self.matrices[mi];
+        (repetition < m.repetitions).then(|| m.first + repetition as usize * m.cells.len() + ci)
+    }
+}
+
+/// The runs of a suite (or of one shard), by position: see [`Suite::refs`].
+#[derive(Clone, Debug)]
+pub struct Refs<'a> {
+    suite: &'a Suite,
+    next: usize,
+    step: usize,
+    matrix: usize,
+}
+
+impl Iterator for Refs<'_> {
+    type Item = RunRef;
+
+    fn next(&mut self) -> Option<RunRef> {
+        let ms = &self.suite.matrices;
+        while self.matrix < ms.len() && self.next >= ms[self.matrix].first + ms[self.matrix].runs()
+        {
+            self.matrix += 1;
+        }
+        let m = ms.get(self.matrix)?;
+        let offset = self.next - m.first;
+        let r = RunRef {
+            index: self.next,
+            matrix: self.matrix,
+            cell: offset % m.cells.len(),
+            repetition: (offset / m.cells.len()) as u32,
+        };
+        self.next = self.next.saturating_add(self.step);
+        Some(r)
+    }
+}
+
+/// The timeline cap of a repetition: [`TIMELINE_CAP`] for repetition 0, none for the others.
+fn timeline_of(repetition: u32) -> usize {
+    if repetition == 0 {
+        TIMELINE_CAP
+    } else {
+        0
+    }
+}
+
+/// The matrices' axis lengths in short, for messages: `matrix 'm': 5 strategies x 1000
+/// workloads x 8 workers x 1 tasks x 1000 repetitions`.
+fn axes_text(f: &SuiteFile) -> String {
+    f.matrices
+        .iter()
+        .map(|m| {
+            let mut parts = vec![
+                format!("{} strategies", m.strategies.len()),
+                format!("{} workloads", m.workloads.len()),
+                format!("{} workers", m.workers.len()),
+                format!("{} tasks", m.tasks.len()),
+            ];
+            for (what, len) in [
+                ("speeds", m.speeds.len()),
+                ("arrivals", m.arrivals.len()),
+                ("estimate errors", m.estimate_error.len()),
+                ("pins", m.pin.len()),
+                ("topologies", m.topology.len()),
+                ("costs", m.cost.len()),
+            ] {
+                if len > 1 {
+                    parts.push(format!("{len} {what}"));
+                }
+            }
+            parts.push(format!(
+                "{} repetitions",
+                m.repetitions.unwrap_or(f.repetitions)
+            ));
+            format!("matrix '{}': {}", m.name, parts.join(" x "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl SuiteFile {
+    /// The suite's size from its axis lengths alone: nothing is expanded or checked.
+    pub fn size(&self) -> SuiteSize {
+        let mut size = SuiteSize {
+            matrices: self.matrices.len(),
+            cells: 0,
+            runs: 0,
+            held_bytes: 0.0,
+        };
+        for m in &self.matrices {
+            let workers = worker_counts(m).unwrap_or_default();
+            let others = [
+                m.strategies.len(),
+                m.workloads.len(),
+                m.speeds.len().max(1),
+                m.arrivals.len().max(1),
+                m.estimate_error.len().max(1),
+                m.pin.len().max(1),
+                m.topology.len().max(1),
+                m.cost.len().max(1),
+            ]
+            .iter()
+            .fold(1u128, |a, &n| a.saturating_mul(n as u128));
+            let cells = others
+                .saturating_mul(workers.len() as u128)
+                .saturating_mul(m.tasks.len() as u128);
+            let reps = u128::from(m.repetitions.unwrap_or(self.repetitions));
+            size.cells = size.cells.saturating_add(cells);
+            size.runs = size.runs.saturating_add(cells.saturating_mul(reps));
+            // Rows held: per (workers, tasks) pair, as many cells as the other axes make.
+            let mut per_other = 0.0;
+            for &p in &workers {
+                for &n in &m.tasks {
+                    let row = BYTES_PER_ROW as f64 + p as f64 * BYTES_PER_ROW_WORKER as f64;
+                    let spans = n.min(TIMELINE_CAP) as f64 * BYTES_PER_ROW_SPAN as f64;
+                    per_other += row * reps as f64 + spans;
+                }
+            }
+            size.held_bytes += per_other * others as f64;
+        }
+        size
     }
 }
 
@@ -387,7 +717,27 @@ fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-fn expand(f: &SuiteFile, origin: &str) -> Result<Vec<PlannedRun>, CliError> {
+/// Parse the TOML of a suite and check its top level. Every error is one line naming the
+/// origin, the line, the matrix and the field.
+fn parse_file(text: &str, origin: &str) -> Result<SuiteFile, CliError> {
+    let f: SuiteFile = toml::from_str(text).map_err(|e| {
+        let msg = e.message().replace('\n', " ");
+        let at = e.span().map(|s| s.start);
+        let place = match at {
+            Some(o) => {
+                let mut place = match matrix_at(text, o) {
+                    Some(m) => format!("line {}: matrix #{m}", line_of(text, o)),
+                    None => format!("line {}", line_of(text, o)),
+                };
+                if let Some(key) = key_at(text, o) {
+                    place.push_str(&format!(": field {key}"));
+                }
+                place
+            }
+            None => "top level".into(),
+        };
+        CliError::Input(format!("{origin}: {place}: {msg}"))
+    })?;
     let top = |field: &str, msg: String| CliError::Input(format!("{origin}: field {field}: {msg}"));
     if f.name.is_empty()
         || !f
@@ -418,8 +768,43 @@ fn expand(f: &SuiteFile, origin: &str) -> Result<Vec<PlannedRun>, CliError> {
             "no [[matrix]] table (a suite needs at least one)".into(),
         ));
     }
+    Ok(f)
+}
+
+/// The worker counts of `m`: `"cpus"` resolved, duplicates and (with `workers_up_to_cpus`)
+/// counts above this machine's cpus dropped; the bad value's message otherwise.
+fn worker_counts(m: &MatrixFile) -> Result<Vec<usize>, String> {
+    let mut workers = Vec::new();
+    for w in &m.workers {
+        let n = match w {
+            WorkerCount::N(n) => *n,
+            WorkerCount::Named(s) if s == "cpus" => cpus(),
+            WorkerCount::Named(s) => {
+                return Err(format!(
+                    "'{s}' is not a worker count (a number >= 1 or \"cpus\")"
+                ))
+            }
+        };
+        if m.workers_up_to_cpus && n > cpus() {
+            continue;
+        }
+        if !workers.contains(&n) {
+            workers.push(n);
+        }
+    }
+    Ok(workers)
+}
+
+/// Check every cell of every matrix (once: repetitions differ only in the seed) and lay the
+/// matrices out one after another.
+fn expand(
+    f: &SuiteFile,
+    origin: &str,
+    limits: &MemoryLimits,
+) -> Result<Vec<PlannedMatrix>, CliError> {
     let mut names = HashSet::new();
-    let mut runs = Vec::new();
+    let mut out: Vec<PlannedMatrix> = Vec::new();
+    let mut first = 0usize;
     for (mi, m) in f.matrices.iter().enumerate() {
         let label = if m.name.is_empty() {
             format!("#{}", mi + 1)
@@ -450,25 +835,7 @@ fn expand(f: &SuiteFile, origin: &str) -> Result<Vec<PlannedRun>, CliError> {
         if repetitions == 0 {
             return Err(err("repetitions", "must be at least 1, got 0".into()));
         }
-        let mut workers = Vec::new();
-        for w in &m.workers {
-            let n = match w {
-                WorkerCount::N(n) => *n,
-                WorkerCount::Named(s) if s == "cpus" => cpus(),
-                WorkerCount::Named(s) => {
-                    return Err(err(
-                        "workers",
-                        format!("'{s}' is not a worker count (a number >= 1 or \"cpus\")"),
-                    ))
-                }
-            };
-            if m.workers_up_to_cpus && n > cpus() {
-                continue;
-            }
-            if !workers.contains(&n) {
-                workers.push(n);
-            }
-        }
+        let workers = worker_counts(m).map_err(|e| err("workers", e))?;
         let or = |v: &Vec<String>, d: &str| {
             if v.is_empty() {
                 vec![d.to_string()]
@@ -505,8 +872,7 @@ fn expand(f: &SuiteFile, origin: &str) -> Result<Vec<PlannedRun>, CliError> {
         if m.tasks.contains(&0) {
             return Err(err("tasks", "must be at least 1, got 0".into()));
         }
-        // Every cell, checked once; repetitions differ only in the seed.
-        let mut cells: Vec<(Coordinates, RunArgs)> = Vec::new();
+        let mut cells: Vec<PlannedCell> = Vec::new();
         let mut seen = HashSet::new();
         for workload in &m.workloads {
             for &p in &workers {
@@ -535,8 +901,8 @@ fn expand(f: &SuiteFile, origin: &str) -> Result<Vec<PlannedRun>, CliError> {
                                                     cost: (!cost.is_empty()).then(|| cost.clone()),
                                                     ..RunArgs::default()
                                                 };
-                                                let checked =
-                                                    Checked::new(&args).map_err(|e| match e {
+                                                let checked = Checked::within(&args, limits)
+                                                    .map_err(|e| match e {
                                                         CliError::Input(msg) => {
                                                             let (flag, rest) = msg
                                                                 .split_once(": ")
@@ -567,18 +933,18 @@ fn expand(f: &SuiteFile, origin: &str) -> Result<Vec<PlannedRun>, CliError> {
                                                     topology: topo.clone(),
                                                     cost: cost.clone(),
                                                 };
-                                                if !seen.insert(coords.key()) {
+                                                let key = coords.key();
+                                                if !seen.insert(key.clone()) {
                                                     return Err(err(
                                                         "strategies",
                                                         format!(
-                                                            "the cell {} appears twice (a value is repeated in an axis)",
-                                                            coords.key()
+                                                            "the cell {key} appears twice (a value is repeated in an axis)"
                                                         ),
                                                     ));
                                                 }
-                                                let mut args = args;
-                                                args.strategy = coords.strategy.clone();
-                                                cells.push((coords, args));
+                                                cells.push(PlannedCell::new(
+                                                    f.seed, coords, key, args,
+                                                ));
                                             }
                                         }
                                     }
@@ -589,31 +955,35 @@ fn expand(f: &SuiteFile, origin: &str) -> Result<Vec<PlannedRun>, CliError> {
                 }
             }
         }
-        // Repetitions outermost: rep 0 of every cell, then rep 1, ... so a slow drift of the
-        // machine spreads over all cells, and an interrupted suite has every cell at least once.
-        for rep in 0..repetitions {
-            for (coords, args) in &cells {
-                let seed = run_seed(f.seed, coords, rep);
-                let mut args = args.clone();
-                args.seed = seed;
-                args.timeline = if rep == 0 { TIMELINE_CAP } else { 0 };
-                args.json = true;
-                let min_wall_ns = (engine == "threads").then(|| threads_lower_bound(&args));
-                runs.push(PlannedRun {
-                    index: runs.len(),
-                    matrix: m.name.clone(),
-                    cell: coords.key(),
-                    coords: coords.clone(),
-                    repetition: rep,
-                    seed,
-                    command: command_line(&args),
-                    args,
-                    min_wall_ns,
-                });
-            }
+        let m = PlannedMatrix {
+            name: m.name.clone(),
+            repetitions,
+            cells,
+            first,
+        };
+        first += m.runs();
+        out.push(m);
+    }
+    Ok(out)
+}
+
+impl PlannedCell {
+    fn new(suite_seed: u64, coords: Coordinates, cell: String, mut args: RunArgs) -> PlannedCell {
+        args.strategy = coords.strategy.clone();
+        let min_wall_ns = (args.engine == "threads").then(|| threads_lower_bound(&args));
+        let seed_key = format!(
+            "{suite_seed}|{}|{}|{}|",
+            coords.workload, coords.tasks, coords.arrivals
+        );
+        PlannedCell {
+            head: command_head(&args),
+            seed_key,
+            coords,
+            cell,
+            args,
+            min_wall_ns,
         }
     }
-    Ok(runs)
 }
 
 /// A lower bound on a threads run's wall time from the distribution's mean: total work over the
@@ -638,7 +1008,13 @@ mod tests {
         for (name, text) in SHIPPED {
             let s = Suite::parse(text, name).unwrap_or_else(|e| panic!("{name}: {e:?}"));
             assert_eq!(&s.file.name, name);
-            assert!(!s.runs.is_empty(), "{name}");
+            assert!(s.run_count() > 0, "{name}");
+            assert_eq!(
+                s.size.runs,
+                s.run_count() as u128,
+                "{name}: counted = expanded"
+            );
+            assert_eq!(s.size.cells, s.cell_count() as u128, "{name}");
         }
     }
 
@@ -655,10 +1031,10 @@ mod tests {
     fn shards_partition_the_runs() {
         let s = Suite::load("quick").unwrap();
         let mut all: Vec<usize> = (1..=3)
-            .flat_map(|k| s.shard(k, 3).into_iter().map(|r| r.index))
+            .flat_map(|k| s.shard(k, 3).map(|r| r.index))
             .collect();
         all.sort_unstable();
-        assert_eq!(all, (0..s.runs.len()).collect::<Vec<_>>());
+        assert_eq!(all, (0..s.run_count()).collect::<Vec<_>>());
         assert!(parse_shard("0/3").is_err());
         assert!(parse_shard("4/3").is_err());
         assert!(parse_shard("x").is_err());
@@ -670,5 +1046,28 @@ mod tests {
         assert_eq!(shell_quote("sim"), "sim");
         assert_eq!(shell_quote("central(chunk=4)"), "'central(chunk=4)'");
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn runs_made_from_cells_agree_with_their_positions_seeds_and_commands() {
+        let s = Suite::load("quick").unwrap();
+        let mut n = 0;
+        for (i, r) in s.runs().enumerate() {
+            assert_eq!(r.index, i);
+            assert_eq!(s.index_of(&r.matrix, &r.cell, r.repetition), Some(i));
+            assert_eq!(r.seed, run_seed(s.file.seed, &r.coords, r.repetition));
+            assert_eq!(r.command, command_line(&r.args));
+            assert_eq!(r.args.timeline > 0, r.repetition == 0);
+            n += 1;
+        }
+        assert_eq!(n, s.run_count());
+        assert_eq!(s.run(n - 1).map(|r| r.index), Some(n - 1));
+        assert!(s.run(n).is_none());
+        assert_eq!(s.index_of("main", "no such cell", 0), None);
+        let last = s.run(n - 1).unwrap();
+        assert_eq!(
+            s.index_of(&last.matrix, &last.cell, last.repetition + 1),
+            None
+        );
     }
 }

@@ -128,13 +128,16 @@ fn table(files: &Files) -> Vec<(Vec<String>, &'static str)> {
         (run(&["-n", "18446744073709551615"]), "of memory"),
         (
             run(&["-n", "1000000000", "--engine", "sim"]),
-            "above the limit",
+            "allowed by SCHEDLAB_MEMORY_LIMIT",
         ),
         (
             run(&["-s", "work-stealing", "-p", "100000", "--engine", "sim"]),
             "victim lists",
         ),
-        (run(&["--kind", "memory", "-p", "200"]), "32 MiB per worker"),
+        (
+            run(&["--kind", "memory", "-p", "200"]),
+            "buffers of 32 MiB (one per worker",
+        ),
         (
             run(&["--timeline", "18446744073709551615", "-n", "200000000"]),
             "of memory",
@@ -375,6 +378,52 @@ fn table(files: &Files) -> Vec<(Vec<String>, &'static str)> {
             "unknown distribution",
         ),
     ];
+    // Files where directories belong.
+    let file = files.write("a-file.txt", b"x");
+    for (args, needle) in [
+        (vec!["report", file.as_str()], "is a file, not a directory"),
+        (
+            vec!["compare", file.as_str(), file.as_str()],
+            "is a file, not a directory",
+        ),
+        (vec!["suite", "quick", "--out", file.as_str()], "--out: "),
+        (
+            vec!["merge", file.as_str(), "--out", "/nonexistent/x"],
+            "is a file, not a directory",
+        ),
+    ] {
+        rows.push((args.iter().map(|a| a.to_string()).collect(), needle));
+    }
+    // Suites too large for memory: 40,000,000 runs whose rows would not fit, 10^9 cells that
+    // would not fit even to check (both counted from the axes first).
+    let list =
+        |n: usize, f: &dyn Fn(usize) -> String| (1..=n).map(f).collect::<Vec<_>>().join(", ");
+    let huge = format!(
+        "name = \"huge\"\nquestion = \"q\"\nrepetitions = 1000\nengine = \"sim\"\n[[matrix]]\n\
+         name = \"m\"\nstrategies = [\"round-robin\", \"block\", \"central\", \"guided\", \
+         \"work-stealing\"]\nworkloads = [{}]\nworkers = [1, 2, 4, 8, 16, 32, 64, 128]\n\
+         tasks = [100]\n",
+        list(1000, &|i| format!("\"constant({i}us)\""))
+    );
+    rows.push((
+        vec!["suite".into(), files.write("huge.toml", huge.as_bytes())],
+        "40000000 runs would hold about",
+    ));
+    let cells = format!(
+        "name = \"cells\"\nquestion = \"q\"\n[[matrix]]\nname = \"m\"\n\
+         strategies = [\"central\"]\nworkloads = [{}]\nworkers = [{}]\ntasks = [{}]\n",
+        list(1000, &|i| format!("\"constant({i}us)\"")),
+        list(1000, &|i| i.to_string()),
+        list(1000, &|i| i.to_string())
+    );
+    rows.push((
+        vec![
+            "suite".into(),
+            files.write("cells.toml", cells.as_bytes()),
+            "--dry-run".into(),
+        ],
+        "1000000000 cells",
+    ));
     // A sparse file bigger than the trace limit: refused from its size, without reading it.
     let big = files.path("big.csv");
     let f = std::fs::File::create(&big).unwrap();

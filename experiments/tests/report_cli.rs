@@ -129,6 +129,31 @@ fn bad_results_dirs_exit_2_with_one_line() {
     // --out naming a file is bad input too.
     let ok = tmp("out-file");
     results(&ok, false);
+    // A file where a results directory belongs is named as a file, not as missing.
+    let file = d.join("a-file.txt");
+    std::fs::write(&file, "x").unwrap();
+    let mut files = vec![file.to_str().unwrap().to_string()];
+    if Path::new("/etc/passwd").is_file() {
+        files.push("/etc/passwd".into());
+    }
+    for f in &files {
+        for args in [
+            vec!["report", f.as_str()],
+            vec!["compare", f.as_str(), d.to_str().unwrap()],
+            vec!["compare", ok.to_str().unwrap(), f.as_str()],
+            vec!["merge", f.as_str(), "--out", d.to_str().unwrap()],
+        ] {
+            let o = schedlab(&args);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+            assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+            assert!(
+                err.contains(f.as_str()) && err.contains("is a file, not a directory"),
+                "{args:?}: {err}"
+            );
+            assert!(o.stdout.is_empty());
+        }
+    }
     let file = ok.join("a-file");
     std::fs::write(&file, "x").unwrap();
     let o = schedlab(&[

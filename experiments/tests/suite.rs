@@ -97,16 +97,19 @@ arrivals = ["closed", "poisson(rate=50000/s)"]
 #[test]
 fn expansion_counts_and_seeds() {
     let suite = Suite::parse(SIM_SUITE, "simtest.toml").unwrap();
+    let runs: Vec<_> = suite.runs().collect();
     let a = 3 * 2 * 2 * 3;
     let b = 2 * 2 * 2 * 2; // strategies × estimate errors × arrivals × 2 repetitions
-    assert_eq!(suite.runs.len(), a + b);
+    assert_eq!(suite.run_count(), a + b);
+    assert_eq!(runs.len(), a + b);
+    assert_eq!(suite.size.runs, (a + b) as u128, "counted from the axes");
     assert_eq!(
-        suite.runs.iter().filter(|r| r.matrix == "a").count(),
+        runs.iter().filter(|r| r.matrix == "a").count(),
         a,
         "matrix a"
     );
     // Indices are positions.
-    for (i, r) in suite.runs.iter().enumerate() {
+    for (i, r) in runs.iter().enumerate() {
         assert_eq!(r.index, i);
         assert_eq!(r.cell, r.coords.key());
         assert_eq!(r.seed, run_seed(11, &r.coords, r.repetition));
@@ -117,7 +120,7 @@ fn expansion_counts_and_seeds() {
     }
     // Every (matrix, cell, repetition) is unique; every cell has its matrix's repetitions.
     let mut per_cell: HashMap<(String, String), Vec<u32>> = HashMap::new();
-    for r in &suite.runs {
+    for r in &runs {
         per_cell
             .entry((r.matrix.clone(), r.cell.clone()))
             .or_default()
@@ -131,9 +134,7 @@ fn expansion_counts_and_seeds() {
     // Seeds: the same for all strategies and worker counts of one workload and repetition
     // (paired comparisons), different across repetitions and workloads.
     let seed_of = |m: &str, strategy: &str, workload: &str, p: usize, rep: u32| {
-        suite
-            .runs
-            .iter()
+        runs.iter()
             .find(|r| {
                 r.matrix == m
                     && r.coords.strategy.starts_with(strategy)
@@ -151,11 +152,7 @@ fn expansion_counts_and_seeds() {
     assert_ne!(s0, seed_of("a", "block", "gamma", 4, 0));
     // A different suite seed changes every run's seed.
     let other = Suite::parse(&SIM_SUITE.replace("seed = 11", "seed = 12"), "x").unwrap();
-    assert!(suite
-        .runs
-        .iter()
-        .zip(&other.runs)
-        .all(|(x, y)| x.seed != y.seed));
+    assert!(runs.iter().zip(other.runs()).all(|(x, y)| x.seed != y.seed));
     // Stable across processes: the binary's dry run prints the same commands (and seeds).
     let dir = tmp("expansion");
     let file = write(&dir, "simtest.toml", SIM_SUITE);
@@ -165,7 +162,7 @@ fn expansion_counts_and_seeds() {
         .lines()
         .map(String::from)
         .collect();
-    let planned: Vec<String> = suite.runs.iter().map(|r| r.command.clone()).collect();
+    let planned: Vec<String> = runs.iter().map(|r| r.command.clone()).collect();
     assert_eq!(printed, planned);
     assert!(!dir.join("out").exists(), "a dry run writes nothing");
     // The hash itself is fixed: changing it would change every stored seed.
@@ -215,8 +212,9 @@ fn shell_words(line: &str) -> Vec<String> {
     words
 }
 
+/// `schedlab suite FILE --out OUT --no-report EXTRA...` (the report has a test of its own).
 fn run_suite(file: &Path, out: &Path, extra: &[&str]) -> Output {
-    let mut args = vec!["suite", s(file), "--out", s(out)];
+    let mut args = vec!["suite", s(file), "--out", s(out), "--no-report"];
     args.extend_from_slice(extra);
     schedlab(&args)
 }
@@ -226,7 +224,18 @@ fn a_stored_command_reproduces_its_sim_report_exactly() {
     let dir = tmp("rerun");
     let file = write(&dir, "simtest.toml", SIM_SUITE);
     let out = dir.join("out");
-    ok(&run_suite(&file, &out, &[]), "suite");
+    // Without --no-report, a suite ends with its report.
+    let o = schedlab(&["suite", s(&file), "--out", s(&out)]);
+    ok(&o, "suite");
+    let err = String::from_utf8_lossy(&o.stderr);
+    let index = out.join("report").join("index.html");
+    assert!(index.is_file(), "no report: {err}");
+    assert!(
+        err.lines().last().unwrap_or("").starts_with("report: ")
+            && err.contains(&format!("open {}", index.display())),
+        "{err}"
+    );
+    assert!(out.join("report").join("a-lif.svg").is_file());
     let rows = rows(&out);
     assert_eq!(rows.len(), 36 + 16);
     // Every fifth row, repetition 0 (with a timeline) and later ones alike.
@@ -397,7 +406,7 @@ fn a_killed_suite_resumes_with_every_run_exactly_once() {
     let dir = tmp("kill");
     let file = write(&dir, "slow.toml", SLOW_SUITE);
     let out = dir.join("out");
-    let total = Suite::parse(SLOW_SUITE, "slow").unwrap().runs.len();
+    let total = Suite::parse(SLOW_SUITE, "slow").unwrap().run_count();
     let mut child = Command::new(BIN)
         .args(["suite", s(&file), "--out", s(&out)])
         .stdout(Stdio::null())
@@ -504,6 +513,12 @@ fn shards_merged_equal_the_whole() {
         );
         shard_dirs.push(d);
     }
+    // A shard holds part of the suite: it draws no report, even when not told --no-report.
+    let d = dir.join("shard-report");
+    let o = schedlab(&["suite", s(&file), "--out", s(&d), "--shard", "2/3"]);
+    ok(&o, "shard");
+    assert!(!d.join("report").exists());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("a shard draws no report"));
     let sizes: Vec<usize> = shard_dirs.iter().map(|d| rows(d).len()).collect();
     assert_eq!(sizes.iter().sum::<usize>(), rows(&whole).len());
     assert!(sizes.iter().all(|&n| n > 0));
@@ -602,7 +617,10 @@ fn csv_and_jsonl_agree_row_for_row() {
     let dir = tmp("csv");
     let file = write(&dir, "simtest.toml", SIM_SUITE);
     let out = dir.join("out");
-    ok(&run_suite(&file, &out, &[]), "suite");
+    let o = run_suite(&file, &out, &[]);
+    ok(&o, "suite");
+    assert!(!out.join("report").exists(), "--no-report drew a report");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("next: schedlab report"));
     let rows = rows(&out);
     let csv = parse_csv(&std::fs::read_to_string(out.join("runs.csv")).unwrap());
     let header = &csv[0];
@@ -718,7 +736,7 @@ fn ctrl_c_keeps_finished_runs_and_resume_completes() {
     let dir = tmp("sigint");
     let file = write(&dir, "slow.toml", SLOW_SUITE);
     let out = dir.join("out");
-    let total = Suite::parse(SLOW_SUITE, "slow").unwrap().runs.len();
+    let total = Suite::parse(SLOW_SUITE, "slow").unwrap().run_count();
     let mut child = Command::new(BIN)
         .args(["suite", s(&file), "--out", s(&out)])
         .stdout(Stdio::null())
@@ -758,4 +776,123 @@ fn ctrl_c_keeps_finished_runs_and_resume_completes() {
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("meta.json")).unwrap()).unwrap();
     assert!(meta["finished_at"].is_string());
+}
+
+/// A suite file of 5 strategies × `workloads` workloads × 8 worker counts × `reps`
+/// repetitions on the simulator.
+fn huge_suite(workloads: usize, reps: u32) -> String {
+    let w: Vec<String> = (1..=workloads)
+        .map(|i| format!("\"constant({i}us)\""))
+        .collect();
+    format!(
+        "name = \"huge\"\nquestion = \"Can a suite this large eat the machine?\"\n\
+         repetitions = {reps}\nengine = \"sim\"\n\n[[matrix]]\nname = \"m\"\n\
+         strategies = [\"round-robin\", \"block\", \"central\", \"guided\", \"work-stealing\"]\n\
+         workloads = [{}]\nworkers = [1, 2, 4, 8, 16, 32, 64, 128]\ntasks = [100]\n",
+        w.join(", ")
+    )
+}
+
+/// Resident memory of process `pid` at its peak so far, in KiB (Linux).
+fn peak_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn a_suite_of_forty_million_runs_is_counted_at_once_and_streamed_or_refused() {
+    let dir = tmp("huge");
+    let file = write(&dir, "huge.toml", &huge_suite(1000, 1000));
+    // Counted from the axes, without expanding a run.
+    let suite = Suite::parse(&huge_suite(1000, 1000), "huge.toml").unwrap();
+    assert_eq!(suite.size.runs, 40_000_000);
+    assert_eq!(suite.run_count(), 40_000_000);
+    assert_eq!(suite.cell_count(), 40_000);
+    // Running it would hold a row per run: refused, one line, nothing written.
+    let out = dir.join("out");
+    let o = Command::new(BIN)
+        .args(["suite", s(&file), "--out", s(&out)])
+        .env("SCHEDLAB_MEMORY_LIMIT", "4GiB")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("huge.toml: 40000000 runs would hold about ")
+            && err.contains("GiB of results in memory")
+            && err.contains("allowed by SCHEDLAB_MEMORY_LIMIT")
+            && err.contains("--shard"),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty() && !out.exists());
+    // A dry run says the count first and streams the commands: its memory does not grow with
+    // the runs printed. (Stopped after 200,000 of them.)
+    let mut child = Command::new(BIN)
+        .args(["suite", s(&file), "--dry-run"])
+        .env("SCHEDLAB_MEMORY_LIMIT", "4GiB")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut err, &mut first).unwrap();
+    assert_eq!(
+        first.trim_end(),
+        "suite huge: 1 matrices, 40000 cells, 40000000 runs"
+    );
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let mut peaks = Vec::new();
+    for i in 0..200_000 {
+        line.clear();
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        assert!(line.starts_with("schedlab run --engine sim "), "{line}");
+        if i % 50_000 == 0 {
+            peaks.extend(peak_kib(child.id()));
+        }
+    }
+    peaks.extend(peak_kib(child.id()));
+    let _ = child.kill();
+    let _ = child.wait();
+    if let (Some(first), Some(last)) = (peaks.first(), peaks.last()) {
+        // 40,000 cells take some 70 MiB; printing 200,000 runs adds next to nothing.
+        assert!(*last < 256 * 1024, "peak {last} KiB");
+        assert!(last - first < 16 * 1024, "grew from {first} to {last} KiB");
+    }
+}
+
+#[test]
+fn a_suite_whose_cells_cannot_fit_is_refused_before_any_is_made() {
+    let dir = tmp("cells");
+    let list = |f: &dyn Fn(usize) -> String| (1..=1000).map(f).collect::<Vec<_>>().join(", ");
+    let text = format!(
+        "name = \"cells\"\nquestion = \"q\"\n\n[[matrix]]\nname = \"m\"\n\
+         strategies = [\"central\"]\nworkloads = [{}]\nworkers = [{}]\ntasks = [{}]\n",
+        list(&|i| format!("\"constant({i}us)\"")),
+        list(&|i| i.to_string()),
+        list(&|i| i.to_string())
+    );
+    let file = write(&dir, "cells.toml", &text);
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let mut args = vec!["suite", s(&file)];
+        args.extend_from_slice(extra);
+        let o = Command::new(BIN)
+            .args(&args)
+            .env("SCHEDLAB_MEMORY_LIMIT", "4GiB")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains("cells.toml: 1000000000 cells (matrix 'm': 1 strategies x 1000 workloads x 1000 workers x 1000 tasks x 3 repetitions)")
+                && err.contains("to check")
+                && err.contains("allowed by SCHEDLAB_MEMORY_LIMIT"),
+            "{err}"
+        );
+        assert!(o.stdout.is_empty());
+    }
 }

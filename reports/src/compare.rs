@@ -8,11 +8,11 @@ use std::path::Path;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::figures::{fmt_ns, truncate};
+use crate::figures::{fmt_ns, wrap, Chart, Grid, Marks};
 use crate::html::escape;
 use crate::results::{t975, CellSummary, RunRow, Stat};
 use crate::style::{
-    color, draw_marker, err, render_both, Files, Marker, FONT, GRID, LABEL_PX, REFERENCE, TITLE_PX,
+    color, draw_marker, err, render_both, text_width, Files, Marker, FONT, LABEL_PX, REFERENCE,
 };
 use crate::suite::{label, varying, Suite};
 use crate::theory;
@@ -307,10 +307,60 @@ impl Comparison {
     }
 }
 
+/// Size of the change figure's row labels.
+const ROW_LABEL_PX: u32 = LABEL_PX - 1;
+
+/// The row labels of the change figure, each as the lines it is drawn on, and the pixel width of
+/// the widest line. A label is `matrix: cell label [verdict]` in full (the matrix only when the
+/// comparison spans several); one wider than `max_w` pixels is wrapped (after its " · "
+/// separators, commas, parentheses and `=` signs, see [`wrap`]) until every line fits.
+pub fn row_labels(cmp: &Comparison, max_w: u32) -> (Vec<Vec<String>>, u32) {
+    let many = cmp
+        .changes
+        .iter()
+        .any(|c| c.matrix != cmp.changes[0].matrix);
+    let mut widest = 0;
+    let labels = cmp
+        .changes
+        .iter()
+        .map(|c| {
+            let full = format!(
+                "{}{} [{}]",
+                if many {
+                    format!("{}: ", c.matrix)
+                } else {
+                    String::new()
+                },
+                c.label,
+                c.verdict.as_str()
+            );
+            let mut chars = full.chars().count();
+            let mut lines = vec![full.clone()];
+            while chars > 8 && lines.iter().any(|l| text_width(l, ROW_LABEL_PX) > max_w) {
+                chars = chars * 9 / 10;
+                lines = wrap(&full, chars);
+            }
+            widest = lines
+                .iter()
+                .map(|l| text_width(l, ROW_LABEL_PX))
+                .fold(widest, u32::max);
+            lines
+        })
+        .collect();
+    (labels, widest)
+}
+
 /// The change figure: one row per cell, its relative change with the 95% CI, a line at zero.
+/// The label area on the left is as wide as the widest label (at most 55% of the figure; longer
+/// labels wrap onto more lines and their rows grow), so no label is cut at the edge.
 pub fn change_figure(cmp: &Comparison, dir: &Path) -> Result<Files, String> {
     let n = cmp.changes.len().max(1);
-    let size = (1100u32, (110 + 26 * n as u32).min(4000));
+    let width = 1100u32;
+    let (labels, widest) = row_labels(cmp, width * 55 / 100);
+    let lines = labels.iter().map(Vec::len).max().unwrap_or(1) as u32;
+    let line_h = ROW_LABEL_PX + 3;
+    let pitch = (line_h * lines + 8).max(26);
+    let size = (width, (110 + pitch * n as u32).min(12_000));
     let span = cmp
         .changes
         .iter()
@@ -318,39 +368,24 @@ pub fn change_figure(cmp: &Comparison, dir: &Path) -> Result<Files, String> {
         .fold(0.01, f64::max)
         * 1.2;
     let title = format!("Change {} → {} (95% CI)", cmp.base, cmp.new);
-    let many = cmp
-        .changes
-        .iter()
-        .any(|c| c.matrix != cmp.changes[0].matrix);
+    let percent = |x: &f64| pct(*x);
+    let axes = Chart::titled(&title)
+        .areas(40, widest.max(100) + 16)
+        .text(LABEL_PX, LABEL_PX + 1)
+        .grid(Grid::Vertical)
+        .y_ticks(0)
+        .x_fmt(&percent)
+        .x_desc("relative change new / base − 1 (negative = faster)");
     render_both!(dir, "change", size, |root| {
-        let mut chart = ChartBuilder::on(&root)
-            .caption(&title, (FONT, TITLE_PX))
-            .margin(10)
-            .x_label_area_size(40)
-            .y_label_area_size(440)
-            .build_cartesian_2d(-span..span, -0.5f64..n as f64 - 0.5)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(0)
-            .bold_line_style(GRID.stroke_width(1))
-            .light_line_style(WHITE.stroke_width(0))
-            .x_label_formatter(&|x: &f64| pct(*x))
-            .x_desc("relative change new / base − 1 (negative = faster)")
-            .label_style((FONT, LABEL_PX))
-            .axis_desc_style((FONT, LABEL_PX + 1))
-            .draw()
-            .map_err(err)?;
-        chart
-            .draw_series(std::iter::once(PathElement::new(
-                vec![(0.0, -0.5), (0.0, n as f64 - 0.5)],
-                REFERENCE.stroke_width(2),
-            )))
-            .map_err(err)?;
-        let right = TextStyle::from((FONT, LABEL_PX - 1).into_font())
+        let mut chart = axes.build(&root, -span..span, -0.5f64..n as f64 - 0.5)?;
+        chart.segment(
+            (0.0, -0.5),
+            (0.0, n as f64 - 0.5),
+            REFERENCE.stroke_width(2),
+        )?;
+        let right = TextStyle::from((FONT, ROW_LABEL_PX).into_font())
             .pos(Pos::new(HPos::Right, VPos::Center));
-        for (i, c) in cmp.changes.iter().enumerate() {
+        for (i, (c, lines)) in cmp.changes.iter().zip(&labels).enumerate() {
             let y = (n - 1 - i) as f64;
             let (col, m) = match c.verdict {
                 Verdict::NoChange => (REFERENCE, Marker::Ring),
@@ -358,30 +393,24 @@ pub fn change_figure(cmp: &Comparison, dir: &Path) -> Result<Files, String> {
                 Verdict::Regressed => (color(3), Marker::Triangle),
             };
             if c.ci95 > 0.0 {
-                chart
-                    .draw_series(std::iter::once(PathElement::new(
-                        vec![(c.rel - c.ci95, y), (c.rel + c.ci95, y)],
-                        col.stroke_width(2),
-                    )))
-                    .map_err(err)?;
+                chart.segment(
+                    (c.rel - c.ci95, y),
+                    (c.rel + c.ci95, y),
+                    col.stroke_width(2),
+                )?;
             }
             draw_marker(chart.plotting_area(), (c.rel, y), m, col)?;
             let p = chart.backend_coord(&(-span, y));
-            root.draw(&Text::new(
-                format!(
-                    "{}{} [{}]",
-                    if many {
-                        format!("{}: ", c.matrix)
-                    } else {
-                        String::new()
-                    },
-                    truncate(&c.label, 50),
-                    c.verdict.as_str()
-                ),
-                (p.0 - 8, p.1),
-                right.clone(),
-            ))
-            .map_err(err)?;
+            // The lines centred on the row.
+            let top = p.1 - (line_h as i32 * (lines.len() as i32 - 1)) / 2;
+            for (k, line) in lines.iter().enumerate() {
+                root.draw(&Text::new(
+                    line.clone(),
+                    (p.0 - 8, top + k as i32 * line_h as i32),
+                    right.clone(),
+                ))
+                .map_err(err)?;
+            }
         }
         Ok::<(), String>(())
     })

@@ -2,9 +2,17 @@
 //! options struct and the output directory; it writes `<matrix>-<figure>.svg` and `.png` and
 //! returns a [`Figure`] (title, caption, files), or [`FigureError::Skip`] with the reason when
 //! the matrix lacks the axes the figure needs.
+//!
+//! Every figure is drawn with one small chart builder, so a new figure type is one function
+//! (and a line in [`render_matrix`]): `Frame` lays out the title, the panels and the legend
+//! column, `Chart` sets up a panel's axes the way every figure draws them (grid, fonts, tick
+//! labels, descriptions), `Marks` draws reference lines, segments and measured series with
+//! their CIs, and the legend takes `strategy_keys`. Options structs are declared with
+//! `options!` (fields, docs and defaults in one place).
 
 use std::path::Path;
 
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -245,6 +253,20 @@ pub fn fmt_ns(ns: f64) -> String {
     format!("{v:.digits$}{u}")
 }
 
+/// A tick label for worker `x` (`w3`); none between workers.
+fn worker_tick(x: &f64) -> String {
+    if (x - x.round()).abs() < 1e-9 && *x >= 0.0 {
+        format!("w{}", x.round() as usize)
+    } else {
+        String::new()
+    }
+}
+
+/// A tick label for a time in ns ([`fmt_ns`]).
+fn ns_tick(x: &f64) -> String {
+    fmt_ns(*x)
+}
+
 /// A tick label for `x`; on a log axis only the 1-2-5 ticks of each decade are labelled.
 fn tick_125(x: f64, log: bool) -> String {
     if !log {
@@ -290,9 +312,391 @@ fn named_groups<'a>(
     out
 }
 
+/// Groups of cells, each named by its setting.
+type Groups<'a> = Vec<(String, Vec<&'a CellSummary>)>;
+
+/// For the figures that set strategies side by side: the cells of `matrix` that `keep`
+/// accepts, grouped by everything but the strategy ([`named_groups`]), and the strategies in
+/// palette order; skipped with `none` when no cell is kept.
+fn by_strategy<'a>(
+    suite: &'a Suite,
+    matrix: &str,
+    keep: impl Fn(&CellSummary) -> bool,
+    none: &str,
+) -> Result<(Vec<&'a CellSummary>, Groups<'a>, Vec<String>), FigureError> {
+    let cells: Vec<&CellSummary> = suite
+        .cells_of(matrix)
+        .into_iter()
+        .filter(|c| keep(c))
+        .collect();
+    if cells.is_empty() {
+        return skip(none);
+    }
+    let groups = named_groups(&cells, &[Axis::Strategy]);
+    let strats = strategies(&cells);
+    Ok((cells, groups, strats))
+}
+
 /// Map a chart coordinate to pixels relative to `area`'s origin.
 fn rel(base: (i32, i32), p: (i32, i32)) -> (i32, i32) {
     (p.0 - base.0, p.1 - base.1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The chart builder every figure uses
+
+/// An options struct of a figure: its fields, documented, each with its default.
+macro_rules! options {
+    ($(#[$doc:meta])* $name:ident { $($(#[$fdoc:meta])* $field:ident: $ty:ty = $default:expr,)* }) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name {
+            $($(#[$fdoc])* pub $field: $ty,)*
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name { $($field: $default,)* }
+            }
+        }
+    };
+}
+
+/// The canvas of a figure: the legend column on the right (as wide as [`legend_w`]) and, on the
+/// left, the title over a grid of panels. A figure of one panel may leave the title to its
+/// chart's caption ([`Frame::single`]).
+pub(crate) struct Frame<DB: DrawingBackend> {
+    /// The panels, row by row.
+    pub panels: Vec<DrawingArea<DB, Shift>>,
+    /// The legend column.
+    pub side: DrawingArea<DB, Shift>,
+}
+
+impl<DB: DrawingBackend> Frame<DB> {
+    /// `title` over `rows` × `cols` panels, beside the legend column.
+    pub fn new(
+        root: &DrawingArea<DB, Shift>,
+        suite: &Suite,
+        title: &str,
+        (rows, cols): (usize, usize),
+    ) -> Result<Frame<DB>, String> {
+        let (main, side) = Frame::split(root, suite);
+        let (head, body) = main.split_vertically(36);
+        head.draw(&Text::new(title.to_string(), (12, 6), text_style(TITLE_PX)))
+            .map_err(err)?;
+        Ok(Frame {
+            panels: body.split_evenly((rows, cols)),
+            side,
+        })
+    }
+
+    /// One panel beside the legend column; the panel's chart carries the title
+    /// ([`Chart::titled`]).
+    pub fn single(root: &DrawingArea<DB, Shift>, suite: &Suite) -> Frame<DB> {
+        let (main, side) = Frame::split(root, suite);
+        Frame {
+            panels: vec![main],
+            side,
+        }
+    }
+
+    fn split(
+        root: &DrawingArea<DB, Shift>,
+        suite: &Suite,
+    ) -> (DrawingArea<DB, Shift>, DrawingArea<DB, Shift>) {
+        let width = root.dim_in_pixel().0;
+        root.split_horizontally(width.saturating_sub(legend_w(suite)))
+    }
+}
+
+/// Which grid lines a chart draws.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Grid {
+    /// Both.
+    Both,
+    /// Horizontal lines only (bar charts).
+    Horizontal,
+    /// Vertical lines only (rows of labelled values).
+    Vertical,
+    /// None (timelines).
+    None,
+}
+
+/// A tick-label formatter.
+pub(crate) type Fmt<'f> = &'f dyn Fn(&f64) -> String;
+
+/// One chart's axes, set up the way every figure draws them: light grey grid lines, tick
+/// labels and axis descriptions in the shared font, a caption above. Start from
+/// [`Chart::titled`] (a figure's only chart, its caption the figure's title) or
+/// [`Chart::panel`] (one of several panels), adjust, and [`Chart::build`] on an area.
+#[derive(Clone)]
+pub(crate) struct Chart<'f> {
+    caption: (String, u32),
+    margin: u32,
+    x_area: u32,
+    y_area: u32,
+    x_desc: Option<String>,
+    y_desc: Option<String>,
+    tick_px: u32,
+    desc_px: u32,
+    x_ticks: Option<usize>,
+    y_ticks: Option<usize>,
+    x_fmt: Option<Fmt<'f>>,
+    y_fmt: Option<Fmt<'f>>,
+    grid: Grid,
+}
+
+impl<'f> Chart<'f> {
+    /// A figure's only chart: the title as its caption, large tick labels.
+    pub fn titled(title: &str) -> Chart<'f> {
+        Chart {
+            caption: (title.to_string(), TITLE_PX),
+            margin: 10,
+            x_area: 40,
+            y_area: 70,
+            x_desc: None,
+            y_desc: None,
+            tick_px: LABEL_PX,
+            desc_px: AXIS_PX,
+            x_ticks: None,
+            y_ticks: None,
+            x_fmt: None,
+            y_fmt: None,
+            grid: Grid::Both,
+        }
+    }
+
+    /// One panel of several, captioned `caption` at `caption_px`.
+    pub fn panel(caption: impl Into<String>, caption_px: u32) -> Chart<'f> {
+        Chart {
+            caption: (caption.into(), caption_px),
+            margin: 8,
+            x_area: 36,
+            y_area: 50,
+            tick_px: LABEL_PX - 1,
+            desc_px: LABEL_PX,
+            ..Chart::titled("")
+        }
+    }
+
+    /// The caption above the chart.
+    pub fn caption(mut self, text: impl Into<String>, px: u32) -> Chart<'f> {
+        self.caption = (text.into(), px);
+        self
+    }
+
+    /// Smaller text, for panels in a grid: tick labels `LABEL_PX - 2`, descriptions
+    /// `LABEL_PX - 1`.
+    pub fn small(self) -> Chart<'f> {
+        self.text(LABEL_PX - 2, LABEL_PX - 1)
+    }
+
+    /// Tick label and axis description sizes.
+    pub fn text(mut self, tick_px: u32, desc_px: u32) -> Chart<'f> {
+        self.tick_px = tick_px;
+        self.desc_px = desc_px;
+        self
+    }
+
+    /// Margin around the chart.
+    pub fn margin(mut self, px: u32) -> Chart<'f> {
+        self.margin = px;
+        self
+    }
+
+    /// Room for the x tick labels and description (below) and the y ones (left).
+    pub fn areas(mut self, x: u32, y: u32) -> Chart<'f> {
+        self.x_area = x;
+        self.y_area = y;
+        self
+    }
+
+    /// The x axis: its description.
+    pub fn x_desc(mut self, desc: &str) -> Chart<'f> {
+        self.x_desc = Some(desc.to_string());
+        self
+    }
+
+    /// The y axis: its description.
+    pub fn y_desc(mut self, desc: &str) -> Chart<'f> {
+        self.y_desc = Some(desc.to_string());
+        self
+    }
+
+    /// How many x tick labels at most (0: none).
+    pub fn x_ticks(mut self, n: usize) -> Chart<'f> {
+        self.x_ticks = Some(n);
+        self
+    }
+
+    /// How many y tick labels at most (0: none).
+    pub fn y_ticks(mut self, n: usize) -> Chart<'f> {
+        self.y_ticks = Some(n);
+        self
+    }
+
+    /// The x tick labels' text.
+    pub fn x_fmt(mut self, f: Fmt<'f>) -> Chart<'f> {
+        self.x_fmt = Some(f);
+        self
+    }
+
+    /// The y tick labels' text.
+    pub fn y_fmt(mut self, f: Fmt<'f>) -> Chart<'f> {
+        self.y_fmt = Some(f);
+        self
+    }
+
+    /// Which grid lines to draw.
+    pub fn grid(mut self, grid: Grid) -> Chart<'f> {
+        self.grid = grid;
+        self
+    }
+
+    /// The chart on `area` over `x` × `y`, its axes drawn.
+    #[allow(clippy::type_complexity)]
+    pub fn build<'a, DB, X, Y>(
+        &self,
+        area: &'a DrawingArea<DB, Shift>,
+        x: X,
+        y: Y,
+    ) -> Result<ChartContext<'a, DB, Cartesian2d<X::CoordDescType, Y::CoordDescType>>, String>
+    where
+        DB: DrawingBackend + 'a,
+        X: AsRangedCoord<Value = f64>,
+        Y: AsRangedCoord<Value = f64>,
+        X::CoordDescType: ValueFormatter<f64>,
+        Y::CoordDescType: ValueFormatter<f64>,
+    {
+        let mut builder = ChartBuilder::on(area);
+        builder
+            .margin(self.margin)
+            .x_label_area_size(self.x_area)
+            .y_label_area_size(self.y_area);
+        if !self.caption.0.is_empty() {
+            builder.caption(&self.caption.0, (FONT, self.caption.1));
+        }
+        let mut chart = builder.build_cartesian_2d(x, y).map_err(err)?;
+        let mut mesh = chart.configure_mesh();
+        mesh.bold_line_style(GRID.stroke_width(1))
+            .light_line_style(WHITE.stroke_width(0))
+            .label_style((FONT, self.tick_px))
+            .axis_desc_style((FONT, self.desc_px));
+        match self.grid {
+            Grid::Both => {}
+            Grid::Horizontal => {
+                mesh.disable_x_mesh();
+            }
+            Grid::Vertical => {
+                mesh.disable_y_mesh();
+            }
+            Grid::None => {
+                mesh.disable_mesh();
+            }
+        }
+        if let Some(n) = self.x_ticks {
+            mesh.x_labels(n);
+        }
+        if let Some(n) = self.y_ticks {
+            mesh.y_labels(n);
+        }
+        if let Some(f) = self.x_fmt {
+            mesh.x_label_formatter(f);
+        }
+        if let Some(f) = self.y_fmt {
+            mesh.y_label_formatter(f);
+        }
+        if let Some(d) = &self.x_desc {
+            mesh.x_desc(d.as_str());
+        }
+        if let Some(d) = &self.y_desc {
+            mesh.y_desc(d.as_str());
+        }
+        mesh.draw().map_err(err)?;
+        Ok(chart)
+    }
+}
+
+/// What figures draw on a chart besides their data's own marks.
+pub(crate) trait Marks {
+    /// A dashed reference line through `pts` in the reference grey, 2 px wide, dashes of
+    /// `dash` pixels (on, off).
+    fn reference_line(&mut self, pts: Vec<(f64, f64)>, dash: (u32, u32)) -> Result<(), String>;
+    /// A straight segment from `a` to `b` in `style`.
+    fn segment(&mut self, a: (f64, f64), b: (f64, f64), style: ShapeStyle) -> Result<(), String>;
+    /// Measured series: a line, a marker and a 95% CI whisker at each point.
+    fn measured(&mut self, series: &[Series]) -> Result<(), String>;
+}
+
+impl<DB, X, Y> Marks for ChartContext<'_, DB, Cartesian2d<X, Y>>
+where
+    DB: DrawingBackend,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    fn reference_line(&mut self, pts: Vec<(f64, f64)>, dash: (u32, u32)) -> Result<(), String> {
+        let style = REFERENCE.stroke_width(2);
+        self.draw_series(DashedLineSeries::new(pts, dash.0, dash.1, style))
+            .map_err(err)?;
+        Ok(())
+    }
+
+    fn segment(&mut self, a: (f64, f64), b: (f64, f64), style: ShapeStyle) -> Result<(), String> {
+        self.draw_series(std::iter::once(PathElement::new(vec![a, b], style)))
+            .map_err(err)?;
+        Ok(())
+    }
+
+    fn measured(&mut self, series: &[Series]) -> Result<(), String> {
+        for (_, j, pts) in series {
+            let c = color(*j);
+            self.draw_series(LineSeries::new(
+                pts.iter().map(|p| (p.0, p.1)),
+                c.stroke_width(2),
+            ))
+            .map_err(err)?;
+            for &(x, y, ci) in pts {
+                if ci > 0.0 {
+                    self.segment((x, y - ci), (x, y + ci), c.stroke_width(1))?;
+                }
+                draw_marker(self.plotting_area(), (x, y), marker(*j), c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Legend entries for the strategies whose index `shown` accepts: each its line, marker and
+/// colour.
+fn strategy_keys(strats: &[String], shown: impl Fn(usize) -> bool) -> Vec<(String, Key)> {
+    strats
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| shown(*j))
+        .map(|(j, s)| (s.clone(), Key::Line(Some(marker(j)), color(j), false)))
+        .collect()
+}
+
+/// For a caption: " Showing 4 of 6 settings." where panels were left out, else nothing.
+fn showing(shown: usize, total: usize, what: &str) -> String {
+    if total > shown {
+        format!(" Showing {shown} of {total} {what}.")
+    } else {
+        String::new()
+    }
+}
+
+impl Figure {
+    /// A figure with no notes.
+    fn new(name: String, title: String, caption: String, files: Files) -> Figure {
+        Figure {
+            name,
+            title,
+            caption,
+            notes: Vec::new(),
+            files,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -307,16 +711,11 @@ pub enum BarMetric {
     Efficiency,
 }
 
-/// Options of [`lif_bars`] and [`efficiency_bars`].
-#[derive(Clone, Debug)]
-pub struct BarOptions {
-    /// Pixel size.
-    pub size: (u32, u32),
-}
-
-impl Default for BarOptions {
-    fn default() -> Self {
-        BarOptions { size: SIZE }
+options! {
+    /// Options of [`lif_bars`] and [`efficiency_bars`].
+    BarOptions {
+        /// Pixel size.
+        size: (u32, u32) = SIZE,
     }
 }
 
@@ -338,12 +737,7 @@ fn bars(
     opts: &BarOptions,
     dir: &Path,
 ) -> FigureResult {
-    let cells = suite.cells_of(matrix);
-    if cells.is_empty() {
-        return skip("no cells");
-    }
-    let cats = named_groups(&cells, &[Axis::Strategy]);
-    let strats = strategies(&cells);
+    let (cells, cats, strats) = by_strategy(suite, matrix, |_| true, "no cells")?;
     let stat = |c: &CellSummary| -> Stat {
         match metric {
             BarMetric::Lif => c.lif,
@@ -383,25 +777,14 @@ fn bars(
     }
     let lines = wrapped.iter().map(|w| w.len()).max().unwrap_or(1) as u32;
     let files = render_both!(dir, &name, opts.size, |root| {
-        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
-        let mut chart = ChartBuilder::on(&main)
-            .caption(&title, (FONT, TITLE_PX))
-            .margin(10)
-            .x_label_area_size(16 + 16 * lines)
-            .y_label_area_size(70)
-            .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..top)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .bold_line_style(GRID.stroke_width(1))
-            .light_line_style(WHITE.stroke_width(0))
-            .x_labels(0)
+        let frame = Frame::single(&root, suite);
+        let main = &frame.panels[0];
+        let mut chart = Chart::titled(&title)
+            .areas(16 + 16 * lines, 70)
+            .grid(Grid::Horizontal)
+            .x_ticks(0)
             .y_desc(ylabel)
-            .label_style((FONT, LABEL_PX))
-            .axis_desc_style((FONT, AXIS_PX))
-            .draw()
-            .map_err(err)?;
+            .build(main, -0.5f64..n as f64 - 0.5, 0f64..top)?;
         let ns = strats.len().max(1) as f64;
         let bw = 0.8 / ns;
         let base = main.get_base_pixel();
@@ -426,41 +809,29 @@ fn bars(
                 let x0 = i as f64 - 0.4 + j as f64 * bw;
                 let a = rel(base, chart.backend_coord(&(x0 + 0.1 * bw, 0.0)));
                 let b = rel(base, chart.backend_coord(&(x0 + 0.9 * bw, st.mean)));
-                draw_hatched(&main, a, b, hatch(j), color(j))?;
+                draw_hatched(main, a, b, hatch(j), color(j))?;
                 if st.ci95 > 0.0 {
                     let xc = x0 + 0.5 * bw;
                     let (lo, hi) = (st.mean - st.ci95, st.mean + st.ci95);
                     let cap = 0.2 * bw;
-                    for seg in [
-                        vec![(xc, lo), (xc, hi)],
-                        vec![(xc - cap, lo), (xc + cap, lo)],
-                        vec![(xc - cap, hi), (xc + cap, hi)],
+                    for (a, b) in [
+                        ((xc, lo), (xc, hi)),
+                        ((xc - cap, lo), (xc + cap, lo)),
+                        ((xc - cap, hi), (xc + cap, hi)),
                     ] {
-                        chart
-                            .draw_series(std::iter::once(PathElement::new(
-                                seg,
-                                BLACK.stroke_width(1),
-                            )))
-                            .map_err(err)?;
+                        chart.segment(a, b, BLACK.stroke_width(1))?;
                     }
                 }
             }
         }
-        chart
-            .draw_series(DashedLineSeries::new(
-                vec![(-0.5, 1.0), (n as f64 - 0.5, 1.0)],
-                8,
-                5,
-                REFERENCE.stroke_width(2),
-            ))
-            .map_err(err)?;
+        chart.reference_line(vec![(-0.5, 1.0), (n as f64 - 0.5, 1.0)], (8, 5))?;
         let mut items: Vec<(String, Key)> = strats
             .iter()
             .enumerate()
             .map(|(j, s)| (s.clone(), Key::Bar(hatch(j), color(j))))
             .collect();
         items.push(("1.0 (perfect)".into(), Key::Line(None, REFERENCE, true)));
-        legend(&side, 50, &items)
+        legend(&frame.side, 50, &items)
     })?;
     let caption = match metric {
         BarMetric::Lif => "Each bar is one strategy's mean load imbalance factor (busiest worker's busy time over the mean) over repetitions; whiskers are 95% confidence intervals of the mean (Student t). The dashed line at 1.0 is perfect balance: the further a bar rises above it, the longer the busiest worker ran while others idled.",
@@ -475,13 +846,7 @@ fn bars(
             .collect();
         caption.push_str(&format!(" Groups: {}.", key.join("; ")));
     }
-    Ok(Figure {
-        name,
-        title,
-        caption,
-        notes: Vec::new(),
-        files,
-    })
+    Ok(Figure::new(name, title, caption, files))
 }
 
 /// The letter naming group `i` where its label does not fit under the axis: A–Z, then A2….
@@ -497,21 +862,13 @@ fn group_key(i: usize) -> String {
 // ---------------------------------------------------------------------------------------------
 // Latency CDF
 
-/// Options of [`latency_cdf`].
-#[derive(Clone, Debug)]
-pub struct CdfOptions {
-    /// Pixel size.
-    pub size: (u32, u32),
-    /// At most this many panels (categories); the rest are listed in the caption.
-    pub max_panels: usize,
-}
-
-impl Default for CdfOptions {
-    fn default() -> Self {
-        CdfOptions {
-            size: SIZE,
-            max_panels: 4,
-        }
+options! {
+    /// Options of [`latency_cdf`].
+    CdfOptions {
+        /// Pixel size.
+        size: (u32, u32) = SIZE,
+        /// At most this many panels (categories); the rest are listed in the caption.
+        max_panels: usize = 4,
     }
 }
 
@@ -529,19 +886,14 @@ fn merged_buckets(rows: &[&RunRow]) -> Vec<(u64, u64)> {
 /// Latency CDF per strategy on a log time axis, from the stored histograms (all repetitions
 /// merged), one panel per workload (and other varying axes); p50 and p99 marked.
 pub fn latency_cdf(suite: &Suite, matrix: &str, opts: &CdfOptions, dir: &Path) -> FigureResult {
-    let cells = suite.cells_of(matrix);
-    let has = |c: &&CellSummary| {
+    let has = |c: &CellSummary| {
         suite
             .rows_of(c)
             .iter()
             .any(|r| !r.report.latency_buckets.is_empty())
     };
-    let cells: Vec<&CellSummary> = cells.into_iter().filter(has).collect();
-    if cells.is_empty() {
-        return skip("no run stored a latency histogram (latency_buckets)");
-    }
-    let cats = named_groups(&cells, &[Axis::Strategy]);
-    let strats = strategies(&cells);
+    let why = "no run stored a latency histogram (latency_buckets)";
+    let (_, cats, strats) = by_strategy(suite, matrix, has, why)?;
     let shown: Vec<_> = cats.iter().take(opts.max_panels.max(1)).collect();
     let curves: Vec<Vec<Curve>> = shown
         .iter()
@@ -585,34 +937,15 @@ pub fn latency_cdf(suite: &Suite, matrix: &str, opts: &CdfOptions, dir: &Path) -
     let (lo, hi) = ((lo / 1.5).max(1.0), (hi * 1.5).max(lo * 10.0));
     let name = format!("{}-latency-cdf", slug(matrix));
     let title = format!("Latency CDF — {matrix}");
-    let (rows_n, cols_n) = grid(shown.len());
     let files = render_both!(dir, &name, opts.size, |root| {
-        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
-        let (head, body) = main.split_vertically(36);
-        head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
-            .map_err(err)?;
-        let panels = body.split_evenly((rows_n, cols_n));
+        let frame = Frame::new(&root, suite, &title, grid(shown.len()))?;
         for (k, ((cat, _), curves)) in shown.iter().zip(&curves).enumerate() {
-            let area = &panels[k];
-            let mut chart = ChartBuilder::on(area)
-                .caption(truncate(cat, 60), (FONT, LABEL_PX + 1))
-                .margin(8)
-                .x_label_area_size(36)
-                .y_label_area_size(50)
-                .build_cartesian_2d((lo..hi).log_scale(), 0f64..1.02)
-                .map_err(err)?;
-            chart
-                .configure_mesh()
-                .bold_line_style(GRID.stroke_width(1))
-                .light_line_style(WHITE.stroke_width(0))
-                .x_labels(6)
-                .x_label_formatter(&|x: &f64| fmt_ns(*x))
+            let mut chart = Chart::panel(truncate(cat, 60), LABEL_PX + 1)
+                .x_ticks(6)
+                .x_fmt(&ns_tick)
                 .x_desc("latency (completion − release), log scale")
                 .y_desc("fraction of tasks ≤ x")
-                .label_style((FONT, LABEL_PX - 1))
-                .axis_desc_style((FONT, LABEL_PX))
-                .draw()
-                .map_err(err)?;
+                .build(&frame.panels[k], (lo..hi).log_scale(), 0f64..1.02)?;
             for y in [0.5, 0.99] {
                 chart
                     .draw_series(DashedLineSeries::new(
@@ -642,33 +975,18 @@ pub fn latency_cdf(suite: &Suite, matrix: &str, opts: &CdfOptions, dir: &Path) -
                 }
             }
         }
-        let items: Vec<(String, Key)> = strats
-            .iter()
-            .enumerate()
-            .map(|(j, s)| (s.clone(), Key::Line(Some(marker(j)), color(j), false)))
-            .collect();
-        legend(&side, 60, &items)
+        legend(&frame.side, 60, &strategy_keys(&strats, |_| true))
     })?;
     let mut caption = "Each curve is the fraction of tasks (y) that completed within a latency x after their release, from the runs' stored log-bucket histograms (buckets 2^(1/4) wide, all repetitions merged). Markers sit at each strategy's measured p50 (y = 0.5) and p99 (y = 0.99). A curve further left is faster; a long flat tail to the right is a latency tail.".to_string();
     if cats.len() > shown.len() {
+        let rest: Vec<&str> = cats[shown.len()..].iter().map(|c| c.0.as_str()).collect();
         caption.push_str(&format!(
-            " Showing {} of {} groups; not shown: {}.",
-            shown.len(),
-            cats.len(),
-            cats[shown.len()..]
-                .iter()
-                .map(|c| c.0.as_str())
-                .collect::<Vec<_>>()
-                .join("; ")
+            "{}; not shown: {}.",
+            showing(shown.len(), cats.len(), "groups").trim_end_matches('.'),
+            rest.join("; ")
         ));
     }
-    Ok(Figure {
-        name,
-        title,
-        caption,
-        notes: Vec::new(),
-        files,
-    })
+    Ok(Figure::new(name, title, caption, files))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -687,21 +1005,13 @@ fn most_imbalanced<'a>(
         .unwrap_or(&cats[0])
 }
 
-/// Options of [`per_worker_busy`].
-#[derive(Clone, Debug)]
-pub struct BusyOptions {
-    /// Pixel size.
-    pub size: (u32, u32),
-    /// At most this many strategies (panels).
-    pub max_panels: usize,
-}
-
-impl Default for BusyOptions {
-    fn default() -> Self {
-        BusyOptions {
-            size: SIZE,
-            max_panels: 8,
-        }
+options! {
+    /// Options of [`per_worker_busy`].
+    BusyOptions {
+        /// Pixel size.
+        size: (u32, u32) = SIZE,
+        /// At most this many strategies (panels).
+        max_panels: usize = 8,
     }
 }
 
@@ -713,13 +1023,8 @@ pub fn per_worker_busy(
     opts: &BusyOptions,
     dir: &Path,
 ) -> FigureResult {
-    let cells = suite.cells_of(matrix);
-    if cells.is_empty() {
-        return skip("no cells");
-    }
-    let cats = named_groups(&cells, &[Axis::Strategy]);
+    let (_, cats, strats) = by_strategy(suite, matrix, |_| true, "no cells")?;
     let (cat, g) = most_imbalanced(&cats);
-    let strats = strategies(&cells);
     let runs: Vec<(usize, &CellSummary, &RunRow)> = g
         .iter()
         .filter_map(|c| {
@@ -738,54 +1043,29 @@ pub fn per_worker_busy(
         * 1.1;
     let name = format!("{}-per-worker", slug(matrix));
     let title = format!("Busy time per worker — {matrix}: {}", truncate(cat, 50));
-    let (rn, cn) = grid(runs.len());
     let files = render_both!(dir, &name, opts.size, |root| {
-        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
-        let (head, body) = main.split_vertically(36);
-        head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
-            .map_err(err)?;
-        let panels = body.split_evenly((rn, cn));
+        let frame = Frame::new(&root, suite, &title, grid(runs.len()))?;
         for (k, (j, _, row)) in runs.iter().enumerate() {
-            let area = &panels[k];
+            let area = &frame.panels[k];
             let rep = &row.report;
             let p = rep.per_worker.len();
             // The title fits the panel: the strategy is cut, the LIF kept; steals go below.
             let fit = (area.dim_in_pixel().0 as usize / 7)
                 .saturating_sub(12)
                 .max(8);
-            let worker_desc = format!("worker ({} steals in the run)", rep.steals);
-            let mut chart = ChartBuilder::on(area)
-                .caption(
-                    format!("{} · LIF {:.2}", truncate(&rep.strategy, fit), rep.lif),
-                    (FONT, LABEL_PX),
-                )
-                .margin(8)
-                .x_label_area_size(32)
-                .y_label_area_size(68)
-                .build_cartesian_2d(-0.5f64..p as f64 - 0.5, 0f64..ymax)
-                .map_err(err)?;
-            chart
-                .configure_mesh()
-                .disable_x_mesh()
-                .bold_line_style(GRID.stroke_width(1))
-                .light_line_style(WHITE.stroke_width(0))
+            let caption = format!("{} · LIF {:.2}", truncate(&rep.strategy, fit), rep.lif);
+            let mut chart = Chart::panel(caption, LABEL_PX)
+                .small()
+                .areas(32, 68)
+                .grid(Grid::Horizontal)
                 // A label every ~28 px at most ("w12" is ~22 px wide); plotters then picks a
                 // 1-2-5 step, and only whole workers are labelled.
-                .x_labels(p.min((area.dim_in_pixel().0.saturating_sub(84) as usize / 28).max(2)))
-                .x_label_formatter(&|x: &f64| {
-                    if (x - x.round()).abs() < 1e-9 && *x >= 0.0 {
-                        format!("w{}", x.round() as usize)
-                    } else {
-                        String::new()
-                    }
-                })
-                .y_label_formatter(&|y: &f64| fmt_ns(*y))
-                .x_desc(&worker_desc)
+                .x_ticks(p.min((area.dim_in_pixel().0.saturating_sub(84) as usize / 28).max(2)))
+                .x_fmt(&worker_tick)
+                .y_fmt(&ns_tick)
+                .x_desc(&format!("worker ({} steals in the run)", rep.steals))
                 .y_desc("busy time")
-                .label_style((FONT, LABEL_PX - 2))
-                .axis_desc_style((FONT, LABEL_PX - 1))
-                .draw()
-                .map_err(err)?;
+                .build(area, -0.5f64..p as f64 - 0.5, 0f64..ymax)?;
             let base = area.get_base_pixel();
             for w in &rep.per_worker {
                 let x = w.id as f64;
@@ -795,26 +1075,19 @@ pub fn per_worker_busy(
             }
             let mean =
                 rep.per_worker.iter().map(|w| w.busy_ns as f64).sum::<f64>() / p.max(1) as f64;
-            chart
-                .draw_series(DashedLineSeries::new(
-                    vec![(-0.5, mean), (p as f64 - 0.5, mean)],
-                    6,
-                    4,
-                    REFERENCE.stroke_width(2),
-                ))
-                .map_err(err)?;
+            chart.reference_line(vec![(-0.5, mean), (p as f64 - 0.5, mean)], (6, 4))?;
         }
         let mut items: Vec<(String, Key)> = runs
             .iter()
             .map(|(j, c, _)| (c.coords.strategy.clone(), Key::Bar(hatch(*j), color(*j))))
             .collect();
         items.push(("mean busy time".into(), Key::Line(None, REFERENCE, true)));
-        legend(&side, 60, &items)
+        legend(&frame.side, 60, &items)
     })?;
-    Ok(Figure {
+    Ok(Figure::new(
         name,
         title,
-        caption: format!(
+        format!(
             "One run (repetition 0) per strategy on {cat}, the group where the strategies' load imbalance differs most. Each bar is the time a worker spent inside tasks; the dashed line is the mean. A bar far above the line is the worker that finished last: its excess over the mean is the time the other workers idled (LIF = tallest bar / mean). Titles give each run's LIF, axis labels its steal count.{}",
             if g.len() > runs.len() {
                 format!(" Not shown (panel limit): {}.", g[runs.len()..].iter().map(|c| c.coords.strategy.as_str()).collect::<Vec<_>>().join(", "))
@@ -822,49 +1095,31 @@ pub fn per_worker_busy(
                 String::new()
             }
         ),
-        notes: Vec::new(),
         files,
-    })
+    ))
 }
 
-/// Options of [`gantt`].
-#[derive(Clone, Debug)]
-pub struct GanttOptions {
-    /// Pixel size.
-    pub size: (u32, u32),
-    /// At most this many strategies (stacked panels).
-    pub max_panels: usize,
-}
-
-impl Default for GanttOptions {
-    fn default() -> Self {
-        GanttOptions {
-            size: (960, 800),
-            max_panels: 6,
-        }
+options! {
+    /// Options of [`gantt`].
+    GanttOptions {
+        /// Pixel size.
+        size: (u32, u32) = (960, 800),
+        /// At most this many strategies (stacked panels).
+        max_panels: usize = 6,
     }
 }
 
 /// Gantt timeline of one run per strategy (the run's stored timeline, repetition 0): one row
 /// per worker, each task a bar coloured by its duration (log scale).
 pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> FigureResult {
-    let cells = suite.cells_of(matrix);
-    let cells: Vec<&CellSummary> = cells
-        .into_iter()
-        .filter(|c| {
-            suite
-                .first_row(c)
-                .is_some_and(|r| r.report.timeline.as_ref().is_some_and(|t| !t.is_empty()))
-        })
-        .collect();
-    if cells.is_empty() {
-        return skip(
-            "no run stored a timeline (the suite runner keeps one for repetition 0 of each cell)",
-        );
-    }
-    let cats = named_groups(&cells, &[Axis::Strategy]);
+    let has = |c: &CellSummary| {
+        suite
+            .first_row(c)
+            .is_some_and(|r| r.report.timeline.as_ref().is_some_and(|t| !t.is_empty()))
+    };
+    let why = "no run stored a timeline (the suite runner keeps one for repetition 0 of each cell)";
+    let (_, cats, strats) = by_strategy(suite, matrix, has, why)?;
     let (cat, g) = most_imbalanced(&cats);
-    let strats = strategies(&cells);
     let runs: Vec<&RunRow> = g
         .iter()
         .filter_map(|c| suite.first_row(c))
@@ -917,16 +1172,13 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
             .any(|s| s.stolen && s.start_ns as f64 <= window(r))
     });
     let files = render_both!(dir, &name, opts.size, |root| {
-        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
-        let (head, body) = main.split_vertically(36);
-        head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
-            .map_err(err)?;
-        let panels = body.split_evenly((runs.len(), 1));
+        let frame = Frame::new(&root, suite, &title, (runs.len(), 1))?;
+        let side = &frame.side;
         // Worker labels 13 px apart at most.
         let panel_h = (opts.size.1.saturating_sub(36) / runs.len().max(1) as u32) as usize;
         let row_labels = (panel_h.saturating_sub(60) / 13).max(2);
         for (k, r) in runs.iter().enumerate() {
-            let area = &panels[k];
+            let area = &frame.panels[k];
             let p = r.report.workers;
             let j = strats
                 .iter()
@@ -945,38 +1197,19 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
             );
             let fit = (area.dim_in_pixel().0 as f64 / 7.5) as usize;
             let fit = fit.saturating_sub(tail.chars().count()).max(12);
-            let mut chart = ChartBuilder::on(area)
-                .caption(
-                    format!("{}{tail}", truncate(&r.report.strategy, fit)),
-                    (FONT, LABEL_PX),
-                )
+            let last = k + 1 == runs.len();
+            let caption = format!("{}{tail}", truncate(&r.report.strategy, fit));
+            let mut chart = Chart::panel(caption, LABEL_PX)
+                .text(LABEL_PX - 3, LABEL_PX - 1)
                 .margin(6)
-                .x_label_area_size(if k + 1 == runs.len() { 34 } else { 18 })
-                .y_label_area_size(50)
-                .build_cartesian_2d(0f64..tmax, -0.5f64..p as f64 - 0.5)
-                .map_err(err)?;
-            chart
-                .configure_mesh()
-                .disable_mesh()
-                .x_labels(8)
-                .y_labels(p.min(row_labels))
-                .x_label_formatter(&|x: &f64| fmt_ns(*x))
-                .y_label_formatter(&|y: &f64| {
-                    if (y - y.round()).abs() < 1e-9 && *y >= 0.0 {
-                        format!("w{}", y.round() as usize)
-                    } else {
-                        String::new()
-                    }
-                })
-                .x_desc(if k + 1 == runs.len() {
-                    "time since the run began"
-                } else {
-                    ""
-                })
-                .label_style((FONT, LABEL_PX - 3))
-                .axis_desc_style((FONT, LABEL_PX - 1))
-                .draw()
-                .map_err(err)?;
+                .areas(if last { 34 } else { 18 }, 50)
+                .grid(Grid::None)
+                .x_ticks(8)
+                .y_ticks(p.min(row_labels))
+                .x_fmt(&ns_tick)
+                .y_fmt(&worker_tick)
+                .x_desc(if last { "time since the run began" } else { "" })
+                .build(area, 0f64..tmax, -0.5f64..p as f64 - 0.5)?;
             let w = window(r);
             let sp: Vec<scheduler::Span> = spans(r)
                 .into_iter()
@@ -1015,26 +1248,12 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
             }
             // The makespan, in the strategy's colour: where the last worker finished.
             if complete(r) {
-                chart
-                    .draw_series(std::iter::once(PathElement::new(
-                        vec![
-                            (r.report.makespan_ns as f64, -0.5),
-                            (r.report.makespan_ns as f64, p as f64 - 0.5),
-                        ],
-                        color(j).stroke_width(2),
-                    )))
-                    .map_err(err)?;
+                let m = r.report.makespan_ns as f64;
+                chart.segment((m, -0.5), (m, p as f64 - 0.5), color(j).stroke_width(2))?;
             } else {
                 // A capped timeline: where the record stops (the run went on), dashed grey;
                 // the title gives the time, so the cut is not read as the end of the run.
-                chart
-                    .draw_series(DashedLineSeries::new(
-                        vec![(w, -0.5), (w, p as f64 - 0.5)],
-                        5,
-                        4,
-                        REFERENCE.stroke_width(2),
-                    ))
-                    .map_err(err)?;
+                chart.reference_line(vec![(w, -0.5), (w, p as f64 - 0.5)], (5, 4))?;
             }
         }
         // Colour bar.
@@ -1087,7 +1306,7 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
                 Key::Line(None, color(j), false),
             )
         }));
-        legend(&side, 310, &items)
+        legend(side, 310, &items)
     })?;
     let mut caption = format!(
         "One run (repetition 0) per strategy on {cat}. Each row is a worker, each bar a task from its start to its end, coloured by its duration (dark = short, yellow = long, log scale). White gaps are idle or scheduling time; the vertical line is the makespan. Rows that end early beside one that runs on show imbalance. A small black triangle pointing down at a bar's start marks a steal: the task was the first of a batch taken from another worker's queue (the other tasks of the batch run later as local ones); steal counts are in the panel titles."
@@ -1104,13 +1323,7 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
             truncated.join(", ")
         ));
     }
-    Ok(Figure {
-        name,
-        title,
-        caption,
-        notes: Vec::new(),
-        files,
-    })
+    Ok(Figure::new(name, title, caption, files))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1120,54 +1333,17 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
 type Curve = (usize, Vec<(f64, f64)>, f64, f64);
 
 /// A measured series: label, palette index, points `(x, mean, ci95)`.
-type Series = (String, usize, Vec<(f64, f64, f64)>);
-
-/// Draw `series` into `chart` with markers and CI whiskers.
-fn draw_series<DB: DrawingBackend, X, Y>(
-    chart: &mut ChartContext<'_, DB, Cartesian2d<X, Y>>,
-    series: &[Series],
-) -> Result<(), String>
-where
-    X: plotters::coord::ranged1d::Ranged<ValueType = f64>,
-    Y: plotters::coord::ranged1d::Ranged<ValueType = f64>,
-{
-    for (_, j, pts) in series {
-        let c = color(*j);
-        chart
-            .draw_series(LineSeries::new(
-                pts.iter().map(|p| (p.0, p.1)),
-                c.stroke_width(2),
-            ))
-            .map_err(err)?;
-        for &(x, y, ci) in pts {
-            if ci > 0.0 {
-                chart
-                    .draw_series(std::iter::once(PathElement::new(
-                        vec![(x, y - ci), (x, y + ci)],
-                        c.stroke_width(1),
-                    )))
-                    .map_err(err)?;
-            }
-            draw_marker(chart.plotting_area(), (x, y), marker(*j), c)?;
-        }
-    }
-    Ok(())
-}
+pub(crate) type Series = (String, usize, Vec<(f64, f64, f64)>);
 
 fn mean_of(rows: &[&RunRow], f: impl Fn(&RunRow) -> f64) -> Stat {
     Stat::of(&rows.iter().map(|r| f(r)).collect::<Vec<_>>())
 }
 
-/// Options of [`scaling`].
-#[derive(Clone, Debug)]
-pub struct ScalingOptions {
-    /// Pixel size.
-    pub size: (u32, u32),
-}
-
-impl Default for ScalingOptions {
-    fn default() -> Self {
-        ScalingOptions { size: SIZE }
+options! {
+    /// Options of [`scaling`].
+    ScalingOptions {
+        /// Pixel size.
+        size: (u32, u32) = SIZE,
     }
 }
 
@@ -1278,111 +1454,45 @@ pub fn scaling(suite: &Suite, matrix: &str, opts: &ScalingOptions, dir: &Path) -
             .map(|n| (n, f(n)))
             .collect()
     };
+    let drawn = ScalingPanels {
+        speed: &speed,
+        eff: &eff,
+        fits: fits
+            .iter()
+            .map(|(_, j, s)| {
+                (
+                    *j,
+                    curve(&|n| theory::amdahl(*s, n)),
+                    curve(&|n| theory::gustafson(*s, n).min(smax)),
+                )
+            })
+            .collect(),
+        ideal: curve(&|n| n),
+        p: (pmin, pmax),
+        log,
+        speed_desc: if relative {
+            "speedup (relative, S(P0) = P0)"
+        } else {
+            "speedup T1 / TP"
+        },
+    };
     let files = render_both!(dir, &name, opts.size, |root| {
-        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
-        let (head, body) = main.split_vertically(36);
-        head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
-            .map_err(err)?;
-        let panels = body.split_evenly((1, 2));
-        let xdesc = if log {
-            "workers P (log scale)"
-        } else {
-            "workers P"
-        };
-        macro_rules! panels {
-            ($xs:expr, $ys:expr, $xe:expr, $ye:expr) => {{
-                {
-                    let mut chart = ChartBuilder::on(&panels[0])
-                        .caption("speedup", (FONT, LABEL_PX + 1))
-                        .margin(8)
-                        .x_label_area_size(36)
-                        .y_label_area_size(50)
-                        .build_cartesian_2d($xs, $ys)
-                        .map_err(err)?;
-                    chart
-                        .configure_mesh()
-                        .bold_line_style(GRID.stroke_width(1))
-                        .light_line_style(WHITE.stroke_width(0))
-                        .x_label_formatter(&|x: &f64| tick_125(*x, log))
-                        .x_desc(xdesc)
-                        .y_desc(if relative {
-                            "speedup (relative, S(P0) = P0)"
-                        } else {
-                            "speedup T1 / TP"
-                        })
-                        .label_style((FONT, LABEL_PX - 1))
-                        .axis_desc_style((FONT, LABEL_PX))
-                        .draw()
-                        .map_err(err)?;
-                    chart
-                        .draw_series(DashedLineSeries::new(
-                            curve(&|n| n),
-                            8,
-                            5,
-                            REFERENCE.stroke_width(2),
-                        ))
-                        .map_err(err)?;
-                    for (_, j, s) in &fits {
-                        let c = color(*j);
-                        chart
-                            .draw_series(DashedLineSeries::new(
-                                curve(&|n| theory::amdahl(*s, n)),
-                                4,
-                                4,
-                                c.stroke_width(2),
-                            ))
-                            .map_err(err)?;
-                        chart
-                            .draw_series(DottedLineSeries::new(
-                                curve(&|n| theory::gustafson(*s, n).min(smax)),
-                                0,
-                                5,
-                                move |p| Circle::new(p, 1, c.filled()),
-                            ))
-                            .map_err(err)?;
-                    }
-                    draw_series(&mut chart, &speed)?;
-                }
-                {
-                    let mut chart = ChartBuilder::on(&panels[1])
-                        .caption("efficiency", (FONT, LABEL_PX + 1))
-                        .margin(8)
-                        .x_label_area_size(36)
-                        .y_label_area_size(50)
-                        .build_cartesian_2d($xe, $ye)
-                        .map_err(err)?;
-                    chart
-                        .configure_mesh()
-                        .bold_line_style(GRID.stroke_width(1))
-                        .light_line_style(WHITE.stroke_width(0))
-                        .x_label_formatter(&|x: &f64| tick_125(*x, log))
-                        .x_desc(xdesc)
-                        .y_desc("lower bound / makespan")
-                        .label_style((FONT, LABEL_PX - 1))
-                        .axis_desc_style((FONT, LABEL_PX))
-                        .draw()
-                        .map_err(err)?;
-                    chart
-                        .draw_series(DashedLineSeries::new(
-                            vec![(pmin, 1.0), (pmax, 1.0)],
-                            8,
-                            5,
-                            REFERENCE.stroke_width(2),
-                        ))
-                        .map_err(err)?;
-                    draw_series(&mut chart, &eff)?;
-                }
-            }};
-        }
+        let frame = Frame::new(&root, suite, &title, (1, 2))?;
         if log {
-            panels!(
-                (pmin / 1.2..pmax * 1.2).log_scale(),
-                (smin..smax).log_scale(),
-                (pmin / 1.2..pmax * 1.2).log_scale(),
-                0f64..emax
-            );
+            drawn.draw(
+                &frame.panels,
+                (
+                    (pmin / 1.2..pmax * 1.2).log_scale(),
+                    (smin..smax).log_scale(),
+                ),
+                ((pmin / 1.2..pmax * 1.2).log_scale(), 0f64..emax),
+            )?;
         } else {
-            panels!(0f64..pmax * 1.05, 0f64..smax, 0f64..pmax * 1.05, 0f64..emax);
+            drawn.draw(
+                &frame.panels,
+                (0f64..pmax * 1.05, 0f64..smax),
+                (0f64..pmax * 1.05, 0f64..emax),
+            )?;
         }
         let mut items: Vec<(String, Key)> = speed
             .iter()
@@ -1395,14 +1505,15 @@ pub fn scaling(suite: &Suite, matrix: &str, opts: &ScalingOptions, dir: &Path) -
             ));
         }
         items.push(("ideal (S = P)".into(), Key::Line(None, REFERENCE, true)));
-        let y = legend_y(&side, 60, &items)?;
-        side.draw(&Text::new(
-            "dotted: Gustafson, same S",
-            (8, y - 8),
-            text_style(LABEL_PX - 2),
-        ))
-        .map_err(err)?;
-        Ok::<(), String>(())
+        let y = legend_y(&frame.side, 60, &items)?;
+        frame
+            .side
+            .draw(&Text::new(
+                "dotted: Gustafson, same S",
+                (8, y - 8),
+                text_style(LABEL_PX - 2),
+            ))
+            .map_err(err)
     })?;
     let fitted: Vec<String> = fits
         .iter()
@@ -1421,25 +1532,92 @@ pub fn scaling(suite: &Suite, matrix: &str, opts: &ScalingOptions, dir: &Path) -
     })
 }
 
-/// Options of [`queueing`].
-#[derive(Clone, Debug)]
-pub struct QueueingOptions {
-    /// Pixel size.
-    pub size: (u32, u32),
-    /// At most this many panels (settings other than the arrival rate and strategy).
-    pub max_panels: usize,
+/// Points of a curve.
+type Points = Vec<(f64, f64)>;
+
+/// What the two panels of [`scaling`] draw, computed once for both backends.
+struct ScalingPanels<'a> {
+    speed: &'a [Series],
+    eff: &'a [Series],
+    /// Per fitted series: palette index, Amdahl curve, Gustafson curve.
+    fits: Vec<(usize, Points, Points)>,
+    ideal: Points,
+    /// Fewest and most workers.
+    p: (f64, f64),
+    log: bool,
+    speed_desc: &'static str,
 }
 
-impl Default for QueueingOptions {
-    fn default() -> Self {
-        QueueingOptions {
-            size: SIZE,
-            max_panels: 4,
+impl ScalingPanels<'_> {
+    /// Speedup on the left over `speed_axes`, efficiency on the right over `eff_axes` (linear
+    /// or log scales).
+    fn draw<DB, XS, YS, XE, YE>(
+        &self,
+        panels: &[DrawingArea<DB, Shift>],
+        speed_axes: (XS, YS),
+        eff_axes: (XE, YE),
+    ) -> Result<(), String>
+    where
+        DB: DrawingBackend,
+        XS: AsRangedCoord<Value = f64>,
+        YS: AsRangedCoord<Value = f64>,
+        XE: AsRangedCoord<Value = f64>,
+        YE: AsRangedCoord<Value = f64>,
+        XS::CoordDescType: ValueFormatter<f64>,
+        YS::CoordDescType: ValueFormatter<f64>,
+        XE::CoordDescType: ValueFormatter<f64>,
+        YE::CoordDescType: ValueFormatter<f64>,
+    {
+        let log = self.log;
+        let tick = |x: &f64| tick_125(*x, log);
+        let axes = Chart::panel("", LABEL_PX + 1).x_fmt(&tick).x_desc(if log {
+            "workers P (log scale)"
+        } else {
+            "workers P"
+        });
+        let mut chart = axes
+            .clone()
+            .caption("speedup", LABEL_PX + 1)
+            .y_desc(self.speed_desc)
+            .build(&panels[0], speed_axes.0, speed_axes.1)?;
+        chart.reference_line(self.ideal.clone(), (8, 5))?;
+        for (j, amdahl, gustafson) in &self.fits {
+            let c = color(*j);
+            chart
+                .draw_series(DashedLineSeries::new(
+                    amdahl.clone(),
+                    4,
+                    4,
+                    c.stroke_width(2),
+                ))
+                .map_err(err)?;
+            chart
+                .draw_series(DottedLineSeries::new(gustafson.clone(), 0, 5, move |p| {
+                    Circle::new(p, 1, c.filled())
+                }))
+                .map_err(err)?;
         }
+        chart.measured(self.speed)?;
+        let mut chart = axes
+            .caption("efficiency", LABEL_PX + 1)
+            .y_desc("lower bound / makespan")
+            .build(&panels[1], eff_axes.0, eff_axes.1)?;
+        chart.reference_line(vec![(self.p.0, 1.0), (self.p.1, 1.0)], (8, 5))?;
+        chart.measured(self.eff)
     }
 }
 
-/// Measured mean wait (start − release) against utilisation ρ = λ E[S] / P, for open (Poisson)
+options! {
+    /// Options of [`queueing`].
+    QueueingOptions {
+        /// Pixel size.
+        size: (u32, u32) = SIZE,
+        /// At most this many panels (settings other than the arrival rate and strategy).
+        max_panels: usize = 4,
+    }
+}
+
+/// Measured mean wait (start − release) against utilisation ρ = λ E\[S\] / P, for open (Poisson)
 /// arrivals, with the M/M/c mean wait from Erlang C for the same P and mean service time.
 pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path) -> FigureResult {
     let cells: Vec<&CellSummary> = suite
@@ -1518,53 +1696,30 @@ pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path)
         .clamp(0.0, (xmax - 0.1).max(0.0));
     let name = format!("{}-queueing", slug(matrix));
     let title = format!("Queueing: mean wait vs utilisation — {matrix}");
-    let (rn, cn) = grid(panels_data.len());
     let files = render_both!(dir, &name, opts.size, |root| {
-        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
-        let (head, body) = main.split_vertically(36);
-        head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
-            .map_err(err)?;
-        let areas = body.split_evenly((rn, cn));
+        let frame = Frame::new(&root, suite, &title, grid(panels_data.len()))?;
         for (k, panel) in panels_data.iter().enumerate() {
-            let mut chart = ChartBuilder::on(&areas[k])
-                .caption(truncate(&panel.label, 60), (FONT, LABEL_PX))
-                .margin(8)
-                .x_label_area_size(36)
-                .y_label_area_size(64)
-                .build_cartesian_2d(xmin..xmax, 0f64..ymax)
-                .map_err(err)?;
-            chart
-                .configure_mesh()
-                .bold_line_style(GRID.stroke_width(1))
-                .light_line_style(WHITE.stroke_width(0))
-                .y_label_formatter(&|y: &f64| fmt_ns(*y))
+            let mut chart = Chart::panel(truncate(&panel.label, 60), LABEL_PX)
+                .small()
+                .areas(36, 64)
+                .y_fmt(&ns_tick)
                 .x_desc("utilisation ρ = λ · E[service] / P")
                 .y_desc("mean wait (start − release)")
-                .label_style((FONT, LABEL_PX - 2))
-                .axis_desc_style((FONT, LABEL_PX - 1))
-                .draw()
-                .map_err(err)?;
+                .build(&frame.panels[k], xmin..xmax, 0f64..ymax)?;
             let pts: Vec<(f64, f64)> = panel
                 .reference
                 .iter()
                 .copied()
                 .filter(|p| p.1 <= ymax && p.0 >= xmin && p.0 <= xmax)
                 .collect();
-            chart
-                .draw_series(DashedLineSeries::new(pts, 6, 4, REFERENCE.stroke_width(2)))
-                .map_err(err)?;
-            draw_series(&mut chart, &panel.series)?;
+            chart.reference_line(pts, (6, 4))?;
+            chart.measured(&panel.series)?;
         }
-        let mut items: Vec<(String, Key)> = strats
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| {
-                panels_data
-                    .iter()
-                    .any(|p| p.series.iter().any(|s| s.1 == *j))
-            })
-            .map(|(j, s)| (s.clone(), Key::Line(Some(marker(j)), color(j), false)))
-            .collect();
+        let mut items = strategy_keys(&strats, |j| {
+            panels_data
+                .iter()
+                .any(|p| p.series.iter().any(|s| s.1 == j))
+        });
         let servers: Vec<String> = {
             let mut v: Vec<usize> = panels_data.iter().map(|p| p.servers).collect();
             v.sort_unstable();
@@ -1575,39 +1730,20 @@ pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path)
             format!("M/M/c, c = {} (Erlang C)", servers.join(", ")),
             Key::Line(None, REFERENCE, true),
         ));
-        legend(&side, 60, &items)
+        legend(&frame.side, 60, &items)
     })?;
     let mut caption = "Each marker is one arrival rate: the measured mean time tasks waited before starting (95% CI whiskers), against the utilisation ρ = λ · E[service] / P; one panel per setting. The grey dashed curve is the mean wait of an M/M/c queue with c = P servers and the panel's mean service time, from Erlang C: W_q = C(c, λ/μ) / (cμ − λ). A shared FIFO queue with exponential service should sit on it; a strategy above it loses capacity to imbalance, overhead or an unlucky order; service less variable than exponential (or an order like SPT that favours short tasks) sits below it. Waits grow without bound as ρ → 1.".to_string();
-    if total > panels_data.len() {
-        caption.push_str(&format!(
-            " Showing {} of {total} settings.",
-            panels_data.len()
-        ));
-    }
-    Ok(Figure {
-        name,
-        title,
-        caption,
-        notes: Vec::new(),
-        files,
-    })
+    caption.push_str(&showing(panels_data.len(), total, "settings"));
+    Ok(Figure::new(name, title, caption, files))
 }
 
-/// Options of [`estimates`].
-#[derive(Clone, Debug)]
-pub struct EstimatesOptions {
-    /// Pixel size.
-    pub size: (u32, u32),
-    /// At most this many settings (rows of panels).
-    pub max_rows: usize,
-}
-
-impl Default for EstimatesOptions {
-    fn default() -> Self {
-        EstimatesOptions {
-            size: SIZE,
-            max_rows: 3,
-        }
+options! {
+    /// Options of [`estimates`].
+    EstimatesOptions {
+        /// Pixel size.
+        size: (u32, u32) = SIZE,
+        /// At most this many settings (rows of panels).
+        max_rows: usize = 3,
     }
 }
 
@@ -1670,11 +1806,7 @@ pub fn estimates(suite: &Suite, matrix: &str, opts: &EstimatesOptions, dir: &Pat
     let name = format!("{}-estimates", slug(matrix));
     let title = format!("Sensitivity to estimate error — {matrix}");
     let files = render_both!(dir, &name, opts.size, |root| {
-        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
-        let (head, body) = main.split_vertically(36);
-        head.draw(&Text::new(title.clone(), (12, 6), text_style(TITLE_PX)))
-            .map_err(err)?;
-        let panels = body.split_evenly((rows_data.len(), 2));
+        let frame = Frame::new(&root, suite, &title, (rows_data.len(), 2))?;
         for (r, (label, lat, mk)) in rows_data.iter().enumerate() {
             for (k, (series, ymax, what)) in [(lat, lmax, "mean latency"), (mk, mmax, "makespan")]
                 .into_iter()
@@ -1685,61 +1817,29 @@ pub fn estimates(suite: &Suite, matrix: &str, opts: &EstimatesOptions, dir: &Pat
                 } else {
                     format!("{what} — {}", truncate(label, 40))
                 };
-                let mut chart = ChartBuilder::on(&panels[2 * r + k])
-                    .caption(caption, (FONT, LABEL_PX))
-                    .margin(8)
-                    .x_label_area_size(36)
-                    .y_label_area_size(72)
-                    .build_cartesian_2d(0f64..xmax, 0f64..ymax)
-                    .map_err(err)?;
-                chart
-                    .configure_mesh()
-                    .bold_line_style(GRID.stroke_width(1))
-                    .light_line_style(WHITE.stroke_width(0))
-                    .y_label_formatter(&|y: &f64| fmt_ns(*y))
+                let mut chart = Chart::panel(caption, LABEL_PX)
+                    .small()
+                    .areas(36, 72)
+                    .y_fmt(&ns_tick)
                     .x_desc("estimate error σ (log-normal)")
                     .y_desc(what)
-                    .label_style((FONT, LABEL_PX - 2))
-                    .axis_desc_style((FONT, LABEL_PX - 1))
-                    .draw()
-                    .map_err(err)?;
-                draw_series(&mut chart, series)?;
+                    .build(&frame.panels[2 * r + k], 0f64..xmax, 0f64..ymax)?;
+                chart.measured(series)?;
             }
         }
-        let items: Vec<(String, Key)> = strats
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| rows_data.iter().any(|r| r.1.iter().any(|s| s.1 == *j)))
-            .map(|(j, s)| (s.clone(), Key::Line(Some(marker(j)), color(j), false)))
-            .collect();
-        legend(&side, 60, &items)
+        let shown = |j: usize| rows_data.iter().any(|r| r.1.iter().any(|s| s.1 == j));
+        legend(&frame.side, 60, &strategy_keys(&strats, shown))
     })?;
     let mut caption = "How much each estimate-based strategy loses when the cost estimates it orders by are wrong: estimates are the true cost times a log-normal error of the given σ (0 = exact). Left: mean task latency (SPT's target); right: makespan (LPT's target); one row per setting. A strategy that reads no estimates (e.g. central) is a flat reference line; whiskers are 95% CIs.".to_string();
-    if total > rows_data.len() {
-        caption.push_str(&format!(
-            " Showing {} of {total} settings.",
-            rows_data.len()
-        ));
-    }
-    Ok(Figure {
-        name,
-        title,
-        caption,
-        notes: Vec::new(),
-        files,
-    })
+    caption.push_str(&showing(rows_data.len(), total, "settings"));
+    Ok(Figure::new(name, title, caption, files))
 }
 
-/// Options of [`heterogeneous`].
-#[derive(Clone, Debug)]
-pub struct HeteroOptions {
-    /// Pixel size.
-    pub size: (u32, u32),
-}
-
-impl Default for HeteroOptions {
-    fn default() -> Self {
-        HeteroOptions { size: SIZE }
+options! {
+    /// Options of [`heterogeneous`].
+    HeteroOptions {
+        /// Pixel size.
+        size: (u32, u32) = SIZE,
     }
 }
 
@@ -1790,54 +1890,39 @@ pub fn heterogeneous(
     let name = format!("{}-heterogeneous", slug(matrix));
     let title = format!("Work share vs speed share — {matrix}");
     let files = render_both!(dir, &name, opts.size, |root| {
-        let (main, side) = root.split_horizontally(opts.size.0.saturating_sub(legend_w(suite)));
-        let mut chart = ChartBuilder::on(&main)
-            .caption(&title, (FONT, TITLE_PX))
-            .margin(10)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0f64..top, 0f64..top)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .bold_line_style(GRID.stroke_width(1))
-            .light_line_style(WHITE.stroke_width(0))
+        let frame = Frame::single(&root, suite);
+        let mut chart = Chart::titled(&title)
             .x_desc("worker's share of total speed")
             .y_desc("worker's share of work done (busy × speed)")
-            .label_style((FONT, LABEL_PX))
-            .axis_desc_style((FONT, AXIS_PX))
-            .draw()
-            .map_err(err)?;
-        chart
-            .draw_series(DashedLineSeries::new(
-                vec![(0.0, 0.0), (top, top)],
-                8,
-                5,
-                REFERENCE.stroke_width(2),
-            ))
-            .map_err(err)?;
+            .build(&frame.panels[0], 0f64..top, 0f64..top)?;
+        chart.reference_line(vec![(0.0, 0.0), (top, top)], (8, 5))?;
         for (_, j, pts) in &series {
             for &(x, y, _) in pts {
                 draw_marker(chart.plotting_area(), (x, y), marker(*j), color(*j))?;
             }
         }
         // One entry per strategy: runs of other settings share its colour and marker.
-        let mut items: Vec<(String, Key)> = strats
-            .iter()
-            .enumerate()
-            .filter(|(j, _)| series.iter().any(|s| s.1 == *j))
-            .map(|(j, s)| (s.clone(), Key::Line(Some(marker(j)), color(j), false)))
-            .collect();
+        let mut items = strategy_keys(&strats, |j| series.iter().any(|s| s.1 == j));
         items.push(("work ∝ speed".into(), Key::Line(None, REFERENCE, true)));
-        legend(&side, 60, &items)
+        legend(&frame.side, 60, &items)
     })?;
-    Ok(Figure {
+    Ok(Figure::new(
         name,
         title,
-        caption: "Each marker is one worker of one run (repetition 0 of every cell whose workers differ in speed; settings pooled, coloured by strategy): its share of the total speed (x) against its share of the work it did (busy time × speed, y). On the dashed diagonal, work follows speed and all workers finish together; markers below it at high speed mean fast workers were starved (a static, speed-blind split), markers above it at low speed mean slow workers held work the fast ones could have taken.".into(),
-        notes: Vec::new(),
+        "Each marker is one worker of one run (repetition 0 of every cell whose workers differ in speed; settings pooled, coloured by strategy): its share of the total speed (x) against its share of the work it did (busy time × speed, y). On the dashed diagonal, work follows speed and all workers finish together; markers below it at high speed mean fast workers were starved (a static, speed-blind split), markers above it at low speed mean slow workers held work the fast ones could have taken.".into(),
         files,
-    })
+    ))
+}
+
+/// A figure function with its options.
+type FigureFn<O> = fn(&Suite, &str, &O, &Path) -> FigureResult;
+
+/// A figure function with its default options.
+type DefaultFigure = Box<dyn Fn(&Suite, &str, &Path) -> FigureResult>;
+
+/// `figure` with `O::default()` for its options.
+fn defaults<O: Default + 'static>(figure: FigureFn<O>) -> DefaultFigure {
+    Box::new(move |suite, matrix, dir| figure(suite, matrix, &O::default(), dir))
 }
 
 /// The figures a matrix gets, in report order, with the ones skipped and why.
@@ -1846,44 +1931,18 @@ pub fn render_matrix(
     matrix: &str,
     dir: &Path,
 ) -> (Vec<Figure>, Vec<(String, String)>) {
-    let attempts: Vec<(&str, FigureResult)> = vec![
-        (
-            "LIF bars",
-            lif_bars(suite, matrix, &BarOptions::default(), dir),
-        ),
-        (
-            "efficiency bars",
-            efficiency_bars(suite, matrix, &BarOptions::default(), dir),
-        ),
-        (
-            "latency CDF",
-            latency_cdf(suite, matrix, &CdfOptions::default(), dir),
-        ),
-        (
-            "per-worker busy time",
-            per_worker_busy(suite, matrix, &BusyOptions::default(), dir),
-        ),
-        (
-            "Gantt timeline",
-            gantt(suite, matrix, &GanttOptions::default(), dir),
-        ),
-        (
-            "scaling",
-            scaling(suite, matrix, &ScalingOptions::default(), dir),
-        ),
-        (
-            "queueing",
-            queueing(suite, matrix, &QueueingOptions::default(), dir),
-        ),
-        (
-            "estimates",
-            estimates(suite, matrix, &EstimatesOptions::default(), dir),
-        ),
-        (
-            "heterogeneous workers",
-            heterogeneous(suite, matrix, &HeteroOptions::default(), dir),
-        ),
+    let figures = [
+        ("LIF bars", defaults(lif_bars)),
+        ("efficiency bars", defaults(efficiency_bars)),
+        ("latency CDF", defaults(latency_cdf)),
+        ("per-worker busy time", defaults(per_worker_busy)),
+        ("Gantt timeline", defaults(gantt)),
+        ("scaling", defaults(scaling)),
+        ("queueing", defaults(queueing)),
+        ("estimates", defaults(estimates)),
+        ("heterogeneous workers", defaults(heterogeneous)),
     ];
+    let attempts = figures.map(|(what, draw)| (what, draw(suite, matrix, dir)));
     let mut figs = Vec::new();
     let mut skipped = Vec::new();
     for (what, r) in attempts {

@@ -170,8 +170,10 @@ pub struct Suite {
 /// Why a results directory cannot be reported.
 #[derive(Debug, PartialEq, Eq)]
 pub enum LoadError {
-    /// The directory does not exist or is not a directory.
+    /// The directory does not exist.
     NoDir(PathBuf),
+    /// The path exists but is not a directory (a file, a device, ...).
+    NotDir(PathBuf),
     /// `runs.jsonl` is missing or unreadable.
     NoRuns(PathBuf, String),
     /// `runs.jsonl` holds no readable row.
@@ -184,6 +186,11 @@ impl std::fmt::Display for LoadError {
             LoadError::NoDir(p) => write!(
                 f,
                 "{}: not a results directory (it does not exist)",
+                p.display()
+            ),
+            LoadError::NotDir(p) => write!(
+                f,
+                "{}: is a file, not a directory (a results directory holds runs.jsonl, e.g. results/quick)",
                 p.display()
             ),
             LoadError::NoRuns(p, e) => write!(
@@ -205,8 +212,13 @@ impl std::error::Error for LoadError {}
 impl Suite {
     /// Load `dir` (tolerantly: bad lines are kept in [`Suite::bad`]).
     pub fn load(dir: &Path) -> Result<Suite, LoadError> {
-        if !dir.is_dir() {
-            return Err(LoadError::NoDir(dir.to_path_buf()));
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(LoadError::NotDir(dir.to_path_buf())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(LoadError::NoDir(dir.to_path_buf()))
+            }
+            Err(e) => return Err(LoadError::NoRuns(dir.to_path_buf(), e.to_string())),
         }
         let layout = Layout::new(dir);
         let path = layout.runs_jsonl();

@@ -282,6 +282,11 @@ fn missing_and_empty_results_are_input_errors() {
         Suite::load(&dir),
         Err(reports::suite::LoadError::NoRuns(..))
     ));
+    let file = dir.join("runs.txt");
+    std::fs::write(&file, "x").unwrap();
+    let e = Suite::load(&file).unwrap_err();
+    assert!(matches!(e, reports::suite::LoadError::NotDir(_)), "{e:?}");
+    assert!(e.to_string().contains("is a file, not a directory"), "{e}");
     std::fs::write(dir.join("runs.jsonl"), "not json\n").unwrap();
     let e = Suite::load(&dir).unwrap_err();
     assert!(matches!(e, reports::suite::LoadError::Empty(_, 1)), "{e:?}");
@@ -564,5 +569,98 @@ fn queueing_draws_one_erlang_c_reference_per_panel_with_one_legend_entry() {
             1,
             "{s} in the legend once"
         );
+    }
+}
+
+/// Every text of an SVG: (x, y, anchor, font size in points, text).
+fn svg_texts(svg: &str) -> Vec<(f64, f64, String, f64, String)> {
+    let doc = roxmltree::Document::parse(svg).unwrap();
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .map(|n| {
+            let num = |a: &str| n.attribute(a).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            (
+                num("x"),
+                num("y"),
+                n.attribute("text-anchor").unwrap_or("start").to_string(),
+                num("font-size"),
+                n.text().unwrap_or("").trim().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_label_of_the_compare_figure_lies_inside_the_image() {
+    // Long matrix names, long strategy specs and several varying axes: the labels of the
+    // quick suite's compare ("sim-125-per-worker: lognormal(…) · …") and longer.
+    let mut cells = Vec::new();
+    for matrix in [
+        "sim-125-per-worker",
+        "sim-1250-per-worker-on-uneven-workers",
+    ] {
+        for s in [
+            "work-stealing(victim=random,steal=half,order=fifo)",
+            "central",
+        ] {
+            for w in [
+                "lognormal(mean=100us,sigma=1.5)",
+                "mix(0.9:constant(20us),0.1:lognormal(mean=2ms,sigma=1.5))",
+            ] {
+                for sp in ["", "1,1,1,1,1,1,1,0.25"] {
+                    let mut c = common::Cell::new(matrix, s, w, 8);
+                    c.tasks = 300;
+                    c.speeds = sp.into();
+                    cells.push(c);
+                }
+            }
+        }
+    }
+    let base = Suite::from_rows(Path::new("base"), common::rows("long", &cells, 2));
+    let new = Suite::from_rows(Path::new("new"), common::rows("long", &cells, 2));
+    let cmp = compare(&base, &new);
+    let dir = tmp("compare-labels");
+    let files = reports::compare::change_figure(&cmp, &dir).unwrap();
+    let svg = std::fs::read_to_string(&files.svg).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let root = doc.root_element();
+    let size = |a: &str| root.attribute(a).unwrap().parse::<f64>().unwrap();
+    let (width, height) = (size("width"), size("height"));
+    let texts = svg_texts(&svg);
+    // Every label is there in full (its wrapped lines joined), with its verdict.
+    let all: String = texts
+        .iter()
+        .map(|t| t.4.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    for c in &cmp.changes {
+        for part in c.label.split(" · ") {
+            assert!(all.contains(part), "{part:?} not in the figure");
+        }
+    }
+    for (x, y, anchor, pt, text) in &texts {
+        // The layout width at the size the figure asked for (the SVG writes it / 1.24).
+        let w = f64::from(reports::style::text_width(text, (pt * 1.24).round() as u32));
+        let (left, right) = match anchor.as_str() {
+            "end" => (x - w, *x),
+            "middle" => (x - w / 2.0, x + w / 2.0),
+            _ => (*x, x + w),
+        };
+        assert!(
+            left >= 0.0 && right <= width,
+            "{text:?} spans x {left:.0}..{right:.0}, outside 0..{width}"
+        );
+        assert!(
+            *y >= 0.0 && *y <= height,
+            "{text:?} at y {y} outside 0..{height}"
+        );
+    }
+    // And in the PNG: no ink in the outermost columns.
+    let img = image::open(&files.png).unwrap().to_rgb8();
+    for x in [0, 1, img.width() - 2, img.width() - 1] {
+        let ink = (0..img.height())
+            .filter(|&y| img.get_pixel(x, y).0 != [255, 255, 255])
+            .count();
+        assert_eq!(ink, 0, "ink in column {x} of the PNG");
     }
 }
