@@ -30,11 +30,23 @@ pub enum LoaderError {
         /// The dataset's error, as text.
         message: String,
     },
-    /// `Dataset::get` (or the collate function) panicked for this sample.
+    /// `Dataset::get` panicked for this sample.
     #[error("sample {index} (epoch {epoch}, batch {batch}) panicked: {message}")]
     Panic {
-        /// The dataset index (for a panicking collate: the batch's first index).
+        /// The dataset index.
         index: usize,
+        /// The epoch.
+        epoch: u64,
+        /// The batch number within the epoch.
+        batch: usize,
+        /// The panic message.
+        message: String,
+    },
+    /// The collate function panicked on this batch (its samples had loaded).
+    #[error("collate panicked on batch {batch} (epoch {epoch}, first sample {first}): {message}")]
+    Collate {
+        /// The dataset index of the batch's first sample.
+        first: usize,
         /// The epoch.
         epoch: u64,
         /// The batch number within the epoch.
@@ -60,12 +72,13 @@ pub enum LoaderError {
 
 impl LoaderError {
     /// The dataset index a per-batch error names (`None` for configuration, start and resume
-    /// errors).
+    /// errors; a collate error names the batch's first sample).
     pub fn index(&self) -> Option<usize> {
         match self {
             LoaderError::Sample { index, .. }
             | LoaderError::Panic { index, .. }
-            | LoaderError::Timeout { index, .. } => Some(*index),
+            | LoaderError::Timeout { index, .. }
+            | LoaderError::Collate { first: index, .. } => Some(*index),
             _ => None,
         }
     }
@@ -75,7 +88,8 @@ impl LoaderError {
         match self {
             LoaderError::Sample { batch, .. }
             | LoaderError::Panic { batch, .. }
-            | LoaderError::Timeout { batch, .. } => Some(*batch),
+            | LoaderError::Timeout { batch, .. }
+            | LoaderError::Collate { batch, .. } => Some(*batch),
             _ => None,
         }
     }

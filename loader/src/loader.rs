@@ -426,11 +426,16 @@ impl<D: Dataset, B> Config<D, B> {
     }
 }
 
-/// Why one sample is bad.
+/// Why one sample (or a batch's collate) is bad.
 enum Fault {
     Error(String),
     Panic(String),
-    Timeout { took_ms: u64, limit_ms: u64 },
+    /// The collate function panicked on the batch.
+    Collate(String),
+    Timeout {
+        took_ms: u64,
+        limit_ms: u64,
+    },
 }
 
 impl Fault {
@@ -444,6 +449,12 @@ impl Fault {
             },
             Fault::Panic(message) => LoaderError::Panic {
                 index,
+                epoch,
+                batch,
+                message,
+            },
+            Fault::Collate(message) => LoaderError::Collate {
+                first: index,
                 epoch,
                 batch,
                 message,
@@ -750,7 +761,7 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
                             match catch_unwind(AssertUnwindSafe(|| (cfg.collate)(samples))) {
                                 Ok(d) => Some(d),
                                 Err(p) => {
-                                    faults.push((first, Fault::Panic(panic_message(p.as_ref()))));
+                                    faults.push((first, Fault::Collate(panic_message(p.as_ref()))));
                                     None
                                 }
                             }
@@ -976,7 +987,7 @@ impl<D: Dataset, B: Send + 'static> Iterator for Epoch<'_, D, B> {
                             catch_unwind(AssertUnwindSafe(|| (cfg.collate)(samples))).map_err(
                                 |p| {
                                     run.acc.failed += 1;
-                                    Fault::Panic(panic_message(p.as_ref())).at(first, epoch, k)
+                                    Fault::Collate(panic_message(p.as_ref())).at(first, epoch, k)
                                 },
                             ),
                         )

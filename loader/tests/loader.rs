@@ -506,3 +506,40 @@ fn the_next_epoch_is_loaded_while_the_consumer_finishes_this_one() {
     );
     assert_eq!(loaded[0].load(Ordering::SeqCst), 100);
 }
+
+#[test]
+fn a_panicking_collate_is_named_with_its_batch_at_both_granularities() {
+    for gran in [Granularity::Sample, Granularity::Batch] {
+        let ds = loader::from_fn(12, |i| Ok::<_, String>(i));
+        let mut l = Loader::builder(ds)
+            .batch_size(4)
+            .workers(2)
+            .granularity(gran)
+            .collate(|v: Vec<usize>| {
+                assert!(!v.contains(&5), "collate boom");
+                v
+            })
+            .build()
+            .unwrap();
+        let got: Vec<_> = l.epoch(0).collect();
+        assert_eq!(got.len(), 3);
+        let e = got[1].as_ref().unwrap_err();
+        assert!(
+            matches!(
+                e,
+                LoaderError::Collate {
+                    first: 4,
+                    epoch: 0,
+                    batch: 1,
+                    ..
+                }
+            ),
+            "{gran:?}: {e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "collate panicked on batch 1 (epoch 0, first sample 4): collate boom"
+        );
+        assert!(got[0].is_ok() && got[2].is_ok());
+    }
+}
