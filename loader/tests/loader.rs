@@ -510,7 +510,7 @@ fn the_next_epoch_is_loaded_while_the_consumer_finishes_this_one() {
 #[test]
 fn a_panicking_collate_is_named_with_its_batch_at_both_granularities() {
     for gran in [Granularity::Sample, Granularity::Batch] {
-        let ds = loader::from_fn(12, |i| Ok::<_, String>(i));
+        let ds = loader::from_fn(12, Ok::<_, String>);
         let mut l = Loader::builder(ds)
             .batch_size(4)
             .workers(2)
