@@ -93,6 +93,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 ///
 /// Dropping the pool closes it: open jobs are stopped, every worker is woken and joined.
 ///
+/// A task may open a job on its own pool and wait for it ([`Job::next`], `next_timeout`,
+/// [`Job::finish`], a [`Submitter`](super::Submitter) waiting for room): its worker does not
+/// block but runs the pool's work while it waits (steps of the open jobs, with its own queues),
+/// and returns as soon as what it waits for is there, so this cannot deadlock, even with one
+/// worker. The tasks it runs meanwhile get a second state of that worker, built by `init` the
+/// first time (the waiting task holds the first). A task that waits on *its own* job, which its
+/// worker cannot run until it returns, is refused at once ([`JobError::OwnJob`](super::JobError::OwnJob)).
+/// `threads/README.md`, "Waiting inside a task", has the details.
+///
 /// ```
 /// use scheduler::{Delivery, JobOptions, Pool};
 /// # use scheduler::doc_support::FifoStrategy;
@@ -117,6 +126,30 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 ///     assert_eq!(got, (epoch..1000 + epoch).collect::<Vec<_>>());
 /// }
 /// assert_eq!(pool.threads_spawned(), 2);
+/// ```
+///
+/// A task that waits on a job of its own pool, with one worker:
+///
+/// ```
+/// use std::sync::Arc;
+/// use scheduler::{JobOptions, Pool};
+/// # use scheduler::doc_support::FifoStrategy;
+/// let pool = Arc::new(Pool::new(1).unwrap());
+/// // Tasks reach the pool through a `Weak`: a worker must not drop its pool's last handle.
+/// let weak = Arc::downgrade(&pool);
+/// let mut outer = pool
+///     .job(&FifoStrategy, JobOptions::default(), move |id, _w, _state| {
+///         let pool = weak.upgrade().unwrap();
+///         let mut inner = pool.job(&FifoStrategy, JobOptions::default(), |t, _, _| t * t).unwrap();
+///         inner.try_submit(10).unwrap();
+///         inner.close();
+///         // The only worker is running this task: it runs `inner`'s tasks while it waits.
+///         id + inner.by_ref().map(|o| o.result.unwrap()).sum::<usize>()
+///     })
+///     .unwrap();
+/// outer.try_submit(2).unwrap();
+/// let sums: Vec<usize> = (0..2).map(|_| outer.next().unwrap().result.unwrap()).collect();
+/// assert_eq!(sums, vec![285, 286]);
 /// ```
 pub struct Pool<S: 'static = ()> {
     shared: Arc<PoolShared<S>>,
