@@ -305,7 +305,7 @@ fn a_task_waiting_on_its_own_job_is_refused_not_hung() {
                 move |id, _, _| {
                     if id == 0 {
                         // Full (this task is the one id in flight): a wait for room.
-                        let s = own2.lock().unwrap().clone().unwrap();
+                        let s = own2.lock().unwrap().take().unwrap(); // taken: no cycle job -> submitter
                         format!("{:?}", s.submit(1))
                     } else {
                         // The job's own handle: a wait for its end.
