@@ -134,7 +134,7 @@ image-pipeline *flags:
 
 # (A separate target dir keeps the --cfg loom build from invalidating the normal one.)
 # Model-check our own synchronisation with loom: Sleep's park/notify, the start Gate, a job's
-# back-pressure (Room) and termination (Ending).
+# back-pressure (Room) and termination (Ending), and the wake-ups of waits inside tasks.
 loom:
     RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p scheduler --release --lib loom
 

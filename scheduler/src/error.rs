@@ -69,4 +69,9 @@ pub enum RunError {
     /// The pool was dropped (or shut down) before the job finished.
     #[error("the pool was shut down before the job finished")]
     PoolClosed,
+    /// A task running on the job's pool could not wait for the job to finish while running
+    /// the pool's work ([`JobError::OwnJob`](crate::JobError::OwnJob): it is one of the job's
+    /// own tasks; [`JobError::TooDeep`](crate::JobError::TooDeep)).
+    #[error("cannot wait for the job inside this task: {0}")]
+    NestedWait(crate::JobError),
 }

@@ -13,6 +13,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crossbeam_utils::CachePadded;
+
 use crate::error::RunError;
 use crate::report::{finish, Failure, Histograms, Host, Meta, RunReport, Tally, WorkerInfo};
 use crate::spec::{Labels, Tasks, Timing};
@@ -22,6 +24,8 @@ use crate::{TaskId, WorkerId};
 use super::ending::Ending;
 use super::pool::PoolShared;
 use super::room::Room;
+use super::waiting::ConsumerWait;
+use super::worker::{is_worker_of, wait_working};
 
 /// How a job hands outcomes back.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -137,6 +141,21 @@ pub enum JobError {
     /// Nothing arrived in time.
     #[error("timed out waiting for an outcome")]
     TimedOut,
+    /// A task waited on its own job (an outcome, room, or its end) from the worker that runs
+    /// it, directly or through waits further up that worker's stack: that worker cannot run
+    /// the job's other tasks until this one returns, so the wait could deadlock. Raised at
+    /// once, and only when the wait would block.
+    #[error(
+        "a task waited on its own job: its worker cannot run that job's other tasks while it waits"
+    )]
+    OwnJob,
+    /// Waits inside tasks (each running the pool's work, whose tasks wait in turn) nested
+    /// deeper than `max` on one worker.
+    #[error("waits inside tasks nested more than {max} deep on one worker")]
+    TooDeep {
+        /// The bound.
+        max: usize,
+    },
 }
 
 /// What a worker sends back per task.
@@ -204,6 +223,10 @@ pub(crate) struct JobState<'a, S, T, F> {
     retired: AtomicUsize,
     releases: Option<Releases<'a>>,
     tasks: Option<Tasks<'a>>,
+    /// The consumer waits for an outcome inside a task of this pool, running its work: a
+    /// delivery wakes the pool's sleepers (README: "Waiting inside a task"). On a line of its
+    /// own: every delivery reads it.
+    consumer_waits: CachePadded<ConsumerWait>,
     /// Debug builds: the ids handed out so far, to catch one handed out twice.
     #[cfg(debug_assertions)]
     claims: super::claims::Claims,
@@ -305,6 +328,7 @@ where
             retired: AtomicUsize::new(0),
             releases,
             tasks: job.tasks,
+            consumer_waits: CachePadded::new(ConsumerWait::default()),
             #[cfg(debug_assertions)]
             claims: Default::default(),
             pool,
@@ -345,10 +369,13 @@ where
         }
     }
 
-    /// `k` ids were taken back: make room and wake a blocked submitter.
+    /// `k` ids were taken back: make room and wake a blocked submitter (one that waits
+    /// inside a task parks with the pool's workers).
     #[inline]
     fn took(&self, k: usize) {
-        self.room.took(k);
+        if self.room.took(k) {
+            self.pool.sleep.notify(true);
+        }
     }
 
     fn in_flight(&self) -> usize {
@@ -379,7 +406,25 @@ where
                 if !wait {
                     return Err(JobError::Full { max_in_flight: cap });
                 }
-                s = self.room.wait(s, cap, submitted);
+                if !is_worker_of(&self.pool) {
+                    s = self.room.wait(s, cap, submitted);
+                    continue;
+                }
+                // Inside a task of this pool: run its work until there is room (the lock is
+                // let go meanwhile, as the condition variable's wait does). Counted among the
+                // waiters, so that `took` wakes the pool's sleepers.
+                drop(s);
+                self.room.enter_wait();
+                let waited = wait_working(&self.pool, self.seq, None, &mut || {
+                    self.ending.is_over()
+                        || self.ending.is_closed()
+                        || self.room.free(cap, self.ending.submitted()) > 0
+                });
+                self.room.leave_wait();
+                if let Some(Err(e)) = waited {
+                    return Err(e);
+                }
+                s = self.room.lock();
                 continue;
             }
             let k = room.min(count - done);
@@ -408,8 +453,13 @@ where
         }
         self.ending.close();
         self.room.notify_all();
+        if self.room.waiters() > 0 {
+            // A submitter waiting inside a task parks with the workers.
+            self.pool.sleep.notify(true);
+        }
         if let Some(tx) = &self.tx {
             let _ = tx.send(Msg::Closed);
+            self.wake_consumer();
         }
         self.check_over();
     }
@@ -417,16 +467,28 @@ where
     /// Wait until every worker has retired the job, then build its report.
     fn report(&self) -> Result<RunReport, RunError> {
         self.close();
-        // A short job is often over within microseconds: spin, then yield, a bounded number of
-        // rounds before blocking (a wake-up through the condition variable costs more).
-        for round in 0..64 {
-            if self.retired.load(SeqCst) == self.pool.workers {
-                break;
-            }
-            if round < 32 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
+        let workers = self.pool.workers;
+        let all_retired = || self.retired.load(SeqCst) == workers;
+        if !all_retired() {
+            // Inside a task of this pool: run its work until every worker has let go (the last
+            // to retire wakes the pool's sleepers).
+            match wait_working(&self.pool, self.seq, None, &mut || all_retired()) {
+                Some(r) => r.map_err(RunError::NestedWait)?,
+                None => {
+                    // A short job is often over within microseconds: spin, then yield, a
+                    // bounded number of rounds before blocking (a wake-up through the
+                    // condition variable costs more).
+                    for round in 0..64 {
+                        if all_retired() {
+                            break;
+                        }
+                        if round < 32 {
+                            std::hint::spin_loop();
+                        } else {
+                            std::thread::yield_now();
+                        }
+                    }
+                }
             }
         }
         let mut ends = lock(&self.ends);
@@ -528,6 +590,13 @@ pub(crate) trait Control: Send + Sync {
     fn max_in_flight(&self) -> usize;
     fn took(&self, k: usize);
     fn report(&self) -> Result<RunReport, RunError>;
+    /// The consumer found no message: if this thread is a worker of the job's pool, run its
+    /// work until `ready()` (a look at the channel) or `deadline`; `None` if it is not one.
+    fn wait_for_outcome(
+        &self,
+        deadline: Option<Instant>,
+        ready: &mut dyn FnMut() -> bool,
+    ) -> Option<Result<(), JobError>>;
 }
 
 impl<'a, S, T, F> Control for JobState<'a, S, T, F>
@@ -567,6 +636,27 @@ where
     }
     fn report(&self) -> Result<RunReport, RunError> {
         JobState::report(self)
+    }
+    fn wait_for_outcome(
+        &self,
+        deadline: Option<Instant>,
+        ready: &mut dyn FnMut() -> bool,
+    ) -> Option<Result<(), JobError>> {
+        /// Lowers the flag however the wait ends.
+        struct Waiting<'f>(&'f ConsumerWait);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.leave();
+            }
+        }
+        if !is_worker_of(&self.pool) {
+            return None;
+        }
+        // Either a worker that delivers after this sees the flag and wakes the pool's
+        // sleepers, or every look at the channel from here on sees its message.
+        self.consumer_waits.enter();
+        let _waiting = Waiting(&self.consumer_waits);
+        wait_working(&self.pool, self.seq, deadline, ready)
     }
 }
 
@@ -938,6 +1028,17 @@ fn release_due<S, T, F>(job: &JobState<'_, S, T, F>, rel: &Releases<'_>) -> Opti
     rel.times.get(due).copied()
 }
 
+impl<S, T, F> JobState<'_, S, T, F> {
+    /// A message went to the consumer: if it waits inside a task of this pool (parked with the
+    /// workers, not on the channel), wake it.
+    #[inline]
+    fn wake_consumer(&self) {
+        if self.consumer_waits.sent() {
+            self.pool.sleep.notify(true);
+        }
+    }
+}
+
 /// Record a task's outcome and send it to the consumer.
 #[inline]
 fn deliver<S, T, F>(
@@ -962,6 +1063,7 @@ fn deliver<S, T, F>(
     if let Some(tx) = &job.tx {
         // The receiver may be gone (a cancelled or finished job); the outcome is then dropped.
         let _ = tx.send(Msg::Done(task, result));
+        job.wake_consumer();
     }
 }
 
@@ -1055,6 +1157,8 @@ where
         if all {
             job.pool.forget(job.seq);
             job.ended.notify_all();
+            // A `finish` waiting inside a task of this pool parks with the workers.
+            job.pool.sleep.notify(true);
         }
     }
 }
@@ -1170,9 +1274,23 @@ impl<T: Send + 'static> Job<T> {
     /// every submitted id has been taken back and no more can come (the job is closed, or it
     /// has no [`Submitter`]: then more ids can only come from this handle), or when the job
     /// was stopped.
+    ///
+    /// Called inside a task running on this job's pool, it does not block its worker: while
+    /// the outcome is due, that worker runs the pool's work (steps of its open jobs, this one
+    /// included) and returns as soon as the outcome is there. So a task may open a job on its
+    /// own pool and wait for it, even with one worker. See [`Pool`](super::Pool).
+    ///
+    /// # Panics
+    /// Inside a task of this very job, when it would block ([`JobError::OwnJob`]: the worker
+    /// cannot run this job's other tasks meanwhile, so it could wait forever), or with waits
+    /// inside tasks nested too deep ([`JobError::TooDeep`]). [`Job::next_timeout`] returns
+    /// these as errors.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Option<Outcome<T>> {
-        self.next_inner(None).unwrap_or(None)
+        match self.next_inner(None) {
+            Ok(o) => o,
+            Err(e) => refused("Job::next", e),
+        }
     }
 
     /// The next outcome if one is ready now.
@@ -1181,6 +1299,13 @@ impl<T: Send + 'static> Job<T> {
     }
 
     /// [`Job::next`], waiting at most `timeout`: `Err(JobError::TimedOut)` if nothing came.
+    ///
+    /// Inside a task running on this job's pool the wait runs the pool's work, as
+    /// [`Job::next`] does; it may then return later than `timeout` by the length of a task.
+    ///
+    /// # Errors
+    /// [`JobError::TimedOut`]; inside a task of this pool, [`JobError::OwnJob`] or
+    /// [`JobError::TooDeep`] where [`Job::next`] panics.
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Outcome<T>>, JobError> {
         self.next_inner(Some(timeout))
     }
@@ -1199,30 +1324,50 @@ impl<T: Send + 'static> Job<T> {
                 return Ok(None);
             }
             let rx = self.rx.as_ref().expect("checked above");
-            let msg = match deadline {
-                None => rx.recv().ok(),
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    let got = if left.is_zero() {
-                        rx.try_recv().map_err(|e| match e {
-                            TryRecvError::Empty => RecvTimeoutError::Timeout,
-                            TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
-                        })
-                    } else {
-                        rx.recv_timeout(left)
-                    };
-                    match got {
-                        Ok(m) => Some(m),
-                        Err(RecvTimeoutError::Timeout) => return Err(JobError::TimedOut),
-                        Err(RecvTimeoutError::Disconnected) => None,
-                    }
-                }
+            let msg = match rx.try_recv() {
+                Ok(m) => Some(m),
+                Err(TryRecvError::Disconnected) => None,
+                Err(TryRecvError::Empty) => self.wait_message(deadline)?,
             };
             match msg {
                 Some(Msg::Done(task, result)) => self.accept(Outcome { task, result }),
                 Some(Msg::Closed) => {}
                 Some(Msg::Stopped) | None => self.stopped = true,
             }
+        }
+    }
+
+    /// Wait for the next message, none being there now; `None` if the channel is closed.
+    fn wait_message(&self, deadline: Option<Instant>) -> Result<Option<Msg<T>>, JobError> {
+        let rx = self.rx.as_ref().expect("a job with outcomes has a channel");
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            return Err(JobError::TimedOut);
+        }
+        // Inside a task of this job's pool: run its work until a message comes.
+        let mut got = None;
+        let mut look = || match rx.try_recv() {
+            Ok(m) => {
+                got = Some(Some(m));
+                true
+            }
+            Err(TryRecvError::Disconnected) => {
+                got = Some(None);
+                true
+            }
+            Err(TryRecvError::Empty) => false,
+        };
+        match self.control.wait_for_outcome(deadline, &mut look) {
+            Some(Ok(())) => return Ok(got.expect("the wait ends once a message came")),
+            Some(Err(e)) => return Err(e),
+            None => {}
+        }
+        match deadline {
+            None => Ok(rx.recv().ok()),
+            Some(d) => match rx.recv_timeout(d.saturating_duration_since(Instant::now())) {
+                Ok(m) => Ok(Some(m)),
+                Err(RecvTimeoutError::Timeout) => Err(JobError::TimedOut),
+                Err(RecvTimeoutError::Disconnected) => Ok(None),
+            },
         }
     }
 
@@ -1253,9 +1398,14 @@ impl<T: Send + 'static> Job<T> {
     /// Close the job, wait for every submitted id to finish (outcomes not taken are dropped)
     /// and for every worker to let go of it, and return its report.
     ///
+    /// Inside a task running on this job's pool, the wait runs the pool's work (as
+    /// [`Job::next`]'s does).
+    ///
     /// # Errors
     /// [`RunError::Strategy`] if the strategy broke its contract, [`RunError::PoolClosed`] if
-    /// the pool was dropped first.
+    /// the pool was dropped first, [`RunError::NestedWait`] inside a task of this very job
+    /// ([`JobError::OwnJob`]: it cannot end before that task returns) or with waits nested
+    /// too deep.
     pub fn finish(mut self) -> Result<RunReport, RunError> {
         self.finished = true;
         // Outcomes still queued would hold their ids in flight; drop them as they come.
@@ -1283,6 +1433,13 @@ impl<T> Drop for Job<T> {
             self.control.halt(Stop::Cancelled);
         }
     }
+}
+
+/// [`Job::next`] refused to wait: a programming error it reports by panicking.
+#[cold]
+#[inline(never)]
+fn refused(call: &str, e: JobError) -> ! {
+    panic!("{call}: {e}")
 }
 
 /// Submits to a [`Job`] from another thread, waiting for room (back-pressure).
@@ -1320,9 +1477,13 @@ impl Submitter {
     /// Submit the next `count` ids, waiting while the job is full (ids go in as room frees up;
     /// they are contiguous even with several submitters).
     ///
+    /// Inside a task running on this job's pool, the wait runs the pool's work (as
+    /// [`Job::next`]'s does).
+    ///
     /// # Errors
     /// [`JobError::Closed`] after [`Submitter::close`], [`JobError::Stopped`] if the job was
-    /// cancelled or stopped.
+    /// cancelled or stopped; inside a task of this pool, [`JobError::OwnJob`] (a task of this
+    /// very job found it full: it frees no room while it waits) or [`JobError::TooDeep`].
     pub fn submit(&self, count: usize) -> Result<Range<TaskId>, JobError> {
         self.control.submit_ids(count, None, true)
     }

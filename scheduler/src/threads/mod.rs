@@ -14,6 +14,7 @@ mod job;
 mod pool;
 mod room;
 mod sleep;
+mod waiting;
 mod worker;
 
 use crate::engine::setup;

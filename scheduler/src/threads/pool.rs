@@ -14,7 +14,10 @@ use crate::{TaskId, WorkerId};
 
 use super::job::{panic_message, Control, ErasedJob, Job, JobOptions, JobState, NewJob, Stop};
 use super::sleep::{Gate, Sleep};
-use super::worker::worker_loop;
+use super::worker::{worker_loop, Worker};
+
+/// The init hook kept for the states of waits inside tasks (README: "Waiting inside a task").
+pub(crate) type NestedInit<S> = Arc<dyn Fn(WorkerId) -> S + Send + Sync>;
 
 /// What the pool's threads and its jobs share.
 pub(crate) struct PoolShared<S> {
@@ -36,6 +39,9 @@ pub(crate) struct PoolShared<S> {
     /// Per worker: `Some(true)` pinned, `Some(false)` refused, `None` not asked.
     pinned: OnceLock<Vec<Option<bool>>>,
     spawned: AtomicUsize,
+    /// The init hook, to build a worker's state for a wait inside one of its tasks; `None`
+    /// for a pool whose init borrows (`run_threads`, whose tasks cannot reach its jobs).
+    pub(crate) nested_init: Option<NestedInit<S>>,
 }
 
 impl<S> PoolShared<S> {
@@ -43,17 +49,17 @@ impl<S> PoolShared<S> {
         self.pinned.get().and_then(|p| p[w])
     }
 
-    /// Attach worker `w` to every job from `*next_seq` on.
+    /// Attach worker `w` to every job from `*next_seq` on, oldest first: `add(seq, runner)`.
     pub(crate) fn attach_new(
         &self,
         w: WorkerId,
         next_seq: &mut u64,
-        active: &mut Vec<Box<dyn super::job::Runner<S>>>,
+        mut add: impl FnMut(u64, Box<dyn super::job::Runner<S>>),
     ) {
         let jobs = lock(&self.jobs);
         let from = *next_seq;
         for job in jobs.iter().filter(|j| j.seq() >= from) {
-            active.push(Arc::clone(job).attach(w));
+            add(job.seq(), Arc::clone(job).attach(w));
             *next_seq = job.seq() + 1;
         }
     }
@@ -87,6 +93,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 ///
 /// Dropping the pool closes it: open jobs are stopped, every worker is woken and joined.
 ///
+/// A task may open a job on its own pool and wait for it ([`Job::next`], `next_timeout`,
+/// [`Job::finish`], a [`Submitter`](super::Submitter) waiting for room): its worker does not
+/// block but runs the pool's work while it waits (steps of the open jobs, with its own queues),
+/// and returns as soon as what it waits for is there, so this cannot deadlock, even with one
+/// worker. The tasks it runs meanwhile get a second state of that worker, built by `init` the
+/// first time (the waiting task holds the first). A task that waits on *its own* job, which its
+/// worker cannot run until it returns, is refused at once ([`JobError::OwnJob`](super::JobError::OwnJob)).
+/// `threads/README.md`, "Waiting inside a task", has the details.
+///
 /// ```
 /// use scheduler::{Delivery, JobOptions, Pool};
 /// # use scheduler::doc_support::FifoStrategy;
@@ -111,6 +126,30 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 ///     assert_eq!(got, (epoch..1000 + epoch).collect::<Vec<_>>());
 /// }
 /// assert_eq!(pool.threads_spawned(), 2);
+/// ```
+///
+/// A task that waits on a job of its own pool, with one worker:
+///
+/// ```
+/// use std::sync::Arc;
+/// use scheduler::{JobOptions, Pool};
+/// # use scheduler::doc_support::FifoStrategy;
+/// let pool = Arc::new(Pool::new(1).unwrap());
+/// // Tasks reach the pool through a `Weak`: a worker must not drop its pool's last handle.
+/// let weak = Arc::downgrade(&pool);
+/// let mut outer = pool
+///     .job(&FifoStrategy, JobOptions::default(), move |id, _w, _state| {
+///         let pool = weak.upgrade().unwrap();
+///         let mut inner = pool.job(&FifoStrategy, JobOptions::default(), |t, _, _| t * t).unwrap();
+///         inner.try_submit(10).unwrap();
+///         inner.close();
+///         // The only worker is running this task: it runs `inner`'s tasks while it waits.
+///         id + inner.by_ref().map(|o| o.result.unwrap()).sum::<usize>()
+///     })
+///     .unwrap();
+/// outer.try_submit(2).unwrap();
+/// let sums: Vec<usize> = (0..2).map(|_| outer.next().unwrap().result.unwrap()).collect();
+/// assert_eq!(sums, vec![285, 286]);
 /// ```
 pub struct Pool<S: 'static = ()> {
     shared: Arc<PoolShared<S>>,
@@ -179,6 +218,11 @@ impl PoolBuilder {
     /// Start the workers; `init(worker)` runs once on each worker thread, after pinning, and
     /// its value is that worker's state for the pool's life (a decoder, a buffer, an RNG).
     ///
+    /// A task that waits on a job of this pool runs the pool's work meanwhile (see [`Pool`]),
+    /// with a second state for that worker: `init` is called again on the worker's thread the
+    /// first time one of its tasks waits (once more per level, for waits inside tasks run by
+    /// such a wait), and that state is kept for the pool's life.
+    ///
     /// # Errors
     /// Bad settings ([`RunError::Invalid`]), a thread that cannot be spawned, or an init that
     /// panics ([`RunError::Init`]: the pool is not started and every thread is joined).
@@ -187,14 +231,24 @@ impl PoolBuilder {
         S: 'static,
         I: Fn(WorkerId) -> S + Send + Sync + 'static,
     {
-        self.build_scoped(&init)
+        let init = Arc::new(init);
+        self.build_inner(&*init, Some(init.clone() as NestedInit<S>))
     }
 
     /// [`PoolBuilder::build_with`] for an init that borrows: sound because the builder returns
     /// only once every thread has finished its init (or ended).
+    /// Its tasks cannot wait on its jobs while working: `run_threads` keeps the pool to itself.
     pub(crate) fn build_scoped<S: 'static>(
         self,
         init: &(dyn Fn(WorkerId) -> S + Sync + '_),
+    ) -> Result<Pool<S>, RunError> {
+        self.build_inner(init, None)
+    }
+
+    fn build_inner<S: 'static>(
+        self,
+        init: &(dyn Fn(WorkerId) -> S + Sync + '_),
+        nested_init: Option<NestedInit<S>>,
     ) -> Result<Pool<S>, RunError> {
         let p = self.workers;
         let topology = self.topology.unwrap_or_else(Topology::detect);
@@ -220,6 +274,7 @@ impl PoolBuilder {
             pin: self.pin,
             pinned: OnceLock::new(),
             spawned: AtomicUsize::new(0),
+            nested_init,
         });
         // SAFETY: `init` is only called by the threads before they arrive at the gate, and
         // this function waits (`wait_ready`) until every spawned thread has arrived.
@@ -315,13 +370,20 @@ fn worker_main<S: 'static>(
     let go = start.gate.arrive();
     drop(start);
     if let (true, Ok(mut state)) = (go, state) {
-        worker_loop(&shared, w, &mut state);
-        // The state may be dropped by user code that panics: that is the user's panic.
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(state))) {
-            eprintln!(
-                "schedlab: worker {w}'s state panicked when dropped: {}",
-                panic_message(payload)
-            );
+        let worker = Worker::new(shared, w);
+        {
+            let _mark = worker.mark();
+            worker_loop(&worker, &mut state);
+        }
+        // The states may be dropped by user code that panics: that is the user's panic.
+        let states = std::iter::once(Box::new(state)).chain(worker.into_spares());
+        for state in states {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(state))) {
+                eprintln!(
+                    "schedlab: worker {w}'s state panicked when dropped: {}",
+                    panic_message(payload)
+                );
+            }
         }
     }
     std::mem::forget(guard);

@@ -22,7 +22,8 @@ pub(crate) struct Room<G> {
     cv: Condvar,
     /// Taken back by the consumer (or completed, when outcomes are discarded).
     taken: AtomicUsize,
-    /// Submitters blocked on `cv` (changed under `lock`).
+    /// Submitters blocked on `cv` (changed under `lock`), and those that wait working inside
+    /// a task ([`Room::enter_wait`], changed without it).
     waiting: AtomicUsize,
 }
 
@@ -72,14 +73,34 @@ impl<G> Room<G> {
         guard
     }
 
-    /// `k` ids were taken back: make room and wake the blocked submitters, if any.
+    /// `k` ids were taken back: make room and wake the blocked submitters, if any; `true` if
+    /// there were some (a waiter that is not on the condition variable needs its own wake-up).
     #[inline]
-    pub(crate) fn took(&self, k: usize) {
+    pub(crate) fn took(&self, k: usize) -> bool {
         self.taken.fetch_add(k, SeqCst);
         if sc_load!(self.waiting) > 0 {
             drop(self.lock());
             self.cv.notify_all();
+            return true;
         }
+        false
+    }
+
+    /// Count a waiter that waits elsewhere than on the condition variable (a submitter that
+    /// runs the pool's work meanwhile), without the lock: [`Room::took`] then reports it. Call
+    /// before looking at the room, and [`Room::leave_wait`] after.
+    pub(crate) fn enter_wait(&self) {
+        self.waiting.fetch_add(1, SeqCst);
+    }
+
+    /// The waiter counted by [`Room::enter_wait`] is done.
+    pub(crate) fn leave_wait(&self) {
+        self.waiting.fetch_sub(1, SeqCst);
+    }
+
+    /// Waiters counted now.
+    pub(crate) fn waiters(&self) -> usize {
+        sc_load!(self.waiting)
     }
 
     /// Wake every blocked submitter, taking the lock first (for a change made outside it).
