@@ -303,3 +303,41 @@ fn few_series_keep_one_panel_and_the_default_size() {
     let img = image::open(&f.files.png).unwrap();
     assert_eq!((img.width(), img.height()), reports::style::SIZE);
 }
+
+#[test]
+fn scaling_with_more_settings_than_strategies_is_one_pair_per_strategy() {
+    // 2 strategies on 9 workloads: 18 lines, split by strategy (2 values, not 9), and each
+    // strategy's 9 lines again into 4 and 5.
+    let workloads: Vec<String> = (1..=9).map(|k| format!("constant({}us)", 10 * k)).collect();
+    let cells: Vec<common::Cell> = ["central", "block"]
+        .into_iter()
+        .flat_map(|s| {
+            workloads
+                .iter()
+                .flat_map(move |w| [1, 2, 4].map(|p| cell("settings", s, w, p)))
+        })
+        .collect();
+    let suite = Suite::from_rows(Path::new("settings"), common::rows("settings", &cells, 1));
+    let dir = tmp("settings");
+    let f = figures::scaling(&suite, "settings", &Default::default(), &dir).unwrap();
+    check(&f);
+    assert_eq!(f.panels.len(), 8, "{:?}", f.panels);
+    let sizes: Vec<usize> = f.panels.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [4, 4, 5, 5, 4, 4, 5, 5]);
+    // The lines are the workloads, each in the legend; the panels name the strategies.
+    let drawn: Vec<&String> = f.panels.iter().flatten().collect();
+    for w in &workloads {
+        assert!(drawn.contains(&w), "{w} not drawn");
+    }
+    let svg = std::fs::read_to_string(&f.files.svg).unwrap();
+    for s in ["central", "block"] {
+        for part in ["(1/2)", "(2/2)"] {
+            let caption = format!("speedup — {s}");
+            assert!(
+                svg.contains(&caption) && svg.contains(part),
+                "no panel {caption:?} {part}"
+            );
+        }
+    }
+    assert!(f.caption.contains("per strategy"), "{}", f.caption);
+}
