@@ -62,6 +62,10 @@ sim-bench:
 validate:
     cargo test --release -p strategies --test sim_vs_threads -- --ignored --nocapture
 
+# Two compute calibrations of the same process, and their ratio (release; a wall-clock comparison, so not in the default tests).
+calibration:
+    cargo test --release -p workloads --test executor -- --ignored --nocapture
+
 # The heavy queueing-theory rows (M/M/c at c = 16 and rho = 0.9, ~110M customers), in release.
 sim-theory:
     cargo test --release -p strategies --test sim_theory -- --ignored --nocapture

@@ -9,7 +9,14 @@
 //! labels, descriptions), `Marks` draws reference lines, segments and measured series with
 //! their CIs, and the legend takes `strategy_keys`. Options structs are declared with
 //! `options!` (fields, docs and defaults in one place).
+//!
+//! No panel draws more than [`MAX_SERIES`] series (one per palette colour): a figure with more
+//! splits them into small multiples on the same axes (the scaling figure one pair of panels per
+//! setting or per strategy, whichever has fewer values; the others runs of strategies), and
+//! [`Figure::panels`] says what each panel draws. A figure grows taller rather than cut its
+//! legend.
 
+use std::ops::Range;
 use std::path::Path;
 
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
@@ -36,6 +43,9 @@ pub struct Figure {
     pub caption: String,
     /// Results worth printing (e.g. the fitted serial fraction).
     pub notes: Vec<String>,
+    /// What each panel draws, panel by panel: its series by their names in the legend (at
+    /// most [`MAX_SERIES`] in any panel).
+    pub panels: Vec<Vec<String>>,
     /// The SVG and PNG.
     pub files: Files,
 }
@@ -80,6 +90,7 @@ fn text_style(px: u32) -> TextStyle<'static> {
 }
 
 /// One legend entry.
+#[derive(Clone, Copy)]
 enum Key {
     Bar(Hatch, RGBColor),
     Line(Option<Marker>, RGBColor, bool),
@@ -139,8 +150,7 @@ fn legend_y<DB: DrawingBackend>(
                 draw_steal(area, (19, y + 5), 10, false)?;
             }
         }
-        let fit = ((area.dim_in_pixel().0 as f64 - 45.0) / 7.0).max(8.0) as usize;
-        let lines = wrap(name, fit);
+        let lines = legend_lines(area.dim_in_pixel().0, name);
         for (k, line) in lines.iter().enumerate() {
             area.draw(&Text::new(
                 line.clone(),
@@ -155,6 +165,40 @@ fn legend_y<DB: DrawingBackend>(
         y += 22 + 15 * (lines.len() as i32 - 1);
     }
     Ok(y)
+}
+
+/// A legend entry's name as the lines it is drawn on in a column `width` pixels wide.
+fn legend_lines(width: u32, name: &str) -> Vec<String> {
+    wrap(name, ((width as f64 - 45.0) / 7.0).max(8.0) as usize)
+}
+
+/// Where a legend of `items` drawn from `y0` in a column `width` pixels wide ends: the `y` that
+/// [`legend_y`] returns when the column is tall enough.
+fn legend_end(width: u32, y0: i32, items: &[(String, Key)]) -> i32 {
+    items
+        .iter()
+        .map(|(name, _)| 22 + 15 * (legend_lines(width, name).len() as i32 - 1))
+        .sum::<i32>()
+        + y0
+}
+
+/// The tallest a figure grows to hold its legend.
+const MAX_HEIGHT: u32 = 12_000;
+
+/// `size`, made taller where the legend `items`, drawn from `y0` with `below` more pixels under
+/// them, would not fit in the legend column, so that no entry is cut (up to [`MAX_HEIGHT`]).
+fn room_for_legend(
+    size: (u32, u32),
+    suite: &Suite,
+    y0: i32,
+    items: &[(String, Key)],
+    below: i32,
+) -> (u32, u32) {
+    let end = legend_end(legend_w(suite), y0, items) + below + 16;
+    (
+        size.0,
+        size.1.max(end.max(0) as u32).min(MAX_HEIGHT.max(size.1)),
+    )
 }
 
 /// `matrix` as a file-name stem: ASCII letters, digits, `-` and `_` kept, the rest `_`.
@@ -280,15 +324,51 @@ fn tick_125(x: f64, log: bool) -> String {
     }
 }
 
-/// Grid shape for `n` panels.
+/// Grid shape for `n` panels: up to 8 in at most two rows, more in rows of four.
 fn grid(n: usize) -> (usize, usize) {
     match n {
         0 | 1 => (1, 1),
         2 => (1, 2),
         3 | 4 => (2, 2),
         5 | 6 => (2, 3),
-        _ => (2, 4),
+        7 | 8 => (2, 4),
+        _ => (n.div_ceil(4), 4),
     }
+}
+
+/// At most this many series share a panel: one per palette colour, so that no two series of a
+/// panel look alike and none is lost among too many. A figure with more splits them into small
+/// multiples (several panels on the same axes).
+pub const MAX_SERIES: usize = 8;
+
+/// `0..n` in consecutive runs of at most [`MAX_SERIES`], as even as possible (12: 6 and 6). A
+/// run of consecutive palette indices has no colour twice.
+fn chunks(n: usize) -> Vec<Range<usize>> {
+    let k = n.div_ceil(MAX_SERIES).max(1);
+    (0..k).map(|i| i * n / k..(i + 1) * n / k).collect()
+}
+
+/// For a panel's caption: which run of the strategies (of `of`) it shows, 1-based.
+fn strategies_part(r: &Range<usize>, of: usize) -> String {
+    format!("strategies {}–{} of {of}", r.start + 1, r.end)
+}
+
+/// The panel caption `caption(head)` with `head` cut (to 8 characters at least) until it fits
+/// `width` pixels at `px`.
+fn fit_caption(head: &str, px: u32, width: u32, caption: impl Fn(&str) -> String) -> String {
+    let mut n = head.chars().count();
+    loop {
+        let text = caption(&truncate(head, n));
+        if n <= 8 || style::text_width(&text, px) <= width {
+            return text;
+        }
+        n -= 1;
+    }
+}
+
+/// `size`, at least as tall as `rows` rows of panels `row_px` high under the title.
+fn room_for_rows(size: (u32, u32), rows: usize, row_px: u32) -> (u32, u32) {
+    (size.0, size.1.max(36 + rows as u32 * row_px))
 }
 
 /// [`group`], where a single group (nothing but the excluded axes varies) is named by its
@@ -694,8 +774,15 @@ impl Figure {
             title,
             caption,
             notes: Vec::new(),
+            panels: Vec::new(),
             files,
         }
+    }
+
+    /// The figure with what each of its panels draws.
+    fn with_panels(mut self, panels: Vec<Vec<String>>) -> Figure {
+        self.panels = panels;
+        self
     }
 }
 
@@ -744,15 +831,18 @@ fn bars(
             BarMetric::Efficiency => c.efficiency,
         }
     };
-    let (what, ylabel, kind) = match metric {
+    // The axis description, and a short one for panels of several.
+    let (what, ylabel, short, kind) = match metric {
         BarMetric::Lif => (
             "Load imbalance (LIF)",
             "LIF = max busy / mean busy (1 = perfect)",
+            "LIF (1 = perfect)",
             "lif",
         ),
         BarMetric::Efficiency => (
             "Efficiency",
             "efficiency = lower bound / makespan (1 = ideal)",
+            "efficiency (1 = ideal)",
             "efficiency",
         ),
     };
@@ -776,61 +866,80 @@ fn bars(
         wrapped = (0..n).map(|i| vec![group_key(i)]).collect();
     }
     let lines = wrapped.iter().map(|w| w.len()).max().unwrap_or(1) as u32;
-    let files = render_both!(dir, &name, opts.size, |root| {
-        let frame = Frame::single(&root, suite);
-        let main = &frame.panels[0];
-        let mut chart = Chart::titled(&title)
-            .areas(16 + 16 * lines, 70)
-            .grid(Grid::Horizontal)
-            .x_ticks(0)
-            .y_desc(ylabel)
-            .build(main, -0.5f64..n as f64 - 0.5, 0f64..top)?;
-        let ns = strats.len().max(1) as f64;
-        let bw = 0.8 / ns;
-        let base = main.get_base_pixel();
-        let below = text_style(LABEL_PX - 1).pos(Pos::new(HPos::Center, VPos::Top));
-        for (i, w) in wrapped.iter().enumerate() {
-            let p = rel(base, chart.backend_coord(&(i as f64, 0.0)));
-            for (k, line) in w.iter().enumerate() {
-                main.draw(&Text::new(
-                    line.clone(),
-                    (p.0, p.1 + 8 + 16 * k as i32),
-                    below.clone(),
-                ))
-                .map_err(err)?;
+    // More strategies than colours: one panel per run of them, stacked, on the same axes.
+    let mut parts = chunks(strats.len());
+    parts.truncate(MAX_BAR_ROWS);
+    let shown = parts.last().map_or(0, |r| r.end);
+    let mut items: Vec<(String, Key)> = strats[..shown]
+        .iter()
+        .enumerate()
+        .map(|(j, s)| (s.clone(), Key::Bar(hatch(j), color(j))))
+        .collect();
+    items.push(("1.0 (perfect)".into(), Key::Line(None, REFERENCE, true)));
+    let size = if parts.len() > 1 {
+        room_for_rows(opts.size, parts.len(), 180 + 16 * lines)
+    } else {
+        opts.size
+    };
+    let size = room_for_legend(size, suite, 50, &items, 0);
+    let files = render_both!(dir, &name, size, |root| {
+        let frame = if parts.len() > 1 {
+            Frame::new(&root, suite, &title, (parts.len(), 1))?
+        } else {
+            Frame::single(&root, suite)
+        };
+        for (part, main) in parts.iter().zip(&frame.panels) {
+            let axes = if parts.len() > 1 {
+                Chart::panel(strategies_part(part, strats.len()), LABEL_PX).y_desc(short)
+            } else {
+                Chart::titled(&title).y_desc(ylabel)
+            };
+            let mut chart = axes
+                .areas(16 + 16 * lines, 70)
+                .grid(Grid::Horizontal)
+                .x_ticks(0)
+                .build(main, -0.5f64..n as f64 - 0.5, 0f64..top)?;
+            let ns = part.len().max(1) as f64;
+            let bw = 0.8 / ns;
+            let base = main.get_base_pixel();
+            let below = text_style(LABEL_PX - 1).pos(Pos::new(HPos::Center, VPos::Top));
+            for (i, w) in wrapped.iter().enumerate() {
+                let p = rel(base, chart.backend_coord(&(i as f64, 0.0)));
+                for (k, line) in w.iter().enumerate() {
+                    main.draw(&Text::new(
+                        line.clone(),
+                        (p.0, p.1 + 8 + 16 * k as i32),
+                        below.clone(),
+                    ))
+                    .map_err(err)?;
+                }
             }
-        }
-        for (i, (_, group)) in cats.iter().enumerate() {
-            for (j, s) in strats.iter().enumerate() {
-                let Some(c) = group.iter().find(|c| &c.coords.strategy == s) else {
-                    continue;
-                };
-                let st = stat(c);
-                let x0 = i as f64 - 0.4 + j as f64 * bw;
-                let a = rel(base, chart.backend_coord(&(x0 + 0.1 * bw, 0.0)));
-                let b = rel(base, chart.backend_coord(&(x0 + 0.9 * bw, st.mean)));
-                draw_hatched(main, a, b, hatch(j), color(j))?;
-                if st.ci95 > 0.0 {
-                    let xc = x0 + 0.5 * bw;
-                    let (lo, hi) = (st.mean - st.ci95, st.mean + st.ci95);
-                    let cap = 0.2 * bw;
-                    for (a, b) in [
-                        ((xc, lo), (xc, hi)),
-                        ((xc - cap, lo), (xc + cap, lo)),
-                        ((xc - cap, hi), (xc + cap, hi)),
-                    ] {
-                        chart.segment(a, b, BLACK.stroke_width(1))?;
+            for (i, (_, group)) in cats.iter().enumerate() {
+                for (j, s) in strats.iter().enumerate().take(part.end).skip(part.start) {
+                    let Some(c) = group.iter().find(|c| &c.coords.strategy == s) else {
+                        continue;
+                    };
+                    let st = stat(c);
+                    let x0 = i as f64 - 0.4 + (j - part.start) as f64 * bw;
+                    let a = rel(base, chart.backend_coord(&(x0 + 0.1 * bw, 0.0)));
+                    let b = rel(base, chart.backend_coord(&(x0 + 0.9 * bw, st.mean)));
+                    draw_hatched(main, a, b, hatch(j), color(j))?;
+                    if st.ci95 > 0.0 {
+                        let xc = x0 + 0.5 * bw;
+                        let (lo, hi) = (st.mean - st.ci95, st.mean + st.ci95);
+                        let cap = 0.2 * bw;
+                        for (a, b) in [
+                            ((xc, lo), (xc, hi)),
+                            ((xc - cap, lo), (xc + cap, lo)),
+                            ((xc - cap, hi), (xc + cap, hi)),
+                        ] {
+                            chart.segment(a, b, BLACK.stroke_width(1))?;
+                        }
                     }
                 }
             }
+            chart.reference_line(vec![(-0.5, 1.0), (n as f64 - 0.5, 1.0)], (8, 5))?;
         }
-        chart.reference_line(vec![(-0.5, 1.0), (n as f64 - 0.5, 1.0)], (8, 5))?;
-        let mut items: Vec<(String, Key)> = strats
-            .iter()
-            .enumerate()
-            .map(|(j, s)| (s.clone(), Key::Bar(hatch(j), color(j))))
-            .collect();
-        items.push(("1.0 (perfect)".into(), Key::Line(None, REFERENCE, true)));
         legend(&frame.side, 50, &items)
     })?;
     let caption = match metric {
@@ -846,8 +955,25 @@ fn bars(
             .collect();
         caption.push_str(&format!(" Groups: {}.", key.join("; ")));
     }
-    Ok(Figure::new(name, title, caption, files))
+    if parts.len() > 1 {
+        caption.push_str(&format!(
+            " The {} strategies are split over {} panels on the same axes, at most {MAX_SERIES} to a panel, in legend order.",
+            shown,
+            parts.len()
+        ));
+    }
+    if shown < strats.len() {
+        caption.push_str(&format!(
+            " Not shown (panel limit): {}.",
+            strats[shown..].join(", ")
+        ));
+    }
+    let panels = parts.iter().map(|r| strats[r.clone()].to_vec()).collect();
+    Ok(Figure::new(name, title, caption, files).with_panels(panels))
 }
+
+/// At most this many panels of bars (runs of [`MAX_SERIES`] strategies) in a bar figure.
+const MAX_BAR_ROWS: usize = 4;
 
 /// The letter naming group `i` where its label does not fit under the axis: A–Z, then A2….
 fn group_key(i: usize) -> String {
@@ -894,7 +1020,10 @@ pub fn latency_cdf(suite: &Suite, matrix: &str, opts: &CdfOptions, dir: &Path) -
     };
     let why = "no run stored a latency histogram (latency_buckets)";
     let (_, cats, strats) = by_strategy(suite, matrix, has, why)?;
-    let shown: Vec<_> = cats.iter().take(opts.max_panels.max(1)).collect();
+    // More strategies than colours: each group's curves over several panels, and fewer groups.
+    let parts = chunks(strats.len());
+    let groups_shown = (opts.max_panels.max(1) / parts.len()).max(1);
+    let shown: Vec<_> = cats.iter().take(groups_shown).collect();
     let curves: Vec<Vec<Curve>> = shown
         .iter()
         .map(|(_, g)| {
@@ -937,10 +1066,37 @@ pub fn latency_cdf(suite: &Suite, matrix: &str, opts: &CdfOptions, dir: &Path) -
     let (lo, hi) = ((lo / 1.5).max(1.0), (hi * 1.5).max(lo * 10.0));
     let name = format!("{}-latency-cdf", slug(matrix));
     let title = format!("Latency CDF — {matrix}");
-    let files = render_both!(dir, &name, opts.size, |root| {
-        let frame = Frame::new(&root, suite, &title, grid(shown.len()))?;
-        for (k, ((cat, _), curves)) in shown.iter().zip(&curves).enumerate() {
-            let mut chart = Chart::panel(truncate(cat, 60), LABEL_PX + 1)
+    // Each panel: its group, which strategies where they are split (the caption is fitted to
+    // the panel's width when drawn), and its curves.
+    let (parts, n) = (&parts, strats.len());
+    let panels: Vec<(String, String, Vec<&Curve>)> = shown
+        .iter()
+        .zip(&curves)
+        .flat_map(|((cat, _), curves)| {
+            parts.iter().map(move |part| {
+                let mine = curves.iter().filter(|c| part.contains(&c.0)).collect();
+                if parts.len() > 1 {
+                    (cat.clone(), strategies_part(part, n), mine)
+                } else {
+                    (truncate(cat, 60), String::new(), mine)
+                }
+            })
+        })
+        .collect();
+    let items = strategy_keys(&strats, |_| true);
+    let shape = grid(panels.len());
+    let size = room_for_rows(opts.size, shape.0, 200);
+    let size = room_for_legend(size, suite, 60, &items, 0);
+    let files = render_both!(dir, &name, size, |root| {
+        let frame = Frame::new(&root, suite, &title, shape)?;
+        for (k, (head, tail, curves)) in panels.iter().enumerate() {
+            let width = frame.panels[k].dim_in_pixel().0.saturating_sub(16);
+            let caption = if tail.is_empty() {
+                head.clone()
+            } else {
+                fit_caption(head, LABEL_PX + 1, width, |h| format!("{h} · {tail}"))
+            };
+            let mut chart = Chart::panel(caption, LABEL_PX + 1)
                 .x_ticks(6)
                 .x_fmt(&ns_tick)
                 .x_desc("latency (completion − release), log scale")
@@ -963,7 +1119,7 @@ pub fn latency_cdf(suite: &Suite, matrix: &str, opts: &CdfOptions, dir: &Path) -
                     )))
                     .map_err(err)?;
             }
-            for (j, pts, p50, p99) in curves {
+            for &(j, pts, p50, p99) in curves {
                 let c = color(*j);
                 chart
                     .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
@@ -975,7 +1131,7 @@ pub fn latency_cdf(suite: &Suite, matrix: &str, opts: &CdfOptions, dir: &Path) -
                 }
             }
         }
-        legend(&frame.side, 60, &strategy_keys(&strats, |_| true))
+        legend(&frame.side, 60, &items)
     })?;
     let mut caption = "Each curve is the fraction of tasks (y) that completed within a latency x after their release, from the runs' stored log-bucket histograms (buckets 2^(1/4) wide, all repetitions merged). Markers sit at each strategy's measured p50 (y = 0.5) and p99 (y = 0.99). A curve further left is faster; a long flat tail to the right is a latency tail.".to_string();
     if cats.len() > shown.len() {
@@ -986,7 +1142,18 @@ pub fn latency_cdf(suite: &Suite, matrix: &str, opts: &CdfOptions, dir: &Path) -
             rest.join("; ")
         ));
     }
-    Ok(Figure::new(name, title, caption, files))
+    if parts.len() > 1 {
+        caption.push_str(&format!(
+            " The {} strategies are split over {} panels per group, at most {MAX_SERIES} to a panel, in legend order.",
+            strats.len(),
+            parts.len()
+        ));
+    }
+    let names = panels
+        .iter()
+        .map(|(_, _, curves)| curves.iter().map(|c| strats[c.0].clone()).collect())
+        .collect();
+    Ok(Figure::new(name, title, caption, files).with_panels(names))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1043,7 +1210,13 @@ pub fn per_worker_busy(
         * 1.1;
     let name = format!("{}-per-worker", slug(matrix));
     let title = format!("Busy time per worker — {matrix}: {}", truncate(cat, 50));
-    let files = render_both!(dir, &name, opts.size, |root| {
+    let mut items: Vec<(String, Key)> = runs
+        .iter()
+        .map(|(j, c, _)| (c.coords.strategy.clone(), Key::Bar(hatch(*j), color(*j))))
+        .collect();
+    items.push(("mean busy time".into(), Key::Line(None, REFERENCE, true)));
+    let size = room_for_legend(opts.size, suite, 60, &items, 0);
+    let files = render_both!(dir, &name, size, |root| {
         let frame = Frame::new(&root, suite, &title, grid(runs.len()))?;
         for (k, (j, _, row)) in runs.iter().enumerate() {
             let area = &frame.panels[k];
@@ -1077,13 +1250,12 @@ pub fn per_worker_busy(
                 rep.per_worker.iter().map(|w| w.busy_ns as f64).sum::<f64>() / p.max(1) as f64;
             chart.reference_line(vec![(-0.5, mean), (p as f64 - 0.5, mean)], (6, 4))?;
         }
-        let mut items: Vec<(String, Key)> = runs
-            .iter()
-            .map(|(j, c, _)| (c.coords.strategy.clone(), Key::Bar(hatch(*j), color(*j))))
-            .collect();
-        items.push(("mean busy time".into(), Key::Line(None, REFERENCE, true)));
         legend(&frame.side, 60, &items)
     })?;
+    let panels = runs
+        .iter()
+        .map(|(_, c, _)| vec![c.coords.strategy.clone()])
+        .collect();
     Ok(Figure::new(
         name,
         title,
@@ -1096,7 +1268,8 @@ pub fn per_worker_busy(
             }
         ),
         files,
-    ))
+    )
+    .with_panels(panels))
 }
 
 options! {
@@ -1171,11 +1344,32 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
             .iter()
             .any(|s| s.stolen && s.start_ns as f64 <= window(r))
     });
-    let files = render_both!(dir, &name, opts.size, |root| {
+    let mut items: Vec<(String, Key)> = Vec::new();
+    if any_steal {
+        items.push(("steal".into(), Key::Steal));
+    }
+    if runs.iter().any(|r| !complete(r)) {
+        items.push((
+            "end of a capped timeline".into(),
+            Key::Line(None, REFERENCE, true),
+        ));
+    }
+    items.extend(runs.iter().filter(|r| complete(r)).map(|r| {
+        let j = strats
+            .iter()
+            .position(|s| s == &r.coords.strategy)
+            .unwrap_or(0);
+        (
+            format!("end: {}", r.coords.strategy),
+            Key::Line(None, color(j), false),
+        )
+    }));
+    let size = room_for_legend(opts.size, suite, 310, &items, 0);
+    let files = render_both!(dir, &name, size, |root| {
         let frame = Frame::new(&root, suite, &title, (runs.len(), 1))?;
         let side = &frame.side;
         // Worker labels 13 px apart at most.
-        let panel_h = (opts.size.1.saturating_sub(36) / runs.len().max(1) as u32) as usize;
+        let panel_h = (size.1.saturating_sub(36) / runs.len().max(1) as u32) as usize;
         let row_labels = (panel_h.saturating_sub(60) / 13).max(2);
         for (k, r) in runs.iter().enumerate() {
             let area = &frame.panels[k];
@@ -1286,26 +1480,6 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
             text_style(LABEL_PX - 2),
         ))
         .map_err(err)?;
-        let mut items: Vec<(String, Key)> = Vec::new();
-        if any_steal {
-            items.push(("steal".into(), Key::Steal));
-        }
-        if runs.iter().any(|r| !complete(r)) {
-            items.push((
-                "end of a capped timeline".into(),
-                Key::Line(None, REFERENCE, true),
-            ));
-        }
-        items.extend(runs.iter().filter(|r| complete(r)).map(|r| {
-            let j = strats
-                .iter()
-                .position(|s| s == &r.coords.strategy)
-                .unwrap_or(0);
-            (
-                format!("end: {}", r.coords.strategy),
-                Key::Line(None, color(j), false),
-            )
-        }));
         legend(side, 310, &items)
     })?;
     let mut caption = format!(
@@ -1323,7 +1497,11 @@ pub fn gantt(suite: &Suite, matrix: &str, opts: &GanttOptions, dir: &Path) -> Fi
             truncated.join(", ")
         ));
     }
-    Ok(Figure::new(name, title, caption, files))
+    let panels = runs
+        .iter()
+        .map(|r| vec![r.coords.strategy.clone()])
+        .collect();
+    Ok(Figure::new(name, title, caption, files).with_panels(panels))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1342,22 +1520,132 @@ fn mean_of(rows: &[&RunRow], f: impl Fn(&RunRow) -> f64) -> Stat {
 options! {
     /// Options of [`scaling`].
     ScalingOptions {
-        /// Pixel size.
+        /// Pixel size (taller where the panels take more than one row of pairs).
         size: (u32, u32) = SIZE,
+        /// Where the lines are split over several pairs of panels: at most this many pairs; the
+        /// caption names the rest.
+        max_panels: usize = 6,
     }
 }
 
+/// One measured line of [`scaling`]: a strategy on one setting, over the worker counts.
+struct Line {
+    /// The strategy's index in the matrix.
+    strategy: usize,
+    /// Every varying coordinate but the workers and the strategy ("all" where none varies).
+    setting: String,
+    /// The strategy and its setting, as one label.
+    label: String,
+    /// Points `(P, speedup, ci95)`.
+    speed: Vec<(f64, f64, f64)>,
+    /// Points `(P, efficiency, ci95)`.
+    eff: Vec<(f64, f64, f64)>,
+    /// The fitted Amdahl serial fraction.
+    fit: Option<f64>,
+}
+
+/// A pair of panels of [`scaling`] (speedup, efficiency): what it shows, and its lines as
+/// `(index into the lines, name in the legend, palette index)`.
+struct Facet {
+    caption: String,
+    /// Where a pair's lines are split over several pairs: which of them this is (`(1/2)`).
+    part: String,
+    lines: Vec<(usize, String, usize)>,
+}
+
+/// How [`scaling`] splits its lines into pairs of panels, and what one pair stands for in the
+/// caption (`None`: a single pair holds every line).
+///
+/// Up to [`MAX_SERIES`] lines share one pair: each strategy keeps its palette colour where each
+/// has one line, else each line gets its own. More are split into small multiples along the
+/// axis with fewer values: one pair per setting (the strategies as lines, in their colours) or
+/// one per strategy (the settings as lines); a pair with still too many lines is split again.
+fn scaling_facets(lines: &[Line], strats: &[String]) -> (Vec<Facet>, Option<&'static str>) {
+    let mut settings: Vec<&str> = Vec::new();
+    let mut used: Vec<usize> = Vec::new();
+    for l in lines {
+        if !settings.contains(&l.setting.as_str()) {
+            settings.push(&l.setting);
+        }
+        if !used.contains(&l.strategy) {
+            used.push(l.strategy);
+        }
+    }
+    if lines.len() <= MAX_SERIES {
+        let own = used.len() == lines.len();
+        let lines = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i, l.label.clone(), if own { l.strategy } else { i }))
+            .collect();
+        let one = Facet {
+            caption: String::new(),
+            part: String::new(),
+            lines,
+        };
+        return (vec![one], None);
+    }
+    let by_setting = settings.len() <= used.len();
+    let facets: Vec<Facet> = if by_setting {
+        settings
+            .iter()
+            .map(|s| Facet {
+                caption: s.to_string(),
+                part: String::new(),
+                lines: (lines.iter().enumerate())
+                    .filter(|(_, l)| l.setting == *s)
+                    .map(|(i, l)| (i, strats[l.strategy].clone(), l.strategy))
+                    .collect(),
+            })
+            .collect()
+    } else {
+        used.sort_unstable();
+        used.iter()
+            .map(|&j| Facet {
+                caption: strats[j].clone(),
+                part: String::new(),
+                lines: (lines.iter().enumerate())
+                    .filter(|(_, l)| l.strategy == j)
+                    .map(|(i, l)| {
+                        let k = settings.iter().position(|s| *s == l.setting).unwrap_or(0);
+                        (i, l.setting.clone(), k)
+                    })
+                    .collect(),
+            })
+            .collect()
+    };
+    let split = facets
+        .into_iter()
+        .flat_map(|f| {
+            let parts = chunks(f.lines.len());
+            let n = parts.len();
+            parts.into_iter().enumerate().map(move |(k, r)| Facet {
+                caption: f.caption.clone(),
+                part: if n > 1 {
+                    format!(" ({}/{n})", k + 1)
+                } else {
+                    String::new()
+                },
+                lines: f.lines[r].to_vec(),
+            })
+        })
+        .collect();
+    (split, Some(if by_setting { "setting" } else { "strategy" }))
+}
+
 /// Speedup and efficiency vs workers per strategy, with the ideal line, a fitted Amdahl curve
-/// (its serial fraction S in the legend and in [`Figure::notes`]) and Gustafson's line for the
-/// same S. Needs at least three worker counts in one series.
+/// (its serial fraction S in [`Figure::notes`], the caption, and the legend where it fits) and
+/// Gustafson's line for the same S. Needs at least three worker counts in one series. More
+/// than [`MAX_SERIES`] lines (strategies × settings) are split into pairs of panels on the same
+/// axes: one per setting or one per strategy, whichever has fewer values, and a pair with still
+/// too many lines is split again; at most [`ScalingOptions::max_panels`] pairs.
 pub fn scaling(suite: &Suite, matrix: &str, opts: &ScalingOptions, dir: &Path) -> FigureResult {
     let cells = suite.cells_of(matrix);
+    let axes = varying(&cells);
     let groups = group(&cells, &[Axis::Workers]);
     let strats = strategies(&cells);
-    // Series: one per group (strategy and the other axes), points by worker count.
-    let mut speed: Vec<Series> = Vec::new();
-    let mut eff: Vec<Series> = Vec::new();
-    let mut fits: Vec<(String, usize, f64)> = Vec::new();
+    // Lines: one per group (strategy and the other axes), points by worker count.
+    let mut lines: Vec<Line> = Vec::new();
     let mut notes = Vec::new();
     let mut relative = false;
     for (lab, g) in &groups {
@@ -1393,13 +1681,14 @@ pub fn scaling(suite: &Suite, matrix: &str, opts: &ScalingOptions, dir: &Path) -
             notes.push(format!(
                 "{matrix}: {lab}: fitted Amdahl serial fraction S = {s:.4}"
             ));
-            fits.push((lab.clone(), j, s));
         }
-        speed.push((lab.clone(), j, pts));
-        eff.push((
-            lab.clone(),
-            j,
-            ps.iter()
+        lines.push(Line {
+            strategy: j,
+            setting: label(&ps[0].coords, &axes, &[Axis::Workers, Axis::Strategy]),
+            label: lab.clone(),
+            speed: pts,
+            eff: ps
+                .iter()
                 .map(|c| {
                     (
                         c.coords.workers as f64,
@@ -1408,36 +1697,33 @@ pub fn scaling(suite: &Suite, matrix: &str, opts: &ScalingOptions, dir: &Path) -
                     )
                 })
                 .collect(),
-        ));
+            fit,
+        });
     }
-    if speed.is_empty() {
+    if lines.is_empty() {
         return skip("needs at least 3 worker counts for one strategy and workload");
     }
-    let pmin = speed
-        .iter()
-        .flat_map(|s| s.2.iter().map(|p| p.0))
-        .fold(f64::INFINITY, f64::min);
-    let pmax = speed
-        .iter()
-        .flat_map(|s| s.2.iter().map(|p| p.0))
-        .fold(1.0, f64::max);
-    let smax = speed
-        .iter()
-        .flat_map(|s| s.2.iter().map(|p| p.1 + p.2))
-        .fold(pmax, f64::max)
-        * 1.05;
-    let emax = eff
-        .iter()
-        .flat_map(|s| s.2.iter().map(|p| p.1 + p.2))
+    let (mut facets, by) = scaling_facets(&lines, &strats);
+    let total = facets.len();
+    let left_out: Vec<String> = (facets.iter().skip(opts.max_panels.max(1)))
+        .map(|f| format!("{}{}", f.caption, f.part))
+        .collect();
+    facets.truncate(opts.max_panels.max(1));
+    // The axes are shared by every panel, so they span every line, shown or not.
+    let all = || lines.iter().flat_map(|l| l.speed.iter());
+    let pmin = all().map(|p| p.0).fold(f64::INFINITY, f64::min);
+    let pmax = all().map(|p| p.0).fold(1.0, f64::max);
+    let smax = all().map(|p| p.1 + p.2).fold(pmax, f64::max) * 1.05;
+    let emax = (lines.iter().flat_map(|l| l.eff.iter()))
+        .map(|p| p.1 + p.2)
         .fold(1.0, f64::max)
         * 1.08;
     let name = format!("{}-scaling", slug(matrix));
     let title = format!("Scaling — {matrix}");
     // Wide worker ranges (1 to 1,024) read better on log axes, where ideal speedup is a line.
     let log = pmax / pmin >= 32.0;
-    let smin = speed
-        .iter()
-        .flat_map(|s| s.2.iter().map(|p| (p.1 - p.2).max(p.1 / 2.0)))
+    let smin = all()
+        .map(|p| (p.1 - p.2).max(p.1 / 2.0))
         .fold(pmin, f64::min)
         .max(1e-3)
         / 1.2;
@@ -1454,57 +1740,148 @@ pub fn scaling(suite: &Suite, matrix: &str, opts: &ScalingOptions, dir: &Path) -
             .map(|n| (n, f(n)))
             .collect()
     };
-    let drawn = ScalingPanels {
-        speed: &speed,
-        eff: &eff,
-        fits: fits
-            .iter()
-            .map(|(_, j, s)| {
-                (
-                    *j,
-                    curve(&|n| theory::amdahl(*s, n)),
-                    curve(&|n| theory::gustafson(*s, n).min(smax)),
-                )
-            })
-            .collect(),
+    let drawn: Vec<FacetLines> = facets
+        .iter()
+        .map(|f| {
+            let series = |pts: fn(&Line) -> &Vec<(f64, f64, f64)>| -> Vec<Series> {
+                (f.lines.iter())
+                    .map(|(i, n, p)| (n.clone(), *p, pts(&lines[*i]).clone()))
+                    .collect()
+            };
+            FacetLines {
+                speed: series(|l| &l.speed),
+                eff: series(|l| &l.eff),
+                fits: (f.lines.iter())
+                    .filter_map(|(i, _, p)| {
+                        let s = lines[*i].fit?;
+                        Some((
+                            *p,
+                            curve(&|n| theory::amdahl(s, n)),
+                            curve(&|n| theory::gustafson(s, n).min(smax)),
+                        ))
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let common = ScalingPanels {
         ideal: curve(&|n| n),
         p: (pmin, pmax),
         log,
+        small: by.is_some(),
         speed_desc: if relative {
             "speedup (relative, S(P0) = P0)"
         } else {
             "speedup T1 / TP"
         },
     };
-    let files = render_both!(dir, &name, opts.size, |root| {
-        let frame = Frame::new(&root, suite, &title, (1, 2))?;
-        if log {
-            drawn.draw(
-                &frame.panels,
-                (
-                    (pmin / 1.2..pmax * 1.2).log_scale(),
-                    (smin..smax).log_scale(),
-                ),
-                ((pmin / 1.2..pmax * 1.2).log_scale(), 0f64..emax),
-            )?;
-        } else {
-            drawn.draw(
-                &frame.panels,
-                (0f64..pmax * 1.05, 0f64..smax),
-                (0f64..pmax * 1.05, 0f64..emax),
-            )?;
+    // The legend: each line's key once (in palette order where the pairs share them), the
+    // fitted curves, the ideal line.
+    let mut keys: Vec<(String, usize)> = Vec::new();
+    for (_, n, p) in facets.iter().flat_map(|f| f.lines.iter()) {
+        if !keys.iter().any(|k| k.1 == *p) {
+            keys.push((n.clone(), *p));
         }
-        let mut items: Vec<(String, Key)> = speed
-            .iter()
-            .map(|(l, j, _)| (l.clone(), Key::Line(Some(marker(*j)), color(*j), false)))
-            .collect();
-        for (l, j, s) in &fits {
-            items.push((
-                format!("Amdahl S={s:.3}: {l}"),
-                Key::Line(None, color(*j), true),
+    }
+    if by.is_some() {
+        keys.sort_by_key(|k| k.1);
+    }
+    let mut items: Vec<(String, Key)> = keys
+        .iter()
+        .map(|(n, p)| (n.clone(), Key::Line(Some(marker(*p)), color(*p), false)))
+        .collect();
+    let ideal = (
+        "ideal (S = P)".to_string(),
+        Key::Line(None, REFERENCE, true),
+    );
+    let mut full = items.clone();
+    for (i, n, p) in &facets[0].lines {
+        if let Some(s) = lines[*i].fit {
+            full.push((
+                format!("Amdahl S={s:.3}: {n}"),
+                Key::Line(None, color(*p), true),
             ));
         }
-        items.push(("ideal (S = P)".into(), Key::Line(None, REFERENCE, true)));
+    }
+    full.push(ideal.clone());
+    let below = 8;
+    if by.is_none() && room_for_legend(opts.size, suite, 60, &full, below) == opts.size {
+        items = full;
+    } else {
+        if lines.iter().any(|l| l.fit.is_some()) {
+            let first = keys.first().map_or(0, |k| k.1);
+            items.push((
+                "Amdahl fit (dashed, its line's colour)".into(),
+                Key::Line(None, color(first), true),
+            ));
+        }
+        items.push(ideal);
+    }
+    let (cols, pairs) = match by {
+        None => (2, 1),
+        Some(_) => {
+            // At most three pairs to a row, the rows as full as they can be evenly.
+            let pairs = facets.len().div_ceil(3);
+            (facets.len().div_ceil(pairs), pairs)
+        }
+    };
+    let size = if by.is_some() {
+        room_for_rows(opts.size, 2 * pairs, 230)
+    } else {
+        opts.size
+    };
+    let size = room_for_legend(size, suite, 60, &items, below);
+    let files = render_both!(dir, &name, size, |root| {
+        let shape = if by.is_some() {
+            (2 * pairs, cols)
+        } else {
+            (1, 2)
+        };
+        let frame = Frame::new(&root, suite, &title, shape)?;
+        for (k, (facet, data)) in facets.iter().zip(&drawn).enumerate() {
+            let (speed_area, eff_area) = if by.is_some() {
+                let (r, c) = (2 * (k / cols), k % cols);
+                (
+                    &frame.panels[r * cols + c],
+                    &frame.panels[(r + 1) * cols + c],
+                )
+            } else {
+                (&frame.panels[0], &frame.panels[1])
+            };
+            // The setting or strategy after "speedup — ", cut to the panel's width.
+            let width = speed_area.dim_in_pixel().0.saturating_sub(16);
+            let caption = |what: &str| {
+                if facet.caption.is_empty() {
+                    what.to_string()
+                } else {
+                    fit_caption(&facet.caption, LABEL_PX, width, |h| {
+                        format!("{what} — {h}{}", facet.part)
+                    })
+                }
+            };
+            let captions = (caption("speedup"), caption("efficiency"));
+            let areas = (speed_area, eff_area);
+            if log {
+                common.draw(
+                    areas,
+                    &captions,
+                    data,
+                    (
+                        (pmin / 1.2..pmax * 1.2).log_scale(),
+                        (smin..smax).log_scale(),
+                    ),
+                    ((pmin / 1.2..pmax * 1.2).log_scale(), 0f64..emax),
+                )?;
+            } else {
+                common.draw(
+                    areas,
+                    &captions,
+                    data,
+                    (0f64..pmax * 1.05, 0f64..smax),
+                    (0f64..pmax * 1.05, 0f64..emax),
+                )?;
+            }
+        }
         let y = legend_y(&frame.side, 60, &items)?;
         frame
             .side
@@ -1515,19 +1892,41 @@ pub fn scaling(suite: &Suite, matrix: &str, opts: &ScalingOptions, dir: &Path) -
             ))
             .map_err(err)
     })?;
-    let fitted: Vec<String> = fits
+    let fitted: Vec<String> = (lines.iter())
+        .filter_map(|l| Some(format!("{}: S = {:.4}", l.label, l.fit?)))
+        .collect();
+    let (first, second) = match by {
+        None => ("Left: s", " Right: e"),
+        Some(_) => ("S", " Below it: e"),
+    };
+    let mut caption = format!(
+        "{first}peedup (makespan at the fewest workers over makespan at P{}) against P, with whiskers for 95% CIs. The grey dashed line is ideal linear speedup; the coloured dashed curve is Amdahl's law 1/(S + (1 − S)/P) with the serial fraction S fitted by least squares on 1/speedup; the dotted line is Gustafson's scaled speedup S + P(1 − S) for the same S (what a problem growing with P could reach).{second}fficiency against P; 1 is ideal.",
+        if relative { ", scaled so that the first point equals its P" } else { "" },
+    );
+    if let Some(by) = by {
+        caption.push_str(&format!(
+            " {} lines, so one pair of panels (speedup above efficiency) per {by}, at most {MAX_SERIES} lines to a pair (a pair split further is numbered), every panel on the same axes.",
+            lines.len()
+        ));
+        caption.push_str(&showing(facets.len(), total, "pairs of panels"));
+        if !left_out.is_empty() {
+            caption.push_str(&format!(" Not shown: {}.", left_out.join("; ")));
+        }
+    }
+    caption.push_str(&format!(" Fitted: {}.", fitted.join("; ")));
+    let panels = facets
         .iter()
-        .map(|(l, _, s)| format!("{l}: S = {s:.4}"))
+        .flat_map(|f| {
+            let names: Vec<String> = f.lines.iter().map(|l| l.1.clone()).collect();
+            [names.clone(), names]
+        })
         .collect();
     Ok(Figure {
         name,
         title,
-        caption: format!(
-            "Left: speedup (makespan at the fewest workers over makespan at P{}) against P, with whiskers for 95% CIs. The grey dashed line is ideal linear speedup; the coloured dashed curve is Amdahl's law 1/(S + (1 − S)/P) with the serial fraction S fitted by least squares on 1/speedup; the dotted line is Gustafson's scaled speedup S + P(1 − S) for the same S (what a problem growing with P could reach). Right: efficiency against P; 1 is ideal. Fitted: {}.",
-            if relative { ", scaled so that the first point equals its P" } else { "" },
-            fitted.join("; ")
-        ),
+        caption,
         notes,
+        panels,
         files,
     })
 }
@@ -1535,25 +1934,33 @@ pub fn scaling(suite: &Suite, matrix: &str, opts: &ScalingOptions, dir: &Path) -
 /// Points of a curve.
 type Points = Vec<(f64, f64)>;
 
-/// What the two panels of [`scaling`] draw, computed once for both backends.
-struct ScalingPanels<'a> {
-    speed: &'a [Series],
-    eff: &'a [Series],
-    /// Per fitted series: palette index, Amdahl curve, Gustafson curve.
+/// What one pair of panels of [`scaling`] draws.
+struct FacetLines {
+    speed: Vec<Series>,
+    eff: Vec<Series>,
+    /// Per fitted line: palette index, Amdahl curve, Gustafson curve.
     fits: Vec<(usize, Points, Points)>,
+}
+
+/// What every pair of panels of [`scaling`] shares, computed once for both backends.
+struct ScalingPanels {
     ideal: Points,
     /// Fewest and most workers.
     p: (f64, f64),
     log: bool,
+    /// Smaller text (several pairs of panels).
+    small: bool,
     speed_desc: &'static str,
 }
 
-impl ScalingPanels<'_> {
-    /// Speedup on the left over `speed_axes`, efficiency on the right over `eff_axes` (linear
-    /// or log scales).
+impl ScalingPanels {
+    /// Speedup on the first area over `speed_axes`, efficiency on the second over `eff_axes`
+    /// (linear or log scales), captioned `captions`.
     fn draw<DB, XS, YS, XE, YE>(
         &self,
-        panels: &[DrawingArea<DB, Shift>],
+        areas: (&DrawingArea<DB, Shift>, &DrawingArea<DB, Shift>),
+        captions: &(String, String),
+        data: &FacetLines,
         speed_axes: (XS, YS),
         eff_axes: (XE, YE),
     ) -> Result<(), String>
@@ -1570,18 +1977,22 @@ impl ScalingPanels<'_> {
     {
         let log = self.log;
         let tick = |x: &f64| tick_125(*x, log);
-        let axes = Chart::panel("", LABEL_PX + 1).x_fmt(&tick).x_desc(if log {
+        let mut axes = Chart::panel("", LABEL_PX + 1).x_fmt(&tick).x_desc(if log {
             "workers P (log scale)"
         } else {
             "workers P"
         });
+        if self.small {
+            axes = axes.small();
+        }
+        let px = if self.small { LABEL_PX } else { LABEL_PX + 1 };
         let mut chart = axes
             .clone()
-            .caption("speedup", LABEL_PX + 1)
+            .caption(captions.0.as_str(), px)
             .y_desc(self.speed_desc)
-            .build(&panels[0], speed_axes.0, speed_axes.1)?;
+            .build(areas.0, speed_axes.0, speed_axes.1)?;
         chart.reference_line(self.ideal.clone(), (8, 5))?;
-        for (j, amdahl, gustafson) in &self.fits {
+        for (j, amdahl, gustafson) in &data.fits {
             let c = color(*j);
             chart
                 .draw_series(DashedLineSeries::new(
@@ -1597,13 +2008,13 @@ impl ScalingPanels<'_> {
                 }))
                 .map_err(err)?;
         }
-        chart.measured(self.speed)?;
+        chart.measured(&data.speed)?;
         let mut chart = axes
-            .caption("efficiency", LABEL_PX + 1)
+            .caption(captions.1.as_str(), px)
             .y_desc("lower bound / makespan")
-            .build(&panels[1], eff_axes.0, eff_axes.1)?;
+            .build(areas.1, eff_axes.0, eff_axes.1)?;
         chart.reference_line(vec![(self.p.0, 1.0), (self.p.1, 1.0)], (8, 5))?;
-        chart.measured(self.eff)
+        chart.measured(&data.eff)
     }
 }
 
@@ -1633,6 +2044,8 @@ pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path)
     // and one Erlang C reference per panel.
     struct Panel {
         label: String,
+        /// Which strategies, where a setting's lines are split over several panels.
+        part: String,
         series: Vec<Series>,
         servers: usize,
         reference: Vec<(f64, f64)>,
@@ -1674,6 +2087,7 @@ pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path)
             .collect();
         panels_data.push(Panel {
             label,
+            part: String::new(),
             series,
             servers,
             reference,
@@ -1683,7 +2097,33 @@ pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path)
         return skip("needs at least 2 arrival rates for one strategy");
     }
     let total = panels_data.len();
-    panels_data.truncate(opts.max_panels.max(1));
+    // More strategies than colours: each setting's lines over several panels, and fewer
+    // settings.
+    let parts = chunks(strats.len());
+    panels_data.truncate((opts.max_panels.max(1) / parts.len()).max(1));
+    let settings = panels_data.len();
+    if parts.len() > 1 {
+        panels_data = panels_data
+            .into_iter()
+            .flat_map(|p| {
+                let parts = &parts;
+                let n = strats.len();
+                parts.iter().filter_map(move |part| {
+                    let series: Vec<Series> = (p.series.iter())
+                        .filter(|s| part.contains(&s.1))
+                        .cloned()
+                        .collect();
+                    (!series.is_empty()).then(|| Panel {
+                        label: p.label.clone(),
+                        part: strategies_part(part, n),
+                        series,
+                        servers: p.servers,
+                        reference: p.reference.clone(),
+                    })
+                })
+            })
+            .collect();
+    }
     let all_pts = || {
         panels_data
             .iter()
@@ -1696,10 +2136,36 @@ pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path)
         .clamp(0.0, (xmax - 0.1).max(0.0));
     let name = format!("{}-queueing", slug(matrix));
     let title = format!("Queueing: mean wait vs utilisation — {matrix}");
-    let files = render_both!(dir, &name, opts.size, |root| {
-        let frame = Frame::new(&root, suite, &title, grid(panels_data.len()))?;
+    let mut items = strategy_keys(&strats, |j| {
+        panels_data
+            .iter()
+            .any(|p| p.series.iter().any(|s| s.1 == j))
+    });
+    let servers: Vec<String> = {
+        let mut v: Vec<usize> = panels_data.iter().map(|p| p.servers).collect();
+        v.sort_unstable();
+        v.dedup();
+        v.iter().map(|c| c.to_string()).collect()
+    };
+    items.push((
+        format!("M/M/c, c = {} (Erlang C)", servers.join(", ")),
+        Key::Line(None, REFERENCE, true),
+    ));
+    let shape = grid(panels_data.len());
+    let size = room_for_rows(opts.size, shape.0, 200);
+    let size = room_for_legend(size, suite, 60, &items, 0);
+    let files = render_both!(dir, &name, size, |root| {
+        let frame = Frame::new(&root, suite, &title, shape)?;
         for (k, panel) in panels_data.iter().enumerate() {
-            let mut chart = Chart::panel(truncate(&panel.label, 60), LABEL_PX)
+            let caption = if panel.part.is_empty() {
+                truncate(&panel.label, 60)
+            } else {
+                let width = frame.panels[k].dim_in_pixel().0.saturating_sub(16);
+                fit_caption(&panel.label, LABEL_PX, width, |h| {
+                    format!("{h} · {}", panel.part)
+                })
+            };
+            let mut chart = Chart::panel(caption, LABEL_PX)
                 .small()
                 .areas(36, 64)
                 .y_fmt(&ns_tick)
@@ -1715,26 +2181,22 @@ pub fn queueing(suite: &Suite, matrix: &str, opts: &QueueingOptions, dir: &Path)
             chart.reference_line(pts, (6, 4))?;
             chart.measured(&panel.series)?;
         }
-        let mut items = strategy_keys(&strats, |j| {
-            panels_data
-                .iter()
-                .any(|p| p.series.iter().any(|s| s.1 == j))
-        });
-        let servers: Vec<String> = {
-            let mut v: Vec<usize> = panels_data.iter().map(|p| p.servers).collect();
-            v.sort_unstable();
-            v.dedup();
-            v.iter().map(|c| c.to_string()).collect()
-        };
-        items.push((
-            format!("M/M/c, c = {} (Erlang C)", servers.join(", ")),
-            Key::Line(None, REFERENCE, true),
-        ));
         legend(&frame.side, 60, &items)
     })?;
     let mut caption = "Each marker is one arrival rate: the measured mean time tasks waited before starting (95% CI whiskers), against the utilisation ρ = λ · E[service] / P; one panel per setting. The grey dashed curve is the mean wait of an M/M/c queue with c = P servers and the panel's mean service time, from Erlang C: W_q = C(c, λ/μ) / (cμ − λ). A shared FIFO queue with exponential service should sit on it; a strategy above it loses capacity to imbalance, overhead or an unlucky order; service less variable than exponential (or an order like SPT that favours short tasks) sits below it. Waits grow without bound as ρ → 1.".to_string();
-    caption.push_str(&showing(panels_data.len(), total, "settings"));
-    Ok(Figure::new(name, title, caption, files))
+    caption.push_str(&showing(settings, total, "settings"));
+    if parts.len() > 1 {
+        caption.push_str(&format!(
+            " The {} strategies are split over {} panels per setting, at most {MAX_SERIES} to a panel, in legend order.",
+            strats.len(),
+            parts.len()
+        ));
+    }
+    let names = panels_data
+        .iter()
+        .map(|p| p.series.iter().map(|s| s.0.clone()).collect())
+        .collect();
+    Ok(Figure::new(name, title, caption, files).with_panels(names))
 }
 
 options! {
@@ -1747,13 +2209,16 @@ options! {
     }
 }
 
+/// One row of [`estimates`]: its setting, and the lines of its latency and makespan panels.
+type EstimatesRow = (String, Vec<Series>, Vec<Series>);
+
 /// Mean latency and makespan against the error of the cost estimates (for SPT/LPT and any other
 /// strategy in the matrix). Needs at least two estimate-error values.
 pub fn estimates(suite: &Suite, matrix: &str, opts: &EstimatesOptions, dir: &Path) -> FigureResult {
     let cells = suite.cells_of(matrix);
     let strats = strategies(&cells);
     // One row of two panels (mean latency, makespan) per setting; one series per strategy.
-    let mut rows_data: Vec<(String, Vec<Series>, Vec<Series>)> = Vec::new();
+    let mut rows_data: Vec<EstimatesRow> = Vec::new();
     for (label, g) in group(&cells, &[Axis::EstimateError, Axis::Strategy]) {
         let (mut lat, mut mk) = (Vec::new(), Vec::new());
         for (j, s) in strats.iter().enumerate() {
@@ -1789,7 +2254,31 @@ pub fn estimates(suite: &Suite, matrix: &str, opts: &EstimatesOptions, dir: &Pat
         return skip("needs at least 2 estimate-error values for one strategy");
     }
     let total = rows_data.len();
-    rows_data.truncate(opts.max_rows.max(1));
+    // More strategies than colours: each setting's lines over several rows, and fewer settings.
+    let parts = chunks(strats.len());
+    rows_data.truncate((opts.max_rows.max(1) / parts.len()).max(1));
+    let settings = rows_data.len();
+    // Which strategies each row shows, where a setting's lines are split over several rows.
+    let mut row_parts = vec![String::new(); rows_data.len()];
+    if parts.len() > 1 {
+        let n = strats.len();
+        let mine = |series: &[Series], part: &Range<usize>| -> Vec<Series> {
+            (series.iter())
+                .filter(|s| part.contains(&s.1))
+                .cloned()
+                .collect()
+        };
+        let split: Vec<(EstimatesRow, String)> = (rows_data.iter())
+            .flat_map(|(label, lat, mk)| {
+                parts.iter().filter_map(move |part| {
+                    let lat = mine(lat, part);
+                    let row = (label.clone(), lat, mine(mk, part));
+                    (!row.1.is_empty()).then(|| (row, strategies_part(part, n)))
+                })
+            })
+            .collect();
+        (rows_data, row_parts) = split.into_iter().unzip();
+    }
     let all = |k: usize| -> Vec<(f64, f64, f64)> {
         rows_data
             .iter()
@@ -1805,17 +2294,26 @@ pub fn estimates(suite: &Suite, matrix: &str, opts: &EstimatesOptions, dir: &Pat
     let (lmax, mmax) = (top(0), top(1));
     let name = format!("{}-estimates", slug(matrix));
     let title = format!("Sensitivity to estimate error — {matrix}");
-    let files = render_both!(dir, &name, opts.size, |root| {
+    let shown = |j: usize| rows_data.iter().any(|r| r.1.iter().any(|s| s.1 == j));
+    let items = strategy_keys(&strats, shown);
+    let size = room_for_rows(opts.size, rows_data.len(), 160);
+    let size = room_for_legend(size, suite, 60, &items, 0);
+    let files = render_both!(dir, &name, size, |root| {
         let frame = Frame::new(&root, suite, &title, (rows_data.len(), 2))?;
         for (r, (label, lat, mk)) in rows_data.iter().enumerate() {
             for (k, (series, ymax, what)) in [(lat, lmax, "mean latency"), (mk, mmax, "makespan")]
                 .into_iter()
                 .enumerate()
             {
-                let caption = if label == "all" {
-                    what.to_string()
-                } else {
-                    format!("{what} — {}", truncate(label, 40))
+                let part = &row_parts[r];
+                let width = frame.panels[2 * r + k].dim_in_pixel().0.saturating_sub(16);
+                let caption = match (label == "all", part.is_empty()) {
+                    (true, true) => what.to_string(),
+                    (false, true) => format!("{what} — {}", truncate(label, 40)),
+                    (true, false) => format!("{what} — {part}"),
+                    (false, false) => {
+                        fit_caption(label, LABEL_PX, width, |h| format!("{what} — {h} · {part}"))
+                    }
                 };
                 let mut chart = Chart::panel(caption, LABEL_PX)
                     .small()
@@ -1827,12 +2325,23 @@ pub fn estimates(suite: &Suite, matrix: &str, opts: &EstimatesOptions, dir: &Pat
                 chart.measured(series)?;
             }
         }
-        let shown = |j: usize| rows_data.iter().any(|r| r.1.iter().any(|s| s.1 == j));
-        legend(&frame.side, 60, &strategy_keys(&strats, shown))
+        legend(&frame.side, 60, &items)
     })?;
     let mut caption = "How much each estimate-based strategy loses when the cost estimates it orders by are wrong: estimates are the true cost times a log-normal error of the given σ (0 = exact). Left: mean task latency (SPT's target); right: makespan (LPT's target); one row per setting. A strategy that reads no estimates (e.g. central) is a flat reference line; whiskers are 95% CIs.".to_string();
-    caption.push_str(&showing(rows_data.len(), total, "settings"));
-    Ok(Figure::new(name, title, caption, files))
+    caption.push_str(&showing(settings, total, "settings"));
+    if parts.len() > 1 {
+        caption.push_str(&format!(
+            " The {} strategies are split over {} rows per setting, at most {MAX_SERIES} to a row, in legend order.",
+            strats.len(),
+            parts.len()
+        ));
+    }
+    let panels = (rows_data.iter())
+        .flat_map(|(_, lat, mk)| {
+            [lat, mk].map(|series| series.iter().map(|s| s.0.clone()).collect())
+        })
+        .collect();
+    Ok(Figure::new(name, title, caption, files).with_panels(panels))
 }
 
 options! {
@@ -1889,29 +2398,65 @@ pub fn heterogeneous(
         * 1.1;
     let name = format!("{}-heterogeneous", slug(matrix));
     let title = format!("Work share vs speed share — {matrix}");
-    let files = render_both!(dir, &name, opts.size, |root| {
-        let frame = Frame::single(&root, suite);
-        let mut chart = Chart::titled(&title)
-            .x_desc("worker's share of total speed")
-            .y_desc("worker's share of work done (busy × speed)")
-            .build(&frame.panels[0], 0f64..top, 0f64..top)?;
-        chart.reference_line(vec![(0.0, 0.0), (top, top)], (8, 5))?;
-        for (_, j, pts) in &series {
-            for &(x, y, _) in pts {
-                draw_marker(chart.plotting_area(), (x, y), marker(*j), color(*j))?;
+    // One entry per strategy: runs of other settings share its colour and marker.
+    let mut items = strategy_keys(&strats, |j| series.iter().any(|s| s.1 == j));
+    items.push(("work ∝ speed".into(), Key::Line(None, REFERENCE, true)));
+    // More strategies than colours: one panel per run of them, on the same axes.
+    let present: Vec<usize> = (0..strats.len())
+        .filter(|j| series.iter().any(|s| s.1 == *j))
+        .collect();
+    let parts: Vec<Range<usize>> = chunks(present.len())
+        .into_iter()
+        .map(|r| present[r.start]..present[r.end - 1] + 1)
+        .collect();
+    let shape = grid(parts.len());
+    let size = room_for_rows(opts.size, shape.0, 200);
+    let size = room_for_legend(size, suite, 60, &items, 0);
+    let files = render_both!(dir, &name, size, |root| {
+        let frame = if parts.len() > 1 {
+            Frame::new(&root, suite, &title, shape)?
+        } else {
+            Frame::single(&root, suite)
+        };
+        for (part, area) in parts.iter().zip(&frame.panels) {
+            let axes = if parts.len() > 1 {
+                let nth = |j: usize| present.iter().position(|p| *p == j).unwrap_or(0);
+                let which = nth(part.start)..nth(part.end - 1) + 1;
+                Chart::panel(strategies_part(&which, present.len()), LABEL_PX).small()
+            } else {
+                Chart::titled(&title)
+            };
+            let mut chart = axes
+                .x_desc("worker's share of total speed")
+                .y_desc("worker's share of work done (busy × speed)")
+                .build(area, 0f64..top, 0f64..top)?;
+            chart.reference_line(vec![(0.0, 0.0), (top, top)], (8, 5))?;
+            for (_, j, pts) in series.iter().filter(|s| part.contains(&s.1)) {
+                for &(x, y, _) in pts {
+                    draw_marker(chart.plotting_area(), (x, y), marker(*j), color(*j))?;
+                }
             }
         }
-        // One entry per strategy: runs of other settings share its colour and marker.
-        let mut items = strategy_keys(&strats, |j| series.iter().any(|s| s.1 == j));
-        items.push(("work ∝ speed".into(), Key::Line(None, REFERENCE, true)));
         legend(&frame.side, 60, &items)
     })?;
-    Ok(Figure::new(
-        name,
-        title,
-        "Each marker is one worker of one run (repetition 0 of every cell whose workers differ in speed; settings pooled, coloured by strategy): its share of the total speed (x) against its share of the work it did (busy time × speed, y). On the dashed diagonal, work follows speed and all workers finish together; markers below it at high speed mean fast workers were starved (a static, speed-blind split), markers above it at low speed mean slow workers held work the fast ones could have taken.".into(),
-        files,
-    ))
+    let mut caption = "Each marker is one worker of one run (repetition 0 of every cell whose workers differ in speed; settings pooled, coloured by strategy): its share of the total speed (x) against its share of the work it did (busy time × speed, y). On the dashed diagonal, work follows speed and all workers finish together; markers below it at high speed mean fast workers were starved (a static, speed-blind split), markers above it at low speed mean slow workers held work the fast ones could have taken.".to_string();
+    if parts.len() > 1 {
+        caption.push_str(&format!(
+            " The {} strategies are split over {} panels on the same axes, at most {MAX_SERIES} to a panel, in legend order.",
+            present.len(),
+            parts.len()
+        ));
+    }
+    let panels = parts
+        .iter()
+        .map(|r| {
+            (r.clone())
+                .filter(|j| series.iter().any(|s| s.1 == *j))
+                .map(|j| strats[j].clone())
+                .collect()
+        })
+        .collect();
+    Ok(Figure::new(name, title, caption, files).with_panels(panels))
 }
 
 /// A figure function with its options.

@@ -20,6 +20,8 @@ pub struct Cell {
     pub speeds: String,
     pub arrivals: String,
     pub estimate_error: f64,
+    /// The simulated machine, `NxM` (N nodes of M cpus).
+    pub topology: String,
 }
 
 impl Cell {
@@ -33,6 +35,7 @@ impl Cell {
             speeds: String::new(),
             arrivals: "closed".into(),
             estimate_error: 0.0,
+            topology: "1x16".into(),
         }
     }
 }
@@ -72,7 +75,7 @@ pub fn run_as(suite: &str, cell: &Cell, repetition: u32, cost: &str) -> RunRow {
     let spec = RunSpec {
         workers: cell.workers,
         pin: Pin::None,
-        topology: "1x16".parse::<Topology>().expect("topology"),
+        topology: cell.topology.parse::<Topology>().expect("fixture topology"),
         speeds,
         seed,
         timing: Timing::Tasks,
@@ -102,7 +105,7 @@ pub fn run_as(suite: &str, cell: &Cell, repetition: u32, cost: &str) -> RunRow {
         arrivals: cell.arrivals.clone(),
         estimate_error: cell.estimate_error,
         pin: "none".into(),
-        topology: "1x16".into(),
+        topology: cell.topology.clone(),
         cost: String::new(),
     };
     RunRow {
