@@ -16,7 +16,7 @@
 //! see that).
 //!
 //! ```text
-//! cargo run --release -p loader --example pipeline_bench [-- --items 16384 --reps 3 --only a|b|c|d --json --spin cpu|wall --strategy SPEC --window N --verbose]
+//! cargo run --release -p loader --example pipeline_bench [-- --items 16384 --reps 3 --only a|b|c|d --json --spin cpu|wall --strategy SPEC --window N --loader-workers 2,8,32|none --verbose]
 //! ```
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -418,12 +418,13 @@ fn main() {
     };
     let loaders: Vec<usize> = match arg("--loader-workers") {
         None => vec![2, 8, 32],
+        Some(v) if v == "none" => Vec::new(),
         Some(v) => v
             .split(',')
             .map(|x| match x.parse() {
                 Ok(k) if k > 0 => k,
                 _ => usage(&format!(
-                    "--loader-workers: '{x}' is not allowed; allowed: whole numbers >= 1, comma-separated"
+                    "--loader-workers: '{x}' is not allowed; allowed: whole numbers >= 1, comma-separated, or none"
                 )),
             })
             .collect(),

@@ -195,6 +195,8 @@ struct StationState {
     running: usize,
     /// Items a blocking thread was told to take and has not popped yet.
     assigned: usize,
+    /// Blocking threads waiting for work.
+    idle: usize,
     /// CPU stations: items bound to a task id of the stage's job, not started yet.
     bound: HashMap<usize, Packet>,
     acc: StationAcc,
@@ -205,8 +207,6 @@ pub(crate) struct Station {
     st: Mutex<StationState>,
     /// Blocking threads wait here for work.
     work: Condvar,
-    /// Blocking threads of the station before wait here for room in this one's queue.
-    room: Condvar,
     /// CPU stations: submits tickets to the stage's job on the pool.
     pub submitter: OnceLock<Submitter>,
 }
@@ -418,11 +418,11 @@ impl Shared {
                             incoming: 0,
                             running: 0,
                             assigned: 0,
+                            idle: 0,
                             bound: HashMap::new(),
                             acc: StationAcc::new(),
                         }),
                         work: Condvar::new(),
-                        room: Condvar::new(),
                         submitter: OnceLock::new(),
                         spec,
                     })
@@ -481,7 +481,6 @@ impl Shared {
             for st in &seg.stations {
                 let _g = lock(&st.st);
                 st.work.notify_all();
-                st.room.notify_all();
             }
             let _g = lock(&seg.tail_st);
             seg.ready.notify_all();
@@ -707,26 +706,25 @@ impl Shared {
         let unassigned = st.queue.len() - st.assigned;
         let free = station.spec.concurrency.saturating_sub(st.running);
         let mut n = unassigned.min(free);
-        // A CPU worker cannot wait for room downstream: a cpu station reserves its output's
-        // place before it starts. A blocking thread waits after its item instead (so that all
-        // its threads keep working while the next queue drains).
-        if n > 0 && station.spec.kind == Kind::Cpu {
-            if let Some(next) = next {
-                let mut nx = lock(&next.st);
-                let room = next.spec.queue.saturating_sub(nx.queue.len() + nx.incoming);
-                st.mark(&station.spec);
-                st.acc.blocked = room < n;
-                n = n.min(room);
-                nx.incoming += n;
-            }
-        }
-        if n == 0 {
-            return;
-        }
-        st.mark(&station.spec);
-        st.running += n;
         match station.spec.kind {
             Kind::Cpu => {
+                // A CPU worker cannot wait for room downstream: a cpu station reserves its
+                // output's place before it starts.
+                if n > 0 {
+                    if let Some(next) = next {
+                        let mut nx = lock(&next.st);
+                        let room = next.spec.queue.saturating_sub(nx.queue.len() + nx.incoming);
+                        st.mark(&station.spec);
+                        st.acc.blocked = room < n;
+                        n = n.min(room);
+                        nx.incoming += n;
+                    }
+                }
+                if n == 0 {
+                    return;
+                }
+                st.mark(&station.spec);
+                st.running += n;
                 // Each item is bound to a task id of the stage's job, in queue order, so the
                 // job's strategy decides which worker runs which item, and when. Submitting
                 // under the station's lock keeps ids and items in step; a worker that picks an
@@ -741,15 +739,52 @@ impl Shared {
                 self.room_freed(s, k);
             }
             Kind::Blocking => {
+                // Only threads waiting for work are woken: a thread that finishes an item takes
+                // the next one itself (`claim`), so a busy stage costs no wake-ups.
+                n = n.min(st.idle.saturating_sub(st.assigned));
+                if n > 0 {
+                    if let Some(next) = next {
+                        let nx = lock(&next.st);
+                        let queued = nx.queue.len() + nx.incoming;
+                        n = if queued > next.spec.queue {
+                            // Downstream has more than its queue's worth: the threads that
+                            // finish their items take the free slots, nobody is woken.
+                            0
+                        } else {
+                            n.min(budget(&station.spec, &st, &next.spec, &nx))
+                        };
+                    }
+                }
+                if n == 0 {
+                    return;
+                }
+                st.mark(&station.spec);
+                st.running += n;
                 st.assigned += n;
                 drop(st);
-                if n == 1 {
+                for _ in 0..n {
                     station.work.notify_one();
-                } else {
-                    station.work.notify_all();
                 }
             }
         }
+    }
+
+    /// A blocking thread of station `(s, k)` takes the next item itself if the station has an
+    /// unassigned one, a free slot and room for the result (under the station's lock).
+    fn claim(&self, s: usize, k: usize, st: &mut StationState) -> bool {
+        let seg = &self.segments[s];
+        let spec = &seg.stations[k].spec;
+        if st.queue.len() <= st.assigned || st.running >= spec.concurrency {
+            return false;
+        }
+        if let Some(next) = seg.stations.get(k + 1) {
+            if budget(spec, st, &next.spec, &lock(&next.st)) == 0 {
+                return false;
+            }
+        }
+        st.mark(spec);
+        st.running += 1;
+        true
     }
 
     /// A CPU worker runs task `id` of station `(s, k)`'s job: the item bound to it.
@@ -771,8 +806,7 @@ impl Shared {
         self.pump(s, k);
     }
 
-    /// A blocking thread of station `(s, k)`: take the items `pump` hands out until the run
-    /// stops.
+    /// A blocking thread of station `(s, k)`: take items until the run stops.
     pub fn blocking_loop(&self, s: usize, k: usize, state: &mut (dyn Any + Send), i: usize) {
         let station = &self.segments[s].stations[k];
         loop {
@@ -782,22 +816,32 @@ impl Shared {
                     if self.stopped() {
                         return;
                     }
+                    if self.claim(s, k, &mut st) {
+                        break st.queue.pop_front();
+                    }
                     // `pump` counted the item as running when it handed it out.
                     if st.assigned > 0 {
                         st.mark(&station.spec);
                         st.assigned -= 1;
                         break st.queue.pop_front();
                     }
+                    // Input waiting but no room for its output: back-pressured.
+                    let pressed = st.queue.len() > st.assigned;
+                    let t = pressed.then(Instant::now);
+                    st.idle += 1;
                     st = station
                         .work
                         .wait(st)
                         .unwrap_or_else(PoisonError::into_inner);
+                    st.idle -= 1;
+                    if let Some(t) = t {
+                        st.acc.thread_blocked_ns += t.elapsed().as_nanos();
+                    }
                 }
             };
             self.room_freed(s, k);
             let Some(packet) = packet else { continue };
             self.process(s, k, packet, state, Runner::Thread(i));
-            self.pump(s, k);
         }
     }
 
@@ -805,15 +849,8 @@ impl Shared {
     fn room_freed(&self, s: usize, k: usize) {
         if k == 0 {
             self.kick_feed(s);
-            return;
-        }
-        let up = &self.segments[s].stations[k - 1];
-        match up.spec.kind {
-            Kind::Cpu => self.pump(s, k - 1),
-            Kind::Blocking => {
-                let _g = lock(&self.segments[s].stations[k].st);
-                self.segments[s].stations[k].room.notify_one();
-            }
+        } else {
+            self.pump(s, k - 1);
         }
     }
 
@@ -852,55 +889,45 @@ impl Shared {
         if let Some(trace) = &self.trace {
             lock(trace).push((station.spec.state_slot as u32, src, ns));
         }
-        let out = Packet { seq, parts, body };
-        let passes_on = matches!(out.body, Body::Value(_));
+        let mut out = Some(Packet { seq, parts, body });
+        let passes_on = matches!(out.as_ref().map(|p| &p.body), Some(Body::Value(_)));
+        let next = self.segments[s].stations.get(k + 1);
+        // A cpu station reserved its output's place in the next queue; a blocking station's
+        // budget counts the item until it is there: the slot is given up and the item queued
+        // in one step, under both locks (in station order).
+        let reserved = station.spec.kind == Kind::Cpu;
         {
             let mut st = lock(&station.st);
             st.mark(&station.spec);
             st.running -= 1;
-            st.acc
-                .done(ns, failed, passes_on || matches!(out.body, Body::Many(_)));
-        }
-        let seg = &self.segments[s];
-        let Some(next) = seg.stations.get(k + 1) else {
-            self.to_tail(s, out);
-            return;
-        };
-        let reserved = station.spec.kind == Kind::Cpu;
-        if !passes_on {
-            // A hole or a failure skips the rest of the segment.
-            if reserved {
-                lock(&next.st).incoming -= 1;
-            }
-            self.to_tail(s, out);
-            if reserved {
-                self.pump(s, k);
-            }
-            return;
-        }
-        {
-            let mut nx = lock(&next.st);
-            if reserved {
-                nx.incoming -= 1;
-            } else if nx.queue.len() + nx.incoming >= next.spec.queue {
-                // Back-pressure: this blocking thread waits for room.
-                let t = Instant::now();
-                while nx.queue.len() + nx.incoming >= next.spec.queue {
-                    if self.stopped() {
-                        return;
-                    }
-                    nx = next.room.wait(nx).unwrap_or_else(PoisonError::into_inner);
+            st.acc.done(
+                ns,
+                failed,
+                passes_on || matches!(out.as_ref().map(|p| &p.body), Some(Body::Many(_))),
+            );
+            if let Some(next) = next.filter(|_| passes_on || reserved) {
+                let mut nx = lock(&next.st);
+                if reserved {
+                    nx.incoming -= 1;
                 }
-                let waited = t.elapsed().as_nanos();
-                drop(nx);
-                lock(&station.st).acc.thread_blocked_ns += waited;
-                nx = lock(&next.st);
+                if passes_on {
+                    nx.mark(&next.spec);
+                    nx.queue.extend(out.take());
+                    nx.acc.items_in += 1;
+                }
             }
-            nx.mark(&next.spec);
-            nx.queue.push_back(out);
-            nx.acc.items_in += 1;
         }
-        self.pump(s, k + 1);
+        match out {
+            // The end of the segment, or a hole or a failure, which skips the rest of it.
+            Some(p) => {
+                self.to_tail(s, p);
+                if next.is_some() && reserved {
+                    // Its reserved place downstream is free again.
+                    self.pump(s, k);
+                }
+            }
+            None => self.pump(s, k + 1),
+        }
     }
 
     // ---- tails -------------------------------------------------------------------------
@@ -1229,6 +1256,13 @@ impl Shared {
     pub fn station(&self, s: usize, k: usize) -> &Station {
         &self.segments[s].stations[k]
     }
+}
+
+/// Items blocking station `spec` may still start: its threads and the next queue (`nspec`,
+/// state `nx`) together hold at most its concurrency plus that queue's capacity, so a thread
+/// that finishes an item always has a place for it.
+fn budget(spec: &StationSpec, st: &StationState, nspec: &StationSpec, nx: &StationState) -> usize {
+    (spec.concurrency + nspec.queue).saturating_sub(st.running + nx.queue.len() + nx.incoming)
 }
 
 impl StationState {
