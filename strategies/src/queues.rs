@@ -304,12 +304,14 @@ impl RangeQueue {
     }
 }
 
-/// One submitted range of ids in a [`Segments`] list.
+/// One run of submitted ids in a [`Segments`] list: `start..end`, where `end` grows while the
+/// segment is the list's tail and submissions go on from where it ends.
 #[derive(Debug)]
 pub(crate) struct Segment {
     start: TaskId,
-    end: TaskId,
-    /// Ids claimed so far (may run past `end - start` by at most one chunk per worker).
+    /// One past the last id; final once `next` is set (it only grows before that).
+    end: AtomicUsize,
+    /// Ids claimed so far (never past `end - start`).
     claimed: CachePadded<AtomicUsize>,
     next: OnceLock<Arc<Segment>>,
 }
@@ -318,7 +320,7 @@ impl Segment {
     fn new(start: TaskId, end: TaskId) -> Arc<Segment> {
         Arc::new(Segment {
             start,
-            end,
+            end: AtomicUsize::new(end),
             claimed: CachePadded::new(AtomicUsize::new(0)),
             next: OnceLock::new(),
         })
@@ -327,7 +329,7 @@ impl Segment {
 
 impl Drop for Segment {
     fn drop(&mut self) {
-        // Unlink the rest of the list iteratively: a million one-id submissions would
+        // Unlink the rest of the list iteratively: a million non-contiguous submissions would
         // otherwise drop recursively and overflow the stack.
         let mut next = self.next.take();
         while let Some(seg) = next {
@@ -340,9 +342,11 @@ impl Drop for Segment {
 }
 
 /// Submitted id ranges in a linked list; a worker claims chunks from its current segment with
-/// one `fetch_add` and moves on down the list when it is used up. Submission appends under a
-/// lock (submitters only); claiming takes no lock. A segment is freed once every worker has
-/// moved past it.
+/// one compare-and-swap and moves on down the list when it is used up. Submission appends under
+/// a lock (submitters only); claiming takes no lock. A submission that starts where the tail
+/// ends extends the tail instead of allocating (a job's ids are consecutive, so one-id
+/// submissions, as a pipeline stage makes them, cost no allocation). A segment is freed once
+/// every worker has moved past it.
 #[derive(Debug)]
 pub(crate) struct Segments {
     tail: Mutex<Arc<Segment>>,
@@ -366,27 +370,45 @@ impl Segments {
         if start >= end {
             return;
         }
-        let seg = Segment::new(start, end);
         let mut tail = lock(&self.tail);
+        if tail.end.load(Ordering::Relaxed) == start {
+            // Only the holder of the lock moves a tail's end; workers see it grow.
+            tail.end.store(end, Ordering::Release);
+            return;
+        }
+        let seg = Segment::new(start, end);
         let _ = tail.next.set(seg.clone());
         *tail = seg;
     }
 
-    /// Claim up to `chunk` (≥ 1, ≤ 2³²) ids from `cursor` on: `(first, count)`.
+    /// Claim up to `chunk` (≥ 1) ids from `cursor` on: `(first, count)`.
     #[inline]
     pub(crate) fn claim(cursor: &mut Arc<Segment>, chunk: usize) -> Option<(TaskId, usize)> {
         loop {
             let seg = &**cursor;
-            let len = seg.end - seg.start;
-            // Read first, so that a used-up segment is not pushed further past its end.
-            if seg.claimed.load(Ordering::Relaxed) < len {
-                let at = seg.claimed.fetch_add(chunk, Ordering::Relaxed);
-                if at < len {
-                    return Some((seg.start + at, chunk.min(len - at)));
+            let len = seg.end.load(Ordering::Acquire) - seg.start;
+            let at = seg.claimed.load(Ordering::Relaxed);
+            if at < len {
+                // A compare-and-swap, not an add: the end may still grow, so a claim must
+                // never run past it (ids beyond it would be lost to the failed claimer).
+                let count = chunk.min(len - at);
+                if seg
+                    .claimed
+                    .compare_exchange_weak(at, at + count, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Some((seg.start + at, count));
                 }
+                continue;
             }
-            let next = seg.next.get()?.clone();
-            *cursor = next;
+            let next = seg.next.get()?;
+            // `end` is final once `next` is set (it was set after the last extension, under
+            // the same lock), and this read comes after `get`'s acquire: ids added since the
+            // first read are claimed before moving on.
+            if at < seg.end.load(Ordering::Acquire) - seg.start {
+                continue;
+            }
+            *cursor = next.clone();
         }
     }
 }
@@ -487,12 +509,77 @@ mod tests {
         s.push(20, 22);
         assert_eq!(Segments::claim(&mut a, 2), Some((20, 2)));
         assert_eq!(Segments::claim(&mut b, 2), None);
-        // A long list drops without recursion.
+        // A long list (non-contiguous ranges: one segment each) drops without recursion.
         let long = Segments::new();
         for i in 0..200_000 {
-            long.push(i, i + 1);
+            long.push(2 * i, 2 * i + 1);
         }
         drop(long);
+    }
+
+    #[test]
+    fn contiguous_pushes_extend_the_tail() {
+        let s = Segments::new();
+        let mut a = s.cursor();
+        s.push(0, 3);
+        assert_eq!(Segments::claim(&mut a, 8), Some((0, 3)));
+        assert_eq!(Segments::claim(&mut a, 8), None);
+        // Starts where the tail ends: the same segment grows, and the cursor sees it.
+        s.push(3, 4);
+        s.push(4, 6);
+        let tail = s.cursor();
+        assert!(Arc::ptr_eq(&tail, &a), "no new segment for consecutive ids");
+        assert_eq!(Segments::claim(&mut a, 8), Some((3, 3)));
+        // A gap starts a new segment.
+        s.push(9, 10);
+        assert!(!Arc::ptr_eq(&s.cursor(), &a));
+        assert_eq!(Segments::claim(&mut a, 8), Some((9, 1)));
+        assert_eq!(Segments::claim(&mut a, 8), None);
+    }
+
+    #[test]
+    fn claims_racing_extensions_take_every_id_once() {
+        // One submitter pushes one id at a time (with a gap now and then) while two workers
+        // claim: every id is claimed exactly once, none is lost at a segment's growing end.
+        const N: usize = 200_000;
+        let s = Arc::new(Segments::new());
+        let cursors: Vec<_> = (0..2).map(|_| s.cursor()).collect();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let workers: Vec<_> = cursors
+            .into_iter()
+            .enumerate()
+            .map(|(w, mut cur)| {
+                let done = Arc::clone(&done);
+                std::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    loop {
+                        let finished = done.load(Ordering::Acquire);
+                        match Segments::claim(&mut cur, 1 + w * 2) {
+                            Some((first, count)) => got.extend(first..first + count),
+                            None if finished => return got,
+                            None => std::hint::spin_loop(),
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut pushed = Vec::new();
+        let mut next = 0;
+        for i in 0..N {
+            if i % 1000 == 999 {
+                next += 5; // a gap: the next range opens a new segment
+            }
+            s.push(next, next + 1);
+            pushed.push(next);
+            next += 1;
+        }
+        done.store(true, Ordering::Release);
+        let mut got: Vec<usize> = workers
+            .into_iter()
+            .flat_map(|h| h.join().expect("a worker thread"))
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, pushed);
     }
 
     #[test]
