@@ -735,8 +735,9 @@ impl Shared {
                         st.bound.insert(id, p);
                     }
                 }
+                let low = st.low(&station.spec);
                 drop(st);
-                self.room_freed(s, k);
+                self.room_freed(s, k, low);
             }
             Kind::Blocking => {
                 // Only threads waiting for work are woken: a thread that finishes an item takes
@@ -810,20 +811,22 @@ impl Shared {
     pub fn blocking_loop(&self, s: usize, k: usize, state: &mut (dyn Any + Send), i: usize) {
         let station = &self.segments[s].stations[k];
         loop {
-            let packet = {
+            let (packet, low) = {
                 let mut st = lock(&station.st);
                 loop {
                     if self.stopped() {
                         return;
                     }
                     if self.claim(s, k, &mut st) {
-                        break st.queue.pop_front();
+                        let p = st.queue.pop_front();
+                        break (p, st.low(&station.spec));
                     }
                     // `pump` counted the item as running when it handed it out.
                     if st.assigned > 0 {
                         st.mark(&station.spec);
                         st.assigned -= 1;
-                        break st.queue.pop_front();
+                        let p = st.queue.pop_front();
+                        break (p, st.low(&station.spec));
                     }
                     // Input waiting but no room for its output: back-pressured.
                     let pressed = st.queue.len() > st.assigned;
@@ -839,16 +842,21 @@ impl Shared {
                     }
                 }
             };
-            self.room_freed(s, k);
+            self.room_freed(s, k, low);
             let Some(packet) = packet else { continue };
             self.process(s, k, packet, state, Runner::Thread(i));
         }
     }
 
-    /// Room appeared in station `(s, k)`'s queue: its feeder may go on.
-    fn room_freed(&self, s: usize, k: usize) {
+    /// Room appeared in station `(s, k)`'s queue: its feeder may go on. The segment's feeder
+    /// is called only once the queue is down to half (`low`), so that it takes the source's
+    /// lock for a run of items rather than for each one; the items still queued keep the
+    /// station busy meanwhile.
+    fn room_freed(&self, s: usize, k: usize, low: bool) {
         if k == 0 {
-            self.kick_feed(s);
+            if low {
+                self.kick_feed(s);
+            }
         } else {
             self.pump(s, k - 1);
         }
@@ -1266,6 +1274,11 @@ fn budget(spec: &StationSpec, st: &StationState, nspec: &StationSpec, nx: &Stati
 }
 
 impl StationState {
+    /// The queue is down to half its capacity or less: time to feed it.
+    fn low(&self, spec: &StationSpec) -> bool {
+        self.queue.len() + self.incoming <= spec.queue / 2
+    }
+
     /// Account the time since the last change to the state the station was in.
     fn mark(&mut self, spec: &StationSpec) {
         let unassigned = self.queue.len() - self.assigned;
