@@ -227,6 +227,8 @@ class DataLoader:
         self._restore = None
         self._core = None
         self._iter = None
+        self._last_report = None
+        self._gil0 = []
         _live.add(self)
 
     # --- sizes ----------------------------------------------------------------------------
@@ -270,7 +272,8 @@ class DataLoader:
     def close(self):
         """Stop loading and join every worker thread. The loader can be iterated again
         (new threads start)."""
-        it, self._iter = self._iter, None
+        it = self._current()
+        self._iter = None
         if it is not None:
             it._dead = True
         core, self._core = self._core, None
@@ -301,8 +304,12 @@ class DataLoader:
             return samples[0]
         return (self.collate_fn or default_collate)(samples)
 
+    def _current(self):
+        return self._iter() if self._iter is not None else None
+
     def __iter__(self):
-        old, self._iter = self._iter, None
+        old = self._current()
+        self._iter = None
         if old is not None:
             old._stop()
         epoch, restore = self._epoch, self._restore
@@ -312,7 +319,7 @@ class DataLoader:
             it = _SerialIter(self, epoch, restore)
         else:
             it = _ThreadIter(self, epoch, restore)
-        self._iter = it
+        self._iter = weakref.ref(it)
         return it
 
     # --- checkpoints ----------------------------------------------------------------------
@@ -321,15 +328,12 @@ class DataLoader:
         """Where the loader stands: the epoch in progress and the batches handed out. Store it
         with a checkpoint; ``load_state_dict`` on a loader built with the same arguments
         resumes exactly there."""
-        it = self._iter
+        it = self._current()
         if it is not None and not it._done and not it._dead:
             return it._state()
         if self._restore is not None:
             return dict(self._restore)
-        if self.num_workers > 0 and self._core is not None and not self._core.closed():
-            s = json.loads(self._core.state())
-            if s["epoch"] >= self._epoch:
-                return s
+        # no live iterator: the next iter(loader) starts this epoch afresh
         return self._state_at(self._epoch, 0)
 
     def _state_at(self, epoch, batches_done):
@@ -365,14 +369,13 @@ class DataLoader:
     def report(self):
         """The last (or current) epoch's report as a dict that prints as text, with the GIL
         statistics per worker; ``None`` before any threaded epoch."""
-        it = self._iter
         if self._core is None or self._core.closed():
-            return it._last_report if it is not None else None
+            return self._last_report
         r = self._core.report()
         if r is None:
             return None
         data = json.loads(r[0])
-        before = it._gil0 if it is not None else []
+        before = self._gil0
         data["gil"] = _gil_rows(self._core.gil_stats(), before)
         data["gil_verdict"] = gil_verdict(data["gil"])
         return Report(data, r[1])
@@ -384,13 +387,12 @@ class _ThreadIter:
     def __init__(self, dl, epoch, restore):
         self._dl, self._epoch = dl, epoch
         self._done = self._dead = False
-        self._last_report = None
         core = dl._core_loader()
         if restore is not None:
             core.restore(json.dumps(restore))
         if dl.sampler is not None:
             core.set_order(epoch, dl._order(epoch))
-        self._gil0 = core.gil_stats()
+        self._gil0 = dl._gil0 = core.gil_stats()
         core.start_epoch(epoch)
         self._core = core
 
@@ -414,7 +416,7 @@ class _ThreadIter:
             raise
         if b is None:
             self._done = True
-            self._last_report = self._dl.report()
+            self._dl._last_report = self._dl.report()
             raise StopIteration
         if b[0] == "error":
             _reraise(*b[1:])
@@ -436,8 +438,6 @@ class _ThreadIter:
 
     def __del__(self):
         try:
-            if self._dl._iter is self:
-                self._dl._iter = None
             self._stop()
         except Exception:
             pass
@@ -449,7 +449,6 @@ class _SerialIter:
     def __init__(self, dl, epoch, restore):
         self._dl, self._epoch = dl, epoch
         self._done = self._dead = False
-        self._last_report = None
         order = dl._order(epoch)
         b = dl._bs()
         n = len(order) - len(order) % b if dl.drop_last else len(order)

@@ -1,6 +1,7 @@
 """``schedlab.Pipeline``: stages of Python callables on schedlab's Rust pipeline."""
 
 import json
+import weakref
 
 from . import _core
 from ._collate import default_collate
@@ -50,6 +51,7 @@ class Pipeline:
         self._core = None
         self._epoch = 0
         self._iter = None
+        self._gil0 = []
         _live.add(self)
 
     def _add(self, op, fn, kind, concurrency, name, queue, size=None, drop_last=False):
@@ -103,12 +105,15 @@ class Pipeline:
 
     def epoch(self, epoch):
         """Iterate epoch ``epoch``'s items."""
-        if self._iter is not None:
-            self._iter._stop()
+        old = self._iter() if self._iter is not None else None
+        if old is not None:
+            old._stop()
         core = self._start()
-        self._iter = _PipelineIter(self, core, epoch)
+        it = _PipelineIter(self, core, epoch)
+        self._iter = weakref.ref(it)
+        self._gil0 = it._gil0
         self._epoch = epoch + 1
-        return self._iter
+        return it
 
     def __iter__(self):
         return self.epoch(self._epoch)
@@ -121,7 +126,7 @@ class Pipeline:
         if r is None:
             return None
         data = json.loads(r[0])
-        g0 = self._iter._gil0 if self._iter is not None else []
+        g0 = self._gil0
         gil = {}
         for (name, rows), (_, rows0) in zip(self._core.gil_stats(), g0):
             wait = sum(w for w, _, _ in rows) - sum(w for w, _, _ in rows0)
@@ -139,8 +144,9 @@ class Pipeline:
     def close(self):
         """Stop and join every thread."""
         core, self._core = self._core, None
-        if self._iter is not None:
-            self._iter._dead = True
+        it = self._iter() if self._iter is not None else None
+        if it is not None:
+            it._dead = True
         if core is not None:
             core.close()
 
