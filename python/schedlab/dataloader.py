@@ -37,25 +37,42 @@ def _callable_arg(name, value):
     return value
 
 
-def gil_verdict(workers):
-    """One line about the GIL from per-worker ``{"gil_wait_s", "python_s"}`` dicts.
+def gil_verdict(workers, elapsed_s=None):
+    """One line about the GIL from per-worker (or per-stage) statistics.
 
-    "GIL-bound" when the workers waited to acquire the GIL longer than they ran Python: more
-    threads then only queue for the GIL. What helps: a ``__getitem__`` built on code that
-    releases the GIL (numpy, Pillow, file reads), fewer threads, or worker processes.
+    Each entry has ``gil_wait_s`` (waiting to acquire the GIL before a call), ``python_s``
+    (wall time inside the Python call) and ``python_cpu_s`` (the thread's CPU time inside
+    it). The verdict is "GIL-bound" when either
+
+    * the workers waited to acquire the GIL longer than Python ran on the CPU, or
+    * with two or more workers, the CPU time inside Python calls adds up to at least 0.8 of
+      one core over ``elapsed_s`` (pure-Python code runs one thread at a time, so one core
+      is the GIL's ceiling) while the waits for the GIL plus the time off the CPU inside
+      the calls are at least a quarter of that CPU time: the threads take turns at the GIL.
+      A heuristic: Python does not report its GIL hand-overs.
+
+    More threads do not help then; what would: a ``__getitem__`` built on code that releases
+    the GIL (numpy, Pillow, file reads), fewer threads, or worker processes.
     """
     wait = sum(w["gil_wait_s"] for w in workers)
-    run = sum(w["python_s"] for w in workers)
-    if wait > run:
-        return (
-            f"GIL-bound: workers waited {wait:.3f} s for the GIL and ran Python {run:.3f} s; "
-            "more threads will not help. What would: code that releases the GIL in "
-            "__getitem__ (numpy, Pillow, file reads), fewer threads, or worker processes "
-            "(torch's DataLoader)."
-        )
-    return (
-        f"not GIL-bound: workers waited {wait:.3f} s for the GIL and ran Python {run:.3f} s"
+    wall = sum(w["python_s"] for w in workers)
+    cpu = sum(w.get("python_cpu_s", w["python_s"]) for w in workers)
+    off = max(wall - cpu, 0.0)
+    busy = [w for w in workers if w.get("calls", 1) > 0]
+    cores = cpu / elapsed_s if elapsed_s else None
+    facts = (
+        f"waited {wait:.3f} s to acquire the GIL; inside Python {wall:.3f} s, "
+        f"of which {cpu:.3f} s on the CPU"
+        + (f" ({cores:.2f} of a core over {elapsed_s:.3f} s)" if cores is not None else "")
     )
+    turns = len(busy) >= 2 and cores is not None and cores >= 0.8 and wait + off >= 0.25 * cpu
+    if wait > cpu or turns:
+        return (
+            f"GIL-bound: {facts}. More threads will not help; what would: code that releases "
+            "the GIL in __getitem__ (numpy, Pillow, file reads), fewer threads, or worker "
+            "processes (torch's DataLoader)."
+        )
+    return f"not GIL-bound: {facts}"
 
 
 class Report(dict):
@@ -73,7 +90,8 @@ class Report(dict):
         lines = [self._text.rstrip(), f"GIL per {per} (wait to acquire / running Python / calls):"]
         for name, w in rows:
             lines.append(
-                f"  {name}: {w['gil_wait_s']:.3f} s / {w['python_s']:.3f} s / {w['calls']}"
+                f"  {name}: {w['gil_wait_s']:.3f} s / {w['python_s']:.3f} s "
+                f"({w['python_cpu_s']:.3f} s CPU) / {w['calls']}"
             )
         lines.append(self.get("gil_verdict", ""))
         return "\n".join(lines)
@@ -81,10 +99,15 @@ class Report(dict):
 
 def _gil_rows(now, before):
     rows = []
-    for i, (wait, run, calls) in enumerate(now):
-        b = before[i] if i < len(before) else (0.0, 0.0, 0)
+    for i, (wait, run, cpu, calls) in enumerate(now):
+        b = before[i] if i < len(before) else (0.0, 0.0, 0.0, 0)
         rows.append(
-            {"gil_wait_s": wait - b[0], "python_s": run - b[1], "calls": calls - b[2]}
+            {
+                "gil_wait_s": wait - b[0],
+                "python_s": run - b[1],
+                "python_cpu_s": cpu - b[2],
+                "calls": calls - b[3],
+            }
         )
     return rows
 
@@ -377,7 +400,7 @@ class DataLoader:
         data = json.loads(r[0])
         before = self._gil0
         data["gil"] = _gil_rows(self._core.gil_stats(), before)
-        data["gil_verdict"] = gil_verdict(data["gil"])
+        data["gil_verdict"] = gil_verdict(data["gil"], data.get("elapsed_s"))
         return Report(data, r[1])
 
 

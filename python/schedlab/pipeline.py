@@ -129,12 +129,15 @@ class Pipeline:
         g0 = self._gil0
         gil = {}
         for (name, rows), (_, rows0) in zip(self._core.gil_stats(), g0):
-            wait = sum(w for w, _, _ in rows) - sum(w for w, _, _ in rows0)
-            run = sum(p for _, p, _ in rows) - sum(p for _, p, _ in rows0)
-            calls = sum(c for _, _, c in rows) - sum(c for _, _, c in rows0)
-            gil[name] = {"gil_wait_s": wait, "python_s": run, "calls": calls}
+            col = lambda k, rs: sum(r[k] for r in rs)  # noqa: E731
+            gil[name] = {
+                "gil_wait_s": col(0, rows) - col(0, rows0),
+                "python_s": col(1, rows) - col(1, rows0),
+                "python_cpu_s": col(2, rows) - col(2, rows0),
+                "calls": col(3, rows) - col(3, rows0),
+            }
         data["gil"] = gil
-        data["gil_verdict"] = gil_verdict(list(gil.values()))
+        data["gil_verdict"] = gil_verdict(list(gil.values()), data.get("elapsed_s"))
         return Report(data, r[1])
 
     def report(self):

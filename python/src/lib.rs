@@ -34,10 +34,29 @@ mod pipeline;
 /// How often a waiting consumer runs Python's signal handlers.
 const WAIT_SLICE: Duration = Duration::from_millis(50);
 
-/// Per-worker GIL accounting: time waiting to acquire the GIL, time running Python, calls.
+/// Per-worker GIL accounting: time waiting to acquire the GIL, wall time inside the Python
+/// call, the thread's CPU time inside it, and calls.
+///
+/// Wall minus CPU inside a call is time the thread was off the CPU while Python ran it: waits
+/// to take the GIL back after the interpreter's switch interval handed it to another thread,
+/// and blocking calls that release it (sleeps, reads). Python does not say which.
 #[derive(Debug, Default)]
 pub(crate) struct GilStats {
-    workers: Vec<[AtomicU64; 3]>,
+    workers: Vec<[AtomicU64; 4]>,
+}
+
+/// This thread's CPU time.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID needs nothing else.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 impl GilStats {
@@ -47,11 +66,12 @@ impl GilStats {
         }
     }
 
-    fn add(&self, worker: usize, wait: Duration, run: Duration) {
+    fn add(&self, worker: usize, wait: Duration, wall: Duration, cpu: Duration) {
         if let Some(w) = self.workers.get(worker) {
             w[0].fetch_add(wait.as_nanos() as u64, Relaxed);
-            w[1].fetch_add(run.as_nanos() as u64, Relaxed);
-            w[2].fetch_add(1, Relaxed);
+            w[1].fetch_add(wall.as_nanos() as u64, Relaxed);
+            w[2].fetch_add(cpu.as_nanos() as u64, Relaxed);
+            w[3].fetch_add(1, Relaxed);
         }
     }
 
@@ -60,26 +80,25 @@ impl GilStats {
         let t0 = Instant::now();
         Python::with_gil(|py| {
             let t1 = Instant::now();
+            let c1 = thread_cpu();
             let r = f(py);
-            self.add(worker, t1 - t0, t1.elapsed());
+            self.add(worker, t1 - t0, t1.elapsed(), thread_cpu().saturating_sub(c1));
             r
         })
     }
 
-    /// `[(gil_wait_s, python_s, calls)]`, one per worker.
-    pub(crate) fn snapshot(&self) -> Vec<(f64, f64, u64)> {
+    /// `[(gil_wait_s, python_s, python_cpu_s, calls)]`, one per worker.
+    pub(crate) fn snapshot(&self) -> Vec<GilRow> {
+        let s = |a: &AtomicU64| a.load(Relaxed) as f64 / 1e9;
         self.workers
             .iter()
-            .map(|w| {
-                (
-                    w[0].load(Relaxed) as f64 / 1e9,
-                    w[1].load(Relaxed) as f64 / 1e9,
-                    w[2].load(Relaxed),
-                )
-            })
+            .map(|w| (s(&w[0]), s(&w[1]), s(&w[2]), w[3].load(Relaxed)))
             .collect()
     }
 }
+
+/// `(gil_wait_s, python_s, python_cpu_s, calls)` of one worker.
+pub(crate) type GilRow = (f64, f64, f64, u64);
 
 /// A Python exception caught on a worker: the exception object and its traceback text.
 pub(crate) struct Failure {
@@ -544,8 +563,8 @@ impl LoaderCore {
         }
     }
 
-    /// Per worker, since the loader was built: `(gil_wait_s, python_s, calls)`.
-    fn gil_stats(&self) -> Vec<(f64, f64, u64)> {
+    /// Per worker, since the loader was built: `(gil_wait_s, python_s, python_cpu_s, calls)`.
+    fn gil_stats(&self) -> Vec<GilRow> {
         self.gil.snapshot()
     }
 

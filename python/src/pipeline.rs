@@ -16,10 +16,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::{lock, Driver, Failure, GilStats};
-
-/// `(gil_wait_s, python_s, calls)` of one runner.
-type GilRow = (f64, f64, u64);
+use crate::{lock, Driver, Failure, GilRow, GilStats};
 
 /// A value, or the exception a stage raised on it.
 type PyItem = Result<Py<PyAny>, Box<Failure>>;
@@ -307,7 +304,8 @@ impl PipelineCore {
         }
     }
 
-    /// Per stage, since the pipeline was built: `(name, [(gil_wait_s, python_s, calls)])`.
+    /// Per stage, since the pipeline was built: `(name, [(gil_wait_s, python_s, python_cpu_s,
+    /// calls)])`.
     fn gil_stats(&self) -> Vec<(String, Vec<GilRow>)> {
         self.gil
             .iter()

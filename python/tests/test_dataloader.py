@@ -493,7 +493,9 @@ def test_report_counts_and_gil_statistics():
     # every __getitem__ of the epoch, plus those of the next epoch loaded ahead (at most the
     # window of prefetch_factor * num_workers batches)
     assert 64 <= sum(w["calls"] for w in r["gil"]) <= 64 + 2 * 2 * 8
-    assert all(w["gil_wait_s"] >= 0 and w["python_s"] >= 0 for w in r["gil"])
+    assert all(w["gil_wait_s"] >= 0 and w["python_cpu_s"] >= 0 for w in r["gil"])
+    # CPU time inside a call never exceeds its wall time (up to the clocks' granularity)
+    assert all(w["python_cpu_s"] <= w["python_s"] * 1.01 + 1e-3 for w in r["gil"])
     assert r["gil_verdict"].split(":")[0] in ("GIL-bound", "not GIL-bound")
     text = str(r)
     assert "GIL per worker" in text and "worker 1" in text
@@ -501,7 +503,19 @@ def test_report_counts_and_gil_statistics():
 
 
 def test_gil_verdict_rule():
-    bound = schedlab.gil_verdict([{"gil_wait_s": 2.0, "python_s": 1.0}])
-    free = schedlab.gil_verdict([{"gil_wait_s": 0.1, "python_s": 1.0}])
-    assert bound.startswith("GIL-bound") and "worker processes" in bound
-    assert free.startswith("not GIL-bound")
+    def w(wait, wall, cpu):
+        return {"gil_wait_s": wait, "python_s": wall, "python_cpu_s": cpu, "calls": 10}
+
+    # waiting to acquire longer than running
+    assert schedlab.gil_verdict([w(2.0, 1.0, 1.0)]).startswith("GIL-bound")
+    # two threads taking turns: one core of Python CPU in all, as long off the CPU as on it
+    turns = schedlab.gil_verdict([w(0.1, 2.0, 1.0), w(0.1, 2.0, 1.0)], elapsed_s=2.0)
+    assert turns.startswith("GIL-bound") and "worker processes" in turns
+    # the pure-Python benchmark's shape: short calls, waits at acquisition, ~1 core in all
+    assert schedlab.gil_verdict([w(0.30, 0.79, 0.77), w(0.29, 0.84, 0.80)], 1.65).startswith(
+        "GIL-bound"
+    )
+    # sleeping calls: off the CPU, but hardly any Python CPU
+    assert schedlab.gil_verdict([w(0.0, 2.0, 0.01), w(0.0, 2.0, 0.01)], 2.0).startswith("not")
+    # calls that release the GIL and run in parallel: ~2 cores, little time off the CPU
+    assert schedlab.gil_verdict([w(0.0, 2.0, 1.9), w(0.0, 2.0, 1.9)], 2.0).startswith("not")
