@@ -158,6 +158,46 @@ struct PyDataset {
 struct WorkerState {
     worker: WorkerId,
     init_error: Option<Failure>,
+    _thread: KeepThreadState,
+}
+
+/// Keeps this thread's Python thread state for the thread's life.
+///
+/// Without it every `Python::with_gil` on a thread Python does not know creates a thread
+/// state and deletes it again on release (an allocation and the runtime's lock, with the GIL
+/// held); with it, taking the GIL is only taking the GIL.
+struct KeepThreadState {
+    gil: pyo3::ffi::PyGILState_STATE,
+    saved: *mut pyo3::ffi::PyThreadState,
+}
+
+// SAFETY: a `KeepThreadState` is created in `Dataset::init` and dropped with the worker's
+// state, both on the worker's own thread (the `loader::Dataset` contract: the state "is
+// dropped when the worker thread ends"); it never runs on another thread.
+unsafe impl Send for KeepThreadState {}
+
+impl KeepThreadState {
+    fn new() -> Self {
+        // SAFETY: the interpreter is initialised (we are called from it) and this thread does
+        // not hold the GIL; `PyGILState_Ensure` creates the thread state and takes the GIL,
+        // `PyEval_SaveThread` releases the GIL and keeps the thread state for later `Ensure`s.
+        unsafe {
+            let gil = pyo3::ffi::PyGILState_Ensure();
+            let saved = pyo3::ffi::PyEval_SaveThread();
+            KeepThreadState { gil, saved }
+        }
+    }
+}
+
+impl Drop for KeepThreadState {
+    fn drop(&mut self) {
+        // SAFETY: on the thread that created it (see the `Send` impl), not holding the GIL:
+        // take the GIL back with the saved state, then release the thread state.
+        unsafe {
+            pyo3::ffi::PyEval_RestoreThread(self.saved);
+            pyo3::ffi::PyGILState_Release(self.gil);
+        }
+    }
 }
 
 impl loader::Dataset for PyDataset {
@@ -170,6 +210,7 @@ impl loader::Dataset for PyDataset {
     }
 
     fn init(&self, worker: WorkerId) -> WorkerState {
+        let thread = KeepThreadState::new();
         let init_error = self.init_fn.as_ref().and_then(|f| {
             self.gil.call(worker, |py| {
                 f.call1(py, (worker,))
@@ -177,7 +218,11 @@ impl loader::Dataset for PyDataset {
                     .map(|e| Failure::new(py, e, "worker_init_fn"))
             })
         });
-        WorkerState { worker, init_error }
+        WorkerState {
+            worker,
+            init_error,
+            _thread: thread,
+        }
     }
 
     fn get(&self, index: usize, state: &mut WorkerState) -> Result<Item, String> {
