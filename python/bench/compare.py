@@ -184,11 +184,14 @@ def schedlab_pipeline_contender(ds, workers, kind):
 def spdl_contender(ds, workers, order):
     from spdl.pipeline import PipelineBuilder
 
+    from concurrent.futures import ThreadPoolExecutor
+
     def run():
+        executor = ThreadPoolExecutor(max_workers=workers)
         pipeline = (
             PipelineBuilder()
             .add_source(range(len(ds)))
-            .pipe(ds.__getitem__, concurrency=workers, output_order=order)
+            .pipe(ds.__getitem__, concurrency=workers, output_order=order, executor=executor)
             .aggregate(32)
             .pipe(np.stack)
             .add_sink(3)
@@ -199,7 +202,10 @@ def spdl_contender(ds, workers, order):
             with pipeline.auto_stop():
                 yield from pipeline
 
-        return epoch_of(it)
+        try:
+            return epoch_of(it)
+        finally:
+            executor.shutdown()
 
     return run
 
