@@ -81,11 +81,16 @@ class Report(dict):
         gil = self.get("gil", [])
         rows = gil.items() if isinstance(gil, dict) else ((f"worker {i}", w) for i, w in enumerate(gil))
         per = "stage" if isinstance(gil, dict) else "worker"
-        lines = [self._text.rstrip(), f"GIL per {per} (wait to acquire / running Python / calls):"]
+        lines = [
+            self._text.rstrip(),
+            f"GIL per {per} (wait to acquire / inside Python (on the CPU) / calls"
+            + (" / in Rust between calls):" if per == "worker" else "):"),
+        ]
         for name, w in rows:
             lines.append(
                 f"  {name}: {w['gil_wait_s']:.3f} s / {w['python_s']:.3f} s "
                 f"({w['python_cpu_s']:.3f} s CPU) / {w['calls']}"
+                + (f" / {w['rust_s']:.3f} s" if per == "worker" else "")
             )
         lines.append(self.get("gil_verdict", ""))
         return "\n".join(lines)
@@ -93,14 +98,15 @@ class Report(dict):
 
 def _gil_rows(now, before):
     rows = []
-    for i, (wait, run, cpu, calls) in enumerate(now):
-        b = before[i] if i < len(before) else (0.0, 0.0, 0.0, 0)
+    for i, (wait, run, cpu, calls, rust) in enumerate(now):
+        b = before[i] if i < len(before) else (0.0, 0.0, 0.0, 0, 0.0)
         rows.append(
             {
                 "gil_wait_s": wait - b[0],
                 "python_s": run - b[1],
                 "python_cpu_s": cpu - b[2],
                 "calls": calls - b[3],
+                "rust_s": rust - b[4],
             }
         )
     return rows

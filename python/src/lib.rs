@@ -35,14 +35,14 @@ mod pipeline;
 const WAIT_SLICE: Duration = Duration::from_millis(50);
 
 /// Per-worker GIL accounting: time waiting to acquire the GIL, wall time inside the Python
-/// call, the thread's CPU time inside it, and calls.
+/// call, the thread's CPU time inside it, calls, and the time in Rust between calls.
 ///
 /// Wall minus CPU inside a call is time the thread was off the CPU while Python ran it: waits
 /// to take the GIL back after the interpreter's switch interval handed it to another thread,
 /// and blocking calls that release it (sleeps, reads). Python does not say which.
 #[derive(Debug, Default)]
 pub(crate) struct GilStats {
-    workers: Vec<[AtomicU64; 4]>,
+    workers: Vec<[AtomicU64; 5]>,
 }
 
 /// This thread's CPU time.
@@ -82,23 +82,36 @@ impl GilStats {
             let t1 = Instant::now();
             let c1 = thread_cpu();
             let r = f(py);
-            self.add(worker, t1 - t0, t1.elapsed(), thread_cpu().saturating_sub(c1));
+            self.add(
+                worker,
+                t1 - t0,
+                t1.elapsed(),
+                thread_cpu().saturating_sub(c1),
+            );
             r
         })
     }
 
-    /// `[(gil_wait_s, python_s, python_cpu_s, calls)]`, one per worker.
+    /// Count `d` as time `worker` spent in Rust between two Python calls (the pool finding
+    /// its next sample, or waiting for one).
+    fn add_rust(&self, worker: usize, d: Duration) {
+        if let Some(w) = self.workers.get(worker) {
+            w[4].fetch_add(d.as_nanos() as u64, Relaxed);
+        }
+    }
+
+    /// `[(gil_wait_s, python_s, python_cpu_s, calls, rust_s)]`, one per worker.
     pub(crate) fn snapshot(&self) -> Vec<GilRow> {
         let s = |a: &AtomicU64| a.load(Relaxed) as f64 / 1e9;
         self.workers
             .iter()
-            .map(|w| (s(&w[0]), s(&w[1]), s(&w[2]), w[3].load(Relaxed)))
+            .map(|w| (s(&w[0]), s(&w[1]), s(&w[2]), w[3].load(Relaxed), s(&w[4])))
             .collect()
     }
 }
 
-/// `(gil_wait_s, python_s, python_cpu_s, calls)` of one worker.
-pub(crate) type GilRow = (f64, f64, f64, u64);
+/// `(gil_wait_s, python_s, python_cpu_s, calls, rust_s)` of one worker.
+pub(crate) type GilRow = (f64, f64, f64, u64, f64);
 
 /// A Python exception caught on a worker: the exception object and its traceback text.
 pub(crate) struct Failure {
@@ -158,6 +171,8 @@ struct PyDataset {
 struct WorkerState {
     worker: WorkerId,
     init_error: Option<Failure>,
+    /// When the last `get` returned (time in Rust is counted from there).
+    last: Option<Instant>,
     _thread: KeepThreadState,
 }
 
@@ -221,12 +236,16 @@ impl loader::Dataset for PyDataset {
         WorkerState {
             worker,
             init_error,
+            last: None,
             _thread: thread,
         }
     }
 
     fn get(&self, index: usize, state: &mut WorkerState) -> Result<Item, String> {
         let worker = state.worker;
+        if let Some(last) = state.last {
+            self.gil.add_rust(worker, last.elapsed());
+        }
         let value = self.gil.call(worker, |py| match &state.init_error {
             Some(f) => Err(f.clone_ref(py)),
             None => self
@@ -234,6 +253,7 @@ impl loader::Dataset for PyDataset {
                 .call1(py, (index,))
                 .map_err(|e| Failure::new(py, e, "__getitem__")),
         });
+        state.last = Some(Instant::now());
         Ok(Item {
             index,
             worker,
@@ -608,7 +628,8 @@ impl LoaderCore {
         }
     }
 
-    /// Per worker, since the loader was built: `(gil_wait_s, python_s, python_cpu_s, calls)`.
+    /// Per worker, since the loader was built: `(gil_wait_s, python_s, python_cpu_s, calls,
+    /// rust_s)`.
     fn gil_stats(&self) -> Vec<GilRow> {
         self.gil.snapshot()
     }

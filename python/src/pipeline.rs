@@ -305,7 +305,7 @@ impl PipelineCore {
     }
 
     /// Per stage, since the pipeline was built: `(name, [(gil_wait_s, python_s, python_cpu_s,
-    /// calls)])`.
+    /// calls, rust_s)])` (`rust_s` is 0: a stage's runners are not followed between calls).
     fn gil_stats(&self) -> Vec<(String, Vec<GilRow>)> {
         self.gil
             .iter()

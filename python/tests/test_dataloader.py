@@ -494,6 +494,8 @@ def test_report_counts_and_gil_statistics():
     # window of prefetch_factor * num_workers batches)
     assert 64 <= sum(w["calls"] for w in r["gil"]) <= 64 + 2 * 2 * 8
     assert all(w["gil_wait_s"] >= 0 and w["python_cpu_s"] >= 0 for w in r["gil"])
+    # time in Rust between calls: counted from a worker's second call on
+    assert all(w["rust_s"] > 0 for w in r["gil"] if w["calls"] >= 2)
     # CPU time inside a call never exceeds its wall time (up to the clocks' granularity)
     assert all(w["python_cpu_s"] <= w["python_s"] * 1.01 + 1e-3 for w in r["gil"])
     assert r["gil_verdict"].split(":")[0] in ("GIL-bound", "not GIL-bound")
