@@ -149,3 +149,16 @@ stress n="10000":
 # Fuzz every parser with proptest: SCHEDLAB_FUZZ inputs per parser (default 200,000), release.
 fuzz n="200000":
     SCHEDLAB_FUZZ={{n}} cargo test --release -p experiments --test fuzz -- --nocapture
+
+# --- Python --------------------------------------------------------------------------------
+
+# The Python package's tests: a venv in target/python-venv, pip install ./python, pytest.
+python-test:
+    python3 -m venv target/python-venv
+    target/python-venv/bin/pip install -q maturin numpy Pillow pytest
+    target/python-venv/bin/pip install -q ./python
+    cd python/tests && ../../target/python-venv/bin/python -m pytest -q .
+
+# schedlab.DataLoader/Pipeline against torch's DataLoader (if installed) on (a) sleep, (b) images, (c) pure Python (flags pass through: just python-bench --only a --reps 5).
+python-bench *flags:
+    target/python-venv/bin/python python/bench/compare.py {{flags}}

@@ -1,0 +1,352 @@
+"""The same datasets through torch's DataLoader, SPDL and schedlab (issue 17, item 6).
+
+    python python/bench/compare.py [--only a,b,c] [--reps 3] [--samples 32768]
+                                   [--images DIR] [--json FILE]
+
+Scenarios (batch 32):
+
+* (a) sleep: ``__getitem__`` sleeps a log-normal time (mean 1 ms, sigma 1.5; durations
+  precomputed per index with seed 0), 8 workers, 32,768 samples. Reported: samples/s as a
+  fraction of the limit ``workers / mean sample time`` and the time to the first batch.
+* (b) images: decode + resize to 224x224 + normalise the image example's folder (PNG and JPEG
+  files, generated if missing) with Pillow and numpy, 2 workers: images/s.
+* (c) pure Python: a loop in ``__getitem__`` that holds the GIL (~1 ms), 2 workers: samples/s,
+  with schedlab's GIL statistics (time waiting for the GIL vs running Python).
+
+Every run builds a fresh loader and times one epoch from ``iter()`` to the last batch (so
+worker start-up counts, as it does for a training job's first epoch). Contenders alternate
+within each repetition; min / median / max over the repetitions are printed with the load
+average. torch and spdl are optional: a contender whose package is missing is skipped and
+named.
+"""
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+import schedlab
+
+# --- datasets (module level: torch's worker processes need them picklable) ---------------
+
+
+class SleepDataset:
+    """(a): sample i sleeps durations[i] seconds, and records how long it really took (the OS
+    oversleeps) in shared memory, which torch's forked worker processes write too."""
+
+    def __init__(self, n, mean_s=0.001, sigma=1.5, seed=0):
+        import multiprocessing
+
+        mu = math.log(mean_s) - sigma * sigma / 2
+        self.durations = np.random.default_rng(seed).lognormal(mu, sigma, n).tolist()
+        self.actual = multiprocessing.RawArray("d", n)
+
+    def __len__(self):
+        return len(self.durations)
+
+    def __getitem__(self, i):
+        t = time.perf_counter()
+        time.sleep(self.durations[i])
+        self.actual[i] = time.perf_counter() - t
+        return np.full(4, i, dtype=np.int64)
+
+    def measured_mean(self):
+        """Mean time inside __getitem__ in the last epoch (then cleared)."""
+        a = np.frombuffer(self.actual, dtype=np.float64)
+        m = float(a[a > 0].mean()) if (a > 0).any() else float("nan")
+        a[:] = 0
+        return m
+
+
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+class ImageDataset:
+    """(b): decode, resize to 224x224, normalise, CHW float32."""
+
+    def __init__(self, folder):
+        self.files = sorted(
+            os.path.join(folder, f)
+            for f in os.listdir(folder)
+            if f.lower().endswith((".png", ".jpg", ".jpeg"))
+        )
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        with Image.open(self.files[i]) as im:
+            im = im.convert("RGB").resize((224, 224), Image.BILINEAR)
+            a = np.asarray(im, dtype=np.float32) / 255.0
+        return ((a - MEAN) / STD).transpose(2, 0, 1)
+
+
+class PythonDataset:
+    """(c): pure-Python arithmetic that holds the GIL."""
+
+    def __init__(self, n, loops=20000):
+        self.n, self.loops = n, loops
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        s = 0
+        for k in range(self.loops):
+            s += k * k
+        return np.array([i, s % 1000], dtype=np.int64)
+
+
+def write_images(folder, n=300, seed=0):
+    """The image example's recipe: n images, sides log-uniform in 64..1600, half PNG half JPEG."""
+    from PIL import Image
+
+    os.makedirs(folder, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        w, h = (int(64 * 25 ** rng.random()) for _ in range(2))
+        a = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        ext = "png" if i % 2 == 0 else "jpg"
+        Image.fromarray(a).save(os.path.join(folder, f"img{i:04d}.{ext}"))
+
+
+# --- contenders ---------------------------------------------------------------------------
+
+
+def epoch_of(make_iterable):
+    """Time one epoch: (seconds, seconds to the first batch, samples)."""
+    t0 = time.perf_counter()
+    it = make_iterable()
+    first = None
+    samples = 0
+    for batch in it:
+        if first is None:
+            first = time.perf_counter() - t0
+        samples += len(batch)
+    return time.perf_counter() - t0, first, samples
+
+
+def torch_contender(ds, workers, in_order):
+    import torch.utils.data as tud
+
+    kw = dict(batch_size=32, num_workers=workers, persistent_workers=True)
+    if in_order is False:
+        kw["in_order"] = False  # torch >= 2.6
+
+    def run():
+        dl = tud.DataLoader(ds, **kw)
+        try:
+            return epoch_of(lambda: iter(dl))
+        finally:
+            del dl
+
+    return run
+
+
+def schedlab_contender(ds, workers, in_order, report=None):
+    def run():
+        dl = schedlab.DataLoader(ds, batch_size=32, num_workers=workers, in_order=in_order)
+        try:
+            r = epoch_of(lambda: iter(dl))
+            if report is not None:
+                report.append(dl.report())
+            return r
+        finally:
+            dl.close()
+
+    return run
+
+
+def schedlab_pipeline_contender(ds, workers, kind):
+    def run():
+        p = schedlab.Pipeline(len(ds), workers=workers)
+        if kind == "blocking":
+            p.map(ds.__getitem__, kind="blocking", concurrency=workers, name="getitem")
+        else:
+            p.map(ds.__getitem__, name="getitem")
+        p.batch(32)
+        try:
+            return epoch_of(lambda: iter(p))
+        finally:
+            p.close()
+
+    return run
+
+
+def spdl_contender(ds, workers, order):
+    from spdl.pipeline import PipelineBuilder
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run():
+        executor = ThreadPoolExecutor(max_workers=workers)
+        pipeline = (
+            PipelineBuilder()
+            .add_source(range(len(ds)))
+            .pipe(ds.__getitem__, concurrency=workers, output_order=order, executor=executor)
+            .aggregate(32)
+            .pipe(np.stack)
+            .add_sink(3)
+            .build(num_threads=workers)
+        )
+
+        def it():
+            with pipeline.auto_stop():
+                yield from pipeline
+
+        try:
+            return epoch_of(it)
+        finally:
+            executor.shutdown()
+
+    return run
+
+
+def contenders(ds, workers, scenario, gil_reports):
+    out = []
+    try:
+        import torch  # noqa: F401
+
+        out.append(("torch DataLoader (processes, in order)", torch_contender(ds, workers, True)))
+        out.append(
+            ("torch DataLoader (processes, in_order=False)", torch_contender(ds, workers, False))
+        )
+    except ImportError:
+        print("  (torch is not installed: torch's DataLoader skipped)")
+    try:
+        import spdl.pipeline  # noqa: F401
+
+        out.append(("SPDL pipeline (threads, in order)", spdl_contender(ds, workers, "input")))
+        out.append(
+            ("SPDL pipeline (threads, completion order)", spdl_contender(ds, workers, "completion"))
+        )
+    except ImportError:
+        print("  (spdl is not installed: SPDL skipped)")
+    out.append(
+        ("schedlab.DataLoader (threads, in order)",
+         schedlab_contender(ds, workers, True, gil_reports))
+    )
+    out.append(("schedlab.DataLoader (threads, in_order=False)",
+                schedlab_contender(ds, workers, False)))
+    kind = "blocking" if scenario == "a" else "cpu"
+    out.append((f"schedlab.Pipeline ({kind} stage)", schedlab_pipeline_contender(ds, workers, kind)))
+    return out
+
+
+FILTER = []
+
+
+def loadavg():
+    return "load average %.2f %.2f %.2f" % os.getloadavg()
+
+
+def mmm(xs, fmt):
+    return "%s / %s / %s" % (fmt(min(xs)), fmt(statistics.median(xs)), fmt(max(xs)))
+
+
+def scenario(name, title, ds, workers, reps, limit=None, results=None):
+    print(f"\n## ({name}) {title}: {len(ds)} samples, {workers} workers, batch 32, {reps} reps")
+    print(f"  before: {loadavg()}")
+    gil_reports = []
+    cs = contenders(ds, workers, name, gil_reports)
+    if FILTER:
+        cs = [(label, run) for label, run in cs if any(w in label for w in FILTER)]
+    runs = {label: [] for label, _ in cs}
+    measured = {label: [] for label, _ in cs}
+    for rep in range(reps):
+        for label, run in cs:
+            if hasattr(ds, "measured_mean"):
+                ds.measured_mean()  # clear
+            try:
+                runs[label].append(run())
+            except Exception as e:  # a contender that fails is reported, not fatal
+                print(f"  {label}: failed: {type(e).__name__}: {e}")
+                continue
+            if hasattr(ds, "measured_mean"):
+                measured[label].append(workers / ds.measured_mean())
+    print(f"  after:  {loadavg()}")
+    head = "| contender | samples/s (min / median / max) |"
+    sep = "|---|---|"
+    if limit:
+        head += " of the limit (measured sample time) | of the nominal limit | first batch ms |"
+        sep += "---|---|---|"
+    print()
+    print(head)
+    print(sep)
+    rows = {}
+    for label, rs in runs.items():
+        if not rs:
+            continue
+        rates = [s / t for t, _, s in rs]
+        line = f"| {label} | {mmm(rates, lambda x: f'{x:,.0f}')} |"
+        row = {"rates": rates, "first_ms": [f * 1e3 for _, f, _ in rs]}
+        if limit:
+            fr = [r / m for r, m in zip(rates, measured[label])]
+            row["fraction"] = fr
+            line += f" {mmm(fr, lambda x: f'{x:.3f}')} |"
+            line += f" {mmm([r / limit for r in rates], lambda x: f'{x:.3f}')} |"
+            line += f" {mmm(row['first_ms'], lambda x: f'{x:.1f}')} |"
+        print(line)
+        rows[label] = row
+    if gil_reports:
+        r = gil_reports[-1]
+        print("\n  schedlab.DataLoader's GIL statistics (last repetition):")
+        for i, w in enumerate(r["gil"]):
+            print(
+                f"    worker {i}: waited to acquire the GIL {w['gil_wait_s']:.3f} s, "
+                f"in Python {w['python_s']:.3f} s ({w['python_cpu_s']:.3f} s on the CPU), "
+                f"{w['calls']} calls"
+            )
+        print("   ", r["gil_verdict"])
+        rows["_gil"] = {"gil": r["gil"], "verdict": r["gil_verdict"]}
+    if results is not None:
+        results[name] = rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", default="a,b,c")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--samples", type=int, default=32768)
+    ap.add_argument("--images", default=os.path.join("/tmp", "schedlab-loader-images"))
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--contenders", default="",
+                    help="only contenders whose label contains one of these comma-separated words")
+    args = ap.parse_args()
+    only = set(args.only.split(","))
+    FILTER[:] = [w for w in args.contenders.split(",") if w]
+    print(f"python {sys.version.split()[0]}, schedlab {schedlab.__version__}, "
+          f"{os.cpu_count()} CPUs, {loadavg()}")
+    results = {}
+    if "a" in only:
+        ds = SleepDataset(args.samples)
+        mean = statistics.fmean(ds.durations)
+        limit = 8 / mean
+        print(f"\n(a) mean requested sleep {mean * 1e3:.3f} ms: nominal limit 8 / mean = "
+              f"{limit:,.0f} samples/s; the measured limit uses each run's mean time inside "
+              "__getitem__ (the OS oversleeps), as the Rust loader's report does")
+        scenario("a", "sleep, log-normal mean 1 ms sigma 1.5", ds, 8, args.reps, limit, results)
+    if "b" in only:
+        if not os.path.isdir(args.images) or not os.listdir(args.images):
+            print(f"writing 300 images to {args.images}")
+            write_images(args.images)
+        scenario("b", f"decode + resize + normalise ({args.images})", ImageDataset(args.images),
+                 2, args.reps, None, results)
+    if "c" in only:
+        scenario("c", "pure-Python loop in __getitem__ (holds the GIL)", PythonDataset(2048), 2,
+                 args.reps, None, results)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""schedlab: a DataLoader and a Pipeline for PyTorch users, on schedlab's Rust thread pool.
+
+``schedlab.DataLoader`` takes ``torch.utils.data.DataLoader``'s arguments: for a map-style
+dataset (``__len__`` and ``__getitem__``) changing the import is the whole migration. Its
+workers are Rust threads that take the GIL only to call your ``__getitem__``; code that
+releases the GIL (file reads, ``time.sleep``, Pillow decoding, most of numpy) runs on all of
+them at once, and nothing is pickled.
+
+``schedlab.Pipeline`` chains stages of Python callables (``kind="cpu"`` on the shared workers,
+``kind="blocking"`` on a stage's own threads), with batching, collate and per-stage
+statistics.
+"""
+
+from ._collate import default_collate
+from ._core import DEFAULT_STRATEGY
+from .dataloader import DataLoader, gil_verdict
+from .pipeline import Pipeline
+
+__all__ = ["DataLoader", "Pipeline", "default_collate", "gil_verdict", "DEFAULT_STRATEGY"]
+__version__ = "0.1.0"

@@ -1,0 +1,508 @@
+"""``schedlab.DataLoader``: torch's ``DataLoader`` arguments, on Rust worker threads."""
+
+import atexit
+import json
+import random
+import weakref
+
+from . import _core
+from ._collate import default_collate
+
+_live = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all():
+    # Join the worker threads before the interpreter goes away under them.
+    for obj in list(_live):
+        try:
+            obj.close()
+        except Exception:
+            pass
+
+
+def _int_arg(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} should be an integer, but got {name}={value!r}")
+    if value < minimum:
+        if minimum == 1:
+            raise ValueError(f"{name} should be a positive integer value, but got {name}={value}")
+        raise ValueError(f"{name} option should be non-negative, but got {name}={value}")
+    return value
+
+
+def _callable_arg(name, value):
+    if value is not None and not callable(value):
+        raise TypeError(f"{name} should be callable, but got {type(value).__name__}")
+    return value
+
+
+def gil_verdict(workers, elapsed_s=None):
+    """One line about the GIL from per-worker (or per-stage) statistics.
+
+    Each entry has ``gil_wait_s`` (waiting to acquire the GIL before a call), ``python_s``
+    (wall time inside the Python call) and ``python_cpu_s`` (the thread's CPU time inside
+    it). The verdict is "GIL-bound" when the workers waited to acquire the GIL at least half
+    as long as Python ran on the CPU: a third or more of their Python time is spent queueing
+    for the GIL. (Two threads that take turns at a saturated GIL each wait about as long as
+    the other runs, so the literal "waited longer than ran" sits right at the border there.)
+    Time off the CPU inside calls is shown but not judged: it mixes sleeps, reads, waits to
+    get the GIL back after the switch interval, and the OS running other processes.
+
+    More threads do not help a GIL-bound loader; what would: a ``__getitem__`` built on code
+    that releases the GIL (numpy, Pillow, file reads), fewer threads, or worker processes.
+    """
+    wait = sum(w["gil_wait_s"] for w in workers)
+    wall = sum(w["python_s"] for w in workers)
+    cpu = sum(w.get("python_cpu_s", w["python_s"]) for w in workers)
+    cores = f" ({cpu / elapsed_s:.2f} of a core over {elapsed_s:.3f} s)" if elapsed_s else ""
+    facts = (
+        f"waited {wait:.3f} s to acquire the GIL; Python ran {cpu:.3f} s on the CPU{cores} "
+        f"and {max(wall - cpu, 0.0):.3f} s off it inside calls"
+    )
+    if wait > 0 and wait >= 0.5 * cpu:
+        return (
+            f"GIL-bound: {facts}. More threads will not help; what would: code that releases "
+            "the GIL in __getitem__ (numpy, Pillow, file reads), fewer threads, or worker "
+            "processes (torch's DataLoader)."
+        )
+    return f"not GIL-bound: {facts}"
+
+
+class Report(dict):
+    """A loader's report: a dict (the Rust ``LoaderReport`` fields plus ``gil`` and
+    ``gil_verdict``) that prints as text."""
+
+    def __init__(self, data, text):
+        super().__init__(data)
+        self._text = text
+
+    def __str__(self):
+        gil = self.get("gil", [])
+        rows = gil.items() if isinstance(gil, dict) else ((f"worker {i}", w) for i, w in enumerate(gil))
+        per = "stage" if isinstance(gil, dict) else "worker"
+        lines = [
+            self._text.rstrip(),
+            f"GIL per {per} (wait to acquire / inside Python (on the CPU) / calls"
+            + (" / in Rust between calls):" if per == "worker" else "):"),
+        ]
+        for name, w in rows:
+            lines.append(
+                f"  {name}: {w['gil_wait_s']:.3f} s / {w['python_s']:.3f} s "
+                f"({w['python_cpu_s']:.3f} s CPU) / {w['calls']}"
+                + (f" / {w['rust_s']:.3f} s" if per == "worker" else "")
+            )
+        lines.append(self.get("gil_verdict", ""))
+        return "\n".join(lines)
+
+
+def _gil_rows(now, before):
+    rows = []
+    for i, (wait, run, cpu, calls, rust) in enumerate(now):
+        b = before[i] if i < len(before) else (0.0, 0.0, 0.0, 0, 0.0)
+        rows.append(
+            {
+                "gil_wait_s": wait - b[0],
+                "python_s": run - b[1],
+                "python_cpu_s": cpu - b[2],
+                "calls": calls - b[3],
+                "rust_s": rust - b[4],
+            }
+        )
+    return rows
+
+
+def _reraise(number, index, worker, exc, tb, what):
+    """Raise a worker's exception in the consumer, as torch's ``ExceptionWrapper`` does:
+    the original type, a message naming the worker, the sample and the original traceback,
+    and the original exception as ``__cause__``."""
+    where = "sample index" if what != "collate_fn" else "first sample index"
+    msg = (
+        f"Caught {type(exc).__name__} in DataLoader worker {worker} ({what}, {where} {index}, "
+        f"batch {number}).\nOriginal {tb}"
+    )
+    if isinstance(exc, KeyError):
+        msg = KeyErrorMessage(msg)
+    try:
+        new = type(exc)(msg)
+    except Exception:
+        new = RuntimeError(msg)
+    try:
+        new.index, new.worker, new.batch = index, worker, number
+    except Exception:
+        pass
+    raise new from exc
+
+
+class KeyErrorMessage(str):
+    """A string whose repr is itself, so a ``KeyError`` message prints on several lines."""
+
+    def __repr__(self):
+        return self
+
+
+class DataLoader:
+    """Batches of a map-style dataset, loaded by Rust worker threads.
+
+    The arguments and their meanings are ``torch.utils.data.DataLoader``'s:
+
+    * ``dataset``: has ``__len__`` and ``__getitem__(index)`` (iterable-style datasets are
+      not supported).
+    * ``batch_size`` (default 1; ``None`` yields single samples, not collated),
+      ``drop_last``, ``shuffle`` (a new permutation per epoch, from ``seed`` or
+      ``generator``), ``sampler`` (any iterable of indices with ``__len__``; exclusive with
+      ``shuffle``), ``collate_fn`` (default :func:`schedlab.default_collate`: numpy arrays,
+      torch tensors when the samples are tensors).
+    * ``num_workers``: worker *threads* (0: load in the calling thread, as torch does).
+      ``prefetch_factor`` (default 2): batches in flight per worker, the memory bound.
+    * ``timeout``: seconds to wait for a batch before ``RuntimeError`` (0: forever).
+    * ``worker_init_fn(worker_id)``: runs once on each worker thread when it starts.
+    * ``in_order``: batches in order (default) or as soon as they are ready.
+    * ``pin_memory``, ``pin_memory_device``, ``multiprocessing_context``: accepted, no-ops
+      (CPU threads; nothing to pin, no processes).
+    * ``persistent_workers``: accepted; the threads are always persistent (they live as long
+      as the loader, and the next epoch's first batches load while this one ends).
+
+    Added: ``strategy`` (a schedlab strategy spec such as ``"work-stealing"``; default
+    ``"central"``), ``seed`` (the shuffle seed, instead of a ``generator``).
+
+    Also: ``len(loader)``, ``set_epoch(e)``, ``state_dict()`` / ``load_state_dict()`` (resume
+    mid-epoch exactly), ``report()`` (the last epoch's rate against the limit, stalls and GIL
+    statistics), ``close()`` (join the threads; also on ``del`` and at exit).
+    """
+
+    def __init__(
+        self,
+        dataset,
+        batch_size=1,
+        shuffle=None,
+        sampler=None,
+        batch_sampler=None,
+        num_workers=0,
+        collate_fn=None,
+        pin_memory=False,
+        drop_last=False,
+        timeout=0,
+        worker_init_fn=None,
+        multiprocessing_context=None,
+        generator=None,
+        *,
+        prefetch_factor=None,
+        persistent_workers=False,
+        pin_memory_device="",
+        in_order=True,
+        strategy=None,
+        seed=None,
+    ):
+        if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+            raise TypeError(
+                "dataset: expected a map-style dataset (with __len__ and __getitem__), got "
+                f"{type(dataset).__name__}"
+            )
+        if batch_sampler is not None:
+            raise ValueError("batch_sampler: not supported; use batch_size, drop_last and sampler")
+        self.batch_size = None if batch_size is None else _int_arg("batch_size", batch_size, 1)
+        self.num_workers = _int_arg("num_workers", num_workers, 0)
+        if shuffle and sampler is not None:
+            raise ValueError("sampler option is mutually exclusive with shuffle")
+        if sampler is not None and not hasattr(sampler, "__iter__"):
+            raise TypeError(f"sampler should be an iterable of indices, got {type(sampler).__name__}")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+            raise TypeError(f"timeout should be a number, got {timeout!r}")
+        if timeout < 0:
+            raise ValueError("timeout option should be non-negative")
+        if self.num_workers == 0 and prefetch_factor is not None:
+            raise ValueError(
+                "prefetch_factor option could only be specified in multiprocessing."
+                "let num_workers > 0 to enable multiprocessing, otherwise set prefetch_factor to None."
+            )
+        if prefetch_factor is None:
+            prefetch_factor = 2
+        _int_arg("prefetch_factor", prefetch_factor, 1)
+        if persistent_workers and self.num_workers == 0:
+            raise ValueError("persistent_workers option needs num_workers > 0")
+        self.collate_fn = _callable_arg("collate_fn", collate_fn)
+        self.worker_init_fn = _callable_arg("worker_init_fn", worker_init_fn)
+        if strategy is None:
+            strategy = _core.DEFAULT_STRATEGY
+        if not isinstance(strategy, str):
+            raise TypeError(f"strategy should be a spec string, got {type(strategy).__name__}")
+        self.strategy = _core.check_strategy(strategy, max(self.num_workers, 1))
+        if seed is not None:
+            _int_arg("seed", seed, 0)
+        elif generator is not None:
+            if not hasattr(generator, "initial_seed"):
+                raise TypeError("generator should be a torch.Generator (with initial_seed())")
+            seed = int(generator.initial_seed())
+        elif shuffle:
+            seed = random.SystemRandom().getrandbits(63)
+        self.dataset = dataset
+        self.shuffle = bool(shuffle)
+        self.sampler = sampler
+        self.seed = seed if self.shuffle else None
+        self.drop_last = bool(drop_last)
+        self.timeout = timeout
+        self.prefetch_factor = prefetch_factor
+        self.persistent_workers = persistent_workers
+        self.pin_memory = pin_memory
+        self.in_order = bool(in_order)
+        self._epoch = 0
+        self._restore = None
+        self._core = None
+        self._iter = None
+        self._last_report = None
+        self._gil0 = []
+        _live.add(self)
+
+    # --- sizes ----------------------------------------------------------------------------
+
+    def _n(self):
+        return len(self.sampler) if self.sampler is not None else len(self.dataset)
+
+    def _bs(self):
+        return 1 if self.batch_size is None else self.batch_size
+
+    def __len__(self):
+        n, b = self._n(), self._bs()
+        return n // b if self.drop_last else -(-n // b)
+
+    def set_epoch(self, epoch):
+        """The epoch the next ``iter(loader)`` loads (its shuffle); forwarded to the sampler."""
+        self._epoch = _int_arg("epoch", epoch, 0)
+        self._restore = None
+        if self.sampler is not None and hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    # --- the Rust loader ------------------------------------------------------------------
+
+    def _core_loader(self):
+        if self._core is None or self._core.closed():
+            self._core = _core.LoaderCore(
+                self.dataset.__getitem__,
+                len(self.dataset),
+                self._bs(),
+                self.drop_last,
+                self.seed,
+                self.sampler is not None,
+                self.num_workers,
+                self.strategy,
+                self.prefetch_factor * self.num_workers,
+                self.in_order,
+                self.worker_init_fn,
+            )
+        return self._core
+
+    def close(self):
+        """Stop loading and join every worker thread. The loader can be iterated again
+        (new threads start)."""
+        it = self._current()
+        self._iter = None
+        if it is not None:
+            it._dead = True
+        core, self._core = self._core, None
+        if core is not None:
+            core.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # --- iteration ------------------------------------------------------------------------
+
+    def _order(self, epoch):
+        if self.sampler is not None:
+            return [int(i) for i in self.sampler]
+        return _core.epoch_order(self.seed, epoch, len(self.dataset))
+
+    def _collate(self, samples):
+        if self.batch_size is None:
+            return samples[0]
+        return (self.collate_fn or default_collate)(samples)
+
+    def _current(self):
+        return self._iter() if self._iter is not None else None
+
+    def __iter__(self):
+        old = self._current()
+        self._iter = None
+        if old is not None:
+            old._stop()
+        epoch, restore = self._epoch, self._restore
+        self._restore = None
+        self._epoch = epoch + 1
+        if self.num_workers == 0:
+            it = _SerialIter(self, epoch, restore)
+        else:
+            it = _ThreadIter(self, epoch, restore)
+        self._iter = weakref.ref(it)
+        return it
+
+    # --- checkpoints ----------------------------------------------------------------------
+
+    def state_dict(self):
+        """Where the loader stands: the epoch in progress and the batches handed out. Store it
+        with a checkpoint; ``load_state_dict`` on a loader built with the same arguments
+        resumes exactly there."""
+        it = self._current()
+        if it is not None and not it._done and not it._dead:
+            return it._state()
+        if self._restore is not None:
+            return dict(self._restore)
+        # no live iterator: the next iter(loader) starts this epoch afresh
+        return self._state_at(self._epoch, 0)
+
+    def _state_at(self, epoch, batches_done):
+        return {
+            "epoch": epoch,
+            "batches_done": batches_done,
+            "positions_done": min(batches_done * self._bs(), self._n()),
+            "consumed": [],
+            "len": self._n() if self.sampler is None else len(self.dataset),
+            "batch_size": self._bs(),
+            "remainder": "drop" if self.drop_last else "partial",
+            "seed": self.seed,
+            "shard": None,
+        }
+
+    def load_state_dict(self, state):
+        """Resume from ``state_dict()``: the next ``iter(loader)`` continues that epoch."""
+        if not isinstance(state, dict) or "epoch" not in state or "batches_done" not in state:
+            raise ValueError("state_dict: expected a dict from DataLoader.state_dict()")
+        if state.get("batch_size") != self._bs():
+            raise ValueError(
+                f"state_dict: batch_size {state.get('batch_size')} does not match this loader's {self._bs()}"
+            )
+        if state.get("seed") != self.seed:
+            # take the saved shuffle: the same permutation as the interrupted run
+            self.seed = state.get("seed")
+            self.close()
+        self._epoch = state["epoch"]
+        self._restore = dict(state)
+
+    # --- reports --------------------------------------------------------------------------
+
+    def report(self):
+        """The last (or current) epoch's report as a dict that prints as text, with the GIL
+        statistics per worker; ``None`` before any threaded epoch."""
+        if self._core is None or self._core.closed():
+            return self._last_report
+        r = self._core.report()
+        if r is None:
+            return None
+        data = json.loads(r[0])
+        before = self._gil0
+        data["gil"] = _gil_rows(self._core.gil_stats(), before)
+        data["gil_verdict"] = gil_verdict(data["gil"], data.get("elapsed_s"))
+        return Report(data, r[1])
+
+
+class _ThreadIter:
+    """One epoch of a threaded loader."""
+
+    def __init__(self, dl, epoch, restore):
+        self._dl, self._epoch = dl, epoch
+        self._done = self._dead = False
+        core = dl._core_loader()
+        if restore is not None:
+            core.restore(json.dumps(restore))
+        if dl.sampler is not None:
+            core.set_order(epoch, dl._order(epoch))
+        self._gil0 = dl._gil0 = core.gil_stats()
+        core.start_epoch(epoch)
+        self._core = core
+
+    def __iter__(self):
+        return self
+
+    def __len__(self):
+        return len(self._dl)
+
+    def __next__(self):
+        if self._dead:
+            raise RuntimeError("this DataLoader iterator was stopped (a newer iter(), close(), "
+                               "an interrupt or a timeout)")
+        if self._done:
+            raise StopIteration
+        try:
+            b = self._core.next_batch(self._dl.timeout or None)
+        except BaseException:
+            # interrupt or timeout: the core stopped and joined its threads
+            self._dead = True
+            raise
+        if b is None:
+            self._done = True
+            self._dl._last_report = self._dl.report()
+            raise StopIteration
+        if b[0] == "error":
+            _reraise(*b[1:])
+        _, number, indices, samples = b
+        try:
+            return self._dl._collate(samples)
+        except Exception as e:
+            import traceback
+
+            _reraise(number, indices[0], "consumer", e, traceback.format_exc(), "collate_fn")
+
+    def _state(self):
+        return json.loads(self._core.state())
+
+    def _stop(self):
+        if not self._done and not self._dead and not self._core.closed():
+            self._core.end_epoch()
+        self._dead = True
+
+    def __del__(self):
+        try:
+            self._stop()
+        except Exception:
+            pass
+
+
+class _SerialIter:
+    """One epoch loaded in the calling thread (``num_workers=0``)."""
+
+    def __init__(self, dl, epoch, restore):
+        self._dl, self._epoch = dl, epoch
+        self._done = self._dead = False
+        order = dl._order(epoch)
+        b = dl._bs()
+        n = len(order) - len(order) % b if dl.drop_last else len(order)
+        self._batches = [order[i : min(i + b, n)] for i in range(0, n, b)]
+        self._k = restore["batches_done"] if restore is not None else 0
+        if self._k > len(self._batches):
+            raise ValueError(
+                f"state_dict: batches_done {self._k} but epoch {epoch} has {len(self._batches)} batches"
+            )
+        if dl.worker_init_fn is not None:
+            dl.worker_init_fn(0)
+
+    def __iter__(self):
+        return self
+
+    def __len__(self):
+        return len(self._batches)
+
+    def __next__(self):
+        if self._dead:
+            raise RuntimeError("this DataLoader iterator was stopped by a newer iter()")
+        if self._k >= len(self._batches):
+            self._done = True
+            raise StopIteration
+        k = self._k
+        self._k += 1
+        samples = [self._dl.dataset[i] for i in self._batches[k]]
+        return self._dl._collate(samples)
+
+    def _state(self):
+        return self._dl._state_at(self._epoch, self._k)
+
+    def _stop(self):
+        self._dead = True

@@ -1,0 +1,213 @@
+"""``schedlab.Pipeline``: stages of Python callables on schedlab's Rust pipeline."""
+
+import json
+import weakref
+
+from . import _core
+from ._collate import default_collate
+from .dataloader import _live, gil_verdict, Report, KeyErrorMessage
+
+_KINDS = ("cpu", "blocking")
+
+
+class Pipeline:
+    """A source, then stages of Python callables, then the consumer.
+
+    ``source``: an ``int`` ``n`` (the items ``0 .. n-1``, shuffled per epoch with
+    ``shuffle=True``), a sequence, or a callable ``epoch -> iterable``.
+
+    Stages (each returns the pipeline, so calls chain):
+
+    * ``map(fn, kind="cpu", concurrency=None, name=None, queue=None)``: one item to one;
+    * ``filter(fn, ...)``: keep the items for which ``fn`` is true;
+    * ``flat_map(fn, ...)``: one item to the items of the iterable ``fn`` returns;
+    * ``batch(size, drop_last=False, collate_fn=default_collate)``: lists of ``size`` items,
+      collated (``collate_fn=None`` keeps the lists).
+
+    ``kind="cpu"`` stages run on the pipeline's ``workers`` shared threads (at most
+    ``concurrency`` items of the stage at once); ``kind="blocking"`` stages run on
+    ``concurrency`` threads of their own, for work that waits (reads, network, sleeps).
+    Items come out in source order (``ordered=True``) or as they are ready. An exception in
+    a stage is raised at its item's position, as the original type, naming the stage.
+
+    ``stats()`` is the last epoch's report as a dict (per stage: service times, busy share,
+    the bottleneck, and the GIL: time waiting for it and running Python); ``print(
+    pipeline.report())`` prints it.
+    """
+
+    def __init__(self, source, *, workers=2, ordered=True, shuffle=False, seed=0):
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers should be a positive integer, but got workers={workers!r}")
+        if not (isinstance(source, int) or callable(source) or hasattr(source, "__len__")):
+            raise TypeError(
+                "source: expected an int, a sequence or a callable epoch -> iterable, got "
+                f"{type(source).__name__}"
+            )
+        if isinstance(source, bool) or (isinstance(source, int) and source < 0):
+            raise ValueError(f"source: expected a non-negative int, got {source!r}")
+        self._source, self._workers, self._ordered = source, workers, bool(ordered)
+        self._shuffle, self._seed = bool(shuffle), seed
+        self._stages = []
+        self._core = None
+        self._epoch = 0
+        self._iter = None
+        self._gil0 = []
+        _live.add(self)
+
+    def _add(self, op, fn, kind, concurrency, name, queue, size=None, drop_last=False):
+        if self._core is not None:
+            raise RuntimeError("stages cannot be added after the pipeline has started")
+        if fn is not None and not callable(fn):
+            raise TypeError(f"{op}: expected a callable, got {type(fn).__name__}")
+        if kind not in _KINDS:
+            raise ValueError(f'kind: expected "cpu" or "blocking", got {kind!r}')
+        for arg, v in (("concurrency", concurrency), ("queue", queue)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f"{arg} should be a positive integer, but got {arg}={v!r}")
+        name = name or (getattr(fn, "__name__", op) if fn is not None else op)
+        if any(s[1] == name for s in self._stages):
+            name = f"{name}#{len(self._stages)}"
+        self._stages.append((op, name, kind, concurrency, queue, fn, size, drop_last))
+        return self
+
+    def map(self, fn, *, kind="cpu", concurrency=None, name=None, queue=None):
+        """Add a one-to-one stage ``fn(item) -> item``."""
+        return self._add("map", fn, kind, concurrency, name, queue)
+
+    def filter(self, fn, *, kind="cpu", concurrency=None, name=None, queue=None):
+        """Add a stage that keeps the items for which ``fn(item)`` is true."""
+        return self._add("filter", fn, kind, concurrency, name, queue)
+
+    def flat_map(self, fn, *, kind="cpu", concurrency=None, name=None, queue=None):
+        """Add a stage that replaces each item by the items of the iterable ``fn(item)``."""
+        return self._add("flat_map", fn, kind, concurrency, name, queue)
+
+    def batch(self, size, *, drop_last=False, collate_fn=default_collate, name="collate"):
+        """Group items into lists of ``size`` and collate each (on a cpu worker)."""
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"batch_size should be a positive integer value, but got batch_size={size!r}")
+        return self._add("batch", collate_fn, "cpu", None, name, None, size, bool(drop_last))
+
+    def _items(self, epoch):
+        s = self._source
+        if isinstance(s, int):
+            return _core.epoch_order(self._seed if self._shuffle else None, epoch, s)
+        if callable(s):
+            return list(s(epoch))
+        if self._shuffle:
+            return [s[i] for i in _core.epoch_order(self._seed, epoch, len(s))]
+        return list(s)
+
+    def _start(self):
+        if self._core is None or self._core.closed():
+            self._core = _core.PipelineCore(self._stages, self._workers, self._ordered)
+        return self._core
+
+    def epoch(self, epoch):
+        """Iterate epoch ``epoch``'s items."""
+        old = self._iter() if self._iter is not None else None
+        if old is not None:
+            old._stop()
+        core = self._start()
+        it = _PipelineIter(self, core, epoch)
+        self._iter = weakref.ref(it)
+        self._gil0 = it._gil0
+        self._epoch = epoch + 1
+        return it
+
+    def __iter__(self):
+        return self.epoch(self._epoch)
+
+    def stats(self):
+        """The last (or current) epoch's statistics as a dict, with ``gil`` per stage."""
+        if self._core is None or self._core.closed():
+            return None
+        r = self._core.report()
+        if r is None:
+            return None
+        data = json.loads(r[0])
+        g0 = self._gil0
+        gil = {}
+        for (name, rows), (_, rows0) in zip(self._core.gil_stats(), g0):
+            col = lambda k, rs: sum(r[k] for r in rs)  # noqa: E731
+            gil[name] = {
+                "gil_wait_s": col(0, rows) - col(0, rows0),
+                "python_s": col(1, rows) - col(1, rows0),
+                "python_cpu_s": col(2, rows) - col(2, rows0),
+                "calls": col(3, rows) - col(3, rows0),
+            }
+        data["gil"] = gil
+        data["gil_verdict"] = gil_verdict(list(gil.values()), data.get("elapsed_s"))
+        return Report(data, r[1])
+
+    def report(self):
+        """``stats()``; it prints as the stage table, the bottleneck and the GIL lines."""
+        return self.stats()
+
+    def close(self):
+        """Stop and join every thread."""
+        core, self._core = self._core, None
+        it = self._iter() if self._iter is not None else None
+        if it is not None:
+            it._dead = True
+        if core is not None:
+            core.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class _PipelineIter:
+    def __init__(self, p, core, epoch):
+        self._p, self._core, self._epoch = p, core, epoch
+        self._done = self._dead = False
+        self._gil0 = core.gil_stats()
+        core.start_epoch(epoch, p._items(epoch))
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._dead:
+            raise RuntimeError("this pipeline iterator was stopped")
+        if self._done:
+            raise StopIteration
+        try:
+            r = self._core.next_item()
+        except BaseException:
+            self._dead = True
+            raise
+        if r is None:
+            self._done = True
+            raise StopIteration
+        if r[0] == "ok":
+            return r[1]
+        _, exc, tb, stage = r
+        msg = f"Caught {type(exc).__name__} in pipeline stage '{stage}'.\nOriginal {tb}"
+        if isinstance(exc, KeyError):
+            msg = KeyErrorMessage(msg)
+        try:
+            new = type(exc)(msg)
+        except Exception:
+            new = RuntimeError(msg)
+        raise new from exc
+
+    def _stop(self):
+        if not self._done and not self._dead and not self._core.closed():
+            self._core.end_epoch()
+        self._dead = True
+
+    def __del__(self):
+        try:
+            self._stop()
+        except Exception:
+            pass

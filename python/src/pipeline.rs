@@ -1,0 +1,335 @@
+//! `PipelineCore`: stages of Python callables on the `loader` crate's [`Pipeline`].
+//!
+//! Every item is a [`PyItem`]: a Python value, or the exception a stage raised on it (with its
+//! traceback text). A stage passes exceptions through untouched, so a failure reaches the
+//! consumer at its item's position as the original exception; the Rust pipeline itself only
+//! fails on a panic.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
+
+use loader::pipeline::Runner;
+use loader::{Pipeline, PipelineBuilder, PipelineError, Remainder, Stage};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use crate::{lock, Driver, Failure, GilRow, GilStats};
+
+/// A value, or the exception a stage raised on it.
+type PyItem = Result<Py<PyAny>, Box<Failure>>;
+
+/// One stage as Python describes it: `(op, name, kind, concurrency, queue, function, size,
+/// drop_last)`, where `op` is `map`, `filter`, `flat_map` or `batch` (whose function is the
+/// collate function, or `None` for plain lists).
+type StageSpec = (
+    String,
+    String,
+    String,
+    Option<usize>,
+    Option<usize>,
+    Option<Py<PyAny>>,
+    Option<usize>,
+    bool,
+);
+
+enum Cmd {
+    Epoch(u64),
+    Next,
+    EndEpoch,
+    Report,
+}
+
+enum Resp {
+    Done,
+    Item(Option<Result<PyItem, PipelineError>>),
+    Report(Option<(String, String)>),
+}
+
+fn drive(mut p: Pipeline<PyItem>, cmds: Receiver<Cmd>, resp: Sender<Resp>) {
+    let report = |r: Option<&loader::PipelineReport>| {
+        r.map(|r| (serde_json::to_string(r).unwrap_or_default(), r.to_string()))
+    };
+    let mut pending: Option<Cmd> = None;
+    loop {
+        let cmd = match pending.take() {
+            Some(c) => c,
+            None => match cmds.recv() {
+                Ok(c) => c,
+                Err(_) => return,
+            },
+        };
+        let answer = match cmd {
+            Cmd::Epoch(e) => {
+                let mut items = p.epoch(e);
+                if resp.send(Resp::Done).is_err() {
+                    return;
+                }
+                loop {
+                    let answer = match cmds.recv() {
+                        Ok(Cmd::Next) => match items.next() {
+                            None => {
+                                pending = Some(Cmd::Next);
+                                break;
+                            }
+                            i => Resp::Item(i),
+                        },
+                        Ok(Cmd::Report) => Resp::Report(report(items.report().as_ref())),
+                        Ok(Cmd::EndEpoch) => break,
+                        Ok(other) => {
+                            pending = Some(other);
+                            break;
+                        }
+                        Err(_) => return,
+                    };
+                    if resp.send(answer).is_err() {
+                        return;
+                    }
+                }
+                drop(items);
+                if pending.is_some() {
+                    continue;
+                }
+                Resp::Done
+            }
+            Cmd::Next => Resp::Item(None),
+            Cmd::EndEpoch => Resp::Done,
+            Cmd::Report => Resp::Report(report(p.report())),
+        };
+        if resp.send(answer).is_err() {
+            return;
+        }
+    }
+}
+
+fn runner_slot(r: Runner) -> usize {
+    match r {
+        Runner::Cpu(w) => w,
+        Runner::Thread(i) => i,
+    }
+}
+
+/// A pipeline of Python stages (internal; `schedlab.Pipeline` is the public face).
+#[pyclass(module = "schedlab._core")]
+pub struct PipelineCore {
+    driver: Driver<Cmd, Resp>,
+    sources: Arc<Mutex<HashMap<u64, Vec<Py<PyAny>>>>>,
+    gil: Vec<(String, Arc<GilStats>)>,
+}
+
+fn stage_of(
+    name: &str,
+    kind: &str,
+    concurrency: Option<usize>,
+    queue: Option<usize>,
+) -> PyResult<Stage> {
+    let mut s = match kind {
+        "cpu" => Stage::cpu(name),
+        "blocking" => Stage::blocking(name, concurrency.unwrap_or(1)),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "stage '{name}': kind: expected \"cpu\" or \"blocking\", got {other:?}"
+            )))
+        }
+    };
+    if let Some(c) = concurrency {
+        s = s.concurrency(c);
+    }
+    if let Some(q) = queue {
+        s = s.queue(q);
+    }
+    Ok(s)
+}
+
+#[pymethods]
+impl PipelineCore {
+    /// Build the pipeline and start its threads.
+    #[new]
+    #[pyo3(signature = (stages, workers, ordered))]
+    fn new(
+        py: Python<'_>,
+        stages: Vec<StageSpec>,
+        workers: usize,
+        ordered: bool,
+    ) -> PyResult<Self> {
+        let sources: Arc<Mutex<HashMap<u64, Vec<Py<PyAny>>>>> = Arc::default();
+        let src = Arc::clone(&sources);
+        let mut b: PipelineBuilder<PyItem> = Pipeline::from_source(move |epoch| {
+            lock(&src)
+                .remove(&epoch)
+                .unwrap_or_default()
+                .into_iter()
+                .map(Ok::<_, Box<Failure>>)
+        });
+        let mut gil = Vec::new();
+        for (op, name, kind, concurrency, queue, f, size, drop_last) in stages {
+            let slots = concurrency.unwrap_or(workers).max(workers);
+            let stats = Arc::new(GilStats::new(slots));
+            gil.push((name.clone(), Arc::clone(&stats)));
+            let stage = stage_of(&name, &kind, concurrency, queue)?;
+            match op.as_str() {
+                "map" => {
+                    let f = need(f, &name)?;
+                    b = b.try_map_with(
+                        stage,
+                        runner_slot,
+                        move |item: PyItem, slot: &mut usize| {
+                            let v = match item {
+                                Err(e) => return Ok::<_, Infallible>(Err(e)),
+                                Ok(v) => v,
+                            };
+                            Ok(stats.call(*slot, |py| {
+                                f.call1(py, (v,))
+                                    .map_err(|e| Box::new(Failure::new(py, e, &name)))
+                            }))
+                        },
+                    );
+                }
+                "filter" | "flat_map" => {
+                    let f = need(f, &name)?;
+                    let filter = op == "filter";
+                    b = b.flat_map(stage, move |item: PyItem| -> Vec<PyItem> {
+                        let v = match item {
+                            Err(e) => return vec![Err(e)],
+                            Ok(v) => v,
+                        };
+                        stats.call(0, |py| {
+                            let r = f.call1(py, (v.clone_ref(py),)).and_then(|out| {
+                                if filter {
+                                    Ok(if out.is_truthy(py)? {
+                                        vec![Ok(v)]
+                                    } else {
+                                        vec![]
+                                    })
+                                } else {
+                                    out.bind(py)
+                                        .try_iter()?
+                                        .map(|x| x.map(|x| Ok(x.unbind())))
+                                        .collect::<PyResult<Vec<PyItem>>>()
+                                }
+                            });
+                            r.unwrap_or_else(|e| vec![Err(Box::new(Failure::new(py, e, &name)))])
+                        })
+                    });
+                }
+                "batch" => {
+                    let size = size.unwrap_or(0);
+                    if size == 0 {
+                        return Err(PyValueError::new_err(format!(
+                            "batch: size must be >= 1, got {size}"
+                        )));
+                    }
+                    let rem = if drop_last {
+                        Remainder::Drop
+                    } else {
+                        Remainder::Partial
+                    };
+                    b = b.batch(size, rem).try_map_with(
+                        stage,
+                        runner_slot,
+                        move |items: Vec<PyItem>, slot: &mut usize| {
+                            let mut values = Vec::with_capacity(items.len());
+                            for i in items {
+                                match i {
+                                    Ok(v) => values.push(v),
+                                    Err(e) => return Ok::<_, Infallible>(Err(e)),
+                                }
+                            }
+                            Ok(stats.call(*slot, |py| {
+                                let list = PyList::new(py, values)
+                                    .map_err(|e| Box::new(Failure::new(py, e, &name)))?;
+                                match &f {
+                                    Some(f) => f
+                                        .call1(py, (list,))
+                                        .map_err(|e| Box::new(Failure::new(py, e, &name))),
+                                    None => Ok(list.into_any().unbind()),
+                                }
+                            }))
+                        },
+                    );
+                }
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "stage '{name}': unknown operation {other:?}"
+                    )))
+                }
+            }
+        }
+        let p = py
+            .allow_threads(move || b.workers(workers).ordered(ordered).build())
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let driver = Driver::start("schedlab-pipeline", move |c, r| drive(p, c, r))?;
+        Ok(PipelineCore {
+            driver,
+            sources,
+            gil,
+        })
+    }
+
+    /// Start epoch `epoch` over the source items `items`.
+    fn start_epoch(&self, py: Python<'_>, epoch: u64, items: Vec<Py<PyAny>>) -> PyResult<()> {
+        lock(&self.sources).insert(epoch, items);
+        self.driver.request(py, Cmd::Epoch(epoch), None).map(|_| ())
+    }
+
+    /// End the current epoch (cancels outstanding work).
+    fn end_epoch(&self, py: Python<'_>) -> PyResult<()> {
+        self.driver.request(py, Cmd::EndEpoch, None).map(|_| ())
+    }
+
+    /// The next item: `None` at the end, `("ok", value)` or
+    /// `("error", exception, traceback_text, stage)`; a panic raises `RuntimeError`.
+    fn next_item(&self, py: Python<'_>) -> PyResult<Option<PyObject>> {
+        let Resp::Item(i) = self.driver.request(py, Cmd::Next, None)? else {
+            return Err(PyRuntimeError::new_err("pipeline: unexpected answer"));
+        };
+        let Some(i) = i else { return Ok(None) };
+        let obj = match i.map_err(|e| PyRuntimeError::new_err(e.to_string()))? {
+            Ok(v) => ("ok", v).into_pyobject(py)?.into_any().unbind(),
+            Err(f) => ("error", f.exc, f.traceback, f.what)
+                .into_pyobject(py)?
+                .into_any()
+                .unbind(),
+        };
+        Ok(Some(obj))
+    }
+
+    /// The last (or current) epoch's report: `(json, text)`, or `None`.
+    fn report(&self, py: Python<'_>) -> PyResult<Option<(String, String)>> {
+        match self.driver.request(py, Cmd::Report, None)? {
+            Resp::Report(r) => Ok(r),
+            _ => Err(PyRuntimeError::new_err("pipeline: unexpected answer")),
+        }
+    }
+
+    /// Per stage, since the pipeline was built: `(name, [(gil_wait_s, python_s, python_cpu_s,
+    /// calls, rust_s)])` (`rust_s` is 0: a stage's runners are not followed between calls).
+    fn gil_stats(&self) -> Vec<(String, Vec<GilRow>)> {
+        self.gil
+            .iter()
+            .map(|(n, g)| (n.clone(), g.snapshot()))
+            .collect()
+    }
+
+    /// Stop and join every thread (without the GIL). Idempotent.
+    fn close(&self, py: Python<'_>) {
+        self.driver.close(py);
+    }
+
+    /// True once closed.
+    fn closed(&self) -> bool {
+        self.driver.closed()
+    }
+}
+
+impl Drop for PipelineCore {
+    fn drop(&mut self) {
+        self.driver.detach();
+    }
+}
+
+fn need(f: Option<Py<PyAny>>, stage: &str) -> PyResult<Py<PyAny>> {
+    f.ok_or_else(|| PyValueError::new_err(format!("stage '{stage}': a function is required")))
+}

@@ -1,0 +1,519 @@
+"""schedlab.DataLoader: order, exactly-once, batching, errors, resume, threads, interrupts.
+
+No test asserts on wall-clock time: sleeps only make overlaps likely, the assertions are on
+counts, orders, types and thread counts.
+"""
+
+import gc
+import os
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import schedlab
+from schedlab import _core
+
+
+def threads():
+    return _core.thread_count()
+
+
+class Indices:
+    """Sample i is i; counts the calls and records the thread of each."""
+
+    def __init__(self, n, sleep=0.0):
+        self.n, self.sleep = n, sleep
+        self.lock = threading.Lock()
+        self.calls = 0
+        self.idents = set()
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        with self.lock:
+            self.calls += 1
+            self.idents.add(threading.get_ident())
+        if self.sleep:
+            time.sleep(self.sleep)
+        return i
+
+
+def flat(loader):
+    return [int(i) for batch in loader for i in batch]
+
+
+@pytest.mark.parametrize("strategy", ["central", "work-stealing", "round-robin", "guided"])
+@pytest.mark.parametrize("workers", [1, 2, 4])
+def test_exactly_once_in_order_over_shuffled_epochs(strategy, workers):
+    n, bs = 203, 8
+    ds = Indices(n)
+    dl = schedlab.DataLoader(ds, batch_size=bs, shuffle=True, seed=11, num_workers=workers,
+                             strategy=strategy)
+    orders = []
+    for epoch in range(3):
+        got = flat(dl)
+        assert got == _core.epoch_order(11, epoch, n)  # in the sampler's order
+        assert sorted(got) == list(range(n))  # every index exactly once
+        orders.append(got)
+    assert orders[0] != orders[1] != orders[2]  # a new shuffle each epoch
+    dl.close()
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_as_ready_is_exactly_once(workers):
+    ds = Indices(150)
+    dl = schedlab.DataLoader(ds, batch_size=7, shuffle=True, seed=3, num_workers=workers,
+                             in_order=False)
+    got = flat(dl)
+    assert sorted(got) == list(range(150))
+    dl.close()
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_partial_and_dropped_last_batch(workers):
+    ds = Indices(10)
+    dl = schedlab.DataLoader(ds, batch_size=4, num_workers=workers)
+    assert len(dl) == 3
+    assert [b.tolist() for b in dl] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    dl = schedlab.DataLoader(ds, batch_size=4, num_workers=workers, drop_last=True)
+    assert len(dl) == 2
+    assert [b.tolist() for b in dl] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    dl.close()
+
+
+def test_batch_size_none_yields_samples():
+    dl = schedlab.DataLoader(Indices(5), batch_size=None, num_workers=2)
+    assert list(dl) == [0, 1, 2, 3, 4]
+    dl.close()
+
+
+def test_workers_zero_loads_in_the_calling_thread_and_threads_elsewhere():
+    ds = Indices(40)
+    assert flat(schedlab.DataLoader(ds, batch_size=4, num_workers=0)) == list(range(40))
+    assert ds.idents == {threading.get_ident()}
+    ds = Indices(40, sleep=0.001)
+    dl = schedlab.DataLoader(ds, batch_size=4, num_workers=3)
+    assert flat(dl) == list(range(40))
+    assert threading.get_ident() not in ds.idents
+    assert 1 <= len(ds.idents) <= 3
+    dl.close()
+
+
+def test_set_epoch_and_custom_sampler():
+    ds = Indices(50)
+    dl = schedlab.DataLoader(ds, batch_size=5, shuffle=True, seed=9, num_workers=2)
+    dl.set_epoch(5)
+    assert flat(dl) == _core.epoch_order(9, 5, 50)
+    assert flat(dl) == _core.epoch_order(9, 6, 50)
+    dl.close()
+    order = [7, 3, 3, 49, 0, 12]
+    dl = schedlab.DataLoader(ds, batch_size=4, sampler=order, num_workers=2)
+    assert len(dl) == 2
+    assert flat(dl) == order
+    assert flat(dl) == order
+    dl.close()
+
+
+class Point:
+    pass
+
+
+def test_default_collate_shapes_and_dtypes():
+    import collections
+
+    P = collections.namedtuple("P", "x y")
+    c = schedlab.default_collate
+    assert c([1, 2, 3]).dtype == np.int64 and c([1, 2, 3]).shape == (3,)
+    assert c([1.0, 2.5]).dtype == np.float64
+    assert c([True, False]).dtype == np.bool_
+    assert c([np.float32(1), np.float32(2)]).dtype == np.float32
+    a = c([np.zeros((3, 2), np.float32), np.ones((3, 2), np.float32)])
+    assert a.shape == (2, 3, 2) and a.dtype == np.float32
+    assert c(["a", "b"]) == ["a", "b"]
+    assert c([b"a", b"b"]) == [b"a", b"b"]
+    d = c([{"img": np.zeros(4, np.uint8), "label": 1}, {"img": np.ones(4, np.uint8), "label": 2}])
+    assert d["img"].shape == (2, 4) and d["img"].dtype == np.uint8
+    assert d["label"].tolist() == [1, 2]
+    t = c([(1, 2.0, "s"), (3, 4.0, "t")])
+    assert isinstance(t, list) and t[0].tolist() == [1, 3] and t[1].dtype == np.float64
+    assert t[2] == ["s", "t"]
+    p = c([P(1, np.zeros(2)), P(2, np.ones(2))])
+    assert isinstance(p, P) and p.x.tolist() == [1, 2] and p.y.shape == (2, 2)
+    with pytest.raises(RuntimeError, match="equal size"):
+        c([[1, 2], [1]])
+    with pytest.raises(TypeError, match="Point"):
+        c([Point(), Point()])
+
+
+class Dicts:
+    def __len__(self):
+        return 10
+
+    def __getitem__(self, i):
+        return {"x": np.full((2, 3), i, np.float32), "y": i, "name": f"s{i}"}
+
+
+def test_default_collate_through_the_loader():
+    dl = schedlab.DataLoader(Dicts(), batch_size=4, num_workers=2)
+    batches = list(dl)
+    assert [b["x"].shape for b in batches] == [(4, 2, 3), (4, 2, 3), (2, 2, 3)]
+    assert batches[0]["x"].dtype == np.float32 and batches[0]["y"].dtype == np.int64
+    assert batches[2]["name"] == ["s8", "s9"]
+    dl.close()
+
+
+def test_torch_is_never_imported_for_numpy_samples():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, schedlab, numpy as np\n"
+        "class D:\n"
+        "    def __len__(self): return 8\n"
+        "    def __getitem__(self, i): return np.zeros(2)\n"
+        "dl = schedlab.DataLoader(D(), batch_size=4, num_workers=2)\n"
+        "assert [b.shape for b in dl] == [(4, 2), (4, 2)]\n"
+        "assert 'torch' not in sys.modules\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+class BadSample(Exception):
+    pass
+
+
+class TwoArgError(Exception):
+    def __init__(self, a, b):
+        super().__init__(a, b)
+
+
+class Faulty(Indices):
+    def __init__(self, n, bad, exc=BadSample):
+        super().__init__(n)
+        self.bad, self.exc = bad, exc
+
+    def __getitem__(self, i):
+        if i in self.bad:
+            if self.exc is TwoArgError:
+                raise TwoArgError("x", i)
+            raise self.exc(f"cannot load sample {i}")
+        return super().__getitem__(i)
+
+
+@pytest.mark.parametrize("workers", [0, 2, 4])
+def test_exception_at_its_position_with_type_index_worker_and_traceback(workers):
+    ds = Faulty(40, bad={13})
+    dl = schedlab.DataLoader(ds, batch_size=4, num_workers=workers)
+    it = iter(dl)
+    got, errors = [], []
+    for k in range(len(dl)):
+        try:
+            got.append(next(it).tolist())
+        except BadSample as e:
+            errors.append((k, e))
+    with pytest.raises(StopIteration):
+        next(it)
+    assert [k for k, _ in errors] == [3]  # batch 3 holds sample 13
+    assert len(got) == 9 and got[3] == [16, 17, 18, 19]  # and the epoch went on
+    e = errors[0][1]
+    if workers:
+        assert "sample index 13" in str(e) and "worker" in str(e)
+        assert "cannot load sample 13" in str(e) and "Traceback" in str(e)
+        assert "__getitem__" in str(e)  # the original traceback names the function
+        assert isinstance(e.__cause__, BadSample) and e.index == 13
+        assert 0 <= e.worker < workers
+    # the loader works for the next epoch
+    assert len([b for b in _skip_errors(dl)]) == 9
+    dl.close()
+
+
+def _skip_errors(dl):
+    it = iter(dl)
+    while True:
+        try:
+            yield next(it)
+        except StopIteration:
+            return
+        except Exception:
+            continue
+
+
+def test_exception_whose_type_cannot_take_a_message_becomes_runtime_error():
+    dl = schedlab.DataLoader(Faulty(8, bad={2}, exc=TwoArgError), batch_size=4, num_workers=2)
+    with pytest.raises(RuntimeError, match="TwoArgError") as info:
+        next(iter(dl))
+    assert isinstance(info.value.__cause__, TwoArgError)
+    dl.close()
+
+
+def test_key_error_keeps_its_type():
+    dl = schedlab.DataLoader(Faulty(8, bad={5}, exc=KeyError), batch_size=4, num_workers=2)
+    it = iter(dl)
+    assert next(it).tolist() == [0, 1, 2, 3]
+    with pytest.raises(KeyError, match="sample index 5"):
+        next(it)
+    dl.close()
+
+
+def test_collate_and_worker_init_errors():
+    def collate(batch):
+        if 6 in batch:
+            raise ValueError("collate refuses 6")
+        return batch
+
+    dl = schedlab.DataLoader(Indices(12), batch_size=4, num_workers=2, collate_fn=collate)
+    it = iter(dl)
+    assert next(it) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="collate refuses 6") as info:
+        next(it)
+    assert "collate_fn" in str(info.value) and "first sample index 4" in str(info.value)
+    assert next(it) == [8, 9, 10, 11]
+    dl.close()
+
+    started = []
+
+    def init(worker):
+        started.append(worker)
+        if worker == 1:
+            raise OSError("no device for worker 1")
+
+    dl = schedlab.DataLoader(Indices(64), batch_size=4, num_workers=2, worker_init_fn=init,
+                             strategy="round-robin")
+    errors = []
+    for e in _errors(dl):
+        errors.append(e)
+    assert sorted(started) == [0, 1]
+    assert errors and all(isinstance(e, OSError) for e in errors)
+    assert all("worker_init_fn" in str(e) and "worker 1" in str(e) for e in errors)
+    dl.close()
+
+
+def _errors(dl):
+    it = iter(dl)
+    while True:
+        try:
+            next(it)
+        except StopIteration:
+            return
+        except Exception as e:
+            yield e
+
+
+# (num_workers=0 is always in order)
+@pytest.mark.parametrize("workers, in_order", [(0, True), (2, True), (2, False)])
+def test_state_dict_resumes_mid_epoch_exactly(workers, in_order):
+    n, bs = 100, 6
+    kw = dict(batch_size=bs, shuffle=True, seed=21, num_workers=workers, in_order=in_order)
+    dl = schedlab.DataLoader(Indices(n), **kw)
+    flat(dl)  # epoch 0
+    it = iter(dl)  # epoch 1
+    first = [int(i) for _ in range(5) for i in next(it)]
+    state = dl.state_dict()
+    assert state["epoch"] == 1 and state["batches_done"] == 5
+    del it
+    dl.close()
+
+    dl2 = schedlab.DataLoader(Indices(n), **kw)
+    dl2.load_state_dict(state)
+    rest = flat(dl2)
+    if in_order:
+        assert first + rest == _core.epoch_order(21, 1, n)
+    assert sorted(first + rest) == list(range(n))  # exactly the remaining samples
+    assert dl2.state_dict()["epoch"] == 2
+    nxt = flat(dl2)
+    assert sorted(nxt) == list(range(n))
+    if in_order:
+        assert nxt == _core.epoch_order(21, 2, n)
+    dl2.close()
+
+
+def test_state_dict_takes_the_saved_seed():
+    dl = schedlab.DataLoader(Indices(30), batch_size=5, shuffle=True, seed=1, num_workers=2)
+    it = iter(dl)
+    head = [int(i) for i in next(it)]
+    state = dl.state_dict()
+    dl.close()
+    other = schedlab.DataLoader(Indices(30), batch_size=5, shuffle=True, seed=2, num_workers=2)
+    other.load_state_dict(state)
+    assert head + flat(other) == _core.epoch_order(1, 0, 30)
+    other.close()
+
+
+def test_no_thread_left_after_100_loaders_dropped_mid_epoch():
+    before = threads()
+    for k in range(100):
+        dl = schedlab.DataLoader(Indices(64, sleep=0.0005), batch_size=4, num_workers=2,
+                                 shuffle=True, seed=k)
+        it = iter(dl)
+        next(it)
+        next(it)
+        if k % 2:
+            del it  # the iterator first, then the loader
+        del dl
+    gc.collect()
+    assert threads() == before
+
+
+def test_dropping_the_iterator_cancels_and_the_loader_goes_on():
+    before = threads()
+    dl = schedlab.DataLoader(Indices(200, sleep=0.0005), batch_size=4, num_workers=3)
+    it = iter(dl)
+    next(it)
+    del it
+    assert flat(dl) == list(range(200))  # a fresh epoch, complete
+    dl.close()
+    assert threads() == before
+
+
+def test_keyboard_interrupt_raised_in_getitem_stops_cleanly():
+    before = threads()
+    dl = schedlab.DataLoader(Faulty(40, bad={9}, exc=KeyboardInterrupt), batch_size=4,
+                             num_workers=2)
+    it = iter(dl)
+    seen = 0
+    with pytest.raises(KeyboardInterrupt):
+        for _ in range(10):
+            next(it)
+            seen += 1
+    assert seen == 2  # batches 0 and 1; batch 2 holds sample 9
+    del it
+    dl.close()
+    assert threads() == before
+
+
+def test_sigint_while_waiting_raises_keyboard_interrupt_and_joins_the_threads():
+    before = threads()
+    ds = Indices(400, sleep=0.02)
+    dl = schedlab.DataLoader(ds, batch_size=8, num_workers=1)
+    it = iter(dl)
+    next(it)
+    timer = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    got = 1
+    with pytest.raises(KeyboardInterrupt):
+        for _ in range(len(dl)):
+            next(it)
+            got += 1
+    timer.join()
+    assert got < len(dl)  # it stopped early
+    # the interrupt stopped the loader: every worker thread is joined already
+    assert threads() == before
+    del it
+    dl.close()
+    calls = ds.calls
+    assert calls < 400  # loading stopped with the interrupt
+    # and the loader can be iterated again
+    dl2 = schedlab.DataLoader(Indices(16), batch_size=8, num_workers=1)
+    assert flat(dl2) == list(range(16))
+    dl2.close()
+
+
+def test_memory_bound_with_a_slow_consumer():
+    bs, workers, factor = 4, 3, 2
+    ds = Indices(120, sleep=0.0002)
+    dl = schedlab.DataLoader(ds, batch_size=bs, num_workers=workers, prefetch_factor=factor)
+    cap = bs * workers * factor
+    worst = 0
+    for epoch in range(2):
+        handed = 0
+        for batch in dl:
+            handed += len(batch)
+            time.sleep(0.002)  # a slow consumer: the workers run ahead to the bound
+            ahead = ds.calls - (epoch * 120 + handed)
+            worst = max(worst, ahead)
+            assert ahead <= cap
+    assert worst > 0  # the workers did run ahead
+    dl.close()
+
+
+def test_timeout_raises_runtime_error():
+    class Slow(Indices):
+        def __getitem__(self, i):
+            if i == 4:
+                time.sleep(0.5)
+            return i
+
+    dl = schedlab.DataLoader(Slow(8), batch_size=4, num_workers=1, timeout=0.1)
+    it = iter(dl)
+    assert next(it).tolist() == [0, 1, 2, 3]
+    with pytest.raises(RuntimeError, match="timed out"):
+        next(it)
+    dl.close()
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, word",
+    [
+        (dict(batch_size=0), ValueError, "batch_size"),
+        (dict(batch_size="4"), TypeError, "batch_size"),
+        (dict(num_workers=-1), ValueError, "num_workers"),
+        (dict(shuffle=True, sampler=[0, 1]), ValueError, "sampler"),
+        (dict(num_workers=2, strategy="no-such-strategy"), ValueError, "strategy"),
+        (dict(num_workers=2, strategy="central(chunk=0)"), ValueError, "strategy"),
+        (dict(collate_fn=3), TypeError, "collate_fn"),
+        (dict(worker_init_fn="f"), TypeError, "worker_init_fn"),
+        (dict(timeout=-1), ValueError, "timeout"),
+        (dict(num_workers=2, prefetch_factor=0), ValueError, "prefetch_factor"),
+        (dict(prefetch_factor=2), ValueError, "prefetch_factor"),
+        (dict(persistent_workers=True), ValueError, "persistent_workers"),
+        (dict(batch_sampler=[[0]]), ValueError, "batch_sampler"),
+    ],
+)
+def test_bad_arguments_raise_before_any_thread_starts(kwargs, exc, word):
+    before = threads()
+    with pytest.raises(exc, match=word):
+        schedlab.DataLoader(Indices(10), **kwargs)
+    assert threads() == before
+
+
+def test_bad_dataset_and_accepted_no_ops():
+    with pytest.raises(TypeError, match="dataset"):
+        schedlab.DataLoader(iter(range(3)))
+    dl = schedlab.DataLoader(Indices(6), batch_size=3, num_workers=2, pin_memory=True,
+                             persistent_workers=True, multiprocessing_context="spawn")
+    assert flat(dl) == list(range(6))
+    dl.close()
+
+
+def test_report_counts_and_gil_statistics():
+    dl = schedlab.DataLoader(Indices(64), batch_size=8, num_workers=2)
+    flat(dl)
+    r = dl.report()
+    assert r["samples"] == 64 and r["batches"] == 8 and r["workers"] == 2
+    assert len(r["gil"]) == 2
+    # every __getitem__ of the epoch, plus those of the next epoch loaded ahead (at most the
+    # window of prefetch_factor * num_workers batches)
+    assert 64 <= sum(w["calls"] for w in r["gil"]) <= 64 + 2 * 2 * 8
+    assert all(w["gil_wait_s"] >= 0 and w["python_cpu_s"] >= 0 for w in r["gil"])
+    # time in Rust between calls: counted from a worker's second call on
+    assert all(w["rust_s"] > 0 for w in r["gil"] if w["calls"] >= 2)
+    # CPU time inside a call never exceeds its wall time (up to the clocks' granularity)
+    assert all(w["python_cpu_s"] <= w["python_s"] * 1.01 + 1e-3 for w in r["gil"])
+    assert r["gil_verdict"].split(":")[0] in ("GIL-bound", "not GIL-bound")
+    text = str(r)
+    assert "GIL per worker" in text and "worker 1" in text
+    dl.close()
+
+
+def test_gil_verdict_rule():
+    def w(wait, wall, cpu):
+        return {"gil_wait_s": wait, "python_s": wall, "python_cpu_s": cpu, "calls": 10}
+
+    # waiting to acquire longer than running
+    assert schedlab.gil_verdict([w(2.0, 1.0, 1.0)]).startswith("GIL-bound")
+    # the pure-Python benchmark's shape: two threads taking turns, each waits as the other runs
+    turns = schedlab.gil_verdict([w(0.74, 0.75, 0.75), w(0.76, 0.74, 0.73)], 1.46)
+    assert turns.startswith("GIL-bound") and "worker processes" in turns
+    # sleeping calls: long off the CPU, no queueing for the GIL
+    assert schedlab.gil_verdict([w(0.0, 2.0, 0.01), w(0.0, 2.0, 0.01)], 2.0).startswith("not")
+    # Pillow decoding on a busy machine: off the CPU a lot, hardly any wait to acquire
+    assert schedlab.gil_verdict([w(0.002, 2.29, 1.04), w(0.002, 2.30, 0.98)], 1.9).startswith(
+        "not"
+    )

@@ -1,0 +1,120 @@
+"""schedlab.Pipeline: order, stages, batches, errors, statistics and threads."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import schedlab
+from schedlab import _core
+
+
+def test_stages_in_order_with_filter_flat_map_and_batch():
+    seen_read = set()
+    lock = threading.Lock()
+
+    def read(i):
+        with lock:
+            seen_read.add(threading.get_ident())
+        time.sleep(0.0005)
+        return i
+
+    p = (
+        schedlab.Pipeline(60, workers=2)
+        .map(read, kind="blocking", concurrency=4)
+        .map(lambda x: x * 10, name="times10")
+        .filter(lambda x: x % 20 == 0)
+        .flat_map(lambda x: (x, x + 1))
+        .batch(4)
+    )
+    batches = list(p)
+    expect = [v for i in range(60) if (i * 10) % 20 == 0 for v in (i * 10, i * 10 + 1)]
+    assert [int(v) for b in batches for v in b] == expect
+    assert all(b.dtype == np.int64 for b in batches)
+    assert [len(b) for b in batches] == [4] * 15
+    assert 1 <= len(seen_read) <= 4 and threading.get_ident() not in seen_read
+    p.close()
+
+
+def test_unordered_is_exactly_once_and_drop_last():
+    p = schedlab.Pipeline(list(range(50)), workers=2, ordered=False).map(lambda x: x + 1).batch(
+        8, drop_last=True, collate_fn=None
+    )
+    batches = list(p)
+    assert len(batches) == 6 and all(isinstance(b, list) and len(b) == 8 for b in batches)
+    vals = sorted(v for b in batches for v in b)
+    assert len(set(vals)) == 48 and set(vals) <= set(range(1, 51))
+    p.close()
+
+
+def test_shuffled_source_changes_per_epoch():
+    p = schedlab.Pipeline(30, workers=2, shuffle=True, seed=5).map(lambda x: x)
+    e0, e1 = list(p), list(p)
+    assert e0 == _core.epoch_order(5, 0, 30) and e1 == _core.epoch_order(5, 1, 30)
+    assert sorted(e0) == list(range(30)) and e0 != e1
+    p.close()
+
+
+class StageError(Exception):
+    pass
+
+
+def test_exception_at_its_position_as_the_original_type():
+    def decode(x):
+        if x == 7:
+            raise StageError("bad header in 7")
+        return x
+
+    p = schedlab.Pipeline(20, workers=2).map(decode).batch(5)
+    it = iter(p)
+    assert next(it).tolist() == [0, 1, 2, 3, 4]
+    with pytest.raises(StageError, match="bad header in 7") as info:
+        next(it)
+    assert "stage 'decode'" in str(info.value) and "Traceback" in str(info.value)
+    assert isinstance(info.value.__cause__, StageError)
+    assert next(it).tolist() == [10, 11, 12, 13, 14]
+    assert next(it).tolist() == [15, 16, 17, 18, 19]
+    with pytest.raises(StopIteration):
+        next(it)
+    p.close()
+
+
+def test_stats_as_dict_and_text_with_gil_per_stage():
+    p = (
+        schedlab.Pipeline(40, workers=2)
+        .map(lambda i: i, kind="blocking", concurrency=2, name="read")
+        .map(lambda i: i * 2, name="decode")
+        .batch(8)
+    )
+    assert len(list(p)) == 5
+    s = p.stats()
+    assert [st["name"] for st in s["stages"]] == ["read", "decode", "collate"]
+    assert s["items"] == 5 and s["source_items"] == 40
+    assert s["gil"]["read"]["calls"] == 40 and s["gil"]["decode"]["calls"] == 40
+    assert s["gil"]["collate"]["calls"] == 5
+    text = str(p.report())
+    assert "bottleneck" in text and "GIL per stage" in text and "decode" in text
+    p.close()
+
+
+def test_threads_joined_after_close_and_bad_arguments():
+    before = _core.thread_count()
+    for _ in range(20):
+        p = schedlab.Pipeline(100, workers=2).map(lambda x: x, kind="blocking", concurrency=3)
+        it = iter(p)
+        next(it)
+        del it
+        p.close()
+    assert _core.thread_count() == before
+    with pytest.raises(ValueError, match="kind"):
+        schedlab.Pipeline(3).map(lambda x: x, kind="gpu")
+    with pytest.raises(ValueError, match="workers"):
+        schedlab.Pipeline(3, workers=0)
+    with pytest.raises(TypeError, match="callable"):
+        schedlab.Pipeline(3).map(5)
+    with pytest.raises(ValueError, match="batch_size"):
+        schedlab.Pipeline(3).batch(0)
+    with pytest.raises(ValueError, match="concurrency"):
+        schedlab.Pipeline(3).map(lambda x: x, concurrency=0)
+    assert _core.thread_count() == before
