@@ -8,10 +8,14 @@
 
 mod cost;
 mod events;
+mod pipeline;
 
 use std::sync::Arc;
 
 pub use cost::CostModel;
+pub use pipeline::{
+    simulate_pipeline, SimPipeline, SimPipelineReport, SimStage, SimStageKind, SimStageReport,
+};
 
 use crate::engine::{meta, setup};
 use crate::error::{RunError, SpecError};
