@@ -61,6 +61,10 @@ pub use sim::{
     run_sim, run_sim_with, simulate_pipeline, CostModel, SimPipeline, SimPipelineReport, SimStage,
     SimStageKind, SimStageReport,
 };
+pub use sim::{
+    PipelineTrace, TraceStage, MAX_PIPELINE_TRACE_BYTES, PIPELINE_TRACE_HEADER,
+    PIPELINE_TRACE_MAGIC,
+};
 pub use spec::{Labels, RunSpec, Tasks, Timing};
 pub use strategy::{
     Attempts, Batch, Context, Instance, Next, Pick, SharedQueue, Source, Strategy, WorkerQueue,

@@ -307,7 +307,7 @@ const ARRIVAL: u8 = 3;
 struct Station {
     /// Items waiting (item, time it entered).
     queue: VecDeque<(u32, u64)>,
-    /// Items whose place in this queue an upstream stage holds (in service there).
+    /// Items whose place in this queue an upstream cpu stage reserved (in service there).
     incoming: usize,
     /// Blocking: items in service. Cpu: items bound to ids, not yet finished.
     open: usize,
@@ -531,8 +531,11 @@ impl Run<'_> {
         s.sojourn_ns += u128::from(t - entered);
         s.change(t, false);
         if k < self.last() {
+            let reserved = matches!(self.p.stages[k].kind, SimStageKind::Cpu { .. });
             let nx = &mut self.st[k + 1];
-            nx.incoming -= 1;
+            if reserved {
+                nx.incoming -= 1;
+            }
             nx.queue.push_back((item, t));
             nx.entered[item as usize] = t;
             nx.change(t, true);
@@ -600,7 +603,10 @@ impl Run<'_> {
         while self.st[k].open < c && !self.st[k].queue.is_empty() && self.room_after(k) {
             changed = true;
             let (item, entered) = self.st[k].queue.pop_front().expect("an item");
-            if k < self.last() {
+            let reserves = matches!(self.p.stages[k].kind, SimStageKind::Cpu { .. });
+            if reserves && k < self.last() {
+                // A cpu stage reserves its output's place in the next queue; a blocking
+                // stage's budget (`room_after`) counts its items in service instead.
                 self.st[k + 1].incoming += 1;
             }
             let s = &mut self.st[k];
