@@ -367,16 +367,9 @@ fn plan(a: &WhatifArgs) -> Result<Plan, CliError> {
     };
     let mut after_batch = Vec::new();
     let mut costs: Vec<Arc<[u64]>> = Vec::new();
-    for s in &trace.stages {
-        let per_batch = a.batch > 1 && s.cost_ns.len() * 2 < first;
+    for k in 0..trace.stages.len() {
+        let (v, per_batch) = trace.replay_costs(k, items, a.batch);
         after_batch.push(per_batch);
-        let v: Vec<u64> = if per_batch {
-            (0..items)
-                .map(|i| s.cost_ns[(i / a.batch) % s.cost_ns.len()] / a.batch as u64)
-                .collect()
-        } else {
-            (0..items).map(|i| s.cost_ns[i % s.cost_ns.len()]).collect()
-        };
         costs.push(Arc::from(v));
     }
 

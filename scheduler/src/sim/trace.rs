@@ -188,6 +188,33 @@ impl PipelineTrace {
         })
     }
 
+    /// The service times stage `k` replays for `items` items of a pipeline batching `batch`:
+    /// its rows in item order (cycled when there are fewer), and whether the stage runs after
+    /// the batch. A stage with fewer than half the first stage's rows when `batch > 1` is taken
+    /// to run once per batch (a collate): each item then carries `1/batch` of its batch's cost,
+    /// so the CPU time per item is right though the task is split in `batch` parts.
+    ///
+    /// ```
+    /// use scheduler::PipelineTrace;
+    /// let t = PipelineTrace::parse("# schedlab pipeline trace v1\nstage,kind,epoch,item,cost_ns\n\
+    ///     a,cpu,0,0,10\na,cpu,0,1,20\na,cpu,0,2,30\na,cpu,0,3,40\ncollate,cpu,0,0,800\n").unwrap();
+    /// assert_eq!(t.replay_costs(0, 6, 4), (vec![10, 20, 30, 40, 10, 20], false));
+    /// assert_eq!(t.replay_costs(1, 4, 4), (vec![200; 4], true));
+    /// ```
+    pub fn replay_costs(&self, k: usize, items: usize, batch: usize) -> (Vec<u64>, bool) {
+        let first = self.stages[0].cost_ns.len();
+        let c = &self.stages[k].cost_ns;
+        let per_batch = batch > 1 && c.len() * 2 < first;
+        let v = if per_batch {
+            (0..items)
+                .map(|i| c[(i / batch) % c.len()] / batch as u64)
+                .collect()
+        } else {
+            (0..items).map(|i| c[i % c.len()]).collect()
+        };
+        (v, per_batch)
+    }
+
     /// The stage names, comma-separated (for messages).
     pub fn names(&self) -> String {
         self.stages
