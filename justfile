@@ -149,3 +149,13 @@ stress n="10000":
 # Fuzz every parser with proptest: SCHEDLAB_FUZZ inputs per parser (default 200,000), release.
 fuzz n="200000":
     SCHEDLAB_FUZZ={{n}} cargo test --release -p experiments --test fuzz -- --nocapture
+
+# --- What-if -------------------------------------------------------------------------------
+
+# What-if, validated: record a trace of pipeline (a), (b) and the image pipeline, predict six configurations each on the simulator, run them for real (flags pass through: just validate-whatif --only a --reps 5).
+validate-whatif *flags:
+    cargo run --release -p loader --example whatif_validate -- {{flags}}
+
+# Replay a pipeline trace over a grid (just whatif pipe.csv --batch 32 --workers 1,2,4 --concurrency read=8,16,32).
+whatif trace *flags:
+    cargo run --release -p experiments -- whatif {{trace}} {{flags}}

@@ -9,8 +9,8 @@
 //! * (image) the image pipeline: read (blocking, + `--read-latency`, default 5 ms) → decode →
 //!   resize → batch 16 → collate, on generated images.
 //!
-//! The trace is recorded at the first configuration of each workload; the others change the
-//! read threads, the CPU workers, the window. Measured items/s: source items delivered over the
+//! The trace is recorded at the first configuration of each workload (after one warm-up run of
+//! it); the others change the read threads, the CPU workers, the window. Measured items/s: source items delivered over the
 //! time from `epoch()` to the last batch, the median of `--reps` runs.
 //!
 //! ```text
@@ -18,7 +18,8 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use loader::{Pipeline, Remainder, Sampler, Stage};
@@ -78,6 +79,39 @@ fn spin(ns: u64) {
     while thread_cpu_ns() - start < ns {
         std::hint::spin_loop();
     }
+}
+
+/// While set, every cpu stage's function logs its thread CPU time (the recorded run).
+static RECORD: AtomicBool = AtomicBool::new(false);
+/// (stage, thread CPU ns) of each call, in completion order.
+static CPU_LOG: Mutex<Vec<(&'static str, u64)>> = Mutex::new(Vec::new());
+
+/// Run `f`, logging its thread CPU time under `stage` while [`RECORD`] is set.
+fn timed<T>(stage: &'static str, f: impl FnOnce() -> T) -> T {
+    if !RECORD.load(Relaxed) {
+        return f();
+    }
+    let t = thread_cpu_ns();
+    let v = f();
+    let ns = thread_cpu_ns() - t;
+    CPU_LOG
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((stage, ns));
+    v
+}
+
+/// `trace` with each cpu stage's times replaced by the thread CPU times logged for it.
+fn cpu_time_trace(trace: &PipelineTrace) -> PipelineTrace {
+    let log = std::mem::take(&mut *CPU_LOG.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut t = trace.clone();
+    for s in t.stages.iter_mut().filter(|s| s.cpu) {
+        let v: Vec<u64> = log.iter().filter(|l| l.0 == s.name).map(|l| l.1).collect();
+        if v.len() == s.cost_ns.len() {
+            s.cost_ns = v;
+        }
+    }
+    t
 }
 
 fn loadavg() -> String {
@@ -151,7 +185,7 @@ fn run_sleep_spin(
             i
         })
         .map(Stage::cpu("decode"), move |i: usize| {
-            spin(d[i]);
+            timed("decode", || spin(d[i]));
             i
         })
         .batch(32, Remainder::Partial)
@@ -188,13 +222,17 @@ fn run_images(
             std::fs::read(&paths[i]).map_err(|e| e.to_string())
         })
         .try_map(Stage::cpu("decode"), |bytes: Vec<u8>| {
-            image::load_from_memory(&bytes).map_err(|e| e.to_string())
+            timed("decode", || {
+                image::load_from_memory(&bytes).map_err(|e| e.to_string())
+            })
         })
         .map(Stage::cpu("resize"), |img: image::DynamicImage| {
-            images::normalise(&img)
+            timed("resize", || images::normalise(&img))
         })
         .batch(images::BATCH, Remainder::Partial)
-        .map(Stage::cpu("collate"), |b: Vec<Vec<f32>>| b.concat())
+        .map(Stage::cpu("collate"), |b: Vec<Vec<f32>>| {
+            timed("collate", || b.concat())
+        })
         .workers(c.workers);
     let p = match c.window {
         Some(w) => p.window(w),
@@ -225,34 +263,45 @@ fn validate(
     let before = loadavg();
     let path =
         std::env::temp_dir().join(format!("whatif-validate-{}-{name}.csv", std::process::id()));
+    // A warm-up run first (page cache, allocator, lazily built tables), then the recorded one.
+    run(configs[0], None);
+    RECORD.store(true, Relaxed);
     run(configs[0], Some(&path));
+    RECORD.store(false, Relaxed);
     let trace = PipelineTrace::load(&path).unwrap_or_else(|e| usage(&e.to_string()));
     let _ = std::fs::remove_file(&path);
-    let means: Vec<String> = trace
-        .stages
-        .iter()
-        .map(|s| {
-            let m = s.cost_ns.iter().sum::<u64>() as f64 / s.cost_ns.len() as f64;
-            format!("{} {:.0} us", s.name, m / 1e3)
-        })
-        .collect();
+    let cpu_trace = cpu_time_trace(&trace);
+    let means = |t: &PipelineTrace| -> String {
+        t.stages
+            .iter()
+            .map(|s| {
+                let m = s.cost_ns.iter().sum::<u64>() as f64 / s.cost_ns.len() as f64;
+                format!("{} {:.0} us", s.name, m / 1e3)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     println!(
-        "\n({name}) trace recorded at {}: {} items; mean service: {}",
+        "\n({name}) trace recorded at {}: {} items; mean service (wall, as traced): {}; cpu \
+         stages at their thread CPU time: {}",
         configs[0].show(),
         items,
-        means.join(", ")
+        means(&trace),
+        means(&cpu_trace)
     );
-    println!("| workload | configuration | predicted items/s | measured items/s (median of {reps}) | predicted / measured |");
-    println!("|---|---|---:|---:|---:|");
+    println!("| workload | configuration | predicted items/s (trace) | predicted, cpu stages at CPU time | measured items/s (median of {reps}) | trace / measured | CPU time / measured |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
     for &c in configs {
         let t = Instant::now();
         let predicted = predict(&trace, c, items, batch);
+        let predicted_cpu = predict(&cpu_trace, c, items, batch);
         let predict_ms = t.elapsed().as_secs_f64() * 1e3;
         let measured = median((0..reps).map(|_| run(c, None)).collect());
         println!(
-            "| ({name}) | {} | {predicted:.0} | {measured:.0} | {:.3} |",
+            "| ({name}) | {} | {predicted:.0} | {predicted_cpu:.0} | {measured:.0} | {:.3} | {:.3} |",
             c.show(),
-            predicted / measured
+            predicted / measured,
+            predicted_cpu / measured
         );
         eprintln!(
             "  ({name}) {}: prediction took {predict_ms:.0} ms",
