@@ -112,10 +112,12 @@ pub struct Prediction {
     pub workers: usize,
     /// Each stage's concurrency (a cpu stage's `p` resolved to P).
     pub concurrency: BTreeMap<String, usize>,
-    /// The cpu stages' strategy.
+    /// The cpu stages' strategy, as given in `--strategy`.
     pub strategy: String,
     /// The window in use.
     pub window: usize,
+    /// The window setting (`auto` or a number).
+    pub window_setting: String,
     /// The queue setting (`auto` or a number).
     pub queue: String,
     /// Predicted items/s handed to the consumer.
@@ -266,7 +268,8 @@ fn plan(a: &WhatifArgs) -> Result<Plan, CliError> {
                 CliError::input("--strategy", format!("{spec} with {p} workers: {e}"))
             })?;
         }
-        strategies.push((s.spec(), Arc::<dyn Strategy>::from(s)));
+        // Shown as given (`work-stealing`), not in full with its defaults.
+        strategies.push((spec, Arc::<dyn Strategy>::from(s)));
     }
     let mut given: Vec<(String, Vec<Conc>)> = Vec::new();
     for c in &a.concurrency {
@@ -344,9 +347,6 @@ fn plan(a: &WhatifArgs) -> Result<Plan, CliError> {
                 ))
             }
         }
-    }
-    if !trace.stages.iter().any(|s| s.cpu) && workers.len() > 1 {
-        // Fine, but P changes nothing: keep going.
     }
 
     // Items: the first stage's rows; a stage with fewer than half of them after a batch is a
@@ -524,6 +524,7 @@ pub fn predict(a: &WhatifArgs) -> Result<Whatif, CliError> {
                 concurrency,
                 strategy: plan.strategies[c.strategy].0.clone(),
                 window,
+                window_setting: c.window.show(),
                 queue: c.queue.show(),
                 items_per_s: r.items_per_s,
                 limit_per_s: r.limit_per_s,
@@ -753,8 +754,11 @@ fn write_out(w: &Whatif, dir: &Path) -> Result<(), CliError> {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         conc.push(c.strategy.clone());
-        if w.configs.iter().any(|o| o.window != c.window) {
-            conc.push(format!("window {}", c.window));
+        if w.configs
+            .iter()
+            .any(|o| o.window_setting != c.window_setting)
+        {
+            conc.push(format!("window {}", c.window_setting));
         }
         if w.configs.iter().any(|o| o.queue != c.queue) {
             conc.push(format!("queue {}", c.queue));

@@ -80,7 +80,10 @@ fn draw<DB: DrawingBackend>(
             .map_err(err)?;
         chart
             .configure_mesh()
-            .light_line_style(GRID)
+            .light_line_style(WHITE)
+            .bold_line_style(GRID)
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .x_desc("CPU workers P")
             .y_desc("items/s")
             .axis_desc_style((FONT, AXIS_PX).into_font())
@@ -105,7 +108,11 @@ fn draw<DB: DrawingBackend>(
                     color(i).stroke_width(2),
                 ))
                 .map_err(err)?;
-            let short: String = label.chars().take(34).collect();
+            let short: String = if label.chars().count() > 38 {
+                label.chars().take(37).chain(['…']).collect()
+            } else {
+                label.clone()
+            };
             legend
                 .draw(&Text::new(short, (44, y - 7), (FONT, LABEL_PX).into_font()))
                 .map_err(err)?;
