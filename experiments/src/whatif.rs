@@ -54,6 +54,10 @@ pub struct WhatifArgs {
     /// Items to replay: the first N of the trace (default: all of them).
     #[arg(long)]
     pub items: Option<usize>,
+    /// CPU cores the cpu stages share (a number, may be fractional): with P above it, every
+    /// cpu service time is stretched by P / cores. Default: a core per worker.
+    #[arg(long, value_name = "N")]
+    pub cores: Option<f64>,
     /// Hand items on as they finish instead of in source order.
     #[arg(long)]
     pub as_ready: bool,
@@ -231,6 +235,7 @@ struct Plan {
     costs: Vec<Arc<[u64]>>,
     strategies: Vec<(String, Arc<dyn Strategy>)>,
     configs: Vec<Config>,
+    cores: Option<f64>,
 }
 
 fn plan(a: &WhatifArgs) -> Result<Plan, CliError> {
@@ -241,6 +246,14 @@ fn plan(a: &WhatifArgs) -> Result<Plan, CliError> {
         .collect();
     let windows = numbers("--window", &a.window, true)?;
     let queues = numbers("--queue", &a.queue, true)?;
+    if let Some(c) = a.cores {
+        if !(c.is_finite() && c > 0.0) {
+            return Err(CliError::input(
+                "--cores",
+                format!("{c} is not allowed; allowed: a number > 0, e.g. 8 or 1.5"),
+            ));
+        }
+    }
     if a.batch == 0 {
         return Err(CliError::input("--batch", "must be at least 1, got 0"));
     }
@@ -447,6 +460,7 @@ fn plan(a: &WhatifArgs) -> Result<Plan, CliError> {
         costs,
         strategies,
         configs,
+        cores: a.cores,
     })
 }
 
@@ -492,6 +506,7 @@ impl Plan {
         p.window = c.window.get();
         p.ordered = ordered;
         p.seed = seed;
+        p.cores = self.cores;
         p
     }
 }

@@ -206,6 +206,10 @@ fn bad_input_exits_2_with_one_line() {
             "--batch",
         ),
         (
+            vec![s(&t), "--concurrency", "read=4", "--cores", "0"],
+            "--cores",
+        ),
+        (
             vec![
                 s(&t),
                 "--concurrency",

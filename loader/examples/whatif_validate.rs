@@ -139,8 +139,15 @@ impl Config {
     }
 }
 
-/// Predict `c` from `trace` with the stages' strategies at their default (central).
-fn predict(trace: &PipelineTrace, c: Config, items: usize, batch: usize) -> f64 {
+/// Predict `c` from `trace` with the stages' strategies at their default (central), on
+/// `cores` cores (`None`: a core per worker).
+fn predict(
+    trace: &PipelineTrace,
+    c: Config,
+    items: usize,
+    batch: usize,
+    cores: Option<f64>,
+) -> f64 {
     let stages = trace
         .stages
         .iter()
@@ -162,6 +169,7 @@ fn predict(trace: &PipelineTrace, c: Config, items: usize, batch: usize) -> f64 
     let mut p = SimPipeline::new(stages, c.workers, items);
     p.batch = batch;
     p.window = c.window;
+    p.cores = cores;
     simulate_pipeline(&p).expect("a valid pipeline").items_per_s
 }
 
@@ -271,6 +279,16 @@ fn validate(
     let trace = PipelineTrace::load(&path).unwrap_or_else(|e| usage(&e.to_string()));
     let _ = std::fs::remove_file(&path);
     let cpu_trace = cpu_time_trace(&trace);
+    // The cores the recorded run's cpu stages really had: P × CPU time / wall time.
+    let total = |t: &PipelineTrace| -> f64 {
+        t.stages
+            .iter()
+            .filter(|s| s.cpu)
+            .flat_map(|s| &s.cost_ns)
+            .map(|&x| x as f64)
+            .sum()
+    };
+    let cores = configs[0].workers as f64 * total(&cpu_trace) / total(&trace);
     let means = |t: &PipelineTrace| -> String {
         t.stages
             .iter()
@@ -283,25 +301,27 @@ fn validate(
     };
     println!(
         "\n({name}) trace recorded at {}: {} items; mean service (wall, as traced): {}; cpu \
-         stages at their thread CPU time: {}",
+         stages at their thread CPU time: {}; cores the cpu stages had: {cores:.2}",
         configs[0].show(),
         items,
         means(&trace),
         means(&cpu_trace)
     );
-    println!("| workload | configuration | predicted items/s (trace) | predicted, cpu stages at CPU time | measured items/s (median of {reps}) | trace / measured | CPU time / measured |");
-    println!("|---|---|---:|---:|---:|---:|---:|");
+    println!("| workload | configuration | predicted items/s: trace | CPU time | CPU time on {cores:.2} cores | measured items/s (median of {reps}) | trace / measured | CPU time / measured | on {cores:.2} cores / measured |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for &c in configs {
         let t = Instant::now();
-        let predicted = predict(&trace, c, items, batch);
-        let predicted_cpu = predict(&cpu_trace, c, items, batch);
+        let predicted = predict(&trace, c, items, batch, None);
+        let predicted_cpu = predict(&cpu_trace, c, items, batch, None);
+        let predicted_cores = predict(&cpu_trace, c, items, batch, Some(cores));
         let predict_ms = t.elapsed().as_secs_f64() * 1e3;
         let measured = median((0..reps).map(|_| run(c, None)).collect());
         println!(
-            "| ({name}) | {} | {predicted:.0} | {predicted_cpu:.0} | {measured:.0} | {:.3} | {:.3} |",
+            "| ({name}) | {} | {predicted:.0} | {predicted_cpu:.0} | {predicted_cores:.0} | {measured:.0} | {:.3} | {:.3} | {:.3} |",
             c.show(),
             predicted / measured,
-            predicted_cpu / measured
+            predicted_cpu / measured,
+            predicted_cores / measured
         );
         eprintln!(
             "  ({name}) {}: prediction took {predict_ms:.0} ms",

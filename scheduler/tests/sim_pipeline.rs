@@ -269,6 +269,29 @@ fn the_window_bounds_items_held() {
     assert_eq!(r.elapsed_ns, 100 * 1_300_000);
 }
 
+/// Four workers on two cores run at half speed each: a cpu-bound pipeline gets two cores'
+/// worth, and the limit says so.
+#[test]
+fn more_workers_than_cores_share_them() {
+    let n = 1_000;
+    let run = |workers: usize, cores: Option<f64>| {
+        let mut p = SimPipeline::new(
+            vec![cpu("work", "central", None, vec![100_000])],
+            workers,
+            n,
+        );
+        p.cores = cores;
+        simulate_pipeline(&p).unwrap()
+    };
+    let (four, two, shared) = (run(4, None), run(2, None), run(4, Some(2.0)));
+    assert_eq!(four.elapsed_ns, 250 * 100_000);
+    assert_eq!(two.elapsed_ns, 500 * 100_000);
+    assert_eq!(shared.elapsed_ns, two.elapsed_ns);
+    assert!((shared.limit_per_s - two.limit_per_s).abs() < 1e-6);
+    // Fewer workers than cores: nothing changes.
+    assert_eq!(run(2, Some(8.0)).to_json(), two.to_json());
+}
+
 #[test]
 fn bad_pipelines_are_refused() {
     let ok = || SimPipeline::new(vec![blocking("read", 2, vec![1])], 1, 10);
@@ -294,5 +317,8 @@ fn bad_pipelines_are_refused() {
     assert!(simulate_pipeline(&p).is_err());
     let mut p = ok();
     p.arrivals_ns = Some(Arc::from(vec![0u64, 1]));
+    assert!(simulate_pipeline(&p).is_err());
+    let mut p = ok();
+    p.cores = Some(0.0);
     assert!(simulate_pipeline(&p).is_err());
 }

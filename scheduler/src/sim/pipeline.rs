@@ -91,6 +91,10 @@ pub struct SimPipeline {
     pub arrivals_ns: Option<Arc<[u64]>>,
     /// Seed handed to the strategies.
     pub seed: u64,
+    /// CPU cores the cpu stages' workers share; `None`: a core per worker. With P > cores,
+    /// every cpu service time is stretched by P / cores (each worker gets cores / P of a core,
+    /// as if all P were always busy): a static processor-sharing model.
+    pub cores: Option<f64>,
 }
 
 impl SimPipeline {
@@ -106,6 +110,7 @@ impl SimPipeline {
             ordered: true,
             arrivals_ns: None,
             seed: 1,
+            cores: None,
         }
     }
 
@@ -124,6 +129,14 @@ impl SimPipeline {
             .unwrap_or_else(|| (2 * self.concurrency(k)).max(4))
     }
 
+    /// How much longer a cpu service time runs than its cost: `max(1, P / cores)`.
+    pub fn cpu_stretch(&self) -> f64 {
+        match self.cores {
+            Some(c) if (self.workers as f64) > c => self.workers as f64 / c,
+            _ => 1.0,
+        }
+    }
+
     /// The window: given, or `max(2 Σ (c + q), 2 Σ c × batch, 4)`.
     pub fn window(&self) -> usize {
         self.window.unwrap_or_else(|| {
@@ -135,13 +148,18 @@ impl SimPipeline {
 
     /// The throughput limit from mean service times, as the loader's report computes it: the
     /// least of each stage's `min(c, P) / mean` (blocking: `c / mean`) and, for the cpu stages
-    /// together, `P / Σ mean`; with the stage that sets it. Items/s.
+    /// together, `P / Σ mean`; with the stage that sets it. Items/s. A cpu stage's mean is
+    /// stretched by [`SimPipeline::cpu_stretch`].
     pub fn limit(&self) -> (f64, String) {
         let mut best = (f64::INFINITY, String::new());
         let mut cpu_sum = 0.0;
         let mut heaviest = (0.0, String::new());
+        let stretch = self.cpu_stretch();
         for (k, s) in self.stages.iter().enumerate() {
-            let mean = mean(&s.cost_ns) / 1e9;
+            let mut mean = mean(&s.cost_ns) / 1e9;
+            if matches!(s.kind, SimStageKind::Cpu { .. }) {
+                mean *= stretch;
+            }
             let c = self.concurrency(k) as f64;
             let cap = match s.kind {
                 SimStageKind::Cpu { .. } => {
@@ -166,6 +184,13 @@ impl SimPipeline {
     fn check(&self) -> Result<(), SpecError> {
         if self.stages.is_empty() {
             return Err(SpecError::new("pipeline: no stages"));
+        }
+        if let Some(c) = self.cores {
+            if !(c.is_finite() && c > 0.0) {
+                return Err(SpecError::new(format!(
+                    "pipeline: cores must be a number > 0, got {c}"
+                )));
+            }
         }
         if self.batch == 0 || self.window == Some(0) {
             return Err(SpecError::new(
@@ -707,7 +732,12 @@ impl Run<'_> {
 
     fn start_cpu(&mut self, w: usize, k: usize, id: usize, end: usize, t: u64) {
         let item = self.st[k].bound[id];
-        let d = self.cost(k, item);
+        let stretch = self.p.cpu_stretch();
+        let d = if stretch > 1.0 {
+            (self.cost(k, item) as f64 * stretch).round() as u64
+        } else {
+            self.cost(k, item)
+        };
         let s = &mut self.st[k];
         s.wait_ns += u128::from(t - s.entered[item as usize]);
         s.service_ns += u128::from(d);
