@@ -162,3 +162,13 @@ python-test:
 # schedlab.DataLoader/Pipeline against torch's DataLoader (if installed) on (a) sleep, (b) images, (c) pure Python (flags pass through: just python-bench --only a --reps 5).
 python-bench *flags:
     target/python-venv/bin/python python/bench/compare.py {{flags}}
+
+# --- What-if -------------------------------------------------------------------------------
+
+# What-if, validated: record a trace of pipeline (a), (b) and the image pipeline, predict six configurations each on the simulator, run them for real (flags pass through: just validate-whatif --only a --reps 5).
+validate-whatif *flags:
+    cargo run --release -p loader --example whatif_validate -- {{flags}}
+
+# Replay a pipeline trace over a grid (just whatif pipe.csv --batch 32 --workers 1,2,4 --concurrency read=8,16,32).
+whatif trace *flags:
+    cargo run --release -p experiments -- whatif {{trace}} {{flags}}

@@ -86,7 +86,19 @@ pub enum Command {
     /// Compare two results directories of the same suite: relative change per cell, 95% CI.
     #[command(after_help = "Example:\n  schedlab compare results/quick-before results/quick")]
     Compare(crate::report_cmd::CompareArgs),
+    /// Replay a recorded pipeline trace on the simulator over a grid of configurations
+    /// (workers, concurrency, strategies, window): predicted items/s and a recommendation.
+    #[command(after_help = WHATIF_EXAMPLES)]
+    Whatif(crate::whatif::WhatifArgs),
 }
+
+const WHATIF_EXAMPLES: &str = "Examples:
+  schedlab whatif pipe.csv --batch 32 --workers 1,2,4,8 --concurrency read=8,16,32 --strategy central,work-stealing
+  schedlab whatif pipe.csv --batch 32 --workers 2 --concurrency read=32 --concurrency decode=1,2 --window 64,auto --json
+  schedlab whatif pipe.csv --batch 32 --workers 2,4,8,16 --concurrency read=32 --out /tmp/whatif   # index.html + figure
+
+Record the trace with Pipeline::trace(path) (or `just image-pipeline --trace pipe.csv`). Every list
+flag multiplies the grid; blocking stages need --concurrency STAGE=LIST (their threads).";
 
 const RUN_EXAMPLES: &str = "Examples:
   schedlab run --strategy 'central(chunk=4)' --workload 'constant(50us)' --tasks 20000 --workers 2 --json

@@ -30,6 +30,7 @@ pub mod report_cmd;
 pub mod run;
 pub mod runner;
 pub mod suite;
+pub mod whatif;
 
 /// How a command failed: bad input (exit 2) or a failure while running (exit 1).
 #[derive(Debug)]
@@ -102,6 +103,7 @@ pub fn dispatch(cli: cli::Cli) -> Result<(), CliError> {
         Command::Bench(args) => bench::main(&args),
         Command::Report(args) => report_cmd::report(&args),
         Command::Compare(args) => report_cmd::compare(&args),
+        Command::Whatif(args) => whatif::main(&args),
     }
 }
 

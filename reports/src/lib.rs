@@ -12,7 +12,8 @@
 //! - [`theory`]: Amdahl/Gustafson (with a least-squares fit of the serial fraction) and
 //!   Erlang C, the reference curves;
 //! - [`html`]: `index.html` (self-contained, every user string escaped) and `summary.md`;
-//! - [`compare`]: the change per cell between two directories with its 95% CI.
+//! - [`compare`]: the change per cell between two directories with its 95% CI;
+//! - [`whatif`]: the page and figure of `schedlab whatif --out DIR`.
 //!
 //! [`report`] does it all for a directory; `schedlab report` and `schedlab compare` call it.
 //!
@@ -38,6 +39,7 @@ pub mod results;
 pub mod style;
 pub mod suite;
 pub mod theory;
+pub mod whatif;
 
 use std::path::{Path, PathBuf};
 

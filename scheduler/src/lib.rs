@@ -57,7 +57,14 @@ pub use report::{
     imbalance, Failure, Host, Quantiles, RunReport, Span, WorkerReport, MAX_LISTED_FAILURES,
 };
 pub use rng::SmallRng;
-pub use sim::{run_sim, run_sim_with, CostModel};
+pub use sim::{
+    run_sim, run_sim_with, simulate_pipeline, CostModel, SimPipeline, SimPipelineReport, SimStage,
+    SimStageKind, SimStageReport,
+};
+pub use sim::{
+    PipelineTrace, TraceStage, MAX_PIPELINE_TRACE_BYTES, PIPELINE_TRACE_HEADER,
+    PIPELINE_TRACE_MAGIC,
+};
 pub use spec::{Labels, RunSpec, Tasks, Timing};
 pub use strategy::{
     Attempts, Batch, Context, Instance, Next, Pick, SharedQueue, Source, Strategy, WorkerQueue,

@@ -8,10 +8,19 @@
 
 mod cost;
 mod events;
+mod pipeline;
+mod trace;
 
 use std::sync::Arc;
 
 pub use cost::CostModel;
+pub use pipeline::{
+    simulate_pipeline, SimPipeline, SimPipelineReport, SimStage, SimStageKind, SimStageReport,
+};
+pub use trace::{
+    PipelineTrace, TraceStage, MAX_PIPELINE_TRACE_BYTES, PIPELINE_TRACE_HEADER,
+    PIPELINE_TRACE_MAGIC,
+};
 
 use crate::engine::{meta, setup};
 use crate::error::{RunError, SpecError};
