@@ -160,8 +160,9 @@ class DataLoader:
     * ``in_order``: batches in order (default) or as soon as they are ready.
     * ``pin_memory``, ``pin_memory_device``, ``multiprocessing_context``: accepted, no-ops
       (CPU threads; nothing to pin, no processes).
-    * ``persistent_workers``: accepted; the threads are always persistent (they live as long
-      as the loader, and the next epoch's first batches load while this one ends).
+    * ``persistent_workers``: the threads always live as long as the loader; with
+      ``persistent_workers=True`` they also load the next epoch's first batches while this
+      one ends (as torch's persistent workers do), which costs CPU a single epoch never uses.
 
     Added: ``strategy`` (a schedlab strategy spec such as ``"work-stealing"``; default
     ``"central"``), ``seed`` (the shuffle seed, instead of a ``generator``).
@@ -289,6 +290,9 @@ class DataLoader:
                 self.prefetch_factor * self.num_workers,
                 self.in_order,
                 self.worker_init_fn,
+                # torch's workers live for one epoch unless persistent: only persistent ones
+                # start on the next epoch's first batches while this one ends
+                self.persistent_workers,
             )
         return self._core
 

@@ -471,7 +471,7 @@ impl LoaderCore {
     /// Build the loader and start its worker threads (each runs `worker_init_fn(worker)`).
     #[new]
     #[pyo3(signature = (getitem, length, batch_size, drop_last, seed, custom_order, workers,
-                        strategy, prefetch, ordered, worker_init_fn=None))]
+                        strategy, prefetch, ordered, worker_init_fn=None, look_ahead=true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -486,6 +486,7 @@ impl LoaderCore {
         prefetch: usize,
         ordered: bool,
         worker_init_fn: Option<Py<PyAny>>,
+        look_ahead: bool,
     ) -> PyResult<Self> {
         let gil = Arc::new(GilStats::new(workers));
         let orders: Arc<Mutex<HashMap<u64, Vec<usize>>>> = Arc::default();
@@ -524,7 +525,7 @@ impl LoaderCore {
                     .prefetch(prefetch)
                     .ordered(ordered)
                     // a custom order is known only when its epoch starts
-                    .prefetch_next_epoch(!custom_order)
+                    .prefetch_next_epoch(look_ahead && !custom_order)
                     .build()
             })
             .map_err(config_error)?;
