@@ -23,55 +23,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use loader::{Pipeline, Remainder, Sampler, Stage};
-use rand::SeedableRng;
 use scheduler::{simulate_pipeline, PipelineTrace, SimPipeline, SimStage, SimStageKind};
-use workloads::Distribution;
 
 #[path = "common/images.rs"]
 mod images;
 
-fn usage(msg: &str) -> ! {
-    eprintln!("whatif_validate: {msg}");
-    std::process::exit(2);
-}
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    let i = args.iter().position(|a| a == name)?;
-    match args.get(i + 1) {
-        Some(v) => Some(v.clone()),
-        None => usage(&format!("{name}: needs a value")),
-    }
-}
-
-fn num(name: &str, default: usize) -> usize {
-    match arg(name) {
-        None => default,
-        Some(v) => match v.parse::<usize>() {
-            Ok(n) if n > 0 => n,
-            _ => usage(&format!(
-                "{name}: '{v}' is not allowed; allowed: a whole number >= 1"
-            )),
-        },
-    }
-}
-
-fn draw(spec: &str, n: usize, seed: u64) -> Arc<Vec<u64>> {
-    let d = Distribution::parse(spec).expect("a valid distribution");
-    let mut rng = rand_pcg::Pcg64::seed_from_u64(seed);
-    Arc::new((0..n).map(|_| d.sample(&mut rng)).collect())
-}
-
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant of the platform.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "CLOCK_THREAD_CPUTIME_ID is supported");
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+#[path = "common/args.rs"]
+mod args;
+use args::{arg, draw, num, thread_cpu_ns, usage};
 
 /// Burn `ns` of this thread's CPU time.
 fn spin(ns: u64) {
