@@ -128,6 +128,7 @@ impl<S: Send + 'static> Exec<S> {
                 // sample holds up the ids behind it on its worker).
                 concurrency: window,
                 queue: window,
+                user_queue: true,
                 f,
                 slot: 0,
                 strategy: Some(Arc::clone(strategy)),
@@ -135,6 +136,7 @@ impl<S: Send + 'static> Exec<S> {
             tail: TailKind::Sink,
             batch: 0,
             window,
+            per_item: 1.0,
         }];
         let limit = Arc::new(AtomicU64::new(0));
         let shared = Arc::new(Shared::new(
@@ -161,6 +163,7 @@ impl<S: Send + 'static> Exec<S> {
             shared,
             opts.seed,
             &self.threads_alive,
+            None,
         )
         .map_err(|e| LoaderError::Start(e.to_string()))?;
         Ok(ExecJob {

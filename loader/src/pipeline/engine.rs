@@ -10,13 +10,14 @@
 use std::any::Any;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Instant;
 
 use scheduler::{Submitter, WorkerId};
 
 use super::stats::StationAcc;
+use super::tune::Tuning;
 
 /// A type-erased item.
 pub(crate) type Value = Box<dyn Any + Send>;
@@ -130,11 +131,25 @@ pub(crate) enum Kind {
 pub(crate) struct StationSpec {
     pub name: Arc<str>,
     pub kind: Kind,
-    pub concurrency: usize,
-    pub queue: usize,
+    /// Most items in service at once; the autotuner may change it during a run.
+    pub concurrency: AtomicUsize,
+    /// Capacity of the input queue; the autotuner may change it during a run.
+    pub queue: AtomicUsize,
     pub f: StageFn,
     /// Index into the runner's per-stage states.
     pub state_slot: usize,
+}
+
+impl StationSpec {
+    /// Most items in service at once, now.
+    pub fn conc(&self) -> usize {
+        self.concurrency.load(Relaxed)
+    }
+
+    /// The input queue's capacity, now.
+    pub fn cap(&self) -> usize {
+        self.queue.load(Relaxed)
+    }
 }
 
 /// How a tail regroups.
@@ -243,7 +258,8 @@ struct TailState {
 pub(crate) struct Segment {
     pub stations: Vec<Station>,
     pub tail: TailKind,
-    window: usize,
+    /// Most items admitted at once; the autotuner may change it during a run.
+    pub window: AtomicUsize,
     gate: Mutex<GateState>,
     tail_st: Mutex<TailState>,
     /// The consumer waits here (sink tail).
@@ -379,6 +395,8 @@ pub(crate) struct Shared {
     held: AtomicUsize,
     /// The most ever held at once (shared by the pipeline's runs).
     held_peak: Arc<AtomicUsize>,
+    /// What the autotuner did (empty without one).
+    pub tuning: Mutex<Tuning>,
 }
 
 pub(crate) struct SegmentSpec {
@@ -428,7 +446,7 @@ impl Shared {
                     })
                     .collect(),
                 tail: spec.tail,
-                window: spec.window,
+                window: AtomicUsize::new(spec.window),
                 gate: Mutex::new(GateState {
                     held: 0,
                     admitted: 0,
@@ -467,6 +485,7 @@ impl Shared {
             trace: trace.then(|| Mutex::new(Vec::new())),
             held: AtomicUsize::new(0),
             held_peak,
+            tuning: Mutex::new(Tuning::default()),
         }
     }
 
@@ -521,13 +540,13 @@ impl Shared {
     fn room(&self, s: usize) -> usize {
         let seg = &self.segments[s];
         let held = lock(&seg.gate).held;
-        let mut room = seg.window.saturating_sub(held);
+        let mut room = seg.window.load(Relaxed).saturating_sub(held);
         if let Some(first) = seg.stations.first() {
             let st = lock(&first.st);
             room = room.min(
                 first
                     .spec
-                    .queue
+                    .cap()
                     .saturating_sub(st.queue.len() + st.incoming),
             );
         }
@@ -704,7 +723,7 @@ impl Shared {
         let next = seg.stations.get(k + 1);
         let mut st = lock(&station.st);
         let unassigned = st.queue.len() - st.assigned;
-        let free = station.spec.concurrency.saturating_sub(st.running);
+        let free = station.spec.conc().saturating_sub(st.running);
         let mut n = unassigned.min(free);
         match station.spec.kind {
             Kind::Cpu => {
@@ -713,7 +732,7 @@ impl Shared {
                 if n > 0 {
                     if let Some(next) = next {
                         let mut nx = lock(&next.st);
-                        let room = next.spec.queue.saturating_sub(nx.queue.len() + nx.incoming);
+                        let room = next.spec.cap().saturating_sub(nx.queue.len() + nx.incoming);
                         st.mark(&station.spec);
                         st.acc.blocked = room < n;
                         n = n.min(room);
@@ -747,7 +766,7 @@ impl Shared {
                     if let Some(next) = next {
                         let nx = lock(&next.st);
                         let queued = nx.queue.len() + nx.incoming;
-                        n = if queued > next.spec.queue {
+                        n = if queued > next.spec.cap() {
                             // Downstream has more than its queue's worth: the threads that
                             // finish their items take the free slots, nobody is woken.
                             0
@@ -775,7 +794,7 @@ impl Shared {
     fn claim(&self, s: usize, k: usize, st: &mut StationState) -> bool {
         let seg = &self.segments[s];
         let spec = &seg.stations[k].spec;
-        if st.queue.len() <= st.assigned || st.running >= spec.concurrency {
+        if st.queue.len() <= st.assigned || st.running >= spec.conc() {
             return false;
         }
         if let Some(next) = seg.stations.get(k + 1) {
@@ -1252,6 +1271,24 @@ impl Shared {
         lock(&self.tally).halted
     }
 
+    /// Station `(s, k)`'s finished items, their total service time and its p99 (ns), for the
+    /// autotuner.
+    pub fn station_counts(&self, s: usize, k: usize) -> (u64, u128, u64) {
+        let g = lock(&self.segments[s].stations[k].st);
+        let n = g.acc.service.len();
+        let p99 = if n > 0 {
+            g.acc.service.value_at_quantile(0.99)
+        } else {
+            0
+        };
+        (n, g.acc.service_ns, p99)
+    }
+
+    /// The run was stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped()
+    }
+
     /// A snapshot of station `(s, k)`'s statistics.
     pub fn station_acc(&self, s: usize, k: usize) -> StationAcc {
         let st = &self.segments[s].stations[k];
@@ -1270,13 +1307,13 @@ impl Shared {
 /// state `nx`) together hold at most its concurrency plus that queue's capacity, so a thread
 /// that finishes an item always has a place for it.
 fn budget(spec: &StationSpec, st: &StationState, nspec: &StationSpec, nx: &StationState) -> usize {
-    (spec.concurrency + nspec.queue).saturating_sub(st.running + nx.queue.len() + nx.incoming)
+    (spec.conc() + nspec.cap()).saturating_sub(st.running + nx.queue.len() + nx.incoming)
 }
 
 impl StationState {
     /// The queue is down to half its capacity or less: time to feed it.
     fn low(&self, spec: &StationSpec) -> bool {
-        self.queue.len() + self.incoming <= spec.queue / 2
+        self.queue.len() + self.incoming <= spec.cap() / 2
     }
 
     /// Account the time since the last change to the state the station was in.
@@ -1286,8 +1323,8 @@ impl StationState {
             self.queue.len() + self.incoming,
             unassigned,
             self.running,
-            spec.concurrency,
-            spec.queue,
+            spec.conc(),
+            spec.cap(),
         );
     }
 }

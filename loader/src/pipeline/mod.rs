@@ -57,6 +57,7 @@
 
 pub(crate) mod engine;
 mod stats;
+mod tune;
 
 use std::any::Any;
 use std::collections::BTreeSet;
@@ -83,6 +84,7 @@ use engine::{
 };
 use stats::StageSetting;
 pub use stats::{Bottleneck, PipelineReport, ServiceTimes, StageKind, StageStats};
+pub use tune::{Autotune, TuneChange, TunePoint, Tuning};
 
 /// The default strategy of a `cpu` stage.
 ///
@@ -294,6 +296,7 @@ pub struct PipelineBuilder<T> {
     seed: u64,
     trace: Option<PathBuf>,
     progress: Option<(Duration, ProgressFn)>,
+    autotune: Option<Autotune>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -413,6 +416,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             seed: 0,
             trace: None,
             progress: None,
+            autotune: None,
             _t: PhantomData,
         }
     }
@@ -431,6 +435,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             seed: self.seed,
             trace: self.trace,
             progress: self.progress,
+            autotune: self.autotune,
             _t: PhantomData,
         }
     }
@@ -607,6 +612,15 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         self.progress(every, |r| eprintln!("{r}"))
     }
 
+    /// Tune each blocking stage's threads, the queues and the windows online, from measured
+    /// service times, within an optional memory cap: see [`Autotune`]. The concurrency,
+    /// queues and window given are the starting guess. Every change is in the report's
+    /// [`tuning`](PipelineReport::tuning).
+    pub fn autotune(mut self, settings: Autotune) -> Self {
+        self.autotune = Some(settings);
+        self
+    }
+
     /// Check every setting, start the CPU workers (each builds its stage states), and
     /// return the pipeline.
     ///
@@ -718,13 +732,17 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                         kind: stage.kind,
                         concurrency,
                         queue,
+                        user_queue: stage.queue.is_some(),
                         f,
                         slot,
                         strategy,
                     });
                     if flat {
                         seg.tail = TailKind::Split;
-                        segments.push(SegTemplate::default());
+                        segments.push(SegTemplate {
+                            per_item,
+                            ..SegTemplate::default()
+                        });
                     }
                 }
                 StageDef::Batch {
@@ -752,7 +770,10 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                     };
                     seg.batch = size;
                     per_item *= size as f64;
-                    segments.push(SegTemplate::default());
+                    segments.push(SegTemplate {
+                        per_item,
+                        ..SegTemplate::default()
+                    });
                 }
             }
         }
@@ -775,6 +796,9 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                     ),
                 ));
             }
+        }
+        if let Some(cfg) = &self.autotune {
+            fit_autotune(cfg, workers, &mut segments, &mut settings)?;
         }
         let policy = match self.on_failure {
             OnFailure::Yield => Policy::Yield,
@@ -837,6 +861,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 seed: self.seed,
                 trace: self.trace,
                 progress: self.progress,
+                autotune: self.autotune,
             }),
             pool,
             threads_alive: Arc::new(AtomicUsize::new(0)),
@@ -861,6 +886,8 @@ pub(crate) struct StationTemplate {
     pub kind: Kind,
     pub concurrency: usize,
     pub queue: usize,
+    /// The user sized the queue (the autotuner leaves it alone).
+    pub user_queue: bool,
     pub f: StageFn,
     pub slot: usize,
     pub strategy: Option<Arc<dyn Strategy>>,
@@ -872,6 +899,8 @@ pub(crate) struct SegTemplate {
     pub tail: TailKind,
     pub batch: usize,
     pub window: usize,
+    /// Source items per item of this segment.
+    pub per_item: f64,
 }
 
 impl Default for SegTemplate {
@@ -881,6 +910,7 @@ impl Default for SegTemplate {
             tail: TailKind::Sink,
             batch: 0,
             window: 0,
+            per_item: 1.0,
         }
     }
 }
@@ -897,6 +927,102 @@ struct Spec {
     seed: u64,
     trace: Option<PathBuf>,
     progress: Option<(Duration, ProgressFn)>,
+    autotune: Option<Autotune>,
+}
+
+/// Check the autotune settings and fit the starting guess into its memory cap.
+fn fit_autotune(
+    cfg: &Autotune,
+    workers: usize,
+    segments: &mut [SegTemplate],
+    settings: &mut [StageSetting],
+) -> Result<(), PipelineError> {
+    if cfg.max_threads == 0 {
+        return Err(PipelineError::config(
+            "autotune",
+            "max_threads",
+            "must be >= 1, got 0",
+        ));
+    }
+    if cfg.interval.is_zero() {
+        return Err(PipelineError::config(
+            "autotune",
+            "interval",
+            "must be longer than 0",
+        ));
+    }
+    let least: usize = segments.iter().map(|g| g.batch.max(4)).sum();
+    if let Some(cap) = cfg.max_items {
+        if cap < least {
+            return Err(PipelineError::config(
+                "autotune",
+                "max_items",
+                format!("{cap} items cannot hold this pipeline's segments; allowed: >= {least}"),
+            ));
+        }
+    }
+    let shape = tune_shape(workers, segments, settings);
+    let st: Vec<tune::StationIn> = segments
+        .iter()
+        .flat_map(|g| &g.stations)
+        .zip(&shape.stations)
+        .map(|(t, (name, kind, per_item, user_queue))| tune::StationIn {
+            name: name.clone(),
+            kind: *kind,
+            per_item: *per_item,
+            mean_s: None,
+            p99_s: 0.0,
+            conc: t.concurrency,
+            queue: t.queue,
+            queue_auto: !user_queue,
+        })
+        .collect();
+    let segs: Vec<tune::SegIn> = segments
+        .iter()
+        .zip(&shape.segments)
+        .map(|(g, (r, batch, per_item))| tune::SegIn {
+            stations: r.clone(),
+            batch: *batch,
+            window: g.window,
+            per_item: *per_item,
+        })
+        .collect();
+    let mut plan = tune::model(workers, &st, &segs, cfg);
+    // Without measurements the model keeps the guess; only the cap may cut it.
+    if cfg.max_items.is_none() {
+        plan.window = segs.iter().map(|g| g.window).collect();
+    }
+    let mut i = 0;
+    for (g, seg) in segments.iter_mut().enumerate() {
+        seg.window = plan.window[g];
+        for t in &mut seg.stations {
+            t.concurrency = plan.conc[i];
+            t.queue = plan.queue[i];
+            settings[i].concurrency = plan.conc[i];
+            settings[i].queue = plan.queue[i];
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
+/// What the autotuner needs of the pipeline's shape.
+fn tune_shape(workers: usize, segments: &[SegTemplate], settings: &[StageSetting]) -> tune::Shape {
+    let mut stations = Vec::new();
+    let mut segs = Vec::new();
+    for g in segments {
+        let start = stations.len();
+        for t in &g.stations {
+            let set = &settings[stations.len()];
+            stations.push((t.name.to_string(), t.kind, set.per_item, t.user_queue));
+        }
+        segs.push((start..stations.len(), g.batch, g.per_item));
+    }
+    tune::Shape {
+        workers,
+        stations,
+        segments: segs,
+    }
 }
 
 /// Where a pipeline stands within an epoch.
@@ -1064,6 +1190,12 @@ impl<T: Send + 'static> Pipeline<T> {
             shared,
             spec.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15),
             &self.threads_alive,
+            spec.autotune.as_ref().map(|cfg| {
+                (
+                    cfg,
+                    tune_shape(spec.workers, &spec.segments, &spec.settings),
+                )
+            }),
         )
     }
 }
@@ -1079,6 +1211,7 @@ pub(crate) fn start_run<S: 'static>(
     shared: Arc<Shared>,
     seed: u64,
     threads_alive: &Arc<AtomicUsize>,
+    tune: Option<(&Autotune, tune::Shape)>,
 ) -> Result<Run, PipelineError> {
     let mut jobs = Vec::new();
     // Later stages first: the pool steps older jobs first, so work nearer the consumer is
@@ -1110,26 +1243,41 @@ pub(crate) fn start_run<S: 'static>(
         shared: Arc::clone(&shared),
         jobs,
         threads: Vec::new(),
+        controller: None,
     };
+    // Starts thread `i` of blocking station `(s, k)`.
+    let spawner = {
+        let shared = Arc::clone(&shared);
+        let alive = Arc::clone(threads_alive);
+        let inits: Vec<StateInit> = inits.iter().map(|(_, init)| Arc::clone(init)).collect();
+        let slots: Vec<Vec<usize>> = segments
+            .iter()
+            .map(|g| g.stations.iter().map(|t| t.slot).collect())
+            .collect();
+        move |s: usize, k: usize, i: usize| -> Result<JoinHandle<()>, String> {
+            let shared = Arc::clone(&shared);
+            let init = Arc::clone(&inits[slots[s][k]]);
+            let name = format!("schedlab-{}-{i}", shared.station(s, k).spec.name);
+            alive.fetch_add(1, SeqCst);
+            let guard = Alive(Arc::clone(&alive));
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(move || {
+                    let _alive = guard;
+                    let mut state = init(Runner::Thread(i));
+                    shared.blocking_loop(s, k, &mut *state, i);
+                })
+                .map_err(|e| e.to_string())
+        }
+    };
+    let spawn = spawner.clone();
     for (s, seg) in segments.iter().enumerate() {
         for (k, t) in seg.stations.iter().enumerate() {
             if t.kind != Kind::Blocking {
                 continue;
             }
             for i in 0..t.concurrency {
-                let shared = Arc::clone(&shared);
-                let init = Arc::clone(&inits[t.slot].1);
-                let alive = Arc::clone(threads_alive);
-                alive.fetch_add(1, SeqCst);
-                let guard = Alive(alive);
-                let spawned = std::thread::Builder::new()
-                    .name(format!("schedlab-{}-{i}", t.name))
-                    .spawn(move || {
-                        let _alive = guard;
-                        let mut state = init(Runner::Thread(i));
-                        shared.blocking_loop(s, k, &mut *state, i);
-                    });
-                match spawned {
+                match spawn(s, k, i) {
                     Ok(h) => run.threads.push(h),
                     Err(e) => {
                         return Err(PipelineError::Start(format!(
@@ -1140,6 +1288,15 @@ pub(crate) fn start_run<S: 'static>(
                 }
             }
         }
+    }
+    if let Some((cfg, shape)) = tune {
+        let cfg = cfg.clone();
+        let shared = Arc::clone(&shared);
+        let spawned = std::thread::Builder::new()
+            .name("schedlab-autotune".into())
+            .spawn(move || tune::control(shared, shape, cfg, Box::new(spawner)))
+            .map_err(|e| PipelineError::Start(format!("the autotune thread: {e}")))?;
+        run.controller = Some(spawned);
     }
     Ok(run)
 }
@@ -1155,8 +1312,8 @@ pub(crate) fn segment_specs(templates: &[SegTemplate]) -> Vec<SegmentSpec> {
                 .map(|t| StationSpec {
                     name: Arc::clone(&t.name),
                     kind: t.kind,
-                    concurrency: t.concurrency,
-                    queue: t.queue,
+                    concurrency: AtomicUsize::new(t.concurrency),
+                    queue: AtomicUsize::new(t.queue),
                     f: Arc::clone(&t.f),
                     state_slot: t.slot,
                 })
@@ -1191,6 +1348,8 @@ pub(crate) struct Run {
     pub shared: Arc<Shared>,
     jobs: Vec<Job<()>>,
     threads: Vec<JoinHandle<()>>,
+    /// The autotuner's thread (it joins the threads it started).
+    controller: Option<JoinHandle<()>>,
 }
 
 impl Run {
@@ -1198,6 +1357,14 @@ impl Run {
     pub fn stop(&mut self) {
         self.shared.stop();
         self.jobs.clear(); // dropping a job cancels it
+        self.join_threads();
+    }
+
+    fn join_threads(&mut self) {
+        if let Some(c) = self.controller.take() {
+            c.thread().unpark();
+            let _ = c.join();
+        }
         for h in self.threads.drain(..) {
             let _ = h.join();
         }
@@ -1207,9 +1374,7 @@ impl Run {
     /// let go (each job's report counts its steals).
     pub fn finish(mut self) -> u64 {
         self.shared.stop();
-        for h in self.threads.drain(..) {
-            let _ = h.join();
-        }
+        self.join_threads();
         self.jobs
             .drain(..)
             .map(|j| j.finish().map_or(0, |r| r.steals))
@@ -1306,7 +1471,25 @@ fn report_of(spec: &Spec, run: &Run) -> PipelineReport {
         .collect();
     let end = sh.last_item().unwrap_or_else(Instant::now);
     let (items, source_items) = sh.delivered();
-    PipelineReport::build(
+    // The settings as they are now (the autotuner may have changed them).
+    let settings: Vec<StageSetting> = spec
+        .segments
+        .iter()
+        .enumerate()
+        .flat_map(|(s, seg)| (0..seg.stations.len()).map(move |k| (s, k)))
+        .zip(&spec.settings)
+        .map(|((s, k), set)| {
+            let live = &sh.station(s, k).spec;
+            StageSetting {
+                name: set.name.clone(),
+                kind: set.kind,
+                concurrency: live.conc(),
+                queue: live.cap(),
+                per_item: set.per_item,
+            }
+        })
+        .collect();
+    let mut report = PipelineReport::build(
         sh.epoch,
         spec.workers,
         end.duration_since(sh.started).as_secs_f64(),
@@ -1316,9 +1499,13 @@ fn report_of(spec: &Spec, run: &Run) -> PipelineReport {
             .get()
             .map(|t| t.duration_since(sh.started).as_secs_f64() * 1e3),
         sh.failures(),
-        &spec.settings,
+        &settings,
         &accs,
-    )
+    );
+    if spec.autotune.is_some() {
+        report.tuning = Some(lock(&sh.tuning).clone());
+    }
+    report
 }
 
 fn write_trace(spec: &Spec, run: &Run) {

@@ -4,6 +4,8 @@ use std::fmt;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
+
+use super::tune::Tuning;
 use serde::Serialize;
 
 /// What a station measures, under its lock, at every change of its state.
@@ -199,6 +201,9 @@ pub struct PipelineReport {
     pub limit_per_s: f64,
     /// The stage that limits the pipeline, by measurement (`None` before any item finished).
     pub bottleneck: Option<Bottleneck>,
+    /// What the autotuner did: every change and its readings (`None` without autotune).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tuning: Option<Tuning>,
 }
 
 /// The limiting stage, why, and what one more unit there would give.
@@ -311,6 +316,7 @@ impl PipelineReport {
             stages,
             limit_per_s: limit,
             bottleneck,
+            tuning: None,
         }
     }
 }
@@ -488,6 +494,98 @@ impl fmt::Display for PipelineReport {
                 b.stage, b.why, b.unit, b.one_more_per_s
             ),
             None => write!(f, "  bottleneck: not known yet (no item finished)"),
+        }?;
+        match &self.tuning {
+            Some(t) => write!(f, "\n{t}"),
+            None => Ok(()),
         }
     }
+}
+
+/// Sparkline glyphs, lowest to highest.
+const SPARKS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/// `values` as one line of at most `width` glyphs (each the mean of its run of values),
+/// scaled from 0 to the largest.
+pub(crate) fn sparkline(values: &[f64], width: usize) -> String {
+    if values.is_empty() || width == 0 {
+        return String::new();
+    }
+    let cols = values.len().min(width);
+    let means: Vec<f64> = (0..cols)
+        .map(|c| {
+            let (a, b) = (
+                c * values.len() / cols,
+                ((c + 1) * values.len() / cols).max(c * values.len() / cols + 1),
+            );
+            values[a..b].iter().sum::<f64>() / (b - a) as f64
+        })
+        .collect();
+    let top = means.iter().copied().fold(0.0, f64::max);
+    means
+        .iter()
+        .map(|&v| {
+            if top <= 0.0 || !v.is_finite() {
+                SPARKS[0]
+            } else {
+                SPARKS[((v / top * 7.0).round() as usize).min(7)]
+            }
+        })
+        .collect()
+}
+
+impl fmt::Display for Tuning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tr = &self.trajectory;
+        write!(
+            f,
+            "  autotune: {} changes, {} readings",
+            self.changes.len(),
+            tr.len()
+        )?;
+        if let (Some(a), Some(b)) = (tr.first(), tr.last()) {
+            write!(f, " from {:.3} s to {:.3} s", a.at_s, b.at_s)?;
+            let rates: Vec<f64> = tr.iter().map(|p| p.items_per_s).collect();
+            let top = rates.iter().copied().fold(0.0, f64::max);
+            write!(
+                f,
+                "\n    {:<14} {} (0 to {top:.0}/s)",
+                "items/s",
+                sparkline(&rates, 60)
+            )?;
+            for (i, name) in self.stages.iter().enumerate() {
+                let c: Vec<f64> = tr
+                    .iter()
+                    .map(|p| p.concurrency.get(i).copied().unwrap_or(0) as f64)
+                    .collect();
+                let (lo, hi) = c
+                    .iter()
+                    .fold((f64::INFINITY, 0.0f64), |(l, h), &v| (l.min(v), h.max(v)));
+                if hi > lo {
+                    write!(
+                        f,
+                        "\n    {:<14} {} ({lo:.0} to {hi:.0})",
+                        truncate(name, 14),
+                        sparkline(&c, 60)
+                    )?;
+                }
+            }
+        }
+        const SHOWN: usize = 12;
+        for c in self.changes.iter().take(SHOWN) {
+            write!(
+                f,
+                "\n    {:>8.3} s  {} {} -> {}: {}",
+                c.at_s, c.knob, c.from, c.to, c.why
+            )?;
+        }
+        if self.changes.len() > SHOWN {
+            write!(f, "\n    … {} more", self.changes.len() - SHOWN)?;
+        }
+        Ok(())
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
 }

@@ -1,0 +1,698 @@
+//! Online autotune: a controller thread that sizes each blocking stage's threads, the input
+//! queues and the segments' windows from measured service times (docs/pipelines.md,
+//! "Autotune", says why this model and not hill climbing).
+//!
+//! Every `interval` the controller reads each station's finished items and service time since
+//! the last reading. The cpu stages share the P CPU workers, so together they serve at most
+//! `X* = P / Σ_cpu (mean service / source items per item)` source items/s, and that (or a cpu
+//! stage's own cap, if lower) is the target. By Little's law a blocking stage whose items take
+//! `s` seconds needs `X* · s` threads busy to keep up; it gets `(1 + headroom)` times that.
+//! Queues follow their stage's concurrency (unless the user set them) and a window holds
+//! twice its stations' slots and queues, and twice the items in flight at the target rate over
+//! the segment's mean time plus its slowest stage's p99 (room for the in-order tail). A
+//! memory cap scales windows and threads down to fit.
+//!
+//! No oscillation: a setting changes only when the model moves it by more than the hysteresis
+//! (20% up, twice that down), and after a change nothing is measured until it has settled
+//! (two intervals, or the time to turn the windows over, whichever is longer).
+
+use std::ops::Range;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::default_queue;
+use super::engine::{lock, Kind, Shared};
+
+/// Online autotune settings for [`PipelineBuilder::autotune`](super::PipelineBuilder::autotune).
+///
+/// With autotune on, each blocking stage's thread count (its concurrency), the queues the user
+/// did not size and the segments' windows become the tuner's: the values given (or the
+/// defaults) are its starting guess. A cpu stage keeps its concurrency: its items share the
+/// pool's P workers with the other cpu stages, and the pool already gives a worker to whichever
+/// stage has work.
+///
+/// ```
+/// use loader::{Autotune, Pipeline, Sampler, Stage};
+///
+/// let mut p = Pipeline::from_sampler(200, Sampler::sequential())
+///     .map(Stage::blocking("read", 2), |i: usize| {
+///         std::thread::sleep(std::time::Duration::from_micros(200));
+///         i
+///     })
+///     .map(Stage::cpu("decode"), |i: usize| i * 2)
+///     .workers(2)
+///     .autotune(Autotune::new().max_items(256))
+///     .build()?;
+/// let n = p.epoch(0).filter(|r| r.is_ok()).count();
+/// assert_eq!(n, 200);
+/// assert!(p.held_peak() <= 256);
+/// let tuning = p.report().unwrap().tuning.clone().unwrap();
+/// for c in &tuning.changes {
+///     println!("{:.3} s: {} {} -> {} ({})", c.at_s, c.knob, c.from, c.to, c.why);
+/// }
+/// # Ok::<(), loader::PipelineError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Autotune {
+    pub(crate) max_items: Option<usize>,
+    pub(crate) max_threads: usize,
+    pub(crate) interval: Duration,
+    pub(crate) headroom: f64,
+    pub(crate) hysteresis: f64,
+}
+
+impl Default for Autotune {
+    fn default() -> Self {
+        Autotune {
+            max_items: None,
+            max_threads: 256,
+            interval: Duration::from_millis(20),
+            headroom: 0.25,
+            hysteresis: 0.2,
+        }
+    }
+}
+
+impl Autotune {
+    /// The defaults: no memory cap, at most 256 threads per blocking stage, a reading every
+    /// 20 ms, 25% headroom, 20% hysteresis.
+    pub fn new() -> Autotune {
+        Autotune::default()
+    }
+
+    /// Memory cap: at most `n` items held at once over all segments (queued, in service, or
+    /// waiting in a reorder window).
+    pub fn max_items(mut self, n: usize) -> Autotune {
+        self.max_items = Some(n);
+        self
+    }
+
+    /// At most `n` threads for any blocking stage (default 256).
+    pub fn max_threads(mut self, n: usize) -> Autotune {
+        self.max_threads = n;
+        self
+    }
+
+    /// How often the controller reads the statistics (default 20 ms).
+    pub fn interval(mut self, every: Duration) -> Autotune {
+        self.interval = every;
+        self
+    }
+}
+
+/// One change the tuner made.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TuneChange {
+    /// Seconds from the start of the epoch.
+    pub at_s: f64,
+    /// What changed: `STAGE.threads`, `STAGE.queue` or `segment N.window`.
+    pub knob: String,
+    /// The setting before.
+    pub from: usize,
+    /// The setting after.
+    pub to: usize,
+    /// Why, from the measurements.
+    pub why: String,
+}
+
+/// One reading of the controller.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TunePoint {
+    /// Seconds from the start of the epoch.
+    pub at_s: f64,
+    /// Source items per second handed to the consumer since the last reading.
+    pub items_per_s: f64,
+    /// The model's target, source items/s (`None` before every stage was measured).
+    pub target_per_s: Option<f64>,
+    /// Each stage's concurrency (threads, for a blocking stage), in pipeline order.
+    pub concurrency: Vec<usize>,
+    /// The windows' sum: the most items the pipeline may hold.
+    pub window: usize,
+}
+
+/// What the tuner did over an epoch: every change and the trajectory of its readings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Tuning {
+    /// The stages, in the order of [`TunePoint::concurrency`].
+    pub stages: Vec<String>,
+    /// Every change, in time order.
+    pub changes: Vec<TuneChange>,
+    /// The readings (thinned to at most 2,048 by dropping every other one when full).
+    pub trajectory: Vec<TunePoint>,
+}
+
+const MAX_POINTS: usize = 2048;
+
+impl Tuning {
+    fn push(&mut self, p: TunePoint, stride: &mut usize, seen: &mut usize) {
+        *seen += 1;
+        if *seen % *stride != 0 {
+            return;
+        }
+        self.trajectory.push(p);
+        if self.trajectory.len() >= MAX_POINTS {
+            let kept: Vec<TunePoint> = self.trajectory.drain(..).step_by(2).collect();
+            self.trajectory = kept;
+            *stride *= 2;
+        }
+    }
+}
+
+// ---- the model (pure, unit-tested) ------------------------------------------------------
+
+/// What the model knows of one station.
+#[derive(Clone, Debug)]
+pub(crate) struct StationIn {
+    pub name: String,
+    pub kind: Kind,
+    /// Source items per item of this station.
+    pub per_item: f64,
+    /// Mean service time per item, seconds (`None`: not measured yet).
+    pub mean_s: Option<f64>,
+    /// 99th percentile of the service time, seconds.
+    pub p99_s: f64,
+    pub conc: usize,
+    pub queue: usize,
+    /// The user did not size the queue: it follows the concurrency.
+    pub queue_auto: bool,
+}
+
+/// What the model knows of one segment.
+#[derive(Clone, Debug)]
+pub(crate) struct SegIn {
+    pub stations: Range<usize>,
+    pub batch: usize,
+    pub window: usize,
+    /// Source items per item of this segment.
+    pub per_item: f64,
+}
+
+/// The model's settings.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Plan {
+    pub target: Option<f64>,
+    pub conc: Vec<usize>,
+    pub queue: Vec<usize>,
+    pub window: Vec<usize>,
+    /// Per station: why its concurrency is what it is.
+    pub why: Vec<String>,
+}
+
+/// The settings the measurements call for (before hysteresis).
+pub(crate) fn model(p: usize, st: &[StationIn], segs: &[SegIn], cfg: &Autotune) -> Plan {
+    let pf = p.max(1) as f64;
+    let measured = st.iter().all(|s| s.mean_s.is_some());
+    let mut conc: Vec<usize> = st.iter().map(|s| s.conc).collect();
+    let mut why = vec![String::new(); st.len()];
+    let mut target = None;
+    if measured {
+        let cpu_per_item: f64 = st
+            .iter()
+            .filter(|s| s.kind == Kind::Cpu)
+            .map(|s| s.mean_s.unwrap_or(0.0) / s.per_item)
+            .sum();
+        let mut x = if cpu_per_item > 0.0 {
+            pf / cpu_per_item
+        } else {
+            f64::INFINITY
+        };
+        let mut by = "the CPU workers".to_string();
+        for s in st.iter().filter(|s| s.kind == Kind::Cpu) {
+            let m = s.mean_s.unwrap_or(0.0);
+            if m > 0.0 {
+                let own = (s.conc as f64).min(pf) / m * s.per_item;
+                if own < x {
+                    (x, by) = (own, format!("{}'s concurrency", s.name));
+                }
+            }
+        }
+        if !x.is_finite() {
+            // No CPU work to keep up with: the blocking stages' thread caps set the pace.
+            for s in st.iter().filter(|s| s.kind == Kind::Blocking) {
+                let m = s.mean_s.unwrap_or(0.0);
+                if m > 0.0 {
+                    let own = cfg.max_threads as f64 / m * s.per_item;
+                    if own < x {
+                        (x, by) = (own, format!("{}'s thread cap", s.name));
+                    }
+                }
+            }
+        }
+        if x.is_finite() && x > 0.0 {
+            target = Some(x);
+            for (i, s) in st.iter().enumerate() {
+                if s.kind != Kind::Blocking {
+                    continue;
+                }
+                let m = s.mean_s.unwrap_or(0.0);
+                let busy = x * m / s.per_item;
+                let n = (busy * (1.0 + cfg.headroom)).ceil().max(1.0) as usize;
+                conc[i] = n.min(cfg.max_threads.max(1));
+                why[i] = format!(
+                    "{:.3} ms per item x {:.0} items/s (the limit of {by}) = {:.1} threads busy, +{:.0}%",
+                    m * 1e3,
+                    x,
+                    busy,
+                    cfg.headroom * 100.0
+                );
+            }
+        }
+    }
+    let queue_of = |i: usize, c: usize| {
+        if st[i].queue_auto {
+            default_queue(c)
+        } else {
+            st[i].queue
+        }
+    };
+    let mut queue: Vec<usize> = (0..st.len()).map(|i| queue_of(i, conc[i])).collect();
+    let window_of = |seg: &SegIn, conc: &[usize], queue: &[usize]| -> usize {
+        let held: usize = seg.stations.clone().map(|i| conc[i] + queue[i]).sum();
+        let runners: usize = seg.stations.clone().map(|i| conc[i]).sum();
+        let rule = (2 * held).max(2 * runners.max(1) * seg.batch.max(1)).max(4);
+        let little = match target {
+            Some(x) => {
+                let mean: f64 = seg
+                    .stations
+                    .clone()
+                    .map(|i| st[i].mean_s.unwrap_or(0.0))
+                    .sum();
+                let tail = seg
+                    .stations
+                    .clone()
+                    .map(|i| st[i].p99_s)
+                    .fold(0.0, f64::max);
+                (2.0 * x / seg.per_item * (mean + tail)).ceil() as usize
+            }
+            None => 0,
+        };
+        rule.max(little).max(seg.batch)
+    };
+    let mut window: Vec<usize> = segs.iter().map(|g| window_of(g, &conc, &queue)).collect();
+    if let Some(cap) = cfg.max_items {
+        fit(cap, st, segs, &mut conc, &mut queue, &mut window, &mut why);
+    }
+    Plan {
+        target,
+        conc,
+        queue,
+        window,
+        why,
+    }
+}
+
+/// Scale windows (and the blocking threads and queues inside them) down to `cap` items.
+fn fit(
+    cap: usize,
+    st: &[StationIn],
+    segs: &[SegIn],
+    conc: &mut [usize],
+    queue: &mut [usize],
+    window: &mut [usize],
+    why: &mut [String],
+) {
+    let total: usize = window.iter().sum();
+    if total <= cap {
+        return;
+    }
+    let scale = cap as f64 / total as f64;
+    for (g, seg) in segs.iter().enumerate() {
+        let w = ((window[g] as f64 * scale).floor() as usize).max(seg.batch.max(1));
+        window[g] = w;
+        // Slots and queues take at most half the window, as the default rule has it.
+        let held: usize = seg.stations.clone().map(|i| conc[i] + queue[i]).sum();
+        if 2 * held > w {
+            let f = w as f64 / (2 * held) as f64;
+            for i in seg.stations.clone() {
+                if st[i].kind == Kind::Blocking {
+                    let c = ((conc[i] as f64 * f).floor() as usize).max(1);
+                    if c < conc[i] {
+                        why[i] = format!("{}; cut to fit the memory cap of {cap} items", why[i]);
+                        conc[i] = c;
+                    }
+                }
+                if st[i].queue_auto {
+                    queue[i] = ((queue[i] as f64 * f).floor() as usize).max(1);
+                }
+            }
+        }
+    }
+}
+
+/// Whether a setting moves from `cur` to `new`: up by more than `h`, or down by more than
+/// `2h` (and by one at least).
+pub(crate) fn moves(cur: usize, new: usize, h: f64) -> bool {
+    let (c, n) = (cur as f64, new as f64);
+    if new > cur {
+        n - c >= (h * c).max(1.0)
+    } else if new < cur {
+        c - n >= (2.0 * h * c).max(1.0)
+    } else {
+        false
+    }
+}
+
+// ---- the controller thread ---------------------------------------------------------------
+
+/// What the controller knows of the pipeline's shape.
+pub(crate) struct Shape {
+    pub workers: usize,
+    /// Per station in pipeline order: name, kind, source items per item, queue sized by user.
+    pub stations: Vec<(String, Kind, f64, bool)>,
+    /// Per segment: its stations (flat indices), batch size, source items per item.
+    pub segments: Vec<(Range<usize>, usize, f64)>,
+}
+
+/// Starts thread `i` of blocking station `(s, k)`.
+pub(crate) type Spawn =
+    Box<dyn FnMut(usize, usize, usize) -> Result<JoinHandle<()>, String> + Send>;
+
+/// The controller: runs until the run stops, then joins the threads it started.
+pub(crate) fn control(shared: Arc<Shared>, shape: Shape, cfg: Autotune, mut spawn: Spawn) {
+    let flat: Vec<(usize, usize)> = shared
+        .segments
+        .iter()
+        .enumerate()
+        .flat_map(|(s, seg)| (0..seg.stations.len()).map(move |k| (s, k)))
+        .collect();
+    let mut spawned: Vec<usize> = flat
+        .iter()
+        .map(|&(s, k)| {
+            let sp = &shared.segments[s].stations[k].spec;
+            if sp.kind == Kind::Blocking {
+                sp.conc()
+            } else {
+                0
+            }
+        })
+        .collect();
+    let mut handles: Vec<JoinHandle<()>> = Vec::new();
+    let mut mean: Vec<Option<f64>> = vec![None; flat.len()];
+    let counts = |sh: &Shared| -> Vec<(u64, u128, u64)> {
+        flat.iter().map(|&(s, k)| sh.station_counts(s, k)).collect()
+    };
+    let mut last = counts(&shared);
+    let mut last_t = Instant::now();
+    let mut last_items = shared.delivered().1;
+    let mut settle_until = last_t;
+    let (mut stride, mut seen) = (1usize, 0usize);
+    {
+        let mut t = lock(&shared.tuning);
+        t.stages = shape.stations.iter().map(|s| s.0.clone()).collect();
+    }
+    while !shared.is_stopped() {
+        std::thread::park_timeout(cfg.interval);
+        if shared.is_stopped() {
+            break;
+        }
+        let now = Instant::now();
+        if now < settle_until {
+            continue;
+        }
+        let dt = now.duration_since(last_t).as_secs_f64();
+        if dt < cfg.interval.as_secs_f64() * 0.5 {
+            continue;
+        }
+        let snap = counts(&shared);
+        let items = shared.delivered().1;
+        let rate = (items - last_items) as f64 / dt.max(1e-9);
+        for (i, (a, b)) in snap.iter().zip(&last).enumerate() {
+            let n = a.0 - b.0;
+            if n >= 8 {
+                mean[i] = Some((a.1 - b.1) as f64 / n as f64 / 1e9);
+            } else if mean[i].is_none() && a.0 > 0 {
+                mean[i] = Some(a.1 as f64 / a.0 as f64 / 1e9);
+            }
+        }
+        let st: Vec<StationIn> = flat
+            .iter()
+            .enumerate()
+            .map(|(i, &(s, k))| {
+                let sp = &shared.segments[s].stations[k].spec;
+                let (name, kind, per_item, user_queue) = &shape.stations[i];
+                StationIn {
+                    name: name.clone(),
+                    kind: *kind,
+                    per_item: *per_item,
+                    mean_s: mean[i],
+                    p99_s: snap[i].2 as f64 / 1e9,
+                    conc: sp.conc(),
+                    queue: sp.cap(),
+                    queue_auto: !user_queue,
+                }
+            })
+            .collect();
+        let segs: Vec<SegIn> = shape
+            .segments
+            .iter()
+            .enumerate()
+            .map(|(g, (r, batch, per_item))| SegIn {
+                stations: r.clone(),
+                batch: *batch,
+                window: shared.segments[g].window.load(Relaxed),
+                per_item: *per_item,
+            })
+            .collect();
+        let plan = model(shape.workers, &st, &segs, &cfg);
+        let at_s = now.duration_since(shared.started).as_secs_f64();
+        let mut changes = Vec::new();
+        for (i, &(s, k)) in flat.iter().enumerate() {
+            let sp = &shared.segments[s].stations[k].spec;
+            let (cur, mut new) = (st[i].conc, plan.conc[i]);
+            if st[i].kind != Kind::Blocking || !moves(cur, new, cfg.hysteresis) {
+                continue;
+            }
+            let mut why = plan.why[i].clone();
+            while spawned[i] < new {
+                match spawn(s, k, spawned[i]) {
+                    Ok(h) => {
+                        handles.push(h);
+                        spawned[i] += 1;
+                    }
+                    Err(e) => {
+                        why = format!("{why}; could not start more threads: {e}");
+                        new = spawned[i];
+                        break;
+                    }
+                }
+            }
+            if new == cur {
+                continue;
+            }
+            let q = plan.queue[i];
+            if st[i].queue_auto && q != st[i].queue {
+                sp.queue.store(q, Relaxed);
+                changes.push(change(
+                    at_s,
+                    format!("{}.queue", st[i].name),
+                    st[i].queue,
+                    q,
+                    "follows the threads (2 per thread)".into(),
+                ));
+            }
+            sp.concurrency.store(new, Relaxed);
+            changes.push(change(
+                at_s,
+                format!("{}.threads", st[i].name),
+                cur,
+                new,
+                why,
+            ));
+        }
+        for (g, seg) in segs.iter().enumerate() {
+            let (cur, new) = (seg.window, plan.window[g]);
+            if moves(cur, new, cfg.hysteresis) {
+                shared.segments[g].window.store(new, Relaxed);
+                changes.push(change(
+                    at_s,
+                    format!("segment {g}.window"),
+                    cur,
+                    new,
+                    "twice its stations' slots and queues, and twice the items in flight at the target over its mean time plus p99".into(),
+                ));
+            }
+        }
+        let changed = !changes.is_empty();
+        let point = TunePoint {
+            at_s,
+            items_per_s: rate,
+            target_per_s: plan.target,
+            concurrency: flat
+                .iter()
+                .map(|&(s, k)| shared.segments[s].stations[k].spec.conc())
+                .collect(),
+            window: shared.segments.iter().map(|g| g.window.load(Relaxed)).sum(),
+        };
+        {
+            let mut t = lock(&shared.tuning);
+            t.push(point, &mut stride, &mut seen);
+            t.changes.extend(changes);
+        }
+        if changed {
+            for (s, seg) in shared.segments.iter().enumerate() {
+                for k in 0..seg.stations.len() {
+                    shared.pump(s, k);
+                }
+                shared.kick_feed(s);
+            }
+            // Settle: two readings, or the time to turn the windows over at the rate seen.
+            let windows: usize = shared.segments.iter().map(|g| g.window.load(Relaxed)).sum();
+            let turn = if rate > 0.0 {
+                Duration::from_secs_f64((windows as f64 / rate).min(1.0))
+            } else {
+                Duration::ZERO
+            };
+            let settle = (2 * cfg.interval).max(turn).min(10 * cfg.interval);
+            settle_until = Instant::now() + settle;
+        }
+        last = if changed { counts(&shared) } else { snap };
+        last_t = Instant::now();
+        last_items = shared.delivered().1;
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+}
+
+fn change(at_s: f64, knob: String, from: usize, to: usize, why: String) -> TuneChange {
+    TuneChange {
+        at_s,
+        knob,
+        from,
+        to,
+        why,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn station(name: &str, kind: Kind, mean_ms: Option<f64>, conc: usize) -> StationIn {
+        StationIn {
+            name: name.into(),
+            kind,
+            per_item: 1.0,
+            mean_s: mean_ms.map(|m| m / 1e3),
+            p99_s: mean_ms.unwrap_or(0.0) / 1e3,
+            conc,
+            queue: default_queue(conc),
+            queue_auto: true,
+        }
+    }
+
+    fn one_segment(n: usize) -> Vec<SegIn> {
+        vec![SegIn {
+            stations: 0..n,
+            batch: 0,
+            window: 16,
+            per_item: 1.0,
+        }]
+    }
+
+    #[test]
+    fn threads_follow_littles_law_against_the_cpu_limit() {
+        // read 2 ms, decode 0.25 ms on 2 workers: 8,000 items/s; 16 reads busy, +25% = 20.
+        let st = [
+            station("read", Kind::Blocking, Some(2.0), 4),
+            station("decode", Kind::Cpu, Some(0.25), 2),
+        ];
+        let plan = model(2, &st, &one_segment(2), &Autotune::new());
+        assert_eq!(plan.target.map(|x| x.round()), Some(8000.0));
+        assert_eq!(plan.conc, vec![20, 2]);
+        assert_eq!(plan.queue, vec![40, 4]);
+        // 2 × (20 + 40 + 2 + 4) = 132 beats Little's 2 × 8000 × (2.25 + 2) ms = 68.
+        assert_eq!(plan.window, vec![132]);
+        assert!(plan.why[0].contains("16.0 threads busy"), "{}", plan.why[0]);
+    }
+
+    #[test]
+    fn a_slower_read_gets_proportionally_more_threads() {
+        let cfg = Autotune::new();
+        let fast = [
+            station("read", Kind::Blocking, Some(1.0), 4),
+            station("decode", Kind::Cpu, Some(0.2), 2),
+        ];
+        let slow = [
+            station("read", Kind::Blocking, Some(3.0), 4),
+            station("decode", Kind::Cpu, Some(0.2), 2),
+        ];
+        let a = model(2, &fast, &one_segment(2), &cfg).conc[0];
+        let b = model(2, &slow, &one_segment(2), &cfg).conc[0];
+        assert_eq!((a, b), (13, 38)); // ceil(10,000 × 1 ms × 1.25), ceil(10,000 × 3 ms × 1.25)
+    }
+
+    #[test]
+    fn nothing_changes_before_every_stage_is_measured() {
+        let st = [
+            station("read", Kind::Blocking, Some(2.0), 4),
+            station("decode", Kind::Cpu, None, 2),
+        ];
+        let plan = model(2, &st, &one_segment(2), &Autotune::new());
+        assert_eq!(plan.target, None);
+        assert_eq!(plan.conc, vec![4, 2]);
+    }
+
+    #[test]
+    fn the_memory_cap_scales_windows_and_threads_down() {
+        let st = [
+            station("read", Kind::Blocking, Some(10.0), 4),
+            station("decode", Kind::Cpu, Some(0.1), 2),
+        ];
+        let uncapped = model(2, &st, &one_segment(2), &Autotune::new());
+        assert!(uncapped.window[0] > 100);
+        let plan = model(2, &st, &one_segment(2), &Autotune::new().max_items(100));
+        assert_eq!(plan.window, vec![100]);
+        let held = plan.conc[0] + plan.queue[0] + plan.conc[1] + plan.queue[1];
+        assert!(
+            2 * held <= 100 + 4,
+            "slots and queues {held} of a window of 100"
+        );
+        assert!(plan.why[0].contains("memory cap"));
+        assert!(plan.conc[0] < uncapped.conc[0]);
+    }
+
+    #[test]
+    fn the_thread_cap_holds() {
+        let st = [
+            station("read", Kind::Blocking, Some(50.0), 4),
+            station("decode", Kind::Cpu, Some(0.01), 2),
+        ];
+        let plan = model(2, &st, &one_segment(2), &Autotune::new().max_threads(64));
+        assert_eq!(plan.conc[0], 64);
+    }
+
+    #[test]
+    fn hysteresis_is_wider_down_than_up() {
+        assert!(!moves(20, 23, 0.2));
+        assert!(moves(20, 24, 0.2));
+        assert!(!moves(20, 13, 0.2));
+        assert!(moves(20, 12, 0.2));
+        assert!(moves(1, 2, 0.2));
+        assert!(moves(2, 1, 0.2));
+        assert!(!moves(5, 5, 0.2));
+    }
+
+    #[test]
+    fn the_trajectory_is_thinned_not_cut() {
+        let mut t = Tuning::default();
+        let (mut stride, mut seen) = (1, 0);
+        for i in 0..10_000 {
+            let p = TunePoint {
+                at_s: i as f64,
+                items_per_s: 0.0,
+                target_per_s: None,
+                concurrency: vec![],
+                window: 0,
+            };
+            t.push(p, &mut stride, &mut seen);
+        }
+        assert!(t.trajectory.len() < MAX_POINTS);
+        assert!(t.trajectory.last().unwrap().at_s > 9_000.0);
+        assert!(t.trajectory.windows(2).all(|w| w[0].at_s < w[1].at_s));
+    }
+}

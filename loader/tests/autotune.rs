@@ -1,0 +1,157 @@
+//! Autotune: the tuner changes thread counts and windows mid-epoch without losing, repeating
+//! or reordering an item, stays within its memory cap, records what it did and joins every
+//! thread it started. No assertion on wall-clock time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use loader::{Autotune, Pipeline, PipelineError, Remainder, Sampler, Stage};
+
+fn read(i: usize) -> usize {
+    std::thread::sleep(Duration::from_micros(200 + ((i * 7919) % 7) as u64 * 50));
+    i
+}
+
+#[test]
+fn every_item_once_and_in_order_while_threads_change() {
+    let seen = Arc::new(Mutex::new(HashMap::<usize, usize>::new()));
+    let s = Arc::clone(&seen);
+    let mut p = Pipeline::from_sampler(3000, Sampler::shuffled(5))
+        .map(Stage::blocking("read", 1), move |i: usize| {
+            *s.lock().unwrap().entry(i).or_insert(0) += 1;
+            read(i)
+        })
+        .map(Stage::cpu("decode"), |i: usize| i + 1)
+        .workers(2)
+        .autotune(Autotune::new().interval(Duration::from_millis(5)))
+        .build()
+        .unwrap();
+    let got: Vec<usize> = p.epoch(0).map(|r| r.unwrap()).collect();
+    let want: Vec<usize> = Sampler::shuffled(5)
+        .indices(3000, 0)
+        .into_iter()
+        .map(|i| i + 1)
+        .collect();
+    assert_eq!(got, want);
+    assert!(seen.lock().unwrap().values().all(|&n| n == 1));
+    assert_eq!(seen.lock().unwrap().len(), 3000);
+    assert_eq!(
+        p.threads_alive(),
+        0,
+        "every thread the tuner started is joined"
+    );
+    let report = p.report().unwrap();
+    let tuning = report.tuning.as_ref().expect("autotune reports");
+    // One read thread against a decode of nothing: the tuner must add read threads.
+    let up = tuning
+        .changes
+        .iter()
+        .find(|c| c.knob == "read.threads" && c.to > c.from)
+        .unwrap_or_else(|| panic!("no read thread added: {report}"));
+    assert_eq!(up.from, 1);
+    assert!(!up.why.is_empty());
+    assert!(report.stages[0].concurrency > 1);
+    assert!(!tuning.trajectory.is_empty());
+    assert_eq!(
+        tuning.stages,
+        vec!["read".to_string(), "decode".to_string()]
+    );
+    // The report prints the trajectory and the changes.
+    let text = report.to_string();
+    assert!(
+        text.contains("autotune:") && text.contains("read.threads"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_memory_cap_holds_while_the_tuner_wants_more() {
+    let mut p = Pipeline::from_sampler(2000, Sampler::sequential())
+        .map(Stage::blocking("read", 2), read)
+        .map(Stage::cpu("decode"), |i: usize| i)
+        .workers(2)
+        .autotune(
+            Autotune::new()
+                .max_items(48)
+                .interval(Duration::from_millis(5)),
+        )
+        .build()
+        .unwrap();
+    let got: Vec<usize> = p.epoch(0).map(|r| r.unwrap()).collect();
+    assert_eq!(got, (0..2000).collect::<Vec<_>>());
+    assert!(p.held_peak() <= 48, "held {} of a cap of 48", p.held_peak());
+    let report = p.report().unwrap();
+    let t = report.tuning.as_ref().unwrap();
+    assert!(t.trajectory.iter().all(|x| x.window <= 48));
+}
+
+#[test]
+fn batches_and_flat_maps_are_exact_under_autotune() {
+    let mut p = Pipeline::from_sampler(600, Sampler::sequential())
+        .map(Stage::blocking("read", 1), read)
+        .flat_map(Stage::cpu("split"), |i: usize| vec![2 * i, 2 * i + 1])
+        .map(Stage::blocking("fetch", 1), |x: usize| {
+            std::thread::sleep(Duration::from_micros(100));
+            x
+        })
+        .batch(8, Remainder::Partial)
+        .map(Stage::cpu("collate"), |b: Vec<usize>| b)
+        .workers(2)
+        .autotune(
+            Autotune::new()
+                .max_items(400)
+                .interval(Duration::from_millis(5)),
+        )
+        .build()
+        .unwrap();
+    for epoch in 0..2 {
+        let flat: Vec<usize> = p.epoch(epoch).flat_map(|b| b.unwrap()).collect();
+        assert_eq!(flat, (0..1200).collect::<Vec<_>>());
+        assert_eq!(p.threads_alive(), 0);
+    }
+    assert!(p.held_peak() <= 400, "held {}", p.held_peak());
+}
+
+#[test]
+fn dropping_mid_epoch_joins_the_tuner_and_its_threads() {
+    let mut p = Pipeline::from_sampler(100_000, Sampler::sequential())
+        .map(Stage::blocking("read", 1), read)
+        .map(Stage::cpu("decode"), |i: usize| i)
+        .workers(2)
+        .autotune(Autotune::new().interval(Duration::from_millis(2)))
+        .build()
+        .unwrap();
+    let first: Vec<usize> = p.epoch(0).take(500).map(|r| r.unwrap()).collect();
+    assert_eq!(first, (0..500).collect::<Vec<_>>());
+    assert_eq!(p.threads_alive(), 0);
+    // It goes on where it stopped.
+    let next: Vec<usize> = p.epoch(0).take(10).map(|r| r.unwrap()).collect();
+    assert_eq!(next, (500..510).collect::<Vec<_>>());
+}
+
+#[test]
+fn bad_autotune_settings_name_the_field() {
+    let cases = [
+        (Autotune::new().max_threads(0), "max_threads"),
+        (Autotune::new().max_items(3), "max_items"),
+        (Autotune::new().interval(Duration::ZERO), "interval"),
+    ];
+    for (cfg, field) in cases {
+        let e = Pipeline::from_sampler(10, Sampler::sequential())
+            .map(Stage::blocking("read", 1), |i: usize| i)
+            .workers(1)
+            .autotune(cfg)
+            .build()
+            .err()
+            .expect("refused");
+        match &e {
+            PipelineError::Config {
+                stage, field: f, ..
+            } => {
+                assert_eq!((stage.as_str(), f.as_str()), ("autotune", field), "{e}");
+            }
+            other => panic!("{other}"),
+        }
+    }
+}
