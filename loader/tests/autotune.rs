@@ -138,13 +138,14 @@ fn bad_autotune_settings_name_the_field() {
         (Autotune::new().interval(Duration::ZERO), "interval"),
     ];
     for (cfg, field) in cases {
-        let e = Pipeline::from_sampler(10, Sampler::sequential())
+        let Err(e) = Pipeline::from_sampler(10, Sampler::sequential())
             .map(Stage::blocking("read", 1), |i: usize| i)
             .workers(1)
             .autotune(cfg)
             .build()
-            .err()
-            .expect("refused");
+        else {
+            panic!("{field}: refused")
+        };
         match &e {
             PipelineError::Config {
                 stage, field: f, ..
