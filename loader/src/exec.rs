@@ -154,6 +154,7 @@ impl<S: Send + 'static> Exec<S> {
             },
             false,
             Arc::new(AtomicUsize::new(0)),
+            false,
         ));
         let run = start_run(
             Some(&self.pool),

@@ -234,6 +234,25 @@ struct GateState {
     admitted: u64,
     /// No more items will be admitted: `admitted` is the segment's total.
     closed: bool,
+    /// Since when the window has been full, and the time it was full before (for the
+    /// autotuner).
+    full_since: Option<Instant>,
+    full_ns: u128,
+}
+
+impl GateState {
+    /// Account the window's fullness after `held` changed.
+    fn note(&mut self, window: usize) {
+        let full = self.held >= window;
+        match (full, self.full_since) {
+            (true, None) => self.full_since = Some(Instant::now()),
+            (false, Some(t)) => {
+                self.full_ns += t.elapsed().as_nanos();
+                self.full_since = None;
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The tail's state: the reorder window and what is ready to leave.
@@ -397,6 +416,9 @@ pub(crate) struct Shared {
     held_peak: Arc<AtomicUsize>,
     /// What the autotuner did (empty without one).
     pub tuning: Mutex<Tuning>,
+    /// Cpu stations also measure their items' thread CPU time (for the autotuner: a wall
+    /// time stretches when the CPUs are oversubscribed, a CPU time does not).
+    cpu_clock: bool,
 }
 
 pub(crate) struct SegmentSpec {
@@ -416,6 +438,7 @@ impl Shared {
         progress: Progress,
         trace: bool,
         held_peak: Arc<AtomicUsize>,
+        cpu_clock: bool,
     ) -> Shared {
         let mut progress = progress;
         let splits = segments.iter().any(|s| matches!(s.tail, TailKind::Split));
@@ -451,6 +474,8 @@ impl Shared {
                     held: 0,
                     admitted: 0,
                     closed: false,
+                    full_since: None,
+                    full_ns: 0,
                 }),
                 tail_st: Mutex::new(TailState {
                     window: VecDeque::new(),
@@ -486,6 +511,7 @@ impl Shared {
             held: AtomicUsize::new(0),
             held_peak,
             tuning: Mutex::new(Tuning::default()),
+            cpu_clock,
         }
     }
 
@@ -657,6 +683,7 @@ impl Shared {
         {
             let mut g = lock(&self.segments[s].gate);
             g.held -= units;
+            g.note(self.segments[s].window.load(Relaxed));
         }
         self.held.fetch_sub(units, SeqCst);
         self.kick_feed(s);
@@ -674,6 +701,7 @@ impl Shared {
                 g.held += 1;
                 batch.push(Packet { seq, parts, body });
             }
+            g.note(seg.window.load(Relaxed));
             if close {
                 g.closed = true;
             }
@@ -895,9 +923,13 @@ impl Shared {
         let Body::Value(v) = body else {
             unreachable!("only values enter a station")
         };
+        let cpu0 = (self.cpu_clock && station.spec.kind == Kind::Cpu)
+            .then(thread_cpu_ns)
+            .flatten();
         let t = Instant::now();
         let r = catch_unwind(AssertUnwindSafe(|| (station.spec.f)(v, state, runner)));
         let ns = t.elapsed().as_nanos() as u64;
+        let cpu_ns = cpu0.and_then(|a| thread_cpu_ns().map(|b| b.saturating_sub(a)));
         let src = parts.first_src();
         let fault = |message: String, panicked: bool| Fault {
             stage: Arc::clone(&station.spec.name),
@@ -932,6 +964,10 @@ impl Shared {
                 failed,
                 passes_on || matches!(out.as_ref().map(|p| &p.body), Some(Body::Many(_))),
             );
+            if let Some(c) = cpu_ns {
+                st.acc.cpu_ns += u128::from(c);
+                st.acc.cpu_items += 1;
+            }
             if let Some(next) = next.filter(|_| passes_on || reserved) {
                 let mut nx = lock(&next.st);
                 if reserved {
@@ -1271,17 +1307,36 @@ impl Shared {
         lock(&self.tally).halted
     }
 
-    /// Station `(s, k)`'s finished items, their total service time and its p99 (ns), for the
+    /// Station `(s, k)`'s finished items and their total service time (ns; thread CPU time
+    /// when a cpu station measures it), and the p99.9 of the wall service time, for the
     /// autotuner.
     pub fn station_counts(&self, s: usize, k: usize) -> (u64, u128, u64) {
         let g = lock(&self.segments[s].stations[k].st);
         let n = g.acc.service.len();
-        let p99 = if n > 0 {
-            g.acc.service.value_at_quantile(0.99)
+        let tail = if n > 0 {
+            g.acc.service.value_at_quantile(0.999)
         } else {
             0
         };
-        (n, g.acc.service_ns, p99)
+        if g.acc.cpu_items > 0 {
+            (g.acc.cpu_items, g.acc.cpu_ns, tail)
+        } else {
+            (n, g.acc.service_ns, tail)
+        }
+    }
+
+    /// The time segment `s`'s window has been full so far, ns.
+    pub fn window_full_ns(&self, s: usize) -> u128 {
+        let g = lock(&self.segments[s].gate);
+        g.full_ns + g.full_since.map_or(0, |t| t.elapsed().as_nanos())
+    }
+
+    /// The time station `(s, k)` had a free slot and no input so far, ns.
+    pub fn starved_ns(&self, s: usize, k: usize) -> u64 {
+        let st = &self.segments[s].stations[k];
+        let mut g = lock(&st.st);
+        g.mark(&st.spec);
+        g.acc.starved_ns
     }
 
     /// The run was stopped.
@@ -1301,6 +1356,23 @@ impl Shared {
     pub fn station(&self, s: usize, k: usize) -> &Station {
         &self.segments[s].stations[k]
     }
+}
+
+/// The calling thread's CPU time in ns (`None` where the platform has no such clock).
+#[cfg(unix)]
+fn thread_cpu_ns() -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID needs nothing else.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    (rc == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+#[cfg(not(unix))]
+fn thread_cpu_ns() -> Option<u64> {
+    None
 }
 
 /// Items blocking station `spec` may still start: its threads and the next queue (`nspec`,

@@ -971,10 +971,11 @@ fn fit_autotune(
             kind: *kind,
             per_item: *per_item,
             mean_s: None,
-            p99_s: 0.0,
+            tail_s: 0.0,
             conc: t.concurrency,
             queue: t.queue,
             queue_auto: !user_queue,
+            floor: 0,
         })
         .collect();
     let segs: Vec<tune::SegIn> = segments
@@ -985,6 +986,7 @@ fn fit_autotune(
             batch: *batch,
             window: g.window,
             per_item: *per_item,
+            floor: 0,
         })
         .collect();
     let mut plan = tune::model(workers, &st, &segs, cfg);
@@ -1181,6 +1183,7 @@ impl<T: Send + 'static> Pipeline<T> {
             self.pos.progress(),
             spec.trace.is_some(),
             Arc::clone(&self.held_peak),
+            spec.autotune.is_some(),
         ));
         start_run(
             self.pool.as_ref(),

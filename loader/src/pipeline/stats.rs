@@ -17,12 +17,15 @@ pub(crate) struct StationAcc {
     pub failures: u64,
     pub service: Histogram<u64>,
     pub service_ns: u128,
+    /// Thread CPU time of the items measured with it (cpu stations under the autotuner).
+    pub cpu_ns: u128,
+    pub cpu_items: u64,
     /// ∫ (items queued, incoming included) dt, in item·ns.
     queue_area: f64,
     /// ∫ (items handed to runners) dt.
     running_area: f64,
     /// Time with a free slot and nothing to hand out.
-    starved_ns: u64,
+    pub starved_ns: u64,
     /// Time with work and a free slot but no room downstream.
     blocked_ns: u64,
     /// Time with the input queue full.
@@ -49,6 +52,8 @@ impl StationAcc {
             failures: 0,
             service: Histogram::new_with_bounds(1, 3_600_000_000_000, 2).expect("valid bounds"),
             service_ns: 0,
+            cpu_ns: 0,
+            cpu_items: 0,
             queue_area: 0.0,
             running_area: 0.0,
             starved_ns: 0,

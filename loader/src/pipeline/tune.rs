@@ -9,7 +9,7 @@
 //! `s` seconds needs `X* · s` threads busy to keep up; it gets `(1 + headroom)` times that.
 //! Queues follow their stage's concurrency (unless the user set them) and a window holds
 //! twice its stations' slots and queues, and twice the items in flight at the target rate over
-//! the segment's mean time plus its slowest stage's p99 (room for the in-order tail). A
+//! the segment's mean time plus its slowest stage's p99.9 (room for the in-order tail). A
 //! memory cap scales windows and threads down to fit.
 //!
 //! No oscillation: a setting changes only when the model moves it by more than the hysteresis
@@ -147,6 +147,9 @@ pub struct Tuning {
 
 const MAX_POINTS: usize = 2048;
 
+/// Items a station finishes between two estimates of its service time.
+const MIN_SAMPLE: u64 = 32;
+
 impl Tuning {
     fn push(&mut self, p: TunePoint, stride: &mut usize, seen: &mut usize) {
         *seen += 1;
@@ -173,12 +176,14 @@ pub(crate) struct StationIn {
     pub per_item: f64,
     /// Mean service time per item, seconds (`None`: not measured yet).
     pub mean_s: Option<f64>,
-    /// 99th percentile of the service time, seconds.
-    pub p99_s: f64,
+    /// 99.9th percentile of the service time (wall), seconds.
+    pub tail_s: f64,
     pub conc: usize,
     pub queue: usize,
     /// The user did not size the queue: it follows the concurrency.
     pub queue_auto: bool,
+    /// The least concurrency feedback has asked for (0: none).
+    pub floor: usize,
 }
 
 /// What the model knows of one segment.
@@ -189,6 +194,75 @@ pub(crate) struct SegIn {
     pub window: usize,
     /// Source items per item of this segment.
     pub per_item: f64,
+    /// The least window feedback has asked for (0: none).
+    pub floor: usize,
+}
+
+/// What the last reading saw, for feedback: per station the share of the time it was
+/// starved (a free slot, no input) and, for a blocking station, its threads' busy share; per
+/// segment the share of the time its window was full.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Signals {
+    pub starved: Vec<f64>,
+    pub busy: Vec<f64>,
+    pub full: Vec<f64>,
+}
+
+/// A cpu stage starved more than this share of the time wants more input.
+const STARVED: f64 = 0.05;
+
+/// Feedback on what the model cannot see (bursts a mean hides, an in-order window held up
+/// by a slow item): when a cpu stage starves while the blocking stages before it in its
+/// segment are busy, their floors rise by half; when it starves while its segment's window
+/// is full, the window's floor rises by half. Floors only rise within an epoch. Returns why.
+pub(crate) fn feedback(
+    st: &mut [StationIn],
+    segs: &mut [SegIn],
+    sig: &Signals,
+    cfg: &Autotune,
+) -> Vec<String> {
+    let mut why = Vec::new();
+    for (g, seg) in segs.iter_mut().enumerate() {
+        for k in seg.stations.clone() {
+            let starved = sig.starved.get(k).copied().unwrap_or(0.0);
+            if st[k].kind != Kind::Cpu || starved <= STARVED {
+                continue;
+            }
+            for j in seg.stations.start..k {
+                let busy = sig.busy.get(j).copied().unwrap_or(0.0);
+                if st[j].kind == Kind::Blocking && busy > 0.8 {
+                    let c = st[j].conc;
+                    let up = ((c as f64 * 1.5).ceil() as usize)
+                        .max(c + 1)
+                        .min(cfg.max_threads.max(1));
+                    if up > st[j].floor.max(c) {
+                        st[j].floor = up;
+                        why.push(format!(
+                            "{} starved {:.0}% of the time while {}'s {c} threads were {:.0}% busy: at least {up} threads",
+                            st[k].name,
+                            100.0 * starved,
+                            st[j].name,
+                            100.0 * busy
+                        ));
+                    }
+                }
+            }
+            let full = sig.full.get(g).copied().unwrap_or(0.0);
+            if full > 0.1 {
+                let up = (seg.window as f64 * 1.5).ceil() as usize;
+                if up > seg.floor.max(seg.window) {
+                    seg.floor = up;
+                    why.push(format!(
+                        "{} starved {:.0}% of the time while segment {g}'s window was full {:.0}% of it: a window of {up} at least",
+                        st[k].name,
+                        100.0 * starved,
+                        100.0 * full
+                    ));
+                }
+            }
+        }
+    }
+    why
 }
 
 /// The model's settings.
@@ -250,10 +324,12 @@ pub(crate) fn model(p: usize, st: &[StationIn], segs: &[SegIn], cfg: &Autotune) 
                 }
                 let m = s.mean_s.unwrap_or(0.0);
                 let busy = x * m / s.per_item;
-                let n = (busy * (1.0 + cfg.headroom)).ceil().max(1.0) as usize;
-                conc[i] = n.min(cfg.max_threads.max(1));
+                // The headroom, and one spare thread at least (a few threads busy
+                // 80% of the time queue up on the slow items).
+                let n = (busy * (1.0 + cfg.headroom)).max(busy + 1.0).ceil() as usize;
+                conc[i] = n.max(s.floor).min(cfg.max_threads.max(1));
                 why[i] = format!(
-                    "{:.3} ms per item x {:.0} items/s (the limit of {by}) = {:.1} threads busy, +{:.0}%",
+                    "{:.3} ms per item x {:.0} items/s (the limit of {by}) = {:.1} threads busy, +{:.0}% (one at least)",
                     m * 1e3,
                     x,
                     busy,
@@ -284,13 +360,13 @@ pub(crate) fn model(p: usize, st: &[StationIn], segs: &[SegIn], cfg: &Autotune) 
                 let tail = seg
                     .stations
                     .clone()
-                    .map(|i| st[i].p99_s)
+                    .map(|i| st[i].tail_s)
                     .fold(0.0, f64::max);
                 (2.0 * x / seg.per_item * (mean + tail)).ceil() as usize
             }
             None => 0,
         };
-        rule.max(little).max(seg.batch)
+        rule.max(little).max(seg.floor).max(seg.batch)
     };
     let mut window: Vec<usize> = segs.iter().map(|g| window_of(g, &conc, &queue)).collect();
     if let Some(cap) = cfg.max_items {
@@ -395,7 +471,25 @@ pub(crate) fn control(shared: Arc<Shared>, shape: Shape, cfg: Autotune, mut spaw
     let counts = |sh: &Shared| -> Vec<(u64, u128, u64)> {
         flat.iter().map(|&(s, k)| sh.station_counts(s, k)).collect()
     };
-    let mut last = counts(&shared);
+    // Per station: the counts at its last estimate.
+    let mut base: Vec<(u64, u128)> = counts(&shared).iter().map(|c| (c.0, c.1)).collect();
+    // For the feedback signals: each station's starved time and total service time, and each
+    // segment's window-full time, at the last reading.
+    let signals_now = |sh: &Shared| -> (Vec<u64>, Vec<u128>, Vec<u128>) {
+        (
+            flat.iter().map(|&(s, k)| sh.starved_ns(s, k)).collect(),
+            flat.iter()
+                .map(|&(s, k)| sh.station_counts(s, k).1)
+                .collect(),
+            (0..sh.segments.len())
+                .map(|g| sh.window_full_ns(g))
+                .collect(),
+        )
+    };
+    let mut prev = signals_now(&shared);
+    let mut floors = vec![0usize; flat.len()];
+    let mut wfloors = vec![0usize; shared.segments.len()];
+    let mut floor_why: Vec<Option<String>> = vec![None; flat.len()];
     let mut last_t = Instant::now();
     let mut last_items = shared.delivered().1;
     let mut settle_until = last_t;
@@ -420,15 +514,44 @@ pub(crate) fn control(shared: Arc<Shared>, shape: Shape, cfg: Autotune, mut spaw
         let snap = counts(&shared);
         let items = shared.delivered().1;
         let rate = (items - last_items) as f64 / dt.max(1e-9);
-        for (i, (a, b)) in snap.iter().zip(&last).enumerate() {
+        // A station's estimate moves when it has finished enough items since the last one
+        // (a slow station's sample spans several readings), half-way to the new mean.
+        for (i, (a, b)) in snap.iter().zip(&mut base).enumerate() {
             let n = a.0 - b.0;
-            if n >= 8 {
-                mean[i] = Some((a.1 - b.1) as f64 / n as f64 / 1e9);
-            } else if mean[i].is_none() && a.0 > 0 {
+            if n >= MIN_SAMPLE {
+                let m = (a.1 - b.1) as f64 / n as f64 / 1e9;
+                mean[i] = Some(mean[i].map_or(m, |old| 0.5 * old + 0.5 * m));
+                *b = (a.0, a.1);
+            } else if mean[i].is_none() && a.0 >= 8 {
                 mean[i] = Some(a.1 as f64 / a.0 as f64 / 1e9);
             }
         }
-        let st: Vec<StationIn> = flat
+        let cur = signals_now(&shared);
+        let dt_ns = dt * 1e9;
+        let sig = Signals {
+            starved: cur
+                .0
+                .iter()
+                .zip(&prev.0)
+                .map(|(a, b)| (a - b) as f64 / dt_ns)
+                .collect(),
+            busy: flat
+                .iter()
+                .enumerate()
+                .map(|(i, &(s, k))| {
+                    let c = shared.segments[s].stations[k].spec.conc().max(1) as f64;
+                    (cur.1[i] - prev.1[i]) as f64 / (dt_ns * c)
+                })
+                .collect(),
+            full: cur
+                .2
+                .iter()
+                .zip(&prev.2)
+                .map(|(a, b)| (a - b) as f64 / dt_ns)
+                .collect(),
+        };
+        prev = cur;
+        let mut st: Vec<StationIn> = flat
             .iter()
             .enumerate()
             .map(|(i, &(s, k))| {
@@ -439,14 +562,15 @@ pub(crate) fn control(shared: Arc<Shared>, shape: Shape, cfg: Autotune, mut spaw
                     kind: *kind,
                     per_item: *per_item,
                     mean_s: mean[i],
-                    p99_s: snap[i].2 as f64 / 1e9,
+                    tail_s: snap[i].2 as f64 / 1e9,
                     conc: sp.conc(),
                     queue: sp.cap(),
                     queue_auto: !user_queue,
+                    floor: floors[i],
                 }
             })
             .collect();
-        let segs: Vec<SegIn> = shape
+        let mut segs: Vec<SegIn> = shape
             .segments
             .iter()
             .enumerate()
@@ -455,8 +579,29 @@ pub(crate) fn control(shared: Arc<Shared>, shape: Shape, cfg: Autotune, mut spaw
                 batch: *batch,
                 window: shared.segments[g].window.load(Relaxed),
                 per_item: *per_item,
+                floor: wfloors[g],
             })
             .collect();
+        let said = feedback(&mut st, &mut segs, &sig, &cfg);
+        for (i, x) in st.iter().enumerate() {
+            if x.floor > floors[i] {
+                floors[i] = x.floor;
+                floor_why[i] = said
+                    .iter()
+                    .find(|w| w.contains(&format!("while {}'s", x.name)))
+                    .cloned();
+            }
+        }
+        let mut window_why = vec![None; segs.len()];
+        for (g, x) in segs.iter().enumerate() {
+            if x.floor > wfloors[g] {
+                wfloors[g] = x.floor;
+                window_why[g] = said
+                    .iter()
+                    .find(|w| w.contains(&format!("segment {g}'s window")))
+                    .cloned();
+            }
+        }
         let plan = model(shape.workers, &st, &segs, &cfg);
         let at_s = now.duration_since(shared.started).as_secs_f64();
         let mut changes = Vec::new();
@@ -467,6 +612,11 @@ pub(crate) fn control(shared: Arc<Shared>, shape: Shape, cfg: Autotune, mut spaw
                 continue;
             }
             let mut why = plan.why[i].clone();
+            if new == floors[i] {
+                if let Some(w) = &floor_why[i] {
+                    why = format!("feedback: {w}");
+                }
+            }
             while spawned[i] < new {
                 match spawn(s, k, spawned[i]) {
                     Ok(h) => {
@@ -512,7 +662,10 @@ pub(crate) fn control(shared: Arc<Shared>, shape: Shape, cfg: Autotune, mut spaw
                     format!("segment {g}.window"),
                     cur,
                     new,
-                    "twice its stations' slots and queues, and twice the items in flight at the target over its mean time plus p99".into(),
+                    match (&window_why[g], new == wfloors[g]) {
+                        (Some(w), true) => format!("feedback: {w}"),
+                        _ => "twice its stations' slots and queues, and twice the items in flight at the target over its mean time plus p99.9".into(),
+                    },
                 ));
             }
         }
@@ -549,7 +702,6 @@ pub(crate) fn control(shared: Arc<Shared>, shape: Shape, cfg: Autotune, mut spaw
             let settle = (2 * cfg.interval).max(turn).min(10 * cfg.interval);
             settle_until = Instant::now() + settle;
         }
-        last = if changed { counts(&shared) } else { snap };
         last_t = Instant::now();
         last_items = shared.delivered().1;
     }
@@ -578,10 +730,11 @@ mod tests {
             kind,
             per_item: 1.0,
             mean_s: mean_ms.map(|m| m / 1e3),
-            p99_s: mean_ms.unwrap_or(0.0) / 1e3,
+            tail_s: mean_ms.unwrap_or(0.0) / 1e3,
             conc,
             queue: default_queue(conc),
             queue_auto: true,
+            floor: 0,
         }
     }
 
@@ -591,7 +744,48 @@ mod tests {
             batch: 0,
             window: 16,
             per_item: 1.0,
+            floor: 0,
         }]
+    }
+
+    #[test]
+    fn a_starved_cpu_stage_raises_the_busy_reads_and_a_full_window() {
+        let cfg = Autotune::new();
+        let mut st = vec![
+            station("read", Kind::Blocking, Some(0.3), 2),
+            station("decode", Kind::Cpu, Some(0.5), 2),
+        ];
+        let mut segs = one_segment(2);
+        let calm = Signals {
+            starved: vec![0.0, 0.01],
+            busy: vec![0.9, 0.0],
+            full: vec![0.5],
+        };
+        assert!(feedback(&mut st, &mut segs, &calm, &cfg).is_empty());
+        let hungry = Signals {
+            starved: vec![0.0, 0.2],
+            busy: vec![0.9, 0.0],
+            full: vec![0.5],
+        };
+        let why = feedback(&mut st, &mut segs, &hungry, &cfg);
+        assert_eq!(why.len(), 2, "{why:?}");
+        assert_eq!((st[0].floor, segs[0].floor), (3, 24));
+        let plan = model(2, &st, &segs, &cfg);
+        // Little alone asks for max(1.25 × 0.6, 0.6 + 1) → 2 threads; the floor holds 3.
+        assert_eq!(plan.conc[0], 3);
+        assert!(plan.window[0] >= 24);
+        // Idle reads are not the cause: no floor.
+        let mut st2 = vec![
+            station("read", Kind::Blocking, Some(0.3), 2),
+            station("decode", Kind::Cpu, Some(0.5), 2),
+        ];
+        let idle = Signals {
+            starved: vec![0.0, 0.2],
+            busy: vec![0.3, 0.0],
+            full: vec![0.0],
+        };
+        assert!(feedback(&mut st2, &mut one_segment(2), &idle, &cfg).is_empty());
+        assert_eq!(st2[0].floor, 0);
     }
 
     #[test]
