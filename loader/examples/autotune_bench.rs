@@ -17,7 +17,7 @@
 //! throughput is ≥ 0.95 of the best static's.
 //!
 //! ```text
-//! cargo run --release -p loader --example autotune_bench [-- --items 40000 --reps 3 --only blocking|cpu|moving --json --out DIR --verbose --static-window N]
+//! cargo run --release -p loader --example autotune_bench [-- --items 40000 --reps 3 --only blocking|cpu|moving --json --out DIR --verbose --static-window N --auto-only]
 //! ```
 
 use std::sync::Arc;
@@ -119,6 +119,33 @@ fn reached_at(times: &[f64], goal: f64) -> Option<f64> {
     None
 }
 
+/// The trajectory figure's data from a run's tuning record.
+fn figure(t: &Tuning, title: &str, best: f64, label: &str) -> reports::tuning::Trajectory {
+    reports::tuning::Trajectory {
+        title: title.to_string(),
+        items_per_s: t
+            .trajectory
+            .iter()
+            .map(|p| (p.at_s, p.items_per_s))
+            .collect(),
+        reference: Some((best, label.to_string())),
+        concurrency: t
+            .stages
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let pts = t
+                    .trajectory
+                    .iter()
+                    .map(|p| (p.at_s, p.concurrency.get(i).copied().unwrap_or(0) as f64))
+                    .collect();
+                (name.clone(), pts)
+            })
+            .collect(),
+        changes: t.changes.iter().map(|c| c.at_s).collect(),
+    }
+}
+
 fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
@@ -175,6 +202,17 @@ fn main() {
         // Alternate: every rep runs each static configuration and autotune once.
         let mut statics: Vec<Vec<f64>> = vec![Vec::new(); w.sweep.len()];
         let mut auto: Vec<Sample> = Vec::new();
+        if std::env::args().any(|a| a == "--auto-only") {
+            for _ in 0..reps {
+                let a = run(&w, None);
+                let t = a.tuning.as_ref().map_or(0, |t| t.changes.len());
+                println!(
+                    "{}: autotune {:.0} items/s, {t} changes, read threads {}",
+                    w.name, a.steady, a.threads
+                );
+            }
+            continue;
+        }
         for _ in 0..reps {
             for (i, &t) in w.sweep.iter().enumerate() {
                 statics[i].push(run(&w, Some(t)).steady);
@@ -204,6 +242,20 @@ fn main() {
                 let body = serde_json::to_string_pretty(&s.tuning).expect("serializable");
                 std::fs::write(&path, body)
                     .unwrap_or_else(|e| usage(&format!("--out: {}: {e}", path.display())));
+                if let Some(t) = &s.tuning {
+                    let fig = figure(
+                        t,
+                        &format!("{}: autotune, run {} of {reps}", w.name, r + 1),
+                        best_rate,
+                        &format!("best static (read={})", w.sweep[best]),
+                    );
+                    reports::tuning::trajectory_figure(
+                        dir,
+                        &format!("autotune-{}-{r}", w.name),
+                        &fig,
+                    )
+                    .unwrap_or_else(|e| usage(&format!("--out: {e}")));
+                }
             }
         }
         if json {

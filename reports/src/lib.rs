@@ -39,6 +39,7 @@ pub mod results;
 pub mod style;
 pub mod suite;
 pub mod theory;
+pub mod tuning;
 pub mod whatif;
 
 use std::path::{Path, PathBuf};

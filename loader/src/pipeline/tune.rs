@@ -147,8 +147,11 @@ pub struct Tuning {
 
 const MAX_POINTS: usize = 2048;
 
-/// Items a station finishes between two estimates of its service time.
-const MIN_SAMPLE: u64 = 32;
+/// Items (decayed) a station's estimate of its service time needs.
+const MIN_SAMPLE: u64 = 16;
+
+/// The weight of a reading's items relative to the next reading's.
+const DECAY: f64 = 0.6;
 
 impl Tuning {
     fn push(&mut self, p: TunePoint, stride: &mut usize, seen: &mut usize) {
@@ -471,8 +474,10 @@ pub(crate) fn control(shared: Arc<Shared>, shape: Shape, cfg: Autotune, mut spaw
     let counts = |sh: &Shared| -> Vec<(u64, u128, u64)> {
         flat.iter().map(|&(s, k)| sh.station_counts(s, k)).collect()
     };
-    // Per station: the counts at its last estimate.
+    // Per station: the counts at the last reading, and the decayed sums of items and service
+    // time the estimate is made of.
     let mut base: Vec<(u64, u128)> = counts(&shared).iter().map(|c| (c.0, c.1)).collect();
+    let mut decayed: Vec<(f64, f64)> = vec![(0.0, 0.0); flat.len()];
     // For the feedback signals: each station's starved time and total service time, and each
     // segment's window-full time, at the last reading.
     let signals_now = |sh: &Shared| -> (Vec<u64>, Vec<u128>, Vec<u128>) {
@@ -514,16 +519,16 @@ pub(crate) fn control(shared: Arc<Shared>, shape: Shape, cfg: Autotune, mut spaw
         let snap = counts(&shared);
         let items = shared.delivered().1;
         let rate = (items - last_items) as f64 / dt.max(1e-9);
-        // A station's estimate moves when it has finished enough items since the last one
-        // (a slow station's sample spans several readings), half-way to the new mean.
+        // A station's estimate is the mean over its items, each reading's weighing `DECAY`
+        // times the next one's: a heavy-tailed service time needs hundreds of items for a
+        // mean within 10%, and a change (reads 3× slower) shows within a few readings.
         for (i, (a, b)) in snap.iter().zip(&mut base).enumerate() {
-            let n = a.0 - b.0;
-            if n >= MIN_SAMPLE {
-                let m = (a.1 - b.1) as f64 / n as f64 / 1e9;
-                mean[i] = Some(mean[i].map_or(m, |old| 0.5 * old + 0.5 * m));
-                *b = (a.0, a.1);
-            } else if mean[i].is_none() && a.0 >= 8 {
-                mean[i] = Some(a.1 as f64 / a.0 as f64 / 1e9);
+            let d = &mut decayed[i];
+            d.0 = d.0 * DECAY + (a.0 - b.0) as f64;
+            d.1 = d.1 * DECAY + (a.1 - b.1) as f64;
+            *b = (a.0, a.1);
+            if d.0 >= MIN_SAMPLE as f64 {
+                mean[i] = Some(d.1 / d.0 / 1e9);
             }
         }
         let cur = signals_now(&shared);
