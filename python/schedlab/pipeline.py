@@ -30,14 +30,28 @@ class Pipeline:
     Items come out in source order (``ordered=True``) or as they are ready. An exception in
     a stage is raised at its item's position, as the original type, naming the stage.
 
+    ``autotune=True`` sizes the blocking stages' threads, the queues and the windows while
+    the pipeline runs, from measured service times (the ``concurrency`` given is the starting
+    guess); ``max_items`` caps the items held at once. ``stats()["tuning"]`` lists every
+    change with its reason.
+
     ``stats()`` is the last epoch's report as a dict (per stage: service times, busy share,
     the bottleneck, and the GIL: time waiting for it and running Python); ``print(
     pipeline.report())`` prints it.
     """
 
-    def __init__(self, source, *, workers=2, ordered=True, shuffle=False, seed=0):
+    def __init__(
+        self, source, *, workers=2, ordered=True, shuffle=False, seed=0, autotune=False,
+        max_items=None,
+    ):
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers should be a positive integer, but got workers={workers!r}")
+        if max_items is not None and (
+            isinstance(max_items, bool) or not isinstance(max_items, int) or max_items < 1
+        ):
+            raise ValueError(f"max_items should be a positive integer, but got max_items={max_items!r}")
+        if max_items is not None and not autotune:
+            raise ValueError("max_items is the autotuner's memory cap: pass autotune=True with it")
         if not (isinstance(source, int) or callable(source) or hasattr(source, "__len__")):
             raise TypeError(
                 "source: expected an int, a sequence or a callable epoch -> iterable, got "
@@ -47,6 +61,7 @@ class Pipeline:
             raise ValueError(f"source: expected a non-negative int, got {source!r}")
         self._source, self._workers, self._ordered = source, workers, bool(ordered)
         self._shuffle, self._seed = bool(shuffle), seed
+        self._autotune, self._max_items = bool(autotune), max_items
         self._stages = []
         self._core = None
         self._epoch = 0
@@ -100,7 +115,9 @@ class Pipeline:
 
     def _start(self):
         if self._core is None or self._core.closed():
-            self._core = _core.PipelineCore(self._stages, self._workers, self._ordered)
+            self._core = _core.PipelineCore(
+                self._stages, self._workers, self._ordered, self._autotune, self._max_items
+            )
         return self._core
 
     def epoch(self, epoch):

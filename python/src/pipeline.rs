@@ -11,7 +11,7 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use loader::pipeline::Runner;
-use loader::{Pipeline, PipelineBuilder, PipelineError, Remainder, Stage};
+use loader::{Autotune, Pipeline, PipelineBuilder, PipelineError, Remainder, Stage};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -147,12 +147,14 @@ fn stage_of(
 impl PipelineCore {
     /// Build the pipeline and start its threads.
     #[new]
-    #[pyo3(signature = (stages, workers, ordered))]
+    #[pyo3(signature = (stages, workers, ordered, autotune=false, max_items=None))]
     fn new(
         py: Python<'_>,
         stages: Vec<StageSpec>,
         workers: usize,
         ordered: bool,
+        autotune: bool,
+        max_items: Option<usize>,
     ) -> PyResult<Self> {
         let sources: Arc<Mutex<HashMap<u64, Vec<Py<PyAny>>>>> = Arc::default();
         let src = Arc::clone(&sources);
@@ -165,7 +167,9 @@ impl PipelineCore {
         });
         let mut gil = Vec::new();
         for (op, name, kind, concurrency, queue, f, size, drop_last) in stages {
+            // The autotuner may start up to its thread cap (256) per blocking stage.
             let slots = concurrency.unwrap_or(workers).max(workers);
+            let slots = if autotune { slots.max(256) } else { slots };
             let stats = Arc::new(GilStats::new(slots));
             gil.push((name.clone(), Arc::clone(&stats)));
             let stage = stage_of(&name, &kind, concurrency, queue)?;
@@ -256,6 +260,13 @@ impl PipelineCore {
                     )))
                 }
             }
+        }
+        if autotune {
+            let mut cfg = Autotune::new();
+            if let Some(n) = max_items {
+                cfg = cfg.max_items(n);
+            }
+            b = b.autotune(cfg);
         }
         let p = py
             .allow_threads(move || b.workers(workers).ordered(ordered).build())

@@ -118,3 +118,29 @@ def test_threads_joined_after_close_and_bad_arguments():
     with pytest.raises(ValueError, match="concurrency"):
         schedlab.Pipeline(3).map(lambda x: x, concurrency=0)
     assert _core.thread_count() == before
+
+
+def test_autotune_adds_read_threads_keeps_order_and_the_cap():
+    def read(i):
+        time.sleep(0.0003)
+        return i
+
+    p = (
+        schedlab.Pipeline(1500, workers=2, autotune=True, max_items=64)
+        .map(read, kind="blocking", concurrency=1)
+        .map(lambda x: x + 1)
+    )
+    assert list(p) == list(range(1, 1501))
+    s = p.stats()
+    changes = s["tuning"]["changes"]
+    assert any(c["knob"] == "read.threads" and c["to"] > c["from"] for c in changes), changes
+    assert all(pt["window"] <= 64 for pt in s["tuning"]["trajectory"])
+    assert "autotune:" in str(p.report())
+    p.close()
+
+
+def test_max_items_needs_autotune_and_a_positive_int():
+    with pytest.raises(ValueError, match="autotune=True"):
+        schedlab.Pipeline(10, max_items=8)
+    with pytest.raises(ValueError, match="max_items"):
+        schedlab.Pipeline(10, autotune=True, max_items=0)
