@@ -156,3 +156,30 @@ fn bad_autotune_settings_name_the_field() {
         }
     }
 }
+
+#[test]
+fn the_next_epoch_starts_where_the_tuning_ended() {
+    let mut p = Pipeline::from_sampler(2000, Sampler::sequential())
+        .map(Stage::blocking("read", 1), read)
+        .map(Stage::cpu("decode"), |i: usize| i)
+        .workers(2)
+        .autotune(Autotune::new().interval(Duration::from_millis(5)))
+        .build()
+        .unwrap();
+    assert_eq!(p.epoch(0).count(), 2000);
+    let first = p.report().unwrap().stages[0].concurrency;
+    assert!(first > 1, "the tuner added read threads");
+    let got: Vec<usize> = p.epoch(1).map(|r| r.unwrap()).collect();
+    assert_eq!(got, (0..2000).collect::<Vec<_>>());
+    let report = p.report().unwrap();
+    let t = report.tuning.as_ref().unwrap();
+    // Epoch 1 began with epoch 0's threads, not the guess of 1: its first change of them
+    // starts there (or, with no change, it ends there).
+    let start = t
+        .changes
+        .iter()
+        .find(|c| c.knob == "read.threads")
+        .map_or(report.stages[0].concurrency, |c| c.from);
+    assert_eq!(start, first);
+    assert_eq!(p.threads_alive(), 0);
+}

@@ -353,6 +353,9 @@ pub struct Pipeline<T> {
     pos: Position,
     report: Option<PipelineReport>,
     held_peak: Arc<AtomicUsize>,
+    /// Under autotune: where the last epoch's tuning ended (each station's concurrency and
+    /// queue, each segment's window), the next epoch's starting point.
+    tuned: Option<Tuned>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -868,6 +871,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             pos: Position::start(0),
             report: None,
             held_peak: Arc::new(AtomicUsize::new(0)),
+            tuned: None,
             _t: PhantomData,
         })
     }
@@ -1167,7 +1171,10 @@ impl<T: Send + 'static> Pipeline<T> {
 
     fn open(&self, epoch: u64) -> Result<Run, PipelineError> {
         let spec = &self.spec;
-        let segments = segment_specs(&spec.segments);
+        let mut segments = segment_specs(&spec.segments);
+        if let Some(t) = &self.tuned {
+            t.apply(&mut segments);
+        }
         let feed = catch_unwind(AssertUnwindSafe(|| (spec.feed)(epoch))).map_err(|p| {
             PipelineError::Start(format!(
                 "the source panicked making epoch {epoch}: {}",
@@ -1279,7 +1286,8 @@ pub(crate) fn start_run<S: 'static>(
             if t.kind != Kind::Blocking {
                 continue;
             }
-            for i in 0..t.concurrency {
+            // The run's own setting: an autotuned pipeline starts where the last epoch ended.
+            for i in 0..shared.station(s, k).spec.conc() {
                 match spawn(s, k, i) {
                     Ok(h) => run.threads.push(h),
                     Err(e) => {
@@ -1334,6 +1342,43 @@ fn state_of(pos: &Position, spec: &Spec) -> PipelineState {
         done: pos.done.iter().copied().collect(),
         partial: pos.partial.clone(),
         stages: spec.settings.iter().map(|s| s.name.clone()).collect(),
+    }
+}
+
+/// The settings an autotuned run ended with.
+#[derive(Clone, Debug)]
+struct Tuned {
+    stations: Vec<(usize, usize)>,
+    windows: Vec<usize>,
+}
+
+impl Tuned {
+    fn of(shared: &Shared) -> Tuned {
+        Tuned {
+            stations: shared
+                .segments
+                .iter()
+                .flat_map(|g| g.stations.iter().map(|t| (t.spec.conc(), t.spec.cap())))
+                .collect(),
+            windows: shared
+                .segments
+                .iter()
+                .map(|g| g.window.load(std::sync::atomic::Ordering::Relaxed))
+                .collect(),
+        }
+    }
+
+    fn apply(&self, segments: &mut [SegmentSpec]) {
+        let mut at = self.stations.iter();
+        for (g, seg) in segments.iter_mut().enumerate() {
+            seg.window = self.windows[g];
+            for t in &mut seg.stations {
+                if let Some(&(c, q)) = at.next() {
+                    t.concurrency = AtomicUsize::new(c);
+                    t.queue = AtomicUsize::new(q);
+                }
+            }
+        }
     }
 }
 
@@ -1432,6 +1477,9 @@ impl<T: Send + 'static> Items<'_, T> {
         run.stop();
         let report = report_of(&self.pipeline.spec, &run);
         write_trace(&self.pipeline.spec, &run);
+        if self.pipeline.spec.autotune.is_some() {
+            self.pipeline.tuned = Some(Tuned::of(&run.shared));
+        }
         let epoch = run.shared.epoch;
         self.pipeline.pos = if finished {
             Position::start(epoch + 1)
