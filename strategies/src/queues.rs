@@ -382,8 +382,18 @@ impl Segments {
     }
 
     /// Claim up to `chunk` (≥ 1) ids from `cursor` on: `(first, count)`.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn claim(cursor: &mut Arc<Segment>, chunk: usize) -> Option<(TaskId, usize)> {
+        Self::claim_by(cursor, |_| chunk)
+    }
+
+    /// Claim up to `size(left)` ids from `cursor` on, where `left` (≥ 1) is the number of ids
+    /// not yet claimed in the cursor's segment and `size` returns at least 1: `(first, count)`.
+    #[inline]
+    pub(crate) fn claim_by(
+        cursor: &mut Arc<Segment>,
+        size: impl Fn(usize) -> usize,
+    ) -> Option<(TaskId, usize)> {
         loop {
             let seg = &**cursor;
             let len = seg.end.load(Ordering::Acquire) - seg.start;
@@ -391,7 +401,7 @@ impl Segments {
             if at < len {
                 // A compare-and-swap, not an add: the end may still grow, so a claim must
                 // never run past it (ids beyond it would be lost to the failed claimer).
-                let count = chunk.min(len - at);
+                let count = size(len - at).clamp(1, len - at);
                 if seg
                     .claimed
                     .compare_exchange_weak(at, at + count, Ordering::Relaxed, Ordering::Relaxed)
