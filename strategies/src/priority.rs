@@ -65,13 +65,27 @@ struct Run {
     claimed: CachePadded<AtomicUsize>,
 }
 
+impl Order {
+    /// The key an estimate is sorted by (ascending).
+    #[inline]
+    fn key(self, est: u64) -> u64 {
+        match self {
+            Order::Shortest => est,
+            Order::Longest => u64::MAX - est,
+        }
+    }
+
+    /// The estimate a key was made from.
+    #[inline]
+    fn estimate(self, key: u64) -> u64 {
+        self.key(key)
+    }
+}
+
 impl Run {
     fn new(order: Order, batch: &Batch<'_>) -> Run {
         let (start, len) = (batch.ids.0, batch.len());
-        let key = |est: u64| match order {
-            Order::Shortest => est,
-            Order::Longest => u64::MAX - est,
-        };
+        let key = |est: u64| order.key(est);
         let layout = match batch.estimate_ns {
             None => Layout::Plain,
             Some(est) if est.windows(2).all(|w| key(w[0]) <= key(w[1])) => {
@@ -170,6 +184,12 @@ impl Run {
     #[inline]
     fn in_id_order(&self) -> bool {
         matches!(self.layout, Layout::Plain | Layout::Keyed(_))
+    }
+
+    /// Whether the keys come from estimates (every layout but `Plain`).
+    #[inline]
+    fn estimated(&self) -> bool {
+        !matches!(self.layout, Layout::Plain)
     }
 }
 
@@ -286,8 +306,9 @@ struct Handle {
 }
 
 impl Handle {
-    /// A take through the heap: the run with the least head.
-    fn take_locked(&mut self) -> Option<TaskId> {
+    /// A take through the heap: the run with the least head, and the task's estimate if the
+    /// run has estimates.
+    fn take_locked(&mut self) -> Option<(TaskId, Option<u64>)> {
         let shared = &self.shared;
         let mut h = lock(&shared.heap);
         let task = loop {
@@ -296,8 +317,10 @@ impl Handle {
             match run.head() {
                 // Claimed past by a worker on the fast path: requeue under its real head.
                 Some(head) if head != (key, id) => h.heads.push(Reverse((head.0, head.1, slot))),
-                Some(_) => {
+                Some((key, _)) => {
                     if let Some(task) = run.claim() {
+                        let est = run.estimated().then(|| shared.order.estimate(key));
+                        let task = (task, est);
                         if let Some((k, i)) = run.head() {
                             h.heads.push(Reverse((k, i, slot)));
                         } else {
@@ -328,30 +351,42 @@ impl Handle {
 impl WorkerQueue for Handle {
     #[inline]
     fn next(&mut self) -> Next {
+        self.next_estimated().0
+    }
+
+    #[inline]
+    fn next_estimated(&mut self) -> (Next, Option<u64>) {
+        let order = self.shared.order;
+        let one = |run: &Run, i: usize| {
+            let (key, id) = run.at(i);
+            let est = run.estimated().then(|| order.estimate(key));
+            (Next::Task(Pick::one(id, Source::Shared)), est)
+        };
         if let Some((run, seen)) = &self.cached {
             let (at, end) = self.held;
             if at < end {
                 self.held.0 = at + 1;
-                return Next::Task(Pick::one(run.id(at), Source::Shared));
+                return one(run, at);
             }
             if self.shared.epoch.load(Ordering::Acquire) == *seen {
                 if let Some((i, count)) = run.claim_many(self.divisor, LONG_CAP) {
-                    if run.in_id_order() {
+                    if count > 1 && run.in_id_order() {
                         let pick = Pick::run(run.start + i, count as u32, Source::Shared);
-                        return Next::Task(pick);
+                        let est = run.estimated().then(|| order.estimate(run.at(i).0));
+                        return (Next::Task(pick), est);
                     }
                     self.held = (i + 1, i + count);
-                    return Next::Task(Pick::one(run.id(i), Source::Shared));
+                    return one(run, i);
                 }
             }
             self.cached = None;
         }
         if self.shared.live.load(Ordering::Acquire) == 0 {
-            return Next::Empty(Attempts::default());
+            return (Next::Empty(Attempts::default()), None);
         }
         match self.take_locked() {
-            Some(task) => Next::Task(Pick::one(task, Source::Shared)),
-            None => Next::Empty(Attempts::default()),
+            Some((task, est)) => (Next::Task(Pick::one(task, Source::Shared)), est),
+            None => (Next::Empty(Attempts::default()), None),
         }
     }
 }
@@ -508,6 +543,43 @@ mod tests {
                         .all(|w| (est[w[0]], w[0]) <= (est[w[1]], w[1])));
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_simulator_gets_the_same_run_with_costs_carried_or_looked_up() {
+        // With `Tasks::with_costs` the estimates are the cost table and the sim takes each
+        // task's cost from the pick; with a copy of the table it looks every cost up. Same run.
+        let mut rng = scheduler::SmallRng::new(9);
+        let costs: Vec<u64> = (0..20_000).map(|_| 1 + rng.below(100_000) as u64).collect();
+        let copy = costs.clone();
+        for spec in ["spt", "lpt"] {
+            let s = crate::parse(spec).unwrap();
+            for p in [3, 64] {
+                let run = |tasks: &scheduler::Tasks<'_>| {
+                    scheduler::run_sim(
+                        &scheduler::RunSpec::new(p),
+                        s.as_ref(),
+                        tasks,
+                        &scheduler::CostModel::default(),
+                    )
+                    .unwrap()
+                    .to_json()
+                };
+                let carried = run(&scheduler::Tasks::with_costs(&costs));
+                let looked_up = run(&scheduler::Tasks {
+                    estimate_ns: Some(&copy),
+                    ..scheduler::Tasks::with_costs(&costs)
+                });
+                assert_eq!(carried, looked_up, "{spec} P={p}");
+            }
+            let inst = s.build(&Context::uniform(1, 0));
+            inst.shared.submit(Batch::with_estimates(0..3, &[7, 5, 9]));
+            let mut w = inst.workers.into_iter().next().unwrap();
+            let (next, est) = w.next_estimated();
+            let want = if spec == "spt" { (1, 5) } else { (2, 9) };
+            assert!(matches!(next, Next::Task(p) if p.task == want.0), "{spec}");
+            assert_eq!(est, Some(want.1), "{spec}");
         }
     }
 }
