@@ -7,7 +7,10 @@
 //! 1. *Overhead*: n empty tasks through every strategy (timing off: no clock read per task) and
 //!    through rayon on a pool of the same size, `par_iter().with_max_len(1)` (one job per task)
 //!    and plain `par_iter()` (adaptive range splitting); ns per task and the ratio of medians
-//!    to rayon's.
+//!    to rayon's. Beside them the *fetch_add floor*: P threads taking ids from one shared
+//!    counter with a bare `fetch_add` loop and nothing else (threads started inside the
+//!    timing, as ours are), the least any shared cursor (`central`, `spt`, `lpt`) can cost
+//!    per task; every row also gets its ratio of medians to the floor.
 //! 2. *Balance*: spin tasks with log-normal costs; efficiency = lower bound / makespan for every
 //!    strategy and for rayon on the same cost table.
 //! 3. *Simulator*: every strategy on the sim engine, `--sim-workers` workers and `--sim-tasks`
@@ -17,11 +20,17 @@
 //!    Poisson arrivals at utilisation `--open-load`: seconds per run (idle workers park and are
 //!    woken one per arrival; see the sim engine's README).
 //!
+//! Under each table, a `modes:` line names every contender whose repetitions split into two
+//! clusters ([`modes`]: the largest relative gap between consecutive sorted samples is above
+//! 25%, with at least two samples on each side), with each cluster's size and median, so that
+//! a bimodal contender is not hidden behind its median.
+//!
 //! `--json` prints one JSON object with every sample instead of the tables. Tables are printed
 //! as they are measured; when standard output closes (`schedlab bench | head -3`) the bench
 //! stops quietly at its next line.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use clap::Args;
@@ -117,6 +126,67 @@ fn spread(xs: &[f64]) -> (f64, f64, f64) {
     (v[0], v[v.len() / 2], v[v.len() - 1])
 }
 
+/// Two clusters in a contender's samples: the samples split where the sorted values jump.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Modes {
+    /// The samples below the jump, sorted.
+    pub low: Vec<f64>,
+    /// The samples above it, sorted.
+    pub high: Vec<f64>,
+    /// The jump relative to the last low sample: `high[0] / low[last] − 1`.
+    pub gap: f64,
+}
+
+impl Modes {
+    /// The median of a sorted cluster.
+    fn median(xs: &[f64]) -> f64 {
+        xs[xs.len() / 2]
+    }
+
+    /// `"3 runs near 5.20, 4 runs near 14.10 (gap 95%)"`, with `digits` decimals.
+    pub fn describe(&self, digits: usize) -> String {
+        format!(
+            "{} runs near {:.digits$}, {} runs near {:.digits$} (gap {:.0}%)",
+            self.low.len(),
+            Self::median(&self.low),
+            self.high.len(),
+            Self::median(&self.high),
+            self.gap * 100.0
+        )
+    }
+}
+
+/// The relative gap above which [`modes`] splits the samples.
+pub const MODES_GAP: f64 = 0.25;
+
+/// Whether `samples` fall into two clusters, and which. The rule: sort the samples, find the
+/// largest relative gap `x[i+1] / x[i] − 1` between consecutive values that leaves at least
+/// two samples on each side; if it is above [`MODES_GAP`] (25%), the samples below it and
+/// those above it are the two modes. Fewer than four samples, or samples that are not all
+/// positive, never split.
+///
+/// ```
+/// use experiments::bench::modes;
+/// let m = modes(&[5.1, 14.0, 5.3, 13.2, 5.0, 14.5]).unwrap();
+/// assert_eq!((m.low.len(), m.high.len()), (3, 3));
+/// assert!(modes(&[5.0, 5.5, 6.0, 6.2, 6.9]).is_none());
+/// ```
+pub fn modes(samples: &[f64]) -> Option<Modes> {
+    if samples.len() < 4 || !samples.iter().all(|&x| x > 0.0 && x.is_finite()) {
+        return None;
+    }
+    let mut v = samples.to_vec();
+    v.sort_by(f64::total_cmp);
+    let (at, gap) = (2..=v.len() - 2)
+        .map(|i| (i, v[i] / v[i - 1] - 1.0))
+        .max_by(|a, b| a.1.total_cmp(&b.1))?;
+    (gap > MODES_GAP).then(|| Modes {
+        high: v.split_off(at),
+        low: v,
+        gap,
+    })
+}
+
 /// One table: contenders and their samples, in order.
 #[derive(Default)]
 struct Table {
@@ -141,7 +211,9 @@ impl Table {
                 .iter()
                 .map(|(name, xs)| {
                     let (min, median, max) = spread(xs);
-                    json!({"contender": name, "unit": unit, "min": min, "median": median, "max": max, "samples": xs})
+                    let split = modes(xs)
+                        .map(|m| json!({"low": m.low, "high": m.high, "gap": m.gap}));
+                    json!({"contender": name, "unit": unit, "min": min, "median": median, "max": max, "samples": xs, "modes": split})
                 })
                 .collect(),
         )
@@ -167,8 +239,35 @@ impl Table {
                 s += &format!(" {:>13.2}", median / self.median(r));
             }
         }
+        for (name, xs) in &self.rows {
+            if let Some(m) = modes(xs) {
+                s += &format!("\n  modes: {name}: {}", m.describe(digits));
+            }
+        }
         s
     }
+}
+
+/// The fetch_add floor: `p` threads (started inside the timing) take ids `0..n` from one
+/// shared counter, one `fetch_add` per id, and do nothing else. Wall ns per id.
+fn fetch_add_floor(p: usize, n: usize) -> f64 {
+    /// The counter on a line of its own.
+    #[repr(align(128))]
+    struct Counter(AtomicUsize);
+    let next = Counter(AtomicUsize::new(0));
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..p {
+            s.spawn(|| loop {
+                let i = next.0.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                black_box(i);
+            });
+        }
+    });
+    t.elapsed().as_nanos() as f64 / n.max(1) as f64
 }
 
 /// Run the benchmark and print its tables (or its JSON).
@@ -286,6 +385,11 @@ fn bench(args: &BenchArgs) -> Result<(), Stop> {
                 })
             }),
         );
+        overhead.add(
+            2,
+            &format!("fetch_add floor ({p} threads, one counter)"),
+            fetch_add_floor(p, n),
+        );
         for (i, (spec, strategy)) in specs.iter().zip(&parsed).enumerate() {
             let t = Instant::now();
             let r = run_threads(&run, strategy.as_ref(), &overhead_tasks, |i, _| {
@@ -300,10 +404,14 @@ fn bench(args: &BenchArgs) -> Result<(), Stop> {
                 ))
                 .into());
             }
-            overhead.add(2 + i, spec, ns);
+            overhead.add(3 + i, spec, ns);
         }
     }
-    say(&overhead.render("ns", &[(0, "/rayon(1)"), (1, "/rayon(adapt)")], 2))?;
+    say(&overhead.render(
+        "ns",
+        &[(0, "/rayon(1)"), (1, "/rayon(adapt)"), (2, "/floor")],
+        2,
+    ))?;
     out["overhead"] = overhead.json("ns/task");
 
     // 2. Balance.
@@ -436,4 +544,62 @@ fn bench(args: &BenchArgs) -> Result<(), Stop> {
         output::emit(&format!("{out}\n"), None)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_split_two_clusters_and_nothing_else() {
+        // Two clear clusters, given in any order: split at the jump, sorted.
+        let m = modes(&[14.0, 5.5, 22.0, 5.0, 6.0, 15.0, 16.0]).unwrap();
+        assert_eq!(m.low, vec![5.0, 5.5, 6.0]);
+        assert_eq!(m.high, vec![14.0, 15.0, 16.0, 22.0]);
+        assert!((m.gap - (14.0 / 6.0 - 1.0)).abs() < 1e-12);
+        assert_eq!(
+            m.describe(1),
+            "3 runs near 5.5, 4 runs near 16.0 (gap 133%)"
+        );
+        // One spread-out cluster: every step is below 25%.
+        assert!(modes(&[10.0, 11.0, 12.5, 14.0, 16.0, 19.0]).is_none());
+        // A single outlier is not a mode: each side needs two samples.
+        assert!(modes(&[5.0, 5.1, 5.2, 5.3, 50.0]).is_none());
+        assert!(modes(&[1.0, 10.0, 10.1, 10.2]).is_none());
+        // The largest gap wins, and it must exceed 25% (not equal it).
+        let m = modes(&[1.0, 1.0, 1.3, 1.3, 3.0, 3.0]).unwrap();
+        assert_eq!((m.low.len(), m.high.len()), (4, 2));
+        assert!(modes(&[4.0, 4.0, 5.0, 5.0]).is_none());
+        assert!(modes(&[4.0, 4.0, 5.01, 5.01]).is_some());
+        // Too few samples, or samples a ratio means nothing for.
+        assert!(modes(&[1.0, 1.0, 9.0]).is_none());
+        assert!(modes(&[0.0, 0.0, 9.0, 9.0]).is_none());
+        assert!(modes(&[1.0, 1.0, f64::NAN, 9.0, 9.0]).is_none());
+    }
+
+    #[test]
+    fn the_floor_takes_every_id() {
+        // No timing asserted: it runs to the end with several threads and returns a number.
+        let ns = fetch_add_floor(3, 10_000);
+        assert!(ns.is_finite() && ns >= 0.0);
+        assert!(fetch_add_floor(2, 0).is_finite());
+    }
+
+    #[test]
+    fn tables_print_a_modes_line_for_split_contenders() {
+        let mut t = Table::default();
+        for x in [5.0, 5.2, 14.0, 15.0, 5.1] {
+            t.add(0, "split", x);
+            t.add(1, "steady", 10.0);
+        }
+        let text = t.render("ns", &[(1, "/steady")], 1);
+        assert!(
+            text.contains("modes: split: 3 runs near 5.1, 2 runs near 15.0"),
+            "{text}"
+        );
+        assert!(!text.contains("modes: steady"), "{text}");
+        let json = t.json("ns");
+        assert!(json[0]["modes"]["low"].is_array(), "{json}");
+        assert!(json[1]["modes"].is_null(), "{json}");
+    }
 }

@@ -236,6 +236,26 @@ pub trait WorkerQueue: Send {
     /// Non-blocking: the next task for this worker, or why there is none.
     fn next(&mut self) -> Next;
 
+    /// [`next`](WorkerQueue::next), with the estimate its batch gave for the pick's first id
+    /// when the strategy holds it at hand (a priority queue sorted by estimate carries it with
+    /// the id). It must be exactly the batch's estimate, or `None`; the default says `None`.
+    ///
+    /// The simulator asks this instead of `next` when the run's estimates are its costs (the
+    /// same table), and then takes the task's cost from here rather than from the cost table
+    /// at an id that is anywhere in it: one cache miss less per event.
+    ///
+    /// ```
+    /// # use scheduler::doc_support::FifoStrategy;
+    /// use scheduler::{Context, Strategy, Batch, Next};
+    /// let inst = FifoStrategy.build(&Context::uniform(1, 0));
+    /// inst.shared.submit(Batch::new(0..1));
+    /// let mut w = inst.workers.into_iter().next().unwrap();
+    /// assert!(matches!(w.next_estimated(), (Next::Task(_), None)));
+    /// ```
+    fn next_estimated(&mut self) -> (Next, Option<u64>) {
+        (self.next(), None)
+    }
+
     /// Feedback: `task` ran on this worker and took `ns` nanoseconds. Adaptive policies
     /// learn from it; the default ignores it.
     fn completed(&mut self, task: TaskId, ns: u64) {

@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `round-robin` | static: task i → worker i mod P |
 //! | `block` | static contiguous blocks |
-//! | `central(chunk=1)` | one shared queue, fixed chunks |
+//! | `central(chunk=1)` | one shared queue, fixed chunks (larger while the queue is very long) |
 //! | `guided(min=1)` | shared queue, chunk ⌈remaining/P⌉ |
 //! | `work-stealing(victim=random\|numa\|hier,steal=half\|one\|work,order=fifo\|lifo)` | per-worker deques, random victims |
 //! | `spt`, `lpt` | tasks in exact order of estimated cost (presorted runs) |

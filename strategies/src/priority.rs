@@ -10,7 +10,17 @@
 //! uses its cached run only while the epoch is the one it saw when it cached it, so a claim
 //! that misses a new run overlaps that run's submission in time. The order of hand-outs is
 //! therefore exactly SPT (LPT): each task handed out has the least (greatest) key of the tasks
-//! submitted and not yet handed out, linearisably.
+//! submitted and not yet handed out, linearisably, with one exception for long runs:
+//!
+//! **Long runs.** While the cached run has more than `LONG_PER_WORKER · P` (1,024 · P) ids
+//! left, a worker claims `⌈left / (1,024 · P)⌉` positions (at most 32) with its one atomic add
+//! and hands them out itself, in order, on its next calls (one pick for consecutive ids when
+//! the run has no estimates or is already in order). A claimed position is this worker's: it
+//! runs it even if a batch with smaller keys comes meanwhile, so the order is exact except
+//! that up to 31 ids per worker, taken while over 1,024 · P others waited, may run before
+//! ids submitted after them. The shared line is then touched once per 32 ids instead of once
+//! per id (it was most of the cost of a million empty tasks); the last 1,024 · P ids of a run,
+//! and every run shorter than that, go one per atomic add as before.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -55,13 +65,27 @@ struct Run {
     claimed: CachePadded<AtomicUsize>,
 }
 
+impl Order {
+    /// The key an estimate is sorted by (ascending).
+    #[inline]
+    fn key(self, est: u64) -> u64 {
+        match self {
+            Order::Shortest => est,
+            Order::Longest => u64::MAX - est,
+        }
+    }
+
+    /// The estimate a key was made from.
+    #[inline]
+    fn estimate(self, key: u64) -> u64 {
+        self.key(key)
+    }
+}
+
 impl Run {
     fn new(order: Order, batch: &Batch<'_>) -> Run {
         let (start, len) = (batch.ids.0, batch.len());
-        let key = |est: u64| match order {
-            Order::Shortest => est,
-            Order::Longest => u64::MAX - est,
-        };
+        let key = |est: u64| order.key(est);
         let layout = match batch.estimate_ns {
             None => Layout::Plain,
             Some(est) if est.windows(2).all(|w| key(w[0]) <= key(w[1])) => {
@@ -140,6 +164,32 @@ impl Run {
         }
         let i = self.claimed.fetch_add(1, Ordering::AcqRel);
         (i < self.len).then(|| self.id(i))
+    }
+
+    /// Claim the first unclaimed positions, `⌈left / divisor⌉` of them (1 to `cap`) where
+    /// `left` is the number not yet claimed: `(first position, count)`. (`claimed` may pass
+    /// `len` by up to `cap` per worker.)
+    #[inline]
+    fn claim_many(&self, divisor: usize, cap: usize) -> Option<(usize, usize)> {
+        let seen = self.claimed.load(Ordering::Relaxed);
+        if seen >= self.len {
+            return None;
+        }
+        let want = (self.len - seen).div_ceil(divisor).clamp(1, cap);
+        let i = self.claimed.fetch_add(want, Ordering::AcqRel);
+        (i < self.len).then(|| (i, want.min(self.len - i)))
+    }
+
+    /// Whether position `i` holds id `start + i` (no reordering).
+    #[inline]
+    fn in_id_order(&self) -> bool {
+        matches!(self.layout, Layout::Plain | Layout::Keyed(_))
+    }
+
+    /// Whether the keys come from estimates (every layout but `Plain`).
+    #[inline]
+    fn estimated(&self) -> bool {
+        !matches!(self.layout, Layout::Plain)
     }
 }
 
@@ -236,6 +286,11 @@ impl SharedQueue for Shared {
     }
 }
 
+/// While a run has more than this many ids left per worker, a claim takes several...
+const LONG_PER_WORKER: usize = 1024;
+/// ...at most this many.
+const LONG_CAP: usize = 32;
+
 /// Aligned to its own cache lines: each worker writes its handle on every pick, and handles
 /// built one after another would otherwise share a line (false sharing between workers).
 #[repr(align(128))]
@@ -243,11 +298,17 @@ struct Handle {
     shared: Arc<Shared>,
     /// The only run with work when this worker last looked, and the epoch it saw then.
     cached: Option<(Arc<Run>, u64)>,
+    /// Positions `held.0..held.1` of the cached run, claimed by this worker and not yet handed
+    /// out (the cache is kept until they are).
+    held: (usize, usize),
+    /// `LONG_PER_WORKER · P`.
+    divisor: usize,
 }
 
 impl Handle {
-    /// A take through the heap: the run with the least head.
-    fn take_locked(&mut self) -> Option<TaskId> {
+    /// A take through the heap: the run with the least head, and the task's estimate if the
+    /// run has estimates.
+    fn take_locked(&mut self) -> Option<(TaskId, Option<u64>)> {
         let shared = &self.shared;
         let mut h = lock(&shared.heap);
         let task = loop {
@@ -256,8 +317,10 @@ impl Handle {
             match run.head() {
                 // Claimed past by a worker on the fast path: requeue under its real head.
                 Some(head) if head != (key, id) => h.heads.push(Reverse((head.0, head.1, slot))),
-                Some(_) => {
+                Some((key, _)) => {
                     if let Some(task) = run.claim() {
+                        let est = run.estimated().then(|| shared.order.estimate(key));
+                        let task = (task, est);
                         if let Some((k, i)) = run.head() {
                             h.heads.push(Reverse((k, i, slot)));
                         } else {
@@ -288,20 +351,42 @@ impl Handle {
 impl WorkerQueue for Handle {
     #[inline]
     fn next(&mut self) -> Next {
+        self.next_estimated().0
+    }
+
+    #[inline]
+    fn next_estimated(&mut self) -> (Next, Option<u64>) {
+        let order = self.shared.order;
+        let one = |run: &Run, i: usize| {
+            let (key, id) = run.at(i);
+            let est = run.estimated().then(|| order.estimate(key));
+            (Next::Task(Pick::one(id, Source::Shared)), est)
+        };
         if let Some((run, seen)) = &self.cached {
+            let (at, end) = self.held;
+            if at < end {
+                self.held.0 = at + 1;
+                return one(run, at);
+            }
             if self.shared.epoch.load(Ordering::Acquire) == *seen {
-                if let Some(task) = run.claim() {
-                    return Next::Task(Pick::one(task, Source::Shared));
+                if let Some((i, count)) = run.claim_many(self.divisor, LONG_CAP) {
+                    if count > 1 && run.in_id_order() {
+                        let pick = Pick::run(run.start + i, count as u32, Source::Shared);
+                        let est = run.estimated().then(|| order.estimate(run.at(i).0));
+                        return (Next::Task(pick), est);
+                    }
+                    self.held = (i + 1, i + count);
+                    return one(run, i);
                 }
             }
             self.cached = None;
         }
         if self.shared.live.load(Ordering::Acquire) == 0 {
-            return Next::Empty(Attempts::default());
+            return (Next::Empty(Attempts::default()), None);
         }
         match self.take_locked() {
-            Some(task) => Next::Task(Pick::one(task, Source::Shared)),
-            None => Next::Empty(Attempts::default()),
+            Some((task, est)) => (Next::Task(Pick::one(task, Source::Shared)), est),
+            None => (Next::Empty(Attempts::default()), None),
         }
     }
 }
@@ -321,6 +406,8 @@ pub(crate) fn build(order: Order, ctx: &Context) -> Instance {
                 Box::new(Handle {
                     shared: shared.clone(),
                     cached: None,
+                    held: (0, 0),
+                    divisor: LONG_PER_WORKER.saturating_mul(ctx.workers().max(1)),
                 }) as Box<dyn WorkerQueue>
             })
             .collect(),
@@ -395,5 +482,104 @@ mod tests {
         // Ties go to the lower id, within and across runs.
         let ties = vec![(0, vec![4, 4]), (0, vec![4, 1])];
         assert_eq!(drain(Order::Shortest, &ties), vec![3, 0, 1, 2]);
+    }
+
+    #[test]
+    fn long_runs_keep_the_order_and_run_every_id_once_under_racing_workers() {
+        let n = 100_000;
+        let mut rng = scheduler::SmallRng::new(11);
+        let est: Vec<u64> = (0..n).map(|_| rng.below(1_000_000) as u64).collect();
+        for order in [Order::Shortest, Order::Longest] {
+            // One worker alone: the claims of many positions hand them out in exact order.
+            let got = drain(order, &[(0, est.clone())]);
+            let mut want: Vec<usize> = (0..n).collect();
+            match order {
+                Order::Shortest => want.sort_by_key(|&i| (est[i], i)),
+                Order::Longest => want.sort_by_key(|&i| (Reverse(est[i]), i)),
+            }
+            assert_eq!(got, want, "{order:?}");
+        }
+        // Racing workers, with estimates and without: every id exactly once, and large takes
+        // happened (a pick of several consecutive ids without estimates).
+        for (p, with_est) in [(2, true), (3, true), (2, false), (3, false)] {
+            let inst = build(Order::Shortest, &Context::uniform(p, 1));
+            let batch = if with_est {
+                Batch::with_estimates(0..n, &est)
+            } else {
+                Batch::new(0..n)
+            };
+            inst.shared.submit(batch);
+            let runs: Vec<(Vec<TaskId>, u32)> = std::thread::scope(|scope| {
+                let handles: Vec<_> = inst
+                    .workers
+                    .into_iter()
+                    .map(|mut w| {
+                        scope.spawn(move || {
+                            let (mut ids, mut widest) = (Vec::new(), 0);
+                            while let Next::Task(pick) = w.next() {
+                                ids.extend(pick.tasks());
+                                widest = widest.max(pick.count);
+                            }
+                            (ids, widest)
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let mut all: Vec<TaskId> = runs.iter().flat_map(|r| r.0.clone()).collect();
+            all.sort_unstable();
+            assert_eq!(
+                all,
+                (0..n).collect::<Vec<_>>(),
+                "P={p} estimates {with_est}"
+            );
+            let widest = runs.iter().map(|r| r.1).max().unwrap();
+            assert_eq!(widest > 1, !with_est, "P={p} estimates {with_est}");
+            if with_est {
+                // Each worker's own hand-outs are in SPT order.
+                for (ids, _) in &runs {
+                    assert!(ids
+                        .windows(2)
+                        .all(|w| (est[w[0]], w[0]) <= (est[w[1]], w[1])));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_simulator_gets_the_same_run_with_costs_carried_or_looked_up() {
+        // With `Tasks::with_costs` the estimates are the cost table and the sim takes each
+        // task's cost from the pick; with a copy of the table it looks every cost up. Same run.
+        let mut rng = scheduler::SmallRng::new(9);
+        let costs: Vec<u64> = (0..20_000).map(|_| 1 + rng.below(100_000) as u64).collect();
+        let copy = costs.clone();
+        for spec in ["spt", "lpt"] {
+            let s = crate::parse(spec).unwrap();
+            for p in [3, 64] {
+                let run = |tasks: &scheduler::Tasks<'_>| {
+                    scheduler::run_sim(
+                        &scheduler::RunSpec::new(p),
+                        s.as_ref(),
+                        tasks,
+                        &scheduler::CostModel::default(),
+                    )
+                    .unwrap()
+                    .to_json()
+                };
+                let carried = run(&scheduler::Tasks::with_costs(&costs));
+                let looked_up = run(&scheduler::Tasks {
+                    estimate_ns: Some(&copy),
+                    ..scheduler::Tasks::with_costs(&costs)
+                });
+                assert_eq!(carried, looked_up, "{spec} P={p}");
+            }
+            let inst = s.build(&Context::uniform(1, 0));
+            inst.shared.submit(Batch::with_estimates(0..3, &[7, 5, 9]));
+            let mut w = inst.workers.into_iter().next().unwrap();
+            let (next, est) = w.next_estimated();
+            let want = if spec == "spt" { (1, 5) } else { (2, 9) };
+            assert!(matches!(next, Next::Task(p) if p.task == want.0), "{spec}");
+            assert_eq!(est, Some(want.1), "{spec}");
+        }
     }
 }

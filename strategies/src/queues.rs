@@ -167,6 +167,22 @@ impl Chunk {
         }
     }
 
+    /// Split off the first `k` ids (1 ≤ k < len) as a chunk of their own.
+    fn split_off_front(&mut self, k: usize) -> Chunk {
+        match self {
+            Chunk::Strided { next, step, .. } => {
+                let front = Chunk::strided(*next, *next + k * *step, *step);
+                *next += k * *step;
+                front
+            }
+            Chunk::List { ids, pos } => {
+                let front = ids[*pos..*pos + k].to_vec();
+                *pos += k;
+                Chunk::List { ids: front, pos: 0 }
+            }
+        }
+    }
+
     /// Split off the last `k` ids (1 ≤ k < len) as a chunk of their own.
     fn split_off_back(&mut self, k: usize) -> Chunk {
         let keep = self.len() - k;
@@ -186,7 +202,10 @@ impl Chunk {
 }
 
 /// A worker's private FIFO of chunks, filled by submitters and drained only by its owner.
+/// Aligned to its own cache lines: inboxes sit side by side in a `Vec`, and each owner takes
+/// its lock on every refill.
 #[derive(Debug, Default)]
+#[repr(align(128))]
 pub(crate) struct Inbox {
     chunks: Mutex<VecDeque<Chunk>>,
     /// Chunks queued; lets the owner skip the lock when there is nothing.
@@ -215,6 +234,32 @@ impl Inbox {
         let k = want(front.len()).max(1);
         if k < front.len() {
             return Some(front.split_off_back(k));
+        }
+        let c = q.pop_front();
+        self.queued.store(q.len(), Ordering::Release);
+        c
+    }
+
+    /// Queue a chunk ahead of the others (ids older than those queued: a thief's loot).
+    pub(crate) fn push_front(&self, chunk: Chunk) {
+        if chunk.is_empty() {
+            return;
+        }
+        let mut q = lock(&self.chunks);
+        q.push_front(chunk);
+        self.queued.store(q.len(), Ordering::Release);
+    }
+
+    /// Take at most `max` (≥ 1) ids from the front of the oldest chunk, leaving the rest of it
+    /// queued (and stealable).
+    pub(crate) fn take_front(&self, max: usize) -> Option<Chunk> {
+        if self.queued.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut q = lock(&self.chunks);
+        let front = q.front_mut()?;
+        if front.len() > max {
+            return Some(front.split_off_front(max.max(1)));
         }
         let c = q.pop_front();
         self.queued.store(q.len(), Ordering::Release);
@@ -382,8 +427,18 @@ impl Segments {
     }
 
     /// Claim up to `chunk` (≥ 1) ids from `cursor` on: `(first, count)`.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn claim(cursor: &mut Arc<Segment>, chunk: usize) -> Option<(TaskId, usize)> {
+        Self::claim_by(cursor, |_| chunk)
+    }
+
+    /// Claim up to `size(left)` ids from `cursor` on, where `left` (≥ 1) is the number of ids
+    /// not yet claimed in the cursor's segment and `size` returns at least 1: `(first, count)`.
+    #[inline]
+    pub(crate) fn claim_by(
+        cursor: &mut Arc<Segment>,
+        size: impl Fn(usize) -> usize,
+    ) -> Option<(TaskId, usize)> {
         loop {
             let seg = &**cursor;
             let len = seg.end.load(Ordering::Acquire) - seg.start;
@@ -391,7 +446,7 @@ impl Segments {
             if at < len {
                 // A compare-and-swap, not an add: the end may still grow, so a claim must
                 // never run past it (ids beyond it would be lost to the failed claimer).
-                let count = chunk.min(len - at);
+                let count = size(len - at).clamp(1, len - at);
                 if seg
                     .claimed
                     .compare_exchange_weak(at, at + count, Ordering::Relaxed, Ordering::Relaxed)
@@ -463,6 +518,26 @@ mod tests {
         let mut rev = Vec::new();
         Chunk::strided(1, 10, 3).for_each_rev(|id| rev.push(id));
         assert_eq!(rev, vec![7, 4, 1]);
+    }
+
+    #[test]
+    fn take_front_leaves_the_rest_queued_and_push_front_goes_first() {
+        let inbox = Inbox::default();
+        inbox.push(Chunk::strided(0, 10, 1));
+        inbox.push(Chunk::List {
+            ids: vec![20, 21, 22],
+            pos: 1,
+        });
+        let ids = |mut c: Chunk| std::iter::from_fn(move || c.take()).collect::<Vec<_>>();
+        assert_eq!(ids(inbox.take_front(4).unwrap()), vec![0, 1, 2, 3]);
+        // A thief takes the back half of what is left of the oldest chunk.
+        assert_eq!(ids(inbox.steal(|n| n / 2).unwrap()), vec![7, 8, 9]);
+        inbox.push_front(Chunk::strided(100, 102, 1));
+        assert_eq!(ids(inbox.take_front(8).unwrap()), vec![100, 101]);
+        assert_eq!(ids(inbox.take_front(8).unwrap()), vec![4, 5, 6]);
+        assert_eq!(ids(inbox.take_front(1).unwrap()), vec![21]);
+        assert_eq!(ids(inbox.take_front(1).unwrap()), vec![22]);
+        assert!(inbox.take_front(1).is_none());
     }
 
     #[test]

@@ -26,6 +26,17 @@
 //!   wants, and for flat index spaces it costs nothing, since there is no spawn tree whose
 //!   newest (cache-hot) child LIFO would favour. `lifo` runs the newest first and lets thieves
 //!   take the oldest, the classic Cilk/rayon order for fork-join work.
+//!
+//! A FIFO owner (without `steal=work`) moves its block into its deque [`LOAD`] (32) ids at a
+//! time, leaving the rest in its inbox, where thieves take from its far end first (the deque
+//! only once the inbox is empty). Loading a whole block at once (half a million 16-byte items
+//! per worker for a million tasks on P = 2) grew the deque's buffer by doubling as it loaded
+//! and shrank it again as it drained (each resize a fresh allocation, a copy, and the old
+//! buffer handed to crossbeam's epoch collector), and touched 8 MB per worker in page faults:
+//! the slow mode of `scheduler/src/threads/README.md` ("The two modes"). 32 is below the
+//! deque's smallest buffer (64), so the buffer never resizes; 256 resized on every refill
+//! and was slower than whole blocks. `lifo` and `steal=work` load whole blocks (the newest-first
+//! order and the estimated work a thief weighs need the whole block in the deque).
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -208,6 +219,9 @@ struct Handle {
     rng: SmallRng,
     amount: Amount,
     order: OwnerOrder,
+    /// Load the own deque [`LOAD`] ids at a time from the inbox (FIFO owners without
+    /// `steal=work`), instead of whole chunks.
+    lazy: bool,
     hier: bool,
     /// Victims in the order they are tried: `near` (own node, or everyone for `random`) from a
     /// random offset, then `far` from a random offset (for `hier`, `far` lists other nodes).
@@ -215,7 +229,37 @@ struct Handle {
     far: Vec<usize>,
 }
 
+/// A lazily loading owner moves at most this many ids from its inbox into its deque at once.
+const LOAD: usize = 32;
+
 impl Handle {
+    /// The next chunk to load from the own inbox: a whole chunk, or its first [`LOAD`] ids
+    /// when loading lazily.
+    #[inline]
+    fn refill(&self) -> Option<Chunk> {
+        let inbox = &self.shared.inboxes[self.w];
+        if self.lazy {
+            inbox.take_front(LOAD)
+        } else {
+            inbox.pop()
+        }
+    }
+
+    /// Pop from the own deque, refilling it from the own inbox when it is empty.
+    #[inline]
+    fn pop_or_refill(&self) -> Option<TaskId> {
+        if let Some(t) = self.pop() {
+            return Some(t);
+        }
+        while let Some(chunk) = self.refill() {
+            self.load(chunk);
+            if let Some(t) = self.pop() {
+                return Some(t);
+            }
+        }
+        None
+    }
+
     /// Move a chunk's ids into the own deque; returns how many.
     fn load(&self, chunk: Chunk) -> u32 {
         let mut moved = 0u32;
@@ -307,19 +351,37 @@ impl Handle {
         }
     }
 
-    /// Take work from victim `v`'s inbox (submitted blocks it has not started on).
+    /// Take work from victim `v`'s inbox (submitted blocks it has not started on, and the
+    /// unloaded rest of the one it is on when it loads lazily).
     fn rob_inbox(&self, v: usize, amount: Amount) -> u32 {
         let take = |len: usize| match amount {
             Amount::One => 1,
             Amount::Half | Amount::Work => len.div_ceil(2),
         };
-        self.shared.inboxes[v]
-            .steal(take)
-            .map_or(0, |c| self.load(c))
+        let Some(chunk) = self.shared.inboxes[v].steal(take) else {
+            return 0;
+        };
+        if self.lazy {
+            // Into the own inbox, ahead of anything queued there: it is loaded a piece at a
+            // time like the own blocks, and stays stealable.
+            let moved = chunk.len().min(u32::MAX as usize) as u32;
+            self.shared.inboxes[self.w].push_front(chunk);
+            moved
+        } else {
+            self.load(chunk)
+        }
     }
 
-    /// Rob `v`: its deque, then its inbox. `None`: lost a race and found nothing.
+    /// Rob `v`: its deque, then its inbox (its inbox first when loading lazily: that is where
+    /// the bulk of its work and the ids it would reach last are). `None`: lost a race and
+    /// found nothing.
     fn rob(&self, v: usize, amount: Amount) -> Option<u32> {
+        if self.lazy {
+            return match self.rob_inbox(v, amount) {
+                0 => self.rob_deque(v, amount),
+                k => Some(k),
+            };
+        }
         match self.rob_deque(v, amount) {
             Some(0) => Some(self.rob_inbox(v, amount)),
             Some(k) => Some(k),
@@ -357,7 +419,7 @@ impl Handle {
     /// them meanwhile.
     #[inline]
     fn stolen(&self, v: usize, moved: u32, attempts: Attempts) -> Option<Next> {
-        let task = self.pop()?;
+        let task = self.pop_or_refill()?;
         Some(Next::Task(
             Pick::one(task, Source::Stolen { victim: v, moved }).after(attempts),
         ))
@@ -390,15 +452,8 @@ impl Handle {
 impl WorkerQueue for Handle {
     #[inline]
     fn next(&mut self) -> Next {
-        let local = |task| Next::Task(Pick::one(task, Source::Local));
-        if let Some(t) = self.pop() {
-            return local(t);
-        }
-        while let Some(chunk) = self.shared.inboxes[self.w].pop() {
-            self.load(chunk);
-            if let Some(t) = self.pop() {
-                return local(t);
-            }
+        if let Some(t) = self.pop_or_refill() {
+            return Next::Task(Pick::one(t, Source::Local));
         }
         let own = self.shared.nodes[self.w];
         let mut attempts = Attempts::default();
@@ -520,6 +575,7 @@ impl Strategy for WorkStealing {
                     rng: ctx.rng(w),
                     amount: self.amount,
                     order: self.order,
+                    lazy: self.order == OwnerOrder::Fifo && self.amount != Amount::Work,
                     hier: self.victim == Victim::Hier,
                     near,
                     far,
@@ -583,13 +639,17 @@ mod tests {
     #[test]
     fn fifo_owners_run_in_id_order_and_thieves_take_the_far_end() {
         let ctx = Context::uniform(2, 1);
-        for (order, own) in [
-            ("fifo", (0..6).collect::<Vec<_>>()),
-            ("lifo", (0..6).rev().collect()),
+        // 12 ids: each block fits one load; 1,000: FIFO owners load theirs `LOAD` at a time.
+        for (n, order, own, spec) in [
+            (12, "fifo", (0..6).collect::<Vec<_>>(), ""),
+            (12, "lifo", (0..6).rev().collect(), ""),
+            (1000, "fifo", (0..500).collect(), ""),
+            (1000, "fifo", (0..500).collect(), ",steal=one"),
+            (1000, "lifo", (0..500).rev().collect(), ""),
         ] {
-            let s = crate::parse(&format!("work-stealing(order={order})")).unwrap();
+            let s = crate::parse(&format!("work-stealing(order={order}{spec})")).unwrap();
             let mut inst = s.build(&ctx);
-            inst.shared.submit(Batch::new(0..12));
+            inst.shared.submit(Batch::new(0..n));
             let (w0, w1) = inst.workers.split_at_mut(1);
             // w0 runs one (loading its block), then w1 drains its own block and steals.
             let Next::Task(first) = w0[0].next() else {
@@ -609,7 +669,7 @@ mod tests {
                 .copied()
                 .collect();
             all.sort_unstable();
-            assert_eq!(all, (0..12).collect::<Vec<_>>(), "{order}: exactly once");
+            assert_eq!(all, (0..n).collect::<Vec<_>>(), "{order}: exactly once");
             let own_order: Vec<TaskId> = own.into_iter().filter(|t| ran0.contains(t)).collect();
             assert_eq!(ran0, own_order, "{order}: owner order");
             assert!(!stolen.is_empty(), "{order}: w1 stole");
@@ -617,6 +677,57 @@ mod tests {
                 // The thief took ids the owner would have run last.
                 assert!(stolen.iter().all(|t| *t > ran0[0]), "{order}: {stolen:?}");
             }
+        }
+    }
+
+    #[test]
+    fn lazily_loading_owners_keep_fifo_order_while_thieves_take_the_far_end() {
+        // Two workers taking turns on 2,000 ids (blocks of 1,000, loaded `LOAD` at a time):
+        // each owner runs its own ids in increasing order, every id runs once, and whatever
+        // w1 stole from w0's block lies beyond everything w0 ran itself.
+        for spec in ["work-stealing", "work-stealing(steal=one)"] {
+            let s = crate::parse(spec).unwrap();
+            let mut inst = s.build(&Context::uniform(2, 1));
+            inst.shared.submit(Batch::new(0..2000));
+            let (mut ran0, mut ran1, mut stolen) = (Vec::new(), Vec::new(), Vec::new());
+            let mut empty = [false, false];
+            while !(empty[0] && empty[1]) {
+                // w1 makes three picks to w0's one: it runs out first and steals from w0.
+                for w in [0, 1, 1, 1] {
+                    let ran = if w == 0 { &mut ran0 } else { &mut ran1 };
+                    match inst.workers[w].next() {
+                        Next::Task(p) => {
+                            empty[w] = false;
+                            if let Source::Stolen { .. } = p.source {
+                                stolen.push(p.task);
+                            } else {
+                                ran.push(p.task);
+                            }
+                        }
+                        _ => empty[w] = true,
+                    }
+                }
+            }
+            let mut all: Vec<TaskId> = ran0.iter().chain(&ran1).chain(&stolen).copied().collect();
+            all.sort_unstable();
+            assert_eq!(all, (0..2000).collect::<Vec<_>>(), "{spec}: exactly once");
+            assert!(ran0.windows(2).all(|w| w[0] < w[1]), "{spec}: w0 in order");
+            // w1's own block in order; what it took from w0's (the stolen pick, then the rest
+            // of the loot from its own queue) lies beyond everything w0 ran itself.
+            let own1: Vec<TaskId> = ran1.iter().copied().filter(|&t| t >= 1000).collect();
+            assert!(own1.windows(2).all(|w| w[0] < w[1]), "{spec}: w1 in order");
+            let from_w0: Vec<TaskId> = ran1
+                .iter()
+                .chain(&stolen)
+                .copied()
+                .filter(|&t| t < 1000)
+                .collect();
+            assert!(from_w0.len() > 100, "{spec}: w1 stole {}", from_w0.len());
+            let (max0, min_stolen) = (ran0[ran0.len() - 1], from_w0.iter().min().unwrap());
+            assert!(
+                max0 < *min_stolen,
+                "{spec}: w0 ran {max0}, w1 stole {min_stolen}"
+            );
         }
     }
 

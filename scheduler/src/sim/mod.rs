@@ -122,6 +122,7 @@ where
     let mut sim = Sim {
         tasks,
         costs,
+        estimates_are_costs: tasks.estimate_ns.is_some_and(|e| std::ptr::eq(e, costs)),
         cost,
         strategy: strategy.spec(),
         shared,
@@ -215,6 +216,9 @@ impl Worker {
 struct Sim<'a, F> {
     tasks: &'a Tasks<'a>,
     costs: &'a [u64],
+    /// The estimates are the cost table itself (`Tasks::with_costs`): an estimate a strategy
+    /// hands over with a task is its cost (`WorkerQueue::next_estimated`).
+    estimates_are_costs: bool,
     cost: &'a CostModel,
     strategy: String,
     shared: Arc<dyn SharedQueue>,
@@ -276,7 +280,7 @@ impl<F: FnMut(Span)> Sim<'_, F> {
                 }
                 if task + 1 < self.workers[w].run_end {
                     // The next id of the same pick starts at once.
-                    self.start(w, task + 1, t, 0);
+                    self.start(w, task + 1, None, t, 0);
                     continue;
                 }
             }
@@ -378,7 +382,12 @@ impl<F: FnMut(Span)> Sim<'_, F> {
     fn search(&mut self, w: WorkerId, t: u64) -> Result<(), RunError> {
         let cost = self.cost;
         let woken_at = self.workers[w].woken_at.take();
-        match self.queues[w].next() {
+        let (next, estimate) = if self.estimates_are_costs {
+            self.queues[w].next_estimated()
+        } else {
+            (self.queues[w].next(), None)
+        };
+        match next {
             Next::Task(pick) => {
                 let task = pick.task;
                 if pick.count == 0 {
@@ -419,7 +428,7 @@ impl<F: FnMut(Span)> Sim<'_, F> {
                 }
                 self.tallies[w].overhead_ns += at - self.workers[w].prev_end;
                 self.workers[w].run_end = task + pick.count as usize;
-                self.start(w, task, at, penalty);
+                self.start(w, task, estimate, at, penalty);
             }
             Next::Retry(a) => {
                 self.tallies[w].steal_attempts += u64::from(a.total());
@@ -449,15 +458,21 @@ impl<F: FnMut(Span)> Sim<'_, F> {
     }
 
     /// Worker `w` starts `task` at `at`; it runs for its cost at the worker's speed plus
-    /// `penalty`.
+    /// `penalty`. `known` is its cost when the strategy handed it over with the task (its
+    /// estimate, when the estimates are the costs), saving a look-up at a random id.
     #[inline]
-    fn start(&mut self, w: WorkerId, task: TaskId, at: u64, penalty: u64) {
+    fn start(&mut self, w: WorkerId, task: TaskId, known: Option<u64>, at: u64, penalty: u64) {
+        let cost = match known {
+            Some(c) => {
+                debug_assert_eq!(c, self.costs[task], "a strategy's estimate for {task}");
+                c
+            }
+            None => self.costs[task],
+        };
         let st = &mut self.workers[w];
         st.running = Some(task);
         st.start = at;
-        let end = at
-            .saturating_add(st.duration(self.costs[task]))
-            .saturating_add(penalty);
+        let end = at.saturating_add(st.duration(cost)).saturating_add(penalty);
         self.events.push(end, w as What);
     }
 
