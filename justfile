@@ -130,6 +130,10 @@ image-loader *flags:
 pipeline-bench *flags:
     cargo run --release -p loader --example pipeline_bench -- {{flags}}
 
+# Autotune against the best static configuration of a sweep, on three workloads (just autotune-bench --reps 3 --out /tmp/autotune).
+autotune-bench *flags:
+    cargo run --release -p loader --example autotune_bench -- {{flags}}
+
 # The image loader as a pipeline: read (blocking, --read-latency 5ms) -> decode -> resize -> batch -> collate, with its stage statistics.
 image-pipeline *flags:
     cargo run --release -p loader --example image_pipeline -- {{flags}}
