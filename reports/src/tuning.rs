@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::style::{color, err, render_both, Files, AXIS_PX, FONT, GRID, LABEL_PX, TITLE_PX};
@@ -54,23 +55,7 @@ fn draw<DB: DrawingBackend>(
         .chain(t.reference.iter().map(|r| r.0))
         .fold(1.0, f64::max)
         * 1.1;
-    let mut chart = ChartBuilder::on(&top)
-        .margin(12)
-        .x_label_area_size(30)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0.0..tmax, 0.0..ymax)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .light_line_style(WHITE)
-        .bold_line_style(GRID)
-        .y_desc("items/s")
-        .x_label_formatter(&|v| format!("{v:.1}"))
-        .y_label_formatter(&|v| format!("{v:.0}"))
-        .axis_desc_style((FONT, AXIS_PX).into_font())
-        .label_style((FONT, LABEL_PX).into_font())
-        .draw()
-        .map_err(err)?;
+    let mut chart = panel(&top, 30, tmax, ymax, None, "items/s")?;
     for &at in &t.changes {
         chart
             .draw_series(LineSeries::new(
@@ -99,38 +84,21 @@ fn draw<DB: DrawingBackend>(
             .label(label.as_str())
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], BLACK.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(GRID)
-        .label_font((FONT, LABEL_PX).into_font())
-        .draw()
-        .map_err(err)?;
+    legend(&mut chart, SeriesLabelPosition::LowerRight)?;
     let cmax = t
         .concurrency
         .iter()
         .flat_map(|c| c.1.iter().map(|p| p.1))
         .fold(1.0, f64::max)
         * 1.15;
-    let mut chart = ChartBuilder::on(&bottom)
-        .margin(12)
-        .x_label_area_size(44)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0.0..tmax, 0.0..cmax)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .light_line_style(WHITE)
-        .bold_line_style(GRID)
-        .x_desc("seconds into the epoch")
-        .y_desc("concurrency")
-        .x_label_formatter(&|v| format!("{v:.1}"))
-        .y_label_formatter(&|v| format!("{v:.0}"))
-        .axis_desc_style((FONT, AXIS_PX).into_font())
-        .label_style((FONT, LABEL_PX).into_font())
-        .draw()
-        .map_err(err)?;
+    let mut chart = panel(
+        &bottom,
+        44,
+        tmax,
+        cmax,
+        Some("seconds into the epoch"),
+        "concurrency",
+    )?;
     for (i, (name, pts)) in t.concurrency.iter().enumerate() {
         let c = color(i + 1);
         chart
@@ -139,15 +107,55 @@ fn draw<DB: DrawingBackend>(
             .label(name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(2)));
     }
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+    Ok(())
+}
+
+type Panel<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// One panel over `0..tmax` × `0..ymax` with its mesh drawn.
+fn panel<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, plotters::coord::Shift>,
+    x_label_px: u32,
+    tmax: f64,
+    ymax: f64,
+    x_desc: Option<&str>,
+    y_desc: &str,
+) -> Result<Panel<'a, DB>, String> {
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .x_label_area_size(x_label_px)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..tmax, 0.0..ymax)
+        .map_err(err)?;
+    let mut mesh = chart.configure_mesh();
+    mesh.light_line_style(WHITE)
+        .bold_line_style(GRID)
+        .y_desc(y_desc)
+        .x_label_formatter(&|v| format!("{v:.1}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .axis_desc_style((FONT, AXIS_PX).into_font())
+        .label_style((FONT, LABEL_PX).into_font());
+    if let Some(d) = x_desc {
+        mesh.x_desc(d);
+    }
+    mesh.draw().map_err(err)?;
+    Ok(chart)
+}
+
+/// The panel's legend at `pos`.
+fn legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut Panel<'a, DB>,
+    pos: SeriesLabelPosition,
+) -> Result<(), String> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(pos)
         .background_style(WHITE.mix(0.85))
         .border_style(GRID)
         .label_font((FONT, LABEL_PX).into_font())
         .draw()
-        .map_err(err)?;
-    Ok(())
+        .map_err(err)
 }
 
 #[cfg(test)]
