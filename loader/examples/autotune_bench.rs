@@ -27,14 +27,7 @@ use loader::{Autotune, Pipeline, Sampler, Stage, Tuning};
 
 #[path = "common/args.rs"]
 mod args;
-use args::{arg, draw, num, thread_cpu_ns, usage};
-
-fn spin(ns: u64) {
-    let start = thread_cpu_ns();
-    while thread_cpu_ns() - start < ns {
-        std::hint::spin_loop();
-    }
-}
+use args::{arg, draw, num, spin_cpu as spin, usage};
 
 struct Workload {
     name: &'static str,

@@ -27,7 +27,7 @@ use loader::{Loader, Pipeline, Remainder, Sampler, Stage};
 
 #[path = "common/args.rs"]
 mod args;
-use args::{arg, draw, num, thread_cpu_ns, usage};
+use args::{arg, draw, num, process_cpu_ns, spin_cpu, thread_cpu_ns, usage};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Spin {
@@ -37,12 +37,7 @@ enum Spin {
 
 fn spin(ns: u64, how: Spin) {
     match how {
-        Spin::Cpu => {
-            let start = thread_cpu_ns();
-            while thread_cpu_ns() - start < ns {
-                std::hint::spin_loop();
-            }
-        }
+        Spin::Cpu => spin_cpu(ns),
         Spin::Wall => {
             let t = Instant::now();
             let want = Duration::from_nanos(ns);
@@ -51,18 +46,6 @@ fn spin(ns: u64, how: Spin) {
             }
         }
     }
-}
-
-/// CPU time of the whole process (user + system), in ns.
-fn process_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant of the platform.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "CLOCK_PROCESS_CPUTIME_ID is supported");
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Measured time inside each stage (ns, summed), to compute the limit.

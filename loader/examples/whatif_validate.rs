@@ -30,16 +30,9 @@ mod images;
 
 #[path = "common/args.rs"]
 mod args;
-use args::{arg, draw, num, thread_cpu_ns, usage};
+use args::{arg, draw, num, spin_cpu as spin, thread_cpu_ns, usage};
 
 /// Burn `ns` of this thread's CPU time.
-fn spin(ns: u64) {
-    let start = thread_cpu_ns();
-    while thread_cpu_ns() - start < ns {
-        std::hint::spin_loop();
-    }
-}
-
 /// While set, every cpu stage's function logs its thread CPU time (the recorded run).
 static RECORD: AtomicBool = AtomicBool::new(false);
 /// (stage, thread CPU ns) of each call, in completion order.

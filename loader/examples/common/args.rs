@@ -51,12 +51,31 @@ pub fn draw(spec: &str, n: usize, seed: u64) -> Arc<Vec<u64>> {
 
 /// CPU time of the calling thread, in ns.
 pub fn thread_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// Burn `ns` of the calling thread's CPU time (a preempted spin is not cut short).
+pub fn spin_cpu(ns: u64) {
+    let start = thread_cpu_ns();
+    while thread_cpu_ns() - start < ns {
+        std::hint::spin_loop();
+    }
+}
+
+/// CPU time of the whole process (user + system), in ns.
+#[allow(dead_code)] // not every example that includes this module measures the process
+pub fn process_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+/// Clock `id` in ns.
+fn clock_ns(id: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant of the platform.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "CLOCK_THREAD_CPUTIME_ID is supported");
+    let rc = unsafe { libc::clock_gettime(id, &mut ts) };
+    assert_eq!(rc, 0, "clock {id} is supported");
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
