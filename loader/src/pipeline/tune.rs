@@ -478,14 +478,11 @@ pub(crate) fn control(shared: Arc<Shared>, shape: Shape, cfg: Autotune, mut spaw
     // time the estimate is made of.
     let mut base: Vec<(u64, u128)> = counts(&shared).iter().map(|c| (c.0, c.1)).collect();
     let mut decayed: Vec<(f64, f64)> = vec![(0.0, 0.0); flat.len()];
-    // For the feedback signals: each station's starved time and total service time, and each
-    // segment's window-full time, at the last reading.
-    let signals_now = |sh: &Shared| -> (Vec<u64>, Vec<u128>, Vec<u128>) {
+    // For the feedback signals: each station's starved time and each segment's window-full
+    // time, at the last reading (the service time's is `base`).
+    let signals_now = |sh: &Shared| -> (Vec<u64>, Vec<u128>) {
         (
             flat.iter().map(|&(s, k)| sh.starved_ns(s, k)).collect(),
-            flat.iter()
-                .map(|&(s, k)| sh.station_counts(s, k).1)
-                .collect(),
             (0..sh.segments.len())
                 .map(|g| sh.window_full_ns(g))
                 .collect(),
@@ -522,7 +519,12 @@ pub(crate) fn control(shared: Arc<Shared>, shape: Shape, cfg: Autotune, mut spaw
         // A station's estimate is the mean over its items, each reading's weighing `DECAY`
         // times the next one's: a heavy-tailed service time needs hundreds of items for a
         // mean within 10%, and a change (reads 3× slower) shows within a few readings.
+        let dt_ns = dt * 1e9;
+        let mut busy = vec![0.0; flat.len()];
         for (i, (a, b)) in snap.iter().zip(&mut base).enumerate() {
+            let (s, k) = flat[i];
+            let c = shared.segments[s].stations[k].spec.conc().max(1) as f64;
+            busy[i] = (a.1 - b.1) as f64 / (dt_ns * c);
             let d = &mut decayed[i];
             d.0 = d.0 * DECAY + (a.0 - b.0) as f64;
             d.1 = d.1 * DECAY + (a.1 - b.1) as f64;
@@ -532,7 +534,6 @@ pub(crate) fn control(shared: Arc<Shared>, shape: Shape, cfg: Autotune, mut spaw
             }
         }
         let cur = signals_now(&shared);
-        let dt_ns = dt * 1e9;
         let sig = Signals {
             starved: cur
                 .0
@@ -540,18 +541,11 @@ pub(crate) fn control(shared: Arc<Shared>, shape: Shape, cfg: Autotune, mut spaw
                 .zip(&prev.0)
                 .map(|(a, b)| (a - b) as f64 / dt_ns)
                 .collect(),
-            busy: flat
-                .iter()
-                .enumerate()
-                .map(|(i, &(s, k))| {
-                    let c = shared.segments[s].stations[k].spec.conc().max(1) as f64;
-                    (cur.1[i] - prev.1[i]) as f64 / (dt_ns * c)
-                })
-                .collect(),
+            busy,
             full: cur
-                .2
+                .1
                 .iter()
-                .zip(&prev.2)
+                .zip(&prev.1)
                 .map(|(a, b)| (a - b) as f64 / dt_ns)
                 .collect(),
         };
