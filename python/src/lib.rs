@@ -10,29 +10,28 @@
 //!   stage function) and measures how long it waited for it and how long Python ran
 //!   ([`GilStats`]).
 //! * The Rust loader (its `Loader` and the iterator over one epoch) lives on a *driver* thread
-//!   of its own; the Python consumer sends it requests and waits for each answer **without the
-//!   GIL**, in slices of 50 ms between which it runs the signal handlers
-//!   (`Python::check_signals`), so Ctrl-C raises `KeyboardInterrupt` at once.
+//!   of its own (the [`driver`] module, shared with the pipeline); the Python consumer sends it
+//!   requests and waits for each answer **without the GIL**, in slices of 50 ms between which
+//!   it runs the signal handlers (`Python::check_signals`), so Ctrl-C raises
+//!   `KeyboardInterrupt` at once.
 //! * Python exceptions are values: a failing `__getitem__` gives a sample that carries the
 //!   exception and its traceback text, and the consumer raises it at its batch's position.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use loader::{Batch, Loader, LoaderError, LoaderState, Remainder, Sampler};
+use loader::{Loader, LoaderError, LoaderState, Remainder, Sampler};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 use scheduler::WorkerId;
 
+mod driver;
 mod pipeline;
 
-/// How often a waiting consumer runs Python's signal handlers.
-const WAIT_SLICE: Duration = Duration::from_millis(50);
+use driver::Driver;
 
 /// Per-worker GIL accounting: time waiting to acquire the GIL, wall time inside the Python
 /// call, the thread's CPU time inside it, calls, and the time in Rust between calls.
@@ -45,18 +44,11 @@ pub(crate) struct GilStats {
     workers: Vec<[AtomicU64; 5]>,
 }
 
-/// This thread's CPU time.
+/// This thread's CPU time (zero where the platform has no per-thread CPU clock).
 fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID needs nothing else.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return Duration::ZERO;
-    }
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    loader::pipeline::thread_cpu_ns()
+        .map(Duration::from_nanos)
+        .unwrap_or_default()
 }
 
 impl GilStats {
@@ -264,188 +256,6 @@ impl loader::Dataset for PyDataset {
 
 type PyLoader = Loader<PyDataset, Vec<Item>>;
 
-enum Cmd {
-    Epoch(u64),
-    Next,
-    EndEpoch,
-    State,
-    Restore(LoaderState),
-    Report,
-}
-
-enum Resp {
-    Done,
-    Batch(Option<Result<Batch<Vec<Item>>, LoaderError>>),
-    State(LoaderState),
-    Restored(Result<(), LoaderError>),
-    Report(Option<(String, String)>),
-}
-
-fn report_of(r: Option<&loader::LoaderReport>) -> Option<(String, String)> {
-    r.map(|r| (serde_json::to_string(r).unwrap_or_default(), r.to_string()))
-}
-
-/// The driver thread: owns the loader, answers one request at a time.
-fn drive(mut loader: PyLoader, cmds: Receiver<Cmd>, resp: Sender<Resp>) {
-    let mut pending: Option<Cmd> = None;
-    loop {
-        let cmd = match pending.take() {
-            Some(c) => c,
-            None => match cmds.recv() {
-                Ok(c) => c,
-                Err(_) => return,
-            },
-        };
-        let answer = match cmd {
-            Cmd::Epoch(e) => {
-                let mut it = loader.epoch(e);
-                if resp.send(Resp::Done).is_err() {
-                    return;
-                }
-                loop {
-                    let answer = match cmds.recv() {
-                        Ok(Cmd::Next) => match it.next() {
-                            // the epoch ended: later requests are the loader's
-                            None => {
-                                pending = Some(Cmd::Next);
-                                break;
-                            }
-                            b => Resp::Batch(b),
-                        },
-                        Ok(Cmd::State) => Resp::State(it.state()),
-                        Ok(Cmd::Report) => Resp::Report(report_of(it.report().as_ref())),
-                        Ok(Cmd::EndEpoch) => break,
-                        Ok(other) => {
-                            pending = Some(other);
-                            break;
-                        }
-                        Err(_) => return,
-                    };
-                    if resp.send(answer).is_err() {
-                        return;
-                    }
-                }
-                drop(it);
-                if pending.is_some() {
-                    continue;
-                }
-                Resp::Done
-            }
-            Cmd::Next => Resp::Batch(None),
-            Cmd::EndEpoch => Resp::Done,
-            Cmd::State => Resp::State(loader.state()),
-            Cmd::Restore(s) => Resp::Restored(loader.restore(&s)),
-            Cmd::Report => Resp::Report(report_of(loader.report())),
-        };
-        if resp.send(answer).is_err() {
-            return;
-        }
-    }
-}
-
-/// The consumer's end of a driver thread.
-pub(crate) struct Driver<C, R> {
-    cmds: Mutex<Option<Sender<C>>>,
-    resp: Mutex<Receiver<R>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl<C: Send, R: Send> Driver<C, R> {
-    /// Start `f(commands, answers)` on a thread named `name`.
-    pub(crate) fn start(
-        name: &str,
-        f: impl FnOnce(Receiver<C>, Sender<R>) + Send + 'static,
-    ) -> PyResult<Self>
-    where
-        C: 'static,
-        R: 'static,
-    {
-        let (cmd_tx, cmd_rx) = channel();
-        let (resp_tx, resp_rx) = channel();
-        let thread = std::thread::Builder::new()
-            .name(name.into())
-            .spawn(move || f(cmd_rx, resp_tx))
-            .map_err(|e| PyRuntimeError::new_err(format!("could not start a thread: {e}")))?;
-        Ok(Driver {
-            cmds: Mutex::new(Some(cmd_tx)),
-            resp: Mutex::new(resp_rx),
-            thread: Mutex::new(Some(thread)),
-        })
-    }
-
-    /// Send `cmd` and wait for the answer without the GIL (see [`wait_for`]). After an error
-    /// (an interrupt, a timeout) the driver is stopped: its answers would be out of step.
-    pub(crate) fn request(&self, py: Python<'_>, cmd: C, timeout: Option<Duration>) -> PyResult<R> {
-        let sent = lock(&self.cmds).as_ref().map(|tx| tx.send(cmd).is_ok());
-        match sent {
-            None => return Err(PyRuntimeError::new_err("closed")),
-            Some(false) => return Err(PyRuntimeError::new_err("the driver thread stopped")),
-            Some(true) => {}
-        }
-        let r = wait_for(py, &self.resp, timeout);
-        if r.is_err() {
-            self.close(py);
-        }
-        r
-    }
-
-    /// Stop the driver thread and join it, without the GIL. Idempotent.
-    pub(crate) fn close(&self, py: Python<'_>) {
-        drop(lock(&self.cmds).take());
-        let t = lock(&self.thread).take();
-        if let Some(t) = t {
-            py.allow_threads(|| {
-                let _ = t.join();
-            });
-        }
-    }
-
-    /// True once closed.
-    pub(crate) fn closed(&self) -> bool {
-        lock(&self.cmds).is_none()
-    }
-
-    /// Stop the driver without joining it (for `Drop`, where the GIL may be held).
-    pub(crate) fn detach(&self) {
-        drop(lock(&self.cmds).take());
-    }
-}
-
-/// Lock, ignoring poisoning (our critical sections leave no broken state).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Wait for `resp` without the GIL, running signal handlers every [`WAIT_SLICE`].
-pub(crate) fn wait_for<T: Send>(
-    py: Python<'_>,
-    resp: &Mutex<Receiver<T>>,
-    timeout: Option<Duration>,
-) -> PyResult<T> {
-    let start = Instant::now();
-    loop {
-        match py.allow_threads(|| lock(resp).recv_timeout(WAIT_SLICE)) {
-            Ok(v) => return Ok(v),
-            Err(RecvTimeoutError::Timeout) => {
-                py.check_signals()?;
-                if let Some(t) = timeout {
-                    if start.elapsed() >= t {
-                        return Err(PyRuntimeError::new_err(format!(
-                            "DataLoader timed out after {} seconds",
-                            t.as_secs_f64()
-                        )));
-                    }
-                }
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                return Err(PyRuntimeError::new_err(
-                    "the loader's driver thread stopped",
-                ))
-            }
-        }
-    }
-}
-
 fn config_error(e: LoaderError) -> PyErr {
     PyValueError::new_err(e.to_string())
 }
@@ -454,16 +264,10 @@ fn config_error(e: LoaderError) -> PyErr {
 /// time. `schedlab.DataLoader` is the public face; this class is internal.
 #[pyclass(module = "schedlab._core")]
 pub struct LoaderCore {
-    driver: Driver<Cmd, Resp>,
+    driver: Driver<PyLoader>,
     gil: Arc<GilStats>,
     orders: Arc<Mutex<HashMap<u64, Vec<usize>>>>,
     len: usize,
-}
-
-impl LoaderCore {
-    fn request(&self, py: Python<'_>, cmd: Cmd, timeout: Option<Duration>) -> PyResult<Resp> {
-        self.driver.request(py, cmd, timeout)
-    }
 }
 
 #[pymethods]
@@ -529,7 +333,7 @@ impl LoaderCore {
                     .build()
             })
             .map_err(config_error)?;
-        let driver = Driver::start("schedlab-loader", move |c, r| drive(loader, c, r))?;
+        let driver = Driver::start("schedlab-loader", "loader", loader)?;
         Ok(LoaderCore {
             driver,
             gil,
@@ -554,13 +358,13 @@ impl LoaderCore {
 
     /// Start (or continue) epoch `epoch`.
     fn start_epoch(&self, py: Python<'_>, epoch: u64) -> PyResult<()> {
-        self.request(py, Cmd::Epoch(epoch), None).map(|_| ())
+        self.driver.start_epoch(py, epoch)
     }
 
     /// End the current epoch's iteration (cancels outstanding work; the loader stays where it
     /// stands, so a later `start_epoch` of the same epoch continues).
     fn end_epoch(&self, py: Python<'_>) -> PyResult<()> {
-        self.request(py, Cmd::EndEpoch, None).map(|_| ())
+        self.driver.end_epoch(py)
     }
 
     /// The next batch: `None` at the epoch's end, else
@@ -570,10 +374,9 @@ impl LoaderCore {
     #[pyo3(signature = (timeout_s=None))]
     fn next_batch(&self, py: Python<'_>, timeout_s: Option<f64>) -> PyResult<Option<PyObject>> {
         let timeout = timeout_s.filter(|t| *t > 0.0).map(Duration::from_secs_f64);
-        let Resp::Batch(b) = self.request(py, Cmd::Next, timeout)? else {
-            return Err(PyRuntimeError::new_err("loader: unexpected answer"));
+        let Some(b) = self.driver.next(py, timeout)? else {
+            return Ok(None);
         };
-        let Some(b) = b else { return Ok(None) };
         let b = b.map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
         let mut values = Vec::with_capacity(b.data.len());
         for item in b.data {
@@ -604,29 +407,20 @@ impl LoaderCore {
 
     /// Where the loader stands, as JSON (a `loader::LoaderState`).
     fn state(&self, py: Python<'_>) -> PyResult<String> {
-        match self.request(py, Cmd::State, None)? {
-            Resp::State(s) => serde_json::to_string(&s)
-                .map_err(|e| PyRuntimeError::new_err(format!("state: {e}"))),
-            _ => Err(PyRuntimeError::new_err("loader: unexpected answer")),
-        }
+        let s = self.driver.state(py)?;
+        serde_json::to_string(&s).map_err(|e| PyRuntimeError::new_err(format!("state: {e}")))
     }
 
     /// Resume from a state given as JSON; `ValueError` when it does not fit this loader.
     fn restore(&self, py: Python<'_>, state: &str) -> PyResult<()> {
         let s: LoaderState = serde_json::from_str(state)
             .map_err(|e| PyValueError::new_err(format!("state_dict: not a loader state: {e}")))?;
-        match self.request(py, Cmd::Restore(s), None)? {
-            Resp::Restored(r) => r.map_err(config_error),
-            _ => Err(PyRuntimeError::new_err("loader: unexpected answer")),
-        }
+        self.driver.restore(py, s)?.map_err(config_error)
     }
 
     /// The last (or current) epoch's report: `(json, text)`, or `None` before any epoch.
     fn report(&self, py: Python<'_>) -> PyResult<Option<(String, String)>> {
-        match self.request(py, Cmd::Report, None)? {
-            Resp::Report(r) => Ok(r),
-            _ => Err(PyRuntimeError::new_err("loader: unexpected answer")),
-        }
+        self.driver.report(py)
     }
 
     /// Per worker, since the loader was built: `(gil_wait_s, python_s, python_cpu_s, calls,

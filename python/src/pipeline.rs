@@ -7,16 +7,16 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use loader::pipeline::Runner;
-use loader::{Autotune, Pipeline, PipelineBuilder, PipelineError, Remainder, Stage};
+use loader::{Autotune, Pipeline, PipelineBuilder, Remainder, Stage};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::{lock, Driver, Failure, GilRow, GilStats};
+use crate::driver::{lock, Driver};
+use crate::{Failure, GilRow, GilStats};
 
 /// A value, or the exception a stage raised on it.
 type PyItem = Result<Py<PyAny>, Box<Failure>>;
@@ -35,75 +35,6 @@ type StageSpec = (
     bool,
 );
 
-enum Cmd {
-    Epoch(u64),
-    Next,
-    EndEpoch,
-    Report,
-}
-
-enum Resp {
-    Done,
-    Item(Option<Result<PyItem, PipelineError>>),
-    Report(Option<(String, String)>),
-}
-
-fn drive(mut p: Pipeline<PyItem>, cmds: Receiver<Cmd>, resp: Sender<Resp>) {
-    let report = |r: Option<&loader::PipelineReport>| {
-        r.map(|r| (serde_json::to_string(r).unwrap_or_default(), r.to_string()))
-    };
-    let mut pending: Option<Cmd> = None;
-    loop {
-        let cmd = match pending.take() {
-            Some(c) => c,
-            None => match cmds.recv() {
-                Ok(c) => c,
-                Err(_) => return,
-            },
-        };
-        let answer = match cmd {
-            Cmd::Epoch(e) => {
-                let mut items = p.epoch(e);
-                if resp.send(Resp::Done).is_err() {
-                    return;
-                }
-                loop {
-                    let answer = match cmds.recv() {
-                        Ok(Cmd::Next) => match items.next() {
-                            None => {
-                                pending = Some(Cmd::Next);
-                                break;
-                            }
-                            i => Resp::Item(i),
-                        },
-                        Ok(Cmd::Report) => Resp::Report(report(items.report().as_ref())),
-                        Ok(Cmd::EndEpoch) => break,
-                        Ok(other) => {
-                            pending = Some(other);
-                            break;
-                        }
-                        Err(_) => return,
-                    };
-                    if resp.send(answer).is_err() {
-                        return;
-                    }
-                }
-                drop(items);
-                if pending.is_some() {
-                    continue;
-                }
-                Resp::Done
-            }
-            Cmd::Next => Resp::Item(None),
-            Cmd::EndEpoch => Resp::Done,
-            Cmd::Report => Resp::Report(report(p.report())),
-        };
-        if resp.send(answer).is_err() {
-            return;
-        }
-    }
-}
-
 fn runner_slot(r: Runner) -> usize {
     match r {
         Runner::Cpu(w) => w,
@@ -114,7 +45,7 @@ fn runner_slot(r: Runner) -> usize {
 /// A pipeline of Python stages (internal; `schedlab.Pipeline` is the public face).
 #[pyclass(module = "schedlab._core")]
 pub struct PipelineCore {
-    driver: Driver<Cmd, Resp>,
+    driver: Driver<Pipeline<PyItem>>,
     sources: Arc<Mutex<HashMap<u64, Vec<Py<PyAny>>>>>,
     gil: Vec<(String, Arc<GilStats>)>,
 }
@@ -271,7 +202,7 @@ impl PipelineCore {
         let p = py
             .allow_threads(move || b.workers(workers).ordered(ordered).build())
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let driver = Driver::start("schedlab-pipeline", move |c, r| drive(p, c, r))?;
+        let driver = Driver::start("schedlab-pipeline", "pipeline", p)?;
         Ok(PipelineCore {
             driver,
             sources,
@@ -282,21 +213,20 @@ impl PipelineCore {
     /// Start epoch `epoch` over the source items `items`.
     fn start_epoch(&self, py: Python<'_>, epoch: u64, items: Vec<Py<PyAny>>) -> PyResult<()> {
         lock(&self.sources).insert(epoch, items);
-        self.driver.request(py, Cmd::Epoch(epoch), None).map(|_| ())
+        self.driver.start_epoch(py, epoch)
     }
 
     /// End the current epoch (cancels outstanding work).
     fn end_epoch(&self, py: Python<'_>) -> PyResult<()> {
-        self.driver.request(py, Cmd::EndEpoch, None).map(|_| ())
+        self.driver.end_epoch(py)
     }
 
     /// The next item: `None` at the end, `("ok", value)` or
     /// `("error", exception, traceback_text, stage)`; a panic raises `RuntimeError`.
     fn next_item(&self, py: Python<'_>) -> PyResult<Option<PyObject>> {
-        let Resp::Item(i) = self.driver.request(py, Cmd::Next, None)? else {
-            return Err(PyRuntimeError::new_err("pipeline: unexpected answer"));
+        let Some(i) = self.driver.next(py, None)? else {
+            return Ok(None);
         };
-        let Some(i) = i else { return Ok(None) };
         let obj = match i.map_err(|e| PyRuntimeError::new_err(e.to_string()))? {
             Ok(v) => ("ok", v).into_pyobject(py)?.into_any().unbind(),
             Err(f) => ("error", f.exc, f.traceback, f.what)
@@ -309,10 +239,7 @@ impl PipelineCore {
 
     /// The last (or current) epoch's report: `(json, text)`, or `None`.
     fn report(&self, py: Python<'_>) -> PyResult<Option<(String, String)>> {
-        match self.driver.request(py, Cmd::Report, None)? {
-            Resp::Report(r) => Ok(r),
-            _ => Err(PyRuntimeError::new_err("pipeline: unexpected answer")),
-        }
+        self.driver.report(py)
     }
 
     /// Per stage, since the pipeline was built: `(name, [(gil_wait_s, python_s, python_cpu_s,

@@ -1358,9 +1358,11 @@ impl Shared {
     }
 }
 
-/// The calling thread's CPU time in ns (`None` where the platform has no such clock).
+/// The calling thread's CPU time in ns (`None` where the platform has no such clock):
+/// `CLOCK_THREAD_CPUTIME_ID`, the clock the pipeline's per-item CPU times come from. Public for
+/// the Python bindings' GIL statistics, which measure on the same clock.
 #[cfg(unix)]
-fn thread_cpu_ns() -> Option<u64> {
+pub fn thread_cpu_ns() -> Option<u64> {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -1370,8 +1372,9 @@ fn thread_cpu_ns() -> Option<u64> {
     (rc == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
+/// The calling thread's CPU time in ns: `None`, this platform has no per-thread CPU clock.
 #[cfg(not(unix))]
-fn thread_cpu_ns() -> Option<u64> {
+pub fn thread_cpu_ns() -> Option<u64> {
     None
 }
 

@@ -77,7 +77,7 @@ use serde::{Deserialize, Serialize};
 use crate::plan::Remainder;
 use crate::sampler::Sampler;
 
-pub use engine::Runner;
+pub use engine::{thread_cpu_ns, Runner};
 use engine::{
     lock, BatchFn, Delivered, Fault, Fed, Feed, Kind, Out, Policy, Progress, SegmentSpec, Shared,
     StageFn, StateInit, StationSpec, TailKind, Value,
