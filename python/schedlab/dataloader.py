@@ -250,6 +250,9 @@ class DataLoader:
         self._epoch = 0
         self._restore = None
         self._core = None
+        # cores stopped by an interrupt or a timeout whose threads may still be finishing
+        # the samples in service: joined by close(), dropped once they have ended
+        self._retired = []
         self._iter = None
         self._last_report = None
         self._gil0 = []
@@ -277,7 +280,11 @@ class DataLoader:
     # --- the Rust loader ------------------------------------------------------------------
 
     def _core_loader(self):
-        if self._core is None or self._core.closed():
+        if self._core is not None and self._core.closed():
+            self._retired.append(self._core)
+            self._core = None
+        self._retired = [c for c in self._retired if not c.reap()]
+        if self._core is None:
             self._core = _core.LoaderCore(
                 self.dataset.__getitem__,
                 len(self.dataset),
@@ -304,8 +311,9 @@ class DataLoader:
         if it is not None:
             it._dead = True
         core, self._core = self._core, None
-        if core is not None:
-            core.close()
+        retired, self._retired = self._retired, []
+        for c in retired + ([core] if core is not None else []):
+            c.close()
 
     def __del__(self):
         try:
@@ -438,7 +446,9 @@ class _ThreadIter:
         try:
             b = self._core.next_batch(self._dl.timeout or None)
         except BaseException:
-            # interrupt or timeout: the core stopped and joined its threads
+            # interrupt or timeout: the core stopped at once; its threads finish the samples
+            # in service in the background, the next iter() starts new ones, and close()
+            # (or del) joins them
             self._dead = True
             raise
         if b is None:

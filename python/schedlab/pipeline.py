@@ -64,6 +64,7 @@ class Pipeline:
         self._autotune, self._max_items = bool(autotune), max_items
         self._stages = []
         self._core = None
+        self._retired = []  # stopped by an interrupt; joined by close()
         self._epoch = 0
         self._iter = None
         self._gil0 = []
@@ -114,7 +115,11 @@ class Pipeline:
         return list(s)
 
     def _start(self):
-        if self._core is None or self._core.closed():
+        if self._core is not None and self._core.closed():
+            self._retired.append(self._core)
+            self._core = None
+        self._retired = [c for c in self._retired if not c.reap()]
+        if self._core is None:
             self._core = _core.PipelineCore(
                 self._stages, self._workers, self._ordered, self._autotune, self._max_items
             )
@@ -167,8 +172,9 @@ class Pipeline:
         it = self._iter() if self._iter is not None else None
         if it is not None:
             it._dead = True
-        if core is not None:
-            core.close()
+        retired, self._retired = self._retired, []
+        for c in retired + ([core] if core is not None else []):
+            c.close()
 
     def __del__(self):
         try:

@@ -5,6 +5,11 @@
 //! GIL**, in slices of [`WAIT_SLICE`] between which it runs Python's signal handlers, so
 //! Ctrl-C raises `KeyboardInterrupt` at once.
 //!
+//! After a failed wait (an interrupt, a timeout) the driver is *abandoned*: its command
+//! channel is closed, so it ends on its own once the request it is serving returns (dropping
+//! the epoch iterator cancels the outstanding work, dropping the loader joins its workers);
+//! [`Driver::close`] joins it later. The consumer does not wait for it.
+
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
@@ -166,7 +171,8 @@ impl<T: Driven> Driver<T> {
     }
 
     /// Send `cmd` and wait for the answer without the GIL (see [`wait_for`]). After an error
-    /// (an interrupt, a timeout) the driver is stopped: its answers would be out of step.
+    /// (an interrupt, a timeout) the driver is abandoned (its answers would be out of step):
+    /// closed at once, joined by [`close`](Driver::close).
     fn request(
         &self,
         py: Python<'_>,
@@ -186,7 +192,7 @@ impl<T: Driven> Driver<T> {
         }
         let r = wait_for(py, &self.resp, timeout, self.what);
         if r.is_err() {
-            self.close(py);
+            self.detach();
         }
         r
     }
@@ -252,12 +258,30 @@ impl<T: Driven> Driver<T> {
         }
     }
 
-    /// True once closed.
+    /// True once closed (or abandoned).
     pub(crate) fn closed(&self) -> bool {
         lock(&self.cmds).is_none()
     }
 
-    /// Stop the driver without joining it (for `Drop`, where the GIL may be held).
+    /// Closed and its thread ended: join it (at once) and say true; false while it runs.
+    pub(crate) fn reap(&self) -> bool {
+        if !self.closed() {
+            return false;
+        }
+        let mut t = lock(&self.thread);
+        match t.as_ref() {
+            Some(h) if !h.is_finished() => false,
+            _ => {
+                if let Some(h) = t.take() {
+                    let _ = h.join();
+                }
+                true
+            }
+        }
+    }
+
+    /// Close the command channel without joining: the driver ends once the request it is
+    /// serving returns. (Also for `Drop`, where the GIL may be held.)
     pub(crate) fn detach(&self) {
         drop(lock(&self.cmds).take());
     }

@@ -13,7 +13,8 @@
 //!   of its own (the [`driver`] module, shared with the pipeline); the Python consumer sends it
 //!   requests and waits for each answer **without the GIL**, in slices of 50 ms between which
 //!   it runs the signal handlers (`Python::check_signals`), so Ctrl-C raises
-//!   `KeyboardInterrupt` at once.
+//!   `KeyboardInterrupt` at once; the interrupted driver finishes and joins in the background
+//!   until `close()`.
 //! * Python exceptions are values: a failing `__getitem__` gives a sample that carries the
 //!   exception and its traceback text, and the consumer raises it at its batch's position.
 
@@ -434,9 +435,21 @@ impl LoaderCore {
         self.driver.close(py);
     }
 
-    /// True once closed.
+    /// Stop without waiting: close the driver's channel; it cancels the epoch and ends its
+    /// threads in the background once the samples in service are done (`close()` joins them).
+    fn stop(&self) {
+        self.driver.detach();
+    }
+
+    /// True once closed, or stopped by an interrupt or a timeout (then its threads end in the
+    /// background; `close()` joins them).
     fn closed(&self) -> bool {
         self.driver.closed()
+    }
+
+    /// True once closed and every thread has ended (joined now); false while they run.
+    fn reap(&self) -> bool {
+        self.driver.reap()
     }
 }
 

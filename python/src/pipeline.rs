@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use loader::pipeline::Runner;
-use loader::{Autotune, Pipeline, PipelineBuilder, Remainder, Stage};
+use loader::{Autotune, Pipeline, PipelineBuilder, PipelineState, Remainder, Stage};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -242,6 +242,23 @@ impl PipelineCore {
         self.driver.report(py)
     }
 
+    /// Where the pipeline stands, as JSON (a `loader::PipelineState`): inside the current
+    /// epoch, or between epochs.
+    fn state(&self, py: Python<'_>) -> PyResult<String> {
+        let s = self.driver.state(py)?;
+        serde_json::to_string(&s).map_err(|e| PyRuntimeError::new_err(format!("state: {e}")))
+    }
+
+    /// Resume from a state given as JSON: the next `start_epoch(state.epoch)` yields the rest
+    /// of that epoch. `ValueError` when it does not fit this pipeline.
+    fn restore(&self, py: Python<'_>, state: &str) -> PyResult<()> {
+        let s: PipelineState = serde_json::from_str(state)
+            .map_err(|e| PyValueError::new_err(format!("state_dict: not a pipeline state: {e}")))?;
+        self.driver
+            .restore(py, s)?
+            .map_err(|e| PyValueError::new_err(format!("state_dict: {e}")))
+    }
+
     /// Per stage, since the pipeline was built: `(name, [(gil_wait_s, python_s, python_cpu_s,
     /// calls, rust_s)])` (`rust_s` is 0: a stage's runners are not followed between calls).
     fn gil_stats(&self) -> Vec<(String, Vec<GilRow>)> {
@@ -256,9 +273,15 @@ impl PipelineCore {
         self.driver.close(py);
     }
 
-    /// True once closed.
+    /// True once closed, or stopped by an interrupt (then its threads end in the background;
+    /// `close()` joins them).
     fn closed(&self) -> bool {
         self.driver.closed()
+    }
+
+    /// True once closed and every thread has ended (joined now); false while they run.
+    fn reap(&self) -> bool {
+        self.driver.reap()
     }
 }
 

@@ -403,16 +403,84 @@ def test_sigint_while_waiting_raises_keyboard_interrupt_and_joins_the_threads():
             got += 1
     timer.join()
     assert got < len(dl)  # it stopped early
-    # the interrupt stopped the loader: every worker thread is joined already
-    assert threads() == before
+    # the interrupt stopped the loader at once; its threads finish the samples in service in
+    # the background, and close() joins every one
     del it
     dl.close()
+    assert threads() == before
     calls = ds.calls
     assert calls < 400  # loading stopped with the interrupt
     # and the loader can be iterated again
     dl2 = schedlab.DataLoader(Indices(16), batch_size=8, num_workers=1)
     assert flat(dl2) == list(range(16))
     dl2.close()
+
+
+class SlowOnce(Indices):
+    """Sample ``slow`` sleeps ``secs`` the first time it is loaded (later loads are quick)."""
+
+    def __init__(self, n, slow, secs):
+        super().__init__(n)
+        self.slow, self.secs, self.slept = slow, secs, False
+
+    def __getitem__(self, i):
+        if i == self.slow:
+            with self.lock:
+                first, self.slept = not self.slept, True
+            if first:
+                time.sleep(self.secs)
+        return super().__getitem__(i)
+
+
+def test_ctrl_c_returns_at_once_while_a_sample_is_slow_and_the_loader_goes_on():
+    import _thread
+
+    before = threads()
+    ds = SlowOnce(64, slow=10, secs=2.0)
+    dl = schedlab.DataLoader(ds, batch_size=4, num_workers=2)
+    it = iter(dl)
+    assert next(it).tolist() == [0, 1, 2, 3]
+    timer = threading.Timer(0.2, _thread.interrupt_main)  # Ctrl-C, 0.2 s from now
+    t0 = time.monotonic()
+    timer.start()
+    got = 1
+    with pytest.raises(KeyboardInterrupt):
+        for _ in range(len(dl)):
+            next(it)  # batch 2 holds sample 10, which sleeps 2 s
+            got += 1
+    waited = time.monotonic() - t0
+    timer.join()
+    assert got == 2  # batch 1 came; batch 2 was the one interrupted
+    assert waited < 1.5  # control came back without waiting for the slow sample
+    with pytest.raises(RuntimeError, match="stopped"):
+        next(it)  # the interrupted iterator is finished
+    # the loader goes on: a fresh epoch (new threads), complete and in order
+    assert flat(dl) == list(range(64))
+    del it, dl
+    gc.collect()
+    assert threads() == before  # every thread joined, the interrupted ones included
+
+
+def test_ctrl_c_in_a_pipeline_returns_at_once_and_the_pipeline_goes_on():
+    import _thread
+
+    before = threads()
+    ds = SlowOnce(8, slow=1, secs=2.0)
+    p = schedlab.Pipeline(8, workers=1).map(ds.__getitem__, kind="blocking", concurrency=2)
+    it = iter(p)
+    assert next(it) == 0
+    timer = threading.Timer(0.2, _thread.interrupt_main)
+    t0 = time.monotonic()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        list(it)  # item 1 sleeps 2 s
+    waited = time.monotonic() - t0
+    timer.join()
+    assert waited < 1.5
+    assert list(p) == list(range(8))  # the next epoch, complete
+    del it, p
+    gc.collect()
+    assert threads() == before
 
 
 def test_memory_bound_with_a_slow_consumer():
