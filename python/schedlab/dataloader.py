@@ -456,6 +456,13 @@ class _ThreadIter:
             self._dl._last_report = self._dl.report()
             raise StopIteration
         if b[0] == "error":
+            if b[6] == "worker_init_fn":
+                # as in torch: a worker whose worker_init_fn failed is raised once, at the first
+                # batch it would have produced, and the iteration ends. Its threads stop (in the
+                # background; close() joins them): the next iter() starts new ones, which run
+                # worker_init_fn again, as torch's new worker processes would.
+                self._done = True
+                self._core.stop()
             _reraise(*b[1:])
         _, number, indices, samples = b
         try:

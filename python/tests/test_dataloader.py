@@ -262,7 +262,7 @@ def test_key_error_keeps_its_type():
     dl.close()
 
 
-def test_collate_and_worker_init_errors():
+def test_collate_error_at_its_position():
     def collate(batch):
         if 6 in batch:
             raise ValueError("collate refuses 6")
@@ -277,33 +277,45 @@ def test_collate_and_worker_init_errors():
     assert next(it) == [8, 9, 10, 11]
     dl.close()
 
+
+def test_worker_init_fn_failure_is_raised_once_and_ends_the_epoch():
+    before = threads()
+    lock = threading.Lock()
     started = []
 
     def init(worker):
-        started.append(worker)
-        if worker == 1:
+        with lock:
+            started.append(worker)
+            first = started.count(worker) == 1
+        if worker == 1 and first:  # worker 1's first start fails, later ones work
             raise OSError("no device for worker 1")
 
     dl = schedlab.DataLoader(Indices(64), batch_size=4, num_workers=2, worker_init_fn=init,
                              strategy="round-robin")
-    errors = []
-    for e in _errors(dl):
-        errors.append(e)
-    assert sorted(started) == [0, 1]
-    assert errors and all(isinstance(e, OSError) for e in errors)
-    assert all("worker_init_fn" in str(e) and "worker 1" in str(e) for e in errors)
-    dl.close()
-
-
-def _errors(dl):
     it = iter(dl)
-    while True:
+    got, errors = [], []
+    for _ in range(len(dl) + 1):
         try:
-            next(it)
+            got.append(next(it).tolist())
         except StopIteration:
-            return
-        except Exception as e:
-            yield e
+            break
+        except OSError as e:
+            errors.append(e)
+    assert len(errors) == 1  # raised once, not once per batch worker 1 touches
+    e = errors[0]
+    assert "worker_init_fn" in str(e) and "worker 1" in str(e)
+    assert "no device for worker 1" in str(e) and "Traceback" in str(e)
+    assert isinstance(e.__cause__, OSError) and e.worker == 1
+    assert len(got) < len(dl)  # and the epoch ended there
+    assert [i for b in got for i in b] == list(range(4 * len(got)))
+    with pytest.raises(StopIteration):
+        next(it)
+    # the next iter() starts new threads, which run worker_init_fn again (it works now)
+    assert flat(dl) == list(range(64))
+    assert sorted(started) == [0, 0, 1, 1]
+    del it
+    dl.close()
+    assert threads() == before
 
 
 # (num_workers=0 is always in order)
