@@ -35,6 +35,8 @@ class Pipeline:
     guess); ``max_items`` caps the items held at once. ``stats()["tuning"]`` lists every
     change with its reason.
 
+    ``state_dict()`` / ``load_state_dict()`` resume mid-epoch exactly, as the DataLoader's do.
+
     ``stats()`` is the last epoch's report as a dict (per stage: service times, busy share,
     the bottleneck, and the GIL: time waiting for it and running Python); ``print(
     pipeline.report())`` prints it.
@@ -65,6 +67,7 @@ class Pipeline:
         self._stages = []
         self._core = None
         self._retired = []  # stopped by an interrupt; joined by close()
+        self._restore = None
         self._epoch = 0
         self._iter = None
         self._gil0 = []
@@ -126,12 +129,16 @@ class Pipeline:
         return self._core
 
     def epoch(self, epoch):
-        """Iterate epoch ``epoch``'s items."""
+        """Iterate epoch ``epoch``'s items (after ``load_state_dict`` of a state inside this
+        epoch: the items that run had not handed out yet)."""
         old = self._iter() if self._iter is not None else None
         if old is not None:
             old._stop()
+        restore, self._restore = self._restore, None
+        if restore is not None and restore["epoch"] != epoch:
+            restore = None
         core = self._start()
-        it = _PipelineIter(self, core, epoch)
+        it = _PipelineIter(self, core, epoch, restore)
         self._iter = weakref.ref(it)
         self._gil0 = it._gil0
         self._epoch = epoch + 1
@@ -139,6 +146,43 @@ class Pipeline:
 
     def __iter__(self):
         return self.epoch(self._epoch)
+
+    # --- checkpoints ----------------------------------------------------------------------
+
+    def _stage_names(self):
+        return [s[1] for s in self._stages]
+
+    def state_dict(self):
+        """Where the pipeline stands: the epoch in progress and the source positions handed
+        out. Store it with a checkpoint; ``load_state_dict`` on a pipeline built the same way
+        (same source, stages and shuffle seed) resumes exactly there."""
+        it = self._iter() if self._iter is not None else None
+        if it is not None and not it._done and not it._dead and not it._core.closed():
+            return json.loads(it._core.state())
+        if self._restore is not None:
+            return dict(self._restore)
+        # no live iterator: the next iter(pipeline) starts this epoch afresh
+        return {
+            "epoch": self._epoch,
+            "positions_done": 0,
+            "done": [],
+            "partial": [],
+            "stages": self._stage_names(),
+        }
+
+    def load_state_dict(self, state):
+        """Resume from ``state_dict()``: the next ``iter(pipeline)`` yields the rest of that
+        epoch (in order when ordered)."""
+        keys = ("epoch", "positions_done", "done", "partial", "stages")
+        if not isinstance(state, dict) or any(k not in state for k in keys):
+            raise ValueError("state_dict: expected a dict from Pipeline.state_dict()")
+        if list(state["stages"]) != self._stage_names():
+            raise ValueError(
+                f"state_dict: stages {list(state['stages'])} do not match this pipeline's "
+                f"{self._stage_names()}"
+            )
+        self._epoch = state["epoch"]
+        self._restore = dict(state)
 
     def stats(self):
         """The last (or current) epoch's statistics as a dict, with ``gil`` per stage."""
@@ -190,10 +234,12 @@ class Pipeline:
 
 
 class _PipelineIter:
-    def __init__(self, p, core, epoch):
+    def __init__(self, p, core, epoch, restore=None):
         self._p, self._core, self._epoch = p, core, epoch
         self._done = self._dead = False
         self._gil0 = core.gil_stats()
+        if restore is not None:
+            core.restore(json.dumps(restore))
         core.start_epoch(epoch, p._items(epoch))
 
     def __iter__(self):

@@ -144,3 +144,64 @@ def test_max_items_needs_autotune_and_a_positive_int():
         schedlab.Pipeline(10, max_items=8)
     with pytest.raises(ValueError, match="max_items"):
         schedlab.Pipeline(10, autotune=True, max_items=0)
+
+
+def _resumable(ordered, batch):
+    p = (
+        schedlab.Pipeline(60, workers=2, shuffle=True, seed=4, ordered=ordered)
+        .map(lambda x: x * 10, name="times10")
+        .filter(lambda x: x % 30 != 0, name="no30")
+        .flat_map(lambda x: (x, x + 1), name="pair")
+    )
+    return p.batch(4, collate_fn=None) if batch else p
+
+
+def _expected(epoch, batch):
+    flat = [v for i in _core.epoch_order(4, epoch, 60) if (i * 10) % 30 for v in (i * 10, i * 10 + 1)]
+    return [flat[k : k + 4] for k in range(0, len(flat), 4)] if batch else flat
+
+
+def _values(items, batch):
+    return [v for b in items for v in b] if batch else list(items)
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+@pytest.mark.parametrize("batch", [False, True])
+def test_state_dict_resumes_mid_epoch_exactly(ordered, batch):
+    p = _resumable(ordered, batch)
+    list(p)  # epoch 0
+    it = iter(p)  # epoch 1
+    head = [next(it) for _ in range(5 if batch else 17)]  # 17: inside a flat_map pair
+    state = p.state_dict()
+    assert state["epoch"] == 1 and state["stages"] == ["times10", "no30", "pair"] + (
+        ["collate"] if batch else []
+    )
+    del it
+    p.close()
+
+    q = _resumable(ordered, batch)
+    q.load_state_dict(state)
+    assert q.state_dict() == state
+    rest = list(q)
+    want = _expected(1, batch)
+    if ordered:
+        assert head + rest == want  # exactly the remaining items, in order
+    got = _values(head + rest, batch)
+    assert sorted(got) == sorted(_values(want, batch))  # each exactly once
+    assert q.state_dict()["epoch"] == 2
+    nxt = list(q)  # and the next epoch is whole
+    if ordered:
+        assert nxt == _expected(2, batch)
+    assert sorted(_values(nxt, batch)) == sorted(_values(_expected(2, batch), batch))
+    q.close()
+
+
+def test_load_state_dict_refuses_another_pipelines_state():
+    state = _resumable(True, False).state_dict()
+    assert state["epoch"] == 0 and state["positions_done"] == 0
+    other = schedlab.Pipeline(60, workers=2).map(lambda x: x, name="other")
+    with pytest.raises(ValueError, match="stages"):
+        other.load_state_dict(state)
+    with pytest.raises(ValueError, match="state_dict"):
+        other.load_state_dict({"epoch": 1})
+    other.close()
