@@ -156,7 +156,8 @@ class DataLoader:
     * ``num_workers``: worker *threads* (0: load in the calling thread, as torch does).
       ``prefetch_factor`` (default 2): batches in flight per worker, the memory bound.
     * ``timeout``: seconds to wait for a batch before ``RuntimeError`` (0: forever).
-    * ``worker_init_fn(worker_id)``: runs once on each worker thread when it starts.
+    * ``worker_init_fn(worker_id)``: runs once on each worker thread when it starts; a failure
+      is raised once, at that worker's first batch, and ends the iteration (as in torch).
     * ``in_order``: batches in order (default) or as soon as they are ready.
     * ``pin_memory``, ``pin_memory_device``, ``multiprocessing_context``: accepted, no-ops
       (CPU threads; nothing to pin, no processes).
