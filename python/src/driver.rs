@@ -293,7 +293,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Wait for `resp` without the GIL, running signal handlers every [`WAIT_SLICE`]; `what`
-/// names the waiter in a timeout's message.
+/// ("loader", "pipeline") names the owner when the driver thread is gone.
 fn wait_for<R: Send>(
     py: Python<'_>,
     resp: &Mutex<Receiver<R>>,
