@@ -77,11 +77,11 @@ use serde::{Deserialize, Serialize};
 use crate::plan::Remainder;
 use crate::sampler::Sampler;
 
-pub use engine::{thread_cpu_ns, Runner};
 use engine::{
     lock, BatchFn, Delivered, Fault, Fed, Feed, Kind, Out, Policy, Progress, SegmentSpec, Shared,
     StageFn, StateInit, StationSpec, TailKind, Value,
 };
+pub use engine::{thread_cpu_ns, Runner};
 use stats::StageSetting;
 pub use stats::{Bottleneck, PipelineReport, ServiceTimes, StageKind, StageStats};
 pub use tune::{Autotune, TuneChange, TunePoint, Tuning};
