@@ -204,6 +204,21 @@ impl<T: Send + 'static> ExecJob<T> {
         true
     }
 
+    /// Allow `n` ids in flight from now on (autotune): the engine's window and the stage's
+    /// concurrency and queue follow. Lowering it takes nothing back; the ids in flight drain.
+    pub fn set_max_in_flight(&mut self, n: usize) {
+        let n = n.max(1);
+        self.max_in_flight = n;
+        if let Some(run) = &self.run {
+            let seg = &run.shared.segments[0];
+            let spec = &seg.stations[0].spec;
+            spec.concurrency.store(n, SeqCst);
+            spec.queue.store(n, SeqCst);
+            seg.window.store(n, SeqCst);
+            run.shared.kick_feed(0);
+        }
+    }
+
     /// Ids submitted and not yet taken back.
     pub fn in_flight(&self) -> usize {
         self.submitted - self.taken

@@ -81,6 +81,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod autotune;
 mod dataset;
 mod error;
 mod exec;

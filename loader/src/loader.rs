@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 use scheduler::{Pin, Strategy, WorkerId};
 use serde::{Deserialize, Serialize};
 
+use crate::autotune::{Shape, Tuner};
 use crate::dataset::Dataset;
 use crate::error::LoaderError;
 use crate::exec::{panic_message, Exec, ExecJob, JobOpts};
+use crate::pipeline::Autotune;
 use crate::plan::{Plan, Remainder};
 use crate::report::{Acc, LoaderReport, Setup};
 use crate::sampler::Sampler;
@@ -134,6 +136,7 @@ pub struct Builder<D: Dataset, B = Vec<<D as Dataset>::Sample>> {
     on_error: OnError,
     seed: u64,
     prefetch_next_epoch: bool,
+    autotune: Option<Autotune>,
 }
 
 impl<D: Dataset, B> fmt::Debug for Builder<D, B> {
@@ -179,6 +182,7 @@ impl<D: Dataset> Builder<D> {
             on_error: OnError::Yield,
             seed: 0,
             prefetch_next_epoch: true,
+            autotune: None,
         }
     }
 }
@@ -229,6 +233,7 @@ impl<D: Dataset, B: Send + 'static> Builder<D, B> {
             on_error: self.on_error,
             seed: self.seed,
             prefetch_next_epoch: self.prefetch_next_epoch,
+            autotune: self.autotune,
         }
     }
 
@@ -303,6 +308,41 @@ impl<D: Dataset, B: Send + 'static> Builder<D, B> {
         self
     }
 
+    /// Tune the prefetch online from the measured sample times, within an optional memory cap
+    /// ([`Autotune::max_items`], in samples): the prefetch given (or the default) is the
+    /// starting guess, and the next epoch starts where this one's tuning ended. The workers
+    /// stay as built (their dataset states live on their threads; `max_threads` does not
+    /// apply): to tune the threads of a slow I/O step, make it a blocking stage of a
+    /// [`Pipeline`](crate::Pipeline). Every change is in the report's
+    /// [`tuning`](LoaderReport::tuning).
+    ///
+    /// ```
+    /// use loader::{from_fn, Autotune, Loader};
+    ///
+    /// let ds = from_fn(500, |i| {
+    ///     std::thread::sleep(std::time::Duration::from_micros(50));
+    ///     Ok::<_, String>(i)
+    /// });
+    /// let mut loader = Loader::builder(ds)
+    ///     .batch_size(10)
+    ///     .workers(4)
+    ///     .prefetch(1)
+    ///     .autotune(Autotune::new().max_items(200))
+    ///     .build()?;
+    /// let batches = loader.epoch(0).filter(|b| b.is_ok()).count();
+    /// assert_eq!(batches, 50);
+    /// assert!(loader.prefetch() * 10 <= 200);
+    /// let tuning = loader.report().unwrap().tuning.as_ref().unwrap();
+    /// for c in &tuning.changes {
+    ///     println!("{:.3} s: prefetch {} -> {} ({})", c.at_s, c.from, c.to, c.why);
+    /// }
+    /// # Ok::<(), loader::LoaderError>(())
+    /// ```
+    pub fn autotune(mut self, settings: Autotune) -> Self {
+        self.autotune = Some(settings);
+        self
+    }
+
     /// PyTorch's `DataLoader` scheme: one task per batch, strict round-robin over the workers,
     /// in order, 2 batches in flight per worker.
     pub fn pytorch_style(mut self) -> Self {
@@ -335,6 +375,24 @@ impl<D: Dataset, B: Send + 'static> Builder<D, B> {
         strategy
             .validate(workers)
             .map_err(|e| cfg(format!("strategy: {e}")))?;
+        let tuner = match self.autotune {
+            Some(settings) => {
+                let shape = Shape {
+                    workers,
+                    batch_size: self.batch_size,
+                    unit_samples: match self.granularity {
+                        Granularity::Sample => 1,
+                        Granularity::Batch => self.batch_size,
+                    },
+                    ordered: self.ordered,
+                };
+                let t = Tuner::new(settings, shape, prefetch)
+                    .map_err(|(field, what)| cfg(format!("autotune: {field}: {what}")))?;
+                Some(t)
+            }
+            None => None,
+        };
+        let prefetch = tuner.as_ref().map_or(prefetch, Tuner::prefetch);
         let dataset = Arc::new(self.dataset);
         let init_ds = Arc::clone(&dataset);
         let exec = Exec::start(workers, self.pin, move |w: WorkerId| init_ds.init(w))?;
@@ -351,7 +409,6 @@ impl<D: Dataset, B: Send + 'static> Builder<D, B> {
                 workers,
                 strategy,
                 spec,
-                prefetch,
                 ordered: self.ordered,
                 granularity: self.granularity,
                 timeout: self.timeout,
@@ -361,6 +418,8 @@ impl<D: Dataset, B: Send + 'static> Builder<D, B> {
             }),
             pos: Progress::start(0),
             report: None,
+            prefetch,
+            tuner,
         })
     }
 }
@@ -374,7 +433,6 @@ struct Config<D: Dataset, B> {
     workers: usize,
     strategy: Arc<dyn Strategy>,
     spec: String,
-    prefetch: usize,
     ordered: bool,
     granularity: Granularity,
     timeout: Option<Duration>,
@@ -384,11 +442,11 @@ struct Config<D: Dataset, B> {
 }
 
 impl<D: Dataset, B> Config<D, B> {
-    /// The bound on units in flight (samples or batches).
-    fn cap_units(&self) -> usize {
+    /// The bound on units in flight (samples or batches) for `prefetch` batches.
+    fn cap_units(&self, prefetch: usize) -> usize {
         match self.granularity {
-            Granularity::Sample => self.prefetch * self.batch_size,
-            Granularity::Batch => self.prefetch,
+            Granularity::Sample => prefetch.saturating_mul(self.batch_size),
+            Granularity::Batch => prefetch,
         }
     }
 
@@ -410,7 +468,7 @@ impl<D: Dataset, B> Config<D, B> {
         }
     }
 
-    fn setup(&self, epoch: u64) -> Setup<'_> {
+    fn setup(&self, epoch: u64, prefetch: usize) -> Setup<'_> {
         Setup {
             strategy: &self.spec,
             granularity: match self.granularity {
@@ -420,7 +478,7 @@ impl<D: Dataset, B> Config<D, B> {
             ordered: self.ordered,
             workers: self.workers,
             batch_size: self.batch_size,
-            prefetch: self.prefetch,
+            prefetch,
             epoch,
         }
     }
@@ -555,6 +613,9 @@ pub struct Loader<D: Dataset, B = Vec<<D as Dataset>::Sample>> {
     cfg: Arc<Config<D, B>>,
     pos: Progress,
     report: Option<LoaderReport>,
+    /// Batches in flight at most, now (autotune changes it).
+    prefetch: usize,
+    tuner: Option<Tuner>,
 }
 
 impl<D: Dataset, B> fmt::Debug for Loader<D, B> {
@@ -566,6 +627,19 @@ impl<D: Dataset, B> fmt::Debug for Loader<D, B> {
             .field("epoch", &self.pos.epoch)
             .field("batches_done", &self.pos.batches_done)
             .finish_non_exhaustive()
+    }
+}
+
+impl<D: Dataset, B> Loader<D, B> {
+    fn cap_units(&self) -> usize {
+        self.cfg.cap_units(self.prefetch)
+    }
+
+    /// The report of `acc` for `epoch`, with what autotune did.
+    fn make_report(&self, epoch: u64, acc: &Acc) -> LoaderReport {
+        let mut r = LoaderReport::new(&self.cfg.setup(epoch, self.prefetch), acc);
+        r.tuning = self.tuner.as_ref().map(|t| t.record().clone());
+        r
     }
 }
 
@@ -586,6 +660,11 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
     /// threads (and worker states) serve every epoch.
     pub fn threads_spawned(&self) -> usize {
         self.exec.threads_spawned()
+    }
+
+    /// Batches in flight at most, now: the built prefetch, or where autotune has set it.
+    pub fn prefetch(&self) -> usize {
+        self.prefetch
     }
 
     /// The strategy's spec string.
@@ -694,6 +773,9 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
         if self.pos.epoch != epoch {
             self.pos = Progress::start(epoch);
         }
+        if let Some(t) = self.tuner.as_mut() {
+            t.begin(Instant::now());
+        }
         let ahead = self.ahead.take();
         let run = match ahead {
             Some(mut run) if run.plan.epoch == epoch && self.pos.at_start() => {
@@ -780,7 +862,7 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
             }
         };
         let opts = JobOpts {
-            max_in_flight: cfg.cap_units(),
+            max_in_flight: self.cap_units(),
             ordered: cfg.ordered,
             seed: cfg.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15),
         };
@@ -826,10 +908,25 @@ impl<D: Dataset, B: Send + 'static> Epoch<'_, D, B> {
     /// What this epoch measured so far.
     pub fn report(&self) -> Option<LoaderReport> {
         let run = self.run.as_ref()?;
-        Some(LoaderReport::new(
-            &self.loader.cfg.setup(run.plan.epoch),
-            &run.acc,
-        ))
+        Some(self.loader.make_report(run.plan.epoch, &run.acc))
+    }
+
+    /// Autotune's reading, when one is due; a new prefetch applies to both open jobs.
+    fn tune(&mut self, now: Instant) {
+        let (Some(t), Some(run)) = (self.loader.tuner.as_mut(), self.run.as_ref()) else {
+            return;
+        };
+        let Some(p) = t.tick(&run.acc, now) else {
+            return;
+        };
+        self.loader.prefetch = p;
+        let cap = self.loader.cap_units();
+        if let Some(r) = self.run.as_mut() {
+            r.job.set_max_in_flight(cap);
+        }
+        if let Some(a) = self.loader.ahead.as_mut() {
+            a.job.set_max_in_flight(cap);
+        }
     }
 
     /// Samples in flight, this epoch's and the prefetched next epoch's.
@@ -841,7 +938,7 @@ impl<D: Dataset, B: Send + 'static> Epoch<'_, D, B> {
 
     /// Submit as much as the prefetch bound allows; never blocks.
     fn top_up(&mut self) {
-        let cap = self.loader.cfg.cap_units();
+        let cap = self.loader.cap_units();
         let room = cap.saturating_sub(self.in_flight());
         let chunk = self.loader.cfg.submit_chunk();
         let Some(run) = self.run.as_mut() else { return };
@@ -868,8 +965,7 @@ impl<D: Dataset, B: Send + 'static> Epoch<'_, D, B> {
         if let Some(run) = self.run.take() {
             let mut acc = run.acc;
             acc.steals = run.job.finish().steals;
-            let report = LoaderReport::new(&self.loader.cfg.setup(run.plan.epoch), &acc);
-            self.loader.report = Some(report);
+            self.loader.report = Some(self.loader.make_report(run.plan.epoch, &acc));
             self.loader.pos = Progress::start(run.plan.epoch + 1);
         }
         self.top_up_ahead(held);
@@ -879,7 +975,6 @@ impl<D: Dataset, B: Send + 'static> Epoch<'_, D, B> {
     fn top_up_ahead(&mut self, held: usize) {
         let room = self
             .loader
-            .cfg
             .cap_units()
             .saturating_sub(self.in_flight() + held);
         let chunk = self.loader.cfg.submit_chunk();
@@ -907,7 +1002,9 @@ impl<D: Dataset, B: Send + 'static> Iterator for Epoch<'_, D, B> {
                 return None;
             }
             let entered = Instant::now();
+            self.tune(entered);
             self.top_up();
+            let full = self.in_flight() >= self.loader.cap_units();
             let in_flight = self.in_flight() * self.loader.cfg.unit_samples();
             let cfg = Arc::clone(&self.loader.cfg);
             let run = self.run.as_mut()?;
@@ -971,7 +1068,11 @@ impl<D: Dataset, B: Send + 'static> Iterator for Epoch<'_, D, B> {
                     }
                 }
             }
-            run.acc.stall += entered.elapsed();
+            let waited = entered.elapsed();
+            run.acc.stall += waited;
+            if full {
+                run.acc.stall_full += waited;
+            }
             run.acc.failed += faults.len() as u64;
             self.loader.pos.batches_done += 1;
             let outcome = if !faults.is_empty() && cfg.on_error == OnError::Yield {
@@ -1020,10 +1121,7 @@ impl<D: Dataset, B: Send + 'static> Iterator for Epoch<'_, D, B> {
 impl<D: Dataset, B> Drop for Epoch<'_, D, B> {
     fn drop(&mut self) {
         if let Some(run) = self.run.take() {
-            self.loader.report = Some(LoaderReport::new(
-                &self.loader.cfg.setup(run.plan.epoch),
-                &run.acc,
-            ));
+            self.loader.report = Some(self.loader.make_report(run.plan.epoch, &run.acc));
             drop(run);
         }
     }

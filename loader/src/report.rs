@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::pipeline::Tuning;
+
 /// One worker's share of an epoch.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct WorkerLoad {
@@ -92,6 +94,9 @@ pub struct LoaderReport {
     pub recommended_workers: usize,
     /// Recommended prefetch in batches (Little's law; see the type's docs).
     pub recommended_prefetch: usize,
+    /// What autotune did this epoch (`None` without [`Builder::autotune`](crate::Builder::autotune)):
+    /// every change of the prefetch and the readings. `prefetch` above is where it ended.
+    pub tuning: Option<Tuning>,
 }
 
 /// Accumulates what an epoch measures.
@@ -111,7 +116,15 @@ pub(crate) struct Acc {
     pub samples: Vec<u64>,
     pub sample_ns: Vec<u64>,
     pub steals: u64,
+    /// The consumer's waits that began with the window full (autotune's feedback).
+    pub stall_full: Duration,
+    /// The last [`RECENT`] sample times, a ring (`recent_at` is the next slot).
+    recent: Vec<u64>,
+    recent_at: usize,
 }
+
+/// Sample times autotune's model reads: the most recent ones, so that it follows a change.
+const RECENT: usize = 1024;
 
 /// Keep at most this many sample times for the percentile.
 const MAX_KEPT_TIMES: usize = 1 << 20;
@@ -133,6 +146,9 @@ impl Acc {
             samples: vec![0; workers],
             sample_ns: Vec::new(),
             steals: 0,
+            stall_full: Duration::ZERO,
+            recent: Vec::new(),
+            recent_at: 0,
         }
     }
 
@@ -144,6 +160,17 @@ impl Acc {
         if self.sample_ns.len() < MAX_KEPT_TIMES {
             self.sample_ns.push(ns);
         }
+        if self.recent.len() < RECENT {
+            self.recent.push(ns);
+        } else {
+            self.recent[self.recent_at] = ns;
+        }
+        self.recent_at = (self.recent_at + 1) % RECENT;
+    }
+
+    /// The last (at most 1,024) sample times, in no particular order.
+    pub fn recent(&self) -> &[u64] {
+        &self.recent
     }
 
     pub fn occupancy(&mut self, in_flight: usize) {
@@ -178,7 +205,7 @@ const HEAD_LOSS: f64 = 0.02;
 /// i.e. for about `(t − c)⁺` where `c = window / rate`. Per sample that costs `E[(T − c)⁺]`, so
 /// the share of throughput lost is about `rate · E[(T − c)⁺]`. The smallest `c` (among the
 /// measured times, ascending in `sorted`) keeping that below [`HEAD_LOSS`].
-fn head_wait(sorted: &[f64], rate: f64) -> f64 {
+pub(crate) fn head_wait(sorted: &[f64], rate: f64) -> f64 {
     let n = sorted.len();
     if n == 0 || rate <= 0.0 {
         return 0.0;
@@ -292,6 +319,7 @@ impl LoaderReport {
             consumer_per_s,
             recommended_workers,
             recommended_prefetch,
+            tuning: None,
         }
     }
 }
@@ -338,7 +366,11 @@ impl fmt::Display for LoaderReport {
             f,
             "  recommended: {} workers, prefetch {}",
             self.recommended_workers, self.recommended_prefetch
-        )
+        )?;
+        match &self.tuning {
+            Some(t) => write!(f, "\n{t}"),
+            None => Ok(()),
+        }
     }
 }
 

@@ -57,7 +57,7 @@
 
 pub(crate) mod engine;
 mod stats;
-mod tune;
+pub(crate) mod tune;
 
 use std::any::Any;
 use std::collections::BTreeSet;

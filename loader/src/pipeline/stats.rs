@@ -563,18 +563,10 @@ impl fmt::Display for Tuning {
                     .iter()
                     .map(|p| p.concurrency.get(i).copied().unwrap_or(0) as f64)
                     .collect();
-                let (lo, hi) = c
-                    .iter()
-                    .fold((f64::INFINITY, 0.0f64), |(l, h), &v| (l.min(v), h.max(v)));
-                if hi > lo {
-                    write!(
-                        f,
-                        "\n    {:<14} {} ({lo:.0} to {hi:.0})",
-                        truncate(name, 14),
-                        sparkline(&c, 60)
-                    )?;
-                }
+                spark_row(f, &truncate(name, 14), &c, "")?;
             }
+            let w: Vec<f64> = tr.iter().map(|p| p.window as f64).collect();
+            spark_row(f, "window", &w, " items")?;
         }
         const SHOWN: usize = 12;
         for c in self.changes.iter().take(SHOWN) {
@@ -589,6 +581,21 @@ impl fmt::Display for Tuning {
         }
         Ok(())
     }
+}
+
+/// One sparkline row of a setting over the readings, drawn only when it changed.
+fn spark_row(f: &mut fmt::Formatter<'_>, label: &str, values: &[f64], unit: &str) -> fmt::Result {
+    let (lo, hi) = values
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(l, h), &v| (l.min(v), h.max(v)));
+    if hi > lo {
+        write!(
+            f,
+            "\n    {label:<14} {} ({lo:.0} to {hi:.0}{unit})",
+            sparkline(values, 60)
+        )?;
+    }
+    Ok(())
 }
 
 fn truncate(s: &str, n: usize) -> String {

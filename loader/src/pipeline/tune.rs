@@ -154,7 +154,8 @@ const MIN_SAMPLE: u64 = 16;
 const DECAY: f64 = 0.6;
 
 impl Tuning {
-    fn push(&mut self, p: TunePoint, stride: &mut usize, seen: &mut usize) {
+    /// Record reading `p`, keeping every `stride`-th one (the stride doubles as the record fills).
+    pub(crate) fn push(&mut self, p: TunePoint, stride: &mut usize, seen: &mut usize) {
         *seen += 1;
         if *seen % *stride != 0 {
             return;
@@ -709,7 +710,7 @@ pub(crate) fn control(shared: Arc<Shared>, shape: Shape, cfg: Autotune, mut spaw
     }
 }
 
-fn change(at_s: f64, knob: String, from: usize, to: usize, why: String) -> TuneChange {
+pub(crate) fn change(at_s: f64, knob: String, from: usize, to: usize, why: String) -> TuneChange {
     TuneChange {
         at_s,
         knob,
