@@ -16,14 +16,24 @@
 //! configuration's median, `reached_at` the first 5% stretch of the epoch (in items) whose
 //! throughput is ≥ 0.95 of the best static's.
 //!
+//! With `--loader`, the one-stage [`Loader`] instead (batch 32, sample granularity, in
+//! order), whose knob is its prefetch; autotune starts from a prefetch of 1 batch:
+//!
+//! * `loader-tail`: 8 workers, each sample sleeps log-normal mean 1 ms σ 1.5 (Python
+//!   benchmark (a)'s workload): in order, the slow samples at the head need a deep window.
+//! * `loader-cpu`: 2 workers, each sample spins log-normal mean 500 µs σ 1.
+//! * `loader-moving`: 8 workers, sleeps log-normal mean 1 ms, σ 0.25 for the first half of the
+//!   epoch and σ 1.5 from the middle on: the window the tail needs grows mid-epoch.
+//!
 //! ```text
 //! cargo run --release -p loader --example autotune_bench [-- --items 40000 --reps 3 --only blocking|cpu|moving --json --out DIR --verbose --static-window N --auto-only]
+//! cargo run --release -p loader --example autotune_bench -- --loader [--items 20000 --reps 3 --only loader-tail|loader-cpu|loader-moving --json --out DIR]
 //! ```
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use loader::{Autotune, Pipeline, Sampler, Stage, Tuning};
+use loader::{from_fn, Autotune, Loader, Pipeline, Sampler, Stage, Tuning};
 
 #[path = "common/args.rs"]
 mod args;
@@ -36,6 +46,34 @@ struct Workload {
     /// Reads from the middle of the epoch on take this many times as long.
     slow_down: u64,
     sweep: Vec<usize>,
+    body: Body,
+}
+
+/// What runs the workload.
+#[derive(Clone, Copy)]
+enum Body {
+    /// `read` (sleep) → `decode` (spin) on [`P`] CPU workers; the sweep is over read threads.
+    Pipeline,
+    /// The one-stage loader: sample `i` sleeps (or spins) `read[i]` before the middle of the
+    /// epoch and `decode[i]` from it on; the sweep is over the prefetch.
+    Loader { workers: usize, spin: bool },
+}
+
+impl Body {
+    /// The knob the sweep and autotune set.
+    fn knob(self) -> &'static str {
+        match self {
+            Body::Pipeline => "read_threads",
+            Body::Loader { .. } => "prefetch",
+        }
+    }
+
+    fn cpu_workers(self) -> usize {
+        match self {
+            Body::Pipeline => P,
+            Body::Loader { workers, .. } => workers,
+        }
+    }
 }
 
 /// One run: its steady throughput and when it got there.
@@ -44,13 +82,72 @@ struct Sample {
     /// Item times (s from the start), one per item.
     times: Vec<f64>,
     tuning: Option<Tuning>,
-    threads: usize,
+    /// Where the knob ended: read threads, or the prefetch.
+    setting: usize,
 }
 
 const P: usize = 2;
 const GUESS: usize = 4;
 
-fn run(w: &Workload, threads: Option<usize>) -> Sample {
+/// The loader's batch size.
+const BATCH: usize = 32;
+
+fn run(w: &Workload, setting: Option<usize>) -> Sample {
+    match w.body {
+        Body::Pipeline => run_pipeline(w, setting),
+        Body::Loader { workers, spin: cpu } => run_loader(w, workers, cpu, setting),
+    }
+}
+
+fn run_loader(w: &Workload, workers: usize, cpu: bool, prefetch: Option<usize>) -> Sample {
+    let n = w.read.len();
+    let (first, second) = (Arc::clone(&w.read), Arc::clone(&w.decode));
+    let ds = from_fn(n, move |i| {
+        let ns = if i >= n / 2 { second[i] } else { first[i] };
+        if cpu {
+            spin(ns);
+        } else {
+            std::thread::sleep(Duration::from_nanos(ns));
+        }
+        Ok::<_, String>(i)
+    });
+    let b = Loader::builder(ds)
+        .batch_size(BATCH)
+        .workers(workers)
+        .prefetch(prefetch.unwrap_or(1))
+        .prefetch_next_epoch(false);
+    let b = match prefetch {
+        None => b.autotune(Autotune::new()),
+        Some(_) => b,
+    };
+    let mut l = b.build().unwrap_or_else(|e| usage(&format!("loader: {e}")));
+    let t0 = Instant::now();
+    let mut times = Vec::with_capacity(n);
+    for r in l.epoch(0) {
+        let b = r.unwrap_or_else(|e| usage(&format!("batch: {e}")));
+        let at = t0.elapsed().as_secs_f64();
+        times.extend(std::iter::repeat_n(at, b.indices.len()));
+    }
+    let report = l.report().expect("a report");
+    if std::env::args().any(|a| a == "--verbose") {
+        eprintln!("{report}");
+    }
+    Sample {
+        steady: steady(&times),
+        times,
+        tuning: report.tuning.clone(),
+        setting: l.prefetch(),
+    }
+}
+
+/// Items per second after the first 10% of the epoch.
+fn steady(times: &[f64]) -> f64 {
+    let n = times.len();
+    let from = n / 10;
+    (n - 1 - from) as f64 / (times[n - 1] - times[from]).max(1e-9)
+}
+
+fn run_pipeline(w: &Workload, threads: Option<usize>) -> Sample {
     let n = w.read.len();
     let (read, decode, slow) = (Arc::clone(&w.read), Arc::clone(&w.decode), w.slow_down);
     let b = Pipeline::from_sampler(n, Sampler::sequential())
@@ -81,17 +178,15 @@ fn run(w: &Workload, threads: Option<usize>) -> Sample {
         r.unwrap_or_else(|e| usage(&format!("item: {e}")));
         times.push(t0.elapsed().as_secs_f64());
     }
-    let from = n / 10;
-    let steady = (n - 1 - from) as f64 / (times[n - 1] - times[from]).max(1e-9);
     let report = p.report().expect("a report");
     if std::env::args().any(|a| a == "--verbose") {
         eprintln!("{report}");
     }
     Sample {
-        steady,
+        steady: steady(&times),
         times,
         tuning: report.tuning.clone(),
-        threads: report.stages[0].concurrency,
+        setting: report.stages[0].concurrency,
     }
 }
 
@@ -153,6 +248,7 @@ fn workloads(n: usize) -> Vec<Workload> {
             decode: draw("constant(100us)", n, 2),
             slow_down: 1,
             sweep: vec![16, 32, 64, 128, 256],
+            body: Body::Pipeline,
         },
         Workload {
             name: "cpu",
@@ -160,6 +256,7 @@ fn workloads(n: usize) -> Vec<Workload> {
             decode: draw("lognormal(mean=500us,sigma=1)", n, 4),
             slow_down: 1,
             sweep: vec![1, 2, 4, 8, 16],
+            body: Body::Pipeline,
         },
         Workload {
             name: "moving",
@@ -167,20 +264,69 @@ fn workloads(n: usize) -> Vec<Workload> {
             decode: draw("constant(200us)", n, 6),
             slow_down: 3,
             sweep: vec![8, 16, 32, 64, 128],
+            body: Body::Pipeline,
+        },
+    ]
+}
+
+fn loader_workloads(n: usize) -> Vec<Workload> {
+    let tail = draw("lognormal(mean=1ms,sigma=1.5)", n, 7);
+    let cpu = draw("lognormal(mean=500us,sigma=1)", n, 8);
+    vec![
+        Workload {
+            name: "loader-tail",
+            read: Arc::clone(&tail),
+            decode: tail,
+            slow_down: 1,
+            sweep: vec![1, 2, 4, 8, 16, 32],
+            body: Body::Loader {
+                workers: 8,
+                spin: false,
+            },
+        },
+        Workload {
+            name: "loader-cpu",
+            read: Arc::clone(&cpu),
+            decode: cpu,
+            slow_down: 1,
+            sweep: vec![1, 2, 4, 8, 16],
+            body: Body::Loader {
+                workers: 2,
+                spin: true,
+            },
+        },
+        Workload {
+            name: "loader-moving",
+            read: draw("lognormal(mean=1ms,sigma=0.25)", n, 9),
+            decode: draw("lognormal(mean=1ms,sigma=1.5)", n, 10),
+            slow_down: 1,
+            sweep: vec![1, 2, 4, 8, 16, 32],
+            body: Body::Loader {
+                workers: 8,
+                spin: false,
+            },
         },
     ]
 }
 
 fn main() {
-    let n = num("--items", 40_000);
+    let for_loader = std::env::args().any(|a| a == "--loader");
+    let n = num("--items", if for_loader { 20_000 } else { 40_000 });
     let reps = num("--reps", 3);
     let json = std::env::args().any(|a| a == "--json");
     let only = arg("--only");
     let out = arg("--out").map(std::path::PathBuf::from);
+    let all = if for_loader {
+        loader_workloads(n)
+    } else {
+        workloads(n)
+    };
     if let Some(o) = &only {
-        if !["blocking", "cpu", "moving"].contains(&o.as_str()) {
+        if !all.iter().any(|w| w.name == o) {
+            let names: Vec<&str> = all.iter().map(|w| w.name).collect();
             usage(&format!(
-                "--only: '{o}' is not allowed; allowed: blocking, cpu, moving"
+                "--only: '{o}' is not allowed; allowed: {}",
+                names.join(", ")
             ));
         }
     }
@@ -188,7 +334,8 @@ fn main() {
         std::fs::create_dir_all(dir)
             .unwrap_or_else(|e| usage(&format!("--out: {}: {e}", dir.display())));
     }
-    for w in workloads(n) {
+    for w in all {
+        let knob = w.body.knob();
         if only.as_deref().is_some_and(|o| o != w.name) {
             continue;
         }
@@ -200,8 +347,8 @@ fn main() {
                 let a = run(&w, None);
                 let t = a.tuning.as_ref().map_or(0, |t| t.changes.len());
                 println!(
-                    "{}: autotune {:.0} items/s, {t} changes, read threads {}",
-                    w.name, a.steady, a.threads
+                    "{}: autotune {:.0} items/s, {t} changes, {knob} {}",
+                    w.name, a.steady, a.setting
                 );
             }
             continue;
@@ -227,7 +374,7 @@ fn main() {
             .iter()
             .map(|s| s.tuning.as_ref().map_or(0, |t| t.changes.len()))
             .collect();
-        let finals: Vec<usize> = auto.iter().map(|s| s.threads).collect();
+        let finals: Vec<usize> = auto.iter().map(|s| s.setting).collect();
         let frac = median(&auto_rates) / best_rate;
         if let Some(dir) = &out {
             for (r, s) in auto.iter().enumerate() {
@@ -240,7 +387,7 @@ fn main() {
                         t,
                         &format!("{}: autotune, run {} of {reps}", w.name, r + 1),
                         best_rate,
-                        &format!("best static (read={})", w.sweep[best]),
+                        &format!("best static ({knob}={})", w.sweep[best]),
                     );
                     reports::tuning::trajectory_figure(
                         dir,
@@ -258,24 +405,28 @@ fn main() {
                     "workload": w.name,
                     "items": n,
                     "reps": reps,
-                    "cpu_workers": P,
+                    "cpu_workers": w.body.cpu_workers(),
                     "sweep": w.sweep.iter().zip(&statics).map(|(t, v)| serde_json::json!({
-                        "read_threads": t, "items_per_s": v })).collect::<Vec<_>>(),
-                    "best_static": { "read_threads": w.sweep[best], "items_per_s": best_rate },
+                        knob: t, "items_per_s": v })).collect::<Vec<_>>(),
+                    "best_static": { knob: w.sweep[best], "items_per_s": best_rate },
                     "autotune_items_per_s": auto_rates,
                     "fraction_of_best_static": frac,
                     "fraction_of_best_static_runs": fractions,
                     "reached_at": reached,
                     "changes": changes,
-                    "final_read_threads": finals,
+                    format!("final_{knob}"): finals,
                 })
             );
         } else {
-            println!("{}: {n} items, P = {P}, in order, {reps} reps", w.name);
+            println!(
+                "{}: {n} items, P = {}, in order, {reps} reps",
+                w.name,
+                w.body.cpu_workers()
+            );
             for (t, v) in w.sweep.iter().zip(&statics) {
                 let vs: Vec<String> = v.iter().map(|x| format!("{x:.0}")).collect();
                 println!(
-                    "  static read={t:<4} median {:>8.0} items/s  ({})",
+                    "  static {knob}={t:<4} median {:>8.0} items/s  ({})",
                     median(v),
                     vs.join(", ")
                 );
@@ -286,7 +437,7 @@ fn main() {
                 .map(|x| x.map_or("never".into(), |f| format!("{:.1}%", 100.0 * f)))
                 .collect();
             println!(
-                "  best static: read={} at {best_rate:.0} items/s\n  autotune: median {:.0} items/s = {frac:.3} of best static (runs {}); reached 0.95 at {}; {} changes; final read threads {:?}",
+                "  best static: {knob}={} at {best_rate:.0} items/s\n  autotune: median {:.0} items/s = {frac:.3} of best static (runs {}); reached 0.95 at {}; {} changes; final {knob} {:?}",
                 w.sweep[best],
                 median(&auto_rates),
                 fs.join(", "),

@@ -219,6 +219,15 @@ impl<T: Send + 'static> ExecJob<T> {
         }
     }
 
+    /// Ids submitted and not yet finished: queued or being loaded.
+    pub fn unfinished(&self) -> usize {
+        let done = self
+            .run
+            .as_ref()
+            .map_or(0, |r| r.shared.station_done(0, 0) as usize);
+        self.submitted.saturating_sub(done)
+    }
+
     /// Ids submitted and not yet taken back.
     pub fn in_flight(&self) -> usize {
         self.submitted - self.taken

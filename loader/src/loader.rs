@@ -1004,7 +1004,9 @@ impl<D: Dataset, B: Send + 'static> Iterator for Epoch<'_, D, B> {
             let entered = Instant::now();
             self.tune(entered);
             self.top_up();
-            let full = self.in_flight() >= self.loader.cap_units();
+            // Autotune's feedback: a wait with the window full (nothing is submitted during
+            // the wait) that ends with workers left idle for want of room.
+            let full = self.loader.tuner.is_some() && self.in_flight() >= self.loader.cap_units();
             let in_flight = self.in_flight() * self.loader.cfg.unit_samples();
             let cfg = Arc::clone(&self.loader.cfg);
             let run = self.run.as_mut()?;
@@ -1070,7 +1072,12 @@ impl<D: Dataset, B: Send + 'static> Iterator for Epoch<'_, D, B> {
             }
             let waited = entered.elapsed();
             run.acc.stall += waited;
-            if full {
+            let starving = full && {
+                let cur = run.job.unfinished();
+                let ahead = self.loader.ahead.as_ref().map_or(0, |r| r.job.unfinished());
+                cur + ahead < cfg.workers
+            };
+            if starving {
                 run.acc.stall_full += waited;
             }
             run.acc.failed += faults.len() as u64;

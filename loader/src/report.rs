@@ -116,7 +116,8 @@ pub(crate) struct Acc {
     pub samples: Vec<u64>,
     pub sample_ns: Vec<u64>,
     pub steals: u64,
-    /// The consumer's waits that began with the window full (autotune's feedback).
+    /// The consumer's waits with the window full that ended with fewer samples left to load
+    /// than workers (autotune's feedback: workers idle for want of room).
     pub stall_full: Duration,
     /// The last [`RECENT`] sample times, a ring (`recent_at` is the next slot).
     recent: Vec<u64>,
@@ -204,8 +205,10 @@ const HEAD_LOSS: f64 = 0.02;
 /// In order, a sample that takes `t` holds up delivery once the others have filled the window,
 /// i.e. for about `(t − c)⁺` where `c = window / rate`. Per sample that costs `E[(T − c)⁺]`, so
 /// the share of throughput lost is about `rate · E[(T − c)⁺]`. The smallest `c` (among the
-/// measured times, ascending in `sorted`) keeping that below [`HEAD_LOSS`].
-pub(crate) fn head_wait(sorted: &[f64], rate: f64) -> f64 {
+/// measured times, ascending in `sorted`) keeping that below `loss` ([`HEAD_LOSS`] for the
+/// report). The estimate is pessimistic: stalls overlap (while the consumer waits for one
+/// slow sample, the next slow ones keep loading).
+pub(crate) fn head_wait(sorted: &[f64], rate: f64, loss: f64) -> f64 {
     let n = sorted.len();
     if n == 0 || rate <= 0.0 {
         return 0.0;
@@ -217,7 +220,7 @@ pub(crate) fn head_wait(sorted: &[f64], rate: f64) -> f64 {
     }
     for (i, &c) in sorted.iter().enumerate() {
         let excess = (suffix[i] - (n - i) as f64 * c) / n as f64;
-        if rate * excess <= HEAD_LOSS {
+        if rate * excess <= loss {
             return c;
         }
     }
@@ -272,7 +275,7 @@ impl LoaderReport {
             0.0
         };
         let window = if setup.ordered {
-            target * head_wait(&sorted_s, target) + recommended_workers as f64
+            target * head_wait(&sorted_s, target, HEAD_LOSS) + recommended_workers as f64
         } else {
             2.0 * recommended_workers as f64
         };
@@ -381,13 +384,13 @@ mod tests {
     #[test]
     fn head_wait_covers_the_tail_that_would_cost_more_than_two_percent() {
         // equal times: waiting one sample time is enough
-        assert_eq!(head_wait(&[0.001; 50], 1000.0), 0.001);
+        assert_eq!(head_wait(&[0.001; 50], 1000.0, HEAD_LOSS), 0.001);
         // one sample in a hundred takes 100 ms: at 1000/s waiting 1 ms loses ~99%; 100 ms none
         let mut t = vec![0.001; 99];
         t.push(0.1);
-        assert_eq!(head_wait(&t, 1000.0), 0.1);
+        assert_eq!(head_wait(&t, 1000.0, HEAD_LOSS), 0.1);
         // at a rate slow enough, the tail costs under 2% and no extra wait is needed
-        assert_eq!(head_wait(&t, 10.0), 0.001);
-        assert_eq!(head_wait(&[], 10.0), 0.0);
+        assert_eq!(head_wait(&t, 10.0, HEAD_LOSS), 0.001);
+        assert_eq!(head_wait(&[], 10.0, HEAD_LOSS), 0.0);
     }
 }

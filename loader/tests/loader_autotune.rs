@@ -38,10 +38,7 @@ fn every_sample_once_and_in_order_while_the_prefetch_changes() {
         .autotune(Autotune::new().interval(Duration::from_millis(5)))
         .build()
         .unwrap();
-    let got: Vec<usize> = loader
-        .epoch(0)
-        .flat_map(|b| b.unwrap().indices)
-        .collect();
+    let got: Vec<usize> = loader.epoch(0).flat_map(|b| b.unwrap().indices).collect();
     assert_eq!(got, Sampler::shuffled(3).indices(3000, 0));
     assert!(seen.lock().unwrap().values().all(|&n| n == 1));
     assert_eq!(seen.lock().unwrap().len(), 3000);
@@ -104,10 +101,7 @@ fn the_memory_cap_holds_while_the_tuner_wants_more() {
     assert!(loader.prefetch() * 4 <= cap);
     let report = loader.report().unwrap();
     let tuning = report.tuning.as_ref().unwrap();
-    assert!(
-        tuning.changes.iter().all(|c| c.to * 4 <= cap),
-        "{report}"
-    );
+    assert!(tuning.changes.iter().all(|c| c.to * 4 <= cap), "{report}");
 }
 
 #[test]
