@@ -170,7 +170,7 @@ fn the_next_epoch_starts_where_the_tuning_ended() {
 #[test]
 fn bad_autotune_settings_name_the_field() {
     let build = |a: Autotune| {
-        Loader::builder(from_fn(10, |i| Ok::<_, String>(i)))
+        Loader::builder(from_fn(10, Ok::<_, String>))
             .batch_size(8)
             .workers(1)
             .autotune(a)
@@ -188,7 +188,7 @@ fn bad_autotune_settings_name_the_field() {
         other => panic!("{other:?}"),
     }
     // a starting guess above the cap is fitted into it
-    let l = Loader::builder(from_fn(10, |i| Ok::<_, String>(i)))
+    let l = Loader::builder(from_fn(10, Ok::<_, String>))
         .batch_size(8)
         .workers(1)
         .prefetch(10)
