@@ -166,7 +166,10 @@ class DataLoader:
       one ends (as torch's persistent workers do), which costs CPU a single epoch never uses.
 
     Added: ``strategy`` (a schedlab strategy spec such as ``"work-stealing"``; default
-    ``"central"``), ``seed`` (the shuffle seed, instead of a ``generator``).
+    ``"central"``), ``seed`` (the shuffle seed, instead of a ``generator``), ``autotune=True``
+    (tune the prefetch online from the measured sample times; ``prefetch_factor`` is then the
+    starting guess and ``max_items`` caps the samples in flight; ``report()["tuning"]`` lists
+    every change).
 
     Also: ``len(loader)``, ``set_epoch(e)``, ``state_dict()`` / ``load_state_dict()`` (resume
     mid-epoch exactly), ``report()`` (the last epoch's rate against the limit, stalls and GIL
@@ -195,6 +198,8 @@ class DataLoader:
         in_order=True,
         strategy=None,
         seed=None,
+        autotune=False,
+        max_items=None,
     ):
         if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
             raise TypeError(
@@ -221,6 +226,16 @@ class DataLoader:
         if prefetch_factor is None:
             prefetch_factor = 2
         _int_arg("prefetch_factor", prefetch_factor, 1)
+        if autotune and self.num_workers == 0:
+            raise ValueError("autotune option needs num_workers > 0")
+        if max_items is not None:
+            if not autotune:
+                raise ValueError("max_items: a memory cap for autotune; pass autotune=True")
+            _int_arg("max_items", max_items, 1)
+            if batch_size is not None and max_items < batch_size:
+                raise ValueError(
+                    f"max_items: {max_items} samples cannot hold one batch of {batch_size}"
+                )
         if persistent_workers and self.num_workers == 0:
             raise ValueError("persistent_workers option needs num_workers > 0")
         self.collate_fn = _callable_arg("collate_fn", collate_fn)
@@ -248,6 +263,8 @@ class DataLoader:
         self.persistent_workers = persistent_workers
         self.pin_memory = pin_memory
         self.in_order = bool(in_order)
+        self.autotune = bool(autotune)
+        self.max_items = max_items
         self._epoch = 0
         self._restore = None
         self._core = None
@@ -301,6 +318,8 @@ class DataLoader:
                 # torch's workers live for one epoch unless persistent: only persistent ones
                 # start on the next epoch's first batches while this one ends
                 self.persistent_workers,
+                self.autotune,
+                self.max_items,
             )
         return self._core
 

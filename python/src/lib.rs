@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use loader::{Loader, LoaderError, LoaderState, Remainder, Sampler};
+use loader::{Autotune, Loader, LoaderError, LoaderState, Remainder, Sampler};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -276,7 +276,8 @@ impl LoaderCore {
     /// Build the loader and start its worker threads (each runs `worker_init_fn(worker)`).
     #[new]
     #[pyo3(signature = (getitem, length, batch_size, drop_last, seed, custom_order, workers,
-                        strategy, prefetch, ordered, worker_init_fn=None, look_ahead=true))]
+                        strategy, prefetch, ordered, worker_init_fn=None, look_ahead=true,
+                        autotune=false, max_items=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -292,6 +293,8 @@ impl LoaderCore {
         ordered: bool,
         worker_init_fn: Option<Py<PyAny>>,
         look_ahead: bool,
+        autotune: bool,
+        max_items: Option<usize>,
     ) -> PyResult<Self> {
         let gil = Arc::new(GilStats::new(workers));
         let orders: Arc<Mutex<HashMap<u64, Vec<usize>>>> = Arc::default();
@@ -317,7 +320,7 @@ impl LoaderCore {
         let strategy = strategy.to_string();
         let loader = py
             .allow_threads(move || {
-                Loader::builder(dataset)
+                let b = Loader::builder(dataset)
                     .batch_size(batch_size)
                     .remainder(if drop_last {
                         Remainder::Drop
@@ -330,8 +333,17 @@ impl LoaderCore {
                     .prefetch(prefetch)
                     .ordered(ordered)
                     // a custom order is known only when its epoch starts
-                    .prefetch_next_epoch(look_ahead && !custom_order)
-                    .build()
+                    .prefetch_next_epoch(look_ahead && !custom_order);
+                let b = if autotune {
+                    let cfg = Autotune::new();
+                    b.autotune(match max_items {
+                        Some(n) => cfg.max_items(n),
+                        None => cfg,
+                    })
+                } else {
+                    b
+                };
+                b.build()
             })
             .map_err(config_error)?;
         let driver = Driver::start("schedlab-loader", "loader", loader)?;

@@ -513,6 +513,28 @@ def test_memory_bound_with_a_slow_consumer():
     dl.close()
 
 
+def test_autotune_is_exact_keeps_its_cap_and_reports_its_readings():
+    bs, cap = 4, 40
+    ds = Indices(400, sleep=0.0003)
+    dl = schedlab.DataLoader(ds, batch_size=bs, num_workers=4, prefetch_factor=1,
+                             autotune=True, max_items=cap)
+    got, handed = [], 0
+    for batch in dl:
+        got.extend(batch.tolist())
+        handed += len(batch)
+        time.sleep(0.001)
+        assert ds.calls - handed <= cap
+    assert got == list(range(400))
+    assert ds.calls == 400
+    r = dl.report()
+    tuning = r["tuning"]
+    assert tuning["stages"] == ["get"]
+    assert tuning["trajectory"], "readings every 20 ms over a 0.4 s epoch"
+    assert all(c["knob"] == "prefetch" and c["to"] * bs <= cap for c in tuning["changes"])
+    assert r["prefetch"] * bs <= cap
+    dl.close()
+
+
 def test_timeout_raises_runtime_error():
     class Slow(Indices):
         def __getitem__(self, i):
@@ -544,6 +566,9 @@ def test_timeout_raises_runtime_error():
         (dict(prefetch_factor=2), ValueError, "prefetch_factor"),
         (dict(persistent_workers=True), ValueError, "persistent_workers"),
         (dict(batch_sampler=[[0]]), ValueError, "batch_sampler"),
+        (dict(autotune=True), ValueError, "autotune"),
+        (dict(num_workers=2, max_items=8), ValueError, "max_items"),
+        (dict(num_workers=2, batch_size=4, autotune=True, max_items=3), ValueError, "max_items"),
     ],
 )
 def test_bad_arguments_raise_before_any_thread_starts(kwargs, exc, word):
