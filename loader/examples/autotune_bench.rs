@@ -207,8 +207,37 @@ fn reached_at(times: &[f64], goal: f64) -> Option<f64> {
     None
 }
 
-/// The trajectory figure's data from a run's tuning record.
-fn figure(t: &Tuning, title: &str, best: f64, label: &str) -> reports::tuning::Trajectory {
+/// The trajectory figure's data from a run's tuning record: below the items/s, each tuned
+/// stage's concurrency (a pipeline) or the prefetch window in samples (the loader).
+fn figure(
+    t: &Tuning,
+    body: Body,
+    title: &str,
+    best: f64,
+    label: &str,
+) -> reports::tuning::Trajectory {
+    let series = |f: &dyn Fn(&loader::TunePoint) -> usize| -> Vec<(f64, f64)> {
+        t.trajectory.iter().map(|p| (p.at_s, f(p) as f64)).collect()
+    };
+    let (concurrency, setting) = match body {
+        Body::Pipeline => (
+            t.stages
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    (
+                        name.clone(),
+                        series(&|p| p.concurrency.get(i).copied().unwrap_or(0)),
+                    )
+                })
+                .collect(),
+            "concurrency",
+        ),
+        Body::Loader { .. } => (
+            vec![("prefetch".to_string(), series(&|p| p.window))],
+            "samples in flight (prefetch)",
+        ),
+    };
     reports::tuning::Trajectory {
         title: title.to_string(),
         items_per_s: t
@@ -217,19 +246,8 @@ fn figure(t: &Tuning, title: &str, best: f64, label: &str) -> reports::tuning::T
             .map(|p| (p.at_s, p.items_per_s))
             .collect(),
         reference: Some((best, label.to_string())),
-        concurrency: t
-            .stages
-            .iter()
-            .enumerate()
-            .map(|(i, name)| {
-                let pts = t
-                    .trajectory
-                    .iter()
-                    .map(|p| (p.at_s, p.concurrency.get(i).copied().unwrap_or(0) as f64))
-                    .collect();
-                (name.clone(), pts)
-            })
-            .collect(),
+        concurrency,
+        setting: setting.to_string(),
         changes: t.changes.iter().map(|c| c.at_s).collect(),
     }
 }
@@ -385,6 +403,7 @@ fn main() {
                 if let Some(t) = &s.tuning {
                     let fig = figure(
                         t,
+                        w.body,
                         &format!("{}: autotune, run {} of {reps}", w.name, r + 1),
                         best_rate,
                         &format!("best static ({knob}={})", w.sweep[best]),

@@ -17,8 +17,11 @@ pub struct Trajectory {
     pub items_per_s: Vec<(f64, f64)>,
     /// The best static configuration's steady items/s, drawn as a dashed line, and its label.
     pub reference: Option<(f64, String)>,
-    /// Concurrency per stage over time.
+    /// The tuned settings over time, one series each: each stage's concurrency for a
+    /// pipeline, the prefetch for the loader.
     pub concurrency: Vec<(String, Vec<(f64, f64)>)>,
+    /// The lower panel's axis label (`concurrency` when empty).
+    pub setting: String,
     /// When the tuner changed something.
     pub changes: Vec<f64>,
 }
@@ -97,7 +100,11 @@ fn draw<DB: DrawingBackend>(
         tmax,
         cmax,
         Some("seconds into the epoch"),
-        "concurrency",
+        if t.setting.is_empty() {
+            "concurrency"
+        } else {
+            &t.setting
+        },
     )?;
     for (i, (name, pts)) in t.concurrency.iter().enumerate() {
         let c = color(i + 1);
@@ -171,6 +178,7 @@ mod tests {
             items_per_s: (0..50).map(|i| (i as f64 * 0.02, 9000.0)).collect(),
             reference: Some((9300.0, "best static (read=64)".into())),
             concurrency: vec![("read".into(), vec![(0.0, 4.0), (0.5, 14.0), (1.0, 39.0)])],
+            setting: String::new(),
             changes: vec![0.02, 0.5],
         };
         let files = trajectory_figure(&dir, "trajectory", &t).unwrap();
