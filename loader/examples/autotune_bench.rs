@@ -129,14 +129,24 @@ fn run_loader(w: &Workload, workers: usize, cpu: bool, prefetch: Option<usize>) 
         times.extend(std::iter::repeat_n(at, b.indices.len()));
     }
     let report = l.report().expect("a report");
+    finished(times, report, report.tuning.clone(), l.prefetch())
+}
+
+/// A run's sample, its report printed with `--verbose`.
+fn finished(
+    times: Vec<f64>,
+    report: &dyn std::fmt::Display,
+    tuning: Option<Tuning>,
+    setting: usize,
+) -> Sample {
     if std::env::args().any(|a| a == "--verbose") {
         eprintln!("{report}");
     }
     Sample {
         steady: steady(&times),
         times,
-        tuning: report.tuning.clone(),
-        setting: l.prefetch(),
+        tuning,
+        setting,
     }
 }
 
@@ -179,15 +189,12 @@ fn run_pipeline(w: &Workload, threads: Option<usize>) -> Sample {
         times.push(t0.elapsed().as_secs_f64());
     }
     let report = p.report().expect("a report");
-    if std::env::args().any(|a| a == "--verbose") {
-        eprintln!("{report}");
-    }
-    Sample {
-        steady: steady(&times),
+    finished(
         times,
-        tuning: report.tuning.clone(),
-        setting: report.stages[0].concurrency,
-    }
+        report,
+        report.tuning.clone(),
+        report.stages[0].concurrency,
+    )
 }
 
 /// The first 5% stretch (as a fraction of the epoch, in steps of 2.5%) whose throughput is at

@@ -20,6 +20,14 @@ fn nap(i: usize) {
     std::thread::sleep(Duration::from_micros(us));
 }
 
+/// `n` samples, sample `i` is `i` after its [`nap`].
+fn napping(n: usize) -> impl loader::Dataset<Sample = usize> {
+    from_fn(n, |i| {
+        nap(i);
+        Ok::<_, String>(i)
+    })
+}
+
 #[test]
 fn every_sample_once_and_in_order_while_the_prefetch_changes() {
     let seen = Arc::new(Mutex::new(HashMap::<usize, usize>::new()));
@@ -111,10 +119,7 @@ fn batch_granularity_and_as_ready_are_exact_under_autotune() {
         (Granularity::Sample, false),
         (Granularity::Batch, false),
     ] {
-        let ds = from_fn(1001, |i| {
-            nap(i);
-            Ok::<_, String>(i)
-        });
+        let ds = napping(1001);
         let mut loader = Loader::builder(ds)
             .batch_size(8)
             .workers(3)
@@ -143,10 +148,7 @@ fn batch_granularity_and_as_ready_are_exact_under_autotune() {
 
 #[test]
 fn the_next_epoch_starts_where_the_tuning_ended() {
-    let ds = from_fn(1500, |i| {
-        nap(i);
-        Ok::<_, String>(i)
-    });
+    let ds = napping(1500);
     let mut loader = Loader::builder(ds)
         .batch_size(4)
         .workers(4)
