@@ -17,7 +17,7 @@ use super::pool::PoolShared;
 const SPIN_ROUNDS: u32 = 32;
 /// Further fruitless searches (with a yield between them) before it parks.
 const YIELD_ROUNDS: u32 = 32;
-/// A time-keeping worker parks only if the release is further away than this...
+/// An idle worker keeping time parks only if the release is further away than this...
 const PARK_AHEAD: Duration = Duration::from_micros(100);
 /// ...and wakes this long before it, to spin the rest (timer wake-ups run tens of µs late).
 const SPIN_AHEAD: Duration = Duration::from_micros(60);
@@ -262,14 +262,15 @@ impl<S: 'static> Worker<S> {
                 continue;
             }
             if let Some(at) = round.keep {
-                // This worker keeps time for a release: sleep most of the way, spin the rest.
+                // Nothing to run and a release pending: like every idle worker, keep time for
+                // it (threads README, "Open arrivals"): sleep most of the way, spin the rest.
                 if at > Instant::now() + PARK_AHEAD {
                     let wake = deadline.map_or(at - SPIN_AHEAD, |d| d.min(at - SPIN_AHEAD));
                     pool.sleep.park_until(seen, wake, &pool.shutdown);
                     self.woke();
                 } else {
                     // Yield, not spin: a worker preempted on this cpu (one that is releasing,
-                    // or running a task) must not wait a whole time slice behind a keeper.
+                    // or running a task) must not wait a whole time slice behind this one.
                     std::thread::yield_now();
                 }
                 continue;
