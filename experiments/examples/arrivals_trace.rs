@@ -4,7 +4,8 @@
 //! with `-k CLOCK_MONOTONIC`). Issue 19, item 5.
 //!
 //! `cargo run --release -p experiments --example arrivals_trace -- SEED [RATE [WORKERS [TASKS [PIN]]]]`
-//! prints `task release start end worker tid wait` lines, then `# mono_offset_ns N`.
+//! prints `task release start end worker tid wait cpu` lines (`cpu`: where the task started),
+//! then `# mono_offset_ns N` and the wait summary.
 
 use std::sync::Mutex;
 
@@ -44,27 +45,28 @@ fn main() {
     let tasks = plan.tasks();
     let exec = Executor::new(Kind::Spin);
     let costs = &plan.taskset.cost_ns;
-    // Per task: CLOCK_MONOTONIC at its start, and its thread.
-    let seen: Vec<Mutex<(u64, i32)>> = (0..n).map(|_| Mutex::new((0, 0))).collect();
+    // Per task: CLOCK_MONOTONIC at its start, its thread and its cpu.
+    let seen: Vec<Mutex<(u64, i32, i32)>> = (0..n).map(|_| Mutex::new((0, 0, 0))).collect();
     let report = scheduler::run_threads(&plan.spec, plan.strategy.as_ref(), &tasks, |id, _w| {
-        // SAFETY: gettid has no preconditions.
-        let tid = unsafe { libc::gettid() };
-        *seen[id].lock().unwrap() = (mono_ns(), tid);
+        // SAFETY: gettid and sched_getcpu have no preconditions.
+        let (tid, cpu) = unsafe { (libc::gettid(), libc::sched_getcpu()) };
+        *seen[id].lock().unwrap() = (mono_ns(), tid, cpu);
         exec.run(costs[id]);
     })
     .expect("run");
     let mut offset = None;
     let mut lines = Vec::new();
     for s in report.timeline.as_deref().unwrap_or(&[]) {
-        let (mono, tid) = *seen[s.task].lock().unwrap();
+        let (mono, tid, cpu) = *seen[s.task].lock().unwrap();
         // The closure runs right after the engine reads its start clock.
         offset.get_or_insert(mono as i64 - s.start_ns as i64);
         let rel = plan.taskset.arrival_ns[s.task];
-        lines.push((s.task, rel, s.start_ns, s.end_ns, s.worker, tid));
+        lines.push((s.task, rel, s.start_ns, s.end_ns, s.worker, tid, cpu));
     }
     lines.sort();
-    for (t, rel, st, en, w, tid) in lines {
-        println!("{t} {rel} {st} {en} {w} {tid} {}", st as i64 - rel as i64);
+    for (t, rel, st, en, w, tid, cpu) in lines {
+        let wait = st as i64 - rel as i64;
+        println!("{t} {rel} {st} {en} {w} {tid} {wait} {cpu}");
     }
     println!("# mono_offset_ns {}", offset.unwrap_or(0));
     println!(
