@@ -108,3 +108,33 @@ fn pinned_workers_sit_where_the_placement_puts_them() {
         assert!(report.oversubscribed);
     }
 }
+
+#[test]
+fn single_releases_raced_by_every_idle_keeper_run_once_and_in_order() {
+    // Ids released one at a time, 20 µs apart: every idle worker keeps time for the next
+    // release (threads README, "Open arrivals"), so up to P workers race to hand each one to
+    // the strategy. Each id must still run exactly once; on one worker, in release order.
+    let n = 1000;
+    let release: Vec<u64> = (0..n as u64).map(|j| j * 20_000).collect();
+    let tasks = Tasks {
+        n,
+        release_ns: Some(&release),
+        ..Tasks::default()
+    };
+    let strategy = strategies::parse("central").unwrap();
+    for p in [1, 2, 4, 8] {
+        let counts = Counts::new(n);
+        let order = std::sync::Mutex::new(Vec::with_capacity(n));
+        let report = run_threads(&RunSpec::new(p), strategy.as_ref(), &tasks, |id, _| {
+            order.lock().unwrap().push(id);
+            counts.hit(id)
+        })
+        .unwrap();
+        counts.assert_once(&format!("central P={p} single releases"));
+        assert_eq!(report.executed, n as u64);
+        if p == 1 {
+            let order = order.into_inner().unwrap();
+            assert!(order.windows(2).all(|w| w[0] < w[1]), "P=1 out of order");
+        }
+    }
+}

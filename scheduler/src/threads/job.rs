@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -175,12 +175,11 @@ pub(crate) enum Stop {
 }
 
 /// Ids with release times (open arrivals of `run_threads`): handed to the strategy when due by
-/// whichever worker looks first; one idle worker at a time keeps time (README).
+/// whichever worker looks first; every idle worker keeps time (README).
 pub(crate) struct Releases<'a> {
     pub(crate) times: &'a [u64],
     pub(crate) next: AtomicUsize,
     pub(crate) lock: Mutex<()>,
-    pub(crate) keeper: AtomicBool,
 }
 
 /// What the submission side guards.
@@ -290,7 +289,6 @@ where
                         times,
                         next: AtomicUsize::new(0),
                         lock: Mutex::new(()),
-                        keeper: AtomicBool::new(false),
                     })
                 }
                 _ if tasks.n > 0 => job.instance.shared.submit(batch(&tasks, 0..tasks.n)),
@@ -734,7 +732,6 @@ where
             prev_end: 0,
             unflushed: 0,
             timed,
-            keeping: false,
             known_submitted: 0,
             flush_each,
         })
@@ -758,8 +755,6 @@ struct Attached<'a, S, T, F> {
     /// Completions not yet added to `job.completed`.
     unflushed: usize,
     timed: bool,
-    /// This worker holds the job's time-keeping token.
-    keeping: bool,
     /// `job.submitted` when last read (ids below it are known to be submitted).
     known_submitted: usize,
     /// Flush completions after every pick (back-pressure counts them).
@@ -1021,8 +1016,7 @@ fn release_due<S, T, F>(job: &JobState<'_, S, T, F>, rel: &Releases<'_>) -> Opti
         let tasks = job.tasks.as_ref().expect("releases come with a task table");
         job.shared.submit(batch(tasks, next..due));
         rel.next.store(due, SeqCst);
-        // Wake the sleepers: the strategy may have placed the ids on particular workers, and
-        // one of them must keep time for the next release while this worker runs one.
+        // Wake the sleepers: the strategy may have placed the ids on particular workers.
         job.pool.sleep.notify(true);
     }
     rel.times.get(due).copied()
@@ -1079,10 +1073,6 @@ where
         }
         let mut due = None;
         if let Some(rel) = &self.job.releases {
-            if self.keeping {
-                rel.keeper.store(false, SeqCst);
-                self.keeping = false;
-            }
             due = release_due(&self.job, rel);
         }
         // Run picks back to back while the strategy has them (at most a budget, so that older
@@ -1092,12 +1082,13 @@ where
         let budget: u32 = if self.job.releases.is_some() { 1 } else { 64 };
         match catch_unwind(AssertUnwindSafe(|| self.picks(state, budget))) {
             Ok(Ok(step)) => match step {
-                Step::Empty => match (due, &self.job.releases) {
-                    (Some(t), Some(rel)) if !rel.keeper.swap(true, SeqCst) => {
-                        self.keeping = true;
-                        Step::Keep(self.job.t0 + Duration::from_nanos(t))
-                    }
-                    _ => Step::Empty,
+                // Every idle worker keeps time (README: "Open arrivals"): with one keeper, a
+                // keeper that lost its cpu (to a neighbour, or stacked by the kernel on the cpu
+                // of a worker running a task) held up every release while the other workers
+                // slept without a deadline.
+                Step::Empty => match due {
+                    Some(t) => Step::Keep(self.job.t0 + Duration::from_nanos(t)),
+                    None => Step::Empty,
                 },
                 other => other,
             },
@@ -1124,11 +1115,6 @@ where
 
     fn retire(mut self: Box<Self>) {
         self.flush();
-        if self.keeping {
-            if let Some(rel) = &self.job.releases {
-                rel.keeper.store(false, SeqCst);
-            }
-        }
         if !self.timed {
             self.tally.busy_ns = self.last_end_ns;
         }

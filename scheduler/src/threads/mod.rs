@@ -14,6 +14,7 @@ mod job;
 mod pool;
 mod room;
 mod sleep;
+mod stack;
 mod waiting;
 mod worker;
 

@@ -14,6 +14,7 @@ use crate::{TaskId, WorkerId};
 
 use super::job::{panic_message, Control, ErasedJob, Job, JobOptions, JobState, NewJob, Stop};
 use super::sleep::{Gate, Sleep};
+use super::stack::Cpus;
 use super::worker::{worker_loop, Worker};
 
 /// The init hook kept for the states of waits inside tasks (README: "Waiting inside a task").
@@ -38,6 +39,9 @@ pub(crate) struct PoolShared<S> {
     pub(crate) pin: Pin,
     /// Per worker: `Some(true)` pinned, `Some(false)` refused, `None` not asked.
     pinned: OnceLock<Vec<Option<bool>>>,
+    /// Unpinned workers, no more than the cpus: where each one runs, to move off a cpu that
+    /// the kernel stacked two of them on (`stack.rs`).
+    pub(crate) cpus: Option<Cpus>,
     spawned: AtomicUsize,
     /// The init hook, to build a worker's state for a wait inside one of its tasks; `None`
     /// for a pool whose init borrows (`run_threads`, whose tasks cannot reach its jobs).
@@ -273,6 +277,11 @@ impl PoolBuilder {
             topology,
             pin: self.pin,
             pinned: OnceLock::new(),
+            cpus: Cpus::new(
+                p,
+                self.pin,
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ),
             spawned: AtomicUsize::new(0),
             nested_init,
         });

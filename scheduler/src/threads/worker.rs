@@ -17,7 +17,7 @@ use super::pool::PoolShared;
 const SPIN_ROUNDS: u32 = 32;
 /// Further fruitless searches (with a yield between them) before it parks.
 const YIELD_ROUNDS: u32 = 32;
-/// A time-keeping worker parks only if the release is further away than this...
+/// An idle worker keeping time parks only if the release is further away than this...
 const PARK_AHEAD: Duration = Duration::from_micros(100);
 /// ...and wakes this long before it, to spin the rest (timer wake-ups run tens of µs late).
 const SPIN_AHEAD: Duration = Duration::from_micros(60);
@@ -213,8 +213,24 @@ impl<S: 'static> Worker<S> {
         }
     }
 
+    /// About to park: it leaves its cpu (`stack.rs`).
+    fn parking(&self) {
+        if let Some(cpus) = &self.pool.cpus {
+            cpus.parked(self.w);
+        }
+    }
+
+    /// It ran something, or woke: if another worker runs on this cpu, move off it
+    /// (`stack.rs`).
+    fn unstack(&self) {
+        if let Some(cpus) = &self.pool.cpus {
+            cpus.check(self.w);
+        }
+    }
+
     /// The worker parked: tell the runners in reach.
     fn woke(&self) {
+        self.unstack();
         for slot in self.inner.borrow_mut().slots.iter_mut() {
             if let Some(r) = &mut slot.runner {
                 r.woke();
@@ -254,6 +270,7 @@ impl<S: 'static> Worker<S> {
             let round = self.round(state);
             if round.ran {
                 idle = 0;
+                self.unstack();
                 continue;
             }
             if round.retry || idle == 0 {
@@ -262,14 +279,16 @@ impl<S: 'static> Worker<S> {
                 continue;
             }
             if let Some(at) = round.keep {
-                // This worker keeps time for a release: sleep most of the way, spin the rest.
+                // Nothing to run and a release pending: like every idle worker, keep time for
+                // it (threads README, "Open arrivals"): sleep most of the way, spin the rest.
                 if at > Instant::now() + PARK_AHEAD {
                     let wake = deadline.map_or(at - SPIN_AHEAD, |d| d.min(at - SPIN_AHEAD));
+                    self.parking();
                     pool.sleep.park_until(seen, wake, &pool.shutdown);
                     self.woke();
                 } else {
                     // Yield, not spin: a worker preempted on this cpu (one that is releasing,
-                    // or running a task) must not wait a whole time slice behind a keeper.
+                    // or running a task) must not wait a whole time slice behind this one.
                     std::thread::yield_now();
                 }
                 continue;
@@ -279,6 +298,7 @@ impl<S: 'static> Worker<S> {
             } else if idle < SPIN_ROUNDS + YIELD_ROUNDS {
                 std::thread::yield_now();
             } else {
+                self.parking();
                 if until.is_none() {
                     pool.sleep.park(seen, &pool.shutdown);
                 } else if pool.shutdown.load(SeqCst) {
