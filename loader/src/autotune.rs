@@ -51,7 +51,7 @@ pub(crate) fn model(
     shape: Shape,
     consumer_per_s: Option<f64>,
     headroom: f64,
-) -> Option<(usize, f64)> {
+) -> Option<(usize, f64, String)> {
     if recent_ns.len() < MIN_SAMPLES {
         return None;
     }
@@ -65,13 +65,29 @@ pub(crate) fn model(
         f64::INFINITY
     };
     let target = consumer_per_s.map_or(limit, |c| c.min(limit));
-    let window = if shape.ordered && target.is_finite() {
-        target * head_wait(&sorted, target, TUNE_LOSS) + busy
+    let (window, why) = if shape.ordered && target.is_finite() {
+        let c = head_wait(&sorted, target, TUNE_LOSS);
+        let w = target * c + busy;
+        (
+            w,
+            format!(
+                "{target:.0} samples/s x {:.1} ms head-of-line wait + {busy:.0} in service = \
+                 {w:.0} samples, +{:.0}%",
+                c * 1e3,
+                headroom * 100.0
+            ),
+        )
     } else {
-        2.0 * busy
+        (
+            2.0 * busy,
+            format!(
+                "as ready: 2 x {busy:.0} in service, +{:.0}%",
+                headroom * 100.0
+            ),
+        )
     };
     let batches = (window * (1.0 + headroom) / shape.batch_size.max(1) as f64).ceil() as usize;
-    Some(((batches + 1).max(2), target))
+    Some(((batches + 1).max(2), target, why))
 }
 
 /// The counters at the last reading.
@@ -209,12 +225,12 @@ impl Tuner {
         let point = TunePoint {
             at_s,
             items_per_s: rate,
-            target_per_s: modelled.map(|(_, t)| t).filter(|t| t.is_finite()),
+            target_per_s: modelled.as_ref().map(|m| m.1).filter(|t| t.is_finite()),
             concurrency: vec![self.shape.workers],
             window: self.prefetch.saturating_mul(self.shape.batch_size),
         };
         self.record.push(point, &mut self.stride, &mut self.seen);
-        let (want, target) = modelled.unwrap_or((self.prefetch, f64::NAN));
+        let (want, why_model) = modelled.map_or((self.prefetch, String::new()), |m| (m.0, m.2));
         let mut new = want.max(self.floor).min(self.most).max(1);
         if now < self.settle_until || !moves(self.prefetch, new, self.cfg.hysteresis) {
             self.lower = (0, 0);
@@ -233,10 +249,7 @@ impl Tuner {
             _ if new == self.most && want > self.most => {
                 format!("the model wants {want} batches; capped by max_items")
             }
-            _ => format!(
-                "model: {:.0} samples/s target, tail of the recent sample times",
-                target
-            ),
+            _ => format!("model: {why_model}"),
         };
         self.record
             .changes
@@ -273,7 +286,7 @@ mod tests {
     fn equal_times_need_little_more_than_the_workers() {
         // 8 workers, 1 ms each, in order: c = 1 ms, window = 8000/s · 1 ms + 8 = 16 samples,
         // · 1.25 = 20 → 3 batches of 8, plus one
-        let (p, target) = model(&[1_000_000; 100], shape(8, 8, true), None, 0.25).unwrap();
+        let (p, target, _) = model(&[1_000_000; 100], shape(8, 8, true), None, 0.25).unwrap();
         assert_eq!(p, 4);
         assert!((target - 8000.0).abs() < 1e-6);
     }
@@ -282,8 +295,8 @@ mod tests {
     fn a_heavy_tail_in_order_wants_a_deeper_window_than_as_ready() {
         let mut t = vec![1_000_000u64; 990];
         t.extend([100_000_000u64; 10]); // 1% take 100 ms
-        let (ordered, _) = model(&t, shape(8, 8, true), None, 0.25).unwrap();
-        let (ready, _) = model(&t, shape(8, 8, false), None, 0.25).unwrap();
+        let (ordered, _, _) = model(&t, shape(8, 8, true), None, 0.25).unwrap();
+        let (ready, _, _) = model(&t, shape(8, 8, false), None, 0.25).unwrap();
         assert_eq!(ready, 4); // 2 · 8 · 1.25 = 20 → 3 + 1
         assert!(ordered > 10 * ready, "{ordered} vs {ready}");
     }
@@ -292,8 +305,8 @@ mod tests {
     fn a_slow_consumer_needs_a_smaller_window() {
         let mut t = vec![1_000_000u64; 990];
         t.extend([100_000_000u64; 10]);
-        let (fast, _) = model(&t, shape(8, 8, true), None, 0.25).unwrap();
-        let (slow, target) = model(&t, shape(8, 8, true), Some(100.0), 0.25).unwrap();
+        let (fast, _, _) = model(&t, shape(8, 8, true), None, 0.25).unwrap();
+        let (slow, target, _) = model(&t, shape(8, 8, true), Some(100.0), 0.25).unwrap();
         assert_eq!(target, 100.0);
         assert!(slow < fast, "{slow} vs {fast}");
     }
