@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use crate::pipeline::tune::{change, moves, Autotune, TunePoint, Tuning};
-use crate::report::{head_wait, Acc};
+use crate::report::{consumer_rate, head_wait, Acc};
 
 /// The model reads at least this many recent sample times before it decides anything.
 const MIN_SAMPLES: usize = 16;
@@ -41,11 +41,12 @@ pub(crate) struct Shape {
     pub ordered: bool,
 }
 
-/// The prefetch (in batches) the sample times call for, and the target rate (samples/s) it
-/// was sized for: `λ · c + workers · unit` samples in order (`c`: the head-of-line wait that
-/// keeps the loss under 2%, as [`LoaderReport`](crate::LoaderReport)'s recommendation), `2 ·
-/// workers · unit` as ready; times `1 + headroom`; in batches plus one (the window is topped up
-/// a batch at a time), at least 2. `None` before [`MIN_SAMPLES`] times were seen.
+/// The prefetch (in batches) the sample times call for, the target rate (samples/s) it was
+/// sized for, and why: `λ · c + workers · unit` samples in order (`c`: the head-of-line wait
+/// that keeps the estimated loss under [`TUNE_LOSS`], by the rule of
+/// [`LoaderReport`](crate::LoaderReport)'s recommendation), `2 · workers · unit` as ready;
+/// times `1 + headroom`; in batches plus one (the window is topped up a batch at a time), at
+/// least 2. `None` before [`MIN_SAMPLES`] times were seen.
 pub(crate) fn model(
     recent_ns: &[u64],
     shape: Shape,
@@ -187,6 +188,13 @@ impl Tuner {
     /// Called by the consumer each time it asks for a batch: takes a reading when one is due
     /// and returns the new prefetch when it changed.
     pub fn tick(&mut self, acc: &Acc, now: Instant) -> Option<usize> {
+        if self
+            .last
+            .as_ref()
+            .is_some_and(|l| now.duration_since(l.at) < self.cfg.interval)
+        {
+            return None;
+        }
         let samples: u64 = acc.samples.iter().sum();
         let now_reading = Reading {
             at: now,
@@ -197,17 +205,12 @@ impl Tuner {
             self.last = Some(now_reading);
             return None;
         };
-        let dt = now.duration_since(last.at);
-        if dt < self.cfg.interval {
-            return None;
-        }
-        let secs = dt.as_secs_f64();
+        let secs = now.duration_since(last.at).as_secs_f64();
         let rate = (samples - last.samples) as f64 / secs;
         let stalled = (acc.stall_full - last.stall_full).as_secs_f64() / secs;
         self.last = Some(now_reading);
         let elapsed = now.duration_since(acc.started).as_secs_f64();
-        let outside = elapsed - acc.in_next.as_secs_f64();
-        let consumer = (outside > 0.01 * elapsed && samples > 0).then(|| samples as f64 / outside);
+        let consumer = consumer_rate(samples, elapsed, acc.in_next);
         let modelled = model(acc.recent(), self.shape, consumer, self.cfg.headroom);
         let at_s = now.duration_since(self.started).as_secs_f64();
         let mut why_floor = None;

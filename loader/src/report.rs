@@ -227,6 +227,14 @@ pub(crate) fn head_wait(sorted: &[f64], rate: f64, loss: f64) -> f64 {
     sorted[n - 1]
 }
 
+/// The samples per second the consumer would take if loading were free: `samples` over the
+/// time it spent outside `next()` in `elapsed_s` (`in_next` inside), or `None` if that was under
+/// 1% of the time (it was never the bottleneck).
+pub(crate) fn consumer_rate(samples: u64, elapsed_s: f64, in_next: Duration) -> Option<f64> {
+    let outside = elapsed_s - in_next.as_secs_f64();
+    (outside > 0.01 * elapsed_s && samples > 0).then(|| samples as f64 / outside)
+}
+
 impl LoaderReport {
     pub(crate) fn new(setup: &Setup<'_>, acc: &Acc) -> LoaderReport {
         let elapsed = acc
@@ -261,9 +269,7 @@ impl LoaderReport {
         } else {
             1.0
         };
-        let outside = elapsed - acc.in_next.as_secs_f64();
-        let consumer_per_s =
-            (outside > 0.01 * elapsed && samples > 0).then(|| samples as f64 / outside);
+        let consumer_per_s = consumer_rate(samples, elapsed, acc.in_next);
         let recommended_workers = match consumer_per_s {
             Some(c) if mean_sample_s > 0.0 => ((1.1 * c * mean_sample_s).ceil() as usize).max(1),
             _ => workers,
