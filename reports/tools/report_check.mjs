@@ -3,15 +3,27 @@
 // screenshot for a person to look at. No npm packages: it speaks the DevTools protocol over
 // Chromium's --remote-debugging-pipe (file descriptors 3 and 4, NUL-terminated JSON).
 //
-//   node reports/tools/report_check.mjs path/to/index.html [screenshot.png]
+//   node reports/tools/report_check.mjs [--min-images N] path/to/index.html [screenshot.png]
 //
+// A report is its figures: a page with fewer than N images (default 1) fails too.
 // Exit 0 when all is well, 1 with one line per problem otherwise, 2 on bad usage.
 import { spawn } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 
-const [page, shot = "screenshot.png"] = process.argv.slice(2);
+const args = process.argv.slice(2);
+let minImages = 1;
+const mi = args.indexOf("--min-images");
+if (mi >= 0) {
+  minImages = Number(args[mi + 1]);
+  if (!Number.isInteger(minImages) || minImages < 0) {
+    console.error(`report_check: --min-images ${args[mi + 1] ?? ""}: expected a whole number >= 0`);
+    process.exit(2);
+  }
+  args.splice(mi, 2);
+}
+const [page, shot = "screenshot.png"] = args;
 if (!page || !existsSync(page)) {
   console.error(`report_check: ${page ?? "(no page)"}: no such file; usage: report_check.mjs INDEX_HTML [SCREENSHOT_PNG]`);
   process.exit(2);
@@ -95,6 +107,7 @@ try {
   });
   const images = JSON.parse(result.value);
   for (const im of images) if (!im.ok) problems.push(`broken image: ${im.src}`);
+  if (images.length < minImages) problems.push(`${images.length} images on the page, expected at least ${minImages}`);
   const metrics = await s("Page.getLayoutMetrics");
   const size = metrics.cssContentSize ?? metrics.contentSize;
   const { data } = await s("Page.captureScreenshot", {
