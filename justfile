@@ -141,10 +141,12 @@ image-pipeline *flags:
 # --- Reliability ---------------------------------------------------------------------------
 
 # (A separate target dir keeps the --cfg loom build from invalidating the normal one.)
+# Plain command: RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p scheduler --release --lib loom_
+# (.ci/loom runs that per crate and fails unless every fn loom_* ran).
 # Model-check our own synchronisation with loom: Sleep's park/notify, the start Gate, a job's
 # back-pressure (Room) and termination (Ending), and the wake-ups of waits inside tasks.
 loom:
-    RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p scheduler --release --lib loom
+    bash .ci/loom
 
 # Randomised stress on both engines: SCHEDLAB_STRESS configurations (default 10,000), release.
 stress n="10000":
