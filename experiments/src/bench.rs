@@ -68,19 +68,33 @@ fn line(text: &str) -> Result<(), Stop> {
     }
 }
 
+/// Most threads workers (`--workers`): the threads engine's limit.
+pub const MAX_WORKERS: usize = crate::limits::MAX_THREADS;
+
+/// Most empty tasks per overhead run (`--tasks`): 10^8 (about 0.1 s per contender at the
+/// fastest; with `--estimates`, 800 MB of them).
+pub const MAX_TASKS: usize = 100_000_000;
+
+/// Most repetitions (`--reps`).
+pub const MAX_REPS: usize = 1000;
+
+/// Most tasks of the balance and simulator parts (`--spin-tasks`, `--sim-tasks`,
+/// `--open-tasks`): 10^7.
+pub const MAX_PART_TASKS: usize = 10_000_000;
+
 /// The flags of `schedlab bench`.
 #[derive(Clone, Debug, Args)]
 pub struct BenchArgs {
-    /// Worker count for every contender on threads.
+    /// Worker count for every contender on threads (1 to 4096).
     #[arg(long, short = 'p', default_value_t = 2)]
     pub workers: usize,
-    /// Empty tasks per overhead run.
+    /// Empty tasks per overhead run (1 to 10^8).
     #[arg(long, short = 'n', default_value_t = 1_000_000)]
     pub tasks: usize,
-    /// Repetitions of each measurement (min / median / max are reported).
+    /// Repetitions of each measurement (min / median / max are reported), 1 to 1000.
     #[arg(long, default_value_t = 5)]
     pub reps: usize,
-    /// Spin tasks per balance run (0 skips the balance part).
+    /// Spin tasks per balance run (0 skips the balance part), at most 10^7.
     #[arg(long, default_value_t = 20_000)]
     pub spin_tasks: usize,
     /// Cost distribution of the balance part.
@@ -90,13 +104,13 @@ pub struct BenchArgs {
     /// work-stealing(steal=one)).
     #[arg(long, value_delimiter = ';')]
     pub strategies: Vec<String>,
-    /// Workers of the simulator parts.
+    /// Workers of the simulator parts (1 to 2^21 − 1).
     #[arg(long, default_value_t = 1024)]
     pub sim_workers: usize,
-    /// Closed tasks per simulator run (0 skips the simulator part).
+    /// Closed tasks per simulator run (0 skips the simulator part), at most 10^7.
     #[arg(long, default_value_t = 0)]
     pub sim_tasks: usize,
-    /// Open-arrival tasks of the work-stealing simulator run (0 skips it).
+    /// Open-arrival tasks of the work-stealing simulator run (0 skips it), at most 10^7.
     #[arg(long, default_value_t = 0)]
     pub open_tasks: usize,
     /// Utilisation of the open-arrival run (arrival rate × mean cost / workers), in (0, 1].
@@ -251,6 +265,14 @@ impl Table {
 /// The fetch_add floor: `p` threads (started inside the timing) take ids `0..n` from one
 /// shared counter, one `fetch_add` per id, and do nothing else. Wall ns per id.
 fn fetch_add_floor(p: usize, n: usize) -> f64 {
+    fetch_add_ids(p, n, |i| {
+        black_box(i);
+    })
+}
+
+/// [`fetch_add_floor`], handing each id taken to `take` (the floor passes `black_box`; a test
+/// counts them).
+fn fetch_add_ids(p: usize, n: usize, take: impl Fn(usize) + Sync) -> f64 {
     /// The counter on a line of its own.
     #[repr(align(128))]
     struct Counter(AtomicUsize);
@@ -263,7 +285,7 @@ fn fetch_add_floor(p: usize, n: usize) -> f64 {
                 if i >= n {
                     break;
                 }
-                black_box(i);
+                take(i);
             });
         }
     });
@@ -278,20 +300,43 @@ pub fn main(args: &BenchArgs) -> Result<(), CliError> {
     }
 }
 
-fn bench(args: &BenchArgs) -> Result<(), Stop> {
-    if args.workers == 0 || args.reps == 0 {
-        return Err(CliError::input("--workers/--reps", "must be at least 1").into());
+/// Every numeric flag within its range, before anything is allocated or started.
+fn check(args: &BenchArgs) -> Result<(), CliError> {
+    let range = |flag: &str, v: usize, lo: usize, hi: usize| {
+        if (lo..=hi).contains(&v) {
+            Ok(())
+        } else if lo == 0 {
+            Err(CliError::input(
+                flag,
+                format!("must be at most {hi} (0 skips the part), got {v}"),
+            ))
+        } else {
+            Err(CliError::input(
+                flag,
+                format!("must be from {lo} to {hi}, got {v}"),
+            ))
+        }
+    };
+    range("--workers", args.workers, 1, MAX_WORKERS)?;
+    range("--tasks", args.tasks, 1, MAX_TASKS)?;
+    range("--reps", args.reps, 1, MAX_REPS)?;
+    range("--spin-tasks", args.spin_tasks, 0, MAX_PART_TASKS)?;
+    range("--sim-tasks", args.sim_tasks, 0, MAX_PART_TASKS)?;
+    range("--open-tasks", args.open_tasks, 0, MAX_PART_TASKS)?;
+    if args.sim_tasks > 0 || args.open_tasks > 0 {
+        range("--sim-workers", args.sim_workers, 1, RunSpec::MAX_WORKERS)?;
     }
     if !(args.open_load > 0.0 && args.open_load <= 1.0) {
         return Err(CliError::input(
             "--open-load",
             format!("must be in (0, 1], got {}", args.open_load),
-        )
-        .into());
+        ));
     }
-    if (args.sim_tasks > 0 || args.open_tasks > 0) && args.sim_workers == 0 {
-        return Err(CliError::input("--sim-workers", "must be at least 1").into());
-    }
+    Ok(())
+}
+
+fn bench(args: &BenchArgs) -> Result<(), Stop> {
+    check(args)?;
     let specs: Vec<String> = if args.strategies.is_empty() {
         let mut v: Vec<String> = strategies::registry()
             .iter()
@@ -579,10 +624,26 @@ mod tests {
 
     #[test]
     fn the_floor_takes_every_id() {
-        // No timing asserted: it runs to the end with several threads and returns a number.
-        let ns = fetch_add_floor(3, 10_000);
-        assert!(ns.is_finite() && ns >= 0.0);
-        assert!(fetch_add_floor(2, 0).is_finite());
+        // Every id of 0..n is taken exactly once, by several threads; none beyond n. No timing
+        // asserted.
+        use std::sync::atomic::AtomicU32;
+        for (p, n) in [(3, 10_000), (1, 1), (4, 3), (2, 0)] {
+            let taken: Vec<AtomicU32> = (0..n + 8).map(|_| AtomicU32::new(0)).collect();
+            let ns = fetch_add_ids(p, n, |i| {
+                taken[i].fetch_add(1, Ordering::Relaxed);
+            });
+            assert!(ns.is_finite() && ns >= 0.0);
+            let counts: Vec<u32> = taken.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+            assert!(
+                counts[..n].iter().all(|&c| c == 1),
+                "p={p} n={n}: {counts:?}"
+            );
+            assert!(
+                counts[n..].iter().all(|&c| c == 0),
+                "p={p} n={n}: {counts:?}"
+            );
+        }
+        assert!(fetch_add_floor(2, 100).is_finite());
     }
 
     #[test]

@@ -97,8 +97,11 @@ const WHATIF_EXAMPLES: &str = "Examples:
   schedlab whatif pipe.csv --batch 32 --workers 2 --concurrency read=32 --concurrency decode=1,2 --window 64,auto --json
   schedlab whatif pipe.csv --batch 32 --workers 2,4,8,16 --concurrency read=32 --out /tmp/whatif   # index.html + figure
 
-Record the trace with Pipeline::trace(path) (or `just image-pipeline --trace pipe.csv`). Every list
-flag multiplies the grid; blocking stages need --concurrency STAGE=LIST (their threads).";
+From a checkout, `schedlab` is `cargo run --release -p experiments -- whatif pipe.csv ...`.
+Record the trace with Pipeline::trace(path), e.g. the example image pipeline's:
+  cargo run --release -p loader --example image_pipeline -- --trace pipe.csv   # (just image-pipeline --trace pipe.csv)
+Every list flag multiplies the grid; blocking stages need --concurrency STAGE=LIST (their threads).
+--cores defaults to this machine's CPUs: P above it share them (give --cores for another machine).";
 
 const RUN_EXAMPLES: &str = "Examples:
   schedlab run --strategy 'central(chunk=4)' --workload 'constant(50us)' --tasks 20000 --workers 2 --json

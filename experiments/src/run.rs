@@ -300,6 +300,9 @@ impl Checked {
         if args.workers == 0 {
             return Err(input("--workers", "must be at least 1, got 0"));
         }
+        if args.tasks == 0 {
+            return Err(input("--tasks", "must be at least 1, got 0"));
+        }
         let speeds = Speeds::parse(&args.speeds)
             .and_then(|s| s.resolve(args.workers))
             .map_err(|e| input("--speeds", e))?;

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use clap::Args;
 use rayon::prelude::*;
 use scheduler::{
-    simulate_pipeline, PipelineTrace, SimPipeline, SimPipelineReport, SimStage, SimStageKind,
-    Strategy,
+    simulate_pipeline, PipelineTrace, SimPipeline, SimPipelineError, SimPipelineReport, SimStage,
+    SimStageKind, Strategy,
 };
 use serde::Serialize;
 
@@ -25,16 +25,39 @@ pub const MAX_CONFIGS: usize = 100_000;
 /// A configuration is recommended when it reaches this fraction of the best throughput.
 pub const WITHIN: f64 = 0.95;
 
+/// Most CPU workers P in `--workers`: the threads engine's limit ([`crate::limits::MAX_THREADS`]),
+/// since a configuration that cannot run is not worth predicting.
+pub const MAX_WORKERS: usize = crate::limits::MAX_THREADS;
+
+/// Most concurrency of one stage in `--concurrency` (the simulator's limit, 1,048,576).
+pub const MAX_CONCURRENCY: usize = SimPipeline::MAX_CONCURRENCY;
+
+/// Largest `--queue` (the simulator's limit, 1,048,576).
+pub const MAX_QUEUE: usize = SimPipeline::MAX_QUEUE;
+
+/// Largest `--batch` (the simulator's limit, 1,048,576).
+pub const MAX_BATCH: usize = SimPipeline::MAX_BATCH;
+
+/// Largest `--window` (the simulator's limit on items, 2^32 − 1).
+pub const MAX_WINDOW: usize = u32::MAX as usize;
+
+/// Smallest `--cores`: a hundredth of a core.
+pub const MIN_CORES: f64 = 0.01;
+
+/// Largest `--cores`: as many as the most workers (more change nothing).
+pub const MAX_CORES: f64 = MAX_WORKERS as f64;
+
 /// The flags of `schedlab whatif`.
 #[derive(Clone, Debug, Args)]
 pub struct WhatifArgs {
     /// The pipeline trace, as `Pipeline::trace(path)` writes it (`# schedlab pipeline trace v1`).
     pub trace: PathBuf,
-    /// CPU workers P, a comma-separated list: 2,4,8.
+    /// CPU workers P, a comma-separated list: 2,4,8 (each 1 to 4096).
     #[arg(long, default_value = "2", value_name = "LIST")]
     pub workers: String,
     /// One stage's concurrency as STAGE=LIST, repeated per stage: read=16,32. A blocking
     /// stage's is its threads and must be given; a cpu stage's defaults to P (`p` in a list).
+    /// Each 1 to 1048576.
     #[arg(long = "concurrency", value_name = "STAGE=LIST")]
     pub concurrency: Vec<String>,
     /// Strategies of the cpu stages, a list separated by `;` or by commas outside parentheses:
@@ -45,17 +68,18 @@ pub struct WhatifArgs {
     /// `auto` (the loader's default).
     #[arg(long, default_value = "auto", value_name = "LIST")]
     pub window: String,
-    /// Every stage's input queue capacity, a list of numbers or `auto` (max(2c, 4)).
+    /// Every stage's input queue capacity, a list of numbers (1 to 1048576) or `auto`
+    /// (max(2c, 4)).
     #[arg(long, default_value = "auto", value_name = "LIST")]
     pub queue: String,
-    /// Items per batch at the pipeline's end (as in the recorded pipeline).
+    /// Items per batch at the pipeline's end (as in the recorded pipeline), 1 to 1048576.
     #[arg(long, default_value_t = 1)]
     pub batch: usize,
     /// Items to replay: the first N of the trace (default: all of them).
     #[arg(long)]
     pub items: Option<usize>,
-    /// CPU cores the cpu stages share (a number, may be fractional): with P above it, every
-    /// cpu service time is stretched by P / cores. Default: a core per worker.
+    /// CPU cores the cpu stages share (0.01 to 4096, may be fractional): with P above it,
+    /// every cpu service time is stretched by P / cores. Default: this machine's CPUs.
     #[arg(long, value_name = "N")]
     pub cores: Option<f64>,
     /// Hand items on as they finish instead of in source order.
@@ -151,6 +175,10 @@ pub struct Whatif {
     pub items: usize,
     /// Items per batch.
     pub batch: usize,
+    /// CPU cores the cpu stages share.
+    pub cores: f64,
+    /// Where `cores` came from: `this machine` (its available CPUs) or `--cores`.
+    pub cores_from: String,
     /// Every configuration, in grid order.
     pub configs: Vec<Prediction>,
     /// Index into `configs` of the best predicted throughput.
@@ -200,11 +228,29 @@ fn split_list(s: &str) -> Vec<String> {
     out
 }
 
-fn numbers(flag: &str, s: &str, auto: bool) -> Result<Vec<Auto>, CliError> {
+/// A whole number from 1 to `max`: `Ok(None)` if `x` is not a whole number, `Err` with
+/// `what` (`" (every stage's input queue)"`) if it is one above `max`.
+fn bounded(flag: &str, x: &str, max: usize, what: &str) -> Result<Option<usize>, CliError> {
+    let above = || {
+        CliError::input(
+            flag,
+            format!("{x}{what} is above the limit of {max}; allowed: 1 to {max}"),
+        )
+    };
+    match x.parse::<usize>() {
+        Ok(n) if n > max => Err(above()),
+        Ok(n) if n >= 1 => Ok(Some(n)),
+        // Digits only, too many for a usize: a number above the limit, said so.
+        Err(_) if !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit()) => Err(above()),
+        _ => Ok(None),
+    }
+}
+
+fn numbers(flag: &str, s: &str, auto: bool, max: usize, what: &str) -> Result<Vec<Auto>, CliError> {
     let allowed = if auto {
-        "whole numbers >= 1 or auto, comma-separated"
+        format!("whole numbers from 1 to {max} or auto, comma-separated")
     } else {
-        "whole numbers >= 1, comma-separated"
+        format!("whole numbers from 1 to {max}, comma-separated")
     };
     let mut v = Vec::new();
     for x in s.split(',').map(str::trim) {
@@ -212,17 +258,39 @@ fn numbers(flag: &str, s: &str, auto: bool) -> Result<Vec<Auto>, CliError> {
             v.push(Auto::Auto);
             continue;
         }
-        match x.parse::<usize>() {
-            Ok(n) if n >= 1 => v.push(Auto::N(n)),
-            _ => {
+        match bounded(flag, x, max, what)? {
+            Some(n) => v.push(Auto::N(n)),
+            None => {
                 return Err(CliError::input(
                     flag,
-                    format!("'{x}' in '{s}' is not allowed; allowed: {allowed}"),
+                    format!(
+                        "'{}' in '{}' is not allowed; allowed: {allowed}",
+                        grammar::one_line(x, 40),
+                        grammar::one_line(s, 80)
+                    ),
                 ))
             }
         }
     }
     Ok(v)
+}
+
+/// `--cores`, checked, or this machine's available CPUs; with where it came from.
+fn cores(given: Option<f64>) -> Result<(f64, &'static str), CliError> {
+    match given {
+        Some(c) if (MIN_CORES..=MAX_CORES).contains(&c) => Ok((c, "--cores")),
+        Some(c) => Err(CliError::input(
+            "--cores",
+            format!(
+                "{c} is not allowed; allowed: a number from {MIN_CORES} to {MAX_CORES}, e.g. 8 \
+                 or 1.5 (default: this machine's CPUs)"
+            ),
+        )),
+        None => Ok((
+            std::thread::available_parallelism().map_or(1, |n| n.get()) as f64,
+            "this machine",
+        )),
+    }
 }
 
 /// Everything a grid needs, validated.
@@ -235,27 +303,36 @@ struct Plan {
     costs: Vec<Arc<[u64]>>,
     strategies: Vec<(String, Arc<dyn Strategy>)>,
     configs: Vec<Config>,
-    cores: Option<f64>,
+    cores: f64,
+    cores_from: &'static str,
 }
 
 fn plan(a: &WhatifArgs) -> Result<Plan, CliError> {
     // Flags first (cheap), then the trace.
-    let workers: Vec<usize> = numbers("--workers", &a.workers, false)?
+    let workers: Vec<usize> = numbers("--workers", &a.workers, false, MAX_WORKERS, "")?
         .into_iter()
         .filter_map(Auto::get)
         .collect();
-    let windows = numbers("--window", &a.window, true)?;
-    let queues = numbers("--queue", &a.queue, true)?;
-    if let Some(c) = a.cores {
-        if !(c.is_finite() && c > 0.0) {
-            return Err(CliError::input(
-                "--cores",
-                format!("{c} is not allowed; allowed: a number > 0, e.g. 8 or 1.5"),
-            ));
-        }
-    }
+    let windows = numbers("--window", &a.window, true, MAX_WINDOW, "")?;
+    let queues = numbers(
+        "--queue",
+        &a.queue,
+        true,
+        MAX_QUEUE,
+        " (every stage's input queue)",
+    )?;
+    let (cores, cores_from) = cores(a.cores)?;
     if a.batch == 0 {
         return Err(CliError::input("--batch", "must be at least 1, got 0"));
+    }
+    if a.batch > MAX_BATCH {
+        return Err(CliError::input(
+            "--batch",
+            format!(
+                "{} is above the limit of {MAX_BATCH}; allowed: 1 to {MAX_BATCH} items per batch",
+                a.batch
+            ),
+        ));
     }
     if a.items == Some(0) {
         return Err(CliError::input("--items", "must be at least 1, got 0"));
@@ -294,16 +371,26 @@ fn plan(a: &WhatifArgs) -> Result<Plan, CliError> {
         };
         let mut v = Vec::new();
         for x in list.split(',').map(str::trim) {
+            let stage = format!("{name}: ");
             v.push(match x {
                 "p" | "P" => Conc::P,
-                _ => match x.parse::<usize>() {
-                    Ok(n) if n >= 1 => Conc::N(n),
-                    _ => {
+                _ => match bounded("--concurrency", x, MAX_CONCURRENCY, "").map_err(|_| {
+                    CliError::input(
+                        "--concurrency",
+                        format!(
+                            "{stage}{x} is above the limit of {MAX_CONCURRENCY}; allowed: 1 \
+                                 to {MAX_CONCURRENCY}"
+                        ),
+                    )
+                })? {
+                    Some(n) => Conc::N(n),
+                    None => {
                         return Err(CliError::input(
                             "--concurrency",
                             format!(
-                                "{name}: '{x}' is not allowed; allowed: whole numbers >= 1 or p \
-                                 (= P, cpu stages only), comma-separated"
+                                "{stage}'{}' is not allowed; allowed: whole numbers from 1 to \
+                                 {MAX_CONCURRENCY} or p (= P, cpu stages only), comma-separated",
+                                grammar::one_line(x, 40)
                             ),
                         ))
                     }
@@ -385,6 +472,13 @@ fn plan(a: &WhatifArgs) -> Result<Plan, CliError> {
         after_batch.push(per_batch);
         costs.push(Arc::from(v));
     }
+    if costs.iter().all(|c| c.iter().all(|&x| x == 0)) {
+        return Err(CliError::Input(format!(
+            "{shown}: every service time is 0 ns (in the first {items} items): a replay takes no \
+             simulated time and its throughput has no bound; allowed: a trace with some time \
+             in it"
+        )));
+    }
 
     // The grid, its size checked before anything is allocated for it.
     let sizes: Vec<usize> = [workers.len(), strategies.len(), windows.len(), queues.len()]
@@ -406,8 +500,14 @@ fn plan(a: &WhatifArgs) -> Result<Plan, CliError> {
                 .join(" × ")
         )));
     }
-    // Memory: each simulation holds ~24 bytes per item and stage, and rayon runs one per CPU.
-    let per_run = items as u128 * trace.stages.len() as u128 * 24 + (items as u128) * 2;
+    // Memory: each simulation holds ~24 bytes per item and stage, and per simulated worker
+    // its state (~64 bytes) and a queue in each cpu stage's strategy (~1 KiB, as measured for
+    // `schedlab run`); rayon runs one per CPU.
+    let cpu_stages = trace.stages.iter().filter(|s| s.cpu).count() as u128;
+    let most_workers = workers.iter().copied().max().unwrap_or(0) as u128;
+    let per_run = items as u128 * trace.stages.len() as u128 * 24
+        + (items as u128) * 2
+        + most_workers * (64 + 1024 * cpu_stages);
     let parallel = rayon::current_num_threads() as u128;
     if let Some(avail) = mem_available() {
         if per_run * parallel > avail as u128 / 2 {
@@ -460,7 +560,8 @@ fn plan(a: &WhatifArgs) -> Result<Plan, CliError> {
         costs,
         strategies,
         configs,
-        cores: a.cores,
+        cores,
+        cores_from,
     })
 }
 
@@ -506,7 +607,7 @@ impl Plan {
         p.window = c.window.get();
         p.ordered = ordered;
         p.seed = seed;
-        p.cores = self.cores;
+        p.cores = Some(self.cores);
         p
     }
 }
@@ -518,14 +619,27 @@ impl Plan {
 /// [`CliError::Run`] if a simulation fails.
 pub fn predict(a: &WhatifArgs) -> Result<Whatif, CliError> {
     let plan = plan(a)?;
-    let results: Result<Vec<Prediction>, CliError> = plan
+    let shown = plan.path.display();
+    // Every configuration is simulated; the first failure in grid order is reported, so the
+    // message does not depend on which simulation finished first.
+    let results: Vec<Result<Prediction, CliError>> = plan
         .configs
         .par_iter()
         .map(|c| {
             let p = plan.pipeline(c, !a.as_ready, a.seed);
             let window = p.window();
-            let r = simulate_pipeline(&p).map_err(|e| {
-                CliError::Run(anyhow::anyhow!("simulating {}: {e}", describe(&plan, c)))
+            let r = simulate_pipeline(&p).map_err(|e| match e {
+                // Costs too large for the clock, or a pipeline out of bounds: the input.
+                SimPipelineError::TimeOverflow { .. } | SimPipelineError::Invalid(_) => {
+                    CliError::Input(format!(
+                        "{shown}: {e} (configuration {}); allowed: service times whose sum \
+                         fits in the simulator's clock",
+                        describe(&plan, c)
+                    ))
+                }
+                SimPipelineError::Contract(_) => {
+                    CliError::Run(anyhow::anyhow!("simulating {}: {e}", describe(&plan, c)))
+                }
             })?;
             let concurrency = plan
                 .trace
@@ -551,7 +665,7 @@ pub fn predict(a: &WhatifArgs) -> Result<Whatif, CliError> {
             })
         })
         .collect();
-    let configs = results?;
+    let configs = results.into_iter().collect::<Result<Vec<_>, _>>()?;
     let best = (0..configs.len())
         .max_by(|&i, &j| {
             configs[i]
@@ -585,25 +699,25 @@ pub fn predict(a: &WhatifArgs) -> Result<Whatif, CliError> {
     let (r, b) = (&configs[recommended], &configs[best]);
     let why = if recommended == best {
         format!(
-            "{} is the best ({:.0} items/s, {:.2} of its limit) and no cheaper configuration \
+            "{} is the best ({} items/s, {:.2} of its limit) and no cheaper configuration \
              comes within 5% of it; its bottleneck is {}",
             show(r),
-            r.items_per_s,
+            fmt_rate(r.items_per_s),
             r.fraction_of_limit,
             r.bottleneck
         )
     } else {
         format!(
-            "{} gives {:.0} items/s, {:.1}% of the best ({:.0} items/s with {}), with fewer \
+            "{} gives {} items/s, {:.1}% of the best ({} items/s with {}), with fewer \
              workers, threads, concurrency or window (cheapest first, in that order); its \
-             bottleneck is {} (limit {:.0} items/s), the best's is {}",
+             bottleneck is {} (limit {} items/s), the best's is {}",
             show(r),
-            r.items_per_s,
+            fmt_rate(r.items_per_s),
             100.0 * r.items_per_s / b.items_per_s,
-            b.items_per_s,
+            fmt_rate(b.items_per_s),
             show(b),
             r.bottleneck,
-            r.limit_per_s,
+            fmt_rate(r.limit_per_s),
             b.bottleneck
         )
     };
@@ -624,6 +738,8 @@ pub fn predict(a: &WhatifArgs) -> Result<Whatif, CliError> {
             .collect(),
         items: plan.items,
         batch: plan.batch,
+        cores: plan.cores,
+        cores_from: plan.cores_from.into(),
         configs,
         best,
         recommended,
@@ -688,6 +804,15 @@ pub fn render_text(w: &Whatif) -> String {
             .collect::<Vec<_>>()
             .join(" -> ")
     );
+    s.push_str(&format!(
+        "cores: {} ({})\n",
+        w.cores,
+        if w.cores_from == "this machine" {
+            "this machine; --cores to change"
+        } else {
+            "--cores"
+        }
+    ));
     let names: Vec<&String> = w.configs[0].concurrency.keys().collect();
     let mut header = format!("{:>4}", "P");
     for n in &names {
@@ -711,11 +836,11 @@ pub fn render_text(w: &Whatif) -> String {
             ""
         };
         s.push_str(&format!(
-            " {:<22} {:>7} {:>6} {:>12.0} {:>8.3} {:>14} {:>10} {:>6}{mark}\n",
+            " {:<22} {:>7} {:>6} {:>12} {:>8.3} {:>14} {:>10} {:>6}{mark}\n",
             truncate(&c.strategy, 22),
             c.window,
             c.queue,
-            c.items_per_s,
+            fmt_rate(c.items_per_s),
             c.fraction_of_limit,
             truncate(&c.bottleneck, 14),
             fmt_ns(c.batch_p99_ns as f64),
@@ -735,6 +860,18 @@ fn truncate(s: &str, n: usize) -> String {
         format!("{}…", s.chars().take(n - 1).collect::<String>())
     } else {
         s.to_string()
+    }
+}
+
+/// A rate in items/s: whole numbers from 100 up, two decimals from 1, and three significant
+/// digits below 1 (`1.000e-6`), so that a slow rate never reads as 0.
+fn fmt_rate(x: f64) -> String {
+    if x >= 100.0 || x == 0.0 || !x.is_finite() {
+        format!("{x:.0}")
+    } else if x >= 1.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.3e}")
     }
 }
 

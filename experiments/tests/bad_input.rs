@@ -398,6 +398,54 @@ fn table(files: &Files) -> Vec<(Vec<String>, &'static str)> {
     // would not fit even to check (both counted from the axes first).
     let list =
         |n: usize, f: &dyn Fn(usize) -> String| (1..=n).map(f).collect::<Vec<_>>().join(", ");
+    // `bench` and `run`: zero and u64::MAX for every numeric flag (issue 27: `bench --tasks 0`
+    // ran for minutes printing per-task figures of zero tasks).
+    // Small defaults, each left out where the row gives that flag.
+    let bench = |extra: &[&str]| -> Vec<String> {
+        let mut v = vec!["bench".to_string()];
+        for (flag, value) in [("--workers", "2"), ("--reps", "1"), ("--spin-tasks", "0")] {
+            if !extra.contains(&flag) {
+                v.extend([flag.to_string(), value.to_string()]);
+            }
+        }
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let max = "18446744073709551615";
+    rows.extend([
+        (
+            bench(&["--tasks", "0"]),
+            "--tasks: must be from 1 to 100000000, got 0",
+        ),
+        (bench(&["--tasks", max]), "--tasks"),
+        (
+            bench(&["--workers", "0"]),
+            "--workers: must be from 1 to 4096",
+        ),
+        (
+            bench(&["--workers", max]),
+            "--workers: must be from 1 to 4096",
+        ),
+        (bench(&["--reps", "0"]), "--reps: must be from 1 to 1000"),
+        (bench(&["--reps", max]), "--reps"),
+        (
+            bench(&["--spin-tasks", max]),
+            "--spin-tasks: must be at most 10000000",
+        ),
+        (bench(&["--sim-tasks", max]), "--sim-tasks"),
+        (
+            bench(&["--sim-tasks", "10", "--sim-workers", "0"]),
+            "--sim-workers",
+        ),
+        (
+            bench(&["--sim-tasks", "10", "--sim-workers", max]),
+            "--sim-workers",
+        ),
+        (bench(&["--open-tasks", max]), "--open-tasks"),
+        (bench(&["--open-load", "nan"]), "--open-load"),
+        (run(&["-n", "0"]), "--tasks: must be at least 1, got 0"),
+        (run(&["-n", "0", "--engine", "sim"]), "--tasks"),
+    ]);
     let huge = format!(
         "name = \"huge\"\nquestion = \"q\"\nrepetitions = 1000\nengine = \"sim\"\n[[matrix]]\n\
          name = \"m\"\nstrategies = [\"round-robin\", \"block\", \"central\", \"guided\", \

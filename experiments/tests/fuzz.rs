@@ -9,6 +9,12 @@
 //! - default (CI): 5,000 inputs per parser family;
 //! - big run: `SCHEDLAB_FUZZ=200000 cargo test --release -p experiments --test fuzz -- --nocapture`
 //!   (`just fuzz`): 200,000 inputs for each of the 6 families, 1.2 million in all.
+//!
+//! `fuzz_whatif_arguments` runs the `schedlab whatif` binary itself on seeded random and edge
+//! values of every flag and on small traces with edge costs (0, u64::MAX, 10^18): each run
+//! exits 0 or 2 (2 with one line on stderr and nothing on stdout), never panics, never dies of
+//! a signal, and ends within its timeout. 200 runs by default (`SCHEDLAB_WHATIF_FUZZ=N` for
+//! more; `SCHEDLAB_WHATIF_SEED=S` for another seed).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -530,4 +536,279 @@ fn fuzz_trace_text() {
         }
         Ok(accepted)
     });
+}
+
+/// A small seeded generator (SplitMix64) for the what-if fuzz: the runs are the same every time.
+struct Mix(u64);
+
+impl Mix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.below(xs.len())]
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+    /// A list of one or two values from `xs` (lists multiply the grid: kept short).
+    fn list(&mut self, xs: &[&str]) -> String {
+        let n = 1 + self.below(2);
+        (0..n).map(|_| self.pick(xs)).collect::<Vec<_>>().join(",")
+    }
+}
+
+/// Run `schedlab` with `args`; `None` if it was still running after `limit` (then killed).
+fn schedlab_within(
+    args: &[String],
+    limit: std::time::Duration,
+) -> Option<(std::process::ExitStatus, String, String)> {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_schedlab"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("schedlab starts");
+    // Read both pipes on threads, so that a large output cannot block the child.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    });
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return Some((status, out.join().unwrap(), err.join().unwrap()));
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn fuzz_whatif_arguments() {
+    let runs: usize = std::env::var("SCHEDLAB_WHATIF_FUZZ")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(200);
+    let seed: u64 = std::env::var("SCHEDLAB_WHATIF_SEED")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(27);
+    let mut rng = Mix(seed);
+    let dir = std::env::temp_dir().join(format!("schedlab-fuzz-whatif-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    const COSTS: &[&str] = &[
+        "0",
+        "1",
+        "1000",
+        "250000",
+        "2000000",
+        "1000000000000000",
+        "1000000000000000000",
+        "9223372036854775807",
+        "18446744073709551615",
+        "18446744073709551616",
+        "-1",
+        "1e3",
+        "x",
+    ];
+    const NUMBERS: &[&str] = &[
+        "0",
+        "1",
+        "2",
+        "3",
+        "8",
+        "4096",
+        "4097",
+        "1048576",
+        "1048577",
+        "1000000000",
+        "18446744073709551615",
+        "18446744073709551616",
+        "-1",
+        "nan",
+        "inf",
+        "1e-12",
+        "1.5",
+        "auto",
+        "p",
+        "",
+        " 2",
+        "abc",
+    ];
+    const CORES: &[&str] = &[
+        "0", "0.01", "0.009", "1", "1.5", "2", "4096", "4097", "1e-12", "1e300", "-1", "nan",
+        "inf", "-inf", "abc", "",
+    ];
+    const STRATEGIES: &[&str] = &[
+        "central",
+        "work-stealing",
+        "round-robin",
+        "guided",
+        "spt",
+        "block",
+        "weighted-rr(weights=1,2)",
+        "work-stealing(victim=numa)",
+        "central(chunk=0)",
+        "nope",
+        "",
+    ];
+    // Small traces: a fixed well-formed one and, per run, one with random costs.
+    let trace = |name: &str, rows: usize, rng: &mut Mix, costs: &dyn Fn(&mut Mix) -> String| {
+        let mut t = String::from("# schedlab pipeline trace v1\nstage,kind,epoch,item,cost_ns\n");
+        for i in 0..rows {
+            t.push_str(&format!("read,blocking,0,{i},{}\n", costs(rng)));
+            t.push_str(&format!("decode,cpu,0,{i},{}\n", costs(rng)));
+        }
+        let p = dir.join(name);
+        std::fs::write(&p, t).unwrap();
+        p.display().to_string()
+    };
+    let good = trace("good.csv", 12, &mut rng, &|_| "250000".into());
+    let (mut ok, mut refused, mut failures) = (0, 0, Vec::new());
+    for run in 0..runs {
+        let path = if rng.chance(60) {
+            good.clone()
+        } else {
+            let rows = 1 + rng.below(6);
+            trace(&format!("t{run}.csv"), rows, &mut rng, &|r: &mut Mix| {
+                if r.chance(85) {
+                    r.pick(&["0", "1000", "250000", "2000000"]).into()
+                } else {
+                    r.pick(COSTS).into()
+                }
+            })
+        };
+        let mut args = vec!["whatif".to_string(), path];
+        // Blocking `read` needs its threads: mostly given, sometimes wrong or missing.
+        if rng.chance(85) {
+            let stage = if rng.chance(90) {
+                "read"
+            } else {
+                rng.pick(&["decode", "nope", ""])
+            };
+            let list = if rng.chance(85) {
+                rng.list(&["1", "2", "4", "8"])
+            } else {
+                rng.list(NUMBERS)
+            };
+            args.push(format!("--concurrency={stage}={list}"));
+        }
+        if rng.chance(30) {
+            let list = if rng.chance(70) {
+                rng.list(&["1", "2", "p"])
+            } else {
+                rng.list(NUMBERS)
+            };
+            args.push(format!("--concurrency=decode={list}"));
+        }
+        for (flag, values, valid) in [
+            ("--workers", NUMBERS, &["1", "2", "4"][..]),
+            ("--window", NUMBERS, &["auto", "16", "64"][..]),
+            ("--queue", NUMBERS, &["auto", "2", "8"][..]),
+        ] {
+            if rng.chance(50) {
+                let list = if rng.chance(85) {
+                    rng.list(valid)
+                } else {
+                    rng.list(values)
+                };
+                args.push(format!("{flag}={list}"));
+            }
+        }
+        if rng.chance(40) {
+            let b = if rng.chance(80) {
+                rng.pick(&["1", "4", "16"])
+            } else {
+                rng.pick(NUMBERS)
+            };
+            args.push(format!("--batch={b}"));
+        }
+        if rng.chance(50) {
+            let c = if rng.chance(70) {
+                rng.pick(&["0.5", "1", "2", "3.5"])
+            } else {
+                rng.pick(CORES)
+            };
+            args.push(format!("--cores={c}"));
+        }
+        if rng.chance(40) {
+            args.push(format!("--strategy={}", rng.list(STRATEGIES)));
+        }
+        if rng.chance(15) {
+            args.push(format!("--items={}", rng.pick(NUMBERS)));
+        }
+        if rng.chance(20) {
+            args.push("--as-ready".into());
+        }
+        let json = rng.chance(30);
+        if json {
+            args.push("--json".into());
+        }
+        let shown = format!("{args:?}");
+        let Some((status, out, err)) = schedlab_within(&args, std::time::Duration::from_secs(30))
+        else {
+            failures.push(format!("{shown}: still running after 30 s (killed)"));
+            continue;
+        };
+        let problem = match status.code() {
+            None => Some(format!("killed by a signal ({status})")),
+            Some(0) if out.is_empty() => Some("exit 0 with nothing on stdout".into()),
+            Some(0) if json && serde_json::from_str::<serde_json::Value>(&out).is_err() => {
+                Some("exit 0 with --json that does not parse".into())
+            }
+            Some(0) => {
+                ok += 1;
+                None
+            }
+            Some(2) if !out.is_empty() => Some("exit 2 with output on stdout".into()),
+            Some(2) if err.lines().count() != 1 || !err.starts_with("schedlab: ") => Some(format!(
+                "exit 2 with {} lines on stderr",
+                err.lines().count()
+            )),
+            Some(2) => {
+                refused += 1;
+                None
+            }
+            Some(c) => Some(format!("exit {c}")),
+        };
+        let problem = problem.or_else(|| {
+            (err.contains("panicked") || out.contains("panicked")).then(|| "a panic".to_string())
+        });
+        if let Some(p) = problem {
+            failures.push(format!("{shown}: {p}: {}", err.trim_end()));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        failures.is_empty(),
+        "{} of {runs} what-if runs failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // Both outcomes were reached: the fuzz exercised refusals and real predictions.
+    assert!(ok > 0 && refused > 0, "{ok} predicted, {refused} refused");
+    println!("fuzz whatif: {runs} runs (seed {seed}): {ok} predicted, {refused} refused (exit 2)");
 }

@@ -49,6 +49,8 @@ fn predicts_each_configuration_and_recommends_the_cheapest_within_5_percent() {
         "1,2,4",
         "--concurrency",
         "read=8,16",
+        "--cores",
+        "4",
         "--json",
     ]);
     assert!(
@@ -87,6 +89,8 @@ fn predicts_each_configuration_and_recommends_the_cheapest_within_5_percent() {
         "1,2,4",
         "--concurrency",
         "read=8,16",
+        "--cores",
+        "4",
         "--json",
     ]);
     assert_eq!(out.stdout, again.stdout);
@@ -156,6 +160,20 @@ fn bad_input_exits_2_with_one_line() {
         "# schedlab pipeline trace v1\nstage,kind,epoch,item,cost_ns\nread,blocking,0,0,12x\n",
     );
     let empty = write("empty.csv", "");
+    // Costs that overflow the simulated clock, or no time at all.
+    let costs = |name: &str, n: usize, read: &str, decode: &str| {
+        let mut t = String::from("# schedlab pipeline trace v1\nstage,kind,epoch,item,cost_ns\n");
+        for i in 0..n {
+            t.push_str(&format!(
+                "read,blocking,0,{i},{read}\ndecode,cpu,0,{i},{decode}\n"
+            ));
+        }
+        write(name, &t)
+    };
+    let max = costs("max.csv", 10, "18446744073709551615", "250000");
+    let e18 = costs("e18.csv", 100, "1000000000000000000", "250000");
+    let e16 = costs("e16.csv", 100, "1000", "10000000000000000");
+    let zero = costs("zero.csv", 10, "0", "0");
     let missing = d.join("missing.csv");
     let o = d.join("never");
     let cases: Vec<(Vec<&str>, &str)> = vec![
@@ -209,6 +227,66 @@ fn bad_input_exits_2_with_one_line() {
             vec![s(&t), "--concurrency", "read=4", "--cores", "0"],
             "--cores",
         ),
+        // Integrity (issue 27): values that wrapped, panicked or read as wrong numbers.
+        (
+            vec![
+                s(&t),
+                "--concurrency",
+                "read=4",
+                "--workers",
+                "18446744073709551615",
+            ],
+            "--workers: 18446744073709551615 is above the limit of 4096",
+        ),
+        (
+            vec![s(&t), "--concurrency", "read=4", "--workers", "1000000000"],
+            "limit of 4096",
+        ),
+        (
+            vec![s(&t), "--concurrency", "read=18446744073709551615"],
+            "--concurrency: read: 18446744073709551615 is above the limit of 1048576",
+        ),
+        (
+            vec![s(&t), "--concurrency", "read=4", "--concurrency", "decode=1,2000000"],
+            "--concurrency: decode: 2000000 is above the limit of 1048576",
+        ),
+        (
+            vec![s(&t), "--concurrency", "read=4", "--queue", "18446744073709551615"],
+            "--queue: 18446744073709551615 (every stage's input queue) is above the limit of 1048576",
+        ),
+        (
+            vec![s(&t), "--concurrency", "read=4", "--batch", "18446744073709551615"],
+            "--batch: 18446744073709551615 is above the limit of 1048576",
+        ),
+        (
+            vec![s(&t), "--concurrency", "read=4", "--cores", "1e-12"],
+            "--cores: 0.000000000001 is not allowed; allowed: a number from 0.01 to 4096",
+        ),
+        (
+            vec![s(&t), "--concurrency", "read=4", "--cores", "NaN"],
+            "--cores",
+        ),
+        (
+            vec![s(&t), "--concurrency", "read=4", "--cores", "inf"],
+            "--cores",
+        ),
+        (
+            vec![s(&t), "--concurrency", "read=4", "--cores", "100000"],
+            "--cores",
+        ),
+        (
+            vec![s(&max), "--concurrency", "read=4"],
+            "max.csv: stage read: simulated time would pass u64::MAX ns",
+        ),
+        (vec![s(&e18), "--concurrency", "read=4"], "584 years"),
+        (
+            vec![s(&e16), "--concurrency", "read=4", "--cores", "0.01"],
+            "stretched by P / cores",
+        ),
+        (
+            vec![s(&zero), "--concurrency", "read=4"],
+            "every service time is 0 ns",
+        ),
         (
             vec![
                 s(&t),
@@ -237,4 +315,92 @@ fn bad_input_exits_2_with_one_line() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
         assert!(!o.exists(), "{args:?}: wrote {}", o.display());
     }
+}
+
+/// `--cores` defaults to this machine's CPUs, and the output says so: on a 2-CPU machine the
+/// recommendation for a cpu-bound trace is not P = 8 (it was, with a core per worker).
+#[test]
+fn cores_default_to_this_machines_cpus_and_the_output_says_so() {
+    let d = dir("cores");
+    let mut text = String::from("# schedlab pipeline trace v1\nstage,kind,epoch,item,cost_ns\n");
+    for i in 0..512 {
+        text.push_str(&format!("decode,cpu,0,{i},250000\n"));
+    }
+    let t = d.join("cpu.csv");
+    std::fs::write(&t, text).unwrap();
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let out = schedlab(&["whatif", s(&t), "--workers", "1,2,4,8", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["cores"].as_f64(), Some(cpus as f64), "{v}");
+    assert_eq!(v["cores_from"], "this machine");
+    let out = schedlab(&["whatif", s(&t), "--workers", "1,2,4,8"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(&format!("cores: {cpus} (this machine; --cores to change)")),
+        "{text}"
+    );
+    // On 2 cores, 4 and 8 workers share them: P = 2 is as fast and cheaper.
+    let out = schedlab(&[
+        "whatif",
+        s(&t),
+        "--workers",
+        "1,2,4,8",
+        "--cores",
+        "2",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let configs = v["configs"].as_array().unwrap();
+    assert_eq!(
+        configs[v["recommended"].as_u64().unwrap() as usize]["workers"],
+        2,
+        "{v}"
+    );
+    assert_eq!(v["cores_from"], "--cores");
+    let out = schedlab(&["whatif", s(&t), "--workers", "1,2", "--cores", "1.5"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("cores: 1.5 (--cores)"), "{text}");
+}
+
+/// A rate below 1 item/s is printed with its digits, not as "0 items/s".
+#[test]
+fn slow_rates_are_not_printed_as_zero() {
+    let d = dir("slow");
+    // Three items of 10^15 ns (11.6 days) each through one read thread.
+    let mut text = String::from("# schedlab pipeline trace v1\nstage,kind,epoch,item,cost_ns\n");
+    for i in 0..3 {
+        text.push_str(&format!("read,blocking,0,{i},1000000000000000\n"));
+    }
+    let t = d.join("slow.csv");
+    std::fs::write(&t, text).unwrap();
+    let out = schedlab(&["whatif", s(&t), "--concurrency", "read=1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("1.000e-6"), "{text}");
+    assert!(!text.contains("(0 items/s"), "{text}");
+}
+
+/// The help names a command that works without `just`.
+#[test]
+fn help_gives_the_plain_cargo_command() {
+    let out = schedlab(&["whatif", "--help"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("cargo run --release -p loader --example image_pipeline -- --trace pipe.csv"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cargo run --release -p experiments -- whatif"),
+        "{text}"
+    );
 }

@@ -2501,3 +2501,260 @@ pub fn render_matrix(
     }
     (figs, skipped)
 }
+
+/// Whole-number ticks from `lo` to `hi` (inclusive) for an integer axis (CPU workers): at
+/// most `max` of them (at least 2 are allowed), the step the smallest of 1, 2, 5, 10, 20, 50, …
+/// that keeps within `max`, every tick a multiple of the step and each once. A float axis
+/// labelled `{:.0}` repeats labels between whole numbers (`0 0 1 2 2 3`); this does not.
+///
+/// ```
+/// use reports::figures::integer_ticks;
+/// assert_eq!(integer_ticks(0, 5, 10), vec![0, 1, 2, 3, 4, 5]);
+/// assert_eq!(integer_ticks(0, 65, 10), vec![0, 10, 20, 30, 40, 50, 60]);
+/// ```
+pub fn integer_ticks(lo: u64, hi: u64, max: usize) -> Vec<u64> {
+    let (lo, hi) = (lo.min(hi), lo.max(hi));
+    let max = max.max(2) as u64;
+    let first_at = |step: u64| lo.div_ceil(step).checked_mul(step);
+    let count = |step: u64| match first_at(step) {
+        Some(f) if f <= hi => ((hi - f) / step).saturating_add(1),
+        _ => 0,
+    };
+    let mut step = 1;
+    for k in 0..60u32 {
+        let Some(s) = 10u64
+            .checked_pow(k / 3)
+            .and_then(|d| d.checked_mul([1, 2, 5][(k % 3) as usize]))
+        else {
+            break;
+        };
+        step = s;
+        if count(step) <= max {
+            break;
+        }
+    }
+    let mut ticks = Vec::new();
+    let mut t = first_at(step);
+    while let Some(x) = t.filter(|&x| x <= hi) {
+        ticks.push(x);
+        t = x.checked_add(step);
+    }
+    if ticks.is_empty() {
+        ticks.push(lo);
+    }
+    ticks
+}
+
+/// Two series whose every y differs by at most this fraction of the larger are the same line
+/// in a figure (0.1%: less than a pixel on any axis drawn here).
+pub const COINCIDE: f64 = 1e-3;
+
+/// A named series of points.
+pub type NamedSeries = (String, Vec<(f64, f64)>);
+
+/// Whether `a` and `b` are the same line: the same x values (in any order) and every y within
+/// [`COINCIDE`] of the other's.
+fn coincide(a: &[(f64, f64)], b: &[(f64, f64)]) -> bool {
+    let sorted = |v: &[(f64, f64)]| {
+        let mut v = v.to_vec();
+        v.sort_by(|p, q| p.0.total_cmp(&q.0));
+        v
+    };
+    let (a, b) = (sorted(a), sorted(b));
+    a.len() == b.len()
+        && a.iter()
+            .zip(&b)
+            .all(|(p, q)| p.0 == q.0 && (p.1 - q.1).abs() <= COINCIDE * p.1.abs().max(q.1.abs()))
+}
+
+/// One label for series drawn as one: the words all labels share at the start and at the end
+/// once, the differing middles joined by ` = ` (`read=4 central` and `read=4 work-stealing`
+/// give `read=4 central = work-stealing`); the whole labels joined if a middle is empty.
+fn merged_label(labels: &[&str]) -> String {
+    let words: Vec<Vec<&str>> = labels.iter().map(|l| l.split(' ').collect()).collect();
+    let shortest = words.iter().map(Vec::len).min().unwrap_or(0);
+    let head = (0..shortest)
+        .take_while(|&i| words.iter().all(|w| w[i] == words[0][i]))
+        .count();
+    let tail = (0..shortest - head)
+        .take_while(|&i| {
+            words
+                .iter()
+                .all(|w| w[w.len() - 1 - i] == words[0][words[0].len() - 1 - i])
+        })
+        .count();
+    let middles: Vec<String> = words
+        .iter()
+        .map(|w| w[head..w.len() - tail].join(" "))
+        .collect();
+    if middles.iter().any(String::is_empty) {
+        return labels.join(" = ");
+    }
+    let mut parts: Vec<String> = Vec::new();
+    if head > 0 {
+        parts.push(words[0][..head].join(" "));
+    }
+    parts.push(middles.join(" = "));
+    if tail > 0 {
+        parts.push(words[0][words[0].len() - tail..].join(" "));
+    }
+    parts.join(" ")
+}
+
+/// `series` with the ones that coincide (the same x values, every y within [`COINCIDE`])
+/// drawn as one line with one legend entry: the first of them, labelled by
+/// [`merged_label`]-style joining (`central = work-stealing`). Order is kept (a merged line
+/// stands where its first member stood).
+///
+/// ```
+/// use reports::figures::merge_coinciding;
+/// let pts = vec![(1.0, 500.0), (2.0, 1000.0)];
+/// let merged = merge_coinciding(&[
+///     ("central".into(), pts.clone()),
+///     ("work-stealing".into(), vec![(1.0, 500.2), (2.0, 1000.0)]),
+///     ("round-robin".into(), vec![(1.0, 400.0), (2.0, 800.0)]),
+/// ]);
+/// assert_eq!(merged.len(), 2);
+/// assert_eq!(merged[0].0, "central = work-stealing");
+/// assert_eq!(merged[0].1, pts);
+/// ```
+pub fn merge_coinciding(series: &[NamedSeries]) -> Vec<NamedSeries> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, s) in series.iter().enumerate() {
+        match groups.iter_mut().find(|g| coincide(&series[g[0]].1, &s.1)) {
+            Some(g) => g.push(i),
+            None => groups.push(vec![i]),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|g| {
+            let labels: Vec<&str> = g.iter().map(|&i| series[i].0.as_str()).collect();
+            let label = if g.len() == 1 {
+                labels[0].to_string()
+            } else {
+                merged_label(&labels)
+            };
+            (label, series[g[0]].1.clone())
+        })
+        .collect()
+}
+
+/// What the what-if figure (`reports::whatif::throughput_figure`) draws, computed before any
+/// drawing: the lines (coinciding ones merged by [`merge_coinciding`], then at most
+/// `max_lines`, those with the highest peak), the x ticks (whole numbers, each once:
+/// [`integer_ticks`]) and the axes' ends.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WhatifPlot {
+    /// The lines, highest peak first, each with its legend label.
+    pub lines: Vec<NamedSeries>,
+    /// The x axis's tick labels (CPU workers P), whole numbers, each once.
+    pub x_ticks: Vec<u64>,
+    /// The x axis runs from 0 to this (one past the largest P).
+    pub x_end: u64,
+    /// The y axis runs from 0 to this (10% above the highest point, at least 1.1).
+    pub y_end: f64,
+}
+
+/// Most tick labels on the what-if figure's x axis.
+pub const WHATIF_X_TICKS: usize = 12;
+
+/// The [`WhatifPlot`] of `series` (items/s against P, one series per setting of the other
+/// knobs), keeping at most `max_lines` lines.
+pub fn whatif_plot(series: &[NamedSeries], max_lines: usize) -> WhatifPlot {
+    let peak = |s: &NamedSeries| s.1.iter().map(|p| p.1).fold(0.0, f64::max);
+    let mut lines = merge_coinciding(series);
+    // A stable sort: equal peaks keep the grid's order.
+    lines.sort_by(|a, b| peak(b).total_cmp(&peak(a)));
+    lines.truncate(max_lines);
+    let xmax = series
+        .iter()
+        .flat_map(|s| s.1.iter().map(|p| p.0))
+        .filter(|x| x.is_finite())
+        .fold(1.0, f64::max);
+    let x_end = xmax.ceil() as u64 + 1;
+    let y_end = series.iter().map(peak).fold(1.0, f64::max) * 1.1;
+    WhatifPlot {
+        lines,
+        x_ticks: integer_ticks(0, x_end, WHATIF_X_TICKS),
+        x_end,
+        y_end,
+    }
+}
+
+#[cfg(test)]
+mod whatif_tests {
+    use super::*;
+
+    #[test]
+    fn integer_ticks_are_whole_numbers_each_once() {
+        // P = 1, 2, 4: the axis runs 0..=5; it was labelled "0 0 1 2 2 3 4 4 5".
+        assert_eq!(integer_ticks(0, 5, 12), vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!(
+            integer_ticks(0, 17, 12),
+            vec![0, 2, 4, 6, 8, 10, 12, 14, 16]
+        );
+        assert_eq!(
+            integer_ticks(0, 4097, 12),
+            (0..=8).map(|i| i * 500).collect::<Vec<_>>()
+        );
+        assert_eq!(integer_ticks(3, 3, 12), vec![3]);
+        assert_eq!(integer_ticks(0, 1, 1), vec![0, 1]);
+        for hi in 0..300 {
+            for max in 2..15 {
+                let t = integer_ticks(0, hi, max);
+                assert!(!t.is_empty() && t.len() <= max, "hi={hi} max={max}: {t:?}");
+                assert!(t.windows(2).all(|w| w[0] < w[1]), "hi={hi}: {t:?}");
+                assert!(t.iter().all(|&x| x <= hi));
+            }
+        }
+        assert!(integer_ticks(0, u64::MAX, 12).len() <= 12);
+    }
+
+    #[test]
+    fn coinciding_series_are_one_line_with_one_legend_entry() {
+        // Central and work stealing on a read-bound trace: identical within rounding.
+        let central = vec![(1.0, 1980.0), (2.0, 1999.6), (4.0, 1999.9)];
+        let stealing = vec![(2.0, 1999.5), (1.0, 1980.4), (4.0, 1999.9)];
+        let rr = vec![(1.0, 1980.0), (2.0, 1900.0), (4.0, 1800.0)];
+        let series = vec![
+            ("read=4 central".to_string(), central.clone()),
+            ("read=4 work-stealing".to_string(), stealing),
+            ("read=4 round-robin".to_string(), rr.clone()),
+            ("read=8 central".to_string(), vec![(1.0, 3000.0)]),
+        ];
+        let plot = whatif_plot(&series, 8);
+        let labels: Vec<&str> = plot.lines.iter().map(|l| l.0.as_str()).collect();
+        assert_eq!(
+            labels,
+            vec![
+                "read=8 central",
+                "read=4 central = work-stealing",
+                "read=4 round-robin"
+            ]
+        );
+        assert_eq!(plot.lines[1].1, central);
+        assert_eq!(plot.lines[2].1, rr);
+        assert_eq!(plot.x_ticks, vec![0, 1, 2, 3, 4, 5]);
+        assert_eq!(plot.x_end, 5);
+        // 0.1% apart is one line; 0.2% apart is two.
+        let a = ("a".to_string(), vec![(1.0, 1000.0)]);
+        let b = ("b".to_string(), vec![(1.0, 1001.0)]);
+        let c = ("c".to_string(), vec![(1.0, 1002.1)]);
+        let m = merge_coinciding(&[a.clone(), b, c]);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].0, "a = b");
+        // Different x values never merge, whatever the y.
+        let d = ("d".to_string(), vec![(2.0, 1000.0)]);
+        assert_eq!(merge_coinciding(&[a, d]).len(), 2);
+        // A label that is a prefix of another: the whole labels are joined.
+        assert_eq!(
+            merged_label(&["central", "central window 64"]),
+            "central = central window 64"
+        );
+        assert_eq!(
+            merged_label(&["x central y", "x work-stealing y", "x guided y"]),
+            "x central = work-stealing = guided y"
+        );
+    }
+}

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use plotters::coord::combinators::BindKeyPoints;
 use plotters::prelude::*;
 
 use crate::html::escape;
@@ -36,9 +37,11 @@ pub struct Row {
     pub mark: String,
 }
 
-/// Draw predicted items/s (y) against CPU workers (x), one line per `(label, points)`; at most
-/// [`MAX_LINES`] lines (those with the highest peak), so the figure stays readable. Writes
-/// `dir/whatif-throughput.svg` and `.png`.
+/// Draw predicted items/s (y) against CPU workers (x), one line per `(label, points)`; lines
+/// that coincide are drawn once with one legend entry (`central = work-stealing`), then at
+/// most [`MAX_LINES`] lines (those with the highest peak), so the figure stays readable; the x
+/// axis is labelled with whole numbers, each once. What is drawn is
+/// [`crate::figures::whatif_plot`]. Writes `dir/whatif-throughput.svg` and `.png`.
 ///
 /// # Errors
 /// A message naming the file that could not be drawn or written.
@@ -46,26 +49,17 @@ pub fn throughput_figure(
     dir: &Path,
     series: &[(String, Vec<(f64, f64)>)],
 ) -> Result<Files, String> {
-    let mut lines: Vec<&(String, Vec<(f64, f64)>)> = series.iter().collect();
-    let peak = |s: &(String, Vec<(f64, f64)>)| s.1.iter().map(|p| p.1).fold(0.0, f64::max);
-    lines.sort_by(|a, b| peak(b).total_cmp(&peak(a)));
-    lines.truncate(MAX_LINES);
-    let xmax = series
-        .iter()
-        .flat_map(|s| s.1.iter().map(|p| p.0))
-        .fold(1.0, f64::max);
-    let ymax = series.iter().map(peak).fold(1.0, f64::max) * 1.1;
-    render_both!(dir, FIGURE, SIZE, |root| draw(&root, &lines, xmax, ymax))
+    let plot = crate::figures::whatif_plot(series, MAX_LINES);
+    render_both!(dir, FIGURE, SIZE, |root| draw(&root, &plot))
 }
-
-type Line = (String, Vec<(f64, f64)>);
 
 fn draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, plotters::coord::Shift>,
-    lines: &[&Line],
-    xmax: f64,
-    ymax: f64,
+    fig: &crate::figures::WhatifPlot,
 ) -> Result<(), String> {
+    let lines = &fig.lines;
+    // P is a whole number: an integer axis whose labels are exactly the ticks, each once.
+    let x = |p: f64| p.round().max(0.0) as u64;
     {
         let (plot, legend) = root.split_horizontally(SIZE.0 - 300);
         let mut chart = ChartBuilder::on(&plot)
@@ -76,13 +70,16 @@ fn draw<DB: DrawingBackend>(
             .margin(12)
             .x_label_area_size(44)
             .y_label_area_size(80)
-            .build_cartesian_2d(0.0..xmax + 1.0, 0.0..ymax)
+            .build_cartesian_2d(
+                (0..fig.x_end).with_key_points(fig.x_ticks.clone()),
+                0.0..fig.y_end,
+            )
             .map_err(err)?;
         chart
             .configure_mesh()
             .light_line_style(WHITE)
             .bold_line_style(GRID)
-            .x_label_formatter(&|v| format!("{v:.0}"))
+            .x_label_formatter(&|v| format!("{v}"))
             .y_label_formatter(&|v| format!("{v:.0}"))
             .x_desc("CPU workers P")
             .y_desc("items/s")
@@ -91,8 +88,8 @@ fn draw<DB: DrawingBackend>(
             .draw()
             .map_err(err)?;
         for (i, (_, pts)) in lines.iter().enumerate() {
-            let mut pts = pts.clone();
-            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut pts: Vec<(u64, f64)> = pts.iter().map(|&(p, y)| (x(p), y)).collect();
+            pts.sort_by_key(|p| p.0);
             chart
                 .draw_series(LineSeries::new(pts.clone(), color(i).stroke_width(2)))
                 .map_err(err)?;
@@ -142,7 +139,8 @@ pub fn page(dir: &Path, intro: &str, rows: &[Row], figure: &Files) -> Result<Pat
     h.push_str(&format!(
         "<figure><img src=\"{}\" alt=\"predicted throughput against CPU workers\" width=\"960\">\
          <figcaption>Predicted items/s against CPU workers, one line per setting of the other \
-         knobs (at most {MAX_LINES}, those with the highest peak; <a href=\"{}\">SVG</a>).\
+         knobs (at most {MAX_LINES}, those with the highest peak; lines that coincide within 0.1% \
+         are drawn once, their labels joined by =; <a href=\"{}\">SVG</a>).\
          </figcaption></figure>\n",
         escape(&name(&figure.png)),
         escape(&name(&figure.svg))

@@ -58,8 +58,8 @@ pub use report::{
 };
 pub use rng::SmallRng;
 pub use sim::{
-    run_sim, run_sim_with, simulate_pipeline, CostModel, SimPipeline, SimPipelineReport, SimStage,
-    SimStageKind, SimStageReport,
+    run_sim, run_sim_with, simulate_pipeline, CostModel, SimPipeline, SimPipelineError,
+    SimPipelineReport, SimStage, SimStageKind, SimStageReport,
 };
 pub use sim::{
     PipelineTrace, TraceStage, MAX_PIPELINE_TRACE_BYTES, PIPELINE_TRACE_HEADER,

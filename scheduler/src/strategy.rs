@@ -30,6 +30,11 @@ pub struct Context {
 impl Context {
     /// A context for `workers` identical workers on one node.
     ///
+    /// It allocates two entries per worker: engines check the count against their limit
+    /// first ([`RunSpec::MAX_WORKERS`](crate::RunSpec::MAX_WORKERS),
+    /// [`SimPipeline::MAX_WORKERS`](crate::SimPipeline::MAX_WORKERS)); a count that cannot be
+    /// allocated (`usize::MAX`) panics with "capacity overflow", as `vec!` does.
+    ///
     /// ```
     /// let ctx = scheduler::Context::uniform(4, 7);
     /// assert_eq!(ctx.workers(), 4);

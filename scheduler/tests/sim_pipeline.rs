@@ -299,7 +299,7 @@ fn bad_pipelines_are_refused() {
     p.stages[0].kind = SimStageKind::Blocking { threads: 0 };
     assert!(simulate_pipeline(&p)
         .unwrap_err()
-        .message()
+        .to_string()
         .contains("read"));
     let mut p = ok();
     p.stages[0].cost_ns = Arc::from(Vec::new());
@@ -321,4 +321,80 @@ fn bad_pipelines_are_refused() {
     let mut p = ok();
     p.cores = Some(0.0);
     assert!(simulate_pipeline(&p).is_err());
+}
+
+/// Simulated time that would pass `u64::MAX` ns is a typed error naming the stage, never a
+/// clock stuck at `u64::MAX` (which read "0 items/s" and "p99 batch 0 ns").
+#[test]
+fn simulated_time_that_would_overflow_is_an_error() {
+    use scheduler::SimPipelineError;
+    let overflow = |p: &SimPipeline| match simulate_pipeline(p) {
+        Err(SimPipelineError::TimeOverflow { stage, .. }) => stage,
+        other => panic!("expected a time overflow, got {other:?}"),
+    };
+    // One cost of u64::MAX: the first item already ends past the clock.
+    let p = SimPipeline::new(vec![blocking("read", 2, vec![u64::MAX])], 1, 3);
+    assert_eq!(overflow(&p), "read");
+    // 100 items × 1e18 ns on one thread: each fits, their sum does not.
+    let p = SimPipeline::new(
+        vec![blocking("read", 1, vec![1_000_000_000_000_000_000])],
+        1,
+        100,
+    );
+    assert_eq!(overflow(&p), "read");
+    // A cpu stage stretched past the clock by a tiny share of a core.
+    let mut p = SimPipeline::new(vec![cpu("decode", "central", None, vec![250_000])], 2, 100);
+    p.cores = Some(1e-12);
+    assert_eq!(overflow(&p), "decode");
+    let mut p = SimPipeline::new(vec![cpu("decode", "central", None, vec![u64::MAX])], 1, 1);
+    p.cores = Some(0.5);
+    assert_eq!(overflow(&p), "decode");
+    // Just below the clock's end is fine, and exact.
+    let p = SimPipeline::new(vec![blocking("read", 1, vec![u64::MAX / 4])], 1, 3);
+    let r = simulate_pipeline(&p).unwrap();
+    assert_eq!(r.elapsed_ns, u64::MAX / 4 * 3);
+    assert_eq!(r.items, 3);
+}
+
+/// Sizes beyond the documented limits are refused before anything is allocated for them (a
+/// `Context` of `usize::MAX` workers panicked with "capacity overflow"), and the default window
+/// of huge settings does not wrap.
+#[test]
+fn sizes_above_the_limits_are_refused_before_allocating() {
+    use scheduler::SimPipelineError;
+    let invalid = |p: &SimPipeline| match simulate_pipeline(p) {
+        Err(SimPipelineError::Invalid(e)) => e.message().to_string(),
+        other => panic!("expected an invalid pipeline, got {other:?}"),
+    };
+    let mut p = SimPipeline::new(
+        vec![cpu("decode", "central", None, vec![1])],
+        usize::MAX,
+        10,
+    );
+    assert!(invalid(&p).contains("workers"), "{}", invalid(&p));
+    p.workers = SimPipeline::MAX_WORKERS + 1;
+    assert!(invalid(&p).contains(&SimPipeline::MAX_WORKERS.to_string()));
+    let p = SimPipeline::new(vec![blocking("read", usize::MAX, vec![1])], 1, 10);
+    let m = invalid(&p);
+    assert!(m.contains("read") && m.contains("concurrency"), "{m}");
+    let mut p = SimPipeline::new(vec![blocking("read", 2, vec![1])], 1, 10);
+    p.stages[0].queue = Some(usize::MAX);
+    let m = invalid(&p);
+    assert!(m.contains("read") && m.contains("queue"), "{m}");
+    let mut p = SimPipeline::new(vec![blocking("read", 2, vec![1])], 1, 10);
+    p.batch = usize::MAX;
+    let m = invalid(&p);
+    assert!(m.contains("batch"), "{m}");
+    // At the limits the default window is exact: 2 × (c + q) summed over stages.
+    let mut p = SimPipeline::new(
+        vec![blocking("read", SimPipeline::MAX_CONCURRENCY, vec![1])],
+        1,
+        10,
+    );
+    p.stages[0].queue = Some(SimPipeline::MAX_QUEUE);
+    assert_eq!(
+        p.window(),
+        2 * (SimPipeline::MAX_CONCURRENCY + SimPipeline::MAX_QUEUE)
+    );
+    assert_eq!(simulate_pipeline(&p).unwrap().items, 10);
 }

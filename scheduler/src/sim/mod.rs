@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 pub use cost::CostModel;
 pub use pipeline::{
-    simulate_pipeline, SimPipeline, SimPipelineReport, SimStage, SimStageKind, SimStageReport,
+    simulate_pipeline, SimPipeline, SimPipelineError, SimPipelineReport, SimStage, SimStageKind,
+    SimStageReport,
 };
 pub use trace::{
     PipelineTrace, TraceStage, MAX_PIPELINE_TRACE_BYTES, PIPELINE_TRACE_HEADER,

@@ -23,9 +23,43 @@ use std::fmt;
 use std::sync::Arc;
 
 use serde::Serialize;
+use thiserror::Error;
 
 use crate::error::SpecError;
+use crate::spec::RunSpec;
 use crate::strategy::{Batch, Context, Instance, Next, Strategy};
+
+/// Why [`simulate_pipeline`] gave no report.
+#[derive(Clone, Debug, Error, PartialEq)]
+pub enum SimPipelineError {
+    /// The pipeline is inconsistent or above a limit (bad input): no stages, a zero or too
+    /// large concurrency, queue, batch, window or worker count, a stage without costs, too few
+    /// arrival times, a strategy that cannot serve P workers.
+    #[error("{0}")]
+    Invalid(#[from] SpecError),
+    /// Simulated time would pass `u64::MAX` ns (about 584 years): the service times (or a cpu
+    /// stage's stretch by P / cores) are too large for the simulator's clock. Bad input too:
+    /// the run is refused rather than reported with a clock stuck at its end.
+    #[error(
+        "stage {stage}: simulated time would pass u64::MAX ns (about 584 years): at {at_ns} ns \
+         an item needs {more_ns:.4e} ns more; the service times{} are too large",
+        if *.stretched { " (stretched by P / cores)" } else { "" }
+    )]
+    TimeOverflow {
+        /// The stage whose item would end past the clock.
+        stage: String,
+        /// The simulated time when it would start, ns.
+        at_ns: u64,
+        /// The time it would take, ns (a float: it may not fit in `u64`).
+        more_ns: f64,
+        /// Whether the time is a cpu service time stretched by P / cores.
+        stretched: bool,
+    },
+    /// A strategy broke its contract (handed out an id twice or one never submitted, or stopped
+    /// handing out work): a bug, not bad input.
+    #[error("{0}")]
+    Contract(String),
+}
 
 /// What a stage runs on.
 #[derive(Clone)]
@@ -98,6 +132,20 @@ pub struct SimPipeline {
 }
 
 impl SimPipeline {
+    /// Most simulated CPU workers (the sim engine's limit, [`RunSpec::MAX_WORKERS`]): each is
+    /// a queue in every cpu stage's strategy, allocated up front.
+    pub const MAX_WORKERS: usize = RunSpec::MAX_WORKERS;
+
+    /// Most concurrency of one stage (a cpu stage's open items, a blocking stage's threads):
+    /// 1,048,576.
+    pub const MAX_CONCURRENCY: usize = 1 << 20;
+
+    /// Largest input queue capacity of one stage: 1,048,576.
+    pub const MAX_QUEUE: usize = 1 << 20;
+
+    /// Most items per batch: 1,048,576.
+    pub const MAX_BATCH: usize = 1 << 20;
+
     /// A pipeline of `items` items on `workers` CPU workers, with the loader's defaults: no
     /// batching, default window, in order, all items available at 0, seed 1.
     pub fn new(stages: Vec<SimStage>, workers: usize, items: usize) -> Self {
@@ -126,7 +174,7 @@ impl SimPipeline {
     pub fn queue(&self, k: usize) -> usize {
         self.stages[k]
             .queue
-            .unwrap_or_else(|| (2 * self.concurrency(k)).max(4))
+            .unwrap_or_else(|| self.concurrency(k).saturating_mul(2).max(4))
     }
 
     /// How much longer a cpu service time runs than its cost: `max(1, P / cores)`.
@@ -137,12 +185,19 @@ impl SimPipeline {
         }
     }
 
-    /// The window: given, or `max(2 Σ (c + q), 2 Σ c × batch, 4)`.
+    /// The window: given, or `max(2 Σ (c + q), 2 Σ c × batch, 4)` (saturating at
+    /// `usize::MAX`: it is a bound, and within the limits it is exact).
     pub fn window(&self) -> usize {
         self.window.unwrap_or_else(|| {
-            let c: usize = (0..self.stages.len()).map(|k| self.concurrency(k)).sum();
-            let q: usize = (0..self.stages.len()).map(|k| self.queue(k)).sum();
-            (2 * (c + q)).max(2 * c * self.batch).max(4)
+            let sum = |f: &dyn Fn(usize) -> usize| {
+                (0..self.stages.len()).fold(0usize, |a, k| a.saturating_add(f(k)))
+            };
+            let c = sum(&|k| self.concurrency(k));
+            let q = sum(&|k| self.queue(k));
+            c.saturating_add(q)
+                .saturating_mul(2)
+                .max(c.saturating_mul(2).saturating_mul(self.batch))
+                .max(4)
         })
     }
 
@@ -197,6 +252,20 @@ impl SimPipeline {
                 "pipeline: batch and window must be at least 1",
             ));
         }
+        if self.batch > Self::MAX_BATCH {
+            return Err(SpecError::new(format!(
+                "pipeline: batch {} is above the limit of {} items",
+                self.batch,
+                Self::MAX_BATCH
+            )));
+        }
+        if self.workers > Self::MAX_WORKERS {
+            return Err(SpecError::new(format!(
+                "pipeline: {} workers, above the limit of {} simulated workers",
+                self.workers,
+                Self::MAX_WORKERS
+            )));
+        }
         if self.items > u32::MAX as usize {
             return Err(SpecError::new(format!(
                 "pipeline: at most {} items, got {}",
@@ -223,6 +292,22 @@ impl SimPipeline {
         for (k, s) in self.stages.iter().enumerate() {
             if s.cost_ns.is_empty() {
                 return Err(SpecError::new(format!("stage {}: no costs", s.name)));
+            }
+            if self.concurrency(k) > Self::MAX_CONCURRENCY {
+                return Err(SpecError::new(format!(
+                    "stage {}: concurrency {} is above the limit of {}",
+                    s.name,
+                    self.concurrency(k),
+                    Self::MAX_CONCURRENCY
+                )));
+            }
+            if s.queue.is_some_and(|q| q > Self::MAX_QUEUE) {
+                return Err(SpecError::new(format!(
+                    "stage {}: queue {} is above the limit of {}",
+                    s.name,
+                    self.queue(k),
+                    Self::MAX_QUEUE
+                )));
             }
             if self.concurrency(k) == 0 || self.queue(k) == 0 {
                 return Err(SpecError::new(format!(
@@ -417,11 +502,15 @@ struct Run<'a> {
 /// ```
 ///
 /// # Errors
-/// A [`SpecError`] for an inconsistent pipeline (no stages, a zero concurrency, queue, batch or
-/// window, a stage without costs, a window smaller than a batch, too few arrival times, a
-/// strategy that cannot serve P workers) or a strategy that breaks its contract (hands out an
-/// id twice or one never submitted, or stops handing out work).
-pub fn simulate_pipeline(p: &SimPipeline) -> Result<SimPipelineReport, SpecError> {
+/// [`SimPipelineError::Invalid`] for an inconsistent pipeline (no stages, a zero concurrency,
+/// queue, batch or window, one above its limit ([`SimPipeline::MAX_WORKERS`],
+/// [`SimPipeline::MAX_CONCURRENCY`], [`SimPipeline::MAX_QUEUE`], [`SimPipeline::MAX_BATCH`]),
+/// a stage without costs, a window smaller than a batch, too few arrival times, a strategy
+/// that cannot serve P workers), checked before anything is allocated;
+/// [`SimPipelineError::TimeOverflow`] when simulated time would pass `u64::MAX` ns; and
+/// [`SimPipelineError::Contract`] for a strategy that breaks its contract (hands out an id
+/// twice or one never submitted, or stops handing out work).
+pub fn simulate_pipeline(p: &SimPipeline) -> Result<SimPipelineReport, SimPipelineError> {
     p.check()?;
     let ctx = Context::uniform(p.workers, p.seed);
     let st = p
@@ -502,12 +591,27 @@ impl Run<'_> {
         self.st.len() - 1
     }
 
-    fn run(&mut self) -> Result<u64, SpecError> {
+    /// `t + d`, or the overflow error naming stage `k`.
+    fn later(&self, t: u64, d: u64, k: usize) -> Result<u64, SimPipelineError> {
+        t.checked_add(d)
+            .ok_or_else(|| self.overflow(k, t, d as f64, false))
+    }
+
+    fn overflow(&self, k: usize, at_ns: u64, more_ns: f64, stretched: bool) -> SimPipelineError {
+        SimPipelineError::TimeOverflow {
+            stage: self.p.stages[k].name.clone(),
+            at_ns,
+            more_ns,
+            stretched,
+        }
+    }
+
+    fn run(&mut self) -> Result<u64, SimPipelineError> {
         let n = self.p.items;
         if n == 0 {
             return Ok(0);
         }
-        self.dispatch(0);
+        self.dispatch(0)?;
         while let Some(Reverse((t, _, kind, a, b))) = self.heap.pop() {
             self.events += 1;
             let (a, b) = (a as usize, b as usize);
@@ -524,7 +628,7 @@ impl Run<'_> {
                     }
                     self.finish(k, item, t);
                     if id + 1 < end {
-                        self.start_cpu(w, k, id + 1, end, t);
+                        self.start_cpu(w, k, id + 1, end, t)?;
                     } else {
                         self.search(w, t)?;
                     }
@@ -538,9 +642,9 @@ impl Run<'_> {
             if self.delivered as usize == n {
                 return Ok(t);
             }
-            self.dispatch(t);
+            self.dispatch(t)?;
         }
-        Err(SpecError::new(format!(
+        Err(SimPipelineError::Contract(format!(
             "sim pipeline: stalled with {} of {n} items delivered (a strategy stopped handing \
              out work)",
             self.delivered
@@ -595,15 +699,15 @@ impl Run<'_> {
 
     /// Start whatever may start at `t`, downstream first, and feed the source; until nothing
     /// changes.
-    fn dispatch(&mut self, t: u64) {
+    fn dispatch(&mut self, t: u64) -> Result<(), SimPipelineError> {
         loop {
             let mut changed = false;
             for k in (0..self.st.len()).rev() {
-                changed |= self.start_stage(k, t);
+                changed |= self.start_stage(k, t)?;
             }
             changed |= self.feed(t);
             if !changed {
-                break;
+                return Ok(());
             }
         }
     }
@@ -622,7 +726,7 @@ impl Run<'_> {
         }
     }
 
-    fn start_stage(&mut self, k: usize, t: u64) -> bool {
+    fn start_stage(&mut self, k: usize, t: u64) -> Result<bool, SimPipelineError> {
         let c = self.p.concurrency(k);
         let mut changed = false;
         while self.st[k].open < c && !self.st[k].queue.is_empty() && self.room_after(k) {
@@ -640,8 +744,9 @@ impl Run<'_> {
                 None => {
                     s.wait_ns += u128::from(t - entered);
                     let d = self.cost(k, item);
+                    let end = self.later(t, d, k)?;
                     self.st[k].service_ns += u128::from(d);
-                    self.push(t.saturating_add(d), DONE_BLOCKING, k, item as usize);
+                    self.push(end, DONE_BLOCKING, k, item as usize);
                 }
                 Some(job) => {
                     let id = s.bound.len();
@@ -656,7 +761,7 @@ impl Run<'_> {
                 }
             }
         }
-        changed
+        Ok(changed)
     }
 
     /// Admit source items into the first queue while the window and the queue allow.
@@ -690,9 +795,9 @@ impl Run<'_> {
     }
 
     /// Worker `w` is free at `t`: ask each cpu job's strategy, the last stage's first.
-    fn search(&mut self, w: usize, t: u64) -> Result<(), SpecError> {
+    fn search(&mut self, w: usize, t: u64) -> Result<(), SimPipelineError> {
         let notified = std::mem::take(&mut self.workers[w].notified);
-        let mut retry = false;
+        let mut retry = None;
         for k in (0..self.st.len()).rev() {
             let Some(job) = &mut self.st[k].job else {
                 continue;
@@ -705,16 +810,16 @@ impl Run<'_> {
                         return Err(self.bug(k, format!("handed out ids {:?}", pick.tasks())));
                     }
                     s.pending -= pick.count as usize;
-                    self.start_cpu(w, k, pick.task, end, t);
-                    return Ok(());
+                    return self.start_cpu(w, k, pick.task, end, t);
                 }
-                Next::Retry(_) => retry = true,
+                Next::Retry(_) => retry = Some(k),
                 Next::Empty(_) => {}
             }
         }
-        if retry {
+        if let Some(k) = retry {
             // Lost a race: look again a microsecond later.
-            self.push(t + 1_000, SEARCH, w, 0);
+            let again = self.later(t, 1_000, k)?;
+            self.push(again, SEARCH, w, 0);
             return Ok(());
         }
         if notified && self.st.iter().any(|s| s.pending > 0) {
@@ -730,28 +835,46 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn start_cpu(&mut self, w: usize, k: usize, id: usize, end: usize, t: u64) {
+    fn start_cpu(
+        &mut self,
+        w: usize,
+        k: usize,
+        id: usize,
+        end: usize,
+        t: u64,
+    ) -> Result<(), SimPipelineError> {
         let item = self.st[k].bound[id];
         let stretch = self.p.cpu_stretch();
-        let d = if stretch > 1.0 {
-            (self.cost(k, item) as f64 * stretch).round() as u64
+        let cost = self.cost(k, item);
+        let d = if stretch > 1.0 && cost > 0 {
+            // 2^64 as f64 is exact: a rounded product below it fits in u64.
+            let x = (cost as f64 * stretch).round();
+            if x.is_finite() && x < 18_446_744_073_709_551_616.0 {
+                x as u64
+            } else {
+                return Err(self.overflow(k, t, x, true));
+            }
         } else {
-            self.cost(k, item)
+            cost
         };
+        let done = t
+            .checked_add(d)
+            .ok_or_else(|| self.overflow(k, t, d as f64, stretch > 1.0))?;
         let s = &mut self.st[k];
         s.wait_ns += u128::from(t - s.entered[item as usize]);
         s.service_ns += u128::from(d);
         self.workers[w].running = Some((k, id, end));
         self.workers[w].start = t;
-        self.push(t.saturating_add(d), DONE_CPU, w, 0);
+        self.push(done, DONE_CPU, w, 0);
+        Ok(())
     }
 
-    fn bug(&self, k: usize, what: String) -> SpecError {
+    fn bug(&self, k: usize, what: String) -> SimPipelineError {
         let spec = match &self.p.stages[k].kind {
             SimStageKind::Cpu { strategy, .. } => strategy.spec(),
             SimStageKind::Blocking { .. } => String::new(),
         };
-        SpecError::new(format!(
+        SimPipelineError::Contract(format!(
             "sim pipeline: stage {}: strategy {spec} broke its contract: {what}",
             self.p.stages[k].name
         ))
