@@ -228,8 +228,10 @@ impl PoolBuilder {
     /// such a wait), and that state is kept for the pool's life.
     ///
     /// # Errors
-    /// Bad settings ([`RunError::Invalid`]), a thread that cannot be spawned, or an init that
-    /// panics ([`RunError::Init`]: the pool is not started and every thread is joined).
+    /// Bad settings ([`RunError::Invalid`]: among them more workers than
+    /// [`thread_limit`](crate::thread_limit) says this process may start, checked before any
+    /// thread is spawned), a thread that cannot be spawned (the threads already started are
+    /// stopped and joined), or an init that panics ([`RunError::Init`]: the pool is not started and every thread is joined).
     pub fn build_with<S, I>(self, init: I) -> Result<Pool<S>, RunError>
     where
         S: 'static,
@@ -255,6 +257,12 @@ impl PoolBuilder {
         nested_init: Option<NestedInit<S>>,
     ) -> Result<Pool<S>, RunError> {
         let p = self.workers;
+        // Before anything is sized by `p` or spawned: past the OS's limits a thread may abort
+        // the process rather than fail to start (`limit.rs`).
+        if let Some(message) = super::limit::over_thread_limit("workers", p, super::thread_limit())
+        {
+            return Err(RunError::Invalid(crate::error::SpecError::new(message)));
+        }
         let topology = self.topology.unwrap_or_else(Topology::detect);
         let spec = crate::spec::RunSpec::new(p)
             .with_topology(topology.clone())
