@@ -104,3 +104,4 @@ pub use pipeline::{
 pub use plan::Remainder;
 pub use report::{LoaderReport, WorkerLoad};
 pub use sampler::Sampler;
+pub use scheduler::thread_limit;

@@ -355,6 +355,12 @@ impl<D: Dataset, B: Send + 'static> Builder<D, B> {
 
     /// Check the configuration, start the workers (each builds its `Dataset::State`) and
     /// return the loader.
+    ///
+    /// # Errors
+    /// [`LoaderError::Config`] naming the field of a bad setting, among them more workers than
+    /// this process may start ([`thread_limit`](crate::thread_limit), checked before anything
+    /// is allocated or spawned); [`LoaderError::Start`] if a worker cannot be started or its
+    /// init panics.
     pub fn build(self) -> Result<Loader<D, B>, LoaderError> {
         let cfg = |m: String| LoaderError::Config(m);
         if self.batch_size == 0 {
@@ -365,6 +371,12 @@ impl<D: Dataset, B: Send + 'static> Builder<D, B> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         if workers == 0 {
             return Err(cfg("workers: must be >= 1, got 0".into()));
+        }
+        // Before anything is sized by it or spawned (past the OS's limits a thread may abort
+        // the process rather than fail to start).
+        if let Some(m) = scheduler::over_thread_limit("workers", workers, scheduler::thread_limit())
+        {
+            return Err(cfg(m));
         }
         let prefetch = self.prefetch.unwrap_or(2 * workers);
         if prefetch == 0 {

@@ -1388,7 +1388,9 @@ pub fn thread_cpu_ns() -> Option<u64> {
 /// state `nx`) together hold at most its concurrency plus that queue's capacity, so a thread
 /// that finishes an item always has a place for it.
 fn budget(spec: &StationSpec, st: &StationState, nspec: &StationSpec, nx: &StationState) -> usize {
-    (spec.conc() + nspec.cap()).saturating_sub(st.running + nx.queue.len() + nx.incoming)
+    spec.conc()
+        .saturating_add(nspec.cap())
+        .saturating_sub(st.running + nx.queue.len() + nx.incoming)
 }
 
 impl StationState {

@@ -96,7 +96,29 @@ pub const DEFAULT_CPU_STRATEGY: &str = crate::DEFAULT_STRATEGY;
 
 /// The default queue in front of a stage: `2 × concurrency`, at least 4.
 fn default_queue(concurrency: usize) -> usize {
-    (2 * concurrency).max(4)
+    concurrency.saturating_mul(2).max(4)
+}
+
+/// The most items a `cpu` stage may have open at once (`concurrency`): its queue and window
+/// are sized from it, and its items only ever run on the pool's workers.
+pub const MAX_CPU_CONCURRENCY: usize = 1 << 20;
+
+/// A thread count over `limit`: the error naming it.
+fn check_threads(
+    stage: &str,
+    field: &str,
+    requested: usize,
+    limit: usize,
+) -> Result<(), PipelineError> {
+    if requested > limit {
+        return Err(PipelineError::Threads {
+            stage: stage.to_string(),
+            field: field.to_string(),
+            requested,
+            limit,
+        });
+    }
+    Ok(())
 }
 
 /// An error of a pipeline: at build time, at resume, or for one item.
@@ -111,6 +133,20 @@ pub enum PipelineError {
         field: String,
         /// What is wrong and what is allowed.
         message: String,
+    },
+    /// A thread count over what this process may start ([`scheduler::thread_limit`]): the
+    /// pool's workers, a blocking stage's threads, or all of them together. Checked by
+    /// `build()` before anything is allocated or spawned.
+    #[error("{stage}: {}", scheduler::over_thread_limit(.field, *.requested, *.limit).unwrap_or_default())]
+    Threads {
+        /// The stage's name, or `pipeline` for the workers or the sum of all threads.
+        stage: String,
+        /// The field (`workers`, `concurrency`, …).
+        field: String,
+        /// The count asked for.
+        requested: usize,
+        /// How many more threads this process may start.
+        limit: usize,
     },
     /// The pool or a thread could not be started.
     #[error("could not start the pipeline: {0}")]
@@ -631,6 +667,10 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// [`PipelineError::Config`] naming the stage and field of a bad setting (a concurrency,
     /// queue, batch size or window of 0, a strategy spec that does not parse or cannot serve
     /// the workers, a batch remainder of `pad`, two stages of one name);
+    /// [`PipelineError::Threads`] if the workers, a blocking stage's threads, or all of them
+    /// together are more than this process may start ([`scheduler::thread_limit`]; checked
+    /// before anything is allocated or spawned); a cpu stage's concurrency above
+    /// [`MAX_CPU_CONCURRENCY`] is a [`PipelineError::Config`];
     /// [`PipelineError::Start`] if a thread cannot be started or an init panics.
     pub fn build(self) -> Result<Pipeline<T>, PipelineError> {
         let workers = self
@@ -647,6 +687,11 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 "must be >= 1 for a pipeline with a cpu stage, got 0",
             ));
         }
+        // Every thread count is checked before anything is sized by it or spawned.
+        let thread_limit = scheduler::thread_limit();
+        if needs_pool {
+            check_threads("pipeline", "workers", workers, thread_limit)?;
+        }
         if self.window == Some(0) {
             return Err(PipelineError::config(
                 "pipeline",
@@ -659,6 +704,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         let mut settings = Vec::new();
         let mut inits = Vec::new();
         let mut per_item = 1.0;
+        let mut blocking_threads = 0usize;
         for (i, def) in self.defs.into_iter().enumerate() {
             match def {
                 StageDef::Station {
@@ -689,6 +735,22 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                             "concurrency",
                             "must be >= 1, got 0",
                         ));
+                    }
+                    match stage.kind {
+                        Kind::Blocking => {
+                            check_threads(&name, "concurrency", concurrency, thread_limit)?;
+                            blocking_threads = blocking_threads.saturating_add(concurrency);
+                        }
+                        Kind::Cpu if concurrency > MAX_CPU_CONCURRENCY => {
+                            return Err(PipelineError::config(
+                                &name,
+                                "concurrency",
+                                format!(
+                                    "a cpu stage's items open at once must be <= {MAX_CPU_CONCURRENCY}, got {concurrency} (its items run on the {workers} workers)"
+                                ),
+                            ));
+                        }
+                        Kind::Cpu => {}
                     }
                     let queue = stage.queue.unwrap_or_else(|| default_queue(concurrency));
                     if queue == 0 {
@@ -780,14 +842,36 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 }
             }
         }
+        // All the threads at once: the pool's workers, every blocking stage's threads and the
+        // autotuner's.
+        let all = blocking_threads
+            .saturating_add(if needs_pool { workers } else { 0 })
+            .saturating_add(usize::from(self.autotune.is_some()));
+        check_threads("pipeline", "workers + blocking threads", all, thread_limit)?;
+        if let Some(cfg) = &self.autotune {
+            check_threads("autotune", "max_threads", cfg.max_threads, thread_limit)?;
+        }
         // Windows: the explicit one, or the loader's rule (two batches per runner: room for
         // the in-order tail of slow items), and at least twice the queues and concurrency.
         for (s, seg) in segments.iter_mut().enumerate() {
-            let held: usize = seg.stations.iter().map(|t| t.concurrency + t.queue).sum();
-            let runners: usize = seg.stations.iter().map(|t| t.concurrency).sum();
+            let held = seg.stations.iter().fold(0usize, |a, t| {
+                a.saturating_add(t.concurrency.saturating_add(t.queue))
+            });
+            let runners = seg
+                .stations
+                .iter()
+                .fold(0usize, |a, t| a.saturating_add(t.concurrency));
             seg.window = match self.window {
                 Some(w) => w,
-                None => (2 * held).max(2 * runners.max(1) * seg.batch.max(1)).max(4),
+                None => held
+                    .saturating_mul(2)
+                    .max(
+                        runners
+                            .max(1)
+                            .saturating_mul(2)
+                            .saturating_mul(seg.batch.max(1)),
+                    )
+                    .max(4),
             };
             if seg.window < seg.batch {
                 return Err(PipelineError::config(
@@ -1281,6 +1365,26 @@ pub(crate) fn start_run<S: 'static>(
         }
     };
     let spawn = spawner.clone();
+    // Checked again at each epoch, before its first thread: the OS's headroom may have shrunk
+    // since `build()` (a thread past it may abort the process rather than fail to start).
+    let wanted = segments
+        .iter()
+        .enumerate()
+        .flat_map(|(s, seg)| {
+            let shared = &shared;
+            seg.stations
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.kind == Kind::Blocking)
+                .map(move |(k, _)| shared.station(s, k).spec.conc())
+        })
+        .fold(usize::from(tune.is_some()), usize::saturating_add);
+    if wanted > 0 {
+        let limit = scheduler::thread_limit();
+        if let Some(m) = scheduler::over_thread_limit("blocking threads", wanted, limit) {
+            return Err(PipelineError::Start(m));
+        }
+    }
     for (s, seg) in segments.iter().enumerate() {
         for (k, t) in seg.stations.iter().enumerate() {
             if t.kind != Kind::Blocking {
