@@ -82,6 +82,10 @@ pub struct LoaderState {
     pub seed: Option<u64>,
     /// `(rank, world)`, if sharded.
     pub shard: Option<(usize, usize)>,
+    /// The sampler's order: `sequential`, `shuffled` or `custom` (`None` in a state saved by
+    /// an older version: not checked).
+    #[serde(default)]
+    pub sampler: Option<String>,
 }
 
 /// Progress within an epoch: batches done and which positions were consumed.
@@ -711,6 +715,7 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
             remainder: self.cfg.remainder,
             seed: self.cfg.sampler.seed(),
             shard: self.cfg.sampler.sharding(),
+            sampler: Some(self.cfg.sampler.kind().to_string()),
         }
     }
 
@@ -747,6 +752,11 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
                 format!("{:?}", state.seed),
                 format!("{:?}", mine.seed),
             );
+        }
+        if let (Some(theirs), Some(ours)) = (&state.sampler, &mine.sampler) {
+            if theirs != ours {
+                return mismatch("sampler", theirs.clone(), ours.clone());
+            }
         }
         if state.shard != mine.shard {
             return mismatch(

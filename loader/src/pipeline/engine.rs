@@ -1345,6 +1345,11 @@ impl Shared {
         g.acc.starved_ns
     }
 
+    /// The epoch's source length, if the source knows it.
+    pub fn source_total(&self) -> Option<u64> {
+        self.source_total
+    }
+
     /// The run was stopped.
     pub fn is_stopped(&self) -> bool {
         self.stopped()

@@ -392,6 +392,11 @@ pub struct Pipeline<T> {
     /// Under autotune: where the last epoch's tuning ended (each station's concurrency and
     /// queue, each segment's window), the next epoch's starting point.
     tuned: Option<Tuned>,
+    /// The epoch's source length a restored state was taken from (an iterator source: checked
+    /// when that epoch opens).
+    expect_len: Option<(u64, u64)>,
+    /// The length of the last epoch's source, if it was known.
+    source_len: Option<u64>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -700,6 +705,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             ));
         }
         let mut names = BTreeSet::new();
+        let mut layout = Vec::with_capacity(self.defs.len());
         let mut segments: Vec<SegTemplate> = vec![SegTemplate::default()];
         let mut settings = Vec::new();
         let mut inits = Vec::new();
@@ -714,6 +720,14 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                     flat,
                 } => {
                     let name = stage.name.clone();
+                    layout.push(format!(
+                        "{name} ({}{})",
+                        match stage.kind {
+                            Kind::Cpu => "cpu",
+                            Kind::Blocking => "blocking",
+                        },
+                        if flat { ", flat_map" } else { "" }
+                    ));
                     if name.is_empty() {
                         return Err(PipelineError::config(
                             &format!("stage {i}"),
@@ -816,6 +830,14 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                     collate,
                 } => {
                     let name = format!("batch({size})");
+                    layout.push(format!(
+                        "batch({size}, {})",
+                        if remainder == Remainder::Partial {
+                            "partial"
+                        } else {
+                            "drop"
+                        }
+                    ));
                     if size == 0 {
                         return Err(PipelineError::config(&name, "size", "must be >= 1, got 0"));
                     }
@@ -935,10 +957,22 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         } else {
             None
         };
+        let fingerprint = Fingerprint {
+            len: self.order.as_ref().map(|(len, _)| *len as u64),
+            sampler: self
+                .order
+                .as_ref()
+                .map_or("iterator", |(_, s)| s.kind())
+                .to_string(),
+            seed: self.order.as_ref().and_then(|(_, s)| s.seed()),
+            shard: self.order.as_ref().and_then(|(_, s)| s.sharding()),
+            layout,
+        };
         Ok(Pipeline {
             spec: Arc::new(Spec {
                 feed: self.feed,
                 order: self.order,
+                fingerprint,
                 segments,
                 settings,
                 inits,
@@ -956,6 +990,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             report: None,
             held_peak: Arc::new(AtomicUsize::new(0)),
             tuned: None,
+            expect_len: None,
+            source_len: None,
             _t: PhantomData,
         })
     }
@@ -1006,6 +1042,8 @@ impl Default for SegTemplate {
 struct Spec {
     feed: FeedFactory,
     order: Option<(usize, Sampler)>,
+    /// What a state taken from this pipeline records (its `len` for a sampler source).
+    fingerprint: Fingerprint,
     segments: Vec<SegTemplate>,
     settings: Vec<StageSetting>,
     inits: Arc<Vec<(Kind, StateInit)>>,
@@ -1172,6 +1210,74 @@ pub struct PipelineState {
     pub partial: Vec<(u64, Vec<Vec<u32>>)>,
     /// The stage names, to refuse a state from another pipeline.
     pub stages: Vec<String>,
+    /// What the state was taken from: the source and every stage (`None` in a state saved by
+    /// an older version, which only the stage names check).
+    #[serde(default)]
+    pub fingerprint: Option<Fingerprint>,
+}
+
+/// What a [`PipelineState`] was taken from, so that [`Pipeline::restore`] refuses a state
+/// from another source or another chain of stages (its positions would mean other items).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// The source's length: the dataset's, for a sampler source; the epoch's item count for
+    /// an iterator source whose length is known (`None` where it is not, or between epochs).
+    pub len: Option<u64>,
+    /// The sampler's order (`sequential`, `shuffled`, `custom`), or `iterator` for a
+    /// [`Pipeline::from_source`] source.
+    pub sampler: String,
+    /// The shuffle seed, if shuffled.
+    pub seed: Option<u64>,
+    /// `(rank, world)`, if sharded.
+    pub shard: Option<(usize, usize)>,
+    /// Every stage in order, with its kind: `read (blocking)`, `split (cpu, flat_map)`,
+    /// `batch(32, drop)`.
+    pub layout: Vec<String>,
+}
+
+impl Fingerprint {
+    /// The first way `self` (the state's) differs from `mine` (this pipeline's), in one line.
+    fn differs(&self, mine: &Fingerprint) -> Option<String> {
+        let order = |f: &Fingerprint| match (f.sampler.as_str(), f.seed) {
+            ("shuffled", Some(seed)) => format!("a shuffled sampler (seed {seed})"),
+            ("iterator", _) => "an iterator source".to_string(),
+            (kind, _) => format!("a {kind} sampler"),
+        };
+        if (self.sampler.as_str(), self.seed) != (mine.sampler.as_str(), mine.seed) {
+            return Some(format!(
+                "state was taken from {}; this pipeline's source is {}",
+                order(self),
+                order(mine)
+            ));
+        }
+        if self.shard != mine.shard {
+            let shard = |s: Option<(usize, usize)>| {
+                s.map_or("no shard".to_string(), |(r, w)| {
+                    format!("shard rank {r} of {w}")
+                })
+            };
+            return Some(format!(
+                "state was taken with {}; this pipeline has {}",
+                shard(self.shard),
+                shard(mine.shard)
+            ));
+        }
+        if let (Some(a), Some(b)) = (self.len, mine.len) {
+            if a != b {
+                return Some(format!(
+                    "state was taken from a source of {a} items; this pipeline's has {b}"
+                ));
+            }
+        }
+        if self.layout != mine.layout {
+            return Some(format!(
+                "state was taken from stages [{}]; this pipeline has [{}]",
+                self.layout.join(", "),
+                mine.layout.join(", ")
+            ));
+        }
+        None
+    }
 }
 
 impl<T: Send + 'static> Pipeline<T> {
@@ -1199,13 +1305,22 @@ impl<T: Send + 'static> Pipeline<T> {
 
     /// Where the pipeline stands, to resume later with [`restore`](Pipeline::restore).
     pub fn state(&self) -> PipelineState {
-        state_of(&self.pos, &self.spec)
+        let started =
+            self.pos.prefix > 0 || !self.pos.done.is_empty() || !self.pos.partial.is_empty();
+        let len = match self.expect_len {
+            Some((e, n)) if e == self.pos.epoch => Some(n),
+            _ => self.source_len.filter(|_| started),
+        };
+        state_of(&self.pos, &self.spec, len)
     }
 
     /// Continue from a saved state: the next `epoch(state.epoch)` yields the rest of it.
     ///
     /// # Errors
-    /// [`PipelineError::State`] if the state comes from a pipeline with other stages.
+    /// [`PipelineError::State`], one line naming what differs, if the state was taken from
+    /// another source (another length, sampler order, seed or shard) or other stages (names,
+    /// kinds, `flat_map`s, batches). For an iterator source the length is checked when the
+    /// epoch opens: its first item is then that error.
     pub fn restore(&mut self, state: &PipelineState) -> Result<(), PipelineError> {
         let mine = self.stage_names();
         if state.stages != mine {
@@ -1214,6 +1329,34 @@ impl<T: Send + 'static> Pipeline<T> {
                 state.stages, mine
             )));
         }
+        let mut expect_len = None;
+        if let Some(theirs) = &state.fingerprint {
+            let mut ours = self.spec.fingerprint.clone();
+            if self.spec.order.is_none() {
+                // An iterator source's length is known only once the epoch's source is made:
+                // checked when the epoch opens.
+                ours.len = None;
+                expect_len = theirs.len.map(|n| (state.epoch, n));
+            }
+            if let Some(m) = theirs.differs(&ours) {
+                return Err(PipelineError::State(m));
+            }
+        }
+        if let Some((len, sampler)) = &self.spec.order {
+            let total = sampler.indices(*len, state.epoch).len() as u64;
+            if let Some(&p) = state
+                .done
+                .iter()
+                .find(|&&p| p >= total)
+                .or((state.positions_done > total).then_some(&state.positions_done))
+            {
+                return Err(PipelineError::State(format!(
+                    "state has position {p} done; epoch {} of this pipeline's source has {total} items",
+                    state.epoch
+                )));
+            }
+        }
+        self.expect_len = expect_len;
         self.pos = Position {
             epoch: state.epoch,
             prefix: state.positions_done,
@@ -1237,7 +1380,21 @@ impl<T: Send + 'static> Pipeline<T> {
         if self.pos.epoch != epoch {
             self.pos = Position::start(epoch);
         }
-        match self.open(epoch) {
+        let opened = self.open(epoch).and_then(|run| {
+            let total = run.shared.source_total();
+            if let Some((e, n)) = self.expect_len.take() {
+                if e == epoch && total.is_some_and(|t| t != n) {
+                    self.expect_len = Some((e, n));
+                    return Err(PipelineError::State(format!(
+                        "state was taken from a source of {n} items; this pipeline's has {} (epoch {epoch})",
+                        total.unwrap_or(0)
+                    )));
+                }
+            }
+            self.source_len = total;
+            Ok(run)
+        });
+        match opened {
             Ok(run) => Items {
                 pipeline: self,
                 run: Some(run),
@@ -1439,13 +1596,19 @@ pub(crate) fn segment_specs(templates: &[SegTemplate]) -> Vec<SegmentSpec> {
         .collect()
 }
 
-fn state_of(pos: &Position, spec: &Spec) -> PipelineState {
+/// The state at `pos`; `len` is an iterator source's length for that epoch, if known.
+fn state_of(pos: &Position, spec: &Spec, len: Option<u64>) -> PipelineState {
+    let mut fingerprint = spec.fingerprint.clone();
+    if spec.order.is_none() {
+        fingerprint.len = len;
+    }
     PipelineState {
         epoch: pos.epoch,
         positions_done: pos.prefix,
         done: pos.done.iter().copied().collect(),
         partial: pos.partial.clone(),
         stages: spec.settings.iter().map(|s| s.name.clone()).collect(),
+        fingerprint: Some(fingerprint),
     }
 }
 
@@ -1562,7 +1725,7 @@ impl<T: Send + 'static> Items<'_, T> {
         match &self.run {
             Some(run) => {
                 let pos = Position::from_progress(run.shared.epoch, &lock(&run.shared.progress));
-                state_of(&pos, &self.pipeline.spec)
+                state_of(&pos, &self.pipeline.spec, run.shared.source_total())
             }
             None => self.pipeline.state(),
         }
