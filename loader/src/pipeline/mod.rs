@@ -1736,6 +1736,12 @@ impl<T: Send + 'static> Items<'_, T> {
         self.run.as_ref().map(|r| report_of(&self.pipeline.spec, r))
     }
 
+    /// Blocking-stage threads alive now ([`Pipeline::threads_alive`], while the pipeline is
+    /// borrowed by this iterator).
+    pub fn threads_alive(&self) -> usize {
+        self.pipeline.threads_alive()
+    }
+
     /// End the run: keep its report and where it stood.
     fn close(&mut self, finished: bool) {
         let Some(mut run) = self.run.take() else {
