@@ -86,6 +86,10 @@ use stats::StageSetting;
 pub use stats::{Bottleneck, PipelineReport, ServiceTimes, StageKind, StageStats};
 pub use tune::{Autotune, TuneChange, TunePoint, Tuning};
 
+/// How long dropping an epoch's iterator (or the pipeline) waits for stage calls still
+/// running before it abandons them: see [`PipelineBuilder::grace`].
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
 /// The default strategy of a `cpu` stage.
 ///
 /// Items are bound to the task ids of the stage's job in queue order and at most
@@ -333,6 +337,7 @@ pub struct PipelineBuilder<T> {
     trace: Option<PathBuf>,
     progress: Option<(Duration, ProgressFn)>,
     autotune: Option<Autotune>,
+    grace: Duration,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -392,6 +397,8 @@ pub struct Pipeline<T> {
     /// Under autotune: where the last epoch's tuning ended (each station's concurrency and
     /// queue, each segment's window), the next epoch's starting point.
     tuned: Option<Tuned>,
+    /// Stage calls abandoned after the grace period, over every epoch.
+    abandoned: Arc<AtomicUsize>,
     /// The epoch's source length a restored state was taken from (an iterator source: checked
     /// when that epoch opens).
     expect_len: Option<(u64, u64)>,
@@ -461,6 +468,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             trace: None,
             progress: None,
             autotune: None,
+            grace: DEFAULT_GRACE,
             _t: PhantomData,
         }
     }
@@ -480,6 +488,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             trace: self.trace,
             progress: self.progress,
             autotune: self.autotune,
+            grace: self.grace,
             _t: PhantomData,
         }
     }
@@ -654,6 +663,17 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// [`PipelineBuilder::progress`]).
     pub fn log_every(self, every: Duration) -> Self {
         self.progress(every, |r| eprintln!("{r}"))
+    }
+
+    /// How long ending an epoch early (dropping its iterator, or the next `epoch()` call) and
+    /// dropping the pipeline wait for stage calls still running (default [`DEFAULT_GRACE`],
+    /// 5 s). Calls still running then are **abandoned**: their threads (a CPU worker, a
+    /// blocking stage's thread) are left running, detached, and end when the call returns;
+    /// they own only reference-counted state, so nothing dangles. Each abandonment is
+    /// counted ([`Pipeline::abandoned`]) and written to stderr as one line naming the stages.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
     }
 
     /// Tune each blocking stage's threads, the queues and the windows online, from measured
@@ -941,6 +961,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             let inits = Arc::clone(&inits);
             let pool = Pool::builder(workers)
                 .pin(self.pin)
+                .grace(self.grace)
                 .build_with(move |w| {
                     Slots(
                         inits
@@ -983,7 +1004,9 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 trace: self.trace,
                 progress: self.progress,
                 autotune: self.autotune,
+                grace: self.grace,
             }),
+            abandoned: Arc::new(AtomicUsize::new(0)),
             pool,
             threads_alive: Arc::new(AtomicUsize::new(0)),
             pos: Position::start(0),
@@ -1054,6 +1077,7 @@ struct Spec {
     trace: Option<PathBuf>,
     progress: Option<(Duration, ProgressFn)>,
     autotune: Option<Autotune>,
+    grace: Duration,
 }
 
 /// Check the autotune settings and fit the starting guess into its memory cap.
@@ -1303,6 +1327,12 @@ impl<T: Send + 'static> Pipeline<T> {
         self.held_peak.load(SeqCst)
     }
 
+    /// Stage calls abandoned so far: still running when an epoch was stopped early and its
+    /// grace period ([`PipelineBuilder::grace`]) ran out. Their threads were left running.
+    pub fn abandoned(&self) -> usize {
+        self.abandoned.load(SeqCst)
+    }
+
     /// Where the pipeline stands, to resume later with [`restore`](Pipeline::restore).
     pub fn state(&self) -> PipelineState {
         let started =
@@ -1433,7 +1463,7 @@ impl<T: Send + 'static> Pipeline<T> {
             Arc::clone(&self.held_peak),
             spec.autotune.is_some(),
         ));
-        start_run(
+        let mut run = start_run(
             self.pool.as_ref(),
             |slots: &mut Slots, slot| &mut *slots.0[slot],
             &spec.segments,
@@ -1447,7 +1477,10 @@ impl<T: Send + 'static> Pipeline<T> {
                     tune_shape(spec.workers, &spec.segments, &spec.settings),
                 )
             }),
-        )
+        )?;
+        run.grace = spec.grace;
+        run.abandoned = Some(Arc::clone(&self.abandoned));
+        Ok(run)
     }
 }
 
@@ -1495,6 +1528,9 @@ pub(crate) fn start_run<S: 'static>(
         jobs,
         threads: Vec::new(),
         controller: None,
+        grace: DEFAULT_GRACE,
+        abandoned: None,
+        joined: false,
     };
     // Starts thread `i` of blocking station `(s, k)`.
     let spawner = {
@@ -1663,25 +1699,71 @@ pub(crate) struct Run {
     pub shared: Arc<Shared>,
     jobs: Vec<Job<()>>,
     threads: Vec<JoinHandle<()>>,
-    /// The autotuner's thread (it joins the threads it started).
-    controller: Option<JoinHandle<()>>,
+    /// The autotuner's thread (it hands back the threads it started).
+    controller: Option<JoinHandle<Vec<JoinHandle<()>>>>,
+    /// How long `stop` waits for stage calls still running.
+    pub grace: Duration,
+    /// Counts the calls abandoned after the grace period.
+    pub abandoned: Option<Arc<AtomicUsize>>,
+    /// Stopped and joined already (a second `stop` has nothing to wait for).
+    joined: bool,
 }
 
 impl Run {
-    /// Stop every stage and join every thread.
+    /// Stop every stage: no item starts from now on; wait for the stage calls running (at
+    /// most the grace period, then they are abandoned and said so) and join every thread.
     pub fn stop(&mut self) {
         self.shared.stop();
         self.jobs.clear(); // dropping a job cancels it
         self.join_threads();
     }
 
+    /// Wait for the calls in progress and the threads, at most `grace`; detach what is left.
     fn join_threads(&mut self) {
+        if std::mem::replace(&mut self.joined, true) {
+            return;
+        }
+        let mut threads = std::mem::take(&mut self.threads);
         if let Some(c) = self.controller.take() {
             c.thread().unpark();
-            let _ = c.join();
+            if let Ok(more) = c.join() {
+                threads.extend(more);
+            }
         }
-        for h in self.threads.drain(..) {
-            let _ = h.join();
+        let deadline = Instant::now() + self.grace;
+        let mut pause = Duration::from_micros(50);
+        loop {
+            let calls = self.shared.calls_running();
+            if calls.is_empty() && threads.iter().all(|h| h.is_finished()) {
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let n: usize = calls.iter().map(|(_, n)| n).sum();
+                if n > 0 {
+                    if let Some(a) = &self.abandoned {
+                        a.fetch_add(n, SeqCst);
+                    }
+                    let names: Vec<String> = calls
+                        .iter()
+                        .map(|(name, n)| format!("stage '{name}': {n}"))
+                        .collect();
+                    eprintln!(
+                        "schedlab: pipeline epoch {}: calls still running {} ms after it was stopped, abandoned (their threads are left running): {}",
+                        self.shared.epoch,
+                        self.grace.as_millis(),
+                        names.join(", ")
+                    );
+                }
+                break;
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(Duration::from_millis(10));
+        }
+        for h in threads {
+            if h.is_finished() {
+                let _ = h.join();
+            } // else: stuck in a call; dropping the handle detaches it
         }
     }
 
