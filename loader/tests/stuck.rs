@@ -80,3 +80,59 @@ fn a_stuck_blocking_stage_is_abandoned_after_the_grace_period() {
     drop(p);
     release.send(()).unwrap();
 }
+
+/// Ending an epoch starts no new item of it: every call running at the drop is blocked on a
+/// gate that opens only after the drop returned (the calls abandoned); then no stage call
+/// starts, in a cpu stage or a blocking one.
+#[test]
+fn ending_an_epoch_starts_no_new_item() {
+    for blocking in [false, true] {
+        let (tx, rx) = mpsc::channel::<()>();
+        let rx = Arc::new(Mutex::new(rx));
+        let (started, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (s, f) = (Arc::clone(&started), Arc::clone(&finished));
+        let stage = move |i: usize| {
+            s.fetch_add(1, SeqCst);
+            if i >= 2 {
+                let _ = rx.lock().unwrap().recv();
+            }
+            f.fetch_add(1, SeqCst);
+            i
+        };
+        let b = Pipeline::from_sampler(1_000, Sampler::sequential());
+        let b = if blocking {
+            b.map(Stage::blocking("gated", 2), stage)
+        } else {
+            b.map(Stage::cpu("gated"), stage)
+        };
+        let mut p = b
+            .workers(2)
+            .grace(Duration::from_millis(20))
+            .build()
+            .unwrap();
+        let running = {
+            let mut it = p.epoch(0);
+            assert_eq!(it.next().unwrap().unwrap(), 0);
+            assert_eq!(it.next().unwrap().unwrap(), 1);
+            // both runners are in a call now (items 2 and 3)
+            while started.load(SeqCst) < 4 {
+                std::thread::yield_now();
+            }
+            started.load(SeqCst)
+        };
+        assert_eq!(p.abandoned(), 2, "blocking: {blocking}");
+        for _ in 0..1_000 {
+            let _ = tx.send(());
+        }
+        while finished.load(SeqCst) < running {
+            std::thread::yield_now();
+        }
+        if blocking {
+            while p.threads_alive() > 0 {
+                std::thread::yield_now();
+            }
+        }
+        drop(p); // the pool's workers are joined: nothing runs after this
+        assert_eq!(started.load(SeqCst), running, "blocking: {blocking}");
+    }
+}
