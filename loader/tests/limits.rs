@@ -11,7 +11,7 @@ fn one_line(m: &str) {
 #[test]
 fn a_loader_with_more_workers_than_the_process_may_start_is_refused() {
     for workers in [1_000_000usize, 1_000_000_000] {
-        let ds = loader::from_fn(10, |i| Ok::<_, String>(i));
+        let ds = loader::from_fn(10, Ok::<_, String>);
         let err = Loader::builder(ds).workers(workers).build().unwrap_err();
         let m = err.to_string();
         one_line(&m);

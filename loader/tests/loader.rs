@@ -547,7 +547,7 @@ fn a_panicking_collate_is_named_with_its_batch_at_both_granularities() {
 #[test]
 fn restore_refuses_a_state_from_another_sampler_or_length() {
     let build = |len: usize, sampler: Sampler| {
-        Loader::builder(loader::from_fn(len, |i| Ok::<_, String>(i)))
+        Loader::builder(loader::from_fn(len, Ok::<_, String>))
             .batch_size(4)
             .sampler(sampler)
             .workers(2)
