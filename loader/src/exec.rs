@@ -83,6 +83,7 @@ impl<S: Send + 'static> Exec<S> {
     {
         let pool = Pool::builder(workers)
             .pin(pin)
+            .grace(crate::pipeline::DEFAULT_GRACE)
             .build_with(init)
             .map_err(|e| LoaderError::Start(e.to_string()))?;
         Ok(Exec {

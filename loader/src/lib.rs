@@ -98,9 +98,10 @@ pub use loader::{
     Batch, Builder, Epoch, Granularity, Loader, LoaderState, OnError, DEFAULT_STRATEGY,
 };
 pub use pipeline::{
-    Autotune, MaxFailures, OnFailure, Pipeline, PipelineBuilder, PipelineError, PipelineReport,
-    PipelineState, Stage, TuneChange, TunePoint, Tuning,
+    Autotune, Fingerprint, MaxFailures, OnFailure, Pipeline, PipelineBuilder, PipelineError,
+    PipelineReport, PipelineState, Stage, TuneChange, TunePoint, Tuning,
 };
 pub use plan::Remainder;
 pub use report::{LoaderReport, WorkerLoad};
 pub use sampler::Sampler;
+pub use scheduler::thread_limit;

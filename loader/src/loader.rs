@@ -82,6 +82,10 @@ pub struct LoaderState {
     pub seed: Option<u64>,
     /// `(rank, world)`, if sharded.
     pub shard: Option<(usize, usize)>,
+    /// The sampler's order: `sequential`, `shuffled` or `custom` (`None` in a state saved by
+    /// an older version: not checked).
+    #[serde(default)]
+    pub sampler: Option<String>,
 }
 
 /// Progress within an epoch: batches done and which positions were consumed.
@@ -355,6 +359,12 @@ impl<D: Dataset, B: Send + 'static> Builder<D, B> {
 
     /// Check the configuration, start the workers (each builds its `Dataset::State`) and
     /// return the loader.
+    ///
+    /// # Errors
+    /// [`LoaderError::Config`] naming the field of a bad setting, among them more workers than
+    /// this process may start ([`thread_limit`](crate::thread_limit), checked before anything
+    /// is allocated or spawned); [`LoaderError::Start`] if a worker cannot be started or its
+    /// init panics.
     pub fn build(self) -> Result<Loader<D, B>, LoaderError> {
         let cfg = |m: String| LoaderError::Config(m);
         if self.batch_size == 0 {
@@ -365,6 +375,12 @@ impl<D: Dataset, B: Send + 'static> Builder<D, B> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         if workers == 0 {
             return Err(cfg("workers: must be >= 1, got 0".into()));
+        }
+        // Before anything is sized by it or spawned (past the OS's limits a thread may abort
+        // the process rather than fail to start).
+        if let Some(m) = scheduler::over_thread_limit("workers", workers, scheduler::thread_limit())
+        {
+            return Err(cfg(m));
         }
         let prefetch = self.prefetch.unwrap_or(2 * workers);
         if prefetch == 0 {
@@ -699,6 +715,7 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
             remainder: self.cfg.remainder,
             seed: self.cfg.sampler.seed(),
             shard: self.cfg.sampler.sharding(),
+            sampler: Some(self.cfg.sampler.kind().to_string()),
         }
     }
 
@@ -735,6 +752,11 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
                 format!("{:?}", state.seed),
                 format!("{:?}", mine.seed),
             );
+        }
+        if let (Some(theirs), Some(ours)) = (&state.sampler, &mine.sampler) {
+            if theirs != ours {
+                return mismatch("sampler", theirs.clone(), ours.clone());
+            }
         }
         if state.shard != mine.shard {
             return mismatch(

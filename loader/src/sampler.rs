@@ -116,6 +116,15 @@ impl Sampler {
         }
     }
 
+    /// The order's kind: `sequential`, `shuffled` or `custom` (a resume state records it).
+    pub fn kind(&self) -> &'static str {
+        match self.order {
+            Order::Sequential => "sequential",
+            Order::Shuffled(_) => "shuffled",
+            Order::Custom(_) => "custom",
+        }
+    }
+
     pub(crate) fn check(&self) -> Result<(), String> {
         if let Some((rank, world)) = self.shard {
             if world == 0 || rank >= world {

@@ -543,3 +543,42 @@ fn a_panicking_collate_is_named_with_its_batch_at_both_granularities() {
         assert!(got[0].is_ok() && got[2].is_ok());
     }
 }
+
+#[test]
+fn restore_refuses_a_state_from_another_sampler_or_length() {
+    let build = |len: usize, sampler: Sampler| {
+        Loader::builder(loader::from_fn(len, Ok::<_, String>))
+            .batch_size(4)
+            .sampler(sampler)
+            .workers(2)
+            .build()
+            .unwrap()
+    };
+    let state = {
+        let mut l = build(100, Sampler::sequential());
+        let mut it = l.epoch(0);
+        it.next().unwrap().unwrap();
+        it.state()
+    };
+    let json = serde_json::to_string(&state).unwrap();
+    let state: loader::LoaderState = serde_json::from_str(&json).unwrap();
+    // a custom order over the same length has no seed either: the kind tells them apart
+    let mut custom = build(100, Sampler::from_fn(|_, len| (0..len).rev().collect()));
+    let m = custom.restore(&state).unwrap_err().to_string();
+    assert_eq!(
+        m,
+        "cannot resume: field sampler: the state has sequential, this loader custom"
+    );
+    let m = build(10, Sampler::sequential())
+        .restore(&state)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        m.contains("field len: the state has 100, this loader 10"),
+        "{m}"
+    );
+    let mut same = build(100, Sampler::sequential());
+    same.restore(&state).unwrap();
+    let rest: Vec<usize> = same.epoch(0).flat_map(|b| b.unwrap().data).collect();
+    assert_eq!(rest, (4..100).collect::<Vec<_>>());
+}

@@ -304,7 +304,10 @@ fn dropping_mid_epoch_cancels_and_leaves_no_thread_behind() {
         for want in 0..50 {
             assert_eq!(it.next().unwrap().unwrap(), want);
         }
-        assert!(p_threads(&it) > 0);
+        // the read stage's 16 threads are running (so that the 0 below means they were joined)
+        assert_eq!(it.threads_alive(), 16);
+        let report = it.report().unwrap();
+        assert_eq!(report.stages[0].concurrency, 16);
     }
     assert_eq!(p.threads_alive(), 0, "every blocking thread joined");
     let after = started.load(SeqCst);
@@ -314,10 +317,6 @@ fn dropping_mid_epoch_cancels_and_leaves_no_thread_behind() {
     let next: Vec<usize> = p.epoch(0).take(3).map(|r| r.unwrap()).collect();
     assert_eq!(next, vec![50, 51, 52]);
     assert_eq!(p.threads_alive(), 0);
-}
-
-fn p_threads<T: Send + 'static>(it: &loader::pipeline::Items<'_, T>) -> usize {
-    it.report().map_or(0, |r| r.stages.len())
 }
 
 #[test]
@@ -610,4 +609,94 @@ fn a_panicking_source_ends_the_epoch_with_an_error_at_its_position() {
         matches!(&got[..], [Err(PipelineError::Start(m))] if m.contains("no epoch 1")),
         "{got:?}"
     );
+}
+
+#[test]
+fn restore_refuses_a_state_taken_from_another_source_naming_what_differs() {
+    fn take_state(p: &mut Pipeline<usize>, n: usize) -> loader::PipelineState {
+        let mut it = p.epoch(0);
+        for _ in 0..n {
+            it.next().unwrap().unwrap();
+        }
+        it.state()
+    }
+    fn sampled(len: usize, sampler: Sampler) -> Pipeline<usize> {
+        Pipeline::from_sampler(len, sampler)
+            .map(Stage::cpu("work"), |i: usize| i)
+            .workers(2)
+            .build()
+            .unwrap()
+    }
+    let refused = |state: &loader::PipelineState, mut p: Pipeline<usize>| -> String {
+        let json = serde_json::to_string(state).unwrap();
+        let back: loader::PipelineState = serde_json::from_str(&json).unwrap();
+        let e = p.restore(&back).unwrap_err();
+        assert!(matches!(e, PipelineError::State(_)), "{e:?}");
+        let m = e.to_string();
+        assert!(!m.contains('\n'), "{m}");
+        m
+    };
+    // 10,000 items into 100
+    let big = take_state(&mut sampled(10_000, Sampler::sequential()), 50);
+    let m = refused(&big, sampled(100, Sampler::sequential()));
+    assert!(
+        m.contains("state was taken from a source of 10000 items; this pipeline's has 100"),
+        "{m}"
+    );
+    // shuffled into sequential, another seed, another shard
+    let shuffled = take_state(&mut sampled(100, Sampler::shuffled(7)), 23);
+    let m = refused(&shuffled, sampled(100, Sampler::sequential()));
+    assert!(
+        m.contains("a shuffled sampler (seed 7)") && m.contains("sequential"),
+        "{m}"
+    );
+    let m = refused(&shuffled, sampled(100, Sampler::shuffled(8)));
+    assert!(m.contains("seed 7") && m.contains("seed 8"), "{m}");
+    let sharded = take_state(&mut sampled(100, Sampler::shuffled(7).shard(0, 2)), 5);
+    let m = refused(&sharded, sampled(100, Sampler::shuffled(7).shard(1, 2)));
+    assert!(
+        m.contains("shard rank 0 of 2") && m.contains("rank 1 of 2"),
+        "{m}"
+    );
+    // same stage names, another kind or an added batch
+    let blocking = Pipeline::from_sampler(100, Sampler::shuffled(7))
+        .map(Stage::blocking("work", 2), |i: usize| i)
+        .build()
+        .unwrap();
+    let m = refused(&shuffled, blocking);
+    assert!(
+        m.contains("work (cpu)") && m.contains("work (blocking)"),
+        "{m}"
+    );
+
+    // an iterator source: its length is checked when the epoch opens
+    let iter = |n: usize| {
+        Pipeline::from_source(move |_| 0..n)
+            .map(Stage::cpu("work"), |i: usize| i)
+            .workers(2)
+            .build()
+            .unwrap()
+    };
+    let state = take_state(&mut iter(10_000), 30);
+    let mut small = iter(100);
+    small.restore(&state).unwrap();
+    let first: Vec<_> = small.epoch(0).collect();
+    assert_eq!(first.len(), 1, "the error, then the end");
+    let m = first[0].as_ref().unwrap_err().to_string();
+    assert!(
+        m.contains("state was taken from a source of 10000 items; this pipeline's has 100"),
+        "{m}"
+    );
+
+    // a matching restore is still exact: shuffled, cut after 23 items
+    let mut whole = sampled(100, Sampler::shuffled(7));
+    let all: Vec<usize> = whole.epoch(0).map(|r| r.unwrap()).collect();
+    let mut again = sampled(100, Sampler::shuffled(7));
+    again.restore(&shuffled).unwrap();
+    let rest: Vec<usize> = again.epoch(0).map(|r| r.unwrap()).collect();
+    assert_eq!(rest, all[23..].to_vec());
+    let mut again = iter(10_000);
+    again.restore(&state).unwrap();
+    let rest: Vec<usize> = again.epoch(0).map(|r| r.unwrap()).collect();
+    assert_eq!(rest, (30..10_000).collect::<Vec<_>>());
 }

@@ -70,8 +70,8 @@ pub use strategy::{
     Attempts, Batch, Context, Instance, Next, Pick, SharedQueue, Source, Strategy, WorkerQueue,
 };
 pub use threads::{
-    run_threads, run_threads_with_init, Delivery, Job, JobError, JobOptions, Outcome, Pool,
-    PoolBuilder, Submitter,
+    over_thread_limit, run_threads, run_threads_with_init, thread_limit, Delivery, Job, JobError,
+    JobOptions, Outcome, Pool, PoolBuilder, Submitter, FALLBACK_THREAD_LIMIT,
 };
 pub use topology::{Pin, Slot, Topology, TopologySource};
 

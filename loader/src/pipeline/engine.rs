@@ -212,6 +212,8 @@ struct StationState {
     assigned: usize,
     /// Blocking threads waiting for work.
     idle: usize,
+    /// Stage calls running now (inside the stage function): what a stopped run waits for.
+    in_call: usize,
     /// CPU stations: items bound to a task id of the stage's job, not started yet.
     bound: HashMap<usize, Packet>,
     acc: StationAcc,
@@ -460,6 +462,7 @@ impl Shared {
                             running: 0,
                             assigned: 0,
                             idle: 0,
+                            in_call: 0,
                             bound: HashMap::new(),
                             acc: StationAcc::new(),
                         }),
@@ -845,11 +848,17 @@ impl Shared {
         w: WorkerId,
     ) {
         let station = &self.segments[s].stations[k];
-        let packet = lock(&station.st).bound.remove(&id);
-        let Some(packet) = packet else { return };
-        if self.stopped() {
-            return;
-        }
+        let packet = {
+            let mut st = lock(&station.st);
+            // A stopped run starts no new item (checked under the lock `wait_calls` reads).
+            match st.bound.remove(&id) {
+                Some(p) if !self.stopped() => {
+                    st.in_call += 1;
+                    p
+                }
+                _ => return,
+            }
+        };
         self.process(s, k, packet, state, Runner::Cpu(w));
         self.pump(s, k);
     }
@@ -866,6 +875,7 @@ impl Shared {
                     }
                     if self.claim(s, k, &mut st) {
                         let p = st.queue.pop_front();
+                        st.in_call += usize::from(p.is_some());
                         break (p, st.low(&station.spec));
                     }
                     // `pump` counted the item as running when it handed it out.
@@ -873,6 +883,7 @@ impl Shared {
                         st.mark(&station.spec);
                         st.assigned -= 1;
                         let p = st.queue.pop_front();
+                        st.in_call += usize::from(p.is_some());
                         break (p, st.low(&station.spec));
                     }
                     // Input waiting but no room for its output: back-pressured.
@@ -959,6 +970,7 @@ impl Shared {
             let mut st = lock(&station.st);
             st.mark(&station.spec);
             st.running -= 1;
+            st.in_call -= 1;
             st.acc.done(
                 ns,
                 failed,
@@ -1345,6 +1357,23 @@ impl Shared {
         g.acc.starved_ns
     }
 
+    /// Stage calls running now, per station with any: `(name, calls)`.
+    pub fn calls_running(&self) -> Vec<(Arc<str>, usize)> {
+        self.segments
+            .iter()
+            .flat_map(|g| &g.stations)
+            .filter_map(|t| {
+                let n = lock(&t.st).in_call;
+                (n > 0).then(|| (Arc::clone(&t.spec.name), n))
+            })
+            .collect()
+    }
+
+    /// The epoch's source length, if the source knows it.
+    pub fn source_total(&self) -> Option<u64> {
+        self.source_total
+    }
+
     /// The run was stopped.
     pub fn is_stopped(&self) -> bool {
         self.stopped()
@@ -1388,7 +1417,9 @@ pub fn thread_cpu_ns() -> Option<u64> {
 /// state `nx`) together hold at most its concurrency plus that queue's capacity, so a thread
 /// that finishes an item always has a place for it.
 fn budget(spec: &StationSpec, st: &StationState, nspec: &StationSpec, nx: &StationState) -> usize {
-    (spec.conc() + nspec.cap()).saturating_sub(st.running + nx.queue.len() + nx.incoming)
+    spec.conc()
+        .saturating_add(nspec.cap())
+        .saturating_sub(st.running + nx.queue.len() + nx.incoming)
 }
 
 impl StationState {

@@ -86,6 +86,10 @@ use stats::StageSetting;
 pub use stats::{Bottleneck, PipelineReport, ServiceTimes, StageKind, StageStats};
 pub use tune::{Autotune, TuneChange, TunePoint, Tuning};
 
+/// How long dropping an epoch's iterator (or the pipeline) waits for stage calls still
+/// running before it abandons them: see [`PipelineBuilder::grace`].
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
 /// The default strategy of a `cpu` stage.
 ///
 /// Items are bound to the task ids of the stage's job in queue order and at most
@@ -96,7 +100,29 @@ pub const DEFAULT_CPU_STRATEGY: &str = crate::DEFAULT_STRATEGY;
 
 /// The default queue in front of a stage: `2 × concurrency`, at least 4.
 fn default_queue(concurrency: usize) -> usize {
-    (2 * concurrency).max(4)
+    concurrency.saturating_mul(2).max(4)
+}
+
+/// The most items a `cpu` stage may have open at once (`concurrency`): its queue and window
+/// are sized from it, and its items only ever run on the pool's workers.
+pub const MAX_CPU_CONCURRENCY: usize = 1 << 20;
+
+/// A thread count over `limit`: the error naming it.
+fn check_threads(
+    stage: &str,
+    field: &str,
+    requested: usize,
+    limit: usize,
+) -> Result<(), PipelineError> {
+    if requested > limit {
+        return Err(PipelineError::Threads {
+            stage: stage.to_string(),
+            field: field.to_string(),
+            requested,
+            limit,
+        });
+    }
+    Ok(())
 }
 
 /// An error of a pipeline: at build time, at resume, or for one item.
@@ -111,6 +137,20 @@ pub enum PipelineError {
         field: String,
         /// What is wrong and what is allowed.
         message: String,
+    },
+    /// A thread count over what this process may start ([`scheduler::thread_limit`]): the
+    /// pool's workers, a blocking stage's threads, or all of them together. Checked by
+    /// `build()` before anything is allocated or spawned.
+    #[error("{stage}: {}", scheduler::over_thread_limit(.field, *.requested, *.limit).unwrap_or_default())]
+    Threads {
+        /// The stage's name, or `pipeline` for the workers or the sum of all threads.
+        stage: String,
+        /// The field (`workers`, `concurrency`, …).
+        field: String,
+        /// The count asked for.
+        requested: usize,
+        /// How many more threads this process may start.
+        limit: usize,
     },
     /// The pool or a thread could not be started.
     #[error("could not start the pipeline: {0}")]
@@ -297,6 +337,7 @@ pub struct PipelineBuilder<T> {
     trace: Option<PathBuf>,
     progress: Option<(Duration, ProgressFn)>,
     autotune: Option<Autotune>,
+    grace: Duration,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -356,6 +397,13 @@ pub struct Pipeline<T> {
     /// Under autotune: where the last epoch's tuning ended (each station's concurrency and
     /// queue, each segment's window), the next epoch's starting point.
     tuned: Option<Tuned>,
+    /// Stage calls abandoned after the grace period, over every epoch.
+    abandoned: Arc<AtomicUsize>,
+    /// The epoch's source length a restored state was taken from (an iterator source: checked
+    /// when that epoch opens).
+    expect_len: Option<(u64, u64)>,
+    /// The length of the last epoch's source, if it was known.
+    source_len: Option<u64>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -420,6 +468,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             trace: None,
             progress: None,
             autotune: None,
+            grace: DEFAULT_GRACE,
             _t: PhantomData,
         }
     }
@@ -439,6 +488,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             trace: self.trace,
             progress: self.progress,
             autotune: self.autotune,
+            grace: self.grace,
             _t: PhantomData,
         }
     }
@@ -615,6 +665,17 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         self.progress(every, |r| eprintln!("{r}"))
     }
 
+    /// How long ending an epoch early (dropping its iterator, or the next `epoch()` call) and
+    /// dropping the pipeline wait for stage calls still running (default [`DEFAULT_GRACE`],
+    /// 5 s). Calls still running then are **abandoned**: their threads (a CPU worker, a
+    /// blocking stage's thread) are left running, detached, and end when the call returns;
+    /// they own only reference-counted state, so nothing dangles. Each abandonment is
+    /// counted ([`Pipeline::abandoned`]) and written to stderr as one line naming the stages.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
     /// Tune each blocking stage's threads, the queues and the windows online, from measured
     /// service times, within an optional memory cap: see [`Autotune`]. The concurrency,
     /// queues and window given are the starting guess. Every change is in the report's
@@ -631,6 +692,10 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// [`PipelineError::Config`] naming the stage and field of a bad setting (a concurrency,
     /// queue, batch size or window of 0, a strategy spec that does not parse or cannot serve
     /// the workers, a batch remainder of `pad`, two stages of one name);
+    /// [`PipelineError::Threads`] if the workers, a blocking stage's threads, or all of them
+    /// together are more than this process may start ([`scheduler::thread_limit`]; checked
+    /// before anything is allocated or spawned); a cpu stage's concurrency above
+    /// [`MAX_CPU_CONCURRENCY`] is a [`PipelineError::Config`];
     /// [`PipelineError::Start`] if a thread cannot be started or an init panics.
     pub fn build(self) -> Result<Pipeline<T>, PipelineError> {
         let workers = self
@@ -647,6 +712,11 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 "must be >= 1 for a pipeline with a cpu stage, got 0",
             ));
         }
+        // Every thread count is checked before anything is sized by it or spawned.
+        let thread_limit = scheduler::thread_limit();
+        if needs_pool {
+            check_threads("pipeline", "workers", workers, thread_limit)?;
+        }
         if self.window == Some(0) {
             return Err(PipelineError::config(
                 "pipeline",
@@ -655,10 +725,12 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             ));
         }
         let mut names = BTreeSet::new();
+        let mut layout = Vec::with_capacity(self.defs.len());
         let mut segments: Vec<SegTemplate> = vec![SegTemplate::default()];
         let mut settings = Vec::new();
         let mut inits = Vec::new();
         let mut per_item = 1.0;
+        let mut blocking_threads = 0usize;
         for (i, def) in self.defs.into_iter().enumerate() {
             match def {
                 StageDef::Station {
@@ -668,6 +740,14 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                     flat,
                 } => {
                     let name = stage.name.clone();
+                    layout.push(format!(
+                        "{name} ({}{})",
+                        match stage.kind {
+                            Kind::Cpu => "cpu",
+                            Kind::Blocking => "blocking",
+                        },
+                        if flat { ", flat_map" } else { "" }
+                    ));
                     if name.is_empty() {
                         return Err(PipelineError::config(
                             &format!("stage {i}"),
@@ -689,6 +769,22 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                             "concurrency",
                             "must be >= 1, got 0",
                         ));
+                    }
+                    match stage.kind {
+                        Kind::Blocking => {
+                            check_threads(&name, "concurrency", concurrency, thread_limit)?;
+                            blocking_threads = blocking_threads.saturating_add(concurrency);
+                        }
+                        Kind::Cpu if concurrency > MAX_CPU_CONCURRENCY => {
+                            return Err(PipelineError::config(
+                                &name,
+                                "concurrency",
+                                format!(
+                                    "a cpu stage's items open at once must be <= {MAX_CPU_CONCURRENCY}, got {concurrency} (its items run on the {workers} workers)"
+                                ),
+                            ));
+                        }
+                        Kind::Cpu => {}
                     }
                     let queue = stage.queue.unwrap_or_else(|| default_queue(concurrency));
                     if queue == 0 {
@@ -754,6 +850,14 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                     collate,
                 } => {
                     let name = format!("batch({size})");
+                    layout.push(format!(
+                        "batch({size}, {})",
+                        if remainder == Remainder::Partial {
+                            "partial"
+                        } else {
+                            "drop"
+                        }
+                    ));
                     if size == 0 {
                         return Err(PipelineError::config(&name, "size", "must be >= 1, got 0"));
                     }
@@ -780,14 +884,36 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 }
             }
         }
+        // All the threads at once: the pool's workers, every blocking stage's threads and the
+        // autotuner's.
+        let all = blocking_threads
+            .saturating_add(if needs_pool { workers } else { 0 })
+            .saturating_add(usize::from(self.autotune.is_some()));
+        check_threads("pipeline", "workers + blocking threads", all, thread_limit)?;
+        if let Some(cfg) = &self.autotune {
+            check_threads("autotune", "max_threads", cfg.max_threads, thread_limit)?;
+        }
         // Windows: the explicit one, or the loader's rule (two batches per runner: room for
         // the in-order tail of slow items), and at least twice the queues and concurrency.
         for (s, seg) in segments.iter_mut().enumerate() {
-            let held: usize = seg.stations.iter().map(|t| t.concurrency + t.queue).sum();
-            let runners: usize = seg.stations.iter().map(|t| t.concurrency).sum();
+            let held = seg.stations.iter().fold(0usize, |a, t| {
+                a.saturating_add(t.concurrency.saturating_add(t.queue))
+            });
+            let runners = seg
+                .stations
+                .iter()
+                .fold(0usize, |a, t| a.saturating_add(t.concurrency));
             seg.window = match self.window {
                 Some(w) => w,
-                None => (2 * held).max(2 * runners.max(1) * seg.batch.max(1)).max(4),
+                None => held
+                    .saturating_mul(2)
+                    .max(
+                        runners
+                            .max(1)
+                            .saturating_mul(2)
+                            .saturating_mul(seg.batch.max(1)),
+                    )
+                    .max(4),
             };
             if seg.window < seg.batch {
                 return Err(PipelineError::config(
@@ -835,6 +961,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             let inits = Arc::clone(&inits);
             let pool = Pool::builder(workers)
                 .pin(self.pin)
+                .grace(self.grace)
                 .build_with(move |w| {
                     Slots(
                         inits
@@ -851,10 +978,22 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         } else {
             None
         };
+        let fingerprint = Fingerprint {
+            len: self.order.as_ref().map(|(len, _)| *len as u64),
+            sampler: self
+                .order
+                .as_ref()
+                .map_or("iterator", |(_, s)| s.kind())
+                .to_string(),
+            seed: self.order.as_ref().and_then(|(_, s)| s.seed()),
+            shard: self.order.as_ref().and_then(|(_, s)| s.sharding()),
+            layout,
+        };
         Ok(Pipeline {
             spec: Arc::new(Spec {
                 feed: self.feed,
                 order: self.order,
+                fingerprint,
                 segments,
                 settings,
                 inits,
@@ -865,13 +1004,17 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 trace: self.trace,
                 progress: self.progress,
                 autotune: self.autotune,
+                grace: self.grace,
             }),
+            abandoned: Arc::new(AtomicUsize::new(0)),
             pool,
             threads_alive: Arc::new(AtomicUsize::new(0)),
             pos: Position::start(0),
             report: None,
             held_peak: Arc::new(AtomicUsize::new(0)),
             tuned: None,
+            expect_len: None,
+            source_len: None,
             _t: PhantomData,
         })
     }
@@ -922,6 +1065,8 @@ impl Default for SegTemplate {
 struct Spec {
     feed: FeedFactory,
     order: Option<(usize, Sampler)>,
+    /// What a state taken from this pipeline records (its `len` for a sampler source).
+    fingerprint: Fingerprint,
     segments: Vec<SegTemplate>,
     settings: Vec<StageSetting>,
     inits: Arc<Vec<(Kind, StateInit)>>,
@@ -932,6 +1077,7 @@ struct Spec {
     trace: Option<PathBuf>,
     progress: Option<(Duration, ProgressFn)>,
     autotune: Option<Autotune>,
+    grace: Duration,
 }
 
 /// Check the autotune settings and fit the starting guess into its memory cap.
@@ -1088,6 +1234,74 @@ pub struct PipelineState {
     pub partial: Vec<(u64, Vec<Vec<u32>>)>,
     /// The stage names, to refuse a state from another pipeline.
     pub stages: Vec<String>,
+    /// What the state was taken from: the source and every stage (`None` in a state saved by
+    /// an older version, which only the stage names check).
+    #[serde(default)]
+    pub fingerprint: Option<Fingerprint>,
+}
+
+/// What a [`PipelineState`] was taken from, so that [`Pipeline::restore`] refuses a state
+/// from another source or another chain of stages (its positions would mean other items).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// The source's length: the dataset's, for a sampler source; the epoch's item count for
+    /// an iterator source whose length is known (`None` where it is not, or between epochs).
+    pub len: Option<u64>,
+    /// The sampler's order (`sequential`, `shuffled`, `custom`), or `iterator` for a
+    /// [`Pipeline::from_source`] source.
+    pub sampler: String,
+    /// The shuffle seed, if shuffled.
+    pub seed: Option<u64>,
+    /// `(rank, world)`, if sharded.
+    pub shard: Option<(usize, usize)>,
+    /// Every stage in order, with its kind: `read (blocking)`, `split (cpu, flat_map)`,
+    /// `batch(32, drop)`.
+    pub layout: Vec<String>,
+}
+
+impl Fingerprint {
+    /// The first way `self` (the state's) differs from `mine` (this pipeline's), in one line.
+    fn differs(&self, mine: &Fingerprint) -> Option<String> {
+        let order = |f: &Fingerprint| match (f.sampler.as_str(), f.seed) {
+            ("shuffled", Some(seed)) => format!("a shuffled sampler (seed {seed})"),
+            ("iterator", _) => "an iterator source".to_string(),
+            (kind, _) => format!("a {kind} sampler"),
+        };
+        if (self.sampler.as_str(), self.seed) != (mine.sampler.as_str(), mine.seed) {
+            return Some(format!(
+                "state was taken from {}; this pipeline's source is {}",
+                order(self),
+                order(mine)
+            ));
+        }
+        if self.shard != mine.shard {
+            let shard = |s: Option<(usize, usize)>| {
+                s.map_or("no shard".to_string(), |(r, w)| {
+                    format!("shard rank {r} of {w}")
+                })
+            };
+            return Some(format!(
+                "state was taken with {}; this pipeline has {}",
+                shard(self.shard),
+                shard(mine.shard)
+            ));
+        }
+        if let (Some(a), Some(b)) = (self.len, mine.len) {
+            if a != b {
+                return Some(format!(
+                    "state was taken from a source of {a} items; this pipeline's has {b}"
+                ));
+            }
+        }
+        if self.layout != mine.layout {
+            return Some(format!(
+                "state was taken from stages [{}]; this pipeline has [{}]",
+                self.layout.join(", "),
+                mine.layout.join(", ")
+            ));
+        }
+        None
+    }
 }
 
 impl<T: Send + 'static> Pipeline<T> {
@@ -1113,15 +1327,30 @@ impl<T: Send + 'static> Pipeline<T> {
         self.held_peak.load(SeqCst)
     }
 
+    /// Stage calls abandoned so far: still running when an epoch was stopped early and its
+    /// grace period ([`PipelineBuilder::grace`]) ran out. Their threads were left running.
+    pub fn abandoned(&self) -> usize {
+        self.abandoned.load(SeqCst)
+    }
+
     /// Where the pipeline stands, to resume later with [`restore`](Pipeline::restore).
     pub fn state(&self) -> PipelineState {
-        state_of(&self.pos, &self.spec)
+        let started =
+            self.pos.prefix > 0 || !self.pos.done.is_empty() || !self.pos.partial.is_empty();
+        let len = match self.expect_len {
+            Some((e, n)) if e == self.pos.epoch => Some(n),
+            _ => self.source_len.filter(|_| started),
+        };
+        state_of(&self.pos, &self.spec, len)
     }
 
     /// Continue from a saved state: the next `epoch(state.epoch)` yields the rest of it.
     ///
     /// # Errors
-    /// [`PipelineError::State`] if the state comes from a pipeline with other stages.
+    /// [`PipelineError::State`], one line naming what differs, if the state was taken from
+    /// another source (another length, sampler order, seed or shard) or other stages (names,
+    /// kinds, `flat_map`s, batches). For an iterator source the length is checked when the
+    /// epoch opens: its first item is then that error.
     pub fn restore(&mut self, state: &PipelineState) -> Result<(), PipelineError> {
         let mine = self.stage_names();
         if state.stages != mine {
@@ -1130,6 +1359,34 @@ impl<T: Send + 'static> Pipeline<T> {
                 state.stages, mine
             )));
         }
+        let mut expect_len = None;
+        if let Some(theirs) = &state.fingerprint {
+            let mut ours = self.spec.fingerprint.clone();
+            if self.spec.order.is_none() {
+                // An iterator source's length is known only once the epoch's source is made:
+                // checked when the epoch opens.
+                ours.len = None;
+                expect_len = theirs.len.map(|n| (state.epoch, n));
+            }
+            if let Some(m) = theirs.differs(&ours) {
+                return Err(PipelineError::State(m));
+            }
+        }
+        if let Some((len, sampler)) = &self.spec.order {
+            let total = sampler.indices(*len, state.epoch).len() as u64;
+            if let Some(&p) = state
+                .done
+                .iter()
+                .find(|&&p| p >= total)
+                .or((state.positions_done > total).then_some(&state.positions_done))
+            {
+                return Err(PipelineError::State(format!(
+                    "state has position {p} done; epoch {} of this pipeline's source has {total} items",
+                    state.epoch
+                )));
+            }
+        }
+        self.expect_len = expect_len;
         self.pos = Position {
             epoch: state.epoch,
             prefix: state.positions_done,
@@ -1153,7 +1410,21 @@ impl<T: Send + 'static> Pipeline<T> {
         if self.pos.epoch != epoch {
             self.pos = Position::start(epoch);
         }
-        match self.open(epoch) {
+        let opened = self.open(epoch).and_then(|run| {
+            let total = run.shared.source_total();
+            if let Some((e, n)) = self.expect_len.take() {
+                if e == epoch && total.is_some_and(|t| t != n) {
+                    self.expect_len = Some((e, n));
+                    return Err(PipelineError::State(format!(
+                        "state was taken from a source of {n} items; this pipeline's has {} (epoch {epoch})",
+                        total.unwrap_or(0)
+                    )));
+                }
+            }
+            self.source_len = total;
+            Ok(run)
+        });
+        match opened {
             Ok(run) => Items {
                 pipeline: self,
                 run: Some(run),
@@ -1192,7 +1463,7 @@ impl<T: Send + 'static> Pipeline<T> {
             Arc::clone(&self.held_peak),
             spec.autotune.is_some(),
         ));
-        start_run(
+        let mut run = start_run(
             self.pool.as_ref(),
             |slots: &mut Slots, slot| &mut *slots.0[slot],
             &spec.segments,
@@ -1206,7 +1477,10 @@ impl<T: Send + 'static> Pipeline<T> {
                     tune_shape(spec.workers, &spec.segments, &spec.settings),
                 )
             }),
-        )
+        )?;
+        run.grace = spec.grace;
+        run.abandoned = Some(Arc::clone(&self.abandoned));
+        Ok(run)
     }
 }
 
@@ -1254,6 +1528,9 @@ pub(crate) fn start_run<S: 'static>(
         jobs,
         threads: Vec::new(),
         controller: None,
+        grace: DEFAULT_GRACE,
+        abandoned: None,
+        joined: false,
     };
     // Starts thread `i` of blocking station `(s, k)`.
     let spawner = {
@@ -1281,6 +1558,26 @@ pub(crate) fn start_run<S: 'static>(
         }
     };
     let spawn = spawner.clone();
+    // Checked again at each epoch, before its first thread: the OS's headroom may have shrunk
+    // since `build()` (a thread past it may abort the process rather than fail to start).
+    let wanted = segments
+        .iter()
+        .enumerate()
+        .flat_map(|(s, seg)| {
+            let shared = &shared;
+            seg.stations
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.kind == Kind::Blocking)
+                .map(move |(k, _)| shared.station(s, k).spec.conc())
+        })
+        .fold(usize::from(tune.is_some()), usize::saturating_add);
+    if wanted > 0 {
+        let limit = scheduler::thread_limit();
+        if let Some(m) = scheduler::over_thread_limit("blocking threads", wanted, limit) {
+            return Err(PipelineError::Start(m));
+        }
+    }
     for (s, seg) in segments.iter().enumerate() {
         for (k, t) in seg.stations.iter().enumerate() {
             if t.kind != Kind::Blocking {
@@ -1335,13 +1632,19 @@ pub(crate) fn segment_specs(templates: &[SegTemplate]) -> Vec<SegmentSpec> {
         .collect()
 }
 
-fn state_of(pos: &Position, spec: &Spec) -> PipelineState {
+/// The state at `pos`; `len` is an iterator source's length for that epoch, if known.
+fn state_of(pos: &Position, spec: &Spec, len: Option<u64>) -> PipelineState {
+    let mut fingerprint = spec.fingerprint.clone();
+    if spec.order.is_none() {
+        fingerprint.len = len;
+    }
     PipelineState {
         epoch: pos.epoch,
         positions_done: pos.prefix,
         done: pos.done.iter().copied().collect(),
         partial: pos.partial.clone(),
         stages: spec.settings.iter().map(|s| s.name.clone()).collect(),
+        fingerprint: Some(fingerprint),
     }
 }
 
@@ -1396,25 +1699,71 @@ pub(crate) struct Run {
     pub shared: Arc<Shared>,
     jobs: Vec<Job<()>>,
     threads: Vec<JoinHandle<()>>,
-    /// The autotuner's thread (it joins the threads it started).
-    controller: Option<JoinHandle<()>>,
+    /// The autotuner's thread (it hands back the threads it started).
+    controller: Option<JoinHandle<Vec<JoinHandle<()>>>>,
+    /// How long `stop` waits for stage calls still running.
+    pub grace: Duration,
+    /// Counts the calls abandoned after the grace period.
+    pub abandoned: Option<Arc<AtomicUsize>>,
+    /// Stopped and joined already (a second `stop` has nothing to wait for).
+    joined: bool,
 }
 
 impl Run {
-    /// Stop every stage and join every thread.
+    /// Stop every stage: no item starts from now on; wait for the stage calls running (at
+    /// most the grace period, then they are abandoned and said so) and join every thread.
     pub fn stop(&mut self) {
         self.shared.stop();
         self.jobs.clear(); // dropping a job cancels it
         self.join_threads();
     }
 
+    /// Wait for the calls in progress and the threads, at most `grace`; detach what is left.
     fn join_threads(&mut self) {
+        if std::mem::replace(&mut self.joined, true) {
+            return;
+        }
+        let mut threads = std::mem::take(&mut self.threads);
         if let Some(c) = self.controller.take() {
             c.thread().unpark();
-            let _ = c.join();
+            if let Ok(more) = c.join() {
+                threads.extend(more);
+            }
         }
-        for h in self.threads.drain(..) {
-            let _ = h.join();
+        let deadline = Instant::now() + self.grace;
+        let mut pause = Duration::from_micros(50);
+        loop {
+            let calls = self.shared.calls_running();
+            if calls.is_empty() && threads.iter().all(|h| h.is_finished()) {
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let n: usize = calls.iter().map(|(_, n)| n).sum();
+                if n > 0 {
+                    if let Some(a) = &self.abandoned {
+                        a.fetch_add(n, SeqCst);
+                    }
+                    let names: Vec<String> = calls
+                        .iter()
+                        .map(|(name, n)| format!("stage '{name}': {n}"))
+                        .collect();
+                    eprintln!(
+                        "schedlab: pipeline epoch {}: calls still running {} ms after it was stopped, abandoned (their threads are left running): {}",
+                        self.shared.epoch,
+                        self.grace.as_millis(),
+                        names.join(", ")
+                    );
+                }
+                break;
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(Duration::from_millis(10));
+        }
+        for h in threads {
+            if h.is_finished() {
+                let _ = h.join();
+            } // else: stuck in a call; dropping the handle detaches it
         }
     }
 
@@ -1458,7 +1807,7 @@ impl<T: Send + 'static> Items<'_, T> {
         match &self.run {
             Some(run) => {
                 let pos = Position::from_progress(run.shared.epoch, &lock(&run.shared.progress));
-                state_of(&pos, &self.pipeline.spec)
+                state_of(&pos, &self.pipeline.spec, run.shared.source_total())
             }
             None => self.pipeline.state(),
         }
@@ -1467,6 +1816,12 @@ impl<T: Send + 'static> Items<'_, T> {
     /// What this epoch measured so far.
     pub fn report(&self) -> Option<PipelineReport> {
         self.run.as_ref().map(|r| report_of(&self.pipeline.spec, r))
+    }
+
+    /// Blocking-stage threads alive now ([`Pipeline::threads_alive`], while the pipeline is
+    /// borrowed by this iterator).
+    pub fn threads_alive(&self) -> usize {
+        self.pipeline.threads_alive()
     }
 
     /// End the run: keep its report and where it stood.

@@ -451,8 +451,14 @@ pub(crate) struct Shape {
 pub(crate) type Spawn =
     Box<dyn FnMut(usize, usize, usize) -> Result<JoinHandle<()>, String> + Send>;
 
-/// The controller: runs until the run stops, then joins the threads it started.
-pub(crate) fn control(shared: Arc<Shared>, shape: Shape, cfg: Autotune, mut spawn: Spawn) {
+/// The controller: runs until the run stops, then hands back the threads it started (the run
+/// joins them, within its grace period).
+pub(crate) fn control(
+    shared: Arc<Shared>,
+    shape: Shape,
+    cfg: Autotune,
+    mut spawn: Spawn,
+) -> Vec<JoinHandle<()>> {
     let flat: Vec<(usize, usize)> = shared
         .segments
         .iter()
@@ -705,9 +711,7 @@ pub(crate) fn control(shared: Arc<Shared>, shape: Shape, cfg: Autotune, mut spaw
         last_t = Instant::now();
         last_items = shared.delivered().1;
     }
-    for h in handles {
-        let _ = h.join();
-    }
+    handles
 }
 
 pub(crate) fn change(at_s: f64, knob: String, from: usize, to: usize, why: String) -> TuneChange {

@@ -11,6 +11,7 @@
 mod claims;
 mod ending;
 mod job;
+mod limit;
 mod pool;
 mod room;
 mod sleep;
@@ -26,6 +27,7 @@ use crate::strategy::Strategy;
 use crate::{TaskId, WorkerId};
 
 pub use job::{Delivery, Job, JobError, JobOptions, Outcome, Submitter};
+pub use limit::{over_thread_limit, thread_limit, FALLBACK_THREAD_LIMIT};
 pub use pool::{Pool, PoolBuilder};
 
 /// Run tasks `0..tasks.n` on `spec.workers` OS threads under `strategy`, calling `f(task,

@@ -158,6 +158,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct Pool<S: 'static = ()> {
     shared: Arc<PoolShared<S>>,
     handles: Vec<JoinHandle<()>>,
+    /// How long the drop waits for workers still in a task ([`PoolBuilder::grace`]).
+    grace: Option<std::time::Duration>,
 }
 
 impl<S> std::fmt::Debug for Pool<S> {
@@ -176,6 +178,7 @@ pub struct PoolBuilder {
     pin: Pin,
     topology: Option<Topology>,
     speeds: Vec<f64>,
+    grace: Option<std::time::Duration>,
 }
 
 impl Pool<()> {
@@ -191,6 +194,7 @@ impl Pool<()> {
             pin: Pin::None,
             topology: None,
             speeds: Vec::new(),
+            grace: None,
         }
     }
 }
@@ -214,6 +218,15 @@ impl PoolBuilder {
         self
     }
 
+    /// Dropping the pool waits at most `grace` for workers still running a task (one that
+    /// never returns), then leaves them running, detached, and says so on stderr; by default
+    /// it waits for them however long they take. A detached worker owns only reference-counted
+    /// state, so nothing it holds dangles; it ends when its task returns.
+    pub fn grace(mut self, grace: std::time::Duration) -> Self {
+        self.grace = Some(grace);
+        self
+    }
+
     /// Start the workers, without worker-local state.
     pub fn build(self) -> Result<Pool<()>, RunError> {
         self.build_with(|_| ())
@@ -228,8 +241,10 @@ impl PoolBuilder {
     /// such a wait), and that state is kept for the pool's life.
     ///
     /// # Errors
-    /// Bad settings ([`RunError::Invalid`]), a thread that cannot be spawned, or an init that
-    /// panics ([`RunError::Init`]: the pool is not started and every thread is joined).
+    /// Bad settings ([`RunError::Invalid`]: among them more workers than
+    /// [`thread_limit`](crate::thread_limit) says this process may start, checked before any
+    /// thread is spawned), a thread that cannot be spawned (the threads already started are
+    /// stopped and joined), or an init that panics ([`RunError::Init`]: the pool is not started and every thread is joined).
     pub fn build_with<S, I>(self, init: I) -> Result<Pool<S>, RunError>
     where
         S: 'static,
@@ -243,9 +258,11 @@ impl PoolBuilder {
     /// only once every thread has finished its init (or ended).
     /// Its tasks cannot wait on its jobs while working: `run_threads` keeps the pool to itself.
     pub(crate) fn build_scoped<S: 'static>(
-        self,
+        mut self,
         init: &(dyn Fn(WorkerId) -> S + Sync + '_),
     ) -> Result<Pool<S>, RunError> {
+        // Its jobs borrow: every worker must be joined before the borrow ends.
+        self.grace = None;
         self.build_inner(init, None)
     }
 
@@ -255,6 +272,13 @@ impl PoolBuilder {
         nested_init: Option<NestedInit<S>>,
     ) -> Result<Pool<S>, RunError> {
         let p = self.workers;
+        let grace = self.grace;
+        // Before anything is sized by `p` or spawned: past the OS's limits a thread may abort
+        // the process rather than fail to start (`limit.rs`).
+        if let Some(message) = super::limit::over_thread_limit("workers", p, super::thread_limit())
+        {
+            return Err(RunError::Invalid(crate::error::SpecError::new(message)));
+        }
         let topology = self.topology.unwrap_or_else(Topology::detect);
         let spec = crate::spec::RunSpec::new(p)
             .with_topology(topology.clone())
@@ -332,7 +356,11 @@ impl PoolBuilder {
             .pinned
             .set(reports.into_iter().map(|r| r.0).collect());
         start.gate.open(true);
-        Ok(Pool { shared, handles })
+        Ok(Pool {
+            shared,
+            handles,
+            grace,
+        })
     }
 }
 
@@ -513,6 +541,29 @@ impl<S: 'static> Drop for Pool<S> {
             job.halt(Stop::PoolClosed);
         }
         self.shared.sleep.notify(true);
-        join_all(std::mem::take(&mut self.handles));
+        let mut handles = std::mem::take(&mut self.handles);
+        if let Some(grace) = self.grace {
+            let deadline = std::time::Instant::now() + grace;
+            let mut pause = std::time::Duration::from_micros(100);
+            while handles.iter().any(|h| !h.is_finished()) {
+                let now = std::time::Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                std::thread::sleep(pause.min(deadline - now));
+                pause = (pause * 2).min(std::time::Duration::from_millis(10));
+            }
+            let (done, stuck): (Vec<_>, Vec<_>) =
+                handles.into_iter().partition(|h| h.is_finished());
+            if !stuck.is_empty() {
+                eprintln!(
+                    "schedlab: pool: {} worker(s) still in a task {} ms after the pool was dropped; left running, detached",
+                    stuck.len(),
+                    grace.as_millis()
+                );
+            }
+            handles = done; // the others are detached: dropping a handle does not join
+        }
+        join_all(handles);
     }
 }
