@@ -339,9 +339,6 @@ def test_after_a_timeout_no_new_sample_starts():
     ds.release.set()
     dl.close()  # joins the threads: sample 0 returned, and the epoch ended there
     assert ds.started == [0]
-    # the loader goes on: a fresh epoch, complete
-    assert [int(i) for b in dl for i in b] == list(range(40))
-    dl.close()
 
 
 def test_after_close_no_new_pipeline_item_starts():
