@@ -281,10 +281,12 @@ class DataLoader:
         if prefetch_factor is None:
             prefetch_factor = 2
         _int_arg("prefetch_factor", prefetch_factor, 1)
-        if prefetch_factor * self.num_workers > sys.maxsize:
+        in_flight = prefetch_factor * max(self.num_workers, 1) * (self.batch_size or 1)
+        if in_flight > sys.maxsize:
             raise ValueError(
-                f"prefetch_factor * num_workers should be at most {sys.maxsize}, but got "
-                f"prefetch_factor={prefetch_factor}, num_workers={self.num_workers}"
+                "prefetch_factor * num_workers * batch_size (the samples in flight) should be "
+                f"at most {sys.maxsize}, but got prefetch_factor={prefetch_factor}, "
+                f"num_workers={self.num_workers}, batch_size={self.batch_size}"
             )
         if autotune and self.num_workers == 0:
             raise ValueError("autotune option needs num_workers > 0")

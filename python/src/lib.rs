@@ -299,6 +299,20 @@ pub(crate) fn count_error(message: String, arg: &str, value: usize) -> PyErr {
     }
 }
 
+/// A panic while building (`what`: "loader", "pipeline") as `ValueError`: the builders
+/// size their windows from the settings, and a panic there means settings too large to
+/// compute with (an overflow), never a state to go on from.
+pub(crate) fn build_panic(what: &str, p: &(dyn std::any::Any + Send)) -> PyErr {
+    let msg = p
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    PyValueError::new_err(format!(
+        "{what}: settings too large (sizes, queues, concurrency or max_items): {msg}"
+    ))
+}
+
 /// `seconds` as a wait: `None` (no limit) for 0, infinity, and finite values too large for a
 /// `Duration`; `ValueError` naming `timeout` for NaN and negative values. Never panics.
 pub(crate) fn timeout_of(seconds: Option<f64>) -> PyResult<Option<Duration>> {
@@ -376,31 +390,34 @@ impl LoaderCore {
         let strategy = strategy.to_string();
         let loader = py
             .allow_threads(move || {
-                let b = Loader::builder(dataset)
-                    .batch_size(batch_size)
-                    .remainder(if drop_last {
-                        Remainder::Drop
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                    let b = Loader::builder(dataset)
+                        .batch_size(batch_size)
+                        .remainder(if drop_last {
+                            Remainder::Drop
+                        } else {
+                            Remainder::Partial
+                        })
+                        .sampler(sampler)
+                        .workers(workers)
+                        .strategy(&strategy)
+                        .prefetch(prefetch)
+                        .ordered(ordered)
+                        // a custom order is known only when its epoch starts
+                        .prefetch_next_epoch(look_ahead && !custom_order);
+                    let b = if autotune {
+                        let cfg = Autotune::new();
+                        b.autotune(match max_items {
+                            Some(n) => cfg.max_items(n),
+                            None => cfg,
+                        })
                     } else {
-                        Remainder::Partial
-                    })
-                    .sampler(sampler)
-                    .workers(workers)
-                    .strategy(&strategy)
-                    .prefetch(prefetch)
-                    .ordered(ordered)
-                    // a custom order is known only when its epoch starts
-                    .prefetch_next_epoch(look_ahead && !custom_order);
-                let b = if autotune {
-                    let cfg = Autotune::new();
-                    b.autotune(match max_items {
-                        Some(n) => cfg.max_items(n),
-                        None => cfg,
-                    })
-                } else {
-                    b
-                };
-                b.build()
+                        b
+                    };
+                    b.build()
+                }))
             })
+            .map_err(|p| build_panic("loader", p.as_ref()))?
             .map_err(|e| count_error(e.to_string(), "num_workers", workers))?;
         let workers = loader.workers();
         let driver = Driver::start("schedlab-loader", "loader", loader, stopped)?;

@@ -223,7 +223,12 @@ impl PipelineCore {
             b = b.autotune(cfg);
         }
         let p = py
-            .allow_threads(move || b.workers(workers).ordered(ordered).build())
+            .allow_threads(move || {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                    b.workers(workers).ordered(ordered).build()
+                }))
+            })
+            .map_err(|p| crate::build_panic("pipeline", p.as_ref()))?
             .map_err(|e| build_error(e, workers, &counts))?;
         let driver = Driver::start("schedlab-pipeline", "pipeline", p, stopped)?;
         Ok(PipelineCore {

@@ -363,3 +363,26 @@ def test_after_close_no_new_pipeline_item_starts():
     t.join(SAFETY_S)
     p.close()
     assert ds.started == [0]
+
+
+# --- found by the fuzz (test_fuzz.py) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("op", ["filter", "flat_map", "batch"])
+def test_stages_the_engine_mishandles_after_a_batch_are_refused(op):
+    # a flat_map or filter after a batch panicked a worker and the epoch never ended; a
+    # second batch regrouped wrongly
+    p = schedlab.Pipeline(6).batch(2)
+    with pytest.raises(ValueError, match=f"{op}: not supported after a batch"):
+        p.batch(2) if op == "batch" else getattr(p, op)(lambda x: [x])
+
+
+def test_huge_sizes_are_a_value_error_not_a_panic():
+    with pytest.raises(ValueError, match="samples in flight"):
+        schedlab.DataLoader(Recording(6), batch_size=2**62, num_workers=3)
+    p = schedlab.Pipeline(6, autotune=True, max_items=2**62).map(
+        lambda x: x, kind="blocking", concurrency=4).map(lambda x: x, concurrency=2**62)
+    with pytest.raises(ValueError, match="too large"):
+        list(p)
+    p = schedlab.Pipeline(6).map(lambda x: x, queue=sys.maxsize).batch(4)
+    assert [len(b) for b in p] == [4, 2]

@@ -783,11 +783,25 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         // Windows: the explicit one, or the loader's rule (two batches per runner: room for
         // the in-order tail of slow items), and at least twice the queues and concurrency.
         for (s, seg) in segments.iter_mut().enumerate() {
-            let held: usize = seg.stations.iter().map(|t| t.concurrency + t.queue).sum();
-            let runners: usize = seg.stations.iter().map(|t| t.concurrency).sum();
+            // saturating: huge settings (`usize::MAX` queues) must not overflow here
+            let held = seg.stations.iter().fold(0usize, |a, t| {
+                a.saturating_add(t.concurrency.saturating_add(t.queue))
+            });
+            let runners = seg
+                .stations
+                .iter()
+                .fold(0usize, |a, t| a.saturating_add(t.concurrency));
             seg.window = match self.window {
                 Some(w) => w,
-                None => (2 * held).max(2 * runners.max(1) * seg.batch.max(1)).max(4),
+                None => held
+                    .saturating_mul(2)
+                    .max(
+                        runners
+                            .max(1)
+                            .saturating_mul(2)
+                            .saturating_mul(seg.batch.max(1)),
+                    )
+                    .max(4),
             };
             if seg.window < seg.batch {
                 return Err(PipelineError::config(
