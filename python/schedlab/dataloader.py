@@ -1,8 +1,12 @@
 """``schedlab.DataLoader``: torch's ``DataLoader`` arguments, on Rust worker threads."""
 
 import atexit
+import gc
 import json
+import math
 import random
+import sys
+import threading
 import weakref
 
 from . import _core
@@ -21,14 +25,65 @@ def _close_all():
             pass
 
 
-def _int_arg(name, value, minimum):
+def _int_arg(name, value, minimum, maximum=sys.maxsize):
+    """``value`` if it is an int in ``minimum ..= maximum`` (default: what fits a size);
+    else ``TypeError`` / ``ValueError`` naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} should be an integer, but got {name}={value!r}")
     if value < minimum:
         if minimum == 1:
             raise ValueError(f"{name} should be a positive integer value, but got {name}={value}")
         raise ValueError(f"{name} option should be non-negative, but got {name}={value}")
+    if value > maximum:
+        raise ValueError(f"{name} should be at most {maximum}, but got {name}={value}")
     return value
+
+
+#: The largest seed (seeds are 64-bit).
+_MAX_SEED = 2**64 - 1
+
+
+def _timeout_arg(timeout):
+    """The wait for one batch in seconds, or ``None`` for no limit: ``0`` and ``inf`` mean
+    none (as torch's 0 does), and so does a finite value too large to be a wait (over 2**64
+    seconds, longer than any run). NaN and negative values are ``ValueError``, non-numbers
+    ``TypeError``."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout should be a number of seconds, but got timeout={timeout!r}")
+    if isinstance(timeout, float) and math.isnan(timeout):
+        raise ValueError("timeout should be a number of seconds >= 0 (0 or inf: no timeout), "
+                         "but got timeout=nan")
+    if timeout < 0:
+        raise ValueError("timeout option should be non-negative (0 or inf: no timeout), but got "
+                         f"timeout={timeout}")
+    if timeout == 0 or timeout >= 2**64:
+        return None
+    return float(timeout)
+
+
+_LIVE_MESSAGE = (
+    "{what} is already being iterated: one iterator at a time (exhaust it, delete it or call "
+    "close() before starting another; several threads may share that one iterator)"
+)
+
+
+def _claim(obj, what):
+    """Refuse a second live iterator of ``obj`` (its ``_iter`` weak reference)."""
+    old = obj._iter() if obj._iter is not None else None
+    if old is not None and old._live():
+        gc.collect()  # an unreachable iterator in a reference cycle is not live
+        old = obj._iter() if obj._iter is not None else None
+    if old is not None and old._live():
+        raise RuntimeError(_LIVE_MESSAGE.format(what=what))
+
+
+def _user_stop(exc, msg):
+    """The exception to raise for ``exc`` from user code: ``StopIteration`` (which would end
+    the caller's loop silently) becomes ``RuntimeError``, as PEP 479 does in generators."""
+    if isinstance(exc, (StopIteration, StopAsyncIteration)):
+        return RuntimeError(f"{msg}\n{type(exc).__name__} raised by user code is an error here "
+                            "(it would end the iteration silently)")
+    return None
 
 
 def _callable_arg(name, value):
@@ -123,10 +178,12 @@ def _reraise(number, index, worker, exc, tb, what):
     )
     if isinstance(exc, KeyError):
         msg = KeyErrorMessage(msg)
-    try:
-        new = type(exc)(msg)
-    except Exception:
-        new = RuntimeError(msg)
+    new = _user_stop(exc, msg)
+    if new is None:
+        try:
+            new = type(exc)(msg)
+        except Exception:
+            new = RuntimeError(msg)
     try:
         new.index, new.worker, new.batch = index, worker, number
     except Exception:
@@ -155,7 +212,8 @@ class DataLoader:
       torch tensors when the samples are tensors).
     * ``num_workers``: worker *threads* (0: load in the calling thread, as torch does).
       ``prefetch_factor`` (default 2): batches in flight per worker, the memory bound.
-    * ``timeout``: seconds to wait for a batch before ``RuntimeError`` (0: forever).
+    * ``timeout``: seconds to wait for a batch before ``RuntimeError`` (0 or ``inf``:
+      forever; NaN or negative: ``ValueError``). After a timeout no new sample starts.
     * ``worker_init_fn(worker_id)``: runs once on each worker thread when it starts; a failure
       is raised once, at that worker's first batch, and ends the iteration (as in torch).
     * ``in_order``: batches in order (default) or as soon as they are ready.
@@ -210,14 +268,11 @@ class DataLoader:
             raise ValueError("batch_sampler: not supported; use batch_size, drop_last and sampler")
         self.batch_size = None if batch_size is None else _int_arg("batch_size", batch_size, 1)
         self.num_workers = _int_arg("num_workers", num_workers, 0)
+        timeout_s = _timeout_arg(timeout)
         if shuffle and sampler is not None:
             raise ValueError("sampler option is mutually exclusive with shuffle")
         if sampler is not None and not hasattr(sampler, "__iter__"):
             raise TypeError(f"sampler should be an iterable of indices, got {type(sampler).__name__}")
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-            raise TypeError(f"timeout should be a number, got {timeout!r}")
-        if timeout < 0:
-            raise ValueError("timeout option should be non-negative")
         if self.num_workers == 0 and prefetch_factor is not None:
             raise ValueError(
                 "prefetch_factor option could only be specified in multiprocessing."
@@ -226,6 +281,13 @@ class DataLoader:
         if prefetch_factor is None:
             prefetch_factor = 2
         _int_arg("prefetch_factor", prefetch_factor, 1)
+        in_flight = prefetch_factor * max(self.num_workers, 1) * (self.batch_size or 1)
+        if in_flight > sys.maxsize:
+            raise ValueError(
+                "prefetch_factor * num_workers * batch_size (the samples in flight) should be "
+                f"at most {sys.maxsize}, but got prefetch_factor={prefetch_factor}, "
+                f"num_workers={self.num_workers}, batch_size={self.batch_size}"
+            )
         if autotune and self.num_workers == 0:
             raise ValueError("autotune option needs num_workers > 0")
         if max_items is not None:
@@ -246,11 +308,12 @@ class DataLoader:
             raise TypeError(f"strategy should be a spec string, got {type(strategy).__name__}")
         self.strategy = _core.check_strategy(strategy, max(self.num_workers, 1))
         if seed is not None:
-            _int_arg("seed", seed, 0)
+            _int_arg("seed", seed, 0, _MAX_SEED)
         elif generator is not None:
             if not hasattr(generator, "initial_seed"):
                 raise TypeError("generator should be a torch.Generator (with initial_seed())")
-            seed = int(generator.initial_seed())
+            seed = _int_arg("generator.initial_seed()", int(generator.initial_seed()), 0,
+                            _MAX_SEED)
         elif shuffle:
             seed = random.SystemRandom().getrandbits(63)
         self.dataset = dataset
@@ -259,6 +322,7 @@ class DataLoader:
         self.seed = seed if self.shuffle else None
         self.drop_last = bool(drop_last)
         self.timeout = timeout
+        self._timeout_s = timeout_s
         self.prefetch_factor = prefetch_factor
         self.persistent_workers = persistent_workers
         self.pin_memory = pin_memory
@@ -272,6 +336,8 @@ class DataLoader:
         # the samples in service: joined by close(), dropped once they have ended
         self._retired = []
         self._iter = None
+        # one iterator at a time: claimed and registered under this lock
+        self._iter_lock = threading.Lock()
         self._last_report = None
         self._gil0 = []
         _live.add(self)
@@ -363,19 +429,24 @@ class DataLoader:
         return self._iter() if self._iter is not None else None
 
     def __iter__(self):
-        old = self._current()
-        self._iter = None
-        if old is not None:
-            old._stop()
-        epoch, restore = self._epoch, self._restore
-        self._restore = None
-        self._epoch = epoch + 1
-        if self.num_workers == 0:
-            it = _SerialIter(self, epoch, restore)
-        else:
-            it = _ThreadIter(self, epoch, restore)
-        self._iter = weakref.ref(it)
-        return it
+        """One epoch's iterator. One at a time: ``RuntimeError`` while another is live (not
+        exhausted, deleted, stopped or closed); several threads may share it, each batch
+        going to exactly one of them."""
+        with self._iter_lock:
+            _claim(self, "this DataLoader")
+            old = self._current()
+            self._iter = None
+            if old is not None:
+                old._stop()
+            epoch, restore = self._epoch, self._restore
+            self._restore = None
+            self._epoch = epoch + 1
+            if self.num_workers == 0:
+                it = _SerialIter(self, epoch, restore)
+            else:
+                it = _ThreadIter(self, epoch, restore)
+            self._iter = weakref.ref(it)
+            return it
 
     # --- checkpoints ----------------------------------------------------------------------
 
@@ -457,14 +528,17 @@ class _ThreadIter:
     def __len__(self):
         return len(self._dl)
 
+    def _live(self):
+        return not self._done and not self._dead
+
     def __next__(self):
         if self._dead:
-            raise RuntimeError("this DataLoader iterator was stopped (a newer iter(), close(), "
-                               "an interrupt or a timeout)")
+            raise RuntimeError("this DataLoader iterator was stopped (close(), an interrupt or "
+                               "a timeout)")
         if self._done:
             raise StopIteration
         try:
-            b = self._core.next_batch(self._dl.timeout or None)
+            b = self._core.next_batch(self._dl._timeout_s)
         except BaseException:
             # interrupt or timeout: the core stopped at once; its threads finish the samples
             # in service in the background, the next iter() starts new ones, and close()
@@ -472,8 +546,12 @@ class _ThreadIter:
             self._dead = True
             raise
         if b is None:
-            self._done = True
-            self._dl._last_report = self._dl.report()
+            if not self._done:
+                self._done = True
+                try:
+                    self._dl._last_report = self._dl.report()
+                except RuntimeError:
+                    pass  # another thread sharing this iterator stopped the loader
             raise StopIteration
         if b[0] == "error":
             if b[6] == "worker_init_fn":
@@ -522,8 +600,13 @@ class _SerialIter:
             raise ValueError(
                 f"state_dict: batches_done {self._k} but epoch {epoch} has {len(self._batches)} batches"
             )
+        # threads sharing this iterator take batches one at a time
+        self._lock = threading.Lock()
         if dl.worker_init_fn is not None:
-            dl.worker_init_fn(0)
+            try:
+                dl.worker_init_fn(0)
+            except (StopIteration, StopAsyncIteration) as e:
+                raise _user_stop(e, "worker_init_fn(0) failed") from e
 
     def __iter__(self):
         return self
@@ -531,16 +614,30 @@ class _SerialIter:
     def __len__(self):
         return len(self._batches)
 
+    def _live(self):
+        return not self._done and not self._dead
+
     def __next__(self):
-        if self._dead:
-            raise RuntimeError("this DataLoader iterator was stopped by a newer iter()")
-        if self._k >= len(self._batches):
-            self._done = True
-            raise StopIteration
-        k = self._k
-        self._k += 1
-        samples = [self._dl.dataset[i] for i in self._batches[k]]
-        return self._dl._collate(samples)
+        with self._lock:
+            if self._dead:
+                raise RuntimeError("this DataLoader iterator was stopped by close()")
+            if self._k >= len(self._batches):
+                self._done = True
+                raise StopIteration
+            k = self._k
+            self._k += 1
+            samples = []
+            for i in self._batches[k]:
+                try:
+                    samples.append(self._dl.dataset[i])
+                except (StopIteration, StopAsyncIteration) as e:
+                    raise _user_stop(e, f"__getitem__ failed at sample index {i}, batch {k}") from e
+            try:
+                return self._dl._collate(samples)
+            except (StopIteration, StopAsyncIteration) as e:
+                raise _user_stop(
+                    e, f"collate_fn failed at batch {k} (first sample index {self._batches[k][0]})"
+                ) from e
 
     def _state(self):
         return self._dl._state_at(self._epoch, self._k)

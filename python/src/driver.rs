@@ -5,13 +5,20 @@
 //! GIL**, in slices of [`WAIT_SLICE`] between which it runs Python's signal handlers, so
 //! Ctrl-C raises `KeyboardInterrupt` at once.
 //!
+//! One request and its answer are one *round*, atomic: several Python threads may share one
+//! iterator, and each round is taken in turn (waiting for the turn, too, is done without the
+//! GIL and runs the signal handlers), so every answer goes to the thread that asked.
+//!
 //! After a failed wait (an interrupt, a timeout) the driver is *abandoned*: its command
-//! channel is closed, so it ends on its own once the request it is serving returns (dropping
-//! the epoch iterator cancels the outstanding work, dropping the loader joins its workers);
-//! [`Driver::close`] joins it later. The consumer does not wait for it.
+//! channel is closed and its `stopped` flag set, so the user's code is not called again (the
+//! samples or items not started are skipped at once) and the driver ends once the request it
+//! is serving returns (dropping the epoch iterator cancels the outstanding work, dropping the
+//! loader joins its workers); [`Driver::close`] joins it later. The consumer does not wait for
+//! it.
 
+use std::sync::atomic::{AtomicBool, Ordering::Release};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -62,7 +69,8 @@ pub(crate) trait EpochView {
 pub(crate) enum Cmd<S> {
     /// Start (or continue) an epoch; answered `Done`.
     Epoch(u64),
-    /// The epoch's next item; answered `Next` (`None` at its end, and outside an epoch).
+    /// The epoch's next item, numbered from 0 in the order handed out since `Epoch`;
+    /// answered `Next` (`None` at its end, and outside an epoch).
     Next,
     /// End the epoch (cancels its outstanding work); answered `Done`.
     EndEpoch,
@@ -77,7 +85,7 @@ pub(crate) enum Cmd<S> {
 /// The driver thread's answer.
 pub(crate) enum Resp<I, S, E> {
     Done,
-    Next(Option<I>),
+    Next(Option<(u64, I)>),
     State(S),
     Restored(Result<(), E>),
     Report(ReportPair),
@@ -100,6 +108,7 @@ fn drive<T: Driven>(mut d: T, cmds: Receiver<Cmd<T::State>>, resp: Sender<RespOf
         let answer = match cmd {
             Cmd::Epoch(e) => {
                 let mut it = d.epoch(e);
+                let mut handed = 0u64;
                 if resp.send(Resp::Done).is_err() {
                     return;
                 }
@@ -111,7 +120,10 @@ fn drive<T: Driven>(mut d: T, cmds: Receiver<Cmd<T::State>>, resp: Sender<RespOf
                                 pending = Some(Cmd::Next);
                                 break;
                             }
-                            i => Resp::Next(i),
+                            Some(i) => {
+                                handed += 1;
+                                Resp::Next(Some((handed - 1, i)))
+                            }
                         },
                         Ok(Cmd::State) => Resp::State(it.state()),
                         Ok(Cmd::Report) => Resp::Report(it.report()),
@@ -144,18 +156,70 @@ fn drive<T: Driven>(mut d: T, cmds: Receiver<Cmd<T::State>>, resp: Sender<RespOf
     }
 }
 
+/// Whose round it is: one request and its answer at a time, among the Python threads that
+/// share a driver.
+#[derive(Default)]
+struct Turn {
+    busy: Mutex<bool>,
+    free: Condvar,
+}
+
+/// The turn, held: given back when dropped.
+struct TurnGuard<'a>(&'a Turn);
+
+impl Turn {
+    /// Wait for the turn without the GIL, running the signal handlers every [`WAIT_SLICE`]
+    /// (a thread waiting for its turn can be interrupted as one waiting for its answer can).
+    fn take(&self, py: Python<'_>) -> PyResult<TurnGuard<'_>> {
+        loop {
+            let got = py.allow_threads(|| {
+                let mut busy = lock(&self.busy);
+                if *busy {
+                    busy = self
+                        .free
+                        .wait_timeout(busy, WAIT_SLICE)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+                !std::mem::replace(&mut *busy, true)
+            });
+            if got {
+                return Ok(TurnGuard(self));
+            }
+            py.check_signals()?;
+        }
+    }
+}
+
+impl Drop for TurnGuard<'_> {
+    fn drop(&mut self) {
+        *lock(&self.0.busy) = false;
+        self.0.free.notify_one();
+    }
+}
+
 /// The consumer's end of a driver thread.
 pub(crate) struct Driver<T: Driven> {
     what: &'static str,
+    /// One round at a time (see the module's doc).
+    turn: Turn,
     cmds: Mutex<Option<Sender<Cmd<T::State>>>>,
     resp: Mutex<Receiver<RespOf<T>>>,
+    /// Set when the driver is abandoned: the owner's workers call no more user code.
+    stopped: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl<T: Driven> Driver<T> {
     /// Start a driver thread named `name` that owns `d`; `what` names it in errors
-    /// ("loader", "pipeline").
-    pub(crate) fn start(name: &str, what: &'static str, d: T) -> PyResult<Self> {
+    /// ("loader", "pipeline"). `stopped` is set when the driver is abandoned or closed; `d`'s
+    /// workers read it to start no more of the user's code.
+    pub(crate) fn start(
+        name: &str,
+        what: &'static str,
+        d: T,
+        stopped: Arc<AtomicBool>,
+    ) -> PyResult<Self> {
         let (cmd_tx, cmd_rx) = channel();
         let (resp_tx, resp_rx) = channel();
         let thread = std::thread::Builder::new()
@@ -164,21 +228,25 @@ impl<T: Driven> Driver<T> {
             .map_err(|e| PyRuntimeError::new_err(format!("could not start a thread: {e}")))?;
         Ok(Driver {
             what,
+            turn: Turn::default(),
             cmds: Mutex::new(Some(cmd_tx)),
             resp: Mutex::new(resp_rx),
+            stopped,
             thread: Mutex::new(Some(thread)),
         })
     }
 
-    /// Send `cmd` and wait for the answer without the GIL (see [`wait_for`]). After an error
-    /// (an interrupt, a timeout) the driver is abandoned (its answers would be out of step):
-    /// closed at once, joined by [`close`](Driver::close).
+    /// One round: take the turn, send `cmd` and wait for the answer without the GIL (see
+    /// [`wait_for`]); `timeout` counts from the send. After an error (an interrupt, a
+    /// timeout) the driver is abandoned (its answers would be out of step): closed at once,
+    /// joined by [`close`](Driver::close).
     fn request(
         &self,
         py: Python<'_>,
         cmd: Cmd<T::State>,
         timeout: Option<Duration>,
     ) -> PyResult<RespOf<T>> {
+        let _turn = self.turn.take(py)?;
         let sent = lock(&self.cmds).as_ref().map(|tx| tx.send(cmd).is_ok());
         match sent {
             None => return Err(PyRuntimeError::new_err(format!("{}: closed", self.what))),
@@ -211,12 +279,13 @@ impl<T: Driven> Driver<T> {
         self.request(py, Cmd::EndEpoch, None).map(|_| ())
     }
 
-    /// The epoch's next item (`None` at its end), waiting at most `timeout`.
+    /// The epoch's next item and its number in the order handed out (`None` at its end),
+    /// waiting at most `timeout`.
     pub(crate) fn next(
         &self,
         py: Python<'_>,
         timeout: Option<Duration>,
-    ) -> PyResult<Option<T::Item>> {
+    ) -> PyResult<Option<(u64, T::Item)>> {
         match self.request(py, Cmd::Next, timeout)? {
             Resp::Next(i) => Ok(i),
             _ => Err(self.unexpected()),
@@ -280,9 +349,11 @@ impl<T: Driven> Driver<T> {
         }
     }
 
-    /// Close the command channel without joining: the driver ends once the request it is
-    /// serving returns. (Also for `Drop`, where the GIL may be held.)
+    /// Close the command channel without joining, and set the `stopped` flag (no more user
+    /// code starts): the driver ends once the request it is serving returns. (Also for
+    /// `Drop`, where the GIL may be held.)
     pub(crate) fn detach(&self) {
+        self.stopped.store(true, Release);
         drop(lock(&self.cmds).take());
     }
 }

@@ -18,8 +18,9 @@
 //! * Python exceptions are values: a failing `__getitem__` gives a sample that carries the
 //!   exception and its traceback text, and the consumer raises it at its batch's position.
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,7 +33,7 @@ use scheduler::WorkerId;
 mod driver;
 mod pipeline;
 
-use driver::Driver;
+use driver::{lock, Driver};
 
 /// Per-worker GIL accounting: time waiting to acquire the GIL, wall time inside the Python
 /// call, the thread's CPU time inside it, calls, and the time in Rust between calls.
@@ -40,10 +41,18 @@ use driver::Driver;
 /// Wall minus CPU inside a call is time the thread was off the CPU while Python ran it: waits
 /// to take the GIL back after the interpreter's switch interval handed it to another thread,
 /// and blocking calls that release it (sleeps, reads). Python does not say which.
+///
+/// A worker's counters are made when the worker first asks for them ([`GilStats::slot`], from
+/// its own thread), never sized ahead from a requested count: a count the Rust builder then
+/// refuses (`num_workers=10**9`) must not have allocated anything per worker.
 #[derive(Debug, Default)]
 pub(crate) struct GilStats {
-    workers: Vec<[AtomicU64; 5]>,
+    slots: Mutex<BTreeMap<usize, Arc<GilSlot>>>,
 }
+
+/// One worker's counters: `[gil_wait_ns, python_ns, python_cpu_ns, calls, rust_ns]`.
+#[derive(Debug, Default)]
+pub(crate) struct GilSlot([AtomicU64; 5]);
 
 /// This thread's CPU time (zero where the platform has no per-thread CPU clock).
 fn thread_cpu() -> Duration {
@@ -52,53 +61,54 @@ fn thread_cpu() -> Duration {
         .unwrap_or_default()
 }
 
-impl GilStats {
-    pub(crate) fn new(workers: usize) -> Self {
-        GilStats {
-            workers: (0..workers).map(|_| Default::default()).collect(),
-        }
+impl GilSlot {
+    fn add(&self, wait: Duration, wall: Duration, cpu: Duration) {
+        let w = &self.0;
+        w[0].fetch_add(wait.as_nanos() as u64, Relaxed);
+        w[1].fetch_add(wall.as_nanos() as u64, Relaxed);
+        w[2].fetch_add(cpu.as_nanos() as u64, Relaxed);
+        w[3].fetch_add(1, Relaxed);
     }
 
-    fn add(&self, worker: usize, wait: Duration, wall: Duration, cpu: Duration) {
-        if let Some(w) = self.workers.get(worker) {
-            w[0].fetch_add(wait.as_nanos() as u64, Relaxed);
-            w[1].fetch_add(wall.as_nanos() as u64, Relaxed);
-            w[2].fetch_add(cpu.as_nanos() as u64, Relaxed);
-            w[3].fetch_add(1, Relaxed);
-        }
-    }
-
-    /// Call `f` holding the GIL on behalf of `worker`, counting the wait and the run.
-    pub(crate) fn call<T>(&self, worker: usize, f: impl FnOnce(Python<'_>) -> T) -> T {
+    /// Call `f` holding the GIL, counting the wait and the run.
+    pub(crate) fn call<T>(&self, f: impl FnOnce(Python<'_>) -> T) -> T {
         let t0 = Instant::now();
         Python::with_gil(|py| {
             let t1 = Instant::now();
             let c1 = thread_cpu();
             let r = f(py);
-            self.add(
-                worker,
-                t1 - t0,
-                t1.elapsed(),
-                thread_cpu().saturating_sub(c1),
-            );
+            self.add(t1 - t0, t1.elapsed(), thread_cpu().saturating_sub(c1));
             r
         })
     }
 
-    /// Count `d` as time `worker` spent in Rust between two Python calls (the pool finding
-    /// its next sample, or waiting for one).
-    fn add_rust(&self, worker: usize, d: Duration) {
-        if let Some(w) = self.workers.get(worker) {
-            w[4].fetch_add(d.as_nanos() as u64, Relaxed);
-        }
+    /// Count `d` as time spent in Rust between two Python calls (the pool finding the next
+    /// sample, or waiting for one).
+    fn add_rust(&self, d: Duration) {
+        self.0[4].fetch_add(d.as_nanos() as u64, Relaxed);
     }
 
-    /// `[(gil_wait_s, python_s, python_cpu_s, calls, rust_s)]`, one per worker.
-    pub(crate) fn snapshot(&self) -> Vec<GilRow> {
+    fn row(&self) -> GilRow {
         let s = |a: &AtomicU64| a.load(Relaxed) as f64 / 1e9;
-        self.workers
-            .iter()
-            .map(|w| (s(&w[0]), s(&w[1]), s(&w[2]), w[3].load(Relaxed), s(&w[4])))
+        let w = &self.0;
+        (s(&w[0]), s(&w[1]), s(&w[2]), w[3].load(Relaxed), s(&w[4]))
+    }
+}
+
+impl GilStats {
+    /// Worker `worker`'s counters, made on first use (call it once per worker thread and keep
+    /// the `Arc`: the lookup takes a lock).
+    pub(crate) fn slot(&self, worker: usize) -> Arc<GilSlot> {
+        Arc::clone(lock(&self.slots).entry(worker).or_default())
+    }
+
+    /// `[(gil_wait_s, python_s, python_cpu_s, calls, rust_s)]`, one per worker `0..n`, where
+    /// `n` is at least `at_least` (workers that have not started yet read as zeros).
+    pub(crate) fn snapshot(&self, at_least: usize) -> Vec<GilRow> {
+        let slots = lock(&self.slots);
+        let n = slots.keys().next_back().map_or(0, |&k| k + 1).max(at_least);
+        (0..n)
+            .map(|i| slots.get(&i).map_or((0.0, 0.0, 0.0, 0, 0.0), |s| s.row()))
             .collect()
     }
 }
@@ -158,11 +168,16 @@ struct PyDataset {
     getitem: Py<PyAny>,
     init_fn: Option<Py<PyAny>>,
     gil: Arc<GilStats>,
+    /// Set once the consumer has stopped waiting (a timeout, an interrupt, `close()`): from
+    /// then on no `__getitem__` starts (see [`driver::Driver::detach`]).
+    stopped: Arc<AtomicBool>,
 }
 
-/// A worker's state: its number, and the error of its `worker_init_fn`, if that raised.
+/// A worker's state: its number, its GIL counters, and the error of its `worker_init_fn`, if
+/// that raised.
 struct WorkerState {
     worker: WorkerId,
+    gil: Arc<GilSlot>,
     init_error: Option<Failure>,
     /// When the last `get` returned (time in Rust is counted from there).
     last: Option<Instant>,
@@ -219,8 +234,9 @@ impl loader::Dataset for PyDataset {
 
     fn init(&self, worker: WorkerId) -> WorkerState {
         let thread = KeepThreadState::new();
+        let gil = self.gil.slot(worker);
         let init_error = self.init_fn.as_ref().and_then(|f| {
-            self.gil.call(worker, |py| {
+            gil.call(|py| {
                 f.call1(py, (worker,))
                     .err()
                     .map(|e| Failure::new(py, e, "worker_init_fn"))
@@ -228,6 +244,7 @@ impl loader::Dataset for PyDataset {
         });
         WorkerState {
             worker,
+            gil,
             init_error,
             last: None,
             _thread: thread,
@@ -235,11 +252,15 @@ impl loader::Dataset for PyDataset {
     }
 
     fn get(&self, index: usize, state: &mut WorkerState) -> Result<Item, String> {
+        if self.stopped.load(Acquire) {
+            // nobody waits for it: do not start the user's code (the epoch ends at once)
+            return Err(STOPPED.into());
+        }
         let worker = state.worker;
         if let Some(last) = state.last {
-            self.gil.add_rust(worker, last.elapsed());
+            state.gil.add_rust(last.elapsed());
         }
-        let value = self.gil.call(worker, |py| match &state.init_error {
+        let value = state.gil.call(|py| match &state.init_error {
             Some(f) => Err(f.clone_ref(py)),
             None => self
                 .getitem
@@ -257,8 +278,52 @@ impl loader::Dataset for PyDataset {
 
 type PyLoader = Loader<PyDataset, Vec<Item>>;
 
+/// The error of a sample that was not loaded because the consumer had stopped waiting.
+const STOPPED: &str = "not loaded: the consumer stopped (a timeout, an interrupt or close())";
+
 fn config_error(e: LoaderError) -> PyErr {
     PyValueError::new_err(e.to_string())
+}
+
+/// A builder's refusal as `ValueError`. One about threads (the builders refuse a worker or
+/// thread count over what the OS allows, before allocating anything) is made to name the
+/// Python argument `arg` and its value when it does not already.
+pub(crate) fn count_error(message: String, arg: &str, value: usize) -> PyErr {
+    let about_threads = ["worker", "thread", "concurrency"]
+        .iter()
+        .any(|w| message.contains(w));
+    if about_threads && !message.contains(arg) {
+        PyValueError::new_err(format!("{arg}={value}: {message}"))
+    } else {
+        PyValueError::new_err(message)
+    }
+}
+
+/// A panic while building (`what`: "loader", "pipeline") as `ValueError`: the builders
+/// size their windows from the settings, and a panic there means settings too large to
+/// compute with (an overflow), never a state to go on from.
+pub(crate) fn build_panic(what: &str, p: &(dyn std::any::Any + Send)) -> PyErr {
+    let msg = p
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    PyValueError::new_err(format!(
+        "{what}: settings too large (sizes, queues, concurrency or max_items): {msg}"
+    ))
+}
+
+/// `seconds` as a wait: `None` (no limit) for 0, infinity, and finite values too large for a
+/// `Duration`; `ValueError` naming `timeout` for NaN and negative values. Never panics.
+pub(crate) fn timeout_of(seconds: Option<f64>) -> PyResult<Option<Duration>> {
+    match seconds {
+        None => Ok(None),
+        Some(s) if s.is_nan() || s < 0.0 => Err(PyValueError::new_err(format!(
+            "timeout: expected a number of seconds >= 0 (0 or inf: no timeout), got {s}"
+        ))),
+        Some(s) if s > 0.0 => Ok(Duration::try_from_secs_f64(s).ok()),
+        Some(_) => Ok(None),
+    }
 }
 
 /// The loader: a `loader::Loader` over a Python dataset, driven from Python one request at a
@@ -267,6 +332,8 @@ fn config_error(e: LoaderError) -> PyErr {
 pub struct LoaderCore {
     driver: Driver<PyLoader>,
     gil: Arc<GilStats>,
+    /// Worker threads, as the builder accepted them.
+    workers: usize,
     orders: Arc<Mutex<HashMap<u64, Vec<usize>>>>,
     len: usize,
 }
@@ -296,13 +363,16 @@ impl LoaderCore {
         autotune: bool,
         max_items: Option<usize>,
     ) -> PyResult<Self> {
-        let gil = Arc::new(GilStats::new(workers));
+        // nothing here is sized by `workers`: the builder checks it first
+        let gil = Arc::new(GilStats::default());
+        let stopped = Arc::new(AtomicBool::new(false));
         let orders: Arc<Mutex<HashMap<u64, Vec<usize>>>> = Arc::default();
         let dataset = PyDataset {
             len: length,
             getitem,
             init_fn: worker_init_fn,
             gil: Arc::clone(&gil),
+            stopped: Arc::clone(&stopped),
         };
         let sampler = if custom_order {
             let orders = Arc::clone(&orders);
@@ -320,36 +390,41 @@ impl LoaderCore {
         let strategy = strategy.to_string();
         let loader = py
             .allow_threads(move || {
-                let b = Loader::builder(dataset)
-                    .batch_size(batch_size)
-                    .remainder(if drop_last {
-                        Remainder::Drop
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                    let b = Loader::builder(dataset)
+                        .batch_size(batch_size)
+                        .remainder(if drop_last {
+                            Remainder::Drop
+                        } else {
+                            Remainder::Partial
+                        })
+                        .sampler(sampler)
+                        .workers(workers)
+                        .strategy(&strategy)
+                        .prefetch(prefetch)
+                        .ordered(ordered)
+                        // a custom order is known only when its epoch starts
+                        .prefetch_next_epoch(look_ahead && !custom_order);
+                    let b = if autotune {
+                        let cfg = Autotune::new();
+                        b.autotune(match max_items {
+                            Some(n) => cfg.max_items(n),
+                            None => cfg,
+                        })
                     } else {
-                        Remainder::Partial
-                    })
-                    .sampler(sampler)
-                    .workers(workers)
-                    .strategy(&strategy)
-                    .prefetch(prefetch)
-                    .ordered(ordered)
-                    // a custom order is known only when its epoch starts
-                    .prefetch_next_epoch(look_ahead && !custom_order);
-                let b = if autotune {
-                    let cfg = Autotune::new();
-                    b.autotune(match max_items {
-                        Some(n) => cfg.max_items(n),
-                        None => cfg,
-                    })
-                } else {
-                    b
-                };
-                b.build()
+                        b
+                    };
+                    b.build()
+                }))
             })
-            .map_err(config_error)?;
-        let driver = Driver::start("schedlab-loader", "loader", loader)?;
+            .map_err(|p| build_panic("loader", p.as_ref()))?
+            .map_err(|e| count_error(e.to_string(), "num_workers", workers))?;
+        let workers = loader.workers();
+        let driver = Driver::start("schedlab-loader", "loader", loader, stopped)?;
         Ok(LoaderCore {
             driver,
             gil,
+            workers,
             orders,
             len: length,
         })
@@ -386,8 +461,8 @@ impl LoaderCore {
     /// A loader error (a panic) raises `RuntimeError`.
     #[pyo3(signature = (timeout_s=None))]
     fn next_batch(&self, py: Python<'_>, timeout_s: Option<f64>) -> PyResult<Option<PyObject>> {
-        let timeout = timeout_s.filter(|t| *t > 0.0).map(Duration::from_secs_f64);
-        let Some(b) = self.driver.next(py, timeout)? else {
+        let timeout = timeout_of(timeout_s)?;
+        let Some((_, b)) = self.driver.next(py, timeout)? else {
             return Ok(None);
         };
         let b = b.map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
@@ -439,7 +514,7 @@ impl LoaderCore {
     /// Per worker, since the loader was built: `(gil_wait_s, python_s, python_cpu_s, calls,
     /// rust_s)`.
     fn gil_stats(&self) -> Vec<GilRow> {
-        self.gil.snapshot()
+        self.gil.snapshot(self.workers)
     }
 
     /// Stop the driver and join every worker thread (without the GIL). Idempotent.

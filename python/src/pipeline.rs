@@ -7,16 +7,17 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering::Acquire};
 use std::sync::{Arc, Mutex};
 
 use loader::pipeline::Runner;
-use loader::{Autotune, Pipeline, PipelineBuilder, PipelineState, Remainder, Stage};
+use loader::{Autotune, Pipeline, PipelineBuilder, PipelineError, PipelineState, Remainder, Stage};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::driver::{lock, Driver};
-use crate::{Failure, GilRow, GilStats};
+use crate::{count_error, Failure, GilRow, GilSlot, GilStats};
 
 /// A value, or the exception a stage raised on it.
 type PyItem = Result<Py<PyAny>, Box<Failure>>;
@@ -48,6 +49,9 @@ pub struct PipelineCore {
     driver: Driver<Pipeline<PyItem>>,
     sources: Arc<Mutex<HashMap<u64, Vec<Py<PyAny>>>>>,
     gil: Vec<(String, Arc<GilStats>)>,
+    /// `workers`, and each stage's `concurrency` where given: named by a refused count.
+    workers: usize,
+    counts: Vec<(String, usize)>,
 }
 
 fn stage_of(
@@ -97,25 +101,35 @@ impl PipelineCore {
                 .map(Ok::<_, Box<Failure>>)
         });
         let mut gil = Vec::new();
+        // Set when the consumer stops waiting (an interrupt, `close()`): the stages then pass
+        // their items through without calling Python, so the epoch ends at once.
+        let stopped = Arc::new(AtomicBool::new(false));
+        // Which Python argument a refused thread count came from, for the error.
+        let mut counts = Vec::new();
         for (op, name, kind, concurrency, queue, f, size, drop_last) in stages {
-            // The autotuner may start up to its thread cap (256) per blocking stage.
-            let slots = concurrency.unwrap_or(workers).max(workers);
-            let slots = if autotune { slots.max(256) } else { slots };
-            let stats = Arc::new(GilStats::new(slots));
+            if let Some(c) = concurrency {
+                counts.push((name.clone(), c));
+            }
+            // Per-runner counters are made when a runner first calls (nothing here is sized
+            // by `workers` or `concurrency`: the builder checks them first).
+            let stats = Arc::new(GilStats::default());
             gil.push((name.clone(), Arc::clone(&stats)));
+            let stopped = Arc::clone(&stopped);
             let stage = stage_of(&name, &kind, concurrency, queue)?;
             match op.as_str() {
                 "map" => {
                     let f = need(f, &name)?;
+                    let slots = Arc::clone(&stats);
                     b = b.try_map_with(
                         stage,
-                        runner_slot,
-                        move |item: PyItem, slot: &mut usize| {
+                        move |r| slots.slot(runner_slot(r)),
+                        move |item: PyItem, slot: &mut Arc<GilSlot>| {
                             let v = match item {
                                 Err(e) => return Ok::<_, Infallible>(Err(e)),
+                                Ok(v) if stopped.load(Acquire) => return Ok(Ok(v)),
                                 Ok(v) => v,
                             };
-                            Ok(stats.call(*slot, |py| {
+                            Ok(slot.call(|py| {
                                 f.call1(py, (v,))
                                     .map_err(|e| Box::new(Failure::new(py, e, &name)))
                             }))
@@ -125,12 +139,14 @@ impl PipelineCore {
                 "filter" | "flat_map" => {
                     let f = need(f, &name)?;
                     let filter = op == "filter";
+                    let slot = stats.slot(0);
                     b = b.flat_map(stage, move |item: PyItem| -> Vec<PyItem> {
                         let v = match item {
                             Err(e) => return vec![Err(e)],
+                            Ok(_) if stopped.load(Acquire) => return vec![],
                             Ok(v) => v,
                         };
-                        stats.call(0, |py| {
+                        slot.call(|py| {
                             let r = f.call1(py, (v.clone_ref(py),)).and_then(|out| {
                                 if filter {
                                     Ok(if out.is_truthy(py)? {
@@ -161,10 +177,11 @@ impl PipelineCore {
                     } else {
                         Remainder::Partial
                     };
+                    let slots = Arc::clone(&stats);
                     b = b.batch(size, rem).try_map_with(
                         stage,
-                        runner_slot,
-                        move |items: Vec<PyItem>, slot: &mut usize| {
+                        move |r| slots.slot(runner_slot(r)),
+                        move |items: Vec<PyItem>, slot: &mut Arc<GilSlot>| {
                             let mut values = Vec::with_capacity(items.len());
                             for i in items {
                                 match i {
@@ -172,7 +189,13 @@ impl PipelineCore {
                                     Err(e) => return Ok::<_, Infallible>(Err(e)),
                                 }
                             }
-                            Ok(stats.call(*slot, |py| {
+                            if stopped.load(Acquire) {
+                                if let Some(v) = values.pop() {
+                                    // nobody waits for it: any value will do, no Python runs
+                                    return Ok(Ok(v));
+                                }
+                            }
+                            Ok(slot.call(|py| {
                                 let list = PyList::new(py, values)
                                     .map_err(|e| Box::new(Failure::new(py, e, &name)))?;
                                 match &f {
@@ -200,13 +223,20 @@ impl PipelineCore {
             b = b.autotune(cfg);
         }
         let p = py
-            .allow_threads(move || b.workers(workers).ordered(ordered).build())
-            .map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let driver = Driver::start("schedlab-pipeline", "pipeline", p)?;
+            .allow_threads(move || {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                    b.workers(workers).ordered(ordered).build()
+                }))
+            })
+            .map_err(|p| crate::build_panic("pipeline", p.as_ref()))?
+            .map_err(|e| build_error(e, workers, &counts))?;
+        let driver = Driver::start("schedlab-pipeline", "pipeline", p, stopped)?;
         Ok(PipelineCore {
             driver,
             sources,
             gil,
+            workers,
+            counts,
         })
     }
 
@@ -222,14 +252,23 @@ impl PipelineCore {
     }
 
     /// The next item: `None` at the end, `("ok", value)` or
-    /// `("error", exception, traceback_text, stage)`; a panic raises `RuntimeError`.
+    /// `("error", exception, traceback_text, stage, k)` (`k`: the results this epoch's
+    /// iteration handed out before it); a panic raises `RuntimeError`, threads that cannot
+    /// start `ValueError` naming `workers` or the stage's `concurrency`.
     fn next_item(&self, py: Python<'_>) -> PyResult<Option<PyObject>> {
-        let Some(i) = self.driver.next(py, None)? else {
+        let Some((k, i)) = self.driver.next(py, None)? else {
             return Ok(None);
         };
-        let obj = match i.map_err(|e| PyRuntimeError::new_err(e.to_string()))? {
+        let i = i.map_err(|e| match e {
+            // threads start with the epoch: a count the OS refuses is the caller's argument
+            PipelineError::Start(_) | PipelineError::Config { .. } => {
+                build_error(e, self.workers, &self.counts)
+            }
+            e => PyRuntimeError::new_err(e.to_string()),
+        })?;
+        let obj = match i {
             Ok(v) => ("ok", v).into_pyobject(py)?.into_any().unbind(),
-            Err(f) => ("error", f.exc, f.traceback, f.what)
+            Err(f) => ("error", f.exc, f.traceback, f.what, k)
                 .into_pyobject(py)?
                 .into_any()
                 .unbind(),
@@ -264,13 +303,20 @@ impl PipelineCore {
     fn gil_stats(&self) -> Vec<(String, Vec<GilRow>)> {
         self.gil
             .iter()
-            .map(|(n, g)| (n.clone(), g.snapshot()))
+            .map(|(n, g)| (n.clone(), g.snapshot(0)))
             .collect()
     }
 
     /// Stop and join every thread (without the GIL). Idempotent.
     fn close(&self, py: Python<'_>) {
         self.driver.close(py);
+    }
+
+    /// Stop without waiting: close the driver's channel; no stage function is called again,
+    /// and the threads end in the background once the calls in service return (`close()`
+    /// joins them).
+    fn stop(&self) {
+        self.driver.detach();
     }
 
     /// True once closed, or stopped by an interrupt (then its threads end in the background;
@@ -288,6 +334,25 @@ impl PipelineCore {
 impl Drop for PipelineCore {
     fn drop(&mut self) {
         self.driver.detach();
+    }
+}
+
+/// A refused build as `ValueError`; a refused thread count names its Python argument:
+/// `workers`, or the `concurrency` of the stage the error names.
+fn build_error(e: PipelineError, workers: usize, counts: &[(String, usize)]) -> PyErr {
+    let message = e.to_string();
+    let stage = match &e {
+        PipelineError::Config { stage, .. } => counts.iter().find(|(n, _)| n == stage),
+        _ => counts
+            .iter()
+            .find(|(n, _)| message.contains(&format!("'{n}'"))),
+    };
+    match stage {
+        Some((name, c)) if !message.contains("concurrency") => {
+            count_error(format!("stage '{name}': {message}"), "concurrency", *c)
+        }
+        Some(_) => PyValueError::new_err(message),
+        None => count_error(message, "workers", workers),
     }
 }
 

@@ -1,7 +1,9 @@
 """schedlab.DataLoader: order, exactly-once, batching, errors, resume, threads, interrupts.
 
 No test asserts on wall-clock time: sleeps only make overlaps likely, the assertions are on
-counts, orders, types and thread counts.
+counts, orders, types and thread counts. A sample that must still be in service when a timeout
+or an interrupt fires blocks on a ``threading.Event`` set only after the assertion, so the test
+holds however loaded the machine is.
 """
 
 import gc
@@ -15,6 +17,9 @@ import pytest
 
 import schedlab
 from schedlab import _core
+
+# Bounds a test's own waits: reached only when the code under test is broken.
+SAFETY_S = 60
 
 
 def threads():
@@ -402,7 +407,7 @@ def test_keyboard_interrupt_raised_in_getitem_stops_cleanly():
 
 def test_sigint_while_waiting_raises_keyboard_interrupt_and_joins_the_threads():
     before = threads()
-    ds = Indices(400, sleep=0.02)
+    ds = BlockedOnce(400, slow=200)  # the epoch cannot end before the signal
     dl = schedlab.DataLoader(ds, batch_size=8, num_workers=1)
     it = iter(dl)
     next(it)
@@ -414,33 +419,37 @@ def test_sigint_while_waiting_raises_keyboard_interrupt_and_joins_the_threads():
             next(it)
             got += 1
     timer.join()
-    assert got < len(dl)  # it stopped early
+    assert got <= 200 // 8  # it stopped early, at the latest while sample 200 was blocked
+    assert not ds.slow_returned
+    ds.release.set()
     # the interrupt stopped the loader at once; its threads finish the samples in service in
-    # the background, and close() joins every one
+    # the background (no new one starts), and close() joins every one
     del it
     dl.close()
     assert threads() == before
-    calls = ds.calls
-    assert calls < 400  # loading stopped with the interrupt
+    assert ds.calls < 400  # loading stopped with the interrupt
     # and the loader can be iterated again
     dl2 = schedlab.DataLoader(Indices(16), batch_size=8, num_workers=1)
     assert flat(dl2) == list(range(16))
     dl2.close()
 
 
-class SlowOnce(Indices):
-    """Sample ``slow`` sleeps ``secs`` the first time it is loaded (later loads are quick)."""
+class BlockedOnce(Indices):
+    """Sample ``slow`` blocks until ``release`` is set the first time it is loaded (later
+    loads are quick); ``slow_returned`` says whether that first load has returned."""
 
-    def __init__(self, n, slow, secs):
+    def __init__(self, n, slow):
         super().__init__(n)
-        self.slow, self.secs, self.slept = slow, secs, False
+        self.slow, self.blocked, self.slow_returned = slow, False, False
+        self.release = threading.Event()
 
     def __getitem__(self, i):
         if i == self.slow:
             with self.lock:
-                first, self.slept = not self.slept, True
+                first, self.blocked = not self.blocked, True
             if first:
-                time.sleep(self.secs)
+                self.release.wait(SAFETY_S)
+                self.slow_returned = True
         return super().__getitem__(i)
 
 
@@ -448,22 +457,19 @@ def test_ctrl_c_returns_at_once_while_a_sample_is_slow_and_the_loader_goes_on():
     import _thread
 
     before = threads()
-    ds = SlowOnce(64, slow=10, secs=2.0)
+    ds = BlockedOnce(64, slow=10)
     dl = schedlab.DataLoader(ds, batch_size=4, num_workers=2)
     it = iter(dl)
     assert next(it).tolist() == [0, 1, 2, 3]
+    assert next(it).tolist() == [4, 5, 6, 7]
     timer = threading.Timer(0.2, _thread.interrupt_main)  # Ctrl-C, 0.2 s from now
-    t0 = time.monotonic()
-    timer.start()
-    got = 1
     with pytest.raises(KeyboardInterrupt):
-        for _ in range(len(dl)):
-            next(it)  # batch 2 holds sample 10, which sleeps 2 s
-            got += 1
-    waited = time.monotonic() - t0
+        timer.start()
+        next(it)  # batch 2 holds sample 10, blocked until after this assertion
     timer.join()
-    assert got == 2  # batch 1 came; batch 2 was the one interrupted
-    assert waited < 1.5  # control came back without waiting for the slow sample
+    # control came back without waiting for the blocked sample
+    assert not ds.slow_returned
+    ds.release.set()
     with pytest.raises(RuntimeError, match="stopped"):
         next(it)  # the interrupted iterator is finished
     # the loader goes on: a fresh epoch (new threads), complete and in order
@@ -477,18 +483,17 @@ def test_ctrl_c_in_a_pipeline_returns_at_once_and_the_pipeline_goes_on():
     import _thread
 
     before = threads()
-    ds = SlowOnce(8, slow=1, secs=2.0)
+    ds = BlockedOnce(8, slow=1)
     p = schedlab.Pipeline(8, workers=1).map(ds.__getitem__, kind="blocking", concurrency=2)
     it = iter(p)
     assert next(it) == 0
     timer = threading.Timer(0.2, _thread.interrupt_main)
-    t0 = time.monotonic()
-    timer.start()
     with pytest.raises(KeyboardInterrupt):
-        list(it)  # item 1 sleeps 2 s
-    waited = time.monotonic() - t0
+        timer.start()
+        list(it)  # item 1 is blocked until after this assertion
     timer.join()
-    assert waited < 1.5
+    assert not ds.slow_returned  # control came back without waiting for it
+    ds.release.set()
     assert list(p) == list(range(8))  # the next epoch, complete
     del it, p
     gc.collect()
@@ -536,17 +541,16 @@ def test_autotune_is_exact_keeps_its_cap_and_reports_its_readings():
 
 
 def test_timeout_raises_runtime_error():
-    class Slow(Indices):
-        def __getitem__(self, i):
-            if i == 4:
-                time.sleep(0.5)
-            return i
-
-    dl = schedlab.DataLoader(Slow(8), batch_size=4, num_workers=1, timeout=0.1)
+    # the first batch holds the blocked sample: no earlier wait can time out by accident
+    ds = BlockedOnce(8, slow=2)
+    dl = schedlab.DataLoader(ds, batch_size=4, num_workers=1, timeout=0.2)
     it = iter(dl)
-    assert next(it).tolist() == [0, 1, 2, 3]
-    with pytest.raises(RuntimeError, match="timed out"):
-        next(it)
+    with pytest.raises(RuntimeError, match="timed out after 0.2 seconds"):
+        next(it)  # sample 2 is blocked until after this assertion: the timeout must fire
+    assert not ds.slow_returned
+    ds.release.set()
+    with pytest.raises(RuntimeError, match="stopped"):
+        next(it)  # the timed-out iterator is finished
     dl.close()
 
 

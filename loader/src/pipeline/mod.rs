@@ -896,6 +896,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         // Windows: the explicit one, or the loader's rule (two batches per runner: room for
         // the in-order tail of slow items), and at least twice the queues and concurrency.
         for (s, seg) in segments.iter_mut().enumerate() {
+            // saturating: huge settings (`usize::MAX` queues) must not overflow here
             let held = seg.stations.iter().fold(0usize, |a, t| {
                 a.saturating_add(t.concurrency.saturating_add(t.queue))
             });
