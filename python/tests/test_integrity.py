@@ -94,18 +94,26 @@ def test_a_huge_worker_count_is_a_value_error_naming_the_argument(build, arg):
     assert "\n" not in line  # one line
 
 
-def test_a_huge_cpu_stage_concurrency_is_only_a_cap():
-    # a cpu stage's concurrency bounds its items in flight on the shared workers: no thread
-    # and nothing else is made per unit of it
+def test_a_cpu_stage_concurrency_is_a_cap_up_to_its_limit():
+    # a cpu stage's concurrency bounds its items in flight on the shared workers: no thread is
+    # made per unit of it, so any value up to the engine's limit (2**20) runs; above it the
+    # Rust builder refuses it with one line naming the stage, the argument and the limit
     out = run_child(
         """
         import schedlab
-        p = schedlab.Pipeline(8, workers=2).map(lambda x: x + 1, concurrency=10**9)
+        p = schedlab.Pipeline(8, workers=2).map(lambda x: x + 1, concurrency=2**20)
         print(list(p))
+        try:
+            list(schedlab.Pipeline(8, workers=2).map(lambda x: x + 1, concurrency=10**9))
+        except ValueError as e:
+            print("ValueError:", e)
         """
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == str(list(range(1, 9)))
+    first, second = out.stdout.strip().split("\n")
+    assert first == str(list(range(1, 9)))
+    assert second.startswith("ValueError:") and "concurrency" in second, second
+    assert "1048576" in second, second
 
 
 @pytest.mark.parametrize(
@@ -382,7 +390,10 @@ def test_huge_sizes_are_a_value_error_not_a_panic():
         schedlab.DataLoader(Recording(6), batch_size=2**62, num_workers=3)
     p = schedlab.Pipeline(6, autotune=True, max_items=2**62).map(
         lambda x: x, kind="blocking", concurrency=4).map(lambda x: x, concurrency=2**62)
-    with pytest.raises(ValueError, match="too large"):
+    with pytest.raises(ValueError, match="concurrency: a cpu stage's items open at once"):
         list(p)
+    p = schedlab.Pipeline(6, autotune=True, max_items=2**62).map(
+        lambda x: x, kind="blocking", concurrency=4).map(lambda x: x, concurrency=4).batch(4)
+    assert [len(b) for b in p] == [4, 2]
     p = schedlab.Pipeline(6).map(lambda x: x, queue=sys.maxsize).batch(4)
     assert [len(b) for b in p] == [4, 2]
