@@ -871,8 +871,8 @@ fn best_sentences(suite: &Suite, rs: &Regimes, st: &[Standing]) -> Vec<String> {
             None => groups.push((s.leaders.clone(), vec![k])),
         }
     }
-    // The largest groups first.
-    groups.sort_by_key(|(_, m)| std::cmp::Reverse(m.len()));
+    // The largest groups first; equal ones in the order of their first setting.
+    groups.sort_by_key(|(_, m)| (std::cmp::Reverse(m.len()), m[0]));
     let mut out = Vec::new();
     let shown = groups.len().min(MAX_GROUPS);
     for (leaders, members) in &groups[..shown] {
@@ -1212,22 +1212,26 @@ fn ask_sentence(suite: &Suite, matrix: &str, ask: &Ask) -> Option<String> {
             } else {
                 format!("{} to {}", signed(lo), signed(hi))
             };
-            bits.push(format!("within noise{}{} ({range})", count(noise), at(&nl)));
+            // Where the others are clear, the rest is implied: no list.
+            let place = if noise == gaps.len() {
+                at(&nl)
+            } else {
+                String::new()
+            };
+            bits.push(format!("within noise{}{place} ({range})", count(noise)));
         }
-        let head = if g.is_empty() {
-            String::new()
-        } else {
-            format!("on {g}: ")
+        let head = match key_value(g) {
+            _ if g.is_empty() => String::new(),
+            ("cost", v) => format!("at {v}: "),
+            _ => format!("on {g}: "),
         };
         parts.push(format!("{head}{}", bits.join("; ")));
     }
     Some(format!(
-        "{} against {} ({}, {}/{} − 1): {}.",
+        "{} against {} ({}): {}.",
         ask.a,
         ask.b,
         metric.name(),
-        ask.a,
-        ask.b,
         parts.join("; ")
     ))
 }
@@ -1252,7 +1256,14 @@ pub fn answer(suite: &Suite, asks: &[Ask]) -> Answer {
                 sentences.push(s);
             }
         }
-        sentences.extend(best_sentences(suite, &rs, &st));
+        // Two strategies that a comparison already weighs need no ranking.
+        let weighed = rs.strategies.len() == 2
+            && asks
+                .iter()
+                .any(|a| a.matrix == m && axis_named(&a.of) == Some(Axis::Strategy));
+        if !weighed {
+            sentences.extend(best_sentences(suite, &rs, &st));
+        }
         sentences.extend(crossover_sentences(&rs, &st));
         if !rs.notes.is_empty() {
             let mut n = rs.notes.join("; ");
@@ -1513,16 +1524,16 @@ mod tests {
         let first = &a.matrices[0].sentences[0];
         assert!(
             first.starts_with(
-                "work-stealing(victim=numa) against work-stealing(victim=random) (makespan, "
+                "work-stealing(victim=numa) against work-stealing(victim=random) (makespan): "
             ),
             "{first}"
         );
         assert!(
-            first.contains("on cost=migrate=2us: within noise (±0.0%)"),
+            first.contains("at migrate=2us: within noise (±0.0%)"),
             "{first}"
         );
         assert!(
-            first.contains("on cost=migrate=200us: faster by 10.0% (95% CI ±"),
+            first.contains("at migrate=200us: faster by 10.0% (95% CI ±"),
             "{first}"
         );
         assert!(
