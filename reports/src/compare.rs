@@ -359,7 +359,6 @@ impl Comparison {
                 fmt_ns(top.new.mean),
                 top.ci95 * 100.0
             ));
-            let _ = word;
         }
         let same: Vec<&Change> = self
             .changes
