@@ -310,10 +310,7 @@ impl Comparison {
                 .rsplit_once(" · ")
                 .map_or(c.label.clone(), |(_, s)| s.to_string())
         };
-        for (verdict, word) in [
-            (Verdict::Regressed, "slower"),
-            (Verdict::Improved, "faster"),
-        ] {
+        for verdict in [Verdict::Regressed, Verdict::Improved] {
             let moved: Vec<&Change> = self
                 .changes
                 .iter()
