@@ -80,6 +80,9 @@ pub struct SuiteFile {
     /// The matrices, run in order.
     #[serde(rename = "matrix", default)]
     pub matrices: Vec<MatrixFile>,
+    /// The comparisons the report's answer makes (`[[compare]]`, see `reports::answer::Ask`).
+    #[serde(rename = "compare", default)]
+    pub compare: Vec<reports::answer::Ask>,
 }
 
 fn default_seed() -> u64 {
@@ -479,6 +482,21 @@ impl Suite {
             )));
         }
         let matrices = expand(&file, origin, limits)?;
+        let cells: Vec<(String, Vec<Coordinates>)> = matrices
+            .iter()
+            .map(|m| {
+                let coords = m.cells.iter().map(|c| c.coords.clone()).collect();
+                (m.name.clone(), coords)
+            })
+            .collect();
+        for (i, ask) in file.compare.iter().enumerate() {
+            ask.check(&cells).map_err(|(field, msg)| {
+                CliError::Input(format!(
+                    "{origin}: compare #{}: field {field}: {msg}",
+                    i + 1
+                ))
+            })?;
+        }
         let mut lookup = HashMap::new();
         for (mi, m) in matrices.iter().enumerate() {
             for (ci, c) in m.cells.iter().enumerate() {

@@ -236,6 +236,15 @@ fn a_stored_command_reproduces_its_sim_report_exactly() {
         "{err}"
     );
     assert!(out.join("report").join("a-lif.svg").is_file());
+    // The report opens with its answer, before any matrix.
+    let html = std::fs::read_to_string(&index).unwrap();
+    let answer = html.find("<h2>Answer</h2>").expect("an answer section");
+    assert!(
+        answer < html.find("<h2 id=\"m0\"").unwrap(),
+        "answer after the tables"
+    );
+    let md = std::fs::read_to_string(out.join("report").join("summary.md")).unwrap();
+    assert!(md.find("## Answer").unwrap() < md.find("\n## a").unwrap_or(usize::MAX));
     let rows = rows(&out);
     assert_eq!(rows.len(), 36 + 16);
     // Every fifth row, repetition 0 (with a timeline) and later ones alike.
@@ -284,6 +293,18 @@ fn bad_suite_files_exit_2_naming_file_and_field_and_write_nothing() {
             "unknown field `question2`",
         ),
         (with("strategy = [\"block\"]\n"), "unknown field `strategy`"),
+        (
+            with("[[compare]]\na = \"blok\"\nb = \"block\"\n"),
+            "compare #1: field a: 'blok' matches no strategy",
+        ),
+        (
+            with("[[compare]]\na = \"block\"\nb = \"block\"\nmetric = \"speed\"\n"),
+            "compare #1: field metric: 'speed' is not a metric (allowed: makespan, p99)",
+        ),
+        (
+            with("[[compare]]\na = \"block\"\nb = \"block\"\nmatrix = \"n\"\n"),
+            "compare #1: field matrix: 'n' is not a matrix of the suite (matrices: m)",
+        ),
         (replace("[\"block\"]", "[]"), "field strategies: empty"),
         (
             replace("[\"block\"]", "[\"blok\"]"),

@@ -264,6 +264,10 @@ impl Comparison {
     /// The change table as Markdown (also what the CLI prints).
     pub fn markdown(&self) -> String {
         let mut m = format!("# Compare: {} (base) → {} (new)\n\n", self.base, self.new);
+        for a in self.answer() {
+            let _ = writeln!(m, "- {a}");
+        }
+        m.push('\n');
         m.push_str("| matrix | cell | metric | base | new | change | 95% CI | verdict |\n|---|---|---|---:|---:|---:|---:|---|\n");
         let paired = self.changes.iter().filter(|c| c.paired).count();
         for c in &self.changes {
@@ -294,6 +298,86 @@ impl Comparison {
             }
         }
         m
+    }
+
+    /// The sentences that open the compare page: what changed, by how much (each with its 95%
+    /// CI), and what did not.
+    pub fn answer(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let n = self.changes.len();
+        let strategy = |c: &Change| {
+            c.label
+                .rsplit_once(" · ")
+                .map_or(c.label.clone(), |(_, s)| s.to_string())
+        };
+        for verdict in [Verdict::Regressed, Verdict::Improved] {
+            let moved: Vec<&Change> = self
+                .changes
+                .iter()
+                .filter(|c| c.verdict == verdict)
+                .collect();
+            if moved.is_empty() {
+                continue;
+            }
+            let mut names: Vec<String> = Vec::new();
+            for c in &moved {
+                let s = strategy(c);
+                if !names.contains(&s) {
+                    names.push(s);
+                }
+            }
+            let lo = moved
+                .iter()
+                .map(|c| c.rel.abs())
+                .fold(f64::INFINITY, f64::min);
+            let top = moved
+                .iter()
+                .max_by(|a, b| a.rel.abs().total_cmp(&b.rel.abs()))
+                .expect("not empty");
+            let range = if moved.len() == 1 {
+                String::new()
+            } else {
+                format!(" by {:.1}% to {:.1}%;", lo * 100.0, top.rel.abs() * 100.0)
+            };
+            out.push(format!(
+                "{} of {n} cells {} ({}):{range} the largest change is {} {} at {}{} ({} → {}, 95% CI ±{:.1}%).",
+                moved.len(),
+                verdict.as_str(),
+                names.join(", "),
+                pct(top.rel),
+                top.metric,
+                if self.changes.iter().any(|c| c.matrix != top.matrix) {
+                    format!("{}: ", top.matrix)
+                } else {
+                    String::new()
+                },
+                top.label,
+                fmt_ns(top.base.mean),
+                fmt_ns(top.new.mean),
+                top.ci95 * 100.0
+            ));
+        }
+        let same: Vec<&Change> = self
+            .changes
+            .iter()
+            .filter(|c| c.verdict == Verdict::NoChange)
+            .collect();
+        if !same.is_empty() {
+            let widest = same.iter().map(|c| c.rel.abs()).fold(0.0, f64::max);
+            out.push(format!(
+                "{} of {n} cells did not change (each 95% CI covers zero; the largest of their changes is {:.1}%).",
+                same.len(),
+                widest * 100.0
+            ));
+        }
+        if !self.only_base.is_empty() || !self.only_new.is_empty() {
+            out.push(format!(
+                "{} cells only in base, {} only in new (not compared).",
+                self.only_base.len(),
+                self.only_new.len()
+            ));
+        }
+        out
     }
 
     /// Counts of (no change, improved, regressed).
@@ -420,10 +504,14 @@ pub fn change_figure(cmp: &Comparison, dir: &Path) -> Result<Files, String> {
 pub fn compare_html(cmp: &Comparison, figure: &Files) -> String {
     let (same, better, worse) = cmp.counts();
     let mut h = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>schedlab compare: {b} → {n}</title>\n<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}table{{border-collapse:collapse;font-size:.9em}}th,td{{border:1px solid #ddd;padding:.3em .6em;text-align:right}}td.l{{text-align:left}}.improved{{background:#e6f0fa}}.regressed{{background:#fbe9e0}}img{{max-width:100%}}</style></head><body>\n<h1>Compare: {b} (base) → {n} (new)</h1>\n<p>{same} cells with no change (the 95% CI of the change covers zero), {better} improved, {worse} regressed.</p>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>schedlab compare: {b} → {n}</title>\n<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}table{{border-collapse:collapse;font-size:.9em}}th,td{{border:1px solid #ddd;padding:.3em .6em;text-align:right}}td.l{{text-align:left}}.improved{{background:#e6f0fa}}.regressed{{background:#fbe9e0}}img{{max-width:100%}}ul.answer{{background:#f3f7fc;border:1px solid #c9d8ec;padding:.6em 2em;font-size:1.05em}}</style></head><body>\n<h1>Compare: {b} (base) → {n} (new)</h1>\n<ul class=\"answer\">\n",
         b = escape(&cmp.base),
         n = escape(&cmp.new)
     );
+    for a in cmp.answer() {
+        let _ = writeln!(h, "<li>{}</li>", escape(&a));
+    }
+    let _ = writeln!(h, "</ul>\n<p>{same} cells with no change (the 95% CI of the change covers zero), {better} improved, {worse} regressed.</p>");
     let png = figure
         .png
         .file_name()

@@ -4,10 +4,10 @@
 use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
 
+use crate::answer::{self, Answer};
 use crate::figures::{fmt_ns, Figure};
-use crate::results::{BadLine, CellSummary, SuiteMeta};
-use crate::suite::{group, strategies, Axis, Suite};
-use crate::theory;
+use crate::results::{BadLine, SuiteMeta};
+use crate::suite::Suite;
 
 /// Escape `s` for HTML text and attribute values.
 ///
@@ -77,30 +77,35 @@ pub struct Table {
     pub strategies: Vec<String>,
     /// Rows.
     pub rows: Vec<TableRow>,
+    /// Settings shown once because an axis made no difference there, e.g. "topology made no
+    /// difference for P ≤ 64".
+    pub notes: Vec<String>,
 }
 
-/// The summary table of `matrix`.
+/// The summary table of `matrix`: one row per setting, where settings equal within noise
+/// along an axis are one row ([`answer::regimes`]), with what was merged in [`Table::notes`].
 pub fn table(suite: &Suite, matrix: &str) -> Table {
-    let cells = suite.cells_of(matrix);
-    let strats = strategies(&cells);
-    let rows = group(&cells, &[Axis::Strategy])
-        .into_iter()
-        .map(|(label, g)| {
-            let open = g
-                .iter()
-                .any(|c| theory::poisson_rate(&c.coords.arrivals).is_some());
-            let primary = |c: &CellSummary| if open { c.p99_ns } else { c.makespan_ns };
+    let rs = answer::regimes(suite, matrix, None);
+    let metric = rs.metric;
+    let rows = rs
+        .regimes
+        .iter()
+        .map(|r| {
+            let g = &r.cells;
             let best = g
                 .iter()
-                .map(|c| primary(c).mean)
+                .map(|c| metric.stat(c).mean)
                 .fold(f64::INFINITY, f64::min);
-            let best_cell = *g.iter().find(|c| primary(c).mean <= best).unwrap_or(&g[0]);
-            let best_stat = primary(best_cell);
-            let cells = strats
+            let best_cell = *g
+                .iter()
+                .find(|c| metric.stat(c).mean <= best)
+                .unwrap_or(&g[0]);
+            let cells = rs
+                .strategies
                 .iter()
                 .map(|s| {
                     g.iter().find(|c| &c.coords.strategy == s).map(|c| {
-                        let p = primary(c);
+                        let p = metric.stat(c);
                         TableCell {
                             primary: p.mean,
                             primary_ci: p.ci95,
@@ -109,37 +114,24 @@ pub fn table(suite: &Suite, matrix: &str) -> Table {
                             p99: c.p99_ns.mean,
                             best: p.mean <= best,
                             vs_best: if best > 0.0 { p.mean / best - 1.0 } else { 0.0 },
-                            clear: p.mean > best && {
-                                let value = |r: &crate::results::RunRow| {
-                                    if open {
-                                        r.report.latency_ns.p99 as f64
-                                    } else {
-                                        r.report.makespan_ns as f64
-                                    }
-                                };
-                                let (rel, ci, _) = crate::compare::change_of_rows(
-                                    &suite.rows_of(best_cell),
-                                    &suite.rows_of(c),
-                                    value,
-                                    (&best_stat, &p),
-                                );
-                                rel.abs() > ci
-                            },
+                            clear: p.mean > best
+                                && answer::gap(suite, metric, best_cell, c).clear(),
                         }
                     })
                 })
                 .collect();
             TableRow {
-                label,
-                ranked_by: if open { "p99 latency" } else { "makespan" },
+                label: r.label(&rs.axes),
+                ranked_by: metric.name(),
                 cells,
             }
         })
         .collect();
     Table {
         matrix: matrix.to_string(),
-        strategies: strats,
+        strategies: rs.strategies.clone(),
         rows,
+        notes: rs.notes.clone(),
     }
 }
 
@@ -154,6 +146,8 @@ pub struct Page<'a> {
     pub matrices: Vec<MatrixPage>,
     /// Links to raw files: (label, href relative to the page).
     pub raw: Vec<(String, String)>,
+    /// The answer to the suite's question, shown first.
+    pub answer: Answer,
 }
 
 const CSS: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1300px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
@@ -162,6 +156,7 @@ h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:2em;border-bottom:1px solid 
 .scroll{overflow-x:auto}table{border-collapse:collapse;margin:1em 0;font-size:.84em;width:100%}.nw{white-space:nowrap}th,td{border:1px solid #ddd;padding:.35em .6em;text-align:right;vertical-align:top}
 th{background:#f4f4f4}td.label{text-align:left}td.best{background:#e8f3ea;font-weight:600}.small{color:#666;font-size:.85em;font-weight:400}
 figure{margin:1.5em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}figcaption{color:#444;font-size:.92em;max-width:900px}
+.answer{background:#f3f7fc;border:1px solid #c9d8ec;padding:.2em 1.2em .6em;margin:1em 0}.answer h2{margin-top:.4em;border:0}.answer ul{margin:.2em 0 .6em}.answer li{margin:.15em 0}.am{margin:.5em 0 0;font-weight:600}p.note{color:#444;font-size:.92em}
 .warn{background:#fff4e0;border:1px solid #e0b060;padding:.6em 1em}ul.skipped{color:#555;font-size:.92em}";
 
 fn pct(x: f64) -> String {
@@ -179,6 +174,15 @@ pub fn index_html(page: &Page<'_>) -> String {
         escape(&name),
         escape(&name)
     );
+    if let Some(q) = s
+        .meta
+        .as_ref()
+        .map(|m| &m.question)
+        .filter(|q| !q.is_empty())
+    {
+        let _ = writeln!(h, "<p class=\"question\">{}</p>", escape(q));
+    }
+    answer_html(&mut h, &page.answer);
     match &s.meta {
         Some(m) => meta_html(&mut h, m, s),
         None => {
@@ -264,10 +268,38 @@ fn file_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn meta_html(h: &mut String, m: &SuiteMeta, s: &Suite) {
-    if !m.question.is_empty() {
-        let _ = writeln!(h, "<p class=\"question\">{}</p>", escape(&m.question));
+/// The answer box: per matrix, its sentences; then how they were computed.
+fn answer_html(h: &mut String, a: &Answer) {
+    h.push_str("<section class=\"answer\"><h2>Answer</h2>\n");
+    for (i, m) in a.matrices.iter().enumerate() {
+        let _ = writeln!(
+            h,
+            "<p class=\"am\"><a href=\"#m{i}\">{}</a></p><ul>",
+            escape(&m.matrix)
+        );
+        for s in &m.sentences {
+            let _ = writeln!(h, "<li>{}</li>", escape(s));
+        }
+        h.push_str("</ul>\n");
     }
+    let _ = writeln!(h, "<p class=\"small\">{}</p></section>", escape(&a.method));
+}
+
+/// The answer as Markdown.
+pub fn answer_md(a: &Answer) -> String {
+    let mut m = String::from("## Answer\n\n");
+    for am in &a.matrices {
+        let _ = writeln!(m, "**{}**\n", md(&am.matrix));
+        for s in &am.sentences {
+            let _ = writeln!(m, "- {}", s.replace('\n', " "));
+        }
+        m.push('\n');
+    }
+    let _ = writeln!(m, "_{}_\n", a.method);
+    m
+}
+
+fn meta_html(h: &mut String, m: &SuiteMeta, s: &Suite) {
     let _ = writeln!(
         h,
         "<p class=\"meta\">Ran {} → {} on <strong>{}</strong> ({} cpus, {} NUMA node(s), topology: {}), schedlab {}; {} runs in {} cells.<br>Command: <code>{}</code></p>",
@@ -329,7 +361,11 @@ fn table_html(h: &mut String, t: &Table) {
         }
         h.push_str("</tr>\n");
     }
-    h.push_str("</tbody></table></div>\n<p class=\"meta\">Each cell: mean ± 95% CI half-width over repetitions of the ranking metric (makespan for closed workloads, p99 latency for open arrivals; lower is better), the best of the row marked ★, the others as how much worse than the best (\"within noise\" when the 95% CI of the difference covers zero; runs with the same seed, hence the same task set, are compared in pairs); below: efficiency (lower bound / makespan, 1 = ideal), LIF (max busy / mean busy, 1 = balanced) and p99 latency.</p>\n");
+    h.push_str("</tbody></table></div>\n");
+    for n in &t.notes {
+        let _ = writeln!(h, "<p class=\"note\">Shown once: {}.</p>", escape(n));
+    }
+    h.push_str("<p class=\"meta\">Each cell: mean ± 95% CI half-width over repetitions of the ranking metric (makespan for closed workloads, p99 latency for open arrivals; lower is better), the best of the row marked ★, the others as how much worse than the best (\"within noise\" when the 95% CI of the difference covers zero; runs with the same seed, hence the same task set, are compared in pairs); below: efficiency (lower bound / makespan, 1 = ideal), LIF (max busy / mean busy, 1 = balanced) and p99 latency.</p>\n");
 }
 
 /// The Markdown table of `t`.
@@ -396,6 +432,7 @@ pub fn summary_md(page: &Page<'_>) -> String {
             meta.command
         );
     }
+    m.push_str(&answer_md(&page.answer));
     if !s.bad.is_empty() {
         let lines: Vec<String> = s.bad.iter().map(|b: &BadLine| b.line.to_string()).collect();
         let _ = writeln!(
@@ -407,6 +444,9 @@ pub fn summary_md(page: &Page<'_>) -> String {
     for (t, figs, skipped) in &page.matrices {
         let _ = writeln!(m, "## {}\n", md(&t.matrix));
         m.push_str(&table_md(t));
+        for n in &t.notes {
+            let _ = writeln!(m, "\nShown once: {n}.");
+        }
         m.push_str("\nMean ± 95% CI of makespan (closed) or p99 latency (open arrivals); lower is better.\n\n");
         for f in figs {
             let _ = writeln!(m, "![{}]({})", md(&f.title), file_name(&f.files.png));

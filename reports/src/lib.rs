@@ -12,6 +12,8 @@
 //! - [`theory`]: Amdahl/Gustafson (with a least-squares fit of the serial fraction) and
 //!   Erlang C, the reference curves;
 //! - [`html`]: `index.html` (self-contained, every user string escaped) and `summary.md`;
+//! - [`answer`]: the sentences that open a report: the best strategy per setting, where the
+//!   ranking changes, and the comparisons the suite file names, each with its 95% CI;
 //! - [`compare`]: the change per cell between two directories with its 95% CI;
 //! - [`whatif`]: the page and figure of `schedlab whatif --out DIR`.
 //!
@@ -32,6 +34,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod answer;
 pub mod compare;
 pub mod figures;
 pub mod html;
@@ -98,7 +101,9 @@ pub fn render(suite: &Suite, out: &Path) -> Result<Report, ReportError> {
     let mut matrices = Vec::new();
     let mut figures_out = Vec::new();
     let mut skipped_out = Vec::new();
-    for m in suite.matrices() {
+    let answer = answer::answer(suite, &answer::asks_of(&suite.dir));
+    // The matrix that answers the question first (the answer's order).
+    for m in answer.order() {
         let (figs, skipped) = figures::render_matrix(suite, &m, out);
         if let Some((_, e)) = skipped
             .iter()
@@ -132,6 +137,7 @@ pub fn render(suite: &Suite, out: &Path) -> Result<Report, ReportError> {
         suite,
         matrices,
         raw,
+        answer,
     };
     let index = out.join("index.html");
     std::fs::write(&index, html::index_html(&page)).map_err(|e| werr(&index, e))?;

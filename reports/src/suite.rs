@@ -247,6 +247,18 @@ impl Suite {
         }
     }
 
+    /// A suite from per-cell summaries alone (as `summary.json` holds them), without rows:
+    /// differences are then tested on the summaries (Welch) rather than paired by seed.
+    pub fn from_cells(dir: &Path, cells: Vec<CellSummary>) -> Suite {
+        Suite {
+            dir: dir.to_path_buf(),
+            meta: None,
+            cells,
+            rows: Vec::new(),
+            bad: Vec::new(),
+        }
+    }
+
     /// The suite's name (meta, else the rows, else the directory name).
     pub fn name(&self) -> String {
         if let Some(m) = &self.meta {
