@@ -69,17 +69,19 @@ pub fn report(args: &ReportArgs) -> Result<(), CliError> {
         );
     }
     let n: usize = r.figures.iter().map(|(_, f)| f.len()).sum();
+    let mut text = String::new();
     for (_, figs) in &r.figures {
         for note in figs.iter().flat_map(|f| &f.notes) {
-            println!("{note}");
+            text.push_str(note);
+            text.push('\n');
         }
     }
-    println!(
-        "{n} figures, {} skipped (listed in the report); open {}",
+    text.push_str(&format!(
+        "{n} figures, {} skipped (listed in the report); open {}\n",
         r.skipped.len(),
         r.index.display()
-    );
-    Ok(())
+    ));
+    crate::output::emit(&text, None)
 }
 
 /// Run `schedlab compare`.
@@ -92,11 +94,11 @@ pub fn compare(args: &CompareArgs) -> Result<(), CliError> {
     check_out(&out)?;
     let c = reports::compare::compare_suites(&base, &new, &out)
         .map_err(|e| cli_error("BASE/NEW", e))?;
-    print!("{}", c.comparison.markdown());
     let (same, better, worse) = c.comparison.counts();
-    println!(
-        "\n{same} no change, {better} improved, {worse} regressed; open {}",
+    let text = format!(
+        "{}\n{same} no change, {better} improved, {worse} regressed; open {}\n",
+        c.comparison.markdown(),
         c.html.display()
     );
-    Ok(())
+    crate::output::emit(&text, None)
 }

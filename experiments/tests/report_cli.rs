@@ -196,3 +196,28 @@ fn compare_tells_no_change_from_a_regression() {
     );
     assert!(c.join("compare").join("compare.html").is_file());
 }
+
+#[test]
+fn report_and_compare_end_quietly_when_their_pipe_is_closed() {
+    use std::process::Stdio;
+    // `schedlab compare A B | head -0`: the reader is gone before anything is written.
+    let (a, b) = (tmp("pipe-a"), tmp("pipe-b"));
+    results(&a, false);
+    results(&b, true);
+    for args in [
+        vec!["compare", a.to_str().unwrap(), b.to_str().unwrap()],
+        vec!["report", a.to_str().unwrap()],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_schedlab"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
+}
