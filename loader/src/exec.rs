@@ -194,6 +194,16 @@ pub(crate) struct ExecJob<T> {
     _t: std::marker::PhantomData<fn() -> T>,
 }
 
+impl<T> ExecJob<T> {
+    /// Stop the job without waiting: no id starts from now on; the calls running go on
+    /// (dropping the job waits for them, at most the grace period).
+    pub fn cancel(&mut self) {
+        if let Some(run) = self.run.as_mut() {
+            run.halt();
+        }
+    }
+}
+
 impl<T: Send + 'static> ExecJob<T> {
     /// Submit the next `count` ids if there is room for them; never blocks.
     pub fn try_submit(&mut self, count: usize) -> bool {

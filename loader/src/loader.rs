@@ -837,6 +837,7 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
             run,
             error,
             ahead_opened: false,
+            finished: false,
         }
     }
 
@@ -929,6 +930,8 @@ pub struct Epoch<'a, D: Dataset, B> {
     run: Option<Run<D, B>>,
     error: Option<LoaderError>,
     ahead_opened: bool,
+    /// Every batch was handed out: the next epoch's run (if open) is kept for it.
+    finished: bool,
 }
 
 impl<D: Dataset, B> fmt::Debug for Epoch<'_, D, B> {
@@ -1004,6 +1007,7 @@ impl<D: Dataset, B: Send + 'static> Epoch<'_, D, B> {
     /// End the epoch's job and report. `held` units were just taken for the batch being
     /// returned: they still count against the window until the consumer asks again.
     fn finish(&mut self, held: usize) {
+        self.finished = true;
         if let Some(run) = self.run.take() {
             let mut acc = run.acc;
             acc.steals = run.job.finish().steals;
@@ -1168,10 +1172,24 @@ impl<D: Dataset, B: Send + 'static> Iterator for Epoch<'_, D, B> {
 }
 
 impl<D: Dataset, B> Drop for Epoch<'_, D, B> {
+    /// An epoch ended early stops its run and the next epoch's run it opened, if any: the
+    /// workers start nothing of either after this (a worker freed by this epoch's last call
+    /// would otherwise start the next epoch's samples until that is dropped too). Both are
+    /// stopped before anything is waited for; then the calls running are waited for, at most
+    /// the grace period.
     fn drop(&mut self) {
+        let ended_early = !self.finished;
+        if ended_early {
+            if let Some(ahead) = self.loader.ahead.as_mut() {
+                ahead.job.cancel();
+            }
+        }
         if let Some(run) = self.run.take() {
             self.loader.report = Some(self.loader.make_report(run.plan.epoch, &run.acc));
             drop(run);
+        }
+        if ended_early {
+            self.loader.ahead = None;
         }
     }
 }

@@ -1713,9 +1713,15 @@ impl Run {
     /// Stop every stage: no item starts from now on; wait for the stage calls running (at
     /// most the grace period, then they are abandoned and said so) and join every thread.
     pub fn stop(&mut self) {
+        self.halt();
+        self.join_threads();
+    }
+
+    /// Stop every stage without waiting: no item starts from now on (the calls running go on;
+    /// [`stop`](Run::stop) or the drop waits for them).
+    pub fn halt(&mut self) {
         self.shared.stop();
         self.jobs.clear(); // dropping a job cancels it
-        self.join_threads();
     }
 
     /// Wait for the calls in progress and the threads, at most `grace`; detach what is left.
