@@ -313,6 +313,78 @@ pub(crate) enum Track {
     Split,
 }
 
+/// The child paths of one position split by a `flat_map` that were handed out (delivered,
+/// filtered, dropped): kept small, so that the record does not grow with the children of an
+/// item split into many. First-level children (paths `[j]`, one `flat_map`) are a prefix and
+/// the ones above it, as source positions are: in order (and as ready, up to the spread of the
+/// window) that stays a number. Deeper paths (a `flat_map` after a `flat_map`) are a set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ChildPaths {
+    /// Every child `[j]` with `j` below this one was handed out.
+    prefix: u64,
+    /// Children `[j]` at or above `prefix` handed out.
+    above: BTreeSet<u32>,
+    /// Deeper paths handed out.
+    deeper: HashSet<Vec<u32>>,
+}
+
+impl ChildPaths {
+    /// From the list a state holds.
+    pub fn from_paths<'a>(paths: impl IntoIterator<Item = &'a Vec<u32>>) -> ChildPaths {
+        let mut c = ChildPaths::default();
+        for p in paths {
+            c.insert(p);
+        }
+        c
+    }
+
+    /// `path` was handed out.
+    pub fn insert(&mut self, path: &[u32]) {
+        match path {
+            [] => {}
+            &[j] => {
+                let j = u64::from(j);
+                if j == self.prefix {
+                    self.prefix += 1;
+                    while self
+                        .above
+                        .first()
+                        .is_some_and(|&a| u64::from(a) == self.prefix)
+                    {
+                        self.above.pop_first();
+                        self.prefix += 1;
+                    }
+                } else if j > self.prefix {
+                    self.above.insert(j as u32);
+                }
+            }
+            _ => {
+                self.deeper.insert(path.to_vec());
+            }
+        }
+    }
+
+    /// Was `path` handed out?
+    pub fn contains(&self, path: &[u32]) -> bool {
+        match path {
+            [] => false,
+            &[j] => u64::from(j) < self.prefix || self.above.contains(&j),
+            _ => self.deeper.contains(path),
+        }
+    }
+
+    /// Every path, for a state: first-level children in order, then the deeper ones sorted.
+    pub fn paths(&self) -> Vec<Vec<u32>> {
+        let mut deeper: Vec<Vec<u32>> = self.deeper.iter().cloned().collect();
+        deeper.sort_unstable();
+        (0..self.prefix)
+            .map(|j| vec![j as u32])
+            .chain(self.above.iter().map(|&j| vec![j]))
+            .chain(deeper)
+            .collect()
+    }
+}
+
 /// The source-level progress of a run: which positions are fully resolved.
 #[derive(Default)]
 pub(crate) struct Progress {
@@ -325,7 +397,7 @@ pub(crate) struct Progress {
     /// Packets of each live source position still in the pipeline.
     pub live: HashMap<u64, u64>,
     /// Child paths already delivered (or dropped) of live positions split by a `flat_map`.
-    pub delivered: HashMap<u64, Vec<Vec<u32>>>,
+    pub delivered: HashMap<u64, ChildPaths>,
 }
 
 impl Progress {
@@ -351,7 +423,7 @@ impl Progress {
         let last = match self.track {
             Track::Split => {
                 if let Some(p) = path.filter(|p| !p.is_empty()) {
-                    self.delivered.entry(src).or_default().push(p.to_vec());
+                    self.delivered.entry(src).or_default().insert(p);
                 }
                 let live = self.live.entry(src).or_insert(1);
                 *live -= 1;
@@ -420,7 +492,7 @@ pub(crate) struct Shared {
     source_total: Option<u64>,
     pub progress: Mutex<Progress>,
     /// Children to skip on a restored run: `(src, path)` already delivered.
-    restored: HashMap<u64, HashSet<Vec<u32>>>,
+    restored: HashMap<u64, ChildPaths>,
     tally: Mutex<Tally>,
     pub started: Instant,
     pub first_item: OnceLock<Instant>,
@@ -461,11 +533,7 @@ impl Shared {
         if progress.track != Track::Off {
             progress.track = if splits { Track::Split } else { Track::Single };
         }
-        let restored = progress
-            .delivered
-            .iter()
-            .map(|(src, paths)| (*src, paths.iter().cloned().collect()))
-            .collect();
+        let restored = progress.delivered.clone();
         let source_total = source.total();
         let segments = segments
             .into_iter()
@@ -1540,5 +1608,64 @@ impl StationState {
             spec.conc(),
             spec.cap(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl Progress {
+        /// Entries kept for the children of `src` handed out (what grows with them).
+        fn kept_paths(&self, src: u64) -> usize {
+            self.delivered
+                .get(&src)
+                .map_or(0, |c| 1 + c.above.len() + c.deeper.len())
+        }
+    }
+
+    #[test]
+    fn the_record_of_a_split_positions_children_handed_out_stays_small() {
+        let n = 100_000u32;
+        let mut pr = Progress {
+            track: Track::Split,
+            ..Progress::default()
+        };
+        pr.admit(0);
+        pr.more_children(0, n as usize);
+        // in order (an ordered pipeline), then out of order (as ready): 1, 0, 3, 2, …
+        for j in 0..n / 2 {
+            pr.resolve_one(0, Some(&[j]));
+        }
+        assert!(pr.kept_paths(0) <= 1, "{} entries", pr.kept_paths(0));
+        for pair in (n / 2..n).step_by(2) {
+            pr.resolve_one(0, Some(&[pair + 1]));
+            pr.resolve_one(0, Some(&[pair]));
+        }
+        assert!(pr.kept_paths(0) <= 1, "{} entries", pr.kept_paths(0));
+        assert!(!pr.skips(0), "the parent's iterator has not run out");
+        pr.resolve_one(0, None);
+        assert!(pr.skips(0) && pr.delivered.is_empty() && pr.live.is_empty());
+    }
+
+    #[test]
+    fn child_paths_hold_what_was_inserted_and_list_it_for_a_state() {
+        let listed: Vec<Vec<u32>> = vec![vec![0], vec![1], vec![3], vec![7, 2], vec![7, 0]];
+        let c = ChildPaths::from_paths(&listed);
+        for p in &listed {
+            assert!(c.contains(p), "{p:?}");
+        }
+        for p in [vec![2], vec![4], vec![7], vec![7, 1], vec![0, 0], vec![]] {
+            assert!(!c.contains(&p), "{p:?}");
+        }
+        let back = c.paths();
+        assert_eq!(
+            back,
+            vec![vec![0], vec![1], vec![3], vec![7, 0], vec![7, 2]]
+        );
+        assert_eq!(ChildPaths::from_paths(&back), c);
+        let mut top = ChildPaths::default();
+        top.insert(&[u32::MAX]);
+        assert!(top.contains(&[u32::MAX]) && !top.contains(&[0]));
     }
 }

@@ -79,8 +79,8 @@ use crate::plan::Remainder;
 use crate::sampler::Sampler;
 
 use engine::{
-    lock, BatchFn, Delivered, Fault, Fed, Feed, Kind, Out, Policy, Progress, SegmentSpec, Shared,
-    StageFn, StateInit, StationSpec, TailKind, Value,
+    lock, BatchFn, ChildPaths, Delivered, Fault, Fed, Feed, Kind, Out, Policy, Progress,
+    SegmentSpec, Shared, StageFn, StateInit, StationSpec, TailKind, Value,
 };
 pub use engine::{thread_cpu_ns, Runner};
 use stats::StageSetting;
@@ -1210,14 +1210,18 @@ impl Position {
         Progress {
             prefix: self.prefix,
             done: self.done.clone(),
-            delivered: self.partial.iter().cloned().collect(),
+            delivered: self
+                .partial
+                .iter()
+                .map(|(src, paths)| (*src, ChildPaths::from_paths(paths)))
+                .collect(),
             ..Progress::default()
         }
     }
 
     fn from_progress(epoch: u64, p: &Progress) -> Position {
         let mut partial: Vec<(u64, Vec<Vec<u32>>)> =
-            p.delivered.iter().map(|(k, v)| (*k, v.clone())).collect();
+            p.delivered.iter().map(|(k, v)| (*k, v.paths())).collect();
         partial.sort();
         Position {
             epoch,
