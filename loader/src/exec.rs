@@ -11,6 +11,7 @@
 use std::any::Any;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
+use std::time::Duration;
 
 use scheduler::{Pin, Pool, Strategy, TaskId, WorkerId};
 
@@ -30,6 +31,8 @@ pub(crate) struct JobOpts {
     pub ordered: bool,
     /// Seed of the strategy instance.
     pub seed: u64,
+    /// How long ending the job waits for calls still running before it abandons them.
+    pub grace: Duration,
 }
 
 /// One finished task.
@@ -76,14 +79,15 @@ impl Feed for Ids {
 }
 
 impl<S: Send + 'static> Exec<S> {
-    /// Start `workers` workers; `init(w)` builds worker `w`'s state on its thread.
-    pub fn start<I>(workers: usize, pin: Pin, init: I) -> Result<Self, LoaderError>
+    /// Start `workers` workers; `init(w)` builds worker `w`'s state on its thread. Dropping
+    /// the executor waits `grace` at most for calls still running.
+    pub fn start<I>(workers: usize, pin: Pin, grace: Duration, init: I) -> Result<Self, LoaderError>
     where
         I: Fn(WorkerId) -> S + Send + Sync + 'static,
     {
         let pool = Pool::builder(workers)
             .pin(pin)
-            .grace(crate::pipeline::DEFAULT_GRACE)
+            .grace(grace)
             .build_with(init)
             .map_err(|e| LoaderError::Start(e.to_string()))?;
         Ok(Exec {
@@ -157,7 +161,7 @@ impl<S: Send + 'static> Exec<S> {
             Arc::new(AtomicUsize::new(0)),
             false,
         ));
-        let run = start_run(
+        let mut run = start_run(
             Some(&self.pool),
             |s: &mut S, _slot| s as &mut (dyn Any + Send),
             &templates,
@@ -168,6 +172,7 @@ impl<S: Send + 'static> Exec<S> {
             None,
         )
         .map_err(|e| LoaderError::Start(e.to_string()))?;
+        run.grace = opts.grace;
         Ok(ExecJob {
             run: Some(run),
             limit,
@@ -187,6 +192,16 @@ pub(crate) struct ExecJob<T> {
     submitted: usize,
     taken: usize,
     _t: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> ExecJob<T> {
+    /// Stop the job without waiting: no id starts from now on; the calls running go on
+    /// (dropping the job waits for them, at most the grace period).
+    pub fn cancel(&mut self) {
+        if let Some(run) = self.run.as_mut() {
+            run.halt();
+        }
+    }
 }
 
 impl<T: Send + 'static> ExecJob<T> {

@@ -141,6 +141,7 @@ pub struct Builder<D: Dataset, B = Vec<<D as Dataset>::Sample>> {
     seed: u64,
     prefetch_next_epoch: bool,
     autotune: Option<Autotune>,
+    grace: Duration,
 }
 
 impl<D: Dataset, B> fmt::Debug for Builder<D, B> {
@@ -187,6 +188,7 @@ impl<D: Dataset> Builder<D> {
             seed: 0,
             prefetch_next_epoch: true,
             autotune: None,
+            grace: crate::pipeline::DEFAULT_GRACE,
         }
     }
 }
@@ -238,6 +240,7 @@ impl<D: Dataset, B: Send + 'static> Builder<D, B> {
             seed: self.seed,
             prefetch_next_epoch: self.prefetch_next_epoch,
             autotune: self.autotune,
+            grace: self.grace,
         }
     }
 
@@ -309,6 +312,17 @@ impl<D: Dataset, B: Send + 'static> Builder<D, B> {
     /// (default true). They count against `prefetch`.
     pub fn prefetch_next_epoch(mut self, on: bool) -> Self {
         self.prefetch_next_epoch = on;
+        self
+    }
+
+    /// How long ending an epoch early (dropping its iterator, or a `restore`) and dropping
+    /// the loader wait for `get` calls still running (default
+    /// [`DEFAULT_GRACE`](crate::pipeline::DEFAULT_GRACE), 5 s), as
+    /// [`PipelineBuilder::grace`](crate::PipelineBuilder::grace) does for a pipeline: calls
+    /// still running then are abandoned (their workers are left running, detached, and end
+    /// when the call returns) and stderr gets one line naming them.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
         self
     }
 
@@ -411,7 +425,9 @@ impl<D: Dataset, B: Send + 'static> Builder<D, B> {
         let prefetch = tuner.as_ref().map_or(prefetch, Tuner::prefetch);
         let dataset = Arc::new(self.dataset);
         let init_ds = Arc::clone(&dataset);
-        let exec = Exec::start(workers, self.pin, move |w: WorkerId| init_ds.init(w))?;
+        let exec = Exec::start(workers, self.pin, self.grace, move |w: WorkerId| {
+            init_ds.init(w)
+        })?;
         let spec = strategy.spec();
         Ok(Loader {
             ahead: None,
@@ -431,6 +447,7 @@ impl<D: Dataset, B: Send + 'static> Builder<D, B> {
                 on_error: self.on_error,
                 seed: self.seed,
                 prefetch_next_epoch: self.prefetch_next_epoch,
+                grace: self.grace,
             }),
             pos: Progress::start(0),
             report: None,
@@ -455,6 +472,8 @@ struct Config<D: Dataset, B> {
     on_error: OnError,
     seed: u64,
     prefetch_next_epoch: bool,
+    /// How long ending a run waits for `get` calls still running.
+    grace: Duration,
 }
 
 impl<D: Dataset, B> Config<D, B> {
@@ -818,6 +837,7 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
             run,
             error,
             ahead_opened: false,
+            finished: false,
         }
     }
 
@@ -887,6 +907,7 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
             max_in_flight: self.cap_units(),
             ordered: cfg.ordered,
             seed: cfg.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            grace: cfg.grace,
         };
         let job = self.exec.job(&cfg.strategy, opts, f)?;
         Ok(Run {
@@ -909,6 +930,8 @@ pub struct Epoch<'a, D: Dataset, B> {
     run: Option<Run<D, B>>,
     error: Option<LoaderError>,
     ahead_opened: bool,
+    /// Every batch was handed out: the next epoch's run (if open) is kept for it.
+    finished: bool,
 }
 
 impl<D: Dataset, B> fmt::Debug for Epoch<'_, D, B> {
@@ -984,6 +1007,7 @@ impl<D: Dataset, B: Send + 'static> Epoch<'_, D, B> {
     /// End the epoch's job and report. `held` units were just taken for the batch being
     /// returned: they still count against the window until the consumer asks again.
     fn finish(&mut self, held: usize) {
+        self.finished = true;
         if let Some(run) = self.run.take() {
             let mut acc = run.acc;
             acc.steals = run.job.finish().steals;
@@ -1148,10 +1172,24 @@ impl<D: Dataset, B: Send + 'static> Iterator for Epoch<'_, D, B> {
 }
 
 impl<D: Dataset, B> Drop for Epoch<'_, D, B> {
+    /// An epoch ended early stops its run and the next epoch's run it opened, if any: the
+    /// workers start nothing of either after this (a worker freed by this epoch's last call
+    /// would otherwise start the next epoch's samples until that is dropped too). Both are
+    /// stopped before anything is waited for; then the calls running are waited for, at most
+    /// the grace period.
     fn drop(&mut self) {
+        let ended_early = !self.finished;
+        if ended_early {
+            if let Some(ahead) = self.loader.ahead.as_mut() {
+                ahead.job.cancel();
+            }
+        }
         if let Some(run) = self.run.take() {
             self.loader.report = Some(self.loader.make_report(run.plan.epoch, &run.acc));
             drop(run);
+        }
+        if ended_early {
+            self.loader.ahead = None;
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use loader::{Pipeline, Sampler, Stage};
+use loader::{Loader, Pipeline, Sampler, Stage};
 
 /// A stage function that blocks on item 3, the first time, until the sender sends.
 fn stuck_on_3() -> (
@@ -134,5 +134,73 @@ fn ending_an_epoch_starts_no_new_item() {
         }
         drop(p); // the pool's workers are joined: nothing runs after this
         assert_eq!(started.load(SeqCst), running, "blocking: {blocking}");
+    }
+}
+
+/// The `Loader`'s case of the test above, with and without the next epoch's prefetch: ending an
+/// epoch early starts no new `get`, neither of that epoch nor of the next epoch it was already
+/// loading (that run is stopped with it). Every `get` but index 0's blocks on a gate that opens
+/// only after the drop returned (the calls running at the drop are abandoned); then the test
+/// gives the workers time to start anything still open before it joins them.
+#[test]
+fn ending_a_loader_epoch_starts_no_new_get_of_it_nor_of_the_prefetched_next_epoch() {
+    for ahead in [false, true] {
+        let (tx, rx) = mpsc::channel::<()>();
+        let rx = Arc::new(Mutex::new(rx));
+        let (started, gated, finished) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let (s, g, f) = (
+            Arc::clone(&started),
+            Arc::clone(&gated),
+            Arc::clone(&finished),
+        );
+        let ds = loader::from_fn(8, move |i: usize| {
+            s.fetch_add(1, SeqCst);
+            if i != 0 {
+                g.fetch_add(1, SeqCst);
+                let _ = rx.lock().unwrap().recv();
+            }
+            f.fetch_add(1, SeqCst);
+            Ok::<_, String>(i)
+        });
+        let mut l = Loader::builder(ds)
+            .workers(2)
+            // room for all 8 samples of epoch 0 and 8 of epoch 1
+            .prefetch(16)
+            .prefetch_next_epoch(ahead)
+            .grace(Duration::from_millis(20))
+            .build()
+            .unwrap();
+        let running = {
+            let mut it = l.epoch(0);
+            assert_eq!(it.next().unwrap().unwrap().indices, vec![0]);
+            // both workers are in a gated call now
+            while gated.load(SeqCst) < 2 {
+                std::thread::yield_now();
+            }
+            started.load(SeqCst)
+        };
+        for _ in 0..1_000 {
+            let _ = tx.send(());
+        }
+        while finished.load(SeqCst) < running {
+            std::thread::yield_now();
+        }
+        // Anything left open would start now: the workers are free and nothing else runs.
+        for _ in 0..200 {
+            if started.load(SeqCst) > running {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(l); // the workers are joined: nothing runs after this
+        assert_eq!(
+            started.load(SeqCst),
+            running,
+            "prefetch_next_epoch: {ahead}"
+        );
     }
 }

@@ -8,7 +8,7 @@
 //! regroups them and hands them to the next segment or to the consumer.
 
 use std::any::Any;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -27,8 +27,19 @@ pub(crate) enum Out {
     One(Value),
     /// Filtered out.
     None,
-    /// A `flat_map`'s children (the station is followed by a split tail).
-    Many(Vec<Value>),
+    /// A `flat_map`'s children, still to be made (the station is followed by a split tail).
+    Many(ChildIter),
+}
+
+/// A `flat_map`'s children as its function returned them: an iterator, pulled only as the
+/// next segment has room.
+pub(crate) type ChildIter = Box<dyn Iterator<Item = Value> + Send>;
+
+/// A `flat_map`'s children waiting in its split tail: the iterator and the index of the next
+/// child (the last part of its path).
+pub(crate) struct Children {
+    iter: ChildIter,
+    next: u32,
 }
 
 /// Where a stage function runs: a CPU worker of the pool, or blocking thread `i` of its stage.
@@ -62,7 +73,8 @@ pub(crate) struct Fault {
 /// What a packet holds.
 pub(crate) enum Body {
     Value(Value),
-    Many(Vec<Value>),
+    /// A `flat_map`'s children (only from its station to its split tail, which keeps them).
+    Many(Children),
     /// Nothing: filtered out, or a `flat_map` with no children, or skipped.
     Hole,
     Failed(Fault),
@@ -301,6 +313,78 @@ pub(crate) enum Track {
     Split,
 }
 
+/// The child paths of one position split by a `flat_map` that were handed out (delivered,
+/// filtered, dropped): kept small, so that the record does not grow with the children of an
+/// item split into many. First-level children (paths `[j]`, one `flat_map`) are a prefix and
+/// the ones above it, as source positions are: in order (and as ready, up to the spread of the
+/// window) that stays a number. Deeper paths (a `flat_map` after a `flat_map`) are a set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ChildPaths {
+    /// Every child `[j]` with `j` below this one was handed out.
+    prefix: u64,
+    /// Children `[j]` at or above `prefix` handed out.
+    above: BTreeSet<u32>,
+    /// Deeper paths handed out.
+    deeper: HashSet<Vec<u32>>,
+}
+
+impl ChildPaths {
+    /// From the list a state holds.
+    pub fn from_paths<'a>(paths: impl IntoIterator<Item = &'a Vec<u32>>) -> ChildPaths {
+        let mut c = ChildPaths::default();
+        for p in paths {
+            c.insert(p);
+        }
+        c
+    }
+
+    /// `path` was handed out.
+    pub fn insert(&mut self, path: &[u32]) {
+        match path {
+            [] => {}
+            &[j] => {
+                let j = u64::from(j);
+                if j == self.prefix {
+                    self.prefix += 1;
+                    while self
+                        .above
+                        .first()
+                        .is_some_and(|&a| u64::from(a) == self.prefix)
+                    {
+                        self.above.pop_first();
+                        self.prefix += 1;
+                    }
+                } else if j > self.prefix {
+                    self.above.insert(j as u32);
+                }
+            }
+            _ => {
+                self.deeper.insert(path.to_vec());
+            }
+        }
+    }
+
+    /// Was `path` handed out?
+    pub fn contains(&self, path: &[u32]) -> bool {
+        match path {
+            [] => false,
+            &[j] => u64::from(j) < self.prefix || self.above.contains(&j),
+            _ => self.deeper.contains(path),
+        }
+    }
+
+    /// Every path, for a state: first-level children in order, then the deeper ones sorted.
+    pub fn paths(&self) -> Vec<Vec<u32>> {
+        let mut deeper: Vec<Vec<u32>> = self.deeper.iter().cloned().collect();
+        deeper.sort_unstable();
+        (0..self.prefix)
+            .map(|j| vec![j as u32])
+            .chain(self.above.iter().map(|&j| vec![j]))
+            .chain(deeper)
+            .collect()
+    }
+}
+
 /// The source-level progress of a run: which positions are fully resolved.
 #[derive(Default)]
 pub(crate) struct Progress {
@@ -313,7 +397,7 @@ pub(crate) struct Progress {
     /// Packets of each live source position still in the pipeline.
     pub live: HashMap<u64, u64>,
     /// Child paths already delivered (or dropped) of live positions split by a `flat_map`.
-    pub delivered: HashMap<u64, Vec<Vec<u32>>>,
+    pub delivered: HashMap<u64, ChildPaths>,
 }
 
 impl Progress {
@@ -323,10 +407,12 @@ impl Progress {
         }
     }
 
-    fn split(&mut self, src: u64, children: usize) {
-        let live = self.live.entry(src).or_insert(1);
-        *live += children as u64;
-        self.resolve_one(src, None);
+    /// `children` more packets of `src` (a `flat_map`'s children, made as the next segment
+    /// has room; its parent stays live until its iterator has run out).
+    fn more_children(&mut self, src: u64, children: usize) {
+        if self.track == Track::Split && children > 0 {
+            *self.live.entry(src).or_insert(1) += children as u64;
+        }
     }
 
     /// One packet of `src` left the pipeline (delivered, dropped, or split into children).
@@ -337,7 +423,7 @@ impl Progress {
         let last = match self.track {
             Track::Split => {
                 if let Some(p) = path.filter(|p| !p.is_empty()) {
-                    self.delivered.entry(src).or_default().push(p.to_vec());
+                    self.delivered.entry(src).or_default().insert(p);
                 }
                 let live = self.live.entry(src).or_insert(1);
                 *live -= 1;
@@ -406,7 +492,7 @@ pub(crate) struct Shared {
     source_total: Option<u64>,
     pub progress: Mutex<Progress>,
     /// Children to skip on a restored run: `(src, path)` already delivered.
-    restored: HashMap<u64, Vec<Vec<u32>>>,
+    restored: HashMap<u64, ChildPaths>,
     tally: Mutex<Tally>,
     pub started: Instant,
     pub first_item: OnceLock<Instant>,
@@ -652,32 +738,154 @@ impl Shared {
         self.admit(0, packets, ended);
     }
 
-    /// Move what tail `s` has ready into segment `s + 1`, as far as there is room.
+    /// Move what tail `s` has ready into segment `s + 1`, as far as there is room. A
+    /// `flat_map`'s parent stays at the front while its iterator gives children: they are made
+    /// here, one for each free place, so that no child exists outside a window.
     fn feed_from_tail(&self, s: usize) {
         let mut room = self.room(s + 1);
         let seg = &self.segments[s];
         let mut moved = Vec::new();
         let mut units = 0;
         let mut ended = false;
+        let mut spent = Vec::new();
         {
             let mut t = lock(&seg.tail_st);
             while room > 0 {
                 let Some((p, u)) = t.out.pop_front() else {
                     break;
                 };
-                units += u;
-                moved.push((p.parts, p.body));
-                room -= 1;
+                let (parent, mut children) = match (p.parts, p.body) {
+                    (Parts::One(parent), Body::Many(children)) => (parent, children),
+                    (parts, body) => {
+                        units += u;
+                        moved.push((parts, body));
+                        room -= 1;
+                        continue;
+                    }
+                };
+                // The children are made without the tail's lock: the iterator is the user's
+                // code, and the stations finishing items put theirs behind it meanwhile (only
+                // this feeder, under the next segment's `feeding` lock, takes from the front).
+                drop(t);
+                let over = self.pull_children(s, &parent, &mut children, &mut room, &mut moved);
+                t = lock(&seg.tail_st);
+                if over {
+                    // The parent's unit leaves with its last child.
+                    units += u;
+                    spent.push(children.iter);
+                } else {
+                    t.out.push_front((
+                        Packet {
+                            seq: 0,
+                            parts: Parts::One(parent),
+                            body: Body::Many(children),
+                        },
+                        u,
+                    ));
+                }
             }
             if t.out.is_empty() && t.ended {
                 ended = true;
             }
+        }
+        for iter in spent {
+            // A user's iterator: its drop may panic too.
+            let _ = catch_unwind(AssertUnwindSafe(|| drop(iter)));
         }
         if units > 0 {
             self.release(s, units);
         }
         if !moved.is_empty() || ended {
             self.admit(s + 1, moved.into_iter(), ended);
+        }
+    }
+
+    /// Make up to `room` children of `parent` (a `flat_map` ending segment `s`) into `moved`;
+    /// children delivered before a restore are made and dropped, not counted. True when the
+    /// iterator has run out (or panicked: that child is a failure at the parent's position,
+    /// and the last). The children are counted live before they are admitted, and the parent
+    /// resolved only once its iterator has run out, so that a state taken meanwhile lists the
+    /// position as partly handed out.
+    fn pull_children(
+        &self,
+        s: usize,
+        parent: &Part,
+        children: &mut Children,
+        room: &mut usize,
+        moved: &mut Vec<(Parts, Body)>,
+    ) -> bool {
+        let skip = self.restored.get(&parent.src);
+        let mut made = 0;
+        let mut over = false;
+        while *room > 0 {
+            let next = catch_unwind(AssertUnwindSafe(|| children.iter.next()));
+            let j = children.next;
+            let body = match next {
+                Ok(None) => {
+                    over = true;
+                    break;
+                }
+                Ok(Some(_)) if j == u32::MAX => {
+                    over = true;
+                    Body::Failed(self.split_fault(
+                        s,
+                        parent.src,
+                        format!("more than {} children of one item", u32::MAX),
+                        false,
+                    ))
+                }
+                Ok(Some(v)) => Body::Value(v),
+                Err(p) => {
+                    over = true;
+                    Body::Failed(self.split_fault(s, parent.src, panic_text(p.as_ref()), true))
+                }
+            };
+            children.next = j.saturating_add(1);
+            let mut path = Vec::with_capacity(parent.path.len() + 1);
+            path.extend_from_slice(&parent.path);
+            path.push(j);
+            if skip.is_some_and(|d| d.contains(&path)) {
+                // Delivered before the restore (and listed as such): not handed on again.
+                if over {
+                    break;
+                }
+                continue;
+            }
+            moved.push((
+                Parts::One(Part {
+                    src: parent.src,
+                    path,
+                }),
+                body,
+            ));
+            made += 1;
+            *room -= 1;
+            if over {
+                break;
+            }
+        }
+        if made > 0 || over {
+            let mut pr = lock(&self.progress);
+            pr.more_children(parent.src, made);
+            if over {
+                // The parent's own packet: resolved now that every child is counted.
+                pr.resolve_one(parent.src, None);
+            }
+        }
+        over
+    }
+
+    /// A failure of a `flat_map`'s child iterator (the last station of segment `s`).
+    fn split_fault(&self, s: usize, src: u64, message: String, panicked: bool) -> Fault {
+        Fault {
+            stage: self.segments[s]
+                .stations
+                .last()
+                .map_or_else(|| Arc::from("flat_map"), |t| Arc::clone(&t.spec.name)),
+            src,
+            message,
+            panicked,
+            count: 1,
         }
     }
 
@@ -952,7 +1160,7 @@ impl Shared {
         let (body, failed) = match r {
             Ok(Ok(Out::One(v))) => (Body::Value(v), false),
             Ok(Ok(Out::None)) => (Body::Hole, false),
-            Ok(Ok(Out::Many(vs))) => (Body::Many(vs), false),
+            Ok(Ok(Out::Many(iter))) => (Body::Many(Children { iter, next: 0 }), false),
             Ok(Err(m)) => (Body::Failed(fault(m, false)), true),
             Err(p) => (Body::Failed(fault(panic_text(p.as_ref()), true)), true),
         };
@@ -1086,44 +1294,6 @@ impl Shared {
                 p.parts.for_each(|part| t.cur_parts.push(part.clone()));
                 t.cur_units += 1;
                 self.batch_maybe_full(s, t, false, freed);
-            }
-            Body::Many(children) => {
-                let Parts::One(parent) = p.parts else {
-                    unreachable!("a flat_map's input is one item")
-                };
-                lock(&self.progress).split(parent.src, children.len());
-                let skip = self.restored.get(&parent.src);
-                let mut kept = Vec::with_capacity(children.len());
-                for (j, c) in children.into_iter().enumerate() {
-                    let mut path = parent.path.clone();
-                    path.push(j as u32);
-                    if skip.is_some_and(|d| d.contains(&path)) {
-                        // Delivered before the restore: resolved again, not redone.
-                        lock(&self.progress).resolve_one(parent.src, Some(&path));
-                        continue;
-                    }
-                    kept.push((path, c));
-                }
-                if kept.is_empty() {
-                    *freed += 1;
-                    return;
-                }
-                // The parent's unit is released with its last child.
-                let last = kept.len() - 1;
-                for (j, (path, c)) in kept.into_iter().enumerate() {
-                    let part = Part {
-                        src: parent.src,
-                        path,
-                    };
-                    t.out.push_back((
-                        Packet {
-                            seq: 0,
-                            parts: Parts::One(part),
-                            body: Body::Value(c),
-                        },
-                        usize::from(j == last),
-                    ));
-                }
             }
             body => {
                 t.out.push_back((
@@ -1438,5 +1608,64 @@ impl StationState {
             spec.conc(),
             spec.cap(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl Progress {
+        /// Entries kept for the children of `src` handed out (what grows with them).
+        fn kept_paths(&self, src: u64) -> usize {
+            self.delivered
+                .get(&src)
+                .map_or(0, |c| 1 + c.above.len() + c.deeper.len())
+        }
+    }
+
+    #[test]
+    fn the_record_of_a_split_positions_children_handed_out_stays_small() {
+        let n = 100_000u32;
+        let mut pr = Progress {
+            track: Track::Split,
+            ..Progress::default()
+        };
+        pr.admit(0);
+        pr.more_children(0, n as usize);
+        // in order (an ordered pipeline), then out of order (as ready): 1, 0, 3, 2, …
+        for j in 0..n / 2 {
+            pr.resolve_one(0, Some(&[j]));
+        }
+        assert!(pr.kept_paths(0) <= 1, "{} entries", pr.kept_paths(0));
+        for pair in (n / 2..n).step_by(2) {
+            pr.resolve_one(0, Some(&[pair + 1]));
+            pr.resolve_one(0, Some(&[pair]));
+        }
+        assert!(pr.kept_paths(0) <= 1, "{} entries", pr.kept_paths(0));
+        assert!(!pr.skips(0), "the parent's iterator has not run out");
+        pr.resolve_one(0, None);
+        assert!(pr.skips(0) && pr.delivered.is_empty() && pr.live.is_empty());
+    }
+
+    #[test]
+    fn child_paths_hold_what_was_inserted_and_list_it_for_a_state() {
+        let listed: Vec<Vec<u32>> = vec![vec![0], vec![1], vec![3], vec![7, 2], vec![7, 0]];
+        let c = ChildPaths::from_paths(&listed);
+        for p in &listed {
+            assert!(c.contains(p), "{p:?}");
+        }
+        for p in [vec![2], vec![4], vec![7], vec![7, 1], vec![0, 0], vec![]] {
+            assert!(!c.contains(&p), "{p:?}");
+        }
+        let back = c.paths();
+        assert_eq!(
+            back,
+            vec![vec![0], vec![1], vec![3], vec![7, 0], vec![7, 2]]
+        );
+        assert_eq!(ChildPaths::from_paths(&back), c);
+        let mut top = ChildPaths::default();
+        top.insert(&[u32::MAX]);
+        assert!(top.contains(&[u32::MAX]) && !top.contains(&[0]));
     }
 }

@@ -19,8 +19,9 @@
 //!   the epoch after too many.
 //! * Memory is bounded: queues between stages are bounded, and each *segment* (the stages up
 //!   to a `flat_map`'s output, a `batch`, or the end) admits at most `window` items at a time,
-//!   so at most `Σ window` items exist at once (plus the children of the `flat_map` outputs
-//!   being handed on). [`Pipeline::held_peak`] reports the largest count seen.
+//!   so at most `Σ window` items exist at once; a `flat_map`'s children are made from its
+//!   iterator only as the next segment has room, so they count too.
+//!   [`Pipeline::held_peak`] reports the largest count seen.
 //! * [`PipelineReport`]: per-stage service times, busy shares, queue occupancy, the time each
 //!   stage was starved or back-pressured, the pipeline's rate against its limit, and the
 //!   **bottleneck** with what one more thread or CPU worker there would give.
@@ -78,8 +79,8 @@ use crate::plan::Remainder;
 use crate::sampler::Sampler;
 
 use engine::{
-    lock, BatchFn, Delivered, Fault, Fed, Feed, Kind, Out, Policy, Progress, SegmentSpec, Shared,
-    StageFn, StateInit, StationSpec, TailKind, Value,
+    lock, BatchFn, ChildPaths, Delivered, Fault, Fed, Feed, Kind, Out, Policy, Progress,
+    SegmentSpec, Shared, StageFn, StateInit, StationSpec, TailKind, Value,
 };
 pub use engine::{thread_cpu_ns, Runner};
 use stats::StageSetting;
@@ -569,18 +570,29 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// Each item becomes 0..n items (1 → 0..n), handed on in order. In an ordered pipeline the
     /// children leave this stage in source order: a slow item holds back the children of
     /// later ones (the price of a deterministic order, as at a batch).
+    ///
+    /// `f` runs on the stage's runner and returns an iterator, which is **kept, not its
+    /// children**: a child is made (the iterator's `next`) only when the next segment has room
+    /// for it, so an item with 10^6 children holds no more than the next segment's window of
+    /// them at once, and they count in [`Pipeline::held_peak`]. The children are made by the
+    /// thread that moves items on when room appears (a CPU worker, a blocking stage's thread
+    /// or the consumer's), outside the stage's service time: keep `next` cheap (slicing,
+    /// indexing, reading a chunk) and do the heavy per-child work in a stage after this one. A
+    /// `Vec` returned here has all its children made by `f`. A `next` that panics
+    /// makes that child an error at the item's position naming this stage, after the
+    /// children before it, and ends the item's children.
     pub fn flat_map<U, I, F>(self, stage: Stage, f: F) -> PipelineBuilder<U>
     where
         U: Send + 'static,
         I: IntoIterator<Item = U>,
+        I::IntoIter: Send + 'static,
         F: Fn(T) -> I + Send + Sync + 'static,
     {
         let f: StageFn = Arc::new(move |v: Value, _: &mut (dyn Any + Send), _r| {
-            let children: Vec<Value> = f(downcast::<T>(v))
+            let children = f(downcast::<T>(v))
                 .into_iter()
-                .map(|u| Box::new(u) as Value)
-                .collect();
-            Ok(Out::Many(children))
+                .map(|u| Box::new(u) as Value);
+            Ok(Out::Many(Box::new(children)))
         });
         self.station(stage, f, unit_init(), true)
     }
@@ -1199,14 +1211,18 @@ impl Position {
         Progress {
             prefix: self.prefix,
             done: self.done.clone(),
-            delivered: self.partial.iter().cloned().collect(),
+            delivered: self
+                .partial
+                .iter()
+                .map(|(src, paths)| (*src, ChildPaths::from_paths(paths)))
+                .collect(),
             ..Progress::default()
         }
     }
 
     fn from_progress(epoch: u64, p: &Progress) -> Position {
         let mut partial: Vec<(u64, Vec<Vec<u32>>)> =
-            p.delivered.iter().map(|(k, v)| (*k, v.clone())).collect();
+            p.delivered.iter().map(|(k, v)| (*k, v.paths())).collect();
         partial.sort();
         Position {
             epoch,
@@ -1322,8 +1338,8 @@ impl<T: Send + 'static> Pipeline<T> {
         self.threads_alive.load(SeqCst)
     }
 
-    /// The most items that were held at once, over all segments (the memory bound is the
-    /// sum of the segments' windows).
+    /// The most items that were held at once, over all segments, a `flat_map`'s children
+    /// included (the memory bound is the sum of the segments' windows).
     pub fn held_peak(&self) -> usize {
         self.held_peak.load(SeqCst)
     }
@@ -1714,9 +1730,15 @@ impl Run {
     /// Stop every stage: no item starts from now on; wait for the stage calls running (at
     /// most the grace period, then they are abandoned and said so) and join every thread.
     pub fn stop(&mut self) {
+        self.halt();
+        self.join_threads();
+    }
+
+    /// Stop every stage without waiting: no item starts from now on (the calls running go on;
+    /// [`stop`](Run::stop) or the drop waits for them).
+    pub fn halt(&mut self) {
         self.shared.stop();
         self.jobs.clear(); // dropping a job cancels it
-        self.join_threads();
     }
 
     /// Wait for the calls in progress and the threads, at most `grace`; detach what is left.
