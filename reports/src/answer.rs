@@ -1169,6 +1169,8 @@ fn ask_sentence(suite: &Suite, matrix: &str, ask: &Ask) -> Option<String> {
         let count = |k: usize| {
             if n == 1 {
                 String::new()
+            } else if k == n && n == 2 {
+                " in both settings".to_string()
             } else if k == n {
                 format!(" in all {n} settings")
             } else {
