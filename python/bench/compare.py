@@ -1,7 +1,8 @@
 """The same datasets through torch's DataLoader, SPDL and schedlab (issue 17, item 6).
 
-    python python/bench/compare.py [--only a,b,c] [--reps 3] [--samples 32768]
-                                   [--images DIR] [--json FILE]
+    python python/bench/compare.py [--only a,b,c,2a,2b] [--reps 3] [--samples 32768]
+                                   [--images DIR] [--json FILE] [--epochs 3]
+                                   [--two-stage-samples 16384]
 
 Scenarios (batch 32):
 
@@ -12,6 +13,13 @@ Scenarios (batch 32):
   files, generated if missing) with Pillow and numpy, 2 workers: images/s.
 * (c) pure Python: a loop in ``__getitem__`` that holds the GIL (~1 ms), 2 workers: samples/s,
   with schedlab's GIL statistics (time waiting for the GIL vs running Python).
+* (2a), (2b) two stages (issue 29; ``bench/twostage.py``): read = ``time.sleep`` log-normal
+  mean 2 ms sigma 1 on 32 threads -> decode = a C busy loop through ctypes (GIL released)
+  of mean 250 us (2a) or 50 us (2b) on 2 CPUs; batch 32, in order, ``--epochs`` epochs per
+  run. Printed: the fraction of the limit ``min(32 / read, 2 / decode)`` (nominal: the
+  requested times). Contenders: schedlab.Pipeline (static, and autotuned from one read
+  thread), schedlab.DataLoader (32 threads doing both in ``__getitem__``), torch's
+  DataLoader (32 processes), torchdata.nodes and SPDL (each skipped and named when missing).
 
 Every run builds a fresh loader and times one epoch from ``iter()`` to the last batch (so
 worker start-up counts, as it does for a training job's first epoch). Contenders alternate
@@ -244,6 +252,124 @@ def contenders(ds, workers, scenario, gil_reports):
 FILTER = []
 
 
+# --- the two-stage workload (issue 29) ---------------------------------------------------
+
+
+def two_stage_contenders(ds, epochs):
+    def timed(make_epochs):
+        t0 = time.perf_counter()
+        n = 0
+        for it in make_epochs():
+            for b in it:
+                n += len(b)
+        return time.perf_counter() - t0, None, n
+
+    def pipeline(autotune):
+        def run():
+            p = schedlab.Pipeline(len(ds), workers=2, autotune=autotune)
+            p.map(ds.read, kind="blocking", concurrency=1 if autotune else 32, name="read")
+            p.map(ds.decode, name="decode").batch(32)
+            try:
+                return timed(lambda: (p.epoch(e) for e in range(epochs)))
+            finally:
+                p.close()
+        return run
+
+    def dataloader():
+        dl = schedlab.DataLoader(ds, batch_size=32, num_workers=32)
+        try:
+            return timed(lambda: (iter(dl) for _ in range(epochs)))
+        finally:
+            dl.close()
+
+    out = [
+        ("schedlab.Pipeline (read 32 threads -> decode cpu)", pipeline(False)),
+        ("schedlab.Pipeline autotune (read from 1 thread)", pipeline(True)),
+        ("schedlab.DataLoader (32 threads, read + decode)", dataloader),
+    ]
+    try:
+        import torch.utils.data as tud
+
+        def torch_run():
+            dl = tud.DataLoader(ds, batch_size=32, num_workers=32, persistent_workers=True)
+            try:
+                return timed(lambda: (iter(dl) for _ in range(epochs)))
+            finally:
+                del dl
+
+        out.append(("torch DataLoader (32 processes)", torch_run))
+    except ImportError:
+        print("  (torch is not installed: torch's DataLoader skipped)")
+    try:
+        import torchdata.nodes as tn
+
+        def nodes_run():
+            node = tn.IterableWrapper(range(len(ds)))
+            node = tn.ParallelMapper(node, ds.read, num_workers=32, method="thread", in_order=True)
+            node = tn.ParallelMapper(node, ds.decode, num_workers=2, method="thread",
+                                     in_order=True)
+            node = tn.Batcher(node, batch_size=32)
+            loader = tn.Loader(node)
+            return timed(lambda: (iter(loader) for _ in range(epochs)))
+
+        out.append(("torchdata.nodes (32 read threads -> 2 decode threads)", nodes_run))
+    except ImportError:
+        print("  (torchdata is not installed: torchdata.nodes skipped)")
+    try:
+        from spdl.pipeline import PipelineBuilder
+
+        def spdl_run():
+            def one():
+                p = (PipelineBuilder().add_source(range(len(ds)))
+                     .pipe(ds.read, concurrency=32).pipe(ds.decode, concurrency=2)
+                     .aggregate(32).add_sink(4).build(num_threads=34))
+                with p.auto_stop():
+                    yield from p
+            return timed(lambda: (one() for _ in range(epochs)))
+
+        out.append(("SPDL (32 read -> 2 decode)", spdl_run))
+    except ImportError:
+        print("  (spdl is not installed: SPDL skipped)")
+    return out
+
+
+def two_stage(name, decode_mean_s, samples, epochs, reps, results):
+    from twostage import TwoStage
+
+    ds = TwoStage(samples, decode_mean_s)
+    nominal = ds.nominal_limit()
+    print(f"\n## ({name}) two stages: read sleep 2 ms (sigma 1) x 32 threads -> decode "
+          f"{decode_mean_s * 1e6:.0f} us CPU in C (GIL released) on 2 CPUs; {samples} items x "
+          f"{epochs} epochs, batch 32, in order; nominal limit {nominal:,.0f} items/s; {reps} reps")
+    print(f"  before: {loadavg()}")
+    cs = two_stage_contenders(ds, epochs)
+    if FILTER:
+        cs = [(label, run) for label, run in cs if any(w in label for w in FILTER)]
+    runs = {label: [] for label, _ in cs}
+    for rep in range(reps):
+        for label, run in cs:
+            ds.limit()  # clear the measured reads
+            try:
+                t, _, n = run()
+            except Exception as e:
+                print(f"  {label}: failed: {type(e).__name__}: {e}")
+                continue
+            runs[label].append((n / t, ds.limit()))
+            print(f"  rep {rep} {label}: {n / t:,.0f} items/s = {n / t / nominal:.3f} of the "
+                  f"nominal limit; {loadavg()}")
+    print(f"  after:  {loadavg()}")
+    print("\n| contender | items/s (every run) | of the nominal limit (every run) |")
+    print("|---|---|---|")
+    rows = {}
+    for label, rs in runs.items():
+        if rs:
+            rates = [r for r, _ in rs]
+            print(f"| {label} | {' / '.join(f'{r:,.0f}' for r in rates)} | "
+                  f"{' / '.join(f'{r / nominal:.3f}' for r in rates)} |")
+            rows[label] = {"rates": rates, "fraction": [r / nominal for r in rates]}
+    results[name] = rows
+
+
 def loadavg():
     return "load average %.2f %.2f %.2f" % os.getloadavg()
 
@@ -318,6 +444,8 @@ def main():
     ap.add_argument("--samples", type=int, default=32768)
     ap.add_argument("--images", default=os.path.join("/tmp", "schedlab-loader-images"))
     ap.add_argument("--json", default=None)
+    ap.add_argument("--epochs", type=int, default=3, help="epochs per run in (2a), (2b)")
+    ap.add_argument("--two-stage-samples", type=int, default=16384)
     ap.add_argument("--contenders", default="",
                     help="only contenders whose label contains one of these comma-separated words")
     args = ap.parse_args()
@@ -343,6 +471,11 @@ def main():
     if "c" in only:
         scenario("c", "pure-Python loop in __getitem__ (holds the GIL)", PythonDataset(2048), 2,
                  args.reps, None, results)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    if "2a" in only:
+        two_stage("2a", 250e-6, args.two_stage_samples, args.epochs, args.reps, results)
+    if "2b" in only:
+        two_stage("2b", 50e-6, args.two_stage_samples, args.epochs, args.reps, results)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

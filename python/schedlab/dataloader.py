@@ -92,21 +92,49 @@ def _callable_arg(name, value):
     return value
 
 
-def gil_verdict(workers, elapsed_s=None):
+#: The GIL verdict and the recommendations need at least this many Python calls ...
+VERDICT_MIN_CALLS = 200
+#: ... over an epoch of at least this many seconds: below either, start-up (threads taking
+#: the GIL for the first time, the first batches' queues filling) is most of what was
+#: measured, and the verdict of a 5 ms epoch flips from run to run.
+VERDICT_MIN_SECONDS = 0.25
+
+
+def _too_short(workers, elapsed_s):
+    """``None`` when the statistics are enough to judge, else the reason they are not."""
+    calls = sum(w.get("calls", VERDICT_MIN_CALLS) for w in workers)
+    short_calls = calls < VERDICT_MIN_CALLS
+    short_time = elapsed_s is not None and elapsed_s < VERDICT_MIN_SECONDS
+    if not (short_calls or short_time):
+        return None
+    over = f" over {elapsed_s * 1e3:.1f} ms" if elapsed_s is not None else ""
+    return (
+        f"too short to judge: {calls} Python calls{over}; the GIL verdict and the "
+        f"recommendations need {VERDICT_MIN_CALLS} calls over {VERDICT_MIN_SECONDS} s at least"
+    )
+
+
+def gil_verdict(workers, elapsed_s=None, what="__getitem__"):
     """One line about the GIL from per-worker (or per-stage) statistics.
 
     Each entry has ``gil_wait_s`` (waiting to acquire the GIL before a call), ``python_s``
-    (wall time inside the Python call) and ``python_cpu_s`` (the thread's CPU time inside
-    it). The verdict is "GIL-bound" when the workers waited to acquire the GIL at least half
-    as long as Python ran on the CPU: a third or more of their Python time is spent queueing
-    for the GIL. (Two threads that take turns at a saturated GIL each wait about as long as
-    the other runs, so the literal "waited longer than ran" sits right at the border there.)
-    Time off the CPU inside calls is shown but not judged: it mixes sleeps, reads, waits to
-    get the GIL back after the switch interval, and the OS running other processes.
+    (wall time inside the Python call), ``python_cpu_s`` (the thread's CPU time inside it)
+    and ``calls``. With fewer than ``VERDICT_MIN_CALLS`` calls in all, or an epoch
+    (``elapsed_s``) shorter than ``VERDICT_MIN_SECONDS``, the line says "too short to
+    judge". Otherwise it is "GIL-bound" when the workers waited to acquire the GIL at least
+    half as long as Python ran on the CPU: a third or more of their Python time is spent
+    queueing for the GIL. (Two threads that take turns at a saturated GIL each wait about as
+    long as the other runs, so the literal "waited longer than ran" sits right at the border
+    there.) Time off the CPU inside calls is shown but not judged: it mixes sleeps, reads,
+    waits to get the GIL back after the switch interval, and the OS running other processes.
 
-    More threads do not help a GIL-bound loader; what would: a ``__getitem__`` built on code
-    that releases the GIL (numpy, Pillow, file reads), fewer threads, or worker processes.
+    More threads do not help a GIL-bound loader; what would: code in ``what`` (the
+    DataLoader's ``__getitem__``, or ``"stage functions"`` for a pipeline) that releases the
+    GIL (numpy, Pillow, file reads), fewer threads, or worker processes.
     """
+    short = _too_short(workers, elapsed_s)
+    if short is not None:
+        return short
     wait = sum(w["gil_wait_s"] for w in workers)
     wall = sum(w["python_s"] for w in workers)
     cpu = sum(w.get("python_cpu_s", w["python_s"]) for w in workers)
@@ -116,12 +144,43 @@ def gil_verdict(workers, elapsed_s=None):
         f"and {max(wall - cpu, 0.0):.3f} s off it inside calls"
     )
     if wait > 0 and wait >= 0.5 * cpu:
+        processes = (
+            "worker processes (torch's DataLoader)" if what == "__getitem__"
+            else "running that work in worker processes"
+        )
         return (
             f"GIL-bound: {facts}. More threads will not help; what would: code that releases "
-            "the GIL in __getitem__ (numpy, Pillow, file reads), fewer threads, or worker "
-            "processes (torch's DataLoader)."
+            f"the GIL in {what} (numpy, Pillow, file reads), fewer threads, or {processes}."
         )
     return f"not GIL-bound: {facts}"
+
+
+def _hold_advice(data, text):
+    """Make the recommendations agree with the GIL verdict (``data["gil_verdict"]``): none
+    while the epoch is too short to judge, and never more workers than now while GIL-bound.
+    Returns the report's text with its ``recommended:`` line rewritten to match."""
+    verdict = data.get("gil_verdict", "")
+    if "recommended_workers" not in data:
+        return text
+    lines = text.split("\n")
+    at = next((i for i, l in enumerate(lines) if l.strip().startswith("recommended:")), None)
+    indent = lines[at][: len(lines[at]) - len(lines[at].lstrip())] if at is not None else "  "
+    if verdict.startswith("too short"):
+        data["recommended_workers"] = data["recommended_prefetch"] = None
+        line = f"{indent}recommended: none yet ({verdict})"
+    elif verdict.startswith("GIL-bound") and data["recommended_workers"] > data["workers"]:
+        data["recommended_workers"] = data["workers"]
+        line = (
+            f"{indent}recommended: {data['workers']} workers (GIL-bound: more threads will not "
+            f"help), prefetch {data['recommended_prefetch']}"
+        )
+    else:
+        return text
+    if at is None:
+        lines.append(line)
+    else:
+        lines[at] = line
+    return "\n".join(lines)
 
 
 class Report(dict):
@@ -504,7 +563,7 @@ class DataLoader:
         before = self._gil0
         data["gil"] = _gil_rows(self._core.gil_stats(), before)
         data["gil_verdict"] = gil_verdict(data["gil"], data.get("elapsed_s"))
-        return Report(data, r[1])
+        return Report(data, _hold_advice(data, r[1]))
 
 
 class _ThreadIter:

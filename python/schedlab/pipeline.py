@@ -1,6 +1,7 @@
 """``schedlab.Pipeline``: stages of Python callables on schedlab's Rust pipeline."""
 
 import json
+import re
 import sys
 import threading
 import weakref
@@ -19,6 +20,7 @@ from .dataloader import (
 )
 
 _KINDS = ("cpu", "blocking")
+_ON_FAILURE = ("raise", "skip", "halt")
 
 
 class Pipeline:
@@ -46,6 +48,15 @@ class Pipeline:
     guess); ``max_items`` caps the items held at once. ``stats()["tuning"]`` lists every
     change with its reason.
 
+    ``window``: items each segment admits at once (the reorder window and the memory bound;
+    default: the loader's rule). ``on_failure``: ``"raise"`` (an exception is raised at its
+    item's position, the default), ``"skip"`` (the item is left out and counted in
+    ``stats()["failures"]``) or ``"halt"`` with ``max_failures`` (an int: a count; a float in
+    [0, 1): a fraction of the epoch's items): the exceptions are raised as with ``"raise"``
+    until there are more than that, then ``RuntimeError`` ends the epoch. A stage's
+    ``strategy=`` (``kind="cpu"`` only) is any schedlab strategy spec for its items on the
+    workers.
+
     ``state_dict()`` / ``load_state_dict()`` resume mid-epoch exactly, as the DataLoader's do.
 
     One iterator at a time: ``iter()`` while another is live raises ``RuntimeError``; several
@@ -58,9 +69,34 @@ class Pipeline:
 
     def __init__(
         self, source, *, workers=2, ordered=True, shuffle=False, seed=0, autotune=False,
-        max_items=None,
+        max_items=None, window=None, on_failure="raise", max_failures=None,
     ):
         _int_arg("workers", workers, 1)
+        if window is not None:
+            _int_arg("window", window, 1)
+        if on_failure not in _ON_FAILURE:
+            raise ValueError(
+                f'on_failure: expected "raise", "skip" or "halt", got {on_failure!r}'
+            )
+        if (on_failure == "halt") != (max_failures is not None):
+            raise ValueError(
+                'max_failures: give it with on_failure="halt" (and only then): an int >= 1 '
+                f"(a count) or a float in [0, 1) (a fraction), got {max_failures!r}"
+            )
+        if max_failures is not None:
+            if isinstance(max_failures, bool) or not isinstance(max_failures, (int, float)):
+                raise TypeError(
+                    f"max_failures: expected an int or a float, got {type(max_failures).__name__}"
+                )
+            ok = (
+                1 <= max_failures <= 2**63 if isinstance(max_failures, int)
+                else 0.0 <= max_failures < 1.0
+            )
+            if not ok:
+                raise ValueError(
+                    "max_failures: expected an int >= 1 (a count) or a float in [0, 1) (a "
+                    f"fraction of the epoch's items), got {max_failures!r}"
+                )
         if max_items is not None:
             _int_arg("max_items", max_items, 1)
         _int_arg("seed", seed, 0, _MAX_SEED)
@@ -76,6 +112,7 @@ class Pipeline:
         self._source, self._workers, self._ordered = source, workers, bool(ordered)
         self._shuffle, self._seed = bool(shuffle), seed
         self._autotune, self._max_items = bool(autotune), max_items
+        self._window, self._on_failure, self._max_failures = window, on_failure, max_failures
         self._stages = []
         self._core = None
         self._retired = []  # stopped by an interrupt; joined by close()
@@ -86,7 +123,8 @@ class Pipeline:
         self._gil0 = []
         _live.add(self)
 
-    def _add(self, op, fn, kind, concurrency, name, queue, size=None, drop_last=False):
+    def _add(self, op, fn, kind, concurrency, name, queue, size=None, drop_last=False,
+             strategy=None):
         if self._core is not None:
             raise RuntimeError("stages cannot be added after the pipeline has started")
         if fn is not None and not callable(fn):
@@ -96,6 +134,15 @@ class Pipeline:
         for arg, v in (("concurrency", concurrency), ("queue", queue)):
             if v is not None:
                 _int_arg(arg, v, 1)
+        if strategy is not None:
+            if not isinstance(strategy, str):
+                raise TypeError(f"strategy: expected a str, got {type(strategy).__name__}")
+            if kind != "cpu":
+                raise ValueError(
+                    'strategy: only a kind="cpu" stage has a strategy (a blocking stage\'s '
+                    f"threads take items in order), got strategy={strategy!r}"
+                )
+            _core.check_strategy(strategy, self._workers)
         if op in ("filter", "flat_map", "batch") and any(st[0] == "batch" for st in self._stages):
             # the Rust engine mishandles these after a batch (a flat_map or filter there
             # panics a worker and the epoch never ends; a second batch regroups wrongly):
@@ -106,20 +153,24 @@ class Pipeline:
         name = name or (getattr(fn, "__name__", op) if fn is not None else op)
         if any(s[1] == name for s in self._stages):
             name = f"{name}#{len(self._stages)}"
-        self._stages.append((op, name, kind, concurrency, queue, fn, size, drop_last))
+        self._stages.append(
+            (op, name, kind, concurrency, queue, fn, size, drop_last, strategy)
+        )
         return self
 
-    def map(self, fn, *, kind="cpu", concurrency=None, name=None, queue=None):
+    def map(self, fn, *, kind="cpu", concurrency=None, name=None, queue=None, strategy=None):
         """Add a one-to-one stage ``fn(item) -> item``."""
-        return self._add("map", fn, kind, concurrency, name, queue)
+        return self._add("map", fn, kind, concurrency, name, queue, strategy=strategy)
 
-    def filter(self, fn, *, kind="cpu", concurrency=None, name=None, queue=None):
+    def filter(self, fn, *, kind="cpu", concurrency=None, name=None, queue=None,
+               strategy=None):
         """Add a stage that keeps the items for which ``fn(item)`` is true."""
-        return self._add("filter", fn, kind, concurrency, name, queue)
+        return self._add("filter", fn, kind, concurrency, name, queue, strategy=strategy)
 
-    def flat_map(self, fn, *, kind="cpu", concurrency=None, name=None, queue=None):
+    def flat_map(self, fn, *, kind="cpu", concurrency=None, name=None, queue=None,
+                 strategy=None):
         """Add a stage that replaces each item by the items of the iterable ``fn(item)``."""
-        return self._add("flat_map", fn, kind, concurrency, name, queue)
+        return self._add("flat_map", fn, kind, concurrency, name, queue, strategy=strategy)
 
     def batch(self, size, *, drop_last=False, collate_fn=default_collate, name="collate"):
         """Group items into lists of ``size`` and collate each (on a cpu worker)."""
@@ -143,7 +194,9 @@ class Pipeline:
         self._retired = [c for c in self._retired if not c.reap()]
         if self._core is None:
             self._core = _core.PipelineCore(
-                self._stages, self._workers, self._ordered, self._autotune, self._max_items
+                self._stages, self._workers, self._ordered, self._autotune, self._max_items,
+                self._window, self._on_failure,
+                None if self._max_failures is None else float(self._max_failures),
             )
         return self._core
 
@@ -226,8 +279,10 @@ class Pipeline:
                 "calls": col(3, rows) - col(3, rows0),
             }
         data["gil"] = gil
-        data["gil_verdict"] = gil_verdict(list(gil.values()), data.get("elapsed_s"))
-        return Report(data, r[1])
+        data["gil_verdict"] = gil_verdict(
+            list(gil.values()), data.get("elapsed_s"), what="stage functions"
+        )
+        return Report(data, _hold_bottleneck(data, r[1]))
 
     def report(self):
         """``stats()``; it prints as the stage table, the bottleneck and the GIL lines."""
@@ -254,6 +309,25 @@ class Pipeline:
 
     def __exit__(self, *exc):
         self.close()
+
+
+_ONE_MORE = re.compile(r"; one more (thread|CPU worker) there: ~[0-9.,]+ items/s")
+
+
+def _hold_bottleneck(data, text):
+    """Make the bottleneck's "one more thread there" agree with the GIL verdict: dropped
+    while the epoch is too short to judge, and said not to help while GIL-bound."""
+    verdict = data.get("gil_verdict", "")
+    b = data.get("bottleneck")
+    if verdict.startswith("too short"):
+        note = "; one more thread there: too short to judge"
+    elif verdict.startswith("GIL-bound"):
+        note = "; one more thread or CPU worker there will not help: GIL-bound"
+    else:
+        return text
+    if isinstance(b, dict):
+        b["one_more_per_s"] = None
+    return _ONE_MORE.sub(note, text)
 
 
 class _PipelineIter:
@@ -286,6 +360,10 @@ class _PipelineIter:
             raise StopIteration
         if r[0] == "ok":
             return r[1]
+        if r[0] == "halted":
+            self._done = True
+            raise RuntimeError(f"{r[1]} (on_failure=\"halt\", max_failures="
+                               f"{self._p._max_failures!r})")
         _, exc, tb, stage, k = r
         msg = (
             f"Caught {type(exc).__name__} in pipeline stage '{stage}' (item {k} of epoch "

@@ -71,15 +71,23 @@ impl GilSlot {
     }
 
     /// Call `f` holding the GIL, counting the wait and the run.
+    ///
+    /// The calling thread keeps its Python thread state from its first call to its end
+    /// ([`keep_thread_state`]): taking the GIL is then only taking the GIL.
     pub(crate) fn call<T>(&self, f: impl FnOnce(Python<'_>) -> T) -> T {
+        keep_thread_state();
+        // The thread's CPU clock is read outside the GIL (it is a system call: inside, it
+        // would lengthen every hold); waiting for the GIL costs no CPU, so the difference is
+        // Python's CPU time plus the little that taking and giving back the GIL costs.
+        let c0 = thread_cpu();
         let t0 = Instant::now();
-        Python::with_gil(|py| {
+        let (r, t1, t2) = Python::with_gil(|py| {
             let t1 = Instant::now();
-            let c1 = thread_cpu();
             let r = f(py);
-            self.add(t1 - t0, t1.elapsed(), thread_cpu().saturating_sub(c1));
-            r
-        })
+            (r, t1, Instant::now())
+        });
+        self.add(t1 - t0, t2 - t1, thread_cpu().saturating_sub(c0));
+        r
     }
 
     /// Count `d` as time spent in Rust between two Python calls (the pool finding the next
@@ -214,6 +222,11 @@ impl KeepThreadState {
 
 impl Drop for KeepThreadState {
     fn drop(&mut self) {
+        // SAFETY: `Py_IsInitialized` may be called at any time. After the interpreter is
+        // gone there is nothing to give back (and taking the GIL would end the thread).
+        if unsafe { pyo3::ffi::Py_IsInitialized() } == 0 {
+            return;
+        }
         // SAFETY: on the thread that created it (see the `Send` impl), not holding the GIL:
         // take the GIL back with the saved state, then release the thread state.
         unsafe {
@@ -221,6 +234,33 @@ impl Drop for KeepThreadState {
             pyo3::ffi::PyGILState_Release(self.gil);
         }
     }
+}
+
+thread_local! {
+    /// This thread's kept Python thread state (see [`keep_thread_state`]); dropped, and the
+    /// thread state with it, when the thread ends.
+    static KEPT: std::cell::RefCell<Option<KeepThreadState>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Give this thread a Python thread state for the rest of its life, unless it has one.
+///
+/// A pipeline's runners (CPU workers, blocking threads) are Rust threads Python does not
+/// know: without this, every `Python::with_gil` on them would create a thread state and
+/// delete it again on release (an allocation, the runtime's lock, and clearing the state
+/// with the GIL held: time every other thread waits for the GIL). The loader's workers keep
+/// theirs in their worker state already; a thread that has one (Python's own threads, those
+/// workers) is left as it is.
+pub(crate) fn keep_thread_state() {
+    // SAFETY: reading this thread's gilstate entry needs no GIL.
+    if !unsafe { pyo3::ffi::PyGILState_GetThisThreadState() }.is_null() {
+        return;
+    }
+    let _ = KEPT.try_with(|k| {
+        let mut k = k.borrow_mut();
+        if k.is_none() {
+            *k = Some(KeepThreadState::new());
+        }
+    });
 }
 
 impl loader::Dataset for PyDataset {

@@ -6,12 +6,14 @@
 //! fails on a panic.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering::Acquire};
 use std::sync::{Arc, Mutex};
 
 use loader::pipeline::Runner;
-use loader::{Autotune, Pipeline, PipelineBuilder, PipelineError, PipelineState, Remainder, Stage};
+use loader::{
+    Autotune, MaxFailures, OnFailure, Pipeline, PipelineBuilder, PipelineError, PipelineState,
+    Remainder, Stage,
+};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -23,8 +25,8 @@ use crate::{count_error, Failure, GilRow, GilSlot, GilStats};
 type PyItem = Result<Py<PyAny>, Box<Failure>>;
 
 /// One stage as Python describes it: `(op, name, kind, concurrency, queue, function, size,
-/// drop_last)`, where `op` is `map`, `filter`, `flat_map` or `batch` (whose function is the
-/// collate function, or `None` for plain lists).
+/// drop_last, strategy)`, where `op` is `map`, `filter`, `flat_map` or `batch` (whose
+/// function is the collate function, or `None` for plain lists).
 type StageSpec = (
     String,
     String,
@@ -34,7 +36,49 @@ type StageSpec = (
     Option<Py<PyAny>>,
     Option<usize>,
     bool,
+    Option<String>,
 );
+
+/// Under `on_failure="skip"` or `"halt"` a Python exception is the engine's failure (so its
+/// policy counts, skips or halts): its message starts with this marker and the number under
+/// which the exception waits in [`Failures`], to be raised as itself at its position.
+const MARK: &str = "\u{1}schedlab-failure#";
+
+/// Exceptions handed to the engine as failures, by number (see [`MARK`]).
+#[derive(Default)]
+struct Failures {
+    next: u64,
+    held: HashMap<u64, Failure>,
+}
+
+/// What a stage does with a Python exception.
+#[derive(Clone)]
+enum Fails {
+    /// Pass it on as a value: raised at its position (`on_failure="raise"`).
+    Carry,
+    /// Hand it to the engine; keep the exception (`"halt"`) or drop it (`"skip"`).
+    Engine(Option<Arc<Mutex<Failures>>>),
+}
+
+impl Fails {
+    /// What a stage returns for `f`: a value that carries it, or the engine's failure.
+    fn fail(&self, f: Box<Failure>) -> Result<PyItem, String> {
+        match self {
+            Fails::Carry => Ok(Err(f)),
+            Fails::Engine(keep) => {
+                let summary = f.traceback.lines().last().unwrap_or("").trim().to_string();
+                let Some(keep) = keep else {
+                    return Err(summary);
+                };
+                let mut k = lock(keep);
+                let id = k.next;
+                k.next += 1;
+                k.held.insert(id, *f);
+                Err(format!("{MARK}{id}: {summary}"))
+            }
+        }
+    }
+}
 
 fn runner_slot(r: Runner) -> usize {
     match r {
@@ -52,6 +96,8 @@ pub struct PipelineCore {
     /// `workers`, and each stage's `concurrency` where given: named by a refused count.
     workers: usize,
     counts: Vec<(String, usize)>,
+    /// Exceptions handed to the engine as failures (`on_failure="halt"`), by number.
+    failures: Arc<Mutex<Failures>>,
 }
 
 fn stage_of(
@@ -59,6 +105,7 @@ fn stage_of(
     kind: &str,
     concurrency: Option<usize>,
     queue: Option<usize>,
+    strategy: Option<&str>,
 ) -> PyResult<Stage> {
     let mut s = match kind {
         "cpu" => Stage::cpu(name),
@@ -75,6 +122,14 @@ fn stage_of(
     if let Some(q) = queue {
         s = s.queue(q);
     }
+    if let Some(spec) = strategy {
+        if kind != "cpu" {
+            return Err(PyValueError::new_err(format!(
+                "stage '{name}': strategy: only a kind=\"cpu\" stage has a strategy (a blocking stage's threads take items in order), got {spec:?}"
+            )));
+        }
+        s = s.strategy(spec);
+    }
     Ok(s)
 }
 
@@ -82,7 +137,9 @@ fn stage_of(
 impl PipelineCore {
     /// Build the pipeline and start its threads.
     #[new]
-    #[pyo3(signature = (stages, workers, ordered, autotune=false, max_items=None))]
+    #[pyo3(signature = (stages, workers, ordered, autotune=false, max_items=None, window=None,
+                        on_failure="raise", max_failures=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         stages: Vec<StageSpec>,
@@ -90,7 +147,38 @@ impl PipelineCore {
         ordered: bool,
         autotune: bool,
         max_items: Option<usize>,
+        window: Option<usize>,
+        on_failure: &str,
+        max_failures: Option<f64>,
     ) -> PyResult<Self> {
+        let failures: Arc<Mutex<Failures>> = Arc::default();
+        let (fails, policy) = match (on_failure, max_failures) {
+            ("raise", None) => (Fails::Carry, OnFailure::Yield),
+            ("skip", None) => (Fails::Engine(None), OnFailure::Skip),
+            ("halt", Some(m)) if m >= 1.0 && m.fract() == 0.0 && m <= u64::MAX as f64 => (
+                Fails::Engine(Some(Arc::clone(&failures))),
+                OnFailure::Halt(MaxFailures::Count(m as u64)),
+            ),
+            ("halt", Some(m)) if (0.0..1.0).contains(&m) => (
+                Fails::Engine(Some(Arc::clone(&failures))),
+                OnFailure::Halt(MaxFailures::Fraction(m)),
+            ),
+            ("halt", m) => {
+                return Err(PyValueError::new_err(format!(
+                    "max_failures: on_failure=\"halt\" needs a count (an int >= 1) or a fraction (0 <= x < 1), got {m:?}"
+                )))
+            }
+            (_, Some(_)) => {
+                return Err(PyValueError::new_err(
+                    "max_failures: only with on_failure=\"halt\"",
+                ))
+            }
+            (other, None) => {
+                return Err(PyValueError::new_err(format!(
+                    "on_failure: expected \"raise\", \"skip\" or \"halt\", got {other:?}"
+                )))
+            }
+        };
         let sources: Arc<Mutex<HashMap<u64, Vec<Py<PyAny>>>>> = Arc::default();
         let src = Arc::clone(&sources);
         let mut b: PipelineBuilder<PyItem> = Pipeline::from_source(move |epoch| {
@@ -106,7 +194,7 @@ impl PipelineCore {
         let stopped = Arc::new(AtomicBool::new(false));
         // Which Python argument a refused thread count came from, for the error.
         let mut counts = Vec::new();
-        for (op, name, kind, concurrency, queue, f, size, drop_last) in stages {
+        for (op, name, kind, concurrency, queue, f, size, drop_last, strategy) in stages {
             if let Some(c) = concurrency {
                 counts.push((name.clone(), c));
             }
@@ -115,7 +203,8 @@ impl PipelineCore {
             let stats = Arc::new(GilStats::default());
             gil.push((name.clone(), Arc::clone(&stats)));
             let stopped = Arc::clone(&stopped);
-            let stage = stage_of(&name, &kind, concurrency, queue)?;
+            let stage = stage_of(&name, &kind, concurrency, queue, strategy.as_deref())?;
+            let fails = fails.clone();
             match op.as_str() {
                 "map" => {
                     let f = need(f, &name)?;
@@ -125,14 +214,17 @@ impl PipelineCore {
                         move |r| slots.slot(runner_slot(r)),
                         move |item: PyItem, slot: &mut Arc<GilSlot>| {
                             let v = match item {
-                                Err(e) => return Ok::<_, Infallible>(Err(e)),
+                                Err(e) => return fails.fail(e),
                                 Ok(v) if stopped.load(Acquire) => return Ok(Ok(v)),
                                 Ok(v) => v,
                             };
-                            Ok(slot.call(|py| {
+                            match slot.call(|py| {
                                 f.call1(py, (v,))
                                     .map_err(|e| Box::new(Failure::new(py, e, &name)))
-                            }))
+                            }) {
+                                Ok(v) => Ok(Ok(v)),
+                                Err(e) => fails.fail(e),
+                            }
                         },
                     );
                 }
@@ -161,7 +253,13 @@ impl PipelineCore {
                                         .collect::<PyResult<Vec<PyItem>>>()
                                 }
                             });
-                            r.unwrap_or_else(|e| vec![Err(Box::new(Failure::new(py, e, &name)))])
+                            r.unwrap_or_else(|e| match fails {
+                                // no failure count here (a flat_map cannot fail in the
+                                // engine): skipped, or carried to the next map or batch,
+                                // which hands it to the engine
+                                Fails::Engine(None) => vec![],
+                                _ => vec![Err(Box::new(Failure::new(py, e, &name)))],
+                            })
                         })
                     });
                 }
@@ -186,7 +284,7 @@ impl PipelineCore {
                             for i in items {
                                 match i {
                                     Ok(v) => values.push(v),
-                                    Err(e) => return Ok::<_, Infallible>(Err(e)),
+                                    Err(e) => return fails.fail(e),
                                 }
                             }
                             if stopped.load(Acquire) {
@@ -195,7 +293,7 @@ impl PipelineCore {
                                     return Ok(Ok(v));
                                 }
                             }
-                            Ok(slot.call(|py| {
+                            match slot.call(|py| {
                                 let list = PyList::new(py, values)
                                     .map_err(|e| Box::new(Failure::new(py, e, &name)))?;
                                 match &f {
@@ -204,7 +302,10 @@ impl PipelineCore {
                                         .map_err(|e| Box::new(Failure::new(py, e, &name))),
                                     None => Ok(list.into_any().unbind()),
                                 }
-                            }))
+                            }) {
+                                Ok(v) => Ok(Ok(v)),
+                                Err(e) => fails.fail(e),
+                            }
                         },
                     );
                 }
@@ -225,7 +326,12 @@ impl PipelineCore {
         let p = py
             .allow_threads(move || {
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-                    b.workers(workers).ordered(ordered).build()
+                    let b = b.workers(workers).ordered(ordered).on_failure(policy);
+                    match window {
+                        Some(w) => b.window(w),
+                        None => b,
+                    }
+                    .build()
                 }))
             })
             .map_err(|p| crate::build_panic("pipeline", p.as_ref()))?
@@ -237,12 +343,15 @@ impl PipelineCore {
             gil,
             workers,
             counts,
+            failures,
         })
     }
 
     /// Start epoch `epoch` over the source items `items`.
     fn start_epoch(&self, py: Python<'_>, epoch: u64, items: Vec<Py<PyAny>>) -> PyResult<()> {
         lock(&self.sources).insert(epoch, items);
+        // those of an earlier epoch will not be asked for
+        lock(&self.failures).held.clear();
         self.driver.start_epoch(py, epoch)
     }
 
@@ -251,13 +360,31 @@ impl PipelineCore {
         self.driver.end_epoch(py)
     }
 
-    /// The next item: `None` at the end, `("ok", value)` or
+    /// The next item: `None` at the end, `("ok", value)`,
     /// `("error", exception, traceback_text, stage, k)` (`k`: the results this epoch's
-    /// iteration handed out before it); a panic raises `RuntimeError`, threads that cannot
-    /// start `ValueError` naming `workers` or the stage's `concurrency`.
+    /// iteration handed out before it) or `("halted", message)` (`on_failure="halt"`: the
+    /// epoch ends); a panic raises `RuntimeError`, threads that cannot start `ValueError`
+    /// naming `workers` or the stage's `concurrency`.
     fn next_item(&self, py: Python<'_>) -> PyResult<Option<PyObject>> {
         let Some((k, i)) = self.driver.next(py, None)? else {
             return Ok(None);
+        };
+        let i = match i {
+            Err(PipelineError::Item { message, .. }) if message.starts_with(MARK) => {
+                let id = message[MARK.len()..]
+                    .split(':')
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok());
+                match id.and_then(|id| lock(&self.failures).held.remove(&id)) {
+                    Some(f) => Ok(Err(Box::new(f))),
+                    None => return Err(PyRuntimeError::new_err(message)),
+                }
+            }
+            Err(e @ PipelineError::Halted { .. }) => {
+                let t = ("halted", e.to_string());
+                return Ok(Some(t.into_pyobject(py)?.into_any().unbind()));
+            }
+            other => other,
         };
         let i = i.map_err(|e| match e {
             // threads start with the epoch: a count the OS refuses is the caller's argument

@@ -605,7 +605,8 @@ def test_report_counts_and_gil_statistics():
     assert all(w["rust_s"] > 0 for w in r["gil"] if w["calls"] >= 2)
     # CPU time inside a call never exceeds its wall time (up to the clocks' granularity)
     assert all(w["python_cpu_s"] <= w["python_s"] * 1.01 + 1e-3 for w in r["gil"])
-    assert r["gil_verdict"].split(":")[0] in ("GIL-bound", "not GIL-bound")
+    # 64 calls: too few to judge (VERDICT_MIN_CALLS)
+    assert r["gil_verdict"].startswith("too short to judge"), r["gil_verdict"]
     text = str(r)
     assert "GIL per worker" in text and "worker 1" in text
     dl.close()
@@ -613,7 +614,7 @@ def test_report_counts_and_gil_statistics():
 
 def test_gil_verdict_rule():
     def w(wait, wall, cpu):
-        return {"gil_wait_s": wait, "python_s": wall, "python_cpu_s": cpu, "calls": 10}
+        return {"gil_wait_s": wait, "python_s": wall, "python_cpu_s": cpu, "calls": 1000}
 
     # waiting to acquire longer than running
     assert schedlab.gil_verdict([w(2.0, 1.0, 1.0)]).startswith("GIL-bound")

@@ -147,8 +147,39 @@ pub struct Tuning {
 
 const MAX_POINTS: usize = 2048;
 
-/// Items (decayed) a station's estimate of its service time needs.
+/// Source items (decayed) a station's estimate of its service time needs: a station after a
+/// `batch(32)` has its estimate after one batch, a station before it after 16 items.
 const MIN_SAMPLE: u64 = 16;
+
+/// Source items the first station must have finished before a station that has seen none
+/// counts as costing nothing (everything before it was filtered out): until then, the model
+/// waits for it.
+const QUIET_AFTER: u64 = 64 * MIN_SAMPLE;
+
+/// A station's mean service time, seconds, from what it finished: the decayed sums
+/// `(items, ns)` while they cover [`MIN_SAMPLE`] source items (`per_item` each), else the
+/// totals since the epoch's first reading while they do (a station that sees few items, such
+/// as a collate after a batch, is measured from all of them rather than never); `Some(0.0)`
+/// for a station that has finished nothing while the first station has finished
+/// [`QUIET_AFTER`] source items; else `None` (not measured yet).
+pub(crate) fn estimate(
+    decayed: (f64, f64),
+    total: (u64, u128),
+    per_item: f64,
+    head_done: f64,
+) -> Option<f64> {
+    let need = MIN_SAMPLE as f64;
+    let per_item = per_item.max(1e-9);
+    if decayed.0 > 0.0 && decayed.0 * per_item >= need {
+        Some(decayed.1 / decayed.0 / 1e9)
+    } else if total.0 > 0 && total.0 as f64 * per_item >= need {
+        Some(total.1 as f64 / total.0 as f64 / 1e9)
+    } else if total.0 == 0 && head_done >= QUIET_AFTER as f64 {
+        Some(0.0)
+    } else {
+        None
+    }
+}
 
 /// The weight of a reading's items relative to the next reading's.
 const DECAY: f64 = 0.6;
@@ -342,6 +373,19 @@ pub(crate) fn model(p: usize, st: &[StationIn], segs: &[SegIn], cfg: &Autotune) 
             }
         }
     }
+    if target.is_none() {
+        // Not every station measured yet: feedback alone may raise a blocking stage (its
+        // floor), so that a pipeline whose slowest station is measured late still grows.
+        for (i, s) in st.iter().enumerate() {
+            if s.kind == Kind::Blocking && s.floor > conc[i] {
+                conc[i] = s.floor.min(cfg.max_threads.max(1));
+                why[i] = format!(
+                    "{} at least, from feedback (not every stage measured yet)",
+                    s.floor
+                );
+            }
+        }
+    }
     let queue_of = |i: usize, c: usize| {
         if st[i].queue_auto {
             default_queue(c)
@@ -437,6 +481,49 @@ fn fit(
     }
 }
 
+/// The windows to set, from the current ones `cur` and the plan's `want`, each moved only
+/// past the hysteresis `h`.
+///
+/// Under a memory cap the sum of the windows is not enough: a segment whose window shrinks
+/// still holds what it admitted under the old one until those items leave, so another
+/// segment's window may grow only into room that no segment may still be holding.
+/// `may_hold[g]` is the most segment `g` may hold (its highest window since it was last seen
+/// below its window); decreases apply first, then increases, each cut so that
+/// `Σ max(window, may_hold) ≤ cap`.
+pub(crate) fn cap_windows(
+    cur: &[usize],
+    want: &[usize],
+    may_hold: &mut [usize],
+    cap: Option<usize>,
+    h: f64,
+) -> Vec<usize> {
+    let mut w: Vec<usize> = cur.to_vec();
+    for g in 0..w.len() {
+        if want[g] < cur[g] && moves(cur[g], want[g], h) {
+            w[g] = want[g];
+        }
+        may_hold[g] = may_hold[g].max(cur[g]);
+    }
+    for g in 0..w.len() {
+        if want[g] <= cur[g] {
+            continue;
+        }
+        let mut new = want[g];
+        if let Some(cap) = cap {
+            let others: usize = (0..w.len())
+                .filter(|&x| x != g)
+                .map(|x| w[x].max(may_hold[x]))
+                .fold(0usize, usize::saturating_add);
+            new = new.min(cap.saturating_sub(others));
+        }
+        if new > cur[g] && moves(cur[g], new, h) {
+            w[g] = new;
+            may_hold[g] = may_hold[g].max(new);
+        }
+    }
+    w
+}
+
 /// Whether a setting moves from `cur` to `new`: up by more than `h`, or down by more than
 /// `2h` (and by one at least).
 pub(crate) fn moves(cur: usize, new: usize, h: f64) -> bool {
@@ -498,6 +585,8 @@ pub(crate) fn control(
     // Per station: the counts at the last reading, and the decayed sums of items and service
     // time the estimate is made of.
     let mut base: Vec<(u64, u128)> = counts(&shared).iter().map(|c| (c.0, c.1)).collect();
+    // ... and at the first reading (the totals this epoch's estimates may fall back on).
+    let first = base.clone();
     let mut decayed: Vec<(f64, f64)> = vec![(0.0, 0.0); flat.len()];
     // For the feedback signals: each station's starved time and each segment's window-full
     // time, at the last reading (the service time's is `base`).
@@ -510,6 +599,12 @@ pub(crate) fn control(
         )
     };
     let mut prev = signals_now(&shared);
+    // Per segment: the most it may hold now (see `cap_windows`).
+    let mut may_hold: Vec<usize> = shared
+        .segments
+        .iter()
+        .map(|g| g.window.load(Relaxed))
+        .collect();
     let mut floors = vec![0usize; flat.len()];
     let mut wfloors = vec![0usize; shared.segments.len()];
     let mut floor_why: Vec<Option<String>> = vec![None; flat.len()];
@@ -550,9 +645,13 @@ pub(crate) fn control(
             d.0 = d.0 * DECAY + (a.0 - b.0) as f64;
             d.1 = d.1 * DECAY + (a.1 - b.1) as f64;
             *b = (a.0, a.1);
-            if d.0 >= MIN_SAMPLE as f64 {
-                mean[i] = Some(d.1 / d.0 / 1e9);
-            }
+        }
+        // The first station's finished items, in source items (for a station that sees none).
+        let head_done = snap.first().map_or(0.0, |c| (c.0 - first[0].0) as f64)
+            * shape.stations.first().map_or(1.0, |s| s.2);
+        for i in 0..flat.len() {
+            let total = (snap[i].0 - first[i].0, snap[i].1 - first[i].1);
+            mean[i] = estimate(decayed[i], total, shape.stations[i].2, head_done);
         }
         let cur = signals_now(&shared);
         let sig = Signals {
@@ -673,9 +772,23 @@ pub(crate) fn control(
                 why,
             ));
         }
+        // A segment whose window was not full over the reading holds less than its window.
         for (g, seg) in segs.iter().enumerate() {
-            let (cur, new) = (seg.window, plan.window[g]);
-            if moves(cur, new, cfg.hysteresis) {
+            if sig.full.get(g).copied().unwrap_or(0.0) == 0.0 {
+                may_hold[g] = seg.window;
+            }
+        }
+        let cur: Vec<usize> = segs.iter().map(|g| g.window).collect();
+        let windows = cap_windows(
+            &cur,
+            &plan.window,
+            &mut may_hold,
+            cfg.max_items,
+            cfg.hysteresis,
+        );
+        for (g, seg) in segs.iter().enumerate() {
+            let (cur, new) = (seg.window, windows[g]);
+            if new != cur {
                 shared.segments[g].window.store(new, Relaxed);
                 changes.push(change(
                     at_s,
@@ -876,6 +989,55 @@ mod tests {
         ];
         let plan = model(2, &st, &one_segment(2), &Autotune::new().max_threads(64));
         assert_eq!(plan.conc[0], 64);
+    }
+
+    #[test]
+    fn a_station_after_a_batch_is_measured_from_few_items() {
+        // A collate after `batch(32)`: three batches in the decayed sums cover 96 source items.
+        assert_eq!(estimate((3.0, 3e5), (3, 300_000), 32.0, 96.0), Some(1e-4));
+        // Before a batch: 3 items are not enough ...
+        assert_eq!(estimate((3.0, 3e5), (3, 300_000), 1.0, 3.0), None);
+        // ... while the totals since the first reading may be, once the decay forgot them.
+        assert_eq!(estimate((2.0, 2e5), (20, 2_000_000), 1.0, 20.0), Some(1e-4));
+        // A station that has seen nothing waits, unless the first has done a great deal.
+        assert_eq!(estimate((0.0, 0.0), (0, 0), 1.0, 100.0), None);
+        assert_eq!(
+            estimate((0.0, 0.0), (0, 0), 1.0, QUIET_AFTER as f64),
+            Some(0.0)
+        );
+    }
+
+    #[test]
+    fn feedback_raises_a_blocking_stage_before_every_stage_is_measured() {
+        let mut st = vec![
+            station("read", Kind::Blocking, Some(2.0), 1),
+            station("decode", Kind::Cpu, Some(0.25), 2),
+            station("collate", Kind::Cpu, None, 2),
+        ];
+        st[0].floor = 2;
+        let plan = model(2, &st, &one_segment(3), &Autotune::new());
+        assert_eq!(plan.target, None);
+        assert_eq!(plan.conc, vec![2, 2, 2]);
+        assert!(plan.why[0].contains("feedback"), "{}", plan.why[0]);
+    }
+
+    #[test]
+    fn under_a_cap_a_window_grows_only_into_room_nobody_may_hold() {
+        // Segment 1 shrinks 200 -> 50 but may still hold 200: segment 0 cannot grow yet.
+        let mut hold = vec![100, 200];
+        let w = cap_windows(&[100, 200], &[300, 50], &mut hold, Some(300), 0.2);
+        assert_eq!(w, vec![100, 50]);
+        // Once segment 1 was seen below its window, the room is free.
+        hold[1] = 50;
+        let w = cap_windows(&[100, 50], &[300, 50], &mut hold, Some(300), 0.2);
+        assert_eq!(w, vec![250, 50]);
+        assert_eq!(hold, vec![250, 50]);
+        // Without a cap both move at once.
+        let mut hold = vec![100, 200];
+        assert_eq!(
+            cap_windows(&[100, 200], &[300, 50], &mut hold, None, 0.2),
+            vec![300, 50]
+        );
     }
 
     #[test]
