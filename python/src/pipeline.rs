@@ -16,7 +16,7 @@ use loader::{
 };
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyIterator, PyList};
 
 use crate::driver::{lock, Driver};
 use crate::{count_error, Failure, GilRow, GilSlot, GilStats};
@@ -49,6 +49,58 @@ const MARK: &str = "\u{1}schedlab-failure#";
 struct Failures {
     next: u64,
     held: HashMap<u64, Failure>,
+}
+
+/// What a `filter` or `flat_map` stage makes of one item: nothing, one item (kept, or an
+/// error), or the iterator its function returned, whose children the engine pulls one at a
+/// time as the next stage has room (each pull takes the GIL for one `__next__`).
+enum Children {
+    Done,
+    One(PyItem),
+    Iter(Box<ChildIter>),
+}
+
+/// A `flat_map` function's iterator, with what pulling from it needs.
+struct ChildIter {
+    it: Py<PyIterator>,
+    slot: Arc<GilSlot>,
+    name: String,
+    fails: Fails,
+    stopped: Arc<AtomicBool>,
+}
+
+impl Iterator for Children {
+    type Item = PyItem;
+
+    fn next(&mut self) -> Option<PyItem> {
+        match std::mem::replace(self, Children::Done) {
+            Children::Done => None,
+            Children::One(x) => Some(x),
+            Children::Iter(c) => {
+                if c.stopped.load(Acquire) {
+                    return None;
+                }
+                let next = c.slot.call(|py| match c.it.bind(py).clone().next() {
+                    None => Ok(None),
+                    Some(Ok(x)) => Ok(Some(x.unbind())),
+                    Some(Err(e)) => Err(Box::new(Failure::new(py, e, &c.name))),
+                });
+                match next {
+                    Ok(Some(x)) => {
+                        *self = Children::Iter(c);
+                        Some(Ok(x))
+                    }
+                    Ok(None) => None,
+                    // an exception from the iterator ends this item's children: the ones
+                    // before it were delivered, the error stands at its place
+                    Err(e) => match c.fails {
+                        Fails::Engine(None) => None,
+                        _ => Some(Err(e)),
+                    },
+                }
+            }
+        }
+    }
 }
 
 /// What a stage does with a Python exception.
@@ -232,34 +284,43 @@ impl PipelineCore {
                     let f = need(f, &name)?;
                     let filter = op == "filter";
                     let slot = stats.slot(0);
-                    b = b.flat_map(stage, move |item: PyItem| -> Vec<PyItem> {
+                    b = b.flat_map(stage, move |item: PyItem| -> Children {
                         let v = match item {
-                            Err(e) => return vec![Err(e)],
-                            Ok(_) if stopped.load(Acquire) => return vec![],
+                            Err(e) => return Children::One(Err(e)),
+                            Ok(_) if stopped.load(Acquire) => return Children::Done,
                             Ok(v) => v,
                         };
+                        let failed = |py: Python<'_>, e: PyErr| match fails {
+                            // no failure count here (a flat_map cannot fail in the engine):
+                            // skipped, or carried to the next map or batch, which hands it
+                            // to the engine
+                            Fails::Engine(None) => Children::Done,
+                            _ => Children::One(Err(Box::new(Failure::new(py, e, &name)))),
+                        };
                         slot.call(|py| {
-                            let r = f.call1(py, (v.clone_ref(py),)).and_then(|out| {
-                                if filter {
-                                    Ok(if out.is_truthy(py)? {
-                                        vec![Ok(v)]
-                                    } else {
-                                        vec![]
-                                    })
-                                } else {
-                                    out.bind(py)
-                                        .try_iter()?
-                                        .map(|x| x.map(|x| Ok(x.unbind())))
-                                        .collect::<PyResult<Vec<PyItem>>>()
-                                }
-                            });
-                            r.unwrap_or_else(|e| match fails {
-                                // no failure count here (a flat_map cannot fail in the
-                                // engine): skipped, or carried to the next map or batch,
-                                // which hands it to the engine
-                                Fails::Engine(None) => vec![],
-                                _ => vec![Err(Box::new(Failure::new(py, e, &name)))],
-                            })
+                            let out = match f.call1(py, (v.clone_ref(py),)) {
+                                Ok(out) => out,
+                                Err(e) => return failed(py, e),
+                            };
+                            if filter {
+                                return match out.is_truthy(py) {
+                                    Ok(true) => Children::One(Ok(v)),
+                                    Ok(false) => Children::Done,
+                                    Err(e) => failed(py, e),
+                                };
+                            }
+                            match out.bind(py).try_iter() {
+                                // the children are pulled one at a time, as the engine has
+                                // room for them: never the whole iterable at once
+                                Ok(it) => Children::Iter(Box::new(ChildIter {
+                                    it: it.unbind(),
+                                    slot: Arc::clone(&slot),
+                                    name: name.clone(),
+                                    fails: fails.clone(),
+                                    stopped: Arc::clone(&stopped),
+                                })),
+                                Err(e) => failed(py, e),
+                            }
                         })
                     });
                 }

@@ -397,3 +397,43 @@ def test_huge_sizes_are_a_value_error_not_a_panic():
     assert [len(b) for b in p] == [4, 2]
     p = schedlab.Pipeline(6).map(lambda x: x, queue=sys.maxsize).batch(4)
     assert [len(b) for b in p] == [4, 2]
+
+
+def test_a_flat_map_pulls_its_children_lazily():
+    # 10**6 children per input grew memory with the inputs: the function's iterable was turned
+    # into a list. Now the engine pulls one child at a time as the next stage has room.
+    made = [0]
+
+    def children(x):
+        for i in range(20_000):
+            made[0] += 1
+            yield (x, i)
+
+    p = schedlab.Pipeline(3, workers=1, window=16).flat_map(children)
+    it = iter(p)
+    first = [next(it) for _ in range(10)]
+    assert first == [(0, i) for i in range(10)]
+    assert made[0] <= 1_000, made[0]  # a few windows ahead, not 20,000
+    rest = list(it)
+    assert first + rest == [(x, i) for x in range(3) for i in range(20_000)]
+    assert made[0] == 60_000
+
+
+def test_an_exception_inside_a_flat_maps_iterator_is_an_error_at_its_place():
+    def children(x):
+        yield (x, 0)
+        if x == 1:
+            raise KeyError("bad child")
+        yield (x, 1)
+
+    got, errors = [], []
+    it = iter(schedlab.Pipeline(3, workers=1).flat_map(children))
+    while True:
+        try:
+            got.append(next(it))
+        except StopIteration:
+            break
+        except KeyError as e:
+            errors.append(str(e))
+    assert got == [(0, 0), (0, 1), (1, 0), (2, 0), (2, 1)]
+    assert len(errors) == 1 and "bad child" in errors[0]
