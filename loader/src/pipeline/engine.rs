@@ -755,7 +755,8 @@ impl Shared {
                     break;
                 };
                 let (parent, mut children) = match (p.parts, p.body) {
-                    (Parts::One(parent), Body::Many(children)) => (parent, children),
+                    // A `flat_map`'s parent: one item, or a batch (a `flat_map` after a batch).
+                    (parent, Body::Many(children)) => (parent, children),
                     (parts, body) => {
                         units += u;
                         moved.push((parts, body));
@@ -777,7 +778,7 @@ impl Shared {
                     t.out.push_front((
                         Packet {
                             seq: 0,
-                            parts: Parts::One(parent),
+                            parts: parent,
                             body: Body::Many(children),
                         },
                         u,
@@ -806,15 +807,25 @@ impl Shared {
     /// and the last). The children are counted live before they are admitted, and the parent
     /// resolved only once its iterator has run out, so that a state taken meanwhile lists the
     /// position as partly handed out.
+    ///
+    /// A parent that is a batch (a `flat_map` after a `batch`) stands for each of its members:
+    /// child `j` is a child of every member (path `member.path + [j]`), so each member's
+    /// position stays live until the last child and the iterator are resolved, a restore
+    /// feeds the whole batch again (it regroups as before), and the children handed out are
+    /// skipped by their path under the batch's first member.
     fn pull_children(
         &self,
         s: usize,
-        parent: &Part,
+        parent: &Parts,
         children: &mut Children,
         room: &mut usize,
         moved: &mut Vec<(Parts, Body)>,
     ) -> bool {
-        let skip = self.restored.get(&parent.src);
+        let first = match parent {
+            Parts::One(p) => p.clone(),
+            Parts::Batch(v) => v.first().cloned().unwrap_or_default(),
+        };
+        let skip = self.restored.get(&first.src);
         let mut made = 0;
         let mut over = false;
         while *room > 0 {
@@ -829,7 +840,7 @@ impl Shared {
                     over = true;
                     Body::Failed(self.split_fault(
                         s,
-                        parent.src,
+                        first.src,
                         format!("more than {} children of one item", u32::MAX),
                         false,
                     ))
@@ -837,27 +848,28 @@ impl Shared {
                 Ok(Some(v)) => Body::Value(v),
                 Err(p) => {
                     over = true;
-                    Body::Failed(self.split_fault(s, parent.src, panic_text(p.as_ref()), true))
+                    Body::Failed(self.split_fault(s, first.src, panic_text(p.as_ref()), true))
                 }
             };
             children.next = j.saturating_add(1);
-            let mut path = Vec::with_capacity(parent.path.len() + 1);
-            path.extend_from_slice(&parent.path);
-            path.push(j);
-            if skip.is_some_and(|d| d.contains(&path)) {
+            let child = |p: &Part| {
+                let mut path = Vec::with_capacity(p.path.len() + 1);
+                path.extend_from_slice(&p.path);
+                path.push(j);
+                Part { src: p.src, path }
+            };
+            let parts = match parent {
+                Parts::One(p) => Parts::One(child(p)),
+                Parts::Batch(v) => Parts::Batch(v.iter().map(child).collect()),
+            };
+            if skip.is_some_and(|d| d.contains(&child(&first).path)) {
                 // Delivered before the restore (and listed as such): not handed on again.
                 if over {
                     break;
                 }
                 continue;
             }
-            moved.push((
-                Parts::One(Part {
-                    src: parent.src,
-                    path,
-                }),
-                body,
-            ));
+            moved.push((parts, body));
             made += 1;
             *room -= 1;
             if over {
@@ -866,11 +878,13 @@ impl Shared {
         }
         if made > 0 || over {
             let mut pr = lock(&self.progress);
-            pr.more_children(parent.src, made);
-            if over {
-                // The parent's own packet: resolved now that every child is counted.
-                pr.resolve_one(parent.src, None);
-            }
+            parent.for_each(|p| {
+                pr.more_children(p.src, made);
+                if over {
+                    // The parent's own packet: resolved now that every child is counted.
+                    pr.resolve_one(p.src, None);
+                }
+            });
         }
         over
     }
@@ -1319,7 +1333,8 @@ impl Shared {
         else {
             return;
         };
-        let members = t.cur_parts.len();
+        // Items of this segment, not source parts: an item may be a batch already.
+        let members = t.cur_units;
         if members == 0 || (members < *size && !force) {
             return;
         }
