@@ -91,6 +91,18 @@ pub use tune::{Autotune, TuneChange, TunePoint, Tuning};
 /// running before it abandons them: see [`PipelineBuilder::grace`].
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 
+/// The longest grace period: a longer one given to a builder is this one (a year: "wait for
+/// the calls"), so that a deadline computed from it never overflows the clock.
+pub const MAX_GRACE: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `now + d`, or a time far enough ahead (a year) where `d` would overflow the clock: huge
+/// user settings (an interval, a grace period) saturate rather than panic.
+pub(crate) fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(MAX_GRACE))
+        .unwrap_or(now)
+}
+
 /// The default strategy of a `cpu` stage.
 ///
 /// Items are bound to the task ids of the stage's job in queue order and at most
@@ -684,7 +696,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// they own only reference-counted state, so nothing dangles. Each abandonment is
     /// counted ([`Pipeline::abandoned`]) and written to stderr as one line naming the stages.
     pub fn grace(mut self, grace: Duration) -> Self {
-        self.grace = grace;
+        self.grace = grace.min(MAX_GRACE);
         self
     }
 
@@ -1114,7 +1126,9 @@ fn fit_autotune(
             "must be longer than 0",
         ));
     }
-    let least: usize = segments.iter().map(|g| g.batch.max(4)).sum();
+    let least = segments
+        .iter()
+        .fold(0usize, |a, g| a.saturating_add(g.batch.max(4)));
     if let Some(cap) = cfg.max_items {
         if cap < least {
             return Err(PipelineError::config(
@@ -1753,7 +1767,7 @@ impl Run {
                 threads.extend(more);
             }
         }
-        let deadline = Instant::now() + self.grace;
+        let deadline = later(Instant::now(), self.grace);
         let mut pause = Duration::from_micros(50);
         loop {
             let calls = self.shared.calls_running();
