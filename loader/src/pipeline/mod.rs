@@ -112,9 +112,7 @@ pub(crate) fn later(now: Instant, d: Duration) -> Instant {
 pub const DEFAULT_CPU_STRATEGY: &str = crate::DEFAULT_STRATEGY;
 
 /// The default queue in front of a stage: `2 × concurrency`, at least 4.
-fn default_queue(concurrency: usize) -> usize {
-    concurrency.saturating_mul(2).max(4)
-}
+pub(crate) use scheduler::window::default_queue;
 
 /// The most items a `cpu` stage may have open at once (`concurrency`): its queue and window
 /// are sized from it, and its items only ever run on the pool's workers.
@@ -920,25 +918,13 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         // Windows: the explicit one, or the loader's rule (two batches per runner: room for
         // the in-order tail of slow items), and at least twice the queues and concurrency.
         for (s, seg) in segments.iter_mut().enumerate() {
-            // saturating: huge settings (`usize::MAX` queues) must not overflow here
-            let held = seg.stations.iter().fold(0usize, |a, t| {
-                a.saturating_add(t.concurrency.saturating_add(t.queue))
-            });
-            let runners = seg
-                .stations
-                .iter()
-                .fold(0usize, |a, t| a.saturating_add(t.concurrency));
+            // The one rule, shared with the tuner and the simulator (saturating).
             seg.window = match self.window {
                 Some(w) => w,
-                None => held
-                    .saturating_mul(2)
-                    .max(
-                        runners
-                            .max(1)
-                            .saturating_mul(2)
-                            .saturating_mul(seg.batch.max(1)),
-                    )
-                    .max(4),
+                None => scheduler::window::default_window(
+                    seg.stations.iter().map(|t| (t.concurrency, t.queue)),
+                    seg.batch,
+                ),
             };
             if seg.window < seg.batch {
                 return Err(PipelineError::config(
@@ -1350,6 +1336,13 @@ impl<T: Send + 'static> Pipeline<T> {
     /// iterator exists.
     pub fn threads_alive(&self) -> usize {
         self.threads_alive.load(SeqCst)
+    }
+
+    /// Items each segment admits at once, as built (the explicit window, or the default
+    /// rule, [`scheduler::window::default_window`], which the simulator shares; autotune may
+    /// change them during an epoch).
+    pub fn windows(&self) -> Vec<usize> {
+        self.spec.segments.iter().map(|g| g.window).collect()
     }
 
     /// The most items that were held at once, over all segments, a `flat_map`'s children

@@ -351,23 +351,11 @@ pub(crate) fn model(p: usize, st: &[StationIn], segs: &[SegIn], cfg: &Autotune) 
     };
     let mut queue: Vec<usize> = (0..st.len()).map(|i| queue_of(i, conc[i])).collect();
     let window_of = |seg: &SegIn, conc: &[usize], queue: &[usize]| -> usize {
-        // saturating, as in the builder: huge settings must not overflow here
-        let held = seg.stations.clone().fold(0usize, |a, i| {
-            a.saturating_add(conc[i].saturating_add(queue[i]))
-        });
-        let runners = seg
-            .stations
-            .clone()
-            .fold(0usize, |a, i| a.saturating_add(conc[i]));
-        let rule = held
-            .saturating_mul(2)
-            .max(
-                runners
-                    .max(1)
-                    .saturating_mul(2)
-                    .saturating_mul(seg.batch.max(1)),
-            )
-            .max(4);
+        // The builder's rule (and the simulator's): one function, saturating.
+        let rule = scheduler::window::default_window(
+            seg.stations.clone().map(|i| (conc[i], queue[i])),
+            seg.batch,
+        );
         let little = match target {
             Some(x) => {
                 let mean: f64 = seg
