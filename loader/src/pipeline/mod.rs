@@ -57,6 +57,7 @@
 //! ```
 
 pub(crate) mod engine;
+pub(crate) mod job;
 mod stats;
 pub(crate) mod tune;
 
