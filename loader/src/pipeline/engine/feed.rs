@@ -1,6 +1,6 @@
 //! Feeding and admission: the source into segment 0, a tail into the next segment (a
 //! `flat_map`'s children made one by one, as room appears), and the window that bounds what a
-//! segment holds. One feeder at a time per segment (`feeding`), kicked by whoever made room.
+//! segment holds. One feeder at a time per segment (its `feeder` baton, baton.rs), kicked by whoever made room.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{Ordering::Relaxed, Ordering::SeqCst};
@@ -12,29 +12,18 @@ impl Shared {
     /// Someone made room in segment `s` (or has items for it): feed it, unless another thread
     /// is feeding it now (that one sees the request and goes round again).
     pub fn kick_feed(&self, s: usize) {
-        let seg = &self.segments[s];
-        seg.feed_wanted.store(true, SeqCst);
-        loop {
-            let guard = match seg.feeding.try_lock() {
-                Ok(g) => g,
-                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => return,
-            };
-            while seg.feed_wanted.swap(false, SeqCst) {
-                if self.stopped() {
-                    break;
-                }
-                if s == 0 {
-                    self.feed_source();
-                } else {
-                    self.feed_from_tail(s - 1);
-                }
+        // The protocol is `Baton`'s (baton.rs), model-checked there.
+        self.segments[s].feeder.kick(|| {
+            if self.stopped() {
+                return false;
             }
-            drop(guard);
-            if !seg.feed_wanted.load(SeqCst) {
-                return;
+            if s == 0 {
+                self.feed_source();
+            } else {
+                self.feed_from_tail(s - 1);
             }
-        }
+            true
+        });
     }
 
     /// Room for this many more items in segment `s` now (window and first queue).
@@ -152,7 +141,7 @@ impl Shared {
                 };
                 // The children are made without the tail's lock: the iterator is the user's
                 // code, and the stations finishing items put theirs behind it meanwhile (only
-                // this feeder, under the next segment's `feeding` lock, takes from the front).
+                // this feeder, holding the next segment's `feeder` baton, takes from the front).
                 drop(t);
                 let over = self.pull_children(s, &parent, &mut children, &mut room, &mut moved);
                 t = lock(&seg.tail_st);

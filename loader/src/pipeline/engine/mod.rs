@@ -30,6 +30,7 @@ use super::stats::StationAcc;
 use super::tune::Tuning;
 
 mod account;
+mod baton;
 mod blocking;
 mod feed;
 mod station;
@@ -316,8 +317,8 @@ pub(crate) struct Segment {
     tail_st: Mutex<TailState>,
     /// The consumer waits here (sink tail).
     ready: Condvar,
-    feeding: Mutex<()>,
-    feed_wanted: AtomicBool,
+    /// Whoever holds it feeds the segment; a kick while it is held is served by the holder.
+    feeder: baton::Baton,
 }
 
 /// What the consumer gets from the sink.
@@ -445,8 +446,7 @@ impl Shared {
                     waiting: false,
                 }),
                 ready: Condvar::new(),
-                feeding: Mutex::new(()),
-                feed_wanted: AtomicBool::new(false),
+                feeder: baton::Baton::new(),
             })
             .collect();
         Shared {

@@ -32,7 +32,7 @@ impl Shared {
     }
 
     /// After a tail changed: free the units that produced nothing, wake the consumer, or feed
-    /// the next segment. Never feeds under the tail's lock (feeding takes it).
+    /// the next segment. Never feeds under the tail's lock (the feeder takes it).
     pub(super) fn after_tail(
         &self,
         s: usize,
