@@ -59,7 +59,7 @@ pub(crate) fn model(
     let mut sorted: Vec<f64> = recent_ns.iter().map(|&t| t as f64 / 1e9).collect();
     sorted.sort_unstable_by(f64::total_cmp);
     let mean = sorted.iter().sum::<f64>() / sorted.len() as f64;
-    let busy = (shape.workers * shape.unit_samples) as f64;
+    let busy = shape.workers as f64 * shape.unit_samples as f64;
     let limit = if mean > 0.0 {
         shape.workers as f64 / mean
     } else {
@@ -88,7 +88,7 @@ pub(crate) fn model(
         )
     };
     let batches = (window * (1.0 + headroom) / shape.batch_size.max(1) as f64).ceil() as usize;
-    Some(((batches + 1).max(2), target, why))
+    Some((batches.saturating_add(1).max(2), target, why))
 }
 
 /// The counters at the last reading.
@@ -215,7 +215,11 @@ impl Tuner {
         let at_s = now.duration_since(self.started).as_secs_f64();
         let mut why_floor = None;
         if stalled > STALLED {
-            let up = (self.prefetch * 3).div_ceil(2).max(self.prefetch + 1);
+            let up = self
+                .prefetch
+                .saturating_mul(3)
+                .div_ceil(2)
+                .max(self.prefetch.saturating_add(1));
             if up > self.floor {
                 self.floor = up;
                 why_floor = Some(format!(
@@ -260,14 +264,17 @@ impl Tuner {
         self.prefetch = new;
         // Settle: two readings, or the time the new window takes to turn over, at most ten.
         let turn = if rate > 0.0 {
-            Duration::from_secs_f64(((new * self.shape.batch_size) as f64 / rate).min(3600.0))
+            Duration::from_secs_f64((new as f64 * self.shape.batch_size as f64 / rate).min(3600.0))
         } else {
             Duration::ZERO
         };
-        self.settle_until = now
-            + (2 * self.cfg.interval)
-                .max(turn)
-                .min(10 * self.cfg.interval);
+        let settle = self
+            .cfg
+            .interval
+            .saturating_mul(2)
+            .max(turn)
+            .min(self.cfg.interval.saturating_mul(10));
+        self.settle_until = crate::pipeline::later(now, settle);
         Some(new)
     }
 }

@@ -322,7 +322,7 @@ impl<D: Dataset, B: Send + 'static> Builder<D, B> {
     /// still running then are abandoned (their workers are left running, detached, and end
     /// when the call returns) and stderr gets one line naming them.
     pub fn grace(mut self, grace: Duration) -> Self {
-        self.grace = grace;
+        self.grace = grace.min(crate::pipeline::MAX_GRACE);
         self
     }
 

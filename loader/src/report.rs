@@ -309,7 +309,7 @@ impl LoaderReport {
                 0.0
             },
             occupancy_max: acc.occ_max,
-            capacity: setup.prefetch * setup.batch_size,
+            capacity: setup.prefetch.saturating_mul(setup.batch_size),
             mean_sample_s,
             p99_sample_s,
             limit_per_s,

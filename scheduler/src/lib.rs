@@ -45,6 +45,7 @@ mod strategy;
 mod sync;
 mod threads;
 mod topology;
+pub mod window;
 
 #[cfg(feature = "hwloc")]
 mod hwloc;

@@ -57,6 +57,7 @@
 //! ```
 
 pub(crate) mod engine;
+pub(crate) mod job;
 mod stats;
 pub(crate) mod tune;
 
@@ -91,6 +92,18 @@ pub use tune::{Autotune, TuneChange, TunePoint, Tuning};
 /// running before it abandons them: see [`PipelineBuilder::grace`].
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 
+/// The longest grace period: a longer one given to a builder is this one (a year: "wait for
+/// the calls"), so that a deadline computed from it never overflows the clock.
+pub const MAX_GRACE: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `now + d`, or a time far enough ahead (a year) where `d` would overflow the clock: huge
+/// user settings (an interval, a grace period) saturate rather than panic.
+pub(crate) fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(MAX_GRACE))
+        .unwrap_or(now)
+}
+
 /// The default strategy of a `cpu` stage.
 ///
 /// Items are bound to the task ids of the stage's job in queue order and at most
@@ -100,9 +113,7 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 pub const DEFAULT_CPU_STRATEGY: &str = crate::DEFAULT_STRATEGY;
 
 /// The default queue in front of a stage: `2 × concurrency`, at least 4.
-fn default_queue(concurrency: usize) -> usize {
-    concurrency.saturating_mul(2).max(4)
-}
+pub(crate) use scheduler::window::default_queue;
 
 /// The most items a `cpu` stage may have open at once (`concurrency`): its queue and window
 /// are sized from it, and its items only ever run on the pool's workers.
@@ -684,7 +695,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// they own only reference-counted state, so nothing dangles. Each abandonment is
     /// counted ([`Pipeline::abandoned`]) and written to stderr as one line naming the stages.
     pub fn grace(mut self, grace: Duration) -> Self {
-        self.grace = grace;
+        self.grace = grace.min(MAX_GRACE);
         self
     }
 
@@ -908,25 +919,13 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         // Windows: the explicit one, or the loader's rule (two batches per runner: room for
         // the in-order tail of slow items), and at least twice the queues and concurrency.
         for (s, seg) in segments.iter_mut().enumerate() {
-            // saturating: huge settings (`usize::MAX` queues) must not overflow here
-            let held = seg.stations.iter().fold(0usize, |a, t| {
-                a.saturating_add(t.concurrency.saturating_add(t.queue))
-            });
-            let runners = seg
-                .stations
-                .iter()
-                .fold(0usize, |a, t| a.saturating_add(t.concurrency));
+            // The one rule, shared with the tuner and the simulator (saturating).
             seg.window = match self.window {
                 Some(w) => w,
-                None => held
-                    .saturating_mul(2)
-                    .max(
-                        runners
-                            .max(1)
-                            .saturating_mul(2)
-                            .saturating_mul(seg.batch.max(1)),
-                    )
-                    .max(4),
+                None => scheduler::window::default_window(
+                    seg.stations.iter().map(|t| (t.concurrency, t.queue)),
+                    seg.batch,
+                ),
             };
             if seg.window < seg.batch {
                 return Err(PipelineError::config(
@@ -1114,7 +1113,9 @@ fn fit_autotune(
             "must be longer than 0",
         ));
     }
-    let least: usize = segments.iter().map(|g| g.batch.max(4)).sum();
+    let least = segments
+        .iter()
+        .fold(0usize, |a, g| a.saturating_add(g.batch.max(4)));
     if let Some(cap) = cfg.max_items {
         if cap < least {
             return Err(PipelineError::config(
@@ -1336,6 +1337,13 @@ impl<T: Send + 'static> Pipeline<T> {
     /// iterator exists.
     pub fn threads_alive(&self) -> usize {
         self.threads_alive.load(SeqCst)
+    }
+
+    /// Items each segment admits at once, as built (the explicit window, or the default
+    /// rule, [`scheduler::window::default_window`], which the simulator shares; autotune may
+    /// change them during an epoch).
+    pub fn windows(&self) -> Vec<usize> {
+        self.spec.segments.iter().map(|g| g.window).collect()
     }
 
     /// The most items that were held at once, over all segments, a `flat_map`'s children
@@ -1753,7 +1761,7 @@ impl Run {
                 threads.extend(more);
             }
         }
-        let deadline = Instant::now() + self.grace;
+        let deadline = later(Instant::now(), self.grace);
         let mut pause = Duration::from_micros(50);
         loop {
             let calls = self.shared.calls_running();

@@ -395,23 +395,11 @@ pub(crate) fn model(p: usize, st: &[StationIn], segs: &[SegIn], cfg: &Autotune) 
     };
     let mut queue: Vec<usize> = (0..st.len()).map(|i| queue_of(i, conc[i])).collect();
     let window_of = |seg: &SegIn, conc: &[usize], queue: &[usize]| -> usize {
-        // saturating, as in the builder: huge settings must not overflow here
-        let held = seg.stations.clone().fold(0usize, |a, i| {
-            a.saturating_add(conc[i].saturating_add(queue[i]))
-        });
-        let runners = seg
-            .stations
-            .clone()
-            .fold(0usize, |a, i| a.saturating_add(conc[i]));
-        let rule = held
-            .saturating_mul(2)
-            .max(
-                runners
-                    .max(1)
-                    .saturating_mul(2)
-                    .saturating_mul(seg.batch.max(1)),
-            )
-            .max(4);
+        // The builder's rule (and the simulator's): one function, saturating.
+        let rule = scheduler::window::default_window(
+            seg.stations.clone().map(|i| (conc[i], queue[i])),
+            seg.batch,
+        );
         let little = match target {
             Some(x) => {
                 let mean: f64 = seg
@@ -453,7 +441,7 @@ fn fit(
     window: &mut [usize],
     why: &mut [String],
 ) {
-    let total: usize = window.iter().sum();
+    let total = window.iter().fold(0usize, |a, &w| a.saturating_add(w));
     if total <= cap {
         return;
     }
@@ -462,9 +450,11 @@ fn fit(
         let w = ((window[g] as f64 * scale).floor() as usize).max(seg.batch.max(1));
         window[g] = w;
         // Slots and queues take at most half the window, as the default rule has it.
-        let held: usize = seg.stations.clone().map(|i| conc[i] + queue[i]).sum();
-        if 2 * held > w {
-            let f = w as f64 / (2 * held) as f64;
+        let held = seg.stations.clone().fold(0usize, |a, i| {
+            a.saturating_add(conc[i].saturating_add(queue[i]))
+        });
+        if held.saturating_mul(2) > w {
+            let f = w as f64 / (2.0 * held as f64);
             for i in seg.stations.clone() {
                 if st[i].kind == Kind::Blocking {
                     let c = ((conc[i] as f64 * f).floor() as usize).max(1);
@@ -811,7 +801,10 @@ pub(crate) fn control(
                 .iter()
                 .map(|&(s, k)| shared.segments[s].stations[k].spec.conc())
                 .collect(),
-            window: shared.segments.iter().map(|g| g.window.load(Relaxed)).sum(),
+            window: shared
+                .segments
+                .iter()
+                .fold(0usize, |a, g| a.saturating_add(g.window.load(Relaxed))),
         };
         {
             let mut t = lock(&shared.tuning);
@@ -826,14 +819,21 @@ pub(crate) fn control(
                 shared.kick_feed(s);
             }
             // Settle: two readings, or the time to turn the windows over at the rate seen.
-            let windows: usize = shared.segments.iter().map(|g| g.window.load(Relaxed)).sum();
+            let windows = shared
+                .segments
+                .iter()
+                .fold(0usize, |a, g| a.saturating_add(g.window.load(Relaxed)));
             let turn = if rate > 0.0 {
                 Duration::from_secs_f64((windows as f64 / rate).min(1.0))
             } else {
                 Duration::ZERO
             };
-            let settle = (2 * cfg.interval).max(turn).min(10 * cfg.interval);
-            settle_until = Instant::now() + settle;
+            let settle = cfg
+                .interval
+                .saturating_mul(2)
+                .max(turn)
+                .min(cfg.interval.saturating_mul(10));
+            settle_until = super::later(Instant::now(), settle);
         }
         last_t = Instant::now();
         last_items = shared.delivered().1;

@@ -174,7 +174,7 @@ impl SimPipeline {
     pub fn queue(&self, k: usize) -> usize {
         self.stages[k]
             .queue
-            .unwrap_or_else(|| self.concurrency(k).saturating_mul(2).max(4))
+            .unwrap_or_else(|| crate::window::default_queue(self.concurrency(k)))
     }
 
     /// How much longer a cpu service time runs than its cost: `max(1, P / cores)`.
@@ -185,19 +185,15 @@ impl SimPipeline {
         }
     }
 
-    /// The window: given, or `max(2 Σ (c + q), 2 Σ c × batch, 4)` (saturating at
-    /// `usize::MAX`: it is a bound, and within the limits it is exact).
+    /// The window: given, or the engine's rule, [`crate::window::default_window`]:
+    /// `max(2 Σ (c + q), 2 Σ c × batch, 4)` (saturating at `usize::MAX`: it is a bound, and
+    /// within the limits it is exact).
     pub fn window(&self) -> usize {
         self.window.unwrap_or_else(|| {
-            let sum = |f: &dyn Fn(usize) -> usize| {
-                (0..self.stages.len()).fold(0usize, |a, k| a.saturating_add(f(k)))
-            };
-            let c = sum(&|k| self.concurrency(k));
-            let q = sum(&|k| self.queue(k));
-            c.saturating_add(q)
-                .saturating_mul(2)
-                .max(c.saturating_mul(2).saturating_mul(self.batch))
-                .max(4)
+            crate::window::default_window(
+                (0..self.stages.len()).map(|k| (self.concurrency(k), self.queue(k))),
+                self.batch,
+            )
         })
     }
 

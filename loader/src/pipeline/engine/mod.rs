@@ -1,0 +1,490 @@
+//! The pipeline's run time: stations, segments and tails. The protocol (every lock, the lock
+//! order, every wake-up, and why no item is lost or delivered twice) is written up in
+//! `../README.md`; read it before changing anything here.
+//!
+//! One epoch of a pipeline is a run, whose threads share one [`Shared`]. Its stages are cut
+//! into *segments* at every point that regroups items (a `flat_map`'s output, a `batch`, and
+//! the sink at the end). A segment admits at most `window` items at a time; its *stations*
+//! (one per 1 → 1 stage) pass items along bounded queues; its *tail* puts them back in source
+//! order (or leaves them as ready), regroups them and hands them to the next segment or to the
+//! consumer.
+//!
+//! One file per role, each an `impl Shared` block over the types defined here:
+//!
+//! * `feed.rs`: feeding and admission (the source, a tail into the next segment, the window);
+//! * `station.rs`: stations and hand-off (handing out work, running a stage function, passing
+//!   the result on);
+//! * `blocking.rs`: a blocking stage's threads;
+//! * `tail.rs`: tails and delivery (reordering, batching, the consumer);
+//! * `account.rs`: source-level progress (for resume) and the statistics read from outside.
+
+use std::any::Any;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Instant;
+
+use scheduler::{Submitter, WorkerId};
+
+use super::stats::StationAcc;
+use super::tune::Tuning;
+
+mod account;
+mod baton;
+mod blocking;
+mod feed;
+mod station;
+mod tail;
+
+pub use account::thread_cpu_ns;
+pub(crate) use account::{ChildPaths, Progress, Track};
+
+/// A type-erased item.
+pub(crate) type Value = Box<dyn Any + Send>;
+
+/// What a stage function made of one item.
+pub(crate) enum Out {
+    One(Value),
+    /// Filtered out.
+    None,
+    /// A `flat_map`'s children, still to be made (the station is followed by a split tail).
+    Many(ChildIter),
+}
+
+/// A `flat_map`'s children as its function returned them: an iterator, pulled only as the
+/// next segment has room.
+pub(crate) type ChildIter = Box<dyn Iterator<Item = Value> + Send>;
+
+/// A `flat_map`'s children waiting in its split tail: the iterator and the index of the next
+/// child (the last part of its path).
+pub(crate) struct Children {
+    iter: ChildIter,
+    next: u32,
+}
+
+/// Where a stage function runs: a CPU worker of the pool, or blocking thread `i` of its stage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runner {
+    /// CPU worker `w` of the pipeline's pool.
+    Cpu(WorkerId),
+    /// Blocking thread `i` of the stage.
+    Thread(usize),
+}
+
+/// A stage function: the item, the runner's state for this stage, the runner.
+pub(crate) type StageFn =
+    Arc<dyn Fn(Value, &mut (dyn Any + Send), Runner) -> Result<Out, String> + Send + Sync>;
+/// Builds a runner's state for one stage.
+pub(crate) type StateInit = Arc<dyn Fn(Runner) -> Box<dyn Any + Send> + Send + Sync>;
+/// Turns a batch's items into one value.
+pub(crate) type BatchFn = Arc<dyn Fn(Vec<Value>) -> Value + Send + Sync>;
+
+/// Why an item is bad.
+#[derive(Clone, Debug)]
+pub(crate) struct Fault {
+    pub stage: Arc<str>,
+    pub src: u64,
+    pub message: String,
+    pub panicked: bool,
+    /// Items behind this fault (a batch with several bad items counts them all).
+    pub count: u64,
+}
+
+/// What a packet holds.
+pub(crate) enum Body {
+    Value(Value),
+    /// A `flat_map`'s children (only from its station to its split tail, which keeps them).
+    Many(Children),
+    /// Nothing: filtered out, or a `flat_map` with no children, or skipped.
+    Hole,
+    Failed(Fault),
+}
+
+/// Where an item came from: its source position and, below `flat_map`s, its child path.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Part {
+    pub src: u64,
+    pub path: Vec<u32>,
+}
+
+/// One item on its way, with its place in the segment (`seq`) and its origin.
+pub(crate) struct Packet {
+    pub seq: u64,
+    pub parts: Parts,
+    pub body: Body,
+}
+
+/// The origin of a packet: one part, or the parts of a batch.
+#[derive(Clone, Debug)]
+pub(crate) enum Parts {
+    One(Part),
+    Batch(Vec<Part>),
+}
+
+impl Parts {
+    fn first_src(&self) -> u64 {
+        match self {
+            Parts::One(p) => p.src,
+            Parts::Batch(v) => v.first().map_or(0, |p| p.src),
+        }
+    }
+
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Part)) {
+        match self {
+            Parts::One(p) => f(p),
+            Parts::Batch(v) => v.iter().for_each(f),
+        }
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Turn a panic payload into its message.
+pub(crate) fn panic_text(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}
+
+/// Is a stage's work done on the pool's CPU workers or on threads of its own?
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Cpu,
+    Blocking,
+}
+
+/// The fixed description of one station (a 1 → 1 stage, or a `flat_map` ending a segment).
+pub(crate) struct StationSpec {
+    pub name: Arc<str>,
+    pub kind: Kind,
+    /// Most items in service at once; the autotuner may change it during a run.
+    pub concurrency: AtomicUsize,
+    /// Capacity of the input queue; the autotuner may change it during a run.
+    pub queue: AtomicUsize,
+    pub f: StageFn,
+    /// Index into the runner's per-stage states.
+    pub state_slot: usize,
+}
+
+impl StationSpec {
+    /// Most items in service at once, now.
+    pub fn conc(&self) -> usize {
+        self.concurrency.load(Relaxed)
+    }
+
+    /// The input queue's capacity, now.
+    pub fn cap(&self) -> usize {
+        self.queue.load(Relaxed)
+    }
+}
+
+/// How a tail regroups.
+#[derive(Clone)]
+pub(crate) enum TailKind {
+    /// The consumer takes the items.
+    Sink,
+    /// A `flat_map`'s children become items of the next segment.
+    Split,
+    /// `size` items become one.
+    Batch {
+        size: usize,
+        keep_partial: bool,
+        collate: BatchFn,
+        name: Arc<str>,
+    },
+}
+
+/// What the failure policy makes of a bad item where it is regrouped or delivered.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Policy {
+    Yield,
+    Skip,
+    HaltCount(u64),
+    HaltFraction(f64),
+}
+
+impl Policy {
+    fn skips(self) -> bool {
+        self == Policy::Skip
+    }
+}
+
+/// The source of segment 0.
+pub(crate) trait Feed: Send {
+    /// The next item and its source position, nothing for now, or the end.
+    fn next(&mut self) -> Fed;
+    /// Source items this epoch, if known (for a failure fraction).
+    fn total(&self) -> Option<u64>;
+}
+
+/// What a [`Feed`] gives.
+pub(crate) enum Fed {
+    /// The item at this source position.
+    Item(u64, Value),
+    /// Nothing yet: the owner adds more later (and kicks the feeder).
+    Later,
+    /// No more items.
+    End,
+}
+
+/// A station's mutable state (under its lock).
+struct StationState {
+    queue: VecDeque<Packet>,
+    /// Items taken from upstream that will enter `queue` (room reserved for them).
+    incoming: usize,
+    /// Items handed to a runner (a ticket issued or a thread took one) not yet finished.
+    running: usize,
+    /// Items a blocking thread was told to take and has not popped yet.
+    assigned: usize,
+    /// Blocking threads waiting for work.
+    idle: usize,
+    /// Stage calls running now (inside the stage function): what a stopped run waits for.
+    in_call: usize,
+    /// CPU stations: items bound to a task id of the stage's job, not started yet.
+    bound: HashMap<usize, Packet>,
+    acc: StationAcc,
+}
+
+pub(crate) struct Station {
+    pub spec: StationSpec,
+    st: Mutex<StationState>,
+    /// Blocking threads wait here for work.
+    work: Condvar,
+    /// CPU stations: submits tickets to the stage's job on the pool.
+    pub submitter: OnceLock<Submitter>,
+}
+
+/// Segment admission (under the segment's lock).
+struct GateState {
+    /// Items admitted and not yet passed out of the tail.
+    held: usize,
+    /// Sequence numbers handed out so far.
+    admitted: u64,
+    /// No more items will be admitted: `admitted` is the segment's total.
+    closed: bool,
+    /// Since when the window has been full, and the time it was full before (for the
+    /// autotuner).
+    full_since: Option<Instant>,
+    full_ns: u128,
+}
+
+impl GateState {
+    /// Account the window's fullness after `held` changed.
+    fn note(&mut self, window: usize) {
+        let full = self.held >= window;
+        match (full, self.full_since) {
+            (true, None) => self.full_since = Some(Instant::now()),
+            (false, Some(t)) => {
+                self.full_ns += t.elapsed().as_nanos();
+                self.full_since = None;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The tail's state: the reorder window and what is ready to leave.
+struct TailState {
+    /// Ordered: packets by `seq − next`; as ready: arrival order (all `Some`).
+    window: VecDeque<Option<Packet>>,
+    /// The next sequence number to resolve.
+    next: u64,
+    /// A batch being assembled: values, their parts, its first fault, and segment units.
+    cur: Vec<Value>,
+    cur_parts: Vec<Part>,
+    cur_fault: Option<Fault>,
+    cur_units: usize,
+    /// Ready to leave, each with the segment units it stands for.
+    out: VecDeque<(Packet, usize)>,
+    /// Everything of this segment has been resolved (and flushed into `out`).
+    ended: bool,
+    /// The consumer is waiting (sink only).
+    waiting: bool,
+}
+
+pub(crate) struct Segment {
+    pub stations: Vec<Station>,
+    pub tail: TailKind,
+    /// Most items admitted at once; the autotuner may change it during a run.
+    pub window: AtomicUsize,
+    gate: Mutex<GateState>,
+    tail_st: Mutex<TailState>,
+    /// The consumer waits here (sink tail).
+    ready: Condvar,
+    /// Whoever holds it feeds the segment; a kick while it is held is served by the holder.
+    feeder: baton::Baton,
+}
+
+/// What the consumer gets from the sink.
+pub(crate) enum Delivered {
+    Value {
+        value: Value,
+        parts: Parts,
+    },
+    Failed(Fault),
+    /// The failure policy stopped the run.
+    Halted {
+        failures: u64,
+        limit: String,
+    },
+    End,
+}
+
+/// Counts of one run the consumer side keeps.
+#[derive(Default)]
+struct Tally {
+    failures: u64,
+    resolved: u64,
+    values: u64,
+    sources: u64,
+    halted: bool,
+    last: Option<Instant>,
+}
+
+/// Everything one run's threads share.
+pub(crate) struct Shared {
+    pub segments: Vec<Segment>,
+    pub policy: Policy,
+    pub ordered: bool,
+    pub epoch: u64,
+    pub stopped: AtomicBool,
+    source: Mutex<Option<Box<dyn Feed>>>,
+    /// The source position after the last one fed.
+    next_src: std::sync::atomic::AtomicU64,
+    source_total: Option<u64>,
+    pub progress: Mutex<Progress>,
+    /// Children to skip on a restored run: `(src, path)` already delivered.
+    restored: HashMap<u64, ChildPaths>,
+    tally: Mutex<Tally>,
+    pub started: Instant,
+    pub first_item: OnceLock<Instant>,
+    /// Per-stage trace rows `(stage index, src, ns)`, when tracing.
+    pub trace: Option<Mutex<Vec<(u32, u64, u64)>>>,
+    /// Items admitted into any segment and not yet out of its tail.
+    held: AtomicUsize,
+    /// The most ever held at once (shared by the pipeline's runs).
+    held_peak: Arc<AtomicUsize>,
+    /// What the autotuner did (empty without one).
+    pub tuning: Mutex<Tuning>,
+    /// Cpu stations also measure their items' thread CPU time (for the autotuner: a wall
+    /// time stretches when the CPUs are oversubscribed, a CPU time does not).
+    cpu_clock: bool,
+}
+
+pub(crate) struct SegmentSpec {
+    pub stations: Vec<StationSpec>,
+    pub tail: TailKind,
+    pub window: usize,
+}
+
+impl Shared {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        segments: Vec<SegmentSpec>,
+        policy: Policy,
+        ordered: bool,
+        epoch: u64,
+        source: Box<dyn Feed>,
+        progress: Progress,
+        trace: bool,
+        held_peak: Arc<AtomicUsize>,
+        cpu_clock: bool,
+    ) -> Shared {
+        let mut progress = progress;
+        let splits = segments.iter().any(|s| matches!(s.tail, TailKind::Split));
+        if progress.track != Track::Off {
+            progress.track = if splits { Track::Split } else { Track::Single };
+        }
+        let restored = progress.delivered.clone();
+        let source_total = source.total();
+        let segments = segments
+            .into_iter()
+            .map(|spec| Segment {
+                stations: spec
+                    .stations
+                    .into_iter()
+                    .map(|spec| Station {
+                        st: Mutex::new(StationState {
+                            queue: VecDeque::new(),
+                            incoming: 0,
+                            running: 0,
+                            assigned: 0,
+                            idle: 0,
+                            in_call: 0,
+                            bound: HashMap::new(),
+                            acc: StationAcc::new(),
+                        }),
+                        work: Condvar::new(),
+                        submitter: OnceLock::new(),
+                        spec,
+                    })
+                    .collect(),
+                tail: spec.tail,
+                window: AtomicUsize::new(spec.window),
+                gate: Mutex::new(GateState {
+                    held: 0,
+                    admitted: 0,
+                    closed: false,
+                    full_since: None,
+                    full_ns: 0,
+                }),
+                tail_st: Mutex::new(TailState {
+                    window: VecDeque::new(),
+                    next: 0,
+                    cur: Vec::new(),
+                    cur_parts: Vec::new(),
+                    cur_fault: None,
+                    cur_units: 0,
+                    out: VecDeque::new(),
+                    ended: false,
+                    waiting: false,
+                }),
+                ready: Condvar::new(),
+                feeder: baton::Baton::new(),
+            })
+            .collect();
+        Shared {
+            segments,
+            policy,
+            ordered,
+            epoch,
+            stopped: AtomicBool::new(false),
+            source: Mutex::new(Some(source)),
+            next_src: std::sync::atomic::AtomicU64::new(0),
+            source_total,
+            progress: Mutex::new(progress),
+            restored,
+            tally: Mutex::new(Tally::default()),
+            started: Instant::now(),
+            first_item: OnceLock::new(),
+            trace: trace.then(|| Mutex::new(Vec::new())),
+            held: AtomicUsize::new(0),
+            held_peak,
+            tuning: Mutex::new(Tuning::default()),
+            cpu_clock,
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        self.stopped.load(SeqCst)
+    }
+
+    /// Stop every stage: blocking threads and a waiting consumer wake and leave.
+    pub fn stop(&self) {
+        self.stopped.store(true, SeqCst);
+        for seg in &self.segments {
+            for st in &seg.stations {
+                let _g = lock(&st.st);
+                st.work.notify_all();
+            }
+            let _g = lock(&seg.tail_st);
+            seg.ready.notify_all();
+        }
+    }
+}

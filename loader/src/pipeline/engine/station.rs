@@ -1,0 +1,249 @@
+//! Stations and hand-off: a station hands out work while it has an item, a free slot and room
+//! downstream (a cpu station reserves its output's place first; a blocking station stays
+//! within its budget), runs the stage function on a runner, and passes the result to the next
+//! station's queue or to the tail, under both stations' locks in station order.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Instant;
+
+use scheduler::WorkerId;
+
+use super::account::thread_cpu_ns;
+use super::{
+    lock, panic_text, Body, Children, Fault, Kind, Out, Packet, Runner, Shared, StationSpec,
+    StationState,
+};
+
+impl Shared {
+    /// Station `(s, k)`: hand out as much work as concurrency, input and output room allow.
+    pub fn pump(&self, s: usize, k: usize) {
+        let seg = &self.segments[s];
+        let station = &seg.stations[k];
+        let next = seg.stations.get(k + 1);
+        let mut st = lock(&station.st);
+        let unassigned = st.queue.len() - st.assigned;
+        let free = station.spec.conc().saturating_sub(st.running);
+        let mut n = unassigned.min(free);
+        match station.spec.kind {
+            Kind::Cpu => {
+                // A CPU worker cannot wait for room downstream: a cpu station reserves its
+                // output's place before it starts.
+                if n > 0 {
+                    if let Some(next) = next {
+                        let mut nx = lock(&next.st);
+                        let room = next.spec.cap().saturating_sub(nx.queue.len() + nx.incoming);
+                        st.mark(&station.spec);
+                        st.acc.blocked = room < n;
+                        n = n.min(room);
+                        nx.incoming += n;
+                    }
+                }
+                if n == 0 {
+                    return;
+                }
+                st.mark(&station.spec);
+                st.running += n;
+                // Each item is bound to a task id of the stage's job, in queue order, so the
+                // job's strategy decides which worker runs which item, and when. Submitting
+                // under the station's lock keeps ids and items in step; a worker that picks an
+                // id early waits for the lock, and finds its item bound.
+                if let Some(Ok(ids)) = station.submitter.get().map(|sub| sub.try_submit(n)) {
+                    for id in ids {
+                        let p = st.queue.pop_front().expect("n items are queued");
+                        st.bound.insert(id, p);
+                    }
+                }
+                let low = st.low(&station.spec);
+                drop(st);
+                self.room_freed(s, k, low);
+            }
+            Kind::Blocking => {
+                // Only threads waiting for work are woken: a thread that finishes an item takes
+                // the next one itself (`claim`), so a busy stage costs no wake-ups.
+                n = n.min(st.idle.saturating_sub(st.assigned));
+                if n > 0 {
+                    if let Some(next) = next {
+                        let nx = lock(&next.st);
+                        let queued = nx.queue.len() + nx.incoming;
+                        n = if queued > next.spec.cap() {
+                            // Downstream has more than its queue's worth: the threads that
+                            // finish their items take the free slots, nobody is woken.
+                            0
+                        } else {
+                            n.min(budget(&station.spec, &st, &next.spec, &nx))
+                        };
+                    }
+                }
+                if n == 0 {
+                    return;
+                }
+                st.mark(&station.spec);
+                st.running += n;
+                st.assigned += n;
+                drop(st);
+                for _ in 0..n {
+                    station.work.notify_one();
+                }
+            }
+        }
+    }
+
+    /// A CPU worker runs task `id` of station `(s, k)`'s job: the item bound to it.
+    pub fn run_ticket(
+        &self,
+        s: usize,
+        k: usize,
+        id: usize,
+        state: &mut (dyn Any + Send),
+        w: WorkerId,
+    ) {
+        let station = &self.segments[s].stations[k];
+        let packet = {
+            let mut st = lock(&station.st);
+            // A stopped run starts no new item (checked under the lock `wait_calls` reads).
+            match st.bound.remove(&id) {
+                Some(p) if !self.stopped() => {
+                    st.in_call += 1;
+                    p
+                }
+                _ => return,
+            }
+        };
+        self.process(s, k, packet, state, Runner::Cpu(w));
+        self.pump(s, k);
+    }
+
+    /// Room appeared in station `(s, k)`'s queue: its feeder may go on. The segment's feeder
+    /// is called only once the queue is down to half (`low`), so that it takes the source's
+    /// lock for a run of items rather than for each one; the items still queued keep the
+    /// station busy meanwhile.
+    pub(super) fn room_freed(&self, s: usize, k: usize, low: bool) {
+        if k == 0 {
+            if low {
+                self.kick_feed(s);
+            }
+        } else {
+            self.pump(s, k - 1);
+        }
+    }
+
+    /// Run the stage function on one packet and pass the result on.
+    pub(super) fn process(
+        &self,
+        s: usize,
+        k: usize,
+        packet: Packet,
+        state: &mut (dyn Any + Send),
+        runner: Runner,
+    ) {
+        let station = &self.segments[s].stations[k];
+        let Packet { seq, parts, body } = packet;
+        let Body::Value(v) = body else {
+            unreachable!("only values enter a station")
+        };
+        let cpu0 = (self.cpu_clock && station.spec.kind == Kind::Cpu)
+            .then(thread_cpu_ns)
+            .flatten();
+        let t = Instant::now();
+        let r = catch_unwind(AssertUnwindSafe(|| (station.spec.f)(v, state, runner)));
+        let ns = t.elapsed().as_nanos() as u64;
+        let cpu_ns = cpu0.and_then(|a| thread_cpu_ns().map(|b| b.saturating_sub(a)));
+        let src = parts.first_src();
+        let fault = |message: String, panicked: bool| Fault {
+            stage: Arc::clone(&station.spec.name),
+            src,
+            message,
+            panicked,
+            count: 1,
+        };
+        let (body, failed) = match r {
+            Ok(Ok(Out::One(v))) => (Body::Value(v), false),
+            Ok(Ok(Out::None)) => (Body::Hole, false),
+            Ok(Ok(Out::Many(iter))) => (Body::Many(Children { iter, next: 0 }), false),
+            Ok(Err(m)) => (Body::Failed(fault(m, false)), true),
+            Err(p) => (Body::Failed(fault(panic_text(p.as_ref()), true)), true),
+        };
+        if let Some(trace) = &self.trace {
+            lock(trace).push((station.spec.state_slot as u32, src, ns));
+        }
+        let mut out = Some(Packet { seq, parts, body });
+        let passes_on = matches!(out.as_ref().map(|p| &p.body), Some(Body::Value(_)));
+        let next = self.segments[s].stations.get(k + 1);
+        // A cpu station reserved its output's place in the next queue; a blocking station's
+        // budget counts the item until it is there: the slot is given up and the item queued
+        // in one step, under both locks (in station order).
+        let reserved = station.spec.kind == Kind::Cpu;
+        {
+            let mut st = lock(&station.st);
+            st.mark(&station.spec);
+            st.running -= 1;
+            st.in_call -= 1;
+            st.acc.done(
+                ns,
+                failed,
+                passes_on || matches!(out.as_ref().map(|p| &p.body), Some(Body::Many(_))),
+            );
+            if let Some(c) = cpu_ns {
+                st.acc.cpu_ns += u128::from(c);
+                st.acc.cpu_items += 1;
+            }
+            if let Some(next) = next.filter(|_| passes_on || reserved) {
+                let mut nx = lock(&next.st);
+                if reserved {
+                    nx.incoming -= 1;
+                }
+                if passes_on {
+                    nx.mark(&next.spec);
+                    nx.queue.extend(out.take());
+                    nx.acc.items_in += 1;
+                }
+            }
+        }
+        match out {
+            // The end of the segment, or a hole or a failure, which skips the rest of it.
+            Some(p) => {
+                self.to_tail(s, p);
+                if next.is_some() && reserved {
+                    // Its reserved place downstream is free again.
+                    self.pump(s, k);
+                }
+            }
+            None => self.pump(s, k + 1),
+        }
+    }
+}
+
+/// Items blocking station `spec` may still start: its threads and the next queue (`nspec`,
+/// state `nx`) together hold at most its concurrency plus that queue's capacity, so a thread
+/// that finishes an item always has a place for it.
+pub(super) fn budget(
+    spec: &StationSpec,
+    st: &StationState,
+    nspec: &StationSpec,
+    nx: &StationState,
+) -> usize {
+    spec.conc()
+        .saturating_add(nspec.cap())
+        .saturating_sub(st.running + nx.queue.len() + nx.incoming)
+}
+
+impl StationState {
+    /// The queue is down to half its capacity or less: time to feed it.
+    pub(super) fn low(&self, spec: &StationSpec) -> bool {
+        self.queue.len() + self.incoming <= spec.cap() / 2
+    }
+
+    /// Account the time since the last change to the state the station was in.
+    pub(super) fn mark(&mut self, spec: &StationSpec) {
+        let unassigned = self.queue.len() - self.assigned;
+        self.acc.advance(
+            self.queue.len() + self.incoming,
+            unassigned,
+            self.running,
+            spec.conc(),
+            spec.cap(),
+        );
+    }
+}
