@@ -143,13 +143,6 @@ class Pipeline:
                     f"threads take items in order), got strategy={strategy!r}"
                 )
             _core.check_strategy(strategy, self._workers)
-        if op in ("filter", "flat_map", "batch") and any(st[0] == "batch" for st in self._stages):
-            # the Rust engine mishandles these after a batch (a flat_map or filter there
-            # panics a worker and the epoch never ends; a second batch regroups wrongly):
-            # refused until it supports them
-            raise ValueError(
-                f"{op}: not supported after a batch stage (allowed after batch: map)"
-            )
         name = name or (getattr(fn, "__name__", op) if fn is not None else op)
         if any(s[1] == name for s in self._stages):
             name = f"{name}#{len(self._stages)}"

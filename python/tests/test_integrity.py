@@ -376,13 +376,15 @@ def test_after_close_no_new_pipeline_item_starts():
 # --- found by the fuzz (test_fuzz.py) ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("op", ["filter", "flat_map", "batch"])
-def test_stages_the_engine_mishandles_after_a_batch_are_refused(op):
+def test_stages_after_a_batch_see_whole_batches():
     # a flat_map or filter after a batch panicked a worker and the epoch never ended; a
-    # second batch regrouped wrongly
-    p = schedlab.Pipeline(6).batch(2)
-    with pytest.raises(ValueError, match=f"{op}: not supported after a batch"):
-        p.batch(2) if op == "batch" else getattr(p, op)(lambda x: [x])
+    # second batch regrouped wrongly (both refused for a while; the engine handles them now)
+    def p():
+        return schedlab.Pipeline(7, workers=2).batch(2, collate_fn=list)
+
+    assert list(p().flat_map(lambda b: b)) == list(range(7))
+    assert list(p().filter(lambda b: b[0] % 4 == 0)) == [[0, 1], [4, 5]]
+    assert list(p().batch(2, collate_fn=list)) == [[[0, 1], [2, 3]], [[4, 5], [6]]]
 
 
 def test_huge_sizes_are_a_value_error_not_a_panic():
