@@ -201,12 +201,18 @@ pub(crate) trait Feed: Send {
     fn next(&mut self) -> Fed;
     /// Source items this epoch, if known (for a failure fraction).
     fn total(&self) -> Option<u64>;
+    /// Every source position below `prefix` is fully handed out (called, under the progress
+    /// lock, before items are taken): a stateful source may forget what it kept for them.
+    fn resolved(&mut self, _prefix: u64) {}
 }
 
 /// What a [`Feed`] gives.
 pub(crate) enum Fed {
     /// The item at this source position.
     Item(u64, Value),
+    /// The source could not read the item at this source position: a failed item (stage
+    /// `source`); the source goes on after it.
+    Failed(u64, String),
     /// Nothing yet: the owner adds more later (and kicks the feeder).
     Later,
     /// No more items.
@@ -680,6 +686,7 @@ impl Shared {
         if let Some(feed) = source.as_mut() {
             let mut pr = lock(&self.progress);
             let restored = pr.prefix > 0 || !pr.done.is_empty();
+            feed.resolved(pr.prefix);
             while room > 0 {
                 match catch_unwind(AssertUnwindSafe(|| feed.next())) {
                     Ok(Fed::Item(src, v)) => {
@@ -689,6 +696,24 @@ impl Shared {
                         }
                         pr.admit(src);
                         taken.push((src, Body::Value(v)));
+                        room -= 1;
+                    }
+                    Ok(Fed::Failed(src, message)) => {
+                        self.next_src.store(src + 1, SeqCst);
+                        if restored && pr.skips(src) {
+                            continue;
+                        }
+                        pr.admit(src);
+                        taken.push((
+                            src,
+                            Body::Failed(Fault {
+                                stage: Arc::from("source"),
+                                src,
+                                message,
+                                panicked: false,
+                                count: 1,
+                            }),
+                        ));
                         room -= 1;
                     }
                     Ok(Fed::Later) => break,
