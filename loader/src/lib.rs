@@ -91,6 +91,7 @@ pub mod pipeline;
 mod plan;
 mod report;
 mod sampler;
+pub mod source;
 
 pub use dataset::{from_fn, from_fn_with_state, Dataset, FnDataset, FromFn};
 pub use error::LoaderError;
