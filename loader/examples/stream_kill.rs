@@ -107,9 +107,7 @@ pub fn child_main(args: &[String]) -> Result<(), String> {
             .ok_or(format!("missing argument {i}"))
     };
     let num = |i: usize| -> Result<u64, String> {
-        arg(i)?
-            .parse()
-            .map_err(|e| format!("argument {i}: {e}"))
+        arg(i)?.parse().map_err(|e| format!("argument {i}: {e}"))
     };
     let (data, out) = (PathBuf::from(arg(0)?), PathBuf::from(arg(1)?));
     let (workers, threads, every) = (num(2)? as usize, num(3)? as usize, num(4)? as usize);
@@ -165,7 +163,11 @@ pub fn child_main(args: &[String]) -> Result<(), String> {
             let batch = batch.map_err(|e| e.to_string())?;
             let line = format!(
                 "{epoch}:{}\n",
-                batch.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+                batch
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
             );
             file.write_all(line.as_bytes()).map_err(|e| e.to_string())?;
             len += line.len() as u64;
@@ -176,7 +178,8 @@ pub fn child_main(args: &[String]) -> Result<(), String> {
             }
             n += 1;
             if n % every == 0 {
-                let text = serde_json::to_string(&(items.state(), len)).map_err(|e| e.to_string())?;
+                let text =
+                    serde_json::to_string(&(items.state(), len)).map_err(|e| e.to_string())?;
                 let tmp = out.join("ckpt.tmp");
                 fs::write(&tmp, text).map_err(|e| e.to_string())?;
                 fs::rename(&tmp, &ckpt).map_err(|e| e.to_string())?;
@@ -223,7 +226,10 @@ pub fn parent(cfg: &Config, spawn: &dyn Fn(&[String]) -> Command) -> Result<Outc
         let status = spawn(&args(out, workers, threads))
             .status()
             .map_err(|e| e.to_string())?;
-        status.success().then_some(()).ok_or(format!("child: {status}"))
+        status
+            .success()
+            .then_some(())
+            .ok_or(format!("child: {status}"))
     };
     let reference_dir = cfg.dir.join("reference");
     fs::create_dir_all(&reference_dir).map_err(|e| e.to_string())?;
@@ -352,4 +358,3 @@ fn main() {
         }
     }
 }
-

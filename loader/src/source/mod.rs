@@ -445,7 +445,12 @@ impl Link {
 
     /// Refuse a state taken from another source.
     pub(crate) fn check(&self, state: &PipelineState) -> Result<(), PipelineError> {
+        let fresh = state.positions_done == 0 && state.done.is_empty() && state.partial.is_empty();
         let Some(cp) = &state.source else {
+            if fresh {
+                // The start of an epoch: nothing of the source to restore.
+                return Ok(());
+            }
             return Err(PipelineError::State(format!(
                 "state was not taken from a stateful source; this pipeline's source is {}",
                 self.fingerprint

@@ -9,6 +9,9 @@ use super::{Source, SourceError, SourceFingerprint, SourceState};
 /// Distinguishes the buffer's random stream from a shard order drawn from the same seed.
 const STREAM_SALT: u64 = 0x5348_5546_464c_4531;
 
+/// A buffered item and its source position.
+type Buffered<T> = (u64, Result<T, SourceError>);
+
 /// A shuffle buffer of `buffer_size` items over a source: it keeps the buffer full from the
 /// source and gives a uniformly chosen buffered item each time (at the end, the rest in
 /// random order). The order is a function of the seed, the epoch, the source's items and the
@@ -47,7 +50,7 @@ pub struct Shuffle<S: Source> {
     every: u64,
     epoch: u64,
     rng: SmallRng,
-    buf: Vec<(u64, Result<S::Item, SourceError>)>,
+    buf: Vec<Buffered<S::Item>>,
     /// The positions in `buf`.
     members: BTreeSet<u64>,
     /// Source items read (the next source position).
@@ -205,8 +208,7 @@ impl<S: Source> Source for Shuffle<S> {
         // Read the source again from `at` and keep what the buffer held.
         self.inner.restore(inner_state)?;
         let wanted: HashMap<u64, usize> = slots.iter().enumerate().map(|(i, &p)| (p, i)).collect();
-        let mut buf: Vec<Option<(u64, Result<S::Item, SourceError>)>> =
-            (0..slots.len()).map(|_| None).collect();
+        let mut buf: Vec<Option<Buffered<S::Item>>> = (0..slots.len()).map(|_| None).collect();
         self.snaps.push_back((at, inner_state.clone()));
         for p in at..read {
             if p % self.every == 0 && p > at {

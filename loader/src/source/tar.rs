@@ -64,6 +64,9 @@ fn split_key(path: &str) -> (&str, &str) {
 
 type Msg = Result<Option<TarSample>, SourceError>;
 
+/// A sample's members by extension.
+type Fields = BTreeMap<String, Vec<u8>>;
+
 impl ShardReader for TarReader {
     type Item = TarSample;
 
@@ -110,9 +113,9 @@ fn read_tar(file: File, shard: &str, from: u64, every: u64, offset: u64, tx: &Sy
     };
     // The sample being gathered: its index and key, and its fields if it is read.
     let mut index: u64 = 0;
-    let mut cur: Option<(String, Option<BTreeMap<String, Vec<u8>>>)> = None;
+    let mut cur: Option<(String, Option<Fields>)> = None;
     let wanted = |i: u64| i >= from && i % every == offset;
-    let emit = |i: u64, key: String, fields: Option<BTreeMap<String, Vec<u8>>>| -> bool {
+    let emit = |i: u64, key: String, fields: Option<Fields>| -> bool {
         if i < from {
             return true;
         }
