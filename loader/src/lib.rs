@@ -91,6 +91,7 @@ pub mod pipeline;
 mod plan;
 mod report;
 mod sampler;
+pub mod source;
 mod sync;
 
 pub use dataset::{from_fn, from_fn_with_state, Dataset, FnDataset, FromFn};

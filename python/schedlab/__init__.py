@@ -15,6 +15,9 @@ from ._collate import default_collate
 from ._core import DEFAULT_STRATEGY
 from .dataloader import DataLoader, gil_verdict
 from .pipeline import Pipeline
+from .streams import shards
 
-__all__ = ["DataLoader", "Pipeline", "default_collate", "gil_verdict", "DEFAULT_STRATEGY"]
+__all__ = [
+    "DataLoader", "Pipeline", "default_collate", "gil_verdict", "shards", "DEFAULT_STRATEGY",
+]
 __version__ = "0.1.0"

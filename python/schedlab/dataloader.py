@@ -262,8 +262,9 @@ class DataLoader:
 
     The arguments and their meanings are ``torch.utils.data.DataLoader``'s:
 
-    * ``dataset``: has ``__len__`` and ``__getitem__(index)`` (iterable-style datasets are
-      not supported).
+    * ``dataset``: has ``__len__`` and ``__getitem__(index)``; an iterable-style dataset
+      (``__iter__``, no ``__getitem__``) gets a ``schedlab.streams.IterableLoader``: one
+      reader, every item exactly once whatever ``num_workers`` is (docs/streams.md).
     * ``batch_size`` (default 1; ``None`` yields single samples, not collated),
       ``drop_last``, ``shuffle`` (a new permutation per epoch, from ``seed`` or
       ``generator``), ``sampler`` (any iterable of indices with ``__len__``; exclusive with
@@ -292,6 +293,14 @@ class DataLoader:
     mid-epoch exactly), ``report()`` (the last epoch's rate against the limit, stalls and GIL
     statistics), ``close()`` (join the threads; also on ``del`` and at exit).
     """
+
+    def __new__(cls, dataset=None, *args, **kwargs):
+        # An iterable-style dataset (torch's IterableDataset protocol): one reader (issue 30).
+        from . import streams
+
+        if streams.is_iterable_dataset(dataset):
+            return streams.IterableLoader(dataset, *args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(
         self,

@@ -7,6 +7,7 @@ import threading
 import weakref
 
 from . import _core
+from . import streams as _streams
 from ._collate import default_collate
 from .dataloader import (
     _MAX_SEED,
@@ -27,7 +28,10 @@ class Pipeline:
     """A source, then stages of Python callables, then the consumer.
 
     ``source``: an ``int`` ``n`` (the items ``0 .. n-1``, shuffled per epoch with
-    ``shuffle=True``), a sequence, or a callable ``epoch -> iterable``.
+    ``shuffle=True``), a sequence, or a stream (``docs/streams.md``): any iterable, a
+    callable ``epoch -> iterable``, or ``schedlab.shards(...)``, pulled lazily (at most the
+    window ahead of the consumer; an endless generator works) and shuffled with
+    ``.shuffle(buffer_size, seed=...)``.
 
     Stages (each returns the pipeline, so calls chain):
 
@@ -102,10 +106,11 @@ class Pipeline:
         _int_arg("seed", seed, 0, _MAX_SEED)
         if max_items is not None and not autotune:
             raise ValueError("max_items is the autotuner's memory cap: pass autotune=True with it")
-        if not (isinstance(source, int) or callable(source) or hasattr(source, "__len__")):
+        if not (isinstance(source, int) or hasattr(source, "__len__")
+                or _streams.is_stream(source)):
             raise TypeError(
-                "source: expected an int, a sequence or a callable epoch -> iterable, got "
-                f"{type(source).__name__}"
+                "source: expected an int, a sequence, an iterable, a callable epoch -> "
+                f"iterable or schedlab.shards(...), got {type(source).__name__}"
             )
         if isinstance(source, bool) or (isinstance(source, int) and not 0 <= source <= sys.maxsize):
             raise ValueError(f"source: expected an int in 0..={sys.maxsize}, got {source!r}")
@@ -114,6 +119,8 @@ class Pipeline:
         self._autotune, self._max_items = bool(autotune), max_items
         self._window, self._on_failure, self._max_failures = window, on_failure, max_failures
         self._stages = []
+        self._stream = _streams.is_stream(source)
+        self._stream_shuffle = None
         self._core = None
         self._retired = []  # stopped by an interrupt; joined by close()
         self._restore = None
@@ -122,6 +129,21 @@ class Pipeline:
         self._iter_lock = threading.Lock()
         self._gil0 = []
         _live.add(self)
+
+    def shuffle(self, buffer_size, *, seed=0):
+        """Shuffle a stream source through a buffer of ``buffer_size`` items, from ``seed``
+        (and the epoch): deterministic for a seed, source and buffer size, whatever the
+        workers or threads; resumed exactly by ``load_state_dict`` (the state holds
+        positions, not items)."""
+        if self._core is not None:
+            raise RuntimeError("shuffle cannot be added after the pipeline has started")
+        if not self._stream:
+            raise ValueError(
+                "shuffle: a buffer shuffles a stream source (an iterable, a callable or "
+                "schedlab.shards); a sequence or an int is shuffled with shuffle=True"
+            )
+        self._stream_shuffle = _streams.check_shuffle(buffer_size, seed)
+        return self
 
     def _add(self, op, fn, kind, concurrency, name, queue, size=None, drop_last=False,
              strategy=None):
@@ -172,6 +194,8 @@ class Pipeline:
 
     def _items(self, epoch):
         s = self._source
+        if self._stream:
+            return []  # pulled by the core as it has room
         if isinstance(s, int):
             return _core.epoch_order(self._seed if self._shuffle else None, epoch, s)
         if callable(s):
@@ -190,6 +214,8 @@ class Pipeline:
                 self._stages, self._workers, self._ordered, self._autotune, self._max_items,
                 self._window, self._on_failure,
                 None if self._max_failures is None else float(self._max_failures),
+                **({"stream": _streams.stream_spec(self._source, self._stream_shuffle)}
+                   if self._stream else {}),
             )
         return self._core
 

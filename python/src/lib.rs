@@ -32,6 +32,7 @@ use scheduler::WorkerId;
 
 mod driver;
 mod pipeline;
+mod streams;
 
 use driver::{lock, Driver};
 

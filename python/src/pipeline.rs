@@ -190,7 +190,7 @@ impl PipelineCore {
     /// Build the pipeline and start its threads.
     #[new]
     #[pyo3(signature = (stages, workers, ordered, autotune=false, max_items=None, window=None,
-                        on_failure="raise", max_failures=None))]
+                        on_failure="raise", max_failures=None, stream=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -202,6 +202,7 @@ impl PipelineCore {
         window: Option<usize>,
         on_failure: &str,
         max_failures: Option<f64>,
+        stream: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let failures: Arc<Mutex<Failures>> = Arc::default();
         let (fails, policy) = match (on_failure, max_failures) {
@@ -233,13 +234,17 @@ impl PipelineCore {
         };
         let sources: Arc<Mutex<HashMap<u64, Vec<Py<PyAny>>>>> = Arc::default();
         let src = Arc::clone(&sources);
-        let mut b: PipelineBuilder<PyItem> = Pipeline::from_source(move |epoch| {
-            lock(&src)
-                .remove(&epoch)
-                .unwrap_or_default()
-                .into_iter()
-                .map(Ok::<_, Box<Failure>>)
-        });
+        let mut b: PipelineBuilder<PyItem> = match stream {
+            // A stream (issue 30): pulled lazily, its state in the pipeline's.
+            Some(spec) => Pipeline::from_stateful(crate::streams::source_of(py, &spec)?),
+            None => Pipeline::from_source(move |epoch| {
+                lock(&src)
+                    .remove(&epoch)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(Ok::<_, Box<Failure>>)
+            }),
+        };
         let mut gil = Vec::new();
         // Set when the consumer stops waiting (an interrupt, `close()`): the stages then pass
         // their items through without calling Python, so the epoch ends at once.

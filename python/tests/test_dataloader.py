@@ -584,7 +584,7 @@ def test_bad_arguments_raise_before_any_thread_starts(kwargs, exc, word):
 
 def test_bad_dataset_and_accepted_no_ops():
     with pytest.raises(TypeError, match="dataset"):
-        schedlab.DataLoader(iter(range(3)))
+        schedlab.DataLoader(42)  # neither map-style nor iterable (issue 30 takes iterables)
     dl = schedlab.DataLoader(Indices(6), batch_size=3, num_workers=2, pin_memory=True,
                              persistent_workers=True, multiprocessing_context="spawn")
     assert flat(dl) == list(range(6))

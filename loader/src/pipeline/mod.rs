@@ -332,7 +332,7 @@ enum StageDef {
     },
 }
 
-type FeedFactory = Arc<dyn Fn(u64) -> Box<dyn Feed> + Send + Sync>;
+pub(crate) type FeedFactory = Arc<dyn Fn(u64) -> Box<dyn Feed> + Send + Sync>;
 
 /// Configures a [`Pipeline`] whose items are `T` at this point of the chain.
 pub struct PipelineBuilder<T> {
@@ -350,6 +350,8 @@ pub struct PipelineBuilder<T> {
     progress: Option<(Duration, ProgressFn)>,
     autotune: Option<Autotune>,
     grace: Duration,
+    /// A stateful source's checkpoints ([`Pipeline::from_stateful`]).
+    stateful: Option<Arc<crate::source::Link>>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -481,8 +483,16 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             progress: None,
             autotune: None,
             grace: DEFAULT_GRACE,
+            stateful: None,
             _t: PhantomData,
         }
+    }
+
+    /// A builder on a stateful source's feed (see `crate::source`).
+    pub(crate) fn stateful(feed: FeedFactory, link: Arc<crate::source::Link>) -> Self {
+        let mut b = PipelineBuilder::new(feed, None);
+        b.stateful = Some(link);
+        b
     }
 
     fn then<U>(mut self, def: StageDef) -> PipelineBuilder<U> {
@@ -501,6 +511,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             progress: self.progress,
             autotune: self.autotune,
             grace: self.grace,
+            stateful: self.stateful,
             _t: PhantomData,
         }
     }
@@ -1017,6 +1028,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 progress: self.progress,
                 autotune: self.autotune,
                 grace: self.grace,
+                stateful: self.stateful,
             }),
             abandoned: Arc::new(AtomicUsize::new(0)),
             pool,
@@ -1090,6 +1102,7 @@ struct Spec {
     progress: Option<(Duration, ProgressFn)>,
     autotune: Option<Autotune>,
     grace: Duration,
+    stateful: Option<Arc<crate::source::Link>>,
 }
 
 /// Check the autotune settings and fit the starting guess into its memory cap.
@@ -1256,6 +1269,10 @@ pub struct PipelineState {
     /// an older version, which only the stage names check).
     #[serde(default)]
     pub fingerprint: Option<Fingerprint>,
+    /// A stateful source's own state ([`Pipeline::from_stateful`]): what it was taken from
+    /// and where it stood at `positions_done`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::source::SourceCheckpoint>,
 }
 
 /// What a [`PipelineState`] was taken from, so that [`Pipeline::restore`] refuses a state
@@ -1384,6 +1401,16 @@ impl<T: Send + 'static> Pipeline<T> {
                 state.stages, mine
             )));
         }
+        match &self.spec.stateful {
+            Some(link) => link.check(state)?,
+            None if state.source.is_some() => {
+                return Err(PipelineError::State(
+                    "state was taken from a stateful source; this pipeline's source is not one"
+                        .to_string(),
+                ))
+            }
+            None => {}
+        }
         let mut expect_len = None;
         if let Some(theirs) = &state.fingerprint {
             let mut ours = self.spec.fingerprint.clone();
@@ -1412,6 +1439,9 @@ impl<T: Send + 'static> Pipeline<T> {
             }
         }
         self.expect_len = expect_len;
+        if let Some(link) = &self.spec.stateful {
+            link.restore(state);
+        }
         self.pos = Position {
             epoch: state.epoch,
             prefix: state.positions_done,
@@ -1470,6 +1500,9 @@ impl<T: Send + 'static> Pipeline<T> {
         let mut segments = segment_specs(&spec.segments);
         if let Some(t) = &self.tuned {
             t.apply(&mut segments);
+        }
+        if let Some(link) = &spec.stateful {
+            link.resume_at(epoch, self.pos.prefix);
         }
         let feed = catch_unwind(AssertUnwindSafe(|| (spec.feed)(epoch))).map_err(|p| {
             PipelineError::Start(format!(
@@ -1670,6 +1703,10 @@ fn state_of(pos: &Position, spec: &Spec, len: Option<u64>) -> PipelineState {
         partial: pos.partial.clone(),
         stages: spec.settings.iter().map(|s| s.name.clone()).collect(),
         fingerprint: Some(fingerprint),
+        source: spec
+            .stateful
+            .as_ref()
+            .map(|link| link.checkpoint(pos.epoch, pos.prefix)),
     }
 }
 
@@ -1837,7 +1874,10 @@ impl<T: Send + 'static> Items<'_, T> {
     pub fn state(&self) -> PipelineState {
         match &self.run {
             Some(run) => {
-                let pos = Position::from_progress(run.shared.epoch, &lock(&run.shared.progress));
+                // Under the progress lock: a stateful source forgets its checkpoints below the
+                // prefix only under it.
+                let progress = lock(&run.shared.progress);
+                let pos = Position::from_progress(run.shared.epoch, &progress);
                 state_of(&pos, &self.pipeline.spec, run.shared.source_total())
             }
             None => self.pipeline.state(),

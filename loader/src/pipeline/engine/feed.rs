@@ -55,6 +55,7 @@ impl Shared {
         if let Some(feed) = source.as_mut() {
             let mut pr = lock(&self.progress);
             let restored = pr.prefix > 0 || !pr.done.is_empty();
+            feed.resolved(pr.prefix);
             while room > 0 {
                 match catch_unwind(AssertUnwindSafe(|| feed.next())) {
                     Ok(Fed::Item(src, v)) => {
@@ -64,6 +65,24 @@ impl Shared {
                         }
                         pr.admit(src);
                         taken.push((src, Body::Value(v)));
+                        room -= 1;
+                    }
+                    Ok(Fed::Failed(src, message)) => {
+                        self.next_src.store(src + 1, SeqCst);
+                        if restored && pr.skips(src) {
+                            continue;
+                        }
+                        pr.admit(src);
+                        taken.push((
+                            src,
+                            Body::Failed(Fault {
+                                stage: Arc::from("source"),
+                                src,
+                                message,
+                                panicked: false,
+                                count: 1,
+                            }),
+                        ));
                         room -= 1;
                     }
                     Ok(Fed::Later) => break,

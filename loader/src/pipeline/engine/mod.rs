@@ -221,12 +221,18 @@ pub(crate) trait Feed: Send {
     fn next(&mut self) -> Fed;
     /// Source items this epoch, if known (for a failure fraction).
     fn total(&self) -> Option<u64>;
+    /// Every source position below `prefix` is fully handed out (called, under the progress
+    /// lock, before items are taken): a stateful source may forget what it kept for them.
+    fn resolved(&mut self, _prefix: u64) {}
 }
 
 /// What a [`Feed`] gives.
 pub(crate) enum Fed {
     /// The item at this source position.
     Item(u64, Value),
+    /// The source could not read the item at this source position: a failed item (stage
+    /// `source`); the source goes on after it.
+    Failed(u64, String),
     /// Nothing yet: the owner adds more later (and kicks the feeder).
     Later,
     /// No more items.

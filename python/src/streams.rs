@@ -1,0 +1,286 @@
+//! Streams from Python (issue 30): iterables and callables pulled lazily, shards, a shuffle
+//! buffer, as `loader::source` sources whose items are [`PyItem`]s.
+//!
+//! Python describes a stream as a tuple (see `schedlab/streams.py`):
+//! `("iter", obj, is_callable, shuffle)` or
+//! `("shards", paths, rank, world_size, shuffle_seed, balanced, reader, reader_fn, shuffle)`,
+//! where `shuffle` is `None` or `(buffer_size, seed)` and `reader` is `"tar"`, `"jsonl"`,
+//! `"file"` or `"fn"` (then `reader_fn(path)` returns an iterable).
+
+use std::path::{Path, PathBuf};
+
+use loader::source::{
+    FnReader, JsonLines, ShardReader, Shards, Source, SourceError, SourceFingerprint, SourceState,
+    TarReader, TarSample, WholeFile,
+};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyIterator};
+
+use crate::Failure;
+
+/// A value, or the exception raised making it.
+pub(crate) type PyItem = Result<Py<PyAny>, Box<Failure>>;
+
+/// A boxed stream of Python items.
+pub(crate) type PySource = Box<dyn Source<Item = PyItem>>;
+
+/// `obj` (iterated anew each epoch) or `obj(epoch)`, one item per `next()`.
+struct PyIterSource {
+    obj: Py<PyAny>,
+    callable: bool,
+    it: Option<Py<PyIterator>>,
+    epoch: u64,
+    pos: u64,
+}
+
+impl PyIterSource {
+    fn open(&mut self, py: Python<'_>, epoch: u64) -> Result<(), SourceError> {
+        self.epoch = epoch;
+        self.pos = 0;
+        self.it = None;
+        let made = if self.callable {
+            self.obj.call1(py, (epoch,))
+        } else {
+            Ok(self.obj.clone_ref(py))
+        };
+        let it = made
+            .and_then(|o| o.bind(py).try_iter().map(Bound::unbind))
+            .map_err(|e| SourceError::Other(format!("source: {e}")))?;
+        self.it = Some(it);
+        Ok(())
+    }
+}
+
+impl Source for PyIterSource {
+    type Item = PyItem;
+
+    fn fingerprint(&self) -> SourceFingerprint {
+        SourceFingerprint::new("iterator", &[])
+    }
+
+    fn start(&mut self, epoch: u64) -> Result<(), SourceError> {
+        Python::with_gil(|py| self.open(py, epoch))
+    }
+
+    fn next(&mut self) -> Option<Result<PyItem, SourceError>> {
+        Python::with_gil(|py| {
+            let it = self.it.as_ref()?.bind(py).clone();
+            let mut it = it;
+            match it.next()? {
+                Ok(v) => {
+                    self.pos += 1;
+                    Some(Ok(Ok(v.unbind())))
+                }
+                Err(e) => {
+                    // A generator that raised is finished: the exception is this position's
+                    // failure, and the epoch ends after it.
+                    self.pos += 1;
+                    self.it = None;
+                    Some(Ok(Err(Box::new(Failure::new(py, e, "source")))))
+                }
+            }
+        })
+    }
+
+    fn state(&self) -> SourceState {
+        SourceState::new("iterator", vec![self.epoch, self.pos])
+    }
+
+    fn restore(&mut self, state: &SourceState) -> Result<(), SourceError> {
+        let w = state.expect("iterator", 2)?;
+        let (epoch, pos) = (w[0], w[1]);
+        Python::with_gil(|py| {
+            self.open(py, epoch)?;
+            let mut it = self.it.as_ref().expect("opened").bind(py).clone();
+            for i in 0..pos {
+                match it.next() {
+                    Some(Ok(_)) => {}
+                    _ => {
+                        return Err(SourceError::State(format!(
+                            "the state is at item {pos} of epoch {epoch}; the iterable gave {i}"
+                        )))
+                    }
+                }
+            }
+            self.pos = pos;
+            Ok(())
+        })
+    }
+}
+
+/// A source whose items are converted to Python objects (under the GIL).
+struct ToPy<S, F> {
+    inner: S,
+    f: F,
+}
+
+impl<S, F> Source for ToPy<S, F>
+where
+    S: Source,
+    F: Fn(Python<'_>, S::Item) -> PyItem + Send + 'static,
+{
+    type Item = PyItem;
+    fn fingerprint(&self) -> SourceFingerprint {
+        self.inner.fingerprint()
+    }
+    fn start(&mut self, epoch: u64) -> Result<(), SourceError> {
+        self.inner.start(epoch)
+    }
+    fn next(&mut self) -> Option<Result<PyItem, SourceError>> {
+        let r = self.inner.next()?;
+        Some(r.map(|v| Python::with_gil(|py| (self.f)(py, v))))
+    }
+    fn state(&self) -> SourceState {
+        self.inner.state()
+    }
+    fn restore(&mut self, state: &SourceState) -> Result<(), SourceError> {
+        self.inner.restore(state)
+    }
+}
+
+fn boxed<S, F>(inner: S, f: F) -> PySource
+where
+    S: Source,
+    F: Fn(Python<'_>, S::Item) -> PyItem + Send + 'static,
+{
+    Box::new(ToPy { inner, f })
+}
+
+fn tar_dict(py: Python<'_>, s: TarSample) -> PyItem {
+    let d = PyDict::new(py);
+    let r = (|| {
+        d.set_item("__key__", s.key)?;
+        d.set_item("__url__", s.shard)?;
+        for (ext, bytes) in s.fields {
+            d.set_item(ext, PyBytes::new(py, &bytes))?;
+        }
+        Ok::<_, PyErr>(())
+    })();
+    match r {
+        Ok(()) => Ok(d.into_any().unbind()),
+        Err(e) => Err(Box::new(Failure::new(py, e, "source"))),
+    }
+}
+
+/// A Python iterator as a Rust one (the GIL per item; an exception ends it, as that item).
+struct PyIter(Option<Py<PyIterator>>);
+
+impl Iterator for PyIter {
+    type Item = PyItem;
+    fn next(&mut self) -> Option<PyItem> {
+        Python::with_gil(|py| {
+            let mut it = self.0.as_ref()?.bind(py).clone();
+            match it.next()? {
+                Ok(v) => Some(Ok(v.unbind())),
+                Err(e) => {
+                    self.0 = None;
+                    Some(Err(Box::new(Failure::new(py, e, "reader"))))
+                }
+            }
+        })
+    }
+}
+
+fn shards_of<R: ShardReader>(
+    paths: Vec<PathBuf>,
+    reader: R,
+    rank: usize,
+    world: usize,
+    seed: Option<u64>,
+    balanced: bool,
+) -> PyResult<Shards<R>> {
+    let s = Shards::new(paths, reader)
+        .rank(rank, world)
+        .map_err(|e| PyValueError::new_err(e.to_string()))?
+        .balanced(balanced);
+    Ok(match seed {
+        Some(seed) => s.shuffle(seed),
+        None => s,
+    })
+}
+
+/// The source a Python stream spec describes.
+pub(crate) fn source_of(py: Python<'_>, spec: &Bound<'_, PyAny>) -> PyResult<PySource> {
+    let kind: String = spec.get_item(0)?.extract()?;
+    let (source, shuffle): (PySource, Option<(usize, u64)>) = match kind.as_str() {
+        "iter" => {
+            let (_, obj, callable, shuffle): (String, Py<PyAny>, bool, Option<(usize, u64)>) =
+                spec.extract()?;
+            let s = PyIterSource {
+                obj,
+                callable,
+                it: None,
+                epoch: 0,
+                pos: 0,
+            };
+            (Box::new(s), shuffle)
+        }
+        "shards" => {
+            #[allow(clippy::type_complexity)]
+            let (_, paths, rank, world, seed, balanced, reader, reader_fn, shuffle): (
+                String,
+                Vec<PathBuf>,
+                usize,
+                usize,
+                Option<u64>,
+                bool,
+                String,
+                Option<Py<PyAny>>,
+                Option<(usize, u64)>,
+            ) = spec.extract()?;
+            let s: PySource = match (reader.as_str(), reader_fn) {
+                ("tar", _) => boxed(
+                    shards_of(paths, TarReader, rank, world, seed, balanced)?,
+                    tar_dict,
+                ),
+                ("jsonl", _) => {
+                    let loads = py.import("json")?.getattr("loads")?.unbind();
+                    boxed(
+                        shards_of(paths, JsonLines, rank, world, seed, balanced)?,
+                        move |py, line: String| {
+                            loads
+                                .call1(py, (line,))
+                                .map_err(|e| Box::new(Failure::new(py, e, "source")))
+                        },
+                    )
+                }
+                ("file", _) => boxed(
+                    shards_of(paths, WholeFile, rank, world, seed, balanced)?,
+                    |py, b: Vec<u8>| Ok(PyBytes::new(py, &b).into_any().unbind()),
+                ),
+                ("fn", Some(f)) => {
+                    let name = f
+                        .bind(py)
+                        .getattr("__qualname__")
+                        .and_then(|n| n.extract::<String>())
+                        .unwrap_or_else(|_| "reader".into());
+                    let reader = FnReader::new(&name, move |p: &Path| {
+                        Python::with_gil(|py| {
+                            f.call1(py, (p.display().to_string(),))
+                                .and_then(|o| o.bind(py).try_iter().map(Bound::unbind))
+                                .map(|it| PyIter(Some(it)))
+                                .map_err(|e| e.to_string())
+                        })
+                    });
+                    Box::new(shards_of(paths, reader, rank, world, seed, balanced)?)
+                }
+                (other, _) => {
+                    return Err(PyValueError::new_err(format!(
+                        "reader: expected \"tar\", \"jsonl\", \"file\" or a callable path -> iterable, got {other:?}"
+                    )))
+                }
+            };
+            (s, shuffle)
+        }
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "source: unknown stream kind {other:?}"
+            )))
+        }
+    };
+    Ok(match shuffle {
+        Some((size, seed)) => Box::new(source.shuffled(size, seed)),
+        None => source,
+    })
+}

@@ -1,0 +1,158 @@
+"""Streams (issue 30): iterables and shards pulled lazily, a shuffle buffer, exact resume."""
+
+import io
+import itertools
+import json
+import tarfile
+
+import pytest
+
+import schedlab
+
+
+def write_tars(tmp_path, n, per):
+    paths = []
+    for s in range(n):
+        p = tmp_path / f"shard-{s:03}.tar"
+        with tarfile.open(p, "w") as tf:
+            for i in range(per):
+                for ext, data in (("txt", f"{s}-{i}".encode()), ("cls", str(i % 10).encode())):
+                    info = tarfile.TarInfo(f"{i:05}.{ext}")
+                    info.size = len(data)
+                    tf.addfile(info, io.BytesIO(data))
+        paths.append(str(p))
+    return paths
+
+
+def test_an_endless_generator_is_pulled_at_most_the_window_ahead():
+    pulled = []
+
+    def gen(epoch):
+        for i in itertools.count():
+            pulled.append(i)
+            yield i
+
+    p = schedlab.Pipeline(gen, workers=2, window=16).map(lambda x: x * 2)
+    it = iter(p)
+    for i in range(500):
+        assert next(it) == 2 * i
+        assert len(pulled) - (i + 1) <= 17
+    p.close()
+
+
+def test_an_iterable_source_gives_every_item_once_in_order():
+    p = schedlab.Pipeline(iter(range(1000)), workers=3).map(lambda x: x + 1)
+    assert list(p) == list(range(1, 1001))
+
+
+def test_tar_shards_exactly_once_across_ranks_each_shard_on_one_rank(tmp_path):
+    paths = write_tars(tmp_path, 7, 20)
+    for balanced, spread in ((False, 20), (True, 1)):
+        seen, counts = [], []
+        for rank in range(3):
+            src = schedlab.shards(paths, rank=rank, world_size=3, shuffle=True, seed=4,
+                                  balanced=balanced)
+            got = [(d["__url__"], d["__key__"], d["txt"]) for d in schedlab.Pipeline(src)]
+            counts.append(len(got))
+            seen += got
+        assert len(seen) == len(set(seen)) == 140
+        assert max(counts) - min(counts) <= spread
+        sample = next(iter(schedlab.Pipeline(schedlab.shards(paths[:1]))))
+        assert sample["__key__"] == "00000" and sample["cls"] == b"0"
+
+
+def test_jsonl_file_and_callable_readers(tmp_path):
+    j = tmp_path / "a.jsonl"
+    j.write_text('{"a": 1}\n\n{"a": 2}\n')
+    assert list(schedlab.Pipeline(schedlab.shards([str(j)], reader="jsonl"))) == [
+        {"a": 1}, {"a": 2}]
+    assert list(schedlab.Pipeline(schedlab.shards([str(j)], reader="file"))) == [
+        j.read_bytes()]
+    src = schedlab.shards(["x", "y"], reader=lambda path: [path + "0", path + "1"])
+    assert list(schedlab.Pipeline(src)) == ["x0", "x1", "y0", "y1"]
+
+
+def shuffled(workers, seed=5, buffer=300):
+    return (schedlab.Pipeline(lambda e: range(3000), workers=workers)
+            .shuffle(buffer, seed=seed).map(lambda x: x, kind="blocking", concurrency=workers))
+
+
+def test_the_shuffle_buffer_is_deterministic_whatever_the_workers():
+    ref = list(shuffled(1))
+    assert sorted(ref) == list(range(3000)) and ref != sorted(ref)
+    assert list(shuffled(4)) == ref
+    assert list(shuffled(2, seed=6)) != ref
+
+
+@pytest.mark.parametrize("cut", [1, 37, 150])
+def test_resume_is_identical_to_the_uninterrupted_run_with_other_workers(tmp_path, cut):
+    paths = write_tars(tmp_path, 5, 40)
+
+    def make(workers):
+        src = schedlab.shards(paths, rank=1, world_size=2, shuffle=True, seed=3, balanced=True)
+        return (schedlab.Pipeline(src, workers=workers).shuffle(50, seed=9)
+                .map(lambda d: d["txt"].decode(), kind="blocking", concurrency=workers)
+                .batch(4, collate_fn=None))
+
+    ref = list(make(2))
+    p = make(3)
+    it = iter(p)
+    got = [next(it) for _ in range(min(cut, len(ref)))]
+    state = json.loads(json.dumps(p.state_dict()))
+    p.close()
+    q = make(1)
+    q.load_state_dict(state)
+    got += list(q)
+    assert got == ref
+
+
+def test_a_state_with_a_10000_item_buffer_is_small_and_a_foreign_one_refused(tmp_path):
+    p = schedlab.Pipeline(lambda e: itertools.count()).shuffle(10_000, seed=1)
+    it = iter(p)
+    for _ in range(30_000):
+        next(it)
+    state = p.state_dict()
+    assert len(json.dumps(state)) <= 64 * 1024
+    p.close()
+    q = schedlab.Pipeline(lambda e: itertools.count()).shuffle(9_999, seed=1)
+    q.load_state_dict(state)
+    with pytest.raises(ValueError, match="buffer_size 10000") as e:
+        next(iter(q))
+    assert "\n" not in str(e.value)
+
+
+def test_shards_arguments_are_checked():
+    with pytest.raises(ValueError, match="rank"):
+        schedlab.shards(["a"], rank=2, world_size=2)
+    with pytest.raises(ValueError, match="world_size"):
+        schedlab.shards(["a"], world_size=0)
+    with pytest.raises(TypeError, match="paths"):
+        schedlab.shards("a.tar")
+    with pytest.raises(ValueError, match="reader"):
+        schedlab.shards(["a"], reader="zip")
+    with pytest.raises(ValueError, match="shuffle"):
+        schedlab.Pipeline([1, 2, 3]).shuffle(10)
+
+
+class Stream:
+    def __init__(self, n):
+        self.n = n
+
+    def __iter__(self):
+        return iter(range(self.n))
+
+
+@pytest.mark.parametrize("num_workers", [0, 1, 4])
+def test_the_dataloader_takes_an_iterable_dataset_once_whatever_num_workers(num_workers):
+    dl = schedlab.DataLoader(Stream(103), batch_size=10, num_workers=num_workers,
+                             collate_fn=list)
+    batches = list(dl)
+    assert [x for b in batches for x in b] == list(range(103))
+    it = iter(dl)
+    first = [next(it), next(it)]
+    state = dl.state_dict()
+    rest = schedlab.DataLoader(Stream(103), batch_size=10, collate_fn=list)
+    rest.load_state_dict(state)
+    assert first + list(rest) == batches
+    with pytest.raises(ValueError, match="shuffle"):
+        schedlab.DataLoader(Stream(3), shuffle=True)
