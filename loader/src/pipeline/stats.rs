@@ -71,18 +71,21 @@ impl StationAcc {
     }
 
     /// Charge the time since the last change to the state then, and record the state now.
+    ///
+    /// `now` may be a time the caller read a moment ago (a finished item's end) rather than a
+    /// fresh clock read: one a little older than the last one charged counts as no time.
     pub fn advance(
         &mut self,
+        now: Instant,
         queued: usize,
         unassigned: usize,
         running: usize,
         concurrency: usize,
         cap: usize,
     ) {
-        let now = Instant::now();
-        let d = now.duration_since(self.last);
+        let d = now.saturating_duration_since(self.last);
         let dt = d.as_secs() * 1_000_000_000 + u64::from(d.subsec_nanos());
-        self.last = now;
+        self.last = self.last.max(now);
         let dtf = dt as f64;
         self.queue_area += self.queued as f64 * dtf;
         self.running_area += self.running as f64 * dtf;

@@ -35,7 +35,7 @@ impl Shared {
     /// when a cpu station measures it), and the p99.9 of the wall service time, for the
     /// autotuner.
     pub fn station_counts(&self, s: usize, k: usize) -> (u64, u128, u64) {
-        let g = lock(&self.segments[s].stations[k].st);
+        let g = self.segments[s].stations[k].st.lock();
         let n = g.acc.service.len();
         let tail = if n > 0 {
             g.acc.service.value_at_quantile(0.999)
@@ -52,7 +52,7 @@ impl Shared {
     /// Station `(s, k)`'s finished items so far (one lock, no quantile: the loader reads it
     /// per batch).
     pub fn station_done(&self, s: usize, k: usize) -> u64 {
-        lock(&self.segments[s].stations[k].st).acc.service.len()
+        self.segments[s].stations[k].st.lock().acc.service.len()
     }
 
     /// The time segment `s`'s window has been full so far, ns.
@@ -64,8 +64,8 @@ impl Shared {
     /// The time station `(s, k)` had a free slot and no input so far, ns.
     pub fn starved_ns(&self, s: usize, k: usize) -> u64 {
         let st = &self.segments[s].stations[k];
-        let mut g = lock(&st.st);
-        g.mark(&st.spec);
+        let mut g = st.st.lock();
+        g.mark(&st.spec, Instant::now());
         g.acc.starved_ns
     }
 
@@ -75,7 +75,7 @@ impl Shared {
             .iter()
             .flat_map(|g| &g.stations)
             .filter_map(|t| {
-                let n = lock(&t.st).in_call;
+                let n = t.st.lock().in_call;
                 (n > 0).then(|| (Arc::clone(&t.spec.name), n))
             })
             .collect()
@@ -94,8 +94,8 @@ impl Shared {
     /// A snapshot of station `(s, k)`'s statistics.
     pub fn station_acc(&self, s: usize, k: usize) -> StationAcc {
         let st = &self.segments[s].stations[k];
-        let mut g = lock(&st.st);
-        g.mark(&st.spec);
+        let mut g = st.st.lock();
+        g.mark(&st.spec, Instant::now());
         g.acc.clone()
     }
 

@@ -3,11 +3,10 @@
 //! assigns it one or the run stops.
 
 use std::any::Any;
-use std::sync::PoisonError;
 use std::time::Instant;
 
 use super::station::budget;
-use super::{lock, Runner, Shared, StationState};
+use super::{Runner, Shared, StationState};
 
 impl Shared {
     /// A blocking thread of station `(s, k)` takes the next item itself if the station has an
@@ -15,57 +14,56 @@ impl Shared {
     pub(super) fn claim(&self, s: usize, k: usize, st: &mut StationState) -> bool {
         let seg = &self.segments[s];
         let spec = &seg.stations[k].spec;
-        if st.queue.len() <= st.assigned || st.running >= spec.conc() {
+        if st.lane.queue.len() <= st.assigned || st.running >= spec.conc() {
             return false;
         }
         if let Some(next) = seg.stations.get(k + 1) {
-            if budget(spec, st, &next.spec, &lock(&next.st)) == 0 {
+            if budget(spec, st, &next.spec, &next.st.lock()) == 0 {
                 return false;
             }
         }
-        st.mark(spec);
+        st.mark(spec, Instant::now());
         st.running += 1;
         true
     }
 
-    /// A blocking thread of station `(s, k)`: take items until the run stops.
+    /// A blocking thread of station `(s, k)`: take items until the run stops. The wait is
+    /// the station post's (`post.rs`): checked under its lock, the stop included.
     pub fn blocking_loop(&self, s: usize, k: usize, state: &mut (dyn Any + Send), i: usize) {
         let station = &self.segments[s].stations[k];
+        // Since when a thread waited with input but no room for its output (back-pressured).
+        let mut pressed: Option<Instant> = None;
         loop {
-            let (packet, low) = {
-                let mut st = lock(&station.st);
-                loop {
-                    if self.stopped() {
-                        return;
-                    }
-                    if self.claim(s, k, &mut st) {
-                        let p = st.queue.pop_front();
-                        st.in_call += usize::from(p.is_some());
-                        break (p, st.low(&station.spec));
-                    }
-                    // `pump` counted the item as running when it handed it out.
-                    if st.assigned > 0 {
-                        st.mark(&station.spec);
-                        st.assigned -= 1;
-                        let p = st.queue.pop_front();
-                        st.in_call += usize::from(p.is_some());
-                        break (p, st.low(&station.spec));
-                    }
-                    // Input waiting but no room for its output: back-pressured.
-                    let pressed = st.queue.len() > st.assigned;
-                    let t = pressed.then(Instant::now);
-                    st.idle += 1;
-                    st = station
-                        .work
-                        .wait(st)
-                        .unwrap_or_else(PoisonError::into_inner);
+            let step = |st: &mut StationState, slept: bool| {
+                if slept {
                     st.idle -= 1;
-                    if let Some(t) = t {
+                    if let Some(t) = pressed.take() {
                         st.acc.thread_blocked_ns += t.elapsed().as_nanos();
                     }
                 }
+                if self.claim(s, k, st) {
+                    let p = st.lane.queue.pop_front();
+                    st.in_call += usize::from(p.is_some());
+                    return Some((p, st.low(&station.spec)));
+                }
+                // `pump` counted the item as running when it handed it out.
+                if st.assigned > 0 {
+                    st.mark(&station.spec, Instant::now());
+                    st.assigned -= 1;
+                    let p = st.lane.queue.pop_front();
+                    st.in_call += usize::from(p.is_some());
+                    return Some((p, st.low(&station.spec)));
+                }
+                if st.lane.queue.len() > st.assigned {
+                    pressed = Some(Instant::now());
+                }
+                st.idle += 1;
+                None
             };
-            self.room_freed(s, k, low);
+            let Some((packet, low)) = station.st.take_or_wait(&self.stopped, step) else {
+                return;
+            };
+            self.room_freed(s, k, low, None);
             let Some(packet) = packet else { continue };
             self.process(s, k, packet, state, Runner::Thread(i));
         }

@@ -5,6 +5,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::{lock, panic_text, Body, Children, Fault, Fed, Packet, Part, Parts, Shared};
 
@@ -32,13 +33,8 @@ impl Shared {
         let held = lock(&seg.gate).held;
         let mut room = seg.window.load(Relaxed).saturating_sub(held);
         if let Some(first) = seg.stations.first() {
-            let st = lock(&first.st);
-            room = room.min(
-                first
-                    .spec
-                    .cap()
-                    .saturating_sub(st.queue.len() + st.incoming),
-            );
+            let st = first.st.lock();
+            room = room.min(st.lane.room(first.spec.cap()));
         }
         room
     }
@@ -143,7 +139,7 @@ impl Shared {
         let mut ended = false;
         let mut spent = Vec::new();
         {
-            let mut t = lock(&seg.tail_st);
+            let mut t = seg.tail_st.lock();
             while room > 0 {
                 let Some((p, u)) = t.out.pop_front() else {
                     break;
@@ -163,7 +159,7 @@ impl Shared {
                 // this feeder, holding the next segment's `feeder` baton, takes from the front).
                 drop(t);
                 let over = self.pull_children(s, &parent, &mut children, &mut room, &mut moved);
-                t = lock(&seg.tail_st);
+                t = seg.tail_st.lock();
                 if over {
                     // The parent's unit leaves with its last child.
                     units += u;
@@ -339,11 +335,11 @@ impl Shared {
             Some(first) if n > 0 => {
                 let mut holes = Vec::new();
                 {
-                    let mut st = lock(&first.st);
-                    st.mark(&first.spec);
+                    let mut st = first.st.lock();
+                    st.mark(&first.spec, Instant::now());
                     for p in batch {
                         if matches!(p.body, Body::Value(_)) {
-                            st.queue.push_back(p);
+                            st.lane.queue.push_back(p);
                             st.acc.items_in += 1;
                         } else {
                             holes.push(p);

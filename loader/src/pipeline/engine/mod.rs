@@ -20,8 +20,8 @@
 
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Instant;
 
 use scheduler::{Submitter, WorkerId};
@@ -33,8 +33,16 @@ mod account;
 mod baton;
 mod blocking;
 mod feed;
+mod lane;
+mod post;
+mod reorder;
 mod station;
 mod tail;
+
+use crate::sync::atomic::AtomicBool;
+use lane::Lane;
+use post::Post;
+use reorder::Reorder;
 
 pub use account::thread_cpu_ns;
 pub(crate) use account::{ChildPaths, Progress, Track};
@@ -241,9 +249,8 @@ pub(crate) enum Fed {
 
 /// A station's mutable state (under its lock).
 struct StationState {
-    queue: VecDeque<Packet>,
-    /// Items taken from upstream that will enter `queue` (room reserved for them).
-    incoming: usize,
+    /// The input queue, and the places reserved in it by the station before (`lane.rs`).
+    lane: Lane<Packet>,
     /// Items handed to a runner (a ticket issued or a thread took one) not yet finished.
     running: usize,
     /// Items a blocking thread was told to take and has not popped yet.
@@ -253,15 +260,14 @@ struct StationState {
     /// Stage calls running now (inside the stage function): what a stopped run waits for.
     in_call: usize,
     /// CPU stations: items bound to a task id of the stage's job, not started yet.
-    bound: HashMap<usize, Packet>,
+    bound: station::Bound,
     acc: StationAcc,
 }
 
 pub(crate) struct Station {
     pub spec: StationSpec,
-    st: Mutex<StationState>,
-    /// Blocking threads wait here for work.
-    work: Condvar,
+    /// Its state; blocking threads wait here for work (`post.rs`).
+    st: Post<StationState>,
     /// CPU stations: submits tickets to the stage's job on the pool.
     pub submitter: OnceLock<Submitter>,
 }
@@ -297,10 +303,9 @@ impl GateState {
 
 /// The tail's state: the reorder window and what is ready to leave.
 struct TailState {
-    /// Ordered: packets by `seq − next`; as ready: arrival order (all `Some`).
-    window: VecDeque<Option<Packet>>,
-    /// The next sequence number to resolve.
-    next: u64,
+    /// Ordered: packets by sequence number; as ready: arrival order (`reorder.rs`). Its
+    /// `resolved()` counts resolved packets in both modes.
+    order: Reorder<Packet>,
     /// A batch being assembled: values, their parts, its first fault, and segment units.
     cur: Vec<Value>,
     cur_parts: Vec<Part>,
@@ -320,9 +325,8 @@ pub(crate) struct Segment {
     /// Most items admitted at once; the autotuner may change it during a run.
     pub window: AtomicUsize,
     gate: Mutex<GateState>,
-    tail_st: Mutex<TailState>,
-    /// The consumer waits here (sink tail).
-    ready: Condvar,
+    /// The tail's state; the consumer waits here (sink tail).
+    tail_st: Post<TailState>,
     /// Whoever holds it feeds the segment; a kick while it is held is served by the holder.
     feeder: baton::Baton,
 }
@@ -416,17 +420,15 @@ impl Shared {
                     .stations
                     .into_iter()
                     .map(|spec| Station {
-                        st: Mutex::new(StationState {
-                            queue: VecDeque::new(),
-                            incoming: 0,
+                        st: Post::new(StationState {
+                            lane: Lane::new(),
                             running: 0,
                             assigned: 0,
                             idle: 0,
                             in_call: 0,
-                            bound: HashMap::new(),
+                            bound: station::Bound::new(),
                             acc: StationAcc::new(),
                         }),
-                        work: Condvar::new(),
                         submitter: OnceLock::new(),
                         spec,
                     })
@@ -440,9 +442,8 @@ impl Shared {
                     full_since: None,
                     full_ns: 0,
                 }),
-                tail_st: Mutex::new(TailState {
-                    window: VecDeque::new(),
-                    next: 0,
+                tail_st: Post::new(TailState {
+                    order: Reorder::new(),
                     cur: Vec::new(),
                     cur_parts: Vec::new(),
                     cur_fault: None,
@@ -451,7 +452,6 @@ impl Shared {
                     ended: false,
                     waiting: false,
                 }),
-                ready: Condvar::new(),
                 feeder: baton::Baton::new(),
             })
             .collect();
@@ -486,11 +486,9 @@ impl Shared {
         self.stopped.store(true, SeqCst);
         for seg in &self.segments {
             for st in &seg.stations {
-                let _g = lock(&st.st);
-                st.work.notify_all();
+                st.st.wake_all();
             }
-            let _g = lock(&seg.tail_st);
-            seg.ready.notify_all();
+            seg.tail_st.wake_all();
         }
     }
 }

@@ -4,6 +4,7 @@
 //! station's queue or to the tail, under both stations' locks in station order.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,52 +13,46 @@ use scheduler::WorkerId;
 
 use super::account::thread_cpu_ns;
 use super::{
-    lock, panic_text, Body, Children, Fault, Kind, Out, Packet, Runner, Shared, StationSpec,
-    StationState,
+    lock, panic_text, Body, Children, Fault, Kind, Out, Packet, Runner, Shared, Station,
+    StationSpec, StationState,
 };
 
 impl Shared {
     /// Station `(s, k)`: hand out as much work as concurrency, input and output room allow.
     pub fn pump(&self, s: usize, k: usize) {
+        self.pump_at(s, k, None);
+    }
+
+    /// [`pump`](Shared::pump) with the time now when the caller has just read it (a finished
+    /// item's end): the statistics are charged with it rather than with a clock read of their
+    /// own.
+    pub(super) fn pump_at(&self, s: usize, k: usize, now: Option<Instant>) {
         let seg = &self.segments[s];
         let station = &seg.stations[k];
         let next = seg.stations.get(k + 1);
-        let mut st = lock(&station.st);
-        let unassigned = st.queue.len() - st.assigned;
+        let mut st = station.st.lock();
+        let unassigned = st.lane.queue.len() - st.assigned;
         let free = station.spec.conc().saturating_sub(st.running);
         let mut n = unassigned.min(free);
         match station.spec.kind {
             Kind::Cpu => {
-                // A CPU worker cannot wait for room downstream: a cpu station reserves its
-                // output's place before it starts.
-                if n > 0 {
-                    if let Some(next) = next {
-                        let mut nx = lock(&next.st);
-                        let room = next.spec.cap().saturating_sub(nx.queue.len() + nx.incoming);
-                        st.mark(&station.spec);
-                        st.acc.blocked = room < n;
-                        n = n.min(room);
-                        nx.incoming += n;
-                    }
-                }
                 if n == 0 {
                     return;
                 }
-                st.mark(&station.spec);
-                st.running += n;
-                // Each item is bound to a task id of the stage's job, in queue order, so the
-                // job's strategy decides which worker runs which item, and when. Submitting
-                // under the station's lock keeps ids and items in step; a worker that picks an
-                // id early waits for the lock, and finds its item bound.
-                if let Some(Ok(ids)) = station.submitter.get().map(|sub| sub.try_submit(n)) {
-                    for id in ids {
-                        let p = st.queue.pop_front().expect("n items are queued");
-                        st.bound.insert(id, p);
+                let now = now.unwrap_or_else(Instant::now);
+                n = match next {
+                    Some(next) => {
+                        let mut nx = next.st.lock();
+                        hand_out_cpu(station, &mut st, Some((&next.spec, &mut nx)), now)
                     }
+                    None => hand_out_cpu(station, &mut st, None, now),
+                };
+                if n == 0 {
+                    return;
                 }
                 let low = st.low(&station.spec);
                 drop(st);
-                self.room_freed(s, k, low);
+                self.room_freed(s, k, low, Some(now));
             }
             Kind::Blocking => {
                 // Only threads waiting for work are woken: a thread that finishes an item takes
@@ -65,8 +60,8 @@ impl Shared {
                 n = n.min(st.idle.saturating_sub(st.assigned));
                 if n > 0 {
                     if let Some(next) = next {
-                        let nx = lock(&next.st);
-                        let queued = nx.queue.len() + nx.incoming;
+                        let nx = next.st.lock();
+                        let queued = nx.lane.held();
                         n = if queued > next.spec.cap() {
                             // Downstream has more than its queue's worth: the threads that
                             // finish their items take the free slots, nobody is woken.
@@ -79,13 +74,11 @@ impl Shared {
                 if n == 0 {
                     return;
                 }
-                st.mark(&station.spec);
+                st.mark(&station.spec, now.unwrap_or_else(Instant::now));
                 st.running += n;
                 st.assigned += n;
                 drop(st);
-                for _ in 0..n {
-                    station.work.notify_one();
-                }
+                station.st.notify(n);
             }
         }
     }
@@ -101,9 +94,9 @@ impl Shared {
     ) {
         let station = &self.segments[s].stations[k];
         let packet = {
-            let mut st = lock(&station.st);
+            let mut st = station.st.lock();
             // A stopped run starts no new item (checked under the lock `wait_calls` reads).
-            match st.bound.remove(&id) {
+            match st.bound.remove(id) {
                 Some(p) if !self.stopped() => {
                     st.in_call += 1;
                     p
@@ -111,21 +104,21 @@ impl Shared {
                 _ => return,
             }
         };
+        // `process` hands out the station's next items under the locks it takes anyway.
         self.process(s, k, packet, state, Runner::Cpu(w));
-        self.pump(s, k);
     }
 
     /// Room appeared in station `(s, k)`'s queue: its feeder may go on. The segment's feeder
     /// is called only once the queue is down to half (`low`), so that it takes the source's
     /// lock for a run of items rather than for each one; the items still queued keep the
     /// station busy meanwhile.
-    pub(super) fn room_freed(&self, s: usize, k: usize, low: bool) {
+    pub(super) fn room_freed(&self, s: usize, k: usize, low: bool, now: Option<Instant>) {
         if k == 0 {
             if low {
                 self.kick_feed(s);
             }
         } else {
-            self.pump(s, k - 1);
+            self.pump_at(s, k - 1, now);
         }
     }
 
@@ -148,7 +141,10 @@ impl Shared {
             .flatten();
         let t = Instant::now();
         let r = catch_unwind(AssertUnwindSafe(|| (station.spec.f)(v, state, runner)));
-        let ns = t.elapsed().as_nanos() as u64;
+        // The one clock read after the call: the service time, and the time every statistic
+        // changed below is charged at.
+        let end = Instant::now();
+        let ns = end.saturating_duration_since(t).as_nanos() as u64;
         let cpu_ns = cpu0.and_then(|a| thread_cpu_ns().map(|b| b.saturating_sub(a)));
         let src = parts.first_src();
         let fault = |message: String, panicked: bool| Fault {
@@ -175,9 +171,12 @@ impl Shared {
         // budget counts the item until it is there: the slot is given up and the item queued
         // in one step, under both locks (in station order).
         let reserved = station.spec.kind == Kind::Cpu;
+        // A cpu station hands out its next items in the same step (`handed`, its queue then
+        // low): one lock round on the pair per item, where a separate `pump` took another.
+        let mut handed = (0, false);
         {
-            let mut st = lock(&station.st);
-            st.mark(&station.spec);
+            let mut st = station.st.lock();
+            st.mark(&station.spec, end);
             st.running -= 1;
             st.in_call -= 1;
             st.acc.done(
@@ -189,30 +188,82 @@ impl Shared {
                 st.acc.cpu_ns += u128::from(c);
                 st.acc.cpu_items += 1;
             }
-            if let Some(next) = next.filter(|_| passes_on || reserved) {
-                let mut nx = lock(&next.st);
-                if reserved {
-                    nx.incoming -= 1;
+            match next {
+                Some(next) if passes_on || reserved => {
+                    let mut nx = next.st.lock();
+                    if passes_on {
+                        nx.mark(&next.spec, end);
+                        nx.acc.items_in += 1;
+                    }
+                    let item = if passes_on { out.take() } else { None };
+                    if reserved {
+                        nx.lane.land(item);
+                        let n = hand_out_cpu(station, &mut st, Some((&next.spec, &mut nx)), end);
+                        handed = (n, st.low(&station.spec));
+                    } else {
+                        nx.lane.queue.extend(item);
+                    }
                 }
-                if passes_on {
-                    nx.mark(&next.spec);
-                    nx.queue.extend(out.take());
-                    nx.acc.items_in += 1;
+                _ if reserved => {
+                    let n = hand_out_cpu(station, &mut st, None, end);
+                    handed = (n, st.low(&station.spec));
                 }
+                _ => {}
             }
+        }
+        if handed.0 > 0 {
+            self.room_freed(s, k, handed.1, Some(end));
         }
         match out {
             // The end of the segment, or a hole or a failure, which skips the rest of it.
-            Some(p) => {
-                self.to_tail(s, p);
-                if next.is_some() && reserved {
-                    // Its reserved place downstream is free again.
-                    self.pump(s, k);
-                }
-            }
-            None => self.pump(s, k + 1),
+            Some(p) => self.to_tail(s, p),
+            None => self.pump_at(s, k + 1, Some(end)),
         }
     }
+}
+
+/// Cpu station `station` (state `st`; the next station's spec and state when there is one,
+/// both locked, in station order) hands out what it can start now: a CPU worker cannot wait
+/// for room downstream, so each item's place in the next queue is reserved first (`lane.rs`),
+/// then the item is bound to a task id of the station's job. How many were handed out.
+fn hand_out_cpu(
+    station: &Station,
+    st: &mut StationState,
+    next: Option<(&StationSpec, &mut StationState)>,
+    now: Instant,
+) -> usize {
+    let spec = &station.spec;
+    let want = (st.lane.queue.len() - st.assigned).min(spec.conc().saturating_sub(st.running));
+    if want == 0 {
+        return 0;
+    }
+    let n = match next {
+        Some((nspec, nx)) => {
+            let granted = nx.lane.reserve(want, nspec.cap());
+            if st.acc.blocked != (granted < want) {
+                st.mark(spec, now);
+                st.acc.blocked = granted < want;
+            }
+            granted
+        }
+        None => want,
+    };
+    if n == 0 {
+        return 0;
+    }
+    st.mark(spec, now);
+    st.running += n;
+    // Each item is bound to a task id of the stage's job, in queue order, so the job's
+    // strategy decides which worker runs which item, and when. Submitting under the station's
+    // lock keeps ids and items in step; a worker that picks an id early waits for the lock,
+    // and finds its item bound.
+    if let Some(Ok(ids)) = station.submitter.get().map(|sub| sub.try_submit(n)) {
+        for id in ids {
+            let p = st.lane.queue.pop_front().expect("n items are queued");
+            st.bound.insert(id, p);
+        }
+    }
+    n
 }
 
 /// Items blocking station `spec` may still start: its threads and the next queue (`nspec`,
@@ -226,24 +277,65 @@ pub(super) fn budget(
 ) -> usize {
     spec.conc()
         .saturating_add(nspec.cap())
-        .saturating_sub(st.running + nx.queue.len() + nx.incoming)
+        .saturating_sub(st.running + nx.lane.held())
 }
 
 impl StationState {
     /// The queue is down to half its capacity or less: time to feed it.
     pub(super) fn low(&self, spec: &StationSpec) -> bool {
-        self.queue.len() + self.incoming <= spec.cap() / 2
+        self.lane.held() <= spec.cap() / 2
     }
 
-    /// Account the time since the last change to the state the station was in.
-    pub(super) fn mark(&mut self, spec: &StationSpec) {
-        let unassigned = self.queue.len() - self.assigned;
+    /// Account the time since the last change (up to `now`) to the state the station was in.
+    pub(super) fn mark(&mut self, spec: &StationSpec, now: Instant) {
+        let unassigned = self.lane.queue.len() - self.assigned;
         self.acc.advance(
-            self.queue.len() + self.incoming,
+            now,
+            self.lane.held(),
             unassigned,
             self.running,
             spec.conc(),
             spec.cap(),
         );
+    }
+}
+
+/// The items bound to task ids of a cpu station's job and not started yet. Ids are handed out
+/// in order (under the station's lock), so a ring from the lowest id not yet taken serves, with
+/// no hashing and no allocation per item.
+pub(super) struct Bound {
+    /// The id of `slots[0]`.
+    base: usize,
+    slots: VecDeque<Option<Packet>>,
+}
+
+impl Bound {
+    pub fn new() -> Bound {
+        Bound {
+            base: 0,
+            slots: VecDeque::new(),
+        }
+    }
+
+    pub fn insert(&mut self, id: usize, p: Packet) {
+        if self.slots.is_empty() {
+            self.base = id;
+        }
+        let at = id - self.base;
+        if self.slots.len() <= at {
+            self.slots.resize_with(at + 1, || None);
+        }
+        self.slots[at] = Some(p);
+    }
+
+    /// The packet bound to `id`, once.
+    pub fn remove(&mut self, id: usize) -> Option<Packet> {
+        let at = id.checked_sub(self.base)?;
+        let p = self.slots.get_mut(at)?.take();
+        while let Some(None) = self.slots.front() {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+        p
     }
 }

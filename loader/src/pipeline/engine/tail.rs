@@ -4,7 +4,9 @@
 //! applied.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, MutexGuard, PoisonError};
+use std::sync::Arc;
+
+use crate::sync::MutexGuard;
 use std::time::Instant;
 
 use super::{
@@ -15,15 +17,11 @@ impl Shared {
     /// A packet reached the end of segment `s`.
     pub(super) fn to_tail(&self, s: usize, p: Packet) {
         let seg = &self.segments[s];
-        let mut t = lock(&seg.tail_st);
+        let mut t = seg.tail_st.lock();
         if self.ordered {
-            let at = (p.seq - t.next) as usize;
-            if t.window.len() <= at {
-                t.window.resize_with(at + 1, || None);
-            }
-            t.window[at] = Some(p);
+            t.order.place(p.seq, p);
         } else {
-            t.window.push_back(Some(p));
+            t.order.push(p);
         }
         let before = (t.out.len(), t.ended);
         let freed = self.resolve(s, &mut t);
@@ -42,10 +40,14 @@ impl Shared {
     ) {
         let seg = &self.segments[s];
         let has_out = !t.out.is_empty() || t.ended;
-        if matches!(seg.tail, TailKind::Sink) && has_out && t.waiting {
-            seg.ready.notify_one();
-        }
+        let wake = matches!(seg.tail, TailKind::Sink) && has_out && t.waiting;
         drop(t);
+        // After the lock is let go, so that the consumer does not wake into a held lock: it
+        // raised `waiting` and is inside its wait (it lets go of the lock only there), so the
+        // notification cannot come before its wait (`post.rs`).
+        if wake {
+            seg.tail_st.notify(1);
+        }
         if freed > 0 {
             self.release(s, freed);
         }
@@ -60,9 +62,7 @@ impl Shared {
     /// the segment units that left without output.
     pub(super) fn resolve(&self, s: usize, t: &mut TailState) -> usize {
         let mut freed = 0;
-        while let Some(Some(_)) = t.window.front() {
-            let p = t.window.pop_front().flatten().expect("checked");
-            t.next += 1;
+        while let Some(p) = t.order.pop_next() {
             self.through_tail(s, t, p, &mut freed);
         }
         self.check_end_locked(s, t, &mut freed);
@@ -180,7 +180,7 @@ impl Shared {
 
     pub(super) fn check_end(&self, s: usize) {
         let seg = &self.segments[s];
-        let mut t = lock(&seg.tail_st);
+        let mut t = seg.tail_st.lock();
         let mut freed = 0;
         let before = (t.out.len(), t.ended);
         self.check_end_locked(s, &mut t, &mut freed);
@@ -189,7 +189,7 @@ impl Shared {
     }
 
     /// Segment `s` is over when its gate is closed and every admitted item was resolved
-    /// (`next` counts resolved packets in both modes).
+    /// (`order.resolved()` counts resolved packets in both modes).
     pub(super) fn check_end_locked(&self, s: usize, t: &mut TailState, freed: &mut usize) {
         if t.ended {
             return;
@@ -198,7 +198,7 @@ impl Shared {
             let g = lock(&self.segments[s].gate);
             (g.closed, g.admitted)
         };
-        if closed && t.next == admitted {
+        if closed && t.order.resolved() == admitted {
             self.batch_maybe_full(s, t, true, freed);
             t.ended = true;
         }
@@ -209,7 +209,7 @@ impl Shared {
         let s = self.segments.len() - 1;
         let seg = &self.segments[s];
         self.kick_feed(0);
-        let mut t = lock(&seg.tail_st);
+        let mut t = seg.tail_st.lock();
         loop {
             if lock(&self.tally).halted || self.stopped() {
                 return Delivered::End;
@@ -225,7 +225,7 @@ impl Shared {
                 return Delivered::End;
             }
             t.waiting = true;
-            t = seg.ready.wait(t).unwrap_or_else(PoisonError::into_inner);
+            t = seg.tail_st.wait(t);
             t.waiting = false;
         }
     }
