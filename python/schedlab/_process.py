@@ -1,0 +1,735 @@
+"""Worker processes for Python that holds the GIL: ``Pipeline.map(fn, kind="process")`` and
+``DataLoader(worker_type="process")``.
+
+How it fits the engine: a process stage *is* a blocking stage. Each of its ``concurrency``
+threads leases one worker process (:class:`ProcessStage`, one per stage) and hands it one
+item at a time, waiting for the answer in ``read()``, without the GIL. So the engine's
+windows, order, back-pressure, failure policy, checkpoints and statistics apply unchanged,
+and a slow item holds one process, never a batch.
+
+Processes::
+
+    the user's process (engine threads)
+        |  control socket: the pickled function once, then "fork", "reap"
+        v
+    the zygote (one per stage; started with the start method, single-threaded)
+        |  os.fork(), one socket per worker (its fd passed back over the control socket)
+        v
+    worker processes (run ``fn(item)``, one item at a time)
+
+The zygote is started with ``start_method`` (default ``"forkserver"``): forking the user's
+process is unsafe while the engine's Rust threads run (a lock another thread held at the fork
+stays locked forever in the child: the allocator's, Python's, the engine's), and ``"spawn"``
+starts a fresh interpreter per worker (slow, and nothing shared). The zygote is
+single-threaded, so *it* forks safely: workers start (and dead ones are replaced) in a few
+milliseconds, and share the zygote's pages (the interpreter, the imported modules, the
+unpickled function and dataset) copy-on-write. ``"spawn"`` and ``"fork"`` are selectable;
+``"fork"`` is the only one that forks the user's process (the zygote; the engine's threads
+are not running inside it, but a lock they held is copied held: use it knowingly).
+
+Messages: one byte of kind, then a pickle (protocol 5). Contiguous buffers of
+``SHM_MIN_BYTES`` or more (numpy arrays, ``bytes``) travel out of band in POSIX shared memory:
+the sender copies each into a fresh segment once, the receiver maps it (zero copies) and
+unlinks the name at once, so the array it gets is a view of the mapping, freed with it. Only
+the pickle's header (dtype, shape, the segment's name) goes through the socket.
+
+A worker that dies (a signal, ``os._exit``, a segfault) while running an item makes that
+item a :class:`WorkerDied` error naming the pid and the signal or exit status; the zygote
+reaps it and forks a replacement, and the next item goes there.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import mmap
+import os
+import pickle
+import secrets
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+import weakref
+from multiprocessing import get_context
+from multiprocessing.connection import Connection
+from multiprocessing.reduction import recv_handle, send_handle
+from typing import Any, Callable, NoReturn, Optional
+
+try:  # POSIX shared memory, as multiprocessing.shared_memory uses it (without its tracker)
+    import _posixshmem
+except ImportError:  # pragma: no cover - not POSIX
+    _posixshmem = None  # type: ignore[assignment]
+
+#: Buffers at least this large go through shared memory rather than the socket.
+SHM_MIN_BYTES = 64 * 1024
+
+#: The start methods a process stage accepts; the first is the default.
+START_METHODS = ("forkserver", "spawn", "fork")
+
+_SEG = itertools.count()
+
+#: Replacements of a worker that dies before it takes an item, before the item fails.
+_RESENDS = 3
+
+
+class WorkerDied(RuntimeError):
+    """A worker process died while it ran this item (killed by a signal, ``os._exit``, a
+    crash). ``pid``, ``signal`` (the signal's number, or ``None``) and ``exitcode`` say how;
+    the process was replaced and the other items were not affected."""
+
+    pid: Optional[int] = None
+    signal: Optional[int] = None
+    exitcode: Optional[int] = None
+
+
+class _RemoteTraceback(Exception):
+    """The worker process's traceback, chained as the cause of the exception it raised."""
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return self.tb
+
+
+def start_method_arg(name: str, value: Any) -> str:
+    """``value`` as a start method name (a str or a multiprocessing context), else
+    ``ValueError`` / ``TypeError`` naming ``name``."""
+    if value is None:
+        return START_METHODS[0]
+    if hasattr(value, "get_start_method") and not isinstance(value, str):
+        value = value.get_start_method()
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{name}: expected a start method name or a multiprocessing context, got "
+            f"{type(value).__name__}"
+        )
+    if value not in START_METHODS:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, START_METHODS))}, got "
+                         f"{value!r}")
+    return value
+
+
+def check_picklable(name: str, obj: Any) -> bytes:
+    """``obj`` pickled, or ``TypeError`` naming ``name`` (a process stage's function and the
+    DataLoader's dataset reach the worker processes pickled)."""
+    try:
+        return pickle.dumps(obj, protocol=5)
+    except Exception as e:
+        raise TypeError(
+            f"{name}: worker processes receive it pickled, and pickling it failed "
+            f"({type(e).__name__}: {e}); use a module-level function or a picklable object"
+        ) from e
+
+
+# --- messages -----------------------------------------------------------------------------
+
+
+def _to_shm(m: memoryview) -> tuple[str, int]:
+    name = f"/schedlab-{os.getpid()}-{next(_SEG)}-{secrets.token_hex(4)}"
+    fd = _posixshmem.shm_open(name, os.O_CREAT | os.O_EXCL | os.O_RDWR, mode=0o600)
+    try:
+        try:
+            os.ftruncate(fd, m.nbytes)
+            done = 0
+            while done < m.nbytes:
+                done += os.write(fd, m[done:])
+        except BaseException:
+            _posixshmem.shm_unlink(name)
+            raise
+    finally:
+        os.close(fd)
+    return name, m.nbytes
+
+
+def _from_shm(name: str, size: int) -> mmap.mmap:
+    fd = _posixshmem.shm_open(name, os.O_RDWR, mode=0o600)
+    try:
+        return mmap.mmap(fd, size)
+    finally:
+        os.close(fd)
+        try:
+            _posixshmem.shm_unlink(name)
+        except OSError:
+            pass
+
+
+def pack(kind: bytes, obj: Any, sent: Optional[list[str]] = None) -> bytes:
+    """One message: ``kind`` (one lowercase byte), then ``obj`` pickled; large contiguous
+    buffers go to shared memory (``kind`` upper-cased, the segments listed first). ``sent``
+    collects the segments' names (the sender unlinks them if the receiver never does)."""
+    segs: list[tuple[str, int]] = []
+
+    def out_of_band(pb: pickle.PickleBuffer) -> bool:
+        try:
+            m = pb.raw()
+        except BufferError:
+            return True
+        if m.nbytes < SHM_MIN_BYTES or _posixshmem is None:
+            return True
+        try:
+            segs.append(_to_shm(m))
+        except OSError:
+            return True  # /dev/shm full or missing: through the socket
+        return False
+
+    data = pickle.dumps(obj, protocol=5, buffer_callback=out_of_band)
+    if not segs:
+        return kind + data
+    if sent is not None:
+        sent.extend(n for n, _ in segs)
+    head = pickle.dumps(segs, protocol=5)
+    return kind.upper() + len(head).to_bytes(4, "little") + head + data
+
+
+def unpack(msg: bytes) -> tuple[bytes, Any]:
+    """``(kind, obj)`` of a :func:`pack` message (the shared-memory segments mapped, not
+    copied, and unlinked)."""
+    kind = msg[:1]
+    view = memoryview(msg)
+    if kind.islower():
+        return kind, pickle.loads(view[1:])
+    n = int.from_bytes(msg[1:5], "little")
+    segs = pickle.loads(view[5 : 5 + n])
+    buffers = [_from_shm(name, size) for name, size in segs]
+    return kind.lower(), pickle.loads(view[5 + n :], buffers=buffers)
+
+
+def _unlink(names: list[str]) -> None:
+    for n in names:
+        try:
+            _posixshmem.shm_unlink(n)
+        except OSError:
+            pass
+    names.clear()
+
+
+# --- the worker and the zygote (in the child processes) -----------------------------------
+
+
+def _worker_main(conn: Connection, fn: Callable[[Any], Any], init: Optional[Callable[[int], Any]]) -> None:
+    """A worker process: answer each item with ``fn(item)`` until the socket closes."""
+    sent: list[str] = []
+    while True:
+        try:
+            msg = conn.recv_bytes()
+        except (EOFError, OSError):
+            break
+        _unlink(sent)  # the parent mapped (and unlinked) the last answer's segments
+        try:
+            kind, arg = unpack(msg)
+            out = init(arg) if kind == b"w" and init is not None else fn(arg) if kind == b"i" else None
+            reply = pack(b"r", out, sent)
+        except BaseException as e:  # noqa: BLE001 - every failure goes back as the item's
+            tb = traceback.format_exc()
+            try:
+                reply = pack(b"e", (e, tb))
+            except Exception:
+                reply = pack(b"e", (RuntimeError(f"{type(e).__name__}: {e}"), tb))
+        try:
+            conn.send_bytes(reply)
+        except OSError:
+            break
+    _unlink(sent)
+
+
+def _zygote_main(ctrl: Connection) -> None:
+    """The zygote: load the stage's function once, then fork workers on request."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the user's process's to handle
+    try:
+        fn, init = pickle.loads(ctrl.recv_bytes())
+    except BaseException as e:  # noqa: BLE001
+        ctrl.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc()))
+        return
+    # what was loaded stays where it is: the collector will not touch (and so copy) it in
+    # the forked workers
+    gc.collect()
+    gc.freeze()
+    children: set[int] = set()
+    ctrl.send(("ready", os.getpid()))
+    while True:
+        try:
+            req = ctrl.recv()
+        except (EOFError, OSError):
+            break
+        if req[0] == "fork":
+            mine, theirs = socket.socketpair()
+            pid = os.fork()
+            if pid == 0:  # the worker
+                try:
+                    ctrl.close()
+                    mine.close()
+                    _worker_main(Connection(theirs.detach()), fn, init)
+                finally:
+                    os._exit(0)
+            theirs.close()
+            children.add(pid)
+            ctrl.send(("forked", pid))
+            send_handle(ctrl, mine.fileno(), 0)
+            mine.close()
+        elif req[0] == "reap":
+            pid = req[1]
+            try:
+                _, status = os.waitpid(pid, 0)
+            except ChildProcessError:
+                status = None
+            children.discard(pid)
+            ctrl.send(("reaped", pid, status))
+        elif req[0] == "stop":
+            break
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pid in children:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+
+# --- the user's side ----------------------------------------------------------------------
+
+
+def _how(status: Optional[int]) -> tuple[Optional[int], Optional[int], str]:
+    """``(signal, exitcode, words)`` of a wait status."""
+    if status is None:
+        return None, None, "exit status unknown"
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        return sig, None, f"killed by signal {sig} ({name})"
+    code = os.WEXITSTATUS(status)
+    return None, code, f"exited with status {code}"
+
+
+def rss_bytes(pid: int) -> dict[str, Optional[int]]:
+    """``{"rss_bytes", "pss_bytes", "uss_bytes"}`` of process ``pid`` (Linux ``/proc``;
+    ``None`` where unreadable). PSS divides each shared page among the processes that map it,
+    so the PSS of all processes adds up to the memory they use together."""
+    out: dict[str, Optional[int]] = {"rss_bytes": None, "pss_bytes": None, "uss_bytes": None}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            uss = 0
+            for line in f:
+                key, _, rest = line.partition(":")
+                kb = rest.split()
+                if not kb or not kb[0].isdigit():
+                    continue
+                v = int(kb[0]) * 1024
+                if key == "Rss":
+                    out["rss_bytes"] = v
+                elif key == "Pss":
+                    out["pss_bytes"] = v
+                elif key in ("Private_Clean", "Private_Dirty"):
+                    uss += v
+            out["uss_bytes"] = uss
+    except OSError:
+        pass
+    return out
+
+
+class _Worker:
+    __slots__ = ("pid", "conn", "slot", "items", "started")
+
+    def __init__(self, pid: int, conn: Connection, slot: int) -> None:
+        self.pid, self.conn, self.slot = pid, conn, slot
+        self.items = 0
+        self.started = time.monotonic()
+
+
+class _Lease:
+    """A thread's hold on a worker; gives the worker back when the thread ends."""
+
+    def __init__(self, stage: "ProcessStage", worker: _Worker) -> None:
+        self.stage = weakref.ref(stage)
+        self.worker = worker
+
+    def __del__(self) -> None:
+        s = self.stage()
+        if s is not None:
+            s._give_back(self.worker)
+
+
+class ProcessStage:
+    """``fn`` on worker processes: call the object (from any thread) with an item to get
+    ``fn(item)`` computed in the calling thread's worker process.
+
+    ``name`` names the stage in errors; ``init`` (optional) is run in each worker as
+    ``init(worker_id)`` when it starts; ``start_method`` starts the zygote; ``payload`` is
+    ``(fn, init)`` pickled already, if it was (else :meth:`start` pickles it; an error names
+    ``argument``).
+    """
+
+    def __init__(
+        self, fn: Callable[[Any], Any], name: str, start_method: str = "forkserver",
+        init: Optional[Callable[[int], Any]] = None, payload: Optional[bytes] = None,
+        argument: str = "fn",
+    ) -> None:
+        self.fn, self.name, self.start_method, self.init = fn, name, start_method, init
+        self.argument = argument  # what an unpicklable function is called in the error
+        self._payload = payload
+        self._lock = threading.RLock()  # the control socket, the free list and the counters
+        self._local = threading.local()
+        self._ctrl: Optional[Connection] = None
+        self._zygote: Any = None
+        self._free: list[_Worker] = []
+        self._workers: dict[int, _Worker] = {}
+        self._slots = itertools.count()
+        self._closed = False
+        self.deaths: list[dict[str, Any]] = []
+        self.started_s: Optional[float] = None
+
+    # --- the pool ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the zygote (idempotent). ``TypeError`` when the function cannot be pickled;
+        ``RuntimeError`` when the zygote cannot load it."""
+        with self._lock:
+            self._start_locked()
+
+    def _start_locked(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"process stage '{self.name}': closed")
+        if self._ctrl is not None:
+            return
+        t0 = time.perf_counter()
+        payload = self._payload
+        if payload is None:
+            payload = check_picklable(self.argument, (self.fn, self.init))
+        ctx = get_context(self.start_method)
+        mine, theirs = ctx.Pipe(duplex=True)
+        z = ctx.Process(target=_zygote_main, args=(theirs,), daemon=True,
+                        name=f"schedlab-zygote-{self.name}")
+        z.start()
+        theirs.close()
+        mine.send_bytes(payload)
+        try:
+            msg = mine.recv()
+        except EOFError:
+            z.join(5)
+            raise RuntimeError(
+                f"process stage '{self.name}': the zygote process exited at start "
+                f"(exit code {z.exitcode})"
+            ) from None
+        if msg[0] != "ready":
+            z.join(5)
+            raise RuntimeError(
+                f"process stage '{self.name}': the worker processes could not load the "
+                f"function: {msg[1]}\n{msg[2]}"
+            )
+        self._ctrl, self._zygote = mine, z
+        self.started_s = time.perf_counter() - t0
+
+    def _fork_locked(self, slot: int) -> _Worker:
+        self._start_locked()
+        assert self._ctrl is not None
+        self._ctrl.send(("fork",))
+        _, pid = self._ctrl.recv()
+        fd = recv_handle(self._ctrl)
+        w = _Worker(pid, Connection(fd), slot)
+        self._workers[pid] = w
+        return w
+
+    def _reap_locked(self, w: _Worker) -> Optional[int]:
+        self._workers.pop(w.pid, None)
+        try:
+            w.conn.close()
+        except OSError:
+            pass
+        if self._ctrl is None:
+            return None
+        self._ctrl.send(("reap", w.pid))
+        _, _, status = self._ctrl.recv()
+        return status
+
+    def _lease(self) -> _Worker:
+        lease = getattr(self._local, "lease", None)
+        if lease is not None:
+            return lease.worker
+        with self._lock:
+            fresh = not self._free
+            w = self._fork_locked(next(self._slots)) if fresh else self._free.pop()
+        self._local.lease = _Lease(self, w)
+        if fresh and self.init is not None:
+            self._call(b"w", w.slot)
+        return w
+
+    def _give_back(self, w: _Worker) -> None:
+        with self._lock:
+            if not self._closed and w.pid in self._workers:
+                self._free.append(w)
+
+    # --- calls ------------------------------------------------------------------------
+
+    def init_worker(self, worker_id: int) -> None:
+        """Lease this thread's worker (its slot is ``worker_id``) and run ``init(worker_id)``
+        in it; the worker's exception is raised here."""
+        lease = getattr(self._local, "lease", None)
+        if lease is None:
+            with self._lock:
+                w = self._fork_locked(worker_id)
+            self._local.lease = _Lease(self, w)
+        if self.init is not None:
+            self._call(b"w", worker_id)
+
+    def __call__(self, item: Any) -> Any:
+        return self._call(b"i", item)
+
+    def _call(self, kind: bytes, arg: Any) -> Any:
+        w = self._lease()
+        sent: list[str] = []
+        msg = pack(kind, arg, sent)
+        try:
+            for _ in range(_RESENDS):
+                if w.conn.poll(0):
+                    # a worker speaks only when asked: readable now means it died while idle
+                    # (no item lost); replace it and go on
+                    w = self._replace(w)
+                try:
+                    w.conn.send_bytes(msg)
+                    reply = w.conn.recv_bytes()
+                    break
+                except (ConnectionResetError, BrokenPipeError):
+                    # it closed its socket with this message unread (Linux resets the
+                    # connection then): it died before it took the item, which never ran
+                    w = self._replace(w)
+                except (EOFError, OSError):
+                    self._died(w, kind)  # it took the item and died running it
+            else:
+                self._died(w, kind)
+        finally:
+            _unlink(sent)  # the worker's, had it mapped them; else nobody will
+        w.items += 1
+        kind, value = unpack(reply)
+        if kind == b"r":
+            return value
+        exc, tb = value
+        exc.__cause__ = _RemoteTraceback(tb)
+        raise exc
+
+    def _replace(self, w: _Worker) -> _Worker:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"process stage '{self.name}': closed")
+            status = self._reap_locked(w)
+            self.deaths.append({"pid": w.pid, "status": _how(status)[2], "item": False})
+            new = self._fork_locked(w.slot)
+        self._local.lease.worker = new
+        if self.init is not None:
+            self._call(b"w", w.slot)
+        return new
+
+    def _died(self, w: _Worker, kind: bytes) -> NoReturn:
+        with self._lock:
+            status = self._reap_locked(w)
+            sig, code, how = _how(status)
+            self.deaths.append({"pid": w.pid, "status": how, "item": True})
+            new = None if self._closed else self._fork_locked(w.slot)
+        if new is not None:
+            self._local.lease.worker = new
+            if self.init is not None and kind != b"w":
+                try:
+                    self._call(b"w", w.slot)
+                except Exception:
+                    pass  # raised at the next item's init, if it fails again
+        what = "worker_init_fn" if kind == b"w" else "this item"
+        e = WorkerDied(
+            f"worker process (pid {w.pid}) of process stage '{self.name}' died running {what}: "
+            f"{how}" + ("; replaced by a new worker process" if new is not None else "")
+        )
+        e.pid, e.signal, e.exitcode = w.pid, sig, code
+        raise e
+
+    # --- reports and shutdown ---------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """The processes: the start method, the zygote's pid and memory, and per worker its
+        pid, memory (RSS, PSS, USS from ``/proc``) and items run; the deaths."""
+        with self._lock:
+            workers = sorted(self._workers.values(), key=lambda w: w.slot)
+            zpid = self._zygote.pid if self._zygote is not None else None
+            rows = [(w.slot, w.pid, w.items) for w in workers]
+            deaths = list(self.deaths)
+        return {
+            "start_method": self.start_method,
+            "start_s": self.started_s,
+            "zygote": None if zpid is None else {"pid": zpid, **rss_bytes(zpid)},
+            "workers": [
+                {"worker": s, "pid": p, "items": n, **rss_bytes(p)} for s, p, n in rows
+            ],
+            "deaths": deaths,
+        }
+
+    def close(self) -> None:
+        """Stop the zygote and every worker (idempotent)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for w in self._workers.values():
+                try:
+                    w.conn.close()
+                except OSError:
+                    pass
+            self._free.clear()
+            ctrl, self._ctrl = self._ctrl, None
+            z, self._zygote = self._zygote, None
+        if ctrl is not None:
+            try:
+                ctrl.send(("stop",))
+            except OSError:
+                pass
+            ctrl.close()
+        if z is not None:
+            z.join(10)
+            if z.is_alive():
+                z.kill()
+                z.join(5)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __getstate__(self) -> Any:
+        raise TypeError("a process stage cannot be pickled")
+
+
+def process_lines(name: str, s: dict[str, Any]) -> list[str]:
+    """A process stage's lines of a report."""
+    mb = lambda v: "?" if v is None else f"{v / 2**20:.1f}"  # noqa: E731
+    out = [f"  {name}: {s['start_method']} start method, {len(s['workers'])} worker processes"
+           + (f", {len(s['deaths'])} died" if s["deaths"] else "")]
+    if s.get("auto"):
+        out.append(f"    auto: {s['auto']}")
+    for w in s["workers"]:
+        out.append(f"    worker {w['worker']} pid {w['pid']}: {w['items']} items, RSS "
+                   f"{mb(w['rss_bytes'])} MB (PSS {mb(w['pss_bytes'])} MB)")
+    for d in s["deaths"]:
+        out.append(f"    died: pid {d['pid']}, {d['status']}"
+                   + (" (its item failed)" if d["item"] else " (idle)"))
+    return out
+
+
+if sys.platform == "win32":  # pragma: no cover
+    START_METHODS = ("spawn",)
+
+
+class _Truth:
+    """``filter`` on a worker process: ``bool(fn(item))`` (the item itself stays here)."""
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, item: Any) -> bool:
+        return bool(self.fn(item))
+
+
+class _Listed:
+    """``flat_map`` on a worker process: ``list(fn(item))`` (a generator cannot travel)."""
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, item: Any) -> list[Any]:
+        return list(self.fn(item))
+
+
+def remote_fn(op: str, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """What the worker processes run for a stage ``op`` of ``fn``."""
+    return _Truth(fn) if op == "filter" else _Listed(fn) if op == "flat_map" else fn
+
+
+#: How often (in calls) an ``auto`` stage on threads looks at its GIL statistics.
+AUTO_CHECK_EVERY = 32
+#: An ``auto`` stage moves to processes when the GIL verdict says GIL-bound, or (a lower
+#: bar than the printed verdict's half) when its threads waited for the GIL at least this
+#: share of the time Python ran on the CPU ...
+AUTO_WAIT_SHARE = 0.25
+#: ... while the calls were mostly on the CPU (this share of their wall time at least), not
+#: sleeping or reading. On a loaded machine the OS, not the GIL, keeps two threads apart part
+#: of the time, and the waits of a GIL-bound stage fall below the verdict's bar; a wrong move
+#: costs a process start, a missed one half the stage's throughput.
+AUTO_CPU_SHARE = 0.5
+
+
+class AutoStage:
+    """``kind="auto"``: ``fn`` on the calling threads until the GIL statistics (``probe()``:
+    the rows :func:`schedlab.gil_verdict` takes, over the time since the stage's first call;
+    the verdict's own thresholds) say the stage is GIL-bound; then on worker processes (a
+    :class:`ProcessStage`) for the rest of its life."""
+
+    def __init__(self, fn: Callable[[Any], Any], procs: ProcessStage, what: str) -> None:
+        self.fn, self.procs, self.what = fn, procs, what
+        self.probe: Optional[Callable[[], list[dict[str, Any]]]] = None
+        self._t0: Optional[float] = None
+        self.on_processes = False
+        self.decision: Optional[str] = None
+        self.verdict: Optional[str] = None
+        self._calls = 0
+        self._check = threading.Lock()
+
+    def __call__(self, item: Any) -> Any:
+        if self.on_processes:
+            return self.procs(item)
+        if self._t0 is None:
+            self._t0 = time.perf_counter()
+        self._calls += 1
+        if self._calls % AUTO_CHECK_EVERY == 0 and self.decision is None:
+            self._judge()
+            if self.on_processes:
+                return self.procs(item)
+        return self.fn(item)
+
+    def _judge(self) -> None:
+        from .dataloader import gil_verdict
+
+        if self.probe is None or not self._check.acquire(blocking=False):
+            return
+        try:
+            rows = self.probe()
+            elapsed = time.perf_counter() - (self._t0 or 0.0)
+            v = self.verdict = gil_verdict(rows, elapsed, what=self.what)
+            if v.startswith("too short"):
+                return
+            wait = sum(r["gil_wait_s"] for r in rows)
+            cpu = sum(r["python_cpu_s"] for r in rows)
+            wall = sum(r["python_s"] for r in rows)
+            calls = sum(r.get("calls", 0) for r in rows)
+            if not (v.startswith("GIL-bound") or (wait >= AUTO_WAIT_SHARE * cpu > 0
+                                                  and cpu >= AUTO_CPU_SHARE * wall)):
+                return
+            try:
+                self.procs.start()
+            except Exception as e:  # noqa: BLE001 - reported; the stage stays on threads
+                self.decision = (f"stays on threads: GIL-bound, but the worker processes "
+                                 f"could not start: {e}")
+                return
+            self.decision = (
+                f"moved to worker processes after {calls} calls on threads "
+                f"({elapsed:.3f} s after its first): {v}"
+            )
+            self.on_processes = True
+        finally:
+            self._check.release()
+
+    def stats(self) -> dict[str, Any]:
+        """The process stage's statistics with ``auto``: what was decided, when and why."""
+        s = self.procs.stats()
+        s["auto"] = self.decision or f"on threads: {self.verdict or 'not judged yet'}"
+        s["on_processes"] = self.on_processes
+        return s
+
+    def close(self) -> None:
+        """Stop the worker processes, if any started."""
+        self.procs.close()
