@@ -41,7 +41,9 @@ reaps it and forks a replacement, and the next item goes there.
 from __future__ import annotations
 
 import gc
+import io
 import itertools
+import operator
 import mmap
 import os
 import pickle
@@ -53,6 +55,8 @@ import threading
 import time
 import traceback
 import weakref
+from array import array
+from collections.abc import Sequence
 from multiprocessing import get_context
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import recv_handle, send_handle
@@ -114,11 +118,137 @@ def start_method_arg(name: str, value: Any) -> str:
     return value
 
 
+# --- what the workers share: large lists of plain data, packed -----------------------------
+
+#: Lists at least this long whose elements are plain data reach the workers as a PackedList.
+PACK_MIN_LEN = 4096
+
+_PLAIN = frozenset((str, bytes, int, float, bool, type(None)))
+
+
+def _plain(x: Any, depth: int = 0) -> bool:
+    """Plain data: str, bytes, numbers, None, and tuples, lists and dicts of them (3 deep)."""
+    t = type(x)
+    if t in _PLAIN:
+        return True
+    if depth >= 3:
+        return False
+    if t is tuple or t is list:
+        return all(_plain(y, depth + 1) for y in x)
+    if t is dict:
+        return all(type(k) in _PLAIN and _plain(v, depth + 1) for k, v in x.items())
+    return False
+
+
+def _packed(blob: bytes, n: int) -> "PackedList":
+    return PackedList._of(blob, n)
+
+
+class PackedList(Sequence):  # type: ignore[type-arg]
+    """A read-only list kept as one ``bytes`` object: the offsets of its elements, then each
+    element pickled. Reading an element unpickles a fresh copy of it.
+
+    Why: a worker process forked from the zygote shares the zygote's pages until it writes
+    to them, and CPython writes to an object whenever it reads it (its reference count).
+    Over an epoch every worker reads elements on every page of a list of Python objects, so
+    each worker ends up with its own copy of the list (torch's "copy-on-read"). A list
+    packed into one ``bytes`` object is read without writing to it (only its header's count
+    changes: one page), so all the workers share one copy. Large lists of plain data
+    (``PACK_MIN_LEN`` elements or more, each str / bytes / numbers / None or tuples, lists
+    and dicts of them) in a process stage's function or a DataLoader's dataset reach the
+    workers packed; the user's process keeps its list as it is.
+    """
+
+    __slots__ = ("_blob", "_n", "_offsets", "_data")
+
+    def __init__(self, items: Any = ()) -> None:
+        pieces = [pickle.dumps(x, protocol=5) for x in items]
+        offsets = array("q", [0] * (len(pieces) + 1))
+        at = 0
+        for k, p in enumerate(pieces):
+            at += len(p)
+            offsets[k + 1] = at
+        self._set(offsets.tobytes() + b"".join(pieces), len(pieces))
+
+    @classmethod
+    def _of(cls, blob: bytes, n: int) -> "PackedList":
+        self = cls.__new__(cls)
+        self._set(blob, n)
+        return self
+
+    def _set(self, blob: bytes, n: int) -> None:
+        self._blob, self._n = blob, n
+        view = memoryview(blob)
+        self._offsets = view[: 8 * (n + 1)].cast("q")
+        self._data = view[8 * (n + 1) :]
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self._n))]
+        k = operator.index(i)
+        if k < 0:
+            k += self._n
+        if not 0 <= k < self._n:
+            raise IndexError("list index out of range")
+        return pickle.loads(self._data[self._offsets[k] : self._offsets[k + 1]])
+
+    def __eq__(self, other: Any) -> bool:
+        if isinstance(other, (list, PackedList)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"PackedList({len(self)} elements, {len(self._blob)} bytes)"
+
+    def __reduce__(self) -> Any:
+        return (_packed, (self._blob, self._n))
+
+
+class _SharingPickler(pickle.Pickler):
+    """Pickles large lists of plain data as :class:`PackedList` (a persistent id: the C
+    pickler consults ``reducer_override`` for no exact ``list``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._packed: dict[int, tuple[Any, ...]] = {}
+
+    def persistent_id(self, obj: Any) -> Any:
+        if type(obj) is not list or len(obj) < PACK_MIN_LEN:
+            return None
+        key = id(obj)
+        if key not in self._packed:
+            if not all(_plain(x) for x in obj):
+                return None
+            p = PackedList(obj)
+            self._packed[key] = ("schedlab.PackedList", p._blob, p._n, obj)
+        return self._packed[key][:3]
+
+
+class _SharingUnpickler(pickle.Unpickler):
+    def persistent_load(self, pid: Any) -> Any:
+        if isinstance(pid, tuple) and len(pid) == 3 and pid[0] == "schedlab.PackedList":
+            return PackedList._of(pid[1], pid[2])
+        raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
+
+
+def load_shared(data: bytes) -> Any:
+    """The inverse of :func:`check_picklable`."""
+    return _SharingUnpickler(io.BytesIO(data)).load()
+
+
 def check_picklable(name: str, obj: Any) -> bytes:
-    """``obj`` pickled, or ``TypeError`` naming ``name`` (a process stage's function and the
-    DataLoader's dataset reach the worker processes pickled)."""
+    """``obj`` pickled for the worker processes (large lists of plain data packed, see
+    :class:`PackedList`), or ``TypeError`` naming ``name`` (a process stage's function and
+    the DataLoader's dataset reach the worker processes pickled)."""
     try:
-        return pickle.dumps(obj, protocol=5)
+        buf = io.BytesIO()
+        _SharingPickler(buf, protocol=5).dump(obj)
+        return buf.getvalue()
     except Exception as e:
         raise TypeError(
             f"{name}: worker processes receive it pickled, and pickling it failed "
@@ -241,7 +371,7 @@ def _zygote_main(ctrl: Connection) -> None:
     """The zygote: load the stage's function once, then fork workers on request."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the user's process's to handle
     try:
-        fn, init = pickle.loads(ctrl.recv_bytes())
+        fn, init = load_shared(ctrl.recv_bytes())
     except BaseException as e:  # noqa: BLE001
         ctrl.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc()))
         return
