@@ -60,6 +60,8 @@ from collections.abc import Sequence
 from multiprocessing import get_context
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import recv_handle, send_handle
+
+from ._core import exchange
 from typing import Any, Callable, NoReturn, Optional
 
 try:  # POSIX shared memory, as multiprocessing.shared_memory uses it (without its tracker)
@@ -292,6 +294,10 @@ def pack(kind: bytes, obj: Any, sent: Optional[list[str]] = None) -> bytes:
     """One message: ``kind`` (one lowercase byte), then ``obj`` pickled; large contiguous
     buffers go to shared memory (``kind`` upper-cased, the segments listed first). ``sent``
     collects the segments' names (the sender unlinks them if the receiver never does)."""
+    if type(obj) is _ndarray and obj.nbytes < SHM_MIN_BYTES:
+        raw = _pack_array(kind, obj)
+        if raw is not None:
+            return raw
     segs: list[tuple[str, int]] = []
 
     def out_of_band(pb: pickle.PickleBuffer) -> bool:
@@ -316,17 +322,81 @@ def pack(kind: bytes, obj: Any, sent: Optional[list[str]] = None) -> bytes:
     return kind.upper() + len(head).to_bytes(4, "little") + head + data
 
 
+try:
+    import numpy as _np
+
+    _ndarray: Any = _np.ndarray
+except ImportError:  # pragma: no cover - numpy is optional
+    _np = None  # type: ignore[assignment]
+    _ndarray = None
+
+#: The second byte of a message that is one small numpy array (a pickle starts ``\x80``).
+_ARRAY = b"A"
+
+
+def _pack_array(kind: bytes, a: Any) -> Optional[bytes]:
+    """A small C-contiguous array of plain numbers without pickle (whose numpy reduction
+    costs about 10 us a way): ``kind``, ``A``, ``dtype|shape`` in ASCII, a NUL, the bytes."""
+    dt = a.dtype
+    if dt.hasobject or dt.fields is not None or not a.flags.c_contiguous:
+        return None
+    head = f"{dt.str}|{','.join(map(str, a.shape))}".encode()
+    return b"".join((kind, _ARRAY, head, b"\0", a.tobytes()))
+
+
+def _unpack_array(msg: bytes) -> Any:
+    end = msg.index(b"\0", 2)
+    dt, _, shape = msg[2:end].decode().partition("|")
+    dims = tuple(int(d) for d in shape.split(",")) if shape else ()
+    # a copy (writable, as an unpickled array is), of a small array
+    return _np.frombuffer(msg, dtype=dt, offset=end + 1).reshape(dims).copy()
+
+
 def unpack(msg: bytes) -> tuple[bytes, Any]:
     """``(kind, obj)`` of a :func:`pack` message (the shared-memory segments mapped, not
     copied, and unlinked)."""
     kind = msg[:1]
     view = memoryview(msg)
+    if msg[1:2] == _ARRAY:
+        return kind, _unpack_array(msg)
     if kind.islower():
         return kind, pickle.loads(view[1:])
     n = int.from_bytes(msg[1:5], "little")
     segs = pickle.loads(view[5 : 5 + n])
     buffers = [_from_shm(name, size) for name, size in segs]
     return kind.lower(), pickle.loads(view[5 + n :], buffers=buffers)
+
+
+def send(sock: socket.socket, msg: bytes) -> None:
+    """One message: its length (4 bytes, little-endian), then the message."""
+    sock.sendall(len(msg).to_bytes(4, "little") + msg)
+
+
+def recv(sock: socket.socket) -> bytes:
+    """The next message (``EOFError`` when the peer has closed). One ``recv`` for a small
+    message; the peers take turns, so nothing past this message is waiting."""
+    buf = sock.recv(_READ)
+    while len(buf) < 4:
+        if not buf:
+            raise EOFError
+        more = sock.recv(_READ)
+        if not more:
+            raise EOFError
+        buf += more
+    n = int.from_bytes(buf[:4], "little") + 4
+    if len(buf) == n:
+        return buf[4:]
+    parts, have = [buf], len(buf)
+    while have < n:
+        more = sock.recv(min(n - have, 1 << 20))
+        if not more:
+            raise EOFError
+        parts.append(more)
+        have += len(more)
+    return b"".join(parts)[4:]
+
+
+_READ = 1 << 16
 
 
 def _unlink(names: list[str]) -> None:
@@ -341,12 +411,14 @@ def _unlink(names: list[str]) -> None:
 # --- the worker and the zygote (in the child processes) -----------------------------------
 
 
-def _worker_main(conn: Connection, fn: Callable[[Any], Any], init: Optional[Callable[[int], Any]]) -> None:
+def _worker_main(
+    conn: socket.socket, fn: Callable[[Any], Any], init: Optional[Callable[[int], Any]]
+) -> None:
     """A worker process: answer each item with ``fn(item)`` until the socket closes."""
     sent: list[str] = []
     while True:
         try:
-            msg = conn.recv_bytes()
+            msg = recv(conn)
         except (EOFError, OSError):
             break
         _unlink(sent)  # the parent mapped (and unlinked) the last answer's segments
@@ -361,7 +433,7 @@ def _worker_main(conn: Connection, fn: Callable[[Any], Any], init: Optional[Call
             except Exception:
                 reply = pack(b"e", (RuntimeError(f"{type(e).__name__}: {e}"), tb))
         try:
-            conn.send_bytes(reply)
+            send(conn, reply)
         except OSError:
             break
     _unlink(sent)
@@ -393,7 +465,7 @@ def _zygote_main(ctrl: Connection) -> None:
                 try:
                     ctrl.close()
                     mine.close()
-                    _worker_main(Connection(theirs.detach()), fn, init)
+                    _worker_main(theirs, fn, init)
                 finally:
                     os._exit(0)
             theirs.close()
@@ -468,10 +540,11 @@ def rss_bytes(pid: int) -> dict[str, Optional[int]]:
 
 
 class _Worker:
-    __slots__ = ("pid", "conn", "slot", "items", "started")
+    __slots__ = ("pid", "conn", "fd", "slot", "items", "started")
 
-    def __init__(self, pid: int, conn: Connection, slot: int) -> None:
+    def __init__(self, pid: int, conn: socket.socket, slot: int) -> None:
         self.pid, self.conn, self.slot = pid, conn, slot
+        self.fd = conn.fileno()
         self.items = 0
         self.started = time.monotonic()
 
@@ -565,7 +638,7 @@ class ProcessStage:
         self._ctrl.send(("fork",))
         _, pid = self._ctrl.recv()
         fd = recv_handle(self._ctrl)
-        w = _Worker(pid, Connection(fd), slot)
+        w = _Worker(pid, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=fd), slot)
         self._workers[pid] = w
         return w
 
@@ -620,17 +693,13 @@ class ProcessStage:
         msg = pack(kind, arg, sent)
         try:
             for _ in range(_RESENDS):
-                if w.conn.poll(0):
-                    # a worker speaks only when asked: readable now means it died while idle
-                    # (no item lost); replace it and go on
-                    w = self._replace(w)
                 try:
-                    w.conn.send_bytes(msg)
-                    reply = w.conn.recv_bytes()
+                    reply = exchange(w.fd, msg)
                     break
                 except (ConnectionResetError, BrokenPipeError):
                     # it closed its socket with this message unread (Linux resets the
-                    # connection then): it died before it took the item, which never ran
+                    # connection then), or before it was sent: it died idle, before it took
+                    # the item, which never ran; replace it and send the item there
                     w = self._replace(w)
                 except (EOFError, OSError):
                     self._died(w, kind)  # it took the item and died running it
