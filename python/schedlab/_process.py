@@ -593,11 +593,14 @@ class ProcessStage:
 
     # --- the pool ---------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the zygote (idempotent). ``TypeError`` when the function cannot be pickled;
-        ``RuntimeError`` when the zygote cannot load it."""
+    def start(self, prefork: int = 0) -> None:
+        """Start the zygote (idempotent) and fork workers until ``prefork`` are ready.
+        ``TypeError`` when the function cannot be pickled; ``RuntimeError`` when the zygote
+        cannot load it."""
         with self._lock:
             self._start_locked()
+            while len(self._workers) < prefork:
+                self._free.append(self._fork_locked(next(self._slots)))
 
     def _start_locked(self) -> None:
         if self._closed:
@@ -679,7 +682,8 @@ class ProcessStage:
         lease = getattr(self._local, "lease", None)
         if lease is None:
             with self._lock:
-                w = self._fork_locked(worker_id)
+                w = self._free.pop() if self._free else self._fork_locked(worker_id)
+                w.slot = worker_id
             self._local.lease = _Lease(self, w)
         if self.init is not None:
             self._call(b"w", worker_id)
@@ -868,8 +872,12 @@ class AutoStage:
     the verdict's own thresholds) say the stage is GIL-bound; then on worker processes (a
     :class:`ProcessStage`) for the rest of its life."""
 
-    def __init__(self, fn: Callable[[Any], Any], procs: ProcessStage, what: str) -> None:
-        self.fn, self.procs, self.what = fn, procs, what
+    def __init__(
+        self, fn: Callable[[Any], Any], procs: ProcessStage, what: str, prefork: int = 0
+    ) -> None:
+        self.fn, self.procs, self.what, self.prefork = fn, procs, what, prefork
+        self._warm: Optional[threading.Thread] = None
+        self._warm_error: Optional[BaseException] = None
         self.probe: Optional[Callable[[], list[dict[str, Any]]]] = None
         self._t0: Optional[float] = None
         self.on_processes = False
@@ -899,18 +907,25 @@ class AutoStage:
             rows = self.probe()
             elapsed = time.perf_counter() - (self._t0 or 0.0)
             v = self.verdict = gil_verdict(rows, elapsed, what=self.what)
-            if v.startswith("too short"):
-                return
             wait = sum(r["gil_wait_s"] for r in rows)
             cpu = sum(r["python_cpu_s"] for r in rows)
             wall = sum(r["python_s"] for r in rows)
             calls = sum(r.get("calls", 0) for r in rows)
-            if not (v.startswith("GIL-bound") or (wait >= AUTO_WAIT_SHARE * cpu > 0
-                                                  and cpu >= AUTO_CPU_SHARE * wall)):
+            bound = v.startswith("GIL-bound") or (wait >= AUTO_WAIT_SHARE * cpu > 0
+                                                  and cpu >= AUTO_CPU_SHARE * wall)
+            if bound and self._warm is None:
+                # it looks GIL-bound already: start the processes in the background while
+                # the threads go on, so that the move (once the verdict may be given) is
+                # immediate. Nothing is started for a stage that does not look so.
+                self._warm = threading.Thread(target=self._start, daemon=True,
+                                              name="schedlab-auto-start")
+                self._warm.start()
+            if v.startswith("too short") or not bound:
                 return
-            try:
-                self.procs.start()
-            except Exception as e:  # noqa: BLE001 - reported; the stage stays on threads
+            if self._warm is not None and self._warm.is_alive():
+                return  # moves at a later look, once they are up
+            if self._warm_error is not None:
+                e = self._warm_error
                 self.decision = (f"stays on threads: GIL-bound, but the worker processes "
                                  f"could not start: {e}")
                 return
@@ -921,6 +936,12 @@ class AutoStage:
             self.on_processes = True
         finally:
             self._check.release()
+
+    def _start(self) -> None:
+        try:
+            self.procs.start(self.prefork)
+        except BaseException as e:  # noqa: BLE001 - reported by the next look
+            self._warm_error = e
 
     def stats(self) -> dict[str, Any]:
         """The process stage's statistics with ``auto``: what was decided, when and why."""

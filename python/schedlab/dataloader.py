@@ -494,9 +494,9 @@ class DataLoader:
         procs = ProcessStage(fn, "__getitem__", self._start_method, init=self.worker_init_fn,
                              argument="dataset")
         if self.worker_type == "process":
-            procs.start()
+            procs.start(self.num_workers)
             return procs
-        auto = AutoStage(fn, procs, "__getitem__")
+        auto = AutoStage(fn, procs, "__getitem__", prefork=self.num_workers)
         me = weakref.ref(self)
 
         def probe():

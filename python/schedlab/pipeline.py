@@ -219,7 +219,8 @@ class Pipeline:
             try:
                 for st in procs.values():
                     if isinstance(st, ProcessStage):
-                        st.start()  # here: an unpicklable function raises in the caller
+                        # here: an unpicklable function raises in the caller
+                        st.start(self._concurrency_of(st.name))
                 self._core = _core.PipelineCore(
                     stages, self._workers, self._ordered, self._autotune, self._max_items,
                     self._window, self._on_failure,
@@ -236,6 +237,10 @@ class Pipeline:
                     st.probe = _stage_probe(me, name)
         return self._core
 
+    def _concurrency_of(self, name):
+        st = next(s for s in self._stages if s[1] == name)
+        return st[3] or self._workers
+
     def _rust_stages(self):
         """The stages as the Rust core takes them: a process or auto stage is a blocking
         stage (``concurrency`` threads, default ``workers``) whose function hands each item to
@@ -247,7 +252,7 @@ class Pipeline:
                 concurrency = concurrency or self._workers
                 remote = ProcessStage(remote_fn(op, fn), name, self._start_method)
                 procs[name] = remote if kind == "process" else AutoStage(
-                    fn, remote, "stage functions"
+                    fn, remote, "stage functions", prefork=concurrency
                 )
                 st = (op, name, "blocking", concurrency, queue, procs[name]) + tuple(st[6:])
             out.append(st)

@@ -302,7 +302,7 @@ class FakeProcs:
     def __init__(self):
         self.started = 0
 
-    def start(self):
+    def start(self, prefork=0):
         self.started += 1
 
     def __call__(self, item):
@@ -328,16 +328,25 @@ def test_auto_decision(rows, moves):
     st = _process.AutoStage(lambda x: ("thread", x), procs, "stage functions")
     st.probe = lambda: rows
     st._t0 = -1e9  # the first call was long ago: only the calls decide
-    out = [st(i) for i in range(_process.AUTO_CHECK_EVERY * 2)]
-    assert st.on_processes is moves and procs.started == int(moves)
+    out = []
+    for i in range(_process.AUTO_CHECK_EVERY * 3):
+        out.append(st(i))
+        if st._warm is not None:
+            st._warm.join()  # the processes start in the background: wait, to be exact
+    assert st.on_processes is moves
+    # started in the background as soon as it looks GIL-bound (even before the verdict may
+    # be given); never for a stage that does not
+    looks_bound = rows[0]["gil_wait_s"] >= 0.25 * rows[0]["python_cpu_s"] and (
+        rows[0]["python_cpu_s"] >= 0.5 * rows[0]["python_s"])
+    assert procs.started == int(looks_bound)
     assert out[-1][0] == ("process" if moves else "thread")
     assert ("moved to worker processes" in (st.decision or "")) is moves
 
 
 def test_auto_moves_a_gil_bound_stage_to_processes_and_keeps_a_sleeping_one_on_threads():
-    p = schedlab.Pipeline(1000, workers=2).map(python_loop, kind="auto", concurrency=4)
+    p = schedlab.Pipeline(2000, workers=2).map(python_loop, kind="auto", concurrency=4)
     out = list(p)
-    assert [i for i, _ in out] == list(range(1000))
+    assert [i for i, _ in out] == list(range(2000))
     s = p.stats()["processes"]["python_loop"]
     assert s["on_processes"], s["auto"]
     assert "moved to worker processes after" in s["auto"]
@@ -390,9 +399,9 @@ def test_dataloader_dead_process_fails_its_batch_only():
 
 
 def test_dataloader_auto_on_a_gil_bound_dataset():
-    dl = schedlab.DataLoader(PythonLoop(1000), batch_size=16, num_workers=4, worker_type="auto")
+    dl = schedlab.DataLoader(PythonLoop(2000), batch_size=16, num_workers=4, worker_type="auto")
     rows = [r for b in dl for r in b.tolist()]
-    assert [r[0] for r in rows] == list(range(1000))
+    assert [r[0] for r in rows] == list(range(2000))
     s = dl.report()["processes"]["__getitem__"]
     assert s["on_processes"], s["auto"]
     assert os.getpid() not in {r[1] for r in rows[-100:]}
