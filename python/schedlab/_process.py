@@ -539,6 +539,22 @@ def rss_bytes(pid: int) -> dict[str, Optional[int]]:
     return out
 
 
+def _preload_schedlab() -> None:
+    """Have the fork server (if it has not started yet) import schedlab and numpy, besides
+    what it imports already (``__main__``): each zygote then forks with them loaded instead
+    of importing them (~150 ms a stage)."""
+    from multiprocessing import forkserver
+
+    fs = getattr(forkserver, "_forkserver", None)
+    if fs is None or getattr(fs, "_forkserver_pid", 1) is not None:
+        return
+    mods = list(getattr(fs, "_preload_modules", ["__main__"]))
+    for m in ("numpy", "schedlab"):
+        if m not in mods:
+            mods.append(m)
+    fs.set_forkserver_preload(mods)
+
+
 class _Worker:
     __slots__ = ("pid", "conn", "fd", "slot", "items", "started")
 
@@ -612,6 +628,8 @@ class ProcessStage:
         if payload is None:
             payload = check_picklable(self.argument, (self.fn, self.init))
         ctx = get_context(self.start_method)
+        if self.start_method == "forkserver":
+            _preload_schedlab()
         mine, theirs = ctx.Pipe(duplex=True)
         z = ctx.Process(target=_zygote_main, args=(theirs,), daemon=True,
                         name=f"schedlab-zygote-{self.name}")
