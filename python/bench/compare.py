@@ -203,12 +203,13 @@ def schedlab_pipeline_contender(ds, workers, kind):
 
 
 def pool_contender(ds, workers):
-    """multiprocessing.Pool.imap, chunksize 1 (one sample at a time, in order), forkserver,
+    """multiprocessing.Pool.imap, chunksize 1 (one sample at a time, in order), default start
+    method (fork on Linux),
     batches of 32 stacked in the consumer."""
     import multiprocessing
 
     def run():
-        pool = multiprocessing.get_context("forkserver").Pool(workers)
+        pool = multiprocessing.Pool(workers)  # the default start method (fork on Linux)
 
         def batches():
             buf = []

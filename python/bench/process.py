@@ -141,7 +141,7 @@ def schedlab_pipeline(ds, workers, kind):
 
 def pool_imap(ds, workers):
     def make():
-        pool = multiprocessing.get_context("forkserver").Pool(workers)
+        pool = multiprocessing.Pool(workers)  # the default start method (fork on Linux)
 
         def batches():
             buf = []
@@ -221,7 +221,8 @@ def run(name, title, ds, workers, reps, nominal_mean=None):
             except Exception as e:  # noqa: BLE001 - a failing contender is reported
                 print(f"    {label}: failed: {type(e).__name__}: {e}")
                 continue
-            assert n == len(ds) and order == sorted(order), label
+            assert n == len(ds), label
+            assert order == sorted(order) or "in_order=False" in label, label
             r = n / t
             rows[label].append((r / limit, first))
             print(f"    {label}: {r:,.0f} items/s = {r / limit:.3f} of the limit, first batch "

@@ -17,15 +17,16 @@ Processes::
         v
     worker processes (run ``fn(item)``, one item at a time)
 
-The zygote is started with ``start_method`` (default ``"forkserver"``): forking the user's
-process is unsafe while the engine's Rust threads run (a lock another thread held at the fork
-stays locked forever in the child: the allocator's, Python's, the engine's), and ``"spawn"``
-starts a fresh interpreter per worker (slow, and nothing shared). The zygote is
-single-threaded, so *it* forks safely: workers start (and dead ones are replaced) in a few
-milliseconds, and share the zygote's pages (the interpreter, the imported modules, the
-unpickled function and dataset) copy-on-write. ``"spawn"`` and ``"fork"`` are selectable;
-``"fork"`` is the only one that forks the user's process (the zygote; the engine's threads
-are not running inside it, but a lock they held is copied held: use it knowingly).
+The zygote is started with ``start_method``. By default: ``"fork"`` while the user's process
+is single-threaded (``/proc/self/task`` has one entry: no other thread can hold a lock across
+the fork, and the zygote starts in milliseconds), else ``"forkserver"``: forking the user's
+process while the engine's Rust threads (or any others) run is unsafe (a lock another thread
+held at the fork stays locked forever in the child: the allocator's, Python's, the
+engine's), and ``"spawn"`` starts a fresh interpreter (slow). ``"forkserver"``, ``"spawn"``
+and ``"fork"`` can be asked for (``"fork"`` then forks even with threads running: use it
+knowingly). The zygote is single-threaded, so *it* forks safely: workers start (and dead ones
+are replaced) in a few milliseconds, and share the zygote's pages (the interpreter, the
+imported modules, the unpickled function and dataset) copy-on-write.
 
 Messages: one byte of kind, then a pickle (protocol 5). Contiguous buffers of
 ``SHM_MIN_BYTES`` or more (numpy arrays, ``bytes``) travel out of band in POSIX shared memory:
@@ -50,7 +51,6 @@ import pickle
 import secrets
 import signal
 import socket
-import sys
 import threading
 import time
 import traceback
@@ -61,13 +61,16 @@ from multiprocessing import get_context
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import recv_handle, send_handle
 
-from ._core import exchange
-from typing import Any, Callable, NoReturn, Optional
+try:
+    from ._core import exchange
+except ImportError:  # pragma: no cover - not POSIX: process stages are refused at start
+    exchange = None  # type: ignore[assignment]
+from typing import Any, Callable, NoReturn, Optional, cast
 
 try:  # POSIX shared memory, as multiprocessing.shared_memory uses it (without its tracker)
-    import _posixshmem
+    import _posixshmem  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - not POSIX
-    _posixshmem = None  # type: ignore[assignment]
+    _posixshmem = None
 
 #: Buffers at least this large go through shared memory rather than the socket.
 SHM_MIN_BYTES = 64 * 1024
@@ -102,11 +105,12 @@ class _RemoteTraceback(Exception):
         return self.tb
 
 
-def start_method_arg(name: str, value: Any) -> str:
-    """``value`` as a start method name (a str or a multiprocessing context), else
-    ``ValueError`` / ``TypeError`` naming ``name``."""
+def start_method_arg(name: str, value: Any) -> Optional[str]:
+    """``value`` as a start method name (a str or a multiprocessing context; ``None``: the
+    default, see :func:`zygote_start_method`), else ``ValueError`` / ``TypeError`` naming
+    ``name``."""
     if value is None:
-        return START_METHODS[0]
+        return None
     if hasattr(value, "get_start_method") and not isinstance(value, str):
         value = value.get_start_method()
     if not isinstance(value, str):
@@ -118,6 +122,26 @@ def start_method_arg(name: str, value: Any) -> str:
         raise ValueError(f"{name}: expected one of {', '.join(map(repr, START_METHODS))}, got "
                          f"{value!r}")
     return value
+
+
+def _single_threaded() -> bool:
+    """True when this process has one thread (Linux: ``/proc/self/task``), so that nothing
+    can hold a lock across a fork; False when unknown."""
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
+def zygote_start_method(asked: Optional[str]) -> tuple[str, str]:
+    """``(start method, why)`` for a zygote: the one asked for; by default ``"fork"`` while
+    this process is single-threaded (nothing can hold a lock across the fork, and the zygote
+    starts in milliseconds, without re-importing ``__main__``), else ``"forkserver"``."""
+    if asked is not None:
+        return asked, "as asked"
+    if _single_threaded():
+        return "fork", "the default: this process was single-threaded"
+    return "forkserver", "the default: threads were running here"
 
 
 # --- what the workers share: large lists of plain data, packed -----------------------------
@@ -439,17 +463,24 @@ def _worker_main(
     _unlink(sent)
 
 
-def _zygote_main(ctrl: Connection) -> None:
-    """The zygote: load the stage's function once, then fork workers on request."""
+def _zygote_main(ctrl: Connection, forked: bool = False) -> None:
+    """The zygote: load the stage's function once, then fork workers on request. ``forked``:
+    it is a fork of the user's process, whose other file descriptors (other stages' sockets)
+    it closes, so that their peers still see them close when the user's process closes them
+    or dies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the user's process's to handle
+    if forked:
+        keep = ctrl.fileno()
+        os.closerange(3, keep)
+        os.closerange(keep + 1, _max_fd())
     try:
         fn, init = load_shared(ctrl.recv_bytes())
     except BaseException as e:  # noqa: BLE001
         ctrl.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc()))
         return
-    # what was loaded stays where it is: the collector will not touch (and so copy) it in
-    # the forked workers
-    gc.collect()
+    # what was loaded (and, forked, all the user's process had) goes to the collector's
+    # permanent generation, which it never walks: the workers do not copy it by collecting
+    # (a collection first would walk, and so copy, the user's whole heap)
     gc.freeze()
     children: set[int] = set()
     ctrl.send(("ready", os.getpid()))
@@ -496,6 +527,13 @@ def _zygote_main(ctrl: Connection) -> None:
 
 
 # --- the user's side ----------------------------------------------------------------------
+
+
+def _max_fd() -> int:
+    try:
+        return int(os.sysconf("SC_OPEN_MAX"))
+    except (OSError, ValueError):
+        return 65536
 
 
 def _how(status: Optional[int]) -> tuple[Optional[int], Optional[int], str]:
@@ -589,7 +627,7 @@ class ProcessStage:
     """
 
     def __init__(
-        self, fn: Callable[[Any], Any], name: str, start_method: str = "forkserver",
+        self, fn: Callable[[Any], Any], name: str, start_method: Optional[str] = None,
         init: Optional[Callable[[int], Any]] = None, payload: Optional[bytes] = None,
         argument: str = "fn",
     ) -> None:
@@ -606,6 +644,7 @@ class ProcessStage:
         self._closed = False
         self.deaths: list[dict[str, Any]] = []
         self.started_s: Optional[float] = None
+        self.started_with: Optional[str] = None
 
     # --- the pool ---------------------------------------------------------------------
 
@@ -623,15 +662,19 @@ class ProcessStage:
             raise RuntimeError(f"process stage '{self.name}': closed")
         if self._ctrl is not None:
             return
+        if exchange is None or not hasattr(os, "fork"):
+            raise ValueError(f"process stage '{self.name}': worker processes need a POSIX "
+                             "system (os.fork, Unix sockets)")
         t0 = time.perf_counter()
         payload = self._payload
         if payload is None:
             payload = check_picklable(self.argument, (self.fn, self.init))
-        ctx = get_context(self.start_method)
-        if self.start_method == "forkserver":
+        method, why = zygote_start_method(self.start_method)
+        ctx: Any = get_context(method)
+        if method == "forkserver":
             _preload_schedlab()
         mine, theirs = ctx.Pipe(duplex=True)
-        z = ctx.Process(target=_zygote_main, args=(theirs,), daemon=True,
+        z = ctx.Process(target=_zygote_main, args=(theirs, method == "fork"), daemon=True,
                         name=f"schedlab-zygote-{self.name}")
         z.start()
         theirs.close()
@@ -652,6 +695,7 @@ class ProcessStage:
             )
         self._ctrl, self._zygote = mine, z
         self.started_s = time.perf_counter() - t0
+        self.started_with = f"{method} ({why})"
 
     def _fork_locked(self, slot: int) -> _Worker:
         self._start_locked()
@@ -673,12 +717,13 @@ class ProcessStage:
             return None
         self._ctrl.send(("reap", w.pid))
         _, _, status = self._ctrl.recv()
-        return status
+        return None if status is None else int(status)
 
     def _lease(self) -> _Worker:
         lease = getattr(self._local, "lease", None)
         if lease is not None:
-            return lease.worker
+            w: _Worker = lease.worker
+            return w
         with self._lock:
             fresh = not self._free
             w = self._fork_locked(next(self._slots)) if fresh else self._free.pop()
@@ -781,7 +826,7 @@ class ProcessStage:
             rows = [(w.slot, w.pid, w.items) for w in workers]
             deaths = list(self.deaths)
         return {
-            "start_method": self.start_method,
+            "start_method": self.started_with or self.start_method or "not started",
             "start_s": self.started_s,
             "zygote": None if zpid is None else {"pid": zpid, **rss_bytes(zpid)},
             "workers": [
@@ -828,7 +873,9 @@ class ProcessStage:
 
 def process_lines(name: str, s: dict[str, Any]) -> list[str]:
     """A process stage's lines of a report."""
-    mb = lambda v: "?" if v is None else f"{v / 2**20:.1f}"  # noqa: E731
+    def mb(v: Optional[int]) -> str:
+        return "?" if v is None else f"{v / 2**20:.1f}"
+
     out = [f"  {name}: {s['start_method']} start method, {len(s['workers'])} worker processes"
            + (f", {len(s['deaths'])} died" if s["deaths"] else "")]
     if s.get("auto"):
@@ -841,9 +888,6 @@ def process_lines(name: str, s: dict[str, Any]) -> list[str]:
                    + (" (its item failed)" if d["item"] else " (idle)"))
     return out
 
-
-if sys.platform == "win32":  # pragma: no cover
-    START_METHODS = ("spawn",)
 
 
 class _Truth:
@@ -924,7 +968,7 @@ class AutoStage:
         try:
             rows = self.probe()
             elapsed = time.perf_counter() - (self._t0 or 0.0)
-            v = self.verdict = gil_verdict(rows, elapsed, what=self.what)
+            v = self.verdict = str(cast(Any, gil_verdict)(rows, elapsed, what=self.what))
             wait = sum(r["gil_wait_s"] for r in rows)
             cpu = sum(r["python_cpu_s"] for r in rows)
             wall = sum(r["python_s"] for r in rows)

@@ -287,8 +287,9 @@ class DataLoader:
       is raised once, at that worker's first batch, and ends the iteration (as in torch).
     * ``in_order``: batches in order (default) or as soon as they are ready.
     * ``pin_memory``, ``pin_memory_device``: accepted, no-ops (CPU threads; nothing to pin).
-    * ``multiprocessing_context``: how worker processes start (``"forkserver"``, the default,
-      ``"spawn"`` or ``"fork"``, or a context); unused with thread workers.
+    * ``multiprocessing_context``: how the zygote that forks the worker processes starts
+      (``"forkserver"``, ``"spawn"`` or ``"fork"``, or a context; by default ``"fork"`` while
+      this process is single-threaded, else ``"forkserver"``); unused with thread workers.
     * ``persistent_workers``: the threads always live as long as the loader; with
       ``persistent_workers=True`` they also load the next epoch's first batches while this
       one ends (as torch's persistent workers do), which costs CPU a single epoch never uses.

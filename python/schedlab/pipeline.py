@@ -55,7 +55,9 @@ class Pipeline:
     ``schedlab.WorkerDied`` error at its position; the process is replaced).
     ``kind="auto"`` starts on threads and moves to processes when the GIL statistics say the
     stage is GIL-bound (``stats()["processes"]`` says when and why). ``start_method``: how
-    the processes start (``"forkserver"``, the default; ``"spawn"``; ``"fork"``).
+    a stage's zygote (the process that forks its workers) starts: ``"forkserver"``,
+    ``"spawn"`` or ``"fork"``; by default ``"fork"`` while this process is single-threaded,
+    else ``"forkserver"``.
     Items come out in source order (``ordered=True``) or as they are ready. An exception in
     a stage is raised at its item's position, as the original type, naming the stage.
 

@@ -134,7 +134,7 @@ def test_process_stage_runs_every_item_once_in_order_on_worker_processes():
     pids = {pid for _, pid in out}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
     s = p.stats()["processes"][pid_of.__name__]
-    assert s["start_method"] == "forkserver"
+    assert s["start_method"].split()[0] in ("fork", "forkserver")
     assert pids <= {w["pid"] for w in s["workers"]}
     assert sum(w["items"] for w in s["workers"]) == 300
     assert all(w["rss_bytes"] > 0 for w in s["workers"])
@@ -286,12 +286,12 @@ class Unpicklable(Squares):
         self.f = lambda: None
 
 
-@pytest.mark.parametrize("start_method", ["spawn", "fork"])
+@pytest.mark.parametrize("start_method", ["spawn", "fork", "forkserver"])
 def test_other_start_methods(start_method):
     p = schedlab.Pipeline(20, workers=2, start_method=start_method).map(pid_of, kind="process")
     out = list(p)
     assert [i for i, _ in out] == list(range(20)) and os.getpid() not in {q for _, q in out}
-    assert p.stats()["processes"]["pid_of"]["start_method"] == start_method
+    assert p.stats()["processes"]["pid_of"]["start_method"].split()[0] == start_method
     p.close()
 
 
