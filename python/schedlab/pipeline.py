@@ -12,7 +12,6 @@ from ._process import (
     AutoStage,
     ProcessStage,
     check_picklable,
-    process_lines,
     remote_fn,
     start_method_arg,
 )
@@ -135,6 +134,7 @@ class Pipeline:
         self._stages = []
         self._core = None
         self._procs = {}  # the process and auto stages' pools, by stage name (this core's)
+        self._retired_procs = []  # those of cores stopped by an interrupt
         self._retired = []  # stopped by an interrupt; joined by close()
         self._restore = None
         self._epoch = 0
@@ -232,6 +232,8 @@ class Pipeline:
                 for st in procs.values():
                     st.close()
                 raise
+            # an interrupted core's threads may still use its processes: closed by close()
+            self._retired_procs.extend(self._procs.values())
             self._procs = procs
             me = weakref.ref(self)
             for name, st in procs.items():
@@ -357,13 +359,14 @@ class Pipeline:
         if it is not None:
             it._dead = True
         retired, self._retired = self._retired, []
-        procs, self._procs = self._procs, {}
+        procs = self._retired_procs + list(self._procs.values())
+        self._procs, self._retired_procs = {}, []
         try:
             for c in retired + ([core] if core is not None else []):
                 c.close()
         finally:
             # after the threads: none is waiting on a worker now
-            for st in procs.values():
+            for st in procs:
                 st.close()
 
     def __del__(self):
