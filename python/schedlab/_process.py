@@ -49,6 +49,7 @@ import mmap
 import os
 import pickle
 import secrets
+import select
 import signal
 import socket
 import threading
@@ -56,6 +57,7 @@ import time
 import traceback
 import weakref
 from array import array
+from collections import deque
 from collections.abc import Sequence
 from multiprocessing import get_context
 from multiprocessing.connection import Connection
@@ -436,20 +438,44 @@ def _unlink(names: list[str]) -> None:
 
 
 def _worker_main(
-    conn: socket.socket, fn: Callable[[Any], Any], init: Optional[Callable[[int], Any]]
+    conns: list[socket.socket], fn: Callable[[Any], Any],
+    init: Optional[Callable[[int], Any]],
 ) -> None:
-    """A worker process: answer each item with ``fn(item)`` until the socket closes."""
-    sent: list[str] = []
-    while True:
+    """A worker process: answer each item with ``fn(item)`` until its sockets close. Each
+    socket is one thread of the user's process, with at most one item outstanding; the
+    worker takes one message at a time, from the sockets that have one in turn, so an item
+    waits here while another runs (and a message not yet taken is still unread when the
+    worker dies: its sender sees the connection reset and sends it elsewhere)."""
+    live = {c.fileno(): c for c in conns}
+    # per socket, the segments of its last answer: the thread there has mapped (and
+    # unlinked) them once it sends again, or closes
+    sent: dict[int, list[str]] = {fd: [] for fd in live}
+    poller = select.poll()
+    for fd in live:
+        poller.register(fd, select.POLLIN)
+    ready: deque[int] = deque()
+    while live:
+        if len(live) == 1:
+            fd = next(iter(live))
+        else:
+            while not ready:
+                ready.extend(fd for fd, _ in poller.poll() if fd in live)
+            fd = ready.popleft()
+            if fd not in live:
+                continue
+        conn = live[fd]
         try:
             msg = recv(conn)
         except (EOFError, OSError):
-            break
-        _unlink(sent)  # the parent mapped (and unlinked) the last answer's segments
+            del live[fd]
+            poller.unregister(fd)
+            _unlink(sent[fd])
+            continue
+        _unlink(sent[fd])
         try:
             kind, arg = unpack(msg)
             out = init(arg) if kind == b"w" and init is not None else fn(arg) if kind == b"i" else None
-            reply = pack(b"r", out, sent)
+            reply = pack(b"r", out, sent[fd])
         except BaseException as e:  # noqa: BLE001 - every failure goes back as the item's
             tb = traceback.format_exc()
             try:
@@ -459,8 +485,9 @@ def _worker_main(
         try:
             send(conn, reply)
         except OSError:
-            break
-    _unlink(sent)
+            del live[fd]
+            poller.unregister(fd)
+            _unlink(sent[fd])
 
 
 def _zygote_main(ctrl: Connection, forked: bool = False) -> None:
@@ -490,20 +517,22 @@ def _zygote_main(ctrl: Connection, forked: bool = False) -> None:
         except (EOFError, OSError):
             break
         if req[0] == "fork":
-            mine, theirs = socket.socketpair()
+            pairs = [socket.socketpair() for _ in range(req[1])]
             pid = os.fork()
             if pid == 0:  # the worker
                 try:
                     ctrl.close()
-                    mine.close()
-                    _worker_main(theirs, fn, init)
+                    for mine, _ in pairs:
+                        mine.close()
+                    _worker_main([theirs for _, theirs in pairs], fn, init)
                 finally:
                     os._exit(0)
-            theirs.close()
             children.add(pid)
             ctrl.send(("forked", pid))
-            send_handle(ctrl, mine.fileno(), 0)
-            mine.close()
+            for mine, theirs in pairs:
+                theirs.close()
+                send_handle(ctrl, mine.fileno(), 0)
+                mine.close()
         elif req[0] == "reap":
             pid = req[1]
             try:
@@ -527,6 +556,13 @@ def _zygote_main(ctrl: Connection, forked: bool = False) -> None:
 
 
 # --- the user's side ----------------------------------------------------------------------
+
+
+def _close(c: socket.socket) -> None:
+    try:
+        c.close()
+    except OSError:
+        pass
 
 
 def _max_fd() -> int:
@@ -594,26 +630,47 @@ def _preload_schedlab() -> None:
 
 
 class _Worker:
-    __slots__ = ("pid", "conn", "fd", "slot", "items", "started")
+    """A worker process as its user sees it: ``depth`` sockets (one per leasing thread)."""
 
-    def __init__(self, pid: int, conn: socket.socket, slot: int) -> None:
-        self.pid, self.conn, self.slot = pid, conn, slot
-        self.fd = conn.fileno()
+    __slots__ = ("pid", "socks", "fds", "slot", "items", "replaced_by", "death",
+                 "init_lock", "init_done", "init_error")
+
+    def __init__(self, pid: int, socks: list[socket.socket], slot: int) -> None:
+        self.pid, self.socks, self.slot = pid, socks, slot
+        self.fds = [c.fileno() for c in socks]
         self.items = 0
-        self.started = time.monotonic()
+        #: the worker forked in its place once it died, and its death's record
+        self.replaced_by: Optional[_Worker] = None
+        self.death: Optional[dict[str, Any]] = None
+        #: ``init(slot)`` runs once per process, before its first item
+        self.init_lock = threading.Lock()
+        self.init_done = False
+        self.init_error: Optional[BaseException] = None
+
+    def live(self) -> "_Worker":
+        w = self
+        while w.replaced_by is not None:
+            w = w.replaced_by
+        return w
 
 
 class _Lease:
-    """A thread's hold on a worker; gives the worker back when the thread ends."""
+    """A thread's hold on one socket of a worker; given back when the thread ends."""
 
-    def __init__(self, stage: "ProcessStage", worker: _Worker) -> None:
+    def __init__(self, stage: "ProcessStage", worker: _Worker, idx: int) -> None:
         self.stage = weakref.ref(stage)
-        self.worker = worker
+        self.worker, self.idx = worker, idx
 
     def __del__(self) -> None:
         s = self.stage()
         if s is not None:
-            s._give_back(self.worker)
+            s._give_back(self.worker, self.idx)
+
+
+#: Items a worker process holds at once: one running, the rest waiting in its sockets, so
+#: that it starts the next item as soon as it answers one, without waiting for the user's
+#: process to be scheduled and send it (a process stage has this many threads per process).
+ITEMS_PER_WORKER = 2
 
 
 class ProcessStage:
@@ -621,24 +678,25 @@ class ProcessStage:
     ``fn(item)`` computed in the calling thread's worker process.
 
     ``name`` names the stage in errors; ``init`` (optional) is run in each worker as
-    ``init(worker_id)`` when it starts; ``start_method`` starts the zygote; ``payload`` is
-    ``(fn, init)`` pickled already, if it was (else :meth:`start` pickles it; an error names
-    ``argument``).
+    ``init(worker_id)`` before its first item; ``start_method`` starts the zygote;
+    ``payload`` is ``(fn, init)`` pickled already, if it was (else :meth:`start` pickles it;
+    an error names ``argument``); ``depth``: the threads (sockets) per worker process.
     """
 
     def __init__(
         self, fn: Callable[[Any], Any], name: str, start_method: Optional[str] = None,
         init: Optional[Callable[[int], Any]] = None, payload: Optional[bytes] = None,
-        argument: str = "fn",
+        argument: str = "fn", depth: Optional[int] = None,
     ) -> None:
         self.fn, self.name, self.start_method, self.init = fn, name, start_method, init
         self.argument = argument  # what an unpicklable function is called in the error
+        self.depth = depth or ITEMS_PER_WORKER
         self._payload = payload
         self._lock = threading.RLock()  # the control socket, the free list and the counters
         self._local = threading.local()
         self._ctrl: Optional[Connection] = None
         self._zygote: Any = None
-        self._free: list[_Worker] = []
+        self._free: list[tuple[_Worker, int]] = []
         self._workers: dict[int, _Worker] = {}
         self._slots = itertools.count()
         self._closed = False
@@ -655,7 +713,7 @@ class ProcessStage:
         with self._lock:
             self._start_locked()
             while len(self._workers) < prefork:
-                self._free.append(self._fork_locked(next(self._slots)))
+                self._fork_locked(next(self._slots))
 
     def _start_locked(self) -> None:
         if self._closed:
@@ -698,83 +756,117 @@ class ProcessStage:
         self.started_with = f"{method} ({why})"
 
     def _fork_locked(self, slot: int) -> _Worker:
+        """A new worker; its sockets join the free list."""
         self._start_locked()
         assert self._ctrl is not None
-        self._ctrl.send(("fork",))
+        self._ctrl.send(("fork", self.depth))
         _, pid = self._ctrl.recv()
-        fd = recv_handle(self._ctrl)
-        w = _Worker(pid, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=fd), slot)
+        socks = [
+            socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=recv_handle(self._ctrl))
+            for _ in range(self.depth)
+        ]
+        w = _Worker(pid, socks, slot)
         self._workers[pid] = w
+        self._free.extend((w, i) for i in range(self.depth))
         return w
 
-    def _reap_locked(self, w: _Worker) -> Optional[int]:
-        self._workers.pop(w.pid, None)
-        try:
-            w.conn.close()
-        except OSError:
-            pass
-        if self._ctrl is None:
-            return None
-        self._ctrl.send(("reap", w.pid))
-        _, _, status = self._ctrl.recv()
-        return None if status is None else int(status)
+    def _successor_locked(self, w: _Worker) -> tuple[dict[str, Any], Optional[_Worker]]:
+        """Reap the dead ``w`` (once) and fork its replacement (none once closed)."""
+        if w.death is None:
+            self._workers.pop(w.pid, None)
+            unleased = {i for f, i in self._free if f is w}
+            self._free = [(f, i) for f, i in self._free if f is not w]
+            # only the sockets no thread holds: a leased one is closed by its thread, once
+            # it has moved to the replacement (closed under a thread still using it, its
+            # number could be reused by a new socket before that thread's next read)
+            for i in unleased:
+                _close(w.socks[i])
+            status: Optional[int] = None
+            if self._ctrl is not None:
+                self._ctrl.send(("reap", w.pid))
+                _, _, st = self._ctrl.recv()
+                status = None if st is None else int(st)
+            w.death = {"pid": w.pid, "status": _how(status)[2], "item": False,
+                       "wait_status": status}
+            self.deaths.append(w.death)
+            if not self._closed:
+                new = w.replaced_by = self._fork_locked(w.slot)
+                # the dead one's leased sockets stay with their threads, moved to the
+                # replacement's of the same number
+                self._free = [(f, i) for f, i in self._free if f is not new or i in unleased]
+        return w.death, w.replaced_by
 
-    def _lease(self) -> _Worker:
-        lease = getattr(self._local, "lease", None)
+    def _lease(self) -> _Lease:
+        lease: Optional[_Lease] = getattr(self._local, "lease", None)
         if lease is not None:
-            w: _Worker = lease.worker
-            return w
+            return lease
         with self._lock:
-            fresh = not self._free
-            w = self._fork_locked(next(self._slots)) if fresh else self._free.pop()
-        self._local.lease = _Lease(self, w)
-        if fresh and self.init is not None:
-            self._call(b"w", w.slot)
-        return w
+            if not self._free:
+                self._fork_locked(next(self._slots))
+            # spread the threads over the processes before doubling up
+            k = min(range(len(self._free)), key=lambda j: self._free[j][1])
+            w, idx = self._free.pop(k)
+        lease = self._local.lease = _Lease(self, w, idx)
+        self._ensure_init(lease)
+        return lease
 
-    def _give_back(self, w: _Worker) -> None:
+    def _give_back(self, w: _Worker, idx: int) -> None:
         with self._lock:
+            if w.death is not None:
+                _close(w.socks[idx])
+            w = w.live()
             if not self._closed and w.pid in self._workers:
-                self._free.append(w)
+                self._free.append((w, idx))
+
+    def _ensure_init(self, lease: _Lease) -> None:
+        """Run ``init(slot)`` in the lease's worker once, before any item of it."""
+        if self.init is None:
+            return
+        w = lease.worker
+        with w.init_lock:
+            if not w.init_done:
+                w.init_done = True
+                try:
+                    self._exchange(lease, b"w", w.slot)
+                except BaseException as e:
+                    w.init_error = e
+                    raise
+            elif w.init_error is not None:
+                raise w.init_error
 
     # --- calls ------------------------------------------------------------------------
 
     def init_worker(self, worker_id: int) -> None:
-        """Lease this thread's worker (its slot is ``worker_id``) and run ``init(worker_id)``
-        in it; the worker's exception is raised here."""
-        lease = getattr(self._local, "lease", None)
-        if lease is None:
-            with self._lock:
-                w = self._free.pop() if self._free else self._fork_locked(worker_id)
-                w.slot = worker_id
-            self._local.lease = _Lease(self, w)
-        if self.init is not None:
-            self._call(b"w", worker_id)
+        """Lease this thread's worker and run ``init`` there (once per process); its
+        exception is raised here."""
+        del worker_id  # a process's id is its slot (0, 1, ...), shared by its threads
+        self._lease()
 
     def __call__(self, item: Any) -> Any:
-        return self._call(b"i", item)
+        return self._exchange(self._lease(), b"i", item)
 
-    def _call(self, kind: bytes, arg: Any) -> Any:
-        w = self._lease()
+    def _exchange(self, lease: _Lease, kind: bytes, arg: Any) -> Any:
         sent: list[str] = []
         msg = pack(kind, arg, sent)
         try:
             for _ in range(_RESENDS):
+                w = lease.worker
                 try:
-                    reply = exchange(w.fd, msg)
+                    reply = exchange(w.fds[lease.idx], msg)
                     break
                 except (ConnectionResetError, BrokenPipeError):
                     # it closed its socket with this message unread (Linux resets the
-                    # connection then), or before it was sent: it died idle, before it took
-                    # the item, which never ran; replace it and send the item there
-                    w = self._replace(w)
+                    # connection then), or before it was sent: it died before it took the
+                    # item (idle, or running another thread's), which never ran; send it
+                    # to the replacement
+                    self._replace(lease, w)
                 except (EOFError, OSError):
-                    self._died(w, kind)  # it took the item and died running it
+                    self._died(lease, w, kind)  # it took the item and died running it
             else:
-                self._died(w, kind)
+                self._died(lease, lease.worker, kind)
         finally:
             _unlink(sent)  # the worker's, had it mapped them; else nobody will
-        w.items += 1
+        lease.worker.items += 1
         kind, value = unpack(reply)
         if kind == b"r":
             return value
@@ -782,31 +874,28 @@ class ProcessStage:
         exc.__cause__ = _RemoteTraceback(tb)
         raise exc
 
-    def _replace(self, w: _Worker) -> _Worker:
+    def _replace(self, lease: _Lease, w: _Worker) -> None:
         with self._lock:
-            if self._closed:
-                raise RuntimeError(f"process stage '{self.name}': closed")
-            status = self._reap_locked(w)
-            self.deaths.append({"pid": w.pid, "status": _how(status)[2], "item": False})
-            new = self._fork_locked(w.slot)
-        self._local.lease.worker = new
-        if self.init is not None:
-            self._call(b"w", w.slot)
-        return new
+            _, new = self._successor_locked(w)
+        _close(w.socks[lease.idx])
+        if new is None:
+            raise RuntimeError(f"process stage '{self.name}': closed")
+        lease.worker = new
+        self._ensure_init(lease)
 
-    def _died(self, w: _Worker, kind: bytes) -> NoReturn:
+    def _died(self, lease: _Lease, w: _Worker, kind: bytes) -> NoReturn:
         with self._lock:
-            status = self._reap_locked(w)
-            sig, code, how = _how(status)
-            self.deaths.append({"pid": w.pid, "status": how, "item": True})
-            new = None if self._closed else self._fork_locked(w.slot)
+            death, new = self._successor_locked(w)
+            death["item"] = True
+        sig, code, how = _how(death["wait_status"])
+        _close(w.socks[lease.idx])
         if new is not None:
-            self._local.lease.worker = new
-            if self.init is not None and kind != b"w":
+            lease.worker = new
+            if kind != b"w":
                 try:
-                    self._call(b"w", w.slot)
+                    self._ensure_init(lease)
                 except Exception:
-                    pass  # raised at the next item's init, if it fails again
+                    pass  # raised at this thread's next item
         what = "worker_init_fn" if kind == b"w" else "this item"
         e = WorkerDied(
             f"worker process (pid {w.pid}) of process stage '{self.name}' died running {what}: "
@@ -824,10 +913,11 @@ class ProcessStage:
             workers = sorted(self._workers.values(), key=lambda w: w.slot)
             zpid = self._zygote.pid if self._zygote is not None else None
             rows = [(w.slot, w.pid, w.items) for w in workers]
-            deaths = list(self.deaths)
+            deaths = [{k: v for k, v in d.items() if k != "wait_status"} for d in self.deaths]
         return {
             "start_method": self.started_with or self.start_method or "not started",
             "start_s": self.started_s,
+            "items_per_worker": self.depth,
             "zygote": None if zpid is None else {"pid": zpid, **rss_bytes(zpid)},
             "workers": [
                 {"worker": s, "pid": p, "items": n, **rss_bytes(p)} for s, p, n in rows
@@ -842,10 +932,11 @@ class ProcessStage:
                 return
             self._closed = True
             for w in self._workers.values():
-                try:
-                    w.conn.close()
-                except OSError:
-                    pass
+                for c in w.socks:
+                    try:
+                        c.close()
+                    except OSError:
+                        pass
             self._free.clear()
             ctrl, self._ctrl = self._ctrl, None
             z, self._zygote = self._zygote, None

@@ -466,6 +466,9 @@ class DataLoader:
                     getitem, init_fn = self._procs, self._procs.init_worker
                 else:
                     getitem = self._procs
+            threads = self.num_workers
+            if self.worker_type == "process":
+                threads *= self._procs.depth  # each process: one sample running, one waiting
             self._core = _core.LoaderCore(
                 getitem,
                 len(self.dataset),
@@ -473,7 +476,7 @@ class DataLoader:
                 self.drop_last,
                 self.seed,
                 self.sampler is not None,
-                self.num_workers,
+                threads,
                 self.strategy,
                 self.prefetch_factor * self.num_workers,
                 self.in_order,

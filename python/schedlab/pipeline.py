@@ -258,7 +258,10 @@ class Pipeline:
                 procs[name] = remote if kind == "process" else AutoStage(
                     fn, remote, "stage functions", prefork=concurrency
                 )
-                st = (op, name, "blocking", concurrency, queue, procs[name]) + tuple(st[6:])
+                # process: ITEMS_PER_WORKER threads per process (one item running, the next
+                # waiting in it); auto: its threads, which lease one process each once moved
+                threads = concurrency * remote.depth if kind == "process" else concurrency
+                st = (op, name, "blocking", threads, queue, procs[name]) + tuple(st[6:])
             out.append(st)
         return out, procs
 
