@@ -1,11 +1,12 @@
 """Worker processes for Python that holds the GIL: ``Pipeline.map(fn, kind="process")`` and
 ``DataLoader(worker_type="process")``.
 
-How it fits the engine: a process stage *is* a blocking stage. Each of its ``concurrency``
-threads leases one worker process (:class:`ProcessStage`, one per stage) and hands it one
-item at a time, waiting for the answer in ``read()``, without the GIL. So the engine's
-windows, order, back-pressure, failure policy, checkpoints and statistics apply unchanged,
-and a slow item holds one process, never a batch.
+How it fits the engine: a process stage *is* a blocking stage. Each of its threads leases
+one socket of a worker process (:class:`ProcessStage`, one per stage; ``ITEMS_PER_WORKER``
+sockets per process) and hands it one item at a time, waiting for the answer in Rust
+(``_core.exchange``), without the GIL. So the engine's windows, order, back-pressure,
+failure policy, checkpoints and statistics apply unchanged, and a slow item holds one
+process (and the one item waiting behind it), never a batch.
 
 Processes::
 
@@ -13,9 +14,13 @@ Processes::
         |  control socket: the pickled function once, then "fork", "reap"
         v
     the zygote (one per stage; started with the start method, single-threaded)
-        |  os.fork(), one socket per worker (its fd passed back over the control socket)
+        |  os.fork(); the worker's sockets (their fds passed back over the control socket)
         v
-    worker processes (run ``fn(item)``, one item at a time)
+    worker processes (run ``fn(item)``, one item at a time, from their sockets in turn)
+
+Who closes what: a socket a thread leases is closed only by that thread (after it moved to
+a dead worker's replacement) or once no thread holds it; the fd behind ``exchange`` is never
+closed under a reader, so its number cannot be reused while it reads.
 
 The zygote is started with ``start_method``. By default: ``"fork"`` while the user's process
 is single-threaded (``/proc/self/task`` has one entry: no other thread can hold a lock across

@@ -295,9 +295,10 @@ class DataLoader:
       one ends (as torch's persistent workers do), which costs CPU a single epoch never uses.
 
     Added: ``worker_type``: ``"thread"`` (the default: Rust threads that take the GIL only to
-    call ``__getitem__``), ``"process"`` (each of the ``num_workers`` threads hands its own
-    worker process one sample index at a time; ``__getitem__`` and ``worker_init_fn`` run in
-    the processes, the dataset reaches them pickled once; large numpy samples come back
+    call ``__getitem__``), ``"process"`` (``num_workers`` worker processes, each fed one
+    sample index at a time by two threads, so that it holds one sample running and the next
+    waiting; ``__getitem__`` and ``worker_init_fn`` run in the processes, the dataset reaches
+    them pickled once; large numpy samples come back
     through shared memory; a process that dies fails its sample only, as
     ``schedlab.WorkerDied``, and is replaced) or ``"auto"`` (threads, until the GIL
     statistics say ``__getitem__`` is GIL-bound: then processes; ``report()["processes"]``

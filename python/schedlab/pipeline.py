@@ -48,9 +48,10 @@ class Pipeline:
     ``concurrency`` items of the stage at once); ``kind="blocking"`` stages run on
     ``concurrency`` threads of their own, for work that waits (reads, network, sleeps).
     ``kind="process"`` stages run on ``concurrency`` (default ``workers``) worker processes,
-    for Python that holds the GIL: each of the stage's threads hands its own process one item
-    at a time (the function reaches the processes pickled, once; large numpy results come
-    back through shared memory), and a process that dies costs its item only (a
+    for Python that holds the GIL: the stage's threads (two per process: one item running in
+    it, the next waiting) hand them one item at a time (the function reaches the processes
+    pickled, once; large numpy results come back through shared memory), and a process that
+    dies costs its item only (a
     ``schedlab.WorkerDied`` error at its position; the process is replaced).
     ``kind="auto"`` starts on threads and moves to processes when the GIL statistics say the
     stage is GIL-bound (``stats()["processes"]`` says when and why). ``start_method``: how

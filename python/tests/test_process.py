@@ -431,3 +431,43 @@ def test_eight_workers_share_one_copy_of_a_large_dataset():
     assert one > 40 * 2**20  # each worker maps the whole dataset
     assert together <= 1.5 * one, (together / 2**20, one / 2**20)
     dl.close()
+
+
+def sleep_then_die(x):
+    import time
+
+    if x == "die":
+        time.sleep(0.3)  # long enough for the other thread's item to wait behind it
+        os.kill(os.getpid(), signal.SIGKILL)
+    return (x, os.getpid())
+
+
+def test_the_item_waiting_behind_a_dying_one_is_not_lost():
+    """A worker holds two items: one running, one waiting unread in its other socket. When
+    the running one kills it, the waiting one goes to the replacement and runs once."""
+    import threading
+    import time
+
+    st = _process.ProcessStage(sleep_then_die, "s", depth=2)
+    st.start(1)
+    out = {}
+
+    def run(name, x):
+        try:
+            out[name] = st(x)
+        except Exception as e:  # noqa: BLE001
+            out[name] = e
+
+    a = threading.Thread(target=run, args=("a", "die"))
+    a.start()
+    time.sleep(0.1)
+    b = threading.Thread(target=run, args=("b", 5))
+    b.start()
+    a.join()
+    b.join()
+    (dead,) = st.deaths
+    assert isinstance(out["a"], _process.WorkerDied) and out["a"].pid == dead["pid"]
+    assert dead["item"] is True
+    assert out["b"][0] == 5 and out["b"][1] != dead["pid"]  # ran once, on the replacement
+    assert [w["pid"] for w in st.stats()["workers"]] == [out["b"][1]]
+    st.close()
