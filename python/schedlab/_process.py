@@ -309,10 +309,14 @@ def _to_shm(m: memoryview) -> tuple[str, int]:
     return name, m.nbytes
 
 
+_MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+
+
 def _from_shm(name: str, size: int) -> mmap.mmap:
     fd = _posixshmem.shm_open(name, os.O_RDWR, mode=0o600)
     try:
-        return mmap.mmap(fd, size)
+        # mapped with its pages at once (one call, not a fault per page on first touch)
+        return mmap.mmap(fd, size, flags=_MAP_FLAGS)
     finally:
         os.close(fd)
         try:
