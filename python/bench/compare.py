@@ -11,8 +11,11 @@ Scenarios (batch 32):
   fraction of the limit ``workers / mean sample time`` and the time to the first batch.
 * (b) images: decode + resize to 224x224 + normalise the image example's folder (PNG and JPEG
   files, generated if missing) with Pillow and numpy, 2 workers: images/s.
-* (c) pure Python: a loop in ``__getitem__`` that holds the GIL (~1 ms), 2 workers: samples/s,
-  with schedlab's GIL statistics (time waiting for the GIL vs running Python).
+* (c) pure Python: a loop in ``__getitem__`` that holds the GIL (~1 ms), 2 workers: samples/s
+  as a fraction of the limit ``2 / mean sample time`` (measured single-threaded in this process
+  after each run), with schedlab's GIL statistics (time waiting for the GIL vs running
+  Python). Also schedlab's process workers and ``auto``, and ``multiprocessing.Pool.imap``;
+  (a) runs ``auto`` too (it should stay on threads: printed).
 * (2a), (2b) two stages (issue 29; ``bench/twostage.py``): read = ``time.sleep`` log-normal
   mean 2 ms sigma 1 on 32 threads -> decode = a C busy loop through ctypes (GIL released)
   of mean 250 us (2a) or 50 us (2b) on 2 CPUs; batch 32, in order, ``--epochs`` epochs per
@@ -112,6 +115,15 @@ class PythonDataset:
             s += k * k
         return np.array([i, s % 1000], dtype=np.int64)
 
+    def measured_mean(self, sample=100):
+        """The mean sample time measured now, single-threaded in this process (the limit of
+        a GIL-bound dataset is workers / this; it moves with the machine's load, so it is
+        measured right after each run)."""
+        t = time.perf_counter()
+        for i in range(sample):
+            self[i]
+        return (time.perf_counter() - t) / sample
+
 
 def write_images(folder, n=300, seed=0):
     """The image example's recipe: n images, sides log-uniform in 64..1600, half PNG half JPEG."""
@@ -159,9 +171,10 @@ def torch_contender(ds, workers, in_order):
     return run
 
 
-def schedlab_contender(ds, workers, in_order, report=None):
+def schedlab_contender(ds, workers, in_order, report=None, worker_type="thread"):
     def run():
-        dl = schedlab.DataLoader(ds, batch_size=32, num_workers=workers, in_order=in_order)
+        dl = schedlab.DataLoader(ds, batch_size=32, num_workers=workers, in_order=in_order,
+                                 worker_type=worker_type)
         try:
             r = epoch_of(lambda: iter(dl))
             if report is not None:
@@ -185,6 +198,34 @@ def schedlab_pipeline_contender(ds, workers, kind):
             return epoch_of(lambda: iter(p))
         finally:
             p.close()
+
+    return run
+
+
+def pool_contender(ds, workers):
+    """multiprocessing.Pool.imap, chunksize 1 (one sample at a time, in order), default start
+    method (fork on Linux),
+    batches of 32 stacked in the consumer."""
+    import multiprocessing
+
+    def run():
+        pool = multiprocessing.Pool(workers)  # the default start method (fork on Linux)
+
+        def batches():
+            buf = []
+            for x in pool.imap(ds.__getitem__, range(len(ds)), chunksize=1):
+                buf.append(x)
+                if len(buf) == 32:
+                    yield np.stack(buf)
+                    buf = []
+            if buf:
+                yield np.stack(buf)
+
+        try:
+            return epoch_of(batches)
+        finally:
+            pool.terminate()
+            pool.join()
 
     return run
 
@@ -244,12 +285,22 @@ def contenders(ds, workers, scenario, gil_reports):
     )
     out.append(("schedlab.DataLoader (threads, in_order=False)",
                 schedlab_contender(ds, workers, False)))
+    if scenario == "c":
+        out.append(("schedlab.DataLoader (processes, in order)",
+                    schedlab_contender(ds, workers, True, None, "process")))
+        out.append(("multiprocessing.Pool.imap (processes, chunksize 1)",
+                    pool_contender(ds, workers)))
+    if scenario in ("a", "c"):
+        out.append(("schedlab.DataLoader (auto, in order)",
+                    schedlab_contender(ds, workers, True, AUTO_REPORTS, "auto")))
     kind = "blocking" if scenario == "a" else "cpu"
     out.append((f"schedlab.Pipeline ({kind} stage)", schedlab_pipeline_contender(ds, workers, kind)))
     return out
 
 
 FILTER = []
+#: The reports of the auto contender's runs (where it ran, and why).
+AUTO_REPORTS = []
 
 
 # --- the two-stage workload (issue 29) ---------------------------------------------------
@@ -433,6 +484,10 @@ def scenario(name, title, ds, workers, reps, limit=None, results=None):
             )
         print("   ", r["gil_verdict"])
         rows["_gil"] = {"gil": r["gil"], "verdict": r["gil_verdict"]}
+    if AUTO_REPORTS:
+        for r in AUTO_REPORTS:
+            print(f"  auto: {r['processes']['__getitem__']['auto']}")
+        AUTO_REPORTS.clear()
     if results is not None:
         results[name] = rows
 
@@ -469,8 +524,12 @@ def main():
         scenario("b", f"decode + resize + normalise ({args.images})", ImageDataset(args.images),
                  2, args.reps, None, results)
     if "c" in only:
-        scenario("c", "pure-Python loop in __getitem__ (holds the GIL)", PythonDataset(2048), 2,
-                 args.reps, None, results)
+        ds = PythonDataset(2048)
+        limit = 2 / ds.measured_mean()
+        print(f"\n(c) nominal limit 2 / mean sample time measured single-threaded now = "
+              f"{limit:,.0f} samples/s; the measured limit re-measures it after each run")
+        scenario("c", "pure-Python loop in __getitem__ (holds the GIL)", ds, 2,
+                 args.reps, limit, results)
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     if "2a" in only:
         two_stage("2a", 250e-6, args.two_stage_samples, args.epochs, args.reps, results)

@@ -9,15 +9,22 @@ them at once, and nothing is pickled.
 ``schedlab.Pipeline`` chains stages of Python callables (``kind="cpu"`` on the shared workers,
 ``kind="blocking"`` on a stage's own threads), with batching, collate and per-stage
 statistics.
+
+Python that holds the GIL runs in worker processes: ``Pipeline.map(fn, kind="process")`` and
+``DataLoader(worker_type="process")`` (or ``"auto"``: threads until the GIL statistics say
+GIL-bound), one item at a time under the engine's scheduling; a worker that dies fails its
+item (:class:`WorkerDied`) and is replaced.
 """
 
 from ._collate import default_collate
 from ._core import DEFAULT_STRATEGY
 from .dataloader import DataLoader, gil_verdict
+from ._process import WorkerDied
 from .pipeline import Pipeline
 from .streams import shards
 
 __all__ = [
-    "DataLoader", "Pipeline", "default_collate", "gil_verdict", "shards", "DEFAULT_STRATEGY",
+    "DataLoader", "Pipeline", "WorkerDied", "default_collate", "gil_verdict", "shards",
+    "DEFAULT_STRATEGY",
 ]
 __version__ = "0.1.0"

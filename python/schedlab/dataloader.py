@@ -11,8 +11,11 @@ import weakref
 
 from . import _core
 from ._collate import default_collate
+from ._process import AutoStage, ProcessStage, start_method_arg
 
 _live = weakref.WeakSet()
+
+_WORKER_TYPES = ("thread", "process", "auto")
 
 
 @atexit.register
@@ -207,6 +210,13 @@ class Report(dict):
                 + (f" / {w['rust_s']:.3f} s" if per == "worker" else "")
             )
         lines.append(self.get("gil_verdict", ""))
+        procs = self.get("processes")
+        if procs:
+            from ._process import process_lines
+
+            lines.append("worker processes:")
+            for name, p in procs.items():
+                lines.extend(process_lines(name, p))
         return "\n".join(lines)
 
 
@@ -277,13 +287,23 @@ class DataLoader:
     * ``worker_init_fn(worker_id)``: runs once on each worker thread when it starts; a failure
       is raised once, at that worker's first batch, and ends the iteration (as in torch).
     * ``in_order``: batches in order (default) or as soon as they are ready.
-    * ``pin_memory``, ``pin_memory_device``, ``multiprocessing_context``: accepted, no-ops
-      (CPU threads; nothing to pin, no processes).
+    * ``pin_memory``, ``pin_memory_device``: accepted, no-ops (CPU threads; nothing to pin).
+    * ``multiprocessing_context``: how the zygote that forks the worker processes starts
+      (``"forkserver"``, ``"spawn"`` or ``"fork"``, or a context; by default ``"fork"`` while
+      this process is single-threaded, else ``"forkserver"``); unused with thread workers.
     * ``persistent_workers``: the threads always live as long as the loader; with
       ``persistent_workers=True`` they also load the next epoch's first batches while this
       one ends (as torch's persistent workers do), which costs CPU a single epoch never uses.
 
-    Added: ``strategy`` (a schedlab strategy spec such as ``"work-stealing"``; default
+    Added: ``worker_type``: ``"thread"`` (the default: Rust threads that take the GIL only to
+    call ``__getitem__``), ``"process"`` (``num_workers`` worker processes, each fed one
+    sample index at a time by two threads, so that it holds one sample running and the next
+    waiting; ``__getitem__`` and ``worker_init_fn`` run in the processes, the dataset reaches
+    them pickled once; large numpy samples come back
+    through shared memory; a process that dies fails its sample only, as
+    ``schedlab.WorkerDied``, and is replaced) or ``"auto"`` (threads, until the GIL
+    statistics say ``__getitem__`` is GIL-bound: then processes; ``report()["processes"]``
+    says when and why). ``strategy`` (a schedlab strategy spec such as ``"work-stealing"``; default
     ``"central"``), ``seed`` (the shuffle seed, instead of a ``generator``), ``autotune=True``
     (tune the prefetch online from the measured sample times; ``prefetch_factor`` is then the
     starting guess and ``max_items`` caps the samples in flight; ``report()["tuning"]`` lists
@@ -326,6 +346,7 @@ class DataLoader:
         seed=None,
         autotune=False,
         max_items=None,
+        worker_type="thread",
     ):
         if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
             raise TypeError(
@@ -336,6 +357,16 @@ class DataLoader:
             raise ValueError("batch_sampler: not supported; use batch_size, drop_last and sampler")
         self.batch_size = None if batch_size is None else _int_arg("batch_size", batch_size, 1)
         self.num_workers = _int_arg("num_workers", num_workers, 0)
+        if worker_type not in _WORKER_TYPES:
+            raise ValueError(f'worker_type: expected "thread", "process" or "auto", got '
+                             f"{worker_type!r}")
+        if worker_type != "thread" and self.num_workers == 0:
+            raise ValueError(f'worker_type={worker_type!r} needs num_workers > 0 (0: samples '
+                             "load in the calling thread)")
+        self.worker_type = worker_type
+        self.multiprocessing_context = multiprocessing_context
+        self._start_method = start_method_arg("multiprocessing_context", multiprocessing_context)
+        self._procs = None  # the worker processes (worker_type "process" or "auto")
         timeout_s = _timeout_arg(timeout)
         if shuffle and sampler is not None:
             raise ValueError("sampler option is mutually exclusive with shuffle")
@@ -437,18 +468,29 @@ class DataLoader:
             self._core = None
         self._retired = [c for c in self._retired if not c.reap()]
         if self._core is None:
+            getitem, init_fn = self.dataset.__getitem__, self.worker_init_fn
+            if self.worker_type != "thread":
+                self._procs = self._process_stage()
+                if self.worker_type == "process":
+                    # each worker thread leases its process (running worker_init_fn there)
+                    getitem, init_fn = self._procs, self._procs.init_worker
+                else:
+                    getitem = self._procs
+            threads = self.num_workers
+            if self.worker_type == "process":
+                threads *= self._procs.depth  # each process: one sample running, one waiting
             self._core = _core.LoaderCore(
-                self.dataset.__getitem__,
+                getitem,
                 len(self.dataset),
                 self._bs(),
                 self.drop_last,
                 self.seed,
                 self.sampler is not None,
-                self.num_workers,
+                threads,
                 self.strategy,
                 self.prefetch_factor * self.num_workers,
                 self.in_order,
-                self.worker_init_fn,
+                init_fn,
                 # torch's workers live for one epoch unless persistent: only persistent ones
                 # start on the next epoch's first batches while this one ends
                 self.persistent_workers,
@@ -456,6 +498,28 @@ class DataLoader:
                 self.max_items,
             )
         return self._core
+
+    def _process_stage(self):
+        """The worker processes for ``__getitem__``: started here (the dataset pickled once;
+        ``TypeError`` naming ``dataset`` when it cannot be)."""
+        if self._procs is not None:
+            return self._procs
+        fn = self.dataset.__getitem__
+        procs = ProcessStage(fn, "__getitem__", self._start_method, init=self.worker_init_fn,
+                             argument="dataset")
+        if self.worker_type == "process":
+            procs.start(self.num_workers)
+            return procs
+        auto = AutoStage(fn, procs, "__getitem__", prefork=self.num_workers)
+        me = weakref.ref(self)
+
+        def probe():
+            dl = me()
+            core = dl._core if dl is not None else None
+            return _gil_rows(core.gil_stats(), dl._gil0) if core is not None else []
+
+        auto.probe = probe
+        return auto
 
     def close(self):
         """Stop loading and join every worker thread. The loader can be iterated again
@@ -466,8 +530,13 @@ class DataLoader:
             it._dead = True
         core, self._core = self._core, None
         retired, self._retired = self._retired, []
-        for c in retired + ([core] if core is not None else []):
-            c.close()
+        procs, self._procs = self._procs, None
+        try:
+            for c in retired + ([core] if core is not None else []):
+                c.close()
+        finally:
+            if procs is not None:
+                procs.close()  # after the threads: none is waiting on a worker now
 
     def __del__(self):
         try:
@@ -572,6 +641,8 @@ class DataLoader:
         before = self._gil0
         data["gil"] = _gil_rows(self._core.gil_stats(), before)
         data["gil_verdict"] = gil_verdict(data["gil"], data.get("elapsed_s"))
+        if self._procs is not None:
+            data["processes"] = {"__getitem__": self._procs.stats()}
         return Report(data, _hold_advice(data, r[1]))
 
 

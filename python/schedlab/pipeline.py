@@ -9,6 +9,13 @@ import weakref
 from . import _core
 from . import streams as _streams
 from ._collate import default_collate
+from ._process import (
+    AutoStage,
+    ProcessStage,
+    check_picklable,
+    remote_fn,
+    start_method_arg,
+)
 from .dataloader import (
     _MAX_SEED,
     _claim,
@@ -20,7 +27,7 @@ from .dataloader import (
     KeyErrorMessage,
 )
 
-_KINDS = ("cpu", "blocking")
+_KINDS = ("cpu", "blocking", "process", "auto")
 _ON_FAILURE = ("raise", "skip", "halt")
 
 
@@ -44,6 +51,17 @@ class Pipeline:
     ``kind="cpu"`` stages run on the pipeline's ``workers`` shared threads (at most
     ``concurrency`` items of the stage at once); ``kind="blocking"`` stages run on
     ``concurrency`` threads of their own, for work that waits (reads, network, sleeps).
+    ``kind="process"`` stages run on ``concurrency`` (default ``workers``) worker processes,
+    for Python that holds the GIL: the stage's threads (two per process: one item running in
+    it, the next waiting) hand them one item at a time (the function reaches the processes
+    pickled, once; large numpy results come back through shared memory), and a process that
+    dies costs its item only (a
+    ``schedlab.WorkerDied`` error at its position; the process is replaced).
+    ``kind="auto"`` starts on threads and moves to processes when the GIL statistics say the
+    stage is GIL-bound (``stats()["processes"]`` says when and why). ``start_method``: how
+    a stage's zygote (the process that forks its workers) starts: ``"forkserver"``,
+    ``"spawn"`` or ``"fork"``; by default ``"fork"`` while this process is single-threaded,
+    else ``"forkserver"``.
     Items come out in source order (``ordered=True``) or as they are ready. An exception in
     a stage is raised at its item's position, as the original type, naming the stage.
 
@@ -73,9 +91,10 @@ class Pipeline:
 
     def __init__(
         self, source, *, workers=2, ordered=True, shuffle=False, seed=0, autotune=False,
-        max_items=None, window=None, on_failure="raise", max_failures=None,
+        max_items=None, window=None, on_failure="raise", max_failures=None, start_method=None,
     ):
         _int_arg("workers", workers, 1)
+        self._start_method = start_method_arg("start_method", start_method)
         if window is not None:
             _int_arg("window", window, 1)
         if on_failure not in _ON_FAILURE:
@@ -122,6 +141,8 @@ class Pipeline:
         self._stream = _streams.is_stream(source)
         self._stream_shuffle = None
         self._core = None
+        self._procs = {}  # the process and auto stages' pools, by stage name (this core's)
+        self._retired_procs = []  # those of cores stopped by an interrupt
         self._retired = []  # stopped by an interrupt; joined by close()
         self._restore = None
         self._epoch = 0
@@ -152,7 +173,11 @@ class Pipeline:
         if fn is not None and not callable(fn):
             raise TypeError(f"{op}: expected a callable, got {type(fn).__name__}")
         if kind not in _KINDS:
-            raise ValueError(f'kind: expected "cpu" or "blocking", got {kind!r}')
+            raise ValueError(
+                f'kind: expected "cpu", "blocking", "process" or "auto", got {kind!r}'
+            )
+        if kind == "process":
+            check_picklable("fn", fn)
         for arg, v in (("concurrency", concurrency), ("queue", queue)):
             if v is not None:
                 _int_arg(arg, v, 1)
@@ -161,8 +186,8 @@ class Pipeline:
                 raise TypeError(f"strategy: expected a str, got {type(strategy).__name__}")
             if kind != "cpu":
                 raise ValueError(
-                    'strategy: only a kind="cpu" stage has a strategy (a blocking stage\'s '
-                    f"threads take items in order), got strategy={strategy!r}"
+                    'strategy: only a kind="cpu" stage has a strategy (a blocking, process or '
+                    f"auto stage's threads take items in order), got strategy={strategy!r}"
                 )
             _core.check_strategy(strategy, self._workers)
         name = name or (getattr(fn, "__name__", op) if fn is not None else op)
@@ -210,14 +235,55 @@ class Pipeline:
             self._core = None
         self._retired = [c for c in self._retired if not c.reap()]
         if self._core is None:
-            self._core = _core.PipelineCore(
-                self._stages, self._workers, self._ordered, self._autotune, self._max_items,
-                self._window, self._on_failure,
-                None if self._max_failures is None else float(self._max_failures),
-                **({"stream": _streams.stream_spec(self._source, self._stream_shuffle)}
-                   if self._stream else {}),
-            )
+            stages, procs = self._rust_stages()
+            try:
+                for st in procs.values():
+                    if isinstance(st, ProcessStage):
+                        # here: an unpicklable function raises in the caller
+                        st.start(self._concurrency_of(st.name))
+                self._core = _core.PipelineCore(
+                    stages, self._workers, self._ordered, self._autotune, self._max_items,
+                    self._window, self._on_failure,
+                    None if self._max_failures is None else float(self._max_failures),
+                    **({"stream": _streams.stream_spec(self._source, self._stream_shuffle)}
+                       if self._stream else {}),
+                )
+            except BaseException:
+                for st in procs.values():
+                    st.close()
+                raise
+            # an interrupted core's threads may still use its processes: closed by close()
+            self._retired_procs.extend(self._procs.values())
+            self._procs = procs
+            me = weakref.ref(self)
+            for name, st in procs.items():
+                if isinstance(st, AutoStage):
+                    st.probe = _stage_probe(me, name)
         return self._core
+
+    def _concurrency_of(self, name):
+        st = next(s for s in self._stages if s[1] == name)
+        return st[3] or self._workers
+
+    def _rust_stages(self):
+        """The stages as the Rust core takes them: a process or auto stage is a blocking
+        stage (``concurrency`` threads, default ``workers``) whose function hands each item to
+        the calling thread's worker process."""
+        out, procs = [], {}
+        for st in self._stages:
+            op, name, kind, concurrency, queue, fn = st[:6]
+            if kind in ("process", "auto"):
+                concurrency = concurrency or self._workers
+                remote = ProcessStage(remote_fn(op, fn), name, self._start_method)
+                procs[name] = remote if kind == "process" else AutoStage(
+                    fn, remote, "stage functions", prefork=concurrency
+                )
+                # process: ITEMS_PER_WORKER threads per process (one item running, the next
+                # waiting in it); auto: its threads, which lease one process each once moved
+                threads = concurrency * remote.depth if kind == "process" else concurrency
+                st = (op, name, "blocking", threads, queue, procs[name]) + tuple(st[6:])
+            out.append(st)
+        return out, procs
 
     def epoch(self, epoch):
         """Iterate epoch ``epoch``'s items (after ``load_state_dict`` of a state inside this
@@ -301,6 +367,8 @@ class Pipeline:
         data["gil_verdict"] = gil_verdict(
             list(gil.values()), data.get("elapsed_s"), what="stage functions"
         )
+        if self._procs:
+            data["processes"] = {name: st.stats() for name, st in self._procs.items()}
         return Report(data, _hold_bottleneck(data, r[1]))
 
     def report(self):
@@ -314,8 +382,15 @@ class Pipeline:
         if it is not None:
             it._dead = True
         retired, self._retired = self._retired, []
-        for c in retired + ([core] if core is not None else []):
-            c.close()
+        procs = self._retired_procs + list(self._procs.values())
+        self._procs, self._retired_procs = {}, []
+        try:
+            for c in retired + ([core] if core is not None else []):
+                c.close()
+        finally:
+            # after the threads: none is waiting on a worker now
+            for st in procs:
+                st.close()
 
     def __del__(self):
         try:
@@ -328,6 +403,21 @@ class Pipeline:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _stage_probe(pipeline_ref, name):
+    """``() -> rows``: an auto stage's GIL statistics (as ``gil_verdict`` takes them)."""
+
+    def probe():
+        p = pipeline_ref()
+        core = p._core if p is not None else None
+        rows = dict(core.gil_stats()).get(name, []) if core is not None else []
+        return [
+            {"gil_wait_s": r[0], "python_s": r[1], "python_cpu_s": r[2], "calls": r[3]}
+            for r in rows
+        ]
+
+    return probe
 
 
 _ONE_MORE = re.compile(r"; one more (thread|CPU worker) there: ~[0-9.,]+ items/s")

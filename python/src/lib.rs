@@ -32,6 +32,8 @@ use scheduler::WorkerId;
 
 mod driver;
 mod pipeline;
+#[cfg(unix)]
+mod process;
 mod streams;
 
 use driver::{lock, Driver};
@@ -624,6 +626,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check_strategy, m)?)?;
     m.add_function(wrap_pyfunction!(epoch_order, m)?)?;
     m.add_function(wrap_pyfunction!(thread_count, m)?)?;
+    #[cfg(unix)]
+    m.add_function(wrap_pyfunction!(process::exchange, m)?)?;
     m.add("DEFAULT_STRATEGY", loader::DEFAULT_STRATEGY)?;
     Ok(())
 }

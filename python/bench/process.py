@@ -1,0 +1,272 @@
+"""GIL-bound work on worker processes (issue 32): schedlab's process workers against torch's
+DataLoader, ``multiprocessing.Pool.imap`` and schedlab's threads.
+
+    python python/bench/process.py [--only uniform,lognormal,sleep] [--reps 3]
+                                   [--items 3000] [--contenders WORDS]
+
+Workloads (2 workers, batch 32, in order; every item is pure Python that holds the GIL):
+
+* uniform: a loop of a fixed count (~700 us), as ``compare.py`` (c);
+* lognormal: loop counts drawn log-normal, mean ~400 us, sigma 1.5 (seed 0);
+* sleep: ``time.sleep`` log-normal mean 1 ms sigma 1.5, 8 workers (``auto`` must stay on
+  threads there; printed: where it ran).
+
+The limit of a GIL-bound workload is ``2 CPUs / mean item time``, the mean measured
+single-threaded in this process on a sample of the items right before each repetition (it
+moves with the machine's load). Each run builds a fresh loader and times one epoch from
+``iter()`` to the last batch (start-up counts), and the time to the first batch.
+Contenders alternate within each repetition; every run is printed with the load average.
+torch is optional: skipped and named when it is not installed.
+"""
+
+import argparse
+import math
+import multiprocessing
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import schedlab  # noqa: E402
+
+
+def spin(n):
+    s = 0
+    for k in range(n):
+        s += k * k
+    return s
+
+
+class LoopDataset:
+    """Item i runs a pure-Python loop of ``counts[i]`` steps; returns ``[i, s % 1000]``."""
+
+    def __init__(self, counts):
+        self.counts = counts
+
+    def __len__(self):
+        return len(self.counts)
+
+    def __getitem__(self, i):
+        return np.array([i, spin(self.counts[i]) % 1000], dtype=np.int64)
+
+
+class SleepDataset:
+    def __init__(self, durations):
+        self.durations = durations
+
+    def __len__(self):
+        return len(self.durations)
+
+    def __getitem__(self, i):
+        time.sleep(self.durations[i])
+        return np.array([i, os.getpid()], dtype=np.int64)
+
+
+def steps_per_us():
+    """Loop steps per microsecond on this machine now (median of 5)."""
+    rates = []
+    for _ in range(5):
+        t = time.perf_counter()
+        spin(200_000)
+        rates.append(200_000 / ((time.perf_counter() - t) * 1e6))
+    return statistics.median(rates)
+
+
+def lognormal(n, mean, sigma, seed=0):
+    mu = math.log(mean) - sigma * sigma / 2
+    return np.random.default_rng(seed).lognormal(mu, sigma, n)
+
+
+def mean_item_s(ds, sample=300):
+    """Single-threaded mean item time over an evenly spaced sample of the items."""
+    idx = np.linspace(0, len(ds) - 1, min(sample, len(ds))).astype(int)
+    t = time.perf_counter()
+    for i in idx:
+        ds[int(i)]
+    return (time.perf_counter() - t) / len(idx)
+
+
+# --- contenders ---------------------------------------------------------------------------
+
+
+def epoch(make):
+    t0 = time.perf_counter()
+    first, n, order = None, 0, []
+    with make() as it:
+        for b in it:
+            if first is None:
+                first = time.perf_counter() - t0
+            n += len(b)
+            order.append(int(b[0][0]))
+    return time.perf_counter() - t0, first, n, order
+
+
+class _Ctx:
+    def __init__(self, it, close):
+        self.it, self.close = it, close
+
+    def __enter__(self):
+        return self.it
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def schedlab_dl(ds, workers, worker_type, report=None):
+    def make():
+        dl = schedlab.DataLoader(ds, batch_size=32, num_workers=workers, worker_type=worker_type)
+
+        def close():
+            if report is not None:
+                report.append(dl.report())
+            dl.close()
+
+        return _Ctx(iter(dl), close)
+
+    return make
+
+
+def schedlab_pipeline(ds, workers, kind):
+    def make():
+        p = schedlab.Pipeline(len(ds), workers=workers).map(
+            ds.__getitem__, kind=kind, concurrency=workers, name="getitem").batch(32)
+        return _Ctx(iter(p), p.close)
+
+    return make
+
+
+def pool_imap(ds, workers):
+    def make():
+        pool = multiprocessing.Pool(workers)  # the default start method (fork on Linux)
+
+        def batches():
+            buf = []
+            for x in pool.imap(ds.__getitem__, range(len(ds)), chunksize=1):
+                buf.append(x)
+                if len(buf) == 32:
+                    yield np.stack(buf)
+                    buf = []
+            if buf:
+                yield np.stack(buf)
+
+        def close():
+            pool.terminate()
+            pool.join()
+
+        return _Ctx(batches(), close)
+
+    return make
+
+
+def torch_dl(ds, workers, in_order=True):
+    import torch.utils.data as tud
+
+    def make():
+        kw = dict(batch_size=32, num_workers=workers, persistent_workers=False)
+        if not in_order:
+            kw["in_order"] = False
+        dl = tud.DataLoader(ds, **kw)
+        return _Ctx(iter(dl), lambda: None)
+
+    return make
+
+
+def contenders(ds, workers, reports, sleep=False):
+    out = []
+    try:
+        import torch  # noqa: F401
+
+        out.append(("torch DataLoader (processes, in order)", torch_dl(ds, workers)))
+        if not sleep:
+            out.append(("torch DataLoader (processes, in_order=False)",
+                        torch_dl(ds, workers, False)))
+    except ImportError:
+        print("  (torch is not installed: torch's DataLoader skipped)")
+    if not sleep:
+        out.append(("multiprocessing.Pool.imap (chunksize 1)", pool_imap(ds, workers)))
+        out.append(("schedlab.DataLoader threads", schedlab_dl(ds, workers, "thread")))
+        out.append(("schedlab.DataLoader process", schedlab_dl(ds, workers, "process")))
+        out.append(("schedlab.Pipeline kind=process", schedlab_pipeline(ds, workers, "process")))
+    else:
+        out.append(("schedlab.DataLoader threads", schedlab_dl(ds, workers, "thread")))
+    out.append(("schedlab.DataLoader auto", schedlab_dl(ds, workers, "auto", reports)))
+    return out
+
+
+def loadavg():
+    return "load average %.2f %.2f %.2f" % os.getloadavg()
+
+
+def run(name, title, ds, workers, reps, nominal_mean=None):
+    print(f"\n## {name}: {title}; {len(ds)} items, {workers} workers, batch 32, in order, "
+          f"{reps} reps")
+    print(f"  before: {loadavg()}")
+    reports = []
+    cs = contenders(ds, workers, reports, sleep=nominal_mean is not None)
+    if FILTER:
+        cs = [(label, mk) for label, mk in cs if any(w in label for w in FILTER)]
+    rows = {label: [] for label, _ in cs}
+    for rep in range(reps):
+        mean = nominal_mean or mean_item_s(ds)
+        limit = workers / mean
+        print(f"  rep {rep}: mean item {mean * 1e6:.0f} us single-threaded -> limit "
+              f"{limit:,.0f} items/s; {loadavg()}")
+        for label, mk in cs:
+            try:
+                t, first, n, order = epoch(mk)
+            except Exception as e:  # noqa: BLE001 - a failing contender is reported
+                print(f"    {label}: failed: {type(e).__name__}: {e}")
+                continue
+            assert n == len(ds), label
+            assert order == sorted(order) or "in_order=False" in label, label
+            r = n / t
+            rows[label].append((r / limit, first))
+            print(f"    {label}: {r:,.0f} items/s = {r / limit:.3f} of the limit, first batch "
+                  f"{first * 1e3:.0f} ms; {loadavg()}")
+    print(f"  after: {loadavg()}")
+    print("\n| contender | of the limit (every run) | first batch ms (every run) |")
+    print("|---|---|---|")
+    for label, rs in rows.items():
+        if rs:
+            print(f"| {label} | {' / '.join(f'{f:.3f}' for f, _ in rs)} | "
+                  f"{' / '.join(f'{b * 1e3:.0f}' for _, b in rs)} |")
+    for r in reports[-1:]:
+        p = r.get("processes", {}).get("__getitem__", {})
+        print(f"\n  auto (last run): {p.get('auto')}")
+
+
+FILTER = []
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", default="uniform,lognormal,sleep")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--items", type=int, default=3000)
+    ap.add_argument("--contenders", default="")
+    args = ap.parse_args()
+    FILTER[:] = [w for w in args.contenders.split(",") if w]
+    only = set(args.only.split(","))
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {loadavg()}")
+    c = steps_per_us()
+    print(f"calibration: {c:.1f} loop steps per us")
+    if "uniform" in only:
+        ds = LoopDataset([int(700 * c)] * args.items)
+        run("uniform", "pure-Python loop ~700 us per item", ds, 2, args.reps)
+    if "lognormal" in only:
+        us = lognormal(args.items, 400, 1.5)
+        ds = LoopDataset([max(1, int(u * c)) for u in us])
+        run("lognormal", "pure-Python loop, log-normal mean 400 us sigma 1.5", ds, 2, args.reps)
+    if "sleep" in only:
+        d = lognormal(args.items * 4, 0.001, 1.5)
+        ds = SleepDataset(d.tolist())
+        run("sleep", "time.sleep log-normal mean 1 ms sigma 1.5 (auto should stay on threads)",
+            ds, 8, args.reps, nominal_mean=float(d.mean()))
+
+
+if __name__ == "__main__":
+    main()

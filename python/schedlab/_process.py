@@ -1,0 +1,1117 @@
+"""Worker processes for Python that holds the GIL: ``Pipeline.map(fn, kind="process")`` and
+``DataLoader(worker_type="process")``.
+
+How it fits the engine: a process stage *is* a blocking stage. Each of its threads leases
+one socket of a worker process (:class:`ProcessStage`, one per stage; ``ITEMS_PER_WORKER``
+sockets per process) and hands it one item at a time, waiting for the answer in Rust
+(``_core.exchange``), without the GIL. So the engine's windows, order, back-pressure,
+failure policy, checkpoints and statistics apply unchanged, and a slow item holds one
+process (and the one item waiting behind it), never a batch.
+
+Processes::
+
+    the user's process (engine threads)
+        |  control socket: the pickled function once, then "fork", "reap"
+        v
+    the zygote (one per stage; started with the start method, single-threaded)
+        |  os.fork(); the worker's sockets (their fds passed back over the control socket)
+        v
+    worker processes (run ``fn(item)``, one item at a time, from their sockets in turn)
+
+Who closes what: a socket a thread leases is closed only by that thread (after it moved to
+a dead worker's replacement) or once no thread holds it; the fd behind ``exchange`` is never
+closed under a reader, so its number cannot be reused while it reads.
+
+The zygote is started with ``start_method``. By default: ``"fork"`` while the user's process
+is single-threaded (``/proc/self/task`` has one entry: no other thread can hold a lock across
+the fork, and the zygote starts in milliseconds), else ``"forkserver"``: forking the user's
+process while the engine's Rust threads (or any others) run is unsafe (a lock another thread
+held at the fork stays locked forever in the child: the allocator's, Python's, the
+engine's), and ``"spawn"`` starts a fresh interpreter (slow). ``"forkserver"``, ``"spawn"``
+and ``"fork"`` can be asked for (``"fork"`` then forks even with threads running: use it
+knowingly). The zygote is single-threaded, so *it* forks safely: workers start (and dead ones
+are replaced) in a few milliseconds, and share the zygote's pages (the interpreter, the
+imported modules, the unpickled function and dataset) copy-on-write.
+
+Messages: one byte of kind, then a pickle (protocol 5). Contiguous buffers of
+``SHM_MIN_BYTES`` or more (numpy arrays, ``bytes``) travel out of band in POSIX shared memory:
+the sender copies each into a fresh segment once, the receiver maps it (zero copies) and
+unlinks the name at once, so the array it gets is a view of the mapping, freed with it. Only
+the pickle's header (dtype, shape, the segment's name) goes through the socket.
+
+A worker that dies (a signal, ``os._exit``, a segfault) while running an item makes that
+item a :class:`WorkerDied` error naming the pid and the signal or exit status; the zygote
+reaps it and forks a replacement, and the next item goes there.
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import itertools
+import operator
+import mmap
+import os
+import pickle
+import secrets
+import select
+import signal
+import socket
+import threading
+import time
+import traceback
+import weakref
+from array import array
+from collections import deque
+from collections.abc import Sequence
+from multiprocessing import get_context
+from multiprocessing.connection import Connection
+from multiprocessing.reduction import recv_handle, send_handle
+
+try:
+    from ._core import exchange
+except ImportError:  # pragma: no cover - not POSIX: process stages are refused at start
+    exchange = None  # type: ignore[assignment]
+from typing import Any, Callable, NoReturn, Optional, cast
+
+try:  # POSIX shared memory, as multiprocessing.shared_memory uses it (without its tracker)
+    import _posixshmem  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - not POSIX
+    _posixshmem = None
+
+#: Buffers at least this large go through shared memory rather than the socket.
+SHM_MIN_BYTES = 64 * 1024
+
+#: The start methods a process stage accepts; the first is the default.
+START_METHODS = ("forkserver", "spawn", "fork")
+
+_SEG = itertools.count()
+
+#: Replacements of a worker that dies before it takes an item, before the item fails.
+_RESENDS = 3
+
+
+class WorkerDied(RuntimeError):
+    """A worker process died while it ran this item (killed by a signal, ``os._exit``, a
+    crash). ``pid``, ``signal`` (the signal's number, or ``None``) and ``exitcode`` say how;
+    the process was replaced and the other items were not affected."""
+
+    pid: Optional[int] = None
+    signal: Optional[int] = None
+    exitcode: Optional[int] = None
+
+
+class _RemoteTraceback(Exception):
+    """The worker process's traceback, chained as the cause of the exception it raised."""
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return self.tb
+
+
+def start_method_arg(name: str, value: Any) -> Optional[str]:
+    """``value`` as a start method name (a str or a multiprocessing context; ``None``: the
+    default, see :func:`zygote_start_method`), else ``ValueError`` / ``TypeError`` naming
+    ``name``."""
+    if value is None:
+        return None
+    if hasattr(value, "get_start_method") and not isinstance(value, str):
+        value = value.get_start_method()
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{name}: expected a start method name or a multiprocessing context, got "
+            f"{type(value).__name__}"
+        )
+    if value not in START_METHODS:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, START_METHODS))}, got "
+                         f"{value!r}")
+    return value
+
+
+def _single_threaded() -> bool:
+    """True when this process has one thread (Linux: ``/proc/self/task``), so that nothing
+    can hold a lock across a fork; False when unknown."""
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
+def zygote_start_method(asked: Optional[str]) -> tuple[str, str]:
+    """``(start method, why)`` for a zygote: the one asked for; by default ``"fork"`` while
+    this process is single-threaded (nothing can hold a lock across the fork, and the zygote
+    starts in milliseconds, without re-importing ``__main__``), else ``"forkserver"``."""
+    if asked is not None:
+        return asked, "as asked"
+    if _single_threaded():
+        return "fork", "the default: this process was single-threaded"
+    return "forkserver", "the default: threads were running here"
+
+
+# --- what the workers share: large lists of plain data, packed -----------------------------
+
+#: Lists at least this long whose elements are plain data reach the workers as a PackedList.
+PACK_MIN_LEN = 4096
+
+_PLAIN = frozenset((str, bytes, int, float, bool, type(None)))
+
+
+def _plain(x: Any, depth: int = 0) -> bool:
+    """Plain data: str, bytes, numbers, None, and tuples, lists and dicts of them (3 deep)."""
+    t = type(x)
+    if t in _PLAIN:
+        return True
+    if depth >= 3:
+        return False
+    if t is tuple or t is list:
+        return all(_plain(y, depth + 1) for y in x)
+    if t is dict:
+        return all(type(k) in _PLAIN and _plain(v, depth + 1) for k, v in x.items())
+    return False
+
+
+def _packed(blob: bytes, n: int) -> "PackedList":
+    return PackedList._of(blob, n)
+
+
+class PackedList(Sequence):  # type: ignore[type-arg]
+    """A read-only list kept as one ``bytes`` object: the offsets of its elements, then each
+    element pickled. Reading an element unpickles a fresh copy of it.
+
+    Why: a worker process forked from the zygote shares the zygote's pages until it writes
+    to them, and CPython writes to an object whenever it reads it (its reference count).
+    Over an epoch every worker reads elements on every page of a list of Python objects, so
+    each worker ends up with its own copy of the list (torch's "copy-on-read"). A list
+    packed into one ``bytes`` object is read without writing to it (only its header's count
+    changes: one page), so all the workers share one copy. Large lists of plain data
+    (``PACK_MIN_LEN`` elements or more, each str / bytes / numbers / None or tuples, lists
+    and dicts of them) in a process stage's function or a DataLoader's dataset reach the
+    workers packed; the user's process keeps its list as it is.
+    """
+
+    __slots__ = ("_blob", "_n", "_offsets", "_data")
+
+    def __init__(self, items: Any = ()) -> None:
+        pieces = [pickle.dumps(x, protocol=5) for x in items]
+        offsets = array("q", [0] * (len(pieces) + 1))
+        at = 0
+        for k, p in enumerate(pieces):
+            at += len(p)
+            offsets[k + 1] = at
+        self._set(offsets.tobytes() + b"".join(pieces), len(pieces))
+
+    @classmethod
+    def _of(cls, blob: bytes, n: int) -> "PackedList":
+        self = cls.__new__(cls)
+        self._set(blob, n)
+        return self
+
+    def _set(self, blob: bytes, n: int) -> None:
+        self._blob, self._n = blob, n
+        view = memoryview(blob)
+        self._offsets = view[: 8 * (n + 1)].cast("q")
+        self._data = view[8 * (n + 1) :]
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(self._n))]
+        k = operator.index(i)
+        if k < 0:
+            k += self._n
+        if not 0 <= k < self._n:
+            raise IndexError("list index out of range")
+        return pickle.loads(self._data[self._offsets[k] : self._offsets[k + 1]])
+
+    def __eq__(self, other: Any) -> bool:
+        if isinstance(other, (list, PackedList)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"PackedList({len(self)} elements, {len(self._blob)} bytes)"
+
+    def __reduce__(self) -> Any:
+        return (_packed, (self._blob, self._n))
+
+
+class _SharingPickler(pickle.Pickler):
+    """Pickles large lists of plain data as :class:`PackedList` (a persistent id: the C
+    pickler consults ``reducer_override`` for no exact ``list``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._packed: dict[int, tuple[Any, ...]] = {}
+
+    def persistent_id(self, obj: Any) -> Any:
+        if type(obj) is not list or len(obj) < PACK_MIN_LEN:
+            return None
+        key = id(obj)
+        if key not in self._packed:
+            if not all(_plain(x) for x in obj):
+                return None
+            p = PackedList(obj)
+            self._packed[key] = ("schedlab.PackedList", p._blob, p._n, obj)
+        return self._packed[key][:3]
+
+
+class _SharingUnpickler(pickle.Unpickler):
+    def persistent_load(self, pid: Any) -> Any:
+        if isinstance(pid, tuple) and len(pid) == 3 and pid[0] == "schedlab.PackedList":
+            return PackedList._of(pid[1], pid[2])
+        raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
+
+
+def load_shared(data: bytes) -> Any:
+    """The inverse of :func:`check_picklable`."""
+    return _SharingUnpickler(io.BytesIO(data)).load()
+
+
+def check_picklable(name: str, obj: Any) -> bytes:
+    """``obj`` pickled for the worker processes (large lists of plain data packed, see
+    :class:`PackedList`), or ``TypeError`` naming ``name`` (a process stage's function and
+    the DataLoader's dataset reach the worker processes pickled)."""
+    try:
+        buf = io.BytesIO()
+        _SharingPickler(buf, protocol=5).dump(obj)
+        return buf.getvalue()
+    except Exception as e:
+        raise TypeError(
+            f"{name}: worker processes receive it pickled, and pickling it failed "
+            f"({type(e).__name__}: {e}); use a module-level function or a picklable object"
+        ) from e
+
+
+# --- messages -----------------------------------------------------------------------------
+
+
+def _to_shm(m: memoryview) -> tuple[str, int]:
+    name = f"/schedlab-{os.getpid()}-{next(_SEG)}-{secrets.token_hex(4)}"
+    fd = _posixshmem.shm_open(name, os.O_CREAT | os.O_EXCL | os.O_RDWR, mode=0o600)
+    try:
+        try:
+            os.ftruncate(fd, m.nbytes)
+            done = 0
+            while done < m.nbytes:
+                done += os.write(fd, m[done:])
+        except BaseException:
+            _posixshmem.shm_unlink(name)
+            raise
+    finally:
+        os.close(fd)
+    return name, m.nbytes
+
+
+_MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+
+
+def _from_shm(name: str, size: int) -> mmap.mmap:
+    fd = _posixshmem.shm_open(name, os.O_RDWR, mode=0o600)
+    try:
+        # mapped with its pages at once (one call, not a fault per page on first touch)
+        return mmap.mmap(fd, size, flags=_MAP_FLAGS)
+    finally:
+        os.close(fd)
+        try:
+            _posixshmem.shm_unlink(name)
+        except OSError:
+            pass
+
+
+def pack(kind: bytes, obj: Any, sent: Optional[list[str]] = None) -> bytes:
+    """One message: ``kind`` (one lowercase byte), then ``obj`` pickled; large contiguous
+    buffers go to shared memory (``kind`` upper-cased, the segments listed first). ``sent``
+    collects the segments' names (the sender unlinks them if the receiver never does)."""
+    if type(obj) is _ndarray and obj.nbytes < SHM_MIN_BYTES:
+        raw = _pack_array(kind, obj)
+        if raw is not None:
+            return raw
+    segs: list[tuple[str, int]] = []
+
+    def out_of_band(pb: pickle.PickleBuffer) -> bool:
+        try:
+            m = pb.raw()
+        except BufferError:
+            return True
+        if m.nbytes < SHM_MIN_BYTES or _posixshmem is None:
+            return True
+        try:
+            segs.append(_to_shm(m))
+        except OSError:
+            return True  # /dev/shm full or missing: through the socket
+        return False
+
+    data = pickle.dumps(obj, protocol=5, buffer_callback=out_of_band)
+    if not segs:
+        return kind + data
+    if sent is not None:
+        sent.extend(n for n, _ in segs)
+    head = pickle.dumps(segs, protocol=5)
+    return kind.upper() + len(head).to_bytes(4, "little") + head + data
+
+
+try:
+    import numpy as _np
+
+    _ndarray: Any = _np.ndarray
+except ImportError:  # pragma: no cover - numpy is optional
+    _np = None  # type: ignore[assignment]
+    _ndarray = None
+
+#: The second byte of a message that is one small numpy array (a pickle starts ``\x80``).
+_ARRAY = b"A"
+
+
+def _pack_array(kind: bytes, a: Any) -> Optional[bytes]:
+    """A small C-contiguous array of plain numbers without pickle (whose numpy reduction
+    costs about 10 us a way): ``kind``, ``A``, ``dtype|shape`` in ASCII, a NUL, the bytes."""
+    dt = a.dtype
+    if dt.hasobject or dt.fields is not None or not a.flags.c_contiguous:
+        return None
+    head = f"{dt.str}|{','.join(map(str, a.shape))}".encode()
+    return b"".join((kind, _ARRAY, head, b"\0", a.tobytes()))
+
+
+def _unpack_array(msg: bytes) -> Any:
+    end = msg.index(b"\0", 2)
+    dt, _, shape = msg[2:end].decode().partition("|")
+    dims = tuple(int(d) for d in shape.split(",")) if shape else ()
+    # a copy (writable, as an unpickled array is), of a small array
+    return _np.frombuffer(msg, dtype=dt, offset=end + 1).reshape(dims).copy()
+
+
+def unpack(msg: bytes) -> tuple[bytes, Any]:
+    """``(kind, obj)`` of a :func:`pack` message (the shared-memory segments mapped, not
+    copied, and unlinked)."""
+    kind = msg[:1]
+    view = memoryview(msg)
+    if msg[1:2] == _ARRAY:
+        return kind, _unpack_array(msg)
+    if kind.islower():
+        return kind, pickle.loads(view[1:])
+    n = int.from_bytes(msg[1:5], "little")
+    segs = pickle.loads(view[5 : 5 + n])
+    buffers = [_from_shm(name, size) for name, size in segs]
+    return kind.lower(), pickle.loads(view[5 + n :], buffers=buffers)
+
+
+def send(sock: socket.socket, msg: bytes) -> None:
+    """One message: its length (4 bytes, little-endian), then the message."""
+    sock.sendall(len(msg).to_bytes(4, "little") + msg)
+
+
+def recv(sock: socket.socket) -> bytes:
+    """The next message (``EOFError`` when the peer has closed). One ``recv`` for a small
+    message; the peers take turns, so nothing past this message is waiting."""
+    buf = sock.recv(_READ)
+    while len(buf) < 4:
+        if not buf:
+            raise EOFError
+        more = sock.recv(_READ)
+        if not more:
+            raise EOFError
+        buf += more
+    n = int.from_bytes(buf[:4], "little") + 4
+    if len(buf) == n:
+        return buf[4:]
+    parts, have = [buf], len(buf)
+    while have < n:
+        more = sock.recv(min(n - have, 1 << 20))
+        if not more:
+            raise EOFError
+        parts.append(more)
+        have += len(more)
+    return b"".join(parts)[4:]
+
+
+_READ = 1 << 16
+
+
+def _unlink(names: list[str]) -> None:
+    for n in names:
+        try:
+            _posixshmem.shm_unlink(n)
+        except OSError:
+            pass
+    names.clear()
+
+
+# --- the worker and the zygote (in the child processes) -----------------------------------
+
+
+def _worker_main(
+    conns: list[socket.socket], fn: Callable[[Any], Any],
+    init: Optional[Callable[[int], Any]],
+) -> None:
+    """A worker process: answer each item with ``fn(item)`` until its sockets close. Each
+    socket is one thread of the user's process, with at most one item outstanding; the
+    worker takes one message at a time, from the sockets that have one in turn, so an item
+    waits here while another runs (and a message not yet taken is still unread when the
+    worker dies: its sender sees the connection reset and sends it elsewhere)."""
+    live = {c.fileno(): c for c in conns}
+    # per socket, the segments of its last answer: the thread there has mapped (and
+    # unlinked) them once it sends again, or closes
+    sent: dict[int, list[str]] = {fd: [] for fd in live}
+    poller = select.poll()
+    for fd in live:
+        poller.register(fd, select.POLLIN)
+    ready: deque[int] = deque()
+    while live:
+        if len(live) == 1:
+            fd = next(iter(live))
+        else:
+            while not ready:
+                ready.extend(fd for fd, _ in poller.poll() if fd in live)
+            fd = ready.popleft()
+            if fd not in live:
+                continue
+        conn = live[fd]
+        try:
+            msg = recv(conn)
+        except (EOFError, OSError):
+            del live[fd]
+            poller.unregister(fd)
+            _unlink(sent[fd])
+            continue
+        _unlink(sent[fd])
+        try:
+            kind, arg = unpack(msg)
+            out = init(arg) if kind == b"w" and init is not None else fn(arg) if kind == b"i" else None
+            reply = pack(b"r", out, sent[fd])
+        except BaseException as e:  # noqa: BLE001 - every failure goes back as the item's
+            tb = traceback.format_exc()
+            try:
+                reply = pack(b"e", (e, tb))
+            except Exception:
+                reply = pack(b"e", (RuntimeError(f"{type(e).__name__}: {e}"), tb))
+        try:
+            send(conn, reply)
+        except OSError:
+            del live[fd]
+            poller.unregister(fd)
+            _unlink(sent[fd])
+
+
+def _zygote_main(ctrl: Connection, forked: bool = False) -> None:
+    """The zygote: load the stage's function once, then fork workers on request. ``forked``:
+    it is a fork of the user's process, whose other file descriptors (other stages' sockets)
+    it closes, so that their peers still see them close when the user's process closes them
+    or dies."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the user's process's to handle
+    if forked:
+        keep = ctrl.fileno()
+        os.closerange(3, keep)
+        os.closerange(keep + 1, _max_fd())
+    try:
+        fn, init = load_shared(ctrl.recv_bytes())
+    except BaseException as e:  # noqa: BLE001
+        ctrl.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc()))
+        return
+    # what was loaded (and, forked, all the user's process had) goes to the collector's
+    # permanent generation, which it never walks: the workers do not copy it by collecting
+    # (a collection first would walk, and so copy, the user's whole heap)
+    gc.freeze()
+    children: set[int] = set()
+    ctrl.send(("ready", os.getpid()))
+    while True:
+        try:
+            req = ctrl.recv()
+        except (EOFError, OSError):
+            break
+        if req[0] == "fork":
+            pairs = [socket.socketpair() for _ in range(req[1])]
+            pid = os.fork()
+            if pid == 0:  # the worker
+                try:
+                    ctrl.close()
+                    for mine, _ in pairs:
+                        mine.close()
+                    _worker_main([theirs for _, theirs in pairs], fn, init)
+                finally:
+                    os._exit(0)
+            children.add(pid)
+            ctrl.send(("forked", pid))
+            for mine, theirs in pairs:
+                theirs.close()
+                send_handle(ctrl, mine.fileno(), 0)
+                mine.close()
+        elif req[0] == "reap":
+            pid = req[1]
+            try:
+                _, status = os.waitpid(pid, 0)
+            except ChildProcessError:
+                status = None
+            children.discard(pid)
+            ctrl.send(("reaped", pid, status))
+        elif req[0] == "stop":
+            break
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pid in children:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+
+# --- the user's side ----------------------------------------------------------------------
+
+
+def _close(c: socket.socket) -> None:
+    try:
+        c.close()
+    except OSError:
+        pass
+
+
+def _max_fd() -> int:
+    try:
+        return int(os.sysconf("SC_OPEN_MAX"))
+    except (OSError, ValueError):
+        return 65536
+
+
+def _how(status: Optional[int]) -> tuple[Optional[int], Optional[int], str]:
+    """``(signal, exitcode, words)`` of a wait status."""
+    if status is None:
+        return None, None, "exit status unknown"
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        return sig, None, f"killed by signal {sig} ({name})"
+    code = os.WEXITSTATUS(status)
+    return None, code, f"exited with status {code}"
+
+
+def rss_bytes(pid: int) -> dict[str, Optional[int]]:
+    """``{"rss_bytes", "pss_bytes", "uss_bytes"}`` of process ``pid`` (Linux ``/proc``;
+    ``None`` where unreadable). PSS divides each shared page among the processes that map it,
+    so the PSS of all processes adds up to the memory they use together."""
+    out: dict[str, Optional[int]] = {"rss_bytes": None, "pss_bytes": None, "uss_bytes": None}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            uss = 0
+            for line in f:
+                key, _, rest = line.partition(":")
+                kb = rest.split()
+                if not kb or not kb[0].isdigit():
+                    continue
+                v = int(kb[0]) * 1024
+                if key == "Rss":
+                    out["rss_bytes"] = v
+                elif key == "Pss":
+                    out["pss_bytes"] = v
+                elif key in ("Private_Clean", "Private_Dirty"):
+                    uss += v
+            out["uss_bytes"] = uss
+    except OSError:
+        pass
+    return out
+
+
+def _preload_schedlab() -> None:
+    """Have the fork server (if it has not started yet) import schedlab and numpy, besides
+    what it imports already (``__main__``): each zygote then forks with them loaded instead
+    of importing them (~150 ms a stage)."""
+    from multiprocessing import forkserver
+
+    fs = getattr(forkserver, "_forkserver", None)
+    if fs is None or getattr(fs, "_forkserver_pid", 1) is not None:
+        return
+    mods = list(getattr(fs, "_preload_modules", ["__main__"]))
+    for m in ("numpy", "schedlab"):
+        if m not in mods:
+            mods.append(m)
+    fs.set_forkserver_preload(mods)
+
+
+class _Worker:
+    """A worker process as its user sees it: ``depth`` sockets (one per leasing thread)."""
+
+    __slots__ = ("pid", "socks", "fds", "slot", "items", "replaced_by", "death",
+                 "init_lock", "init_done", "init_error")
+
+    def __init__(self, pid: int, socks: list[socket.socket], slot: int) -> None:
+        self.pid, self.socks, self.slot = pid, socks, slot
+        self.fds = [c.fileno() for c in socks]
+        self.items = 0
+        #: the worker forked in its place once it died, and its death's record
+        self.replaced_by: Optional[_Worker] = None
+        self.death: Optional[dict[str, Any]] = None
+        #: ``init(slot)`` runs once per process, before its first item
+        self.init_lock = threading.Lock()
+        self.init_done = False
+        self.init_error: Optional[BaseException] = None
+
+    def live(self) -> "_Worker":
+        w = self
+        while w.replaced_by is not None:
+            w = w.replaced_by
+        return w
+
+
+class _Lease:
+    """A thread's hold on one socket of a worker; given back when the thread ends."""
+
+    def __init__(self, stage: "ProcessStage", worker: _Worker, idx: int) -> None:
+        self.stage = weakref.ref(stage)
+        self.worker, self.idx = worker, idx
+
+    def __del__(self) -> None:
+        s = self.stage()
+        if s is not None:
+            s._give_back(self.worker, self.idx)
+
+
+#: Items a worker process holds at once: one running, the rest waiting in its sockets, so
+#: that it starts the next item as soon as it answers one, without waiting for the user's
+#: process to be scheduled and send it (a process stage has this many threads per process).
+ITEMS_PER_WORKER = 2
+
+
+class ProcessStage:
+    """``fn`` on worker processes: call the object (from any thread) with an item to get
+    ``fn(item)`` computed in the calling thread's worker process.
+
+    ``name`` names the stage in errors; ``init`` (optional) is run in each worker as
+    ``init(worker_id)`` before its first item; ``start_method`` starts the zygote;
+    ``payload`` is ``(fn, init)`` pickled already, if it was (else :meth:`start` pickles it;
+    an error names ``argument``); ``depth``: the threads (sockets) per worker process.
+    """
+
+    def __init__(
+        self, fn: Callable[[Any], Any], name: str, start_method: Optional[str] = None,
+        init: Optional[Callable[[int], Any]] = None, payload: Optional[bytes] = None,
+        argument: str = "fn", depth: Optional[int] = None,
+    ) -> None:
+        self.fn, self.name, self.start_method, self.init = fn, name, start_method, init
+        self.argument = argument  # what an unpicklable function is called in the error
+        self.depth = depth or ITEMS_PER_WORKER
+        self._payload = payload
+        self._lock = threading.RLock()  # the control socket, the free list and the counters
+        self._local = threading.local()
+        self._ctrl: Optional[Connection] = None
+        self._zygote: Any = None
+        self._free: list[tuple[_Worker, int]] = []
+        self._workers: dict[int, _Worker] = {}
+        self._slots = itertools.count()
+        self._closed = False
+        self.deaths: list[dict[str, Any]] = []
+        self.started_s: Optional[float] = None
+        self.started_with: Optional[str] = None
+
+    # --- the pool ---------------------------------------------------------------------
+
+    def start(self, prefork: int = 0) -> None:
+        """Start the zygote (idempotent) and fork workers until ``prefork`` are ready.
+        ``TypeError`` when the function cannot be pickled; ``RuntimeError`` when the zygote
+        cannot load it."""
+        with self._lock:
+            self._start_locked()
+            while len(self._workers) < prefork:
+                self._fork_locked(next(self._slots))
+
+    def _start_locked(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"process stage '{self.name}': closed")
+        if self._ctrl is not None:
+            return
+        if exchange is None or not hasattr(os, "fork"):
+            raise ValueError(f"process stage '{self.name}': worker processes need a POSIX "
+                             "system (os.fork, Unix sockets)")
+        t0 = time.perf_counter()
+        payload = self._payload
+        if payload is None:
+            payload = check_picklable(self.argument, (self.fn, self.init))
+        method, why = zygote_start_method(self.start_method)
+        ctx: Any = get_context(method)
+        if method == "forkserver":
+            _preload_schedlab()
+        mine, theirs = ctx.Pipe(duplex=True)
+        z = ctx.Process(target=_zygote_main, args=(theirs, method == "fork"), daemon=True,
+                        name=f"schedlab-zygote-{self.name}")
+        z.start()
+        theirs.close()
+        mine.send_bytes(payload)
+        try:
+            msg = mine.recv()
+        except EOFError:
+            z.join(5)
+            raise RuntimeError(
+                f"process stage '{self.name}': the zygote process exited at start "
+                f"(exit code {z.exitcode})"
+            ) from None
+        if msg[0] != "ready":
+            z.join(5)
+            raise RuntimeError(
+                f"process stage '{self.name}': the worker processes could not load the "
+                f"function: {msg[1]}\n{msg[2]}"
+            )
+        self._ctrl, self._zygote = mine, z
+        self.started_s = time.perf_counter() - t0
+        self.started_with = f"{method} ({why})"
+
+    def _fork_locked(self, slot: int) -> _Worker:
+        """A new worker; its sockets join the free list."""
+        self._start_locked()
+        assert self._ctrl is not None
+        self._ctrl.send(("fork", self.depth))
+        _, pid = self._ctrl.recv()
+        socks = [
+            socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=recv_handle(self._ctrl))
+            for _ in range(self.depth)
+        ]
+        w = _Worker(pid, socks, slot)
+        self._workers[pid] = w
+        self._free.extend((w, i) for i in range(self.depth))
+        return w
+
+    def _successor_locked(self, w: _Worker) -> tuple[dict[str, Any], Optional[_Worker]]:
+        """Reap the dead ``w`` (once) and fork its replacement (none once closed)."""
+        if w.death is None:
+            self._workers.pop(w.pid, None)
+            unleased = {i for f, i in self._free if f is w}
+            self._free = [(f, i) for f, i in self._free if f is not w]
+            # only the sockets no thread holds: a leased one is closed by its thread, once
+            # it has moved to the replacement (closed under a thread still using it, its
+            # number could be reused by a new socket before that thread's next read)
+            for i in unleased:
+                _close(w.socks[i])
+            status: Optional[int] = None
+            if self._ctrl is not None:
+                self._ctrl.send(("reap", w.pid))
+                _, _, st = self._ctrl.recv()
+                status = None if st is None else int(st)
+            w.death = {"pid": w.pid, "status": _how(status)[2], "item": False,
+                       "wait_status": status}
+            self.deaths.append(w.death)
+            if not self._closed:
+                new = w.replaced_by = self._fork_locked(w.slot)
+                # the dead one's leased sockets stay with their threads, moved to the
+                # replacement's of the same number
+                self._free = [(f, i) for f, i in self._free if f is not new or i in unleased]
+        return w.death, w.replaced_by
+
+    def _lease(self) -> _Lease:
+        lease: Optional[_Lease] = getattr(self._local, "lease", None)
+        if lease is not None:
+            return lease
+        with self._lock:
+            if not self._free:
+                self._fork_locked(next(self._slots))
+            # spread the threads over the processes before doubling up
+            k = min(range(len(self._free)), key=lambda j: self._free[j][1])
+            w, idx = self._free.pop(k)
+        lease = self._local.lease = _Lease(self, w, idx)
+        self._ensure_init(lease)
+        return lease
+
+    def _give_back(self, w: _Worker, idx: int) -> None:
+        with self._lock:
+            if w.death is not None:
+                _close(w.socks[idx])
+            w = w.live()
+            if not self._closed and w.pid in self._workers:
+                self._free.append((w, idx))
+
+    def _ensure_init(self, lease: _Lease) -> None:
+        """Run ``init(slot)`` in the lease's worker once, before any item of it."""
+        if self.init is None:
+            return
+        w = lease.worker
+        with w.init_lock:
+            if not w.init_done:
+                w.init_done = True
+                try:
+                    self._exchange(lease, b"w", w.slot)
+                except BaseException as e:
+                    w.init_error = e
+                    raise
+            elif w.init_error is not None:
+                raise w.init_error
+
+    # --- calls ------------------------------------------------------------------------
+
+    def init_worker(self, worker_id: int) -> None:
+        """Lease this thread's worker and run ``init`` there (once per process); its
+        exception is raised here."""
+        del worker_id  # a process's id is its slot (0, 1, ...), shared by its threads
+        self._lease()
+
+    def __call__(self, item: Any) -> Any:
+        return self._exchange(self._lease(), b"i", item)
+
+    def _exchange(self, lease: _Lease, kind: bytes, arg: Any) -> Any:
+        sent: list[str] = []
+        msg = pack(kind, arg, sent)
+        try:
+            for _ in range(_RESENDS):
+                w = lease.worker
+                try:
+                    reply = exchange(w.fds[lease.idx], msg)
+                    break
+                except (ConnectionResetError, BrokenPipeError):
+                    # it closed its socket with this message unread (Linux resets the
+                    # connection then), or before it was sent: it died before it took the
+                    # item (idle, or running another thread's), which never ran; send it
+                    # to the replacement
+                    self._replace(lease, w)
+                except (EOFError, OSError):
+                    self._died(lease, w, kind)  # it took the item and died running it
+            else:
+                self._died(lease, lease.worker, kind)
+        finally:
+            _unlink(sent)  # the worker's, had it mapped them; else nobody will
+        lease.worker.items += 1
+        kind, value = unpack(reply)
+        if kind == b"r":
+            return value
+        exc, tb = value
+        exc.__cause__ = _RemoteTraceback(tb)
+        raise exc
+
+    def _replace(self, lease: _Lease, w: _Worker) -> None:
+        with self._lock:
+            _, new = self._successor_locked(w)
+        _close(w.socks[lease.idx])
+        if new is None:
+            raise RuntimeError(f"process stage '{self.name}': closed")
+        lease.worker = new
+        self._ensure_init(lease)
+
+    def _died(self, lease: _Lease, w: _Worker, kind: bytes) -> NoReturn:
+        with self._lock:
+            death, new = self._successor_locked(w)
+            death["item"] = True
+        sig, code, how = _how(death["wait_status"])
+        _close(w.socks[lease.idx])
+        if new is not None:
+            lease.worker = new
+            if kind != b"w":
+                try:
+                    self._ensure_init(lease)
+                except Exception:
+                    pass  # raised at this thread's next item
+        what = "worker_init_fn" if kind == b"w" else "this item"
+        e = WorkerDied(
+            f"worker process (pid {w.pid}) of process stage '{self.name}' died running {what}: "
+            f"{how}" + ("; replaced by a new worker process" if new is not None else "")
+        )
+        e.pid, e.signal, e.exitcode = w.pid, sig, code
+        raise e
+
+    # --- reports and shutdown ---------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """The processes: the start method, the zygote's pid and memory, and per worker its
+        pid, memory (RSS, PSS, USS from ``/proc``) and items run; the deaths."""
+        with self._lock:
+            workers = sorted(self._workers.values(), key=lambda w: w.slot)
+            zpid = self._zygote.pid if self._zygote is not None else None
+            rows = [(w.slot, w.pid, w.items) for w in workers]
+            deaths = [{k: v for k, v in d.items() if k != "wait_status"} for d in self.deaths]
+        return {
+            "start_method": self.started_with or self.start_method or "not started",
+            "start_s": self.started_s,
+            "items_per_worker": self.depth,
+            "zygote": None if zpid is None else {"pid": zpid, **rss_bytes(zpid)},
+            "workers": [
+                {"worker": s, "pid": p, "items": n, **rss_bytes(p)} for s, p, n in rows
+            ],
+            "deaths": deaths,
+        }
+
+    def close(self) -> None:
+        """Stop the zygote and every worker (idempotent)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for w in self._workers.values():
+                for c in w.socks:
+                    try:
+                        c.close()
+                    except OSError:
+                        pass
+            self._free.clear()
+            ctrl, self._ctrl = self._ctrl, None
+            z, self._zygote = self._zygote, None
+        if ctrl is not None:
+            try:
+                ctrl.send(("stop",))
+            except OSError:
+                pass
+            ctrl.close()
+        if z is not None:
+            z.join(10)
+            if z.is_alive():
+                z.kill()
+                z.join(5)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __getstate__(self) -> Any:
+        raise TypeError("a process stage cannot be pickled")
+
+
+def process_lines(name: str, s: dict[str, Any]) -> list[str]:
+    """A process stage's lines of a report."""
+    def mb(v: Optional[int]) -> str:
+        return "?" if v is None else f"{v / 2**20:.1f}"
+
+    out = [f"  {name}: {s['start_method']} start method, {len(s['workers'])} worker processes"
+           + (f", {len(s['deaths'])} died" if s["deaths"] else "")]
+    if s.get("auto"):
+        out.append(f"    auto: {s['auto']}")
+    for w in s["workers"]:
+        out.append(f"    worker {w['worker']} pid {w['pid']}: {w['items']} items, RSS "
+                   f"{mb(w['rss_bytes'])} MB (PSS {mb(w['pss_bytes'])} MB)")
+    for d in s["deaths"]:
+        out.append(f"    died: pid {d['pid']}, {d['status']}"
+                   + (" (its item failed)" if d["item"] else " (idle)"))
+    return out
+
+
+
+class _Truth:
+    """``filter`` on a worker process: ``bool(fn(item))`` (the item itself stays here)."""
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, item: Any) -> bool:
+        return bool(self.fn(item))
+
+
+class _Listed:
+    """``flat_map`` on a worker process: ``list(fn(item))`` (a generator cannot travel)."""
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, item: Any) -> list[Any]:
+        return list(self.fn(item))
+
+
+def remote_fn(op: str, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """What the worker processes run for a stage ``op`` of ``fn``."""
+    return _Truth(fn) if op == "filter" else _Listed(fn) if op == "flat_map" else fn
+
+
+#: How often (in calls) an ``auto`` stage on threads looks at its GIL statistics.
+AUTO_CHECK_EVERY = 32
+#: An ``auto`` stage moves to processes when the GIL verdict says GIL-bound, or (a lower
+#: bar than the printed verdict's half) when its threads waited for the GIL at least this
+#: share of the time Python ran on the CPU ...
+AUTO_WAIT_SHARE = 0.25
+#: ... while the calls were mostly on the CPU (this share of their wall time at least), not
+#: sleeping or reading. On a loaded machine the OS, not the GIL, keeps two threads apart part
+#: of the time, and the waits of a GIL-bound stage fall below the verdict's bar; a wrong move
+#: costs a process start, a missed one half the stage's throughput.
+AUTO_CPU_SHARE = 0.5
+
+
+class AutoStage:
+    """``kind="auto"``: ``fn`` on the calling threads until the GIL statistics (``probe()``:
+    the rows :func:`schedlab.gil_verdict` takes, over the time since the stage's first call;
+    the verdict's own thresholds) say the stage is GIL-bound; then on worker processes (a
+    :class:`ProcessStage`) for the rest of its life."""
+
+    def __init__(
+        self, fn: Callable[[Any], Any], procs: ProcessStage, what: str, prefork: int = 0
+    ) -> None:
+        self.fn, self.procs, self.what, self.prefork = fn, procs, what, prefork
+        self._warm: Optional[threading.Thread] = None
+        self._warm_error: Optional[BaseException] = None
+        self.probe: Optional[Callable[[], list[dict[str, Any]]]] = None
+        self._t0: Optional[float] = None
+        self.on_processes = False
+        self.decision: Optional[str] = None
+        self.verdict: Optional[str] = None
+        self._calls = 0
+        self._check = threading.Lock()
+
+    def __call__(self, item: Any) -> Any:
+        if self.on_processes:
+            return self.procs(item)
+        if self._t0 is None:
+            self._t0 = time.perf_counter()
+        self._calls += 1
+        if self._calls % AUTO_CHECK_EVERY == 0 and self.decision is None:
+            self._judge()
+            if self.on_processes:
+                return self.procs(item)
+        return self.fn(item)
+
+    def _judge(self) -> None:
+        from .dataloader import gil_verdict
+
+        if self.probe is None or not self._check.acquire(blocking=False):
+            return
+        try:
+            rows = self.probe()
+            elapsed = time.perf_counter() - (self._t0 or 0.0)
+            v = self.verdict = str(cast(Any, gil_verdict)(rows, elapsed, what=self.what))
+            wait = sum(r["gil_wait_s"] for r in rows)
+            cpu = sum(r["python_cpu_s"] for r in rows)
+            wall = sum(r["python_s"] for r in rows)
+            calls = sum(r.get("calls", 0) for r in rows)
+            bound = v.startswith("GIL-bound") or (wait >= AUTO_WAIT_SHARE * cpu > 0
+                                                  and cpu >= AUTO_CPU_SHARE * wall)
+            if bound and self._warm is None:
+                # it looks GIL-bound already: start the processes in the background while
+                # the threads go on, so that the move (once the verdict may be given) is
+                # immediate. Nothing is started for a stage that does not look so.
+                self._warm = threading.Thread(target=self._start, daemon=True,
+                                              name="schedlab-auto-start")
+                self._warm.start()
+            if v.startswith("too short") or not bound:
+                return
+            if self._warm is not None and self._warm.is_alive():
+                return  # moves at a later look, once they are up
+            if self._warm_error is not None:
+                e = self._warm_error
+                self.decision = (f"stays on threads: GIL-bound, but the worker processes "
+                                 f"could not start: {e}")
+                return
+            self.decision = (
+                f"moved to worker processes after {calls} calls on threads "
+                f"({elapsed:.3f} s after its first): {v}"
+            )
+            self.on_processes = True
+        finally:
+            self._check.release()
+
+    def _start(self) -> None:
+        try:
+            self.procs.start(self.prefork)
+        except BaseException as e:  # noqa: BLE001 - reported by the next look
+            self._warm_error = e
+
+    def stats(self) -> dict[str, Any]:
+        """The process stage's statistics with ``auto``: what was decided, when and why."""
+        s = self.procs.stats()
+        s["auto"] = self.decision or f"on threads: {self.verdict or 'not judged yet'}"
+        s["on_processes"] = self.on_processes
+        return s
+
+    def close(self) -> None:
+        """Stop the worker processes, if any started."""
+        self.procs.close()

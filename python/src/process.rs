@@ -1,0 +1,58 @@
+//! The user's side of a process stage's hand-off (`schedlab/_process.py`): one message out to
+//! a worker process and its answer back, over the worker's socket, **without the GIL**.
+//!
+//! A process stage's thread takes the GIL to pickle the item, calls [`exchange`] (which
+//! gives the GIL up once for the write and the wait), and takes it again to unpickle the
+//! answer: one wait for the GIL per item instead of one per system call.
+
+use std::io::{ErrorKind, Read, Write};
+use std::mem::ManuallyDrop;
+use std::os::fd::FromRawFd;
+use std::os::unix::net::UnixStream;
+
+use pyo3::exceptions::{PyEOFError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+/// Send `msg` on the connected socket `fd` (framed: its length as 4 bytes, little-endian,
+/// then the bytes) and return the answer framed the same way, waiting without the GIL.
+///
+/// `EOFError` when the worker closed the socket (it died) before a whole answer came;
+/// `ConnectionResetError` or `BrokenPipeError` when it closed with the message unread or
+/// before it was sent (it died idle); `ValueError` naming `msg` when it is 4 GiB or more.
+#[pyfunction]
+pub(crate) fn exchange<'py>(py: Python<'py>, fd: i32, msg: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    let len = u32::try_from(msg.len())
+        .map_err(|_| PyValueError::new_err("msg: a message must be shorter than 4 GiB"))?;
+    let answer = py.allow_threads(|| -> std::io::Result<Option<Vec<u8>>> {
+        // SAFETY: `fd` is the open socket of a Python `socket.socket` that the caller holds
+        // for the length of this call (a process stage closes a worker's socket only once
+        // no thread is exchanging on it); `ManuallyDrop` keeps this borrowed stream from
+        // closing it.
+        let mut s = ManuallyDrop::new(unsafe { UnixStream::from_raw_fd(fd) });
+        let mut frame = Vec::with_capacity(4 + msg.len());
+        frame.extend_from_slice(&len.to_le_bytes());
+        frame.extend_from_slice(msg);
+        s.write_all(&frame)?;
+        let mut head = [0u8; 4];
+        if let Err(e) = s.read_exact(&mut head) {
+            return if e.kind() == ErrorKind::UnexpectedEof {
+                Ok(None)
+            } else {
+                Err(e)
+            };
+        }
+        let mut body = vec![0u8; u32::from_le_bytes(head) as usize];
+        match s.read_exact(&mut body) {
+            Ok(()) => Ok(Some(body)),
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(None),
+            Err(e) => Err(e),
+        }
+    })?;
+    match answer {
+        Some(body) => Ok(PyBytes::new(py, &body)),
+        None => Err(PyEOFError::new_err(
+            "the worker process closed its socket before it answered",
+        )),
+    }
+}

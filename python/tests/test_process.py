@@ -1,0 +1,473 @@
+"""Process stages (issue 32): ``Pipeline.map(kind="process" | "auto")`` and
+``DataLoader(worker_type="process" | "auto")``: exactly once, in order, errors at their
+positions, dead workers cost one item, pids, shared memory, memory of many workers."""
+
+import ctypes
+import os
+import signal
+
+import numpy as np
+import pytest
+
+import schedlab
+from schedlab import _process
+
+
+# --- module-level functions: worker processes receive them pickled -------------------------
+
+
+def pid_of(i):
+    return (i, os.getpid())
+
+
+def square(i):
+    return i * i
+
+
+#: Positions whose item kills its worker, and how: a signal, os._exit, a segfault.
+KILLS = {p: ("kill", "exit", "segv", "abort")[k % 4] for k, p in enumerate(range(13, 1000, 50))}
+
+
+def killer(i):
+    how = KILLS.get(i)
+    if how == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif how == "exit":
+        os._exit(7)
+    elif how == "segv":
+        ctypes.string_at(0)  # a real segmentation fault
+    elif how == "abort":
+        os.abort()
+    return i
+
+
+def fails_at_5(i):
+    if i == 5:
+        raise KeyError(f"no item {i}")
+    return i
+
+
+def big_array(i):
+    return np.full((256, 1024), i, dtype=np.float32)  # 1 MiB
+
+
+def python_loop(i):
+    s = 0
+    for k in range(20000):
+        s += k * k
+    return (i, os.getpid())
+
+
+def sleeper(i):
+    import time
+
+    time.sleep(0.001)
+    return (i, os.getpid())
+
+
+def drain(it):
+    """Every item and every error of an iterator: ``([values], {position: exception})``."""
+    values, errors, k = [], {}, 0
+    while True:
+        try:
+            values.append(next(it))
+        except StopIteration:
+            return values, errors
+        except Exception as e:  # noqa: BLE001
+            errors[k] = e
+        k += 1
+
+
+class Squares:
+    """A picklable map-style dataset; ``__getitem__`` says which process ran it."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return np.array([i, i * i, os.getpid()], dtype=np.int64)
+
+
+INIT_IDS = []
+
+
+def record_init(worker_id):
+    INIT_IDS.append(worker_id)
+
+
+class InitSeen(Squares):
+    def __getitem__(self, i):
+        return np.array([i, INIT_IDS[0] if INIT_IDS else -1, os.getpid()], dtype=np.int64)
+
+
+class KillsSample7(Squares):
+    def __getitem__(self, i):
+        if i == 7:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().__getitem__(i)
+
+
+class BigList:
+    """A dataset holding a large list of Python objects (tuples of a str and an int)."""
+
+    def __init__(self, n):
+        self.records = [(f"record-{i:09d}", i) for i in range(n)]
+
+    def __len__(self):
+        return len(self.records) // 100
+
+    def __getitem__(self, i):
+        # 100 records per sample: an epoch reads every record
+        return sum(k + len(name) for name, k in self.records[100 * i : 100 * i + 100])
+
+
+# --- the pipeline -------------------------------------------------------------------------
+
+
+def test_process_stage_runs_every_item_once_in_order_on_worker_processes():
+    p = schedlab.Pipeline(300, workers=2).map(pid_of, kind="process", concurrency=2)
+    out = list(p)
+    assert [i for i, _ in out] == list(range(300))
+    pids = {pid for _, pid in out}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+    s = p.stats()["processes"][pid_of.__name__]
+    assert s["start_method"].split()[0] in ("fork", "forkserver")
+    assert pids <= {w["pid"] for w in s["workers"]}
+    assert sum(w["items"] for w in s["workers"]) == 300
+    assert all(w["rss_bytes"] > 0 for w in s["workers"])
+    # a second epoch reuses the same processes
+    assert [i for i, _ in p] == list(range(300))
+    assert {w["pid"] for w in p.stats()["processes"]["pid_of"]["workers"]} == {
+        w["pid"] for w in s["workers"]
+    }
+    text = str(p.stats())
+    assert "worker processes:" in text and "pid" in text
+    p.close()
+
+
+def test_filter_and_flat_map_on_processes_then_batch():
+    p = (schedlab.Pipeline(40, workers=2)
+         .filter(square, kind="process")
+         .flat_map(pid_of, kind="process")
+         .batch(4, collate_fn=None))
+    flat = [v for b in p for v in b]
+    # filter keeps 1..39 (square(0) is falsy); flat_map yields (i, pid) of each
+    assert flat[0::2] == list(range(1, 40))
+    assert os.getpid() not in set(flat[1::2])
+    p.close()
+
+
+def test_kill_test_1000_items_20_kill_their_worker():
+    p = schedlab.Pipeline(1000, workers=2).map(killer, kind="process", concurrency=2)
+    values, errors = drain(iter(p))
+    assert len(KILLS) == 20
+    assert sorted(values) == [i for i in range(1000) if i not in KILLS]
+    assert len(values) == len(set(values)) == 980
+    assert sorted(errors) == sorted(KILLS)  # each error at its item's position
+    for k, e in errors.items():
+        assert isinstance(e, _process.WorkerDied)
+        msg = str(e)
+        assert "stage 'killer'" in msg and f"item {k} of epoch 0" in msg and "pid" in msg
+        cause = e.__cause__
+        assert cause.pid not in (None, os.getpid())
+        if KILLS[k] == "exit":
+            assert cause.exitcode == 7 and "exited with status 7" in msg
+        else:
+            want = {"kill": signal.SIGKILL, "segv": signal.SIGSEGV, "abort": signal.SIGABRT}
+            assert cause.signal == want[KILLS[k]] and f"signal {int(want[KILLS[k]])}" in msg
+    s = p.stats()["processes"]["killer"]
+    assert len(s["deaths"]) == 20 and all(d["item"] for d in s["deaths"])
+    assert len(s["workers"]) == 2  # replaced, not multiplied
+    p.close()
+
+
+def test_kill_test_under_skip_and_halt_policies():
+    p = schedlab.Pipeline(1000, workers=2, on_failure="skip").map(killer, kind="process")
+    out = list(p)
+    assert out == [i for i in range(1000) if i not in KILLS]
+    assert p.stats()["failures"] == 20
+    p.close()
+    p = schedlab.Pipeline(1000, workers=2, on_failure="halt", max_failures=3).map(
+        killer, kind="process")
+    it, died = iter(p), 0
+    with pytest.raises(RuntimeError, match="halt"):
+        while True:
+            try:
+                next(it)
+            except _process.WorkerDied:
+                died += 1
+    assert died == 3
+    p.close()
+
+
+def test_worker_dead_while_idle_costs_no_item():
+    p = schedlab.Pipeline(list(range(10)), workers=2).map(pid_of, kind="process", concurrency=1)
+    assert [i for i, _ in p] == list(range(10))
+    (w,) = p.stats()["processes"]["pid_of"]["workers"]
+    os.kill(w["pid"], signal.SIGKILL)
+    out = list(p)
+    assert [i for i, _ in out] == list(range(10))
+    assert {pid for _, pid in out} != {w["pid"]}
+    deaths = p.stats()["processes"]["pid_of"]["deaths"]
+    assert [(d["pid"], d["item"]) for d in deaths] == [(w["pid"], False)]
+    p.close()
+
+
+def test_exception_in_worker_is_raised_at_its_position_with_the_workers_traceback():
+    p = schedlab.Pipeline(10, workers=2).map(fails_at_5, kind="process")
+    values, errors = drain(iter(p))
+    assert values == [0, 1, 2, 3, 4, 6, 7, 8, 9] and list(errors) == [5]
+    e = errors[5]
+    assert isinstance(e, KeyError) and "fails_at_5" in str(e) and "item 5" in str(e)
+    # the original exception, with the worker's traceback as its cause
+    assert isinstance(e.__cause__, KeyError)
+    assert "in fails_at_5" in str(e.__cause__.__cause__)
+    p.close()
+
+
+def test_large_numpy_results_come_back_through_shared_memory():
+    before = set(os.listdir("/dev/shm"))
+    a = np.arange(1 << 18, dtype=np.float32)  # 1 MiB
+    msg = _process.pack(b"r", a)
+    assert len(msg) < 1024  # the socket carries the header, not the data
+    kind, b = _process.unpack(msg)
+    assert kind == b"r" and np.array_equal(a, b) and b.flags.writeable
+    assert len(_process.pack(b"r", a[::2])) > a.nbytes // 2  # not contiguous: in band
+    p = schedlab.Pipeline(6, workers=2).map(big_array, kind="process").batch(3)
+    batches = list(p)
+    assert [b.shape for b in batches] == [(3, 256, 1024)] * 2
+    assert [float(b[k, 0, 0]) for b in batches for k in range(3)] == [0, 1, 2, 3, 4, 5]
+    p.close()
+    assert [f for f in set(os.listdir("/dev/shm")) - before if f.startswith("schedlab-")] == []
+
+
+def test_resume_mid_epoch_is_exact_with_a_process_stage():
+    p = schedlab.Pipeline(50, workers=2).map(square, kind="process", concurrency=2)
+    it = iter(p)
+    first = [next(it) for _ in range(17)]
+    state = p.state_dict()
+    p.close()
+    q = schedlab.Pipeline(50, workers=2).map(square, kind="process", concurrency=2)
+    q.load_state_dict(state)
+    rest = list(q)
+    assert first + rest == [i * i for i in range(50)]
+    q.close()
+
+
+def test_bad_arguments_name_themselves():
+    with pytest.raises(TypeError, match="fn"):
+        schedlab.Pipeline(3).map(lambda x: x, kind="process")
+    with pytest.raises(ValueError, match="kind"):
+        schedlab.Pipeline(3).map(square, kind="processes")
+    with pytest.raises(ValueError, match="start_method"):
+        schedlab.Pipeline(3, start_method="vfork")
+    with pytest.raises(TypeError, match="start_method"):
+        schedlab.Pipeline(3, start_method=3)
+    with pytest.raises(ValueError, match="strategy"):
+        schedlab.Pipeline(3).map(square, kind="process", strategy="work-stealing")
+    with pytest.raises(ValueError, match="worker_type"):
+        schedlab.DataLoader(Squares(3), num_workers=1, worker_type="fiber")
+    with pytest.raises(ValueError, match="num_workers"):
+        schedlab.DataLoader(Squares(3), worker_type="process")
+    with pytest.raises(ValueError, match="multiprocessing_context"):
+        schedlab.DataLoader(Squares(3), num_workers=1, multiprocessing_context="thread")
+    dl = schedlab.DataLoader(Unpicklable(3), num_workers=1, worker_type="process")
+    with pytest.raises(TypeError, match="dataset"):
+        iter(dl)
+    dl.close()
+
+
+class Unpicklable(Squares):
+    def __init__(self, n):
+        super().__init__(n)
+        self.f = lambda: None
+
+
+@pytest.mark.parametrize("start_method", ["spawn", "fork", "forkserver"])
+def test_other_start_methods(start_method):
+    p = schedlab.Pipeline(20, workers=2, start_method=start_method).map(pid_of, kind="process")
+    out = list(p)
+    assert [i for i, _ in out] == list(range(20)) and os.getpid() not in {q for _, q in out}
+    assert p.stats()["processes"]["pid_of"]["start_method"].split()[0] == start_method
+    p.close()
+
+
+# --- auto ---------------------------------------------------------------------------------
+
+
+class FakeProcs:
+    def __init__(self):
+        self.started = 0
+
+    def start(self, prefork=0):
+        self.started += 1
+
+    def __call__(self, item):
+        return ("process", item)
+
+
+def _rows(wait, cpu, wall, calls):
+    return [{"gil_wait_s": wait, "python_cpu_s": cpu, "python_s": wall, "calls": calls}]
+
+
+@pytest.mark.parametrize(
+    "rows, moves",
+    [
+        (_rows(1.0, 1.0, 1.1, 400), True),  # the verdict's GIL-bound
+        (_rows(0.35, 1.0, 1.1, 400), True),  # auto's lower bar: on the CPU, waiting
+        (_rows(0.35, 1.0, 4.0, 400), False),  # mostly off the CPU (sleeps, reads)
+        (_rows(0.01, 1.0, 1.0, 400), False),  # not waiting: threads are fine
+        (_rows(1.0, 1.0, 1.0, 100), False),  # too few calls to judge
+    ],
+)
+def test_auto_decision(rows, moves):
+    procs = FakeProcs()
+    st = _process.AutoStage(lambda x: ("thread", x), procs, "stage functions")
+    st.probe = lambda: rows
+    st._t0 = -1e9  # the first call was long ago: only the calls decide
+    out = []
+    for i in range(_process.AUTO_CHECK_EVERY * 3):
+        out.append(st(i))
+        if st._warm is not None:
+            st._warm.join()  # the processes start in the background: wait, to be exact
+    assert st.on_processes is moves
+    # started in the background as soon as it looks GIL-bound (even before the verdict may
+    # be given); never for a stage that does not
+    looks_bound = rows[0]["gil_wait_s"] >= 0.25 * rows[0]["python_cpu_s"] and (
+        rows[0]["python_cpu_s"] >= 0.5 * rows[0]["python_s"])
+    assert procs.started == int(looks_bound)
+    assert out[-1][0] == ("process" if moves else "thread")
+    assert ("moved to worker processes" in (st.decision or "")) is moves
+
+
+def test_auto_moves_a_gil_bound_stage_to_processes_and_keeps_a_sleeping_one_on_threads():
+    p = schedlab.Pipeline(2000, workers=2).map(python_loop, kind="auto", concurrency=4)
+    out = list(p)
+    assert [i for i, _ in out] == list(range(2000))
+    s = p.stats()["processes"]["python_loop"]
+    assert s["on_processes"], s["auto"]
+    assert "moved to worker processes after" in s["auto"]
+    pids = [q for _, q in out]
+    k = pids.index(next(q for q in pids if q != os.getpid()))
+    assert k >= 200  # it judged on enough calls first
+    assert os.getpid() not in pids[-100:]  # and the rest ran in processes
+    p.close()
+    p = schedlab.Pipeline(1500, workers=2).map(sleeper, kind="auto", concurrency=4)
+    out = list(p)
+    s = p.stats()["processes"]["sleeper"]
+    assert not s["on_processes"] and s["workers"] == [] and s["zygote"] is None
+    assert s["auto"].startswith("on threads: not GIL-bound"), s["auto"]
+    assert {q for _, q in out} == {os.getpid()}
+    p.close()
+
+
+# --- the DataLoader -----------------------------------------------------------------------
+
+
+def test_dataloader_process_workers_match_thread_workers():
+    want = [b.tolist() for b in schedlab.DataLoader(Squares(70), batch_size=8, num_workers=2)]
+    dl = schedlab.DataLoader(Squares(70), batch_size=8, num_workers=2, worker_type="process",
+                             worker_init_fn=record_init)
+    got = [b.tolist() for b in dl]
+    assert [[r[:2] for r in b] for b in got] == [[r[:2] for r in b] for b in want]
+    pids = {r[2] for b in got for r in b}
+    assert os.getpid() not in pids and len(pids) <= 2
+    r = dl.report()["processes"]["__getitem__"]
+    assert {w["pid"] for w in r["workers"]} >= pids and {w["worker"] for w in r["workers"]} == {0, 1}
+    assert INIT_IDS == []  # worker_init_fn ran in the worker processes, not here
+    dl.close()
+    dl = schedlab.DataLoader(InitSeen(8), batch_size=4, num_workers=2, worker_type="process",
+                             worker_init_fn=record_init)
+    assert {r[1] for b in dl for r in b.tolist()} <= {0, 1}
+    dl.close()
+
+
+def test_dataloader_dead_process_fails_its_batch_only():
+    dl = schedlab.DataLoader(KillsSample7(40), batch_size=4, num_workers=2,
+                             worker_type="process")
+    values, errors = drain(iter(dl))
+    assert list(errors) == [1]  # batch 1 holds sample 7
+    e = errors[1]
+    assert isinstance(e, _process.WorkerDied) and "sample index 7" in str(e)
+    assert "signal 9" in str(e)
+    assert [int(r[0]) for b in values for r in b] == [i for i in range(40) if i // 4 != 1]
+    assert len(dl.report()["processes"]["__getitem__"]["deaths"]) == 1
+    dl.close()
+
+
+def test_dataloader_auto_on_a_gil_bound_dataset():
+    dl = schedlab.DataLoader(PythonLoop(2000), batch_size=16, num_workers=4, worker_type="auto")
+    rows = [r for b in dl for r in b.tolist()]
+    assert [r[0] for r in rows] == list(range(2000))
+    s = dl.report()["processes"]["__getitem__"]
+    assert s["on_processes"], s["auto"]
+    assert os.getpid() not in {r[1] for r in rows[-100:]}
+    dl.close()
+
+
+class PythonLoop(Squares):
+    def __getitem__(self, i):
+        return np.array(python_loop(i), dtype=np.int64)
+
+
+# --- memory -------------------------------------------------------------------------------
+
+
+def test_eight_workers_share_one_copy_of_a_large_dataset():
+    """8 worker processes over a dataset holding ~50 MB of Python objects (the issue's
+    200 MB scaled to this shared box): all of them together (the zygote and the workers,
+    by PSS) use at most 1.5x what one worker maps (its RSS)."""
+    ds = BigList(400_000)
+    dl = schedlab.DataLoader(ds, batch_size=64, num_workers=8, worker_type="process")
+    total = sum(int(b.sum()) for b in dl)
+    assert total == sum(k + len(f"record-{k:09d}") for k in range(400_000))
+    s = dl.report()["processes"]["__getitem__"]
+    assert len(s["workers"]) == 8
+    one = max(w["rss_bytes"] for w in s["workers"])
+    together = s["zygote"]["pss_bytes"] + sum(w["pss_bytes"] for w in s["workers"])
+    assert one > 40 * 2**20  # each worker maps the whole dataset
+    assert together <= 1.5 * one, (together / 2**20, one / 2**20)
+    dl.close()
+
+
+def sleep_then_die(x):
+    import time
+
+    if x == "die":
+        time.sleep(0.3)  # long enough for the other thread's item to wait behind it
+        os.kill(os.getpid(), signal.SIGKILL)
+    return (x, os.getpid())
+
+
+def test_the_item_waiting_behind_a_dying_one_is_not_lost():
+    """A worker holds two items: one running, one waiting unread in its other socket. When
+    the running one kills it, the waiting one goes to the replacement and runs once."""
+    import threading
+    import time
+
+    st = _process.ProcessStage(sleep_then_die, "s", depth=2)
+    st.start(1)
+    out = {}
+
+    def run(name, x):
+        try:
+            out[name] = st(x)
+        except Exception as e:  # noqa: BLE001
+            out[name] = e
+
+    a = threading.Thread(target=run, args=("a", "die"))
+    a.start()
+    time.sleep(0.1)
+    b = threading.Thread(target=run, args=("b", 5))
+    b.start()
+    a.join()
+    b.join()
+    (dead,) = st.deaths
+    assert isinstance(out["a"], _process.WorkerDied) and out["a"].pid == dead["pid"]
+    assert dead["item"] is True
+    assert out["b"][0] == 5 and out["b"][1] != dead["pid"]  # ran once, on the replacement
+    assert [w["pid"] for w in st.stats()["workers"]] == [out["b"][1]]
+    st.close()
