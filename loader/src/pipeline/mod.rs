@@ -858,6 +858,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                         f,
                         slot,
                         strategy,
+                        timeout: None,
                     });
                     if flat {
                         seg.tail = TailKind::Split;
@@ -1050,6 +1051,8 @@ pub(crate) struct StationTemplate {
     pub f: StageFn,
     pub slot: usize,
     pub strategy: Option<Arc<dyn Strategy>>,
+    /// An item that took longer fails ([`Stage::timeout`]).
+    pub timeout: Option<Duration>,
 }
 
 /// A segment as configured.
@@ -1649,6 +1652,7 @@ pub(crate) fn segment_specs(templates: &[SegTemplate]) -> Vec<SegmentSpec> {
                     queue: AtomicUsize::new(t.queue),
                     f: Arc::clone(&t.f),
                     state_slot: t.slot,
+                    timeout: t.timeout,
                 })
                 .collect(),
             tail: seg.tail.clone(),

@@ -20,6 +20,8 @@ pub(crate) struct StationAcc {
     /// Thread CPU time of the items measured with it (cpu stations under the autotuner).
     pub cpu_ns: u128,
     pub cpu_items: u64,
+    /// Per CPU worker (a cpu station's items only): service nanoseconds and items.
+    pub workers: Vec<(u128, u64)>,
     /// ∫ (items queued, incoming included) dt, in item·ns.
     queue_area: f64,
     /// ∫ (items handed to runners) dt.
@@ -54,6 +56,7 @@ impl StationAcc {
             service_ns: 0,
             cpu_ns: 0,
             cpu_items: 0,
+            workers: Vec::new(),
             queue_area: 0.0,
             running_area: 0.0,
             starved_ns: 0,
@@ -104,6 +107,16 @@ impl StationAcc {
         self.running = running;
         self.concurrency = concurrency;
         self.cap = cap;
+    }
+
+    /// CPU worker `w` served one item in `ns`.
+    pub fn worker(&mut self, w: usize, ns: u64) {
+        if self.workers.len() <= w {
+            self.workers.resize(w + 1, (0, 0));
+        }
+        let slot = &mut self.workers[w];
+        slot.0 += u128::from(ns);
+        slot.1 += 1;
     }
 
     /// One item finished in `ns`.
