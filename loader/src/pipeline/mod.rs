@@ -242,6 +242,7 @@ pub struct Stage {
     concurrency: Option<usize>,
     queue: Option<usize>,
     strategy: Option<String>,
+    timeout: Option<Duration>,
 }
 
 impl Stage {
@@ -254,6 +255,7 @@ impl Stage {
             concurrency: None,
             queue: None,
             strategy: None,
+            timeout: None,
         }
     }
 
@@ -266,6 +268,7 @@ impl Stage {
             concurrency: Some(threads),
             queue: None,
             strategy: None,
+            timeout: None,
         }
     }
 
@@ -284,6 +287,32 @@ impl Stage {
     /// The strategy spec for a `cpu` stage's job (default [`DEFAULT_CPU_STRATEGY`]).
     pub fn strategy(mut self, spec: &str) -> Stage {
         self.strategy = Some(spec.to_string());
+        self
+    }
+
+    /// An item whose call takes longer than `limit` fails at its position (an error naming
+    /// the stage, "took … ms, over the … ms timeout"; see [`OnFailure`]) and its value is
+    /// discarded. A thread cannot be interrupted: the runner is busy until the call returns,
+    /// so this flags slow items, it does not bound waiting. The Loader's
+    /// [`timeout`](crate::Builder::timeout) is this, per sample.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use loader::{Pipeline, Sampler, Stage};
+    ///
+    /// let mut p = Pipeline::from_sampler(4, Sampler::sequential())
+    ///     .map(Stage::cpu("get").timeout(Duration::from_millis(20)), |i: usize| {
+    ///         if i == 2 { std::thread::sleep(Duration::from_millis(40)) }
+    ///         i
+    ///     })
+    ///     .workers(2)
+    ///     .build()?;
+    /// let out: Vec<_> = p.epoch(0).map(|r| r.ok()).collect();
+    /// assert_eq!(out, vec![Some(0), Some(1), None, Some(3)]);
+    /// # Ok::<(), loader::PipelineError>(())
+    /// ```
+    pub fn timeout(mut self, limit: Duration) -> Stage {
+        self.timeout = Some(limit);
         self
     }
 
@@ -324,6 +353,9 @@ enum StageDef {
         f: StageFn,
         init: StateInit,
         flat: bool,
+        /// One item out for each item in (a map): a `pad` batch after it still lines up
+        /// with the source.
+        exact: bool,
     },
     Batch {
         size: usize,
@@ -511,12 +543,14 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         f: StageFn,
         init: StateInit,
         flat: bool,
+        exact: bool,
     ) -> PipelineBuilder<U> {
         self.then(StageDef::Station {
             stage,
             f,
             init,
             flat,
+            exact,
         })
     }
 
@@ -559,7 +593,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 .map_err(|e| e.to_string())
         });
         let init: StateInit = Arc::new(move |r| Box::new(init(r)));
-        self.station(stage, f, init, false)
+        self.station(stage, f, init, false, true)
     }
 
     /// Keep the items for which `keep` is true (1 → 0..1).
@@ -575,7 +609,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 Out::None
             })
         });
-        self.station(stage, f, unit_init(), false)
+        self.station(stage, f, unit_init(), false, false)
     }
 
     /// Each item becomes 0..n items (1 → 0..n), handed on in order. In an ordered pipeline the
@@ -605,12 +639,15 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 .map(|u| Box::new(u) as Value);
             Ok(Out::Many(Box::new(children)))
         });
-        self.station(stage, f, unit_init(), true)
+        self.station(stage, f, unit_init(), true, false)
     }
 
     /// Group `size` consecutive items into a `Vec` (n → 1); `remainder` says what becomes of
     /// an epoch's last, short group ([`Remainder::Partial`]: a shorter batch;
-    /// [`Remainder::Drop`]: dropped; `Pad` is refused: a stream has no start to pad from).
+    /// [`Remainder::Drop`]: dropped; [`Remainder::Pad`]: filled up with the epoch's first
+    /// source items again, as the Loader does — allowed for the first batch of a
+    /// [`Pipeline::from_sampler`] source with only `map`-like stages before it, where the
+    /// source's start is known; elsewhere `build` refuses it).
     pub fn batch(self, size: usize, remainder: Remainder) -> PipelineBuilder<Vec<T>> {
         let collate: BatchFn = Arc::new(|values: Vec<Value>| {
             Box::new(values.into_iter().map(downcast::<T>).collect::<Vec<T>>()) as Value
@@ -754,6 +791,9 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         let mut inits = Vec::new();
         let mut per_item = 1.0;
         let mut blocking_threads = 0usize;
+        // Every station so far is 1 → 1, and the batch to pad, if one pads.
+        let mut all_exact = true;
+        let mut pad: Option<usize> = None;
         for (i, def) in self.defs.into_iter().enumerate() {
             match def {
                 StageDef::Station {
@@ -761,6 +801,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                     f,
                     init,
                     flat,
+                    exact,
                 } => {
                     let name = stage.name.clone();
                     layout.push(format!(
@@ -858,8 +899,9 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                         f,
                         slot,
                         strategy,
-                        timeout: None,
+                        timeout: stage.timeout,
                     });
+                    all_exact &= exact;
                     if flat {
                         seg.tail = TailKind::Split;
                         segments.push(SegTemplate {
@@ -876,21 +918,24 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                     let name = format!("batch({size})");
                     layout.push(format!(
                         "batch({size}, {})",
-                        if remainder == Remainder::Partial {
-                            "partial"
-                        } else {
-                            "drop"
+                        match remainder {
+                            Remainder::Partial => "partial",
+                            Remainder::Drop => "drop",
+                            Remainder::Pad => "pad",
                         }
                     ));
                     if size == 0 {
                         return Err(PipelineError::config(&name, "size", "must be >= 1, got 0"));
                     }
                     if remainder == Remainder::Pad {
-                        return Err(PipelineError::config(
-                            &name,
-                            "remainder",
-                            "pad is not supported by a pipeline (a stream has no start to pad from); allowed: drop, partial",
-                        ));
+                        if self.order.is_none() || segments.len() > 1 || !all_exact {
+                            return Err(PipelineError::config(
+                                &name,
+                                "remainder",
+                                "pad is not supported here: it needs the source's start, so only the first batch of a from_sampler source, with only map/try_map stages before it (an iterator source, a filter or a flat_map have none); allowed here: drop, partial",
+                            ));
+                        }
+                        pad = Some(size);
                     }
                     let seg = segments.last_mut().expect("one segment at least");
                     seg.tail = TailKind::Batch {
@@ -1002,9 +1047,14 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             shard: self.order.as_ref().and_then(|(_, s)| s.sharding()),
             layout,
         };
+        let feed = match (pad, &self.order) {
+            (Some(size), Some((len, sampler))) => padded_feed(*len, sampler.clone(), size),
+            _ => self.feed,
+        };
         Ok(Pipeline {
             spec: Arc::new(Spec {
-                feed: self.feed,
+                feed,
+                pad,
                 order: self.order,
                 fingerprint,
                 segments,
@@ -1077,8 +1127,25 @@ impl Default for SegTemplate {
     }
 }
 
+/// A sampler's order, each epoch filled up to a multiple of `size` with its first indices
+/// again (`Remainder::Pad`; the same positions as the Loader's plan).
+fn padded_feed(len: usize, sampler: Sampler, size: usize) -> FeedFactory {
+    Arc::new(move |epoch| {
+        let order = sampler.indices(len, epoch);
+        let n = order.len();
+        let total = n.div_ceil(size).saturating_mul(size);
+        Box::new(IterFeed {
+            it: (0..total).map(move |p| order[p % n]),
+            pos: 0,
+            total: Some(total as u64),
+        }) as Box<dyn Feed>
+    })
+}
+
 struct Spec {
     feed: FeedFactory,
+    /// The first batch pads the sampler's order to a multiple of this.
+    pad: Option<usize>,
     order: Option<(usize, Sampler)>,
     /// What a state taken from this pipeline records (its `len` for a sampler source).
     fingerprint: Fingerprint,
@@ -1401,7 +1468,11 @@ impl<T: Send + 'static> Pipeline<T> {
             }
         }
         if let Some((len, sampler)) = &self.spec.order {
-            let total = sampler.indices(*len, state.epoch).len() as u64;
+            let n = sampler.indices(*len, state.epoch).len();
+            let total = match self.spec.pad {
+                Some(size) => n.div_ceil(size).saturating_mul(size),
+                None => n,
+            } as u64;
             if let Some(&p) = state
                 .done
                 .iter()
@@ -1886,8 +1957,13 @@ impl<T: Send + 'static> Items<'_, T> {
             .order
             .as_ref()
             .and_then(|(len, sampler)| {
-                // The sampler's order is a pure function of the epoch.
-                sampler.indices(*len, epoch).get(f.src as usize).copied()
+                // The sampler's order is a pure function of the epoch (padded positions wrap).
+                let order = sampler.indices(*len, epoch);
+                let p = match self.pipeline.spec.pad {
+                    Some(_) if !order.is_empty() => f.src as usize % order.len(),
+                    _ => f.src as usize,
+                };
+                order.get(p).copied()
             });
         PipelineError::Item {
             stage: f.stage.to_string(),
