@@ -1505,7 +1505,7 @@ impl<T: Send + 'static> Pipeline<T> {
     ///
     /// Dropping the iterator early cancels every stage and returns once the items in service
     /// right now have finished; every blocking thread is joined.
-    pub fn epoch(&mut self, epoch: u64) -> Items<'_, T> {
+    pub fn epoch(&mut self, epoch: u64) -> PipelineEpoch<'_, T> {
         if self.pos.epoch != epoch {
             self.pos = Position::start(epoch);
         }
@@ -1524,13 +1524,13 @@ impl<T: Send + 'static> Pipeline<T> {
             Ok(run)
         });
         match opened {
-            Ok(run) => Items {
+            Ok(run) => PipelineEpoch {
                 pipeline: self,
                 run: Some(run),
                 error: None,
                 last_progress: Instant::now(),
             },
-            Err(e) => Items {
+            Err(e) => PipelineEpoch {
                 pipeline: self,
                 run: None,
                 error: Some(e),
@@ -1891,23 +1891,30 @@ impl Drop for Run {
     }
 }
 
+/// The iterator over one epoch's items under its old name.
+#[deprecated(
+    since = "0.2.0",
+    note = "renamed PipelineEpoch (the pair of LoaderEpoch)"
+)]
+pub type Items<'a, T> = PipelineEpoch<'a, T>;
+
 /// The items of one epoch: `Result<T, PipelineError>`, in source order (or as ready).
-pub struct Items<'a, T: Send + 'static> {
+pub struct PipelineEpoch<'a, T: Send + 'static> {
     pipeline: &'a mut Pipeline<T>,
     run: Option<Run>,
     error: Option<PipelineError>,
     last_progress: Instant,
 }
 
-impl<T: Send + 'static> fmt::Debug for Items<'_, T> {
+impl<T: Send + 'static> fmt::Debug for PipelineEpoch<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Items")
+        f.debug_struct("PipelineEpoch")
             .field("epoch", &self.pipeline.pos.epoch)
             .finish_non_exhaustive()
     }
 }
 
-impl<T: Send + 'static> Items<'_, T> {
+impl<T: Send + 'static> PipelineEpoch<'_, T> {
     /// Where the pipeline stands now, for a checkpoint taken while iterating.
     pub fn state(&self) -> PipelineState {
         match &self.run {
@@ -2054,7 +2061,7 @@ fn write_trace(spec: &Spec, run: &Run) {
     }
 }
 
-impl<T: Send + 'static> Iterator for Items<'_, T> {
+impl<T: Send + 'static> Iterator for PipelineEpoch<'_, T> {
     type Item = Result<T, PipelineError>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -2094,7 +2101,7 @@ impl<T: Send + 'static> Iterator for Items<'_, T> {
     }
 }
 
-impl<T: Send + 'static> Drop for Items<'_, T> {
+impl<T: Send + 'static> Drop for PipelineEpoch<'_, T> {
     fn drop(&mut self) {
         self.close(false);
     }
