@@ -7,6 +7,7 @@ import math
 import random
 import sys
 import threading
+import warnings
 import weakref
 
 from . import _core
@@ -271,11 +272,14 @@ class DataLoader:
       torch tensors when the samples are tensors).
     * ``num_workers``: worker *threads* (0: load in the calling thread, as torch does).
       ``prefetch_factor`` (default 2): batches in flight per worker, the memory bound.
-    * ``timeout``: seconds to wait for a batch before ``RuntimeError`` (0 or ``inf``:
+    * ``batch_timeout``: seconds to wait for a batch before ``RuntimeError`` (0 or ``inf``:
       forever; NaN or negative: ``ValueError``). After a timeout no new sample starts.
+      ``timeout`` (torch's name for this wait) is a deprecated alias: in schedlab a
+      ``timeout`` is per sample, as in Rust (``LoaderBuilder::timeout``).
     * ``worker_init_fn(worker_id)``: runs once on each worker thread when it starts; a failure
       is raised once, at that worker's first batch, and ends the iteration (as in torch).
-    * ``in_order``: batches in order (default) or as soon as they are ready.
+    * ``ordered``: batches in order (default) or as soon as they are ready (``in_order``:
+      deprecated alias, as in torch).
     * ``pin_memory``, ``pin_memory_device``, ``multiprocessing_context``: accepted, no-ops
       (CPU threads; nothing to pin, no processes).
     * ``persistent_workers``: the threads always live as long as the loader; with
@@ -312,7 +316,9 @@ class DataLoader:
         prefetch_factor=None,
         persistent_workers=False,
         pin_memory_device="",
-        in_order=True,
+        in_order=None,
+        ordered=True,
+        batch_timeout=None,
         strategy=None,
         seed=None,
         autotune=False,
@@ -327,7 +333,26 @@ class DataLoader:
             raise ValueError("batch_sampler: not supported; use batch_size, drop_last and sampler")
         self.batch_size = None if batch_size is None else _int_arg("batch_size", batch_size, 1)
         self.num_workers = _int_arg("num_workers", num_workers, 0)
-        timeout_s = _timeout_arg(timeout)
+        if in_order is not None:
+            warnings.warn("DataLoader(in_order=...) is deprecated; use ordered=... (one name with "
+                          "Rust and schedlab.Pipeline)", DeprecationWarning, stacklevel=2)
+            if ordered is not True and bool(ordered) != bool(in_order):
+                raise ValueError(f"in_order={in_order!r} and ordered={ordered!r} disagree; "
+                                 "give ordered only")
+            ordered = in_order
+        timeout_given = isinstance(timeout, bool) or not (
+            isinstance(timeout, (int, float)) and timeout == 0)
+        if timeout_given:
+            warnings.warn("DataLoader(timeout=...) is deprecated: it is the wait for a batch; "
+                          "use batch_timeout=... (a schedlab timeout is per sample, as in "
+                          "Rust)", DeprecationWarning, stacklevel=2)
+            if batch_timeout is not None:
+                raise ValueError("timeout and batch_timeout are the same setting; give "
+                                 "batch_timeout only")
+            batch_timeout = timeout
+        elif batch_timeout is None:
+            batch_timeout = 0
+        timeout_s = _timeout_arg(batch_timeout)
         if shuffle and sampler is not None:
             raise ValueError("sampler option is mutually exclusive with shuffle")
         if sampler is not None and not hasattr(sampler, "__iter__"):
@@ -380,12 +405,13 @@ class DataLoader:
         self.sampler = sampler
         self.seed = seed if self.shuffle else None
         self.drop_last = bool(drop_last)
-        self.timeout = timeout
+        self.batch_timeout = batch_timeout
+        self.timeout = self.batch_timeout  # the deprecated name's attribute, as torch has it
         self._timeout_s = timeout_s
         self.prefetch_factor = prefetch_factor
         self.persistent_workers = persistent_workers
         self.pin_memory = pin_memory
-        self.in_order = bool(in_order)
+        self.ordered = bool(ordered)
         self.autotune = bool(autotune)
         self.max_items = max_items
         self._epoch = 0
@@ -438,7 +464,7 @@ class DataLoader:
                 self.num_workers,
                 self.strategy,
                 self.prefetch_factor * self.num_workers,
-                self.in_order,
+                self.ordered,
                 self.worker_init_fn,
                 # torch's workers live for one epoch unless persistent: only persistent ones
                 # start on the next epoch's first batches while this one ends
@@ -533,6 +559,11 @@ class DataLoader:
             "seed": self.seed,
             "shard": None,
         }
+
+    @property
+    def in_order(self):
+        """Deprecated name of ``ordered``."""
+        return self.ordered
 
     def load_state_dict(self, state):
         """Resume from ``state_dict()``: the next ``iter(loader)`` continues that epoch."""
