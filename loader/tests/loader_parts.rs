@@ -178,3 +178,110 @@ fn the_report_has_each_cpu_workers_share() {
     assert!(r.workers.is_empty());
     assert_eq!(r.lif, None);
 }
+
+/// A pipeline over epochs e·100 .. e·100 + 100 whose stage counts the items of each epoch.
+fn counted(
+    prefetch: bool,
+    window: usize,
+) -> (
+    Pipeline<usize>,
+    std::sync::Arc<[std::sync::atomic::AtomicUsize; 8]>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let loaded: std::sync::Arc<[AtomicUsize; 8]> =
+        std::sync::Arc::new(std::array::from_fn(|_| AtomicUsize::new(0)));
+    let seen = loaded.clone();
+    let p = Pipeline::from_source(|e| e as usize * 100..e as usize * 100 + 100)
+        .map(Stage::cpu("get"), move |i: usize| {
+            seen[i / 100].fetch_add(1, Ordering::SeqCst);
+            i
+        })
+        .workers(2)
+        .window(window)
+        .prefetch_next_epoch(prefetch)
+        .build()
+        .unwrap();
+    (p, loaded)
+}
+
+#[test]
+fn the_next_epoch_starts_while_this_one_ends_within_one_window() {
+    use std::sync::atomic::Ordering;
+    let (mut p, loaded) = counted(true, 16);
+    let total = |l: &[std::sync::atomic::AtomicUsize; 8]| -> usize {
+        l.iter().map(|a| a.load(Ordering::SeqCst)).sum()
+    };
+    let mut first = Vec::new();
+    for (consumed, r) in p.epoch(0).enumerate() {
+        first.push(r.unwrap());
+        // Loaded and not yet handed out, both epochs together: within one window.
+        let held = total(&loaded) - (consumed + 1);
+        assert!(held <= 16, "{held} items held after {consumed}");
+        if consumed >= 70 {
+            // A slow consumer at the end: the next epoch has time to fill what it may.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    assert_eq!(first, (0..100).collect::<Vec<_>>());
+    // Nobody asks for epoch 1 yet, but a window of it gets loaded (a hang detector, not a
+    // speed bound).
+    let t = std::time::Instant::now();
+    while loaded[1].load(Ordering::SeqCst) < 16 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "epoch 1 was not prefetched"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(
+        loaded[1].load(Ordering::SeqCst),
+        16,
+        "no more than the window"
+    );
+    let second: Vec<usize> = p.epoch(1).map(Result::unwrap).collect();
+    assert_eq!(second, (100..200).collect::<Vec<_>>());
+    assert_eq!(loaded[1].load(Ordering::SeqCst), 100, "each item once");
+    // Asking for another epoch than the prefetched one drops it and gives that epoch.
+    let fifth: Vec<usize> = p.epoch(5).map(Result::unwrap).collect();
+    assert_eq!(fifth, (500..600).collect::<Vec<_>>());
+    assert!(loaded[2].load(Ordering::SeqCst) <= 16);
+}
+
+#[test]
+fn without_prefetch_the_next_epoch_waits_and_prefetch_changes_no_item() {
+    use std::sync::atomic::Ordering;
+    let (mut off, loaded) = counted(false, 8);
+    let (mut on, _) = counted(true, 8);
+    for e in 0..3 {
+        let a: Vec<usize> = off.epoch(e).map(Result::unwrap).collect();
+        let b: Vec<usize> = on.epoch(e).map(Result::unwrap).collect();
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 100);
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(loaded[3].load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn an_epoch_ended_early_or_a_restore_drops_the_prefetched_run() {
+    let (mut p, _) = counted(true, 8);
+    let all: Vec<usize> = p.epoch(0).map(Result::unwrap).collect();
+    assert_eq!(all.len(), 100);
+    // Epoch 1 is prefetched; stop it part-way: the rest of it resumes exactly, and epoch 2
+    // (prefetched by nobody) starts from its first item.
+    let state = {
+        let mut it = p.epoch(1);
+        for want in 100..130 {
+            assert_eq!(it.next().unwrap().unwrap(), want);
+        }
+        it.state()
+    };
+    let rest: Vec<usize> = p.epoch(1).map(Result::unwrap).collect();
+    assert_eq!(rest, (130..200).collect::<Vec<_>>());
+    p.restore(&state).unwrap();
+    let again: Vec<usize> = p.epoch(1).map(Result::unwrap).collect();
+    assert_eq!(again, (130..200).collect::<Vec<_>>());
+    let next: Vec<usize> = p.epoch(2).map(Result::unwrap).collect();
+    assert_eq!(next, (200..300).collect::<Vec<_>>());
+}

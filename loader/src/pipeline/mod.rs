@@ -382,6 +382,7 @@ pub struct PipelineBuilder<T> {
     progress: Option<(Duration, ProgressFn)>,
     autotune: Option<Autotune>,
     grace: Duration,
+    prefetch_next_epoch: bool,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -432,6 +433,9 @@ fn downcast<T: 'static>(v: Value) -> T {
 
 /// The pipeline's entry points; see the module docs.
 pub struct Pipeline<T> {
+    /// The next epoch's run, opened while the consumer finished the last one
+    /// ([`PipelineBuilder::prefetch_next_epoch`]); first, so it ends before the pool.
+    ahead: Option<Run>,
     spec: Arc<Spec>,
     pool: Option<Pool<Slots>>,
     threads_alive: Arc<AtomicUsize>,
@@ -513,6 +517,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             progress: None,
             autotune: None,
             grace: DEFAULT_GRACE,
+            prefetch_next_epoch: false,
             _t: PhantomData,
         }
     }
@@ -533,6 +538,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             progress: self.progress,
             autotune: self.autotune,
             grace: self.grace,
+            prefetch_next_epoch: self.prefetch_next_epoch,
             _t: PhantomData,
         }
     }
@@ -733,6 +739,19 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// counted ([`Pipeline::abandoned`]) and written to stderr as one line naming the stages.
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = grace.min(MAX_GRACE);
+        self
+    }
+
+    /// Start the next epoch (`epoch + 1`) while the consumer finishes this one (default
+    /// false; the Loader's default is true): once this epoch's source has ended, the next
+    /// epoch's run opens and is admitted only what this one's windows leave free (per segment:
+    /// its window less the items this epoch still holds), so both together hold no more than
+    /// one epoch's windows; when this epoch ends the next has them whole. The next
+    /// [`Pipeline::epoch`] call for that epoch, from its start, continues it; any other call,
+    /// a [`restore`](Pipeline::restore), or an iterator dropped early stops it. Its report's
+    /// elapsed time counts from when it opened.
+    pub fn prefetch_next_epoch(mut self, on: bool) -> Self {
+        self.prefetch_next_epoch = on;
         self
     }
 
@@ -1068,8 +1087,10 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 progress: self.progress,
                 autotune: self.autotune,
                 grace: self.grace,
+                prefetch_next_epoch: self.prefetch_next_epoch,
             }),
             abandoned: Arc::new(AtomicUsize::new(0)),
+            ahead: None,
             pool,
             threads_alive: Arc::new(AtomicUsize::new(0)),
             pos: Position::start(0),
@@ -1160,6 +1181,7 @@ struct Spec {
     progress: Option<(Duration, ProgressFn)>,
     autotune: Option<Autotune>,
     grace: Duration,
+    prefetch_next_epoch: bool,
 }
 
 /// Check the autotune settings and fit the starting guess into its memory cap.
@@ -1486,6 +1508,7 @@ impl<T: Send + 'static> Pipeline<T> {
             }
         }
         self.expect_len = expect_len;
+        self.ahead = None;
         self.pos = Position {
             epoch: state.epoch,
             prefix: state.positions_done,
@@ -1509,7 +1532,21 @@ impl<T: Send + 'static> Pipeline<T> {
         if self.pos.epoch != epoch {
             self.pos = Position::start(epoch);
         }
-        let opened = self.open(epoch).and_then(|run| {
+        let at_start =
+            self.pos.prefix == 0 && self.pos.done.is_empty() && self.pos.partial.is_empty();
+        let opened = match self.ahead.take() {
+            Some(run) if run.shared.epoch == epoch && at_start => {
+                // Its whole windows are its own now.
+                let whole: Vec<usize> = self.windows_now();
+                give_room(&run, &whole);
+                Ok(run)
+            }
+            other => {
+                drop(other);
+                self.open(epoch, &self.pos, None)
+            }
+        };
+        let opened = opened.and_then(|run| {
             let total = run.shared.source_total();
             if let Some((e, n)) = self.expect_len.take() {
                 if e == epoch && total.is_some_and(|t| t != n) {
@@ -1529,21 +1566,35 @@ impl<T: Send + 'static> Pipeline<T> {
                 run: Some(run),
                 error: None,
                 last_progress: Instant::now(),
+                ahead_opened: false,
             },
             Err(e) => PipelineEpoch {
                 pipeline: self,
                 run: None,
                 error: Some(e),
                 last_progress: Instant::now(),
+                ahead_opened: false,
             },
         }
     }
 
-    fn open(&self, epoch: u64) -> Result<Run, PipelineError> {
+    /// Open `epoch`'s run from `pos`; `room`, if given, is each segment's window to start
+    /// with (a prefetched epoch's share).
+    fn open(
+        &self,
+        epoch: u64,
+        pos: &Position,
+        room: Option<&[usize]>,
+    ) -> Result<Run, PipelineError> {
         let spec = &self.spec;
         let mut segments = segment_specs(&spec.segments);
         if let Some(t) = &self.tuned {
             t.apply(&mut segments);
+        }
+        if let Some(room) = room {
+            for (seg, &w) in segments.iter_mut().zip(room) {
+                seg.window = w;
+            }
         }
         let feed = catch_unwind(AssertUnwindSafe(|| (spec.feed)(epoch))).map_err(|p| {
             PipelineError::Start(format!(
@@ -1557,7 +1608,7 @@ impl<T: Send + 'static> Pipeline<T> {
             spec.ordered,
             epoch,
             feed,
-            self.pos.progress(),
+            pos.progress(),
             spec.trace.is_some(),
             Arc::clone(&self.held_peak),
             spec.autotune.is_some(),
@@ -1904,6 +1955,8 @@ pub struct PipelineEpoch<'a, T: Send + 'static> {
     run: Option<Run>,
     error: Option<PipelineError>,
     last_progress: Instant,
+    /// The next epoch's run was opened (or tried) by this iterator.
+    ahead_opened: bool,
 }
 
 impl<T: Send + 'static> fmt::Debug for PipelineEpoch<'_, T> {
@@ -1914,7 +1967,59 @@ impl<T: Send + 'static> fmt::Debug for PipelineEpoch<'_, T> {
     }
 }
 
+/// Set `run`'s windows to `room` and feed every segment whose window grew.
+fn give_room(run: &Run, room: &[usize]) {
+    for (s, (seg, &w)) in run.shared.segments.iter().zip(room).enumerate() {
+        if seg.window.swap(w, SeqCst) < w {
+            run.shared.kick_feed(s);
+        }
+    }
+}
+
+impl<T: Send + 'static> Pipeline<T> {
+    /// Each segment's window for a new epoch: the built one, or where autotune left it.
+    fn windows_now(&self) -> Vec<usize> {
+        match &self.tuned {
+            Some(t) => t.windows.clone(),
+            None => self.spec.segments.iter().map(|g| g.window).collect(),
+        }
+    }
+}
+
 impl<T: Send + 'static> PipelineEpoch<'_, T> {
+    /// With [`PipelineBuilder::prefetch_next_epoch`]: once this epoch's source has ended,
+    /// open the next epoch's run, and give it what this run's windows leave free.
+    fn top_up_ahead(&mut self) {
+        if !self.pipeline.spec.prefetch_next_epoch {
+            return;
+        }
+        let Some(run) = self.run.as_ref() else { return };
+        if !run.shared.source_ended() {
+            return;
+        }
+        let room: Vec<usize> = run
+            .shared
+            .segments
+            .iter()
+            .enumerate()
+            .map(|(s, seg)| seg.window.load(SeqCst).saturating_sub(run.shared.held(s)))
+            .collect();
+        match &self.pipeline.ahead {
+            Some(ahead) => give_room(ahead, &room),
+            None if !self.ahead_opened => {
+                self.ahead_opened = true;
+                let next = run.shared.epoch + 1;
+                if let Ok(a) = self
+                    .pipeline
+                    .open(next, &Position::start(next), Some(&room))
+                {
+                    self.pipeline.ahead = Some(a);
+                }
+            }
+            None => {}
+        }
+    }
+
     /// Where the pipeline stands now, for a checkpoint taken while iterating.
     pub fn state(&self) -> PipelineState {
         match &self.run {
@@ -1942,6 +2047,13 @@ impl<T: Send + 'static> PipelineEpoch<'_, T> {
         let Some(mut run) = self.run.take() else {
             return;
         };
+        if !finished {
+            // Stopped before both are waited for: a worker freed by this run must not start
+            // the next epoch's items.
+            if let Some(ahead) = self.pipeline.ahead.as_mut() {
+                ahead.halt();
+            }
+        }
         run.stop();
         let report = report_of(&self.pipeline.spec, &run);
         write_trace(&self.pipeline.spec, &run);
@@ -1955,6 +2067,15 @@ impl<T: Send + 'static> PipelineEpoch<'_, T> {
             Position::from_progress(epoch, &lock(&run.shared.progress))
         };
         self.pipeline.report = Some(report);
+        if finished {
+            // The next epoch has the windows whole now.
+            let whole = self.pipeline.windows_now();
+            if let Some(ahead) = &self.pipeline.ahead {
+                give_room(ahead, &whole);
+            }
+        } else {
+            self.pipeline.ahead = None;
+        }
     }
 
     fn item_error(&self, f: Fault, epoch: u64) -> PipelineError {
@@ -2081,9 +2202,13 @@ impl<T: Send + 'static> Iterator for PipelineEpoch<'_, T> {
         match shared.take() {
             Delivered::Value { value, parts } => {
                 let _ = parts;
+                self.top_up_ahead();
                 Some(Ok(downcast::<T>(value)))
             }
-            Delivered::Failed(f) => Some(Err(self.item_error(f, epoch))),
+            Delivered::Failed(f) => {
+                self.top_up_ahead();
+                Some(Err(self.item_error(f, epoch)))
+            }
             Delivered::Halted { failures, limit } => {
                 self.close(false);
                 Some(Err(PipelineError::Halted {
