@@ -285,3 +285,32 @@ fn an_epoch_ended_early_or_a_restore_drops_the_prefetched_run() {
     let next: Vec<usize> = p.epoch(2).map(Result::unwrap).collect();
     assert_eq!(next, (200..300).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_stage_takes_a_strategy_value_and_the_workers_are_spawned_once() {
+    let strategy: std::sync::Arc<dyn scheduler::Strategy> =
+        std::sync::Arc::from(strategies::parse("round-robin").unwrap());
+    let mut p = Pipeline::from_sampler(40, Sampler::sequential())
+        .map(Stage::cpu("get").strategy_value(strategy), |i: usize| i)
+        .workers(3)
+        .build()
+        .unwrap();
+    for e in 0..3 {
+        assert_eq!(p.epoch(e).map(Result::unwrap).count(), 40);
+    }
+    assert_eq!(p.threads_spawned(), 3);
+    // The value is checked like a spec: one that cannot serve the pool is refused.
+    let weights: std::sync::Arc<dyn scheduler::Strategy> =
+        std::sync::Arc::from(strategies::parse("weighted-rr(weights=1,1)").unwrap());
+    let e = Pipeline::from_sampler(4, Sampler::sequential())
+        .map(Stage::cpu("get").strategy_value(weights), |i: usize| i)
+        .workers(3)
+        .build()
+        .unwrap_err();
+    assert!(e.to_string().starts_with("get: strategy:"), "{e}");
+    let none = Pipeline::from_sampler(4, Sampler::sequential())
+        .map(Stage::blocking("read", 1), |i: usize| i)
+        .build()
+        .unwrap();
+    assert_eq!(none.threads_spawned(), 0);
+}

@@ -242,6 +242,7 @@ pub struct Stage {
     concurrency: Option<usize>,
     queue: Option<usize>,
     strategy: Option<String>,
+    strategy_value: Option<Arc<dyn Strategy>>,
     timeout: Option<Duration>,
 }
 
@@ -255,6 +256,7 @@ impl Stage {
             concurrency: None,
             queue: None,
             strategy: None,
+            strategy_value: None,
             timeout: None,
         }
     }
@@ -268,6 +270,7 @@ impl Stage {
             concurrency: Some(threads),
             queue: None,
             strategy: None,
+            strategy_value: None,
             timeout: None,
         }
     }
@@ -287,6 +290,16 @@ impl Stage {
     /// The strategy spec for a `cpu` stage's job (default [`DEFAULT_CPU_STRATEGY`]).
     pub fn strategy(mut self, spec: &str) -> Stage {
         self.strategy = Some(spec.to_string());
+        self.strategy_value = None;
+        self
+    }
+
+    /// The strategy of a `cpu` stage's job as a value (the Loader's
+    /// [`strategy_value`](crate::LoaderBuilder::strategy_value)); `build` still checks that
+    /// it can serve the pool's workers.
+    pub fn strategy_value(mut self, strategy: Arc<dyn Strategy>) -> Stage {
+        self.strategy = Some(strategy.spec());
+        self.strategy_value = Some(strategy);
         self
     }
 
@@ -876,10 +889,12 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                     let strategy = match stage.kind {
                         Kind::Cpu => {
                             let spec = stage.strategy.as_deref().unwrap_or(DEFAULT_CPU_STRATEGY);
-                            let s: Arc<dyn Strategy> =
-                                strategies::parse(spec).map(Arc::from).map_err(|e| {
+                            let s: Arc<dyn Strategy> = match &stage.strategy_value {
+                                Some(s) => Arc::clone(s),
+                                None => strategies::parse(spec).map(Arc::from).map_err(|e| {
                                     PipelineError::config(&name, "strategy", e.to_string())
-                                })?;
+                                })?,
+                            };
                             s.validate(workers).map_err(|e| {
                                 PipelineError::config(&name, "strategy", e.to_string())
                             })?;
@@ -1418,6 +1433,14 @@ impl<T: Send + 'static> Pipeline<T> {
     /// CPU workers of the pool (0 when no stage is a `cpu` stage).
     pub fn cpu_workers(&self) -> usize {
         self.spec.workers
+    }
+
+    /// CPU worker threads the pipeline has spawned since it was built: one per worker,
+    /// ever (the Loader's [`threads_spawned`](crate::Loader::threads_spawned)); the same
+    /// workers and their per-stage states serve every epoch. Blocking stages' threads are
+    /// not counted (see [`threads_alive`](Pipeline::threads_alive)).
+    pub fn threads_spawned(&self) -> usize {
+        self.pool.as_ref().map_or(0, |p| p.threads_spawned())
     }
 
     /// The report of the last epoch that ended (or was dropped part-way).
