@@ -14,7 +14,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use loader::{Builder, Loader, LoaderError};
+use loader::{Loader, LoaderBuilder, LoaderError};
 
 #[path = "common/images.rs"]
 mod images;
@@ -58,7 +58,7 @@ fn parse_args() -> Args {
 }
 
 /// Adjusts a builder for one configuration.
-type Configure = dyn Fn(Builder<Images>) -> Builder<Images>;
+type Configure = dyn Fn(LoaderBuilder<Images>) -> LoaderBuilder<Images>;
 
 type Images = loader::FromFn<Box<dyn Fn(usize) -> Result<Vec<f32>, String> + Send + Sync>>;
 
@@ -74,7 +74,7 @@ fn dataset(files: &[PathBuf]) -> Images {
 fn epoch(
     files: &[PathBuf],
     workers: usize,
-    configure: impl FnOnce(Builder<Images>) -> Builder<Images>,
+    configure: impl FnOnce(LoaderBuilder<Images>) -> LoaderBuilder<Images>,
 ) -> Result<(f64, loader::LoaderReport), LoaderError> {
     let mut l = configure(
         Loader::builder(dataset(files))
@@ -134,19 +134,20 @@ fn main() {
         dir.display()
     );
 
-    let run =
-        |label: &str, workers: usize, f: &dyn Fn(Builder<Images>) -> Builder<Images>| match epoch(
-            &files, workers, f,
-        ) {
-            Ok(r) => {
-                println!("{label}: {:.1} images/s", r.0);
-                Some(r)
-            }
-            Err(e) => {
-                eprintln!("image_loader: {label}: {e}");
-                std::process::exit(1);
-            }
-        };
+    let run = |label: &str,
+               workers: usize,
+               f: &dyn Fn(LoaderBuilder<Images>) -> LoaderBuilder<Images>| match epoch(
+        &files, workers, f,
+    ) {
+        Ok(r) => {
+            println!("{label}: {:.1} images/s", r.0);
+            Some(r)
+        }
+        Err(e) => {
+            eprintln!("image_loader: {label}: {e}");
+            std::process::exit(1);
+        }
+    };
     let (one, _) = run("1 worker (baseline)", 1, &|b| b.strategy("central")).expect("ran");
     println!("one worker × {p} = {:.1} images/s\n", one * p as f64);
     let configs: [(&str, &Configure); 4] = [

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use loader::{Builder, Dataset, Granularity, Loader};
+use loader::{Dataset, Granularity, Loader, LoaderBuilder};
 use rand::SeedableRng;
 use workloads::Distribution;
 
@@ -130,7 +130,7 @@ impl Config {
         Ok(config)
     }
 
-    fn apply<D: Dataset>(&self, b: Builder<D>) -> Builder<D> {
+    fn apply<D: Dataset>(&self, b: LoaderBuilder<D>) -> LoaderBuilder<D> {
         let Some(spec) = &self.spec else {
             return b.pytorch_style();
         };
@@ -185,7 +185,7 @@ fn dataset(costs: Arc<Vec<u64>>, spin: bool, clock: Arc<Clock>) -> impl Dataset<
     })
 }
 
-type Configure<D> = fn(Builder<D>) -> Builder<D>;
+type Configure<D> = fn(LoaderBuilder<D>) -> LoaderBuilder<D>;
 
 /// What one epoch measured.
 struct Measured {
@@ -204,7 +204,7 @@ fn run_once<D: Dataset<Sample = Sample>>(
     workers: usize,
     prefetch: Option<usize>,
     make: &dyn Fn(Arc<Clock>) -> D,
-    configure: &dyn Fn(Builder<D>) -> Builder<D>,
+    configure: &dyn Fn(LoaderBuilder<D>) -> LoaderBuilder<D>,
 ) -> Measured {
     let clock = Arc::new(Clock::default());
     let n = make(clock.clone()).len() as f64;

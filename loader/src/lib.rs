@@ -14,9 +14,9 @@
 //!
 //! * [`Sampler`]: sequential, shuffled per epoch from a seed, or any index list;
 //!   `shard(rank, world)` for distributed training (padding documented there).
-//! * [`Builder`]: batch size, [`Remainder`] mode, collate, workers, pinning, strategy,
+//! * [`LoaderBuilder`]: batch size, [`Remainder`] mode, collate, workers, pinning, strategy,
 //!   `prefetch` (batches in flight: the memory bound), ordered or as-ready delivery,
-//!   [`Granularity`], a per-sample timeout, and [`Builder::pytorch_style`], PyTorch's scheme
+//!   [`Granularity`], a per-sample timeout, and [`LoaderBuilder::pytorch_style`], PyTorch's scheme
 //!   (one task per batch, round-robin, 2 batches per worker), for comparison.
 //! * [`Loader::epoch`] iterates `Result<Batch, LoaderError>`: a failing or panicking sample is
 //!   an error naming its index, at its batch's position; loading goes on. The next epoch's
@@ -97,11 +97,13 @@ mod sync;
 pub use dataset::{from_fn, from_fn_with_state, Dataset, FnDataset, FromFn};
 pub use error::LoaderError;
 pub use loader::{
-    Batch, Builder, Epoch, Granularity, Loader, LoaderState, OnError, DEFAULT_STRATEGY,
+    Batch, Granularity, Loader, LoaderBuilder, LoaderEpoch, LoaderState, DEFAULT_STRATEGY,
 };
+#[allow(deprecated)]
+pub use loader::{Builder, Epoch, OnError};
 pub use pipeline::{
-    Autotune, Fingerprint, MaxFailures, OnFailure, Pipeline, PipelineBuilder, PipelineError,
-    PipelineReport, PipelineState, Stage, TuneChange, TunePoint, Tuning,
+    Autotune, Fingerprint, MaxFailures, OnFailure, Pipeline, PipelineBuilder, PipelineEpoch,
+    PipelineError, PipelineReport, PipelineState, Stage, TuneChange, TunePoint, Tuning,
 };
 pub use plan::Remainder;
 pub use report::{LoaderReport, WorkerLoad};

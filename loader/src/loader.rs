@@ -13,7 +13,7 @@ use crate::autotune::{Shape, Tuner};
 use crate::dataset::Dataset;
 use crate::error::LoaderError;
 use crate::exec::{panic_message, Exec, ExecJob, JobOpts};
-use crate::pipeline::Autotune;
+use crate::pipeline::{Autotune, OnFailure};
 use crate::plan::{Plan, Remainder};
 use crate::report::{Acc, LoaderReport, Setup};
 use crate::sampler::Sampler;
@@ -30,17 +30,54 @@ pub enum Granularity {
 }
 
 /// What a batch holding a bad sample (error, panic, timeout) becomes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Deprecated: the one name is [`OnFailure`] ([`LoaderBuilder::on_failure`]); `Yield` and
+/// `Skip` mean the same there.
+#[deprecated(
+    since = "0.2.0",
+    note = "use loader::OnFailure with LoaderBuilder::on_failure"
+)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnError {
     /// The batch's position yields `Err(LoaderError)` naming the (first) bad index; its good
     /// samples are dropped. The default.
-    #[default]
     Yield,
     /// Bad samples are left out: the batch is collated from the good ones (a batch with none
     /// is skipped). They are counted in [`LoaderReport::failed`].
     Skip,
 }
+
+#[allow(deprecated, clippy::derivable_impls)] // a derived Default names the deprecated variant
+impl Default for OnError {
+    fn default() -> OnError {
+        OnError::Yield
+    }
+}
+
+#[allow(deprecated)]
+impl From<OnError> for OnFailure {
+    fn from(e: OnError) -> OnFailure {
+        match e {
+            OnError::Yield => OnFailure::Yield,
+            OnError::Skip => OnFailure::Skip,
+        }
+    }
+}
+
+/// The loader's builder under its old name.
+#[deprecated(
+    since = "0.2.0",
+    note = "renamed LoaderBuilder (the pair of PipelineBuilder)"
+)]
+pub type Builder<D, B = Vec<<D as Dataset>::Sample>> = LoaderBuilder<D, B>;
+
+/// The iterator over one epoch's batches under its old name.
+#[deprecated(
+    since = "0.2.0",
+    note = "renamed LoaderEpoch (the pair of PipelineEpoch)"
+)]
+pub type Epoch<'a, D, B> = LoaderEpoch<'a, D, B>;
 
 /// A batch handed to the consumer.
 #[derive(Clone, Debug, PartialEq)]
@@ -124,7 +161,7 @@ impl Progress {
 type Collate<T, B> = Arc<dyn Fn(Vec<T>) -> B + Send + Sync>;
 
 /// Builds a [`Loader`]; see the crate docs for an example.
-pub struct Builder<D: Dataset, B = Vec<<D as Dataset>::Sample>> {
+pub struct LoaderBuilder<D: Dataset, B = Vec<<D as Dataset>::Sample>> {
     dataset: D,
     collate: Collate<D::Sample, B>,
     batch_size: usize,
@@ -137,16 +174,16 @@ pub struct Builder<D: Dataset, B = Vec<<D as Dataset>::Sample>> {
     ordered: bool,
     granularity: Granularity,
     timeout: Option<Duration>,
-    on_error: OnError,
+    on_failure: OnFailure,
     seed: u64,
     prefetch_next_epoch: bool,
     autotune: Option<Autotune>,
     grace: Duration,
 }
 
-impl<D: Dataset, B> fmt::Debug for Builder<D, B> {
+impl<D: Dataset, B> fmt::Debug for LoaderBuilder<D, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Builder")
+        f.debug_struct("LoaderBuilder")
             .field("len", &self.dataset.len())
             .field("batch_size", &self.batch_size)
             .field("remainder", &self.remainder)
@@ -169,9 +206,9 @@ fn parse_strategy(spec: &str) -> Result<Arc<dyn Strategy>, String> {
         .map_err(|e| e.to_string())
 }
 
-impl<D: Dataset> Builder<D> {
+impl<D: Dataset> LoaderBuilder<D> {
     fn new(dataset: D) -> Self {
-        Builder {
+        LoaderBuilder {
             dataset,
             collate: Arc::new(|v| v),
             batch_size: 1,
@@ -184,7 +221,7 @@ impl<D: Dataset> Builder<D> {
             ordered: true,
             granularity: Granularity::Sample,
             timeout: None,
-            on_error: OnError::Yield,
+            on_failure: OnFailure::Yield,
             seed: 0,
             prefetch_next_epoch: true,
             autotune: None,
@@ -193,7 +230,7 @@ impl<D: Dataset> Builder<D> {
     }
 }
 
-impl<D: Dataset, B: Send + 'static> Builder<D, B> {
+impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
     /// Samples per batch (default 1).
     pub fn batch_size(mut self, n: usize) -> Self {
         self.batch_size = n;
@@ -219,11 +256,11 @@ impl<D: Dataset, B: Send + 'static> Builder<D, B> {
 
     /// Turn a batch's samples into the value handed out (default: the `Vec` itself). It runs on
     /// the consumer's thread at sample granularity, on a worker at batch granularity.
-    pub fn collate<B2, F>(self, f: F) -> Builder<D, B2>
+    pub fn collate<B2, F>(self, f: F) -> LoaderBuilder<D, B2>
     where
         F: Fn(Vec<D::Sample>) -> B2 + Send + Sync + 'static,
     {
-        Builder {
+        LoaderBuilder {
             dataset: self.dataset,
             collate: Arc::new(f),
             batch_size: self.batch_size,
@@ -236,7 +273,7 @@ impl<D: Dataset, B: Send + 'static> Builder<D, B> {
             ordered: self.ordered,
             granularity: self.granularity,
             timeout: self.timeout,
-            on_error: self.on_error,
+            on_failure: self.on_failure,
             seed: self.seed,
             prefetch_next_epoch: self.prefetch_next_epoch,
             autotune: self.autotune,
@@ -257,7 +294,7 @@ impl<D: Dataset, B: Send + 'static> Builder<D, B> {
     }
 
     /// The scheduling strategy as a spec string of the `strategies` crate (default
-    /// [`DEFAULT_STRATEGY`], `central`); a bad spec is reported by [`build`](Builder::build).
+    /// [`DEFAULT_STRATEGY`], `central`); a bad spec is reported by [`build`](LoaderBuilder::build).
     pub fn strategy(mut self, spec: &str) -> Self {
         self.strategy = parse_strategy(spec);
         self
@@ -296,10 +333,21 @@ impl<D: Dataset, B: Send + 'static> Builder<D, B> {
         self
     }
 
-    /// What a batch with a bad sample becomes (default [`OnError::Yield`]).
-    pub fn on_error(mut self, policy: OnError) -> Self {
-        self.on_error = policy;
+    /// What a batch with a bad sample becomes (default [`OnFailure::Yield`]): `Yield` makes
+    /// it an `Err` at its position naming the (first) bad index; `Skip` collates the good
+    /// samples (a batch with none is skipped) and counts the bad ones in
+    /// [`LoaderReport::failed`]. The pipeline's name and type: [`PipelineBuilder::on_failure`](crate::PipelineBuilder::on_failure).
+    /// `Halt` is not supported by the Loader yet: [`build`](LoaderBuilder::build) refuses it.
+    pub fn on_failure(mut self, policy: OnFailure) -> Self {
+        self.on_failure = policy;
         self
+    }
+
+    /// The old name of [`on_failure`](LoaderBuilder::on_failure).
+    #[deprecated(since = "0.2.0", note = "use on_failure(loader::OnFailure)")]
+    #[allow(deprecated)]
+    pub fn on_error(self, policy: OnError) -> Self {
+        self.on_failure(policy.into())
     }
 
     /// Seed of the strategy's randomness (victim choice and the like).
@@ -401,6 +449,16 @@ impl<D: Dataset, B: Send + 'static> Builder<D, B> {
             return Err(cfg("prefetch: must be >= 1 batch, got 0".into()));
         }
         self.sampler.check().map_err(cfg)?;
+        let skip = match self.on_failure {
+            OnFailure::Yield => false,
+            OnFailure::Skip => true,
+            OnFailure::Halt(_) => {
+                return Err(cfg(
+                    "on_failure: halt is not supported by the Loader yet; allowed: yield, skip (a Pipeline halts)"
+                        .into(),
+                ))
+            }
+        };
         let strategy = self.strategy.map_err(|e| cfg(format!("strategy: {e}")))?;
         strategy
             .validate(workers)
@@ -444,7 +502,7 @@ impl<D: Dataset, B: Send + 'static> Builder<D, B> {
                 ordered: self.ordered,
                 granularity: self.granularity,
                 timeout: self.timeout,
-                on_error: self.on_error,
+                skip,
                 seed: self.seed,
                 prefetch_next_epoch: self.prefetch_next_epoch,
                 grace: self.grace,
@@ -469,7 +527,8 @@ struct Config<D: Dataset, B> {
     ordered: bool,
     granularity: Granularity,
     timeout: Option<Duration>,
-    on_error: OnError,
+    /// Bad samples are left out of their batch ([`OnFailure::Skip`]).
+    skip: bool,
     seed: u64,
     prefetch_next_epoch: bool,
     /// How long ending a run waits for `get` calls still running.
@@ -680,8 +739,8 @@ impl<D: Dataset, B> Loader<D, B> {
 
 impl<D: Dataset> Loader<D> {
     /// Start configuring a loader for `dataset`.
-    pub fn builder(dataset: D) -> Builder<D> {
-        Builder::new(dataset)
+    pub fn builder(dataset: D) -> LoaderBuilder<D> {
+        LoaderBuilder::new(dataset)
     }
 }
 
@@ -810,7 +869,7 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
     ///
     /// Dropping the iterator early cancels the outstanding work and returns once the samples
     /// being loaded right now have finished.
-    pub fn epoch(&mut self, epoch: u64) -> Epoch<'_, D, B> {
+    pub fn epoch(&mut self, epoch: u64) -> LoaderEpoch<'_, D, B> {
         if self.pos.epoch != epoch {
             self.pos = Progress::start(epoch);
         }
@@ -832,7 +891,7 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
             Ok(run) => (Some(run), None),
             Err(e) => (None, Some(e)),
         };
-        Epoch {
+        LoaderEpoch {
             loader: self,
             run,
             error,
@@ -879,7 +938,7 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
                                 Err(f) => faults.push((l.index, f)),
                             }
                         }
-                        let keep = faults.is_empty() || cfg.on_error == OnError::Skip;
+                        let keep = faults.is_empty() || cfg.skip;
                         let data = if keep && !samples.is_empty() {
                             let first = indices[0];
                             match catch_unwind(AssertUnwindSafe(|| (cfg.collate)(samples))) {
@@ -923,9 +982,9 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
 
 /// The batches of one epoch: `Result<Batch<B>, LoaderError>` in order (or as ready).
 ///
-/// A batch with a bad sample is an `Err` at its position (or, with [`OnError::Skip`], a
+/// A batch with a bad sample is an `Err` at its position (or, with [`OnFailure::Skip`], a
 /// smaller batch); iteration goes on after it.
-pub struct Epoch<'a, D: Dataset, B> {
+pub struct LoaderEpoch<'a, D: Dataset, B> {
     loader: &'a mut Loader<D, B>,
     run: Option<Run<D, B>>,
     error: Option<LoaderError>,
@@ -934,16 +993,16 @@ pub struct Epoch<'a, D: Dataset, B> {
     finished: bool,
 }
 
-impl<D: Dataset, B> fmt::Debug for Epoch<'_, D, B> {
+impl<D: Dataset, B> fmt::Debug for LoaderEpoch<'_, D, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Epoch")
+        f.debug_struct("LoaderEpoch")
             .field("epoch", &self.loader.pos.epoch)
             .field("batches_done", &self.loader.pos.batches_done)
             .finish_non_exhaustive()
     }
 }
 
-impl<D: Dataset, B: Send + 'static> Epoch<'_, D, B> {
+impl<D: Dataset, B: Send + 'static> LoaderEpoch<'_, D, B> {
     /// Where the loader stands now, for a checkpoint taken while iterating (the same value
     /// [`Loader::state`] gives once the iterator is gone).
     pub fn state(&self) -> LoaderState {
@@ -1030,7 +1089,7 @@ impl<D: Dataset, B: Send + 'static> Epoch<'_, D, B> {
     }
 }
 
-impl<D: Dataset, B: Send + 'static> Iterator for Epoch<'_, D, B> {
+impl<D: Dataset, B: Send + 'static> Iterator for LoaderEpoch<'_, D, B> {
     type Item = Result<Batch<B>, LoaderError>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -1128,7 +1187,7 @@ impl<D: Dataset, B: Send + 'static> Iterator for Epoch<'_, D, B> {
             }
             run.acc.failed += faults.len() as u64;
             self.loader.pos.batches_done += 1;
-            let outcome = if !faults.is_empty() && cfg.on_error == OnError::Yield {
+            let outcome = if !faults.is_empty() && !cfg.skip {
                 let (index, fault) = faults.swap_remove(0);
                 Some(Err(fault.at(index, epoch, k)))
             } else {
@@ -1171,7 +1230,7 @@ impl<D: Dataset, B: Send + 'static> Iterator for Epoch<'_, D, B> {
     }
 }
 
-impl<D: Dataset, B> Drop for Epoch<'_, D, B> {
+impl<D: Dataset, B> Drop for LoaderEpoch<'_, D, B> {
     /// An epoch ended early stops its run and the next epoch's run it opened, if any: the
     /// workers start nothing of either after this (a worker freed by this epoch's last call
     /// would otherwise start the next epoch's samples until that is dropped too). Both are

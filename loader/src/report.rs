@@ -7,12 +7,14 @@ use serde::Serialize;
 
 use crate::pipeline::Tuning;
 
-/// One worker's share of an epoch.
+/// One worker's share of an epoch: in a [`LoaderReport`], and per CPU worker in a
+/// [`PipelineReport`](crate::PipelineReport) (over its `cpu` stages).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct WorkerLoad {
-    /// Seconds spent inside `Dataset::get` (and, at batch granularity, collate).
+    /// Seconds spent inside `Dataset::get` (and, at batch granularity, collate); in a
+    /// pipeline, inside `cpu` stage calls.
     pub busy_s: f64,
-    /// Samples loaded.
+    /// Samples loaded (a pipeline: `cpu` stage items served).
     pub samples: u64,
 }
 

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use loader::{Granularity, Loader, LoaderError, LoaderState, OnError, Remainder, Sampler};
+use loader::{Granularity, Loader, LoaderError, LoaderState, OnFailure, Remainder, Sampler};
 
 const STRATEGIES: [&str; 4] = ["work-stealing", "central", "round-robin", "range-stealing"];
 
@@ -158,7 +158,7 @@ fn failing_and_panicking_samples_are_errors_at_their_position() {
                 .workers(3)
                 .strategy(strategy)
                 .granularity(gran)
-                .on_error(OnError::Skip)
+                .on_failure(OnFailure::Skip)
                 .build()
                 .unwrap();
             let got: Vec<usize> = l.epoch(0).flat_map(|r| r.unwrap().data).collect();

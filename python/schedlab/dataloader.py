@@ -282,11 +282,15 @@ class DataLoader:
       torch tensors when the samples are tensors).
     * ``num_workers``: worker *threads* (0: load in the calling thread, as torch does).
       ``prefetch_factor`` (default 2): batches in flight per worker, the memory bound.
-    * ``timeout``: seconds to wait for a batch before ``RuntimeError`` (0 or ``inf``:
-      forever; NaN or negative: ``ValueError``). After a timeout no new sample starts.
+    * ``timeout`` (torch's name, kept) or ``batch_timeout`` (the pipeline vocabulary's name
+      for the same wait): seconds to wait for a batch before ``RuntimeError`` (0 or ``inf``:
+      forever; NaN or negative: ``ValueError``). After a timeout no new sample starts. (In
+      Rust, ``Stage::timeout`` and ``LoaderBuilder::timeout`` are per sample.)
     * ``worker_init_fn(worker_id)``: runs once on each worker thread when it starts; a failure
       is raised once, at that worker's first batch, and ends the iteration (as in torch).
-    * ``in_order``: batches in order (default) or as soon as they are ready.
+    * ``in_order`` (torch's name, kept: the DataLoader is a drop-in for torch's) or
+      ``ordered`` (the name of ``schedlab.Pipeline`` and Rust): batches in order (default) or
+      as soon as they are ready.
     * ``pin_memory``, ``pin_memory_device``: accepted, no-ops (CPU threads; nothing to pin).
     * ``multiprocessing_context``: how the zygote that forks the worker processes starts
       (``"forkserver"``, ``"spawn"`` or ``"fork"``, or a context; by default ``"fork"`` while
@@ -341,7 +345,9 @@ class DataLoader:
         prefetch_factor=None,
         persistent_workers=False,
         pin_memory_device="",
-        in_order=True,
+        in_order=None,
+        ordered=True,
+        batch_timeout=None,
         strategy=None,
         seed=None,
         autotune=False,
@@ -367,7 +373,20 @@ class DataLoader:
         self.multiprocessing_context = multiprocessing_context
         self._start_method = start_method_arg("multiprocessing_context", multiprocessing_context)
         self._procs = None  # the worker processes (worker_type "process" or "auto")
-        timeout_s = _timeout_arg(timeout)
+        if in_order is not None:
+            if ordered is not True and bool(ordered) != bool(in_order):
+                raise ValueError(f"in_order={in_order!r} and ordered={ordered!r} disagree; "
+                                 "give one of them")
+            ordered = in_order
+        # torch's `timeout` and the pipeline vocabulary's `batch_timeout` are one setting
+        timeout_given = isinstance(timeout, bool) or not (
+            isinstance(timeout, (int, float)) and timeout == 0)
+        if batch_timeout is None:
+            batch_timeout = timeout
+        elif timeout_given:
+            raise ValueError("timeout and batch_timeout are the same setting (the wait for a "
+                             "batch); give one of them")
+        timeout_s = _timeout_arg(batch_timeout)
         if shuffle and sampler is not None:
             raise ValueError("sampler option is mutually exclusive with shuffle")
         if sampler is not None and not hasattr(sampler, "__iter__"):
@@ -420,12 +439,13 @@ class DataLoader:
         self.sampler = sampler
         self.seed = seed if self.shuffle else None
         self.drop_last = bool(drop_last)
-        self.timeout = timeout
+        self.batch_timeout = batch_timeout
+        self.timeout = self.batch_timeout  # torch's name for the same setting
         self._timeout_s = timeout_s
         self.prefetch_factor = prefetch_factor
         self.persistent_workers = persistent_workers
         self.pin_memory = pin_memory
-        self.in_order = bool(in_order)
+        self.ordered = bool(ordered)
         self.autotune = bool(autotune)
         self.max_items = max_items
         self._epoch = 0
@@ -489,7 +509,7 @@ class DataLoader:
                 threads,
                 self.strategy,
                 self.prefetch_factor * self.num_workers,
-                self.in_order,
+                self.ordered,
                 init_fn,
                 # torch's workers live for one epoch unless persistent: only persistent ones
                 # start on the next epoch's first batches while this one ends
@@ -611,6 +631,11 @@ class DataLoader:
             "seed": self.seed,
             "shard": None,
         }
+
+    @property
+    def in_order(self):
+        """Deprecated name of ``ordered``."""
+        return self.ordered
 
     def load_state_dict(self, state):
         """Resume from ``state_dict()``: the next ``iter(loader)`` continues that epoch."""

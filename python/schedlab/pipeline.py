@@ -4,6 +4,7 @@ import json
 import re
 import sys
 import threading
+import warnings
 import weakref
 
 from . import _core
@@ -58,7 +59,7 @@ class Pipeline:
     dies costs its item only (a
     ``schedlab.WorkerDied`` error at its position; the process is replaced).
     ``kind="auto"`` starts on threads and moves to processes when the GIL statistics say the
-    stage is GIL-bound (``stats()["processes"]`` says when and why). ``start_method``: how
+    stage is GIL-bound (``report()["processes"]`` says when and why). ``start_method``: how
     a stage's zygote (the process that forks its workers) starts: ``"forkserver"``,
     ``"spawn"`` or ``"fork"``; by default ``"fork"`` while this process is single-threaded,
     else ``"forkserver"``.
@@ -67,13 +68,13 @@ class Pipeline:
 
     ``autotune=True`` sizes the blocking stages' threads, the queues and the windows while
     the pipeline runs, from measured service times (the ``concurrency`` given is the starting
-    guess); ``max_items`` caps the items held at once. ``stats()["tuning"]`` lists every
+    guess); ``max_items`` caps the items held at once. ``report()["tuning"]`` lists every
     change with its reason.
 
     ``window``: items each segment admits at once (the reorder window and the memory bound;
     default: the loader's rule). ``on_failure``: ``"raise"`` (an exception is raised at its
     item's position, the default), ``"skip"`` (the item is left out and counted in
-    ``stats()["failures"]``) or ``"halt"`` with ``max_failures`` (an int: a count; a float in
+    ``report()["failures"]``) or ``"halt"`` with ``max_failures`` (an int: a count; a float in
     [0, 1): a fraction of the epoch's items): the exceptions are raised as with ``"raise"``
     until there are more than that, then ``RuntimeError`` ends the epoch. A stage's
     ``strategy=`` (``kind="cpu"`` only) is any schedlab strategy spec for its items on the
@@ -84,7 +85,7 @@ class Pipeline:
     One iterator at a time: ``iter()`` while another is live raises ``RuntimeError``; several
     threads may share that one iterator, each item going to exactly one of them.
 
-    ``stats()`` is the last epoch's report as a dict (per stage: service times, busy share,
+    ``report()`` is the last epoch's report as a dict (per stage: service times, busy share,
     the bottleneck, and the GIL: time waiting for it and running Python); ``print(
     pipeline.report())`` prints it.
     """
@@ -345,8 +346,9 @@ class Pipeline:
         self._epoch = state["epoch"]
         self._restore = dict(state)
 
-    def stats(self):
-        """The last (or current) epoch's statistics as a dict, with ``gil`` per stage."""
+    def report(self):
+        """The last (or current) epoch's report as a dict, with ``gil`` per stage; it prints as
+        the stage table, the bottleneck and the GIL lines (Rust: ``Pipeline::report``)."""
         if self._core is None or self._core.closed():
             return None
         r = self._core.report()
@@ -371,9 +373,15 @@ class Pipeline:
             data["processes"] = {name: st.stats() for name, st in self._procs.items()}
         return Report(data, _hold_bottleneck(data, r[1]))
 
-    def report(self):
-        """``stats()``; it prints as the stage table, the bottleneck and the GIL lines."""
-        return self.stats()
+    def stats(self):
+        """Deprecated name of :meth:`report` (one vocabulary with Rust); removed in the next
+        release."""
+        warnings.warn(
+            "Pipeline.stats() is deprecated; use Pipeline.report() (the same dict)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.report()
 
     def close(self):
         """Stop and join every thread."""

@@ -153,9 +153,9 @@ class IterableLoader:
         """Resume from ``state_dict()``: the next ``iter()`` yields the rest of that epoch."""
         self._pipeline.load_state_dict(state)
 
-    def stats(self):
-        """The last epoch's statistics (``Pipeline.stats()``)."""
-        return self._pipeline.stats()
+    def report(self):
+        """The last epoch's statistics (``Pipeline.report()``)."""
+        return self._pipeline.report()
 
     def close(self):
         """Stop and join every thread."""

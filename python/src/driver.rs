@@ -404,7 +404,7 @@ where
     type Item = Result<loader::Batch<B>, loader::LoaderError>;
     type State = loader::LoaderState;
     type Error = loader::LoaderError;
-    type Epoch<'a> = loader::Epoch<'a, D, B>;
+    type Epoch<'a> = loader::LoaderEpoch<'a, D, B>;
 
     fn epoch(&mut self, e: u64) -> Self::Epoch<'_> {
         loader::Loader::epoch(self, e)
@@ -424,15 +424,15 @@ where
     }
 }
 
-impl<D: loader::Dataset, B: Send + 'static> EpochView for loader::Epoch<'_, D, B> {
+impl<D: loader::Dataset, B: Send + 'static> EpochView for loader::LoaderEpoch<'_, D, B> {
     type State = loader::LoaderState;
 
     fn state(&self) -> loader::LoaderState {
-        loader::Epoch::state(self)
+        loader::LoaderEpoch::state(self)
     }
 
     fn report(&self) -> ReportPair {
-        loader::Epoch::report(self)
+        loader::LoaderEpoch::report(self)
             .map(|r| (serde_json::to_string(&r).unwrap_or_default(), r.to_string()))
     }
 }
@@ -444,7 +444,7 @@ where
     type Item = Result<T, loader::PipelineError>;
     type State = loader::PipelineState;
     type Error = loader::PipelineError;
-    type Epoch<'a> = loader::pipeline::Items<'a, T>;
+    type Epoch<'a> = loader::PipelineEpoch<'a, T>;
 
     fn epoch(&mut self, e: u64) -> Self::Epoch<'_> {
         loader::Pipeline::epoch(self, e)
@@ -464,15 +464,15 @@ where
     }
 }
 
-impl<T: Send + 'static> EpochView for loader::pipeline::Items<'_, T> {
+impl<T: Send + 'static> EpochView for loader::PipelineEpoch<'_, T> {
     type State = loader::PipelineState;
 
     fn state(&self) -> loader::PipelineState {
-        loader::pipeline::Items::state(self)
+        loader::PipelineEpoch::state(self)
     }
 
     fn report(&self) -> ReportPair {
-        loader::pipeline::Items::report(self)
+        loader::PipelineEpoch::report(self)
             .map(|r| (serde_json::to_string(&r).unwrap_or_default(), r.to_string()))
     }
 }

@@ -30,7 +30,7 @@ def test_autotune_with_a_batch_adds_read_threads_from_one():
     )
     got = [int(x) for b in p for x in b]
     assert got == [2 * i for i in range(3000)]
-    s = p.stats()
+    s = p.report()
     read_stage = next(st for st in s["stages"] if st["name"] == "read")
     ups = [c for c in s["tuning"]["changes"] if c["knob"] == "read.threads" and c["to"] > c["from"]]
     assert ups and ups[0]["from"] == 1, s["tuning"]["changes"]
@@ -47,7 +47,7 @@ def test_autotune_with_collate_fn_flat_map_and_filter_adds_read_threads():
         .batch(16, collate_fn=lambda xs: sum(xs))
     )
     assert sum(p) == sum(range(2000))
-    s = p.stats()
+    s = p.report()
     assert next(st for st in s["stages"] if st["name"] == "read")["concurrency"] > 1, str(s)
     p.close()
 
@@ -74,7 +74,7 @@ def test_a_tiny_epoch_is_too_short_to_judge_and_recommends_nothing():
     dl.close()
     p = schedlab.Pipeline(10, workers=2).map(decode)
     assert list(p) == [2 * i for i in range(10)]
-    s = p.stats()
+    s = p.report()
     assert s["gil_verdict"].startswith("too short to judge")
     assert "one more thread there: ~" not in str(s) and "CPU worker there: ~" not in str(s)
     p.close()
@@ -112,7 +112,7 @@ def test_the_pipelines_verdict_speaks_of_stages():
     assert "stage functions" in v and "__getitem__" not in v
     p = schedlab.Pipeline(400, workers=2).map(decode)
     list(p)
-    assert "__getitem__" not in p.stats()["gil_verdict"]
+    assert "__getitem__" not in p.report()["gil_verdict"]
     assert "__getitem__" not in str(p.report())
     p.close()
 
@@ -129,7 +129,7 @@ def bad_on_3(i):
 def test_on_failure_skip_leaves_the_items_out_and_counts_them():
     p = schedlab.Pipeline(50, workers=2, on_failure="skip").map(bad_on_3)
     assert list(p) == [i for i in range(50) if i % 10 != 3]
-    assert p.stats()["failures"] == 5
+    assert p.report()["failures"] == 5
     p.close()
 
 

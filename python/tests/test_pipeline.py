@@ -88,7 +88,7 @@ def test_stats_as_dict_and_text_with_gil_per_stage():
         .batch(8)
     )
     assert len(list(p)) == 5
-    s = p.stats()
+    s = p.report()
     assert [st["name"] for st in s["stages"]] == ["read", "decode", "collate"]
     assert s["items"] == 5 and s["source_items"] == 40
     assert s["gil"]["read"]["calls"] == 40 and s["gil"]["decode"]["calls"] == 40
@@ -131,7 +131,7 @@ def test_autotune_adds_read_threads_keeps_order_and_the_cap():
         .map(lambda x: x + 1)
     )
     assert list(p) == list(range(1, 1501))
-    s = p.stats()
+    s = p.report()
     changes = s["tuning"]["changes"]
     assert any(c["knob"] == "read.threads" and c["to"] > c["from"] for c in changes), changes
     assert all(pt["window"] <= 64 for pt in s["tuning"]["trajectory"])

@@ -133,17 +133,17 @@ def test_process_stage_runs_every_item_once_in_order_on_worker_processes():
     assert [i for i, _ in out] == list(range(300))
     pids = {pid for _, pid in out}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
-    s = p.stats()["processes"][pid_of.__name__]
+    s = p.report()["processes"][pid_of.__name__]
     assert s["start_method"].split()[0] in ("fork", "forkserver")
     assert pids <= {w["pid"] for w in s["workers"]}
     assert sum(w["items"] for w in s["workers"]) == 300
     assert all(w["rss_bytes"] > 0 for w in s["workers"])
     # a second epoch reuses the same processes
     assert [i for i, _ in p] == list(range(300))
-    assert {w["pid"] for w in p.stats()["processes"]["pid_of"]["workers"]} == {
+    assert {w["pid"] for w in p.report()["processes"]["pid_of"]["workers"]} == {
         w["pid"] for w in s["workers"]
     }
-    text = str(p.stats())
+    text = str(p.report())
     assert "worker processes:" in text and "pid" in text
     p.close()
 
@@ -178,7 +178,7 @@ def test_kill_test_1000_items_20_kill_their_worker():
         else:
             want = {"kill": signal.SIGKILL, "segv": signal.SIGSEGV, "abort": signal.SIGABRT}
             assert cause.signal == want[KILLS[k]] and f"signal {int(want[KILLS[k]])}" in msg
-    s = p.stats()["processes"]["killer"]
+    s = p.report()["processes"]["killer"]
     assert len(s["deaths"]) == 20 and all(d["item"] for d in s["deaths"])
     assert len(s["workers"]) == 2  # replaced, not multiplied
     p.close()
@@ -188,7 +188,7 @@ def test_kill_test_under_skip_and_halt_policies():
     p = schedlab.Pipeline(1000, workers=2, on_failure="skip").map(killer, kind="process")
     out = list(p)
     assert out == [i for i in range(1000) if i not in KILLS]
-    assert p.stats()["failures"] == 20
+    assert p.report()["failures"] == 20
     p.close()
     p = schedlab.Pipeline(1000, workers=2, on_failure="halt", max_failures=3).map(
         killer, kind="process")
@@ -206,12 +206,12 @@ def test_kill_test_under_skip_and_halt_policies():
 def test_worker_dead_while_idle_costs_no_item():
     p = schedlab.Pipeline(list(range(10)), workers=2).map(pid_of, kind="process", concurrency=1)
     assert [i for i, _ in p] == list(range(10))
-    (w,) = p.stats()["processes"]["pid_of"]["workers"]
+    (w,) = p.report()["processes"]["pid_of"]["workers"]
     os.kill(w["pid"], signal.SIGKILL)
     out = list(p)
     assert [i for i, _ in out] == list(range(10))
     assert {pid for _, pid in out} != {w["pid"]}
-    deaths = p.stats()["processes"]["pid_of"]["deaths"]
+    deaths = p.report()["processes"]["pid_of"]["deaths"]
     assert [(d["pid"], d["item"]) for d in deaths] == [(w["pid"], False)]
     p.close()
 
@@ -291,7 +291,7 @@ def test_other_start_methods(start_method):
     p = schedlab.Pipeline(20, workers=2, start_method=start_method).map(pid_of, kind="process")
     out = list(p)
     assert [i for i, _ in out] == list(range(20)) and os.getpid() not in {q for _, q in out}
-    assert p.stats()["processes"]["pid_of"]["start_method"].split()[0] == start_method
+    assert p.report()["processes"]["pid_of"]["start_method"].split()[0] == start_method
     p.close()
 
 
@@ -347,7 +347,7 @@ def test_auto_moves_a_gil_bound_stage_to_processes_and_keeps_a_sleeping_one_on_t
     p = schedlab.Pipeline(2000, workers=2).map(python_loop, kind="auto", concurrency=4)
     out = list(p)
     assert [i for i, _ in out] == list(range(2000))
-    s = p.stats()["processes"]["python_loop"]
+    s = p.report()["processes"]["python_loop"]
     assert s["on_processes"], s["auto"]
     assert "moved to worker processes after" in s["auto"]
     pids = [q for _, q in out]
@@ -357,7 +357,7 @@ def test_auto_moves_a_gil_bound_stage_to_processes_and_keeps_a_sleeping_one_on_t
     p.close()
     p = schedlab.Pipeline(1500, workers=2).map(sleeper, kind="auto", concurrency=4)
     out = list(p)
-    s = p.stats()["processes"]["sleeper"]
+    s = p.report()["processes"]["sleeper"]
     assert not s["on_processes"] and s["workers"] == [] and s["zygote"] is None
     assert s["auto"].startswith("on threads: not GIL-bound"), s["auto"]
     assert {q for _, q in out} == {os.getpid()}

@@ -109,6 +109,7 @@ where
             f,
             slot: 0,
             strategy: Some(Arc::clone(strategy)),
+            timeout: None,
         }],
         tail: TailKind::Sink,
         batch: 0,

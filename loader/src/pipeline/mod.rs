@@ -242,6 +242,8 @@ pub struct Stage {
     concurrency: Option<usize>,
     queue: Option<usize>,
     strategy: Option<String>,
+    strategy_value: Option<Arc<dyn Strategy>>,
+    timeout: Option<Duration>,
 }
 
 impl Stage {
@@ -254,6 +256,8 @@ impl Stage {
             concurrency: None,
             queue: None,
             strategy: None,
+            strategy_value: None,
+            timeout: None,
         }
     }
 
@@ -266,6 +270,8 @@ impl Stage {
             concurrency: Some(threads),
             queue: None,
             strategy: None,
+            strategy_value: None,
+            timeout: None,
         }
     }
 
@@ -284,6 +290,42 @@ impl Stage {
     /// The strategy spec for a `cpu` stage's job (default [`DEFAULT_CPU_STRATEGY`]).
     pub fn strategy(mut self, spec: &str) -> Stage {
         self.strategy = Some(spec.to_string());
+        self.strategy_value = None;
+        self
+    }
+
+    /// The strategy of a `cpu` stage's job as a value (the Loader's
+    /// [`strategy_value`](crate::LoaderBuilder::strategy_value)); `build` still checks that
+    /// it can serve the pool's workers.
+    pub fn strategy_value(mut self, strategy: Arc<dyn Strategy>) -> Stage {
+        self.strategy = Some(strategy.spec());
+        self.strategy_value = Some(strategy);
+        self
+    }
+
+    /// An item whose call takes longer than `limit` fails at its position (an error naming
+    /// the stage, "took … ms, over the … ms timeout"; see [`OnFailure`]) and its value is
+    /// discarded. A thread cannot be interrupted: the runner is busy until the call returns,
+    /// so this flags slow items, it does not bound waiting. The Loader's
+    /// [`timeout`](crate::Builder::timeout) is this, per sample.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use loader::{Pipeline, Sampler, Stage};
+    ///
+    /// let mut p = Pipeline::from_sampler(4, Sampler::sequential())
+    ///     .map(Stage::cpu("get").timeout(Duration::from_millis(20)), |i: usize| {
+    ///         if i == 2 { std::thread::sleep(Duration::from_millis(40)) }
+    ///         i
+    ///     })
+    ///     .workers(2)
+    ///     .build()?;
+    /// let out: Vec<_> = p.epoch(0).map(|r| r.ok()).collect();
+    /// assert_eq!(out, vec![Some(0), Some(1), None, Some(3)]);
+    /// # Ok::<(), loader::PipelineError>(())
+    /// ```
+    pub fn timeout(mut self, limit: Duration) -> Stage {
+        self.timeout = Some(limit);
         self
     }
 
@@ -324,6 +366,9 @@ enum StageDef {
         f: StageFn,
         init: StateInit,
         flat: bool,
+        /// One item out for each item in (a map): a `pad` batch after it still lines up
+        /// with the source.
+        exact: bool,
     },
     Batch {
         size: usize,
@@ -352,6 +397,7 @@ pub struct PipelineBuilder<T> {
     grace: Duration,
     /// A stateful source's checkpoints ([`Pipeline::from_stateful`]).
     stateful: Option<Arc<crate::source::Link>>,
+    prefetch_next_epoch: bool,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -402,6 +448,9 @@ fn downcast<T: 'static>(v: Value) -> T {
 
 /// The pipeline's entry points; see the module docs.
 pub struct Pipeline<T> {
+    /// The next epoch's run, opened while the consumer finished the last one
+    /// ([`PipelineBuilder::prefetch_next_epoch`]); first, so it ends before the pool.
+    ahead: Option<Run>,
     spec: Arc<Spec>,
     pool: Option<Pool<Slots>>,
     threads_alive: Arc<AtomicUsize>,
@@ -484,6 +533,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             autotune: None,
             grace: DEFAULT_GRACE,
             stateful: None,
+            prefetch_next_epoch: false,
             _t: PhantomData,
         }
     }
@@ -512,6 +562,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             autotune: self.autotune,
             grace: self.grace,
             stateful: self.stateful,
+            prefetch_next_epoch: self.prefetch_next_epoch,
             _t: PhantomData,
         }
     }
@@ -522,12 +573,14 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         f: StageFn,
         init: StateInit,
         flat: bool,
+        exact: bool,
     ) -> PipelineBuilder<U> {
         self.then(StageDef::Station {
             stage,
             f,
             init,
             flat,
+            exact,
         })
     }
 
@@ -570,7 +623,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 .map_err(|e| e.to_string())
         });
         let init: StateInit = Arc::new(move |r| Box::new(init(r)));
-        self.station(stage, f, init, false)
+        self.station(stage, f, init, false, true)
     }
 
     /// Keep the items for which `keep` is true (1 → 0..1).
@@ -586,7 +639,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 Out::None
             })
         });
-        self.station(stage, f, unit_init(), false)
+        self.station(stage, f, unit_init(), false, false)
     }
 
     /// Each item becomes 0..n items (1 → 0..n), handed on in order. In an ordered pipeline the
@@ -616,12 +669,15 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 .map(|u| Box::new(u) as Value);
             Ok(Out::Many(Box::new(children)))
         });
-        self.station(stage, f, unit_init(), true)
+        self.station(stage, f, unit_init(), true, false)
     }
 
     /// Group `size` consecutive items into a `Vec` (n → 1); `remainder` says what becomes of
     /// an epoch's last, short group ([`Remainder::Partial`]: a shorter batch;
-    /// [`Remainder::Drop`]: dropped; `Pad` is refused: a stream has no start to pad from).
+    /// [`Remainder::Drop`]: dropped; [`Remainder::Pad`]: filled up with the epoch's first
+    /// source items again, as the Loader does — allowed for the first batch of a
+    /// [`Pipeline::from_sampler`] source with only `map`-like stages before it, where the
+    /// source's start is known; elsewhere `build` refuses it).
     pub fn batch(self, size: usize, remainder: Remainder) -> PipelineBuilder<Vec<T>> {
         let collate: BatchFn = Arc::new(|values: Vec<Value>| {
             Box::new(values.into_iter().map(downcast::<T>).collect::<Vec<T>>()) as Value
@@ -710,6 +766,19 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         self
     }
 
+    /// Start the next epoch (`epoch + 1`) while the consumer finishes this one (default
+    /// false; the Loader's default is true): once this epoch's source has ended, the next
+    /// epoch's run opens and is admitted only what this one's windows leave free (per segment:
+    /// its window less the items this epoch still holds), so both together hold no more than
+    /// one epoch's windows; when this epoch ends the next has them whole. The next
+    /// [`Pipeline::epoch`] call for that epoch, from its start, continues it; any other call,
+    /// a [`restore`](Pipeline::restore), or an iterator dropped early stops it. Its report's
+    /// elapsed time counts from when it opened.
+    pub fn prefetch_next_epoch(mut self, on: bool) -> Self {
+        self.prefetch_next_epoch = on;
+        self
+    }
+
     /// Tune each blocking stage's threads, the queues and the windows online, from measured
     /// service times, within an optional memory cap: see [`Autotune`]. The concurrency,
     /// queues and window given are the starting guess. Every change is in the report's
@@ -765,6 +834,9 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         let mut inits = Vec::new();
         let mut per_item = 1.0;
         let mut blocking_threads = 0usize;
+        // Every station so far is 1 → 1, and the batch to pad, if one pads.
+        let mut all_exact = true;
+        let mut pad: Option<usize> = None;
         for (i, def) in self.defs.into_iter().enumerate() {
             match def {
                 StageDef::Station {
@@ -772,6 +844,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                     f,
                     init,
                     flat,
+                    exact,
                 } => {
                     let name = stage.name.clone();
                     layout.push(format!(
@@ -827,10 +900,12 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                     let strategy = match stage.kind {
                         Kind::Cpu => {
                             let spec = stage.strategy.as_deref().unwrap_or(DEFAULT_CPU_STRATEGY);
-                            let s: Arc<dyn Strategy> =
-                                strategies::parse(spec).map(Arc::from).map_err(|e| {
+                            let s: Arc<dyn Strategy> = match &stage.strategy_value {
+                                Some(s) => Arc::clone(s),
+                                None => strategies::parse(spec).map(Arc::from).map_err(|e| {
                                     PipelineError::config(&name, "strategy", e.to_string())
-                                })?;
+                                })?,
+                            };
                             s.validate(workers).map_err(|e| {
                                 PipelineError::config(&name, "strategy", e.to_string())
                             })?;
@@ -869,7 +944,9 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                         f,
                         slot,
                         strategy,
+                        timeout: stage.timeout,
                     });
+                    all_exact &= exact;
                     if flat {
                         seg.tail = TailKind::Split;
                         segments.push(SegTemplate {
@@ -886,21 +963,24 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                     let name = format!("batch({size})");
                     layout.push(format!(
                         "batch({size}, {})",
-                        if remainder == Remainder::Partial {
-                            "partial"
-                        } else {
-                            "drop"
+                        match remainder {
+                            Remainder::Partial => "partial",
+                            Remainder::Drop => "drop",
+                            Remainder::Pad => "pad",
                         }
                     ));
                     if size == 0 {
                         return Err(PipelineError::config(&name, "size", "must be >= 1, got 0"));
                     }
                     if remainder == Remainder::Pad {
-                        return Err(PipelineError::config(
-                            &name,
-                            "remainder",
-                            "pad is not supported by a pipeline (a stream has no start to pad from); allowed: drop, partial",
-                        ));
+                        if self.order.is_none() || segments.len() > 1 || !all_exact {
+                            return Err(PipelineError::config(
+                                &name,
+                                "remainder",
+                                "pad is not supported here: it needs the source's start, so only the first batch of a from_sampler source, with only map/try_map stages before it (an iterator source, a filter or a flat_map have none); allowed here: drop, partial",
+                            ));
+                        }
+                        pad = Some(size);
                     }
                     let seg = segments.last_mut().expect("one segment at least");
                     seg.tail = TailKind::Batch {
@@ -1012,9 +1092,14 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             shard: self.order.as_ref().and_then(|(_, s)| s.sharding()),
             layout,
         };
+        let feed = match (pad, &self.order) {
+            (Some(size), Some((len, sampler))) => padded_feed(*len, sampler.clone(), size),
+            _ => self.feed,
+        };
         Ok(Pipeline {
             spec: Arc::new(Spec {
-                feed: self.feed,
+                feed,
+                pad,
                 order: self.order,
                 fingerprint,
                 segments,
@@ -1029,8 +1114,10 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 autotune: self.autotune,
                 grace: self.grace,
                 stateful: self.stateful,
+                prefetch_next_epoch: self.prefetch_next_epoch,
             }),
             abandoned: Arc::new(AtomicUsize::new(0)),
+            ahead: None,
             pool,
             threads_alive: Arc::new(AtomicUsize::new(0)),
             pos: Position::start(0),
@@ -1062,6 +1149,8 @@ pub(crate) struct StationTemplate {
     pub f: StageFn,
     pub slot: usize,
     pub strategy: Option<Arc<dyn Strategy>>,
+    /// An item that took longer fails ([`Stage::timeout`]).
+    pub timeout: Option<Duration>,
 }
 
 /// A segment as configured.
@@ -1086,8 +1175,25 @@ impl Default for SegTemplate {
     }
 }
 
+/// A sampler's order, each epoch filled up to a multiple of `size` with its first indices
+/// again (`Remainder::Pad`; the same positions as the Loader's plan).
+fn padded_feed(len: usize, sampler: Sampler, size: usize) -> FeedFactory {
+    Arc::new(move |epoch| {
+        let order = sampler.indices(len, epoch);
+        let n = order.len();
+        let total = n.div_ceil(size).saturating_mul(size);
+        Box::new(IterFeed {
+            it: (0..total).map(move |p| order[p % n]),
+            pos: 0,
+            total: Some(total as u64),
+        }) as Box<dyn Feed>
+    })
+}
+
 struct Spec {
     feed: FeedFactory,
+    /// The first batch pads the sampler's order to a multiple of this.
+    pad: Option<usize>,
     order: Option<(usize, Sampler)>,
     /// What a state taken from this pipeline records (its `len` for a sampler source).
     fingerprint: Fingerprint,
@@ -1103,6 +1209,7 @@ struct Spec {
     autotune: Option<Autotune>,
     grace: Duration,
     stateful: Option<Arc<crate::source::Link>>,
+    prefetch_next_epoch: bool,
 }
 
 /// Check the autotune settings and fit the starting guess into its memory cap.
@@ -1345,6 +1452,14 @@ impl<T: Send + 'static> Pipeline<T> {
         self.spec.workers
     }
 
+    /// CPU worker threads the pipeline has spawned since it was built: one per worker,
+    /// ever (the Loader's [`threads_spawned`](crate::Loader::threads_spawned)); the same
+    /// workers and their per-stage states serve every epoch. Blocking stages' threads are
+    /// not counted (see [`threads_alive`](Pipeline::threads_alive)).
+    pub fn threads_spawned(&self) -> usize {
+        self.pool.as_ref().map_or(0, |p| p.threads_spawned())
+    }
+
     /// The report of the last epoch that ended (or was dropped part-way).
     pub fn report(&self) -> Option<&PipelineReport> {
         self.report.as_ref()
@@ -1425,7 +1540,11 @@ impl<T: Send + 'static> Pipeline<T> {
             }
         }
         if let Some((len, sampler)) = &self.spec.order {
-            let total = sampler.indices(*len, state.epoch).len() as u64;
+            let n = sampler.indices(*len, state.epoch).len();
+            let total = match self.spec.pad {
+                Some(size) => n.div_ceil(size).saturating_mul(size),
+                None => n,
+            } as u64;
             if let Some(&p) = state
                 .done
                 .iter()
@@ -1442,6 +1561,7 @@ impl<T: Send + 'static> Pipeline<T> {
         if let Some(link) = &self.spec.stateful {
             link.restore(state);
         }
+        self.ahead = None;
         self.pos = Position {
             epoch: state.epoch,
             prefix: state.positions_done,
@@ -1461,11 +1581,25 @@ impl<T: Send + 'static> Pipeline<T> {
     ///
     /// Dropping the iterator early cancels every stage and returns once the items in service
     /// right now have finished; every blocking thread is joined.
-    pub fn epoch(&mut self, epoch: u64) -> Items<'_, T> {
+    pub fn epoch(&mut self, epoch: u64) -> PipelineEpoch<'_, T> {
         if self.pos.epoch != epoch {
             self.pos = Position::start(epoch);
         }
-        let opened = self.open(epoch).and_then(|run| {
+        let at_start =
+            self.pos.prefix == 0 && self.pos.done.is_empty() && self.pos.partial.is_empty();
+        let opened = match self.ahead.take() {
+            Some(run) if run.shared.epoch == epoch && at_start => {
+                // Its whole windows are its own now.
+                let whole: Vec<usize> = self.windows_now();
+                give_room(&run, &whole);
+                Ok(run)
+            }
+            other => {
+                drop(other);
+                self.open(epoch, &self.pos, None)
+            }
+        };
+        let opened = opened.and_then(|run| {
             let total = run.shared.source_total();
             if let Some((e, n)) = self.expect_len.take() {
                 if e == epoch && total.is_some_and(|t| t != n) {
@@ -1480,22 +1614,31 @@ impl<T: Send + 'static> Pipeline<T> {
             Ok(run)
         });
         match opened {
-            Ok(run) => Items {
+            Ok(run) => PipelineEpoch {
                 pipeline: self,
                 run: Some(run),
                 error: None,
                 last_progress: Instant::now(),
+                ahead_opened: false,
             },
-            Err(e) => Items {
+            Err(e) => PipelineEpoch {
                 pipeline: self,
                 run: None,
                 error: Some(e),
                 last_progress: Instant::now(),
+                ahead_opened: false,
             },
         }
     }
 
-    fn open(&self, epoch: u64) -> Result<Run, PipelineError> {
+    /// Open `epoch`'s run from `pos`; `room`, if given, is each segment's window to start
+    /// with (a prefetched epoch's share).
+    fn open(
+        &self,
+        epoch: u64,
+        pos: &Position,
+        room: Option<&[usize]>,
+    ) -> Result<Run, PipelineError> {
         let spec = &self.spec;
         let mut segments = segment_specs(&spec.segments);
         if let Some(t) = &self.tuned {
@@ -1503,6 +1646,11 @@ impl<T: Send + 'static> Pipeline<T> {
         }
         if let Some(link) = &spec.stateful {
             link.resume_at(epoch, self.pos.prefix);
+        }
+        if let Some(room) = room {
+            for (seg, &w) in segments.iter_mut().zip(room) {
+                seg.window = w;
+            }
         }
         let feed = catch_unwind(AssertUnwindSafe(|| (spec.feed)(epoch))).map_err(|p| {
             PipelineError::Start(format!(
@@ -1516,7 +1664,7 @@ impl<T: Send + 'static> Pipeline<T> {
             spec.ordered,
             epoch,
             feed,
-            self.pos.progress(),
+            pos.progress(),
             spec.trace.is_some(),
             Arc::clone(&self.held_peak),
             spec.autotune.is_some(),
@@ -1682,6 +1830,7 @@ pub(crate) fn segment_specs(templates: &[SegTemplate]) -> Vec<SegmentSpec> {
                     queue: AtomicUsize::new(t.queue),
                     f: Arc::clone(&t.f),
                     state_slot: t.slot,
+                    timeout: t.timeout,
                 })
                 .collect(),
             tail: seg.tail.clone(),
@@ -1853,23 +2002,84 @@ impl Drop for Run {
     }
 }
 
+/// The iterator over one epoch's items under its old name.
+#[deprecated(
+    since = "0.2.0",
+    note = "renamed PipelineEpoch (the pair of LoaderEpoch)"
+)]
+pub type Items<'a, T> = PipelineEpoch<'a, T>;
+
 /// The items of one epoch: `Result<T, PipelineError>`, in source order (or as ready).
-pub struct Items<'a, T: Send + 'static> {
+pub struct PipelineEpoch<'a, T: Send + 'static> {
     pipeline: &'a mut Pipeline<T>,
     run: Option<Run>,
     error: Option<PipelineError>,
     last_progress: Instant,
+    /// The next epoch's run was opened (or tried) by this iterator.
+    ahead_opened: bool,
 }
 
-impl<T: Send + 'static> fmt::Debug for Items<'_, T> {
+impl<T: Send + 'static> fmt::Debug for PipelineEpoch<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Items")
+        f.debug_struct("PipelineEpoch")
             .field("epoch", &self.pipeline.pos.epoch)
             .finish_non_exhaustive()
     }
 }
 
-impl<T: Send + 'static> Items<'_, T> {
+/// Set `run`'s windows to `room` and feed every segment whose window grew.
+fn give_room(run: &Run, room: &[usize]) {
+    for (s, (seg, &w)) in run.shared.segments.iter().zip(room).enumerate() {
+        if seg.window.swap(w, SeqCst) < w {
+            run.shared.kick_feed(s);
+        }
+    }
+}
+
+impl<T: Send + 'static> Pipeline<T> {
+    /// Each segment's window for a new epoch: the built one, or where autotune left it.
+    fn windows_now(&self) -> Vec<usize> {
+        match &self.tuned {
+            Some(t) => t.windows.clone(),
+            None => self.spec.segments.iter().map(|g| g.window).collect(),
+        }
+    }
+}
+
+impl<T: Send + 'static> PipelineEpoch<'_, T> {
+    /// With [`PipelineBuilder::prefetch_next_epoch`]: once this epoch's source has ended,
+    /// open the next epoch's run, and give it what this run's windows leave free.
+    fn top_up_ahead(&mut self) {
+        if !self.pipeline.spec.prefetch_next_epoch {
+            return;
+        }
+        let Some(run) = self.run.as_ref() else { return };
+        if !run.shared.source_ended() {
+            return;
+        }
+        let room: Vec<usize> = run
+            .shared
+            .segments
+            .iter()
+            .enumerate()
+            .map(|(s, seg)| seg.window.load(SeqCst).saturating_sub(run.shared.held(s)))
+            .collect();
+        match &self.pipeline.ahead {
+            Some(ahead) => give_room(ahead, &room),
+            None if !self.ahead_opened => {
+                self.ahead_opened = true;
+                let next = run.shared.epoch + 1;
+                if let Ok(a) = self
+                    .pipeline
+                    .open(next, &Position::start(next), Some(&room))
+                {
+                    self.pipeline.ahead = Some(a);
+                }
+            }
+            None => {}
+        }
+    }
+
     /// Where the pipeline stands now, for a checkpoint taken while iterating.
     pub fn state(&self) -> PipelineState {
         match &self.run {
@@ -1900,6 +2110,13 @@ impl<T: Send + 'static> Items<'_, T> {
         let Some(mut run) = self.run.take() else {
             return;
         };
+        if !finished {
+            // Stopped before both are waited for: a worker freed by this run must not start
+            // the next epoch's items.
+            if let Some(ahead) = self.pipeline.ahead.as_mut() {
+                ahead.halt();
+            }
+        }
         run.stop();
         let report = report_of(&self.pipeline.spec, &run);
         write_trace(&self.pipeline.spec, &run);
@@ -1913,6 +2130,15 @@ impl<T: Send + 'static> Items<'_, T> {
             Position::from_progress(epoch, &lock(&run.shared.progress))
         };
         self.pipeline.report = Some(report);
+        if finished {
+            // The next epoch has the windows whole now.
+            let whole = self.pipeline.windows_now();
+            if let Some(ahead) = &self.pipeline.ahead {
+                give_room(ahead, &whole);
+            }
+        } else {
+            self.pipeline.ahead = None;
+        }
     }
 
     fn item_error(&self, f: Fault, epoch: u64) -> PipelineError {
@@ -1922,8 +2148,13 @@ impl<T: Send + 'static> Items<'_, T> {
             .order
             .as_ref()
             .and_then(|(len, sampler)| {
-                // The sampler's order is a pure function of the epoch.
-                sampler.indices(*len, epoch).get(f.src as usize).copied()
+                // The sampler's order is a pure function of the epoch (padded positions wrap).
+                let order = sampler.indices(*len, epoch);
+                let p = match self.pipeline.spec.pad {
+                    Some(_) if !order.is_empty() => f.src as usize % order.len(),
+                    _ => f.src as usize,
+                };
+                order.get(p).copied()
             });
         PipelineError::Item {
             stage: f.stage.to_string(),
@@ -2014,7 +2245,7 @@ fn write_trace(spec: &Spec, run: &Run) {
     }
 }
 
-impl<T: Send + 'static> Iterator for Items<'_, T> {
+impl<T: Send + 'static> Iterator for PipelineEpoch<'_, T> {
     type Item = Result<T, PipelineError>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -2034,9 +2265,13 @@ impl<T: Send + 'static> Iterator for Items<'_, T> {
         match shared.take() {
             Delivered::Value { value, parts } => {
                 let _ = parts;
+                self.top_up_ahead();
                 Some(Ok(downcast::<T>(value)))
             }
-            Delivered::Failed(f) => Some(Err(self.item_error(f, epoch))),
+            Delivered::Failed(f) => {
+                self.top_up_ahead();
+                Some(Err(self.item_error(f, epoch)))
+            }
             Delivered::Halted { failures, limit } => {
                 self.close(false);
                 Some(Err(PipelineError::Halted {
@@ -2054,7 +2289,7 @@ impl<T: Send + 'static> Iterator for Items<'_, T> {
     }
 }
 
-impl<T: Send + 'static> Drop for Items<'_, T> {
+impl<T: Send + 'static> Drop for PipelineEpoch<'_, T> {
     fn drop(&mut self) {
         self.close(false);
     }

@@ -6,6 +6,7 @@ use std::time::Instant;
 use hdrhistogram::Histogram;
 
 use super::tune::Tuning;
+use crate::report::WorkerLoad;
 use serde::Serialize;
 
 /// What a station measures, under its lock, at every change of its state.
@@ -20,6 +21,8 @@ pub(crate) struct StationAcc {
     /// Thread CPU time of the items measured with it (cpu stations under the autotuner).
     pub cpu_ns: u128,
     pub cpu_items: u64,
+    /// Per CPU worker (a cpu station's items only): service nanoseconds and items.
+    pub workers: Vec<(u128, u64)>,
     /// ∫ (items queued, incoming included) dt, in item·ns.
     queue_area: f64,
     /// ∫ (items handed to runners) dt.
@@ -54,6 +57,7 @@ impl StationAcc {
             service_ns: 0,
             cpu_ns: 0,
             cpu_items: 0,
+            workers: Vec::new(),
             queue_area: 0.0,
             running_area: 0.0,
             starved_ns: 0,
@@ -107,6 +111,16 @@ impl StationAcc {
         self.running = running;
         self.concurrency = concurrency;
         self.cap = cap;
+    }
+
+    /// CPU worker `w` served one item in `ns`.
+    pub fn worker(&mut self, w: usize, ns: u64) {
+        if self.workers.len() <= w {
+            self.workers.resize(w + 1, (0, 0));
+        }
+        let slot = &mut self.workers[w];
+        slot.0 += u128::from(ns);
+        slot.1 += 1;
     }
 
     /// One item finished in `ns`.
@@ -212,6 +226,12 @@ pub struct PipelineReport {
     /// What the autotuner did: every change and its readings (`None` without autotune).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tuning: Option<Tuning>,
+    /// Per CPU worker, its time in `cpu` stage calls and the items it served (`busy_s`,
+    /// `samples`), all `cpu` stages together; empty without a `cpu` stage.
+    pub workers: Vec<WorkerLoad>,
+    /// Load imbalance of the CPU workers: `max busy / mean busy` (1.0 is perfect; `None`
+    /// before any `cpu` item finished).
+    pub lif: Option<f64>,
 }
 
 /// The limiting stage, why, and what one more unit there would give.
@@ -311,6 +331,30 @@ impl PipelineReport {
             });
         }
         let (limit, bottleneck) = bottleneck(&stages, settings, p);
+        let mut busy: Vec<(u128, u64)> = vec![(0, 0); cpu_workers];
+        for (set, acc) in settings.iter().zip(accs) {
+            if set.kind != StageKind::Cpu {
+                continue;
+            }
+            for (w, &(ns, n)) in acc.workers.iter().enumerate() {
+                if let Some(b) = busy.get_mut(w) {
+                    b.0 += ns;
+                    b.1 += n;
+                }
+            }
+        }
+        let total: u128 = busy.iter().map(|b| b.0).sum();
+        let lif = (total > 0).then(|| {
+            let max = busy.iter().map(|b| b.0).max().unwrap_or(0) as f64;
+            max / (total as f64 / busy.len() as f64)
+        });
+        let workers = busy
+            .into_iter()
+            .map(|(ns, n)| WorkerLoad {
+                busy_s: ns as f64 / 1e9,
+                samples: n,
+            })
+            .collect();
         PipelineReport {
             epoch,
             cpu_workers,
@@ -325,6 +369,8 @@ impl PipelineReport {
             limit_per_s: limit,
             bottleneck,
             tuning: None,
+            workers,
+            lif,
         }
     }
 }

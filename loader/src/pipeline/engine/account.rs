@@ -86,6 +86,16 @@ impl Shared {
         self.source_total
     }
 
+    /// Items segment `s` holds now (admitted, not yet out of its tail).
+    pub fn held(&self, s: usize) -> usize {
+        lock(&self.segments[s].gate).held
+    }
+
+    /// The source has ended: every source item of the run has been admitted.
+    pub fn source_ended(&self) -> bool {
+        lock(&self.segments[0].gate).closed
+    }
+
     /// The run was stopped.
     pub fn is_stopped(&self) -> bool {
         self.stopped()

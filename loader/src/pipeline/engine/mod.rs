@@ -22,7 +22,7 @@ use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use scheduler::{Submitter, WorkerId};
 
@@ -178,6 +178,9 @@ pub(crate) struct StationSpec {
     pub f: StageFn,
     /// Index into the runner's per-stage states.
     pub state_slot: usize,
+    /// An item whose call took longer than this fails (its value is discarded); the call is
+    /// timed anyway, so this costs no clock read.
+    pub timeout: Option<Duration>,
 }
 
 impl StationSpec {

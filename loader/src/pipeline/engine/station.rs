@@ -154,7 +154,21 @@ impl Shared {
             panicked,
             count: 1,
         };
+        let over = station
+            .spec
+            .timeout
+            .filter(|limit| ns > limit.as_nanos().min(u128::from(u64::MAX)) as u64);
         let (body, failed) = match r {
+            Ok(Ok(out)) if over.is_some() => {
+                let limit = over.unwrap_or_default();
+                drop(out);
+                let message = format!(
+                    "took {} ms, over the {} ms timeout",
+                    ns / 1_000_000,
+                    limit.as_millis()
+                );
+                (Body::Failed(fault(message, false)), true)
+            }
             Ok(Ok(Out::One(v))) => (Body::Value(v), false),
             Ok(Ok(Out::None)) => (Body::Hole, false),
             Ok(Ok(Out::Many(iter))) => (Body::Many(Children { iter, next: 0 }), false),
@@ -184,6 +198,9 @@ impl Shared {
                 failed,
                 passes_on || matches!(out.as_ref().map(|p| &p.body), Some(Body::Many(_))),
             );
+            if let Runner::Cpu(w) = runner {
+                st.acc.worker(w, ns);
+            }
             if let Some(c) = cpu_ns {
                 st.acc.cpu_ns += u128::from(c);
                 st.acc.cpu_items += 1;
