@@ -42,7 +42,8 @@ mod rng;
 mod sim;
 mod spec;
 mod strategy;
-mod sync;
+#[doc(hidden)]
+pub mod sync;
 mod threads;
 mod topology;
 pub mod window;

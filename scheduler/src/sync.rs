@@ -4,19 +4,22 @@
 //! parking and the start gate; `threads/room.rs`: back-pressure; `threads/ending.rs`: a job's
 //! termination) imports from here, never from `std::sync` directly.
 //!
+//! The `loader` crate's engine takes its primitives from here too (this module is public for
+//! that, and hidden from the docs: it is not part of the API).
+//!
 //! Run the models with `just loom` (`RUSTFLAGS="--cfg loom" cargo test -p scheduler --release
 //! --lib loom`).
 
 #[cfg(loom)]
 #[allow(unused_imports)]
-pub(crate) use loom::{
+pub use loom::{
     sync::{atomic, Arc, Condvar, Mutex, MutexGuard},
     thread,
 };
 
 #[cfg(not(loom))]
 #[allow(unused_imports)]
-pub(crate) use std::{
+pub use std::{
     sync::{atomic, Arc, Condvar, Mutex, MutexGuard},
     thread,
 };
