@@ -53,34 +53,9 @@ impl Shared {
             let restored = pr.prefix > 0 || !pr.done.is_empty();
             feed.resolved(pr.prefix);
             while room > 0 {
-                match catch_unwind(AssertUnwindSafe(|| feed.next())) {
-                    Ok(Fed::Item(src, v)) => {
-                        self.next_src.store(src + 1, SeqCst);
-                        if restored && pr.skips(src) {
-                            continue;
-                        }
-                        pr.admit(src);
-                        taken.push((src, Body::Value(v)));
-                        room -= 1;
-                    }
-                    Ok(Fed::Failed(src, message)) => {
-                        self.next_src.store(src + 1, SeqCst);
-                        if restored && pr.skips(src) {
-                            continue;
-                        }
-                        pr.admit(src);
-                        taken.push((
-                            src,
-                            Body::Failed(Fault {
-                                stage: Arc::from("source"),
-                                src,
-                                message,
-                                panicked: false,
-                                count: 1,
-                            }),
-                        ));
-                        room -= 1;
-                    }
+                let (src, body) = match catch_unwind(AssertUnwindSafe(|| feed.next())) {
+                    Ok(Fed::Item(src, v)) => (src, Body::Value(v)),
+                    Ok(Fed::Failed(src, message)) => (src, source_fault(src, message, false)),
                     Ok(Fed::Later) => break,
                     Ok(Fed::End) => {
                         ended = true;
@@ -92,21 +67,19 @@ impl Shared {
                         ended = true;
                         break;
                     }
+                };
+                self.next_src.store(src + 1, SeqCst);
+                if restored && pr.skips(src) {
+                    continue;
                 }
+                pr.admit(src);
+                taken.push((src, body));
+                room -= 1;
             }
             if let Some(message) = broke {
                 let src = self.next_src.load(SeqCst);
                 pr.admit(src);
-                taken.push((
-                    src,
-                    Body::Failed(Fault {
-                        stage: Arc::from("source"),
-                        src,
-                        message,
-                        panicked: true,
-                        count: 1,
-                    }),
-                ));
+                taken.push((src, source_fault(src, message, true)));
             }
         }
         if ended {
@@ -361,4 +334,16 @@ impl Shared {
             self.check_end(s);
         }
     }
+}
+
+/// A failed item of the source at position `src` (stage `source`): one it could not read
+/// (`panicked` false; the source goes on), or its panic (which ends the epoch).
+fn source_fault(src: u64, message: String, panicked: bool) -> Body {
+    Body::Failed(Fault {
+        stage: Arc::from("source"),
+        src,
+        message,
+        panicked,
+        count: 1,
+    })
 }
