@@ -16,7 +16,8 @@ single-threaded in this process on a sample of the items right before each repet
 moves with the machine's load). Each run builds a fresh loader and times one epoch from
 ``iter()`` to the last batch (start-up counts), and the time to the first batch.
 Contenders alternate within each repetition; every run is printed with the load average.
-torch is optional: skipped and named when it is not installed.
+torch is optional: skipped and named when it is not installed; `torchlike.py` (torch's
+per-batch round-robin scheme, reimplemented) runs either way.
 """
 
 import argparse
@@ -175,6 +176,16 @@ def torch_dl(ds, workers, in_order=True):
     return make
 
 
+def torchlike(ds, workers, in_order=True):
+    from torchlike import RoundRobinLoader
+
+    def make():
+        dl = RoundRobinLoader(ds, 32, workers, in_order=in_order)
+        return _Ctx(iter(dl), dl.close)
+
+    return make
+
+
 def contenders(ds, workers, reports, sleep=False):
     out = []
     try:
@@ -187,6 +198,9 @@ def contenders(ds, workers, reports, sleep=False):
     except ImportError:
         print("  (torch is not installed: torch's DataLoader skipped)")
     if not sleep:
+        out.append(("torch-like round-robin (processes, in order)", torchlike(ds, workers)))
+        out.append(("torch-like round-robin (processes, as ready)",
+                    torchlike(ds, workers, False)))
         out.append(("multiprocessing.Pool.imap (chunksize 1)", pool_imap(ds, workers)))
         out.append(("schedlab.DataLoader threads", schedlab_dl(ds, workers, "thread")))
         out.append(("schedlab.DataLoader process", schedlab_dl(ds, workers, "process")))
@@ -222,7 +236,7 @@ def run(name, title, ds, workers, reps, nominal_mean=None):
                 print(f"    {label}: failed: {type(e).__name__}: {e}")
                 continue
             assert n == len(ds), label
-            assert order == sorted(order) or "in_order=False" in label, label
+            assert order == sorted(order) or "in_order=False" in label or "as ready" in label, label
             r = n / t
             rows[label].append((r / limit, first))
             print(f"    {label}: {r:,.0f} items/s = {r / limit:.3f} of the limit, first batch "
