@@ -329,6 +329,8 @@ def pack(kind: bytes, obj: Any, sent: Optional[list[str]] = None) -> bytes:
     """One message: ``kind`` (one lowercase byte), then ``obj`` pickled; large contiguous
     buffers go to shared memory (``kind`` upper-cased, the segments listed first). ``sent``
     collects the segments' names (the sender unlinks them if the receiver never does)."""
+    if type(obj) is int and _INT_MIN <= obj <= _INT_MAX:
+        return kind + _INT + obj.to_bytes(8, "little", signed=True)
     if type(obj) is _ndarray and obj.nbytes < SHM_MIN_BYTES:
         raw = _pack_array(kind, obj)
         if raw is not None:
@@ -367,6 +369,14 @@ except ImportError:  # pragma: no cover - numpy is optional
 
 #: The second byte of a message that is one small numpy array (a pickle starts ``\x80``).
 _ARRAY = b"A"
+#: The second byte of a message that is one int of 64 bits (a sample's index), 8 bytes
+#: little-endian after it: no pickle.
+_INT = b"N"
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
+#: Array headers seen (``dtype|shape`` -> dtype, shape): the answers of a stage mostly share
+#: one, so parsing it is a dict look-up. Cleared when it holds ``_HEADS_MAX``.
+_HEADS: dict[bytes, tuple[Any, tuple[int, ...]]] = {}
+_HEADS_MAX = 256
 
 
 def _pack_array(kind: bytes, a: Any) -> Optional[bytes]:
@@ -381,19 +391,28 @@ def _pack_array(kind: bytes, a: Any) -> Optional[bytes]:
 
 def _unpack_array(msg: bytes) -> Any:
     end = msg.index(b"\0", 2)
-    dt, _, shape = msg[2:end].decode().partition("|")
-    dims = tuple(int(d) for d in shape.split(",")) if shape else ()
+    key = msg[2:end]
+    head = _HEADS.get(key)
+    if head is None:
+        dt, _, shape = key.decode().partition("|")
+        head = (_np.dtype(dt), tuple(int(d) for d in shape.split(",")) if shape else ())
+        if len(_HEADS) >= _HEADS_MAX:
+            _HEADS.clear()
+        _HEADS[key] = head
     # a copy (writable, as an unpickled array is), of a small array
-    return _np.frombuffer(msg, dtype=dt, offset=end + 1).reshape(dims).copy()
+    return _np.frombuffer(msg, dtype=head[0], offset=end + 1).reshape(head[1]).copy()
 
 
 def unpack(msg: bytes) -> tuple[bytes, Any]:
     """``(kind, obj)`` of a :func:`pack` message (the shared-memory segments mapped, not
     copied, and unlinked)."""
     kind = msg[:1]
-    view = memoryview(msg)
-    if msg[1:2] == _ARRAY:
+    tag = msg[1:2]
+    if tag == _INT:
+        return kind, int.from_bytes(msg[2:10], "little", signed=True)
+    if tag == _ARRAY:
         return kind, _unpack_array(msg)
+    view = memoryview(msg)
     if kind.islower():
         return kind, pickle.loads(view[1:])
     n = int.from_bytes(msg[1:5], "little")
@@ -852,29 +871,21 @@ class ProcessStage:
         self._lease()
 
     def __call__(self, item: Any) -> Any:
-        return self._exchange(self._lease(), b"i", item)
+        lease = getattr(self._local, "lease", None)
+        return self._exchange(lease if lease is not None else self._lease(), b"i", item)
 
     def _exchange(self, lease: _Lease, kind: bytes, arg: Any) -> Any:
         sent: list[str] = []
         msg = pack(kind, arg, sent)
+        w = lease.worker
         try:
-            for _ in range(_RESENDS):
-                w = lease.worker
-                try:
-                    reply = exchange(w.fds[lease.idx], msg)
-                    break
-                except (ConnectionResetError, BrokenPipeError):
-                    # it closed its socket with this message unread (Linux resets the
-                    # connection then), or before it was sent: it died before it took the
-                    # item (idle, or running another thread's), which never ran; send it
-                    # to the replacement
-                    self._replace(lease, w)
-                except (EOFError, OSError):
-                    self._died(lease, w, kind)  # it took the item and died running it
-            else:
-                self._died(lease, lease.worker, kind)
+            # the common case first, with no loop and no handler set up around it
+            reply = exchange(w.fds[lease.idx], msg)
+        except (EOFError, OSError) as e:
+            reply = self._recover(lease, w, kind, msg, e)
         finally:
-            _unlink(sent)  # the worker's, had it mapped them; else nobody will
+            if sent:
+                _unlink(sent)  # the worker's, had it mapped them; else nobody will
         lease.worker.items += 1
         kind, value = unpack(reply)
         if kind == b"r":
@@ -882,6 +893,24 @@ class ProcessStage:
         exc, tb = value
         exc.__cause__ = _RemoteTraceback(tb)
         raise exc
+
+    def _recover(self, lease: _Lease, w: _Worker, kind: bytes, msg: bytes,
+                 e: BaseException) -> bytes:
+        """The answer to ``msg`` after its exchange with ``w`` failed with ``e``: sent again
+        to the replacement when ``w`` died before it took the message, else ``WorkerDied``."""
+        for _ in range(_RESENDS):
+            if not isinstance(e, (ConnectionResetError, BrokenPipeError)):
+                self._died(lease, w, kind)  # it took the item and died running it
+            # it closed its socket with this message unread (Linux resets the connection
+            # then), or before it was sent: it died before it took the item (idle, or
+            # running another thread's), which never ran; send it to the replacement
+            self._replace(lease, w)
+            w = lease.worker
+            try:
+                return exchange(w.fds[lease.idx], msg)
+            except (EOFError, OSError) as again:
+                e = again
+        self._died(lease, lease.worker, kind)
 
     def _replace(self, lease: _Lease, w: _Worker) -> None:
         with self._lock:

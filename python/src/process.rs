@@ -14,6 +14,9 @@ use pyo3::exceptions::{PyEOFError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+/// The first read of an answer: enough for the common small one (a sample, an index).
+const FIRST_READ: usize = 4096;
+
 /// Send `msg` on the connected socket `fd` (framed: its length as 4 bytes, little-endian,
 /// then the bytes) and return the answer framed the same way, waiting without the GIL.
 ///
@@ -34,23 +37,33 @@ pub(crate) fn exchange<'py>(py: Python<'py>, fd: i32, msg: &[u8]) -> PyResult<Bo
         frame.extend_from_slice(&len.to_le_bytes());
         frame.extend_from_slice(msg);
         s.write_all(&frame)?;
-        let mut head = [0u8; 4];
-        if let Err(e) = s.read_exact(&mut head) {
-            return if e.kind() == ErrorKind::UnexpectedEof {
-                Ok(None)
-            } else {
-                Err(e)
-            };
+        // the head and (mostly) the whole answer in one read: the answer is all there is
+        // on this socket, its sender waits for our next message
+        let mut body = vec![0u8; FIRST_READ];
+        let mut have = 0;
+        while have < 4 {
+            match s.read(&mut body[have..]) {
+                Ok(0) => return Ok(None),
+                Ok(n) => have += n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
-        let mut body = vec![0u8; u32::from_le_bytes(head) as usize];
-        match s.read_exact(&mut body) {
-            Ok(()) => Ok(Some(body)),
-            Err(e) if e.kind() == ErrorKind::UnexpectedEof => Ok(None),
-            Err(e) => Err(e),
+        let want = 4 + u32::from_le_bytes([body[0], body[1], body[2], body[3]]) as usize;
+        if want > have {
+            body.resize(want, 0);
+            match s.read_exact(&mut body[have..]) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        } else {
+            body.truncate(want);
         }
+        Ok(Some(body))
     })?;
     match answer {
-        Some(body) => Ok(PyBytes::new(py, &body)),
+        Some(body) => Ok(PyBytes::new(py, &body[4..])),
         None => Err(PyEOFError::new_err(
             "the worker process closed its socket before it answered",
         )),
