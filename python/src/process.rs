@@ -17,6 +17,33 @@ use pyo3::types::PyBytes;
 /// The first read of an answer: enough for the common small one (a sample, an index).
 const FIRST_READ: usize = 4096;
 
+/// Wait until `fd` has something to read (or is closed), with `poll(2)`.
+///
+/// Why not just block in `read`: a reader blocked on a Unix stream socket is also woken each
+/// time the peer takes a message this socket sent (the kernel wakes the socket's one wait
+/// queue for "writable" too), and the worker takes the queued item while this thread waits
+/// for its answer: a second wake-up and context switch per item for nothing. `poll` asks for
+/// readable only, so the thread wakes once, when the answer is there.
+fn wait_readable(fd: i32) -> std::io::Result<()> {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid `pollfd` for the duration of the call.
+        let r = unsafe { libc::poll(&mut p, 1, -1) };
+        if r >= 0 {
+            // readable, or hung up / in error: the read that follows says which
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// Send `msg` on the connected socket `fd` (framed: its length as 4 bytes, little-endian,
 /// then the bytes) and return the answer framed the same way, waiting without the GIL.
 ///
@@ -37,6 +64,7 @@ pub(crate) fn exchange<'py>(py: Python<'py>, fd: i32, msg: &[u8]) -> PyResult<Bo
         frame.extend_from_slice(&len.to_le_bytes());
         frame.extend_from_slice(msg);
         s.write_all(&frame)?;
+        wait_readable(fd)?;
         // the head and (mostly) the whole answer in one read: the answer is all there is
         // on this socket, its sender waits for our next message
         let mut body = vec![0u8; FIRST_READ];
