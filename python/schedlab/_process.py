@@ -483,14 +483,13 @@ def _worker_main(
         poller.register(fd, select.POLLIN)
     ready: deque[int] = deque()
     while live:
-        if len(live) == 1:
-            fd = next(iter(live))
-        else:
-            while not ready:
-                ready.extend(fd for fd, _ in poller.poll() if fd in live)
-            fd = ready.popleft()
-            if fd not in live:
-                continue
+        # poll even for one socket: a read blocked on a Unix socket is also woken when the
+        # peer takes this process's answer (the socket turns writable), poll(POLLIN) is not
+        while not ready:
+            ready.extend(fd for fd, _ in poller.poll() if fd in live)
+        fd = ready.popleft()
+        if fd not in live:
+            continue
         conn = live[fd]
         try:
             msg = recv(conn)
@@ -1055,6 +1054,12 @@ AUTO_WAIT_SHARE = 0.25
 #: of the time, and the waits of a GIL-bound stage fall below the verdict's bar; a wrong move
 #: costs a process start, a missed one half the stage's throughput.
 AUTO_CPU_SHARE = 0.5
+#: Even with the verdict's GIL-bound, a stage whose calls were on the CPU less than this share
+#: of their wall time stays on threads: its calls mostly sleep or read (a process would not
+#: run them faster), and its waits for the GIL are the OS's doing. On a busy machine a stage
+#: of 1 ms sleeps waits to get the GIL back longer than its few microseconds of Python run,
+#: and the verdict alone called it GIL-bound.
+AUTO_CPU_SHARE_MIN = 0.25
 
 
 class AutoStage:
@@ -1102,8 +1107,8 @@ class AutoStage:
             cpu = sum(r["python_cpu_s"] for r in rows)
             wall = sum(r["python_s"] for r in rows)
             calls = sum(r.get("calls", 0) for r in rows)
-            bound = v.startswith("GIL-bound") or (wait >= AUTO_WAIT_SHARE * cpu > 0
-                                                  and cpu >= AUTO_CPU_SHARE * wall)
+            bound = (v.startswith("GIL-bound") and cpu >= AUTO_CPU_SHARE_MIN * wall) or (
+                wait >= AUTO_WAIT_SHARE * cpu > 0 and cpu >= AUTO_CPU_SHARE * wall)
             if bound and self._warm is None:
                 # it looks GIL-bound already: start the processes in the background while
                 # the threads go on, so that the move (once the verdict may be given) is
