@@ -1058,8 +1058,10 @@ AUTO_CPU_SHARE = 0.5
 #: of their wall time stays on threads: its calls mostly sleep or read (a process would not
 #: run them faster), and its waits for the GIL are the OS's doing. On a busy machine a stage
 #: of 1 ms sleeps waits to get the GIL back longer than its few microseconds of Python run,
-#: and the verdict alone called it GIL-bound.
-AUTO_CPU_SHARE_MIN = 0.25
+#: and the verdict alone called it GIL-bound. Measured at a load average of 14 on 2 CPUs:
+#: 1 ms sleeps 0.01 of their call time on the CPU, a GIL-bound loop on 4 threads 0.25 to 0.9
+#: (preempted by the OS, it loses the GIL inside its calls).
+AUTO_CPU_SHARE_MIN = 0.1
 
 
 class AutoStage:
