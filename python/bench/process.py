@@ -24,6 +24,7 @@ import argparse
 import math
 import multiprocessing
 import os
+import resource
 import statistics
 import sys
 import time
@@ -94,7 +95,16 @@ def mean_item_s(ds, sample=300):
 # --- contenders ---------------------------------------------------------------------------
 
 
+def _cpu_s():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def epoch(make):
+    """``(seconds, first batch seconds, items, first index of each batch, CPU seconds of this
+    process)``; this process's CPU (all its threads) is what a contender costs besides the
+    work in its workers, and moves less with the machine's load than the wall time."""
+    c0 = _cpu_s()
     t0 = time.perf_counter()
     first, n, order = None, 0, []
     with make() as it:
@@ -103,7 +113,7 @@ def epoch(make):
                 first = time.perf_counter() - t0
             n += len(b)
             order.append(int(b[0][0]))
-    return time.perf_counter() - t0, first, n, order
+    return time.perf_counter() - t0, first, n, order, _cpu_s() - c0
 
 
 class _Ctx:
@@ -231,23 +241,26 @@ def run(name, title, ds, workers, reps, nominal_mean=None):
               f"{limit:,.0f} items/s; {loadavg()}")
         for label, mk in cs:
             try:
-                t, first, n, order = epoch(mk)
+                t, first, n, order, cpu = epoch(mk)
             except Exception as e:  # noqa: BLE001 - a failing contender is reported
                 print(f"    {label}: failed: {type(e).__name__}: {e}")
                 continue
             assert n == len(ds), label
             assert order == sorted(order) or "in_order=False" in label or "as ready" in label, label
             r = n / t
-            rows[label].append((r / limit, first))
+            rows[label].append((r / limit, first, cpu / n))
             print(f"    {label}: {r:,.0f} items/s = {r / limit:.3f} of the limit, first batch "
-                  f"{first * 1e3:.0f} ms; {loadavg()}")
+                  f"{first * 1e3:.0f} ms, this process's CPU {cpu / n * 1e6:.1f} us/item; "
+                  f"{loadavg()}")
     print(f"  after: {loadavg()}")
-    print("\n| contender | of the limit (every run) | first batch ms (every run) |")
-    print("|---|---|---|")
+    print("\n| contender | of the limit (every run) | first batch ms (every run) | "
+          "this process's CPU us/item (every run) |")
+    print("|---|---|---|---|")
     for label, rs in rows.items():
         if rs:
-            print(f"| {label} | {' / '.join(f'{f:.3f}' for f, _ in rs)} | "
-                  f"{' / '.join(f'{b * 1e3:.0f}' for _, b in rs)} |")
+            print(f"| {label} | {' / '.join(f'{f:.3f}' for f, _, _ in rs)} | "
+                  f"{' / '.join(f'{b * 1e3:.0f}' for _, b, _ in rs)} | "
+                  f"{' / '.join(f'{c * 1e6:.1f}' for _, _, c in rs)} |")
     for r in reports[-1:]:
         p = r.get("processes", {}).get("__getitem__", {})
         print(f"\n  auto (last run): {p.get('auto')}")
