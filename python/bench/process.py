@@ -1,7 +1,7 @@
 """GIL-bound work on worker processes (issue 32): schedlab's process workers against torch's
 DataLoader, ``multiprocessing.Pool.imap`` and schedlab's threads.
 
-    python python/bench/process.py [--only uniform,lognormal,sleep] [--reps 3]
+    python python/bench/process.py [--only uniform,lognormal,sleep,memory] [--reps 3]
                                    [--items 3000] [--contenders WORDS]
 
 Workloads (2 workers, batch 32, in order; every item is pure Python that holds the GIL):
@@ -9,7 +9,9 @@ Workloads (2 workers, batch 32, in order; every item is pure Python that holds t
 * uniform: a loop of a fixed count (~700 us), as ``compare.py`` (c);
 * lognormal: loop counts drawn log-normal, mean ~400 us, sigma 1.5 (seed 0);
 * sleep: ``time.sleep`` log-normal mean 1 ms sigma 1.5, 8 workers (``auto`` must stay on
-  threads there; printed: where it ran).
+  threads there; printed: where it ran);
+* memory (only when asked): 8 workers over a list of 1.3 M records (over 200 MB of Python
+  objects), packed and, as the control, not packed.
 
 The limit of a GIL-bound workload is ``2 CPUs / mean item time``, the mean measured
 single-threaded in this process on a sample of the items right before each repetition (it
@@ -266,6 +268,45 @@ def run(name, title, ds, workers, reps, nominal_mean=None):
         print(f"\n  auto (last run): {p.get('auto')}")
 
 
+class Records:
+    """A dataset holding a list of ``n`` Python objects (a tuple of a str and an int each);
+    a sample sums 100 of them, so an epoch reads every record."""
+
+    def __init__(self, n):
+        self.records = [(f"record-{i:09d}", i) for i in range(n)]
+
+    def __len__(self):
+        return len(self.records) // 100
+
+    def __getitem__(self, i):
+        return sum(k + len(name) for name, k in self.records[100 * i: 100 * i + 100])
+
+
+def memory(n):
+    """8 worker processes over ``n`` records, packed (the default) and, as the control, not
+    packed: the zygote's and the workers' memory together (PSS) against one worker's RSS."""
+    from schedlab import _process
+
+    ds = Records(n)
+    size = sys.getsizeof(ds.records) + sum(
+        sys.getsizeof(r) + sys.getsizeof(r[0]) + sys.getsizeof(r[1]) for r in ds.records)
+    print(f"\n## memory: 8 workers, a list of {n:,} records = {size / 1e6:.0f} MB of Python "
+          f"objects; {loadavg()}")
+    keep = _process.PACK_MIN_LEN
+    for packed in (True, False):
+        _process.PACK_MIN_LEN = keep if packed else 1 << 62
+        dl = schedlab.DataLoader(ds, batch_size=64, num_workers=8, worker_type="process")
+        n_samples = sum(len(b) for b in dl)
+        s = dl.report()["processes"]["__getitem__"]
+        one = max(w["rss_bytes"] for w in s["workers"])
+        together = s["zygote"]["pss_bytes"] + sum(w["pss_bytes"] for w in s["workers"])
+        print(f"  {'packed' if packed else 'not packed (control)'}: {n_samples} samples; one "
+              f"worker's RSS {one / 2**20:.0f} MiB; the zygote and 8 workers together (PSS) "
+              f"{together / 2**20:.0f} MiB = {together / one:.2f}x")
+        dl.close()
+    _process.PACK_MIN_LEN = keep
+
+
 FILTER = []
 
 
@@ -275,6 +316,7 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--items", type=int, default=3000)
     ap.add_argument("--contenders", default="")
+    ap.add_argument("--records", type=int, default=1_300_000, help="of the memory workload")
     args = ap.parse_args()
     FILTER[:] = [w for w in args.contenders.split(",") if w]
     only = set(args.only.split(","))
@@ -293,6 +335,8 @@ def main():
         ds = SleepDataset(d.tolist())
         run("sleep", "time.sleep log-normal mean 1 ms sigma 1.5 (auto should stay on threads)",
             ds, 8, args.reps, nominal_mean=float(d.mean()))
+    if "memory" in only:
+        memory(args.records)
 
 
 if __name__ == "__main__":
