@@ -394,7 +394,7 @@ def _unpack_array(msg: bytes) -> Any:
     key = msg[2:end]
     head = _HEADS.get(key)
     if head is None:
-        dt, _, shape = key.decode().partition("|")
+        dt, _, shape = key.decode().rpartition("|")  # "|u1": the dtype may hold one
         head = (_np.dtype(dt), tuple(int(d) for d in shape.split(",")) if shape else ())
         if len(_HEADS) >= _HEADS_MAX:
             _HEADS.clear()

@@ -245,6 +245,40 @@ def test_large_numpy_results_come_back_through_shared_memory():
     assert [f for f in set(os.listdir("/dev/shm")) - before if f.startswith("schedlab-")] == []
 
 
+def test_ints_and_small_arrays_cross_without_pickle_and_keep_their_types():
+    # an int of 64 bits goes as 9 bytes plus its kind; anything else (bool, a larger int)
+    # is pickled: each comes back equal and of its own type
+    for x in (0, 1, -1, 7, (1 << 63) - 1, -(1 << 63)):
+        msg = _process.pack(b"i", x)
+        assert len(msg) == 10 and _process.unpack(msg) == (b"i", x)
+    for x in (True, False, 1 << 63, -(1 << 63) - 1, 10**40):
+        kind, y = _process.unpack(_process.pack(b"r", x))
+        assert kind == b"r" and y == x and type(y) is type(x)
+    for a in (np.arange(6, dtype=np.int64).reshape(2, 3), np.array(2.5, dtype=np.float32),
+              np.array([], dtype=np.uint8), np.arange(4, dtype=">i4")):
+        kind, b = _process.unpack(_process.pack(b"r", a))
+        assert b.dtype == a.dtype and b.shape == a.shape and np.array_equal(a, b)
+        assert b.flags.writeable
+    p = schedlab.Pipeline([10**40, -5, True, 1 << 62], workers=2).map(ident, kind="process")
+    out = list(p)
+    assert out == [10**40, -5, True, 1 << 62] and type(out[2]) is bool
+    p.close()
+    # small arrays whose dtype has no byte order ("|u1", "|b1") failed to decode before
+    p = schedlab.Pipeline(4, workers=2).map(small_u8, kind="process")
+    out = list(p)
+    assert [a.dtype for a in out] == [np.uint8] * 4
+    assert [a.tolist() for a in out] == [[i] * 3 for i in range(4)]
+    p.close()
+
+
+def ident(x):
+    return x
+
+
+def small_u8(i):
+    return np.full(3, i, dtype=np.uint8)
+
+
 def test_resume_mid_epoch_is_exact_with_a_process_stage():
     p = schedlab.Pipeline(50, workers=2).map(square, kind="process", concurrency=2)
     it = iter(p)
