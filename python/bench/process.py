@@ -99,13 +99,14 @@ def mean_item_s(ds, sample=300):
 
 def _cpu_s():
     r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    return r.ru_utime + r.ru_stime, r.ru_nvcsw
 
 
 def epoch(make):
-    """``(seconds, first batch seconds, items, first index of each batch, CPU seconds of this
-    process)``; this process's CPU (all its threads) is what a contender costs besides the
-    work in its workers, and moves less with the machine's load than the wall time."""
+    """``(seconds, first batch seconds, items, first index of each batch, (CPU seconds,
+    voluntary context switches) of this process)``; this process's CPU (all its threads) is
+    what a contender costs besides the work in its workers, and moves less with the machine's
+    load than the wall time."""
     c0 = _cpu_s()
     t0 = time.perf_counter()
     first, n, order = None, 0, []
@@ -115,7 +116,8 @@ def epoch(make):
                 first = time.perf_counter() - t0
             n += len(b)
             order.append(int(b[0][0]))
-    return time.perf_counter() - t0, first, n, order, _cpu_s() - c0
+    c1 = _cpu_s()
+    return time.perf_counter() - t0, first, n, order, (c1[0] - c0[0], c1[1] - c0[1])
 
 
 class _Ctx:
@@ -243,7 +245,7 @@ def run(name, title, ds, workers, reps, nominal_mean=None):
               f"{limit:,.0f} items/s; {loadavg()}")
         for label, mk in cs:
             try:
-                t, first, n, order, cpu = epoch(mk)
+                t, first, n, order, (cpu, switches) = epoch(mk)
             except Exception as e:  # noqa: BLE001 - a failing contender is reported
                 print(f"    {label}: failed: {type(e).__name__}: {e}")
                 continue
@@ -252,8 +254,8 @@ def run(name, title, ds, workers, reps, nominal_mean=None):
             r = n / t
             rows[label].append((r / limit, first, cpu / n))
             print(f"    {label}: {r:,.0f} items/s = {r / limit:.3f} of the limit, first batch "
-                  f"{first * 1e3:.0f} ms, this process's CPU {cpu / n * 1e6:.1f} us/item; "
-                  f"{loadavg()}")
+                  f"{first * 1e3:.0f} ms, this process's CPU {cpu / n * 1e6:.1f} us/item and "
+                  f"{switches / n:.2f} voluntary context switches/item; {loadavg()}")
     print(f"  after: {loadavg()}")
     print("\n| contender | of the limit (every run) | first batch ms (every run) | "
           "this process's CPU us/item (every run) |")
