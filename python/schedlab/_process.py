@@ -33,7 +33,10 @@ knowingly). The zygote is single-threaded, so *it* forks safely: workers start (
 are replaced) in a few milliseconds, and share the zygote's pages (the interpreter, the
 imported modules, the unpickled function and dataset) copy-on-write.
 
-Messages: one byte of kind, then a pickle (protocol 5). Contiguous buffers of
+Messages: one byte of kind, then a pickle (protocol 5), or, without pickle, an int of 64 bits
+(``N`` and 8 bytes: a sample's index) or a small numpy array (``A``, its dtype and shape, its
+bytes). A thread waits for its answer with ``poll`` (see ``src/process.rs``: a blocking read
+would also wake when the worker takes the next item). Contiguous buffers of
 ``SHM_MIN_BYTES`` or more (numpy arrays, ``bytes``) travel out of band in POSIX shared memory:
 the sender copies each into a fresh segment once, the receiver maps it (zero copies) and
 unlinks the name at once, so the array it gets is a view of the mapping, freed with it. Only
