@@ -17,7 +17,8 @@ The limit of a GIL-bound workload is ``2 CPUs / mean item time``, the mean measu
 single-threaded in this process on a sample of the items right before each repetition (it
 moves with the machine's load). Each run builds a fresh loader and times one epoch from
 ``iter()`` to the last batch (start-up counts), and the time to the first batch.
-Contenders alternate within each repetition; every run is printed with the load average.
+Contenders alternate within each repetition, each repetition starting one contender later;
+every run is printed with the load average.
 torch is optional: skipped and named when it is not installed; `torchlike.py` (torch's
 per-batch round-robin scheme, reimplemented) runs either way.
 """
@@ -243,7 +244,9 @@ def run(name, title, ds, workers, reps, nominal_mean=None):
         limit = workers / mean
         print(f"  rep {rep}: mean item {mean * 1e6:.0f} us single-threaded -> limit "
               f"{limit:,.0f} items/s; {loadavg()}")
-        for label, mk in cs:
+        # each repetition starts one contender later: the machine's load moves within a
+        # repetition, and no contender should always run first
+        for label, mk in cs[rep % len(cs):] + cs[:rep % len(cs)]:
             try:
                 t, first, n, order, (cpu, switches) = epoch(mk)
             except Exception as e:  # noqa: BLE001 - a failing contender is reported
