@@ -201,8 +201,31 @@ def torchlike(ds, workers, in_order=True):
     return make
 
 
+def with_depth(make_contender, depth):
+    """A contender whose process stage holds ``depth`` items per worker process (one running,
+    the rest queued; ``schedlab._process.ITEMS_PER_WORKER``, 2 by default)."""
+    from schedlab import _process
+
+    def make():
+        keep = _process.ITEMS_PER_WORKER
+        _process.ITEMS_PER_WORKER = depth
+        try:
+            return make_contender()
+        finally:
+            _process.ITEMS_PER_WORKER = keep
+
+    return make
+
+
 def contenders(ds, workers, reports, sleep=False):
     out = []
+    if DEPTHS:
+        for d in DEPTHS:
+            out.append((f"schedlab.DataLoader process, {d} items per worker",
+                        with_depth(schedlab_dl(ds, workers, "process"), d)))
+            out.append((f"schedlab.Pipeline kind=process, {d} items per worker",
+                        with_depth(schedlab_pipeline(ds, workers, "process"), d)))
+        return out
     try:
         import torch  # noqa: F401
 
@@ -313,6 +336,8 @@ def memory(n):
 
 
 FILTER = []
+#: ``--items-per-worker``: compare these depths of the process stages instead of the contenders.
+DEPTHS = []
 
 
 def main():
@@ -322,8 +347,11 @@ def main():
     ap.add_argument("--items", type=int, default=3000)
     ap.add_argument("--contenders", default="")
     ap.add_argument("--records", type=int, default=1_300_000, help="of the memory workload")
+    ap.add_argument("--items-per-worker", default="",
+                    help="e.g. 2,4: only schedlab's process stages, at each of these depths")
     args = ap.parse_args()
     FILTER[:] = [w for w in args.contenders.split(",") if w]
+    DEPTHS[:] = [int(d) for d in args.items_per_worker.split(",") if d]
     only = set(args.only.split(","))
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {loadavg()}")
     c = steps_per_us()
