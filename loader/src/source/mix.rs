@@ -357,7 +357,7 @@ impl<T: Send + 'static> Mix<T> {
         self
     }
 
-    /// Name the sources in the statistics (and the fingerprint).
+    /// Name the sources in the statistics.
     ///
     /// # Errors
     /// [`SourceError::Config`] naming `names` if there is not one name per source.
@@ -520,12 +520,11 @@ impl<T: Send + 'static> Source for Mix<T> {
             ("weights", weights),
             ("sources", self.sources.len().to_string()),
         ];
-        let names = lock(&self.stats.names).clone();
         let kids: Vec<(String, String)> = self
             .sources
             .iter()
-            .zip(names)
-            .map(|(s, name)| (format!("source {name}"), s.fingerprint().to_string()))
+            .enumerate()
+            .map(|(i, s)| (format!("source{i}"), s.fingerprint().to_string()))
             .collect();
         fields.extend(kids.iter().map(|(k, v)| (k.as_str(), v.clone())));
         SourceFingerprint::new("mix", &fields)
