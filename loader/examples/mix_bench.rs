@@ -91,7 +91,9 @@ fn main() {
     println!("load average before: {}", loadavg());
     let mut ratios = Vec::new();
     for run in 0..runs {
-        let rates: Vec<f64> = (0..4).map(|i| alone(i, Duration::from_millis(300))).collect();
+        let rates: Vec<f64> = (0..4)
+            .map(|i| alone(i, Duration::from_millis(300)))
+            .collect();
         let limit = rates
             .iter()
             .zip(WEIGHTS)
@@ -114,11 +116,7 @@ fn main() {
             .build()
             .unwrap();
         let t0 = Instant::now();
-        let seq: Vec<usize> = p
-            .epoch(0)
-            .take(items)
-            .map(|r| r.unwrap().0)
-            .collect();
+        let seq: Vec<usize> = p.epoch(0).take(items).map(|r| r.unwrap().0).collect();
         let rate = seq.len() as f64 / t0.elapsed().as_secs_f64();
         drop(p);
         let ratio = rate / limit;

@@ -248,7 +248,7 @@ impl fmt::Display for MixSnapshot {
 ///     .stop(MixStop::AllExhausted);
 /// mix.start(0)?;
 /// let items: Vec<String> = std::iter::from_fn(|| mix.next()).map(|r| r.unwrap()).collect();
-/// assert_eq!(items, ["code0", "web0", "code1", "code2", "web1", "code3", "code4", "web2", "code5"]);
+/// assert_eq!(items, ["code0", "code1", "web0", "code2", "web1", "code3", "code4", "code5", "web2"]);
 /// assert_eq!(mix.stats_handle().snapshot().sources[0].taken, 6);
 /// # Ok::<(), loader::source::SourceError>(())
 /// ```
