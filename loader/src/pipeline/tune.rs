@@ -12,7 +12,7 @@
 //! the segment's mean time plus its slowest stage's p99.9 (room for the in-order tail). A
 //! memory cap scales windows and threads down to fit.
 //!
-//! A blocking stage is raised by the model only while its threads were busy (see [`may_raise`]).
+//! A blocking stage is raised by the model only while its threads were busy (`may_raise`).
 //!
 //! No oscillation: a setting changes only when the model moves it by more than the hysteresis
 //! (20% up, twice that down), and after a change nothing is measured until it has settled
