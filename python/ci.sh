@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Python package as Python users install it: build the abi3 wheel with maturin, install it
-# into a fresh venv with no Rust toolchain on the PATH, and run the test suite against it.
+# into a fresh venv with no Rust toolchain on the PATH, and run the test suite against it (with
+# mypy installed, so tests/test_types.py checks the README's examples against the wheel's stubs).
 #
 #   bash python/ci.sh            (from the repository root or anywhere)
 #
@@ -28,7 +29,7 @@ env PATH="$clean_path" bash -c '
         echo "a Rust toolchain is still on the PATH" >&2
         exit 1
     fi
-    "$0/venv/bin/pip" install -q "$1" pytest Pillow
+    "$0/venv/bin/pip" install -q "$1" pytest Pillow mypy   # mypy: tests/test_types.py
     cd "$0"   # not the source tree: the installed package is what is imported
     "$0/venv/bin/python" -c "import schedlab, os; print(\"schedlab from\", os.path.dirname(schedlab.__file__))"
     "$0/venv/bin/python" -m pytest -q -p no:cacheprovider "$2/tests"

@@ -105,3 +105,33 @@ fn two_blocking_stages_both_grow_from_one_thread() {
     raised(&report, "read");
     raised(&report, "fetch");
 }
+
+/// The ramp from one thread is a jump, not a walk: once every stage is measured the tuner
+/// sets the read stage to Little's law's count (`target × read time`, here tens of threads)
+/// in one change, so a pipeline started at `concurrency=1` is at speed within a few readings.
+/// Counted in changes, not time: at most 3 raises before the read stage holds 8 threads or
+/// more (feedback's +50% raises alone would take 6 to get from 1 to 8).
+#[test]
+fn the_ramp_from_one_thread_takes_a_few_steps_not_one_per_thread() {
+    let b = Pipeline::from_sampler(N, Sampler::sequential())
+        .map(Stage::blocking("read", 1), read)
+        .map(Stage::cpu("decode"), decode)
+        .batch(32, Remainder::Partial)
+        .map(Stage::cpu("collate"), |v: Vec<usize>| v);
+    let (batches, report) = run(b);
+    let flat: Vec<usize> = batches.into_iter().flatten().collect();
+    assert_eq!(flat, (0..N).collect::<Vec<_>>());
+    let tuning = report.tuning.as_ref().expect("autotune reports");
+    let ups: Vec<_> = tuning
+        .changes
+        .iter()
+        .filter(|c| c.knob == "read.threads" && c.to > c.from)
+        .collect();
+    let steps = ups
+        .iter()
+        .position(|c| c.to >= 8)
+        .map(|k| k + 1)
+        .unwrap_or_else(|| panic!("read never reached 8 threads: {report}"));
+    assert!(steps <= 3, "{steps} raises to reach 8 threads: {report}");
+    assert_eq!(ups[0].from, 1, "{report}");
+}

@@ -1,6 +1,6 @@
 """The same datasets through torch's DataLoader, SPDL and schedlab (issue 17, item 6).
 
-    python python/bench/compare.py [--only a,b,c,2a,2b] [--reps 3] [--samples 32768]
+    python python/bench/compare.py [--only a,b,c,2a,2b,2o] [--reps 3] [--samples 32768]
                                    [--images DIR] [--json FILE] [--epochs 3]
                                    [--two-stage-samples 16384]
 
@@ -20,7 +20,12 @@ Scenarios (batch 32):
   mean 2 ms sigma 1 on 32 threads -> decode = a C busy loop through ctypes (GIL released)
   of mean 250 us (2a) or 50 us (2b) on 2 CPUs; batch 32, in order, ``--epochs`` epochs per
   run. Printed: the fraction of the limit ``min(32 / read, 2 / decode)`` (nominal: the
-  requested times). Contenders: schedlab.Pipeline (static, and autotuned from one read
+  requested times), the CPU time per item (this process and its reaped worker processes:
+  on a CPU-bound workload what a contender spends besides the decode decides how close to
+  the limit it can get, and it moves less with the machine's load than the rate does), and
+  each contender's rate over the DataLoader's in the same repetition.
+* (2o) the same with a decode of 1 us: what each contender costs per item besides the work
+  (its CPU per item), read-bound. Contenders: schedlab.Pipeline (static, and autotuned from one read
   thread), schedlab.DataLoader (32 threads doing both in ``__getitem__``), torch's
   DataLoader (32 processes), torchdata.nodes and SPDL (each skipped and named when missing).
 
@@ -415,28 +420,58 @@ def two_stage(name, decode_mean_s, samples, epochs, reps, results):
     if FILTER:
         cs = [(label, run) for label, run in cs if any(w in label for w in FILTER)]
     runs = {label: [] for label, _ in cs}
+    per_rep = []
     for rep in range(reps):
+        this = {}
         for label, run in cs:
             ds.limit()  # clear the measured reads
+            c0 = cpu_s()
             try:
                 t, _, n = run()
             except Exception as e:
                 print(f"  {label}: failed: {type(e).__name__}: {e}")
                 continue
-            runs[label].append((n / t, ds.limit()))
+            cpu_us = (cpu_s() - c0) / n * 1e6
+            runs[label].append((n / t, cpu_us))
+            this[label] = n / t
             print(f"  rep {rep} {label}: {n / t:,.0f} items/s = {n / t / nominal:.3f} of the "
-                  f"nominal limit; {loadavg()}")
+                  f"nominal limit, {cpu_us:.1f} us CPU per item; {loadavg()}")
+        per_rep.append(this)
     print(f"  after:  {loadavg()}")
-    print("\n| contender | items/s (every run) | of the nominal limit (every run) |")
-    print("|---|---|---|")
+    print("\n| contender | items/s (every run) | of the nominal limit (every run) "
+          "| CPU us per item (every run) |")
+    print("|---|---|---|---|")
     rows = {}
     for label, rs in runs.items():
         if rs:
             rates = [r for r, _ in rs]
+            cpu = [c for _, c in rs]
             print(f"| {label} | {' / '.join(f'{r:,.0f}' for r in rates)} | "
-                  f"{' / '.join(f'{r / nominal:.3f}' for r in rates)} |")
-            rows[label] = {"rates": rates, "fraction": [r / nominal for r in rates]}
+                  f"{' / '.join(f'{r / nominal:.3f}' for r in rates)} | "
+                  f"{' / '.join(f'{c:.1f}' for c in cpu)} |")
+            rows[label] = {"rates": rates, "fraction": [r / nominal for r in rates],
+                           "cpu_us_per_item": cpu}
+    # Each contender against the DataLoader of the same repetition (alternated runs).
+    base = next((label for label in runs if label.startswith("schedlab.DataLoader")), None)
+    if base is not None:
+        print(f"\n  against {base}, same repetition (every rep):")
+        for label in runs:
+            if label == base:
+                continue
+            ratios = [r[label] / r[base] for r in per_rep if label in r and base in r]
+            if ratios:
+                print(f"    {label}: {' / '.join(f'{x:.3f}' for x in ratios)}")
+                rows[label]["vs_dataloader"] = ratios
     results[name] = rows
+
+
+def cpu_s():
+    """CPU seconds of this process and of its reaped children (torch's worker processes are
+    reaped when its DataLoader goes away, inside the timed run's cleanup)."""
+    import resource
+
+    c = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + c.ru_utime + c.ru_stime
 
 
 def loadavg():
@@ -553,6 +588,8 @@ def main():
         two_stage("2a", 250e-6, args.two_stage_samples, args.epochs, args.reps, results)
     if "2b" in only:
         two_stage("2b", 50e-6, args.two_stage_samples, args.epochs, args.reps, results)
+    if "2o" in only:
+        two_stage("2o", 1e-6, args.two_stage_samples, args.epochs, args.reps, results)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -20,11 +20,12 @@ from ._collate import default_collate
 from ._core import DEFAULT_STRATEGY
 from .dataloader import DataLoader, gil_verdict
 from ._process import WorkerDied
+from .mix import mix
 from .pipeline import Pipeline
 from .streams import shards
 
 __all__ = [
-    "DataLoader", "Pipeline", "WorkerDied", "default_collate", "gil_verdict", "shards",
+    "DataLoader", "Pipeline", "WorkerDied", "default_collate", "gil_verdict", "mix", "shards",
     "DEFAULT_STRATEGY",
 ]
 __version__ = "0.1.0"

@@ -450,6 +450,9 @@ class DataLoader:
         self.max_items = max_items
         self._epoch = 0
         self._restore = None
+        # where an iterator stopped before its epoch's end left it (a `for` loop's `break`):
+        # state_dict() gives it until the next iter() or load_state_dict()
+        self._left = None
         self._core = None
         # cores stopped by an interrupt or a timeout whose threads may still be finishing
         # the samples in service: joined by close(), dropped once they have ended
@@ -595,6 +598,7 @@ class DataLoader:
             self._iter = None
             if old is not None:
                 old._stop()
+            self._left = None
             epoch, restore = self._epoch, self._restore
             self._restore = None
             self._epoch = epoch + 1
@@ -616,6 +620,9 @@ class DataLoader:
             return it._state()
         if self._restore is not None:
             return dict(self._restore)
+        if self._left is not None:
+            # the last iterator was stopped (or dropped, as `break` does) mid-epoch
+            return dict(self._left)
         # no live iterator: the next iter(loader) starts this epoch afresh
         return self._state_at(self._epoch, 0)
 
@@ -651,6 +658,7 @@ class DataLoader:
             self.close()
         self._epoch = state["epoch"]
         self._restore = dict(state)
+        self._left = None
 
     # --- reports --------------------------------------------------------------------------
 
@@ -739,7 +747,10 @@ class _ThreadIter:
 
     def _stop(self):
         if not self._done and not self._dead and not self._core.closed():
+            # keep where the epoch stood, for state_dict() after a `break`
+            left = self._state()
             self._core.end_epoch()
+            self._dl._left = left
         self._dead = True
 
     def __del__(self):
@@ -807,4 +818,12 @@ class _SerialIter:
         return self._dl._state_at(self._epoch, self._k)
 
     def _stop(self):
+        if not self._done and not self._dead:
+            self._dl._left = self._state()  # for state_dict() after a `break`
         self._dead = True
+
+    def __del__(self):
+        try:
+            self._stop()
+        except Exception:
+            pass

@@ -146,6 +146,9 @@ class Pipeline:
         self._retired_procs = []  # those of cores stopped by an interrupt
         self._retired = []  # stopped by an interrupt; joined by close()
         self._restore = None
+        # where an iterator stopped before its epoch's end left it (a `for` loop's `break`):
+        # state_dict() gives it until the next iter() or load_state_dict()
+        self._left = None
         self._epoch = 0
         self._iter = None
         self._iter_lock = threading.Lock()
@@ -296,6 +299,7 @@ class Pipeline:
             old = self._iter() if self._iter is not None else None
             if old is not None:
                 old._stop()
+            self._left = None
             restore, self._restore = self._restore, None
             if restore is not None and restore["epoch"] != epoch:
                 restore = None
@@ -323,6 +327,9 @@ class Pipeline:
             return json.loads(it._core.state())
         if self._restore is not None:
             return dict(self._restore)
+        if self._left is not None:
+            # the last iterator was stopped (or dropped, as `break` does) mid-epoch
+            return dict(self._left)
         # no live iterator: the next iter(pipeline) starts this epoch afresh
         return {
             "epoch": self._epoch,
@@ -345,6 +352,7 @@ class Pipeline:
             )
         self._epoch = state["epoch"]
         self._restore = dict(state)
+        self._left = None
 
     def report(self):
         """The last (or current) epoch's report as a dict, with ``gil`` per stage; it prints as
@@ -498,7 +506,10 @@ class _PipelineIter:
 
     def _stop(self):
         if not self._done and not self._dead and not self._core.closed():
+            # keep where the epoch stood, for state_dict() after a `break`
+            left = json.loads(self._core.state())
             self._core.end_epoch()
+            self._p._left = left
         self._dead = True
 
     def __del__(self):

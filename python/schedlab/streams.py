@@ -74,7 +74,7 @@ def shards(paths, *, rank=0, world_size=1, shuffle=False, seed=0, reader="tar", 
 
 def is_stream(source):
     """A source read as a stream: shards, a callable, or an iterable that is not a sequence."""
-    if isinstance(source, Shards) or callable(source):
+    if isinstance(source, Shards) or callable(source) or hasattr(source, "_spec_of_stream"):
         return True
     if isinstance(source, (int, str, bytes)):
         return False
@@ -87,6 +87,8 @@ def stream_spec(source, shuffle_buffer):
     """The tuple ``_core.PipelineCore`` reads (see python/src/streams.rs)."""
     if isinstance(source, Shards):
         return source._spec(shuffle_buffer)
+    if hasattr(source, "_spec_of_stream"):  # schedlab.mix(...)
+        return source._spec_of_stream(shuffle_buffer)
     return ("iter", source, callable(source), shuffle_buffer)
 
 

@@ -31,6 +31,7 @@ use pyo3::types::PyList;
 use scheduler::WorkerId;
 
 mod driver;
+mod mix;
 mod pipeline;
 #[cfg(unix)]
 mod process;
@@ -623,6 +624,7 @@ fn thread_count() -> Option<usize> {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<LoaderCore>()?;
     m.add_class::<pipeline::PipelineCore>()?;
+    m.add_class::<mix::MixStatsHandle>()?;
     m.add_function(wrap_pyfunction!(check_strategy, m)?)?;
     m.add_function(wrap_pyfunction!(epoch_order, m)?)?;
     m.add_function(wrap_pyfunction!(thread_count, m)?)?;

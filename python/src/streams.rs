@@ -216,6 +216,8 @@ pub(crate) fn source_of(py: Python<'_>, spec: &Bound<'_, PyAny>) -> PyResult<PyS
             };
             (Box::new(s), shuffle)
         }
+        // A mix of streams (issue 31): python/src/mix.rs.
+        "mix" => return crate::mix::mix_source(py, spec),
         "shards" => {
             #[allow(clippy::type_complexity)]
             let (_, paths, rank, world, seed, balanced, reader, reader_fn, shuffle): (

@@ -351,6 +351,39 @@ def test_state_dict_resumes_mid_epoch_exactly(workers, in_order):
     dl2.close()
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_state_dict_after_break_is_where_the_loop_stopped(workers):
+    # The common checkpoint pattern: `for batch in loader: ... break`, then state_dict().
+    # The loop's iterator is dropped at the break; the state must still be the epoch it was
+    # in and the batches it handed out, not the next epoch (which would skip the rest).
+    n, bs = 60, 4
+    kw = dict(batch_size=bs, shuffle=True, seed=5, num_workers=workers)
+    dl = schedlab.DataLoader(Indices(n), **kw)
+    first = []
+    for k, batch in enumerate(dl):
+        first += [int(i) for i in batch]
+        if k == 3:
+            break
+    gc.collect()
+    state = dl.state_dict()
+    assert state["epoch"] == 0 and state["batches_done"] == 4
+    dl.close()
+    dl2 = schedlab.DataLoader(Indices(n), **kw)
+    dl2.load_state_dict(state)
+    rest = flat(dl2)
+    assert first + rest == _core.epoch_order(5, 0, n)
+    dl2.close()
+    # a new iter() after the break starts the next epoch, and state_dict() follows it
+    dl3 = schedlab.DataLoader(Indices(n), **kw)
+    for _ in dl3:
+        break
+    it = iter(dl3)
+    next(it)
+    assert dl3.state_dict()["epoch"] == 1 and dl3.state_dict()["batches_done"] == 1
+    del it
+    dl3.close()
+
+
 def test_state_dict_takes_the_saved_seed():
     dl = schedlab.DataLoader(Indices(30), batch_size=5, shuffle=True, seed=1, num_workers=2)
     it = iter(dl)

@@ -196,6 +196,26 @@ def test_state_dict_resumes_mid_epoch_exactly(ordered, batch):
     q.close()
 
 
+@pytest.mark.parametrize("batch", [False, True])
+def test_state_dict_after_break_is_where_the_loop_stopped(batch):
+    # `for item in pipeline: ... break`, then state_dict(): the loop's iterator is dropped at
+    # the break, and the state must still be that epoch's position (not the next epoch's
+    # start, which would skip the rest of the epoch on resume).
+    p = _resumable(True, batch)
+    head = []
+    for k, item in enumerate(p):
+        head.append(item)
+        if k == (4 if batch else 16):
+            break
+    state = p.state_dict()
+    assert state["epoch"] == 0 and state["positions_done"] > 0
+    p.close()
+    q = _resumable(True, batch)
+    q.load_state_dict(state)
+    assert head + list(q) == _expected(0, batch)
+    q.close()
+
+
 def test_load_state_dict_refuses_another_pipelines_state():
     state = _resumable(True, False).state_dict()
     assert state["epoch"] == 0 and state["positions_done"] == 0

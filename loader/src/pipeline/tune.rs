@@ -12,6 +12,8 @@
 //! the segment's mean time plus its slowest stage's p99.9 (room for the in-order tail). A
 //! memory cap scales windows and threads down to fit.
 //!
+//! A blocking stage is raised by the model only while its threads were busy (`may_raise`).
+//!
 //! No oscillation: a setting changes only when the model moves it by more than the hysteresis
 //! (20% up, twice that down), and after a change nothing is measured until it has settled
 //! (two intervals, or the time to turn the windows over, whichever is longer).
@@ -245,6 +247,21 @@ pub(crate) struct Signals {
 
 /// A cpu stage starved more than this share of the time wants more input.
 const STARVED: f64 = 0.05;
+
+/// The model raises a blocking stage's threads only while they were busy at least this share
+/// of the last reading (the model itself aims at `1 / (1 + headroom)`, 80% by default).
+const GROW_BUSY: f64 = 0.7;
+
+/// Whether the model may take a blocking stage from `cur` threads to `new`: a move down, or a
+/// raise that feedback asked for (`floor`: feedback raises only a stage that is busy while the
+/// stage after it starves), or a raise of a stage whose threads were busy [`GROW_BUSY`] of the
+/// last reading. A stage less busy than that is not what holds the pipeline back (its threads
+/// wait for room downstream), and its measured service time may be growing *because* of its
+/// threads (a lock they share, Python's GIL): Little's law on that time asks for ever more
+/// threads, each raise lengthening the time it is computed from.
+pub(crate) fn may_raise(cur: usize, new: usize, floor: usize, busy: f64) -> bool {
+    new <= cur || new <= floor || busy >= GROW_BUSY
+}
 
 /// Feedback on what the model cannot see (bursts a mean hides, an in-order window held up
 /// by a slow item): when a cpu stage starves while the blocking stages before it in its
@@ -720,6 +737,9 @@ pub(crate) fn control(
             if st[i].kind != Kind::Blocking || !moves(cur, new, cfg.hysteresis) {
                 continue;
             }
+            if !may_raise(cur, new, floors[i], sig.busy[i]) {
+                continue;
+            }
             let mut why = plan.why[i].clone();
             if new == floors[i] {
                 if let Some(w) = &floor_why[i] {
@@ -1038,6 +1058,19 @@ mod tests {
             cap_windows(&[100, 200], &[300, 50], &mut hold, None, 0.2),
             vec![300, 50]
         );
+    }
+
+    #[test]
+    fn a_stage_that_is_not_busy_is_not_raised_by_the_model() {
+        // The ramp from one busy thread, and feedback's floor, raise; a stage whose threads
+        // wait for room downstream (busy 40%) does not, however many Little's law asks for.
+        assert!(may_raise(1, 20, 0, 0.95));
+        assert!(may_raise(2, 3, 3, 0.1));
+        assert!(!may_raise(69, 83, 0, 0.4));
+        assert!(may_raise(69, 83, 0, GROW_BUSY));
+        assert!(!may_raise(69, 83, 70, 0.4));
+        // moves down are the hysteresis's business
+        assert!(may_raise(69, 30, 0, 0.1));
     }
 
     #[test]

@@ -16,6 +16,10 @@
 //!   with a [`ShardReader`]: [`TarReader`] (WebDataset), [`JsonLines`], [`WholeFile`], or
 //!   [`FnReader`] (any `path → iterator`).
 //! * [`Shuffle`]: a seeded shuffle buffer over any source ([`Source::shuffled`]).
+//! * [`Mix`]: weighted interleaving of several sources (fixed or scheduled weights, exact
+//!   resume, per-source statistics).
+//! * [`Prefetch`]: a source read ahead on its own thread ([`Source::prefetched`]), so that
+//!   the sources of a mix are read at once.
 //! * [`IterSource`]: an iterator made per epoch (resume reads it again up to the position).
 //!
 //! ```
@@ -40,6 +44,8 @@
 //! ```
 
 mod jsonl;
+mod mix;
+mod prefetch;
 mod shards;
 mod shuffle;
 mod tar;
@@ -54,6 +60,8 @@ use crate::pipeline::engine::{lock, Fed, Feed};
 use crate::pipeline::{FeedFactory, Pipeline, PipelineBuilder, PipelineError, PipelineState};
 
 pub use jsonl::JsonLines;
+pub use mix::{Mix, MixMode, MixSnapshot, MixSourceStats, MixStats, MixStop};
+pub use prefetch::Prefetch;
 pub use shards::{FnReader, ShardIter, ShardReader, Shards, WholeFile};
 pub use shuffle::Shuffle;
 pub use tar::{TarReader, TarSample};
@@ -106,6 +114,10 @@ pub struct SourceState {
     /// The state of the source this one reads from, for an adapter such as [`Shuffle`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inner: Option<Box<SourceState>>,
+    /// The states of the sources this one reads from, for a source over several (a
+    /// [`Mix`]); empty for the others (and in states saved before it existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<SourceState>,
 }
 
 impl SourceState {
@@ -120,6 +132,7 @@ impl SourceState {
             kind: kind.to_string(),
             words,
             inner: None,
+            children: Vec::new(),
         }
     }
 
@@ -276,6 +289,14 @@ pub trait Source: Send + 'static {
         Self: Sized,
     {
         Shuffle::new(self, buffer_size, seed)
+    }
+
+    /// This source read ahead on its own thread, up to `depth` items; see [`Prefetch`].
+    fn prefetched(self, depth: usize) -> Prefetch<Self>
+    where
+        Self: Sized,
+    {
+        Prefetch::new(self, depth)
     }
 }
 

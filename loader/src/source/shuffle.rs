@@ -171,6 +171,7 @@ impl<S: Source> Source for Shuffle<S> {
             kind: "shuffle".into(),
             words: vec![self.epoch, self.given, self.end.map_or(0, |n| n + 1), at],
             inner: Some(Box::new(inner)),
+            children: Vec::new(),
         }
     }
 
