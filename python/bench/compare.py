@@ -235,6 +235,22 @@ def pool_contender(ds, workers):
     return run
 
 
+def torchlike_contender(ds, workers, in_order):
+    """torch's per-batch round-robin worker scheme, reimplemented (``torchlike.py``): for
+    machines without torch."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from torchlike import RoundRobinLoader
+
+    def run():
+        dl = RoundRobinLoader(ds, 32, workers, in_order=in_order)
+        try:
+            return epoch_of(lambda: iter(dl))
+        finally:
+            dl.close()
+
+    return run
+
+
 def spdl_contender(ds, workers, order):
     from spdl.pipeline import PipelineBuilder
 
@@ -295,6 +311,8 @@ def contenders(ds, workers, scenario, gil_reports):
                     schedlab_contender(ds, workers, True, None, "process")))
         out.append(("multiprocessing.Pool.imap (processes, chunksize 1)",
                     pool_contender(ds, workers)))
+        out.append(("torch-like round-robin (processes, in order)",
+                    torchlike_contender(ds, workers, True)))
     if scenario in ("a", "c"):
         out.append(("schedlab.DataLoader (auto, in order)",
                     schedlab_contender(ds, workers, True, AUTO_REPORTS, "auto")))

@@ -1,7 +1,7 @@
 """GIL-bound work on worker processes (issue 32): schedlab's process workers against torch's
 DataLoader, ``multiprocessing.Pool.imap`` and schedlab's threads.
 
-    python python/bench/process.py [--only uniform,lognormal,sleep] [--reps 3]
+    python python/bench/process.py [--only uniform,lognormal,sleep,memory] [--reps 3]
                                    [--items 3000] [--contenders WORDS]
 
 Workloads (2 workers, batch 32, in order; every item is pure Python that holds the GIL):
@@ -9,20 +9,25 @@ Workloads (2 workers, batch 32, in order; every item is pure Python that holds t
 * uniform: a loop of a fixed count (~700 us), as ``compare.py`` (c);
 * lognormal: loop counts drawn log-normal, mean ~400 us, sigma 1.5 (seed 0);
 * sleep: ``time.sleep`` log-normal mean 1 ms sigma 1.5, 8 workers (``auto`` must stay on
-  threads there; printed: where it ran).
+  threads there; printed: where it ran);
+* memory (only when asked): 8 workers over a list of 1.3 M records (over 200 MB of Python
+  objects), packed and, as the control, not packed.
 
 The limit of a GIL-bound workload is ``2 CPUs / mean item time``, the mean measured
 single-threaded in this process on a sample of the items right before each repetition (it
 moves with the machine's load). Each run builds a fresh loader and times one epoch from
 ``iter()`` to the last batch (start-up counts), and the time to the first batch.
-Contenders alternate within each repetition; every run is printed with the load average.
-torch is optional: skipped and named when it is not installed.
+Contenders alternate within each repetition, each repetition starting one contender later;
+every run is printed with the load average.
+torch is optional: skipped and named when it is not installed; `torchlike.py` (torch's
+per-batch round-robin scheme, reimplemented) runs either way.
 """
 
 import argparse
 import math
 import multiprocessing
 import os
+import resource
 import statistics
 import sys
 import time
@@ -93,7 +98,17 @@ def mean_item_s(ds, sample=300):
 # --- contenders ---------------------------------------------------------------------------
 
 
+def _cpu_s():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime, r.ru_nvcsw
+
+
 def epoch(make):
+    """``(seconds, first batch seconds, items, first index of each batch, (CPU seconds,
+    voluntary context switches) of this process)``; this process's CPU (all its threads) is
+    what a contender costs besides the work in its workers, and moves less with the machine's
+    load than the wall time."""
+    c0 = _cpu_s()
     t0 = time.perf_counter()
     first, n, order = None, 0, []
     with make() as it:
@@ -102,7 +117,8 @@ def epoch(make):
                 first = time.perf_counter() - t0
             n += len(b)
             order.append(int(b[0][0]))
-    return time.perf_counter() - t0, first, n, order
+    c1 = _cpu_s()
+    return time.perf_counter() - t0, first, n, order, (c1[0] - c0[0], c1[1] - c0[1])
 
 
 class _Ctx:
@@ -175,8 +191,41 @@ def torch_dl(ds, workers, in_order=True):
     return make
 
 
+def torchlike(ds, workers, in_order=True):
+    from torchlike import RoundRobinLoader
+
+    def make():
+        dl = RoundRobinLoader(ds, 32, workers, in_order=in_order)
+        return _Ctx(iter(dl), dl.close)
+
+    return make
+
+
+def with_depth(make_contender, depth):
+    """A contender whose process stage holds ``depth`` items per worker process (one running,
+    the rest queued; ``schedlab._process.ITEMS_PER_WORKER``, 2 by default)."""
+    from schedlab import _process
+
+    def make():
+        keep = _process.ITEMS_PER_WORKER
+        _process.ITEMS_PER_WORKER = depth
+        try:
+            return make_contender()
+        finally:
+            _process.ITEMS_PER_WORKER = keep
+
+    return make
+
+
 def contenders(ds, workers, reports, sleep=False):
     out = []
+    if DEPTHS:
+        for d in DEPTHS:
+            out.append((f"schedlab.DataLoader process, {d} items per worker",
+                        with_depth(schedlab_dl(ds, workers, "process"), d)))
+            out.append((f"schedlab.Pipeline kind=process, {d} items per worker",
+                        with_depth(schedlab_pipeline(ds, workers, "process"), d)))
+        return out
     try:
         import torch  # noqa: F401
 
@@ -187,6 +236,9 @@ def contenders(ds, workers, reports, sleep=False):
     except ImportError:
         print("  (torch is not installed: torch's DataLoader skipped)")
     if not sleep:
+        out.append(("torch-like round-robin (processes, in order)", torchlike(ds, workers)))
+        out.append(("torch-like round-robin (processes, as ready)",
+                    torchlike(ds, workers, False)))
         out.append(("multiprocessing.Pool.imap (chunksize 1)", pool_imap(ds, workers)))
         out.append(("schedlab.DataLoader threads", schedlab_dl(ds, workers, "thread")))
         out.append(("schedlab.DataLoader process", schedlab_dl(ds, workers, "process")))
@@ -215,31 +267,77 @@ def run(name, title, ds, workers, reps, nominal_mean=None):
         limit = workers / mean
         print(f"  rep {rep}: mean item {mean * 1e6:.0f} us single-threaded -> limit "
               f"{limit:,.0f} items/s; {loadavg()}")
-        for label, mk in cs:
+        # each repetition starts one contender later: the machine's load moves within a
+        # repetition, and no contender should always run first
+        for label, mk in cs[rep % len(cs):] + cs[:rep % len(cs)]:
             try:
-                t, first, n, order = epoch(mk)
+                t, first, n, order, (cpu, switches) = epoch(mk)
             except Exception as e:  # noqa: BLE001 - a failing contender is reported
                 print(f"    {label}: failed: {type(e).__name__}: {e}")
                 continue
             assert n == len(ds), label
-            assert order == sorted(order) or "in_order=False" in label, label
+            assert order == sorted(order) or "in_order=False" in label or "as ready" in label, label
             r = n / t
-            rows[label].append((r / limit, first))
+            rows[label].append((r / limit, first, cpu / n))
             print(f"    {label}: {r:,.0f} items/s = {r / limit:.3f} of the limit, first batch "
-                  f"{first * 1e3:.0f} ms; {loadavg()}")
+                  f"{first * 1e3:.0f} ms, this process's CPU {cpu / n * 1e6:.1f} us/item and "
+                  f"{switches / n:.2f} voluntary context switches/item; {loadavg()}")
     print(f"  after: {loadavg()}")
-    print("\n| contender | of the limit (every run) | first batch ms (every run) |")
-    print("|---|---|---|")
+    print("\n| contender | of the limit (every run) | first batch ms (every run) | "
+          "this process's CPU us/item (every run) |")
+    print("|---|---|---|---|")
     for label, rs in rows.items():
         if rs:
-            print(f"| {label} | {' / '.join(f'{f:.3f}' for f, _ in rs)} | "
-                  f"{' / '.join(f'{b * 1e3:.0f}' for _, b in rs)} |")
+            print(f"| {label} | {' / '.join(f'{f:.3f}' for f, _, _ in rs)} | "
+                  f"{' / '.join(f'{b * 1e3:.0f}' for _, b, _ in rs)} | "
+                  f"{' / '.join(f'{c * 1e6:.1f}' for _, _, c in rs)} |")
     for r in reports[-1:]:
         p = r.get("processes", {}).get("__getitem__", {})
         print(f"\n  auto (last run): {p.get('auto')}")
 
 
+class Records:
+    """A dataset holding a list of ``n`` Python objects (a tuple of a str and an int each);
+    a sample sums 100 of them, so an epoch reads every record."""
+
+    def __init__(self, n):
+        self.records = [(f"record-{i:09d}", i) for i in range(n)]
+
+    def __len__(self):
+        return len(self.records) // 100
+
+    def __getitem__(self, i):
+        return sum(k + len(name) for name, k in self.records[100 * i: 100 * i + 100])
+
+
+def memory(n):
+    """8 worker processes over ``n`` records, packed (the default) and, as the control, not
+    packed: the zygote's and the workers' memory together (PSS) against one worker's RSS."""
+    from schedlab import _process
+
+    ds = Records(n)
+    size = sys.getsizeof(ds.records) + sum(
+        sys.getsizeof(r) + sys.getsizeof(r[0]) + sys.getsizeof(r[1]) for r in ds.records)
+    print(f"\n## memory: 8 workers, a list of {n:,} records = {size / 1e6:.0f} MB of Python "
+          f"objects; {loadavg()}")
+    keep = _process.PACK_MIN_LEN
+    for packed in (True, False):
+        _process.PACK_MIN_LEN = keep if packed else 1 << 62
+        dl = schedlab.DataLoader(ds, batch_size=64, num_workers=8, worker_type="process")
+        n_samples = sum(len(b) for b in dl)
+        s = dl.report()["processes"]["__getitem__"]
+        one = max(w["rss_bytes"] for w in s["workers"])
+        together = s["zygote"]["pss_bytes"] + sum(w["pss_bytes"] for w in s["workers"])
+        print(f"  {'packed' if packed else 'not packed (control)'}: {n_samples} samples; one "
+              f"worker's RSS {one / 2**20:.0f} MiB; the zygote and 8 workers together (PSS) "
+              f"{together / 2**20:.0f} MiB = {together / one:.2f}x")
+        dl.close()
+    _process.PACK_MIN_LEN = keep
+
+
 FILTER = []
+#: ``--items-per-worker``: compare these depths of the process stages instead of the contenders.
+DEPTHS = []
 
 
 def main():
@@ -248,8 +346,12 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--items", type=int, default=3000)
     ap.add_argument("--contenders", default="")
+    ap.add_argument("--records", type=int, default=1_300_000, help="of the memory workload")
+    ap.add_argument("--items-per-worker", default="",
+                    help="e.g. 2,4: only schedlab's process stages, at each of these depths")
     args = ap.parse_args()
     FILTER[:] = [w for w in args.contenders.split(",") if w]
+    DEPTHS[:] = [int(d) for d in args.items_per_worker.split(",") if d]
     only = set(args.only.split(","))
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {loadavg()}")
     c = steps_per_us()
@@ -266,6 +368,8 @@ def main():
         ds = SleepDataset(d.tolist())
         run("sleep", "time.sleep log-normal mean 1 ms sigma 1.5 (auto should stay on threads)",
             ds, 8, args.reps, nominal_mean=float(d.mean()))
+    if "memory" in only:
+        memory(args.records)
 
 
 if __name__ == "__main__":
