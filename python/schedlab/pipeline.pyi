@@ -6,12 +6,13 @@ from types import TracebackType
 from typing import Any, Callable, Iterable, Iterator, Optional, Union
 
 from .dataloader import Report
+from .mix import Mix
 from .streams import Shards
 
 class Pipeline:
     def __init__(
         self,
-        source: Union[int, Iterable[Any], Callable[[int], Iterable[Any]], Shards],
+        source: Union[int, Iterable[Any], Callable[[int], Iterable[Any]], Shards, Mix],
         *,
         workers: int = ...,
         ordered: bool = ...,

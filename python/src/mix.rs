@@ -58,7 +58,11 @@ impl MixStatsHandle {
 
     /// The snapshot as a table, or `None` before the mix was built.
     fn text(&self) -> Option<String> {
-        let stats = self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()?;
+        let stats = self
+            .stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
         Some(stats.snapshot().to_string())
     }
 }

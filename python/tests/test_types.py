@@ -18,7 +18,7 @@ import pytest
 from test_readme import NEEDS_TORCH, python_blocks
 
 PKG = pathlib.Path(__file__).resolve().parent.parent / "schedlab"
-STUBS = ["pipeline", "dataloader", "streams", "_collate", "_core"]
+STUBS = ["pipeline", "dataloader", "streams", "_collate", "_core", "mix"]
 
 
 def test_mypy_strict_accepts_the_readme_examples(tmp_path):
