@@ -12,9 +12,11 @@
 //! * the **slowest stage's**: the lower of the read-alone and decode-alone rates, each
 //!   measured by the wall clock in the same repetition (so a machine shared with other work
 //!   slows the limit as it slows the pipeline);
-//! * the **CPU** limit: P cores / (the read's CPU time per item, measured alone, + the
-//!   decode's, measured in the whole run): the read runs on the same cores as the decode, so
-//!   the slowest stage's limit is reachable only as far as the read is cheap.
+//! * the **CPU** limit: the decode-alone rate × decode / (decode + read), with the decode's
+//!   CPU time per item (measured in the whole run) and the read's (process CPU time per item
+//!   in the read-alone run, the engine's hand-offs included): the read runs on the same
+//!   cores as the decode, so the slowest stage's limit is reachable only as far as the read
+//!   is cheap. On P idle cores this is P / (decode + read).
 //!
 //! It ends with the median and the range of each ratio. Also printed: the raw source alone
 //! (no pipeline, on one thread) in CPU µs per sample, the reader's own cost.
@@ -214,7 +216,7 @@ fn main() {
         let (rate, read_rate, decode_rate) = (n / whole_s, n / read_s, n / decode_s);
         let (read_cpu, decode_mean) = (read_cpu / n, decode_ns as f64 / n);
         let stage_limit = read_rate.min(decode_rate);
-        let cpu_limit = workers as f64 * 1e9 / (decode_mean + read_cpu);
+        let cpu_limit = decode_rate * decode_mean / (decode_mean + read_cpu);
         stage_ratios.push(rate / stage_limit);
         cpu_ratios.push(rate / cpu_limit);
         println!(

@@ -582,7 +582,7 @@ mod tests {
             &mut b,
             &mut tar::Header::new_gnu(),
             &format!("{long_dir}/k0.jpg"),
-            &[1; 700],
+            &[1; 7000],
         );
         data(
             &mut b,
