@@ -134,7 +134,11 @@ fn main() {
         let mut s = source(&paths, shuffle);
         s.start(0).unwrap();
         let cpu = thread_cpu_ns();
-        let count = std::iter::from_fn(|| s.next()).map(|r| r.unwrap()).count();
+        let mut count = 0;
+        while let Some(r) = s.next() {
+            r.unwrap();
+            count += 1;
+        }
         let raw_cpu = (thread_cpu_ns() - cpu) as f64 / n;
         assert_eq!(count as f64, n);
         // The three runs, interleaved shard by shard (one shard's samples each, the order
