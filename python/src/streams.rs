@@ -166,9 +166,9 @@ fn source_exception(py: Python<'_>, e: SourceError, raised: &Raised) -> PyErr {
                 return PyErr::from_value(exc.into_bound(py));
             }
             // std's text for an OS error: "<description> (os error <errno>)".
-            let errno = message
-                .rsplit_once("(os error ")
-                .and_then(|(text, n)| Some((text.trim_end(), n.strip_suffix(')')?.parse::<i32>().ok()?)));
+            let errno = message.rsplit_once("(os error ").and_then(|(text, n)| {
+                Some((text.trim_end(), n.strip_suffix(')')?.parse::<i32>().ok()?))
+            });
             match errno {
                 // OSError(errno, strerror, filename) is made the subclass errno names.
                 Some((text, n)) => PyOSError::new_err((n, text.to_string(), path)),
