@@ -7,16 +7,19 @@
 //! where `shuffle` is `None` or `(buffer_size, seed)` and `reader` is `"tar"`, `"jsonl"`,
 //! `"file"` or `"fn"` (then `reader_fn(path)` returns an iterable).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use loader::source::{
     FnReader, JsonLines, ShardReader, Shards, Source, SourceError, SourceFingerprint, SourceState,
     TarReader, TarSample, WholeFile,
 };
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyIterator};
 
+use crate::driver::lock;
 use crate::Failure;
 
 /// A value, or the exception raised making it.
@@ -32,6 +35,20 @@ struct PyIterSource {
     it: Option<Py<PyIterator>>,
     epoch: u64,
     pos: u64,
+    /// `obj` was iterated already (a one-pass iterator cannot be again).
+    opened: bool,
+    /// The refusal to iterate a one-pass iterator again: the epoch's one failed item.
+    refused: Option<String>,
+}
+
+/// What to pass instead of a one-pass iterator that is asked for a second pass.
+fn one_pass(what: &str) -> String {
+    format!(
+        "source: a one-pass iterator (a generator, an iter(...)) gives one epoch, and it was \
+         already iterated; {what} needs it again. Pass a callable epoch -> iterable instead \
+         (schedlab.Pipeline(lambda epoch: make_items(epoch))), or a re-iterable (a list, an \
+         object whose __iter__ starts over)"
+    )
 }
 
 impl PyIterSource {
@@ -39,6 +56,7 @@ impl PyIterSource {
         self.epoch = epoch;
         self.pos = 0;
         self.it = None;
+        self.refused = None;
         let made = if self.callable {
             self.obj.call1(py, (epoch,))
         } else {
@@ -47,6 +65,14 @@ impl PyIterSource {
         let it = made
             .and_then(|o| o.bind(py).try_iter().map(Bound::unbind))
             .map_err(|e| SourceError::Other(format!("source: {e}")))?;
+        // A one-pass iterator is its own iterator: a second pass would give nothing (or
+        // what the first left).
+        let again = !self.callable && self.opened && it.bind(py).is(self.obj.bind(py));
+        self.opened = true;
+        if again {
+            self.refused = Some(one_pass(&format!("epoch {epoch}")));
+            return Ok(());
+        }
         self.it = Some(it);
         Ok(())
     }
@@ -65,6 +91,11 @@ impl Source for PyIterSource {
 
     fn next(&mut self) -> Option<Result<PyItem, SourceError>> {
         Python::with_gil(|py| {
+            if let Some(m) = self.refused.take() {
+                self.pos += 1;
+                let e = PyTypeError::new_err(m);
+                return Some(Ok(Err(Box::new(Failure::new(py, e, "source")))));
+            }
             let it = self.it.as_ref()?.bind(py).clone();
             let mut it = it;
             match it.next()? {
@@ -92,6 +123,9 @@ impl Source for PyIterSource {
         let (epoch, pos) = (w[0], w[1]);
         Python::with_gil(|py| {
             self.open(py, epoch)?;
+            if self.refused.is_some() {
+                return Err(SourceError::State(one_pass("resuming")));
+            }
             let mut it = self.it.as_ref().expect("opened").bind(py).clone();
             for i in 0..pos {
                 match it.next() {
@@ -109,10 +143,43 @@ impl Source for PyIterSource {
     }
 }
 
-/// A source whose items are converted to Python objects (under the GIL).
+/// A source whose items are converted to Python objects (under the GIL); a source error
+/// becomes the Python exception it is (see [`source_exception`]), raised at its position.
 struct ToPy<S, F> {
     inner: S,
     f: F,
+    /// The exceptions a callable reader raised opening a shard, by path.
+    raised: Raised,
+}
+
+/// The exception a callable reader raised opening a shard, by the shard's path.
+type Raised = Arc<Mutex<HashMap<String, Py<PyAny>>>>;
+
+/// The Python exception for a source error: an `OSError` for a file that cannot be read
+/// (`FileNotFoundError`, `PermissionError`, … where the OS error says which, with the path as
+/// its `filename`), the reader's own exception for a callable reader, `ValueError` for a
+/// malformed shard or a setting, `RuntimeError` otherwise.
+fn source_exception(py: Python<'_>, e: SourceError, raised: &Raised) -> PyErr {
+    match e {
+        SourceError::Io { path, message } => {
+            if let Some(exc) = lock(raised).remove(&path) {
+                return PyErr::from_value(exc.into_bound(py));
+            }
+            // std's text for an OS error: "<description> (os error <errno>)".
+            let errno = message.rsplit_once("(os error ").and_then(|(text, n)| {
+                Some((text.trim_end(), n.strip_suffix(')')?.parse::<i32>().ok()?))
+            });
+            match errno {
+                // OSError(errno, strerror, filename) is made the subclass errno names.
+                Some((text, n)) => PyOSError::new_err((n, text.to_string(), path)),
+                None => PyOSError::new_err(format!("{path}: {message}")),
+            }
+        }
+        e @ (SourceError::Format { .. } | SourceError::Config { .. }) => {
+            PyValueError::new_err(e.to_string())
+        }
+        e => PyRuntimeError::new_err(e.to_string()),
+    }
 }
 
 impl<S, F> Source for ToPy<S, F>
@@ -129,7 +196,14 @@ where
     }
     fn next(&mut self) -> Option<Result<PyItem, SourceError>> {
         let r = self.inner.next()?;
-        Some(r.map(|v| Python::with_gil(|py| (self.f)(py, v))))
+        Some(Ok(Python::with_gil(|py| match r {
+            Ok(v) => (self.f)(py, v),
+            Err(e) => Err(Box::new(Failure::new(
+                py,
+                source_exception(py, e, &self.raised),
+                "source",
+            ))),
+        })))
     }
     fn state(&self) -> SourceState {
         self.inner.state()
@@ -144,7 +218,11 @@ where
     S: Source,
     F: Fn(Python<'_>, S::Item) -> PyItem + Send + 'static,
 {
-    Box::new(ToPy { inner, f })
+    Box::new(ToPy {
+        inner,
+        f,
+        raised: Raised::default(),
+    })
 }
 
 fn tar_dict(py: Python<'_>, s: TarSample) -> PyItem {
@@ -213,6 +291,8 @@ pub(crate) fn source_of(py: Python<'_>, spec: &Bound<'_, PyAny>) -> PyResult<PyS
                 it: None,
                 epoch: 0,
                 pos: 0,
+                opened: false,
+                refused: None,
             };
             (Box::new(s), shuffle)
         }
@@ -257,15 +337,27 @@ pub(crate) fn source_of(py: Python<'_>, spec: &Bound<'_, PyAny>) -> PyResult<PyS
                         .getattr("__qualname__")
                         .and_then(|n| n.extract::<String>())
                         .unwrap_or_else(|_| "reader".into());
+                    let raised = Raised::default();
+                    let keep = Arc::clone(&raised);
                     let reader = FnReader::new(&name, move |p: &Path| {
                         Python::with_gil(|py| {
                             f.call1(py, (p.display().to_string(),))
                                 .and_then(|o| o.bind(py).try_iter().map(Bound::unbind))
                                 .map(|it| PyIter(Some(it)))
-                                .map_err(|e| e.to_string())
+                                .map_err(|e| {
+                                    // Kept for the error item, which raises it as it is.
+                                    let text = e.to_string();
+                                    let exc = e.into_value(py).into_any();
+                                    lock(&keep).insert(p.display().to_string(), exc);
+                                    text
+                                })
                         })
                     });
-                    Box::new(shards_of(paths, reader, rank, world, seed, balanced)?)
+                    Box::new(ToPy {
+                        inner: shards_of(paths, reader, rank, world, seed, balanced)?,
+                        f: |_py: Python<'_>, item: PyItem| item,
+                        raised,
+                    })
                 }
                 (other, _) => {
                     return Err(PyValueError::new_err(format!(

@@ -1,5 +1,6 @@
 """Streams (issue 30): iterables and shards pulled lazily, a shuffle buffer, exact resume."""
 
+import errno
 import io
 import itertools
 import json
@@ -156,3 +157,65 @@ def test_the_dataloader_takes_an_iterable_dataset_once_whatever_num_workers(num_
     assert first + list(rest) == batches
     with pytest.raises(ValueError, match="shuffle"):
         schedlab.DataLoader(Stream(3), shuffle=True)
+
+
+def test_a_missing_shard_raises_oserror_naming_the_file_and_the_other_shards_arrive(tmp_path):
+    paths = write_tars(tmp_path, 2, 3)
+    missing = str(tmp_path / "missing.tar")
+    p = schedlab.Pipeline(schedlab.shards([paths[0], missing, paths[1]]))
+    it = iter(p)
+    assert [next(it)["__key__"] for _ in range(3)] == ["00000", "00001", "00002"]
+    with pytest.raises(FileNotFoundError) as e:
+        next(it)
+    # Raised as torch does (the type again, the original as its cause).
+    assert missing in str(e.value)
+    cause = e.value.__cause__
+    assert (cause.errno, cause.filename) == (errno.ENOENT, missing)
+    p.close()
+    skip = schedlab.Pipeline(schedlab.shards([paths[0], missing, paths[1]]), on_failure="skip")
+    skip.map(lambda d: d["__url__"])
+    assert list(skip) == [paths[0]] * 3 + [paths[1]] * 3
+    # A jsonl shard too, and a folder given as a file: the OSError the OS gives.
+    with pytest.raises(FileNotFoundError):
+        list(schedlab.Pipeline(schedlab.shards([missing], reader="jsonl")))
+    with pytest.raises(OSError) as e:
+        list(schedlab.Pipeline(schedlab.shards([str(tmp_path)], reader="file")))
+    assert e.value.__cause__.filename == str(tmp_path)
+
+
+def test_a_damaged_tar_shard_raises_valueerror_and_a_reader_s_own_exception_is_raised_as_is(
+        tmp_path):
+    bad = tmp_path / "bad.tar"
+    bad.write_bytes(b"not a tar archive at all" * 40)
+    with pytest.raises(ValueError, match="bad.tar.*checksum"):
+        list(schedlab.Pipeline(schedlab.shards([str(bad)])))
+
+    def reader(path):
+        raise KeyError(f"no such table: {path}")
+
+    with pytest.raises(KeyError, match="no such table: t1"):
+        list(schedlab.Pipeline(schedlab.shards(["t1"], reader=reader)))
+
+
+def test_a_bare_generator_gives_one_epoch_then_a_clear_error_naming_what_to_pass():
+    p = schedlab.Pipeline((i for i in range(5)), workers=2).map(lambda x: x * 10)
+    assert list(p) == [0, 10, 20, 30, 40]
+    with pytest.raises(TypeError, match=r"one-pass iterator.*callable epoch -> iterable"):
+        list(p)
+    p.close()
+    # Resuming a generator that was already iterated is refused the same way.
+    p = schedlab.Pipeline(iter(range(10)))
+    it = iter(p)
+    next(it)
+    state = p.state_dict()
+    del it
+    p.load_state_dict(state)
+    with pytest.raises(Exception, match="one-pass iterator") as e:
+        list(p)
+    assert "callable epoch -> iterable" in str(e.value)
+    p.close()
+    # A callable epoch -> iterable, or a re-iterable, gives every epoch.
+    q = schedlab.Pipeline(lambda epoch: (i + epoch for i in range(3)))
+    assert [list(q), list(q)] == [[0, 1, 2], [1, 2, 3]]
+    r = schedlab.Pipeline(Stream(3))
+    assert [list(r), list(r)] == [[0, 1, 2], [0, 1, 2]]
