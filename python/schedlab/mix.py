@@ -101,7 +101,9 @@ def mix(sources, weights, *, seed=0, mode="interleave", stop="first_exhausted", 
 
     ``mode="interleave"``: deterministic; every prefix of ``n`` items holds ``floor(n·p)`` or
     ``ceil(n·p)`` items of a source of share ``p`` (fixed weights), so any window of ``N``
-    items is less than 2 off ``N·p``. ``mode="random"``: seeded draws (reproducible for a
+    items is less than 2 off ``N·p``; where the shares are whole numbers of a period of at
+    most 64 items and an order exists whose every window is within 1 of ``N·p``, that order
+    is found and repeated. ``mode="random"``: seeded draws (reproducible for a
     seed and an epoch).
 
     ``stop``: ``"first_exhausted"`` ends the epoch at the first source that runs out;

@@ -16,6 +16,12 @@ const STREAM_SALT: u64 = 0x4d49_585f_5345_4544;
 /// A lag above this is behind its share (released); below, rounding.
 const RELEASED: f64 = 1e-9;
 
+/// The longest period (items) for which the interleave looks for a repeating order that keeps
+/// every window within one item of its share.
+const MAX_PERIOD: u64 = 64;
+/// Search steps allowed for that order before the interleave does without it.
+const SEARCH_BUDGET: u64 = 50_000;
+
 /// Words of a mix state before the per-source words.
 const HEAD: usize = 5;
 /// Words per source: ended, its epoch, items taken, credit (f64 bits).
@@ -29,8 +35,12 @@ pub enum MixMode {
     /// the sources behind (lag > 0) the one whose lag would reach 1 soonest is taken (the
     /// first on a tie). With fixed weights every prefix of `n` items holds `⌊n·p⌋` or
     /// `⌈n·p⌉` items of each source of share `p` (|lag| < 1), so every window of `N` items
-    /// holds `N·p ± 2` (strictly less than 2 off). No seed. See `docs/streams.md` for the
-    /// proof, the measured window bound and why nginx's smooth round-robin is not used.
+    /// holds `N·p ± 2` (strictly less than 2 off). Where the fixed shares are whole numbers of
+    /// items in a period of at most 64 and a period exists whose every window, repeated, is
+    /// within one item of `N·p` (with the same prefixes), the mix searches it out once and
+    /// repeats it while every source is in the mix (4/3/2/1: every window within ±1; 19/3/9
+    /// has no such order at all). No seed. See `docs/streams.md` for the proof, the measured
+    /// window bounds and why nginx's smooth round-robin is not used.
     Interleave,
     /// A seeded draw per item, each source with probability its share: reproducible for a
     /// seed and an epoch.
@@ -226,7 +236,9 @@ impl fmt::Display for MixSnapshot {
 ///   curriculum; `step` counts the items given in the epoch). A weight of 0 pauses its source
 ///   (it is not ended: it is read again when its weight comes back). The weights are
 ///   normalised over the sources still in the mix.
-/// * [`MixMode`]: smooth weighted round-robin (default) or seeded random draws.
+/// * [`MixMode`]: a deterministic interleave (default; a repeating order whose every window
+///   is within one item of its share where the weights allow one, else earliest deadline
+///   first) or seeded random draws.
 /// * [`MixStop`]: when the epoch ends (default [`MixStop::FirstExhausted`]). With every
 ///   source still in the mix paused (weight 0), the epoch ends too.
 /// * State: the epoch, the step, each source's state, epoch and credit, and the count of
@@ -248,7 +260,7 @@ impl fmt::Display for MixSnapshot {
 ///     .stop(MixStop::AllExhausted);
 /// mix.start(0)?;
 /// let items: Vec<String> = std::iter::from_fn(|| mix.next()).map(|r| r.unwrap()).collect();
-/// assert_eq!(items, ["code0", "code1", "web0", "code2", "web1", "code3", "code4", "code5", "web2"]);
+/// assert_eq!(items, ["code0", "code1", "web0", "code2", "code3", "web1", "code4", "code5", "web2"]);
 /// assert_eq!(mix.stats_handle().snapshot().sources[0].taken, 6);
 /// # Ok::<(), loader::source::SourceError>(())
 /// ```
@@ -267,13 +279,21 @@ pub struct Mix<T> {
     src_epoch: Vec<u64>,
     taken: Vec<u64>,
     credit: Vec<f64>,
+    /// For fixed weights in small whole ratios: a period of picks whose every window, repeated,
+    /// is within one item of its share (see [`periodic_order`]); used while no source left.
+    period: Option<Vec<usize>>,
     stats: Arc<MixStats>,
 }
 
 impl<T: Send + 'static> Mix<T> {
     fn make(sources: Vec<Box<dyn Source<Item = T>>>, weights: Weights) -> Self {
         let n = sources.len();
+        let period = match &weights {
+            Weights::Fixed(w) => periodic_order(w),
+            Weights::Schedule(..) => None,
+        };
         Mix {
+            period,
             sources,
             weights,
             mode: MixMode::Interleave,
@@ -421,6 +441,12 @@ impl<T: Send + 'static> Mix<T> {
             return None;
         }
         let j = match self.mode {
+            MixMode::Interleave if self.period.is_some() && !self.out.contains(&true) => {
+                // The period's credits are not kept: they start again (at 0) when a source
+                // leaves, the only way out of the period.
+                let period = self.period.as_deref().expect("checked");
+                period[(self.step % period.len() as u64) as usize]
+            }
             MixMode::Interleave => {
                 // Earliest deadline among the released: source i's next item is due when its
                 // lag would reach 1, (1 - lag_i) / p_i picks from now; it is released once its
@@ -631,4 +657,77 @@ impl<T: Send + 'static> Source for Mix<T> {
         }
         Ok(())
     }
+}
+
+/// A repeating order of picks for the fixed weights `w`, if their shares are whole numbers
+/// `c_i` of items in a period of `d` ≤ [`MAX_PERIOD`] items and one is found within
+/// [`SEARCH_BUDGET`] steps of a depth-first search: `c_i` picks of source `i` per period, every
+/// prefix count `floor(n·p_i)` or `ceil(n·p_i)` (as the deadline order keeps), and every window
+/// of the order repeated — of any length — within one item of `N·p_i`. Windows longer than a
+/// period are whole periods (exact) and one shorter window, so the check over the cyclic
+/// windows of one period covers them all. Such an order does not exist for every weight
+/// vector (19/3/9 has none); the interleave then keeps the deadline order's bounds.
+fn periodic_order(w: &[f64]) -> Option<Vec<usize>> {
+    let total: f64 = w.iter().sum();
+    let counts: Vec<u64> = (1..=MAX_PERIOD).find_map(|d| {
+        let c: Vec<f64> = w.iter().map(|x| x / total * d as f64).collect();
+        c.iter()
+            .all(|x| (x - x.round()).abs() < 1e-9)
+            .then(|| c.iter().map(|x| x.round() as u64).collect())
+    })?;
+    let d: u64 = counts.iter().sum();
+    let mut order = Vec::with_capacity(d as usize);
+    let mut budget = SEARCH_BUDGET;
+    extend_order(&mut order, &counts, d, &mut budget).then_some(order)
+}
+
+/// Depth-first: extend `order` to a whole period that passes [`cyclic_windows_fit`].
+fn extend_order(order: &mut Vec<usize>, c: &[u64], d: u64, budget: &mut u64) -> bool {
+    if order.len() as u64 == d {
+        return cyclic_windows_fit(order, c, d);
+    }
+    for i in (0..c.len()).filter(|&i| c[i] > 0) {
+        if *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
+        order.push(i);
+        if windows_ending_last_fit(order, c, d) && extend_order(order, c, d, budget) {
+            return true;
+        }
+        order.pop();
+    }
+    false
+}
+
+/// Every window ending at `order`'s last pick within one item of its share (exact integers:
+/// `|k·d − N·c_i| ≤ d`), the prefix strictly (`< d`), and no source past its count.
+fn windows_ending_last_fit(order: &[usize], c: &[u64], d: u64) -> bool {
+    let mut k = vec![0u64; c.len()];
+    for a in (0..order.len()).rev() {
+        k[order[a]] += 1;
+        let n = (order.len() - a) as u64;
+        for (j, &cj) in c.iter().enumerate() {
+            let dev = (k[j] * d).abs_diff(n * cj);
+            if dev > d || (a == 0 && (dev >= d || k[j] > cj)) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// Every window of `order` repeated (each start, each length up to a period) within one item
+/// of its share.
+fn cyclic_windows_fit(order: &[usize], c: &[u64], d: u64) -> bool {
+    let n = order.len();
+    (0..n).all(|start| {
+        let mut k = vec![0u64; c.len()];
+        (1..=n).all(|len| {
+            k[order[(start + len - 1) % n]] += 1;
+            c.iter()
+                .enumerate()
+                .all(|(j, &cj)| (k[j] * d).abs_diff(len as u64 * cj) <= d)
+        })
+    })
 }
