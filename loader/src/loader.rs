@@ -530,9 +530,8 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
                             Arc::new(BTreeSet::new())
                         }
                     };
-                    let b = plan.batch_size;
                     (0..plan.batches).map(move |k| {
-                        (k * b..((k + 1) * b).min(plan.total))
+                        plan.batch_range(k)
                             .filter(|p| !left.contains(p))
                             .map(|p| plan.index(p))
                             .collect::<Vec<usize>>()
@@ -614,7 +613,7 @@ impl<D: Dataset, B> Config<D, B> {
 
     fn plan(&self, epoch: u64) -> Plan {
         let order = self.sampler.indices(self.dataset.len(), epoch);
-        Plan::new(epoch, order, self.batch_size, self.remainder)
+        Plan::new(order, self.batch_size, self.remainder)
     }
 
     fn setup(&self, epoch: u64, prefetch: usize) -> Setup<'_> {
@@ -692,12 +691,11 @@ impl<D: Dataset, B> Config<D, B> {
                 BTreeSet::new(),
             ),
             Granularity::Batch => {
-                let b = plan.batch_size;
                 let is_done = |p: usize| p < s.positions_done || consumed.contains(&p);
                 let mut whole = Vec::new();
                 let mut skipped = BTreeSet::new();
                 for k in 0..plan.batches {
-                    let span = k * b..((k + 1) * b).min(plan.total);
+                    let span = plan.batch_range(k);
                     let n = span.clone().filter(|&p| is_done(p)).count();
                     if n == span.len() {
                         whole.push(k as u64);

@@ -206,11 +206,6 @@ impl Shared {
         }
     }
 
-    /// The next delivery of the sink; blocks.
-    pub fn take(&self) -> Delivered {
-        self.take_holding(false).0
-    }
-
     /// The next delivery of the sink; blocks. With `hold`, the delivered packet's units stay
     /// counted in the last segment's window (the consumer holds the item) and are returned:
     /// the caller lets them go with [`let_go`](Shared::let_go) later.
