@@ -310,7 +310,8 @@ impl Stage {
     /// the stage, "took … ms, over the … ms timeout"; see [`OnFailure`]) and its value is
     /// discarded. A thread cannot be interrupted: the runner is busy until the call returns,
     /// so this flags slow items, it does not bound waiting. The Loader's
-    /// [`timeout`](crate::Builder::timeout) is this, per sample.
+    /// [`timeout`](crate::LoaderBuilder::timeout) is the same rule per sample (measured inside
+    /// its `get` stage, so that at batch granularity each sample of a batch has it).
     ///
     /// ```
     /// use std::time::Duration;
