@@ -1176,8 +1176,8 @@ impl<D: Dataset, B: Send + 'static> Iterator for LoaderEpoch<'_, D, B> {
                 }
                 Some(Err(e)) => {
                     // The `get` stage never fails (a bad sample is a value): only the pipeline
-                    // itself can end up here.
-                    self.at.batches_done += 1;
+                    // itself can end up here (the epoch could not open: a custom sampler
+                    // panicked), and no batch is behind it.
                     return Some(Err(LoaderError::Start(e.to_string())));
                 }
                 Some(Ok(units)) => units,

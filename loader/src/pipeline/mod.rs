@@ -2171,14 +2171,16 @@ impl<T: Send + 'static> PipelineEpoch<'_, T> {
         self.pipeline.report()
     }
 
-    /// Items held now over every segment, this epoch's run and the prefetched next one's.
+    /// Items held now over every segment, this epoch's run and the prefetched next one's,
+    /// less the consumer's last item (it has it: not in flight).
     pub(crate) fn held(&self) -> usize {
         let held = |run: &Run| {
             (0..run.shared.segments.len())
                 .map(|s| run.shared.held(s))
                 .sum::<usize>()
         };
-        self.run.as_ref().map_or(0, held) + self.pipeline.ahead.as_ref().map_or(0, held)
+        (self.run.as_ref().map_or(0, held) + self.pipeline.ahead.as_ref().map_or(0, held))
+            .saturating_sub(self.holding)
     }
 
     /// Stage calls running now, this epoch's run and the prefetched next one's.
