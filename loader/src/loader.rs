@@ -388,7 +388,6 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
         self
     }
 
-
     /// Check the configuration, start the workers (each builds its `Dataset::State`) and
     /// return the loader.
     ///
@@ -647,8 +646,7 @@ impl<D: Dataset, B> Config<D, B> {
             ),
             Granularity::Batch => {
                 let b = self.batch_size;
-                let total = if ps.positions_done == 0 && ps.done.is_empty() && skipped.is_empty()
-                {
+                let total = if ps.positions_done == 0 && ps.done.is_empty() && skipped.is_empty() {
                     0
                 } else {
                     self.plan(ps.epoch).total
@@ -708,7 +706,11 @@ impl<D: Dataset, B> Config<D, B> {
                     .enumerate()
                     .take_while(|&(i, &k)| i as u64 == k)
                     .count() as u64;
-                (prefix, whole.into_iter().filter(|&k| k >= prefix).collect(), skipped)
+                (
+                    prefix,
+                    whole.into_iter().filter(|&k| k >= prefix).collect(),
+                    skipped,
+                )
             }
         };
         let ps = PipelineState {
@@ -777,6 +779,9 @@ struct Loaded<T> {
     ns: u64,
     worker: WorkerId,
 }
+
+/// One delivery of the loader's pipeline: a batch's units (or the pipeline's own error).
+type Delivery<T, B> = Result<Vec<Unit<T, B>>, PipelineError>;
 
 /// What the `get` stage hands on: one sample, or (batch granularity) a collated batch.
 enum Unit<T, B> {
@@ -1080,7 +1085,7 @@ pub struct LoaderEpoch<'a, D: Dataset, B: Send + 'static> {
     batches: usize,
     /// What the pipeline delivered after the epoch's last batch was counted (it cannot, but
     /// nothing is dropped if it did).
-    stash: Option<Result<Vec<Unit<D::Sample, B>>, PipelineError>>,
+    stash: Option<Delivery<D::Sample, B>>,
     /// The pipeline's epoch ended (every batch was handed out).
     finished: bool,
 }

@@ -78,15 +78,15 @@ use serde::{Deserialize, Serialize};
 use crate::plan::Remainder;
 use crate::sampler::Sampler;
 
+/// A panic payload's message (the Loader names a panicking `get` or collate with it).
+pub(crate) use engine::panic_text;
+/// What a source (`crate::source`) needs of the engine: the feed protocol and its lock.
+pub(crate) use engine::{lock, Fed, Feed};
+pub use engine::{thread_cpu_ns, Runner};
 use engine::{
     BatchFn, ChildPaths, Delivered, Fault, Kind, Out, Policy, Progress, SegmentSpec, Shared,
     StageFn, StateInit, StationSpec, TailKind, Value,
 };
-pub use engine::{thread_cpu_ns, Runner};
-/// What a source (`crate::source`) needs of the engine: the feed protocol and its lock.
-pub(crate) use engine::{lock, Fed, Feed};
-/// A panic payload's message (the Loader names a panicking `get` or collate with it).
-pub(crate) use engine::panic_text;
 use stats::StageSetting;
 pub use stats::{Bottleneck, PipelineReport, ServiceTimes, StageKind, StageStats};
 pub use tune::{Autotune, TuneChange, TunePoint, Tuning};
