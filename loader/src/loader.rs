@@ -493,7 +493,7 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
                 (w, config.dataset.init(w))
             }
         };
-        let skipped: Skipped = Arc::new(Mutex::new((0, Arc::new(BTreeSet::new()))));
+        let resumed: Resumed = Arc::new(Mutex::new(None));
         let builder = match config.granularity {
             Granularity::Sample => {
                 let c = Arc::clone(&config);
@@ -516,23 +516,17 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
             }
             Granularity::Batch => {
                 let c = Arc::clone(&config);
-                let sk = Arc::clone(&skipped);
-                // The epoch's batches of indices; a restored state's consumed positions of a
-                // batch not wholly consumed are left out of it.
+                let r = Arc::clone(&resumed);
+                // The epoch's positions not yet consumed (all of them, unless a state was
+                // restored) cut into batches of indices.
                 let source = Pipeline::from_source(move |epoch| {
                     let plan = c.plan(epoch);
-                    let left: Arc<BTreeSet<usize>> = {
-                        let g = sk.lock().unwrap_or_else(|e| e.into_inner());
-                        if g.0 == epoch {
-                            Arc::clone(&g.1)
-                        } else {
-                            Arc::new(BTreeSet::new())
-                        }
-                    };
-                    (0..plan.batches).map(move |k| {
-                        plan.batch_range(k)
-                            .filter(|p| !left.contains(p))
-                            .map(|p| plan.index(p))
+                    let positions = Arc::new(remaining(&resumed_at(&r, epoch), plan.total));
+                    let b = plan.batch_size;
+                    (0..positions.len().div_ceil(b)).map(move |k| {
+                        positions[k * b..((k + 1) * b).min(positions.len())]
+                            .iter()
+                            .map(|&p| plan.index(p))
                             .collect::<Vec<usize>>()
                     })
                 });
@@ -569,15 +563,39 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
                 report: None,
                 prefetch,
                 tuner,
-                skipped,
+                resumed,
             },
         })
     }
 }
 
-/// Positions of an epoch (the first field) to leave out of its batches at batch granularity:
-/// consumed ones of a restored state in batches not wholly consumed.
-type Skipped = Arc<Mutex<(u64, Arc<BTreeSet<usize>>)>>;
+/// At batch granularity, the positions a restored state had consumed in its epoch: that
+/// epoch's batches are cut from the rest (the pipeline's positions are those batches).
+type Resumed = Arc<Mutex<Option<Arc<Consumed>>>>;
+
+/// Positions of an epoch consumed: every one below `prefix`, and `extra`.
+#[derive(Debug)]
+struct Consumed {
+    epoch: u64,
+    prefix: usize,
+    extra: BTreeSet<usize>,
+}
+
+/// What `resumed` holds for `epoch`.
+fn resumed_at(resumed: &Resumed, epoch: u64) -> Option<Arc<Consumed>> {
+    let g = resumed.lock().unwrap_or_else(|e| e.into_inner());
+    g.as_ref().filter(|c| c.epoch == epoch).cloned()
+}
+
+/// The positions below `total` not consumed, in order.
+fn remaining(consumed: &Option<Arc<Consumed>>, total: usize) -> Vec<usize> {
+    match consumed {
+        Some(c) => (c.prefix.min(total)..total)
+            .filter(|p| !c.extra.contains(p))
+            .collect(),
+        None => (0..total).collect(),
+    }
+}
 
 struct Config<D: Dataset, B> {
     dataset: D,
@@ -631,33 +649,37 @@ impl<D: Dataset, B> Config<D, B> {
     }
 
     /// The loader's state from the pipeline's: positions are plan positions at sample
-    /// granularity, batch numbers at batch granularity (`skipped`: positions of batches not
-    /// wholly consumed that a restored state had consumed).
+    /// granularity, batches at batch granularity (cut from the positions `resumed` leaves).
     fn loader_state(
         &self,
         ps: &PipelineState,
         batches_done: usize,
-        skipped: &BTreeSet<usize>,
+        resumed: Option<Arc<Consumed>>,
     ) -> LoaderState {
         let (positions_done, consumed) = match self.granularity {
             Granularity::Sample => (
                 ps.positions_done as usize,
                 ps.done.iter().map(|&p| p as usize).collect::<Vec<_>>(),
             ),
+            Granularity::Batch if ps.positions_done == 0 && ps.done.is_empty() => match resumed {
+                Some(c) => (c.prefix, c.extra.iter().copied().collect()),
+                None => (0, Vec::new()),
+            },
             Granularity::Batch => {
                 let b = self.batch_size;
-                let total = if ps.positions_done == 0 && ps.done.is_empty() && skipped.is_empty() {
-                    0
-                } else {
-                    self.plan(ps.epoch).total
+                let positions = remaining(&resumed, self.plan(ps.epoch).total);
+                let batch = |k: u64| {
+                    let k = usize::try_from(k).unwrap_or(usize::MAX);
+                    let end = k.saturating_add(1).saturating_mul(b).min(positions.len());
+                    &positions[k.saturating_mul(b).min(end)..end]
                 };
-                let span = |k: u64| {
-                    let k = k as usize;
-                    k.saturating_mul(b).min(total)..(k + 1).saturating_mul(b).min(total)
+                let (mut prefix, mut extra) = match &resumed {
+                    Some(c) => (c.prefix, c.extra.clone()),
+                    None => (0, BTreeSet::new()),
                 };
-                let mut prefix = (ps.positions_done as usize).saturating_mul(b).min(total);
-                let mut extra: BTreeSet<usize> = ps.done.iter().flat_map(|&k| span(k)).collect();
-                extra.extend(skipped.iter().copied().filter(|&p| p >= prefix));
+                for k in (0..ps.positions_done).chain(ps.done.iter().copied()) {
+                    extra.extend(batch(k));
+                }
                 while extra.remove(&prefix) {
                     prefix += 1;
                 }
@@ -678,40 +700,24 @@ impl<D: Dataset, B> Config<D, B> {
         }
     }
 
-    /// The pipeline's state for a loader state (checked against the plan already), and at
-    /// batch granularity the consumed positions of batches not wholly consumed.
-    fn pipeline_state(&self, s: &LoaderState, plan: &Plan) -> (PipelineState, BTreeSet<usize>) {
-        let consumed: BTreeSet<usize> = s.consumed.iter().copied().collect();
-        let (prefix, done, skipped) = match self.granularity {
+    /// The pipeline's state for a loader state, and at batch granularity what it consumed
+    /// (the pipeline starts that epoch's batches, cut from the rest, from the first).
+    fn pipeline_state(&self, s: &LoaderState) -> (PipelineState, Option<Arc<Consumed>>) {
+        let (prefix, done, resumed) = match self.granularity {
             Granularity::Sample => (
                 s.positions_done as u64,
-                consumed.iter().map(|&p| p as u64).collect(),
-                BTreeSet::new(),
+                s.consumed.iter().map(|&p| p as u64).collect(),
+                None,
             ),
-            Granularity::Batch => {
-                let is_done = |p: usize| p < s.positions_done || consumed.contains(&p);
-                let mut whole = Vec::new();
-                let mut skipped = BTreeSet::new();
-                for k in 0..plan.batches {
-                    let span = plan.batch_range(k);
-                    let n = span.clone().filter(|&p| is_done(p)).count();
-                    if n == span.len() {
-                        whole.push(k as u64);
-                    } else if n > 0 {
-                        skipped.extend(span.filter(|&p| is_done(p)));
-                    }
-                }
-                let prefix = whole
-                    .iter()
-                    .enumerate()
-                    .take_while(|&(i, &k)| i as u64 == k)
-                    .count() as u64;
-                (
-                    prefix,
-                    whole.into_iter().filter(|&k| k >= prefix).collect(),
-                    skipped,
-                )
-            }
+            Granularity::Batch => (
+                0,
+                Vec::new(),
+                Some(Arc::new(Consumed {
+                    epoch: s.epoch,
+                    prefix: s.positions_done,
+                    extra: s.consumed.iter().copied().collect(),
+                })),
+            ),
         };
         let ps = PipelineState {
             epoch: s.epoch,
@@ -722,7 +728,7 @@ impl<D: Dataset, B> Config<D, B> {
             fingerprint: None,
             source: None,
         };
-        (ps, skipped)
+        (ps, resumed)
     }
 }
 
@@ -879,7 +885,7 @@ struct Stand {
     /// Batches in flight at most, now (autotune changes it).
     prefetch: usize,
     tuner: Option<Tuner>,
-    skipped: Skipped,
+    resumed: Resumed,
 }
 
 /// A dataset loaded as batches by a pool of worker threads under a scheduling strategy.
@@ -919,13 +925,14 @@ impl Stand {
         r
     }
 
-    fn skipped(&self) -> Arc<BTreeSet<usize>> {
-        let g = self.skipped.lock().unwrap_or_else(|e| e.into_inner());
-        if g.0 == self.epoch {
-            Arc::clone(&g.1)
-        } else {
-            Arc::new(BTreeSet::new())
-        }
+    /// What a restored state consumed of the epoch `ps` stands in.
+    fn resumed(&self, ps: &PipelineState) -> Option<Arc<Consumed>> {
+        resumed_at(&self.resumed, ps.epoch)
+    }
+
+    /// Forget a restored state's positions (its epoch ended, or another one starts).
+    fn forget_resumed(&self) {
+        *self.resumed.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 
@@ -969,7 +976,7 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
         } else {
             0
         };
-        self.cfg.loader_state(&ps, done, &self.at.skipped())
+        self.cfg.loader_state(&ps, done, self.at.resumed(&ps))
     }
 
     /// Continue from a saved state: the next `epoch(state.epoch)` yields the rest of that
@@ -1028,12 +1035,11 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
                 state.batches_done, state.positions_done, state.epoch, plan.batches, plan.total
             )));
         }
-        let (ps, skipped) = self.cfg.pipeline_state(state, &plan);
+        let (ps, resumed) = self.cfg.pipeline_state(state);
         self.pipeline
             .restore(&ps)
             .map_err(|e| LoaderError::State(e.to_string()))?;
-        *self.at.skipped.lock().unwrap_or_else(|e| e.into_inner()) =
-            (state.epoch, Arc::new(skipped));
+        *self.at.resumed.lock().unwrap_or_else(|e| e.into_inner()) = resumed;
         self.at.epoch = state.epoch;
         self.at.batches_done = state.batches_done;
         Ok(())
@@ -1049,6 +1055,7 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
         if self.at.epoch != epoch {
             self.at.epoch = epoch;
             self.at.batches_done = 0;
+            self.at.forget_resumed();
         }
         let started = Instant::now();
         if let Some(t) = self.at.tuner.as_mut() {
@@ -1109,7 +1116,7 @@ impl<D: Dataset, B: Send + 'static> LoaderEpoch<'_, D, B> {
         } else {
             0
         };
-        self.cfg.loader_state(&ps, done, &self.at.skipped())
+        self.cfg.loader_state(&ps, done, self.at.resumed(&ps))
     }
 
     /// What this epoch measured so far.
@@ -1136,6 +1143,7 @@ impl<D: Dataset, B: Send + 'static> LoaderEpoch<'_, D, B> {
         self.at.report = Some(self.at.report(&self.cfg, self.epoch, &self.acc));
         self.at.epoch = self.epoch + 1;
         self.at.batches_done = 0;
+        self.at.forget_resumed();
     }
 
     /// After the epoch's last batch: take the pipeline's end, which closes its run (the

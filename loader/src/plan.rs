@@ -70,6 +70,7 @@ impl Plan {
     }
 
     /// Positions of batch `k`.
+    #[cfg(test)]
     pub fn batch_range(&self, k: usize) -> std::ops::Range<usize> {
         let start = (k * self.batch_size).min(self.total);
         start..((k + 1) * self.batch_size).min(self.total)
