@@ -84,7 +84,6 @@
 mod autotune;
 mod dataset;
 mod error;
-mod exec;
 #[allow(clippy::module_inception)]
 mod loader;
 pub mod pipeline;

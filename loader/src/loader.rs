@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use scheduler::{Pin, Strategy, WorkerId};
@@ -12,8 +12,10 @@ use serde::{Deserialize, Serialize};
 use crate::autotune::{Shape, Tuner};
 use crate::dataset::Dataset;
 use crate::error::LoaderError;
-use crate::exec::{panic_message, Exec, ExecJob, JobOpts};
-use crate::pipeline::{Autotune, OnFailure};
+use crate::pipeline::{
+    panic_text as panic_message, Autotune, OnFailure, Pipeline, PipelineEpoch, PipelineError,
+    PipelineState, Runner, Stage, MAX_CPU_CONCURRENCY,
+};
 use crate::plan::{Plan, Remainder};
 use crate::report::{Acc, LoaderReport, Setup};
 use crate::sampler::Sampler;
@@ -123,39 +125,6 @@ pub struct LoaderState {
     /// an older version: not checked).
     #[serde(default)]
     pub sampler: Option<String>,
-}
-
-/// Progress within an epoch: batches done and which positions were consumed.
-#[derive(Clone, Debug, Default)]
-struct Progress {
-    epoch: u64,
-    batches_done: usize,
-    prefix: usize,
-    extra: BTreeSet<usize>,
-}
-
-impl Progress {
-    fn start(epoch: u64) -> Progress {
-        Progress {
-            epoch,
-            ..Progress::default()
-        }
-    }
-
-    fn at_start(&self) -> bool {
-        self.batches_done == 0 && self.prefix == 0 && self.extra.is_empty()
-    }
-
-    fn consume(&mut self, p: usize) {
-        if p == self.prefix {
-            self.prefix += 1;
-            while self.extra.remove(&self.prefix) {
-                self.prefix += 1;
-            }
-        } else {
-            self.extra.insert(p);
-        }
-    }
 }
 
 type Collate<T, B> = Arc<dyn Fn(Vec<T>) -> B + Send + Sync>;
@@ -422,6 +391,12 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
     /// Check the configuration, start the workers (each builds its `Dataset::State`) and
     /// return the loader.
     ///
+    /// The loader is a [`Pipeline`] built through [`PipelineBuilder`](crate::PipelineBuilder):
+    /// its source is the epoch's order (cut per the remainder mode), one `cpu` stage `get`
+    /// loads a sample (or, at [`Granularity::Batch`], a whole batch, collated on the worker),
+    /// and at sample granularity a `batch` ends the chain. `prefetch` is the window,
+    /// `ordered`, `seed`, `pin`, `grace` and `prefetch_next_epoch` are the pipeline's.
+    ///
     /// # Errors
     /// [`LoaderError::Config`] naming the field of a bad setting, among them more workers than
     /// this process may start ([`thread_limit`](crate::thread_limit), checked before anything
@@ -463,15 +438,16 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
         strategy
             .validate(workers)
             .map_err(|e| cfg(format!("strategy: {e}")))?;
+        let unit_samples = match self.granularity {
+            Granularity::Sample => 1,
+            Granularity::Batch => self.batch_size,
+        };
         let tuner = match self.autotune {
             Some(settings) => {
                 let shape = Shape {
                     workers,
                     batch_size: self.batch_size,
-                    unit_samples: match self.granularity {
-                        Granularity::Sample => 1,
-                        Granularity::Batch => self.batch_size,
-                    },
+                    unit_samples,
                     ordered: self.ordered,
                 };
                 let t = Tuner::new(settings, shape, prefetch)
@@ -481,77 +457,167 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
             None => None,
         };
         let prefetch = tuner.as_ref().map_or(prefetch, Tuner::prefetch);
-        let dataset = Arc::new(self.dataset);
-        let init_ds = Arc::clone(&dataset);
-        let exec = Exec::start(workers, self.pin, self.grace, move |w: WorkerId| {
-            init_ds.init(w)
-        })?;
         let spec = strategy.spec();
+        let config = Arc::new(Config {
+            dataset: self.dataset,
+            collate: self.collate,
+            batch_size: self.batch_size,
+            remainder: self.remainder,
+            sampler: self.sampler,
+            workers,
+            spec,
+            ordered: self.ordered,
+            granularity: self.granularity,
+            timeout: self.timeout,
+            skip,
+        });
+        let window = config.cap_units(prefetch);
+        // Every unit in the window goes to the strategy at once, as the window allows (round-
+        // robin deals them out; a slow sample holds up the units behind it on its worker);
+        // under autotune the window may grow, so the stage's bounds are the largest allowed.
+        let open = if tuner.is_some() {
+            MAX_CPU_CONCURRENCY
+        } else {
+            window.min(MAX_CPU_CONCURRENCY)
+        };
+        let get = Stage::cpu("get")
+            .strategy_value(strategy)
+            .concurrency(open)
+            .queue(open);
+        let init = {
+            let config = Arc::clone(&config);
+            move |r: Runner| {
+                let w = match r {
+                    Runner::Cpu(w) | Runner::Thread(w) => w,
+                };
+                (w, config.dataset.init(w))
+            }
+        };
+        let resumed: Resumed = Arc::new(Mutex::new(None));
+        let builder = match config.granularity {
+            Granularity::Sample => {
+                let c = Arc::clone(&config);
+                let source = Pipeline::from_source(move |epoch| {
+                    let plan = c.plan(epoch);
+                    (0..plan.total).map(move |p| plan.index(p))
+                });
+                let c = Arc::clone(&config);
+                source
+                    .try_map_with(
+                        get,
+                        init,
+                        move |index: usize, (w, state): &mut (WorkerId, D::State)| {
+                            Ok::<_, std::convert::Infallible>(Unit::Sample(load(
+                                &c.dataset, index, state, c.timeout, *w,
+                            )))
+                        },
+                    )
+                    .batch(config.batch_size, Remainder::Partial)
+            }
+            Granularity::Batch => {
+                let c = Arc::clone(&config);
+                let r = Arc::clone(&resumed);
+                // The epoch's positions not yet consumed (all of them, unless a state was
+                // restored) cut into batches of indices.
+                let source = Pipeline::from_source(move |epoch| {
+                    let plan = c.plan(epoch);
+                    let positions = Arc::new(remaining(&resumed_at(&r, epoch), plan.total));
+                    let b = plan.batch_size;
+                    (0..positions.len().div_ceil(b)).map(move |k| {
+                        positions[k * b..((k + 1) * b).min(positions.len())]
+                            .iter()
+                            .map(|&p| plan.index(p))
+                            .collect::<Vec<usize>>()
+                    })
+                });
+                let c = Arc::clone(&config);
+                source.try_map_with(
+                    get,
+                    init,
+                    move |indices: Vec<usize>, (w, state): &mut (WorkerId, D::State)| {
+                        Ok::<_, std::convert::Infallible>(vec![load_batch(&c, indices, state, *w)])
+                    },
+                )
+            }
+        };
+        let pipeline = builder
+            .loader_window()
+            .workers(workers)
+            .pin(self.pin)
+            .ordered(self.ordered)
+            .window(window)
+            .seed(self.seed)
+            .grace(self.grace)
+            .prefetch_next_epoch(self.prefetch_next_epoch)
+            .build()
+            .map_err(|e| match e {
+                PipelineError::Start(m) => LoaderError::Start(m),
+                other => LoaderError::Config(other.to_string()),
+            })?;
         Ok(Loader {
-            ahead: None,
-            exec,
-            cfg: Arc::new(Config {
-                dataset,
-                collate: self.collate,
-                batch_size: self.batch_size,
-                remainder: self.remainder,
-                sampler: self.sampler,
-                workers,
-                strategy,
-                spec,
-                ordered: self.ordered,
-                granularity: self.granularity,
-                timeout: self.timeout,
-                skip,
-                seed: self.seed,
-                prefetch_next_epoch: self.prefetch_next_epoch,
-                grace: self.grace,
-            }),
-            pos: Progress::start(0),
-            report: None,
-            prefetch,
-            tuner,
+            pipeline,
+            cfg: config,
+            at: Stand {
+                epoch: 0,
+                batches_done: 0,
+                report: None,
+                prefetch,
+                tuner,
+                resumed,
+            },
         })
     }
 }
 
+/// At batch granularity, the positions a restored state had consumed in its epoch: that
+/// epoch's batches are cut from the rest (the pipeline's positions are those batches).
+type Resumed = Arc<Mutex<Option<Arc<Consumed>>>>;
+
+/// Positions of an epoch consumed: every one below `prefix`, and `extra`.
+#[derive(Debug)]
+struct Consumed {
+    epoch: u64,
+    prefix: usize,
+    extra: BTreeSet<usize>,
+}
+
+/// What `resumed` holds for `epoch`.
+fn resumed_at(resumed: &Resumed, epoch: u64) -> Option<Arc<Consumed>> {
+    let g = resumed.lock().unwrap_or_else(|e| e.into_inner());
+    g.as_ref().filter(|c| c.epoch == epoch).cloned()
+}
+
+/// The positions below `total` not consumed, in order.
+fn remaining(consumed: &Option<Arc<Consumed>>, total: usize) -> Vec<usize> {
+    match consumed {
+        Some(c) => (c.prefix.min(total)..total)
+            .filter(|p| !c.extra.contains(p))
+            .collect(),
+        None => (0..total).collect(),
+    }
+}
+
 struct Config<D: Dataset, B> {
-    dataset: Arc<D>,
+    dataset: D,
     collate: Collate<D::Sample, B>,
     batch_size: usize,
     remainder: Remainder,
     sampler: Sampler,
     workers: usize,
-    strategy: Arc<dyn Strategy>,
     spec: String,
     ordered: bool,
     granularity: Granularity,
     timeout: Option<Duration>,
     /// Bad samples are left out of their batch ([`OnFailure::Skip`]).
     skip: bool,
-    seed: u64,
-    prefetch_next_epoch: bool,
-    /// How long ending a run waits for `get` calls still running.
-    grace: Duration,
 }
 
 impl<D: Dataset, B> Config<D, B> {
-    /// The bound on units in flight (samples or batches) for `prefetch` batches.
+    /// The window (units in flight: samples or batches) for `prefetch` batches.
     fn cap_units(&self, prefetch: usize) -> usize {
         match self.granularity {
             Granularity::Sample => prefetch.saturating_mul(self.batch_size),
             Granularity::Batch => prefetch,
-        }
-    }
-
-    /// Ids per submission. At sample granularity one batch's ids at a time: a strategy that
-    /// deals a submission out in blocks (work stealing) then gives every worker a few ids of
-    /// the *same* batch, and owners that pop their newest id first (LIFO) invert only within
-    /// such a block, so the head of the order is never buried under later batches.
-    fn submit_chunk(&self) -> usize {
-        match self.granularity {
-            Granularity::Sample => self.batch_size,
-            Granularity::Batch => usize::MAX,
         }
     }
 
@@ -560,6 +626,11 @@ impl<D: Dataset, B> Config<D, B> {
             Granularity::Sample => 1,
             Granularity::Batch => self.batch_size,
         }
+    }
+
+    fn plan(&self, epoch: u64) -> Plan {
+        let order = self.sampler.indices(self.dataset.len(), epoch);
+        Plan::new(order, self.batch_size, self.remainder)
     }
 
     fn setup(&self, epoch: u64, prefetch: usize) -> Setup<'_> {
@@ -575,6 +646,89 @@ impl<D: Dataset, B> Config<D, B> {
             prefetch,
             epoch,
         }
+    }
+
+    /// The loader's state from the pipeline's: positions are plan positions at sample
+    /// granularity, batches at batch granularity (cut from the positions `resumed` leaves).
+    fn loader_state(
+        &self,
+        ps: &PipelineState,
+        batches_done: usize,
+        resumed: Option<Arc<Consumed>>,
+    ) -> LoaderState {
+        let (positions_done, consumed) = match self.granularity {
+            Granularity::Sample => (
+                ps.positions_done as usize,
+                ps.done.iter().map(|&p| p as usize).collect::<Vec<_>>(),
+            ),
+            Granularity::Batch if ps.positions_done == 0 && ps.done.is_empty() => match resumed {
+                Some(c) => (c.prefix, c.extra.iter().copied().collect()),
+                None => (0, Vec::new()),
+            },
+            Granularity::Batch => {
+                let b = self.batch_size;
+                let positions = remaining(&resumed, self.plan(ps.epoch).total);
+                let batch = |k: u64| {
+                    let k = usize::try_from(k).unwrap_or(usize::MAX);
+                    let end = k.saturating_add(1).saturating_mul(b).min(positions.len());
+                    &positions[k.saturating_mul(b).min(end)..end]
+                };
+                let (mut prefix, mut extra) = match &resumed {
+                    Some(c) => (c.prefix, c.extra.clone()),
+                    None => (0, BTreeSet::new()),
+                };
+                for k in (0..ps.positions_done).chain(ps.done.iter().copied()) {
+                    extra.extend(batch(k));
+                }
+                while extra.remove(&prefix) {
+                    prefix += 1;
+                }
+                (prefix, extra.into_iter().collect())
+            }
+        };
+        LoaderState {
+            epoch: ps.epoch,
+            batches_done,
+            positions_done,
+            consumed,
+            len: self.dataset.len(),
+            batch_size: self.batch_size,
+            remainder: self.remainder,
+            seed: self.sampler.seed(),
+            shard: self.sampler.sharding(),
+            sampler: Some(self.sampler.kind().to_string()),
+        }
+    }
+
+    /// The pipeline's state for a loader state, and at batch granularity what it consumed
+    /// (the pipeline starts that epoch's batches, cut from the rest, from the first).
+    fn pipeline_state(&self, s: &LoaderState) -> (PipelineState, Option<Arc<Consumed>>) {
+        let (prefix, done, resumed) = match self.granularity {
+            Granularity::Sample => (
+                s.positions_done as u64,
+                s.consumed.iter().map(|&p| p as u64).collect(),
+                None,
+            ),
+            Granularity::Batch => (
+                0,
+                Vec::new(),
+                Some(Arc::new(Consumed {
+                    epoch: s.epoch,
+                    prefix: s.positions_done,
+                    extra: s.consumed.iter().copied().collect(),
+                })),
+            ),
+        };
+        let ps = PipelineState {
+            epoch: s.epoch,
+            positions_done: prefix,
+            done,
+            partial: Vec::new(),
+            stages: vec!["get".to_string()],
+            fingerprint: None,
+            source: None,
+        };
+        (ps, resumed)
     }
 }
 
@@ -622,7 +776,9 @@ impl Fault {
     }
 }
 
-/// One sample loaded on a worker.
+/// One sample loaded on a worker. A bad sample is a value too: the `get` stage never fails,
+/// so that the loader decides per batch ([`OnFailure::Yield`] or [`OnFailure::Skip`]) and
+/// counts each bad sample.
 struct Loaded<T> {
     index: usize,
     result: Result<T, Fault>,
@@ -630,9 +786,12 @@ struct Loaded<T> {
     worker: WorkerId,
 }
 
-/// What one task hands back.
-enum Piece<T, B> {
-    One(Loaded<T>),
+/// One delivery of the loader's pipeline: a batch's units (or the pipeline's own error).
+type Delivery<T, B> = Result<Vec<Unit<T, B>>, PipelineError>;
+
+/// What the `get` stage hands on: one sample, or (batch granularity) a collated batch.
+enum Unit<T, B> {
+    Sample(Loaded<T>),
     Batch {
         data: Option<B>,
         indices: Vec<usize>,
@@ -671,29 +830,62 @@ fn load<D: Dataset>(
     }
 }
 
-/// One epoch's job: the positions still to load, and how far submission got.
-struct Run<D: Dataset, B> {
-    plan: Arc<Plan>,
-    positions: Arc<Vec<usize>>,
-    job: ExecJob<Piece<D::Sample, B>>,
-    units: usize,
-    submitted: usize,
-    acc: Acc,
-}
-
-impl<D: Dataset, B: Send + 'static> Run<D, B> {
-    /// Submit up to `room` more units, `chunk` ids per submission; never blocks.
-    fn submit(&mut self, room: usize, chunk: usize) {
-        let mut left = room.min(self.units - self.submitted);
-        while left > 0 {
-            let n = left.min(chunk);
-            if !self.job.try_submit(n) {
-                return;
+/// A whole batch on a worker: its samples, then (if it is to be handed out) collate.
+fn load_batch<D: Dataset, B>(
+    cfg: &Config<D, B>,
+    batch: Vec<usize>,
+    state: &mut D::State,
+    worker: WorkerId,
+) -> Unit<D::Sample, B> {
+    let mut samples = Vec::with_capacity(batch.len());
+    let mut indices = Vec::with_capacity(batch.len());
+    let mut faults = Vec::new();
+    let mut times = Vec::with_capacity(batch.len());
+    for index in batch {
+        let l = load(&cfg.dataset, index, state, cfg.timeout, worker);
+        times.push(l.ns);
+        match l.result {
+            Ok(v) => {
+                samples.push(v);
+                indices.push(l.index);
             }
-            self.submitted += n;
-            left -= n;
+            Err(f) => faults.push((l.index, f)),
         }
     }
+    let keep = faults.is_empty() || cfg.skip;
+    let data = if keep && !samples.is_empty() {
+        let first = indices[0];
+        match catch_unwind(AssertUnwindSafe(|| (cfg.collate)(samples))) {
+            Ok(d) => Some(d),
+            Err(p) => {
+                faults.push((first, Fault::Collate(panic_message(p.as_ref()))));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    Unit::Batch {
+        data,
+        indices,
+        faults,
+        times,
+        worker,
+    }
+}
+
+/// What the loader keeps beside its pipeline: where it stands in batches, its report, and
+/// the prefetch tuner.
+struct Stand {
+    /// The epoch in progress (or the next one, if the last finished).
+    epoch: u64,
+    /// Batches handed out in that epoch.
+    batches_done: usize,
+    report: Option<LoaderReport>,
+    /// Batches in flight at most, now (autotune changes it).
+    prefetch: usize,
+    tuner: Option<Tuner>,
+    resumed: Resumed,
 }
 
 /// A dataset loaded as batches by a pool of worker threads under a scheduling strategy.
@@ -701,15 +893,9 @@ impl<D: Dataset, B: Send + 'static> Run<D, B> {
 /// Built by [`Loader::builder`]; iterate an epoch with [`Loader::epoch`]. Dropping the loader
 /// stops and joins its worker threads (each worker's `Dataset::State` is dropped on the way).
 pub struct Loader<D: Dataset, B = Vec<<D as Dataset>::Sample>> {
-    // field order is drop order: the prefetched job ends before the workers
-    ahead: Option<Run<D, B>>,
-    exec: Exec<D::State>,
+    pipeline: Pipeline<Vec<Unit<D::Sample, B>>>,
     cfg: Arc<Config<D, B>>,
-    pos: Progress,
-    report: Option<LoaderReport>,
-    /// Batches in flight at most, now (autotune changes it).
-    prefetch: usize,
-    tuner: Option<Tuner>,
+    at: Stand,
 }
 
 impl<D: Dataset, B> fmt::Debug for Loader<D, B> {
@@ -718,22 +904,9 @@ impl<D: Dataset, B> fmt::Debug for Loader<D, B> {
             .field("len", &self.cfg.dataset.len())
             .field("workers", &self.cfg.workers)
             .field("strategy", &self.cfg.spec)
-            .field("epoch", &self.pos.epoch)
-            .field("batches_done", &self.pos.batches_done)
+            .field("epoch", &self.at.epoch)
+            .field("batches_done", &self.at.batches_done)
             .finish_non_exhaustive()
-    }
-}
-
-impl<D: Dataset, B> Loader<D, B> {
-    fn cap_units(&self) -> usize {
-        self.cfg.cap_units(self.prefetch)
-    }
-
-    /// The report of `acc` for `epoch`, with what autotune did.
-    fn make_report(&self, epoch: u64, acc: &Acc) -> LoaderReport {
-        let mut r = LoaderReport::new(&self.cfg.setup(epoch, self.prefetch), acc);
-        r.tuning = self.tuner.as_ref().map(|t| t.record().clone());
-        r
     }
 }
 
@@ -741,6 +914,25 @@ impl<D: Dataset> Loader<D> {
     /// Start configuring a loader for `dataset`.
     pub fn builder(dataset: D) -> LoaderBuilder<D> {
         LoaderBuilder::new(dataset)
+    }
+}
+
+impl Stand {
+    /// The report of `acc` for `epoch`, with what autotune did.
+    fn report<D: Dataset, B>(&self, cfg: &Config<D, B>, epoch: u64, acc: &Acc) -> LoaderReport {
+        let mut r = LoaderReport::new(&cfg.setup(epoch, self.prefetch), acc);
+        r.tuning = self.tuner.as_ref().map(|t| t.record().clone());
+        r
+    }
+
+    /// What a restored state consumed of the epoch `ps` stands in.
+    fn resumed(&self, ps: &PipelineState) -> Option<Arc<Consumed>> {
+        resumed_at(&self.resumed, ps.epoch)
+    }
+
+    /// Forget a restored state's positions (its epoch ended, or another one starts).
+    fn forget_resumed(&self) {
+        *self.resumed.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 
@@ -753,12 +945,12 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
     /// Threads the loader has spawned since it was built: one per worker, ever; the same
     /// threads (and worker states) serve every epoch.
     pub fn threads_spawned(&self) -> usize {
-        self.exec.threads_spawned()
+        self.pipeline.threads_spawned()
     }
 
     /// Batches in flight at most, now: the built prefetch, or where autotune has set it.
     pub fn prefetch(&self) -> usize {
-        self.prefetch
+        self.at.prefetch
     }
 
     /// The strategy's spec string.
@@ -768,33 +960,23 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
 
     /// Batches in epoch `epoch` (depends on the sampler and the remainder mode).
     pub fn batches(&self, epoch: u64) -> usize {
-        self.plan(epoch).batches
-    }
-
-    fn plan(&self, epoch: u64) -> Plan {
-        let order = self.cfg.sampler.indices(self.cfg.dataset.len(), epoch);
-        Plan::new(epoch, order, self.cfg.batch_size, self.cfg.remainder)
+        self.cfg.plan(epoch).batches
     }
 
     /// The report of the last epoch that ended (or was dropped part-way).
     pub fn report(&self) -> Option<&LoaderReport> {
-        self.report.as_ref()
+        self.at.report.as_ref()
     }
 
     /// Where the loader stands, to resume later with [`restore`](Loader::restore).
     pub fn state(&self) -> LoaderState {
-        LoaderState {
-            epoch: self.pos.epoch,
-            batches_done: self.pos.batches_done,
-            positions_done: self.pos.prefix,
-            consumed: self.pos.extra.iter().copied().collect(),
-            len: self.cfg.dataset.len(),
-            batch_size: self.cfg.batch_size,
-            remainder: self.cfg.remainder,
-            seed: self.cfg.sampler.seed(),
-            shard: self.cfg.sampler.sharding(),
-            sampler: Some(self.cfg.sampler.kind().to_string()),
-        }
+        let ps = self.pipeline.state();
+        let done = if ps.epoch == self.at.epoch {
+            self.at.batches_done
+        } else {
+            0
+        };
+        self.cfg.loader_state(&ps, done, self.at.resumed(&ps))
     }
 
     /// Continue from a saved state: the next `epoch(state.epoch)` yields the rest of that
@@ -843,7 +1025,7 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
                 format!("{:?}", mine.shard),
             );
         }
-        let plan = self.plan(state.epoch);
+        let plan = self.cfg.plan(state.epoch);
         if state.batches_done > plan.batches
             || state.positions_done > plan.total
             || state.consumed.iter().any(|&p| p >= plan.total)
@@ -853,13 +1035,13 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
                 state.batches_done, state.positions_done, state.epoch, plan.batches, plan.total
             )));
         }
-        self.ahead = None;
-        self.pos = Progress {
-            epoch: state.epoch,
-            batches_done: state.batches_done,
-            prefix: state.positions_done,
-            extra: state.consumed.iter().copied().collect(),
-        };
+        let (ps, resumed) = self.cfg.pipeline_state(state);
+        self.pipeline
+            .restore(&ps)
+            .map_err(|e| LoaderError::State(e.to_string()))?;
+        *self.at.resumed.lock().unwrap_or_else(|e| e.into_inner()) = resumed;
+        self.at.epoch = state.epoch;
+        self.at.batches_done = state.batches_done;
         Ok(())
     }
 
@@ -870,113 +1052,29 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
     /// Dropping the iterator early cancels the outstanding work and returns once the samples
     /// being loaded right now have finished.
     pub fn epoch(&mut self, epoch: u64) -> LoaderEpoch<'_, D, B> {
-        if self.pos.epoch != epoch {
-            self.pos = Progress::start(epoch);
+        if self.at.epoch != epoch {
+            self.at.epoch = epoch;
+            self.at.batches_done = 0;
+            self.at.forget_resumed();
         }
-        if let Some(t) = self.tuner.as_mut() {
-            t.begin(Instant::now());
+        let started = Instant::now();
+        if let Some(t) = self.at.tuner.as_mut() {
+            t.begin(started);
         }
-        let ahead = self.ahead.take();
-        let run = match ahead {
-            Some(mut run) if run.plan.epoch == epoch && self.pos.at_start() => {
-                run.acc.started = Instant::now();
-                Ok(run)
-            }
-            _ => {
-                drop(ahead);
-                self.open(epoch, &self.pos.clone())
-            }
-        };
-        let (run, error) = match run {
-            Ok(run) => (Some(run), None),
-            Err(e) => (None, Some(e)),
-        };
+        let batches = self.cfg.plan(epoch).batches;
+        let Loader { pipeline, cfg, at } = self;
+        let mut acc = Acc::new(cfg.workers);
+        acc.started = started;
         LoaderEpoch {
-            loader: self,
-            run,
-            error,
-            ahead_opened: false,
+            it: pipeline.epoch(epoch),
+            cfg: Arc::clone(cfg),
+            at,
+            acc,
+            epoch,
+            batches,
+            stash: None,
             finished: false,
         }
-    }
-
-    fn open(&self, epoch: u64, from: &Progress) -> Result<Run<D, B>, LoaderError> {
-        let cfg = &self.cfg;
-        let plan = Arc::new(self.plan(epoch));
-        let positions: Arc<Vec<usize>> = Arc::new(
-            (from.prefix..plan.total)
-                .filter(|p| !from.extra.contains(p))
-                .collect(),
-        );
-        let units = positions.len().div_ceil(cfg.unit_samples());
-        let f = {
-            let cfg = Arc::clone(cfg);
-            let plan = Arc::clone(&plan);
-            let positions = Arc::clone(&positions);
-            move |task: usize, worker: WorkerId, state: &mut D::State| -> Piece<D::Sample, B> {
-                let ds = &*cfg.dataset;
-                match cfg.granularity {
-                    Granularity::Sample => {
-                        let index = plan.index(positions[task]);
-                        Piece::One(load(ds, index, state, cfg.timeout, worker))
-                    }
-                    Granularity::Batch => {
-                        let b = cfg.batch_size;
-                        let range = task * b..((task + 1) * b).min(positions.len());
-                        let mut samples = Vec::with_capacity(range.len());
-                        let mut indices = Vec::with_capacity(range.len());
-                        let mut faults = Vec::new();
-                        let mut times = Vec::with_capacity(range.len());
-                        for &p in &positions[range] {
-                            let l = load(ds, plan.index(p), state, cfg.timeout, worker);
-                            times.push(l.ns);
-                            match l.result {
-                                Ok(v) => {
-                                    samples.push(v);
-                                    indices.push(l.index);
-                                }
-                                Err(f) => faults.push((l.index, f)),
-                            }
-                        }
-                        let keep = faults.is_empty() || cfg.skip;
-                        let data = if keep && !samples.is_empty() {
-                            let first = indices[0];
-                            match catch_unwind(AssertUnwindSafe(|| (cfg.collate)(samples))) {
-                                Ok(d) => Some(d),
-                                Err(p) => {
-                                    faults.push((first, Fault::Collate(panic_message(p.as_ref()))));
-                                    None
-                                }
-                            }
-                        } else {
-                            None
-                        };
-                        Piece::Batch {
-                            data,
-                            indices,
-                            faults,
-                            times,
-                            worker,
-                        }
-                    }
-                }
-            }
-        };
-        let opts = JobOpts {
-            max_in_flight: self.cap_units(),
-            ordered: cfg.ordered,
-            seed: cfg.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-            grace: cfg.grace,
-        };
-        let job = self.exec.job(&cfg.strategy, opts, f)?;
-        Ok(Run {
-            plan,
-            positions,
-            job,
-            units,
-            submitted: 0,
-            acc: Acc::new(cfg.workers),
-        })
     }
 }
 
@@ -984,20 +1082,26 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
 ///
 /// A batch with a bad sample is an `Err` at its position (or, with [`OnFailure::Skip`], a
 /// smaller batch); iteration goes on after it.
-pub struct LoaderEpoch<'a, D: Dataset, B> {
-    loader: &'a mut Loader<D, B>,
-    run: Option<Run<D, B>>,
-    error: Option<LoaderError>,
-    ahead_opened: bool,
-    /// Every batch was handed out: the next epoch's run (if open) is kept for it.
+pub struct LoaderEpoch<'a, D: Dataset, B: Send + 'static> {
+    it: PipelineEpoch<'a, Vec<Unit<D::Sample, B>>>,
+    cfg: Arc<Config<D, B>>,
+    at: &'a mut Stand,
+    acc: Acc,
+    epoch: u64,
+    /// Batches in the epoch.
+    batches: usize,
+    /// What the pipeline delivered after the epoch's last batch was counted (it cannot, but
+    /// nothing is dropped if it did).
+    stash: Option<Delivery<D::Sample, B>>,
+    /// The pipeline's epoch ended (every batch was handed out).
     finished: bool,
 }
 
-impl<D: Dataset, B> fmt::Debug for LoaderEpoch<'_, D, B> {
+impl<D: Dataset, B: Send + 'static> fmt::Debug for LoaderEpoch<'_, D, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LoaderEpoch")
-            .field("epoch", &self.loader.pos.epoch)
-            .field("batches_done", &self.loader.pos.batches_done)
+            .field("epoch", &self.epoch)
+            .field("batches_done", &self.at.batches_done)
             .finish_non_exhaustive()
     }
 }
@@ -1006,85 +1110,51 @@ impl<D: Dataset, B: Send + 'static> LoaderEpoch<'_, D, B> {
     /// Where the loader stands now, for a checkpoint taken while iterating (the same value
     /// [`Loader::state`] gives once the iterator is gone).
     pub fn state(&self) -> LoaderState {
-        self.loader.state()
+        let ps = self.it.state();
+        let done = if ps.epoch == self.at.epoch {
+            self.at.batches_done
+        } else {
+            0
+        };
+        self.cfg.loader_state(&ps, done, self.at.resumed(&ps))
     }
 
     /// What this epoch measured so far.
     pub fn report(&self) -> Option<LoaderReport> {
-        let run = self.run.as_ref()?;
-        Some(self.loader.make_report(run.plan.epoch, &run.acc))
+        (!self.finished).then(|| self.at.report(&self.cfg, self.epoch, &self.acc))
     }
 
-    /// Autotune's reading, when one is due; a new prefetch applies to both open jobs.
+    /// Autotune's reading, when one is due; a new prefetch is the pipeline's new window.
     fn tune(&mut self, now: Instant) {
-        let (Some(t), Some(run)) = (self.loader.tuner.as_mut(), self.run.as_ref()) else {
+        let Some(t) = self.at.tuner.as_mut() else {
             return;
         };
-        let Some(p) = t.tick(&run.acc, now) else {
+        let Some(p) = t.tick(&self.acc, now) else {
             return;
         };
-        self.loader.prefetch = p;
-        let cap = self.loader.cap_units();
-        if let Some(r) = self.run.as_mut() {
-            r.job.set_max_in_flight(cap);
-        }
-        if let Some(a) = self.loader.ahead.as_mut() {
-            a.job.set_max_in_flight(cap);
-        }
+        self.at.prefetch = p;
+        self.it.set_windows(&[self.cfg.cap_units(p)]);
     }
 
-    /// Samples in flight, this epoch's and the prefetched next epoch's.
-    fn in_flight(&self) -> usize {
-        let cur = self.run.as_ref().map_or(0, |r| r.job.in_flight());
-        let ahead = self.loader.ahead.as_ref().map_or(0, |r| r.job.in_flight());
-        cur + ahead
-    }
-
-    /// Submit as much as the prefetch bound allows; never blocks.
-    fn top_up(&mut self) {
-        let cap = self.loader.cap_units();
-        let room = cap.saturating_sub(self.in_flight());
-        let chunk = self.loader.cfg.submit_chunk();
-        let Some(run) = self.run.as_mut() else { return };
-        run.submit(room, chunk);
-        if run.submitted < run.units || !self.loader.cfg.prefetch_next_epoch {
-            return;
-        }
-        if !self.ahead_opened && self.loader.ahead.is_none() {
-            self.ahead_opened = true;
-            let next = run.plan.epoch + 1;
-            if let Ok(a) = self.loader.open(next, &Progress::start(next)) {
-                self.loader.ahead = Some(a);
-            }
-        }
-        let room = cap.saturating_sub(self.in_flight());
-        if let Some(a) = self.loader.ahead.as_mut() {
-            a.submit(room, chunk);
-        }
-    }
-
-    /// End the epoch's job and report. `held` units were just taken for the batch being
-    /// returned: they still count against the window until the consumer asks again.
-    fn finish(&mut self, held: usize) {
+    /// The pipeline's epoch ended: keep the report, move on to the next epoch.
+    fn finish(&mut self, steals: u64) {
         self.finished = true;
-        if let Some(run) = self.run.take() {
-            let mut acc = run.acc;
-            acc.steals = run.job.finish().steals;
-            self.loader.report = Some(self.loader.make_report(run.plan.epoch, &acc));
-            self.loader.pos = Progress::start(run.plan.epoch + 1);
-        }
-        self.top_up_ahead(held);
+        self.acc.steals = steals;
+        self.at.report = Some(self.at.report(&self.cfg, self.epoch, &self.acc));
+        self.at.epoch = self.epoch + 1;
+        self.at.batches_done = 0;
+        self.at.forget_resumed();
     }
 
-    /// After the epoch's job ended, the whole window belongs to the next epoch.
-    fn top_up_ahead(&mut self, held: usize) {
-        let room = self
-            .loader
-            .cap_units()
-            .saturating_sub(self.in_flight() + held);
-        let chunk = self.loader.cfg.submit_chunk();
-        if let Some(a) = self.loader.ahead.as_mut() {
-            a.submit(room, chunk);
+    /// After the epoch's last batch: take the pipeline's end, which closes its run (the
+    /// next epoch, if prefetched, gets the whole window now).
+    fn end(&mut self) {
+        match self.it.next() {
+            None => {
+                let steals = self.it.last_report().map_or(0, |r| r.steals);
+                self.finish(steals);
+            }
+            Some(more) => self.stash = Some(more),
         }
     }
 }
@@ -1093,60 +1163,48 @@ impl<D: Dataset, B: Send + 'static> Iterator for LoaderEpoch<'_, D, B> {
     type Item = Result<Batch<B>, LoaderError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if let Some(e) = self.error.take() {
-            return Some(Err(e));
-        }
         loop {
-            let k = self.loader.pos.batches_done;
-            let Some(batches) = self.run.as_ref().map(|r| r.plan.batches) else {
-                self.top_up_ahead(0);
-                return None;
-            };
-            if k >= batches {
-                self.finish(0);
+            if self.finished {
+                self.it.asked_after_end();
                 return None;
             }
             let entered = Instant::now();
             self.tune(entered);
-            self.top_up();
-            // Autotune's feedback: a wait with the window full (nothing is submitted during
-            // the wait) that ends with workers left idle for want of room.
-            let full = self.loader.tuner.is_some() && self.in_flight() >= self.loader.cap_units();
-            let in_flight = self.in_flight() * self.loader.cfg.unit_samples();
-            let cfg = Arc::clone(&self.loader.cfg);
-            let run = self.run.as_mut()?;
-            run.acc.occupancy(in_flight);
-            let epoch = run.plan.epoch;
-            let want = match cfg.granularity {
-                Granularity::Sample => run.plan.batch_len(k),
-                Granularity::Batch => 1,
+            let cap = self.cfg.cap_units(self.at.prefetch);
+            let held = self.it.held();
+            // Autotune's feedback: a wait with the window full that ends with workers left
+            // idle for want of room.
+            let full = self.at.tuner.is_some() && held >= cap;
+            self.acc
+                .occupancy(held.saturating_mul(self.cfg.unit_samples()));
+            let got = match self.stash.take() {
+                Some(r) => Some(r),
+                None => self.it.next(),
             };
-            let mut samples = Vec::with_capacity(want);
-            let mut indices = Vec::with_capacity(want);
+            let units = match got {
+                None => {
+                    let steals = self.it.last_report().map_or(0, |r| r.steals);
+                    self.finish(steals);
+                    return None;
+                }
+                Some(Err(e)) => {
+                    // The `get` stage never fails (a bad sample is a value): only the pipeline
+                    // itself can end up here (the epoch could not open: a custom sampler
+                    // panicked), and no batch is behind it.
+                    return Some(Err(LoaderError::Start(e.to_string())));
+                }
+                Some(Ok(units)) => units,
+            };
+            let k = self.at.batches_done;
+            let epoch = self.epoch;
+            let mut samples = Vec::with_capacity(units.len());
+            let mut indices = Vec::with_capacity(units.len());
             let mut faults: Vec<(usize, Fault)> = Vec::new();
             let mut ready: Option<B> = None;
-            for _ in 0..want {
-                let Some(done) = run.job.next() else {
-                    self.run = None;
-                    return Some(Err(LoaderError::Start(
-                        "the workers stopped before the epoch ended".into(),
-                    )));
-                };
-                let unit = done.task;
-                match cfg.granularity {
-                    Granularity::Sample => self.loader.pos.consume(run.positions[unit]),
-                    Granularity::Batch => {
-                        let b = cfg.batch_size;
-                        for &p in
-                            &run.positions[unit * b..((unit + 1) * b).min(run.positions.len())]
-                        {
-                            self.loader.pos.consume(p);
-                        }
-                    }
-                }
-                match done.result {
-                    Ok(Piece::One(l)) => {
-                        run.acc.sample(l.worker, l.ns);
+            for unit in units {
+                match unit {
+                    Unit::Sample(l) => {
+                        self.acc.sample(l.worker, l.ns);
                         match l.result {
                             Ok(v) => {
                                 samples.push(v);
@@ -1155,38 +1213,30 @@ impl<D: Dataset, B: Send + 'static> Iterator for LoaderEpoch<'_, D, B> {
                             Err(f) => faults.push((l.index, f)),
                         }
                     }
-                    Ok(Piece::Batch {
+                    Unit::Batch {
                         data,
                         indices: idx,
                         faults: fl,
                         times,
                         worker,
-                    }) => {
+                    } => {
                         for ns in times {
-                            run.acc.sample(worker, ns);
+                            self.acc.sample(worker, ns);
                         }
                         ready = data;
                         indices = idx;
                         faults = fl;
                     }
-                    Err(message) => {
-                        let p = run.positions[unit * cfg.unit_samples()];
-                        faults.push((run.plan.index(p), Fault::Panic(message)));
-                    }
                 }
             }
             let waited = entered.elapsed();
-            run.acc.stall += waited;
-            let starving = full && {
-                let cur = run.job.unfinished();
-                let ahead = self.loader.ahead.as_ref().map_or(0, |r| r.job.unfinished());
-                cur + ahead < cfg.workers
-            };
-            if starving {
-                run.acc.stall_full += waited;
+            self.acc.stall += waited;
+            if full && self.it.calls_running() < self.cfg.workers {
+                self.acc.stall_full += waited;
             }
-            run.acc.failed += faults.len() as u64;
-            self.loader.pos.batches_done += 1;
+            self.acc.failed += faults.len() as u64;
+            self.at.batches_done += 1;
+            let cfg = &self.cfg;
             let outcome = if !faults.is_empty() && !cfg.skip {
                 let (index, fault) = faults.swap_remove(0);
                 Some(Err(fault.at(index, epoch, k)))
@@ -1196,10 +1246,11 @@ impl<D: Dataset, B: Send + 'static> Iterator for LoaderEpoch<'_, D, B> {
                     Granularity::Sample if samples.is_empty() => None,
                     Granularity::Sample => {
                         let first = indices[0];
+                        let acc = &mut self.acc;
                         Some(
                             catch_unwind(AssertUnwindSafe(|| (cfg.collate)(samples))).map_err(
                                 |p| {
-                                    run.acc.failed += 1;
+                                    acc.failed += 1;
                                     Fault::Collate(panic_message(p.as_ref())).at(first, epoch, k)
                                 },
                             ),
@@ -1215,40 +1266,27 @@ impl<D: Dataset, B: Send + 'static> Iterator for LoaderEpoch<'_, D, B> {
                     })
                 })
             };
-            run.acc.in_next += entered.elapsed();
+            self.acc.in_next += entered.elapsed();
             if outcome.is_some() {
-                run.acc.batch_out();
+                self.acc.batch_out();
             }
-            if self.loader.pos.batches_done >= batches {
-                self.finish(want);
+            if self.at.batches_done >= self.batches {
+                self.end();
             }
-            match outcome {
-                Some(o) => return Some(o),
-                None => continue,
+            if let Some(o) = outcome {
+                return Some(o);
             }
         }
     }
 }
 
-impl<D: Dataset, B> Drop for LoaderEpoch<'_, D, B> {
-    /// An epoch ended early stops its run and the next epoch's run it opened, if any: the
-    /// workers start nothing of either after this (a worker freed by this epoch's last call
-    /// would otherwise start the next epoch's samples until that is dropped too). Both are
-    /// stopped before anything is waited for; then the calls running are waited for, at most
-    /// the grace period.
+impl<D: Dataset, B: Send + 'static> Drop for LoaderEpoch<'_, D, B> {
+    /// An epoch ended early keeps its report so far; its pipeline epoch, dropped next, stops
+    /// this epoch's run and the next epoch's it opened, if any (the workers start nothing of
+    /// either after this), then waits for the calls running, at most the grace period.
     fn drop(&mut self) {
-        let ended_early = !self.finished;
-        if ended_early {
-            if let Some(ahead) = self.loader.ahead.as_mut() {
-                ahead.job.cancel();
-            }
-        }
-        if let Some(run) = self.run.take() {
-            self.loader.report = Some(self.loader.make_report(run.plan.epoch, &run.acc));
-            drop(run);
-        }
-        if ended_early {
-            self.loader.ahead = None;
+        if !self.finished {
+            self.at.report = Some(self.at.report(&self.cfg, self.epoch, &self.acc));
         }
     }
 }

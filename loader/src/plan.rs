@@ -39,7 +39,6 @@ impl std::str::FromStr for Remainder {
 /// `order[p mod n]`; batch `k` covers positions `k·B .. min((k+1)·B, total)`.
 #[derive(Clone, Debug)]
 pub(crate) struct Plan {
-    pub epoch: u64,
     pub order: Vec<usize>,
     pub batch_size: usize,
     /// Positions in the epoch.
@@ -49,7 +48,7 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
-    pub fn new(epoch: u64, order: Vec<usize>, batch_size: usize, remainder: Remainder) -> Plan {
+    pub fn new(order: Vec<usize>, batch_size: usize, remainder: Remainder) -> Plan {
         let n = order.len();
         let b = batch_size.max(1);
         let (batches, total) = match remainder {
@@ -58,7 +57,6 @@ impl Plan {
             Remainder::Partial => (n.div_ceil(b), n),
         };
         Plan {
-            epoch,
             order,
             batch_size: b,
             total,
@@ -72,12 +70,14 @@ impl Plan {
     }
 
     /// Positions of batch `k`.
+    #[cfg(test)]
     pub fn batch_range(&self, k: usize) -> std::ops::Range<usize> {
         let start = (k * self.batch_size).min(self.total);
         start..((k + 1) * self.batch_size).min(self.total)
     }
 
     /// Size of batch `k`.
+    #[cfg(test)]
     pub fn batch_len(&self, k: usize) -> usize {
         self.batch_range(k).len()
     }
@@ -95,17 +95,17 @@ mod tests {
             (Remainder::Pad, 3, 12, 4),
             (Remainder::Partial, 3, 10, 2),
         ] {
-            let p = Plan::new(0, (0..10).collect(), 4, mode);
+            let p = Plan::new((0..10).collect(), 4, mode);
             assert_eq!((p.batches, p.total), (batches, total), "{mode:?}");
             assert_eq!(p.batch_len(batches - 1), last, "{mode:?}");
         }
-        let pad = Plan::new(0, (0..10).collect(), 4, Remainder::Pad);
+        let pad = Plan::new((0..10).collect(), 4, Remainder::Pad);
         let last: Vec<usize> = pad.batch_range(2).map(|p| pad.index(p)).collect();
         assert_eq!(last, vec![8, 9, 0, 1]);
         // an epoch smaller than one batch, padded, repeats its order
-        let tiny = Plan::new(0, vec![5, 6], 5, Remainder::Pad);
+        let tiny = Plan::new(vec![5, 6], 5, Remainder::Pad);
         let v: Vec<usize> = tiny.batch_range(0).map(|p| tiny.index(p)).collect();
         assert_eq!(v, vec![5, 6, 5, 6, 5]);
-        assert_eq!(Plan::new(0, vec![], 4, Remainder::Partial).batches, 0);
+        assert_eq!(Plan::new(vec![], 4, Remainder::Partial).batches, 0);
     }
 }

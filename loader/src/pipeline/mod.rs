@@ -57,7 +57,6 @@
 //! ```
 
 pub(crate) mod engine;
-pub(crate) mod job;
 mod stats;
 pub(crate) mod tune;
 
@@ -79,11 +78,15 @@ use serde::{Deserialize, Serialize};
 use crate::plan::Remainder;
 use crate::sampler::Sampler;
 
-use engine::{
-    lock, BatchFn, ChildPaths, Delivered, Fault, Fed, Feed, Kind, Out, Policy, Progress,
-    SegmentSpec, Shared, StageFn, StateInit, StationSpec, TailKind, Value,
-};
+/// A panic payload's message (the Loader names a panicking `get` or collate with it).
+pub(crate) use engine::panic_text;
+/// What a source (`crate::source`) needs of the engine: the feed protocol and its lock.
+pub(crate) use engine::{lock, Fed, Feed};
 pub use engine::{thread_cpu_ns, Runner};
+use engine::{
+    BatchFn, ChildPaths, Delivered, Fault, Kind, Out, Policy, Progress, SegmentSpec, Shared,
+    StageFn, StateInit, StationSpec, TailKind, Value,
+};
 use stats::StageSetting;
 pub use stats::{Bottleneck, PipelineReport, ServiceTimes, StageKind, StageStats};
 pub use tune::{Autotune, TuneChange, TunePoint, Tuning};
@@ -307,7 +310,8 @@ impl Stage {
     /// the stage, "took … ms, over the … ms timeout"; see [`OnFailure`]) and its value is
     /// discarded. A thread cannot be interrupted: the runner is busy until the call returns,
     /// so this flags slow items, it does not bound waiting. The Loader's
-    /// [`timeout`](crate::Builder::timeout) is this, per sample.
+    /// [`timeout`](crate::LoaderBuilder::timeout) is the same rule per sample (measured inside
+    /// its `get` stage, so that at batch granularity each sample of a batch has it).
     ///
     /// ```
     /// use std::time::Duration;
@@ -398,6 +402,8 @@ pub struct PipelineBuilder<T> {
     /// A stateful source's checkpoints ([`Pipeline::from_stateful`]).
     stateful: Option<Arc<crate::source::Link>>,
     prefetch_next_epoch: bool,
+    /// The Loader's window rule: see [`PipelineBuilder::loader_window`].
+    loader_window: bool,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -467,6 +473,9 @@ pub struct Pipeline<T> {
     expect_len: Option<(u64, u64)>,
     /// The length of the last epoch's source, if it was known.
     source_len: Option<u64>,
+    /// Each segment's window as last set by [`PipelineEpoch::set_windows`] (the Loader's
+    /// prefetch tuner), the next epoch's starting point.
+    windows_set: Option<Vec<usize>>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -534,6 +543,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             grace: DEFAULT_GRACE,
             stateful: None,
             prefetch_next_epoch: false,
+            loader_window: false,
             _t: PhantomData,
         }
     }
@@ -563,8 +573,20 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             grace: self.grace,
             stateful: self.stateful,
             prefetch_next_epoch: self.prefetch_next_epoch,
+            loader_window: self.loader_window,
             _t: PhantomData,
         }
+    }
+
+    /// The Loader's window rule: the window bounds every item loaded and not yet handed out
+    /// (`prefetch × batch_size` samples). A `batch` that ends the chain hands its batches to
+    /// the consumer from the tail of the segment it closes (not from a segment of its own
+    /// after it), so a batch's items count in that window until the consumer takes it; and
+    /// the item the consumer was handed last counts until it asks for the next one (or, at
+    /// the epoch's end, for the next epoch).
+    pub(crate) fn loader_window(mut self) -> Self {
+        self.loader_window = true;
+        self
     }
 
     fn station<U>(
@@ -837,6 +859,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         // Every station so far is 1 → 1, and the batch to pad, if one pads.
         let mut all_exact = true;
         let mut pad: Option<usize> = None;
+        let n_defs = self.defs.len();
         for (i, def) in self.defs.into_iter().enumerate() {
             match def {
                 StageDef::Station {
@@ -991,10 +1014,12 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                     };
                     seg.batch = size;
                     per_item *= size as f64;
-                    segments.push(SegTemplate {
-                        per_item,
-                        ..SegTemplate::default()
-                    });
+                    if !(self.loader_window && i + 1 == n_defs) {
+                        segments.push(SegTemplate {
+                            per_item,
+                            ..SegTemplate::default()
+                        });
+                    }
                 }
             }
         }
@@ -1115,6 +1140,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 grace: self.grace,
                 stateful: self.stateful,
                 prefetch_next_epoch: self.prefetch_next_epoch,
+                consumer_holds: self.loader_window,
             }),
             abandoned: Arc::new(AtomicUsize::new(0)),
             ahead: None,
@@ -1126,6 +1152,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             tuned: None,
             expect_len: None,
             source_len: None,
+            windows_set: None,
             _t: PhantomData,
         })
     }
@@ -1210,6 +1237,8 @@ struct Spec {
     grace: Duration,
     stateful: Option<Arc<crate::source::Link>>,
     prefetch_next_epoch: bool,
+    /// The consumer's last item counts in the window ([`PipelineBuilder::loader_window`]).
+    consumer_holds: bool,
 }
 
 /// Check the autotune settings and fit the starting guess into its memory cap.
@@ -1620,6 +1649,8 @@ impl<T: Send + 'static> Pipeline<T> {
                 error: None,
                 last_progress: Instant::now(),
                 ahead_opened: false,
+                holding: 0,
+                let_go: 0,
             },
             Err(e) => PipelineEpoch {
                 pipeline: self,
@@ -1627,6 +1658,8 @@ impl<T: Send + 'static> Pipeline<T> {
                 error: Some(e),
                 last_progress: Instant::now(),
                 ahead_opened: false,
+                holding: 0,
+                let_go: 0,
             },
         }
     }
@@ -1643,6 +1676,11 @@ impl<T: Send + 'static> Pipeline<T> {
         let mut segments = segment_specs(&spec.segments);
         if let Some(t) = &self.tuned {
             t.apply(&mut segments);
+        }
+        if let Some(set) = &self.windows_set {
+            for (seg, &w) in segments.iter_mut().zip(set) {
+                seg.window = w;
+            }
         }
         if let Some(link) = &spec.stateful {
             link.resume_at(epoch, self.pos.prefix);
@@ -1985,8 +2023,8 @@ impl Run {
     }
 
     /// End a run whose items were all handed out: join its threads and wait for its jobs to
-    /// let go (each job's report counts its steals).
-    pub fn finish(mut self) -> u64 {
+    /// let go; returns their steals (each job's report counts them).
+    pub fn finish(&mut self) -> u64 {
         self.shared.stop();
         self.join_threads();
         self.jobs
@@ -2017,6 +2055,10 @@ pub struct PipelineEpoch<'a, T: Send + 'static> {
     last_progress: Instant,
     /// The next epoch's run was opened (or tried) by this iterator.
     ahead_opened: bool,
+    /// Units of the last segment the consumer holds (its last item), and those it let go of
+    /// in this call ([`PipelineBuilder::loader_window`]).
+    holding: usize,
+    let_go: usize,
 }
 
 impl<T: Send + 'static> fmt::Debug for PipelineEpoch<'_, T> {
@@ -2039,6 +2081,9 @@ fn give_room(run: &Run, room: &[usize]) {
 impl<T: Send + 'static> Pipeline<T> {
     /// Each segment's window for a new epoch: the built one, or where autotune left it.
     fn windows_now(&self) -> Vec<usize> {
+        if let Some(set) = &self.windows_set {
+            return set.clone();
+        }
         match &self.tuned {
             Some(t) => t.windows.clone(),
             None => self.spec.segments.iter().map(|g| g.window).collect(),
@@ -2099,6 +2144,57 @@ impl<T: Send + 'static> PipelineEpoch<'_, T> {
         self.run.as_ref().map(|r| report_of(&self.pipeline.spec, r))
     }
 
+    /// Set each segment's window to `windows` now, for this run and the next epoch's (the
+    /// Loader's prefetch tuner): a larger window admits more at once; a smaller one takes
+    /// nothing back, the items held drain. A prefetched next epoch gets what this run leaves
+    /// free at its next delivery.
+    pub(crate) fn set_windows(&mut self, windows: &[usize]) {
+        self.pipeline.windows_set = Some(windows.to_vec());
+        if let Some(run) = &self.run {
+            give_room(run, windows);
+        }
+        self.top_up_ahead();
+    }
+
+    /// After this epoch ended, the consumer asked again: it let go of the last item, and the
+    /// prefetched next epoch has the whole windows ([`PipelineBuilder::loader_window`]).
+    pub(crate) fn asked_after_end(&mut self) {
+        if self.run.is_none() {
+            if let Some(ahead) = &self.pipeline.ahead {
+                give_room(ahead, &self.pipeline.windows_now());
+            }
+        }
+    }
+
+    /// The pipeline's report of the last epoch that ended (this one's, once it has).
+    pub(crate) fn last_report(&self) -> Option<&PipelineReport> {
+        self.pipeline.report()
+    }
+
+    /// Items held now over every segment, this epoch's run and the prefetched next one's,
+    /// less the consumer's last item (it has it: not in flight).
+    pub(crate) fn held(&self) -> usize {
+        let held = |run: &Run| {
+            (0..run.shared.segments.len())
+                .map(|s| run.shared.held(s))
+                .sum::<usize>()
+        };
+        (self.run.as_ref().map_or(0, held) + self.pipeline.ahead.as_ref().map_or(0, held))
+            .saturating_sub(self.holding)
+    }
+
+    /// Stage calls running now, this epoch's run and the prefetched next one's.
+    pub(crate) fn calls_running(&self) -> usize {
+        let calls = |run: &Run| {
+            run.shared
+                .calls_running()
+                .iter()
+                .map(|(_, n)| n)
+                .sum::<usize>()
+        };
+        self.run.as_ref().map_or(0, calls) + self.pipeline.ahead.as_ref().map_or(0, calls)
+    }
+
     /// Blocking-stage threads alive now ([`Pipeline::threads_alive`], while the pipeline is
     /// borrowed by this iterator).
     pub fn threads_alive(&self) -> usize {
@@ -2117,8 +2213,14 @@ impl<T: Send + 'static> PipelineEpoch<'_, T> {
                 ahead.halt();
             }
         }
-        run.stop();
-        let report = report_of(&self.pipeline.spec, &run);
+        let steals = if finished {
+            run.finish()
+        } else {
+            run.stop();
+            0
+        };
+        let mut report = report_of(&self.pipeline.spec, &run);
+        report.steals = steals;
         write_trace(&self.pipeline.spec, &run);
         if self.pipeline.spec.autotune.is_some() {
             self.pipeline.tuned = Some(Tuned::of(&run.shared));
@@ -2131,8 +2233,12 @@ impl<T: Send + 'static> PipelineEpoch<'_, T> {
         };
         self.pipeline.report = Some(report);
         if finished {
-            // The next epoch has the windows whole now.
-            let whole = self.pipeline.windows_now();
+            // The next epoch has the windows whole now (less the consumer's last item, until
+            // it asks for the next epoch, under the Loader's rule).
+            let mut whole = self.pipeline.windows_now();
+            if let Some(last) = whole.last_mut() {
+                *last = last.saturating_sub(std::mem::take(&mut self.let_go));
+            }
             if let Some(ahead) = &self.pipeline.ahead {
                 give_room(ahead, &whole);
             }
@@ -2262,7 +2368,11 @@ impl<T: Send + 'static> Iterator for PipelineEpoch<'_, T> {
                 }
             }
         }
-        match shared.take() {
+        self.let_go = std::mem::take(&mut self.holding);
+        shared.let_go(self.let_go);
+        let (delivered, holding) = shared.take_holding(self.pipeline.spec.consumer_holds);
+        self.holding = holding;
+        match delivered {
             Delivered::Value { value, parts } => {
                 let _ = parts;
                 self.top_up_ahead();

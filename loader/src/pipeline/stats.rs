@@ -232,6 +232,9 @@ pub struct PipelineReport {
     /// Load imbalance of the CPU workers: `max busy / mean busy` (1.0 is perfect; `None`
     /// before any `cpu` item finished).
     pub lif: Option<f64>,
+    /// Successful steals by the `cpu` stages' strategies (those that steal), counted when an
+    /// epoch ends whole (0 before, and for an epoch ended early).
+    pub steals: u64,
 }
 
 /// The limiting stage, why, and what one more unit there would give.
@@ -371,6 +374,7 @@ impl PipelineReport {
             tuning: None,
             workers,
             lif,
+            steals: 0,
         }
     }
 }

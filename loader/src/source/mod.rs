@@ -56,7 +56,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::pipeline::engine::{lock, Fed, Feed};
+use crate::pipeline::{lock, Fed, Feed};
 use crate::pipeline::{FeedFactory, Pipeline, PipelineBuilder, PipelineError, PipelineState};
 
 pub use jsonl::JsonLines;

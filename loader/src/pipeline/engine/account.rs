@@ -49,12 +49,6 @@ impl Shared {
         }
     }
 
-    /// Station `(s, k)`'s finished items so far (one lock, no quantile: the loader reads it
-    /// per batch).
-    pub fn station_done(&self, s: usize, k: usize) -> u64 {
-        self.segments[s].stations[k].st.lock().acc.service.len()
-    }
-
     /// The time segment `s`'s window has been full so far, ns.
     pub fn window_full_ns(&self, s: usize) -> u128 {
         let g = lock(&self.segments[s].gate);

@@ -56,7 +56,6 @@ impl Shared {
                 let (src, body) = match catch_unwind(AssertUnwindSafe(|| feed.next())) {
                     Ok(Fed::Item(src, v)) => (src, Body::Value(v)),
                     Ok(Fed::Failed(src, message)) => (src, source_fault(src, message, false)),
-                    Ok(Fed::Later) => break,
                     Ok(Fed::End) => {
                         ended = true;
                         break;

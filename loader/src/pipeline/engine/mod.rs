@@ -244,8 +244,6 @@ pub(crate) enum Fed {
     /// The source could not read the item at this source position: a failed item (stage
     /// `source`); the source goes on after it.
     Failed(u64, String),
-    /// Nothing yet: the owner adds more later (and kicks the feeder).
-    Later,
     /// No more items.
     End,
 }

@@ -40,7 +40,9 @@ impl Shared {
     ) {
         let seg = &self.segments[s];
         let has_out = !t.out.is_empty() || t.ended;
-        let wake = matches!(seg.tail, TailKind::Sink) && has_out && t.waiting;
+        // The last segment's tail is the sink's (a `Sink`, or a batch delivered from the tail).
+        let last = s + 1 == self.segments.len();
+        let wake = last && has_out && t.waiting;
         drop(t);
         // After the lock is let go, so that the consumer does not wake into a held lock: it
         // raised `waiting` and is inside its wait (it lets go of the lock only there), so the
@@ -53,7 +55,7 @@ impl Shared {
         }
         // What was ready before was offered to the next segment then; it takes more when it
         // frees room (its feeder is this tail).
-        if produced && !matches!(seg.tail, TailKind::Sink) {
+        if produced && !last {
             self.kick_feed(s + 1);
         }
     }
@@ -204,29 +206,43 @@ impl Shared {
         }
     }
 
-    /// The next delivery of the sink; blocks.
-    pub fn take(&self) -> Delivered {
+    /// The next delivery of the sink; blocks. With `hold`, the delivered packet's units stay
+    /// counted in the last segment's window (the consumer holds the item) and are returned:
+    /// the caller lets them go with [`let_go`](Shared::let_go) later.
+    pub fn take_holding(&self, hold: bool) -> (Delivered, usize) {
         let s = self.segments.len() - 1;
         let seg = &self.segments[s];
         self.kick_feed(0);
         let mut t = seg.tail_st.lock();
         loop {
             if lock(&self.tally).halted || self.stopped() {
-                return Delivered::End;
+                return (Delivered::End, 0);
             }
             if let Some((p, units)) = t.out.pop_front() {
                 drop(t);
+                if hold {
+                    return (self.deliver(p), units);
+                }
                 if units > 0 {
                     self.release(s, units);
                 }
-                return self.deliver(p);
+                return (self.deliver(p), 0);
             }
             if t.ended {
-                return Delivered::End;
+                return (Delivered::End, 0);
             }
             t.waiting = true;
             t = seg.tail_st.wait(t);
             t.waiting = false;
+        }
+    }
+
+    /// The consumer let go of `units` of the last segment it held ([`take_holding`]).
+    ///
+    /// [`take_holding`]: Shared::take_holding
+    pub fn let_go(&self, units: usize) {
+        if units > 0 {
+            self.release(self.segments.len() - 1, units);
         }
     }
 
