@@ -379,7 +379,17 @@ class Pipeline:
         )
         if self._procs:
             data["processes"] = {name: st.stats() for name, st in self._procs.items()}
-        return Report(data, _hold_bottleneck(data, r[1]))
+        text = _hold_bottleneck(data, r[1])
+        from .mix import Mix
+
+        if isinstance(self._source, Mix):
+            mixed = self._source.stats()
+            if mixed is not None:
+                # each source of the mix: taken, realised and target share, read rate, and the
+                # one that holds the mix back
+                data["mix"] = mixed
+                text = text.rstrip() + "\nsource (mix):\n" + self._source.report().rstrip() + "\n"
+        return Report(data, text)
 
     def stats(self):
         """Deprecated name of :meth:`report` (one vocabulary with Rust); removed in the next

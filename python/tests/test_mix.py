@@ -145,6 +145,27 @@ def test_stats_name_each_source():
     assert "code" in m.report()
 
 
+def test_the_pipeline_report_names_each_source_of_its_mix():
+    m = schedlab.mix([tagged("a", 90), tagged("b", 30)], [3, 1], names=["code", "web"])
+    p = schedlab.Pipeline(m).map(lambda x: x, name="same").batch(8, collate_fn=None)
+    assert sum(len(b) for b in p) == 120
+    r = p.report()
+    assert r is not None
+    names = [s["name"] for s in r["mix"]["sources"]]
+    assert names == ["code", "web"]
+    assert [s["taken"] for s in r["mix"]["sources"]] == [90, 30]
+    assert r["mix"]["holding_back"] in names
+    text = str(r)
+    assert "source (mix):" in text and "code" in text and "web" in text
+    assert "same" in text  # the stage table is still there
+    p.close()
+    plain = schedlab.Pipeline(10).map(lambda x: x, name="same")
+    list(plain)
+    r2 = plain.report()
+    assert r2 is not None and "mix" not in r2
+    plain.close()
+
+
 def test_arguments_are_checked_naming_the_field():
     a, b = tagged("a"), tagged("b")
     for kwargs, exc, msg in [

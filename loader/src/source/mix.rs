@@ -8,7 +8,7 @@ use std::time::Instant;
 use scheduler::SmallRng;
 
 use super::{Source, SourceError, SourceFingerprint, SourceState};
-use crate::pipeline::engine::lock;
+use crate::pipeline::lock;
 
 /// Distinguishes the mix's random stream from a shuffle or shard order of the same seed.
 const STREAM_SALT: u64 = 0x4d49_585f_5345_4544;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use super::{Source, SourceError, SourceFingerprint, SourceState};
-use crate::pipeline::engine::lock;
+use crate::pipeline::lock;
 
 /// What the reader thread hands over: an item (or the end) and the source's state after it.
 type Read<T> = (Option<Result<T, SourceError>>, SourceState);
