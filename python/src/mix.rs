@@ -95,16 +95,23 @@ pub(crate) fn mix_source(py: Python<'_>, spec: &Bound<'_, PyAny>) -> PyResult<Py
                 .getattr("__qualname__")
                 .and_then(|n| n.extract::<String>())
                 .unwrap_or_else(|_| "schedule".into());
-            // A schedule that raises gives no weights: the epoch ends with an error naming
-            // the step (the Python wrapper in mix.py names the exception).
+            // A schedule that raises (or gives no list of numbers) ends the epoch with an
+            // error naming the step and carrying the exception's type and message.
             let weights = move |step: u64| {
                 Python::with_gil(|py| {
                     f.call1(py, (step,))
                         .and_then(|w| w.extract::<Vec<f64>>(py))
-                        .unwrap_or_default()
+                        .map_err(|e| {
+                            let kind = e
+                                .get_type(py)
+                                .name()
+                                .map(|n| n.to_string())
+                                .unwrap_or_else(|_| "Exception".into());
+                            format!("the schedule raised {kind}: {}", e.value(py))
+                        })
                 })
             };
-            Mix::scheduled(sources, weights, &name).map_err(config)?
+            Mix::try_scheduled(sources, weights, &name).map_err(config)?
         }
         (None, None) => return Err(PyValueError::new_err("weights: expected weights")),
     };

@@ -89,6 +89,21 @@ def test_a_bad_schedule_fails_naming_the_step():
     p.close()
 
 
+def test_a_schedule_that_raises_fails_with_its_exception_named():
+    def weights(step):
+        if step == 5:
+            raise ZeroDivisionError("no weights at step five")
+        return [1, 1]
+
+    p = schedlab.Pipeline(schedlab.mix([tagged("a"), tagged("b")], weights))
+    it = iter(p)
+    for _ in range(5):
+        next(it)
+    with pytest.raises(Exception, match=r"weights\(step=5\).*ZeroDivisionError.*no weights at step five"):
+        next(it)
+    p.close()
+
+
 @pytest.mark.parametrize("mode", ["interleave", "random"])
 @pytest.mark.parametrize("cut", [0, 1, 57, 333])
 def test_state_dict_resumes_item_for_item(mode, cut):

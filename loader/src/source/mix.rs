@@ -61,11 +61,14 @@ pub enum MixStop {
     Never,
 }
 
+/// A weight schedule that may fail (its message ends the epoch, naming the step).
+type ScheduleFn = dyn Fn(u64) -> Result<Vec<f64>, String> + Send + Sync;
+
 /// The weights: fixed, or a function of the step (the items given so far in the epoch).
 #[derive(Clone)]
 enum Weights {
     Fixed(Vec<f64>),
-    Schedule(Arc<dyn Fn(u64) -> Vec<f64> + Send + Sync>, String),
+    Schedule(Arc<ScheduleFn>, String),
 }
 
 /// Check a weight vector: one finite weight `>= 0` per source, not all zero.
@@ -351,12 +354,25 @@ impl<T: Send + 'static> Mix<T> {
         schedule: impl Fn(u64) -> Vec<f64> + Send + Sync + 'static,
         name: &str,
     ) -> Result<Self, SourceError> {
+        Self::try_scheduled(sources, move |step| Ok(schedule(step)), name)
+    }
+
+    /// [`Mix::scheduled`] with a schedule that may fail: its `Err(message)` ends the epoch
+    /// with a [`SourceError::Config`] item naming the step and carrying the message (a Python
+    /// schedule's exception, for one).
+    ///
+    /// # Errors
+    /// As [`Mix::scheduled`], and the schedule's error at step 0.
+    pub fn try_scheduled(
+        sources: Vec<Box<dyn Source<Item = T>>>,
+        schedule: impl Fn(u64) -> Result<Vec<f64>, String> + Send + Sync + 'static,
+        name: &str,
+    ) -> Result<Self, SourceError> {
         Self::check_sources(sources.len())?;
-        check_weights(&schedule(0), sources.len(), "weights(step=0)")?;
-        Ok(Self::make(
-            sources,
-            Weights::Schedule(Arc::new(schedule), name.to_string()),
-        ))
+        let schedule: Arc<ScheduleFn> = Arc::new(schedule);
+        let mix = Self::make(sources, Weights::Schedule(schedule, name.to_string()));
+        mix.weights_now()?;
+        Ok(mix)
     }
 
     /// Pick by `mode` (default [`MixMode::Interleave`]).
@@ -422,12 +438,12 @@ impl<T: Send + 'static> Mix<T> {
         match &self.weights {
             Weights::Fixed(w) => Ok(w.clone()),
             Weights::Schedule(f, _) => {
-                let w = f(self.step);
-                check_weights(
-                    &w,
-                    self.sources.len(),
-                    &format!("weights(step={})", self.step),
-                )?;
+                let field = format!("weights(step={})", self.step);
+                let w = f(self.step).map_err(|message| SourceError::Config {
+                    field: field.clone(),
+                    message,
+                })?;
+                check_weights(&w, self.sources.len(), &field)?;
                 Ok(w)
             }
         }
