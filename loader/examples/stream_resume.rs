@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
-use loader::source::{ShardIter, ShardReader, Shards, Source, SourceError, TarReader, TarSample};
+use loader::source::{
+    ShardIter, ShardReader, ShardSamples, Shards, Source, SourceError, TarReader, TarSample,
+};
 use loader::{Pipeline, PipelineState, Remainder};
 
 #[path = "common/args.rs"]
@@ -53,8 +55,28 @@ fn write_shards(dir: &Path, items: usize, kb: usize) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The tar reader, counting the samples it reads (not those it steps over).
+/// The tar reader, counting the samples it reads (not those it steps over or passes over).
 struct Counting(Arc<AtomicU64>);
+
+/// A tar shard's samples, counted as they are read.
+struct Counted(ShardIter<TarSample>, Arc<AtomicU64>);
+
+impl Iterator for Counted {
+    type Item = Result<Option<TarSample>, SourceError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let r = self.0.next();
+        if matches!(r, Some(Ok(Some(_)))) {
+            self.1.fetch_add(1, Relaxed);
+        }
+        r
+    }
+}
+
+impl ShardSamples<TarSample> for Counted {
+    fn skip_sample(&mut self) -> Option<Result<bool, SourceError>> {
+        self.0.skip_sample()
+    }
+}
 
 impl ShardReader for Counting {
     type Item = TarSample;
@@ -68,13 +90,8 @@ impl ShardReader for Counting {
         every: u64,
         offset: u64,
     ) -> Result<ShardIter<TarSample>, SourceError> {
-        let n = Arc::clone(&self.0);
         let it = TarReader.open(path, from, every, offset)?;
-        Ok(Box::new(it.inspect(move |r| {
-            if matches!(r, Ok(Some(_))) {
-                n.fetch_add(1, Relaxed);
-            }
-        })))
+        Ok(Box::new(Counted(it, Arc::clone(&self.0))))
     }
 }
 

@@ -481,3 +481,114 @@ fn rank_and_world_size_are_checked() {
     let e = Shards::new(vec![], JsonLines).rank(0, 0).err().unwrap();
     assert_eq!(e.to_string(), "world_size: must be >= 1, got 0");
 }
+
+#[test]
+fn passing_over_a_sample_leaves_the_shards_where_reading_it_does() {
+    let dir = temp_dir("skip");
+    let paths = write_tars(&dir, 5, 9);
+    for (rank, world) in [(0, 1), (1, 2), (2, 3)] {
+        let make = || {
+            Shards::new(paths.clone(), TarReader)
+                .rank(rank, world)
+                .unwrap()
+                .shuffle(3)
+                .balanced(true)
+        };
+        let reference: Vec<String> = drain(&mut make(), 0).into_iter().map(|s| s.key).collect();
+        let mut read = make();
+        let mut passed = make();
+        read.start(0).unwrap();
+        passed.start(0).unwrap();
+        for (i, want) in reference.iter().enumerate() {
+            if i % 3 == 1 {
+                assert_eq!(passed.skip(), Some(Ok(())));
+            } else {
+                assert_eq!(&passed.next().unwrap().unwrap().key, want);
+            }
+            read.next().unwrap().unwrap();
+            assert_eq!(
+                passed.state(),
+                read.state(),
+                "rank {rank}/{world}, item {i}"
+            );
+        }
+        assert!(passed.skip().is_none() && read.next().is_none());
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Bytes this thread has read with `read` calls so far (Linux's per-thread `rchar`).
+#[cfg(target_os = "linux")]
+fn thread_bytes_read() -> u64 {
+    let io = std::fs::read_to_string("/proc/thread-self/io").unwrap();
+    io.lines()
+        .find_map(|l| l.strip_prefix("rchar: "))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_shuffle_restore_reads_only_the_buffered_samples_of_tar_shards() {
+    let dir = temp_dir("restore-seek");
+    const SIZE: usize = 20_000;
+    let body = vec![7u8; SIZE];
+    let paths: Vec<PathBuf> = (0..3)
+        .map(|s| {
+            let path = dir.join(format!("shard-{s}.tar"));
+            let mut b = tar::Builder::new(std::fs::File::create(&path).unwrap());
+            for i in 0..200 {
+                for (ext, data) in [("bin", &body[..]), ("cls", &b"1"[..])] {
+                    let mut h = tar::Header::new_gnu();
+                    h.set_size(data.len() as u64);
+                    h.set_mode(0o644);
+                    h.set_cksum();
+                    b.append_data(&mut h, format!("{s}-{i:03}.{ext}"), data)
+                        .unwrap();
+                }
+            }
+            b.finish().unwrap();
+            path
+        })
+        .collect();
+    let (buffer, given) = (50, 300);
+    let make = || Shards::new(paths.clone(), TarReader).shuffled(buffer, 5);
+    let mut s = make();
+    s.start(0).unwrap();
+    for _ in 0..given {
+        s.next().unwrap().unwrap();
+    }
+    let state = s.state();
+    let rest: Vec<String> = std::iter::from_fn(|| s.next())
+        .map(|r| r.unwrap().key)
+        .collect();
+    // The restore goes back to the source position `at` (at or before the oldest buffered
+    // sample) and reads on to `given + buffer`: of those, only `buffer` are kept.
+    let at = state.word(3).unwrap() as usize;
+    let span = given + buffer - at;
+    assert!(
+        span >= 3 * buffer,
+        "the test needs a span ({span}) well over the buffer"
+    );
+
+    let mut t = make();
+    let before = thread_bytes_read();
+    t.restore(&state).unwrap();
+    let read = (thread_bytes_read() - before) as usize;
+    // Each kept sample: its data, padding and the next headers; each one passed over: its
+    // two headers and the small member (read through the scratch buffer), not its data.
+    let bound = buffer * (SIZE + 2_048) + span * 2_048 + 65_536;
+    assert!(
+        read <= bound,
+        "restore read {read} bytes; the {buffer} buffered samples and the headers of the \
+         {span} passed over are at most {bound} (reading all {span} would be over {})",
+        span * SIZE
+    );
+    assert!(bound < span * SIZE);
+    let again: Vec<String> = std::iter::from_fn(|| t.next())
+        .map(|r| r.unwrap().key)
+        .collect();
+    assert_eq!(again, rest);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -205,6 +205,10 @@ where
             ))),
         })))
     }
+    /// Passed over in the source: no Python object made (a tar sample's data not read).
+    fn skip(&mut self) -> Option<Result<(), SourceError>> {
+        self.inner.skip()
+    }
     fn state(&self) -> SourceState {
         self.inner.state()
     }

@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use super::shards::{io_error, ShardIter, ShardReader};
+use super::shards::{io_error, ShardIter, ShardReader, ShardSamples};
 use super::SourceError;
 
 /// Reads JSON-lines shards: each non-blank line is one sample, given as its text (parse it in
@@ -78,6 +78,8 @@ impl Iterator for Lines {
         None
     }
 }
+
+impl ShardSamples<String> for Lines {}
 
 impl ShardReader for JsonLines {
     type Item = String;

@@ -62,7 +62,7 @@ use crate::pipeline::{FeedFactory, Pipeline, PipelineBuilder, PipelineError, Pip
 pub use jsonl::JsonLines;
 pub use mix::{Mix, MixMode, MixSnapshot, MixSourceStats, MixStats, MixStop};
 pub use prefetch::Prefetch;
-pub use shards::{FnReader, ShardIter, ShardReader, Shards, WholeFile};
+pub use shards::{FnReader, IterSamples, ShardIter, ShardReader, ShardSamples, Shards, WholeFile};
 pub use shuffle::Shuffle;
 pub use tar::{TarReader, TarSample};
 
@@ -263,6 +263,25 @@ pub trait Source: Send + 'static {
     /// `None` at the end of the epoch.
     fn next(&mut self) -> Option<Result<Self::Item, SourceError>>;
 
+    /// Pass over the next item as [`next`](Source::next) would, without making it where the
+    /// source can ([`Shards`] seeks past a tar sample's data instead of reading it): `Ok`
+    /// for an item passed over, an `Err` for one that failed (either way one position), or
+    /// `None` at the end of the epoch. The state and the items after it are the same as
+    /// after `next`. [`Shuffle`]'s restore passes over the positions it does not keep.
+    ///
+    /// By default the item is made and dropped.
+    ///
+    /// ```
+    /// use loader::source::{IterSource, Source};
+    /// let mut s = IterSource::new(|_| 0..3u32);
+    /// s.start(0).unwrap();
+    /// assert_eq!(s.skip(), Some(Ok(())));
+    /// assert_eq!(s.next(), Some(Ok(1)));
+    /// ```
+    fn skip(&mut self) -> Option<Result<(), SourceError>> {
+        self.next().map(|r| r.map(drop))
+    }
+
     /// Where it stands: the epoch and the positions from which the next items are read.
     fn state(&self) -> SourceState;
 
@@ -310,6 +329,9 @@ impl<S: Source + ?Sized> Source for Box<S> {
     }
     fn next(&mut self) -> Option<Result<Self::Item, SourceError>> {
         (**self).next()
+    }
+    fn skip(&mut self) -> Option<Result<(), SourceError>> {
+        (**self).skip()
     }
     fn state(&self) -> SourceState {
         (**self).state()

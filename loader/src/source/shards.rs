@@ -12,7 +12,60 @@ use super::{Source, SourceError, SourceFingerprint, SourceState};
 /// this rank reads, `Ok(None)` for one it steps over (not read into memory), an `Err` for a
 /// sample that cannot be read (it counts as a sample: the reader goes on after it, or ends
 /// there if it cannot, and does not give it again when opened past it).
-pub type ShardIter<T> = Box<dyn Iterator<Item = Result<Option<T>, SourceError>> + Send>;
+///
+/// Any such iterator is one through [`IterSamples`]; a reader that can pass over a sample
+/// more cheaply than reading it (a tar shard seeks past its data) implements
+/// [`ShardSamples::skip_sample`] itself.
+pub type ShardIter<T> = Box<dyn ShardSamples<T>>;
+
+/// The samples of one open shard (see [`ShardIter`]), with a way to pass over the next one
+/// without reading it.
+pub trait ShardSamples<T>: Iterator<Item = Result<Option<T>, SourceError>> + Send {
+    /// Pass over the next sample as [`Iterator::next`] would, without making it: `Ok(true)`
+    /// for a sample this rank reads (passed over all the same), `Ok(false)` for one it steps
+    /// over, an `Err` for a sample that cannot be read (it counts as a sample, as in `next`),
+    /// `None` at the end of the shard. The samples after it are the same as after `next`.
+    ///
+    /// By default the sample is read and dropped.
+    fn skip_sample(&mut self) -> Option<Result<bool, SourceError>> {
+        self.next().map(|r| r.map(|x| x.is_some()))
+    }
+}
+
+/// Any iterator of samples as [`ShardSamples`] whose [`skip_sample`](ShardSamples::skip_sample)
+/// reads the sample and drops it.
+///
+/// ```
+/// use loader::source::{IterSamples, ShardIter, ShardSamples};
+/// let mut it: ShardIter<u32> = IterSamples::boxed([Ok(Some(1)), Ok(None), Ok(Some(3))]);
+/// assert_eq!(it.skip_sample(), Some(Ok(true)));
+/// assert_eq!(it.skip_sample(), Some(Ok(false)));
+/// assert_eq!(it.next(), Some(Ok(Some(3))));
+/// assert!(it.next().is_none());
+/// ```
+pub struct IterSamples<I>(pub I);
+
+impl<I> IterSamples<I> {
+    /// `it`'s samples, boxed as a [`ShardIter`].
+    pub fn boxed<T>(it: impl IntoIterator<IntoIter = I>) -> ShardIter<T>
+    where
+        I: Iterator<Item = Result<Option<T>, SourceError>> + Send + 'static,
+    {
+        Box::new(IterSamples(it.into_iter()))
+    }
+}
+
+impl<I: Iterator> Iterator for IterSamples<I> {
+    type Item = I::Item;
+    fn next(&mut self) -> Option<I::Item> {
+        self.0.next()
+    }
+}
+
+impl<T, I> ShardSamples<T> for IterSamples<I> where
+    I: Iterator<Item = Result<Option<T>, SourceError>> + Send
+{
+}
 
 /// Reads one shard file into samples; see [`Shards`].
 pub trait ShardReader: Send + Sync + 'static {
@@ -71,14 +124,42 @@ impl ShardReader for WholeFile {
         every: u64,
         offset: u64,
     ) -> Result<ShardIter<Vec<u8>>, SourceError> {
-        if from > 0 {
-            return Ok(Box::new(std::iter::empty()));
+        Ok(Box::new(OneFile {
+            path: path.to_path_buf(),
+            left: from == 0,
+            wanted: offset % every.max(1) == 0,
+        }))
+    }
+}
+
+/// The one sample of a [`WholeFile`] shard: read when it is taken, not when it is passed
+/// over.
+struct OneFile {
+    path: PathBuf,
+    left: bool,
+    wanted: bool,
+}
+
+impl Iterator for OneFile {
+    type Item = Result<Option<Vec<u8>>, SourceError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if !std::mem::take(&mut self.left) {
+            return None;
         }
-        if offset % every.max(1) != 0 {
-            return Ok(Box::new(std::iter::once(Ok(None))));
+        if !self.wanted {
+            return Some(Ok(None));
         }
-        let bytes = std::fs::read(path).map_err(|e| io_error(path, &e))?;
-        Ok(Box::new(std::iter::once(Ok(Some(bytes)))))
+        Some(
+            std::fs::read(&self.path)
+                .map(Some)
+                .map_err(|e| io_error(&self.path, &e)),
+        )
+    }
+}
+
+impl ShardSamples<Vec<u8>> for OneFile {
+    fn skip_sample(&mut self) -> Option<Result<bool, SourceError>> {
+        std::mem::take(&mut self.left).then_some(Ok(self.wanted))
     }
 }
 
@@ -136,7 +217,7 @@ where
             message: e.to_string(),
         })?;
         let every = every.max(1);
-        Ok(Box::new(
+        Ok(IterSamples::boxed(
             it.into_iter()
                 .zip(0u64..)
                 .skip(from as usize)
@@ -316,6 +397,61 @@ impl<R: ShardReader> Shards<R> {
         plan
     }
 
+    /// The next sample of this rank: made (`Ok(Some)`) if `take`, else passed over
+    /// (`Ok(None)`).
+    fn step(&mut self, take: bool) -> Option<Result<Option<R::Item>, SourceError>> {
+        loop {
+            let &(idx, split) = self.plan.get(self.cursor)?;
+            let w = self.world as u64;
+            if self.cur.is_none() {
+                let (every, offset) = if split {
+                    // Sample i of this shard is leftover sample (split_seen - offset + i).
+                    let base = (self.split_seen - self.offset) % w;
+                    (w, (self.rank as u64 + w - base) % w)
+                } else {
+                    (1, 0)
+                };
+                match self
+                    .reader
+                    .open(&self.paths[idx], self.offset, every, offset)
+                {
+                    Ok(it) => self.cur = Some(it),
+                    Err(e) => {
+                        self.next_shard();
+                        return Some(Err(e));
+                    }
+                }
+            }
+            let cur = self.cur.as_mut().expect("opened above");
+            let got = if take {
+                cur.next().map(|r| r.map(|x| x.map(Some)))
+            } else {
+                cur.skip_sample()
+                    .map(|r| r.map(|mine| mine.then_some(None)))
+            };
+            match got {
+                None => self.next_shard(),
+                Some(Ok(x)) => {
+                    self.offset += 1;
+                    if split {
+                        self.split_seen += 1;
+                    }
+                    if let Some(x) = x {
+                        return Some(Ok(x));
+                    }
+                }
+                Some(Err(e)) => {
+                    // A failed sample: the reader goes on after it (or ends the shard).
+                    self.offset += 1;
+                    if split {
+                        self.split_seen += 1;
+                    }
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+
     fn next_shard(&mut self) {
         self.cur = None;
         self.cursor += 1;
@@ -367,50 +503,14 @@ impl<R: ShardReader> Source for Shards<R> {
     }
 
     fn next(&mut self) -> Option<Result<R::Item, SourceError>> {
-        loop {
-            let &(idx, split) = self.plan.get(self.cursor)?;
-            let w = self.world as u64;
-            if self.cur.is_none() {
-                let (every, offset) = if split {
-                    // Sample i of this shard is leftover sample (split_seen - offset + i).
-                    let base = (self.split_seen - self.offset) % w;
-                    (w, (self.rank as u64 + w - base) % w)
-                } else {
-                    (1, 0)
-                };
-                match self
-                    .reader
-                    .open(&self.paths[idx], self.offset, every, offset)
-                {
-                    Ok(it) => self.cur = Some(it),
-                    Err(e) => {
-                        self.next_shard();
-                        return Some(Err(e));
-                    }
-                }
-            }
-            let cur = self.cur.as_mut().expect("opened above");
-            match cur.next() {
-                None => self.next_shard(),
-                Some(Ok(x)) => {
-                    self.offset += 1;
-                    if split {
-                        self.split_seen += 1;
-                    }
-                    if let Some(x) = x {
-                        return Some(Ok(x));
-                    }
-                }
-                Some(Err(e)) => {
-                    // A failed sample: the reader goes on after it (or ends the shard).
-                    self.offset += 1;
-                    if split {
-                        self.split_seen += 1;
-                    }
-                    return Some(Err(e));
-                }
-            }
-        }
+        self.step(true)
+            .map(|r| r.map(|x| x.expect("a sample taken is made")))
+    }
+
+    /// Pass over the next sample without reading it where the reader allows (a tar shard
+    /// seeks past its data): [`ShardSamples::skip_sample`].
+    fn skip(&mut self) -> Option<Result<(), SourceError>> {
+        self.step(false).map(|r| r.map(|_| ()))
     }
 
     /// `[epoch, shard cursor, sample offset in the shard, leftover samples seen]`.

@@ -21,9 +21,11 @@ type Buffered<T> = (u64, Result<T, SourceError>);
 /// source's length if it ended, and the source's state at (or before) the oldest item still
 /// buffered. The choices depend on nothing but the seed and those counts, so restore replays
 /// them on positions (no item read) to learn which positions the buffer held, then reads the
-/// source again from the oldest of them and keeps those: resume re-reads about
-/// `buffer_size · ln(buffer_size)` source items in the worst case, and gives the same items
-/// in the same order as an uninterrupted run. Memory: the buffered items, plus one source
+/// source again from the oldest of them, keeping those and passing over the others with
+/// [`Source::skip`] (a tar shard seeks past their data: only the buffered samples are
+/// read); a source without a cheap skip makes them again, about
+/// `buffer_size · ln(buffer_size)` items in the worst case. Either way the items after the
+/// restore are the same, in the same order, as an uninterrupted run's. Memory: the buffered items, plus one source
 /// state per `max(64, buffer_size / 16)` positions still spanned by the buffer.
 ///
 /// A `buffer_size` of 0 is refused when the epoch starts (that epoch's one failed item).
@@ -215,13 +217,18 @@ impl<S: Source> Source for Shuffle<S> {
             if p % self.every == 0 && p > at {
                 self.snaps.push_back((p, self.inner.state()));
             }
-            let Some(r) = self.inner.next() else {
-                return Err(SourceError::State(format!(
+            let ended = || {
+                SourceError::State(format!(
                     "the source ended at position {p}; the state has {read} read"
-                )));
+                ))
             };
-            if let Some(&i) = wanted.get(&p) {
-                buf[i] = Some((p, r));
+            match wanted.get(&p) {
+                Some(&i) => buf[i] = Some((p, self.inner.next().ok_or_else(ended)?)),
+                // Not in the buffer: passed over (not read where the source can), its
+                // failure, if it failed, dropped as its item would be.
+                None => {
+                    let _passed: Result<(), SourceError> = self.inner.skip().ok_or_else(ended)?;
+                }
             }
         }
         self.buf = buf.into_iter().flatten().collect();

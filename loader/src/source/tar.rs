@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use super::shards::{io_error, ShardIter, ShardReader};
+use super::shards::{io_error, ShardIter, ShardReader, ShardSamples};
 use super::SourceError;
 
 /// One sample of a tar shard: the members that share a key, by extension.
@@ -27,7 +27,9 @@ pub struct TarSample {
 /// The shard is parsed on the thread that pulls the source (no reader thread, no channel):
 /// a header is read through a 64 KiB buffer, a member's bytes straight into the sample's
 /// `Vec` (one copy from the file, no zeroing). Samples stepped over (before a resume point,
-/// or another rank's) are not read: their data is seeked past.
+/// or another rank's) and samples passed over ([`ShardSamples::skip_sample`], as a shuffle
+/// buffer's restore does for the positions it does not keep) are not read: their data is
+/// seeked past.
 ///
 /// ```
 /// use loader::source::{Shards, Source, TarReader};
@@ -441,8 +443,9 @@ impl TarIter {
         }
     }
 
-    /// The next sample (`None`: the end of the shard), its fields if it is wanted.
-    fn sample(&mut self) -> Result<Option<(String, Option<Fields>)>, String> {
+    /// The next sample (`None`: the end of the shard), its fields if it is wanted and
+    /// `take`.
+    fn sample(&mut self, take: bool) -> Result<Option<(String, Option<Fields>)>, String> {
         let first = match self.pending.take() {
             Some(m) => m,
             None => match self.member()? {
@@ -450,7 +453,7 @@ impl TarIter {
                 None => return Ok(None),
             },
         };
-        let keep = self.wanted(self.index);
+        let keep = take && self.wanted(self.index);
         let key = split_key(&first.name).0.to_string();
         let mut fields = keep.then(Fields::new);
         let mut m = first;
@@ -475,16 +478,17 @@ impl TarIter {
     }
 }
 
-impl Iterator for TarIter {
-    type Item = Result<Option<TarSample>, SourceError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl TarIter {
+    /// The next sample at or after `from`: made if `take` and wanted (`Ok(Some)`), else
+    /// passed over (`Ok(None)`), with whether this rank reads it.
+    #[allow(clippy::type_complexity)]
+    fn step(&mut self, take: bool) -> Option<Result<(bool, Option<TarSample>), SourceError>> {
         loop {
             if self.done && self.pending.is_none() {
                 return None;
             }
             let index = self.index;
-            match self.sample() {
+            match self.sample(take) {
                 Ok(None) => {
                     self.done = true;
                     return None;
@@ -494,11 +498,12 @@ impl Iterator for TarIter {
                     if index < self.from {
                         continue;
                     }
-                    return Some(Ok(fields.map(|fields| TarSample {
+                    let sample = fields.map(|fields| TarSample {
                         key,
                         shard: self.shard.clone(),
                         fields,
-                    })));
+                    });
+                    return Some(Ok((self.wanted(index), sample)));
                 }
                 Err(message) => {
                     // An unreadable archive ends the shard: the failure is the sample at
@@ -518,6 +523,22 @@ impl Iterator for TarIter {
         }
     }
 }
+
+impl Iterator for TarIter {
+    type Item = Result<Option<TarSample>, SourceError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.step(true).map(|r| r.map(|(_, sample)| sample))
+    }
+}
+
+impl ShardSamples<TarSample> for TarIter {
+    /// The sample's headers are read, its members' data seeked past.
+    fn skip_sample(&mut self) -> Option<Result<bool, SourceError>> {
+        self.step(false).map(|r| r.map(|(mine, _)| mine))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{split_key, TarReader, TarSample};
