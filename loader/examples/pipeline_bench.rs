@@ -8,6 +8,9 @@
 //! * (c) overhead: three empty `cpu` map stages over 1,000,000 items: ns per item per stage.
 //! * (d) the default strategy: one stage sleeping log-normal 1 ms σ 1.5 on 8 workers, in
 //!   order (the default must reach ≥ 0.97 of the limit).
+//! * (e) producer-paced: read sleeps 100 µs on 8 threads → decode spins 1 µs on P = 2 CPU
+//!   workers, in order, batch 32: the CPU workers idle between items that arrive one at a
+//!   time, so the process CPU per item is mostly what idle workers burn while they wait.
 //!
 //! The limit uses the *measured* mean time inside each stage (a sleep overshoots by tens of
 //! µs). `spin` burns the thread's own CPU time (`CLOCK_THREAD_CPUTIME_ID`) by default, so a
@@ -16,7 +19,7 @@
 //! see that).
 //!
 //! ```text
-//! cargo run --release -p loader --example pipeline_bench [-- --items 16384 --reps 3 --only a|b|c|d --json --spin cpu|wall --strategy SPEC --window N --loader-workers 2,8,32|none --verbose]
+//! cargo run --release -p loader --example pipeline_bench [-- --items 16384 --reps 3 --only a|b|c|d|e --json --spin cpu|wall --strategy SPEC --window N --loader-workers 2,8,32|none --verbose]
 //! ```
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -108,6 +111,8 @@ impl Workload {
 struct Sample {
     /// CPU time per item spent outside the decode function (engine, threads, sleeps), µs.
     overhead_us: f64,
+    /// Process CPU time per item (everything), µs.
+    cpu_us: f64,
     items_per_s: f64,
     limit_per_s: f64,
     first_item_ms: f64,
@@ -156,6 +161,7 @@ fn run_pipeline(w: &Workload, n: usize) -> Sample {
         .map_or("-".to_string(), |b| b.stage.clone());
     Sample {
         overhead_us: w.overhead_us(cpu, &clock, n),
+        cpu_us: cpu as f64 / n as f64 / 1e3,
         items_per_s: n as f64 / elapsed,
         limit_per_s: w.limit(&clock, n),
         first_item_ms: first.unwrap_or_default().as_secs_f64() * 1e3,
@@ -186,6 +192,7 @@ fn run_loader(w: &Workload, n: usize, workers: usize) -> Sample {
     assert_eq!(items, n);
     Sample {
         overhead_us: w.overhead_us(cpu, &clock, n),
+        cpu_us: cpu as f64 / n as f64 / 1e3,
         items_per_s: n as f64 / elapsed,
         limit_per_s: w.limit(&clock, n),
         first_item_ms: first.unwrap_or_default().as_secs_f64() * 1e3,
@@ -205,6 +212,7 @@ fn report(config: &str, runs: &[Sample], json: bool) {
     let limit: Vec<f64> = runs.iter().map(|s| s.limit_per_s).collect();
     let first: Vec<f64> = runs.iter().map(|s| s.first_item_ms).collect();
     let over: Vec<f64> = runs.iter().map(|s| s.overhead_us).collect();
+    let cpu: Vec<f64> = runs.iter().map(|s| s.cpu_us).collect();
     let bottleneck = &runs.last().expect("one run at least").bottleneck;
     if json {
         println!(
@@ -218,18 +226,24 @@ fn report(config: &str, runs: &[Sample], json: bool) {
                 "first_item_ms": median(&first),
                 "bottleneck": bottleneck,
                 "cpu_us_per_item_outside_decode": median(&over),
+                "cpu_us_per_item": median(&cpu),
             })
         );
     } else {
         let list: Vec<String> = fr.iter().map(|f| format!("{f:.3}")).collect();
         println!(
-            "{config:<34} {:>7.0} items/s of {:>6.0}/s: {:.3} of the limit (runs {}), first batch {:.1} ms, bottleneck {bottleneck}, CPU outside decode {:.1} µs/item",
+            "{config:<34} {:>7.0} items/s of {:>6.0}/s: {:.3} of the limit (runs {}), first batch {:.1} ms, bottleneck {bottleneck}, CPU outside decode {:.1} µs/item, process CPU {:.1} µs/item (runs {})",
             median(&rate),
             median(&limit),
             median(&fr),
             list.join(" "),
             median(&first),
-            median(&over)
+            median(&over),
+            median(&cpu),
+            cpu.iter()
+                .map(|c| format!("{c:.1}"))
+                .collect::<Vec<_>>()
+                .join(" ")
         );
     }
 }
@@ -292,6 +306,7 @@ fn one_stage(n: usize, reps: usize, json: bool) {
             let mean = clock.load(Relaxed) as f64 / n as f64 / 1e9;
             run.push(Sample {
                 overhead_us: 0.0,
+                cpu_us: 0.0,
                 items_per_s: n as f64 / elapsed,
                 limit_per_s: 8.0 / mean,
                 first_item_ms: first.unwrap_or_default().as_secs_f64() * 1e3,
@@ -347,9 +362,9 @@ fn main() {
     let reps = num("--reps", 3);
     let json = std::env::args().any(|a| a == "--json");
     let only = arg("--only").unwrap_or_default();
-    if !["", "a", "b", "c", "d"].contains(&only.as_str()) {
+    if !["", "a", "b", "c", "d", "e"].contains(&only.as_str()) {
         usage(&format!(
-            "--only: '{only}' is not allowed; allowed: a, b, c, d"
+            "--only: '{only}' is not allowed; allowed: a, b, c, d, e"
         ));
     }
     let how = match arg("--spin").as_deref() {
@@ -416,6 +431,21 @@ fn main() {
                 json,
             );
         }
+    }
+    if only.is_empty() || only == "e" {
+        let w = Workload {
+            name: "e",
+            read: draw("constant(100us)", n, 1),
+            decode: draw("constant(1us)", n, 2),
+            read_threads: 8,
+            cpu: 2,
+            spin: how,
+        };
+        if !json {
+            println!("\n(e) producer-paced: read: sleep 100 µs, 8 threads → decode: spin 1 µs, P = 2 → batch 32, in order");
+        }
+        let runs: Vec<Sample> = (0..reps).map(|_| run_pipeline(&w, n)).collect();
+        report("(e) pipeline read(8) -> decode(P=2)", &runs, json);
     }
     if only.is_empty() || only == "c" {
         overhead(1_000_000, reps, json);
