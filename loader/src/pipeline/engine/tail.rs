@@ -247,7 +247,11 @@ impl Shared {
     }
 
     pub(super) fn deliver(&self, p: Packet) -> Delivered {
-        let _ = self.first_item.set(Instant::now());
+        // One clock read per item: the time of the last item, and of the first once.
+        let now = Instant::now();
+        if self.first_item.get().is_none() {
+            let _ = self.first_item.set(now);
+        }
         match p.body {
             Body::Value(value) => {
                 self.consumed(&p.parts);
@@ -258,7 +262,7 @@ impl Shared {
                     Parts::One(_) => 1,
                     Parts::Batch(v) => v.len() as u64,
                 };
-                tally.last = Some(Instant::now());
+                tally.last = Some(now);
                 drop(tally);
                 Delivered::Value {
                     value,
