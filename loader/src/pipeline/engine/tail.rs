@@ -214,6 +214,7 @@ impl Shared {
         let seg = &self.segments[s];
         self.kick_feed(0);
         let mut t = seg.tail_st.lock();
+        let mut yielded = false;
         loop {
             if lock(&self.tally).halted || self.stopped() {
                 return (Delivered::End, 0);
@@ -230,6 +231,15 @@ impl Shared {
             }
             if t.ended {
                 return (Delivered::End, 0);
+            }
+            if !yielded {
+                // Nothing ready: let a runner finish its item before sleeping, once. A wait
+                // costs the consumer a sleep and the runner that wakes it a preemption.
+                yielded = true;
+                drop(t);
+                std::thread::yield_now();
+                t = seg.tail_st.lock();
+                continue;
             }
             t.waiting = true;
             t = seg.tail_st.wait(t);
