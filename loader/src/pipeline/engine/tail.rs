@@ -214,6 +214,7 @@ impl Shared {
         let seg = &self.segments[s];
         self.kick_feed(0);
         let mut t = seg.tail_st.lock();
+        let mut yielded = false;
         loop {
             if lock(&self.tally).halted || self.stopped() {
                 return (Delivered::End, 0);
@@ -231,6 +232,15 @@ impl Shared {
             if t.ended {
                 return (Delivered::End, 0);
             }
+            if !yielded {
+                // Nothing ready: let a runner finish its item before sleeping, once. A wait
+                // costs the consumer a sleep and the runner that wakes it a preemption.
+                yielded = true;
+                drop(t);
+                std::thread::yield_now();
+                t = seg.tail_st.lock();
+                continue;
+            }
             t.waiting = true;
             t = seg.tail_st.wait(t);
             t.waiting = false;
@@ -247,7 +257,11 @@ impl Shared {
     }
 
     pub(super) fn deliver(&self, p: Packet) -> Delivered {
-        let _ = self.first_item.set(Instant::now());
+        // One clock read per item: the time of the last item, and of the first once.
+        let now = Instant::now();
+        if self.first_item.get().is_none() {
+            let _ = self.first_item.set(now);
+        }
         match p.body {
             Body::Value(value) => {
                 self.consumed(&p.parts);
@@ -258,7 +272,7 @@ impl Shared {
                     Parts::One(_) => 1,
                     Parts::Batch(v) => v.len() as u64,
                 };
-                tally.last = Some(Instant::now());
+                tally.last = Some(now);
                 drop(tally);
                 Delivered::Value {
                     value,
