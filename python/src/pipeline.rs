@@ -132,6 +132,47 @@ impl Fails {
     }
 }
 
+/// A stream whose Python exceptions follow `on_failure` as a stage's do: carried to their
+/// position (`"raise"`), or handed to the engine as the source's failures (`"skip"` drops
+/// and counts them, `"halt"` counts them and raises each as itself) — also when no stage
+/// follows the source.
+struct FailingSource {
+    inner: crate::streams::PySource,
+    fails: Fails,
+}
+
+impl loader::source::Source for FailingSource {
+    type Item = PyItem;
+    fn fingerprint(&self) -> loader::source::SourceFingerprint {
+        self.inner.fingerprint()
+    }
+    fn start(&mut self, epoch: u64) -> Result<(), loader::source::SourceError> {
+        self.inner.start(epoch)
+    }
+    fn next(&mut self) -> Option<Result<PyItem, loader::source::SourceError>> {
+        match self.inner.next()? {
+            Ok(Err(f)) => Some(
+                self.fails
+                    .fail(f)
+                    .map_err(loader::source::SourceError::Other),
+            ),
+            other => Some(other),
+        }
+    }
+    fn skip(&mut self) -> Option<Result<(), loader::source::SourceError>> {
+        self.inner.skip()
+    }
+    fn state(&self) -> loader::source::SourceState {
+        self.inner.state()
+    }
+    fn restore(
+        &mut self,
+        state: &loader::source::SourceState,
+    ) -> Result<(), loader::source::SourceError> {
+        self.inner.restore(state)
+    }
+}
+
 fn runner_slot(r: Runner) -> usize {
     match r {
         Runner::Cpu(w) => w,
@@ -236,7 +277,10 @@ impl PipelineCore {
         let src = Arc::clone(&sources);
         let mut b: PipelineBuilder<PyItem> = match stream {
             // A stream (issue 30): pulled lazily, its state in the pipeline's.
-            Some(spec) => Pipeline::from_stateful(crate::streams::source_of(py, &spec)?),
+            Some(spec) => Pipeline::from_stateful(FailingSource {
+                inner: crate::streams::source_of(py, &spec)?,
+                fails: fails.clone(),
+            }),
             None => Pipeline::from_source(move |epoch| {
                 lock(&src)
                     .remove(&epoch)

@@ -219,3 +219,41 @@ def test_a_bare_generator_gives_one_epoch_then_a_clear_error_naming_what_to_pass
     assert [list(q), list(q)] == [[0, 1, 2], [1, 2, 3]]
     r = schedlab.Pipeline(Stream(3))
     assert [list(r), list(r)] == [[0, 1, 2], [0, 1, 2]]
+
+
+class _FlakyStream:
+    """0..5 with an exception in place of 2 (a stream that raised is finished: the epoch ends
+    after the failure)."""
+
+    def __iter__(self):
+        self.i = 0
+        return self
+
+    def __next__(self):
+        i = self.i
+        self.i += 1
+        if i >= 6:
+            raise StopIteration
+        if i == 2:
+            raise ValueError("bad stream item 2")
+        return i
+
+
+@pytest.mark.parametrize("stage", [False, True])
+def test_on_failure_applies_to_a_streams_exceptions_with_or_without_a_stage(stage):
+    def build(on_failure):
+        p = schedlab.Pipeline(_FlakyStream(), on_failure=on_failure)
+        return p.map(lambda x: x, name="same") if stage else p
+
+    p = build("skip")
+    assert list(p) == [0, 1]  # skipped (and counted), not raised
+    r = p.report()
+    assert r is not None and r["failures"] == 1
+    p.close()
+    p = build("raise")
+    it = iter(p)
+    assert [next(it), next(it)] == [0, 1]
+    with pytest.raises(ValueError, match="bad stream item 2"):
+        next(it)
+    assert list(it) == []  # a stream that raised is finished
+    p.close()
