@@ -38,29 +38,21 @@ use loader::{Pipeline, Remainder, Stage};
 mod args;
 use args::{num, process_cpu_ns, spin_cpu, thread_cpu_ns};
 
+#[path = "common/tar_shards.rs"]
+mod tar_shards;
+use tar_shards::write_tar_shards;
+
 fn write_shards(dir: &Path, shards: usize, samples: usize, kb: usize) -> Vec<PathBuf> {
-    std::fs::create_dir_all(dir).unwrap();
-    (0..shards)
-        .map(|s| {
-            let path = dir.join(format!("shard-{s:04}.tar"));
-            let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-            let mut b = tar::Builder::new(file);
-            for i in 0..samples {
-                let size = kb * 1024 * (75 + (i * 7919 % 51)) / 100; // 75% .. 125% of kb
-                let body: Vec<u8> = (0..size).map(|j| (j ^ i ^ s) as u8).collect();
-                for (ext, data) in [("jpg", body.as_slice()), ("cls", &b"7"[..])] {
-                    let mut h = tar::Header::new_gnu();
-                    h.set_size(data.len() as u64);
-                    h.set_mode(0o644);
-                    h.set_cksum();
-                    b.append_data(&mut h, format!("{s:04}{i:06}.{ext}"), data)
-                        .unwrap();
-                }
-            }
-            b.into_inner().unwrap();
-            path
-        })
-        .collect()
+    write_tar_shards(
+        dir,
+        shards,
+        |_| samples,
+        "jpg",
+        |s, i| {
+            let size = kb * 1024 * (75 + (i * 7919 % 51)) / 100; // 75% .. 125% of kb
+            (0..size).map(|j| (j ^ i ^ s) as u8).collect()
+        },
+    )
 }
 
 fn source(paths: &[PathBuf], shuffle: usize) -> Box<dyn Source<Item = TarSample>> {

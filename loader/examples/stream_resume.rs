@@ -29,30 +29,22 @@ use loader::{Pipeline, PipelineState, Remainder};
 mod args;
 use args::num;
 
+#[path = "common/tar_shards.rs"]
+mod tar_shards;
+use tar_shards::write_tar_shards;
+
 const PER_SHARD: usize = 2_000;
 
 fn write_shards(dir: &Path, items: usize, kb: usize) -> Vec<PathBuf> {
-    std::fs::create_dir_all(dir).unwrap();
     let body: Vec<u8> = (0..kb * 1024).map(|j| (j * 31 % 251) as u8).collect();
-    (0..items.div_ceil(PER_SHARD))
-        .map(|s| {
-            let path = dir.join(format!("shard-{s:04}.tar"));
-            let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-            let mut b = tar::Builder::new(file);
-            for i in 0..PER_SHARD.min(items - s * PER_SHARD) {
-                for (ext, data) in [("bin", body.as_slice()), ("cls", &b"7"[..])] {
-                    let mut h = tar::Header::new_gnu();
-                    h.set_size(data.len() as u64);
-                    h.set_mode(0o644);
-                    h.set_cksum();
-                    b.append_data(&mut h, format!("{s:04}{i:06}.{ext}"), data)
-                        .unwrap();
-                }
-            }
-            b.into_inner().unwrap();
-            path
-        })
-        .collect()
+    let shards = items.div_ceil(PER_SHARD);
+    write_tar_shards(
+        dir,
+        shards,
+        |s| PER_SHARD.min(items - s * PER_SHARD),
+        "bin",
+        |_, _| body.clone(),
+    )
 }
 
 /// The tar reader, counting the samples it reads (not those it steps over or passes over).
