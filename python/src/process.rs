@@ -85,9 +85,14 @@ pub(crate) fn exchange<'py>(py: Python<'py>, fd: i32, msg: &[u8]) -> PyResult<Bo
                 Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(None),
                 Err(e) => return Err(e),
             }
-        } else {
-            body.truncate(want);
+        } else if have > want {
+            // One answer is in flight per socket: bytes past it would be another's.
+            return Err(std::io::Error::new(
+                ErrorKind::InvalidData,
+                format!("a worker sent {have} bytes for an answer of {want}"),
+            ));
         }
+        body.truncate(want);
         Ok(Some(body))
     })?;
     match answer {
