@@ -1190,7 +1190,9 @@ impl<D: Dataset, B: Send + 'static> Iterator for LoaderEpoch<'_, D, B> {
                 Some(Err(e)) => {
                     // The `get` stage never fails (a bad sample is a value): only the pipeline
                     // itself can end up here (the epoch could not open: a custom sampler
-                    // panicked), and no batch is behind it.
+                    // panicked), and no batch is behind it. The epoch did not run: the loader
+                    // stays at it (the next `epoch()` tries it again), so `finish` is not called.
+                    self.finished = true;
                     return Some(Err(LoaderError::Start(e.to_string())));
                 }
                 Some(Ok(units)) => units,

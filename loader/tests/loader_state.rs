@@ -96,3 +96,26 @@ fn a_batch_granularity_state_lists_whole_batches_as_sample_positions() {
     let rest: Vec<usize> = other.epoch(0).map(|b| b.unwrap().number).collect();
     assert_eq!(rest, (3..13).collect::<Vec<_>>());
 }
+
+#[test]
+fn an_epoch_whose_sampler_panics_leaves_the_loader_at_that_epoch() {
+    // The user's sampler panics for epoch 1: the panic reaches the caller of `epoch(1)` (the
+    // prefetch of epoch 1 behind epoch 0 fails quietly), and the loader stays at epoch 1 with
+    // nothing consumed: it did not advance past an epoch that never ran.
+    let mut l = Loader::builder(loader::from_fn(20, Ok::<_, String>))
+        .batch_size(4)
+        .sampler(Sampler::from_fn(|epoch, len| {
+            assert!(epoch != 1, "no order for epoch 1");
+            (0..len).collect()
+        }))
+        .workers(2)
+        .build()
+        .unwrap();
+    assert_eq!(l.epoch(0).map(|b| b.unwrap().data.len()).sum::<usize>(), 20);
+    assert_eq!(l.state().epoch, 1);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| l.epoch(1).count()));
+    assert!(r.is_err());
+    let state = l.state();
+    assert_eq!((state.epoch, state.batches_done), (1, 0));
+    assert_eq!(l.epoch(2).count(), 5);
+}

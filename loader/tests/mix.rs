@@ -548,3 +548,22 @@ fn statistics_count_each_source_and_name_it() {
         "{text}"
     );
 }
+
+#[test]
+fn a_state_with_more_draws_than_picks_is_refused_not_replayed() {
+    let make = || {
+        Mix::new(endless(3), vec![0.5, 0.3, 0.2])
+            .unwrap()
+            .mode(MixMode::Random)
+            .seed(4)
+    };
+    let mut m = make();
+    m.start(0).unwrap();
+    take(&mut m, 50);
+    let mut state = m.state();
+    let mut fresh = make();
+    fresh.restore(&state).unwrap(); // the real state restores
+    state.words[3] = u64::MAX; // a damaged one would spin for 2^64 draws
+    let e = make().restore(&state).unwrap_err().to_string();
+    assert!(e.contains("random draws"), "{e}");
+}

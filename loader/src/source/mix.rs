@@ -654,6 +654,15 @@ impl<T: Send + 'static> Source for Mix<T> {
             )));
         }
         let w = w.to_vec();
+        // A draw is made per pick: one per item given, and one more each time a source
+        // leaves the mix (at most once each). More is not a state of this mix (and replaying
+        // it would spin).
+        if w[3] > w[1].saturating_add(n as u64) {
+            return Err(SourceError::State(format!(
+                "a mix state with {} random draws for {} items of {n} sources",
+                w[3], w[1]
+            )));
+        }
         self.reset(w[0]);
         for (s, st) in self.sources.iter_mut().zip(&state.children) {
             s.restore(st)?;

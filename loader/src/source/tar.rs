@@ -88,8 +88,10 @@ impl ShardReader for TarReader {
         offset: u64,
     ) -> Result<ShardIter<TarSample>, SourceError> {
         let file = File::open(path).map_err(|e| io_error(path, &e))?;
+        let len = file.metadata().map_err(|e| io_error(path, &e))?.len();
         Ok(Box::new(TarIter {
             file,
+            len,
             ahead: Ahead::Unknown,
             scratch: Vec::new(),
             shard: path.display().to_string(),
@@ -177,6 +179,8 @@ struct Member {
 /// The samples of one open tar shard.
 struct TarIter {
     file: File,
+    /// The file's length: no member's size is taken above it.
+    len: u64,
     /// The next header, when it was read with the data before it.
     ahead: Ahead,
     /// The buffer a small member is read into.
@@ -386,12 +390,23 @@ impl TarIter {
                     "a header whose checksum is {stored}, computed {sum}: not a tar archive, or a damaged one"
                 ));
             }
-            let size = match pax_size.take() {
+            // A pax `size` is the next file's (not a GNU long name's or another pax header's).
+            let meta = matches!(h[156], b'L' | b'K' | b'x' | b'g');
+            let size = match pax_size.take_if(|_| !meta) {
                 Some(s) => s,
                 None => number(&h[124..136]).ok_or("a header size that is not a number")?,
             };
+            // A size past the file's end is a damaged header or a truncated file: refused
+            // before anything is sized by it (and the sums below cannot overflow).
+            if size > self.len {
+                return Err(format!(
+                    "a member of {size} bytes in a file of {} bytes: truncated or damaged",
+                    self.len
+                ));
+            }
             match h[156] {
-                b'0' | 0 => {
+                // a regular file (`7`: contiguous, the same to a reader)
+                b'0' | 0 | b'7' => {
                     let name = match (pax_path.take(), long_name.take()) {
                         (Some(p), _) => p,
                         (None, Some(l)) => l,
@@ -758,6 +773,55 @@ mod tests {
             let r = read_all(&path, 0, 1, 0);
             assert_eq!(r.len(), 1);
             assert!(r[0].as_ref().unwrap_err().to_string().contains("sample 0"));
+            std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_header_size_past_the_files_end_is_one_error_not_an_allocation() {
+        // Sizes no file here holds (octal 8 GiB, base-256 2^63): one error naming the sample,
+        // before anything is sized by them; a contiguous file (type `7`) reads as a file.
+        for huge in [8u64 << 30, 1u64 << 63] {
+            let path = temp(&format!("huge{}", huge.trailing_zeros()));
+            let mut b = tar::Builder::new(std::fs::File::create(&path).unwrap());
+            for (i, kind) in [tar::EntryType::Regular, tar::EntryType::Continuous]
+                .into_iter()
+                .enumerate()
+            {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(kind);
+                h.set_size(3);
+                h.set_mode(0o644);
+                h.set_cksum();
+                b.append_data(&mut h, format!("{i}.bin"), &b"abc"[..])
+                    .unwrap();
+            }
+            b.finish().unwrap();
+            drop(b);
+            let ok = read_all(&path, 0, 1, 0);
+            assert_eq!(ok.len(), 2);
+            assert_eq!(
+                ok[1].as_ref().unwrap().as_ref().unwrap().fields["bin"],
+                b"abc"
+            );
+            // Sample 1's header (the second 512-byte header, after 512 of sample 0's data
+            // block) claims `huge` bytes, with a valid checksum.
+            let mut bytes = std::fs::read(&path).unwrap();
+            let h = &mut bytes[1024..1536];
+            let mut header = tar::Header::new_gnu();
+            header.as_mut_bytes().copy_from_slice(h);
+            header.set_size(huge);
+            header.set_cksum();
+            h.copy_from_slice(header.as_bytes());
+            std::fs::write(&path, &bytes).unwrap();
+            let r = read_all(&path, 0, 1, 0);
+            let e = r.last().unwrap().as_ref().unwrap_err().to_string();
+            assert!(
+                e.contains("sample")
+                    && e.contains(&format!("{huge} bytes"))
+                    && e.contains("damaged"),
+                "{e}"
+            );
             std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
         }
     }
