@@ -213,21 +213,12 @@ def pool_contender(ds, workers):
     batches of 32 stacked in the consumer."""
     import multiprocessing
 
+    from pool import imap_batches
+
     def run():
         pool = multiprocessing.Pool(workers)  # the default start method (fork on Linux)
-
-        def batches():
-            buf = []
-            for x in pool.imap(ds.__getitem__, range(len(ds)), chunksize=1):
-                buf.append(x)
-                if len(buf) == 32:
-                    yield np.stack(buf)
-                    buf = []
-            if buf:
-                yield np.stack(buf)
-
         try:
-            return epoch_of(batches)
+            return epoch_of(lambda: imap_batches(pool, ds))
         finally:
             pool.terminate()
             pool.join()

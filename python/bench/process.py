@@ -37,6 +37,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import schedlab  # noqa: E402
+from pool import imap_batches  # noqa: E402
 
 
 def spin(n):
@@ -159,21 +160,11 @@ def pool_imap(ds, workers):
     def make():
         pool = multiprocessing.Pool(workers)  # the default start method (fork on Linux)
 
-        def batches():
-            buf = []
-            for x in pool.imap(ds.__getitem__, range(len(ds)), chunksize=1):
-                buf.append(x)
-                if len(buf) == 32:
-                    yield np.stack(buf)
-                    buf = []
-            if buf:
-                yield np.stack(buf)
-
         def close():
             pool.terminate()
             pool.join()
 
-        return _Ctx(batches(), close)
+        return _Ctx(imap_batches(pool, ds), close)
 
     return make
 
