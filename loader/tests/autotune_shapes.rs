@@ -53,8 +53,8 @@ fn raised(report: &PipelineReport, name: &str) {
     assert!(st.concurrency > 1, "{report}");
 }
 
-#[test]
-fn with_a_batch_and_a_collate_the_tuner_adds_read_threads() {
+/// Read from one thread → decode → batch → collate, autotuned: every item once, in order.
+fn batched_from_one_read_thread() -> PipelineReport {
     let b = Pipeline::from_sampler(N, Sampler::sequential())
         .map(Stage::blocking("read", 1), read)
         .map(Stage::cpu("decode"), decode)
@@ -63,7 +63,12 @@ fn with_a_batch_and_a_collate_the_tuner_adds_read_threads() {
     let (batches, report) = run(b);
     let flat: Vec<usize> = batches.into_iter().flatten().collect();
     assert_eq!(flat, (0..N).collect::<Vec<_>>());
-    raised(&report, "read");
+    report
+}
+
+#[test]
+fn with_a_batch_and_a_collate_the_tuner_adds_read_threads() {
+    raised(&batched_from_one_read_thread(), "read");
 }
 
 #[test]
@@ -113,14 +118,7 @@ fn two_blocking_stages_both_grow_from_one_thread() {
 /// more (feedback's +50% raises alone would take 6 to get from 1 to 8).
 #[test]
 fn the_ramp_from_one_thread_takes_a_few_steps_not_one_per_thread() {
-    let b = Pipeline::from_sampler(N, Sampler::sequential())
-        .map(Stage::blocking("read", 1), read)
-        .map(Stage::cpu("decode"), decode)
-        .batch(32, Remainder::Partial)
-        .map(Stage::cpu("collate"), |v: Vec<usize>| v);
-    let (batches, report) = run(b);
-    let flat: Vec<usize> = batches.into_iter().flatten().collect();
-    assert_eq!(flat, (0..N).collect::<Vec<_>>());
+    let report = batched_from_one_read_thread();
     let tuning = report.tuning.as_ref().expect("autotune reports");
     let ups: Vec<_> = tuning
         .changes

@@ -9,6 +9,7 @@ import weakref
 
 from . import _core
 from . import streams as _streams
+from .mix import Mix
 from ._collate import default_collate
 from ._process import (
     AutoStage,
@@ -380,8 +381,6 @@ class Pipeline:
         if self._procs:
             data["processes"] = {name: st.stats() for name, st in self._procs.items()}
         text = _hold_bottleneck(data, r[1])
-        from .mix import Mix
-
         if isinstance(self._source, Mix):
             mixed = self._source.stats()
             if mixed is not None:
