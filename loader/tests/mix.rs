@@ -383,6 +383,40 @@ fn bad_weights_are_refused_naming_the_field() {
         ),
         "names: expected 2 names (one per source), got 1"
     );
+    assert_eq!(
+        field(
+            Mix::new(endless(3), vec![1.0, 1.0, 1.0])
+                .unwrap()
+                .names(vec!["a".into(), "b".into(), "a".into()])
+        ),
+        "names[2]: \"a\" names an earlier source too; names must differ"
+    );
+}
+
+/// Weights each finite whose sum is not (it overflowed to infinity, so every share was 0 and
+/// the periodic order empty: a division by zero on the first pick) mix as their ratios say.
+#[test]
+fn weights_whose_sum_overflows_mix_by_their_ratio() {
+    for mode in [MixMode::Interleave, MixMode::Random] {
+        let mut huge = Mix::new(endless(2), vec![f64::MAX, f64::MAX / 3.0])
+            .unwrap()
+            .mode(mode);
+        let mut small = Mix::new(endless(2), vec![3.0, 1.0]).unwrap().mode(mode);
+        huge.start(0).unwrap();
+        small.start(0).unwrap();
+        let ids = |v: Vec<Item>| v.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+        let picks = ids(take(&mut huge, 400));
+        let zeros = picks.iter().filter(|&&id| id == 0).count();
+        if mode == MixMode::Interleave {
+            assert_eq!(zeros, 300);
+            assert_eq!(picks, ids(take(&mut small, 400)));
+        } else {
+            assert!(
+                (250..=350).contains(&zeros),
+                "{zeros} of 400 from a 3:1 mix"
+            );
+        }
+    }
 }
 
 /// A mix exercising every part of the state: finite and endless sources, a shuffled one, a

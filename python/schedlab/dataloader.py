@@ -89,6 +89,27 @@ def _user_stop(exc, msg):
     return None
 
 
+def _rewrapped(exc, msg):
+    """``exc``'s message replaced by ``msg``, as the same type where its constructor takes one
+    message, else as the nearest base class below ``Exception`` that does
+    (``json.JSONDecodeError`` needs three arguments: it becomes a ``ValueError``, so ``except
+    ValueError`` still catches it), else ``RuntimeError`` (torch's fallback for all of them). A ``KeyError``'s message prints on several lines, and a
+    ``StopIteration`` from user code is a ``RuntimeError`` (see ``_user_stop``)."""
+    if isinstance(exc, KeyError):
+        msg = KeyErrorMessage(msg)
+    new = _user_stop(exc, msg)
+    if new is not None:
+        return new
+    for k, cls in enumerate(type(exc).__mro__):
+        if k > 0 and cls in (Exception, BaseException):
+            break
+        try:
+            return cls(msg)
+        except Exception:
+            continue
+    return RuntimeError(msg)
+
+
 def _callable_arg(name, value):
     if value is not None and not callable(value):
         raise TypeError(f"{name} should be callable, but got {type(value).__name__}")
@@ -245,14 +266,7 @@ def _reraise(number, index, worker, exc, tb, what):
         f"Caught {type(exc).__name__} in DataLoader worker {worker} ({what}, {where} {index}, "
         f"batch {number}).\nOriginal {tb}"
     )
-    if isinstance(exc, KeyError):
-        msg = KeyErrorMessage(msg)
-    new = _user_stop(exc, msg)
-    if new is None:
-        try:
-            new = type(exc)(msg)
-        except Exception:
-            new = RuntimeError(msg)
+    new = _rewrapped(exc, msg)
     try:
         new.index, new.worker, new.batch = index, worker, number
     except Exception:

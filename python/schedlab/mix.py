@@ -133,4 +133,8 @@ def mix(sources, weights, *, seed=0, mode="interleave", stop="first_exhausted", 
         if len(names) != len(sources):
             raise ValueError(
                 f"names: expected {len(sources)} names (one per source), got {len(names)}")
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ValueError(
+                    f"names[{i}]: {name!r} names an earlier source too; names must differ")
     return Mix(sources, weights, schedule, seed, mode, stop, names)

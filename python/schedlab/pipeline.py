@@ -23,10 +23,9 @@ from .dataloader import (
     _claim,
     _int_arg,
     _live,
-    _user_stop,
+    _rewrapped,
     gil_verdict,
     Report,
-    KeyErrorMessage,
 )
 
 _KINDS = ("cpu", "blocking", "process", "auto")
@@ -503,15 +502,7 @@ class _PipelineIter:
             f"Caught {type(exc).__name__} in pipeline stage '{stage}' (item {k} of epoch "
             f"{self._epoch}).\nOriginal {tb}"
         )
-        if isinstance(exc, KeyError):
-            msg = KeyErrorMessage(msg)
-        new = _user_stop(exc, msg)
-        if new is None:
-            try:
-                new = type(exc)(msg)
-            except Exception:
-                new = RuntimeError(msg)
-        raise new from exc
+        raise _rewrapped(exc, msg) from exc
 
     def _stop(self):
         if not self._done and not self._dead and not self._core.closed():

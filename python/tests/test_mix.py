@@ -195,6 +195,17 @@ def test_arguments_are_checked_naming_the_field():
         (dict(sources=[a, b], weights=[1, 1], stop="end"), ValueError, "stop: expected"),
         (dict(sources=[a, b], weights=[1, 1], seed=-1), ValueError, "seed"),
         (dict(sources=[a, b], weights=[1, 1], names=["x"]), ValueError, "names: expected 2"),
+        (dict(sources=[a, b], weights=[1, 1], names=["x", "x"]), ValueError,
+         r"names\[1\]: 'x' names an earlier source too"),
     ]:
         with pytest.raises(exc, match=msg):
             schedlab.mix(**kwargs)
+
+
+def test_weights_whose_sum_overflows_mix_by_their_ratio():
+    # Each weight is finite, their sum is not: the shares were all 0 (a panic on the first pick).
+    huge = schedlab.mix([tagged("a"), tagged("b")], [1e308, 1e308 / 3])
+    small = schedlab.mix([tagged("a"), tagged("b")], [3, 1])
+    got = [x for x, _ in zip(schedlab.Pipeline(huge), range(40))]
+    assert got == [x for x, _ in zip(schedlab.Pipeline(small), range(40))]
+    assert sum(1 for x in got if x[0] == "a") == 30

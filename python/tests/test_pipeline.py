@@ -80,6 +80,22 @@ def test_exception_at_its_position_as_the_original_type():
     p.close()
 
 
+def test_an_exception_whose_constructor_takes_more_than_a_message_keeps_its_base_type():
+    # json.JSONDecodeError(msg, doc, pos) cannot be remade from one message: it is raised as
+    # the nearest base that can (ValueError), not as a RuntimeError, so `except ValueError`
+    # still catches it; the original is the cause.
+    import json
+
+    p = schedlab.Pipeline(["[1]", "{bad"]).map(json.loads)
+    it = iter(p)
+    assert next(it) == [1]
+    with pytest.raises(ValueError, match="stage 'loads'") as info:
+        next(it)
+    assert type(info.value) is ValueError
+    assert isinstance(info.value.__cause__, json.JSONDecodeError)
+    p.close()
+
+
 def test_stats_as_dict_and_text_with_gil_per_stage():
     p = (
         schedlab.Pipeline(40, workers=2)

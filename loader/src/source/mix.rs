@@ -71,6 +71,17 @@ enum Weights {
     Schedule(Arc<ScheduleFn>, String),
 }
 
+/// Checked weights, scaled by their largest where their sum would overflow (each weight is
+/// finite, but `[1e308, 1e308]` sums to infinity and every share would be 0); weights whose
+/// sum is finite are kept as given, so the picks do not move by a rounding.
+fn finite_sum(mut w: Vec<f64>) -> Vec<f64> {
+    if !w.iter().sum::<f64>().is_finite() {
+        let max = w.iter().copied().fold(0.0, f64::max);
+        w.iter_mut().for_each(|x| *x /= max);
+    }
+    w
+}
+
 /// Check a weight vector: one finite weight `>= 0` per source, not all zero.
 fn check_weights(w: &[f64], n: usize, field: &str) -> Result<(), SourceError> {
     let bad = |message: String| SourceError::Config {
@@ -292,7 +303,7 @@ impl<T: Send + 'static> Mix<T> {
     fn make(sources: Vec<Box<dyn Source<Item = T>>>, weights: Weights) -> Self {
         let n = sources.len();
         let period = match &weights {
-            Weights::Fixed(w) => periodic_order(w),
+            Weights::Fixed(w) => periodic_order(&finite_sum(w.clone())),
             Weights::Schedule(..) => None,
         };
         Mix {
@@ -396,7 +407,8 @@ impl<T: Send + 'static> Mix<T> {
     /// Name the sources in the statistics.
     ///
     /// # Errors
-    /// [`SourceError::Config`] naming `names` if there is not one name per source.
+    /// [`SourceError::Config`] naming `names` if there is not one name per source, or
+    /// `names[i]` if a name repeats an earlier one.
     pub fn names(self, names: Vec<String>) -> Result<Self, SourceError> {
         if names.len() != self.sources.len() {
             return Err(SourceError::Config {
@@ -406,6 +418,16 @@ impl<T: Send + 'static> Mix<T> {
                     self.sources.len(),
                     names.len()
                 ),
+            });
+        }
+        if let Some((i, name)) = names
+            .iter()
+            .enumerate()
+            .find(|(i, name)| names[..*i].contains(name))
+        {
+            return Err(SourceError::Config {
+                field: format!("names[{i}]"),
+                message: format!("{name:?} names an earlier source too; names must differ"),
             });
         }
         *lock(&self.stats.names) = names;
@@ -436,7 +458,7 @@ impl<T: Send + 'static> Mix<T> {
     /// The weights at the current step (checked for a schedule).
     fn weights_now(&self) -> Result<Vec<f64>, SourceError> {
         match &self.weights {
-            Weights::Fixed(w) => Ok(w.clone()),
+            Weights::Fixed(w) => Ok(finite_sum(w.clone())),
             Weights::Schedule(f, _) => {
                 let field = format!("weights(step={})", self.step);
                 let w = f(self.step).map_err(|message| SourceError::Config {
@@ -444,7 +466,7 @@ impl<T: Send + 'static> Mix<T> {
                     message,
                 })?;
                 check_weights(&w, self.sources.len(), &field)?;
-                Ok(w)
+                Ok(finite_sum(w))
             }
         }
     }
@@ -701,6 +723,9 @@ fn periodic_order(w: &[f64]) -> Option<Vec<usize>> {
             .then(|| c.iter().map(|x| x.round() as u64).collect())
     })?;
     let d: u64 = counts.iter().sum();
+    if d == 0 {
+        return None;
+    }
     let mut order = Vec::with_capacity(d as usize);
     let mut budget = SEARCH_BUDGET;
     extend_order(&mut order, &counts, d, &mut budget).then_some(order)
