@@ -424,6 +424,7 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
             return Err(cfg("prefetch: must be >= 1 batch, got 0".into()));
         }
         self.sampler.check().map_err(cfg)?;
+        crate::sampler::order_fits(self.dataset.len()).map_err(|m| cfg(format!("dataset: {m}")))?;
         let skip = match self.on_failure {
             OnFailure::Yield => false,
             OnFailure::Skip => true,

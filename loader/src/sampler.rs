@@ -62,6 +62,21 @@ impl Default for Sampler {
     }
 }
 
+/// Whether an epoch's order over `len` samples can be held: it is one index per sample
+/// (`len × 8` bytes on 64-bit). Past what the allocator can give, building it would abort the
+/// process (or panic past `isize::MAX` bytes), so a loader or pipeline refuses such a length
+/// when it is built. The check reserves the space and gives it back at once: nothing is
+/// touched, so it costs an `mmap` and a `munmap` for a large dataset.
+pub(crate) fn order_fits(len: usize) -> Result<(), String> {
+    let mut v: Vec<usize> = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        let bytes = (len as u128) * std::mem::size_of::<usize>() as u128;
+        format!(
+            "{len} samples: an epoch's order holds one index per sample ({bytes} bytes), more than can be allocated"
+        )
+    })
+}
+
 impl Sampler {
     /// Indices in order.
     pub fn sequential() -> Self {
@@ -134,6 +149,17 @@ impl Sampler {
             }
         }
         Ok(())
+    }
+
+    /// [`Sampler::indices`], or an error (one line) where an order of `len` indices could not
+    /// be allocated (building it would abort the process or panic).
+    ///
+    /// # Errors
+    /// `"{len} samples: an epoch's order holds one index per sample (…), more than can be
+    /// allocated"`.
+    pub fn try_indices(&self, len: usize, epoch: u64) -> Result<Vec<usize>, String> {
+        order_fits(len)?;
+        Ok(self.indices(len, epoch))
     }
 
     /// The indices this sampler visits in epoch `epoch` of a dataset of `len` samples, in order

@@ -1,6 +1,8 @@
 //! Thread and worker counts are checked against what this process may start before anything
 //! is allocated or spawned (issue 27): a million workers used to abort the process after ~16k
-//! threads. Each refusal is one line naming the field, the value and the limit.
+//! threads. Each refusal is one line naming the field, the value and the limit. So is a
+//! dataset length whose epoch order (one index per sample) could not be allocated: it used to
+//! panic ("capacity overflow") or abort the process ("memory allocation of N bytes failed").
 
 use loader::{thread_limit, Loader, Pipeline, PipelineError, Sampler, Stage};
 
@@ -100,4 +102,42 @@ fn modest_counts_still_work() {
     let got: Vec<usize> = p.epoch(0).map(|r| r.unwrap()).collect();
     assert_eq!(got, (0..500).map(|i| i * 2 + 1).collect::<Vec<_>>());
     assert_eq!(p.threads_alive(), 0);
+}
+
+#[test]
+fn a_dataset_whose_order_cannot_be_allocated_is_refused_when_built() {
+    // 2^60 indices are 2^63 bytes, past isize::MAX: the order used to panic when built.
+    let len = 1usize << 60;
+    for shuffled in [false, true] {
+        let sampler = if shuffled {
+            Sampler::shuffled(1)
+        } else {
+            Sampler::sequential()
+        };
+        let err = Loader::builder(loader::from_fn(len, Ok::<_, String>))
+            .sampler(sampler.clone())
+            .build()
+            .unwrap_err()
+            .to_string();
+        one_line(&err);
+        assert!(
+            err.starts_with(&format!(
+                "dataset: {len} samples: an epoch's order holds one index per sample"
+            )),
+            "{err}"
+        );
+        let err = Pipeline::from_sampler(len, sampler)
+            .map(Stage::cpu("decode"), |i: usize| i)
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(&err, PipelineError::Config { stage, field, .. } if stage == "pipeline" && field == "source"),
+            "{err:?}"
+        );
+        one_line(&err.to_string());
+    }
+    // A length that fits is built as before.
+    assert!(Loader::builder(loader::from_fn(1000, Ok::<_, String>))
+        .build()
+        .is_ok());
 }

@@ -4,6 +4,7 @@ import atexit
 import gc
 import json
 import math
+import operator
 import random
 import sys
 import threading
@@ -108,6 +109,17 @@ def _rewrapped(exc, msg):
         except Exception:
             continue
     return RuntimeError(msg)
+
+
+def _index(k, i):
+    """The sampler's `k`-th index as an int: ints, numpy and torch integers (``__index__``);
+    a float or a string is refused (``int()`` made 2.7 sample 2 and "3" sample 3)."""
+    try:
+        return operator.index(i)
+    except TypeError:
+        raise TypeError(
+            f"sampler: item {k} is {i!r} ({type(i).__name__}); expected an integer index"
+        ) from None
 
 
 def _callable_arg(name, value):
@@ -591,7 +603,7 @@ class DataLoader:
 
     def _order(self, epoch):
         if self.sampler is not None:
-            return [int(i) for i in self.sampler]
+            return [_index(k, i) for k, i in enumerate(self.sampler)]
         return _core.epoch_order(self.seed, epoch, len(self.dataset))
 
     def _collate(self, samples):

@@ -226,11 +226,11 @@ class Pipeline:
         if self._stream:
             return []  # pulled by the core as it has room
         if isinstance(s, int):
-            return _core.epoch_order(self._seed if self._shuffle else None, epoch, s)
+            return _core.epoch_order(self._seed if self._shuffle else None, epoch, s, "source")
         if callable(s):
             return list(s(epoch))
         if self._shuffle:
-            return [s[i] for i in _core.epoch_order(self._seed, epoch, len(s))]
+            return [s[i] for i in _core.epoch_order(self._seed, epoch, len(s), "source")]
         return list(s)
 
     def _start(self):

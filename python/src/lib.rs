@@ -603,14 +603,16 @@ fn check_strategy(spec: &str, workers: usize) -> PyResult<String> {
 }
 
 /// The indices of epoch `epoch` of a dataset of `length` samples, shuffled from `seed` (the
-/// same permutation the threaded loader uses), or in order when `seed` is `None`.
+/// same permutation the threaded loader uses), or in order when `seed` is `None`; `ValueError`
+/// naming `field` where such an order could not be allocated.
 #[pyfunction]
-#[pyo3(signature = (seed, epoch, length))]
-fn epoch_order(seed: Option<u64>, epoch: u64, length: usize) -> Vec<usize> {
+#[pyo3(signature = (seed, epoch, length, field = "dataset"))]
+fn epoch_order(seed: Option<u64>, epoch: u64, length: usize, field: &str) -> PyResult<Vec<usize>> {
     match seed {
-        Some(s) => Sampler::shuffled(s).indices(length, epoch),
-        None => Sampler::sequential().indices(length, epoch),
+        Some(s) => Sampler::shuffled(s).try_indices(length, epoch),
+        None => Sampler::sequential().try_indices(length, epoch),
     }
+    .map_err(|m| PyValueError::new_err(format!("{field}: {m}")))
 }
 
 /// Threads of this process (Linux: entries of `/proc/self/task`), or `None` elsewhere.

@@ -660,3 +660,36 @@ def test_gil_verdict_rule():
     assert schedlab.gil_verdict([w(0.002, 2.29, 1.04), w(0.002, 2.30, 0.98)], 1.9).startswith(
         "not"
     )
+
+
+class Huge:
+    """A dataset whose length no epoch order (one index per sample) can hold."""
+
+    def __len__(self):
+        return 2**62
+
+    def __getitem__(self, i):
+        return i
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_a_dataset_too_long_for_its_order_is_a_value_error_not_a_panic(workers, shuffle):
+    # It was pyo3's PanicException ("capacity overflow"), or at 2**36 samples an abort.
+    dl = schedlab.DataLoader(Huge(), batch_size=4, shuffle=shuffle, num_workers=workers)
+    with pytest.raises(ValueError, match=r"^dataset: 4611686018427387904 samples: an epoch's order"):
+        next(iter(dl))
+    dl.close()
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_sampler_index_must_be_an_integer(workers):
+    # int() made 2.7 sample 2 and "3" sample 3, silently.
+    for bad in (2.7, "3"):
+        dl = schedlab.DataLoader(list(range(5)), sampler=[0, bad], num_workers=workers)
+        with pytest.raises(TypeError, match=r"^sampler: item 1 is .* expected an integer index"):
+            list(dl)
+        dl.close()
+    dl = schedlab.DataLoader(list(range(5)), sampler=np.arange(3)[::-1], num_workers=workers)
+    assert [int(b[0]) for b in dl] == [2, 1, 0]
+    dl.close()

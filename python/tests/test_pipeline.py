@@ -241,3 +241,11 @@ def test_load_state_dict_refuses_another_pipelines_state():
     with pytest.raises(ValueError, match="state_dict"):
         other.load_state_dict({"epoch": 1})
     other.close()
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_an_int_source_too_long_for_its_order_is_a_value_error_not_a_panic(shuffle):
+    p = schedlab.Pipeline(2**62, shuffle=shuffle).batch(4)
+    with pytest.raises(ValueError, match=r"^source: 4611686018427387904 samples: an epoch's order"):
+        next(iter(p))
+    p.close()

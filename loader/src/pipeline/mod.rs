@@ -842,6 +842,10 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         if needs_pool {
             check_threads("pipeline", "workers", workers, thread_limit)?;
         }
+        if let Some((len, _)) = &self.order {
+            crate::sampler::order_fits(*len)
+                .map_err(|m| PipelineError::config("pipeline", "source", m))?;
+        }
         if self.window == Some(0) {
             return Err(PipelineError::config(
                 "pipeline",
