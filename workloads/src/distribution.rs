@@ -336,10 +336,19 @@ impl Distribution {
                 Exp::new(1.0 / *mean_ns as f64)
                     .map_err(|e| SpecError::invalid("exponential", e.to_string()))?,
             ),
-            Spec::LogNormalMean { mean_ns, sigma } => Sampler::LogNormal(
-                LogNormal::new((*mean_ns as f64).ln() - sigma * sigma / 2.0, *sigma)
-                    .map_err(ctx)?,
-            ),
+            Spec::LogNormalMean { mean_ns, sigma } => {
+                // μ = ln m − σ²/2: past σ ≈ 1.9e154 it is −∞ and every sample was 0 ns.
+                let mu = (*mean_ns as f64).ln() - sigma * sigma / 2.0;
+                if !mu.is_finite() {
+                    return Err(SpecError::param(
+                        "lognormal",
+                        "sigma",
+                        num(*sigma),
+                        "small enough that μ = ln(mean) − σ²/2 is finite (e.g. sigma <= 10)",
+                    ));
+                }
+                Sampler::LogNormal(LogNormal::new(mu, *sigma).map_err(ctx)?)
+            }
             Spec::LogNormalMu { mu, sigma, unit } => {
                 Sampler::LogNormal(LogNormal::new(mu + unit.ns().ln(), *sigma).map_err(ctx)?)
             }

@@ -38,6 +38,11 @@ const BAD_DISTRIBUTIONS: &[(&str, &[&str])] = &[
         &["weibull: parameter k", "representable"],
     ),
     (
+        // μ = ln(mean) − σ²/2 is −∞: every sample was 0 ns, silently
+        "lognormal(mean=1us,sigma=1e308)",
+        &["lognormal: parameter sigma", "is finite", "got 1e308"],
+    ),
+    (
         "pareto(mean=100us,alpha=1)",
         &["pareto: parameter alpha must be > 1", "got 1"],
     ),
