@@ -674,6 +674,16 @@ class DataLoader:
         """Resume from ``state_dict()``: the next ``iter(loader)`` continues that epoch."""
         if not isinstance(state, dict) or "epoch" not in state or "batches_done" not in state:
             raise ValueError("state_dict: expected a dict from DataLoader.state_dict()")
+        for key in ("epoch", "batches_done"):
+            v = state[key]
+            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**64:
+                raise ValueError(f"state_dict: {key}: expected an int in 0..2**64, got {v!r}")
+        seed = state.get("seed")
+        if seed is not None and (
+            not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= _MAX_SEED
+        ):
+            raise ValueError(f"state_dict: seed: expected None or an int in 0..={_MAX_SEED}, "
+                             f"got {seed!r}")
         if state.get("batch_size") != self._bs():
             raise ValueError(
                 f"state_dict: batch_size {state.get('batch_size')} does not match this loader's {self._bs()}"

@@ -693,3 +693,27 @@ def test_a_sampler_index_must_be_an_integer(workers):
     dl = schedlab.DataLoader(list(range(5)), sampler=np.arange(3)[::-1], num_workers=workers)
     assert [int(b[0]) for b in dl] == [2, 1, 0]
     dl.close()
+
+
+def test_load_state_dict_refuses_a_damaged_state_naming_the_field():
+    dl = schedlab.DataLoader(list(range(10)), batch_size=2, num_workers=2)
+    it = iter(dl)
+    next(it)
+    good = dl.state_dict()
+    dl.close()
+    for key, value, msg in [
+        ("epoch", "1", r"state_dict: epoch: expected an int in 0\.\.2\*\*64, got '1'"),
+        ("epoch", -1, r"state_dict: epoch: expected an int"),
+        ("batches_done", 2.0, r"state_dict: batches_done: expected an int"),
+        ("seed", "abc", r"state_dict: seed: expected None or an int"),
+    ]:
+        fresh = schedlab.DataLoader(list(range(10)), batch_size=2, num_workers=2)
+        with pytest.raises(ValueError, match=msg):
+            fresh.load_state_dict({**good, key: value})
+        # refused before anything changed: the loader starts at epoch 0 from the beginning
+        assert [b.tolist() for b in fresh][:1] == [[0, 1]]
+        fresh.close()
+    resumed = schedlab.DataLoader(list(range(10)), batch_size=2, num_workers=2)
+    resumed.load_state_dict(good)
+    assert [b.tolist() for b in resumed] == [[2, 3], [4, 5], [6, 7], [8, 9]]
+    resumed.close()
