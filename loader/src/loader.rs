@@ -1036,6 +1036,20 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
                 state.batches_done, state.positions_done, state.epoch, plan.batches, plan.total
             )));
         }
+        // Each batch handed out consumed `batch_size` positions (the last one the rest): a
+        // state whose counts disagree was not written by a loader, and resuming it would end
+        // the epoch early (losing samples) or late.
+        let consumed = state.positions_done + state.consumed.len();
+        let expected = state
+            .batches_done
+            .saturating_mul(state.batch_size)
+            .min(plan.total);
+        if consumed != expected {
+            return Err(LoaderError::State(format!(
+                "field batches_done: {} batches of {} hand out {expected} positions, but the state lists {consumed} consumed",
+                state.batches_done, state.batch_size
+            )));
+        }
         let (ps, resumed) = self.cfg.pipeline_state(state);
         self.pipeline
             .restore(&ps)

@@ -119,3 +119,44 @@ fn an_epoch_whose_sampler_panics_leaves_the_loader_at_that_epoch() {
     assert_eq!((state.epoch, state.batches_done), (1, 0));
     assert_eq!(l.epoch(2).count(), 5);
 }
+
+/// A state whose batch count disagrees with its consumed positions was not written by a
+/// loader: resuming it would have ended the epoch early (samples lost) or late. Refused,
+/// naming the field; the loader is unchanged and a true state still resumes.
+#[test]
+fn a_state_whose_batches_and_positions_disagree_is_refused() {
+    let mut l = build(Granularity::Sample, true);
+    let good = {
+        let mut it = l.epoch(0);
+        it.next().unwrap().unwrap();
+        it.next().unwrap().unwrap();
+        it.state()
+    };
+    assert_eq!((good.batches_done, good.positions_done), (2, 16));
+    for forged in [
+        LoaderState {
+            batches_done: 12,
+            ..good.clone()
+        },
+        LoaderState {
+            positions_done: 8,
+            ..good.clone()
+        },
+        LoaderState {
+            consumed: vec![40, 41],
+            ..good.clone()
+        },
+    ] {
+        let mut fresh = build(Granularity::Sample, true);
+        let err = fresh.restore(&forged).unwrap_err().to_string();
+        assert!(
+            err.starts_with("cannot resume: field batches_done: "),
+            "{err}"
+        );
+        assert_eq!(fresh.state().positions_done, 0, "nothing restored");
+    }
+    let mut fresh = build(Granularity::Sample, true);
+    fresh.restore(&good).unwrap();
+    let rest: usize = fresh.epoch(0).map(|b| b.unwrap().indices.len()).sum();
+    assert_eq!(rest, 104 - 16);
+}
