@@ -1048,6 +1048,14 @@ def remote_fn(op: str, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 #: How often (in calls) an ``auto`` stage on threads looks at its GIL statistics.
 AUTO_CHECK_EVERY = 32
+#: An ``auto`` stage judges once its threads ran this many calls ...
+AUTO_MIN_CALLS = 64
+#: ... over this long at least. The printed verdict asks more (``VERDICT_MIN_CALLS`` over
+#: ``VERDICT_MIN_SECONDS``: 200 calls over 0.25 s, so that a report's line does not flip from
+#: run to run); auto's minimum is small against an epoch, because every call before the move
+#: runs at threads' speed (half a GIL-bound stage's on 2 CPUs), and a wrong early verdict is
+#: guarded by the CPU-share rules below (and costs a process start, not an item).
+AUTO_MIN_SECONDS = 0.05
 #: An ``auto`` stage moves to processes when the GIL verdict says GIL-bound, or (a lower
 #: bar than the printed verdict's half) when its threads waited for the GIL at least this
 #: share of the time Python ran on the CPU ...
@@ -1067,10 +1075,26 @@ AUTO_CPU_SHARE = 0.5
 AUTO_CPU_SHARE_MIN = 0.1
 
 
+def auto_verdict(rows: list[dict[str, Any]], elapsed_s: float, what: str) -> str:
+    """The GIL verdict (:func:`schedlab.gil_verdict`'s rule and words) as an ``auto`` stage
+    takes it: "too short" only below ``AUTO_MIN_CALLS`` calls or ``AUTO_MIN_SECONDS``."""
+    from .dataloader import gil_verdict
+
+    calls = sum(r.get("calls", 0) for r in rows)
+    if calls < AUTO_MIN_CALLS or elapsed_s < AUTO_MIN_SECONDS:
+        return (f"too short to judge: {calls} Python calls over {elapsed_s * 1e3:.1f} ms; auto "
+                f"judges after {AUTO_MIN_CALLS} calls over {AUTO_MIN_SECONDS} s")
+    # the verdict's own rule on the same numbers, without its (larger) minimum: rows without
+    # ``calls`` and no elapsed time are never too short for it
+    bare = [{k: v for k, v in r.items() if k != "calls"} for r in rows]
+    return str(cast(Any, gil_verdict)(bare, None, what=what))
+
+
 class AutoStage:
     """``kind="auto"``: ``fn`` on the calling threads until the GIL statistics (``probe()``:
     the rows :func:`schedlab.gil_verdict` takes, over the time since the stage's first call;
-    the verdict's own thresholds) say the stage is GIL-bound; then on worker processes (a
+    the verdict's thresholds, judged from ``AUTO_MIN_CALLS`` calls over ``AUTO_MIN_SECONDS``:
+    :func:`auto_verdict`) say the stage is GIL-bound; then on worker processes (a
     :class:`ProcessStage`) for the rest of its life."""
 
     def __init__(
@@ -1100,14 +1124,12 @@ class AutoStage:
         return self.fn(item)
 
     def _judge(self) -> None:
-        from .dataloader import gil_verdict
-
         if self.probe is None or not self._check.acquire(blocking=False):
             return
         try:
             rows = self.probe()
             elapsed = time.perf_counter() - (self._t0 or 0.0)
-            v = self.verdict = str(cast(Any, gil_verdict)(rows, elapsed, what=self.what))
+            v = self.verdict = auto_verdict(rows, elapsed, self.what)
             wait = sum(r["gil_wait_s"] for r in rows)
             cpu = sum(r["python_cpu_s"] for r in rows)
             wall = sum(r["python_s"] for r in rows)
