@@ -253,7 +253,9 @@ def run(name, title, ds, workers, reps, nominal_mean=None):
     if FILTER:
         cs = [(label, mk) for label, mk in cs if any(w in label for w in FILTER)]
     rows = {label: [] for label, _ in cs}
+    per_rep = []  # {label: (items/s, first batch s)} of each repetition
     for rep in range(reps):
+        per_rep.append({})
         mean = nominal_mean or mean_item_s(ds)
         limit = workers / mean
         print(f"  rep {rep}: mean item {mean * 1e6:.0f} us single-threaded -> limit "
@@ -270,6 +272,7 @@ def run(name, title, ds, workers, reps, nominal_mean=None):
             assert order == sorted(order) or "in_order=False" in label or "as ready" in label, label
             r = n / t
             rows[label].append((r / limit, first, cpu / n))
+            per_rep[-1][label] = (r, first)
             print(f"    {label}: {r:,.0f} items/s = {r / limit:.3f} of the limit, first batch "
                   f"{first * 1e3:.0f} ms, this process's CPU {cpu / n * 1e6:.1f} us/item and "
                   f"{switches / n:.2f} voluntary context switches/item; {loadavg()}")
@@ -282,9 +285,31 @@ def run(name, title, ds, workers, reps, nominal_mean=None):
             print(f"| {label} | {' / '.join(f'{f:.3f}' for f, _, _ in rs)} | "
                   f"{' / '.join(f'{b * 1e3:.0f}' for _, b, _ in rs)} | "
                   f"{' / '.join(f'{c * 1e6:.1f}' for _, _, c in rs)} |")
+    ratios(per_rep)
     for r in reports[-1:]:
         p = r.get("processes", {}).get("__getitem__", {})
         print(f"\n  auto (last run): {p.get('auto')}")
+
+
+#: (numerator, denominator) contenders compared within each repetition (the machine's load
+#: moves between repetitions, so only a ratio within one means much).
+RATIOS = [
+    ("schedlab.DataLoader process", "torch DataLoader (processes, in order)"),
+    ("schedlab.Pipeline kind=process", "torch DataLoader (processes, in order)"),
+    ("schedlab.DataLoader process", "torch-like round-robin (processes, in order)"),
+    ("schedlab.DataLoader auto", "schedlab.DataLoader process"),
+]
+
+
+def ratios(per_rep):
+    """Each pair of :data:`RATIOS` that ran: items/s and the first batch's time, numerator over
+    denominator, in each repetition."""
+    for a, b in RATIOS:
+        pairs = [(r[a], r[b]) for r in per_rep if a in r and b in r]
+        if pairs:
+            print(f"  {a} / {b}, per repetition: items/s "
+                  f"{' / '.join(f'{x[0] / y[0]:.2f}' for x, y in pairs)}x; first batch "
+                  f"{' / '.join(f'{x[1] / y[1]:.2f}' for x, y in pairs)}x")
 
 
 class Records:
