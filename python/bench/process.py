@@ -10,6 +10,10 @@ Workloads (2 workers, batch 32, in order; every item is pure Python that holds t
 * lognormal: loop counts drawn log-normal, mean ~400 us, sigma 1.5 (seed 0);
 * sleep: ``time.sleep`` log-normal mean 1 ms sigma 1.5, 8 workers (``auto`` must stay on
   threads there; printed: where it ran);
+* steady (only when asked): uniform items, persistent workers, 4 epochs per loader; epochs
+  2 to 4 only (no start-up): torch's DataLoader (``persistent_workers=True``) against
+  ``DataLoader(worker_type="process")``, the two alternated, each repetition starting with
+  the other;
 * memory (only when asked): 8 workers over a list of 1.3 M records (over 200 MB of Python
   objects), packed and, as the control, not packed.
 
@@ -312,6 +316,48 @@ def ratios(per_rep):
                   f"{' / '.join(f'{x[1] / y[1]:.2f}' for x, y in pairs)}x")
 
 
+def steady(ds, reps, epochs=4):
+    """Throughput without start-up: one loader per contender and repetition, ``epochs``
+    epochs each, the first left out (it starts the workers)."""
+    import torch.utils.data as tud
+
+    def make(name):
+        if name == "torch":
+            return tud.DataLoader(ds, batch_size=32, num_workers=2, persistent_workers=True)
+        return schedlab.DataLoader(ds, batch_size=32, num_workers=2, worker_type="process",
+                                   persistent_workers=True)
+
+    print(f"\n## steady: uniform items, {len(ds)} a epoch, 2 workers, batch 32, in order, "
+          f"persistent workers, epochs 2 to {epochs} of each loader; {loadavg()}")
+    ratios_ = []
+    for rep in range(reps):
+        mean = mean_item_s(ds)
+        print(f"  rep {rep}: mean item {mean * 1e6:.0f} us single-threaded; {loadavg()}")
+        got = {}
+        for name in (["torch", "schedlab"] if rep % 2 == 0 else ["schedlab", "torch"]):
+            dl = make(name)
+            rates, cpus = [], []
+            for e in range(epochs):
+                c0 = _cpu_s()[0]
+                t0 = time.perf_counter()
+                n = sum(len(b) for b in dl)
+                t = time.perf_counter() - t0
+                if e > 0:
+                    rates.append(n / t)
+                    cpus.append((_cpu_s()[0] - c0) / n)
+            if name == "schedlab":
+                dl.close()
+            del dl
+            got[name] = statistics.median(rates)
+            print(f"    {name}: {' / '.join(f'{r:,.0f}' for r in rates)} items/s = "
+                  f"{' / '.join(f'{r * mean / 2:.3f}' for r in rates)} of the limit; this "
+                  f"process's CPU {' / '.join(f'{c * 1e6:.1f}' for c in cpus)} us/item; "
+                  f"{loadavg()}")
+        ratios_.append(got["schedlab"] / got["torch"])
+    print(f"  schedlab / torch, median epoch of each repetition: "
+          f"{' / '.join(f'{r:.2f}' for r in ratios_)}x; after: {loadavg()}")
+
+
 class Records:
     """A dataset holding a list of ``n`` Python objects (a tuple of a str and an int each);
     a sample sums 100 of them, so an epoch reads every record."""
@@ -384,6 +430,8 @@ def main():
         ds = SleepDataset(d.tolist())
         run("sleep", "time.sleep log-normal mean 1 ms sigma 1.5 (auto should stay on threads)",
             ds, 8, args.reps, nominal_mean=float(d.mean()))
+    if "steady" in only:
+        steady(LoopDataset([int(700 * c)] * args.items), args.reps)
     if "memory" in only:
         memory(args.records)
 
