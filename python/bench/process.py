@@ -14,6 +14,11 @@ Workloads (2 workers, batch 32, in order; every item is pure Python that holds t
   2 to 4 only (no start-up): torch's DataLoader (``persistent_workers=True``) against
   ``DataLoader(worker_type="process")``, the two alternated, each repetition starting with
   the other;
+* parts (only when asked): where this process's CPU per item goes, with items that cost
+  next to nothing (``tiny``: a 2-element array), each way alternated: the hand-off alone (one
+  thread calling a process stage in a loop, no engine; the worker's CPU per item too), the
+  engine alone (a blocking stage of 4 threads running ``tiny`` here), a process stage in a
+  Pipeline (2 processes, 4 threads) and ``DataLoader(worker_type="process")``, all batch 32;
 * memory (only when asked): 8 workers over a list of 1.3 M records (over 200 MB of Python
   objects), packed and, as the control, not packed.
 
@@ -358,6 +363,77 @@ def steady(ds, reps, epochs=4):
           f"{' / '.join(f'{r:.2f}' for r in ratios_)}x; after: {loadavg()}")
 
 
+def tiny(i):
+    return np.array([i, 1], dtype=np.int64)
+
+
+class Tiny:
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return tiny(i)
+
+
+def _proc_cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def parts(n, reps):
+    """This process's CPU per item, by part (see the module's docstring)."""
+    from schedlab._process import ProcessStage
+
+    def handoff():
+        st = ProcessStage(tiny, "tiny")
+        st.start(1)
+        st(0)
+        pid = st.stats()["workers"][0]["pid"]
+        w0 = _proc_cpu_s(pid)
+        c0 = _cpu_s()
+        for i in range(n):
+            st(i)
+        c1 = _cpu_s()
+        extra = f", the worker's {(_proc_cpu_s(pid) - w0) / n * 1e6:.1f} us/item"
+        st.close()
+        return c0, c1, extra
+
+    def pipeline(kind, conc):
+        def run():
+            p = schedlab.Pipeline(n, workers=2).map(tiny, kind=kind, concurrency=conc,
+                                                     name="tiny").batch(32)
+            c0 = _cpu_s()
+            assert sum(len(b) for b in p) == n
+            c1 = _cpu_s()
+            p.close()
+            return c0, c1, ""
+        return run
+
+    def dataloader():
+        dl = schedlab.DataLoader(Tiny(n), batch_size=32, num_workers=2, worker_type="process")
+        c0 = _cpu_s()
+        assert sum(len(b) for b in dl) == n
+        c1 = _cpu_s()
+        dl.close()
+        return c0, c1, ""
+
+    ways = [("hand-off alone (1 thread, 1 process, no engine)", handoff),
+            ("engine alone (blocking stage, 4 threads, here)", pipeline("blocking", 4)),
+            ("Pipeline kind=process (2 processes, 4 threads)", pipeline("process", 2)),
+            ("DataLoader process (2 processes, 4 threads)", dataloader)]
+    print(f"\n## parts: {n:,} items that cost next to nothing, batch 32; {loadavg()}")
+    for rep in range(reps):
+        for label, way in ways[rep % len(ways):] + ways[:rep % len(ways)]:
+            c0, c1, extra = way()
+            print(f"  rep {rep}: {label}: this process's CPU {(c1[0] - c0[0]) / n * 1e6:.1f} "
+                  f"us/item, {(c1[1] - c0[1]) / n:.2f} voluntary context switches/item{extra}; "
+                  f"{loadavg()}")
+
+
 class Records:
     """A dataset holding a list of ``n`` Python objects (a tuple of a str and an int each);
     a sample sums 100 of them, so an epoch reads every record."""
@@ -432,6 +508,8 @@ def main():
             ds, 8, args.reps, nominal_mean=float(d.mean()))
     if "steady" in only:
         steady(LoopDataset([int(700 * c)] * args.items), args.reps)
+    if "parts" in only:
+        parts(args.items * 10, args.reps)
     if "memory" in only:
         memory(args.records)
 
