@@ -259,6 +259,23 @@ def test_ints_and_small_arrays_cross_without_pickle_and_keep_their_types():
         kind, b = _process.unpack(_process.pack(b"r", a))
         assert b.dtype == a.dtype and b.shape == a.shape and np.array_equal(a, b)
         assert b.flags.writeable
+    # the headers are cached by (dtype, shape) on the way out and by their text on the way
+    # in: the same dtype in other shapes, the same shape in another byte order, and arrays
+    # that must be pickled (strided, Fortran order, objects, fields) after cached ones
+    seq = [np.arange(4, dtype="<i4"), np.arange(4, dtype=">i4"), np.arange(6, dtype="<i4"),
+           np.arange(6, dtype="<i4").reshape(2, 3), np.arange(6, dtype="<i4").reshape(3, 2),
+           np.arange(4, dtype="<i4"), np.arange(8, dtype="<i4")[::2],
+           np.asfortranarray(np.arange(6, dtype="<i4").reshape(2, 3)),
+           np.array([1, None], dtype=object), np.zeros(2, dtype=[("a", "<i4")]),
+           np.zeros((3, 0), dtype=np.int8), np.array(["ab", "c"])]
+    for _ in range(2):
+        for a in seq:
+            msg = _process.pack(b"r", a)
+            pickled = a.dtype.hasobject or a.dtype.fields is not None or not a.flags.c_contiguous
+            assert (msg[1:2] == _process._ARRAY) is not pickled
+            kind, b = _process.unpack(msg)
+            assert b.dtype == a.dtype and b.shape == a.shape and np.array_equal(a, b)
+            assert b.flags.writeable
     p = schedlab.Pipeline([10**40, -5, True, 1 << 62], workers=2).map(ident, kind="process")
     out = list(p)
     assert out == [10**40, -5, True, 1 << 62] and type(out[2]) is bool
