@@ -10,6 +10,15 @@ Workloads (2 workers, batch 32, in order; every item is pure Python that holds t
 * lognormal: loop counts drawn log-normal, mean ~400 us, sigma 1.5 (seed 0);
 * sleep: ``time.sleep`` log-normal mean 1 ms sigma 1.5, 8 workers (``auto`` must stay on
   threads there; printed: where it ran);
+* steady (only when asked): uniform items, persistent workers, 4 epochs per loader; epochs
+  2 to 4 only (no start-up): torch's DataLoader (``persistent_workers=True``) against
+  ``DataLoader(worker_type="process")``, the two alternated, each repetition starting with
+  the other;
+* parts (only when asked): where this process's CPU per item goes, with items that cost
+  next to nothing (``tiny``: a 2-element array), each way alternated: the hand-off alone (one
+  thread calling a process stage in a loop, no engine; the worker's CPU per item too), the
+  engine alone (a blocking stage of 4 threads running ``tiny`` here), a process stage in a
+  Pipeline (2 processes, 4 threads) and ``DataLoader(worker_type="process")``, all batch 32;
 * memory (only when asked): 8 workers over a list of 1.3 M records (over 200 MB of Python
   objects), packed and, as the control, not packed.
 
@@ -253,7 +262,9 @@ def run(name, title, ds, workers, reps, nominal_mean=None):
     if FILTER:
         cs = [(label, mk) for label, mk in cs if any(w in label for w in FILTER)]
     rows = {label: [] for label, _ in cs}
+    per_rep = []  # {label: (items/s, first batch s)} of each repetition
     for rep in range(reps):
+        per_rep.append({})
         mean = nominal_mean or mean_item_s(ds)
         limit = workers / mean
         print(f"  rep {rep}: mean item {mean * 1e6:.0f} us single-threaded -> limit "
@@ -270,6 +281,7 @@ def run(name, title, ds, workers, reps, nominal_mean=None):
             assert order == sorted(order) or "in_order=False" in label or "as ready" in label, label
             r = n / t
             rows[label].append((r / limit, first, cpu / n))
+            per_rep[-1][label] = (r, first)
             print(f"    {label}: {r:,.0f} items/s = {r / limit:.3f} of the limit, first batch "
                   f"{first * 1e3:.0f} ms, this process's CPU {cpu / n * 1e6:.1f} us/item and "
                   f"{switches / n:.2f} voluntary context switches/item; {loadavg()}")
@@ -282,9 +294,144 @@ def run(name, title, ds, workers, reps, nominal_mean=None):
             print(f"| {label} | {' / '.join(f'{f:.3f}' for f, _, _ in rs)} | "
                   f"{' / '.join(f'{b * 1e3:.0f}' for _, b, _ in rs)} | "
                   f"{' / '.join(f'{c * 1e6:.1f}' for _, _, c in rs)} |")
+    ratios(per_rep)
     for r in reports[-1:]:
         p = r.get("processes", {}).get("__getitem__", {})
         print(f"\n  auto (last run): {p.get('auto')}")
+
+
+#: (numerator, denominator) contenders compared within each repetition (the machine's load
+#: moves between repetitions, so only a ratio within one means much).
+RATIOS = [
+    ("schedlab.DataLoader process", "torch DataLoader (processes, in order)"),
+    ("schedlab.Pipeline kind=process", "torch DataLoader (processes, in order)"),
+    ("schedlab.DataLoader process", "torch-like round-robin (processes, in order)"),
+    ("schedlab.DataLoader auto", "schedlab.DataLoader process"),
+]
+
+
+def ratios(per_rep):
+    """Each pair of :data:`RATIOS` that ran: items/s and the first batch's time, numerator over
+    denominator, in each repetition."""
+    for a, b in RATIOS:
+        pairs = [(r[a], r[b]) for r in per_rep if a in r and b in r]
+        if pairs:
+            print(f"  {a} / {b}, per repetition: items/s "
+                  f"{' / '.join(f'{x[0] / y[0]:.2f}' for x, y in pairs)}x; first batch "
+                  f"{' / '.join(f'{x[1] / y[1]:.2f}' for x, y in pairs)}x")
+
+
+def steady(ds, reps, epochs=4):
+    """Throughput without start-up: one loader per contender and repetition, ``epochs``
+    epochs each, the first left out (it starts the workers)."""
+    import torch.utils.data as tud
+
+    def make(name):
+        if name == "torch":
+            return tud.DataLoader(ds, batch_size=32, num_workers=2, persistent_workers=True)
+        return schedlab.DataLoader(ds, batch_size=32, num_workers=2, worker_type="process",
+                                   persistent_workers=True)
+
+    print(f"\n## steady: uniform items, {len(ds)} a epoch, 2 workers, batch 32, in order, "
+          f"persistent workers, epochs 2 to {epochs} of each loader; {loadavg()}")
+    ratios_ = []
+    for rep in range(reps):
+        mean = mean_item_s(ds)
+        print(f"  rep {rep}: mean item {mean * 1e6:.0f} us single-threaded; {loadavg()}")
+        got = {}
+        for name in (["torch", "schedlab"] if rep % 2 == 0 else ["schedlab", "torch"]):
+            dl = make(name)
+            rates, cpus = [], []
+            for e in range(epochs):
+                c0 = _cpu_s()[0]
+                t0 = time.perf_counter()
+                n = sum(len(b) for b in dl)
+                t = time.perf_counter() - t0
+                if e > 0:
+                    rates.append(n / t)
+                    cpus.append((_cpu_s()[0] - c0) / n)
+            if name == "schedlab":
+                dl.close()
+            del dl
+            got[name] = statistics.median(rates)
+            print(f"    {name}: {' / '.join(f'{r:,.0f}' for r in rates)} items/s = "
+                  f"{' / '.join(f'{r * mean / 2:.3f}' for r in rates)} of the limit; this "
+                  f"process's CPU {' / '.join(f'{c * 1e6:.1f}' for c in cpus)} us/item; "
+                  f"{loadavg()}")
+        ratios_.append(got["schedlab"] / got["torch"])
+    print(f"  schedlab / torch, median epoch of each repetition: "
+          f"{' / '.join(f'{r:.2f}' for r in ratios_)}x; after: {loadavg()}")
+
+
+def tiny(i):
+    return np.array([i, 1], dtype=np.int64)
+
+
+class Tiny:
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return tiny(i)
+
+
+def _proc_cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def parts(n, reps):
+    """This process's CPU per item, by part (see the module's docstring)."""
+    from schedlab._process import ProcessStage
+
+    def handoff():
+        st = ProcessStage(tiny, "tiny")
+        st.start(1)
+        st(0)
+        pid = st.stats()["workers"][0]["pid"]
+        w0 = _proc_cpu_s(pid)
+        c0 = _cpu_s()
+        for i in range(n):
+            st(i)
+        c1 = _cpu_s()
+        extra = f", the worker's {(_proc_cpu_s(pid) - w0) / n * 1e6:.1f} us/item"
+        st.close()
+        return c0, c1, extra
+
+    def pipeline(kind, conc):
+        def run():
+            p = schedlab.Pipeline(n, workers=2).map(tiny, kind=kind, concurrency=conc,
+                                                     name="tiny").batch(32)
+            c0 = _cpu_s()
+            assert sum(len(b) for b in p) == n
+            c1 = _cpu_s()
+            p.close()
+            return c0, c1, ""
+        return run
+
+    def dataloader():
+        dl = schedlab.DataLoader(Tiny(n), batch_size=32, num_workers=2, worker_type="process")
+        c0 = _cpu_s()
+        assert sum(len(b) for b in dl) == n
+        c1 = _cpu_s()
+        dl.close()
+        return c0, c1, ""
+
+    ways = [("hand-off alone (1 thread, 1 process, no engine)", handoff),
+            ("engine alone (blocking stage, 4 threads, here)", pipeline("blocking", 4)),
+            ("Pipeline kind=process (2 processes, 4 threads)", pipeline("process", 2)),
+            ("DataLoader process (2 processes, 4 threads)", dataloader)]
+    print(f"\n## parts: {n:,} items that cost next to nothing, batch 32; {loadavg()}")
+    for rep in range(reps):
+        for label, way in ways[rep % len(ways):] + ways[:rep % len(ways)]:
+            c0, c1, extra = way()
+            print(f"  rep {rep}: {label}: this process's CPU {(c1[0] - c0[0]) / n * 1e6:.1f} "
+                  f"us/item, {(c1[1] - c0[1]) / n:.2f} voluntary context switches/item{extra}; "
+                  f"{loadavg()}")
 
 
 class Records:
@@ -359,6 +506,10 @@ def main():
         ds = SleepDataset(d.tolist())
         run("sleep", "time.sleep log-normal mean 1 ms sigma 1.5 (auto should stay on threads)",
             ds, 8, args.reps, nominal_mean=float(d.mean()))
+    if "steady" in only:
+        steady(LoopDataset([int(700 * c)] * args.items), args.reps)
+    if "parts" in only:
+        parts(args.items * 10, args.reps)
     if "memory" in only:
         memory(args.records)
 

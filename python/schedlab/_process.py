@@ -382,14 +382,28 @@ _HEADS: dict[bytes, tuple[Any, tuple[int, ...]]] = {}
 _HEADS_MAX = 256
 
 
+#: The other way: ``(dtype, shape)`` -> ``A``, ``dtype|shape`` and the NUL (a worker's answers
+#: mostly share one, so building it is a dict look-up: ~1.4 -> ~0.4 us an answer). Only plain
+#: dtypes enter it. Cleared when it holds ``_HEADS_MAX``.
+_PACK_HEADS: dict[tuple[Any, tuple[int, ...]], bytes] = {}
+
+
 def _pack_array(kind: bytes, a: Any) -> Optional[bytes]:
     """A small C-contiguous array of plain numbers without pickle (whose numpy reduction
     costs about 10 us a way): ``kind``, ``A``, ``dtype|shape`` in ASCII, a NUL, the bytes."""
-    dt = a.dtype
-    if dt.hasobject or dt.fields is not None or not a.flags.c_contiguous:
+    if not a.flags.c_contiguous:
         return None
-    head = f"{dt.str}|{','.join(map(str, a.shape))}".encode()
-    return b"".join((kind, _ARRAY, head, b"\0", a.tobytes()))
+    key = (a.dtype, a.shape)
+    head = _PACK_HEADS.get(key)
+    if head is None:
+        dt = a.dtype
+        if dt.hasobject or dt.fields is not None:
+            return None
+        head = _ARRAY + f"{dt.str}|{','.join(map(str, a.shape))}".encode() + b"\0"
+        if len(_PACK_HEADS) >= _HEADS_MAX:
+            _PACK_HEADS.clear()
+        _PACK_HEADS[key] = head
+    return kind + head + a.tobytes()
 
 
 def _unpack_array(msg: bytes) -> Any:
@@ -402,8 +416,9 @@ def _unpack_array(msg: bytes) -> Any:
         if len(_HEADS) >= _HEADS_MAX:
             _HEADS.clear()
         _HEADS[key] = head
-    # a copy (writable, as an unpickled array is), of a small array
-    return _np.frombuffer(msg, dtype=head[0], offset=end + 1).reshape(head[1]).copy()
+    # a copy (writable, as an unpickled array is), of a small array; the ndarray constructor
+    # over the message, positionally, costs half of frombuffer(...).reshape(...)
+    return _ndarray(head[1], head[0], msg, end + 1).copy()
 
 
 def unpack(msg: bytes) -> tuple[bytes, Any]:
@@ -1048,6 +1063,14 @@ def remote_fn(op: str, fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 #: How often (in calls) an ``auto`` stage on threads looks at its GIL statistics.
 AUTO_CHECK_EVERY = 32
+#: An ``auto`` stage judges once its threads ran this many calls ...
+AUTO_MIN_CALLS = 64
+#: ... over this long at least. The printed verdict asks more (``VERDICT_MIN_CALLS`` over
+#: ``VERDICT_MIN_SECONDS``: 200 calls over 0.25 s, so that a report's line does not flip from
+#: run to run); auto's minimum is small against an epoch, because every call before the move
+#: runs at threads' speed (half a GIL-bound stage's on 2 CPUs), and a wrong early verdict is
+#: guarded by the CPU-share rules below (and costs a process start, not an item).
+AUTO_MIN_SECONDS = 0.05
 #: An ``auto`` stage moves to processes when the GIL verdict says GIL-bound, or (a lower
 #: bar than the printed verdict's half) when its threads waited for the GIL at least this
 #: share of the time Python ran on the CPU ...
@@ -1067,10 +1090,26 @@ AUTO_CPU_SHARE = 0.5
 AUTO_CPU_SHARE_MIN = 0.1
 
 
+def auto_verdict(rows: list[dict[str, Any]], elapsed_s: float, what: str) -> str:
+    """The GIL verdict (:func:`schedlab.gil_verdict`'s rule and words) as an ``auto`` stage
+    takes it: "too short" only below ``AUTO_MIN_CALLS`` calls or ``AUTO_MIN_SECONDS``."""
+    from .dataloader import gil_verdict
+
+    calls = sum(r.get("calls", 0) for r in rows)
+    if calls < AUTO_MIN_CALLS or elapsed_s < AUTO_MIN_SECONDS:
+        return (f"too short to judge: {calls} Python calls over {elapsed_s * 1e3:.1f} ms; auto "
+                f"judges after {AUTO_MIN_CALLS} calls over {AUTO_MIN_SECONDS} s")
+    # the verdict's own rule on the same numbers, without its (larger) minimum: rows without
+    # ``calls`` and no elapsed time are never too short for it
+    bare = [{k: v for k, v in r.items() if k != "calls"} for r in rows]
+    return str(cast(Any, gil_verdict)(bare, None, what=what))
+
+
 class AutoStage:
     """``kind="auto"``: ``fn`` on the calling threads until the GIL statistics (``probe()``:
     the rows :func:`schedlab.gil_verdict` takes, over the time since the stage's first call;
-    the verdict's own thresholds) say the stage is GIL-bound; then on worker processes (a
+    the verdict's thresholds, judged from ``AUTO_MIN_CALLS`` calls over ``AUTO_MIN_SECONDS``:
+    :func:`auto_verdict`) say the stage is GIL-bound; then on worker processes (a
     :class:`ProcessStage`) for the rest of its life."""
 
     def __init__(
@@ -1100,14 +1139,12 @@ class AutoStage:
         return self.fn(item)
 
     def _judge(self) -> None:
-        from .dataloader import gil_verdict
-
         if self.probe is None or not self._check.acquire(blocking=False):
             return
         try:
             rows = self.probe()
             elapsed = time.perf_counter() - (self._t0 or 0.0)
-            v = self.verdict = str(cast(Any, gil_verdict)(rows, elapsed, what=self.what))
+            v = self.verdict = auto_verdict(rows, elapsed, self.what)
             wait = sum(r["gil_wait_s"] for r in rows)
             cpu = sum(r["python_cpu_s"] for r in rows)
             wall = sum(r["python_s"] for r in rows)

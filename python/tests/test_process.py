@@ -259,6 +259,23 @@ def test_ints_and_small_arrays_cross_without_pickle_and_keep_their_types():
         kind, b = _process.unpack(_process.pack(b"r", a))
         assert b.dtype == a.dtype and b.shape == a.shape and np.array_equal(a, b)
         assert b.flags.writeable
+    # the headers are cached by (dtype, shape) on the way out and by their text on the way
+    # in: the same dtype in other shapes, the same shape in another byte order, and arrays
+    # that must be pickled (strided, Fortran order, objects, fields) after cached ones
+    seq = [np.arange(4, dtype="<i4"), np.arange(4, dtype=">i4"), np.arange(6, dtype="<i4"),
+           np.arange(6, dtype="<i4").reshape(2, 3), np.arange(6, dtype="<i4").reshape(3, 2),
+           np.arange(4, dtype="<i4"), np.arange(8, dtype="<i4")[::2],
+           np.asfortranarray(np.arange(6, dtype="<i4").reshape(2, 3)),
+           np.array([1, None], dtype=object), np.zeros(2, dtype=[("a", "<i4")]),
+           np.zeros((3, 0), dtype=np.int8), np.array(["ab", "c"])]
+    for _ in range(2):
+        for a in seq:
+            msg = _process.pack(b"r", a)
+            pickled = a.dtype.hasobject or a.dtype.fields is not None or not a.flags.c_contiguous
+            assert (msg[1:2] == _process._ARRAY) is not pickled
+            kind, b = _process.unpack(msg)
+            assert b.dtype == a.dtype and b.shape == a.shape and np.array_equal(a, b)
+            assert b.flags.writeable
     p = schedlab.Pipeline([10**40, -5, True, 1 << 62], workers=2).map(ident, kind="process")
     out = list(p)
     assert out == [10**40, -5, True, 1 << 62] and type(out[2]) is bool
@@ -358,7 +375,8 @@ def _rows(wait, cpu, wall, calls):
         # the GIL outweigh the few microseconds of Python): threads
         (_rows(0.05, 0.02, 1.0, 400), False),
         (_rows(0.01, 1.0, 1.0, 400), False),  # not waiting: threads are fine
-        (_rows(1.0, 1.0, 1.0, 100), False),  # too few calls to judge
+        (_rows(1.0, 1.0, 1.0, 50), False),  # too few calls to judge (AUTO_MIN_CALLS)
+        (_rows(1.0, 1.0, 1.0, 100), True),  # enough for auto, not for the printed verdict
     ],
 )
 def test_auto_decision(rows, moves):
@@ -381,6 +399,20 @@ def test_auto_decision(rows, moves):
     assert ("moved to worker processes" in (st.decision or "")) is moves
 
 
+def test_auto_verdict_has_its_own_smaller_minimum():
+    from schedlab.dataloader import gil_verdict
+
+    bound = _rows(1.0, 1.0, 1.1, 100)
+    # the printed verdict asks 200 calls over 0.25 s; auto judges from 64 calls over 50 ms
+    assert gil_verdict(bound, 0.1).startswith("too short")
+    assert _process.auto_verdict(bound, 0.1, "f").startswith("GIL-bound")
+    assert _process.auto_verdict(_rows(0.01, 1.0, 1.0, 100), 0.1, "f").startswith(
+        "not GIL-bound")
+    short = _process.auto_verdict(bound, _process.AUTO_MIN_SECONDS / 2, "f")
+    assert short.startswith("too short") and "auto judges after 64 calls" in short
+    assert _process.auto_verdict(_rows(1.0, 1.0, 1.1, 63), 1.0, "f").startswith("too short")
+
+
 def test_auto_moves_a_gil_bound_stage_to_processes_and_keeps_a_sleeping_one_on_threads():
     p = schedlab.Pipeline(2000, workers=2).map(python_loop, kind="auto", concurrency=4)
     out = list(p)
@@ -390,7 +422,7 @@ def test_auto_moves_a_gil_bound_stage_to_processes_and_keeps_a_sleeping_one_on_t
     assert "moved to worker processes after" in s["auto"]
     pids = [q for _, q in out]
     k = pids.index(next(q for q in pids if q != os.getpid()))
-    assert k >= 200  # it judged on enough calls first
+    assert k >= _process.AUTO_MIN_CALLS  # it judged on enough calls first
     assert os.getpid() not in pids[-100:]  # and the rest ran in processes
     p.close()
     p = schedlab.Pipeline(1500, workers=2).map(sleeper, kind="auto", concurrency=4)
