@@ -84,12 +84,15 @@ unsafe impl TarBodies for VecBodies {
 /// form one [`TarSample`]; directories and other entries are passed over. ustar, GNU (long
 /// names, base-256 sizes) and pax (`path`, `size`) headers are understood.
 ///
-/// The shard is parsed on the thread that pulls the source (no reader thread, no channel):
-/// a header is read through a 64 KiB buffer, a member's bytes straight into the sample's
-/// `Vec` (one copy from the file, no zeroing). Samples stepped over (before a resume point,
-/// or another rank's) and samples passed over ([`ShardSamples::skip_sample`], as a shuffle
-/// buffer's restore does for the positions it does not keep) are not read: their data is
-/// seeked past.
+/// The shard is parsed on the thread that pulls the source (no reader thread, no channel),
+/// every read at an offset the reader keeps (`pread`: passing over data is no syscall): a
+/// large member's data, its padding and the next header in one read, the data straight
+/// into the sample's `Vec` (one copy from the file, no zeroing; [`TarReaderInto`] reads it
+/// into other bodies, a Python `bytes` for one). Samples stepped over (before a resume
+/// point, or another rank's) and samples passed over ([`ShardSamples::skip_sample`], as a
+/// shuffle buffer's restore does for the positions it does not keep) are not read: only
+/// their headers, a WebDataset sample of a large and a small member in one read of 1,536
+/// bytes.
 ///
 /// ```
 /// use loader::source::{Shards, Source, TarReader};
