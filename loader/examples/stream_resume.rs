@@ -5,7 +5,9 @@
 //! serialized (JSON), loaded into a new pipeline, and the time from `restore` to the first
 //! batch is measured; the next `--check` batches must equal the reference's.
 //!
-//! Printed per cut: the state's size in bytes, the restore time to the first item, and how
+//! Printed per cut: the state's size in bytes, the restore time to the first item (wall
+//! clock, and the process's CPU time over it: on a loaded machine the wall time is mostly
+//! waiting for a core), and how
 //! many source samples the restore read again (the shuffle buffer re-reads from the oldest
 //! buffered position; samples between the buffered ones are seeked past, not read); then
 //! the largest of each.
@@ -34,6 +36,18 @@ mod tar_shards;
 use tar_shards::write_tar_shards;
 
 const PER_SHARD: usize = 2_000;
+
+/// The process's CPU time (user + system) in seconds.
+fn cpu_s() -> f64 {
+    // SAFETY: `getrusage` fills the zeroed struct it is given.
+    let u = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
 
 fn write_shards(dir: &Path, items: usize, kb: usize) -> Vec<PathBuf> {
     let body: Vec<u8> = (0..kb * 1024).map(|j| (j * 31 % 251) as u8).collect();
@@ -145,16 +159,17 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
 
-    let (mut max_bytes, mut max_s, mut max_read) = (0, 0.0f64, 0);
+    let (mut max_bytes, mut max_s, mut max_cpu, mut max_read) = (0, 0.0f64, 0.0f64, 0);
     for (b, json) in &states {
         let state: PipelineState = serde_json::from_str(json).unwrap();
         let read = Arc::new(AtomicU64::new(0));
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), cpu_s());
         let mut q = pipeline(&paths, buffer, &read);
         q.restore(&state).unwrap();
         let mut it = q.epoch(0);
         let first = it.next().expect("a batch after the cut").unwrap();
         let s = t.elapsed().as_secs_f64();
+        let cpu = cpu_s() - c;
         let reread = read.load(Relaxed);
         let mut got = vec![first];
         got.extend(
@@ -166,19 +181,20 @@ fn main() {
         assert_eq!(got, want, "the run after the cut at batch {b}");
         drop(it);
         println!(
-            "cut at batch {b} ({} samples out): state {} bytes; restore to the first batch {:.3} s, {reread} samples read to get there; next {} batches identical",
+            "cut at batch {b} ({} samples out): state {} bytes; restore to the first batch {:.3} s ({cpu:.3} s CPU), {reread} samples read to get there; next {} batches identical",
             b * 32,
             json.len(),
             s,
             got.len()
         );
+        max_cpu = max_cpu.max(cpu);
         max_bytes = max_bytes.max(json.len());
         max_s = max_s.max(s);
         max_read = max_read.max(reread);
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "largest state {max_bytes} bytes (limit 65536); slowest restore to the first batch {max_s:.3} s (limit 1 s); most samples read by a restore {max_read}; load average {}",
+        "largest state {max_bytes} bytes (limit 65536); slowest restore to the first batch {max_s:.3} s (limit 1 s), most CPU {max_cpu:.3} s; most samples read by a restore {max_read}; load average {}",
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     );
     std::fs::remove_dir_all(&dir).unwrap();

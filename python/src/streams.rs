@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use loader::source::{
     FnReader, JsonLines, ShardReader, Shards, Source, SourceError, SourceFingerprint, SourceState,
-    TarReader, TarSample, WholeFile,
+    TarBodies, TarReaderInto, TarSample, WholeFile,
 };
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -229,13 +229,61 @@ where
     })
 }
 
-fn tar_dict(py: Python<'_>, s: TarSample) -> PyItem {
+/// A tar member's bytes read from Python: a large member's straight into the `bytes` object
+/// Python receives (made uninitialised, filled by the reader before anything else sees it:
+/// the body is read once, with no second copy under the GIL); a small one as read.
+enum PyBody {
+    Bytes(Py<PyBytes>),
+    Small(Vec<u8>),
+}
+
+/// Tar members read into [`PyBody`]s.
+#[derive(Clone, Copy)]
+struct PyBodies;
+
+// SAFETY: the pointer is the contents of a `bytes` object just made with
+// `PyBytes_FromStringAndSize(NULL, len)` (`len` bytes, uninitialised), whose one reference
+// the body holds: nothing else can reach the object, and its contents never move, until the
+// reader hands the body on.
+unsafe impl TarBodies for PyBodies {
+    type Body = PyBody;
+
+    fn alloc(&self, len: usize) -> Result<(PyBody, *mut u8), String> {
+        let n =
+            pyo3::ffi::Py_ssize_t::try_from(len).map_err(|_| format!("a member of {len} bytes"))?;
+        Python::with_gil(|py| {
+            // SAFETY: a NULL string with a size makes a new `bytes` of that size whose
+            // contents are uninitialised (CPython's documented use); the new reference is
+            // owned by the `Py` made from it.
+            let obj = unsafe { pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), n) };
+            if obj.is_null() {
+                let e =
+                    PyErr::take(py).map_or_else(|| "out of memory".to_string(), |e| e.to_string());
+                return Err(format!("a bytes object of {len} bytes: {e}"));
+            }
+            // SAFETY: `obj` is a new, non-null `bytes`: its contents start at `PyBytes_AsString`.
+            let ptr = unsafe { pyo3::ffi::PyBytes_AsString(obj) }.cast::<u8>();
+            // SAFETY: `obj` is a new reference to a `bytes` object.
+            let b: Py<PyBytes> = unsafe { Py::from_owned_ptr(py, obj) };
+            Ok((PyBody::Bytes(b), ptr))
+        })
+    }
+
+    fn copy(&self, data: &[u8]) -> Result<PyBody, String> {
+        Ok(PyBody::Small(data.to_vec()))
+    }
+}
+
+fn tar_dict(py: Python<'_>, s: TarSample<PyBody>) -> PyItem {
     let d = PyDict::new(py);
     let r = (|| {
         d.set_item("__key__", s.key)?;
         d.set_item("__url__", s.shard)?;
-        for (ext, bytes) in s.fields {
-            d.set_item(ext, PyBytes::new(py, &bytes))?;
+        for (ext, body) in s.fields {
+            match body {
+                PyBody::Bytes(b) => d.set_item(ext, b)?,
+                PyBody::Small(v) => d.set_item(ext, PyBytes::new(py, &v))?,
+            }
         }
         Ok::<_, PyErr>(())
     })();
@@ -317,7 +365,7 @@ pub(crate) fn source_of(py: Python<'_>, spec: &Bound<'_, PyAny>) -> PyResult<PyS
             ) = spec.extract()?;
             let s: PySource = match (reader.as_str(), reader_fn) {
                 ("tar", _) => boxed(
-                    shards_of(paths, TarReader, rank, world, seed, balanced)?,
+                    shards_of(paths, TarReaderInto(PyBodies), rank, world, seed, balanced)?,
                     tar_dict,
                 ),
                 ("jsonl", _) => {

@@ -257,3 +257,38 @@ def test_on_failure_applies_to_a_streams_exceptions_with_or_without_a_stage(stag
         next(it)
     assert list(it) == []  # a stream that raised is finished
     p.close()
+
+
+def test_tar_members_of_every_size_arrive_as_bytes_equal_to_tarfile_s(tmp_path):
+    # Members over 4 KiB are read straight into the bytes object Python receives (made
+    # uninitialised, filled by the reader); smaller ones are copied. Both must be whole,
+    # hash as their contents and stay independent of the next sample's read.
+    sizes = [0, 1, 511, 512, 513, 4096, 4097, 8192, 50_000, 123_457]
+    path = tmp_path / "sizes.tar"
+    with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as tf:
+        for i, size in enumerate(sizes):
+            body = bytes((j * 7 + i) % 256 for j in range(size))
+            for ext, data in (("bin", body), ("cls", b"3")):
+                info = tarfile.TarInfo(f"{i:02}.{ext}")
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    with tarfile.open(path) as tf:
+        want = {m.name: tf.extractfile(m).read() for m in tf.getmembers()}
+        last = tf.getmember("09.bin")
+    got = list(schedlab.Pipeline(schedlab.shards([str(path)]), workers=2))
+    assert [d["__key__"] for d in got] == [f"{i:02}" for i in range(len(sizes))]
+    for d in got:
+        for ext in ("bin", "cls"):
+            v = d[ext]
+            assert type(v) is bytes and v == want[f"{d['__key__']}.{ext}"]
+            assert hash(v) == hash(bytes(bytearray(v)))
+    # Cut inside the last, large member (the file still longer than it): the samples
+    # before it, then a ValueError naming the sample.
+    data = path.read_bytes()
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(data[:last.offset_data + last.size - 20_000])
+    it = iter(schedlab.Pipeline(schedlab.shards([str(cut)])))
+    assert [next(it)["__key__"] for _ in range(len(sizes) - 1)] == [
+        f"{i:02}" for i in range(len(sizes) - 1)]
+    with pytest.raises(ValueError, match="cut.tar.*sample 9.*truncated"):
+        next(it)

@@ -64,7 +64,7 @@ pub use mix::{Mix, MixMode, MixSnapshot, MixSourceStats, MixStats, MixStop};
 pub use prefetch::Prefetch;
 pub use shards::{FnReader, IterSamples, ShardIter, ShardReader, ShardSamples, Shards, WholeFile};
 pub use shuffle::Shuffle;
-pub use tar::{TarReader, TarSample};
+pub use tar::{TarBodies, TarReader, TarReaderInto, TarSample, VecBodies};
 
 /// An error of a source: a shard that cannot be read, a malformed record, a state that does
 /// not fit. An item error is reported at its source position (stage `source`) and the

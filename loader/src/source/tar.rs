@@ -2,34 +2,97 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+#[cfg(not(unix))]
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::shards::{io_error, ShardIter, ShardReader, ShardSamples};
 use super::SourceError;
 
-/// One sample of a tar shard: the members that share a key, by extension.
+/// One sample of a tar shard: the members that share a key, by extension. A member's bytes
+/// are a `Vec<u8>` ([`TarReader`]) or whatever [`TarBodies`] makes ([`TarReaderInto`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TarSample {
+pub struct TarSample<B = Vec<u8>> {
     /// The key: the member's path up to the first `.` of its file name (`dir/000123` for
     /// `dir/000123.jpg`), WebDataset's `__key__`.
     pub key: String,
     /// The shard it came from (WebDataset's `__url__`).
     pub shard: String,
     /// Each member's bytes by extension (`jpg`, `cls`, `seg.png`, …).
-    pub fields: BTreeMap<String, Vec<u8>>,
+    pub fields: BTreeMap<String, B>,
+}
+
+/// Where a tar member's bytes are read: a large member's data is read once, straight into
+/// the body [`alloc`](TarBodies::alloc) makes (from Python: an uninitialised `bytes`, which
+/// is then handed over as it is); a small one (≤ 4 KiB) is read with the header after it
+/// and [`copy`](TarBodies::copy)'d out.
+///
+/// # Safety
+/// `alloc(len)` returns a body and a pointer valid for writes of `len` bytes for as long as
+/// the body lives (moving the body does not move those bytes), which nothing else reads or
+/// writes until the reader has filled them and hands the body on.
+pub unsafe trait TarBodies: Send + Sync + 'static {
+    /// A member's bytes.
+    type Body: Send + 'static;
+
+    /// A body of `len` bytes to be filled through the pointer.
+    ///
+    /// # Errors
+    /// If it cannot be made (the message names why): the sample's one failed item.
+    fn alloc(&self, len: usize) -> Result<(Self::Body, *mut u8), String>;
+
+    /// Called once all `len` bytes of a body from `alloc` were written.
+    fn filled(&self, body: &mut Self::Body, len: usize) {
+        let _ = (body, len);
+    }
+
+    /// A body holding `data`.
+    ///
+    /// # Errors
+    /// As [`alloc`](TarBodies::alloc).
+    fn copy(&self, data: &[u8]) -> Result<Self::Body, String>;
+}
+
+/// Members read into `Vec<u8>`s (what [`TarReader`] gives).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VecBodies;
+
+// SAFETY: the pointer is the start of the `Vec`'s own allocation of at least `len` bytes,
+// which moving the `Vec` does not move; the bytes become its contents (`set_len`) only in
+// `filled`, after they were written.
+unsafe impl TarBodies for VecBodies {
+    type Body = Vec<u8>;
+
+    fn alloc(&self, len: usize) -> Result<(Vec<u8>, *mut u8), String> {
+        let mut v = Vec::with_capacity(len);
+        let ptr = v.as_mut_ptr();
+        Ok((v, ptr))
+    }
+
+    fn filled(&self, body: &mut Vec<u8>, len: usize) {
+        // SAFETY: the caller wrote `len` bytes from the start (`TarBodies::filled`), and
+        // `alloc` reserved at least `len`.
+        unsafe { body.set_len(len) }
+    }
+
+    fn copy(&self, data: &[u8]) -> Result<Vec<u8>, String> {
+        Ok(data.to_vec())
+    }
 }
 
 /// Reads tar shards as WebDataset does: consecutive regular-file members with the same key
 /// form one [`TarSample`]; directories and other entries are passed over. ustar, GNU (long
 /// names, base-256 sizes) and pax (`path`, `size`) headers are understood.
 ///
-/// The shard is parsed on the thread that pulls the source (no reader thread, no channel):
-/// a header is read through a 64 KiB buffer, a member's bytes straight into the sample's
-/// `Vec` (one copy from the file, no zeroing). Samples stepped over (before a resume point,
-/// or another rank's) and samples passed over ([`ShardSamples::skip_sample`], as a shuffle
-/// buffer's restore does for the positions it does not keep) are not read: their data is
-/// seeked past.
+/// The shard is parsed on the thread that pulls the source (no reader thread, no channel),
+/// every read at an offset the reader keeps (`pread`: passing over data is no syscall): a
+/// large member's data, its padding and the next header in one read, the data straight
+/// into the sample's `Vec` (one copy from the file, no zeroing; [`TarReaderInto`] reads it
+/// into other bodies, a Python `bytes` for one). Samples stepped over (before a resume
+/// point, or another rank's) and samples passed over ([`ShardSamples::skip_sample`], as a
+/// shuffle buffer's restore does for the positions it does not keep) are not read: only
+/// their headers, a WebDataset sample of a large and a small member in one read of 1,536
+/// bytes.
 ///
 /// ```
 /// use loader::source::{Shards, Source, TarReader};
@@ -57,6 +120,32 @@ pub struct TarSample {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TarReader;
 
+/// [`TarReader`] reading members' bytes into the bodies `A` makes (see [`TarBodies`]):
+/// samples are [`TarSample<A::Body>`](TarSample). Its fingerprint is [`TarReader`]'s (`tar`):
+/// a state from one resumes the other.
+///
+/// ```
+/// use loader::source::{TarReaderInto, VecBodies, Shards, Source};
+/// let dir = std::env::temp_dir().join(format!("schedlab-doc-tarinto-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("shard-0.tar");
+/// let mut b = tar::Builder::new(std::fs::File::create(&path).unwrap());
+/// let big = vec![7u8; 10_000];
+/// let mut h = tar::Header::new_gnu();
+/// h.set_size(big.len() as u64);
+/// h.set_mode(0o644);
+/// h.set_cksum();
+/// b.append_data(&mut h, "a.bin", &big[..]).unwrap();
+/// b.finish().unwrap();
+/// drop(b);
+/// let mut s = Shards::new(vec![path], TarReaderInto(VecBodies));
+/// s.start(0).unwrap();
+/// assert_eq!(s.next().unwrap().unwrap().fields["bin"], big);
+/// std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TarReaderInto<A>(pub A);
+
 /// The key and extension of a member path: the extension starts at the first `.` of the
 /// file name.
 fn split_key(path: &str) -> (&str, &str) {
@@ -68,7 +157,7 @@ fn split_key(path: &str) -> (&str, &str) {
 }
 
 /// A sample's members by extension.
-type Fields = BTreeMap<String, Vec<u8>>;
+type Fields<B> = BTreeMap<String, B>;
 
 /// The largest metadata member (a GNU long name, a pax header) read.
 const META_MAX: u64 = 1 << 20;
@@ -87,10 +176,45 @@ impl ShardReader for TarReader {
         every: u64,
         offset: u64,
     ) -> Result<ShardIter<TarSample>, SourceError> {
+        TarIter::open(VecBodies, path, from, every, offset)
+    }
+}
+
+impl<A: TarBodies + Clone> ShardReader for TarReaderInto<A> {
+    type Item = TarSample<A::Body>;
+
+    fn name(&self) -> String {
+        "tar".into()
+    }
+
+    fn open(
+        &self,
+        path: &Path,
+        from: u64,
+        every: u64,
+        offset: u64,
+    ) -> Result<ShardIter<TarSample<A::Body>>, SourceError> {
+        TarIter::open(self.0.clone(), path, from, every, offset)
+    }
+}
+
+impl<A: TarBodies> TarIter<A> {
+    fn open(
+        bodies: A,
+        path: &Path,
+        from: u64,
+        every: u64,
+        offset: u64,
+    ) -> Result<ShardIter<TarSample<A::Body>>, SourceError> {
         let file = File::open(path).map_err(|e| io_error(path, &e))?;
         let len = file.metadata().map_err(|e| io_error(path, &e))?.len();
         Ok(Box::new(TarIter {
+            bodies,
             file,
+            pos: 0,
+            window: Vec::new(),
+            window_at: 0,
+            window_eof: false,
             len,
             ahead: Ahead::Unknown,
             scratch: Vec::new(),
@@ -117,20 +241,54 @@ enum Ahead {
     Cut,
 }
 
+/// The bytes read at a header that was not read with the data before it: the header, a
+/// block of data and the next header. Passing over a sample of a large member and a small
+/// one (≤ 512 bytes: a WebDataset class, a key) is then one read of 1,536 bytes, at the
+/// small member's header: the next sample's header is in it.
+const WINDOW: usize = 1536;
+
 /// Members up to this size are read through the scratch buffer (and copied out); larger
 /// ones straight into their own `Vec`.
 const SMALL: u64 = 4096;
 
-/// Read from `file` into the spare capacity of `v` until it is full or the file ends.
+/// Fill `len` bytes at `a`, then `b`, from `file` at `pos` as far as the file allows
+/// (`preadv`); the count read.
+///
+/// # Safety
+/// `a` is valid for writes of `len` bytes.
 #[cfg(unix)]
-fn read_spare(file: &mut File, v: &mut Vec<u8>) -> std::io::Result<()> {
+unsafe fn read_two(
+    file: &File,
+    pos: u64,
+    a: *mut u8,
+    len: usize,
+    b: &mut [u8],
+) -> std::io::Result<usize> {
     use std::os::unix::io::AsRawFd;
-    while v.len() < v.capacity() {
-        let spare = v.spare_capacity_mut();
-        // SAFETY: `read` writes at most `spare.len()` bytes at `spare`'s start, memory that
-        // `v` owns and nothing else borrows; it is given as a raw pointer (no reference to
-        // uninitialized bytes is made).
-        let n = unsafe { libc::read(file.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+    let total = len + b.len();
+    let mut got = 0;
+    while got < total {
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; 2];
+        let count = if got < len {
+            // SAFETY: `got < len`: within the `len` bytes at `a`.
+            iov[0].iov_base = unsafe { a.add(got) }.cast();
+            iov[0].iov_len = len - got;
+            iov[1].iov_base = b.as_mut_ptr().cast();
+            iov[1].iov_len = b.len();
+            2
+        } else {
+            iov[0].iov_base = b[got - len..].as_mut_ptr().cast();
+            iov[0].iov_len = total - got;
+            1
+        };
+        // SAFETY: each iovec is memory this function may write (`a`'s `len` bytes by the
+        // caller's promise, `b` borrowed mutably), given as raw pointers.
+        let at = libc::off_t::try_from(pos + got as u64)
+            .map_err(|_| std::io::Error::other("an offset past off_t"))?;
+        let n = unsafe { libc::preadv(file.as_raw_fd(), iov.as_ptr(), count, at) };
         if n < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() == std::io::ErrorKind::Interrupted {
@@ -141,25 +299,52 @@ fn read_spare(file: &mut File, v: &mut Vec<u8>) -> std::io::Result<()> {
         if n == 0 {
             break;
         }
-        // SAFETY: the `n` bytes after the length were written by `read` just above, and
-        // `n ≤ spare.len()`, so the new length is within the capacity.
-        unsafe { v.set_len(v.len() + n as usize) };
+        got += n as usize;
     }
-    Ok(())
+    Ok(got)
 }
 
-/// Read from `file` into the spare capacity of `v` until it is full or the file ends.
+/// Fill `len` bytes at `a`, then `b`, from `file` at `pos` as far as the file allows; the
+/// count read.
+///
+/// # Safety
+/// `a` is valid for writes of `len` bytes.
 #[cfg(not(unix))]
-fn read_spare(file: &mut File, v: &mut Vec<u8>) -> std::io::Result<()> {
-    let want = (v.capacity() - v.len()) as u64;
-    file.take(want).read_to_end(v).map(|_| ())
+unsafe fn read_two(
+    file: &File,
+    pos: u64,
+    a: *mut u8,
+    len: usize,
+    b: &mut [u8],
+) -> std::io::Result<usize> {
+    let mut first = vec![0u8; len];
+    let got = read_full(file, pos, &mut first)?;
+    // SAFETY: `got ≤ len` bytes into `a`'s `len` (the caller's promise).
+    unsafe { std::ptr::copy_nonoverlapping(first.as_ptr(), a, got) };
+    if got < len {
+        return Ok(got);
+    }
+    Ok(len + read_full(file, pos + len as u64, b)?)
 }
 
-/// Fill `buf` from `file` as far as the file allows; the count read.
-fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+/// Read into `buf` from `file` at `pos` (`pread`: the file's own offset is not used).
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, pos)
+}
+
+/// Read into `buf` from `file` at `pos`.
+#[cfg(not(unix))]
+fn read_at(mut file: &File, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
+    file.seek(SeekFrom::Start(pos))?;
+    file.read(buf)
+}
+
+/// Fill `buf` from `file` at `pos` as far as the file allows; the count read.
+fn read_full(file: &File, pos: u64, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
-        match file.read(&mut buf[got..]) {
+        match read_at(file, &mut buf[got..], pos + got as u64) {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -177,8 +362,19 @@ struct Member {
 }
 
 /// The samples of one open tar shard.
-struct TarIter {
+struct TarIter<A: TarBodies> {
+    /// What members' bytes are read into.
+    bodies: A,
     file: File,
+    /// The offset of the next byte to read (every read says where: the file's own offset is
+    /// not used, and passing over data is adding to this).
+    pos: u64,
+    /// The bytes read last from `window_at` on when a header was not known: the headers of
+    /// the small members after it, and the next sample's, are usually in it.
+    window: Vec<u8>,
+    window_at: u64,
+    /// The window ends where the file does.
+    window_eof: bool,
     /// The file's length: no member's size is taken above it.
     len: u64,
     /// The next header, when it was read with the data before it.
@@ -263,7 +459,7 @@ fn pax(data: &[u8]) -> Result<(Option<String>, Option<u64>), String> {
     Ok((path, size))
 }
 
-impl TarIter {
+impl<A: TarBodies> TarIter<A> {
     fn wanted(&self, i: u64) -> bool {
         i >= self.from && i % self.every == self.offset
     }
@@ -274,46 +470,60 @@ impl TarIter {
 
     /// Pass over `n` bytes (the header after them is not read).
     fn skip(&mut self, n: u64) -> Result<(), String> {
-        if n > 0 {
-            let n = i64::try_from(n).map_err(|_| format!("a member of {n} bytes"))?;
-            self.file
-                .seek(SeekFrom::Current(n))
-                .map_err(|e| e.to_string())?;
-        }
+        self.pos = self
+            .pos
+            .checked_add(n)
+            .ok_or_else(|| format!("a member of {n} bytes"))?;
         self.ahead = Ahead::Unknown;
         Ok(())
     }
 
     /// Read a member's `size` bytes of data, its padding and the header after it, in one
-    /// read where the file allows: into the data's own `Vec` when it is large, through the
-    /// scratch buffer when it is small.
+    /// read where the file allows: the data straight into a body from `bodies` (the rest
+    /// into the scratch buffer) when it is large, all through the scratch buffer when it is
+    /// small.
+    fn read_body(&mut self, size: u64) -> Result<A::Body, String> {
+        if size <= SMALL {
+            let v = self.read_member(size)?;
+            return self.bodies.copy(&v);
+        }
+        let pad = Self::padding(size);
+        let size = usize::try_from(size).map_err(|_| format!("a member of {size} bytes"))?;
+        let tail = pad as usize + 512;
+        if self.scratch.len() < tail {
+            self.scratch.resize(tail, 0);
+        }
+        let (mut body, ptr) = self.bodies.alloc(size)?;
+        // SAFETY: `ptr` is valid for writes of `size` bytes while `body` lives (`TarBodies`).
+        let got = unsafe { read_two(&self.file, self.pos, ptr, size, &mut self.scratch[..tail]) }
+            .map_err(|e| e.to_string())?;
+        self.pos += got as u64;
+        if got < size {
+            return Err("truncated".into());
+        }
+        self.bodies.filled(&mut body, size);
+        self.ahead = Self::ahead_of(&self.scratch[(pad as usize).min(got - size)..got - size]);
+        Ok(body)
+    }
+
+    /// Read a member's `size` bytes of data (a small member's, or metadata), its padding and
+    /// the header after it, in one read where the file allows, through the scratch buffer.
     fn read_member(&mut self, size: u64) -> Result<Vec<u8>, String> {
         let pad = Self::padding(size);
         let total =
             usize::try_from(size + pad + 512).map_err(|_| format!("a member of {size} bytes"))?;
         let (size, pad) = (size as usize, pad as usize);
-        if size as u64 <= SMALL {
-            if self.scratch.len() < total {
-                self.scratch.resize(total, 0);
-            }
-            let got =
-                read_full(&mut self.file, &mut self.scratch[..total]).map_err(|e| e.to_string())?;
-            if got < size {
-                return Err("truncated".into());
-            }
-            self.ahead = Self::ahead_of(&self.scratch[(size + pad).min(got)..got]);
-            Ok(self.scratch[..size].to_vec())
-        } else {
-            let mut v = Vec::with_capacity(total);
-            read_spare(&mut self.file, &mut v).map_err(|e| e.to_string())?;
-            let got = v.len();
-            if got < size {
-                return Err("truncated".into());
-            }
-            self.ahead = Self::ahead_of(&v[(size + pad).min(got)..got]);
-            v.truncate(size);
-            Ok(v)
+        if self.scratch.len() < total {
+            self.scratch.resize(total, 0);
         }
+        let got = read_full(&self.file, self.pos, &mut self.scratch[..total])
+            .map_err(|e| e.to_string())?;
+        self.pos += got as u64;
+        if got < size {
+            return Err("truncated".into());
+        }
+        self.ahead = Self::ahead_of(&self.scratch[(size + pad).min(got)..got]);
+        Ok(self.scratch[..size].to_vec())
     }
 
     /// What follows a member's data and padding, from the bytes read after them.
@@ -346,11 +556,30 @@ impl TarIter {
             Ahead::End => Ok(None),
             Ahead::Cut => Err("a truncated header".into()),
             Ahead::Unknown => {
-                let mut h = Box::new([0u8; 512]);
-                match read_full(&mut self.file, &mut h[..]).map_err(|e| e.to_string())? {
+                // From the window when it holds the header (or ends with the file before
+                // it), else from a new window read at the header.
+                let len = self.window.len() as u64;
+                let hit = self.pos.checked_sub(self.window_at).is_some_and(|o| {
+                    o.checked_add(512).is_some_and(|e| e <= len) || (self.window_eof && o <= len)
+                });
+                if !hit {
+                    self.window.resize(WINDOW, 0);
+                    let got = read_full(&self.file, self.pos, &mut self.window)
+                        .map_err(|e| e.to_string())?;
+                    self.window.truncate(got);
+                    self.window_at = self.pos;
+                    self.window_eof = got < WINDOW;
+                }
+                let o = (self.pos - self.window_at) as usize;
+                match self.window.len() - o {
                     0 => Ok(None),
-                    512 => Ok(Some(h)),
-                    _ => Err("a truncated header".into()),
+                    n if n < 512 => Err("a truncated header".into()),
+                    _ => {
+                        let mut h = Box::new([0u8; 512]);
+                        h.copy_from_slice(&self.window[o..o + 512]);
+                        self.pos += 512;
+                        Ok(Some(h))
+                    }
                 }
             }
         }
@@ -369,22 +598,16 @@ impl TarIter {
                 return Ok(None);
             }
             let stored = number(&h[148..156]).ok_or("a header checksum that is not a number")?;
-            let sum: u64 = h
-                .iter()
-                .enumerate()
-                .map(|(i, &b)| u64::from(if (148..156).contains(&i) { b' ' } else { b }))
-                .sum();
-            let signed: i64 = h
-                .iter()
-                .enumerate()
-                .map(|(i, &b)| {
-                    i64::from(if (148..156).contains(&i) {
-                        b' ' as i8
-                    } else {
-                        b as i8
-                    })
-                })
-                .sum();
+            // The sums of the header's bytes, the checksum field's counted as spaces
+            // (unsigned, and signed as some old writers did): whole-block sums, which
+            // vectorise, less the field's bytes.
+            let field = &h[148..156];
+            let sum: u64 = h.iter().map(|&b| u64::from(b)).sum::<u64>()
+                - field.iter().map(|&b| u64::from(b)).sum::<u64>()
+                + 8 * u64::from(b' ');
+            let signed: i64 = h.iter().map(|&b| i64::from(b as i8)).sum::<i64>()
+                - field.iter().map(|&b| i64::from(b as i8)).sum::<i64>()
+                + 8 * i64::from(b' ');
             if stored != sum && stored as i64 != signed {
                 return Err(format!(
                     "a header whose checksum is {stored}, computed {sum}: not a tar archive, or a damaged one"
@@ -446,10 +669,10 @@ impl TarIter {
     }
 
     /// Read (or pass over) one member's data and padding.
-    fn data(&mut self, m: &Member, keep: bool) -> Result<Option<Vec<u8>>, String> {
+    fn data(&mut self, m: &Member, keep: bool) -> Result<Option<A::Body>, String> {
         if keep {
             let v = self
-                .read_member(m.size)
+                .read_body(m.size)
                 .map_err(|e| format!("{}: {e}", m.name))?;
             Ok(Some(v))
         } else {
@@ -460,7 +683,8 @@ impl TarIter {
 
     /// The next sample (`None`: the end of the shard), its fields if it is wanted and
     /// `take`.
-    fn sample(&mut self, take: bool) -> Result<Option<(String, Option<Fields>)>, String> {
+    #[allow(clippy::type_complexity)]
+    fn sample(&mut self, take: bool) -> Result<Option<(String, Option<Fields<A::Body>>)>, String> {
         let first = match self.pending.take() {
             Some(m) => m,
             None => match self.member()? {
@@ -493,11 +717,14 @@ impl TarIter {
     }
 }
 
-impl TarIter {
+impl<A: TarBodies> TarIter<A> {
     /// The next sample at or after `from`: made if `take` and wanted (`Ok(Some)`), else
     /// passed over (`Ok(None)`), with whether this rank reads it.
     #[allow(clippy::type_complexity)]
-    fn step(&mut self, take: bool) -> Option<Result<(bool, Option<TarSample>), SourceError>> {
+    fn step(
+        &mut self,
+        take: bool,
+    ) -> Option<Result<(bool, Option<TarSample<A::Body>>), SourceError>> {
         loop {
             if self.done && self.pending.is_none() {
                 return None;
@@ -539,15 +766,15 @@ impl TarIter {
     }
 }
 
-impl Iterator for TarIter {
-    type Item = Result<Option<TarSample>, SourceError>;
+impl<A: TarBodies> Iterator for TarIter<A> {
+    type Item = Result<Option<TarSample<A::Body>>, SourceError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         self.step(true).map(|r| r.map(|(_, sample)| sample))
     }
 }
 
-impl ShardSamples<TarSample> for TarIter {
+impl<A: TarBodies> ShardSamples<TarSample<A::Body>> for TarIter<A> {
     /// The sample's headers are read, its members' data seeked past.
     fn skip_sample(&mut self) -> Option<Result<bool, SourceError>> {
         self.step(false).map(|r| r.map(|(mine, _)| mine))
@@ -556,7 +783,7 @@ impl ShardSamples<TarSample> for TarIter {
 
 #[cfg(test)]
 mod tests {
-    use super::{split_key, TarReader, TarSample};
+    use super::{split_key, TarBodies, TarReader, TarReaderInto, TarSample, SMALL};
     use crate::source::{ShardReader, SourceError};
     use std::io::Read;
     use std::path::{Path, PathBuf};
@@ -775,6 +1002,104 @@ mod tests {
             assert!(r[0].as_ref().unwrap_err().to_string().contains("sample 0"));
             std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
         }
+    }
+
+    /// Bodies that count what was asked of them, and fill a large body with a pattern first
+    /// (the reader must overwrite every byte of it).
+    #[derive(Clone, Default)]
+    struct Counted(std::sync::Arc<std::sync::Mutex<(usize, usize)>>);
+
+    // SAFETY: the pointer is the start of the boxed slice of `len` bytes, which moving the
+    // box does not move.
+    unsafe impl TarBodies for Counted {
+        type Body = Box<[u8]>;
+        fn alloc(&self, len: usize) -> Result<(Box<[u8]>, *mut u8), String> {
+            self.0.lock().unwrap().0 += 1;
+            let mut b = vec![0xA5; len].into_boxed_slice();
+            let ptr = b.as_mut_ptr();
+            Ok((b, ptr))
+        }
+        fn copy(&self, data: &[u8]) -> Result<Box<[u8]>, String> {
+            self.0.lock().unwrap().1 += 1;
+            Ok(data.into())
+        }
+    }
+
+    #[test]
+    fn members_read_into_other_bodies_are_the_same_bytes_large_ones_allocated_once() {
+        let path = temp("bodies");
+        let sizes = [0usize, 1, 511, 512, 513, 4096, 4097, 8192, 50_000, 123_457];
+        let mut b = tar::Builder::new(std::fs::File::create(&path).unwrap());
+        for (i, &size) in sizes.iter().enumerate() {
+            let body: Vec<u8> = (0..size).map(|j| (j * 7 + i) as u8).collect();
+            for (ext, data) in [("bin", &body[..]), ("cls", &b"3"[..])] {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(data.len() as u64);
+                h.set_mode(0o644);
+                h.set_cksum();
+                b.append_data(&mut h, format!("{i:02}.{ext}"), data)
+                    .unwrap();
+            }
+        }
+        b.finish().unwrap();
+        drop(b);
+        let want = read_all(&path, 0, 1, 0);
+        let bodies = Counted::default();
+        let got: Vec<_> = TarReaderInto(bodies.clone())
+            .open(&path, 0, 1, 0)
+            .unwrap()
+            .collect();
+        assert_eq!(got.len(), sizes.len());
+        for (w, g) in want.iter().zip(&got) {
+            let (w, g) = (
+                w.as_ref().unwrap().as_ref().unwrap(),
+                g.as_ref().unwrap().as_ref().unwrap(),
+            );
+            assert_eq!(w.key, g.key);
+            assert_eq!(w.fields.len(), g.fields.len());
+            for (ext, v) in &w.fields {
+                assert_eq!(&g.fields[ext][..], &v[..], "{} {ext}", w.key);
+            }
+        }
+        let large = sizes.iter().filter(|&&s| s as u64 > SMALL).count();
+        let (allocs, copies) = *bodies.0.lock().unwrap();
+        assert_eq!((allocs, copies), (large, 2 * sizes.len() - large));
+        // Another rank's samples and samples before `from` are not read into a body.
+        let bodies = Counted::default();
+        let odd: Vec<_> = TarReaderInto(bodies.clone())
+            .open(&path, 4, 2, 1)
+            .unwrap()
+            .map(|r| r.unwrap().map(|s| s.key))
+            .collect();
+        assert_eq!(
+            odd,
+            [
+                None,
+                Some("05".into()),
+                None,
+                Some("07".into()),
+                None,
+                Some("09".into())
+            ]
+        );
+        let read_large = [5, 7, 9]
+            .iter()
+            .filter(|&&i| sizes[i] as u64 > SMALL)
+            .count();
+        assert_eq!(bodies.0.lock().unwrap().0, read_large);
+        // Cut inside the last (large) member, the file still longer than the member: the
+        // samples before it, then one error.
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 2048 - 20_000]).unwrap();
+        let cut: Vec<_> = TarReaderInto(Counted::default())
+            .open(&path, 0, 1, 0)
+            .unwrap()
+            .collect();
+        assert_eq!(cut.len(), sizes.len());
+        assert!(cut[..sizes.len() - 1].iter().all(|r| r.is_ok()));
+        let e = cut.last().unwrap().as_ref().unwrap_err().to_string();
+        assert!(e.contains("sample 9") && e.contains("truncated"), "{e}");
+        std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
     }
 
     #[test]
