@@ -482,6 +482,23 @@ fn rank_and_world_size_are_checked() {
     assert_eq!(e.to_string(), "world_size: must be >= 1, got 0");
 }
 
+/// A shard listed twice was read twice (every sample of it delivered twice): refused when
+/// the epoch starts, naming the second place; each path once is read as before.
+#[test]
+fn a_shard_listed_twice_is_refused_naming_the_repeat() {
+    let dir = temp_dir("twice");
+    let paths = write_jsonl(&dir, &[3, 2]);
+    let twice = vec![paths[0].clone(), paths[1].clone(), paths[0].clone()];
+    let mut s = Shards::new(twice, JsonLines);
+    let e = s.start(0).unwrap_err().to_string();
+    assert!(
+        e.starts_with("paths[2]: ") && e.contains("is paths[0] again; each shard is read once"),
+        "{e}"
+    );
+    let mut once = Shards::new(paths, JsonLines);
+    assert_eq!(drain(&mut once, 0).len(), 5);
+}
+
 #[test]
 fn passing_over_a_sample_leaves_the_shards_where_reading_it_does() {
     let dir = temp_dir("skip");

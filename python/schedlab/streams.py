@@ -60,6 +60,12 @@ def shards(paths, *, rank=0, world_size=1, shuffle=False, seed=0, reader="tar", 
         raise TypeError(f"paths: expected a list of str or os.PathLike: {e}") from None
     if any(isinstance(p, bytes) for p in paths):
         raise TypeError("paths: expected str paths, got bytes")
+    first = {}
+    for j, p in enumerate(paths):
+        i = first.setdefault(p, j)
+        if i != j:
+            raise ValueError(f"paths[{j}]: {p} is paths[{i}] again; each shard is read once "
+                             "(to weigh a source up, mix it)")
     _int_arg("world_size", world_size, 1)
     _int_arg("rank", rank, 0)
     if rank >= world_size:

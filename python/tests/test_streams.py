@@ -292,3 +292,14 @@ def test_tar_members_of_every_size_arrive_as_bytes_equal_to_tarfile_s(tmp_path):
         f"{i:02}" for i in range(len(sizes) - 1)]
     with pytest.raises(ValueError, match="cut.tar.*sample 9.*truncated"):
         next(it)
+
+
+def test_a_shard_listed_twice_is_refused_naming_the_repeat(tmp_path):
+    # it was read twice: every sample of it delivered twice
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text('{"x": 1}\n')
+    b.write_text('{"x": 2}\n')
+    with pytest.raises(ValueError, match=r"^paths\[2\]: .*a\.jsonl is paths\[0\] again"):
+        schedlab.shards([str(a), str(b), str(a)], reader="jsonl")
+    got = list(schedlab.Pipeline(schedlab.shards([str(a), str(b)], reader="jsonl")))
+    assert sorted(d["x"] for d in got) == [1, 2]

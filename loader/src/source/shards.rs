@@ -493,6 +493,20 @@ impl<R: ShardReader> Source for Shards<R> {
     }
 
     fn start(&mut self, epoch: u64) -> Result<(), SourceError> {
+        // A shard listed twice would be read twice (by two ranks, or twice by one): every
+        // sample exactly once means each path once. To weigh a shard up, mix it ([`Mix`]).
+        let mut seen = std::collections::HashMap::with_capacity(self.paths.len());
+        for (j, p) in self.paths.iter().enumerate() {
+            if let Some(i) = seen.insert(p, j) {
+                return Err(SourceError::Config {
+                    field: format!("paths[{j}]"),
+                    message: format!(
+                        "{} is paths[{i}] again; each shard is read once (to weigh a source up, mix it)",
+                        p.display()
+                    ),
+                });
+            }
+        }
         self.epoch = epoch;
         self.plan = self.plan(epoch);
         self.cursor = 0;
