@@ -1475,6 +1475,113 @@ mod tests {
         assert!(may_raise(69, 30, 0, 0.1));
     }
 
+    fn hol<'a>(times: &'a [(f64, u64)], ordered: bool, consumer: Option<f64>) -> HolIn<'a> {
+        HolIn {
+            times,
+            in_service: 8,
+            quantum: 8,
+            ordered,
+            consumer_per_s: consumer,
+        }
+    }
+
+    #[test]
+    fn head_of_line_equal_times_need_little_more_than_the_workers() {
+        // 8 workers, 1 ms each, in order: c = 1 ms, window = 8000/s · 1 ms + 8 = 16 items,
+        // · 1.25 = 20 → 3 batches of 8, plus one: 32 items
+        let (w, target, _) = head_of_line(&hol(&[(0.001, 100)], true, None), 0.25).unwrap();
+        assert_eq!(w, 32);
+        assert!((target - 8000.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn head_of_line_a_heavy_tail_in_order_wants_a_deeper_window_than_as_ready() {
+        let t = [(0.001, 990), (0.1, 10)]; // 1% take 100 ms
+        let (ordered, _, _) = head_of_line(&hol(&t, true, None), 0.25).unwrap();
+        let (ready, _, _) = head_of_line(&hol(&t, false, None), 0.25).unwrap();
+        assert_eq!(ready, 32); // 2 · 8 · 1.25 = 20 → 3 + 1 batches
+        assert!(ordered > 10 * ready, "{ordered} vs {ready}");
+        // A slow consumer needs a smaller window.
+        let (slow, target, _) = head_of_line(&hol(&t, true, Some(100.0)), 0.25).unwrap();
+        assert_eq!(target, 100.0);
+        assert!(slow < ordered, "{slow} vs {ordered}");
+        // No decision before 16 times.
+        assert!(head_of_line(&hol(&[(0.001, 15)], true, None), 0.25).is_none());
+    }
+
+    #[test]
+    fn head_wait_over_counts_is_head_wait_over_the_times() {
+        let mut t = vec![0.001; 99];
+        t.push(0.1);
+        for rate in [10.0, 100.0, 1000.0] {
+            assert_eq!(
+                head_wait_counts(&[(0.001, 99), (0.1, 1)], rate, 0.02),
+                crate::report::head_wait(&t, rate, 0.02)
+            );
+        }
+    }
+
+    /// A histogram of `n` times of `ns` each.
+    fn times(n: u64, ns: u64) -> Histogram<u64> {
+        let mut h = Histogram::new_with_bounds(1, 3_600_000_000_000, 2).unwrap();
+        h.record_n(ns, n).unwrap();
+        h
+    }
+
+    fn reading(h: &Histogram<u64>, window: usize, stall_full_ns: u64) -> HolReading<'_> {
+        HolReading {
+            stations: vec![(h, 8)],
+            quantum: 8,
+            ordered: true,
+            window,
+            most: usize::MAX,
+            consumer_per_s: None,
+            stall_full_ns,
+            dt: 0.02,
+        }
+    }
+
+    #[test]
+    fn head_of_line_rises_at_once_and_falls_only_after_five_readings_in_a_row() {
+        let cfg = Autotune::new();
+        let h = times(200, 1_000_000);
+        let mut up = Hol::new(1);
+        let (d, target) = up.decide(&reading(&h, 8, 0), &cfg);
+        assert_eq!(d.map(|d| d.0), Some(32), "the model's 4 batches at once");
+        assert!(target.is_some());
+        let mut down = Hol::new(1);
+        for r in 1..DOWN_READINGS {
+            assert!(down.decide(&reading(&h, 160, 0), &cfg).0.is_none(), "reading {r}");
+        }
+        assert_eq!(down.decide(&reading(&h, 160, 0), &cfg).0.map(|d| d.0), Some(32));
+        // Within the hysteresis nothing moves.
+        assert!(Hol::new(1).decide(&reading(&h, 30, 0), &cfg).0.is_none());
+    }
+
+    #[test]
+    fn head_of_line_feedback_and_the_cap() {
+        let cfg = Autotune::new();
+        // Too few times for the model: the consumer's full-window waits alone raise it by half
+        // (in whole batches: 4 → 6 batches), and the floor holds at the next reading.
+        let few = times(4, 1_000_000);
+        let mut h = Hol::new(1);
+        let (d, _) = h.decide(&reading(&few, 32, 10_000_000), &cfg);
+        let (w, why) = d.expect("feedback raises");
+        assert_eq!(w, 48);
+        assert!(why.starts_with("feedback:"), "{why}");
+        // The memory cap, in whole batches.
+        let tail = {
+            let mut t = times(990, 1_000_000);
+            t.record_n(100_000_000, 10).unwrap();
+            t
+        };
+        let mut r = reading(&tail, 8, 0);
+        r.most = 60;
+        let (w, why) = Hol::new(1).decide(&r, &cfg).0.unwrap();
+        assert_eq!(w, 56);
+        assert!(why.contains("capped by max_items"), "{why}");
+    }
+
     #[test]
     fn hysteresis_is_wider_down_than_up() {
         assert!(!moves(20, 23, 0.2));
