@@ -1191,7 +1191,7 @@ impl<D: Dataset, B: Send + 'static> LoaderEpoch<'_, D, B> {
             &self.cfg,
             self.epoch,
             &self.acc,
-            self.it.last_report(),
+            self.it.report().as_ref(),
             &self.it.windows(),
         ));
         self.at.epoch = self.epoch + 1;
@@ -1215,7 +1215,8 @@ impl<D: Dataset, B: Send + 'static> Iterator for LoaderEpoch<'_, D, B> {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if self.finished {
-                self.it.asked_after_end();
+                // The pipeline's end again: the consumer let go of its last batch.
+                let _ = self.it.next();
                 return None;
             }
             let entered = Instant::now();

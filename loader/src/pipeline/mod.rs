@@ -1700,6 +1700,7 @@ impl<T: Send + 'static> Pipeline<T> {
                 ahead_opened: false,
                 holding: 0,
                 let_go: 0,
+                closed: false,
             },
             Err(e) => PipelineEpoch {
                 pipeline: self,
@@ -1709,6 +1710,7 @@ impl<T: Send + 'static> Pipeline<T> {
                 ahead_opened: false,
                 holding: 0,
                 let_go: 0,
+                closed: false,
             },
         }
     }
@@ -2107,8 +2109,10 @@ pub struct PipelineEpoch<'a, T: Send + 'static> {
     last_progress: Instant,
     /// The next epoch's run was opened (or tried) by this iterator.
     ahead_opened: bool,
+    /// This iterator closed its run (its report is the pipeline's last).
+    closed: bool,
     /// Units of the last segment the consumer holds (its last item), and those it let go of
-    /// in this call ([`PipelineBuilder::loader_window`]).
+    /// in this call ([`PipelineBuilder::consumer_window`]).
     holding: usize,
     let_go: usize,
 }
@@ -2188,9 +2192,14 @@ impl<T: Send + 'static> PipelineEpoch<'_, T> {
         }
     }
 
-    /// What this epoch measured so far.
+    /// What this epoch measured so far; once it ended (the iterator returned `None`, or a
+    /// failure policy halted it), its whole report, as [`Pipeline::report`] then gives it.
     pub fn report(&self) -> Option<PipelineReport> {
-        self.run.as_ref().map(|r| report_of(&self.pipeline.spec, r))
+        match &self.run {
+            Some(r) => Some(report_of(&self.pipeline.spec, r)),
+            None if self.closed => self.pipeline.report().cloned(),
+            None => None,
+        }
     }
 
     /// Items each segment of this epoch's run admits at once, now (autotune may change
@@ -2203,18 +2212,13 @@ impl<T: Send + 'static> PipelineEpoch<'_, T> {
     }
 
     /// After this epoch ended, the consumer asked again: it let go of the last item, and the
-    /// prefetched next epoch has the whole windows ([`PipelineBuilder::loader_window`]).
-    pub(crate) fn asked_after_end(&mut self) {
+    /// prefetched next epoch has the whole windows ([`PipelineBuilder::consumer_window`]).
+    fn asked_after_end(&mut self) {
         if self.run.is_none() {
             if let Some(ahead) = &self.pipeline.ahead {
                 give_room(ahead, &self.pipeline.windows_now());
             }
         }
-    }
-
-    /// The pipeline's report of the last epoch that ended (this one's, once it has).
-    pub(crate) fn last_report(&self) -> Option<&PipelineReport> {
-        self.pipeline.report()
     }
 
     /// Items held now over every segment, this epoch's run and the prefetched next one's,
@@ -2257,6 +2261,7 @@ impl<T: Send + 'static> PipelineEpoch<'_, T> {
         let Some(mut run) = self.run.take() else {
             return;
         };
+        self.closed = true;
         if !finished {
             // Stopped before both are waited for: a worker freed by this run must not start
             // the next epoch's items.
@@ -2411,7 +2416,14 @@ impl<T: Send + 'static> Iterator for PipelineEpoch<'_, T> {
         if let Some(e) = self.error.take() {
             return Some(Err(e));
         }
-        let shared = Arc::clone(&self.run.as_ref()?.shared);
+        let Some(run) = self.run.as_ref() else {
+            // Asked again after the end: the consumer let go of its last item (under the
+            // consumer's window a prefetched next epoch has the whole windows now).
+            self.asked_after_end();
+            return None;
+        };
+        let shared = Arc::clone(&run.shared);
+        let consumer = Arc::clone(&run.consumer);
         let epoch = shared.epoch;
         if let Some((every, f)) = &self.pipeline.spec.progress {
             if self.last_progress.elapsed() >= *every {
@@ -2421,7 +2433,6 @@ impl<T: Send + 'static> Iterator for PipelineEpoch<'_, T> {
                 }
             }
         }
-        let consumer = Arc::clone(&self.run.as_ref()?.consumer);
         let entered = Instant::now();
         let held = self.held();
         let full = self.pipeline.spec.hol.is_some_and(|s| self.window_full(s));
