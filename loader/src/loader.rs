@@ -351,6 +351,11 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
     /// [`Pipeline`](crate::Pipeline). Every change is in the report's
     /// [`tuning`](LoaderReport::tuning).
     ///
+    /// This is the pipeline's autotune with the head-of-line window rule
+    /// (`autotune(settings.window_rule(WindowRule::HeadOfLine))` on the loader's pipeline,
+    /// [`WindowRule::HeadOfLine`](crate::WindowRule::HeadOfLine)): the prefetch is the
+    /// pipeline's window, moved by its controller thread.
+    ///
     /// ```
     /// use loader::{from_fn, Autotune, Loader};
     ///
@@ -394,7 +399,9 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
     /// The loader is a [`Pipeline`] built through [`PipelineBuilder`](crate::PipelineBuilder):
     /// its source is the epoch's order (cut per the remainder mode), one `cpu` stage `get`
     /// loads a sample (or, at [`Granularity::Batch`], a whole batch, collated on the worker),
-    /// and at sample granularity a `batch` ends the chain. `prefetch` is the window,
+    /// and at sample granularity a `batch` ends the chain, with
+    /// [`consumer_window`](crate::PipelineBuilder::consumer_window). `prefetch` is the window,
+    /// `autotune` the pipeline's under [`WindowRule::HeadOfLine`](crate::WindowRule), and
     /// `ordered`, `seed`, `pin`, `grace` and `prefetch_next_epoch` are the pipeline's.
     ///
     /// # Errors

@@ -820,7 +820,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// Tune each blocking stage's threads, the queues and the windows online, from measured
     /// service times, within an optional memory cap: see [`Autotune`]. The concurrency,
     /// queues and window given are the starting guess. Every change is in the report's
-    /// [`tuning`](PipelineReport::tuning).
+    /// [`tuning`](PipelineReport::tuning). The windows follow the stations by default, or the
+    /// consumer's waits under [`WindowRule::HeadOfLine`] (the [`Loader`](crate::Loader)'s).
     pub fn autotune(mut self, settings: Autotune) -> Self {
         self.autotune = Some(settings);
         self
@@ -1751,7 +1752,12 @@ impl<T: Send + 'static> Pipeline<T> {
             pos.progress(),
             spec.trace.is_some(),
             Arc::clone(&self.held_peak),
-            spec.autotune.is_some(),
+            // The stations' rule reads cpu stages' CPU time to size blocking threads; the
+            // head-of-line rule reads wall times: with no blocking stage it needs no CPU clock.
+            spec.autotune.as_ref().is_some_and(|cfg| {
+                cfg.window_rule == WindowRule::Stations
+                    || spec.settings.iter().any(|s| s.kind == StageKind::Blocking)
+            }),
         ));
         let mut run = start_run(
             self.pool.as_ref(),
