@@ -1773,13 +1773,11 @@ impl<T: Send + 'static> Pipeline<T> {
                     tune_shape(spec.workers, &spec.segments, &spec.settings),
                 )
             }),
+            // Not a prefetched next epoch: the consumer takes from it from the start.
+            room.is_none(),
         )?;
         run.grace = spec.grace;
         run.abandoned = Some(Arc::clone(&self.abandoned));
-        if room.is_none() {
-            // Not a prefetched next epoch: the consumer takes from it now.
-            run.consumer.activate();
-        }
         Ok(run)
     }
 }
@@ -1796,6 +1794,7 @@ pub(crate) fn start_run<S: 'static>(
     seed: u64,
     threads_alive: &Arc<AtomicUsize>,
     tune: Option<(&Autotune, tune::Shape)>,
+    active: bool,
 ) -> Result<Run, PipelineError> {
     let mut jobs = Vec::new();
     // Later stages first: the pool steps older jobs first, so work nearer the consumer is
@@ -1823,9 +1822,13 @@ pub(crate) fn start_run<S: 'static>(
             jobs.push(job);
         }
     }
+    let consumer = Arc::new(tune::Consumer::default());
+    if active {
+        consumer.activate();
+    }
     let mut run = Run {
         shared: Arc::clone(&shared),
-        consumer: Arc::new(tune::Consumer::default()),
+        consumer,
         jobs,
         threads: Vec::new(),
         controller: None,
