@@ -477,6 +477,7 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
             timeout: self.timeout,
             skip,
             autotune: self.autotune.is_some(),
+            prefetch,
         });
         let window = config.cap_units(prefetch);
         // Every unit in the window goes to the strategy at once, as the window allows (round-
@@ -622,6 +623,8 @@ struct Config<D: Dataset, B> {
     skip: bool,
     /// The pipeline is autotuned (the window is the prefetch the tuner sets).
     autotune: bool,
+    /// The prefetch built (the window's, unless autotuned).
+    prefetch: usize,
 }
 
 impl<D: Dataset, B> Config<D, B> {
@@ -635,6 +638,10 @@ impl<D: Dataset, B> Config<D, B> {
 
     /// The prefetch (batches) of the pipeline's `windows` (its one segment's, in units).
     fn prefetch_of(&self, windows: &[usize]) -> usize {
+        if !self.autotune {
+            // The window is the built one (saturated, for a huge prefetch).
+            return self.prefetch;
+        }
         let w = windows.last().copied().unwrap_or(0);
         match self.granularity {
             Granularity::Sample => w / self.batch_size.max(1),
