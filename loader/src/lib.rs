@@ -101,8 +101,7 @@ pub use loader::{
 pub use loader::{Builder, Epoch, OnError};
 pub use pipeline::{
     Autotune, Fingerprint, MaxFailures, OnFailure, Pipeline, PipelineBuilder, PipelineEpoch,
-    PipelineError, PipelineReport, PipelineState, Stage, TuneChange, TunePoint, Tuning,
-    WindowRule,
+    PipelineError, PipelineReport, PipelineState, Stage, TuneChange, TunePoint, Tuning, WindowRule,
 };
 pub use plan::Remainder;
 pub use report::{LoaderReport, WorkerLoad};

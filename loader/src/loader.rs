@@ -561,12 +561,10 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
             Some(settings) => builder.autotune(settings.window_rule(WindowRule::HeadOfLine)),
             None => builder,
         };
-        let pipeline = builder
-            .build()
-            .map_err(|e| match e {
-                PipelineError::Start(m) => LoaderError::Start(m),
-                other => LoaderError::Config(other.to_string()),
-            })?;
+        let pipeline = builder.build().map_err(|e| match e {
+            PipelineError::Start(m) => LoaderError::Start(m),
+            other => LoaderError::Config(other.to_string()),
+        })?;
         Ok(Loader {
             pipeline,
             cfg: config,

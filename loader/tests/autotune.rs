@@ -229,7 +229,11 @@ fn the_head_of_line_rule_raises_a_one_stage_window_exactly_as_the_loader_does() 
     assert!(tuning.changes.iter().all(|c| c.to % 4 == 0 && c.to <= cap));
     assert_eq!(p.windows()[0], tuning.changes.last().unwrap().to);
     // The head-of-line rule's reasons (the stations' rule says "twice its stations' slots…").
-    assert!(up.why.starts_with("model:") || up.why.starts_with("feedback:"), "{}", up.why);
+    assert!(
+        up.why.starts_with("model:") || up.why.starts_with("feedback:"),
+        "{}",
+        up.why
+    );
 }
 
 #[test]
@@ -248,6 +252,10 @@ fn the_report_carries_the_consumers_waits_and_the_occupancy() {
     // The consumer does nothing: it waited for every item's sleep, and asked 201 times
     // with at most the window held.
     assert!(r.consumer_wait_s > 0.0, "{r:?}");
-    assert!(r.occupancy_max >= 1 && r.occupancy_max <= 8, "{}", r.occupancy_max);
+    assert!(
+        r.occupancy_max >= 1 && r.occupancy_max <= 8,
+        "{}",
+        r.occupancy_max
+    );
     assert!(r.occupancy_mean > 0.0 && r.occupancy_mean <= 8.0);
 }

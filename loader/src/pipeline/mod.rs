@@ -2215,7 +2215,12 @@ impl<T: Send + 'static> PipelineEpoch<'_, T> {
     /// them while the epoch runs; [`Pipeline::windows`] once it ended).
     pub fn windows(&self) -> Vec<usize> {
         match &self.run {
-            Some(run) => run.shared.segments.iter().map(|g| g.window.load(SeqCst)).collect(),
+            Some(run) => run
+                .shared
+                .segments
+                .iter()
+                .map(|g| g.window.load(SeqCst))
+                .collect(),
             None => self.pipeline.windows_now(),
         }
     }
@@ -2234,7 +2239,11 @@ impl<T: Send + 'static> PipelineEpoch<'_, T> {
     /// less the consumer's last item (it has it: not in flight).
     fn held(&self) -> usize {
         (self.run.as_ref().map_or(0, |r| r.shared.held_all())
-            + self.pipeline.ahead.as_ref().map_or(0, |r| r.shared.held_all()))
+            + self
+                .pipeline
+                .ahead
+                .as_ref()
+                .map_or(0, |r| r.shared.held_all()))
         .saturating_sub(self.holding)
     }
 
@@ -2242,8 +2251,8 @@ impl<T: Send + 'static> PipelineEpoch<'_, T> {
     /// one's together, less the consumer's last item).
     fn window_full(&self, s: usize) -> bool {
         let Some(run) = &self.run else { return false };
-        let held = run.shared.held(s)
-            + self.pipeline.ahead.as_ref().map_or(0, |r| r.shared.held(s));
+        let held =
+            run.shared.held(s) + self.pipeline.ahead.as_ref().map_or(0, |r| r.shared.held(s));
         held.saturating_sub(self.holding) >= run.shared.segments[s].window.load(SeqCst)
     }
 

@@ -724,7 +724,11 @@ pub(crate) fn head_of_line(h: &HolIn<'_>, headroom: f64) -> Option<(usize, f64, 
     }
     let mean = h.times.iter().map(|&(t, c)| t * c as f64).sum::<f64>() / n as f64;
     let busy = h.in_service as f64;
-    let limit = if mean > 0.0 { busy / mean } else { f64::INFINITY };
+    let limit = if mean > 0.0 {
+        busy / mean
+    } else {
+        f64::INFINITY
+    };
     let target = h.consumer_per_s.map_or(limit, |c| c.min(limit));
     let (window, why) = if h.ordered && target.is_finite() {
         let c = head_wait_counts(h.times, target, TUNE_LOSS);
@@ -811,9 +815,8 @@ impl Hol {
 
     /// The recent times of station `i` (cumulative histogram `cur`), ascending.
     fn recent_times(&mut self, i: usize, cur: &Histogram<u64>) -> Vec<(f64, u64)> {
-        let (older, newer) = self.recent[i].get_or_insert_with(|| {
-            (Histogram::new_from(cur), Histogram::new_from(cur))
-        });
+        let (older, newer) = self.recent[i]
+            .get_or_insert_with(|| (Histogram::new_from(cur), Histogram::new_from(cur)));
         if cur.len().saturating_sub(newer.len()) >= RECENT {
             *older = std::mem::replace(newer, cur.clone());
         }
@@ -828,14 +831,17 @@ impl Hol {
 
     /// The reading's decision: the new window and why, or `None` to keep it (within the
     /// hysteresis `h`, or a move down not yet asked for [`DOWN_READINGS`] times in a row).
-    pub fn decide(&mut self, r: &HolReading<'_>, cfg: &Autotune) -> (Option<(usize, String)>, Option<f64>) {
+    pub fn decide(
+        &mut self,
+        r: &HolReading<'_>,
+        cfg: &Autotune,
+    ) -> (Option<(usize, String)>, Option<f64>) {
         let q = r.quantum.max(1);
         let stalled = r.stall_full_ns.saturating_sub(self.last_stall) as f64 / 1e9 / r.dt.max(1e-9);
         self.last_stall = r.stall_full_ns;
         // The station whose times hold the head: the slowest by its mean (wall).
-        let slowest = (0..r.stations.len()).max_by(|&a, &b| {
-            r.stations[a].0.mean().total_cmp(&r.stations[b].0.mean())
-        });
+        let slowest = (0..r.stations.len())
+            .max_by(|&a, &b| r.stations[a].0.mean().total_cmp(&r.stations[b].0.mean()));
         let times = slowest.map_or_else(Vec::new, |i| self.recent_times(i, r.stations[i].0));
         let in_service: usize = r.stations.iter().map(|s| s.1).sum();
         let modelled = head_of_line(
@@ -852,7 +858,11 @@ impl Hol {
         let mut why_floor = None;
         if stalled > STALLED {
             let b = r.window / q;
-            let up = b.saturating_mul(3).div_ceil(2).max(b.saturating_add(1)).saturating_mul(q);
+            let up = b
+                .saturating_mul(3)
+                .div_ceil(2)
+                .max(b.saturating_add(1))
+                .saturating_mul(q);
             if up > self.floor {
                 self.floor = up;
                 why_floor = Some(format!(
@@ -1094,7 +1104,9 @@ pub(crate) fn control(
                 .filter(|&x| x != g)
                 .map(|x| segs[x].window.max(may_hold[x]))
                 .fold(0, usize::saturating_add);
-            let since = consumer.since().map_or(0.0, |t| now.duration_since(t).as_secs_f64());
+            let since = consumer
+                .since()
+                .map_or(0.0, |t| now.duration_since(t).as_secs_f64());
             let per_item = segs[g].per_item.max(1e-9);
             let reading = HolReading {
                 stations: segs[g]
@@ -1224,9 +1236,7 @@ pub(crate) fn control(
             items_per_s: rate,
             target_per_s: plan.target,
             concurrency: st.iter().map(|x| x.conc).collect(),
-            window: segs
-                .iter()
-                .fold(0usize, |a, g| a.saturating_add(g.window)),
+            window: segs.iter().fold(0usize, |a, g| a.saturating_add(g.window)),
         };
         {
             let mut t = lock(&shared.tuning);
@@ -1551,9 +1561,15 @@ mod tests {
         assert!(target.is_some());
         let mut down = Hol::new(1);
         for r in 1..DOWN_READINGS {
-            assert!(down.decide(&reading(&h, 160, 0), &cfg).0.is_none(), "reading {r}");
+            assert!(
+                down.decide(&reading(&h, 160, 0), &cfg).0.is_none(),
+                "reading {r}"
+            );
         }
-        assert_eq!(down.decide(&reading(&h, 160, 0), &cfg).0.map(|d| d.0), Some(32));
+        assert_eq!(
+            down.decide(&reading(&h, 160, 0), &cfg).0.map(|d| d.0),
+            Some(32)
+        );
         // Within the hysteresis nothing moves.
         assert!(Hol::new(1).decide(&reading(&h, 30, 0), &cfg).0.is_none());
     }
