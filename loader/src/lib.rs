@@ -81,7 +81,6 @@
 //! ```
 #![deny(missing_docs)]
 
-mod autotune;
 mod dataset;
 mod error;
 #[allow(clippy::module_inception)]
@@ -102,7 +101,7 @@ pub use loader::{
 pub use loader::{Builder, Epoch, OnError};
 pub use pipeline::{
     Autotune, Fingerprint, MaxFailures, OnFailure, Pipeline, PipelineBuilder, PipelineEpoch,
-    PipelineError, PipelineReport, PipelineState, Stage, TuneChange, TunePoint, Tuning,
+    PipelineError, PipelineReport, PipelineState, Stage, TuneChange, TunePoint, Tuning, WindowRule,
 };
 pub use plan::Remainder;
 pub use report::{LoaderReport, WorkerLoad};

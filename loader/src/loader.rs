@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use scheduler::{Pin, Strategy, WorkerId};
 use serde::{Deserialize, Serialize};
 
-use crate::autotune::{Shape, Tuner};
 use crate::dataset::Dataset;
 use crate::error::LoaderError;
 use crate::pipeline::{
     panic_text as panic_message, Autotune, OnFailure, Pipeline, PipelineEpoch, PipelineError,
-    PipelineState, Runner, Stage, MAX_CPU_CONCURRENCY,
+    PipelineReport, PipelineState, Runner, Stage, TuneChange, TunePoint, Tuning, WindowRule,
+    MAX_CPU_CONCURRENCY,
 };
 use crate::plan::{Plan, Remainder};
 use crate::report::{Acc, LoaderReport, Setup};
@@ -351,6 +351,11 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
     /// [`Pipeline`](crate::Pipeline). Every change is in the report's
     /// [`tuning`](LoaderReport::tuning).
     ///
+    /// This is the pipeline's autotune with the head-of-line window rule
+    /// (`autotune(settings.window_rule(WindowRule::HeadOfLine))` on the loader's pipeline,
+    /// [`WindowRule::HeadOfLine`](crate::WindowRule::HeadOfLine)): the prefetch is the
+    /// pipeline's window, moved by its controller thread.
+    ///
     /// ```
     /// use loader::{from_fn, Autotune, Loader};
     ///
@@ -394,7 +399,9 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
     /// The loader is a [`Pipeline`] built through [`PipelineBuilder`](crate::PipelineBuilder):
     /// its source is the epoch's order (cut per the remainder mode), one `cpu` stage `get`
     /// loads a sample (or, at [`Granularity::Batch`], a whole batch, collated on the worker),
-    /// and at sample granularity a `batch` ends the chain. `prefetch` is the window,
+    /// and at sample granularity a `batch` ends the chain, with
+    /// [`consumer_window`](crate::PipelineBuilder::consumer_window). `prefetch` is the window,
+    /// `autotune` the pipeline's under [`WindowRule::HeadOfLine`](crate::WindowRule), and
     /// `ordered`, `seed`, `pin`, `grace` and `prefetch_next_epoch` are the pipeline's.
     ///
     /// # Errors
@@ -439,25 +446,24 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
         strategy
             .validate(workers)
             .map_err(|e| cfg(format!("strategy: {e}")))?;
-        let unit_samples = match self.granularity {
-            Granularity::Sample => 1,
-            Granularity::Batch => self.batch_size,
-        };
-        let tuner = match self.autotune {
-            Some(settings) => {
-                let shape = Shape {
-                    workers,
-                    batch_size: self.batch_size,
-                    unit_samples,
-                    ordered: self.ordered,
-                };
-                let t = Tuner::new(settings, shape, prefetch)
-                    .map_err(|(field, what)| cfg(format!("autotune: {field}: {what}")))?;
-                Some(t)
+        // Autotune is the pipeline's, its window sized by the head-of-line rule (the
+        // prefetch): checked here in the loader's terms (samples, batches).
+        let mut prefetch = prefetch;
+        if let Some(settings) = &self.autotune {
+            if settings.interval.is_zero() {
+                return Err(cfg("autotune: interval: must be longer than 0".into()));
             }
-            None => None,
-        };
-        let prefetch = tuner.as_ref().map_or(prefetch, Tuner::prefetch);
+            if let Some(n) = settings.max_items {
+                if n < self.batch_size {
+                    return Err(cfg(format!(
+                        "autotune: max_items: {n} samples cannot hold one batch; allowed: >= the batch size {}",
+                        self.batch_size
+                    )));
+                }
+                // The starting guess fitted into the cap.
+                prefetch = prefetch.min(n / self.batch_size).max(1);
+            }
+        }
         let spec = strategy.spec();
         let config = Arc::new(Config {
             dataset: self.dataset,
@@ -471,12 +477,14 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
             granularity: self.granularity,
             timeout: self.timeout,
             skip,
+            autotune: self.autotune.is_some(),
+            prefetch,
         });
         let window = config.cap_units(prefetch);
         // Every unit in the window goes to the strategy at once, as the window allows (round-
         // robin deals them out; a slow sample holds up the units behind it on its worker);
         // under autotune the window may grow, so the stage's bounds are the largest allowed.
-        let open = if tuner.is_some() {
+        let open = if config.autotune {
             MAX_CPU_CONCURRENCY
         } else {
             window.min(MAX_CPU_CONCURRENCY)
@@ -507,9 +515,9 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
                     .try_map_with(
                         get,
                         init,
-                        move |index: usize, (w, state): &mut (WorkerId, D::State)| {
+                        move |index: usize, (_, state): &mut (WorkerId, D::State)| {
                             Ok::<_, std::convert::Infallible>(Unit::Sample(load(
-                                &c.dataset, index, state, c.timeout, *w,
+                                &c.dataset, index, state, c.timeout,
                             )))
                         },
                     )
@@ -541,20 +549,23 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
                 )
             }
         };
-        let pipeline = builder
-            .loader_window()
+        let builder = builder
+            .consumer_window(true)
             .workers(workers)
             .pin(self.pin)
             .ordered(self.ordered)
             .window(window)
             .seed(self.seed)
             .grace(self.grace)
-            .prefetch_next_epoch(self.prefetch_next_epoch)
-            .build()
-            .map_err(|e| match e {
-                PipelineError::Start(m) => LoaderError::Start(m),
-                other => LoaderError::Config(other.to_string()),
-            })?;
+            .prefetch_next_epoch(self.prefetch_next_epoch);
+        let builder = match self.autotune {
+            Some(settings) => builder.autotune(settings.window_rule(WindowRule::HeadOfLine)),
+            None => builder,
+        };
+        let pipeline = builder.build().map_err(|e| match e {
+            PipelineError::Start(m) => LoaderError::Start(m),
+            other => LoaderError::Config(other.to_string()),
+        })?;
         Ok(Loader {
             pipeline,
             cfg: config,
@@ -562,8 +573,6 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
                 epoch: 0,
                 batches_done: 0,
                 report: None,
-                prefetch,
-                tuner,
                 resumed,
             },
         })
@@ -611,6 +620,10 @@ struct Config<D: Dataset, B> {
     timeout: Option<Duration>,
     /// Bad samples are left out of their batch ([`OnFailure::Skip`]).
     skip: bool,
+    /// The pipeline is autotuned (the window is the prefetch the tuner sets).
+    autotune: bool,
+    /// The prefetch built (the window's, unless autotuned).
+    prefetch: usize,
 }
 
 impl<D: Dataset, B> Config<D, B> {
@@ -622,10 +635,56 @@ impl<D: Dataset, B> Config<D, B> {
         }
     }
 
-    fn unit_samples(&self) -> usize {
+    /// The prefetch (batches) of the pipeline's `windows` (its one segment's, in units).
+    fn prefetch_of(&self, windows: &[usize]) -> usize {
+        if !self.autotune {
+            // The window is the built one (saturated, for a huge prefetch).
+            return self.prefetch;
+        }
+        let w = windows.last().copied().unwrap_or(0);
         match self.granularity {
+            Granularity::Sample => w / self.batch_size.max(1),
+            Granularity::Batch => w,
+        }
+    }
+
+    /// The pipeline tuner's record in the loader's terms: its one knob, the window, is the
+    /// `prefetch` (in batches); a reading's `concurrency` is the workers, its `window` the
+    /// prefetch in samples.
+    fn tuning(&self, t: &Tuning) -> Tuning {
+        let unit = match self.granularity {
             Granularity::Sample => 1,
             Granularity::Batch => self.batch_size,
+        };
+        let batches = |units: usize| self.prefetch_of(&[units]);
+        Tuning {
+            stages: t.stages.clone(),
+            changes: t
+                .changes
+                .iter()
+                .map(|c| TuneChange {
+                    at_s: c.at_s,
+                    knob: if c.knob.ends_with(".window") {
+                        "prefetch".into()
+                    } else {
+                        c.knob.clone()
+                    },
+                    from: batches(c.from),
+                    to: batches(c.to),
+                    why: c.why.clone(),
+                })
+                .collect(),
+            trajectory: t
+                .trajectory
+                .iter()
+                .map(|p| TunePoint {
+                    at_s: p.at_s,
+                    items_per_s: p.items_per_s * unit as f64,
+                    target_per_s: p.target_per_s.map(|x| x * unit as f64),
+                    concurrency: p.concurrency.iter().map(|&c| c.min(self.workers)).collect(),
+                    window: p.window.saturating_mul(unit),
+                })
+                .collect(),
         }
     }
 
@@ -635,6 +694,7 @@ impl<D: Dataset, B> Config<D, B> {
     }
 
     fn setup(&self, epoch: u64, prefetch: usize) -> Setup<'_> {
+        let batch_granularity = self.granularity == Granularity::Batch;
         Setup {
             strategy: &self.spec,
             granularity: match self.granularity {
@@ -646,6 +706,7 @@ impl<D: Dataset, B> Config<D, B> {
             batch_size: self.batch_size,
             prefetch,
             epoch,
+            batch_granularity,
         }
     }
 
@@ -784,7 +845,6 @@ struct Loaded<T> {
     index: usize,
     result: Result<T, Fault>,
     ns: u64,
-    worker: WorkerId,
 }
 
 /// One delivery of the loader's pipeline: a batch's units (or the pipeline's own error).
@@ -807,7 +867,6 @@ fn load<D: Dataset>(
     index: usize,
     state: &mut D::State,
     timeout: Option<Duration>,
-    worker: WorkerId,
 ) -> Loaded<D::Sample> {
     let t = Instant::now();
     let r = catch_unwind(AssertUnwindSafe(|| ds.get(index, state)));
@@ -827,7 +886,6 @@ fn load<D: Dataset>(
         index,
         result,
         ns: took.as_nanos() as u64,
-        worker,
     }
 }
 
@@ -843,7 +901,7 @@ fn load_batch<D: Dataset, B>(
     let mut faults = Vec::new();
     let mut times = Vec::with_capacity(batch.len());
     for index in batch {
-        let l = load(&cfg.dataset, index, state, cfg.timeout, worker);
+        let l = load(&cfg.dataset, index, state, cfg.timeout);
         times.push(l.ns);
         match l.result {
             Ok(v) => {
@@ -875,17 +933,13 @@ fn load_batch<D: Dataset, B>(
     }
 }
 
-/// What the loader keeps beside its pipeline: where it stands in batches, its report, and
-/// the prefetch tuner.
+/// What the loader keeps beside its pipeline: where it stands in batches, and its report.
 struct Stand {
     /// The epoch in progress (or the next one, if the last finished).
     epoch: u64,
     /// Batches handed out in that epoch.
     batches_done: usize,
     report: Option<LoaderReport>,
-    /// Batches in flight at most, now (autotune changes it).
-    prefetch: usize,
-    tuner: Option<Tuner>,
     resumed: Resumed,
 }
 
@@ -919,10 +973,19 @@ impl<D: Dataset> Loader<D> {
 }
 
 impl Stand {
-    /// The report of `acc` for `epoch`, with what autotune did.
-    fn report<D: Dataset, B>(&self, cfg: &Config<D, B>, epoch: u64, acc: &Acc) -> LoaderReport {
-        let mut r = LoaderReport::new(&cfg.setup(epoch, self.prefetch), acc);
-        r.tuning = self.tuner.as_ref().map(|t| t.record().clone());
+    /// The view of the pipeline's report `pr` for `epoch`, with `acc` (what only the loader
+    /// measures) and the prefetch of `windows`.
+    fn report<D: Dataset, B>(
+        cfg: &Config<D, B>,
+        epoch: u64,
+        acc: &Acc,
+        pr: Option<&PipelineReport>,
+        windows: &[usize],
+    ) -> LoaderReport {
+        let mut r = LoaderReport::new(&cfg.setup(epoch, cfg.prefetch_of(windows)), acc, pr);
+        if cfg.autotune {
+            r.tuning = pr.and_then(|p| p.tuning.as_ref()).map(|t| cfg.tuning(t));
+        }
         r
     }
 
@@ -949,9 +1012,10 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
         self.pipeline.threads_spawned()
     }
 
-    /// Batches in flight at most, now: the built prefetch, or where autotune has set it.
+    /// Batches in flight at most, now: the built prefetch, or where autotune has set it
+    /// (the pipeline's window, [`Pipeline::windows`], in batches).
     pub fn prefetch(&self) -> usize {
-        self.at.prefetch
+        self.cfg.prefetch_of(&self.pipeline.windows())
     }
 
     /// The strategy's spec string.
@@ -1073,13 +1137,9 @@ impl<D: Dataset, B: Send + 'static> Loader<D, B> {
             self.at.forget_resumed();
         }
         let started = Instant::now();
-        if let Some(t) = self.at.tuner.as_mut() {
-            t.begin(started);
-        }
         let batches = self.cfg.plan(epoch).batches;
         let Loader { pipeline, cfg, at } = self;
-        let mut acc = Acc::new(cfg.workers);
-        acc.started = started;
+        let acc = Acc::new(cfg.workers, started);
         LoaderEpoch {
             it: pipeline.epoch(epoch),
             cfg: Arc::clone(cfg),
@@ -1136,26 +1196,31 @@ impl<D: Dataset, B: Send + 'static> LoaderEpoch<'_, D, B> {
 
     /// What this epoch measured so far.
     pub fn report(&self) -> Option<LoaderReport> {
-        (!self.finished).then(|| self.at.report(&self.cfg, self.epoch, &self.acc))
+        (!self.finished).then(|| self.live_report())
     }
 
-    /// Autotune's reading, when one is due; a new prefetch is the pipeline's new window.
-    fn tune(&mut self, now: Instant) {
-        let Some(t) = self.at.tuner.as_mut() else {
-            return;
-        };
-        let Some(p) = t.tick(&self.acc, now) else {
-            return;
-        };
-        self.at.prefetch = p;
-        self.it.set_windows(&[self.cfg.cap_units(p)]);
+    /// The report of the pipeline's run in progress.
+    fn live_report(&self) -> LoaderReport {
+        let pr = self.it.report();
+        Stand::report(
+            &self.cfg,
+            self.epoch,
+            &self.acc,
+            pr.as_ref(),
+            &self.it.windows(),
+        )
     }
 
     /// The pipeline's epoch ended: keep the report, move on to the next epoch.
-    fn finish(&mut self, steals: u64) {
+    fn finish(&mut self) {
         self.finished = true;
-        self.acc.steals = steals;
-        self.at.report = Some(self.at.report(&self.cfg, self.epoch, &self.acc));
+        self.at.report = Some(Stand::report(
+            &self.cfg,
+            self.epoch,
+            &self.acc,
+            self.it.report().as_ref(),
+            &self.it.windows(),
+        ));
         self.at.epoch = self.epoch + 1;
         self.at.batches_done = 0;
         self.at.forget_resumed();
@@ -1165,10 +1230,7 @@ impl<D: Dataset, B: Send + 'static> LoaderEpoch<'_, D, B> {
     /// next epoch, if prefetched, gets the whole window now).
     fn end(&mut self) {
         match self.it.next() {
-            None => {
-                let steals = self.it.last_report().map_or(0, |r| r.steals);
-                self.finish(steals);
-            }
+            None => self.finish(),
             Some(more) => self.stash = Some(more),
         }
     }
@@ -1180,26 +1242,18 @@ impl<D: Dataset, B: Send + 'static> Iterator for LoaderEpoch<'_, D, B> {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if self.finished {
-                self.it.asked_after_end();
+                // The pipeline's end again: the consumer let go of its last batch.
+                let _ = self.it.next();
                 return None;
             }
             let entered = Instant::now();
-            self.tune(entered);
-            let cap = self.cfg.cap_units(self.at.prefetch);
-            let held = self.it.held();
-            // Autotune's feedback: a wait with the window full that ends with workers left
-            // idle for want of room.
-            let full = self.at.tuner.is_some() && held >= cap;
-            self.acc
-                .occupancy(held.saturating_mul(self.cfg.unit_samples()));
             let got = match self.stash.take() {
                 Some(r) => Some(r),
                 None => self.it.next(),
             };
             let units = match got {
                 None => {
-                    let steals = self.it.last_report().map_or(0, |r| r.steals);
-                    self.finish(steals);
+                    self.finish();
                     return None;
                 }
                 Some(Err(e)) => {
@@ -1221,7 +1275,7 @@ impl<D: Dataset, B: Send + 'static> Iterator for LoaderEpoch<'_, D, B> {
             for unit in units {
                 match unit {
                     Unit::Sample(l) => {
-                        self.acc.sample(l.worker, l.ns);
+                        self.acc.sample(None, l.ns);
                         match l.result {
                             Ok(v) => {
                                 samples.push(v);
@@ -1238,18 +1292,13 @@ impl<D: Dataset, B: Send + 'static> Iterator for LoaderEpoch<'_, D, B> {
                         worker,
                     } => {
                         for ns in times {
-                            self.acc.sample(worker, ns);
+                            self.acc.sample(Some(worker), ns);
                         }
                         ready = data;
                         indices = idx;
                         faults = fl;
                     }
                 }
-            }
-            let waited = entered.elapsed();
-            self.acc.stall += waited;
-            if full && self.it.calls_running() < self.cfg.workers {
-                self.acc.stall_full += waited;
             }
             self.acc.failed += faults.len() as u64;
             self.at.batches_done += 1;
@@ -1283,9 +1332,10 @@ impl<D: Dataset, B: Send + 'static> Iterator for LoaderEpoch<'_, D, B> {
                     })
                 })
             };
-            self.acc.in_next += entered.elapsed();
+            let now = Instant::now();
+            self.acc.in_next += now - entered;
             if outcome.is_some() {
-                self.acc.batch_out();
+                self.acc.batch_out(now);
             }
             if self.at.batches_done >= self.batches {
                 self.end();
@@ -1303,7 +1353,7 @@ impl<D: Dataset, B: Send + 'static> Drop for LoaderEpoch<'_, D, B> {
     /// either after this), then waits for the calls running, at most the grace period.
     fn drop(&mut self) {
         if !self.finished {
-            self.at.report = Some(self.at.report(&self.cfg, self.epoch, &self.acc));
+            self.at.report = Some(self.live_report());
         }
     }
 }

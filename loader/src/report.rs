@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::pipeline::Tuning;
+use crate::pipeline::{PipelineReport, Tuning};
 
 /// One worker's share of an epoch: in a [`LoaderReport`], and per CPU worker in a
 /// [`PipelineReport`](crate::PipelineReport) (over its `cpu` stages).
@@ -19,6 +19,16 @@ pub struct WorkerLoad {
 }
 
 /// What one epoch (or the part of it consumed so far) measured.
+///
+/// A view of the loader's [`PipelineReport`] (the [`Loader`](crate::Loader) is a pipeline: one
+/// cpu stage `get`): the per-sample times and per-worker figures are the stage `get`'s, the
+/// consumer's waits and the occupancy the pipeline's, `steals` and `tuning` its too. What only
+/// the loader knows: batches and bad samples, its clock (from the `epoch()` call; collate on
+/// the consumer's thread counts in `in_next_s`), and at batch granularity, where a pipeline
+/// item is a whole batch, each sample's time inside `get` and each worker's sample count
+/// (the loader times the samples of a batch itself). The recommended prefetch's head-of-line
+/// wait is read from the sample times the loader keeps (the pipeline's report gives only
+/// the quantiles).
 ///
 /// Rates are over `elapsed_s`, measured from the `epoch()` call to the last batch handed out.
 /// The *limit* is `workers / mean sample time`: the rate of `workers` threads that never
@@ -55,7 +65,8 @@ pub struct LoaderReport {
     pub epoch: u64,
     /// Batches handed out (errors included).
     pub batches: usize,
-    /// Samples loaded.
+    /// Samples loaded (the pipeline's source items handed out; the loader's own count at
+    /// batch granularity).
     pub samples: u64,
     /// Samples that failed, panicked or timed out.
     pub failed: u64,
@@ -65,17 +76,20 @@ pub struct LoaderReport {
     pub samples_per_s: f64,
     /// Seconds from the `epoch()` call to the first batch.
     pub first_batch_s: Option<f64>,
-    /// Seconds the consumer waited inside `next()` for samples.
+    /// Seconds the consumer waited inside `next()` for samples
+    /// ([`PipelineReport::consumer_wait_s`]).
     pub stall_s: f64,
     /// Seconds the consumer spent inside `next()` in all (waiting plus collating).
     pub in_next_s: f64,
-    /// Mean samples in flight (submitted, not yet taken) when the consumer asked for a batch.
+    /// Mean samples in flight (submitted, not yet taken) when the consumer asked for a batch
+    /// ([`PipelineReport::occupancy_mean`], in samples).
     pub occupancy_mean: f64,
     /// Most samples in flight when the consumer asked for a batch.
     pub occupancy_max: usize,
     /// The bound on samples in flight: `prefetch · batch_size`.
     pub capacity: usize,
-    /// Mean seconds per sample (inside `get`).
+    /// Mean seconds per sample (inside `get`): the stage `get`'s mean service time; at batch
+    /// granularity the loader's own per-sample times.
     pub mean_sample_s: f64,
     /// 99th percentile seconds per sample.
     pub p99_sample_s: f64,
@@ -83,7 +97,8 @@ pub struct LoaderReport {
     pub limit_per_s: f64,
     /// `samples_per_s / limit_per_s`.
     pub fraction_of_limit: f64,
-    /// Per worker: busy time and samples.
+    /// Per worker: busy time and samples ([`PipelineReport::workers`]; the samples are the
+    /// loader's count at batch granularity).
     pub per_worker: Vec<WorkerLoad>,
     /// Load imbalance factor: max busy / mean busy (1.0 = perfectly even).
     pub lif: f64,
@@ -101,89 +116,58 @@ pub struct LoaderReport {
     pub tuning: Option<Tuning>,
 }
 
-/// Accumulates what an epoch measures.
+/// What the Loader measures of an epoch beside its pipeline's report: the batches it
+/// handed out and their bad samples, its own clock (from the `epoch()` call, collate
+/// included), and each sample's time inside `get` (a pipeline item is a batch at batch
+/// granularity; at sample granularity the times feed only the distribution the recommended
+/// prefetch is sized from).
 #[derive(Debug)]
 pub(crate) struct Acc {
     pub started: Instant,
     pub last: Option<Instant>,
     pub first_batch: Option<Duration>,
-    pub stall: Duration,
     pub in_next: Duration,
     pub batches: usize,
     pub failed: u64,
-    pub occ_sum: u64,
-    pub occ_max: usize,
-    pub occ_n: u64,
-    pub busy_ns: Vec<u64>,
+    /// Per worker, samples loaded (batch granularity only: the pipeline counts batches).
     pub samples: Vec<u64>,
     pub sample_ns: Vec<u64>,
-    pub steals: u64,
-    /// The consumer's waits with the window full that ended with fewer samples left to load
-    /// than workers (autotune's feedback: workers idle for want of room).
-    pub stall_full: Duration,
-    /// The last [`RECENT`] sample times, a ring (`recent_at` is the next slot).
-    recent: Vec<u64>,
-    recent_at: usize,
+    pub sample_ns_sum: u128,
+    pub sample_n: u64,
 }
-
-/// Sample times autotune's model reads: the most recent ones, so that it follows a change.
-const RECENT: usize = 1024;
 
 /// Keep at most this many sample times for the percentile.
 const MAX_KEPT_TIMES: usize = 1 << 20;
 
 impl Acc {
-    pub fn new(workers: usize) -> Acc {
+    pub fn new(workers: usize, started: Instant) -> Acc {
         Acc {
-            started: Instant::now(),
+            started,
             last: None,
             first_batch: None,
-            stall: Duration::ZERO,
             in_next: Duration::ZERO,
             batches: 0,
             failed: 0,
-            occ_sum: 0,
-            occ_max: 0,
-            occ_n: 0,
-            busy_ns: vec![0; workers],
             samples: vec![0; workers],
             sample_ns: Vec::new(),
-            steals: 0,
-            stall_full: Duration::ZERO,
-            recent: Vec::new(),
-            recent_at: 0,
+            sample_ns_sum: 0,
+            sample_n: 0,
         }
     }
 
-    pub fn sample(&mut self, worker: usize, ns: u64) {
-        if worker < self.busy_ns.len() {
-            self.busy_ns[worker] += ns;
-            self.samples[worker] += 1;
+    /// A sample's time inside `get`; `worker` at batch granularity (counted per worker).
+    pub fn sample(&mut self, worker: Option<usize>, ns: u64) {
+        if let Some(n) = worker.and_then(|w| self.samples.get_mut(w)) {
+            *n += 1;
         }
+        self.sample_ns_sum += u128::from(ns);
+        self.sample_n += 1;
         if self.sample_ns.len() < MAX_KEPT_TIMES {
             self.sample_ns.push(ns);
         }
-        if self.recent.len() < RECENT {
-            self.recent.push(ns);
-        } else {
-            self.recent[self.recent_at] = ns;
-        }
-        self.recent_at = (self.recent_at + 1) % RECENT;
     }
 
-    /// The last (at most 1,024) sample times, in no particular order.
-    pub fn recent(&self) -> &[u64] {
-        &self.recent
-    }
-
-    pub fn occupancy(&mut self, in_flight: usize) {
-        self.occ_sum += in_flight as u64;
-        self.occ_max = self.occ_max.max(in_flight);
-        self.occ_n += 1;
-    }
-
-    pub fn batch_out(&mut self) {
-        let now = Instant::now();
+    pub fn batch_out(&mut self, now: Instant) {
         self.batches += 1;
         self.first_batch.get_or_insert(now - self.started);
         self.last = Some(now);
@@ -199,6 +183,8 @@ pub(crate) struct Setup<'a> {
     pub batch_size: usize,
     pub prefetch: usize,
     pub epoch: u64,
+    /// One pipeline item is a batch (its per-sample figures are the loader's own).
+    pub batch_granularity: bool,
 }
 
 /// The share of throughput the recommended prefetch may lose to head-of-line waits.
@@ -211,22 +197,31 @@ const HEAD_LOSS: f64 = 0.02;
 /// report). The estimate is pessimistic: stalls overlap (while the consumer waits for one
 /// slow sample, the next slow ones keep loading).
 pub(crate) fn head_wait(sorted: &[f64], rate: f64, loss: f64) -> f64 {
-    let n = sorted.len();
+    let counted: Vec<(f64, u64)> = sorted.iter().map(|&t| (t, 1)).collect();
+    head_wait_counts(&counted, rate, loss)
+}
+
+/// [`head_wait`] over times with counts, `(seconds, count)` ascending (a histogram's
+/// buckets): the autotuner's head-of-line rule reads it from a station's histogram.
+pub(crate) fn head_wait_counts(sorted: &[(f64, u64)], rate: f64, loss: f64) -> f64 {
+    let n: u64 = sorted.iter().map(|t| t.1).sum();
     if n == 0 || rate <= 0.0 {
         return 0.0;
     }
-    // suffix[i] = sum of sorted[i..]
-    let mut suffix = vec![0.0; n + 1];
-    for i in (0..n).rev() {
-        suffix[i] = suffix[i + 1] + sorted[i];
+    // Over sorted[i..]: the sum of the times and their count.
+    let mut sum = vec![0.0; sorted.len() + 1];
+    let mut count = vec![0u64; sorted.len() + 1];
+    for i in (0..sorted.len()).rev() {
+        sum[i] = sum[i + 1] + sorted[i].0 * sorted[i].1 as f64;
+        count[i] = count[i + 1] + sorted[i].1;
     }
-    for (i, &c) in sorted.iter().enumerate() {
-        let excess = (suffix[i] - (n - i) as f64 * c) / n as f64;
+    for (i, &(c, _)) in sorted.iter().enumerate() {
+        let excess = (sum[i] - count[i] as f64 * c) / n as f64;
         if rate * excess <= loss {
             return c;
         }
     }
-    sorted[n - 1]
+    sorted.last().map_or(0.0, |t| t.0)
 }
 
 /// The samples per second the consumer would take if loading were free: `samples` over the
@@ -238,24 +233,47 @@ pub(crate) fn consumer_rate(samples: u64, elapsed_s: f64, in_next: Duration) -> 
 }
 
 impl LoaderReport {
-    pub(crate) fn new(setup: &Setup<'_>, acc: &Acc) -> LoaderReport {
+    /// The view of the pipeline's report `pr` (its one stage `get`, CPU workers, consumer
+    /// waits, occupancy, steals) with what only the loader knows, from `acc`.
+    pub(crate) fn new(setup: &Setup<'_>, acc: &Acc, pr: Option<&PipelineReport>) -> LoaderReport {
         let elapsed = acc
             .last
             .map_or(0.0, |l| (l - acc.started).as_secs_f64())
             .max(1e-9);
-        let samples: u64 = acc.samples.iter().sum();
-        let total_ns: u64 = acc.busy_ns.iter().sum();
-        let mean_sample_s = if samples > 0 {
-            total_ns as f64 / samples as f64 / 1e9
-        } else {
-            0.0
+        let get = pr.and_then(|r| r.stages.first());
+        let workers_of = |r: Option<&PipelineReport>| -> Vec<WorkerLoad> {
+            let mut w = r.map_or_else(Vec::new, |r| r.workers.clone());
+            w.resize(setup.workers, WorkerLoad::default());
+            w
         };
+        let mut per_worker = workers_of(pr);
         let mut sorted_s: Vec<f64> = acc.sample_ns.iter().map(|&t| t as f64 / 1e9).collect();
         sorted_s.sort_unstable_by(f64::total_cmp);
-        let p99_sample_s = if sorted_s.is_empty() {
-            0.0
+        let p99_of = |sorted: &[f64]| {
+            if sorted.is_empty() {
+                0.0
+            } else {
+                sorted[((sorted.len() - 1) as f64 * 0.99).round() as usize]
+            }
+        };
+        let (samples, mean_sample_s, p99_sample_s) = if setup.batch_granularity {
+            // A pipeline item is a batch: the samples, their times and each worker's count
+            // are the loader's own (busy time, collate included, is the pipeline's).
+            for (w, &n) in per_worker.iter_mut().zip(&acc.samples) {
+                w.samples = n;
+            }
+            let mean = if acc.sample_n > 0 {
+                acc.sample_ns_sum as f64 / acc.sample_n as f64 / 1e9
+            } else {
+                0.0
+            };
+            (acc.sample_n, mean, p99_of(&sorted_s))
         } else {
-            sorted_s[((sorted_s.len() - 1) as f64 * 0.99).round() as usize]
+            (
+                pr.map_or(0, |r| r.source_items),
+                get.map_or(0.0, |g| g.service_us.mean / 1e6),
+                get.map_or(0.0, |g| g.service_us.p99 / 1e6),
+            )
         };
         let workers = setup.workers.max(1);
         let limit_per_s = if mean_sample_s > 0.0 {
@@ -264,13 +282,12 @@ impl LoaderReport {
             0.0
         };
         let samples_per_s = samples as f64 / elapsed;
-        let busy: Vec<f64> = acc.busy_ns.iter().map(|&b| b as f64 / 1e9).collect();
-        let mean_busy = busy.iter().sum::<f64>() / busy.len().max(1) as f64;
-        let lif = if mean_busy > 0.0 {
-            busy.iter().cloned().fold(0.0, f64::max) / mean_busy
+        let unit = if setup.batch_granularity {
+            setup.batch_size
         } else {
-            1.0
+            1
         };
+        let lif = pr.and_then(|r| r.lif).unwrap_or(1.0);
         let consumer_per_s = consumer_rate(samples, elapsed, acc.in_next);
         let recommended_workers = match consumer_per_s {
             Some(c) if mean_sample_s > 0.0 => ((1.1 * c * mean_sample_s).ceil() as usize).max(1),
@@ -303,14 +320,11 @@ impl LoaderReport {
             elapsed_s: elapsed,
             samples_per_s,
             first_batch_s: acc.first_batch.map(|d| d.as_secs_f64()),
-            stall_s: acc.stall.as_secs_f64(),
+            stall_s: pr.map_or(0.0, |r| r.consumer_wait_s),
             in_next_s: acc.in_next.as_secs_f64(),
-            occupancy_mean: if acc.occ_n > 0 {
-                acc.occ_sum as f64 / acc.occ_n as f64
-            } else {
-                0.0
-            },
-            occupancy_max: acc.occ_max,
+            // The pipeline counts items: samples, or batches at batch granularity.
+            occupancy_mean: pr.map_or(0.0, |r| r.occupancy_mean) * unit as f64,
+            occupancy_max: pr.map_or(0, |r| r.occupancy_max).saturating_mul(unit),
             capacity: setup.prefetch.saturating_mul(setup.batch_size),
             mean_sample_s,
             p99_sample_s,
@@ -320,13 +334,9 @@ impl LoaderReport {
             } else {
                 0.0
             },
-            per_worker: busy
-                .iter()
-                .zip(&acc.samples)
-                .map(|(&busy_s, &samples)| WorkerLoad { busy_s, samples })
-                .collect(),
+            per_worker,
             lif,
-            steals: acc.steals,
+            steals: pr.map_or(0, |r| r.steals),
             consumer_per_s,
             recommended_workers,
             recommended_prefetch,

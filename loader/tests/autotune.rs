@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use loader::{Autotune, Pipeline, PipelineError, Remainder, Sampler, Stage};
+use loader::{Autotune, Pipeline, PipelineError, Remainder, Sampler, Stage, WindowRule};
 
 fn read(i: usize) -> usize {
     std::thread::sleep(Duration::from_micros(200 + ((i * 7919) % 7) as u64 * 50));
@@ -182,4 +182,80 @@ fn the_next_epoch_starts_where_the_tuning_ended() {
         .map_or(report.stages[0].concurrency, |c| c.from);
     assert_eq!(start, first);
     assert_eq!(p.threads_alive(), 0);
+}
+
+/// A sleep of 100–400 µs, one item in 50 taking 5 ms (the Loader's autotune test's `nap`).
+fn nap(i: usize) -> usize {
+    let us = if i % 50 == 7 {
+        5000
+    } else {
+        100 + ((i * 7919) % 4) as u64 * 100
+    };
+    std::thread::sleep(Duration::from_micros(us));
+    i
+}
+
+#[test]
+fn the_head_of_line_rule_raises_a_one_stage_window_exactly_as_the_loader_does() {
+    // The Loader's pipeline, built by hand: one cpu stage, a batch that ends the chain inside
+    // the consumer's window, a window of one batch; the tuner must deepen it (in whole
+    // batches), within the cap, losing or repeating nothing.
+    let cap = 64;
+    let mut p = Pipeline::from_sampler(3000, Sampler::shuffled(3))
+        .map(Stage::cpu("get"), nap)
+        .batch(4, Remainder::Partial)
+        .consumer_window(true)
+        .window(4)
+        .workers(4)
+        .autotune(
+            Autotune::new()
+                .window_rule(WindowRule::HeadOfLine)
+                .max_items(cap)
+                .interval(Duration::from_millis(5)),
+        )
+        .build()
+        .unwrap();
+    let got: Vec<usize> = p.epoch(0).flat_map(|b| b.unwrap()).collect();
+    assert_eq!(got, Sampler::shuffled(3).indices(3000, 0));
+    assert!(p.held_peak() <= cap, "held {} of {cap}", p.held_peak());
+    let report = p.report().unwrap();
+    let tuning = report.tuning.as_ref().unwrap();
+    let up = tuning
+        .changes
+        .iter()
+        .find(|c| c.knob == "segment 0.window" && c.to > c.from)
+        .unwrap_or_else(|| panic!("the window never rose: {report}"));
+    assert_eq!(up.from, 4);
+    assert!(tuning.changes.iter().all(|c| c.to % 4 == 0 && c.to <= cap));
+    assert_eq!(p.windows()[0], tuning.changes.last().unwrap().to);
+    // The head-of-line rule's reasons (the stations' rule says "twice its stations' slots…").
+    assert!(
+        up.why.starts_with("model:") || up.why.starts_with("feedback:"),
+        "{}",
+        up.why
+    );
+}
+
+#[test]
+fn the_report_carries_the_consumers_waits_and_the_occupancy() {
+    let mut p = Pipeline::from_sampler(200, Sampler::sequential())
+        .map(Stage::cpu("get"), |i: usize| {
+            std::thread::sleep(Duration::from_micros(300));
+            i
+        })
+        .window(8)
+        .workers(2)
+        .build()
+        .unwrap();
+    assert_eq!(p.epoch(0).count(), 200);
+    let r = p.report().unwrap();
+    // The consumer does nothing: it waited for every item's sleep, and asked 201 times
+    // with at most the window held.
+    assert!(r.consumer_wait_s > 0.0, "{r:?}");
+    assert!(
+        r.occupancy_max >= 1 && r.occupancy_max <= 8,
+        "{}",
+        r.occupancy_max
+    );
+    assert!(r.occupancy_mean > 0.0 && r.occupancy_mean <= 8.0);
 }

@@ -199,3 +199,31 @@ fn bad_autotune_settings_name_the_field() {
         .unwrap();
     assert_eq!(l.prefetch(), 2);
 }
+
+#[test]
+fn without_a_cap_the_prefetch_is_the_head_of_line_rules_not_the_stations() {
+    // The loader's autotune is the pipeline's tuner under `WindowRule::HeadOfLine`: the
+    // window follows the sample times (4 workers, 100–400 µs, one sample in 50 taking 5 ms,
+    // in order: 17–75 batches in five debug runs on a loaded machine). The stations' rule
+    // would size it from the `get` stage's slots, open to 2^20 under autotune: 2,097,152
+    // batches (checked by swapping the rule). The bound leaves room for a slow machine.
+    let mut loader = Loader::builder(napping(3000))
+        .batch_size(4)
+        .workers(4)
+        .prefetch(1)
+        .autotune(Autotune::new().interval(Duration::from_millis(5)))
+        .build()
+        .unwrap();
+    assert_eq!(loader.epoch(0).count(), 750);
+    let report = loader.report().unwrap();
+    assert!(loader.prefetch() > 1, "{report}");
+    assert!(loader.prefetch() <= 10_000, "{report}");
+    let tuning = report.tuning.as_ref().unwrap();
+    assert!(
+        tuning
+            .changes
+            .iter()
+            .all(|c| c.why.starts_with("model:") || c.why.starts_with("feedback:")),
+        "{report}"
+    );
+}

@@ -89,7 +89,7 @@ use engine::{
 };
 use stats::StageSetting;
 pub use stats::{Bottleneck, PipelineReport, ServiceTimes, StageKind, StageStats};
-pub use tune::{Autotune, TuneChange, TunePoint, Tuning};
+pub use tune::{Autotune, TuneChange, TunePoint, Tuning, WindowRule};
 
 /// How long dropping an epoch's iterator (or the pipeline) waits for stage calls still
 /// running before it abandons them: see [`PipelineBuilder::grace`].
@@ -402,8 +402,8 @@ pub struct PipelineBuilder<T> {
     /// A stateful source's checkpoints ([`Pipeline::from_stateful`]).
     stateful: Option<Arc<crate::source::Link>>,
     prefetch_next_epoch: bool,
-    /// The Loader's window rule: see [`PipelineBuilder::loader_window`].
-    loader_window: bool,
+    /// The consumer's window: see [`PipelineBuilder::consumer_window`].
+    consumer_window: bool,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -473,9 +473,6 @@ pub struct Pipeline<T> {
     expect_len: Option<(u64, u64)>,
     /// The length of the last epoch's source, if it was known.
     source_len: Option<u64>,
-    /// Each segment's window as last set by [`PipelineEpoch::set_windows`] (the Loader's
-    /// prefetch tuner), the next epoch's starting point.
-    windows_set: Option<Vec<usize>>,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -543,7 +540,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             grace: DEFAULT_GRACE,
             stateful: None,
             prefetch_next_epoch: false,
-            loader_window: false,
+            consumer_window: false,
             _t: PhantomData,
         }
     }
@@ -573,19 +570,38 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             grace: self.grace,
             stateful: self.stateful,
             prefetch_next_epoch: self.prefetch_next_epoch,
-            loader_window: self.loader_window,
+            consumer_window: self.consumer_window,
             _t: PhantomData,
         }
     }
 
-    /// The Loader's window rule: the window bounds every item loaded and not yet handed out
-    /// (`prefetch × batch_size` samples). A `batch` that ends the chain hands its batches to
-    /// the consumer from the tail of the segment it closes (not from a segment of its own
-    /// after it), so a batch's items count in that window until the consumer takes it; and
-    /// the item the consumer was handed last counts until it asks for the next one (or, at
-    /// the epoch's end, for the next epoch).
-    pub(crate) fn loader_window(mut self) -> Self {
-        self.loader_window = true;
+    /// The consumer's window (default off; the [`Loader`](crate::Loader)'s rule): the last
+    /// window bounds every item made and not yet consumed. A `batch` that ends the chain
+    /// hands its batches to the consumer from the tail of the segment it closes (not from a
+    /// segment of its own after it), so a batch's items count in that window until the
+    /// consumer takes the batch; and the item the consumer was handed last counts until it
+    /// asks for the next one (or, at the epoch's end, for the next epoch). A one-stage
+    /// pipeline `map → batch(B)` with `window(W)` then holds at most `W` items, the batch
+    /// the consumer works on included (without it, up to `W` items plus the batches
+    /// waiting after the `batch` and the one the consumer has).
+    ///
+    /// ```
+    /// use loader::{Pipeline, Remainder, Sampler, Stage};
+    ///
+    /// let mut p = Pipeline::from_sampler(100, Sampler::sequential())
+    ///     .map(Stage::cpu("get"), |i: usize| i)
+    ///     .batch(4, Remainder::Partial)
+    ///     .consumer_window(true)
+    ///     .window(12)
+    ///     .workers(2)
+    ///     .build()?;
+    /// assert_eq!(p.windows(), vec![12]); // one segment: the batch is its tail
+    /// assert_eq!(p.epoch(0).map(|b| b.unwrap().len()).sum::<usize>(), 100);
+    /// assert!(p.held_peak() <= 12);
+    /// # Ok::<(), loader::PipelineError>(())
+    /// ```
+    pub fn consumer_window(mut self, on: bool) -> Self {
+        self.consumer_window = on;
         self
     }
 
@@ -804,7 +820,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
     /// Tune each blocking stage's threads, the queues and the windows online, from measured
     /// service times, within an optional memory cap: see [`Autotune`]. The concurrency,
     /// queues and window given are the starting guess. Every change is in the report's
-    /// [`tuning`](PipelineReport::tuning).
+    /// [`tuning`](PipelineReport::tuning). The windows follow the stations by default, or the
+    /// consumer's waits under [`WindowRule::HeadOfLine`] (the [`Loader`](crate::Loader)'s).
     pub fn autotune(mut self, settings: Autotune) -> Self {
         self.autotune = Some(settings);
         self
@@ -1018,7 +1035,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                     };
                     seg.batch = size;
                     per_item *= size as f64;
-                    if !(self.loader_window && i + 1 == n_defs) {
+                    if !(self.consumer_window && i + 1 == n_defs) {
                         segments.push(SegTemplate {
                             per_item,
                             ..SegTemplate::default()
@@ -1125,6 +1142,10 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             (Some(size), Some((len, sampler))) => padded_feed(*len, sampler.clone(), size),
             _ => self.feed,
         };
+        let hol = self
+            .autotune
+            .as_ref()
+            .and_then(|cfg| tune::hol_segment(cfg, segment_ranges(&segments).into_iter()));
         Ok(Pipeline {
             spec: Arc::new(Spec {
                 feed,
@@ -1144,7 +1165,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                 grace: self.grace,
                 stateful: self.stateful,
                 prefetch_next_epoch: self.prefetch_next_epoch,
-                consumer_holds: self.loader_window,
+                consumer_holds: self.consumer_window,
+                hol,
             }),
             abandoned: Arc::new(AtomicUsize::new(0)),
             ahead: None,
@@ -1156,7 +1178,6 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             tuned: None,
             expect_len: None,
             source_len: None,
-            windows_set: None,
             _t: PhantomData,
         })
     }
@@ -1241,8 +1262,24 @@ struct Spec {
     grace: Duration,
     stateful: Option<Arc<crate::source::Link>>,
     prefetch_next_epoch: bool,
-    /// The consumer's last item counts in the window ([`PipelineBuilder::loader_window`]).
+    /// The consumer's last item counts in the window ([`PipelineBuilder::consumer_window`]).
     consumer_holds: bool,
+    /// Under [`WindowRule::HeadOfLine`]: the segment it sizes (the consumer's waits with its
+    /// window full are measured).
+    hol: Option<usize>,
+}
+
+/// Each segment's stations as ranges of flat station indices.
+fn segment_ranges(segments: &[SegTemplate]) -> Vec<std::ops::Range<usize>> {
+    let mut at = 0;
+    segments
+        .iter()
+        .map(|g| {
+            let r = at..at + g.stations.len();
+            at = r.end;
+            r
+        })
+        .collect()
 }
 
 /// Check the autotune settings and fit the starting guess into its memory cap.
@@ -1266,9 +1303,15 @@ fn fit_autotune(
             "must be longer than 0",
         ));
     }
-    let least = segments
-        .iter()
-        .fold(0usize, |a, g| a.saturating_add(g.batch.max(4)));
+    // The head-of-line rule moves its window a batch at a time: one batch is its least.
+    let hol = tune::hol_segment(cfg, segment_ranges(segments).into_iter());
+    let least = segments.iter().enumerate().fold(0usize, |a, (g, seg)| {
+        a.saturating_add(if hol == Some(g) {
+            seg.batch.max(1)
+        } else {
+            seg.batch.max(4)
+        })
+    });
     if let Some(cap) = cfg.max_items {
         if cap < least {
             return Err(PipelineError::config(
@@ -1310,6 +1353,11 @@ fn fit_autotune(
     // Without measurements the model keeps the guess; only the cap may cut it.
     if cfg.max_items.is_none() {
         plan.window = segs.iter().map(|g| g.window).collect();
+    }
+    if let Some(g) = hol {
+        // Whole batches: the guess cut by the cap, down to a batch.
+        let q = segments[g].batch.max(1);
+        plan.window[g] = (plan.window[g] / q).max(1) * q;
     }
     let mut i = 0;
     for (g, seg) in segments.iter_mut().enumerate() {
@@ -1504,11 +1552,12 @@ impl<T: Send + 'static> Pipeline<T> {
         self.threads_alive.load(SeqCst)
     }
 
-    /// Items each segment admits at once, as built (the explicit window, or the default
-    /// rule, [`scheduler::window::default_window`], which the simulator shares; autotune may
-    /// change them during an epoch).
+    /// Items each segment admits at once: as built (the explicit window, or the default
+    /// rule, [`scheduler::window::default_window`], which the simulator shares), or under
+    /// autotune where the last epoch's tuning left them (the next epoch starts there;
+    /// [`PipelineEpoch::windows`] while an epoch runs).
     pub fn windows(&self) -> Vec<usize> {
-        self.spec.segments.iter().map(|g| g.window).collect()
+        self.windows_now()
     }
 
     /// The most items that were held at once, over all segments, a `flat_map`'s children
@@ -1625,6 +1674,7 @@ impl<T: Send + 'static> Pipeline<T> {
                 // Its whole windows are its own now.
                 let whole: Vec<usize> = self.windows_now();
                 give_room(&run, &whole);
+                run.consumer.activate();
                 Ok(run)
             }
             other => {
@@ -1655,6 +1705,7 @@ impl<T: Send + 'static> Pipeline<T> {
                 ahead_opened: false,
                 holding: 0,
                 let_go: 0,
+                closed: false,
             },
             Err(e) => PipelineEpoch {
                 pipeline: self,
@@ -1664,6 +1715,7 @@ impl<T: Send + 'static> Pipeline<T> {
                 ahead_opened: false,
                 holding: 0,
                 let_go: 0,
+                closed: false,
             },
         }
     }
@@ -1680,11 +1732,6 @@ impl<T: Send + 'static> Pipeline<T> {
         let mut segments = segment_specs(&spec.segments);
         if let Some(t) = &self.tuned {
             t.apply(&mut segments);
-        }
-        if let Some(set) = &self.windows_set {
-            for (seg, &w) in segments.iter_mut().zip(set) {
-                seg.window = w;
-            }
         }
         if let Some(link) = &spec.stateful {
             link.resume_at(epoch, self.pos.prefix);
@@ -1709,7 +1756,12 @@ impl<T: Send + 'static> Pipeline<T> {
             pos.progress(),
             spec.trace.is_some(),
             Arc::clone(&self.held_peak),
-            spec.autotune.is_some(),
+            // The stations' rule reads cpu stages' CPU time to size blocking threads; the
+            // head-of-line rule reads wall times: with no blocking stage it needs no CPU clock.
+            spec.autotune.as_ref().is_some_and(|cfg| {
+                cfg.window_rule == WindowRule::Stations
+                    || spec.settings.iter().any(|s| s.kind == StageKind::Blocking)
+            }),
         ));
         let mut run = start_run(
             self.pool.as_ref(),
@@ -1725,6 +1777,8 @@ impl<T: Send + 'static> Pipeline<T> {
                     tune_shape(spec.workers, &spec.segments, &spec.settings),
                 )
             }),
+            // Not a prefetched next epoch: the consumer takes from it from the start.
+            room.is_none(),
         )?;
         run.grace = spec.grace;
         run.abandoned = Some(Arc::clone(&self.abandoned));
@@ -1744,6 +1798,7 @@ pub(crate) fn start_run<S: 'static>(
     seed: u64,
     threads_alive: &Arc<AtomicUsize>,
     tune: Option<(&Autotune, tune::Shape)>,
+    active: bool,
 ) -> Result<Run, PipelineError> {
     let mut jobs = Vec::new();
     // Later stages first: the pool steps older jobs first, so work nearer the consumer is
@@ -1771,8 +1826,13 @@ pub(crate) fn start_run<S: 'static>(
             jobs.push(job);
         }
     }
+    let consumer = Arc::new(tune::Consumer::default());
+    if active {
+        consumer.activate();
+    }
     let mut run = Run {
         shared: Arc::clone(&shared),
+        consumer,
         jobs,
         threads: Vec::new(),
         controller: None,
@@ -1848,9 +1908,10 @@ pub(crate) fn start_run<S: 'static>(
     if let Some((cfg, shape)) = tune {
         let cfg = cfg.clone();
         let shared = Arc::clone(&shared);
+        let consumer = Arc::clone(&run.consumer);
         let spawned = std::thread::Builder::new()
             .name("schedlab-autotune".into())
-            .spawn(move || tune::control(shared, shape, cfg, Box::new(spawner)))
+            .spawn(move || tune::control(shared, shape, cfg, consumer, Box::new(spawner)))
             .map_err(|e| PipelineError::Start(format!("the autotune thread: {e}")))?;
         run.controller = Some(spawned);
     }
@@ -1950,6 +2011,8 @@ impl Drop for Alive {
 /// One epoch's run: its shared state, its jobs on the pool, its blocking threads.
 pub(crate) struct Run {
     pub shared: Arc<Shared>,
+    /// What the consumer's thread measures (its waits, the items held when it asks).
+    pub consumer: Arc<tune::Consumer>,
     jobs: Vec<Job<()>>,
     threads: Vec<JoinHandle<()>>,
     /// The autotuner's thread (it hands back the threads it started).
@@ -2059,8 +2122,10 @@ pub struct PipelineEpoch<'a, T: Send + 'static> {
     last_progress: Instant,
     /// The next epoch's run was opened (or tried) by this iterator.
     ahead_opened: bool,
+    /// This iterator closed its run (its report is the pipeline's last).
+    closed: bool,
     /// Units of the last segment the consumer holds (its last item), and those it let go of
-    /// in this call ([`PipelineBuilder::loader_window`]).
+    /// in this call ([`PipelineBuilder::consumer_window`]).
     holding: usize,
     let_go: usize,
 }
@@ -2085,9 +2150,6 @@ fn give_room(run: &Run, room: &[usize]) {
 impl<T: Send + 'static> Pipeline<T> {
     /// Each segment's window for a new epoch: the built one, or where autotune left it.
     fn windows_now(&self) -> Vec<usize> {
-        if let Some(set) = &self.windows_set {
-            return set.clone();
-        }
         match &self.tuned {
             Some(t) => t.windows.clone(),
             None => self.spec.segments.iter().map(|g| g.window).collect(),
@@ -2143,26 +2205,33 @@ impl<T: Send + 'static> PipelineEpoch<'_, T> {
         }
     }
 
-    /// What this epoch measured so far.
+    /// What this epoch measured so far; once it ended (the iterator returned `None`, or a
+    /// failure policy halted it), its whole report, as [`Pipeline::report`] then gives it.
     pub fn report(&self) -> Option<PipelineReport> {
-        self.run.as_ref().map(|r| report_of(&self.pipeline.spec, r))
+        match &self.run {
+            Some(r) => Some(report_of(&self.pipeline.spec, r)),
+            None if self.closed => self.pipeline.report().cloned(),
+            None => None,
+        }
     }
 
-    /// Set each segment's window to `windows` now, for this run and the next epoch's (the
-    /// Loader's prefetch tuner): a larger window admits more at once; a smaller one takes
-    /// nothing back, the items held drain. A prefetched next epoch gets what this run leaves
-    /// free at its next delivery.
-    pub(crate) fn set_windows(&mut self, windows: &[usize]) {
-        self.pipeline.windows_set = Some(windows.to_vec());
-        if let Some(run) = &self.run {
-            give_room(run, windows);
+    /// Items each segment of this epoch's run admits at once, now (autotune may change
+    /// them while the epoch runs; [`Pipeline::windows`] once it ended).
+    pub fn windows(&self) -> Vec<usize> {
+        match &self.run {
+            Some(run) => run
+                .shared
+                .segments
+                .iter()
+                .map(|g| g.window.load(SeqCst))
+                .collect(),
+            None => self.pipeline.windows_now(),
         }
-        self.top_up_ahead();
     }
 
     /// After this epoch ended, the consumer asked again: it let go of the last item, and the
-    /// prefetched next epoch has the whole windows ([`PipelineBuilder::loader_window`]).
-    pub(crate) fn asked_after_end(&mut self) {
+    /// prefetched next epoch has the whole windows ([`PipelineBuilder::consumer_window`]).
+    fn asked_after_end(&mut self) {
         if self.run.is_none() {
             if let Some(ahead) = &self.pipeline.ahead {
                 give_room(ahead, &self.pipeline.windows_now());
@@ -2170,25 +2239,29 @@ impl<T: Send + 'static> PipelineEpoch<'_, T> {
         }
     }
 
-    /// The pipeline's report of the last epoch that ended (this one's, once it has).
-    pub(crate) fn last_report(&self) -> Option<&PipelineReport> {
-        self.pipeline.report()
-    }
-
     /// Items held now over every segment, this epoch's run and the prefetched next one's,
     /// less the consumer's last item (it has it: not in flight).
-    pub(crate) fn held(&self) -> usize {
-        let held = |run: &Run| {
-            (0..run.shared.segments.len())
-                .map(|s| run.shared.held(s))
-                .sum::<usize>()
-        };
-        (self.run.as_ref().map_or(0, held) + self.pipeline.ahead.as_ref().map_or(0, held))
-            .saturating_sub(self.holding)
+    fn held(&self) -> usize {
+        (self.run.as_ref().map_or(0, |r| r.shared.held_all())
+            + self
+                .pipeline
+                .ahead
+                .as_ref()
+                .map_or(0, |r| r.shared.held_all()))
+        .saturating_sub(self.holding)
+    }
+
+    /// Whether segment `s`'s window is full now (this epoch's run and the prefetched next
+    /// one's together, less the consumer's last item).
+    fn window_full(&self, s: usize) -> bool {
+        let Some(run) = &self.run else { return false };
+        let held =
+            run.shared.held(s) + self.pipeline.ahead.as_ref().map_or(0, |r| r.shared.held(s));
+        held.saturating_sub(self.holding) >= run.shared.segments[s].window.load(SeqCst)
     }
 
     /// Stage calls running now, this epoch's run and the prefetched next one's.
-    pub(crate) fn calls_running(&self) -> usize {
+    fn calls_running(&self) -> usize {
         let calls = |run: &Run| {
             run.shared
                 .calls_running()
@@ -2210,6 +2283,7 @@ impl<T: Send + 'static> PipelineEpoch<'_, T> {
         let Some(mut run) = self.run.take() else {
             return;
         };
+        self.closed = true;
         if !finished {
             // Stopped before both are waited for: a worker freed by this run must not start
             // the next epoch's items.
@@ -2323,6 +2397,8 @@ fn report_of(spec: &Spec, run: &Run) -> PipelineReport {
     if spec.autotune.is_some() {
         report.tuning = Some(lock(&sh.tuning).clone());
     }
+    report.consumer_wait_s = run.consumer.in_next_ns() as f64 / 1e9;
+    (report.occupancy_mean, report.occupancy_max) = run.consumer.occupancy();
     report
 }
 
@@ -2362,7 +2438,14 @@ impl<T: Send + 'static> Iterator for PipelineEpoch<'_, T> {
         if let Some(e) = self.error.take() {
             return Some(Err(e));
         }
-        let shared = Arc::clone(&self.run.as_ref()?.shared);
+        let Some(run) = self.run.as_ref() else {
+            // Asked again after the end: the consumer let go of its last item (under the
+            // consumer's window a prefetched next epoch has the whole windows now).
+            self.asked_after_end();
+            return None;
+        };
+        let shared = Arc::clone(&run.shared);
+        let consumer = Arc::clone(&run.consumer);
         let epoch = shared.epoch;
         if let Some((every, f)) = &self.pipeline.spec.progress {
             if self.last_progress.elapsed() >= *every {
@@ -2372,10 +2455,16 @@ impl<T: Send + 'static> Iterator for PipelineEpoch<'_, T> {
                 }
             }
         }
+        let entered = Instant::now();
+        let held = self.held();
+        let full = self.pipeline.spec.hol.is_some_and(|s| self.window_full(s));
         self.let_go = std::mem::take(&mut self.holding);
         shared.let_go(self.let_go);
         let (delivered, holding) = shared.take_holding(self.pipeline.spec.consumer_holds);
         self.holding = holding;
+        // A wait with the window full that ended with CPU workers idle for want of room.
+        let stalled = full && self.calls_running() < self.pipeline.spec.workers;
+        consumer.call(held, entered.elapsed(), stalled);
         match delivered {
             Delivered::Value { value, parts } => {
                 let _ = parts;

@@ -235,6 +235,13 @@ pub struct PipelineReport {
     /// Successful steals by the `cpu` stages' strategies (those that steal), counted when an
     /// epoch ends whole (0 before, and for an epoch ended early).
     pub steals: u64,
+    /// Seconds the consumer spent inside `next()` waiting for items.
+    pub consumer_wait_s: f64,
+    /// Mean items held (admitted into a window and not yet handed out, over all segments and
+    /// a prefetched next epoch's run) when the consumer asked for the next item.
+    pub occupancy_mean: f64,
+    /// Most items held when the consumer asked for the next item.
+    pub occupancy_max: usize,
 }
 
 /// The limiting stage, why, and what one more unit there would give.
@@ -375,6 +382,9 @@ impl PipelineReport {
             workers,
             lif,
             steals: 0,
+            consumer_wait_s: 0.0,
+            occupancy_mean: 0.0,
+            occupancy_max: 0,
         }
     }
 }

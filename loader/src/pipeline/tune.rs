@@ -20,14 +20,18 @@
 
 use std::ops::Range;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::default_queue;
 use super::engine::{lock, Kind, Shared};
+use super::stats::StationAcc;
+use crate::report::{consumer_rate, head_wait_counts};
 
 /// Online autotune settings for [`PipelineBuilder::autotune`](super::PipelineBuilder::autotune).
 ///
@@ -65,6 +69,27 @@ pub struct Autotune {
     pub(crate) interval: Duration,
     pub(crate) headroom: f64,
     pub(crate) hysteresis: f64,
+    pub(crate) window_rule: WindowRule,
+}
+
+/// How the tuner sizes the windows ([`Autotune::window_rule`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WindowRule {
+    /// Every segment's window from its stations: twice their slots and queues, and twice the
+    /// items in flight at the target rate over the segment's mean time plus its slowest
+    /// stage's p99.9; raised by half when a cpu stage starves while the window is full.
+    #[default]
+    Stations,
+    /// The last segment's window (the consumer's) from the consumer's side, the
+    /// [`Loader`](crate::Loader)'s prefetch rule: in order, the head-of-line wait that keeps
+    /// the throughput lost to one slow item at the head under 5% at the target rate (the
+    /// lesser of the consumer's own rate and what the segment can serve), plus the items in
+    /// service, 25% more (the headroom), in whole batches plus one; as ready, twice the items
+    /// in service. Read from the most recent 1,024 to 2,048 service times of the segment's
+    /// slowest station. Raised by half when the consumer waits more than 5% of a reading
+    /// with the window full and CPU workers idle for want of room; lowered only after five
+    /// readings in a row asked for less. Other segments keep the `Stations` rule.
+    HeadOfLine,
 }
 
 impl Default for Autotune {
@@ -75,6 +100,7 @@ impl Default for Autotune {
             interval: Duration::from_millis(20),
             headroom: 0.25,
             hysteresis: 0.2,
+            window_rule: WindowRule::Stations,
         }
     }
 }
@@ -104,6 +130,32 @@ impl Autotune {
         self.interval = every;
         self
     }
+
+    /// How the windows are sized (default [`WindowRule::Stations`]; the
+    /// [`Loader`](crate::Loader)'s autotune is [`WindowRule::HeadOfLine`]).
+    ///
+    /// ```
+    /// use loader::{Autotune, Pipeline, Remainder, Sampler, Stage, WindowRule};
+    ///
+    /// // One cpu stage and a batch, sized from the consumer's side as the Loader is.
+    /// let mut p = Pipeline::from_sampler(400, Sampler::sequential())
+    ///     .map(Stage::cpu("get"), |i: usize| {
+    ///         std::thread::sleep(std::time::Duration::from_micros(100));
+    ///         i
+    ///     })
+    ///     .batch(4, Remainder::Partial)
+    ///     .workers(2)
+    ///     .window(4)
+    ///     .autotune(Autotune::new().window_rule(WindowRule::HeadOfLine).max_items(64))
+    ///     .build()?;
+    /// assert_eq!(p.epoch(0).filter(|b| b.is_ok()).count(), 100);
+    /// assert!(p.held_peak() <= 64);
+    /// # Ok::<(), loader::PipelineError>(())
+    /// ```
+    pub fn window_rule(mut self, rule: WindowRule) -> Autotune {
+        self.window_rule = rule;
+        self
+    }
 }
 
 /// One change the tuner made.
@@ -121,6 +173,67 @@ pub struct TuneChange {
     pub why: String,
 }
 
+/// What the consumer's thread measures of one run, for the tuner and the report: its time
+/// inside `next()`, its waits that began with the consumer's window full and ended with CPU
+/// workers idle, and the items held when it asked.
+#[derive(Debug, Default)]
+pub(crate) struct Consumer {
+    /// When the consumer first took from the run (a prefetched next epoch's run opens before).
+    since: std::sync::OnceLock<Instant>,
+    in_next_ns: AtomicU64,
+    stall_full_ns: AtomicU64,
+    occ_sum: AtomicU64,
+    occ_n: AtomicU64,
+    occ_max: AtomicUsize,
+}
+
+impl Consumer {
+    /// The consumer takes from this run from now on.
+    pub fn activate(&self) {
+        let _ = self.since.set(Instant::now());
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.since.get().is_some()
+    }
+
+    pub fn since(&self) -> Option<Instant> {
+        self.since.get().copied()
+    }
+
+    /// One call of `next()`: `held` items were held when it began, it took `took`, and it
+    /// was a wait with the window full that ended with CPU workers idle (`stalled`).
+    pub fn call(&self, held: usize, took: Duration, stalled: bool) {
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.in_next_ns.fetch_add(ns, Relaxed);
+        if stalled {
+            self.stall_full_ns.fetch_add(ns, Relaxed);
+        }
+        self.occ_sum.fetch_add(held as u64, Relaxed);
+        self.occ_n.fetch_add(1, Relaxed);
+        self.occ_max.fetch_max(held, Relaxed);
+    }
+
+    pub fn in_next_ns(&self) -> u64 {
+        self.in_next_ns.load(Relaxed)
+    }
+
+    pub fn stall_full_ns(&self) -> u64 {
+        self.stall_full_ns.load(Relaxed)
+    }
+
+    /// Mean and most items held when the consumer asked.
+    pub fn occupancy(&self) -> (f64, usize) {
+        let n = self.occ_n.load(Relaxed);
+        let mean = if n > 0 {
+            self.occ_sum.load(Relaxed) as f64 / n as f64
+        } else {
+            0.0
+        };
+        (mean, self.occ_max.load(Relaxed))
+    }
+}
+
 /// One reading of the controller.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TunePoint {
@@ -130,9 +243,10 @@ pub struct TunePoint {
     pub items_per_s: f64,
     /// The model's target, source items/s (`None` before every stage was measured).
     pub target_per_s: Option<f64>,
-    /// Each stage's concurrency (threads, for a blocking stage), in pipeline order.
+    /// Each stage's concurrency (threads, for a blocking stage), in pipeline order, as in
+    /// force over the reading (a change the reading decided shows in the next one).
     pub concurrency: Vec<usize>,
-    /// The windows' sum: the most items the pipeline may hold.
+    /// The windows' sum over the reading: the most items the pipeline may hold.
     pub window: usize,
 }
 
@@ -435,7 +549,19 @@ pub(crate) fn model(p: usize, st: &[StationIn], segs: &[SegIn], cfg: &Autotune) 
         };
         rule.max(little).max(seg.floor).max(seg.batch)
     };
-    let mut window: Vec<usize> = segs.iter().map(|g| window_of(g, &conc, &queue)).collect();
+    // Under the head-of-line rule its segment's window is the controller's own decision.
+    let hol = hol_segment(cfg, segs.iter().map(|g| g.stations.clone()));
+    let mut window: Vec<usize> = segs
+        .iter()
+        .enumerate()
+        .map(|(g, seg)| {
+            if hol == Some(g) {
+                seg.window
+            } else {
+                window_of(seg, &conc, &queue)
+            }
+        })
+        .collect();
     if let Some(cap) = cfg.max_items {
         fit(cap, st, segs, &mut conc, &mut queue, &mut window, &mut why);
     }
@@ -544,6 +670,234 @@ pub(crate) fn moves(cur: usize, new: usize, h: f64) -> bool {
     }
 }
 
+// ---- the head-of-line window rule (`WindowRule::HeadOfLine`) -----------------------------
+
+/// The head-of-line loss the rule sizes the window for. Higher than the Loader report's 2%:
+/// the estimate is pessimistic (stalls overlap), measured on log-normal σ 1.5 sleeps with 8
+/// workers, a window the estimate says loses 6% lost 0.5% against one twice as deep.
+const TUNE_LOSS: f64 = 0.05;
+
+/// The consumer waiting longer than this share of a reading while the window was full and
+/// fewer calls than CPU workers were running (workers idle for want of room) raises the
+/// window's floor by half.
+const STALLED: f64 = 0.05;
+
+/// The window goes down only after this many readings in a row wanted it lower (to the most
+/// any of them wanted): the tail of the recent times is noisy, and a window that shrinks too
+/// soon stalls the consumer at the next slow item.
+const DOWN_READINGS: usize = 5;
+
+/// Item times the rule reads before it decides anything.
+const MIN_TIMES: u64 = 16;
+
+/// Item times the rule reads: the most recent ones (between this many and twice as many), so
+/// that it follows a change.
+const RECENT: u64 = 1024;
+
+/// What the head-of-line rule knows of the segment it sizes.
+#[derive(Clone, Debug)]
+pub(crate) struct HolIn<'a> {
+    /// Recent wall service times of the segment's slowest station, `(seconds, count)`,
+    /// ascending.
+    pub times: &'a [(f64, u64)],
+    /// Items the segment serves at once: its stations' concurrency (a cpu station's at most
+    /// the CPU workers).
+    pub in_service: usize,
+    /// The window moves a batch at a time: the segment's batch size (1 without one).
+    pub quantum: usize,
+    pub ordered: bool,
+    /// Items per second the consumer would take if loading were free (`None`: it never spent
+    /// 1% of the time outside `next()`).
+    pub consumer_per_s: Option<f64>,
+}
+
+/// The window (items, a multiple of the quantum) the recent item times call for, the target
+/// rate (items/s) it was sized for, and why: in order `λ · c + in_service` (`c`: the
+/// head-of-line wait that keeps the estimated loss under [`TUNE_LOSS`],
+/// [`head_wait_counts`](crate::report::head_wait_counts); λ the lesser of the consumer's rate and `in_service / mean time`),
+/// as ready `2 · in_service`; times `1 + headroom`, in quanta plus one (the window is topped
+/// up a batch at a time), two quanta at least. `None` before [`MIN_TIMES`] times were seen.
+pub(crate) fn head_of_line(h: &HolIn<'_>, headroom: f64) -> Option<(usize, f64, String)> {
+    let n: u64 = h.times.iter().map(|t| t.1).sum();
+    if n < MIN_TIMES {
+        return None;
+    }
+    let mean = h.times.iter().map(|&(t, c)| t * c as f64).sum::<f64>() / n as f64;
+    let busy = h.in_service as f64;
+    let limit = if mean > 0.0 {
+        busy / mean
+    } else {
+        f64::INFINITY
+    };
+    let target = h.consumer_per_s.map_or(limit, |c| c.min(limit));
+    let (window, why) = if h.ordered && target.is_finite() {
+        let c = head_wait_counts(h.times, target, TUNE_LOSS);
+        let w = target * c + busy;
+        (
+            w,
+            format!(
+                "{target:.0} items/s x {:.1} ms head-of-line wait + {busy:.0} in service = \
+                 {w:.0} items, +{:.0}%",
+                c * 1e3,
+                headroom * 100.0
+            ),
+        )
+    } else {
+        (
+            2.0 * busy,
+            format!(
+                "as ready: 2 x {busy:.0} in service, +{:.0}%",
+                headroom * 100.0
+            ),
+        )
+    };
+    let q = h.quantum.max(1);
+    let quanta = (window * (1.0 + headroom) / q as f64).ceil() as usize;
+    Some((
+        quanta.saturating_add(1).max(2).saturating_mul(q),
+        target,
+        why,
+    ))
+}
+
+/// The segment the head-of-line rule sizes: the last one with a station (its items are the
+/// consumer's, or a trailing batch's members), under [`WindowRule::HeadOfLine`].
+pub(crate) fn hol_segment(
+    cfg: &Autotune,
+    stations: impl DoubleEndedIterator<Item = Range<usize>>,
+) -> Option<usize> {
+    if cfg.window_rule != WindowRule::HeadOfLine {
+        return None;
+    }
+    let all: Vec<Range<usize>> = stations.collect();
+    all.iter().rposition(|r| !r.is_empty())
+}
+
+/// The head-of-line rule's memory across readings (one epoch's run).
+pub(crate) struct Hol {
+    /// Per station of the segment: the histogram snapshots the recent times are taken from
+    /// (`older` .. now covers between [`RECENT`] and twice that many items).
+    recent: Vec<Option<(Histogram<u64>, Histogram<u64>)>>,
+    /// Feedback's floor (rises only, within a run).
+    floor: usize,
+    /// Readings in a row that wanted a smaller window, and the most they wanted.
+    lower: (usize, usize),
+    /// The consumer's counters at the last reading: time inside `next()`, full-window stalls.
+    last_stall: u64,
+}
+
+/// What one reading tells the head-of-line rule.
+pub(crate) struct HolReading<'a> {
+    /// The segment's stations' service-time histograms (wall) and their effective
+    /// concurrency.
+    pub stations: Vec<(&'a Histogram<u64>, usize)>,
+    pub quantum: usize,
+    pub ordered: bool,
+    pub window: usize,
+    /// The most the window may be (the memory cap less the other segments' windows).
+    pub most: usize,
+    pub consumer_per_s: Option<f64>,
+    /// The consumer's full-window stalls so far, ns.
+    pub stall_full_ns: u64,
+    /// The reading's length, seconds.
+    pub dt: f64,
+}
+
+impl Hol {
+    pub fn new(stations: usize) -> Hol {
+        Hol {
+            recent: vec![None; stations],
+            floor: 0,
+            lower: (0, 0),
+            last_stall: 0,
+        }
+    }
+
+    /// The recent times of station `i` (cumulative histogram `cur`), ascending.
+    fn recent_times(&mut self, i: usize, cur: &Histogram<u64>) -> Vec<(f64, u64)> {
+        let (older, newer) = self.recent[i]
+            .get_or_insert_with(|| (Histogram::new_from(cur), Histogram::new_from(cur)));
+        if cur.len().saturating_sub(newer.len()) >= RECENT {
+            *older = std::mem::replace(newer, cur.clone());
+        }
+        let mut d = cur.clone();
+        if d.subtract(&*older).is_err() {
+            d = cur.clone();
+        }
+        d.iter_recorded()
+            .map(|v| (v.value_iterated_to() as f64 / 1e9, v.count_at_value()))
+            .collect()
+    }
+
+    /// The reading's decision: the new window and why, or `None` to keep it (within the
+    /// hysteresis `h`, or a move down not yet asked for [`DOWN_READINGS`] times in a row).
+    pub fn decide(
+        &mut self,
+        r: &HolReading<'_>,
+        cfg: &Autotune,
+    ) -> (Option<(usize, String)>, Option<f64>) {
+        let q = r.quantum.max(1);
+        let stalled = r.stall_full_ns.saturating_sub(self.last_stall) as f64 / 1e9 / r.dt.max(1e-9);
+        self.last_stall = r.stall_full_ns;
+        // The station whose times hold the head: the slowest by its mean (wall).
+        let slowest = (0..r.stations.len())
+            .max_by(|&a, &b| r.stations[a].0.mean().total_cmp(&r.stations[b].0.mean()));
+        let times = slowest.map_or_else(Vec::new, |i| self.recent_times(i, r.stations[i].0));
+        let in_service: usize = r.stations.iter().map(|s| s.1).sum();
+        let modelled = head_of_line(
+            &HolIn {
+                times: &times,
+                in_service: in_service.max(1),
+                quantum: q,
+                ordered: r.ordered,
+                consumer_per_s: r.consumer_per_s,
+            },
+            cfg.headroom,
+        );
+        let target = modelled.as_ref().map(|m| m.1).filter(|t| t.is_finite());
+        let mut why_floor = None;
+        if stalled > STALLED {
+            let b = r.window / q;
+            let up = b
+                .saturating_mul(3)
+                .div_ceil(2)
+                .max(b.saturating_add(1))
+                .saturating_mul(q);
+            if up > self.floor {
+                self.floor = up;
+                why_floor = Some(format!(
+                    "feedback: the consumer waited {:.0}% of the time with the window full and \
+                     CPU workers idle",
+                    stalled * 100.0
+                ));
+            }
+        }
+        let most = (r.most / q).max(1).saturating_mul(q);
+        let (want, why_model) = modelled.map_or((r.window, String::new()), |m| (m.0, m.2));
+        let mut new = want.max(self.floor).min(most).max(q);
+        if !moves(r.window, new, cfg.hysteresis) {
+            self.lower = (0, 0);
+            return (None, target);
+        }
+        if new < r.window {
+            self.lower = (self.lower.0 + 1, self.lower.1.max(new));
+            if self.lower.0 < DOWN_READINGS {
+                return (None, target);
+            }
+            new = self.lower.1;
+        }
+        self.lower = (0, 0);
+        let why = match why_floor {
+            Some(w) if new == self.floor => w,
+            _ if new == most && want > most => {
+                format!("the model wants {want} items; capped by max_items")
+            }
+            _ => format!("model: {why_model}"),
+        };
+        (Some((new, why)), target)
+    }
+}
+
 // ---- the controller thread ---------------------------------------------------------------
 
 /// What the controller knows of the pipeline's shape.
@@ -565,8 +919,17 @@ pub(crate) fn control(
     shared: Arc<Shared>,
     shape: Shape,
     cfg: Autotune,
+    consumer: Arc<Consumer>,
     mut spawn: Spawn,
 ) -> Vec<JoinHandle<()>> {
+    // A prefetched next epoch's run opens before the consumer takes from it: what it would
+    // measure until then is not the consumer's, and its windows are what the running epoch
+    // leaves free. The tuner starts when the consumer does.
+    while !consumer.is_active() && !shared.is_stopped() {
+        std::thread::park_timeout(cfg.interval);
+    }
+    let hol_seg = hol_segment(&cfg, shape.segments.iter().map(|g| g.0.clone()));
+    let mut hol = Hol::new(hol_seg.map_or(0, |g| shape.segments[g].0.len()));
     let flat: Vec<(usize, usize)> = shared
         .segments
         .iter()
@@ -728,7 +1091,60 @@ pub(crate) fn control(
                     .cloned();
             }
         }
-        let plan = model(shape.workers, &st, &segs, &cfg);
+        let mut plan = model(shape.workers, &st, &segs, &cfg);
+        // The head-of-line rule sizes the consumer's segment from the consumer's side.
+        let mut hol_why = None;
+        if let Some(g) = hol_seg {
+            let accs: Vec<StationAcc> = segs[g]
+                .stations
+                .clone()
+                .map(|i| shared.station_acc(flat[i].0, flat[i].1))
+                .collect();
+            let others: usize = (0..segs.len())
+                .filter(|&x| x != g)
+                .map(|x| segs[x].window.max(may_hold[x]))
+                .fold(0, usize::saturating_add);
+            let since = consumer
+                .since()
+                .map_or(0.0, |t| now.duration_since(t).as_secs_f64());
+            let per_item = segs[g].per_item.max(1e-9);
+            let reading = HolReading {
+                stations: segs[g]
+                    .stations
+                    .clone()
+                    .zip(&accs)
+                    .map(|(i, a)| {
+                        let c = match st[i].kind {
+                            Kind::Cpu => st[i].conc.min(shape.workers.max(1)),
+                            Kind::Blocking => st[i].conc,
+                        };
+                        (&a.service, c)
+                    })
+                    .collect(),
+                quantum: segs[g].batch.max(1),
+                ordered: shared.ordered,
+                window: segs[g].window,
+                most: cfg
+                    .max_items
+                    .map_or(usize::MAX, |cap| cap.saturating_sub(others)),
+                consumer_per_s: consumer_rate(
+                    (items as f64 / per_item) as u64,
+                    since,
+                    Duration::from_nanos(consumer.in_next_ns()),
+                ),
+                stall_full_ns: consumer.stall_full_ns(),
+                dt,
+            };
+            let (decided, target) = hol.decide(&reading, &cfg);
+            plan.window[g] = segs[g].window;
+            if let Some((w, why)) = decided {
+                plan.window[g] = w;
+                hol_why = Some(why);
+            }
+            if target.is_some() {
+                plan.target = target.map(|t| t * per_item);
+            }
+        }
         let at_s = now.duration_since(shared.started).as_secs_f64();
         let mut changes = Vec::new();
         for (i, &(s, k)) in flat.iter().enumerate() {
@@ -806,6 +1222,7 @@ pub(crate) fn control(
                     cur,
                     new,
                     match (&window_why[g], new == wfloors[g]) {
+                        _ if hol_seg == Some(g) => hol_why.clone().unwrap_or_default(),
                         (Some(w), true) => format!("feedback: {w}"),
                         _ => "twice its stations' slots and queues, and twice the items in flight at the target over its mean time plus p99.9".into(),
                     },
@@ -813,18 +1230,13 @@ pub(crate) fn control(
             }
         }
         let changed = !changes.is_empty();
+        // The settings in force over the reading (this reading's changes apply from now).
         let point = TunePoint {
             at_s,
             items_per_s: rate,
             target_per_s: plan.target,
-            concurrency: flat
-                .iter()
-                .map(|&(s, k)| shared.segments[s].stations[k].spec.conc())
-                .collect(),
-            window: shared
-                .segments
-                .iter()
-                .fold(0usize, |a, g| a.saturating_add(g.window.load(Relaxed))),
+            concurrency: st.iter().map(|x| x.conc).collect(),
+            window: segs.iter().fold(0usize, |a, g| a.saturating_add(g.window)),
         };
         {
             let mut t = lock(&shared.tuning);
@@ -1071,6 +1483,119 @@ mod tests {
         assert!(!may_raise(69, 83, 70, 0.4));
         // moves down are the hysteresis's business
         assert!(may_raise(69, 30, 0, 0.1));
+    }
+
+    fn hol<'a>(times: &'a [(f64, u64)], ordered: bool, consumer: Option<f64>) -> HolIn<'a> {
+        HolIn {
+            times,
+            in_service: 8,
+            quantum: 8,
+            ordered,
+            consumer_per_s: consumer,
+        }
+    }
+
+    #[test]
+    fn head_of_line_equal_times_need_little_more_than_the_workers() {
+        // 8 workers, 1 ms each, in order: c = 1 ms, window = 8000/s · 1 ms + 8 = 16 items,
+        // · 1.25 = 20 → 3 batches of 8, plus one: 32 items
+        let (w, target, _) = head_of_line(&hol(&[(0.001, 100)], true, None), 0.25).unwrap();
+        assert_eq!(w, 32);
+        assert!((target - 8000.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn head_of_line_a_heavy_tail_in_order_wants_a_deeper_window_than_as_ready() {
+        let t = [(0.001, 990), (0.1, 10)]; // 1% take 100 ms
+        let (ordered, _, _) = head_of_line(&hol(&t, true, None), 0.25).unwrap();
+        let (ready, _, _) = head_of_line(&hol(&t, false, None), 0.25).unwrap();
+        assert_eq!(ready, 32); // 2 · 8 · 1.25 = 20 → 3 + 1 batches
+        assert!(ordered > 10 * ready, "{ordered} vs {ready}");
+        // A slow consumer needs a smaller window.
+        let (slow, target, _) = head_of_line(&hol(&t, true, Some(100.0)), 0.25).unwrap();
+        assert_eq!(target, 100.0);
+        assert!(slow < ordered, "{slow} vs {ordered}");
+        // No decision before 16 times.
+        assert!(head_of_line(&hol(&[(0.001, 15)], true, None), 0.25).is_none());
+    }
+
+    #[test]
+    fn head_wait_over_counts_is_head_wait_over_the_times() {
+        let mut t = vec![0.001; 99];
+        t.push(0.1);
+        for rate in [10.0, 100.0, 1000.0] {
+            assert_eq!(
+                head_wait_counts(&[(0.001, 99), (0.1, 1)], rate, 0.02),
+                crate::report::head_wait(&t, rate, 0.02)
+            );
+        }
+    }
+
+    /// A histogram of `n` times of `ns` each.
+    fn times(n: u64, ns: u64) -> Histogram<u64> {
+        let mut h = Histogram::new_with_bounds(1, 3_600_000_000_000, 2).unwrap();
+        h.record_n(ns, n).unwrap();
+        h
+    }
+
+    fn reading(h: &Histogram<u64>, window: usize, stall_full_ns: u64) -> HolReading<'_> {
+        HolReading {
+            stations: vec![(h, 8)],
+            quantum: 8,
+            ordered: true,
+            window,
+            most: usize::MAX,
+            consumer_per_s: None,
+            stall_full_ns,
+            dt: 0.02,
+        }
+    }
+
+    #[test]
+    fn head_of_line_rises_at_once_and_falls_only_after_five_readings_in_a_row() {
+        let cfg = Autotune::new();
+        let h = times(200, 1_000_000);
+        let mut up = Hol::new(1);
+        let (d, target) = up.decide(&reading(&h, 8, 0), &cfg);
+        assert_eq!(d.map(|d| d.0), Some(32), "the model's 4 batches at once");
+        assert!(target.is_some());
+        let mut down = Hol::new(1);
+        for r in 1..DOWN_READINGS {
+            assert!(
+                down.decide(&reading(&h, 160, 0), &cfg).0.is_none(),
+                "reading {r}"
+            );
+        }
+        assert_eq!(
+            down.decide(&reading(&h, 160, 0), &cfg).0.map(|d| d.0),
+            Some(32)
+        );
+        // Within the hysteresis nothing moves.
+        assert!(Hol::new(1).decide(&reading(&h, 30, 0), &cfg).0.is_none());
+    }
+
+    #[test]
+    fn head_of_line_feedback_and_the_cap() {
+        let cfg = Autotune::new();
+        // Too few times for the model: the consumer's full-window waits alone raise it by half
+        // (in whole batches: 4 → 6 batches), and the floor holds at the next reading.
+        let few = times(4, 1_000_000);
+        let mut h = Hol::new(1);
+        let (d, _) = h.decide(&reading(&few, 32, 10_000_000), &cfg);
+        let (w, why) = d.expect("feedback raises");
+        assert_eq!(w, 48);
+        assert!(why.starts_with("feedback:"), "{why}");
+        // The memory cap, in whole batches.
+        let tail = {
+            let mut t = times(990, 1_000_000);
+            t.record_n(100_000_000, 10).unwrap();
+            t
+        };
+        let mut r = reading(&tail, 8, 0);
+        r.most = 60;
+        let (w, why) = Hol::new(1).decide(&r, &cfg).0.unwrap();
+        assert_eq!(w, 56);
+        assert!(why.contains("capped by max_items"), "{why}");
     }
 
     #[test]

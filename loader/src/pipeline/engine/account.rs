@@ -85,6 +85,11 @@ impl Shared {
         lock(&self.segments[s].gate).held
     }
 
+    /// Items held now over every segment (one atomic read; [`held`](Shared::held) per segment).
+    pub fn held_all(&self) -> usize {
+        self.held.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The source has ended: every source item of the run has been admitted.
     pub fn source_ended(&self) -> bool {
         lock(&self.segments[0].gate).closed
