@@ -38,11 +38,13 @@ mod post;
 mod reorder;
 mod station;
 mod tail;
+mod ticket;
 
 use crate::sync::atomic::AtomicBool;
 use lane::Lane;
 use post::Post;
 use reorder::Reorder;
+use ticket::Tickets;
 
 pub use account::thread_cpu_ns;
 pub(crate) use account::{ChildPaths, Progress, Track};
@@ -258,10 +260,9 @@ struct StationState {
     assigned: usize,
     /// Blocking threads waiting for work.
     idle: usize,
-    /// Stage calls running now (inside the stage function): what a stopped run waits for.
-    in_call: usize,
-    /// CPU stations: items bound to a task id of the stage's job, not started yet.
-    bound: station::Bound,
+    /// CPU stations: the next task id of the stage's job (ids are bound in order, under this
+    /// lock, in `tickets`).
+    next_id: usize,
     acc: StationAcc,
 }
 
@@ -269,6 +270,9 @@ pub(crate) struct Station {
     pub spec: StationSpec,
     /// Its state; blocking threads wait here for work (`post.rs`).
     st: Post<StationState>,
+    /// Items bound to task ids and not started (cpu stations), and the stage calls running
+    /// (both kinds): `ticket.rs`.
+    tickets: Tickets<Packet>,
     /// CPU stations: submits tickets to the stage's job on the pool.
     pub submitter: OnceLock<Submitter>,
 }
@@ -426,11 +430,14 @@ impl Shared {
                             running: 0,
                             assigned: 0,
                             idle: 0,
-                            in_call: 0,
-                            bound: station::Bound::new(),
+                            next_id: 0,
                             acc: StationAcc::new(),
                         }),
                         submitter: OnceLock::new(),
+                        tickets: Tickets::new(match spec.kind {
+                            Kind::Cpu => ticket::RING,
+                            Kind::Blocking => 1,
+                        }),
                         spec,
                     })
                     .collect(),
