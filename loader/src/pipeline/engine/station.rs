@@ -10,11 +10,11 @@ use std::sync::Arc;
 use scheduler::WorkerId;
 
 use super::account::thread_cpu_ns;
-use crate::pipeline::stats::now_ns;
 use super::{
     lock, panic_text, Body, Children, Fault, Kind, Out, Packet, Runner, Shared, Station,
     StationSpec, StationState,
 };
+use crate::pipeline::stats::now_ns;
 
 impl Shared {
     /// Station `(s, k)`: hand out as much work as concurrency, input and output room allow.
