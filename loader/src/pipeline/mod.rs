@@ -1752,7 +1752,10 @@ pub(crate) fn start_run<S: 'static>(
             let weak: Weak<Shared> = Arc::downgrade(&shared);
             let slot = t.slot;
             let options = JobOptions::default()
-                .max_in_flight(usize::MAX / 4)
+                // Unbounded: the engine bounds what it submits (queues and windows). Exactly
+                // `usize::MAX` also lets a worker count its completions when it runs out of
+                // ids rather than after every task (no clock read per task in the job).
+                .max_in_flight(usize::MAX)
                 .delivery(Delivery::Discard)
                 .timing(Timing::Off)
                 .seed(seed ^ slot as u64);
