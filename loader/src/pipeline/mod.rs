@@ -640,8 +640,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             let state = state
                 .downcast_mut::<S>()
                 .expect("the runner's state for this stage");
-            f(downcast::<T>(v), state)
-                .map(|u| Out::One(Box::new(u)))
+            engine::map_value(v, |t: T| f(t, state))
+                .map(Out::One)
                 .map_err(|e| e.to_string())
         });
         let init: StateInit = Arc::new(move |r| Box::new(init(r)));
