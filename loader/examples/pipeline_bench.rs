@@ -5,7 +5,8 @@
 //!   250 µs σ 1, on P = 2 CPU workers → batches of 32, in order. Limit = min over stages of
 //!   capacity = min(32 / read, P / decode) ≈ 8,000 items/s (decode is the bottleneck).
 //! * (b) the same with decode spinning 50 µs: read is the bottleneck (≈ 15,000 items/s).
-//! * (c) overhead: three empty `cpu` map stages over 1,000,000 items: ns per item per stage.
+//! * (c) overhead: three empty `cpu` map stages over 1,000,000 items (`--c-items`): ns per item
+//!   per stage.
 //! * (d) the default strategy: one stage sleeping log-normal 1 ms σ 1.5 on 8 workers, in
 //!   order (the default must reach ≥ 0.97 of the limit).
 //! * (e) producer-paced: read sleeps 100 µs on 8 threads → decode spins 1 µs on P = 2 CPU
@@ -19,7 +20,7 @@
 //! see that).
 //!
 //! ```text
-//! cargo run --release -p loader --example pipeline_bench [-- --items 16384 --reps 3 --only a|b|c|d|e --json --spin cpu|wall --strategy SPEC --window N --loader-workers 2,8,32|none --verbose]
+//! cargo run --release -p loader --example pipeline_bench [-- --items 16384 --reps 3 --only a|b|c|d|e --c-items 1000000 --json --spin cpu|wall --strategy SPEC --window N --loader-workers 2,8,32|none --verbose]
 //! ```
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -448,7 +449,7 @@ fn main() {
         report("(e) pipeline read(8) -> decode(P=2)", &runs, json);
     }
     if only.is_empty() || only == "c" {
-        overhead(1_000_000, reps, json);
+        overhead(num("--c-items", 1_000_000), reps, json);
     }
     if only.is_empty() || only == "d" {
         if !json {

@@ -656,8 +656,8 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             let state = state
                 .downcast_mut::<S>()
                 .expect("the runner's state for this stage");
-            f(downcast::<T>(v), state)
-                .map(|u| Out::One(Box::new(u)))
+            engine::map_value(v, |t: T| f(t, state))
+                .map(Out::One)
                 .map_err(|e| e.to_string())
         });
         let init: StateInit = Arc::new(move |r| Box::new(init(r)));
@@ -1811,7 +1811,10 @@ pub(crate) fn start_run<S: 'static>(
             let weak: Weak<Shared> = Arc::downgrade(&shared);
             let slot = t.slot;
             let options = JobOptions::default()
-                .max_in_flight(usize::MAX / 4)
+                // Unbounded: the engine bounds what it submits (queues and windows). Exactly
+                // `usize::MAX` also lets a worker count its completions when it runs out of
+                // ids rather than after every task (no clock read per task in the job).
+                .max_in_flight(usize::MAX)
                 .delivery(Delivery::Discard)
                 .timing(Timing::Off)
                 .seed(seed ^ slot as u64);

@@ -1,6 +1,7 @@
 //! Per-stage statistics, the pipeline report, and how it names the bottleneck.
 
 use std::fmt;
+#[cfg(not(unix))]
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
@@ -9,10 +10,32 @@ use super::tune::Tuning;
 use crate::report::WorkerLoad;
 use serde::Serialize;
 
+/// The monotonic clock, in nanoseconds: the time the engine's statistics are kept in (one
+/// integer per reading, so charging a state's time is a subtraction, not a `Duration`).
+#[cfg(unix)]
+pub(crate) fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC needs nothing else.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    debug_assert_eq!(rc, 0, "CLOCK_MONOTONIC is always there");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The monotonic clock, in nanoseconds since the first reading.
+#[cfg(not(unix))]
+pub(crate) fn now_ns() -> u64 {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    BASE.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
 /// What a station measures, under its lock, at every change of its state.
 #[derive(Clone)]
 pub(crate) struct StationAcc {
-    last: Instant,
+    /// When the state below began ([`now_ns`]).
+    last: u64,
     pub items_in: u64,
     pub items_out: u64,
     pub failures: u64,
@@ -49,7 +72,7 @@ pub(crate) struct StationAcc {
 impl StationAcc {
     pub fn new() -> Self {
         StationAcc {
-            last: Instant::now(),
+            last: now_ns(),
             items_in: 0,
             items_out: 0,
             failures: 0,
@@ -80,15 +103,14 @@ impl StationAcc {
     /// fresh clock read: one a little older than the last one charged counts as no time.
     pub fn advance(
         &mut self,
-        now: Instant,
+        now: u64,
         queued: usize,
         unassigned: usize,
         running: usize,
         concurrency: usize,
         cap: usize,
     ) {
-        let d = now.saturating_duration_since(self.last);
-        let dt = d.as_secs() * 1_000_000_000 + u64::from(d.subsec_nanos());
+        let dt = now.saturating_sub(self.last);
         self.last = self.last.max(now);
         let dtf = dt as f64;
         self.queue_area += self.queued as f64 * dtf;

@@ -59,7 +59,7 @@ impl Shared {
     pub fn starved_ns(&self, s: usize, k: usize) -> u64 {
         let st = &self.segments[s].stations[k];
         let mut g = st.st.lock();
-        g.mark(&st.spec, Instant::now());
+        g.mark(&st.spec, crate::pipeline::stats::now_ns());
         g.acc.starved_ns
     }
 
@@ -69,7 +69,12 @@ impl Shared {
             .iter()
             .flat_map(|g| &g.stations)
             .filter_map(|t| {
-                let n = t.st.lock().in_call;
+                // Under the station's lock: a blocking thread counts its call under it, after
+                // its check of `stopped`; a cpu ticket counts its own before its check.
+                let n = {
+                    let _st = t.st.lock();
+                    t.tickets.calls()
+                };
                 (n > 0).then(|| (Arc::clone(&t.spec.name), n))
             })
             .collect()
@@ -104,7 +109,7 @@ impl Shared {
     pub fn station_acc(&self, s: usize, k: usize) -> StationAcc {
         let st = &self.segments[s].stations[k];
         let mut g = st.st.lock();
-        g.mark(&st.spec, Instant::now());
+        g.mark(&st.spec, crate::pipeline::stats::now_ns());
         g.acc.clone()
     }
 

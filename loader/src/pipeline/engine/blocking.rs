@@ -22,7 +22,7 @@ impl Shared {
                 return false;
             }
         }
-        st.mark(spec, Instant::now());
+        st.mark(spec, crate::pipeline::stats::now_ns());
         st.running += 1;
         true
     }
@@ -43,15 +43,19 @@ impl Shared {
                 }
                 if self.claim(s, k, st) {
                     let p = st.lane.queue.pop_front();
-                    st.in_call += usize::from(p.is_some());
+                    if p.is_some() {
+                        station.tickets.enter();
+                    }
                     return Some((p, st.low(&station.spec)));
                 }
                 // `pump` counted the item as running when it handed it out.
                 if st.assigned > 0 {
-                    st.mark(&station.spec, Instant::now());
+                    st.mark(&station.spec, crate::pipeline::stats::now_ns());
                     st.assigned -= 1;
                     let p = st.lane.queue.pop_front();
-                    st.in_call += usize::from(p.is_some());
+                    if p.is_some() {
+                        station.tickets.enter();
+                    }
                     return Some((p, st.low(&station.spec)));
                 }
                 if st.lane.queue.len() > st.assigned {

@@ -5,7 +5,6 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
-use std::time::Instant;
 
 use super::{lock, panic_text, Body, Children, Fault, Fed, Packet, Part, Parts, Shared};
 
@@ -308,7 +307,7 @@ impl Shared {
                 let mut holes = Vec::new();
                 {
                     let mut st = first.st.lock();
-                    st.mark(&first.spec, Instant::now());
+                    st.mark(&first.spec, crate::pipeline::stats::now_ns());
                     for p in batch {
                         if matches!(p.body, Body::Value(_)) {
                             st.lane.queue.push_back(p);

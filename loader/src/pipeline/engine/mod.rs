@@ -18,8 +18,9 @@
 //! * `tail.rs`: tails and delivery (reordering, batching, the consumer);
 //! * `account.rs`: source-level progress (for resume) and the statistics read from outside.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::collections::{HashMap, VecDeque};
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
@@ -38,11 +39,13 @@ mod post;
 mod reorder;
 mod station;
 mod tail;
+mod ticket;
 
 use crate::sync::atomic::AtomicBool;
 use lane::Lane;
 use post::Post;
 use reorder::Reorder;
+use ticket::Tickets;
 
 pub use account::thread_cpu_ns;
 pub(crate) use account::{ChildPaths, Progress, Track};
@@ -143,6 +146,36 @@ impl Parts {
             Parts::Batch(v) => v.iter().for_each(f),
         }
     }
+}
+
+/// `f` applied to the item in `v` (a `T`), its result as a [`Value`]. When `f` keeps the type
+/// (`U` is `T`), the result goes back into the item's own box: a `map` that keeps the type
+/// allocates nothing per item.
+pub(crate) fn map_value<T: Send + 'static, U: Send + 'static, E>(
+    v: Value,
+    f: impl FnOnce(T) -> Result<U, E>,
+) -> Result<Value, E> {
+    let Ok(b) = v.downcast::<T>() else {
+        unreachable!("the builder's types line up")
+    };
+    if TypeId::of::<U>() != TypeId::of::<T>() {
+        return f(*b).map(|u| Box::new(u) as Value);
+    }
+    let raw = Box::into_raw(b);
+    // SAFETY: `raw` comes from a `Box<T>` and holds a `T`, read out here exactly once; from
+    // then on its allocation is owned by `slot`, a box of `MaybeUninit<T>` (the same layout),
+    // which frees it without dropping anything on every way out (an error, a panic in `f`).
+    let (t, mut slot) = unsafe { (raw.read(), Box::from_raw(raw.cast::<MaybeUninit<T>>())) };
+    let mut u = Some(f(t)?);
+    let Some(t) = (&mut u as &mut dyn Any)
+        .downcast_mut::<Option<T>>()
+        .and_then(Option::take)
+    else {
+        unreachable!("`U` is `T`: the same type id")
+    };
+    slot.write(t);
+    // SAFETY: `slot` was just written with a `T`.
+    Ok(unsafe { slot.assume_init() })
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -258,10 +291,9 @@ struct StationState {
     assigned: usize,
     /// Blocking threads waiting for work.
     idle: usize,
-    /// Stage calls running now (inside the stage function): what a stopped run waits for.
-    in_call: usize,
-    /// CPU stations: items bound to a task id of the stage's job, not started yet.
-    bound: station::Bound,
+    /// CPU stations: the next task id of the stage's job (ids are bound in order, under this
+    /// lock, in `tickets`).
+    next_id: usize,
     acc: StationAcc,
 }
 
@@ -269,6 +301,9 @@ pub(crate) struct Station {
     pub spec: StationSpec,
     /// Its state; blocking threads wait here for work (`post.rs`).
     st: Post<StationState>,
+    /// Items bound to task ids and not started (cpu stations), and the stage calls running
+    /// (both kinds): `ticket.rs`.
+    tickets: Tickets<Packet>,
     /// CPU stations: submits tickets to the stage's job on the pool.
     pub submitter: OnceLock<Submitter>,
 }
@@ -426,11 +461,14 @@ impl Shared {
                             running: 0,
                             assigned: 0,
                             idle: 0,
-                            in_call: 0,
-                            bound: station::Bound::new(),
+                            next_id: 0,
                             acc: StationAcc::new(),
                         }),
                         submitter: OnceLock::new(),
+                        tickets: Tickets::new(match spec.kind {
+                            Kind::Cpu => ticket::RING,
+                            Kind::Blocking => 1,
+                        }),
                         spec,
                     })
                     .collect(),
@@ -491,5 +529,83 @@ impl Shared {
             }
             seg.tail_st.wake_all();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{map_value, Value};
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+
+    /// A value that counts its drops.
+    struct Counted(u64, Arc<AtomicUsize>);
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.1.fetch_add(1, SeqCst);
+        }
+    }
+
+    fn counted(n: u64) -> (Value, Arc<AtomicUsize>) {
+        let drops = Arc::new(AtomicUsize::new(0));
+        (Box::new(Counted(n, Arc::clone(&drops))), drops)
+    }
+
+    #[test]
+    fn a_map_that_keeps_the_type_reuses_the_items_box_and_drops_each_value_once() {
+        let (v, drops) = counted(5);
+        let before = &*v as *const _ as *const u8;
+        // Something the size of the item allocated inside the map and kept: had the input's box
+        // been freed, it could take that place, and the result could not have the same one.
+        let mut kept = Vec::new();
+        let out = map_value(v, |c: Counted| {
+            let next = Counted(c.0 + 1, Arc::clone(&c.1));
+            drop(c);
+            kept.push(Box::new([0u64; 2]));
+            Ok::<_, ()>(next)
+        })
+        .unwrap_or_else(|()| unreachable!());
+        assert_eq!(&*out as *const _ as *const u8, before, "the same box");
+        assert_eq!(
+            drops.load(SeqCst),
+            1,
+            "the input was dropped by the map, once"
+        );
+        let c = out.downcast::<Counted>().unwrap_or_else(|_| unreachable!());
+        assert_eq!(c.0, 6);
+        drop(c);
+        assert_eq!(drops.load(SeqCst), 2);
+    }
+
+    #[test]
+    fn a_failing_or_panicking_map_that_keeps_the_type_drops_the_item_once() {
+        let (v, drops) = counted(1);
+        let r = map_value(v, |c: Counted| {
+            drop(c);
+            Err::<Counted, _>("bad")
+        });
+        assert!(matches!(r, Err("bad")));
+        assert_eq!(drops.load(SeqCst), 1);
+
+        let (v, drops) = counted(2);
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            map_value(v, |c: Counted| -> Result<Counted, ()> {
+                let _held = c;
+                panic!("in the map")
+            })
+        }));
+        assert!(r.is_err());
+        assert_eq!(drops.load(SeqCst), 1, "dropped by the unwinding, once");
+    }
+
+    #[test]
+    fn a_map_that_changes_the_type_boxes_its_result() {
+        let (v, drops) = counted(3);
+        let out =
+            map_value(v, |c: Counted| Ok::<_, ()>(c.0 * 2)).unwrap_or_else(|()| unreachable!());
+        assert_eq!(drops.load(SeqCst), 1);
+        assert_eq!(*out.downcast::<u64>().unwrap_or_else(|_| unreachable!()), 6);
     }
 }

@@ -4,10 +4,8 @@
 //! station's queue or to the tail, under both stations' locks in station order.
 
 use std::any::Any;
-use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Instant;
 
 use scheduler::WorkerId;
 
@@ -16,6 +14,7 @@ use super::{
     lock, panic_text, Body, Children, Fault, Kind, Out, Packet, Runner, Shared, Station,
     StationSpec, StationState,
 };
+use crate::pipeline::stats::now_ns;
 
 impl Shared {
     /// Station `(s, k)`: hand out as much work as concurrency, input and output room allow.
@@ -26,7 +25,7 @@ impl Shared {
     /// [`pump`](Shared::pump) with the time now when the caller has just read it (a finished
     /// item's end): the statistics are charged with it rather than with a clock read of their
     /// own.
-    pub(super) fn pump_at(&self, s: usize, k: usize, now: Option<Instant>) {
+    pub(super) fn pump_at(&self, s: usize, k: usize, now: Option<u64>) {
         let seg = &self.segments[s];
         let station = &seg.stations[k];
         let next = seg.stations.get(k + 1);
@@ -39,7 +38,7 @@ impl Shared {
                 if n == 0 {
                     return;
                 }
-                let now = now.unwrap_or_else(Instant::now);
+                let now = now.unwrap_or_else(now_ns);
                 n = match next {
                     Some(next) => {
                         let mut nx = next.st.lock();
@@ -74,7 +73,7 @@ impl Shared {
                 if n == 0 {
                     return;
                 }
-                st.mark(&station.spec, now.unwrap_or_else(Instant::now));
+                st.mark(&station.spec, now.unwrap_or_else(now_ns));
                 st.running += n;
                 st.assigned += n;
                 drop(st);
@@ -93,16 +92,10 @@ impl Shared {
         w: WorkerId,
     ) {
         let station = &self.segments[s].stations[k];
-        let packet = {
-            let mut st = station.st.lock();
-            // A stopped run starts no new item (checked under the lock `wait_calls` reads).
-            match st.bound.remove(id) {
-                Some(p) if !self.stopped() => {
-                    st.in_call += 1;
-                    p
-                }
-                _ => return,
-            }
+        // Without the station's lock: the item was put in the id's slot before the id was
+        // submitted; a stopped run starts no new call (`ticket.rs`).
+        let Some(packet) = station.tickets.start(id, &self.stopped) else {
+            return;
         };
         // `process` hands out the station's next items under the locks it takes anyway.
         self.process(s, k, packet, state, Runner::Cpu(w));
@@ -112,7 +105,7 @@ impl Shared {
     /// is called only once the queue is down to half (`low`), so that it takes the source's
     /// lock for a run of items rather than for each one; the items still queued keep the
     /// station busy meanwhile.
-    pub(super) fn room_freed(&self, s: usize, k: usize, low: bool, now: Option<Instant>) {
+    pub(super) fn room_freed(&self, s: usize, k: usize, low: bool, now: Option<u64>) {
         if k == 0 {
             if low {
                 self.kick_feed(s);
@@ -139,12 +132,12 @@ impl Shared {
         let cpu0 = (self.cpu_clock && station.spec.kind == Kind::Cpu)
             .then(thread_cpu_ns)
             .flatten();
-        let t = Instant::now();
+        let t = now_ns();
         let r = catch_unwind(AssertUnwindSafe(|| (station.spec.f)(v, state, runner)));
         // The one clock read after the call: the service time, and the time every statistic
         // changed below is charged at.
-        let end = Instant::now();
-        let ns = end.saturating_duration_since(t).as_nanos() as u64;
+        let end = now_ns();
+        let ns = end.saturating_sub(t);
         let cpu_ns = cpu0.and_then(|a| thread_cpu_ns().map(|b| b.saturating_sub(a)));
         let src = parts.first_src();
         let fault = |message: String, panicked: bool| Fault {
@@ -192,7 +185,7 @@ impl Shared {
             let mut st = station.st.lock();
             st.mark(&station.spec, end);
             st.running -= 1;
-            st.in_call -= 1;
+            station.tickets.leave();
             st.acc.done(
                 ns,
                 failed,
@@ -247,10 +240,16 @@ fn hand_out_cpu(
     station: &Station,
     st: &mut StationState,
     next: Option<(&StationSpec, &mut StationState)>,
-    now: Instant,
+    now: u64,
 ) -> usize {
     let spec = &station.spec;
     let want = (st.lane.queue.len() - st.assigned).min(spec.conc().saturating_sub(st.running));
+    // Only as many as there are empty slots for (`ticket.rs`): a full ring is emptied by
+    // runners, each of which hands out again when it finishes.
+    let want = match station.submitter.get() {
+        Some(_) => station.tickets.free_from(st.next_id, want),
+        None => want,
+    };
     if want == 0 {
         return 0;
     }
@@ -271,13 +270,32 @@ fn hand_out_cpu(
     st.mark(spec, now);
     st.running += n;
     // Each item is bound to a task id of the stage's job, in queue order, so the job's
-    // strategy decides which worker runs which item, and when. Submitting under the station's
-    // lock keeps ids and items in step; a worker that picks an id early waits for the lock,
-    // and finds its item bound.
-    if let Some(Ok(ids)) = station.submitter.get().map(|sub| sub.try_submit(n)) {
-        for id in ids {
+    // strategy decides which worker runs which item, and when. Ids are handed out in order and
+    // only here (under the station's lock), so the next `n` ids are known: each item goes into
+    // its id's slot before the ids are submitted, and a worker that picks an id finds its item.
+    if let Some(sub) = station.submitter.get() {
+        let first = st.next_id;
+        for id in first..first + n {
             let p = st.lane.queue.pop_front().expect("n items are queued");
-            st.bound.insert(id, p);
+            station.tickets.bind(id, p);
+        }
+        match sub.try_submit(n) {
+            Ok(ids) => {
+                assert_eq!(
+                    ids,
+                    first..first + n,
+                    "a cpu station's job hands out its ids in order, and only to it"
+                );
+                st.next_id = ids.end;
+            }
+            // The job is over (a stopped run): the items stay queued, as if never bound.
+            Err(_) => {
+                for id in (first..first + n).rev() {
+                    if let Some(p) = station.tickets.unbind(id) {
+                        st.lane.queue.push_front(p);
+                    }
+                }
+            }
         }
     }
     n
@@ -304,7 +322,7 @@ impl StationState {
     }
 
     /// Account the time since the last change (up to `now`) to the state the station was in.
-    pub(super) fn mark(&mut self, spec: &StationSpec, now: Instant) {
+    pub(super) fn mark(&mut self, spec: &StationSpec, now: u64) {
         let unassigned = self.lane.queue.len() - self.assigned;
         self.acc.advance(
             now,
@@ -314,45 +332,5 @@ impl StationState {
             spec.conc(),
             spec.cap(),
         );
-    }
-}
-
-/// The items bound to task ids of a cpu station's job and not started yet. Ids are handed out
-/// in order (under the station's lock), so a ring from the lowest id not yet taken serves, with
-/// no hashing and no allocation per item.
-pub(super) struct Bound {
-    /// The id of `slots[0]`.
-    base: usize,
-    slots: VecDeque<Option<Packet>>,
-}
-
-impl Bound {
-    pub fn new() -> Bound {
-        Bound {
-            base: 0,
-            slots: VecDeque::new(),
-        }
-    }
-
-    pub fn insert(&mut self, id: usize, p: Packet) {
-        if self.slots.is_empty() {
-            self.base = id;
-        }
-        let at = id - self.base;
-        if self.slots.len() <= at {
-            self.slots.resize_with(at + 1, || None);
-        }
-        self.slots[at] = Some(p);
-    }
-
-    /// The packet bound to `id`, once.
-    pub fn remove(&mut self, id: usize) -> Option<Packet> {
-        let at = id.checked_sub(self.base)?;
-        let p = self.slots.get_mut(at)?.take();
-        while let Some(None) = self.slots.front() {
-            self.slots.pop_front();
-            self.base += 1;
-        }
-        p
     }
 }
