@@ -23,7 +23,10 @@ Scenarios (batch 32):
   requested times), the CPU time per item (this process and its reaped worker processes:
   on a CPU-bound workload what a contender spends besides the decode decides how close to
   the limit it can get, and it moves less with the machine's load than the rate does), and
-  each contender's rate over the DataLoader's in the same repetition.
+  each contender's rate over the DataLoader's in the same repetition. First, the work
+  alone on plain Python threads (no loader): its CPU per item outside the C loop
+  (``time.sleep``'s wake-ups, the GIL taken back, ctypes and ``np.full``), which no
+  contender goes below: on 2 CPUs it caps (2a) near ``250 / (250 + that)`` of the limit.
 * (2o) the same with a decode of 1 us: what each contender costs per item besides the work
   (its CPU per item), read-bound. Contenders: schedlab.Pipeline (static, and autotuned from one read
   thread), schedlab.DataLoader (32 threads doing both in ``__getitem__``), torch's
@@ -399,7 +402,7 @@ def two_stage_contenders(ds, epochs):
 
 
 def two_stage(name, decode_mean_s, samples, epochs, reps, results):
-    from twostage import TwoStage
+    from twostage import TwoStage, plain_threads_cpu
 
     ds = TwoStage(samples, decode_mean_s)
     nominal = ds.nominal_limit()
@@ -407,6 +410,14 @@ def two_stage(name, decode_mean_s, samples, epochs, reps, results):
           f"{decode_mean_s * 1e6:.0f} us CPU in C (GIL released) on 2 CPUs; {samples} items x "
           f"{epochs} epochs, batch 32, in order; nominal limit {nominal:,.0f} items/s; {reps} reps")
     print(f"  before: {loadavg()}")
+    # The work's own cost outside the C loop, with no loader (plain Python threads): what no
+    # contender can go below; CPU us per item outside the decode = contender's - decode mean.
+    read_us, dec_us, c_us = plain_threads_cpu(ds, min(samples, 4096))
+    ds.limit()
+    print(f"  the work alone on plain threads: read {read_us:.1f} us CPU per item "
+          f"({ds.threads} threads), decode {dec_us:.1f} us ({ds.cpus} threads; its C loop "
+          f"{c_us:.1f}): {read_us + dec_us - c_us:.1f} us per item outside the C loop; "
+          f"{loadavg()}")
     cs = two_stage_contenders(ds, epochs)
     if FILTER:
         cs = [(label, run) for label, run in cs if any(w in label for w in FILTER)]

@@ -115,3 +115,42 @@ class TwoStage:
     def nominal_limit(self):
         return min(self.threads / float(np.mean(self.read_s)),
                    self.cpus / (float(np.mean(self.decode_ns)) / 1e9))
+
+
+def plain_threads_cpu(ds, n=4096):
+    """The work's own CPU per item with no loader: ``read`` on ``ds.threads`` plain Python
+    threads, then ``decode`` on ``ds.cpus`` plain Python threads, each stage alone over items
+    ``0..n``. Returns ``(read_us, decode_us, decode_c_us)``: CPU microseconds per item of this
+    process for each stage, and the C loop's own mean over those items (what ``decode`` spins).
+    The rest of ``decode_us`` is Python's ctypes call and ``np.full``; ``read_us`` is
+    ``time.sleep``'s wake-up and the GIL taken back after it: a loader cannot go below these."""
+    import itertools
+    import threading
+
+    def cpu():
+        return time.process_time()
+
+    def stage(f, threads):
+        it = iter(range(n))  # next() on a range iterator is atomic under the GIL
+        lock = threading.Lock()
+
+        def work():
+            while True:
+                with lock:
+                    i = next(it, None)
+                if i is None:
+                    return
+                f(i)
+
+        ts = [threading.Thread(target=work) for _ in range(threads)]
+        c0 = cpu()
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        return (cpu() - c0) / n * 1e6
+
+    read_us = stage(ds.read, ds.threads)
+    decode_us = stage(ds.decode, ds.cpus)
+    decode_c_us = float(np.mean(list(itertools.islice(ds.decode_ns, n)))) / 1e3
+    return read_us, decode_us, decode_c_us

@@ -154,11 +154,12 @@ def gil_verdict(workers, elapsed_s=None, what="__getitem__"):
     """One line about the GIL from per-worker (or per-stage) statistics.
 
     Each entry has ``gil_wait_s`` (waiting to acquire the GIL before a call), ``python_s``
-    (wall time inside the Python call), ``python_cpu_s`` (the thread's CPU time inside it)
-    and ``calls``. With fewer than ``VERDICT_MIN_CALLS`` calls in all, or an epoch
-    (``elapsed_s``) shorter than ``VERDICT_MIN_SECONDS``, the line says "too short to
-    judge". Otherwise it is "GIL-bound" when the workers waited to acquire the GIL at least
-    half as long as Python ran on the CPU: a third or more of their Python time is spent
+    (wall time inside the Python call), ``python_cpu_s`` (the thread's CPU time inside it,
+    estimated from one call in 8 after a worker's first 64) and ``calls``. With fewer than
+    ``VERDICT_MIN_CALLS`` calls in all, or an epoch (``elapsed_s``) shorter than
+    ``VERDICT_MIN_SECONDS``, the line says "too short to judge". Otherwise it is
+    "GIL-bound" when the workers waited to acquire the GIL at least half as long as Python
+    ran on the CPU: a third or more of their Python time is spent
     queueing for the GIL. (Two threads that take turns at a saturated GIL each wait about as
     long as the other runs, so the literal "waited longer than ran" sits right at the border
     there.) Time off the CPU inside calls is shown but not judged: it mixes sleeps, reads,

@@ -55,8 +55,37 @@ pub(crate) struct GilStats {
 }
 
 /// One worker's counters: `[gil_wait_ns, python_ns, python_cpu_ns, calls, rust_ns]`.
+///
+/// The thread's CPU clock is a system call (about 1 µs on a virtual machine, two per call: a
+/// few µs per item of a two-stage pipeline), so it is read on a *sample* of the calls: each
+/// of a worker's first [`CPU_ALL_CALLS`] calls, then one call in [`CPU_ONE_IN`], chosen by a
+/// hash of the call's number (no period for a periodic workload to alias with). A sampled
+/// call after the first ones counts `CPU_ONE_IN` times its CPU time (an unbiased estimate
+/// that only grows, so the difference of two readings is the estimate between them; exact
+/// while every call is sampled).
 #[derive(Debug, Default)]
 pub(crate) struct GilSlot([AtomicU64; 5]);
+
+/// A worker's calls whose CPU time is always measured (see [`GilSlot`]).
+const CPU_ALL_CALLS: u64 = 64;
+/// After the first [`CPU_ALL_CALLS`], one call in this many (a power of two) is measured.
+const CPU_ONE_IN: u64 = 8;
+
+/// How many calls the CPU time of call number `n` (from 0) of a worker stands for: 0 when the
+/// clock is not read for it (see [`GilSlot`]).
+fn cpu_weight(n: u64) -> u64 {
+    if n < CPU_ALL_CALLS {
+        return 1;
+    }
+    // Fibonacci hashing: the top bits of n·2^64/φ are all 0 for one n in CPU_ONE_IN, spread
+    // evenly and with no period a workload could share.
+    let top = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - CPU_ONE_IN.trailing_zeros());
+    if top == 0 {
+        CPU_ONE_IN
+    } else {
+        0
+    }
+}
 
 /// This thread's CPU time (zero where the platform has no per-thread CPU clock).
 fn thread_cpu() -> Duration {
@@ -66,6 +95,7 @@ fn thread_cpu() -> Duration {
 }
 
 impl GilSlot {
+    /// Count one call; `cpu` is its CPU time times the calls it stands for (0 when not read).
     fn add(&self, wait: Duration, wall: Duration, cpu: Duration) {
         let w = &self.0;
         w[0].fetch_add(wait.as_nanos() as u64, Relaxed);
@@ -74,7 +104,8 @@ impl GilSlot {
         w[3].fetch_add(1, Relaxed);
     }
 
-    /// Call `f` holding the GIL, counting the wait and the run.
+    /// Call `f` holding the GIL, counting the wait and the run (and, on a sample of the calls,
+    /// the thread's CPU time: see [`GilSlot`]).
     ///
     /// The calling thread keeps its Python thread state from its first call to its end
     /// ([`keep_thread_state`]): taking the GIL is then only taking the GIL.
@@ -83,14 +114,20 @@ impl GilSlot {
         // The thread's CPU clock is read outside the GIL (it is a system call: inside, it
         // would lengthen every hold); waiting for the GIL costs no CPU, so the difference is
         // Python's CPU time plus the little that taking and giving back the GIL costs.
-        let c0 = thread_cpu();
+        // A call's number is the count of calls finished before it: calls running at once on
+        // one slot may share one, which only moves which calls are sampled.
+        let weight = cpu_weight(self.0[3].load(Relaxed));
+        let c0 = (weight > 0).then(thread_cpu);
         let t0 = Instant::now();
         let (r, t1, t2) = Python::with_gil(|py| {
             let t1 = Instant::now();
             let r = f(py);
             (r, t1, Instant::now())
         });
-        self.add(t1 - t0, t2 - t1, thread_cpu().saturating_sub(c0));
+        let cpu = c0.map_or(Duration::ZERO, |c0| {
+            thread_cpu().saturating_sub(c0) * weight as u32
+        });
+        self.add(t1 - t0, t2 - t1, cpu);
         r
     }
 

@@ -536,7 +536,8 @@ impl PipelineCore {
     }
 
     /// Per stage, since the pipeline was built: `(name, [(gil_wait_s, python_s, python_cpu_s,
-    /// calls, rust_s)])` (`rust_s` is 0: a stage's runners are not followed between calls).
+    /// calls, rust_s)])` (`rust_s` is 0: a stage's runners are not followed between calls;
+    /// `python_cpu_s` is estimated from a sample of the calls, see `GilSlot`).
     fn gil_stats(&self) -> Vec<(String, Vec<GilRow>)> {
         self.gil
             .iter()
