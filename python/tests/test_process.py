@@ -6,6 +6,7 @@ import ctypes
 import os
 import signal
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -397,6 +398,44 @@ def test_auto_decision(rows, moves):
     assert procs.started == int(looks_bound)
     assert out[-1][0] == ("process" if moves else "thread")
     assert ("moved to worker processes" in (st.decision or "")) is moves
+
+
+class SlowStartProcs(FakeProcs):
+    """Processes whose start waits for ``go``."""
+
+    def __init__(self):
+        super().__init__()
+        self.go = threading.Event()
+
+    def start(self, prefork=0):
+        super().start(prefork)
+        assert self.go.wait(10)
+
+
+def test_auto_judged_gil_bound_while_the_processes_start_runs_nothing_more_on_threads():
+    # The start needs the GIL for each step; GIL-bound threads running on meanwhile made it
+    # take 0.4-0.7 s (and ran at half speed). Now, once the verdict is given, the next calls
+    # wait for the processes and go there.
+    procs = SlowStartProcs()
+    on_threads = []
+    st = _process.AutoStage(lambda x: on_threads.append(x) or ("thread", x), procs, "f")
+    st.probe = lambda: _rows(1.0, 1.0, 1.1, 400)
+    st._t0 = -1e9
+    n = _process.AUTO_CHECK_EVERY
+    out = [st(i) for i in range(n)]  # the n-th call judges: bound, the start begins
+    assert procs.started == 1 and st._warm is not None and st._warm.is_alive()
+    assert not st.on_processes
+    results = []
+    caller = threading.Thread(target=lambda: results.append(st(n)))
+    caller.start()
+    caller.join(0.2)
+    assert caller.is_alive(), "the call after the verdict waits for the processes"
+    procs.go.set()
+    caller.join(10)
+    assert results == [("process", n)] and st.on_processes
+    assert on_threads == list(range(n))  # nothing ran on threads after the verdict
+    assert [st(i) for i in range(n + 1, n + 4)] == [("process", i) for i in range(n + 1, n + 4)]
+    assert out[-1] == ("thread", n - 1)
 
 
 def test_auto_verdict_has_its_own_smaller_minimum():
