@@ -22,7 +22,7 @@
 //! (no pipeline, on one thread) in CPU µs per sample, the reader's own cost.
 //!
 //! ```text
-//! cargo run --release -p loader --example shards_bench [-- --shards 16 --samples 2000 --kb 50 --decode-us 200 --workers 2 --reps 5 --shuffle 0]
+//! cargo run --release -p loader --example shards_bench [-- --shards 16 --samples 2000 --kb 50 --decode-us 200 --workers 2 --reps 5 --shuffle 0 --prefetch 0]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
-use loader::source::{Shards, Source, TarReader, TarSample};
+use loader::source::{Prefetch, Shards, Source, TarReader, TarSample};
 use loader::{Pipeline, Remainder, Stage};
 
 #[path = "common/args.rs"]
@@ -57,10 +57,16 @@ fn write_shards(dir: &Path, shards: usize, samples: usize, kb: usize) -> Vec<Pat
 
 fn source(paths: &[PathBuf], shuffle: usize) -> Box<dyn Source<Item = TarSample>> {
     let shards = Shards::new(paths.to_vec(), TarReader).shuffle(1);
-    if shuffle > 0 {
+    let s: Box<dyn Source<Item = TarSample>> = if shuffle > 0 {
         Box::new(shards.shuffled(shuffle, 2))
     } else {
         Box::new(shards)
+    };
+    // `--prefetch N`: the shards read ahead on a thread of their own (N samples), off the
+    // CPU workers that otherwise pull the source between decodes.
+    match num("--prefetch", 0) {
+        0 => s,
+        depth => Box::new(Prefetch::new(s, depth)),
     }
 }
 
