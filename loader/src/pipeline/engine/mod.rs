@@ -108,14 +108,14 @@ pub(crate) enum Body {
     Many(Children),
     /// Nothing: filtered out, or a `flat_map` with no children, or skipped.
     Hole,
-    Failed(Fault),
+    Failed(Box<Fault>),
 }
 
 /// Where an item came from: its source position and, below `flat_map`s, its child path.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct Part {
     pub src: u64,
-    pub path: Vec<u32>,
+    pub path: Box<[u32]>,
 }
 
 /// One item on its way, with its place in the segment (`seq`) and its origin.

@@ -160,13 +160,16 @@ impl Shared {
                     ns / 1_000_000,
                     limit.as_millis()
                 );
-                (Body::Failed(fault(message, false)), true)
+                (Body::Failed(Box::new(fault(message, false))), true)
             }
             Ok(Ok(Out::One(v))) => (Body::Value(v), false),
             Ok(Ok(Out::None)) => (Body::Hole, false),
             Ok(Ok(Out::Many(iter))) => (Body::Many(Children { iter, next: 0 }), false),
-            Ok(Err(m)) => (Body::Failed(fault(m, false)), true),
-            Err(p) => (Body::Failed(fault(panic_text(p.as_ref()), true)), true),
+            Ok(Err(m)) => (Body::Failed(Box::new(fault(m, false))), true),
+            Err(p) => (
+                Body::Failed(Box::new(fault(panic_text(p.as_ref()), true))),
+                true,
+            ),
         };
         if let Some(trace) = &self.trace {
             lock(trace).push((station.spec.state_slot as u32, src, ns));

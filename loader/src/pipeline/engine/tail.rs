@@ -88,7 +88,7 @@ impl Shared {
             Body::Failed(f) if is_batch => {
                 match t.cur_fault.as_mut() {
                     Some(cf) => cf.count += f.count,
-                    None => t.cur_fault = Some(f),
+                    None => t.cur_fault = Some(*f),
                 }
                 p.parts.for_each(|part| t.cur_parts.push(part.clone()));
                 t.cur_units += 1;
@@ -149,18 +149,18 @@ impl Shared {
             return;
         }
         let body = match fault {
-            Some(f) => Body::Failed(f),
+            Some(f) => Body::Failed(Box::new(f)),
             None => {
                 let src = parts.first().map_or(0, |p| p.src);
                 match catch_unwind(AssertUnwindSafe(|| collate(values))) {
                     Ok(v) => Body::Value(v),
-                    Err(p) => Body::Failed(Fault {
+                    Err(p) => Body::Failed(Box::new(Fault {
                         stage: Arc::clone(name),
                         src,
                         message: panic_text(p.as_ref()),
                         panicked: true,
                         count: 1,
-                    }),
+                    })),
                 }
             }
         };
@@ -300,7 +300,7 @@ impl Shared {
                     self.stop();
                     return Delivered::Halted { failures, limit };
                 }
-                Delivered::Failed(f)
+                Delivered::Failed(*f)
             }
             Body::Hole | Body::Many(_) => unreachable!("resolved in the tail"),
         }
