@@ -28,6 +28,17 @@ fn napping(n: usize) -> impl loader::Dataset<Sample = usize> {
     })
 }
 
+/// `napping(n)` in batches of 4 on 4 workers, prefetch 1, autotuned every 5 ms.
+fn tuned_napping(n: usize) -> Loader<impl loader::Dataset<Sample = usize>> {
+    Loader::builder(napping(n))
+        .batch_size(4)
+        .workers(4)
+        .prefetch(1)
+        .autotune(Autotune::new().interval(Duration::from_millis(5)))
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn every_sample_once_and_in_order_while_the_prefetch_changes() {
     let seen = Arc::new(Mutex::new(HashMap::<usize, usize>::new()));
@@ -148,14 +159,7 @@ fn batch_granularity_and_as_ready_are_exact_under_autotune() {
 
 #[test]
 fn the_next_epoch_starts_where_the_tuning_ended() {
-    let ds = napping(1500);
-    let mut loader = Loader::builder(ds)
-        .batch_size(4)
-        .workers(4)
-        .prefetch(1)
-        .autotune(Autotune::new().interval(Duration::from_millis(5)))
-        .build()
-        .unwrap();
+    let mut loader = tuned_napping(1500);
     assert_eq!(loader.epoch(0).count(), 375);
     let ended = loader.prefetch();
     assert!(ended > 1, "{}", loader.report().unwrap());
@@ -207,13 +211,7 @@ fn without_a_cap_the_prefetch_is_the_head_of_line_rules_not_the_stations() {
     // in order: 17–75 batches in five debug runs on a loaded machine). The stations' rule
     // would size it from the `get` stage's slots, open to 2^20 under autotune: 2,097,152
     // batches (checked by swapping the rule). The bound leaves room for a slow machine.
-    let mut loader = Loader::builder(napping(3000))
-        .batch_size(4)
-        .workers(4)
-        .prefetch(1)
-        .autotune(Autotune::new().interval(Duration::from_millis(5)))
-        .build()
-        .unwrap();
+    let mut loader = tuned_napping(3000);
     assert_eq!(loader.epoch(0).count(), 750);
     let report = loader.report().unwrap();
     assert!(loader.prefetch() > 1, "{report}");
