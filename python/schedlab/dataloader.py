@@ -94,8 +94,9 @@ def _rewrapped(exc, msg):
     """``exc``'s message replaced by ``msg``, as the same type where its constructor takes one
     message, else as the nearest base class below ``Exception`` that does
     (``json.JSONDecodeError`` needs three arguments: it becomes a ``ValueError``, so ``except
-    ValueError`` still catches it), else ``RuntimeError`` (torch's fallback for all of them). A ``KeyError``'s message prints on several lines, and a
-    ``StopIteration`` from user code is a ``RuntimeError`` (see ``_user_stop``)."""
+    ValueError`` still catches it), else ``RuntimeError`` (torch's fallback for all of them).
+    A ``KeyError``'s message prints on several lines, and a ``StopIteration`` from user code
+    is a ``RuntimeError`` (see ``_user_stop``)."""
     if isinstance(exc, KeyError):
         msg = KeyErrorMessage(msg)
     new = _user_stop(exc, msg)
