@@ -802,6 +802,15 @@ mod tests {
         dir.join("shard.tar")
     }
 
+    /// Append a regular file `name` holding `body` under a GNU header.
+    fn append_file(b: &mut tar::Builder<std::fs::File>, name: &str, body: &[u8]) {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, body).unwrap();
+    }
+
     fn read_all(
         path: &Path,
         from: u64,
@@ -941,12 +950,7 @@ mod tests {
             let path = temp(&format!("bad{size}"));
             let mut b = tar::Builder::new(std::fs::File::create(&path).unwrap());
             for i in 0..4 {
-                let mut h = tar::Header::new_gnu();
-                h.set_size(size as u64);
-                h.set_mode(0o644);
-                h.set_cksum();
-                b.append_data(&mut h, format!("{i}.bin"), &vec![i as u8; size][..])
-                    .unwrap();
+                append_file(&mut b, &format!("{i}.bin"), &vec![i as u8; size]);
             }
             b.finish().unwrap();
             drop(b);
@@ -1033,12 +1037,7 @@ mod tests {
         for (i, &size) in sizes.iter().enumerate() {
             let body: Vec<u8> = (0..size).map(|j| (j * 7 + i) as u8).collect();
             for (ext, data) in [("bin", &body[..]), ("cls", &b"3"[..])] {
-                let mut h = tar::Header::new_gnu();
-                h.set_size(data.len() as u64);
-                h.set_mode(0o644);
-                h.set_cksum();
-                b.append_data(&mut h, format!("{i:02}.{ext}"), data)
-                    .unwrap();
+                append_file(&mut b, &format!("{i:02}.{ext}"), data);
             }
         }
         b.finish().unwrap();
