@@ -52,11 +52,41 @@ fn spin(ns: u64, how: Spin) {
     }
 }
 
-/// Measured time inside each stage (ns, summed), to compute the limit.
+/// Measured time inside each stage (ns, summed), to compute the limit; and where the CPU
+/// outside the decode goes: the thread CPU a read call takes (its sleep's system time), and the
+/// thread CPU between two calls on the same thread (the engine's hand-off, waits and wake-ups),
+/// on the threads that read and on those that decode.
 #[derive(Default)]
 struct Clock {
     read: AtomicU64,
     decode: AtomicU64,
+    read_cpu: AtomicU64,
+    read_between: AtomicU64,
+    decode_between: AtomicU64,
+}
+
+impl Clock {
+    /// Where the CPU outside the decode went, µs per item: see [`Sample::split_us`].
+    fn split_us(&self, n: usize) -> [f64; 3] {
+        [&self.read_cpu, &self.read_between, &self.decode_between]
+            .map(|a| a.load(Relaxed) as f64 / n as f64 / 1e3)
+    }
+}
+
+thread_local! {
+    /// This thread's CPU clock when its last stage call ended (0: no call yet).
+    static LAST_END: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The thread CPU since this thread's last stage call ended, added to `between` (nothing on
+/// its first call); the clock now.
+fn since_last_call(between: &AtomicU64) -> u64 {
+    let now = thread_cpu_ns();
+    let last = LAST_END.get();
+    if last != 0 {
+        between.fetch_add(now - last, Relaxed);
+    }
+    now
 }
 
 struct Workload {
@@ -72,9 +102,13 @@ impl Workload {
     fn read(&self, clock: &Arc<Clock>) -> impl Fn(usize) -> usize + Send + Sync + 'static {
         let (costs, clock) = (Arc::clone(&self.read), Arc::clone(clock));
         move |i| {
+            let c = since_last_call(&clock.read_between);
             let t = Instant::now();
             std::thread::sleep(Duration::from_nanos(costs[i]));
             clock.read.fetch_add(t.elapsed().as_nanos() as u64, Relaxed);
+            let end = thread_cpu_ns();
+            clock.read_cpu.fetch_add(end - c, Relaxed);
+            LAST_END.set(end);
             i
         }
     }
@@ -83,9 +117,11 @@ impl Workload {
         let (costs, clock, how) = (Arc::clone(&self.decode), Arc::clone(clock), self.spin);
         move |i| {
             // CPU time: the limit is what P cores can do, however the threads are scheduled
-            let t = thread_cpu_ns();
+            let t = since_last_call(&clock.decode_between);
             spin(costs[i], how);
-            clock.decode.fetch_add(thread_cpu_ns() - t, Relaxed);
+            let end = thread_cpu_ns();
+            clock.decode.fetch_add(end - t, Relaxed);
+            LAST_END.set(end);
             i
         }
     }
@@ -112,6 +148,9 @@ impl Workload {
 struct Sample {
     /// CPU time per item spent outside the decode function (engine, threads, sleeps), µs.
     overhead_us: f64,
+    /// Of `overhead_us`: inside the read calls, between calls on the threads that read, and
+    /// between calls on the threads that decode (µs per item; zeros where not measured).
+    split_us: [f64; 3],
     /// Process CPU time per item (everything), µs.
     cpu_us: f64,
     items_per_s: f64,
@@ -162,6 +201,7 @@ fn run_pipeline(w: &Workload, n: usize) -> Sample {
         .map_or("-".to_string(), |b| b.stage.clone());
     Sample {
         overhead_us: w.overhead_us(cpu, &clock, n),
+        split_us: clock.split_us(n),
         cpu_us: cpu as f64 / n as f64 / 1e3,
         items_per_s: n as f64 / elapsed,
         limit_per_s: w.limit(&clock, n),
@@ -193,6 +233,7 @@ fn run_loader(w: &Workload, n: usize, workers: usize) -> Sample {
     assert_eq!(items, n);
     Sample {
         overhead_us: w.overhead_us(cpu, &clock, n),
+        split_us: clock.split_us(n),
         cpu_us: cpu as f64 / n as f64 / 1e3,
         items_per_s: n as f64 / elapsed,
         limit_per_s: w.limit(&clock, n),
@@ -246,6 +287,19 @@ fn report(config: &str, runs: &[Sample], json: bool) {
                 .collect::<Vec<_>>()
                 .join(" ")
         );
+        let split: Vec<f64> = (0..3)
+            .map(|j| median(&runs.iter().map(|s| s.split_us[j]).collect::<Vec<_>>()))
+            .collect();
+        if split.iter().any(|&x| x > 0.0) {
+            println!(
+                "{:<34} of the CPU outside decode, µs/item: {:.1} in read calls, {:.1} between calls on the read threads, {:.1} between calls on the decode runners, {:.1} elsewhere",
+                "",
+                split[0],
+                split[1],
+                split[2],
+                median(&over) - split.iter().sum::<f64>()
+            );
+        }
     }
 }
 
@@ -307,6 +361,7 @@ fn one_stage(n: usize, reps: usize, json: bool) {
             let mean = clock.load(Relaxed) as f64 / n as f64 / 1e9;
             run.push(Sample {
                 overhead_us: 0.0,
+                split_us: [0.0; 3],
                 cpu_us: 0.0,
                 items_per_s: n as f64 / elapsed,
                 limit_per_s: 8.0 / mean,
