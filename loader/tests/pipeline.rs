@@ -700,3 +700,112 @@ fn restore_refuses_a_state_taken_from_another_source_naming_what_differs() {
     let rest: Vec<usize> = again.epoch(0).map(|r| r.unwrap()).collect();
     assert_eq!(rest, (30..10_000).collect::<Vec<_>>());
 }
+
+/// The worker a cpu stage's state was made for.
+fn worker_of(r: loader::pipeline::Runner) -> usize {
+    match r {
+        loader::pipeline::Runner::Cpu(w) => w,
+        loader::pipeline::Runner::Thread(_) => usize::MAX,
+    }
+}
+
+#[test]
+fn an_item_runs_on_through_a_free_default_cpu_stage_on_the_worker_that_finished_it() {
+    // `b` has a slot free whenever a worker finishes an item of `a` (2 workers, concurrency 2,
+    // the finishing worker runs nothing of `b`) and nothing queued: every item goes on to `b`
+    // on the worker that ran its `a`, at once, with no ticket of `b`'s job.
+    let calls = counter();
+    let (ca, cb) = (Arc::clone(&calls), Arc::clone(&calls));
+    let mut p = Pipeline::from_source(|_| 0..500usize)
+        .try_map_with(
+            Stage::cpu("a").concurrency(1),
+            worker_of,
+            move |i: usize, w: &mut usize| {
+                *ca.lock().unwrap().entry(i).or_default() += 1;
+                Ok::<_, String>((i, *w))
+            },
+        )
+        .try_map_with(
+            Stage::cpu("b").concurrency(2),
+            worker_of,
+            move |(i, wa): (usize, usize), w: &mut usize| {
+                *cb.lock().unwrap().entry(i + 1000).or_default() += 1;
+                Ok::<_, String>((i, wa, *w))
+            },
+        )
+        .workers(2)
+        .build()
+        .unwrap();
+    let got: Vec<(usize, usize, usize)> = p.epoch(0).map(|r| r.unwrap()).collect();
+    assert_eq!(got.len(), 500);
+    for (k, &(i, wa, wb)) in got.iter().enumerate() {
+        assert_eq!(i, k, "in source order");
+        assert_eq!(wa, wb, "item {i}: a on worker {wa}, b on worker {wb}");
+    }
+    let calls = calls.lock().unwrap();
+    assert_eq!(calls.len(), 1000);
+    assert!(calls.values().all(|&c| c == 1), "each stage once per item");
+}
+
+#[test]
+fn a_cpu_stage_with_its_own_strategy_after_a_cpu_stage_still_follows_it() {
+    // No running on into a stage whose strategy decides the worker: round-robin puts item i
+    // (bound to task id i in queue order: `a` runs one item at a time, so items arrive in
+    // order) on worker i mod P, whoever finished its `a`.
+    let mut p = Pipeline::from_source(|_| 0..300usize)
+        .map(Stage::cpu("a").concurrency(1), |i: usize| i)
+        .try_map_with(
+            Stage::cpu("where").strategy("round-robin"),
+            worker_of,
+            |i: usize, w: &mut usize| Ok::<_, String>((i, *w)),
+        )
+        .workers(3)
+        .build()
+        .unwrap();
+    let got: Vec<(usize, usize)> = p.epoch(0).map(|r| r.unwrap()).collect();
+    assert_eq!(got.len(), 300);
+    for (k, &(i, w)) in got.iter().enumerate() {
+        assert_eq!((i, w), (k, k % 3), "item {k}");
+    }
+}
+
+#[test]
+fn dropping_the_epoch_while_items_run_on_through_cpu_stages_runs_none_twice() {
+    // Three cpu stages that run items on; the consumer lets go after a few: every call of a
+    // later stage follows one of the stage before it for the same item, none runs twice, and
+    // the pipeline opens the next epoch.
+    let calls = counter();
+    let stage = |k: usize| {
+        let c = Arc::clone(&calls);
+        move |i: usize| {
+            *c.lock().unwrap().entry(k * 100_000 + i).or_default() += 1;
+            jitter(i);
+            i
+        }
+    };
+    let mut p = Pipeline::from_source(|_| 0..20_000usize)
+        .map(Stage::cpu("a"), stage(0))
+        .map(Stage::cpu("b"), stage(1))
+        .map(Stage::cpu("c"), stage(2))
+        .workers(2)
+        .build()
+        .unwrap();
+    let first: Vec<usize> = p.epoch(0).take(50).map(|r| r.unwrap()).collect();
+    assert_eq!(first, (0..50).collect::<Vec<_>>());
+    let again: Vec<usize> = p.epoch(1).take(3).map(|r| r.unwrap()).collect();
+    assert_eq!(again, vec![0, 1, 2]);
+    drop(p);
+    let calls = calls.lock().unwrap();
+    for (&key, &n) in calls.iter() {
+        let (k, i) = (key / 100_000, key % 100_000);
+        // epochs 0 and 1 run the same positions: each stage at most once per item per epoch
+        assert!(n <= 2, "stage {k} item {i} ran {n} times");
+        if k > 0 {
+            let before = calls.get(&((k - 1) * 100_000 + i)).copied().unwrap_or(0);
+            assert!(
+                n <= before,
+                "stage {k} item {i}: {n} calls, {before} before it"
+            );
+        }
+    }
+}

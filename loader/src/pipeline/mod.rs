@@ -68,7 +68,7 @@ use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -114,6 +114,19 @@ pub(crate) fn later(now: Instant, d: Duration) -> Instant {
 /// takes the next item: a shared counter (`central`) does that cheapest and keeps items in
 /// arrival order, which in-order delivery favours (see `docs/pipelines.md`).
 pub const DEFAULT_CPU_STRATEGY: &str = crate::DEFAULT_STRATEGY;
+
+/// Whether `s` is [`DEFAULT_CPU_STRATEGY`] (as its spec says, parameters included).
+fn is_default_strategy(s: &dyn Strategy) -> bool {
+    static DEFAULT: OnceLock<Option<String>> = OnceLock::new();
+    DEFAULT
+        .get_or_init(|| {
+            strategies::parse(DEFAULT_CPU_STRATEGY)
+                .ok()
+                .map(|d| d.spec())
+        })
+        .as_deref()
+        == Some(s.spec().as_str())
+}
 
 /// The default queue in front of a stage: `2 × concurrency`, at least 4.
 pub(crate) use scheduler::window::default_queue;
@@ -987,6 +1000,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                         user_queue: stage.queue.is_some(),
                         f,
                         slot,
+                        any_runner: strategy.as_ref().is_some_and(|s| is_default_strategy(&**s)),
                         strategy,
                         timeout: stage.timeout,
                     });
@@ -1190,6 +1204,18 @@ fn unit_init() -> StateInit {
 /// A CPU worker's states, one per stage (unit for the stages that are not its).
 struct Slots(Vec<Box<dyn Any + Send>>);
 
+/// A CPU worker's states as the engine asks for them (`access` finds a stage's state by slot).
+struct WorkerStates<'a, S> {
+    state: &'a mut S,
+    access: fn(&mut S, usize) -> &mut (dyn Any + Send),
+}
+
+impl<S> engine::StageStates for WorkerStates<'_, S> {
+    fn state(&mut self, slot: usize) -> &mut (dyn Any + Send) {
+        (self.access)(self.state, slot)
+    }
+}
+
 /// A station as configured (a run makes its `StationSpec` from it).
 pub(crate) struct StationTemplate {
     pub name: Arc<str>,
@@ -1203,6 +1229,8 @@ pub(crate) struct StationTemplate {
     pub strategy: Option<Arc<dyn Strategy>>,
     /// An item that took longer fails ([`Stage::timeout`]).
     pub timeout: Option<Duration>,
+    /// A cpu stage with the default strategy: any worker may take its next item.
+    pub any_runner: bool,
 }
 
 /// A segment as configured.
@@ -1821,7 +1849,7 @@ pub(crate) fn start_run<S: 'static>(
             let mut job: Job<()> = pool
                 .job(&**strategy, options, move |id, w, state: &mut S| {
                     if let Some(shared) = weak.upgrade() {
-                        shared.run_ticket(s, k, id, access(state, slot), w);
+                        shared.run_ticket(s, k, id, &mut WorkerStates { state, access }, w);
                     }
                 })
                 .map_err(|e| PipelineError::Start(e.to_string()))?;
@@ -1937,6 +1965,7 @@ pub(crate) fn segment_specs(templates: &[SegTemplate]) -> Vec<SegmentSpec> {
                     f: Arc::clone(&t.f),
                     state_slot: t.slot,
                     timeout: t.timeout,
+                    any_runner: t.any_runner,
                 })
                 .collect(),
             tail: seg.tail.clone(),

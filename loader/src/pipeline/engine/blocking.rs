@@ -6,7 +6,7 @@ use std::any::Any;
 use std::time::Instant;
 
 use super::station::budget;
-use super::{Runner, Shared, StationState};
+use super::{OneState, Runner, Shared, StationState};
 
 impl Shared {
     /// A blocking thread of station `(s, k)` takes the next item itself if the station has an
@@ -69,7 +69,7 @@ impl Shared {
             };
             self.room_freed(s, k, low, None);
             let Some(packet) = packet else { continue };
-            self.process(s, k, packet, state, Runner::Thread(i));
+            self.process(s, k, packet, &mut OneState(&mut *state), Runner::Thread(i));
         }
     }
 }

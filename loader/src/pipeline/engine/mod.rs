@@ -82,6 +82,22 @@ pub enum Runner {
     Thread(usize),
 }
 
+/// A runner's states, one per stage, by the stage's state slot: a CPU worker has one for every
+/// cpu stage (it may run an item through several, `station.rs`), a blocking thread its own.
+pub trait StageStates {
+    /// The state of the stage whose state slot is `slot`.
+    fn state(&mut self, slot: usize) -> &mut (dyn Any + Send);
+}
+
+/// A blocking thread's one state (it only ever runs its own stage).
+pub(crate) struct OneState<'a>(pub &'a mut (dyn Any + Send));
+
+impl StageStates for OneState<'_> {
+    fn state(&mut self, _slot: usize) -> &mut (dyn Any + Send) {
+        &mut *self.0
+    }
+}
+
 /// A stage function: the item, the runner's state for this stage, the runner.
 pub(crate) type StageFn =
     Arc<dyn Fn(Value, &mut (dyn Any + Send), Runner) -> Result<Out, String> + Send + Sync>;
@@ -214,6 +230,10 @@ pub(crate) struct StationSpec {
     /// An item whose call took longer than this fails (its value is discarded); the call is
     /// timed anyway, so this costs no clock read.
     pub timeout: Option<Duration>,
+    /// A cpu station whose strategy lets any worker take its next item (the default,
+    /// `central`): the CPU worker that finished the item before it may run it at once
+    /// (`station.rs`, "run on").
+    pub any_runner: bool,
 }
 
 impl StationSpec {

@@ -3,7 +3,6 @@
 //! within its budget), runs the stage function on a runner, and passes the result to the next
 //! station's queue or to the tail, under both stations' locks in station order.
 
-use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -11,8 +10,8 @@ use scheduler::WorkerId;
 
 use super::account::thread_cpu_ns;
 use super::{
-    lock, panic_text, Body, Children, Fault, Kind, Out, Packet, Runner, Shared, Station,
-    StationSpec, StationState,
+    lock, panic_text, Body, Children, Fault, Kind, Out, Packet, Runner, Shared, StageStates,
+    Station, StationSpec, StationState,
 };
 use crate::pipeline::stats::now_ns;
 
@@ -66,7 +65,18 @@ impl Shared {
                             // finish their items take the free slots, nobody is woken.
                             0
                         } else {
-                            n.min(budget(&station.spec, &st, &next.spec, &nx))
+                            // While downstream is stocked (its queue over half full), a
+                            // quarter of the stage's threads' budget is kept for the threads
+                            // that finish: each takes its next item itself (`claim`) where a
+                            // woken thread costs a wake-up and a sleep more per item.
+                            let reserve = if nx.low(&next.spec) {
+                                0
+                            } else {
+                                station.spec.conc() / 4
+                            };
+                            n.min(
+                                budget(&station.spec, &st, &next.spec, &nx).saturating_sub(reserve),
+                            )
                         };
                     }
                 }
@@ -88,7 +98,7 @@ impl Shared {
         s: usize,
         k: usize,
         id: usize,
-        state: &mut (dyn Any + Send),
+        states: &mut dyn StageStates,
         w: WorkerId,
     ) {
         let station = &self.segments[s].stations[k];
@@ -98,7 +108,7 @@ impl Shared {
             return;
         };
         // `process` hands out the station's next items under the locks it takes anyway.
-        self.process(s, k, packet, state, Runner::Cpu(w));
+        self.process(s, k, packet, states, Runner::Cpu(w));
     }
 
     /// Room appeared in station `(s, k)`'s queue: its feeder may go on. The segment's feeder
@@ -121,10 +131,11 @@ impl Shared {
         s: usize,
         k: usize,
         packet: Packet,
-        state: &mut (dyn Any + Send),
+        states: &mut dyn StageStates,
         runner: Runner,
     ) {
         let station = &self.segments[s].stations[k];
+        let state = states.state(station.spec.state_slot);
         let Packet { seq, parts, body } = packet;
         let Body::Value(v) = body else {
             unreachable!("only values enter a station")
@@ -184,6 +195,8 @@ impl Shared {
         // A cpu station hands out its next items in the same step (`handed`, its queue then
         // low): one lock round on the pair per item, where a separate `pump` took another.
         let mut handed = (0, false);
+        // The item goes on to the next station on this CPU worker at once (`run_on`).
+        let mut run_on = None;
         {
             let mut st = station.st.lock();
             st.mark(&station.spec, end);
@@ -208,7 +221,10 @@ impl Shared {
                         nx.mark(&next.spec, end);
                         nx.acc.items_in += 1;
                     }
-                    let item = if passes_on { out.take() } else { None };
+                    let mut item = if passes_on { out.take() } else { None };
+                    if item.is_some() && self.may_run_on(runner, s, k + 1, &mut nx) {
+                        run_on = item.take();
+                    }
                     if reserved {
                         nx.lane.land(item);
                         let n = hand_out_cpu(station, &mut st, Some((&next.spec, &mut nx)), end);
@@ -227,11 +243,47 @@ impl Shared {
         if handed.0 > 0 {
             self.room_freed(s, k, handed.1, Some(end));
         }
-        match out {
+        match (out, run_on) {
             // The end of the segment, or a hole or a failure, which skips the rest of it.
-            Some(p) => self.to_tail(s, p),
-            None => self.pump_at(s, k + 1, Some(end)),
+            (Some(p), _) => self.to_tail(s, p),
+            (None, Some(p)) => self.process(s, k + 1, p, states, runner),
+            (None, None) => self.pump_at(s, k + 1, Some(end)),
         }
+    }
+
+    /// Run on: the item a CPU worker has just finished at station `(s, k − 1)` may go through
+    /// cpu station `(s, k)` (state `nx`, locked with the station before it) on the same worker
+    /// at once, without a queue, a ticket or a wake-up, when nothing there waits before it (its
+    /// queue is empty), it has a free slot, its strategy lets any worker take its next item
+    /// (`StationSpec::any_runner`, the default) and its output has a place: reserved here in
+    /// the next station's queue, as `hand_out_cpu` does. The call is counted as running here
+    /// (`running`, and `in_call` before `stopped` is read, as a ticket's `start` does).
+    fn may_run_on(&self, runner: Runner, s: usize, k: usize, nx: &mut StationState) -> bool {
+        let station = &self.segments[s].stations[k];
+        let spec = &station.spec;
+        if !matches!(runner, Runner::Cpu(_))
+            || spec.kind != Kind::Cpu
+            || !spec.any_runner
+            || station.submitter.get().is_none()
+            || !nx.lane.queue.is_empty()
+            || nx.running >= spec.conc()
+        {
+            return false;
+        }
+        // A stopped run starts no new call (`ticket.rs`).
+        if !station.tickets.enter_unless(&self.stopped) {
+            return false;
+        }
+        let room = match self.segments[s].stations.get(k + 1) {
+            Some(after) => after.st.lock().lane.reserve(1, after.spec.cap()) == 1,
+            None => true,
+        };
+        if !room {
+            station.tickets.leave();
+            return false;
+        }
+        nx.running += 1;
+        true
     }
 }
 

@@ -59,12 +59,19 @@ impl<T> Tickets<T> {
     /// (the item is then dropped here: a stopped run starts no new call).
     pub fn start(&self, id: usize, stopped: &AtomicBool) -> Option<T> {
         let item = self.lock(id).take()?;
+        self.enter_unless(stopped).then_some(item)
+    }
+
+    /// A call is about to start unless the run has stopped: counted *before* `stopped` is
+    /// read (see the module's note); `false` (and not counted) once it has. A ticket's
+    /// [`start`](Tickets::start) and an item run on (`station.rs`) both go through here.
+    pub fn enter_unless(&self, stopped: &AtomicBool) -> bool {
         self.in_call.fetch_add(1, SeqCst);
         if sc_flag(stopped) {
             self.in_call.fetch_sub(1, SeqCst);
-            return None;
+            return false;
         }
-        Some(item)
+        true
     }
 
     /// A call counted by [`start`](Tickets::start) or [`enter`](Tickets::enter) has returned.
