@@ -65,18 +65,7 @@ impl Shared {
                             // finish their items take the free slots, nobody is woken.
                             0
                         } else {
-                            // While downstream is stocked (its queue over half full), a
-                            // quarter of the stage's threads' budget is kept for the threads
-                            // that finish: each takes its next item itself (`claim`) where a
-                            // woken thread costs a wake-up and a sleep more per item.
-                            let reserve = if nx.low(&next.spec) {
-                                0
-                            } else {
-                                station.spec.conc() / 4
-                            };
-                            n.min(
-                                budget(&station.spec, &st, &next.spec, &nx).saturating_sub(reserve),
-                            )
+                            n.min(budget(&station.spec, &st, &next.spec, &nx))
                         };
                     }
                 }
