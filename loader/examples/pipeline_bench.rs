@@ -12,6 +12,10 @@
 //! * (e) producer-paced: read sleeps 100 µs on 8 threads → decode spins 1 µs on P = 2 CPU
 //!   workers, in order, batch 32: the CPU workers idle between items that arrive one at a
 //!   time, so the process CPU per item is mostly what idle workers burn while they wait.
+//! * (s) the read's own sleep, without the engine: thread CPU inside `sleep` for the reads of
+//!   (a) on 32 threads that only sleep while 2 threads spin (the pipeline's roles), against
+//!   32 threads that each sleep and then spin (a) decode's time (the one-stage loader's), the
+//!   two alternated: what a read costs before any hand-off.
 //!
 //! The limit uses the *measured* mean time inside each stage (a sleep overshoots by tens of
 //! µs). `spin` burns the thread's own CPU time (`CLOCK_THREAD_CPUTIME_ID`) by default, so a
@@ -20,7 +24,7 @@
 //! see that).
 //!
 //! ```text
-//! cargo run --release -p loader --example pipeline_bench [-- --items 16384 --reps 3 --only a|b|c|d|e --c-items 1000000 --json --spin cpu|wall --strategy SPEC --window N --loader-workers 2,8,32|none --verbose]
+//! cargo run --release -p loader --example pipeline_bench [-- --items 16384 --reps 3 --only a|b|c|d|e|s --c-items 1000000 --json --spin cpu|wall --strategy SPEC --window N --loader-workers 2,8,32|none --verbose]
 //! ```
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -418,7 +422,7 @@ fn main() {
     let reps = num("--reps", 3);
     let json = std::env::args().any(|a| a == "--json");
     let only = arg("--only").unwrap_or_default();
-    if !["", "a", "b", "c", "d", "e"].contains(&only.as_str()) {
+    if !["", "a", "b", "c", "d", "e", "s"].contains(&only.as_str()) {
         usage(&format!(
             "--only: '{only}' is not allowed; allowed: a, b, c, d, e"
         ));
@@ -506,10 +510,106 @@ fn main() {
     if only.is_empty() || only == "c" {
         overhead(num("--c-items", 1_000_000), reps, json);
     }
+    if only.is_empty() || only == "s" {
+        let decode = draw("lognormal(mean=250us,sigma=1)", n, 2);
+        sleep_cost(&read, &decode, reps, json);
+    }
     if only.is_empty() || only == "d" {
         if !json {
             println!("\n(d) the loader's default-strategy workload (sleep 1 ms σ 1.5, batch 32, in order) as one stage");
         }
         one_stage(32_768, reps, json);
+    }
+}
+
+/// (s) Thread CPU per read inside `sleep` (µs), the reads of (a) split over 32 threads, in two
+/// arrangements: the threads only sleep while 2 threads spin (`Some(2)`: a pipeline's read
+/// threads beside its busy CPU workers), or each thread sleeps and then spins its item's
+/// decode time (`None`: the one-stage loader's threads).
+fn sleep_in(read: &[u64], decode: &[u64], spinners: Option<usize>) -> f64 {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spin_threads: Vec<_> = (0..spinners.unwrap_or(0))
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                while !stop.load(Relaxed) {
+                    spin_cpu(10_000);
+                }
+            })
+        })
+        .collect();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let inside = Arc::new(AtomicU64::new(0));
+    let sleepers: Vec<_> = (0..32)
+        .map(|_| {
+            let (next, inside) = (Arc::clone(&next), Arc::clone(&inside));
+            let (read, decode) = (read.to_vec(), decode.to_vec());
+            std::thread::spawn(move || loop {
+                let i = next.fetch_add(1, Relaxed);
+                if i >= read.len() {
+                    break;
+                }
+                let c = thread_cpu_ns();
+                std::thread::sleep(Duration::from_nanos(read[i]));
+                inside.fetch_add(thread_cpu_ns() - c, Relaxed);
+                if spinners.is_none() {
+                    spin_cpu(decode[i]);
+                }
+            })
+        })
+        .collect();
+    for t in sleepers {
+        t.join().expect("a sleeper thread");
+    }
+    stop.store(true, Relaxed);
+    for t in spin_threads {
+        t.join().expect("a spinning thread");
+    }
+    inside.load(Relaxed) as f64 / read.len() as f64 / 1e3
+}
+
+fn sleep_cost(read: &[u64], decode: &[u64], reps: usize, json: bool) {
+    let n = read.len().min(8192);
+    let (read, decode) = (&read[..n], &decode[..n]);
+    let (mut only, mut then) = (Vec::new(), Vec::new());
+    for r in 0..reps {
+        // alternated, each repetition starting with the other arrangement
+        if r % 2 == 0 {
+            only.push(sleep_in(read, decode, Some(2)));
+            then.push(sleep_in(read, decode, None));
+        } else {
+            then.push(sleep_in(read, decode, None));
+            only.push(sleep_in(read, decode, Some(2)));
+        }
+    }
+    let list = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.1}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "config": "(s) thread CPU inside a read's sleep, no engine",
+                "sleep_only_threads_us": only,
+                "sleep_then_spin_threads_us": then,
+            })
+        );
+    } else {
+        println!(
+            "\n(s) the reads of (a) ({n}), 32 threads, no engine: thread CPU inside the sleep"
+        );
+        println!(
+            "(s) threads that only sleep, 2 threads spinning   {:.1} µs per read (runs {})",
+            median(&only),
+            list(&only)
+        );
+        println!(
+            "(s) threads that sleep, then spin the decode      {:.1} µs per read (runs {})",
+            median(&then),
+            list(&then)
+        );
     }
 }
