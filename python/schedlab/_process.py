@@ -718,6 +718,42 @@ class _Lease:
 ITEMS_PER_WORKER = 2
 
 
+def check_process_count(field: str, n: int, depth: int) -> None:
+    """Refuse (``ValueError`` naming ``field = n``) to start ``n`` more worker processes
+    when the OS would not let them all start, before the first: each is a task (the same
+    limits as threads: ``threads-max``, ``pid_max``, ``RLIMIT_NPROC``, the cgroup's
+    ``pids.max``; the engine's rule, with its margin), and here it adds ``depth`` threads and
+    ``depth`` sockets (file descriptors, ``RLIMIT_NOFILE``). Without it a mistyped count
+    forks until something runs out, with the machine."""
+    if n <= 0:
+        return
+    from ._core import task_limit
+
+    tasks, limit = n * (1 + depth), task_limit()
+    if tasks > limit:
+        raise ValueError(
+            f"{field}={n}: {n} worker processes and their {n * depth} threads here are "
+            f"{tasks} tasks; this process may start at most {limit:,} more"
+        )
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        used = len(os.listdir("/proc/self/fd"))
+    except (ImportError, OSError):
+        return
+    if soft == resource.RLIM_INFINITY:
+        return
+    free = soft - used
+    # a margin for the files the user's program opens meanwhile
+    if n * depth > free - free // 8:
+        raise ValueError(
+            f"{field}={n}: each worker process holds {depth} sockets here, {n * depth} in "
+            f"all, and {max(free, 0):,} of this process's {soft:,} file descriptors are free "
+            f"(ulimit -n: raise it, or start fewer workers)"
+        )
+
+
 class ProcessStage:
     """``fn`` on worker processes: call the object (from any thread) with an item to get
     ``fn(item)`` computed in the calling thread's worker process.
@@ -751,11 +787,14 @@ class ProcessStage:
 
     # --- the pool ---------------------------------------------------------------------
 
-    def start(self, prefork: int = 0) -> None:
+    def start(self, prefork: int = 0, field: str = "num_workers") -> None:
         """Start the zygote (idempotent) and fork workers until ``prefork`` are ready.
         ``TypeError`` when the function cannot be pickled; ``RuntimeError`` when the zygote
-        cannot load it."""
+        cannot load it; ``ValueError`` naming ``field`` (the argument ``prefork`` came from)
+        when that many processes cannot be started here (:func:`check_process_count`),
+        before any is."""
         with self._lock:
+            check_process_count(field, prefork - len(self._workers), self.depth)
             self._start_locked()
             while len(self._workers) < prefork:
                 self._fork_locked(next(self._slots))
@@ -1113,9 +1152,11 @@ class AutoStage:
     :class:`ProcessStage`) for the rest of its life."""
 
     def __init__(
-        self, fn: Callable[[Any], Any], procs: ProcessStage, what: str, prefork: int = 0
+        self, fn: Callable[[Any], Any], procs: ProcessStage, what: str, prefork: int = 0,
+        field: str = "num_workers",
     ) -> None:
         self.fn, self.procs, self.what, self.prefork = fn, procs, what, prefork
+        self.field = field  # the argument ``prefork`` came from, for a refused count
         self._warm: Optional[threading.Thread] = None
         self._warm_error: Optional[BaseException] = None
         self.probe: Optional[Callable[[], list[dict[str, Any]]]] = None
@@ -1194,7 +1235,7 @@ class AutoStage:
 
     def _start(self) -> None:
         try:
-            self.procs.start(self.prefork)
+            self.procs.start(self.prefork, self.field)
         except BaseException as e:  # noqa: BLE001 - reported by the next look
             self._warm_error = e
 

@@ -244,7 +244,8 @@ class Pipeline:
                 for st in procs.values():
                     if isinstance(st, ProcessStage):
                         # here: an unpicklable function raises in the caller
-                        st.start(self._concurrency_of(st.name))
+                        st.start(self._concurrency_of(st.name),
+                                 f"stage '{st.name}': concurrency")
                 self._core = _core.PipelineCore(
                     stages, self._workers, self._ordered, self._autotune, self._max_items,
                     self._window, self._on_failure,
@@ -280,7 +281,8 @@ class Pipeline:
                 concurrency = concurrency or self._workers
                 remote = ProcessStage(remote_fn(op, fn), name, self._start_method)
                 procs[name] = remote if kind == "process" else AutoStage(
-                    fn, remote, "stage functions", prefork=concurrency
+                    fn, remote, "stage functions", prefork=concurrency,
+                    field=f"stage '{name}': concurrency",
                 )
                 # process: ITEMS_PER_WORKER threads per process (one item running, the next
                 # waiting in it); auto: its threads, which lease one process each once moved

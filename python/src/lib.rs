@@ -658,6 +658,13 @@ fn thread_count() -> Option<usize> {
     std::fs::read_dir("/proc/self/task").ok().map(|d| d.count())
 }
 
+/// How many more threads (or processes: the kernel counts both as tasks) this process may
+/// start, by the engine's conservative rule (`scheduler::thread_limit`).
+#[pyfunction]
+fn task_limit() -> usize {
+    loader::thread_limit()
+}
+
 /// The extension module.
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -667,6 +674,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(check_strategy, m)?)?;
     m.add_function(wrap_pyfunction!(epoch_order, m)?)?;
     m.add_function(wrap_pyfunction!(thread_count, m)?)?;
+    m.add_function(wrap_pyfunction!(task_limit, m)?)?;
     #[cfg(unix)]
     m.add_function(wrap_pyfunction!(process::exchange, m)?)?;
     m.add("DEFAULT_STRATEGY", loader::DEFAULT_STRATEGY)?;

@@ -333,6 +333,49 @@ def test_bad_arguments_name_themselves():
     dl.close()
 
 
+def test_a_process_count_the_os_cannot_start_is_refused_before_any_process_starts():
+    # a mistyped count once forked until the machine ran out: now one ValueError naming the
+    # argument, and no zygote or worker was started
+    dl = schedlab.DataLoader(Squares(3), num_workers=10**7, worker_type="process")
+    with pytest.raises(ValueError, match=r"^num_workers=10000000: .* tasks; this process may start at most"):
+        iter(dl)
+    assert dl._procs is None or dl._procs.stats()["workers"] == []
+    dl.close()
+    p = schedlab.Pipeline(3).map(square, kind="process", concurrency=10**7, name="sq")
+    with pytest.raises(ValueError, match=r"^stage 'sq': concurrency=10000000: "):
+        list(p)
+    p.close()
+    # the auto stage's move fails the same way, named, when it is judged GIL-bound
+    st = _process.ProcessStage(square, "sq")
+    with pytest.raises(ValueError, match=r"^x=10000000: "):
+        st.start(10**7, "x")
+    assert st.stats()["workers"] == []
+    st.close()
+
+
+def test_worker_sockets_past_the_file_descriptor_limit_are_refused_naming_the_count():
+    # in a child interpreter with `ulimit -n 64`: 40 workers would hold 80 sockets here
+    code = (
+        "import resource, schedlab, sys\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n"
+        "sys.path.insert(0, %r)\n"
+        "from test_process import Squares\n"
+        "dl = schedlab.DataLoader(Squares(3), num_workers=40, worker_type='process')\n"
+        "try:\n"
+        "    iter(dl)\n"
+        "except ValueError as e:\n"
+        "    print(e)\n"
+        "dl.close()\n" % os.path.dirname(os.path.abspath(__file__))
+    )
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.startswith("num_workers=40: each worker process holds 2 sockets here, "
+                                 "80 in all"), (out.stdout, out.stderr[-2000:])
+    assert "file descriptors are free (ulimit -n" in out.stdout
+
+
 class Unpicklable(Squares):
     def __init__(self, n):
         super().__init__(n)
