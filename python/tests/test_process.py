@@ -398,7 +398,7 @@ class FakeProcs:
     def __init__(self):
         self.started = 0
 
-    def start(self, prefork=0):
+    def start(self, prefork=0, field="num_workers"):
         self.started += 1
 
     def __call__(self, item):
@@ -450,8 +450,8 @@ class SlowStartProcs(FakeProcs):
         super().__init__()
         self.go = threading.Event()
 
-    def start(self, prefork=0):
-        super().start(prefork)
+    def start(self, prefork=0, field="num_workers"):
+        super().start(prefork, field)
         assert self.go.wait(10)
 
 
