@@ -581,15 +581,20 @@ fn build_error(e: PipelineError, workers: usize, counts: &[(String, usize)]) -> 
     let message = e.to_string();
     let stage = match &e {
         PipelineError::Config { stage, .. } => counts.iter().find(|(n, _)| n == stage),
-        _ => counts
-            .iter()
-            .find(|(n, _)| message.contains(&format!("'{n}'"))),
+        // the engine's thread-count refusal starts with the stage's name: "read: concurrency
+        // = …"; other errors quote it
+        _ => counts.iter().find(|(n, _)| {
+            message.contains(&format!("'{n}'")) || message.starts_with(&format!("{n}: "))
+        }),
     };
     match stage {
         Some((name, c)) if !message.contains("concurrency") => {
             count_error(format!("stage '{name}': {message}"), "concurrency", *c)
         }
-        Some(_) => PyValueError::new_err(message),
+        Some((name, _)) => match message.strip_prefix(&format!("{name}: ")) {
+            Some(rest) => PyValueError::new_err(format!("stage '{name}': {rest}")),
+            None => PyValueError::new_err(message),
+        },
         None => count_error(message, "workers", workers),
     }
 }

@@ -94,6 +94,18 @@ def test_a_huge_worker_count_is_a_value_error_naming_the_argument(build, arg):
     assert "\n" not in line  # one line
 
 
+def test_a_refused_thread_count_names_the_stage_not_the_pipelines_workers():
+    # the engine's refusal starts with the stage's name ("read: concurrency = ..."); it was
+    # prefixed with the pipeline's `workers=2`, which was not what was refused
+    p = schedlab.Pipeline(8, workers=2).map(lambda x: x, kind="blocking", concurrency=10**9,
+                                            name="read")
+    with pytest.raises(ValueError) as e:
+        list(p)
+    assert str(e.value).startswith("stage 'read': concurrency = 1000000000: this process may "
+                                   "start at most"), str(e.value)
+    p.close()
+
+
 def test_a_cpu_stage_concurrency_is_a_cap_up_to_its_limit():
     # a cpu stage's concurrency bounds its items in flight on the shared workers: no thread is
     # made per unit of it, so any value up to the engine's limit (2**20) runs; above it the
