@@ -292,9 +292,11 @@ class Pipeline:
         return out, procs
 
     def epoch(self, epoch):
-        """Iterate epoch ``epoch``'s items (after ``load_state_dict`` of a state inside this
-        epoch: the items that run had not handed out yet). ``RuntimeError`` while another
-        iterator of this pipeline is live."""
+        """Iterate epoch ``epoch``'s items. Where the pipeline stands inside this epoch
+        (after ``load_state_dict`` of a state inside it, or after an iterator of this epoch
+        was stopped part-way, a ``break``) it goes on from there: the items not handed out
+        yet; ``iter(pipeline)`` after a ``break`` starts the next epoch. ``RuntimeError``
+        while another iterator of this pipeline is live."""
         epoch = _int_arg("epoch", epoch, 0, _MAX_SEED)
         with self._iter_lock:
             _claim(self, "this Pipeline")

@@ -249,3 +249,21 @@ def test_an_int_source_too_long_for_its_order_is_a_value_error_not_a_panic(shuff
     with pytest.raises(ValueError, match=r"^source: 4611686018427387904 samples: an epoch's order"):
         next(iter(p))
     p.close()
+
+
+def test_after_a_break_the_same_epoch_goes_on_and_iter_starts_the_next():
+    # documented in Pipeline.epoch: epoch(e) again goes on where the broken iterator stood;
+    # iter(pipeline) moves to the next epoch, whole
+    p = schedlab.Pipeline(20)
+    it = p.epoch(0)
+    assert [next(it), next(it)] == [0, 1]
+    del it
+    assert list(p.epoch(0)) == list(range(2, 20))
+    p.close()
+    q = schedlab.Pipeline(20, shuffle=True, seed=3)
+    it = iter(q)
+    first = [next(it), next(it)]
+    del it
+    rest = list(iter(q))  # epoch 1: a new permutation, whole
+    assert sorted(rest) == list(range(20)) and len(first) == 2
+    q.close()
