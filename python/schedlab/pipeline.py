@@ -80,6 +80,13 @@ class Pipeline:
     ``strategy=`` (``kind="cpu"`` only) is any schedlab strategy spec for its items on the
     workers.
 
+    ``prefetch_next_epoch=True`` (an int or a sequence source): once this epoch's source has
+    been read, the next epoch's first items start while this epoch ends, within what the
+    windows leave free (both together hold no more than one epoch's windows), so a loop over
+    epochs does not stall at each boundary; ``epoch(e + 1)`` (or ``iter()``) takes them over,
+    any other call drops them. Off by default: a single epoch would pay for items it never
+    reads.
+
     ``state_dict()`` / ``load_state_dict()`` resume mid-epoch exactly, as the DataLoader's do.
 
     One iterator at a time: ``iter()`` while another is live raises ``RuntimeError``; several
@@ -93,6 +100,7 @@ class Pipeline:
     def __init__(
         self, source, *, workers=2, ordered=True, shuffle=False, seed=0, autotune=False,
         max_items=None, window=None, on_failure="raise", max_failures=None, start_method=None,
+        prefetch_next_epoch=False,
     ):
         _int_arg("workers", workers, 1)
         self._start_method = start_method_arg("start_method", start_method)
@@ -134,12 +142,18 @@ class Pipeline:
             )
         if isinstance(source, bool) or (isinstance(source, int) and not 0 <= source <= sys.maxsize):
             raise ValueError(f"source: expected an int in 0..={sys.maxsize}, got {source!r}")
+        self._stream = _streams.is_stream(source)
+        if prefetch_next_epoch and (self._stream or callable(source)):
+            raise ValueError(
+                "prefetch_next_epoch: only for an int or a sequence source, whose next epoch "
+                "is known ahead; a stream or a callable source is read as its epoch runs"
+            )
+        self._prefetch = bool(prefetch_next_epoch)
         self._source, self._workers, self._ordered = source, workers, bool(ordered)
         self._shuffle, self._seed = bool(shuffle), seed
         self._autotune, self._max_items = bool(autotune), max_items
         self._window, self._on_failure, self._max_failures = window, on_failure, max_failures
         self._stages = []
-        self._stream = _streams.is_stream(source)
         self._stream_shuffle = None
         self._core = None
         self._procs = {}  # the process and auto stages' pools, by stage name (this core's)
@@ -252,6 +266,7 @@ class Pipeline:
                     None if self._max_failures is None else float(self._max_failures),
                     **({"stream": _streams.stream_spec(self._source, self._stream_shuffle)}
                        if self._stream else {}),
+                    prefetch_next_epoch=self._prefetch,
                 )
             except BaseException:
                 for st in procs.values():
@@ -474,7 +489,9 @@ class _PipelineIter:
         self._gil0 = core.gil_stats()
         if restore is not None:
             core.restore(json.dumps(restore))
-        core.start_epoch(epoch, p._items(epoch))
+        # prefetching, the engine opens the next epoch while this one ends: its items first
+        ahead = p._items(epoch + 1) if p._prefetch and epoch < _MAX_SEED else None
+        core.start_epoch(epoch, p._items(epoch), ahead)
 
     def __iter__(self):
         return self

@@ -24,6 +24,7 @@ class Pipeline:
         on_failure: str = ...,
         max_failures: Union[int, float, None] = ...,
         start_method: Any = ...,
+        prefetch_next_epoch: bool = ...,
     ) -> None: ...
     def shuffle(self, buffer_size: int, *, seed: int = ...) -> Pipeline: ...
     def map(

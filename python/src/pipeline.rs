@@ -231,7 +231,8 @@ impl PipelineCore {
     /// Build the pipeline and start its threads.
     #[new]
     #[pyo3(signature = (stages, workers, ordered, autotune=false, max_items=None, window=None,
-                        on_failure="raise", max_failures=None, stream=None))]
+                        on_failure="raise", max_failures=None, stream=None,
+                        prefetch_next_epoch=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -244,6 +245,7 @@ impl PipelineCore {
         on_failure: &str,
         max_failures: Option<f64>,
         stream: Option<Bound<'_, PyAny>>,
+        prefetch_next_epoch: bool,
     ) -> PyResult<Self> {
         let failures: Arc<Mutex<Failures>> = Arc::default();
         let (fails, policy) = match (on_failure, max_failures) {
@@ -436,7 +438,11 @@ impl PipelineCore {
         let p = py
             .allow_threads(move || {
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-                    let b = b.workers(workers).ordered(ordered).on_failure(policy);
+                    let b = b
+                        .workers(workers)
+                        .ordered(ordered)
+                        .on_failure(policy)
+                        .prefetch_next_epoch(prefetch_next_epoch);
                     match window {
                         Some(w) => b.window(w),
                         None => b,
@@ -457,9 +463,26 @@ impl PipelineCore {
         })
     }
 
-    /// Start epoch `epoch` over the source items `items`.
-    fn start_epoch(&self, py: Python<'_>, epoch: u64, items: Vec<Py<PyAny>>) -> PyResult<()> {
-        lock(&self.sources).insert(epoch, items);
+    /// Start epoch `epoch` over the source items `items`; `next`: the next epoch's, which
+    /// the engine opens while this epoch ends when the pipeline prefetches the next epoch.
+    #[pyo3(signature = (epoch, items, next=None))]
+    fn start_epoch(
+        &self,
+        py: Python<'_>,
+        epoch: u64,
+        items: Vec<Py<PyAny>>,
+        next: Option<Vec<Py<PyAny>>>,
+    ) -> PyResult<()> {
+        {
+            let mut sources = lock(&self.sources);
+            // an earlier epoch's items will not be asked for (nor this one's, when a
+            // prefetched run of it goes on: that run took them when it opened)
+            sources.retain(|&e, _| e >= epoch);
+            sources.insert(epoch, items);
+            if let (Some(next), Some(e)) = (next, epoch.checked_add(1)) {
+                sources.insert(e, next);
+            }
+        }
         // those of an earlier epoch will not be asked for
         lock(&self.failures).held.clear();
         self.driver.start_epoch(py, epoch)

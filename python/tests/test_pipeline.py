@@ -267,3 +267,45 @@ def test_after_a_break_the_same_epoch_goes_on_and_iter_starts_the_next():
     rest = list(iter(q))  # epoch 1: a new permutation, whole
     assert sorted(rest) == list(range(20)) and len(first) == 2
     q.close()
+
+
+def test_prefetch_next_epoch_starts_it_while_this_one_ends_without_changing_any_order():
+    calls = []
+    lock = threading.Lock()
+
+    def f(x):
+        with lock:
+            calls.append(x)
+        return x
+
+    def build(prefetch):
+        return schedlab.Pipeline(200, shuffle=True, seed=5, prefetch_next_epoch=prefetch).map(
+            f, kind="blocking", concurrency=4)
+
+    plain = build(False)
+    want = [list(plain.epoch(e)) for e in (0, 1, 3)]
+    plain.close()
+    calls.clear()
+    p = build(True)
+    e0 = list(p.epoch(0))
+    deadline = time.time() + 10
+    while len(calls) <= 200 and time.time() < deadline:
+        time.sleep(0.01)
+    assert len(calls) > 200, "epoch 1 started before epoch(1) was called"
+    e1 = list(p.epoch(1))
+    e3 = list(p.epoch(3))  # not the next epoch: the one prefetched is dropped, 3 starts anew
+    assert [e0, e1, e3] == want  # the same permutations, each item once
+    p.close()
+
+
+def test_prefetch_next_epoch_needs_a_source_known_ahead():
+    with pytest.raises(ValueError, match="^prefetch_next_epoch: only for an int or a sequence"):
+        schedlab.Pipeline(lambda e: range(3), prefetch_next_epoch=True)
+    with pytest.raises(ValueError, match="^prefetch_next_epoch: "):
+        schedlab.Pipeline(iter(range(3)), prefetch_next_epoch=True)
+    p = schedlab.Pipeline([10, 20, 30], prefetch_next_epoch=True)
+    it = p.epoch(0)
+    assert next(it) == 10
+    del it  # a break: the prefetched epoch, if any, is dropped; epoch 0 goes on
+    assert list(p.epoch(0)) == [20, 30] and list(p.epoch(1)) == [10, 20, 30]
+    p.close()
