@@ -29,8 +29,11 @@ Scenarios (batch 32):
   contender goes below: on 2 CPUs it caps (2a) near ``250 / (250 + that)`` of the limit.
 * (2o) the same with a decode of 1 us: what each contender costs per item besides the work
   (its CPU per item), read-bound. Contenders: schedlab.Pipeline (static, and autotuned from one read
-  thread), schedlab.DataLoader (32 threads doing both in ``__getitem__``), torch's
-  DataLoader (32 processes), torchdata.nodes and SPDL (each skipped and named when missing).
+  thread), schedlab.DataLoader (32 threads doing both in ``__getitem__``), both again
+  loading the next epoch's first items while an epoch ends (``prefetch_next_epoch=True``,
+  ``persistent_workers=True``: torch's row does, with its persistent workers), torch's
+  DataLoader (32 processes, ``persistent_workers=True``), torchdata.nodes and SPDL (each
+  skipped and named when missing).
 
 Every run builds a fresh loader and times one epoch from ``iter()`` to the last batch (so
 worker start-up counts, as it does for a training job's first epoch). Contenders alternate
@@ -332,9 +335,10 @@ def two_stage_contenders(ds, epochs):
                 n += len(b)
         return time.perf_counter() - t0, None, n
 
-    def pipeline(autotune):
+    def pipeline(autotune, prefetch=False):
         def run():
-            p = schedlab.Pipeline(len(ds), workers=2, autotune=autotune)
+            p = schedlab.Pipeline(len(ds), workers=2, autotune=autotune,
+                                  prefetch_next_epoch=prefetch)
             p.map(ds.read, kind="blocking", concurrency=1 if autotune else 32, name="read")
             p.map(ds.decode, name="decode").batch(32)
             try:
@@ -343,17 +347,23 @@ def two_stage_contenders(ds, epochs):
                 p.close()
         return run
 
-    def dataloader():
-        dl = schedlab.DataLoader(ds, batch_size=32, num_workers=32)
-        try:
-            return timed(lambda: (iter(dl) for _ in range(epochs)))
-        finally:
-            dl.close()
+    def dataloader(persistent=False):
+        def run():
+            dl = schedlab.DataLoader(ds, batch_size=32, num_workers=32,
+                                     persistent_workers=persistent)
+            try:
+                return timed(lambda: (iter(dl) for _ in range(epochs)))
+            finally:
+                dl.close()
+        return run
 
     out = [
         ("schedlab.Pipeline (read 32 threads -> decode cpu)", pipeline(False)),
         ("schedlab.Pipeline autotune (read from 1 thread)", pipeline(True)),
-        ("schedlab.DataLoader (32 threads, read + decode)", dataloader),
+        ("schedlab.DataLoader (32 threads, read + decode)", dataloader()),
+        # as torch's row below: the next epoch's first items load while this one ends
+        ("schedlab.Pipeline prefetch_next_epoch=True", pipeline(False, prefetch=True)),
+        ("schedlab.DataLoader persistent_workers=True", dataloader(persistent=True)),
     ]
     try:
         import torch.utils.data as tud
@@ -365,7 +375,7 @@ def two_stage_contenders(ds, epochs):
             finally:
                 del dl
 
-        out.append(("torch DataLoader (32 processes)", torch_run))
+        out.append(("torch DataLoader (32 processes, persistent_workers=True)", torch_run))
     except ImportError:
         print("  (torch is not installed: torch's DataLoader skipped)")
     try:
