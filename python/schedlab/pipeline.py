@@ -84,8 +84,8 @@ class Pipeline:
     been read, the next epoch's first items start while this epoch ends, within what the
     windows leave free (both together hold no more than one epoch's windows), so a loop over
     epochs does not stall at each boundary; ``epoch(e + 1)`` (or ``iter()``) takes them over,
-    any other call drops them. Off by default: a single epoch would pay for items it never
-    reads.
+    any other call drops them (a sequence source is read for the next epoch when this one
+    starts). Off by default: a single epoch would pay for items it never reads.
 
     ``state_dict()`` / ``load_state_dict()`` resume mid-epoch exactly, as the DataLoader's do.
 
@@ -166,6 +166,7 @@ class Pipeline:
         self._epoch = 0
         self._iter = None
         self._iter_lock = threading.Lock()
+        self._ahead = {}  # prefetch_next_epoch: the next epoch's items, made with this one's
         self._gil0 = []
         _live.add(self)
 
@@ -489,9 +490,16 @@ class _PipelineIter:
         self._gil0 = core.gil_stats()
         if restore is not None:
             core.restore(json.dumps(restore))
-        # prefetching, the engine opens the next epoch while this one ends: its items first
-        ahead = p._items(epoch + 1) if p._prefetch and epoch < _MAX_SEED else None
-        core.start_epoch(epoch, p._items(epoch), ahead)
+        # prefetching, the engine opens the next epoch while this one ends: its items go to
+        # the core now (and are kept, so that epoch's start does not make them again)
+        items = p._ahead.pop(epoch, None)
+        if items is None:
+            items = p._items(epoch)
+        ahead = None
+        if p._prefetch and epoch < _MAX_SEED:
+            ahead = p._items(epoch + 1)
+        p._ahead = {} if ahead is None else {epoch + 1: ahead}
+        core.start_epoch(epoch, items, ahead)
 
     def __iter__(self):
         return self
