@@ -526,7 +526,7 @@ fn main() {
 /// arrangements: the threads only sleep while 2 threads spin (`Some(2)`: a pipeline's read
 /// threads beside its busy CPU workers), or each thread sleeps and then spins its item's
 /// decode time (`None`: the one-stage loader's threads).
-fn sleep_in(read: &[u64], decode: &[u64], spinners: Option<usize>) -> f64 {
+fn sleep_in(read: &Arc<[u64]>, decode: &Arc<[u64]>, spinners: Option<usize>) -> f64 {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let spin_threads: Vec<_> = (0..spinners.unwrap_or(0))
         .map(|_| {
@@ -543,7 +543,7 @@ fn sleep_in(read: &[u64], decode: &[u64], spinners: Option<usize>) -> f64 {
     let sleepers: Vec<_> = (0..32)
         .map(|_| {
             let (next, inside) = (Arc::clone(&next), Arc::clone(&inside));
-            let (read, decode) = (read.to_vec(), decode.to_vec());
+            let (read, decode) = (Arc::clone(read), Arc::clone(decode));
             std::thread::spawn(move || loop {
                 let i = next.fetch_add(1, Relaxed);
                 if i >= read.len() {
@@ -570,7 +570,8 @@ fn sleep_in(read: &[u64], decode: &[u64], spinners: Option<usize>) -> f64 {
 
 fn sleep_cost(read: &[u64], decode: &[u64], reps: usize, json: bool) {
     let n = read.len().min(8192);
-    let (read, decode) = (&read[..n], &decode[..n]);
+    let (read, decode): (Arc<[u64]>, Arc<[u64]>) = (read[..n].into(), decode[..n].into());
+    let (read, decode) = (&read, &decode);
     let (mut only, mut then) = (Vec::new(), Vec::new());
     for r in 0..reps {
         // alternated, each repetition starting with the other arrangement

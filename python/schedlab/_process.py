@@ -71,6 +71,8 @@ from multiprocessing import get_context
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import recv_handle, send_handle
 
+from ._core import task_limit
+
 try:
     from ._core import exchange
 except ImportError:  # pragma: no cover - not POSIX: process stages are refused at start
@@ -727,8 +729,6 @@ def check_process_count(field: str, n: int, depth: int) -> None:
     forks until something runs out, with the machine."""
     if n <= 0:
         return
-    from ._core import task_limit
-
     tasks, limit = n * (1 + depth), task_limit()
     if tasks > limit:
         raise ValueError(
