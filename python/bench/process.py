@@ -23,8 +23,8 @@ Workloads (2 workers, batch 32, in order; every item is pure Python that holds t
   objects), packed and, as the control, not packed.
 
 The limit of a GIL-bound workload is ``2 CPUs / mean item time``, the mean measured
-single-threaded in this process on a sample of the items right before each repetition (it
-moves with the machine's load). Each run builds a fresh loader and times one epoch from
+single-threaded in this process on a sample of the items right before and right after each
+run, the two averaged (it moves with the machine's load, within a repetition too). Each run builds a fresh loader and times one epoch from
 ``iter()`` to the last batch (start-up counts), and the time to the first batch.
 Contenders alternate within each repetition, each repetition starting one contender later;
 every run is printed with the load average.
@@ -265,10 +265,8 @@ def run(name, title, ds, workers, reps, nominal_mean=None):
     per_rep = []  # {label: (items/s, first batch s)} of each repetition
     for rep in range(reps):
         per_rep.append({})
-        mean = nominal_mean or mean_item_s(ds)
-        limit = workers / mean
-        print(f"  rep {rep}: mean item {mean * 1e6:.0f} us single-threaded -> limit "
-              f"{limit:,.0f} items/s; {loadavg()}")
+        before = nominal_mean or mean_item_s(ds)
+        print(f"  rep {rep}: mean item {before * 1e6:.0f} us single-threaded; {loadavg()}")
         # each repetition starts one contender later: the machine's load moves within a
         # repetition, and no contender should always run first
         for label, mk in cs[rep % len(cs):] + cs[:rep % len(cs)]:
@@ -277,12 +275,19 @@ def run(name, title, ds, workers, reps, nominal_mean=None):
             except Exception as e:  # noqa: BLE001 - a failing contender is reported
                 print(f"    {label}: failed: {type(e).__name__}: {e}")
                 continue
+            # each run's limit from the mean item measured right before and right after it
+            # (the machine's speed moves within a repetition: one figure per repetition
+            # put runs at 0.86 and 1.02 "of the limit" side by side)
+            after = nominal_mean or mean_item_s(ds)
+            mean, before = (before + after) / 2, after
+            limit = workers / mean
             assert n == len(ds), label
             assert order == sorted(order) or "in_order=False" in label or "as ready" in label, label
             r = n / t
             rows[label].append((r / limit, first, cpu / n))
             per_rep[-1][label] = (r, first)
-            print(f"    {label}: {r:,.0f} items/s = {r / limit:.3f} of the limit, first batch "
+            print(f"    {label}: {r:,.0f} items/s = {r / limit:.3f} of the limit ({limit:,.0f}: "
+                  f"mean item {mean * 1e6:.0f} us around the run), first batch "
                   f"{first * 1e3:.0f} ms, this process's CPU {cpu / n * 1e6:.1f} us/item and "
                   f"{switches / n:.2f} voluntary context switches/item; {loadavg()}")
     print(f"  after: {loadavg()}")

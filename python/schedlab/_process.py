@@ -11,9 +11,13 @@ process (and the one item waiting behind it), never a batch.
 Processes::
 
     the user's process (engine threads)
-        |  control socket: the pickled function once, then "fork", "reap"
+        |  "zygote": a new zygote's control socket (its fd passed back)
         v
-    the zygote (one per stage; started with the start method, single-threaded)
+    the root (one per start method, started with it at the first stage; single-threaded)
+        |  os.fork()
+        v
+    the zygote (one per stage)
+        |  control socket: the pickled function once, then "fork", "reap"
         |  os.fork(); the worker's sockets (their fds passed back over the control socket)
         v
     worker processes (run ``fn(item)``, one item at a time, from their sockets in turn)
@@ -22,8 +26,10 @@ Who closes what: a socket a thread leases is closed only by that thread (after i
 a dead worker's replacement) or once no thread holds it; the fd behind ``exchange`` is never
 closed under a reader, so its number cannot be reused while it reads.
 
-The zygote is started with ``start_method``. By default: ``"fork"`` while the user's process
-is single-threaded (``/proc/self/task`` has one entry: no other thread can hold a lock across
+The zygote is forked by the root, which is started with ``start_method`` once (a start costs
+~10 ms with ``forkserver``, ~150 ms with ``spawn``, where a fork of the idle root costs ~2 ms,
+and every loader starts a zygote); with ``"fork"`` the zygote is a fork of the user's process
+itself (no root). By default: ``"fork"`` while the user's process is single-threaded (``/proc/self/task`` has one entry: no other thread can hold a lock across
 the fork, and the zygote starts in milliseconds), else ``"forkserver"``: forking the user's
 process while the engine's Rust threads (or any others) run is unsafe (a lock another thread
 held at the fork stays locked forever in the child: the allocator's, Python's, the
@@ -602,6 +608,50 @@ def _zygote_main(ctrl: Connection, forked: bool = False) -> None:
             pass
 
 
+def _root_main(ctrl: Connection) -> None:
+    """The root: a single-threaded process started once per start method (and per user's
+    process), which forks a stage's zygote on request: a fork of a small idle process costs
+    a few milliseconds where starting a process with the start method costs ~10 ms
+    (``forkserver``: the fork server's child re-imports ``__main__``) to ~150 ms (``spawn``),
+    and every loader (every epoch, without persistent workers) starts a zygote. Each
+    request: ``("zygote",)``; the answer ``("zygote", pid)`` and the zygote's end of a new
+    socket pair. It exits when the user's process closes its end (or dies)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the user's process's to handle
+    # the zygotes are its children: reaped by the kernel as they exit (no zombies), each
+    # setting its own SIGCHLD back before it forks workers it waits for
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    from multiprocessing.connection import Pipe
+
+    gc.freeze()
+    while True:
+        try:
+            req = ctrl.recv()
+        except (EOFError, OSError):
+            return
+        if req[0] != "zygote":
+            continue
+        mine, theirs = Pipe(duplex=True)
+        pid = os.fork()
+        if pid == 0:  # the zygote
+            code = 0
+            try:
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                mine.close()
+                _zygote_main(theirs, forked=True)  # closes every other fd (the root's too)
+            except BaseException:  # noqa: BLE001
+                code = 1
+            finally:
+                os._exit(code)
+        theirs.close()
+        try:
+            ctrl.send(("zygote", pid))
+            send_handle(ctrl, mine.fileno(), 0)
+        except OSError:
+            return
+        finally:
+            mine.close()
+
+
 # --- the user's side ----------------------------------------------------------------------
 
 
@@ -674,6 +724,94 @@ def _preload_schedlab() -> None:
         if m not in mods:
             mods.append(m)
     fs.set_forkserver_preload(mods)
+
+
+class _Zygote:
+    """A zygote forked by a root (:func:`_root_main`): its pid, and the ``Process``-like
+    calls :meth:`ProcessStage.close` makes. It is not this process's child; it has exited
+    when its control socket reads end of file."""
+
+    def __init__(self, pid: int, ctrl: Connection) -> None:
+        self.pid, self._ctrl = pid, ctrl
+
+    def join(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the zygote to exit (its socket to close)."""
+        end = time.monotonic() + timeout
+        try:
+            while not self._ctrl.closed:
+                left = end - time.monotonic()
+                if left <= 0 or not self._ctrl.poll(left):
+                    return
+                self._ctrl.recv_bytes()
+        except (EOFError, OSError):
+            self.exited = True
+
+    exited = False
+
+    def is_alive(self) -> bool:
+        return not self.exited
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.exited = True
+
+
+class _Root:
+    """This process's root for one start method (:func:`_root_main`); :meth:`zygote` forks a
+    zygote there. One per start method, started at the first zygote; a root that died is
+    started again; a forked child of this process starts its own."""
+
+    _lock = threading.Lock()
+    _roots: dict[str, "_Root"] = {}
+
+    def __init__(self, method: str) -> None:
+        ctx: Any = get_context(method)
+        if method == "forkserver":
+            _preload_schedlab()
+        mine, theirs = ctx.Pipe(duplex=True)
+        self.process = ctx.Process(target=_root_main, args=(theirs,), daemon=True,
+                                   name=f"schedlab-root-{method}")
+        self.process.start()
+        theirs.close()
+        self.ctrl: Connection = mine
+        self.owner = os.getpid()
+
+    @classmethod
+    def zygote(cls, method: str, stage: str) -> tuple[int, Connection]:
+        """A new zygote's pid and control connection, forked by ``method``'s root
+        (``RuntimeError`` naming ``stage`` when a new root exits at start)."""
+        with cls._lock:
+            while True:
+                root = cls._roots.get(method)
+                fresh = root is None or root.owner != os.getpid()
+                if fresh:
+                    root = cls._roots[method] = _Root(method)
+                assert root is not None
+                try:
+                    root.ctrl.send(("zygote",))
+                    _, pid = root.ctrl.recv()
+                    fd = recv_handle(root.ctrl)
+                    return pid, Connection(fd)
+                except (EOFError, OSError):
+                    del cls._roots[method]
+                    _close_quietly(root.ctrl)
+                    if fresh:
+                        raise RuntimeError(
+                            f"process stage '{stage}': the {method} process that forks the "
+                            "zygotes exited at start (its error is printed above; a script "
+                            "needs its work under `if __name__ == \"__main__\":`)"
+                        ) from None
+                    # it had worked and died since (killed, out of memory): start another
+
+
+def _close_quietly(c: Any) -> None:
+    try:
+        c.close()
+    except OSError:
+        pass
 
 
 class _Worker:
@@ -812,22 +950,29 @@ class ProcessStage:
         if payload is None:
             payload = check_picklable(self.argument, (self.fn, self.init))
         method, why = zygote_start_method(self.start_method)
-        ctx: Any = get_context(method)
-        if method == "forkserver":
-            _preload_schedlab()
-        mine, theirs = ctx.Pipe(duplex=True)
-        z = ctx.Process(target=_zygote_main, args=(theirs, method == "fork"), daemon=True,
-                        name=f"schedlab-zygote-{self.name}")
-        z.start()
-        theirs.close()
-        mine.send_bytes(payload)
+        z: Any
+        if method == "fork":
+            # this process is single-threaded (or fork was asked for): the zygote is a fork
+            # of it, sharing what it has loaded (the dataset) copy-on-write
+            ctx: Any = get_context(method)
+            mine, theirs = ctx.Pipe(duplex=True)
+            z = ctx.Process(target=_zygote_main, args=(theirs, True), daemon=True,
+                            name=f"schedlab-zygote-{self.name}")
+            z.start()
+            theirs.close()
+        else:
+            pid, mine = _Root.zygote(method, self.name)
+            z = _Zygote(pid, mine)
+            why += f"; forked by this process's {method} root"
         try:
+            mine.send_bytes(payload)
             msg = mine.recv()
-        except EOFError:
+        except (EOFError, OSError):
             z.join(5)
+            how = (f"exit code {z.exitcode}" if method == "fork" else
+                   "its socket closed: see its error above")
             raise RuntimeError(
-                f"process stage '{self.name}': the zygote process exited at start "
-                f"(exit code {z.exitcode})"
+                f"process stage '{self.name}': the zygote process exited at start ({how})"
             ) from None
         if msg[0] != "ready":
             z.join(5)
@@ -1039,12 +1184,15 @@ class ProcessStage:
                 ctrl.send(("stop",))
             except OSError:
                 pass
-            ctrl.close()
         if z is not None:
+            # the zygote kills and reaps its workers, then exits (a root's zygote is not
+            # this process's child: its exit is its control socket's end of file)
             z.join(10)
             if z.is_alive():
                 z.kill()
                 z.join(5)
+        if ctrl is not None:
+            ctrl.close()
 
     def __del__(self) -> None:
         try:

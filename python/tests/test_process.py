@@ -391,6 +391,84 @@ def test_other_start_methods(start_method):
     p.close()
 
 
+
+def _ppid(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def _forked_zygote(start_method):
+    p = schedlab.Pipeline(4, workers=2, start_method=start_method).map(pid_of, kind="process")
+    assert [i for i, _ in p] == list(range(4))
+    z = p.report()["processes"]["pid_of"]["zygote"]["pid"]
+    return p, z
+
+
+@pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
+def test_zygotes_are_forked_by_one_root_per_start_method_and_a_dead_root_is_replaced(
+        start_method):
+    """A zygote is not started with the start method each time (~10 ms with forkserver,
+    ~150 ms with spawn, for every loader): one root process per start method forks them."""
+    p1, z1 = _forked_zygote(start_method)
+    p2, z2 = _forked_zygote(start_method)
+    root = _ppid(z1)
+    assert z1 != z2 and root == _ppid(z2) and root != os.getpid()
+    if start_method == "forkserver":  # the root is the fork server's child, not the server
+        assert _ppid(root) != os.getpid()
+    assert "root" in p1.report()["processes"]["pid_of"]["start_method"]
+    p1.close()
+    p2.close()
+    # the root killed (out of memory, a stray kill): the next stage starts another
+    os.kill(root, signal.SIGKILL)
+    p3, z3 = _forked_zygote(start_method)
+    assert _ppid(z3) not in (root, os.getpid())
+    p3.close()
+
+
+def test_a_closed_stage_leaves_no_process_of_its_own_behind():
+    p, z = _forked_zygote("forkserver")
+    workers = [w["pid"] for w in p.report()["processes"]["pid_of"]["workers"]]
+    assert workers
+    p.close()
+    for pid in [z] + workers:
+        # gone, or a zombie of the root about to be reaped (its SIGCHLD is ignored)
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            continue
+        assert state in ("Z", "X"), (pid, state)
+
+
+def test_a_root_from_before_a_fork_is_not_shared_with_the_child():
+    """A child forked from this process (its own multiprocessing, say) that starts a process
+    stage gets its own root, not the parent's socket to the parent's root. (``spawn``:
+    Python's own fork server cannot be used from a forked child, ``ChildProcessError``.)"""
+    p, z = _forked_zygote("spawn")
+    root = _ppid(z)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            c, zc = _forked_zygote("spawn")
+            code = 0 if _ppid(zc) != root else 3
+            c.close()
+        finally:
+            os.write(w, bytes([code]))
+            os._exit(0)
+    os.close(w)
+    got = os.read(r, 1)
+    os.waitpid(pid, 0)
+    os.close(r)
+    assert got == b"\x00"
+    # and the parent's root still answers
+    p2, z2 = _forked_zygote("spawn")
+    assert _ppid(z2) == root
+    p.close()
+    p2.close()
+
+
 # --- auto ---------------------------------------------------------------------------------
 
 
