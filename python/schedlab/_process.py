@@ -684,11 +684,23 @@ def _how(status: Optional[int]) -> tuple[Optional[int], Optional[int], str]:
     return None, code, f"exited with status {code}"
 
 
-def rss_bytes(pid: int) -> dict[str, Optional[int]]:
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_bytes(pid: int, full: bool = True) -> dict[str, Optional[int]]:
     """``{"rss_bytes", "pss_bytes", "uss_bytes"}`` of process ``pid`` (Linux ``/proc``;
     ``None`` where unreadable). PSS divides each shared page among the processes that map it,
-    so the PSS of all processes adds up to the memory they use together."""
+    so the PSS of all processes adds up to the memory they use together. ``full=False``: the
+    RSS alone (``/proc/PID/statm``, a counter), PSS and USS ``None``: ``smaps_rollup`` walks
+    the process's page tables, ~7 ms for a process that imported torch."""
     out: dict[str, Optional[int]] = {"rss_bytes": None, "pss_bytes": None, "uss_bytes": None}
+    if not full:
+        try:
+            with open(f"/proc/{pid}/statm") as f:
+                out["rss_bytes"] = int(f.read().split()[1]) * _PAGE
+        except (OSError, ValueError, IndexError):
+            pass
+        return out
     try:
         with open(f"/proc/{pid}/smaps_rollup") as f:
             uss = 0
@@ -727,9 +739,9 @@ def _preload_schedlab() -> None:
 
 
 class _Zygote:
-    """A zygote forked by a root (:func:`_root_main`): its pid, and the ``Process``-like
-    calls :meth:`ProcessStage.close` makes. It is not this process's child; it has exited
-    when its control socket reads end of file."""
+    """A zygote forked by a root (:func:`_root_main`): its pid, and a ``join`` for the error
+    path of :meth:`ProcessStage.start`. It is not this process's child; it has exited when
+    its control socket reads end of file."""
 
     def __init__(self, pid: int, ctrl: Connection) -> None:
         self.pid, self._ctrl = pid, ctrl
@@ -738,25 +750,13 @@ class _Zygote:
         """Wait up to ``timeout`` seconds for the zygote to exit (its socket to close)."""
         end = time.monotonic() + timeout
         try:
-            while not self._ctrl.closed:
+            while True:
                 left = end - time.monotonic()
                 if left <= 0 or not self._ctrl.poll(left):
                     return
                 self._ctrl.recv_bytes()
         except (EOFError, OSError):
-            self.exited = True
-
-    exited = False
-
-    def is_alive(self) -> bool:
-        return not self.exited
-
-    def kill(self) -> None:
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.exited = True
+            return
 
 
 class _Root:
@@ -1145,9 +1145,11 @@ class ProcessStage:
 
     # --- reports and shutdown ---------------------------------------------------------
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, memory: bool = True) -> dict[str, Any]:
         """The processes: the start method, the zygote's pid and memory, and per worker its
-        pid, memory (RSS, PSS, USS from ``/proc``) and items run; the deaths."""
+        pid, memory (RSS, PSS, USS from ``/proc``; ``memory=False``: the RSS only, which
+        costs a counter's read rather than a walk of each process's pages) and items run;
+        the deaths."""
         with self._lock:
             workers = sorted(self._workers.values(), key=lambda w: w.slot)
             zpid = self._zygote.pid if self._zygote is not None else None
@@ -1157,15 +1159,16 @@ class ProcessStage:
             "start_method": self.started_with or self.start_method or "not started",
             "start_s": self.started_s,
             "items_per_worker": self.depth,
-            "zygote": None if zpid is None else {"pid": zpid, **rss_bytes(zpid)},
+            "zygote": None if zpid is None else {"pid": zpid, **rss_bytes(zpid, memory)},
             "workers": [
-                {"worker": s, "pid": p, "items": n, **rss_bytes(p)} for s, p, n in rows
+                {"worker": s, "pid": p, "items": n, **rss_bytes(p, memory)} for s, p, n in rows
             ],
             "deaths": deaths,
         }
 
     def close(self) -> None:
-        """Stop the zygote and every worker (idempotent)."""
+        """Stop the zygote and every worker (idempotent): the workers are killed and the
+        processes exit right after this returns, without it waiting for them."""
         with self._lock:
             if self._closed:
                 return
@@ -1180,19 +1183,18 @@ class ProcessStage:
             ctrl, self._ctrl = self._ctrl, None
             z, self._zygote = self._zygote, None
         if ctrl is not None:
+            # the zygote kills its workers, reaps them and exits (on "stop", or on the end
+            # of file if it reads that first): not waited for here, as their exits take
+            # ~10 ms each for a large process (the kernel unmaps its pages) and a loader
+            # without persistent workers closes its stage at every epoch's end. A root's
+            # zygote is reaped by the root; a forked one (``"fork"``) by multiprocessing, at
+            # the next process start or at exit.
             try:
                 ctrl.send(("stop",))
             except OSError:
                 pass
-        if z is not None:
-            # the zygote kills and reaps its workers, then exits (a root's zygote is not
-            # this process's child: its exit is its control socket's end of file)
-            z.join(10)
-            if z.is_alive():
-                z.kill()
-                z.join(5)
-        if ctrl is not None:
             ctrl.close()
+        del z
 
     def __del__(self) -> None:
         try:
@@ -1387,9 +1389,9 @@ class AutoStage:
         except BaseException as e:  # noqa: BLE001 - reported by the next look
             self._warm_error = e
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, memory: bool = True) -> dict[str, Any]:
         """The process stage's statistics with ``auto``: what was decided, when and why."""
-        s = self.procs.stats()
+        s = self.procs.stats(memory)
         s["auto"] = self.decision or f"on threads: {self.verdict or 'not judged yet'}"
         s["on_processes"] = self.on_processes
         return s

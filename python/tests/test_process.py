@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -429,15 +430,19 @@ def test_a_closed_stage_leaves_no_process_of_its_own_behind():
     p, z = _forked_zygote("forkserver")
     workers = [w["pid"] for w in p.report()["processes"]["pid_of"]["workers"]]
     assert workers
-    p.close()
-    for pid in [z] + workers:
-        # gone, or a zombie of the root about to be reaped (its SIGCHLD is ignored)
+    p.close()  # returns without waiting for the exits (~10 ms each for a large process)
+
+    def running(pid):  # not gone, nor a zombie about to be reaped
         try:
             with open(f"/proc/{pid}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
+                return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
         except FileNotFoundError:
-            continue
-        assert state in ("Z", "X"), (pid, state)
+            return False
+
+    deadline = time.monotonic() + 10
+    while any(running(pid) for pid in [z] + workers) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not [pid for pid in [z] + workers if running(pid)]
 
 
 def test_a_root_from_before_a_fork_is_not_shared_with_the_child():
