@@ -1791,6 +1791,9 @@ impl<T: Send + 'static> Pipeline<T> {
                     || spec.settings.iter().any(|s| s.kind == StageKind::Blocking)
             }),
         ));
+        if let Some(t) = &self.tuned {
+            *engine::lock(&shared.floors) = t.floors.clone();
+        }
         let mut run = start_run(
             self.pool.as_ref(),
             |slots: &mut Slots, slot| &mut *slots.0[slot],
@@ -1994,11 +1997,12 @@ fn state_of(pos: &Position, spec: &Spec, len: Option<u64>) -> PipelineState {
     }
 }
 
-/// The settings an autotuned run ended with.
+/// The settings an autotuned run ended with, and its feedback's floors.
 #[derive(Clone, Debug)]
 struct Tuned {
     stations: Vec<(usize, usize)>,
     windows: Vec<usize>,
+    floors: engine::Floors,
 }
 
 impl Tuned {
@@ -2014,6 +2018,7 @@ impl Tuned {
                 .iter()
                 .map(|g| g.window.load(std::sync::atomic::Ordering::Relaxed))
                 .collect(),
+            floors: engine::lock(&shared.floors).clone(),
         }
     }
 
@@ -2527,5 +2532,59 @@ impl<T: Send + 'static> Iterator for PipelineEpoch<'_, T> {
 impl<T: Send + 'static> Drop for PipelineEpoch<'_, T> {
     fn drop(&mut self) {
         self.close(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Autotune, Remainder, Sampler, Stage};
+
+    fn read(i: usize) -> usize {
+        std::thread::sleep(Duration::from_millis(1));
+        i
+    }
+
+    fn decode(i: usize) -> usize {
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(1) {
+            std::hint::spin_loop();
+        }
+        i
+    }
+
+    /// Feedback's floors are the next epoch's: a floor of 7 read threads (as feedback would
+    /// have left it) holds in the next epoch, where the model alone wants 3 or 4 (1 ms reads
+    /// for a decode of 1 ms on 2 workers: 2 threads busy, +25%, one spare at least).
+    /// Before, each epoch's controller started with no floor, and its first model decision
+    /// took the threads feedback had added back.
+    #[test]
+    fn feedback_floors_outlive_the_epoch_that_raised_them() {
+        let n = 400;
+        let mut p = Pipeline::from_sampler(n, Sampler::sequential())
+            .map(Stage::blocking("read", 1), read)
+            .map(Stage::cpu("decode"), decode)
+            .batch(8, Remainder::Partial)
+            .workers(2)
+            .autotune(Autotune::new().interval(Duration::from_millis(5)))
+            .build()
+            .unwrap();
+        let seen: usize = p.epoch(0).map(|b| b.unwrap().len()).sum();
+        assert_eq!(seen, n);
+        let t = p
+            .tuned
+            .as_mut()
+            .expect("an autotuned epoch leaves its settings");
+        t.floors = engine::Floors {
+            stations: vec![7, 0],
+            windows: vec![0],
+        };
+        let items: Vec<usize> = p.epoch(1).flat_map(|b| b.unwrap()).collect();
+        assert_eq!(items, (0..n).collect::<Vec<_>>());
+        let report = p.report().unwrap();
+        let read = report.stages.iter().find(|s| s.name == "read").unwrap();
+        assert!(read.concurrency >= 7, "{report}");
+        // and the next epoch starts from them again
+        assert_eq!(p.tuned.as_ref().unwrap().floors.stations, vec![7, 0]);
     }
 }

@@ -380,7 +380,8 @@ pub(crate) fn may_raise(cur: usize, new: usize, floor: usize, busy: f64) -> bool
 /// Feedback on what the model cannot see (bursts a mean hides, an in-order window held up
 /// by a slow item): when a cpu stage starves while the blocking stages before it in its
 /// segment are busy, their floors rise by half; when it starves while its segment's window
-/// is full, the window's floor rises by half. Floors only rise within an epoch. Returns why.
+/// is full, the window's floor rises by half. Floors only rise, within an epoch and from one
+/// epoch to the next (`engine::Floors`). Returns why.
 pub(crate) fn feedback(
     st: &mut [StationIn],
     segs: &mut [SegIn],
@@ -975,8 +976,22 @@ pub(crate) fn control(
         .iter()
         .map(|g| g.window.load(Relaxed))
         .collect();
-    let mut floors = vec![0usize; flat.len()];
-    let mut wfloors = vec![0usize; shared.segments.len()];
+    // Feedback's floors: the last run's (the same pipeline's, so the same shape), else none.
+    let (mut floors, mut wfloors) = {
+        let f = lock(&shared.floors);
+        (
+            if f.stations.len() == flat.len() {
+                f.stations.clone()
+            } else {
+                vec![0usize; flat.len()]
+            },
+            if f.windows.len() == shared.segments.len() {
+                f.windows.clone()
+            } else {
+                vec![0usize; shared.segments.len()]
+            },
+        )
+    };
     let mut floor_why: Vec<Option<String>> = vec![None; flat.len()];
     let mut last_t = Instant::now();
     let mut last_items = shared.delivered().1;
@@ -1090,6 +1105,12 @@ pub(crate) fn control(
                     .find(|w| w.contains(&format!("segment {g}'s window")))
                     .cloned();
             }
+        }
+        if !said.is_empty() {
+            // for the next run (epoch) of this pipeline
+            let mut f = lock(&shared.floors);
+            f.stations.clone_from(&floors);
+            f.windows.clone_from(&wfloors);
         }
         let mut plan = model(shape.workers, &st, &segs, &cfg);
         // The head-of-line rule sizes the consumer's segment from the consumer's side.

@@ -438,9 +438,21 @@ pub(crate) struct Shared {
     held_peak: Arc<AtomicUsize>,
     /// What the autotuner did (empty without one).
     pub tuning: Mutex<Tuning>,
+    /// The autotuner's feedback floors (per station, per segment), carried from run to run.
+    pub floors: Mutex<Floors>,
     /// Cpu stations also measure their items' thread CPU time (for the autotuner: a wall
     /// time stretches when the CPUs are oversubscribed, a CPU time does not).
     cpu_clock: bool,
+}
+
+/// The least the autotuner's feedback has asked for (it only raises them): per station its
+/// concurrency, per segment its window; empty until the first feedback. A run starts with
+/// the last run's (an epoch's starvation is the next epoch's too), so the model's first
+/// readings of a new epoch do not take back what the last one learned.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Floors {
+    pub stations: Vec<usize>,
+    pub windows: Vec<usize>,
 }
 
 pub(crate) struct SegmentSpec {
@@ -532,6 +544,7 @@ impl Shared {
             held: AtomicUsize::new(0),
             held_peak,
             tuning: Mutex::new(Tuning::default()),
+            floors: Mutex::new(Floors::default()),
             cpu_clock,
         }
     }
