@@ -241,7 +241,8 @@ class Pipeline:
         if self._stream:
             return []  # pulled by the core as it has room
         if isinstance(s, int):
-            return _core.epoch_order(self._seed if self._shuffle else None, epoch, s, "source")
+            # the core makes the indices as it reads them (no list of s ints)
+            return (s, self._seed if self._shuffle else None)
         if callable(s):
             return list(s(epoch))
         if self._shuffle:

@@ -24,6 +24,112 @@ use crate::{count_error, Failure, GilRow, GilSlot, GilStats};
 /// A value, or the exception a stage raised on it.
 type PyItem = Result<Py<PyAny>, Box<Failure>>;
 
+/// One epoch's source items, as the Python side gave them.
+enum EpochItems {
+    /// The items themselves (a sequence's, a callable's).
+    Listed(Vec<Py<PyAny>>),
+    /// `Pipeline(n)`: the indices `0..n`, sequential or in a shuffled order, made into Python
+    /// ints a chunk at a time as the engine reads them: an epoch of `10**9` holds no list of
+    /// a billion ints (~36 GB; it was made whole before the first item), and a shuffled one
+    /// holds its order as 8 bytes an index.
+    Indices(IndexItems),
+}
+
+/// Indices made into Python ints [`INDEX_CHUNK`] at a time, under one hold of the GIL.
+struct IndexItems {
+    len: usize,
+    /// `None`: `0..len` in order.
+    order: Option<Vec<usize>>,
+    /// The next index (position in `order`) not yet made.
+    next: usize,
+    made: std::vec::IntoIter<Py<PyAny>>,
+}
+
+const INDEX_CHUNK: usize = 256;
+
+impl IndexItems {
+    fn new(len: usize, seed: Option<u64>, epoch: u64) -> PyResult<IndexItems> {
+        let order = match seed {
+            None => None,
+            Some(s) => Some(
+                loader::Sampler::shuffled(s)
+                    .try_indices(len, epoch)
+                    .map_err(|m| PyValueError::new_err(format!("source: {m}")))?,
+            ),
+        };
+        Ok(IndexItems {
+            len,
+            order,
+            next: 0,
+            made: Vec::new().into_iter(),
+        })
+    }
+}
+
+impl Iterator for IndexItems {
+    type Item = PyItem;
+
+    fn next(&mut self) -> Option<PyItem> {
+        if let Some(x) = self.made.next() {
+            return Some(Ok(x));
+        }
+        if self.next >= self.len {
+            return None;
+        }
+        let end = self.len.min(self.next + INDEX_CHUNK);
+        let made: PyResult<Vec<Py<PyAny>>> = Python::with_gil(|py| {
+            (self.next..end)
+                .map(|k| {
+                    let i = self.order.as_ref().map_or(k, |o| o[k]);
+                    Ok(i.into_pyobject(py)?.into_any().unbind())
+                })
+                .collect()
+        });
+        self.next = end;
+        // making a small int cannot fail but for memory: then the epoch ends here
+        self.made = made.ok()?.into_iter();
+        self.made.next().map(Ok)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.len - self.next + self.made.len();
+        (n, Some(n))
+    }
+}
+
+/// An epoch's source iterator: either kind of [`EpochItems`].
+enum EpochIter {
+    Listed(std::vec::IntoIter<Py<PyAny>>),
+    Indices(IndexItems),
+}
+
+impl Iterator for EpochIter {
+    type Item = PyItem;
+
+    fn next(&mut self) -> Option<PyItem> {
+        match self {
+            EpochIter::Listed(it) => it.next().map(Ok),
+            EpochIter::Indices(it) => it.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            EpochIter::Listed(it) => it.size_hint(),
+            EpochIter::Indices(it) => it.size_hint(),
+        }
+    }
+}
+
+/// `items` of [`PipelineCore::start_epoch`]: a list of the items, or `(n, seed)` for the
+/// indices `0..n` (`seed`: `None` in order, else shuffled by it as epoch `epoch`).
+fn epoch_items(items: &Bound<'_, PyAny>, epoch: u64) -> PyResult<EpochItems> {
+    if let Ok((n, seed)) = items.extract::<(usize, Option<u64>)>() {
+        return Ok(EpochItems::Indices(IndexItems::new(n, seed, epoch)?));
+    }
+    Ok(EpochItems::Listed(items.extract()?))
+}
+
 /// One stage as Python describes it: `(op, name, kind, concurrency, queue, function, size,
 /// drop_last, strategy)`, where `op` is `map`, `filter`, `flat_map` or `batch` (whose
 /// function is the collate function, or `None` for plain lists).
@@ -184,7 +290,7 @@ fn runner_slot(r: Runner) -> usize {
 #[pyclass(module = "schedlab._core")]
 pub struct PipelineCore {
     driver: Driver<Pipeline<PyItem>>,
-    sources: Arc<Mutex<HashMap<u64, Vec<Py<PyAny>>>>>,
+    sources: Arc<Mutex<HashMap<u64, EpochItems>>>,
     gil: Vec<(String, Arc<GilStats>)>,
     /// `workers`, and each stage's `concurrency` where given: named by a refused count.
     workers: usize,
@@ -275,7 +381,7 @@ impl PipelineCore {
                 )))
             }
         };
-        let sources: Arc<Mutex<HashMap<u64, Vec<Py<PyAny>>>>> = Arc::default();
+        let sources: Arc<Mutex<HashMap<u64, EpochItems>>> = Arc::default();
         let src = Arc::clone(&sources);
         let mut b: PipelineBuilder<PyItem> = match stream {
             // A stream (issue 30): pulled lazily, its state in the pipeline's.
@@ -283,12 +389,10 @@ impl PipelineCore {
                 inner: crate::streams::source_of(py, &spec)?,
                 fails: fails.clone(),
             }),
-            None => Pipeline::from_source(move |epoch| {
-                lock(&src)
-                    .remove(&epoch)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(Ok::<_, Box<Failure>>)
+            None => Pipeline::from_source(move |epoch| match lock(&src).remove(&epoch) {
+                Some(EpochItems::Indices(it)) => EpochIter::Indices(it),
+                Some(EpochItems::Listed(v)) => EpochIter::Listed(v.into_iter()),
+                None => EpochIter::Listed(Vec::new().into_iter()),
             }),
         };
         let mut gil = Vec::new();
@@ -463,16 +567,23 @@ impl PipelineCore {
         })
     }
 
-    /// Start epoch `epoch` over the source items `items`; `next`: the next epoch's, which
-    /// the engine opens while this epoch ends when the pipeline prefetches the next epoch.
+    /// Start epoch `epoch` over the source items `items` (a list, or `(n, seed)`: the indices
+    /// `0..n`, made as they are read, in order or shuffled by `seed`); `next`: the next
+    /// epoch's, which the engine opens while this epoch ends when the pipeline prefetches
+    /// the next epoch.
     #[pyo3(signature = (epoch, items, next=None))]
     fn start_epoch(
         &self,
         py: Python<'_>,
         epoch: u64,
-        items: Vec<Py<PyAny>>,
-        next: Option<Vec<Py<PyAny>>>,
+        items: &Bound<'_, PyAny>,
+        next: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
+        let items = epoch_items(items, epoch)?;
+        let next = match (next, epoch.checked_add(1)) {
+            (Some(n), Some(e)) => Some(epoch_items(n, e)?),
+            _ => None,
+        };
         {
             let mut sources = lock(&self.sources);
             // an earlier epoch's items will not be asked for (nor this one's, when a

@@ -1,5 +1,6 @@
 """schedlab.Pipeline: order, stages, batches, errors, statistics and threads."""
 
+import itertools
 import threading
 import time
 
@@ -243,12 +244,29 @@ def test_load_state_dict_refuses_another_pipelines_state():
     other.close()
 
 
-@pytest.mark.parametrize("shuffle", [False, True])
-def test_an_int_source_too_long_for_its_order_is_a_value_error_not_a_panic(shuffle):
-    p = schedlab.Pipeline(2**62, shuffle=shuffle).batch(4)
+def test_an_int_source_too_long_for_its_shuffled_order_is_a_value_error_not_a_panic():
+    p = schedlab.Pipeline(2**62, shuffle=True).batch(4)
     with pytest.raises(ValueError, match=r"^source: 4611686018427387904 samples: an epoch's order"):
         next(iter(p))
     p.close()
+
+
+def test_an_int_source_in_order_makes_its_indices_as_it_reads_them():
+    """``Pipeline(n)`` in order holds no list of n ints: 2**62 items start at once (the list
+    was made whole before the first item; ``Pipeline(10**9)`` ran out of memory)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    p = schedlab.Pipeline(2**62).batch(4, collate_fn=list)
+    it = iter(p)
+    assert [next(it), next(it)] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    del it
+    p.close()
+    q = schedlab.Pipeline(10**9, workers=2).map(lambda x: x * x)
+    assert list(itertools.islice(iter(q), 5)) == [0, 1, 4, 9, 16]
+    q.close()
+    # kilobytes: a list of 10**9 ints is ~36 GB; the engine's windows hold a few hundred
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024
 
 
 def test_after_a_break_the_same_epoch_goes_on_and_iter_starts_the_next():
