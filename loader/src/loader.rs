@@ -689,7 +689,7 @@ impl<D: Dataset, B> Config<D, B> {
     }
 
     fn plan(&self, epoch: u64) -> Plan {
-        let order = self.sampler.indices(self.dataset.len(), epoch);
+        let order = self.sampler.epoch_order(self.dataset.len(), epoch);
         Plan::new(order, self.batch_size, self.remainder)
     }
 

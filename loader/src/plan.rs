@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::sampler::EpochOrder;
+
 /// What happens to the last `n mod batch_size` samples of an epoch of `n`.
 ///
 /// | mode | batches | samples |
@@ -39,7 +41,7 @@ impl std::str::FromStr for Remainder {
 /// `order[p mod n]`; batch `k` covers positions `k·B .. min((k+1)·B, total)`.
 #[derive(Clone, Debug)]
 pub(crate) struct Plan {
-    pub order: Vec<usize>,
+    pub order: EpochOrder,
     pub batch_size: usize,
     /// Positions in the epoch.
     pub total: usize,
@@ -48,7 +50,8 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
-    pub fn new(order: Vec<usize>, batch_size: usize, remainder: Remainder) -> Plan {
+    pub fn new(order: impl Into<EpochOrder>, batch_size: usize, remainder: Remainder) -> Plan {
+        let order = order.into();
         let n = order.len();
         let b = batch_size.max(1);
         let (batches, total) = match remainder {
@@ -66,7 +69,10 @@ impl Plan {
 
     /// The dataset index at position `p`.
     pub fn index(&self, p: usize) -> usize {
-        self.order[p % self.order.len()]
+        let n = self.order.len();
+        self.order
+            .get(p % n)
+            .expect("a position of a non-empty order")
     }
 
     /// Positions of batch `k`.
@@ -95,11 +101,11 @@ mod tests {
             (Remainder::Pad, 3, 12, 4),
             (Remainder::Partial, 3, 10, 2),
         ] {
-            let p = Plan::new((0..10).collect(), 4, mode);
+            let p = Plan::new((0..10).collect::<Vec<usize>>(), 4, mode);
             assert_eq!((p.batches, p.total), (batches, total), "{mode:?}");
             assert_eq!(p.batch_len(batches - 1), last, "{mode:?}");
         }
-        let pad = Plan::new((0..10).collect(), 4, Remainder::Pad);
+        let pad = Plan::new((0..10).collect::<Vec<usize>>(), 4, Remainder::Pad);
         let last: Vec<usize> = pad.batch_range(2).map(|p| pad.index(p)).collect();
         assert_eq!(last, vec![8, 9, 0, 1]);
         // an epoch smaller than one batch, padded, repeats its order

@@ -151,6 +151,16 @@ impl Sampler {
         Ok(())
     }
 
+    /// The order of epoch `epoch` over `len` samples as the engine reads it: `0..len` itself,
+    /// holding nothing, for a sequential unsharded sampler (an epoch of `10^9` samples
+    /// started after writing 8 GB of indices), else [`Sampler::indices`].
+    pub(crate) fn epoch_order(&self, len: usize, epoch: u64) -> EpochOrder {
+        match (&self.order, self.shard) {
+            (Order::Sequential, None) => EpochOrder::Range(len),
+            _ => EpochOrder::Listed(self.indices(len, epoch)),
+        }
+    }
+
     /// [`Sampler::indices`], or an error (one line) where an order of `len` indices could not
     /// be allocated (building it would abort the process or panic).
     ///
@@ -189,5 +199,74 @@ impl Sampler {
             order = order.into_iter().skip(rank).step_by(world).collect();
         }
         order
+    }
+}
+
+/// One epoch's order of dataset indices ([`Sampler::epoch_order`]).
+#[derive(Clone, Debug)]
+pub(crate) enum EpochOrder {
+    /// `0..n`, in order.
+    Range(usize),
+    /// The indices, in order of delivery.
+    Listed(Vec<usize>),
+}
+
+impl EpochOrder {
+    /// Positions in the order.
+    pub fn len(&self) -> usize {
+        match self {
+            EpochOrder::Range(n) => *n,
+            EpochOrder::Listed(v) => v.len(),
+        }
+    }
+
+    /// The index at position `p`, if there is one.
+    pub fn get(&self, p: usize) -> Option<usize> {
+        match self {
+            EpochOrder::Range(n) => (p < *n).then_some(p),
+            EpochOrder::Listed(v) => v.get(p).copied(),
+        }
+    }
+}
+
+impl From<Vec<usize>> for EpochOrder {
+    fn from(v: Vec<usize>) -> EpochOrder {
+        EpochOrder::Listed(v)
+    }
+}
+
+impl IntoIterator for EpochOrder {
+    type Item = usize;
+    type IntoIter = EpochOrderIter;
+
+    fn into_iter(self) -> EpochOrderIter {
+        match self {
+            EpochOrder::Range(n) => EpochOrderIter::Range(0..n),
+            EpochOrder::Listed(v) => EpochOrderIter::Listed(v.into_iter()),
+        }
+    }
+}
+
+/// The iterator of an [`EpochOrder`].
+pub(crate) enum EpochOrderIter {
+    Range(std::ops::Range<usize>),
+    Listed(std::vec::IntoIter<usize>),
+}
+
+impl Iterator for EpochOrderIter {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            EpochOrderIter::Range(r) => r.next(),
+            EpochOrderIter::Listed(v) => v.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            EpochOrderIter::Range(r) => r.size_hint(),
+            EpochOrderIter::Listed(v) => v.size_hint(),
+        }
     }
 }

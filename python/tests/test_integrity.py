@@ -451,3 +451,26 @@ def test_an_exception_inside_a_flat_maps_iterator_is_an_error_at_its_place():
             errors.append(str(e))
     assert got == [(0, 0), (0, 1), (1, 0), (2, 0), (2, 1)]
     assert len(errors) == 1 and "bad child" in errors[0]
+
+
+class _Billion:
+    def __len__(self):
+        return 10**9
+
+    def __getitem__(self, i):
+        return i
+
+
+def test_a_dataloader_over_a_billion_samples_in_order_holds_no_order_of_them():
+    """In order and unsharded, an epoch's order is ``range(len)`` itself: the first batch of
+    a dataset of 10**9 samples came after 19 s and 7.6 GB of indices written (8 bytes each);
+    a shuffled order is still held, as torch's ``randperm`` is."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    dl = schedlab.DataLoader(_Billion(), batch_size=4, num_workers=2, collate_fn=list)
+    it = iter(dl)
+    assert [next(it), next(it)] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    del it
+    dl.close()
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB

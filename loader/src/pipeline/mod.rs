@@ -505,7 +505,7 @@ impl Pipeline<()> {
     pub fn from_sampler(len: usize, sampler: Sampler) -> PipelineBuilder<usize> {
         let s = sampler.clone();
         let feed: FeedFactory = Arc::new(move |epoch| {
-            let order = s.indices(len, epoch);
+            let order = s.epoch_order(len, epoch);
             let total = Some(order.len() as u64);
             Box::new(IterFeed {
                 it: order.into_iter(),
@@ -1259,11 +1259,11 @@ impl Default for SegTemplate {
 /// again (`Remainder::Pad`; the same positions as the Loader's plan).
 fn padded_feed(len: usize, sampler: Sampler, size: usize) -> FeedFactory {
     Arc::new(move |epoch| {
-        let order = sampler.indices(len, epoch);
+        let order = sampler.epoch_order(len, epoch);
         let n = order.len();
         let total = n.div_ceil(size).saturating_mul(size);
         Box::new(IterFeed {
-            it: (0..total).map(move |p| order[p % n]),
+            it: (0..total).filter_map(move |p| order.get(p % n)),
             pos: 0,
             total: Some(total as u64),
         }) as Box<dyn Feed>
@@ -1650,7 +1650,7 @@ impl<T: Send + 'static> Pipeline<T> {
             }
         }
         if let Some((len, sampler)) = &self.spec.order {
-            let n = sampler.indices(*len, state.epoch).len();
+            let n = sampler.epoch_order(*len, state.epoch).len();
             let total = match self.spec.pad {
                 Some(size) => n.div_ceil(size).saturating_mul(size),
                 None => n,
@@ -2370,12 +2370,12 @@ impl<T: Send + 'static> PipelineEpoch<'_, T> {
             .as_ref()
             .and_then(|(len, sampler)| {
                 // The sampler's order is a pure function of the epoch (padded positions wrap).
-                let order = sampler.indices(*len, epoch);
+                let order = sampler.epoch_order(*len, epoch);
                 let p = match self.pipeline.spec.pad {
-                    Some(_) if !order.is_empty() => f.src as usize % order.len(),
+                    Some(_) if order.len() > 0 => f.src as usize % order.len(),
                     _ => f.src as usize,
                 };
-                order.get(p).copied()
+                order.get(p)
             });
         PipelineError::Item {
             stage: f.stage.to_string(),
