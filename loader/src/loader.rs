@@ -18,7 +18,7 @@ use crate::pipeline::{
 };
 use crate::plan::{Plan, Remainder};
 use crate::report::{Acc, LoaderReport, Setup};
-use crate::sampler::Sampler;
+use crate::sampler::{EpochOrder, Sampler};
 
 /// What one task of the pool loads: one sample, or a whole batch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -530,14 +530,10 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
                 // restored) cut into batches of indices.
                 let source = Pipeline::from_source(move |epoch| {
                     let plan = c.plan(epoch);
-                    let positions = Arc::new(remaining(&resumed_at(&r, epoch), plan.total));
+                    let positions = remaining(&resumed_at(&r, epoch), plan.total);
                     let b = plan.batch_size;
-                    (0..positions.len().div_ceil(b)).map(move |k| {
-                        positions[k * b..((k + 1) * b).min(positions.len())]
-                            .iter()
-                            .map(|&p| plan.index(p))
-                            .collect::<Vec<usize>>()
-                    })
+                    (0..positions.len().div_ceil(b))
+                        .map(move |k| batch_indices(&positions, &plan, b, k))
                 });
                 let c = Arc::clone(&config);
                 source.try_map_with(
@@ -598,13 +594,27 @@ fn resumed_at(resumed: &Resumed, epoch: u64) -> Option<Arc<Consumed>> {
 }
 
 /// The positions below `total` not consumed, in order.
-fn remaining(consumed: &Option<Arc<Consumed>>, total: usize) -> Vec<usize> {
+fn remaining(consumed: &Option<Arc<Consumed>>, total: usize) -> EpochOrder {
     match consumed {
-        Some(c) => (c.prefix.min(total)..total)
-            .filter(|p| !c.extra.contains(p))
-            .collect(),
-        None => (0..total).collect(),
+        Some(c) => EpochOrder::Listed(
+            (c.prefix.min(total)..total)
+                .filter(|p| !c.extra.contains(p))
+                .collect(),
+        ),
+        // all of them: nothing to hold
+        None => EpochOrder::Range(total),
     }
+}
+
+/// Batch `k` of `positions` cut into batches of `b`, as the dataset indices of `plan`.
+fn batch_indices(positions: &EpochOrder, plan: &Plan, b: usize, k: usize) -> Vec<usize> {
+    let n = positions.len();
+    let start = k.saturating_mul(b).min(n);
+    let end = start.saturating_add(b).min(n);
+    (start..end)
+        .filter_map(|i| positions.get(i))
+        .map(|p| plan.index(p))
+        .collect()
 }
 
 struct Config<D: Dataset, B> {
@@ -732,8 +742,9 @@ impl<D: Dataset, B> Config<D, B> {
                 let positions = remaining(&resumed, self.plan(ps.epoch).total);
                 let batch = |k: u64| {
                     let k = usize::try_from(k).unwrap_or(usize::MAX);
-                    let end = k.saturating_add(1).saturating_mul(b).min(positions.len());
-                    &positions[k.saturating_mul(b).min(end)..end]
+                    let n = positions.len();
+                    let start = k.saturating_mul(b).min(n);
+                    (start..start.saturating_add(b).min(n)).filter_map(|i| positions.get(i))
                 };
                 let (mut prefix, mut extra) = match &resumed {
                     Some(c) => (c.prefix, c.extra.clone()),

@@ -139,3 +139,33 @@ fn a_dataset_whose_order_cannot_be_allocated_is_refused_when_built() {
     // (A length that fits is built by every other loader test; building one here would
     // start threads while the thread-limit tests of this binary count them.)
 }
+
+/// The most this process has held (`VmHWM`, KiB), Linux only.
+fn peak_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// An epoch in order over a billion samples holds no order of them, at sample and at batch
+/// granularity: the first batch comes at once (it came after writing 8 GB of indices, and at
+/// batch granularity 8 GB more of positions).
+#[test]
+fn a_billion_samples_in_order_start_without_an_order_of_them() {
+    use loader::Granularity;
+    for g in [Granularity::Sample, Granularity::Batch] {
+        let before = peak_kib();
+        let ds = loader::from_fn(1_000_000_000, Ok::<_, String>);
+        let mut l = Loader::builder(ds)
+            .batch_size(4)
+            .workers(2)
+            .granularity(g)
+            .build()
+            .unwrap();
+        let first: Vec<Vec<usize>> = l.epoch(0).take(2).map(|b| b.unwrap().data).collect();
+        assert_eq!(first, vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7]], "{g:?}");
+        if let (Some(a), Some(b)) = (before, peak_kib()) {
+            assert!(b.saturating_sub(a) < 200 * 1024, "{g:?}: {a} -> {b} KiB");
+        }
+    }
+}
