@@ -29,8 +29,9 @@ closed under a reader, so its number cannot be reused while it reads.
 The zygote is forked by the root, which is started with ``start_method`` once (a start costs
 ~10 ms with ``forkserver``, ~150 ms with ``spawn``, where a fork of the idle root costs ~2 ms,
 and every loader starts a zygote); with ``"fork"`` the zygote is a fork of the user's process
-itself (no root). By default: ``"fork"`` while the user's process is single-threaded (``/proc/self/task`` has one entry: no other thread can hold a lock across
-the fork, and the zygote starts in milliseconds), else ``"forkserver"``: forking the user's
+itself (no root). By default: ``"fork"`` while the user's process is single-threaded
+(``/proc/self/task`` has one entry: no other thread can hold a lock across the fork, and the
+zygote starts in milliseconds), else ``"forkserver"``: forking the user's
 process while the engine's Rust threads (or any others) run is unsafe (a lock another thread
 held at the fork stays locked forever in the child: the allocator's, Python's, the
 engine's), and ``"spawn"`` starts a fresh interpreter (slow). ``"forkserver"``, ``"spawn"``
@@ -807,11 +808,27 @@ class _Root:
                     # it had worked and died since (killed, out of memory): start another
 
 
+    @classmethod
+    def _after_fork_in_child(cls) -> None:
+        """A child forked from this process (its own multiprocessing, a torch worker) gets
+        a fresh lock (a thread of the parent may have held it at the fork) and no roots: it
+        starts its own at its first stage, and closes its copies of the parent's sockets, so
+        that a root still sees its end of file when the parent closes them or exits."""
+        cls._lock = threading.Lock()
+        roots, cls._roots = cls._roots, {}
+        for r in roots.values():
+            _close_quietly(r.ctrl)
+
+
 def _close_quietly(c: Any) -> None:
     try:
         c.close()
     except OSError:
         pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_Root._after_fork_in_child)
 
 
 class _Worker:
@@ -1181,7 +1198,7 @@ class ProcessStage:
                         pass
             self._free.clear()
             ctrl, self._ctrl = self._ctrl, None
-            z, self._zygote = self._zygote, None
+            self._zygote = None
         if ctrl is not None:
             # the zygote kills its workers, reaps them and exits (on "stop", or on the end
             # of file if it reads that first): not waited for here, as their exits take
@@ -1194,7 +1211,6 @@ class ProcessStage:
             except OSError:
                 pass
             ctrl.close()
-        del z
 
     def __del__(self) -> None:
         try:
