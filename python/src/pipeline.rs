@@ -76,9 +76,9 @@ impl Iterator for IndexItems {
         if self.next >= self.len {
             return None;
         }
-        let end = self.len.min(self.next + INDEX_CHUNK);
+        let (start, end) = (self.next, self.len.min(self.next + INDEX_CHUNK));
         let made: PyResult<Vec<Py<PyAny>>> = Python::with_gil(|py| {
-            (self.next..end)
+            (start..end)
                 .map(|k| {
                     let i = self.order.as_ref().map_or(k, |o| o[k]);
                     Ok(i.into_pyobject(py)?.into_any().unbind())
@@ -86,8 +86,13 @@ impl Iterator for IndexItems {
                 .collect()
         });
         self.next = end;
-        // making a small int cannot fail but for memory: then the epoch ends here
-        self.made = made.ok()?.into_iter();
+        // Making an int fails only when memory does: a panic here is the engine's "the
+        // source broke", an error at the next position that ends the epoch (not items lost
+        // without a word).
+        self.made = match made {
+            Ok(v) => v.into_iter(),
+            Err(e) => panic!("making the source positions {start}..{end} into Python ints: {e}"),
+        };
         self.made.next().map(Ok)
     }
 
