@@ -1,7 +1,7 @@
 """Type stubs of the Rust extension ``schedlab._core`` (internal: ``schedlab.DataLoader`` and
 ``schedlab.Pipeline`` are the public faces)."""
 
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence, Union
 
 DEFAULT_STRATEGY: str
 
@@ -35,8 +35,12 @@ class PipelineCore:
         stream: Optional[tuple[Any, ...]] = ...,
         prefetch_next_epoch: bool = ...,
     ) -> None: ...
+    # items: the epoch's items, or (n, seed) for the indices 0..n (seed None: in order)
     def start_epoch(
-        self, epoch: int, items: Sequence[Any], next: Optional[Sequence[Any]] = ...
+        self,
+        epoch: int,
+        items: Union[Sequence[Any], tuple[int, Optional[int]]],
+        next: Optional[Union[Sequence[Any], tuple[int, Optional[int]]]] = ...,
     ) -> None: ...
     def end_epoch(self) -> None: ...
     def next_item(self) -> Optional[tuple[Any, ...]]: ...
