@@ -325,7 +325,8 @@ class DataLoader:
       this process is single-threaded, else ``"forkserver"``); unused with thread workers.
     * ``persistent_workers``: the threads always live as long as the loader; with
       ``persistent_workers=True`` they also load the next epoch's first batches while this
-      one ends (as torch's persistent workers do), which costs CPU a single epoch never uses.
+      one ends (torch's persistent workers keep their processes but start the next epoch at
+      the next ``iter()``); the last epoch's look-ahead is CPU spent on items never read.
 
     Added: ``worker_type``: ``"thread"`` (the default: Rust threads that take the GIL only to
     call ``__getitem__``), ``"process"`` (``num_workers`` worker processes, each fed one
