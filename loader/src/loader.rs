@@ -532,8 +532,11 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
                     let plan = c.plan(epoch);
                     let positions = remaining(&resumed_at(&r, epoch), plan.total);
                     let b = plan.batch_size;
-                    (0..positions.len().div_ceil(b))
-                        .map(move |k| batch_indices(&positions, &plan, b, k))
+                    (0..positions.len().div_ceil(b)).map(move |k| {
+                        batch_positions(&positions, b, k)
+                            .map(|p| plan.index(p))
+                            .collect::<Vec<usize>>()
+                    })
                 });
                 let c = Arc::clone(&config);
                 source.try_map_with(
@@ -606,15 +609,11 @@ fn remaining(consumed: &Option<Arc<Consumed>>, total: usize) -> EpochOrder {
     }
 }
 
-/// Batch `k` of `positions` cut into batches of `b`, as the dataset indices of `plan`.
-fn batch_indices(positions: &EpochOrder, plan: &Plan, b: usize, k: usize) -> Vec<usize> {
+/// The positions of batch `k` when `positions` are cut into batches of `b`.
+fn batch_positions(positions: &EpochOrder, b: usize, k: usize) -> impl Iterator<Item = usize> + '_ {
     let n = positions.len();
     let start = k.saturating_mul(b).min(n);
-    let end = start.saturating_add(b).min(n);
-    (start..end)
-        .filter_map(|i| positions.get(i))
-        .map(|p| plan.index(p))
-        .collect()
+    (start..start.saturating_add(b).min(n)).filter_map(|i| positions.get(i))
 }
 
 struct Config<D: Dataset, B> {
@@ -741,10 +740,7 @@ impl<D: Dataset, B> Config<D, B> {
                 let b = self.batch_size;
                 let positions = remaining(&resumed, self.plan(ps.epoch).total);
                 let batch = |k: u64| {
-                    let k = usize::try_from(k).unwrap_or(usize::MAX);
-                    let n = positions.len();
-                    let start = k.saturating_mul(b).min(n);
-                    (start..start.saturating_add(b).min(n)).filter_map(|i| positions.get(i))
+                    batch_positions(&positions, b, usize::try_from(k).unwrap_or(usize::MAX))
                 };
                 let (mut prefix, mut extra) = match &resumed {
                     Some(c) => (c.prefix, c.extra.clone()),
