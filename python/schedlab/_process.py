@@ -74,7 +74,7 @@ import weakref
 from array import array
 from collections import deque
 from collections.abc import Sequence
-from multiprocessing import get_context
+from multiprocessing import current_process, get_context
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import recv_handle, send_handle
 
@@ -962,6 +962,17 @@ class ProcessStage:
         if exchange is None or not hasattr(os, "fork"):
             raise ValueError(f"process stage '{self.name}': worker processes need a POSIX "
                              "system (os.fork, Unix sockets)")
+        if getattr(current_process(), "_inheriting", False):
+            # This process is a fork server or a spawned child importing the user's main
+            # module (as multiprocessing does to find its functions), and that module starts
+            # a process stage at import: a script without a main guard. Going on would run
+            # the script's work a second time, silently, in this process (the "fork" path
+            # does not stop it as multiprocessing's own check does for spawn).
+            raise RuntimeError(
+                f"process stage '{self.name}': started while this process imports the main "
+                "module to serve worker processes; a script that uses process stages needs "
+                "its work under `if __name__ == \"__main__\":`"
+            )
         t0 = time.perf_counter()
         payload = self._payload
         if payload is None:

@@ -474,6 +474,36 @@ def test_a_root_from_before_a_fork_is_not_shared_with_the_child():
     p2.close()
 
 
+@pytest.mark.parametrize("start_method", [None, "spawn"])
+def test_a_script_without_a_main_guard_is_stopped_not_run_twice(tmp_path, start_method):
+    """A script that starts a process stage at its top level, with no
+    ``if __name__ == "__main__":``: the process that serves the workers imports the script
+    (as multiprocessing does, to find its functions), reaches the stage, and must refuse it
+    (the error names the fix) rather than run the script's work a second time. The default
+    start method with a thread alive is forkserver; its child importing the script has one
+    thread, so the nested stage took ``fork`` (which multiprocessing does not check) and
+    the script returned its results twice, exit code 0."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import threading, time, schedlab\n"
+        "if __name__ == '__main__':  # a second thread here only\n"
+        "    threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+        "def sq(x):\n"
+        "    return x * x\n"
+        f"p = schedlab.Pipeline(8, workers=2, start_method={start_method!r})\n"
+        "p.map(sq, kind='process', concurrency=2)\n"
+        "print('RESULT', sorted(p), flush=True)\n"
+        "p.close()\n"
+    )
+    import subprocess
+
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode != 0, out.stdout
+    assert "RESULT" not in out.stdout, out.stdout
+    assert 'needs its work under `if __name__ == "__main__":`' in out.stderr, out.stderr[-3000:]
+
+
 # --- auto ---------------------------------------------------------------------------------
 
 
