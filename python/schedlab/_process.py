@@ -1004,9 +1004,15 @@ class ProcessStage:
             ) from None
         if msg[0] != "ready":
             z.join(5)
+            hint = ""
+            if "__mp_main__" in msg[1]:
+                # the script was imported there without running its main block
+                hint = (" (the worker processes import the script without running its "
+                        "`if __name__ == \"__main__\":` block: define what they need at the "
+                        "script's top level)")
             raise RuntimeError(
                 f"process stage '{self.name}': the worker processes could not load the "
-                f"function: {msg[1]}\n{msg[2]}"
+                f"function: {msg[1]}{hint}\n{msg[2]}"
             )
         self._ctrl, self._zygote = mine, z
         self.started_s = time.perf_counter() - t0

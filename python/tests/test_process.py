@@ -504,6 +504,32 @@ def test_a_script_without_a_main_guard_is_stopped_not_run_twice(tmp_path, start_
     assert 'needs its work under `if __name__ == "__main__":`' in out.stderr, out.stderr[-3000:]
 
 
+def test_a_dataset_defined_under_the_main_guard_gets_an_error_that_says_where_to_define_it(
+        tmp_path):
+    script = tmp_path / "inguard.py"
+    script.write_text(
+        "import schedlab\n"
+        "if __name__ == '__main__':\n"
+        "    class D:\n"
+        "        def __len__(self):\n"
+        "            return 4\n"
+        "        def __getitem__(self, i):\n"
+        "            return i\n"
+        "    dl = schedlab.DataLoader(D(), num_workers=2, worker_type='process',\n"
+        "                             multiprocessing_context='forkserver')\n"
+        "    print('RESULT', list(dl), flush=True)\n"
+    )
+    import subprocess
+
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert out.returncode != 0 and "RESULT" not in out.stdout, out.stdout
+    last = out.stderr.strip().splitlines()
+    line = next(x for x in last if x.startswith("RuntimeError: process stage '__getitem__'"))
+    assert "Can't get attribute 'D'" in line, line
+    assert "define what they need at the script's top level" in line, line
+
+
 # --- auto ---------------------------------------------------------------------------------
 
 
