@@ -332,8 +332,9 @@ class DataLoader:
     call ``__getitem__``), ``"process"`` (``num_workers`` worker processes, each fed one
     sample index at a time by two threads, so that it holds one sample running and the next
     waiting; ``__getitem__`` and ``worker_init_fn`` run in the processes, the dataset reaches
-    them pickled once; large numpy samples come back
-    through shared memory; a process that dies fails its sample only, as
+    them pickled once; large numpy samples and CPU torch tensors come back through shared
+    memory; each process seeds ``random``, numpy and torch with a seed of its own and runs
+    torch on one thread, as torch's workers do; a process that dies fails its sample only, as
     ``schedlab.WorkerDied``, and is replaced) or ``"auto"`` (threads, until the GIL
     statistics say ``__getitem__`` is GIL-bound: then processes; ``report()["processes"]``
     says when and why). ``strategy`` (a schedlab strategy spec such as ``"work-stealing"``; default

@@ -247,6 +247,61 @@ def test_large_numpy_results_come_back_through_shared_memory():
     assert [f for f in set(os.listdir("/dev/shm")) - before if f.startswith("schedlab-")] == []
 
 
+def test_large_torch_tensors_come_back_through_shared_memory_as_tensors():
+    torch = pytest.importorskip("torch")
+    t = torch.arange(1 << 18, dtype=torch.float32).reshape(256, 1024)  # 1 MiB
+    msg = _process.pack(b"r", t)
+    assert len(msg) < 1024  # as a numpy array: the data in shared memory (torch.save'd
+    # bytes through the socket before)
+    kind, u = _process.unpack(msg)
+    assert kind == b"r" and type(u) is torch.Tensor and torch.equal(t, u) and u.dtype == t.dtype
+    u += 1  # writable, as an unpickled tensor is
+    # not contiguous, a dict of them, a 0-d one: equal, as tensors
+    for x in (t[:, ::2], {"image": t[:4], "label": torch.tensor(3)}):
+        _, y = _process.unpack(_process.pack(b"r", x))
+        if isinstance(x, dict):
+            assert torch.equal(x["image"], y["image"]) and int(y["label"]) == 3
+        else:
+            assert torch.equal(x, y) and y.is_contiguous()
+    # what numpy cannot hold, or must not lose, goes as torch pickles it
+    for x in (torch.ones(3, dtype=torch.bfloat16), torch.ones(3, requires_grad=True),
+              torch.nn.Parameter(torch.ones(2))):
+        _, y = _process.unpack(_process.pack(b"r", x))
+        assert type(y) is type(x) and y.dtype == x.dtype and torch.equal(x.detach(), y.detach())
+        assert y.requires_grad == x.requires_grad
+
+
+def worker_draws(i):
+    import random
+
+    torch = sys.modules.get("torch")
+    return (os.getpid(), random.getrandbits(62), int(np.random.randint(1 << 62)),
+            None if torch is None else (int(torch.randint(1 << 62, ())), torch.get_num_threads()))
+
+
+@pytest.mark.parametrize("start_method", [None, "fork"])
+def test_each_worker_process_draws_its_own_random_numbers(start_method):
+    """The workers are forks of one zygote: unseeded, torch's generator (and numpy's, in
+    the versions that do not reseed at a fork) repeat the same numbers in every worker (a
+    "random" augmentation the same in each). Seeded per process as torch's workers are, and
+    torch on one thread there. ``"fork"``: the zygote is a fork of this process, so torch
+    is in the workers whenever it is installed."""
+    try:
+        import torch  # noqa: F401 - only to be in this process for the fork
+    except ImportError:
+        pass
+    p = schedlab.Pipeline(64, workers=2, start_method=start_method).map(
+        worker_draws, kind="process", concurrency=4)
+    out = list(p)
+    p.close()
+    assert len({pid for pid, *_ in out}) == 4
+    for k in (1, 2):
+        draws = [row[k] for row in out]
+        assert len(set(draws)) == len(draws), k
+    if start_method == "fork" and "torch" in sys.modules:
+        draws = [row[3][0] for row in out]
+        assert len(set(draws)) == len(draws) and {row[3][1] for row in out} == {1}
+
 def test_ints_and_small_arrays_cross_without_pickle_and_keep_their_types():
     # an int of 64 bits goes as 9 bytes plus its kind; anything else (bool, a larger int)
     # is pickled: each comes back equal and of its own type
