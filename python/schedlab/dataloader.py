@@ -47,6 +47,25 @@ def _int_arg(name, value, minimum, maximum=sys.maxsize):
 _MAX_SEED = 2**64 - 1
 
 
+def _order_and_timeout(in_order, ordered, timeout, batch_timeout):
+    """torch's names and the pipeline vocabulary's, one setting each: ``(ordered,
+    batch_timeout, timeout_s)`` from ``in_order`` / ``ordered`` and ``timeout`` /
+    ``batch_timeout`` (``ValueError`` when both of a pair are given and disagree)."""
+    if in_order is not None:
+        if ordered is not True and bool(ordered) != bool(in_order):
+            raise ValueError(f"in_order={in_order!r} and ordered={ordered!r} disagree; "
+                             "give one of them")
+        ordered = in_order
+    timeout_given = isinstance(timeout, bool) or not (
+        isinstance(timeout, (int, float)) and timeout == 0)
+    if batch_timeout is None:
+        batch_timeout = timeout
+    elif timeout_given:
+        raise ValueError("timeout and batch_timeout are the same setting (the wait for a "
+                         "batch); give one of them")
+    return ordered, batch_timeout, _timeout_arg(batch_timeout)
+
+
 def _timeout_arg(timeout):
     """The wait for one batch in seconds, or ``None`` for no limit: ``0`` and ``inf`` mean
     none (as torch's 0 does), and so does a finite value too large to be a wait (over 2**64
@@ -403,20 +422,8 @@ class DataLoader:
         self.multiprocessing_context = multiprocessing_context
         self._start_method = start_method_arg("multiprocessing_context", multiprocessing_context)
         self._procs = None  # the worker processes (worker_type "process" or "auto")
-        if in_order is not None:
-            if ordered is not True and bool(ordered) != bool(in_order):
-                raise ValueError(f"in_order={in_order!r} and ordered={ordered!r} disagree; "
-                                 "give one of them")
-            ordered = in_order
-        # torch's `timeout` and the pipeline vocabulary's `batch_timeout` are one setting
-        timeout_given = isinstance(timeout, bool) or not (
-            isinstance(timeout, (int, float)) and timeout == 0)
-        if batch_timeout is None:
-            batch_timeout = timeout
-        elif timeout_given:
-            raise ValueError("timeout and batch_timeout are the same setting (the wait for a "
-                             "batch); give one of them")
-        timeout_s = _timeout_arg(batch_timeout)
+        ordered, batch_timeout, timeout_s = _order_and_timeout(in_order, ordered, timeout,
+                                                               batch_timeout)
         if shuffle and sampler is not None:
             raise ValueError("sampler option is mutually exclusive with shuffle")
         if sampler is not None and not hasattr(sampler, "__iter__"):

@@ -156,6 +156,9 @@ class Pipeline:
         self._stages = []
         self._stream_shuffle = None
         self._core = None
+        # the wait for one item, in seconds (None: no limit); set by the DataLoader over an
+        # iterable dataset, whose `timeout` it is
+        self._timeout_s = None
         self._procs = {}  # the process and auto stages' pools, by stage name (this core's)
         self._retired_procs = []  # those of cores stopped by an interrupt
         self._retired = []  # stopped by an interrupt; joined by close()
@@ -514,7 +517,7 @@ class _PipelineIter:
         if self._done:
             raise StopIteration
         try:
-            r = self._core.next_item()
+            r = self._core.next_item(self._p._timeout_s)
         except BaseException:
             self._dead = True
             raise

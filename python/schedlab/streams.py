@@ -6,6 +6,7 @@ of ``state_dict()``, so that ``load_state_dict()`` resumes it exactly.
 """
 
 import os
+import sys
 
 from .dataloader import _MAX_SEED, _int_arg
 
@@ -106,7 +107,14 @@ def check_shuffle(buffer_size, seed):
 
 
 def is_iterable_dataset(dataset):
-    """torch's ``IterableDataset`` protocol: ``__iter__`` and no ``__getitem__``."""
+    """torch's ``IterableDataset`` protocol: ``__iter__`` and no ``__getitem__``; or an
+    instance of torch's ``IterableDataset`` itself, which has the ``__getitem__`` of torch's
+    ``Dataset`` (it raises ``NotImplementedError``). torch is never imported here: an
+    instance of its class can exist only once it was."""
+    tud = sys.modules.get("torch.utils.data")
+    cls = getattr(tud, "IterableDataset", None)
+    if isinstance(cls, type) and isinstance(dataset, cls):
+        return True
     return hasattr(dataset, "__iter__") and not hasattr(dataset, "__getitem__")
 
 
@@ -123,8 +131,10 @@ class IterableLoader:
     def __init__(self, dataset, batch_size=1, shuffle=None, sampler=None, batch_sampler=None,
                  num_workers=0, collate_fn=None, pin_memory=False, drop_last=False, timeout=0,
                  worker_init_fn=None, multiprocessing_context=None, generator=None, *,
-                 prefetch_factor=None, persistent_workers=False, pin_memory_device=""):
+                 prefetch_factor=None, persistent_workers=False, pin_memory_device="",
+                 in_order=None, ordered=True, batch_timeout=None, worker_type="thread"):
         from ._collate import default_collate
+        from .dataloader import _order_and_timeout
         from .pipeline import Pipeline
 
         for name, value in (("shuffle", shuffle), ("sampler", sampler),
@@ -139,10 +149,22 @@ class IterableLoader:
                 "worker_init_fn: not supported with an iterable dataset (one reader, no "
                 "worker processes)"
             )
+        if worker_type != "thread":
+            raise ValueError(
+                f"worker_type={worker_type!r}: an iterable dataset is read by one reader in "
+                "this process (its __iter__ is not split across workers); for transforms on "
+                "worker processes, use a map-style dataset or schedlab.Pipeline(dataset)"
+                ".map(fn, kind=\"process\")"
+            )
         _int_arg("num_workers", num_workers, 0)
+        ordered, batch_timeout, timeout_s = _order_and_timeout(in_order, ordered, timeout,
+                                                               batch_timeout)
+        self.timeout = self.batch_timeout = batch_timeout
         self.dataset, self.num_workers, self.drop_last = dataset, num_workers, bool(drop_last)
         self.batch_size = None if batch_size is None else _int_arg("batch_size", batch_size, 1)
-        p = Pipeline(lambda epoch: iter(dataset), workers=max(1, num_workers))
+        p = Pipeline(lambda epoch: iter(dataset), workers=max(1, num_workers),
+                     ordered=bool(ordered))
+        p._timeout_s = timeout_s
         if self.batch_size is not None:
             p.batch(self.batch_size, drop_last=self.drop_last,
                     collate_fn=collate_fn or default_collate)

@@ -613,9 +613,12 @@ impl PipelineCore {
     /// `("error", exception, traceback_text, stage, k)` (`k`: the results this epoch's
     /// iteration handed out before it) or `("halted", message)` (`on_failure="halt"`: the
     /// epoch ends); a panic raises `RuntimeError`, threads that cannot start `ValueError`
-    /// naming `workers` or the stage's `concurrency`.
-    fn next_item(&self, py: Python<'_>) -> PyResult<Option<PyObject>> {
-        let Some((k, i)) = self.driver.next(py, None)? else {
+    /// naming `workers` or the stage's `concurrency`. `timeout_s`: how long to wait (`None`
+    /// or 0: no limit); past it, `RuntimeError` and the driver is abandoned, as after an
+    /// interrupt.
+    #[pyo3(signature = (timeout_s=None))]
+    fn next_item(&self, py: Python<'_>, timeout_s: Option<f64>) -> PyResult<Option<PyObject>> {
+        let Some((k, i)) = self.driver.next(py, crate::timeout_of(timeout_s)?)? else {
             return Ok(None);
         };
         let i = match i {

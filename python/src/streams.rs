@@ -90,6 +90,9 @@ impl Source for PyIterSource {
     }
 
     fn next(&mut self) -> Option<Result<PyItem, SourceError>> {
+        // the feeding thread may be one Python does not know (the driver's): a thread state
+        // made and deleted per call otherwise
+        crate::keep_thread_state();
         Python::with_gil(|py| {
             if let Some(m) = self.refused.take() {
                 self.pos += 1;
@@ -196,6 +199,7 @@ where
     }
     fn next(&mut self) -> Option<Result<PyItem, SourceError>> {
         let r = self.inner.next()?;
+        crate::keep_thread_state();
         Some(Ok(Python::with_gil(|py| match r {
             Ok(v) => (self.f)(py, v),
             Err(e) => Err(Box::new(Failure::new(

@@ -4,7 +4,9 @@ import errno
 import io
 import itertools
 import json
+import sys
 import tarfile
+import threading
 
 import pytest
 
@@ -157,6 +159,72 @@ def test_the_dataloader_takes_an_iterable_dataset_once_whatever_num_workers(num_
     assert first + list(rest) == batches
     with pytest.raises(ValueError, match="shuffle"):
         schedlab.DataLoader(Stream(3), shuffle=True)
+
+
+def test_a_subclass_of_torchs_iterable_dataset_is_a_stream(monkeypatch):
+    """torch's ``IterableDataset`` has the ``__getitem__`` of torch's ``Dataset`` (raising
+    ``NotImplementedError``): by the protocol alone it looked map-style and was refused
+    ("expected a map-style dataset"). Stood in for by a module of that name, so that the
+    test runs without torch; with torch, its own class."""
+    try:
+        import torch.utils.data as tud
+    except ImportError:
+        import types
+
+        tud = types.ModuleType("torch.utils.data")
+
+        class Dataset:
+            def __getitem__(self, index):
+                raise NotImplementedError("Subclasses of Dataset should implement __getitem__.")
+
+        class IterableDataset(Dataset):
+            def __iter__(self):
+                raise NotImplementedError
+
+        tud.Dataset, tud.IterableDataset = Dataset, IterableDataset
+        monkeypatch.setitem(sys.modules, "torch.utils.data", tud)
+
+    class Numbers(tud.IterableDataset):
+        def __iter__(self):
+            return iter(range(23))
+
+    dl = schedlab.DataLoader(Numbers(), batch_size=5, num_workers=2, collate_fn=list,
+                             in_order=True)
+    assert [x for b in dl for x in b] == list(range(23))
+    assert list(schedlab.Pipeline(Numbers(), workers=2).map(lambda x: -x)) == [
+        -x for x in range(23)]
+    for wt in ("process", "auto"):
+        with pytest.raises(ValueError, match=f"worker_type='{wt}': an iterable dataset is read "
+                                             "by one reader"):
+            schedlab.DataLoader(Numbers(), worker_type=wt)
+
+
+class Stalls:
+    """Waits (for ``release``, at most 30 s) before its items."""
+
+    def __init__(self):
+        self.release = threading.Event()
+
+    def __iter__(self):
+        self.release.wait(30)
+        yield from (0, 1, 2)
+
+
+def test_the_dataloader_over_an_iterable_dataset_keeps_its_timeout():
+    # `timeout` was accepted and ignored: a stalled stream waited as long as it stalled
+    ds = Stalls()
+    dl = schedlab.DataLoader(ds, batch_size=1, num_workers=1, collate_fn=list, timeout=0.2)
+    it = iter(dl)
+    try:
+        with pytest.raises(RuntimeError, match="timed out after 0.2 seconds"):
+            next(it)
+    finally:
+        ds.release.set()
+    dl.close()
+    with pytest.raises(ValueError, match="same setting"):
+        schedlab.DataLoader(Stream(3), timeout=1, batch_timeout=2)
+    assert [b for b in schedlab.DataLoader(Stream(3), batch_timeout=5, collate_fn=list)] == [
+        [0], [1], [2]]
 
 
 def test_a_missing_shard_raises_oserror_naming_the_file_and_the_other_shards_arrive(tmp_path):
