@@ -373,6 +373,12 @@ class DataLoader:
 
         if streams.is_iterable_dataset(dataset):
             return streams.IterableLoader(dataset, *args, **kwargs)
+        # A batch sampler chooses the batches: each is loaded whole by one worker, as torch
+        # loads them (`batch_sampler` is torch's fifth argument)
+        if kwargs.get("batch_sampler", args[3] if len(args) > 3 else None) is not None:
+            from ._batch_sampler import BatchSamplerLoader
+
+            return BatchSamplerLoader(dataset, *args, **kwargs)
         return super().__new__(cls)
 
     def __init__(
@@ -408,8 +414,6 @@ class DataLoader:
                 "dataset: expected a map-style dataset (with __len__ and __getitem__), got "
                 f"{type(dataset).__name__}"
             )
-        if batch_sampler is not None:
-            raise ValueError("batch_sampler: not supported; use batch_size, drop_last and sampler")
         self.batch_size = None if batch_size is None else _int_arg("batch_size", batch_size, 1)
         self.num_workers = _int_arg("num_workers", num_workers, 0)
         if worker_type not in _WORKER_TYPES:

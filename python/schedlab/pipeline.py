@@ -199,7 +199,7 @@ class Pipeline:
                 f'kind: expected "cpu", "blocking", "process" or "auto", got {kind!r}'
             )
         if kind == "process":
-            check_picklable("fn", fn)
+            check_picklable(getattr(fn, "_schedlab_argument", "fn"), fn)
         for arg, v in (("concurrency", concurrency), ("queue", queue)):
             if v is not None:
                 _int_arg(arg, v, 1)
@@ -299,7 +299,10 @@ class Pipeline:
             op, name, kind, concurrency, queue, fn = st[:6]
             if kind in ("process", "auto"):
                 concurrency = concurrency or self._workers
-                remote = ProcessStage(remote_fn(op, fn), name, self._start_method)
+                # (what an unpicklable function is called in the error: `fn`, unless the
+                # function was made from the user's arguments, which it then names)
+                remote = ProcessStage(remote_fn(op, fn), name, self._start_method,
+                                      argument=getattr(fn, "_schedlab_argument", "fn"))
                 procs[name] = remote if kind == "process" else AutoStage(
                     fn, remote, "stage functions", prefork=concurrency,
                     field=f"stage '{name}': concurrency",

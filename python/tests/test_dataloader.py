@@ -602,7 +602,10 @@ def test_timeout_raises_runtime_error():
         (dict(num_workers=2, prefetch_factor=0), ValueError, "prefetch_factor"),
         (dict(prefetch_factor=2), ValueError, "prefetch_factor"),
         (dict(persistent_workers=True), ValueError, "persistent_workers"),
-        (dict(batch_sampler=[[0]]), ValueError, "batch_sampler"),
+        (dict(batch_sampler=[[0]], batch_size=4), ValueError, "batch_sampler option is mutually"),
+        (dict(batch_sampler=[[0]], shuffle=True), ValueError, "batch_sampler option is mutually"),
+        (dict(batch_sampler=[[0]], worker_init_fn=print), ValueError, "worker_init_fn"),
+        (dict(batch_sampler=3), TypeError, "batch_sampler"),
         (dict(autotune=True), ValueError, "autotune"),
         (dict(num_workers=2, max_items=8), ValueError, "max_items"),
         (dict(num_workers=2, batch_size=4, autotune=True, max_items=3), ValueError, "max_items"),
@@ -717,3 +720,95 @@ def test_load_state_dict_refuses_a_damaged_state_naming_the_field():
     resumed.load_state_dict(good)
     assert [b.tolist() for b in resumed] == [[2, 3], [4, 5], [6, 7], [8, 9]]
     resumed.close()
+
+
+class Buckets:
+    """A bucketing batch sampler: batches of 1, 2, 3, ... indices (the last shorter), in a
+    new order of the batches at each iteration (seeded, so that a second loader built the
+    same way gives the same batches)."""
+
+    def __init__(self, n, seed=0):
+        self.n, self.seed, self.iterations = n, seed, 0
+        self.batches = []
+        start, size = 0, 1
+        while start < n:
+            self.batches.append(list(range(start, min(n, start + size))))
+            start, size = start + size, size + 1
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __iter__(self):
+        import random
+
+        order = list(self.batches)
+        random.Random(self.seed * 1000 + self.iterations).shuffle(order)
+        self.iterations += 1
+        return iter(order)
+
+
+class Recorded:
+    """Sample i is ``(i, the thread and process that loaded it)`` (picklable: no lock)."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return (i, threading.get_ident(), os.getpid())
+
+
+@pytest.mark.parametrize("worker_type", ["thread", "process"])
+def test_a_batch_sampler_chooses_the_batches_and_one_worker_loads_each(worker_type):
+    # before: "batch_sampler: not supported" (a bucketing sampler is how variable-length
+    # sequences are batched)
+    sampler = Buckets(40, seed=3)
+    dl = schedlab.DataLoader(Recorded(40), batch_sampler=sampler, num_workers=3,
+                             worker_type=worker_type, collate_fn=list)
+    assert len(dl) == len(sampler) == 9
+    ref = Buckets(40, seed=3)  # iterated as often as the loader's: the same batches
+    for epoch in range(2):
+        want = list(ref)
+        got = list(dl)
+        assert [[i for i, _, _ in b] for b in got] == want
+        # every sample of a batch loaded by one thread (one process)
+        assert all(len({(t, p) for _, t, p in b}) == 1 for b in got)
+    assert sorted(i for b in want for i in b) == list(range(40))
+    dl.close()
+    if worker_type == "process":
+        with pytest.raises(TypeError, match="dataset or collate_fn: worker processes receive"):
+            schedlab.DataLoader(Indices(4), batch_sampler=[[0, 1]], num_workers=1,
+                                worker_type="process")
+
+
+def test_a_batch_sampler_given_positionally_collates_and_resumes_mid_epoch():
+    sampler = Buckets(30)
+    dl = schedlab.DataLoader(Indices(30), 1, None, None, sampler, 2)
+    it = iter(dl)
+    first = [next(it).tolist(), next(it).tolist()]
+    state = dl.state_dict()
+    rest = [b.tolist() for b in it]
+    dl.close()
+    again = schedlab.DataLoader(Indices(30), batch_sampler=Buckets(30), num_workers=2)
+    again.load_state_dict(state)
+    assert [b.tolist() for b in again] == rest
+    assert sorted(x for b in first + rest for x in b) == list(range(30))
+    again.close()
+
+
+def test_a_batch_sampler_gives_torchs_batches():
+    torch = pytest.importorskip("torch")
+    from torch.utils.data import BatchSampler, DataLoader, RandomSampler
+
+    def batches(loader_cls, **kw):
+        g = torch.Generator().manual_seed(7)
+        bs = BatchSampler(RandomSampler(range(50), generator=g), 6, drop_last=False)
+        dl = loader_cls(Indices(50), batch_sampler=bs, **kw)
+        out = [[b.tolist() for b in dl] for _ in range(2)]
+        getattr(dl, "close", lambda: None)()
+        return out
+
+    assert batches(DataLoader) == batches(schedlab.DataLoader, num_workers=2,
+                                          collate_fn=torch.utils.data.default_collate)
