@@ -13,6 +13,7 @@ import functools
 
 from ._collate import default_collate
 from .dataloader import _callable_arg, _int_arg, _order_and_timeout
+from ._pipeline_loader import _PipelineLoader
 
 _KIND = {"thread": "blocking", "process": "process", "auto": "auto"}
 
@@ -22,7 +23,7 @@ def _load_batch(dataset, collate_fn, indices):
     return collate_fn([dataset[i] for i in indices])
 
 
-class BatchSamplerLoader:
+class BatchSamplerLoader(_PipelineLoader):
     """``schedlab.DataLoader`` with a ``batch_sampler``: each epoch iterates the batch sampler
     once (``iter(batch_sampler)``, so a sampler that reshuffles per iteration gives new batches
     each epoch) and loads each batch on one of ``num_workers`` workers (threads, or processes
@@ -86,25 +87,7 @@ class BatchSamplerLoader:
         p.map(load, kind=_KIND[worker_type], concurrency=workers, name="batch")
         p._timeout_s = timeout_s
         self._pipeline = p
+        self._epoch_target = batch_sampler
 
     def __len__(self):
         return len(self.batch_sampler)
-
-    def __iter__(self):
-        return iter(self._pipeline)
-
-    def state_dict(self):
-        """Where the loader stands (the epoch, the batches handed out)."""
-        return self._pipeline.state_dict()
-
-    def load_state_dict(self, state):
-        """Resume from ``state_dict()``: the next ``iter()`` yields the rest of that epoch."""
-        self._pipeline.load_state_dict(state)
-
-    def report(self):
-        """The last epoch's statistics (``Pipeline.report()``)."""
-        return self._pipeline.report()
-
-    def close(self):
-        """Stop and join every thread (and worker process)."""
-        self._pipeline.close()

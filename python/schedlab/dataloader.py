@@ -486,6 +486,9 @@ class DataLoader:
         self.prefetch_factor = prefetch_factor
         self.persistent_workers = persistent_workers
         self.pin_memory = pin_memory
+        # torch's attributes, read by code that inspects a loader (as given; unused here)
+        self.pin_memory_device, self.generator = pin_memory_device, generator
+        self.batch_sampler = None  # see schedlab._batch_sampler for a batch sampler
         self.ordered = bool(ordered)
         self.autotune = bool(autotune)
         self.max_items = max_items

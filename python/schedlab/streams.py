@@ -8,6 +8,7 @@ of ``state_dict()``, so that ``load_state_dict()`` resumes it exactly.
 import os
 import sys
 
+from ._pipeline_loader import _PipelineLoader
 from .dataloader import _MAX_SEED, _int_arg
 
 _READERS = ("tar", "jsonl", "file")
@@ -118,7 +119,7 @@ def is_iterable_dataset(dataset):
     return hasattr(dataset, "__iter__") and not hasattr(dataset, "__getitem__")
 
 
-class IterableLoader:
+class IterableLoader(_PipelineLoader):
     """``schedlab.DataLoader`` over an iterable-style dataset (``__iter__``, no
     ``__getitem__``): one reader iterates the dataset (``iter(dataset)`` per epoch) in the
     pipeline's feeder, so every item arrives exactly once whatever ``num_workers`` is; the
@@ -171,22 +172,4 @@ class IterableLoader:
         elif collate_fn is not None:
             p.map(collate_fn, name="collate")
         self._pipeline = p
-
-    def __iter__(self):
-        return iter(self._pipeline)
-
-    def state_dict(self):
-        """Where the loader stands (the epoch, the items handed out)."""
-        return self._pipeline.state_dict()
-
-    def load_state_dict(self, state):
-        """Resume from ``state_dict()``: the next ``iter()`` yields the rest of that epoch."""
-        self._pipeline.load_state_dict(state)
-
-    def report(self):
-        """The last epoch's statistics (``Pipeline.report()``)."""
-        return self._pipeline.report()
-
-    def close(self):
-        """Stop and join every thread."""
-        self._pipeline.close()
+        self._epoch_target = dataset

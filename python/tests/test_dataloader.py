@@ -812,3 +812,31 @@ def test_a_batch_sampler_gives_torchs_batches():
 
     assert batches(DataLoader) == batches(schedlab.DataLoader, num_workers=2,
                                           collate_fn=torch.utils.data.default_collate)
+
+
+class EpochedBuckets(Buckets):
+    def set_epoch(self, epoch):
+        self.seed = epoch
+
+
+class EpochedStream:
+    def __init__(self):
+        self.epoch = None
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter(range(3))
+
+
+def test_the_loaders_over_a_pipeline_forward_set_epoch_and_close_as_context_managers():
+    sampler, stream = EpochedBuckets(10), EpochedStream()
+    with schedlab.DataLoader(Indices(10), batch_sampler=sampler, num_workers=2) as dl:
+        dl.set_epoch(5)
+        assert sampler.seed == 5
+        assert sorted(int(i) for b in dl for i in b) == list(range(10))
+        assert dl.state_dict()["epoch"] == 6  # epoch 5 done: the next one
+    with schedlab.DataLoader(stream, batch_size=2, collate_fn=list) as dl:
+        dl.set_epoch(4)
+        assert stream.epoch == 4 and list(dl) == [[0, 1], [2]]
