@@ -635,6 +635,10 @@ def test_auto_decision(rows, moves):
     assert procs.started == int(looks_bound)
     assert out[-1][0] == ("process" if moves else "thread")
     assert ("moved to worker processes" in (st.decision or "")) is moves
+    # the reason given is the rule that moved it: never the verdict's "not GIL-bound"
+    assert "not GIL-bound" not in (st.decision or "")
+    if moves and not st.verdict.startswith("GIL-bound"):
+        assert "waited 0.350 s for the GIL, 35% of the 1.000 s" in st.decision, st.decision
 
 
 class SlowStartProcs(FakeProcs):
