@@ -263,6 +263,11 @@ def test_large_torch_tensors_come_back_through_shared_memory_as_tensors():
             assert torch.equal(x["image"], y["image"]) and int(y["label"]) == 3
         else:
             assert torch.equal(x, y) and y.is_contiguous()
+    # a row of a large tensor (a TensorDataset's sample) is its own elements: torch's
+    # pickling writes the whole storage a view shares (here 8 MB for a 4 KB row)
+    big = torch.zeros(2048, 1024)
+    assert len(_process.pack(b"r", big[5])) < 8192
+    assert torch.equal(_process.unpack(_process.pack(b"r", big[5]))[1], big[5])
     # what numpy cannot hold, or must not lose, goes as torch pickles it
     for x in (torch.ones(3, dtype=torch.bfloat16), torch.ones(3, requires_grad=True),
               torch.nn.Parameter(torch.ones(2))):
