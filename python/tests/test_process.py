@@ -268,6 +268,10 @@ def test_large_torch_tensors_come_back_through_shared_memory_as_tensors():
     big = torch.zeros(2048, 1024)
     assert len(_process.pack(b"r", big[5])) < 8192
     assert torch.equal(_process.unpack(_process.pack(b"r", big[5]))[1], big[5])
+    # and so in the dataset the workers receive: two slices of it, not two storages
+    payload = _process.check_picklable("dataset", (big[:4], big[4:8]))
+    assert len(payload) < 64 * 1024
+    assert torch.equal(_process.load_shared(payload)[1], big[4:8])
     # what numpy cannot hold, or must not lose, goes as torch pickles it
     for x in (torch.ones(3, dtype=torch.bfloat16), torch.ones(3, requires_grad=True),
               torch.nn.Parameter(torch.ones(2))):
