@@ -709,7 +709,7 @@ def _root_main(ctrl: Connection) -> None:
     process), which forks a stage's zygote on request: a fork of a small idle process costs
     a few milliseconds where starting a process with the start method costs ~10 ms
     (``forkserver``: the fork server's child re-imports ``__main__``) to ~150 ms (``spawn``),
-    and every loader (every epoch, without persistent workers) starts a zygote. Each
+    and every loader (every stage of a pipeline) starts a zygote. Each
     request: ``("zygote",)``; the answer ``("zygote", pid)`` and the zygote's end of a new
     socket pair. It exits when the user's process closes its end (or dies)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the user's process's to handle

@@ -342,10 +342,11 @@ class DataLoader:
     * ``multiprocessing_context``: how the zygote that forks the worker processes starts
       (``"forkserver"``, ``"spawn"`` or ``"fork"``, or a context; by default ``"fork"`` while
       this process is single-threaded, else ``"forkserver"``); unused with thread workers.
-    * ``persistent_workers``: the threads always live as long as the loader; with
-      ``persistent_workers=True`` they also load the next epoch's first batches while this
-      one ends (torch's persistent workers keep their processes but start the next epoch at
-      the next ``iter()``); the last epoch's look-ahead is CPU spent on items never read.
+    * ``persistent_workers``: the threads (and worker processes) always live as long as the
+      loader; with ``persistent_workers=True`` they also load the next epoch's first
+      batches while this one ends (torch's persistent workers keep their processes but
+      start the next epoch at the next ``iter()``); the last epoch's look-ahead is CPU spent
+      on items never read.
 
     Added: ``worker_type``: ``"thread"`` (the default: Rust threads that take the GIL only to
     call ``__getitem__``), ``"process"`` (``num_workers`` worker processes, each fed one
