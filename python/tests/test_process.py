@@ -855,3 +855,15 @@ def test_the_item_waiting_behind_a_dying_one_is_not_lost():
     assert out["b"][0] == 5 and out["b"][1] != dead["pid"]  # ran once, on the replacement
     assert [w["pid"] for w in st.stats()["workers"]] == [out["b"][1]]
     st.close()
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_a_dataloaders_worker_processes_live_as_long_as_the_loader(persistent):
+    # (the docs said a loader without persistent workers started new ones every epoch;
+    # torch's does, ours keeps them: its zygote and processes belong to the loader)
+    dl = schedlab.DataLoader(Squares(48), batch_size=8, num_workers=2, worker_type="process",
+                             persistent_workers=persistent)
+    pids = [{int(row[2]) for b in dl for row in b} for _ in range(3)]
+    dl.close()
+    # the same (at most two) processes in every epoch: new ones each epoch would make up to 6
+    assert len(set().union(*pids)) <= 2 and all(pids)
