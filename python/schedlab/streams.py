@@ -173,3 +173,11 @@ class IterableLoader(_PipelineLoader):
             p.map(collate_fn, name="collate")
         self._pipeline = p
         self._epoch_target = dataset
+
+    def __len__(self):
+        """torch's rule: the dataset's ``len()`` in batches (rounded up, or down with
+        ``drop_last``); ``TypeError`` when the dataset has no ``len()``."""
+        n = len(self.dataset)
+        if self.batch_size is None:
+            return n
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)

@@ -191,6 +191,10 @@ def test_a_subclass_of_torchs_iterable_dataset_is_a_stream(monkeypatch):
     dl = schedlab.DataLoader(Numbers(), batch_size=5, num_workers=2, collate_fn=list,
                              in_order=True)
     assert [x for b in dl for x in b] == list(range(23))
+    Numbers.__len__ = lambda self: 23  # torch's len(): the dataset's, in batches
+    assert len(dl) == 5
+    assert len(schedlab.DataLoader(Numbers(), batch_size=5, drop_last=True)) == 4
+    assert len(schedlab.DataLoader(Numbers(), batch_size=None)) == 23
     assert list(schedlab.Pipeline(Numbers(), workers=2).map(lambda x: -x)) == [
         -x for x in range(23)]
     for wt in ("process", "auto"):
