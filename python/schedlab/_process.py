@@ -397,11 +397,13 @@ def _tensor_dispatch() -> Optional[dict[Any, Any]]:
     """The dispatch table that sends torch tensors as numpy arrays, or ``None`` while torch
     is not loaded in this process.
 
-    Why: a tensor pickles its storage through ``torch.save`` into bytes (a zip archive,
-    written and read back through the socket byte by byte): a 600 KB image tensor costs
-    ~5 ms a way, 8-11x a numpy array of the same size, which goes out of band through shared
-    memory. Scoped to this module's messages (a pickler's own table): the user's code that
-    pickles tensors (``torch.save``) is untouched."""
+    Why: a tensor pickles its storage through ``torch.save`` into bytes, through the socket,
+    and the *whole* storage of a view (a ``TensorDataset`` row of a 200 MB tensor crossed as
+    200 MB); as numpy arrays, large ones go out of band through shared memory and a view is
+    its own elements (600 KB tensors through two workers: 1,354-1,732 items/s through torch's
+    pickling, 1,978-2,230 this way). Tensors that shared a storage arrive as separate ones.
+    Scoped to this module's messages and payloads (a pickler's own table): the user's code
+    that pickles tensors (``torch.save``) is untouched."""
     global _TENSOR_TABLE
     if _TENSOR_TABLE is None:
         torch = sys.modules.get("torch")
@@ -564,7 +566,7 @@ def _seed_worker(seed: int) -> bool:
     random numbers, so a random augmentation repeats across the workers), and torch's
     intra-op threads set to one (each process would otherwise start one thread per CPU for
     every torch operation: with two workers on 2 CPUs, a 600 KB ``torch.full`` took ~5 ms
-    instead of ~10 us). Modules not imported yet are left alone (never imported here).
+    instead of ~40 us). Modules not imported yet are left alone (never imported here).
     Returns whether torch was set up (if not, :func:`_worker_main` does it once the user's
     code has imported torch: from the next item on)."""
     random.seed(seed)
