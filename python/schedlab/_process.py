@@ -577,6 +577,23 @@ def _seed_worker(seed: int) -> bool:
     return _seed_torch(seed)
 
 
+def _torch_worker_info(slot: int, count: int, seed: int, dataset: Any) -> bool:
+    """Make torch's ``get_worker_info()`` in this worker process say what it says in one of
+    torch's: ``id`` (the process's number), ``num_workers``, ``seed``, ``dataset`` (so that a
+    ``worker_init_fn`` that opens a file per worker, ``get_worker_info().dataset.open()``,
+    works). torch's own workers set the same module attribute; a torch whose ``WorkerInfo``
+    takes other fields is left alone. Always ``True`` (torch is loaded when called)."""
+    w = sys.modules.get("torch.utils.data._utils.worker")
+    cls = getattr(w, "WorkerInfo", None)
+    if cls is not None:
+        try:
+            w._worker_info = cls(id=slot, num_workers=count, seed=seed,  # type: ignore[union-attr]
+                                 dataset=dataset)
+        except TypeError:
+            pass
+    return True
+
+
 def _seed_torch(seed: int) -> bool:
     torch = sys.modules.get("torch")
     if torch is None or not hasattr(torch, "manual_seed"):
@@ -588,7 +605,7 @@ def _seed_torch(seed: int) -> bool:
 
 def _worker_main(
     conns: list[socket.socket], fn: Callable[[Any], Any],
-    init: Optional[Callable[[int], Any]], seed: int,
+    init: Optional[Callable[[int], Any]], seed: int, slot: int, count: int,
 ) -> None:
     """A worker process: answer each item with ``fn(item)`` until its sockets close. Each
     socket is one thread of the user's process, with at most one item outstanding; the
@@ -603,7 +620,10 @@ def _worker_main(
     for fd in live:
         poller.register(fd, select.POLLIN)
     ready: deque[int] = deque()
-    torch_set = _seed_worker(seed)
+    # what torch's `get_worker_info()` says in this process: the worker's number, the count,
+    # its seed and the dataset (the object whose `__getitem__` this stage runs, if it is one)
+    who = (slot, count, seed, getattr(fn, "__self__", None))
+    torch_set = _seed_worker(seed) and _torch_worker_info(*who)
     while live:
         # poll even for one socket: a read blocked on a Unix socket is also woken when the
         # peer takes this process's answer (the socket turns writable), poll(POLLIN) is not
@@ -623,7 +643,8 @@ def _worker_main(
         _unlink(sent[fd])
         try:
             if not torch_set and "torch" in sys.modules:
-                torch_set = _seed_torch(seed)  # imported by the user's code since
+                # imported by the user's code since
+                torch_set = _seed_torch(seed) and _torch_worker_info(*who)
             kind, arg = unpack(msg)
             out = init(arg) if kind == b"w" and init is not None else fn(arg) if kind == b"i" else None
             reply = pack(b"r", out, sent[fd])
@@ -675,7 +696,7 @@ def _zygote_main(ctrl: Connection, forked: bool = False) -> None:
                     ctrl.close()
                     for mine, _ in pairs:
                         mine.close()
-                    _worker_main([theirs for _, theirs in pairs], fn, init, req[2])
+                    _worker_main([theirs for _, theirs in pairs], fn, init, *req[2])
                 finally:
                     os._exit(0)
             children.add(pid)
@@ -1036,6 +1057,8 @@ class ProcessStage:
         # (a replacement gets a number of its own), see _seed_worker
         self._seed = random.SystemRandom().getrandbits(63)
         self._forks = itertools.count()
+        # the processes asked for (torch's `num_workers` in a worker's `get_worker_info()`)
+        self._planned = 0
         self._closed = False
         self.deaths: list[dict[str, Any]] = []
         self.started_s: Optional[float] = None
@@ -1051,6 +1074,7 @@ class ProcessStage:
         before any is."""
         with self._lock:
             check_process_count(field, prefork - len(self._workers), self.depth)
+            self._planned = max(self._planned, prefork)
             self._start_locked()
             while len(self._workers) < prefork:
                 self._fork_locked(next(self._slots))
@@ -1123,7 +1147,8 @@ class ProcessStage:
         """A new worker; its sockets join the free list."""
         self._start_locked()
         assert self._ctrl is not None
-        self._ctrl.send(("fork", self.depth, (self._seed + next(self._forks)) % (1 << 63)))
+        seed = (self._seed + next(self._forks)) % (1 << 63)
+        self._ctrl.send(("fork", self.depth, (seed, slot, max(self._planned, slot + 1))))
         _, pid = self._ctrl.recv()
         socks = [
             socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=recv_handle(self._ctrl))

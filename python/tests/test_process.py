@@ -867,3 +867,41 @@ def test_a_dataloaders_worker_processes_live_as_long_as_the_loader(persistent):
     dl.close()
     # the same (at most two) processes in every epoch: new ones each epoch would make up to 6
     assert len(set().union(*pids)) <= 2 and all(pids)
+
+
+class OpensPerWorker:
+    """Its ``worker_init_fn`` opens a "handle" on the dataset copy of each worker process
+    through torch's ``get_worker_info().dataset``, as h5py readers do."""
+
+    handle = None
+
+    def __len__(self):
+        return 16
+
+    def __getitem__(self, i):
+        import torch
+
+        info = torch.utils.data.get_worker_info()
+        return (i, self.handle, info.id, info.num_workers, info.seed == torch.initial_seed())
+
+
+def open_handle(worker_id):
+    import torch
+
+    info = torch.utils.data.get_worker_info()
+    assert info.id == worker_id
+    info.dataset.handle = f"opened by worker {worker_id}"
+
+
+def test_torchs_get_worker_info_works_in_a_worker_process():
+    # before: None there (torch's own workers set it), so a worker_init_fn that reached the
+    # dataset through it failed with AttributeError
+    pytest.importorskip("torch")
+    dl = schedlab.DataLoader(OpensPerWorker(), batch_size=4, num_workers=2,
+                             worker_type="process", worker_init_fn=open_handle,
+                             multiprocessing_context="fork", collate_fn=list)
+    rows = [r for b in dl for r in b]
+    dl.close()
+    assert [r[0] for r in rows] == list(range(16))
+    assert {r[2] for r in rows} <= {0, 1} and {r[3] for r in rows} == {2}
+    assert all(r[1] == f"opened by worker {r[2]}" for r in rows) and all(r[4] for r in rows)
