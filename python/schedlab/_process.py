@@ -651,6 +651,10 @@ def _worker_main(
         except BaseException as e:  # noqa: BLE001 - every failure goes back as the item's
             tb = traceback.format_exc()
             try:
+                # an exception whose class cannot be made again from its args (its own
+                # `__init__(a, b)`) pickles, and fails only when the user's process loads it,
+                # in place of the user's error: try it here (failures only)
+                pickle.loads(pickle.dumps(e, protocol=5))
                 reply = pack(b"e", (e, tb))
             except Exception:
                 reply = pack(b"e", (RuntimeError(f"{type(e).__name__}: {e}"), tb))

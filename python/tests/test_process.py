@@ -905,3 +905,27 @@ def test_torchs_get_worker_info_works_in_a_worker_process():
     assert [r[0] for r in rows] == list(range(16))
     assert {r[2] for r in rows} <= {0, 1} and {r[3] for r in rows} == {2}
     assert all(r[1] == f"opened by worker {r[2]}" for r in rows) and all(r[4] for r in rows)
+
+
+class TwoArgError(Exception):
+    def __init__(self, a, b):
+        super().__init__(f"{a}/{b}")
+
+
+def raises_two_arg(i):
+    if i == 2:
+        raise TwoArgError(i, "x")
+    return i
+
+
+def test_an_exception_that_cannot_be_rebuilt_arrives_as_runtimeerror_with_its_traceback():
+    # before: the user's process failed to unpickle it, and raised that TypeError
+    # ("__init__() missing 1 required positional argument") in place of the user's error
+    p = schedlab.Pipeline(4, workers=2).map(raises_two_arg, kind="process", concurrency=2)
+    it = iter(p)
+    assert [next(it), next(it)] == [0, 1]
+    with pytest.raises(RuntimeError, match="TwoArgError: 2/x") as e:
+        next(it)
+    assert "raise TwoArgError(i, \"x\")" in str(e.value)
+    assert next(it) == 3
+    p.close()
