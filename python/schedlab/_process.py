@@ -73,6 +73,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 import weakref
 from array import array
 from collections import deque
@@ -622,7 +623,7 @@ def _worker_main(
     ready: deque[int] = deque()
     # what torch's `get_worker_info()` says in this process: the worker's number, the count,
     # its seed and the dataset (the object whose `__getitem__` this stage runs, if it is one)
-    who = (slot, count, seed, getattr(fn, "__self__", None))
+    who = (slot, count, seed, fn.__self__ if isinstance(fn, types.MethodType) else None)
     torch_set = _seed_worker(seed) and _torch_worker_info(*who)
     while live:
         # poll even for one socket: a read blocked on a Unix socket is also woken when the
