@@ -12,7 +12,7 @@ processes, in order.
 import functools
 
 from ._collate import default_collate
-from .dataloader import _callable_arg, _int_arg, _order_and_timeout
+from .dataloader import _callable_arg, _order_and_timeout, _worker_args
 from ._pipeline_loader import _PipelineLoader
 
 _KIND = {"thread": "blocking", "process": "process", "auto": "auto"}
@@ -56,21 +56,9 @@ class BatchSamplerLoader(_PipelineLoader):
             raise ValueError("worker_init_fn: not supported with a batch_sampler (each batch "
                              "is loaded by one stage of a schedlab.Pipeline, which has no "
                              "per-worker init)")
-        if worker_type not in _KIND:
-            raise ValueError(f'worker_type: expected "thread", "process" or "auto", got '
-                             f"{worker_type!r}")
-        self.num_workers = _int_arg("num_workers", num_workers, 0)
-        if worker_type != "thread" and self.num_workers == 0:
-            raise ValueError(f"worker_type={worker_type!r} needs num_workers > 0 (0: batches "
-                             "load in one thread)")
-        if prefetch_factor is not None:
-            if self.num_workers == 0:
-                raise ValueError("prefetch_factor option could only be specified in "
-                                 "multiprocessing.let num_workers > 0 to enable "
-                                 "multiprocessing, otherwise set prefetch_factor to None.")
-            _int_arg("prefetch_factor", prefetch_factor, 1)
-        if persistent_workers and self.num_workers == 0:
-            raise ValueError("persistent_workers option needs num_workers > 0")
+        self.num_workers, prefetch_factor = _worker_args(
+            num_workers, worker_type, prefetch_factor, persistent_workers,
+            "batches load in one thread")
         ordered, batch_timeout, timeout_s = _order_and_timeout(in_order, ordered, timeout,
                                                                batch_timeout)
         self.dataset, self.batch_sampler = dataset, batch_sampler
@@ -80,7 +68,7 @@ class BatchSamplerLoader(_PipelineLoader):
         self.worker_type, self.pin_memory = worker_type, pin_memory
         workers = max(1, self.num_workers)
         p = Pipeline(lambda epoch: [list(b) for b in batch_sampler], workers=workers,
-                     ordered=bool(ordered), window=(prefetch_factor or 2) * workers,
+                     ordered=bool(ordered), window=prefetch_factor * workers,
                      start_method=multiprocessing_context)
         load = functools.partial(_load_batch, dataset, self.collate_fn)
         load._schedlab_argument = "dataset or collate_fn"  # named if it cannot be pickled

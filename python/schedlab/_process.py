@@ -560,30 +560,39 @@ def _unlink(names: list[str]) -> None:
 # --- the worker and the zygote (in the child processes) -----------------------------------
 
 
-def _seed_worker(seed: int) -> bool:
+def _seed_worker(who: tuple[int, int, int, Any]) -> bool:
     """What a worker process sets up before its first item, as torch's DataLoader workers
-    do: ``random``, numpy's global generator and torch's seeded with ``seed`` (each process
-    its own: the workers are forks of one zygote, and without this every one draws the same
-    random numbers, so a random augmentation repeats across the workers), and torch's
-    intra-op threads set to one (each process would otherwise start one thread per CPU for
-    every torch operation: with two workers on 2 CPUs, a 600 KB ``torch.full`` took ~5 ms
-    instead of ~40 us). Modules not imported yet are left alone (never imported here).
-    Returns whether torch was set up (if not, :func:`_worker_main` does it once the user's
-    code has imported torch: from the next item on)."""
+    do; ``who`` is ``(slot, count, seed, dataset)``. ``random``, numpy's global generator and
+    torch's seeded with ``seed`` (each process its own: the workers are forks of one zygote,
+    and without this every one draws the same random numbers, so a random augmentation
+    repeats across the workers); torch's part in :func:`_setup_torch`. Modules not imported
+    yet are left alone (never imported here). Returns whether torch was set up (if not,
+    :func:`_worker_main` does it once the user's code has imported torch: from the next item
+    on)."""
+    seed = who[2]
     random.seed(seed)
     np = sys.modules.get("numpy")
     if np is not None and hasattr(np, "random"):
         # torch's recipe: a SeedSequence's words, as the legacy generator's key
         np.random.seed(np.random.SeedSequence(seed).generate_state(4))
-    return _seed_torch(seed)
+    return _setup_torch(who)
 
 
-def _torch_worker_info(slot: int, count: int, seed: int, dataset: Any) -> bool:
-    """Make torch's ``get_worker_info()`` in this worker process say what it says in one of
-    torch's: ``id`` (the process's number), ``num_workers``, ``seed``, ``dataset`` (so that a
+def _setup_torch(who: tuple[int, int, int, Any]) -> bool:
+    """torch in a worker process, as in one of torch's (``False`` while torch is not loaded):
+    seeded with the worker's seed; one intra-op thread (each process would otherwise start
+    one thread per CPU for every torch operation: with two workers on 2 CPUs, a 600 KB
+    ``torch.full`` took ~5 ms instead of ~40 us); and ``get_worker_info()`` saying ``id``
+    (the process's number), ``num_workers``, ``seed`` and ``dataset`` (so that a
     ``worker_init_fn`` that opens a file per worker, ``get_worker_info().dataset.open()``,
     works). torch's own workers set the same module attribute; a torch whose ``WorkerInfo``
-    takes other fields is left alone. Always ``True`` (torch is loaded when called)."""
+    takes other fields is left alone."""
+    torch = sys.modules.get("torch")
+    if torch is None or not hasattr(torch, "manual_seed"):
+        return False
+    slot, count, seed, dataset = who
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
     w = sys.modules.get("torch.utils.data._utils.worker")
     cls = getattr(w, "WorkerInfo", None)
     if cls is not None:
@@ -592,15 +601,6 @@ def _torch_worker_info(slot: int, count: int, seed: int, dataset: Any) -> bool:
                                  dataset=dataset)
         except TypeError:
             pass
-    return True
-
-
-def _seed_torch(seed: int) -> bool:
-    torch = sys.modules.get("torch")
-    if torch is None or not hasattr(torch, "manual_seed"):
-        return False
-    torch.manual_seed(seed)
-    torch.set_num_threads(1)
     return True
 
 
@@ -624,7 +624,7 @@ def _worker_main(
     # what torch's `get_worker_info()` says in this process: the worker's number, the count,
     # its seed and the dataset (the object whose `__getitem__` this stage runs, if it is one)
     who = (slot, count, seed, fn.__self__ if isinstance(fn, types.MethodType) else None)
-    torch_set = _seed_worker(seed) and _torch_worker_info(*who)
+    torch_set = _seed_worker(who)
     while live:
         # poll even for one socket: a read blocked on a Unix socket is also woken when the
         # peer takes this process's answer (the socket turns writable), poll(POLLIN) is not
@@ -645,7 +645,7 @@ def _worker_main(
         try:
             if not torch_set and "torch" in sys.modules:
                 # imported by the user's code since
-                torch_set = _seed_torch(seed) and _torch_worker_info(*who)
+                torch_set = _setup_torch(who)
             kind, arg = unpack(msg)
             out = init(arg) if kind == b"w" and init is not None else fn(arg) if kind == b"i" else None
             reply = pack(b"r", out, sent[fd])

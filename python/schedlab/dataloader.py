@@ -47,6 +47,30 @@ def _int_arg(name, value, minimum, maximum=sys.maxsize):
 _MAX_SEED = 2**64 - 1
 
 
+def _worker_args(num_workers, worker_type, prefetch_factor, persistent_workers, zero):
+    """``(num_workers, prefetch_factor)`` checked as torch checks them (``prefetch_factor``
+    and ``persistent_workers`` need workers; ``prefetch_factor`` None: 2), with
+    ``worker_type`` one of thread, process, auto and not process or auto without workers
+    (``zero`` says what ``num_workers=0`` does instead)."""
+    num_workers = _int_arg("num_workers", num_workers, 0)
+    if worker_type not in _WORKER_TYPES:
+        raise ValueError(f'worker_type: expected "thread", "process" or "auto", got '
+                         f"{worker_type!r}")
+    if worker_type != "thread" and num_workers == 0:
+        raise ValueError(f"worker_type={worker_type!r} needs num_workers > 0 (0: {zero})")
+    if num_workers == 0 and prefetch_factor is not None:
+        raise ValueError(
+            "prefetch_factor option could only be specified in multiprocessing."
+            "let num_workers > 0 to enable multiprocessing, otherwise set prefetch_factor to None."
+        )
+    if prefetch_factor is None:
+        prefetch_factor = 2
+    _int_arg("prefetch_factor", prefetch_factor, 1)
+    if persistent_workers and num_workers == 0:
+        raise ValueError("persistent_workers option needs num_workers > 0")
+    return num_workers, prefetch_factor
+
+
 def _order_and_timeout(in_order, ordered, timeout, batch_timeout):
     """torch's names and the pipeline vocabulary's, one setting each: ``(ordered,
     batch_timeout, timeout_s)`` from ``in_order`` / ``ordered`` and ``timeout`` /
@@ -416,13 +440,9 @@ class DataLoader:
                 f"{type(dataset).__name__}"
             )
         self.batch_size = None if batch_size is None else _int_arg("batch_size", batch_size, 1)
-        self.num_workers = _int_arg("num_workers", num_workers, 0)
-        if worker_type not in _WORKER_TYPES:
-            raise ValueError(f'worker_type: expected "thread", "process" or "auto", got '
-                             f"{worker_type!r}")
-        if worker_type != "thread" and self.num_workers == 0:
-            raise ValueError(f'worker_type={worker_type!r} needs num_workers > 0 (0: samples '
-                             "load in the calling thread)")
+        self.num_workers, prefetch_factor = _worker_args(
+            num_workers, worker_type, prefetch_factor, persistent_workers,
+            "samples load in the calling thread")
         self.worker_type = worker_type
         self.multiprocessing_context = multiprocessing_context
         self._start_method = start_method_arg("multiprocessing_context", multiprocessing_context)
@@ -433,14 +453,6 @@ class DataLoader:
             raise ValueError("sampler option is mutually exclusive with shuffle")
         if sampler is not None and not hasattr(sampler, "__iter__"):
             raise TypeError(f"sampler should be an iterable of indices, got {type(sampler).__name__}")
-        if self.num_workers == 0 and prefetch_factor is not None:
-            raise ValueError(
-                "prefetch_factor option could only be specified in multiprocessing."
-                "let num_workers > 0 to enable multiprocessing, otherwise set prefetch_factor to None."
-            )
-        if prefetch_factor is None:
-            prefetch_factor = 2
-        _int_arg("prefetch_factor", prefetch_factor, 1)
         in_flight = prefetch_factor * max(self.num_workers, 1) * (self.batch_size or 1)
         if in_flight > sys.maxsize:
             raise ValueError(
@@ -458,8 +470,6 @@ class DataLoader:
                 raise ValueError(
                     f"max_items: {max_items} samples cannot hold one batch of {batch_size}"
                 )
-        if persistent_workers and self.num_workers == 0:
-            raise ValueError("persistent_workers option needs num_workers > 0")
         self.collate_fn = _callable_arg("collate_fn", collate_fn)
         self.worker_init_fn = _callable_arg("worker_init_fn", worker_init_fn)
         if strategy is None:
