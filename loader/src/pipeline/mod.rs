@@ -84,8 +84,8 @@ pub(crate) use engine::panic_text;
 pub(crate) use engine::{lock, Fed, Feed};
 pub use engine::{thread_cpu_ns, Runner};
 use engine::{
-    BatchFn, ChildPaths, Delivered, Fault, Kind, Out, Policy, Progress, SegmentSpec, Shared,
-    StageFn, StateInit, StationSpec, TailKind, Value,
+    BatchFn, ChildPaths, ChunkFn, Delivered, Fault, Kind, Out, Policy, Progress, SegmentSpec,
+    Shared, StageFn, StateInit, StationSpec, TailKind, Value,
 };
 use stats::StageSetting;
 pub use stats::{Bottleneck, PipelineReport, ServiceTimes, StageKind, StageStats};
@@ -260,6 +260,7 @@ pub struct Stage {
     strategy: Option<String>,
     strategy_value: Option<Arc<dyn Strategy>>,
     timeout: Option<Duration>,
+    chunk_time: Option<Duration>,
 }
 
 impl Stage {
@@ -274,6 +275,7 @@ impl Stage {
             strategy: None,
             strategy_value: None,
             timeout: None,
+            chunk_time: None,
         }
     }
 
@@ -288,6 +290,7 @@ impl Stage {
             strategy: None,
             strategy_value: None,
             timeout: None,
+            chunk_time: None,
         }
     }
 
@@ -346,6 +349,17 @@ impl Stage {
         self
     }
 
+    /// A chunked stage's ([`PipelineBuilder::try_map_chunks_with`]) thread takes more
+    /// items for its call only while the chunk's expected time, its items times the stage's
+    /// mean time per item so far, stays within `limit` (one item at a time until an item
+    /// has finished): chunks only where a call's own cost matters against its items', and
+    /// never a slow item's chunk-mates waiting long behind it. Without it, a thread takes up
+    /// to the chunk's size of the items waiting, whatever their time.
+    pub fn chunk_time(mut self, limit: Duration) -> Stage {
+        self.chunk_time = Some(limit);
+        self
+    }
+
     /// The stage's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -386,6 +400,9 @@ enum StageDef {
         /// One item out for each item in (a map): a `pad` batch after it still lines up
         /// with the source.
         exact: bool,
+        /// A blocking stage's threads take up to this many items per call, run by this
+        /// function ([`PipelineBuilder::try_map_chunks_with`]).
+        chunk: Option<(usize, ChunkFn)>,
     },
     Batch {
         size: usize,
@@ -632,6 +649,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             init,
             flat,
             exact,
+            chunk: None,
         })
     }
 
@@ -675,6 +693,100 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         });
         let init: StateInit = Arc::new(move |r| Box::new(init(r)));
         self.station(stage, f, init, false, true)
+    }
+
+    /// A fallible 1 → 1 blocking stage whose threads take up to `chunk` items per call:
+    /// `f(items, &mut state)` gets the items a thread found waiting in the stage's queue
+    /// (at least one; never waited for to fill a chunk) and returns one result per item, in
+    /// order. For work whose cost per call outweighs its cost per item (a message to another
+    /// process, a request to a server, a batched read). Each item keeps its place, its
+    /// failure and its statistics (a call's time is shared equally among its items); a
+    /// panic, or another count of results, fails every item of the call. The stage holds up
+    /// to `threads × chunk` items in service, and its default queue is sized for that.
+    /// `chunk` 1 is [`try_map_with`](Self::try_map_with); a cpu stage refuses a chunk.
+    ///
+    /// ```
+    /// use loader::{Pipeline, Sampler, Stage};
+    ///
+    /// let mut p = Pipeline::from_sampler(100, Sampler::sequential())
+    ///     .try_map_chunks_with(
+    ///         Stage::blocking("ask", 2),
+    ///         8,
+    ///         |_runner| 0usize, // calls made by this thread
+    ///         |items: Vec<usize>, calls: &mut usize| {
+    ///             *calls += 1;
+    ///             items
+    ///                 .into_iter()
+    ///                 .map(|i| if i == 7 { Err("seven") } else { Ok(i * 2) })
+    ///                 .collect()
+    ///         },
+    ///     )
+    ///     .workers(1)
+    ///     .build()?;
+    /// let out: Vec<Option<usize>> = p.epoch(0).map(|r| r.ok()).collect();
+    /// assert_eq!(out.len(), 100);
+    /// assert_eq!(out[7], None);
+    /// assert_eq!(out[8], Some(16));
+    /// # Ok::<(), loader::PipelineError>(())
+    /// ```
+    pub fn try_map_chunks_with<S, U, E, I, F>(
+        self,
+        stage: Stage,
+        chunk: usize,
+        init: I,
+        f: F,
+    ) -> PipelineBuilder<U>
+    where
+        S: Send + 'static,
+        U: Send + 'static,
+        E: fmt::Display,
+        I: Fn(Runner) -> S + Send + Sync + 'static,
+        F: Fn(Vec<T>, &mut S) -> Vec<Result<U, E>> + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        let one = Arc::clone(&f);
+        // One item taken alone (none other waiting): the same function on a chunk of one.
+        let single: StageFn = Arc::new(move |v: Value, state: &mut (dyn Any + Send), _r| {
+            let state = state
+                .downcast_mut::<S>()
+                .expect("the runner's state for this stage");
+            let t = *v.downcast::<T>().expect("the stage's item type");
+            let mut out = one(vec![t], state);
+            match (out.pop(), out.is_empty()) {
+                (Some(r), true) => r
+                    .map(|u| Out::One(Box::new(u) as Value))
+                    .map_err(|e| e.to_string()),
+                (r, _) => Err(format!(
+                    "the stage's function returned {} results for a chunk of 1 item",
+                    out.len() + usize::from(r.is_some())
+                )),
+            }
+        });
+        let chunked: ChunkFn = Arc::new(move |vs: Vec<Value>, state, _r| {
+            let state = state
+                .downcast_mut::<S>()
+                .expect("the runner's state for this stage");
+            let items: Vec<T> = vs
+                .into_iter()
+                .map(|v| *v.downcast::<T>().expect("the stage's item type"))
+                .collect();
+            f(items, state)
+                .into_iter()
+                .map(|r| {
+                    r.map(|u| Out::One(Box::new(u) as Value))
+                        .map_err(|e| e.to_string())
+                })
+                .collect()
+        });
+        let init: StateInit = Arc::new(move |r| Box::new(init(r)));
+        self.then(StageDef::Station {
+            stage,
+            f: single,
+            init,
+            flat: false,
+            exact: true,
+            chunk: Some((chunk, chunked)),
+        })
     }
 
     /// Keep the items for which `keep` is true (1 → 0..1).
@@ -902,6 +1014,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                     init,
                     flat,
                     exact,
+                    chunk,
                 } => {
                     let name = stage.name.clone();
                     layout.push(format!(
@@ -950,7 +1063,34 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                         }
                         Kind::Cpu => {}
                     }
-                    let queue = stage.queue.unwrap_or_else(|| default_queue(concurrency));
+                    let (chunk, chunked) = match chunk {
+                        None => (1, None),
+                        Some((0, _)) => {
+                            return Err(PipelineError::config(
+                                &name,
+                                "chunk",
+                                "must be >= 1 item, got 0",
+                            ))
+                        }
+                        Some(_) if stage.kind != Kind::Blocking => {
+                            return Err(PipelineError::config(
+                                &name,
+                                "chunk",
+                                "only a blocking stage's threads take items in chunks",
+                            ))
+                        }
+                        Some((n, f)) => (n, Some(f)),
+                    };
+                    if stage.chunk_time.is_some() && chunked.is_none() {
+                        return Err(PipelineError::config(
+                            &name,
+                            "chunk_time",
+                            "only a chunked stage (try_map_chunks_with) takes items in chunks",
+                        ));
+                    }
+                    // items in service at once: each thread's call may hold a chunk
+                    let slots = concurrency.saturating_mul(chunk);
+                    let queue = stage.queue.unwrap_or_else(|| default_queue(slots));
                     if queue == 0 {
                         return Err(PipelineError::config(&name, "queue", "must be >= 1, got 0"));
                     }
@@ -1003,6 +1143,11 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                         any_runner: strategy.as_ref().is_some_and(|s| is_default_strategy(&**s)),
                         strategy,
                         timeout: stage.timeout,
+                        chunk,
+                        chunked,
+                        chunk_ns: stage
+                            .chunk_time
+                            .map(|d| d.as_nanos().min(u128::from(u64::MAX)) as u64),
                     });
                     all_exact &= exact;
                     if flat {
@@ -1074,7 +1219,9 @@ impl<T: Send + 'static> PipelineBuilder<T> {
             seg.window = match self.window {
                 Some(w) => w,
                 None => scheduler::window::default_window(
-                    seg.stations.iter().map(|t| (t.concurrency, t.queue)),
+                    seg.stations
+                        .iter()
+                        .map(|t| (t.concurrency.saturating_mul(t.chunk), t.queue)),
                     seg.batch,
                 ),
             };
@@ -1231,6 +1378,12 @@ pub(crate) struct StationTemplate {
     pub timeout: Option<Duration>,
     /// A cpu stage with the default strategy: any worker may take its next item.
     pub any_runner: bool,
+    /// Most items per call, and the function on a chunk ([`Stage`]s of
+    /// [`PipelineBuilder::try_map_chunks_with`]).
+    pub chunk: usize,
+    pub chunked: Option<ChunkFn>,
+    /// [`Stage::chunk_time`], in nanoseconds.
+    pub chunk_ns: Option<u64>,
 }
 
 /// A segment as configured.
@@ -1969,6 +2122,9 @@ pub(crate) fn segment_specs(templates: &[SegTemplate]) -> Vec<SegmentSpec> {
                     state_slot: t.slot,
                     timeout: t.timeout,
                     any_runner: t.any_runner,
+                    chunk: t.chunk,
+                    chunked: t.chunked.clone(),
+                    chunk_ns: t.chunk_ns,
                 })
                 .collect(),
             tail: seg.tail.clone(),

@@ -14,7 +14,7 @@ impl Shared {
     pub(super) fn claim(&self, s: usize, k: usize, st: &mut StationState) -> bool {
         let seg = &self.segments[s];
         let spec = &seg.stations[k].spec;
-        if st.lane.queue.len() <= st.assigned || st.running >= spec.conc() {
+        if st.lane.queue.len() <= st.assigned || st.running >= spec.slots() {
             return false;
         }
         if let Some(next) = seg.stations.get(k + 1) {
@@ -29,8 +29,14 @@ impl Shared {
 
     /// A blocking thread of station `(s, k)`: take items until the run stops. The wait is
     /// the station post's (`post.rs`): checked under its lock, the stop included.
+    ///
+    /// A chunked station's thread (`spec.chunked`) takes, with its item, up to `chunk − 1`
+    /// more from the front of the queue, each claimed as the first is (an unassigned item, a
+    /// free slot of `slots()`, room downstream), and runs them in one call
+    /// (`process_chunk`): only items already waiting, so a thread never waits to fill a chunk.
     pub fn blocking_loop(&self, s: usize, k: usize, state: &mut (dyn Any + Send), i: usize) {
         let station = &self.segments[s].stations[k];
+        let chunked = station.spec.chunked.is_some() && station.spec.chunk > 1;
         // Since when a thread waited with input but no room for its output (back-pressured).
         let mut pressed: Option<Instant> = None;
         loop {
@@ -41,35 +47,50 @@ impl Shared {
                         st.acc.thread_blocked_ns += t.elapsed().as_nanos();
                     }
                 }
-                if self.claim(s, k, st) {
+                let take = |st: &mut StationState| {
                     let p = st.lane.queue.pop_front();
                     if p.is_some() {
                         station.tickets.enter();
                     }
-                    return Some((p, st.low(&station.spec)));
-                }
-                // `pump` counted the item as running when it handed it out.
-                if st.assigned > 0 {
+                    p
+                };
+                let first = if self.claim(s, k, st) {
+                    take(st)
+                } else if st.assigned > 0 {
+                    // `pump` counted the item as running when it handed it out.
                     st.mark(&station.spec, crate::pipeline::stats::now_ns());
                     st.assigned -= 1;
-                    let p = st.lane.queue.pop_front();
-                    if p.is_some() {
-                        station.tickets.enter();
+                    take(st)
+                } else {
+                    if st.lane.queue.len() > st.assigned {
+                        pressed = Some(Instant::now());
                     }
-                    return Some((p, st.low(&station.spec)));
+                    st.idle += 1;
+                    return None;
+                };
+                let mut more = Vec::new();
+                if chunked && first.is_some() {
+                    let most = station.spec.chunk_now(st);
+                    while 1 + more.len() < most && self.claim(s, k, st) {
+                        // `claim` saw an unassigned item queued
+                        more.extend(take(st));
+                    }
                 }
-                if st.lane.queue.len() > st.assigned {
-                    pressed = Some(Instant::now());
-                }
-                st.idle += 1;
-                None
+                Some((first, more, st.low(&station.spec)))
             };
-            let Some((packet, low)) = station.st.take_or_wait(&self.stopped, step) else {
+            let Some((packet, more, low)) = station.st.take_or_wait(&self.stopped, step) else {
                 return;
             };
             self.room_freed(s, k, low, None);
             let Some(packet) = packet else { continue };
-            self.process(s, k, packet, &mut OneState(&mut *state), Runner::Thread(i));
+            if more.is_empty() {
+                self.process(s, k, packet, &mut OneState(&mut *state), Runner::Thread(i));
+            } else {
+                let mut packets = more;
+                packets.insert(0, packet);
+                let states = &mut OneState(&mut *state);
+                self.process_chunk(s, k, packets, states, Runner::Thread(i));
+            }
         }
     }
 }

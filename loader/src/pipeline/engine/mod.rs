@@ -101,6 +101,11 @@ impl StageStates for OneState<'_> {
 /// A stage function: the item, the runner's state for this stage, the runner.
 pub(crate) type StageFn =
     Arc<dyn Fn(Value, &mut (dyn Any + Send), Runner) -> Result<Out, String> + Send + Sync>;
+/// A blocking stage's function on several items at once (`chunk`): one result per item, in
+/// order.
+pub(crate) type ChunkFn = Arc<
+    dyn Fn(Vec<Value>, &mut (dyn Any + Send), Runner) -> Vec<Result<Out, String>> + Send + Sync,
+>;
 /// Builds a runner's state for one stage.
 pub(crate) type StateInit = Arc<dyn Fn(Runner) -> Box<dyn Any + Send> + Send + Sync>;
 /// Turns a batch's items into one value.
@@ -234,12 +239,39 @@ pub(crate) struct StationSpec {
     /// `central`): the CPU worker that finished the item before it may run it at once
     /// (`station.rs`, "run on").
     pub any_runner: bool,
+    /// Most items one call takes (1, or a blocking station's chunk: `blocking.rs`).
+    pub chunk: usize,
+    /// The function on a chunk of items, where `chunk > 1`.
+    pub chunked: Option<ChunkFn>,
+    /// A chunk's most expected time (`Stage::chunk_time`): see [`StationSpec::chunk_now`].
+    pub chunk_ns: Option<u64>,
 }
 
 impl StationSpec {
-    /// Most items in service at once, now.
+    /// Calls in service at once, now (a blocking station's threads).
     pub fn conc(&self) -> usize {
         self.concurrency.load(Relaxed)
+    }
+
+    /// The most items a thread takes for one call now: `chunk`, or, under a chunk time, as
+    /// many as the stage's mean time per item so far fits in it (1 before any item
+    /// finished; read under the station's lock).
+    fn chunk_now(&self, st: &StationState) -> usize {
+        let Some(limit) = self.chunk_ns else {
+            return self.chunk;
+        };
+        let done = st.acc.service.len();
+        if done == 0 {
+            return 1;
+        }
+        let mean = (st.acc.service_ns / u128::from(done)).max(1);
+        let fits = u128::from(limit) / mean;
+        fits.clamp(1, self.chunk as u128) as usize
+    }
+
+    /// Most items in service at once, now: each call may hold a chunk.
+    pub fn slots(&self) -> usize {
+        self.conc().saturating_mul(self.chunk)
     }
 
     /// The input queue's capacity, now.

@@ -10,7 +10,7 @@ use scheduler::WorkerId;
 
 use super::account::thread_cpu_ns;
 use super::{
-    lock, panic_text, Body, Children, Fault, Kind, Out, Packet, Runner, Shared, StageStates,
+    lock, panic_text, Body, Children, Fault, Kind, Out, Packet, Parts, Runner, Shared, StageStates,
     Station, StationSpec, StationState,
 };
 use crate::pipeline::stats::now_ns;
@@ -30,7 +30,7 @@ impl Shared {
         let next = seg.stations.get(k + 1);
         let mut st = station.st.lock();
         let unassigned = st.lane.queue.len() - st.assigned;
-        let free = station.spec.conc().saturating_sub(st.running);
+        let free = station.spec.slots().saturating_sub(st.running);
         let mut n = unassigned.min(free);
         match station.spec.kind {
             Kind::Cpu => {
@@ -133,12 +133,86 @@ impl Shared {
             .then(thread_cpu_ns)
             .flatten();
         let t = now_ns();
-        let r = catch_unwind(AssertUnwindSafe(|| (station.spec.f)(v, state, runner)));
+        let r = catch_unwind(AssertUnwindSafe(|| (station.spec.f)(v, state, runner)))
+            .map_err(|p| panic_text(p.as_ref()));
         // The one clock read after the call: the service time, and the time every statistic
         // changed below is charged at.
         let end = now_ns();
         let ns = end.saturating_sub(t);
         let cpu_ns = cpu0.and_then(|a| thread_cpu_ns().map(|b| b.saturating_sub(a)));
+        self.finish(s, k, (seq, parts), r, (ns, end, cpu_ns), states, runner);
+    }
+
+    /// Run a blocking station's chunked function on several packets at once (taken together
+    /// by one of its threads, `blocking.rs`) and pass each result on, in order, as
+    /// [`process`](Shared::process) does for one. Each item is charged an equal share of the
+    /// call's time; a panic fails every item of the chunk, as does a function that returns
+    /// another count of results than it was given items.
+    pub(super) fn process_chunk(
+        &self,
+        s: usize,
+        k: usize,
+        packets: Vec<Packet>,
+        states: &mut dyn StageStates,
+        runner: Runner,
+    ) {
+        let station = &self.segments[s].stations[k];
+        let f = station
+            .spec
+            .chunked
+            .as_ref()
+            .expect("only a chunked station takes several packets");
+        let n = packets.len();
+        let mut heads = Vec::with_capacity(n);
+        let mut values = Vec::with_capacity(n);
+        for Packet { seq, parts, body } in packets {
+            let Body::Value(v) = body else {
+                unreachable!("only values enter a station")
+            };
+            heads.push((seq, parts));
+            values.push(v);
+        }
+        let state = states.state(station.spec.state_slot);
+        let t = now_ns();
+        let r = catch_unwind(AssertUnwindSafe(|| f(values, state, runner)));
+        let end = now_ns();
+        let each = end.saturating_sub(t) / n.max(1) as u64;
+        let results: Vec<Result<Result<Out, String>, String>> = match r {
+            Ok(outs) if outs.len() == n => outs.into_iter().map(Ok).collect(),
+            Ok(outs) => {
+                let m = format!(
+                    "the stage's function returned {} results for a chunk of {n} items",
+                    outs.len()
+                );
+                drop(outs);
+                (0..n).map(|_| Ok(Err(m.clone()))).collect()
+            }
+            Err(p) => {
+                let m = panic_text(p.as_ref());
+                (0..n).map(|_| Err(m.clone())).collect()
+            }
+        };
+        for (head, r) in heads.into_iter().zip(results) {
+            self.finish(s, k, head, r, (each, end, None), states, runner);
+        }
+    }
+
+    /// Account a finished item of station `(s, k)` (`r`: the call's result, or the text of
+    /// its panic; `(ns, end, cpu_ns)`: its service time, the clock at its end, its CPU time
+    /// if read) and pass it on: to the next station, on at once on this CPU worker, or to
+    /// the segment's tail.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        s: usize,
+        k: usize,
+        (seq, parts): (u64, Parts),
+        r: Result<Result<Out, String>, String>,
+        (ns, end, cpu_ns): (u64, u64, Option<u64>),
+        states: &mut dyn StageStates,
+        runner: Runner,
+    ) {
+        let station = &self.segments[s].stations[k];
         let src = parts.first_src();
         let fault = |message: String, panicked: bool| Fault {
             stage: Arc::clone(&station.spec.name),
@@ -166,10 +240,7 @@ impl Shared {
             Ok(Ok(Out::None)) => (Body::Hole, false),
             Ok(Ok(Out::Many(iter))) => (Body::Many(Children { iter, next: 0 }), false),
             Ok(Err(m)) => (Body::Failed(Box::new(fault(m, false))), true),
-            Err(p) => (
-                Body::Failed(Box::new(fault(panic_text(p.as_ref()), true))),
-                true,
-            ),
+            Err(m) => (Body::Failed(Box::new(fault(m, true))), true),
         };
         if let Some(trace) = &self.trace {
             lock(trace).push((station.spec.state_slot as u32, src, ns));
@@ -255,7 +326,7 @@ impl Shared {
             || !spec.any_runner
             || station.submitter.get().is_none()
             || !nx.lane.queue.is_empty()
-            || nx.running >= spec.conc()
+            || nx.running >= spec.slots()
         {
             return false;
         }
@@ -287,7 +358,7 @@ fn hand_out_cpu(
     now: u64,
 ) -> usize {
     let spec = &station.spec;
-    let want = (st.lane.queue.len() - st.assigned).min(spec.conc().saturating_sub(st.running));
+    let want = (st.lane.queue.len() - st.assigned).min(spec.slots().saturating_sub(st.running));
     // Only as many as there are empty slots for (`ticket.rs`): a full ring is emptied by
     // runners, each of which hands out again when it finishes.
     let want = match station.submitter.get() {
@@ -354,7 +425,7 @@ pub(super) fn budget(
     nspec: &StationSpec,
     nx: &StationState,
 ) -> usize {
-    spec.conc()
+    spec.slots()
         .saturating_add(nspec.cap())
         .saturating_sub(st.running + nx.lane.held())
 }
@@ -373,7 +444,7 @@ impl StationState {
             self.lane.held(),
             unassigned,
             self.running,
-            spec.conc(),
+            spec.slots(),
             spec.cap(),
         );
     }
