@@ -24,8 +24,13 @@ Workloads (2 workers, batch 32, in order; every item is pure Python that holds t
 
 The limit of a GIL-bound workload is ``2 CPUs / mean item time``, the mean measured
 single-threaded in this process on a sample of the items right before and right after each
-run, the two averaged (it moves with the machine's load, within a repetition too). Each run builds a fresh loader and times one epoch from
-``iter()`` to the last batch (start-up counts), and the time to the first batch.
+run, the two averaged (it moves with the machine's load, within a repetition too: runs
+read 0.6 to 1.25 "of the limit" side by side). So each run also gives the *work in the
+run*: the items' own CPU time, measured by each item on its thread where and when it ran
+(``time.thread_time_ns`` around the loop, carried in the item), over ``2 CPUs x the wall
+time``: the same fraction with the item time measured in the run itself, for every
+contender alike (torch's workers included). Each run builds a fresh loader and times one
+epoch from ``iter()`` to the last batch (start-up counts), and the time to the first batch.
 Contenders alternate within each repetition, each repetition starting one contender later;
 every run is printed with the load average.
 torch is optional: skipped and named when it is not installed; `torchlike.py` (torch's
@@ -57,7 +62,8 @@ def spin(n):
 
 
 class LoopDataset:
-    """Item i runs a pure-Python loop of ``counts[i]`` steps; returns ``[i, s % 1000]``."""
+    """Item i runs a pure-Python loop of ``counts[i]`` steps; returns ``[i, ns]``, ``ns`` the
+    CPU time the loop took on its thread (the work, measured where and when it ran)."""
 
     def __init__(self, counts):
         self.counts = counts
@@ -66,7 +72,9 @@ class LoopDataset:
         return len(self.counts)
 
     def __getitem__(self, i):
-        return np.array([i, spin(self.counts[i]) % 1000], dtype=np.int64)
+        t = time.thread_time_ns()
+        spin(self.counts[i])
+        return np.array([i, time.thread_time_ns() - t], dtype=np.int64)
 
 
 class SleepDataset:
@@ -123,20 +131,23 @@ def _cpu_s():
 
 def epoch(make):
     """``(seconds, first batch seconds, items, first index of each batch, (CPU seconds,
-    voluntary context switches) of this process)``; this process's CPU (all its threads) is
-    what a contender costs besides the work in its workers, and moves less with the machine's
-    load than the wall time."""
+    voluntary context switches) of this process, work seconds)``; this process's CPU (all its
+    threads) is what a contender costs besides the work in its workers, and moves less with
+    the machine's load than the wall time; the work is the items' own CPU time, as they
+    measured it (the second element of a :class:`LoopDataset` item; 0 for others)."""
     c0 = _cpu_s()
     t0 = time.perf_counter()
-    first, n, order = None, 0, []
+    first, n, order, work = None, 0, [], 0
     with make() as it:
         for b in it:
             if first is None:
                 first = time.perf_counter() - t0
             n += len(b)
             order.append(int(b[0][0]))
+            work += int(np.asarray(b)[:, 1].sum())
     c1 = _cpu_s()
-    return time.perf_counter() - t0, first, n, order, (c1[0] - c0[0], c1[1] - c0[1])
+    return (time.perf_counter() - t0, first, n, order, (c1[0] - c0[0], c1[1] - c0[1]),
+            work / 1e9)
 
 
 class _Ctx:
@@ -279,7 +290,7 @@ def run(name, title, ds, workers, reps, nominal_mean=None):
         # repetition, and no contender should always run first
         for label, mk in cs[rep % len(cs):] + cs[:rep % len(cs)]:
             try:
-                t, first, n, order, (cpu, switches) = epoch(mk)
+                t, first, n, order, (cpu, switches), work = epoch(mk)
             except Exception as e:  # noqa: BLE001 - a failing contender is reported
                 print(f"    {label}: failed: {type(e).__name__}: {e}")
                 continue
@@ -292,21 +303,28 @@ def run(name, title, ds, workers, reps, nominal_mean=None):
             assert n == len(ds), label
             assert order == sorted(order) or "in_order=False" in label or "as ready" in label, label
             r = n / t
-            rows[label].append((r / limit, first, cpu / n))
-            per_rep[-1][label] = (r, first)
+            # the work measured in the run itself: the items' CPU time over the CPUs' time
+            # (what the limit estimates from the single-threaded means, without the drift)
+            eff = work / (workers * t) if nominal_mean is None else None
+            rows[label].append((r / limit, first, cpu / n, eff))
+            per_rep[-1][label] = (r, first, eff)
+            ran = "" if eff is None else (
+                f", work in the run {eff:.3f} of {workers} CPUs' time (items' own CPU "
+                f"{work / n * 1e6:.0f} us each)")
             print(f"    {label}: {r:,.0f} items/s = {r / limit:.3f} of the limit ({limit:,.0f}: "
-                  f"mean item {mean * 1e6:.0f} us around the run), first batch "
+                  f"mean item {mean * 1e6:.0f} us around the run){ran}, first batch "
                   f"{first * 1e3:.0f} ms, this process's CPU {cpu / n * 1e6:.1f} us/item and "
                   f"{switches / n:.2f} voluntary context switches/item; {loadavg()}")
     print(f"  after: {loadavg()}")
-    print("\n| contender | of the limit (every run) | first batch ms (every run) | "
-          "this process's CPU us/item (every run) |")
-    print("|---|---|---|---|")
+    print("\n| contender | of the limit (every run) | work in the run, of the CPUs' time "
+          "(every run) | first batch ms (every run) | this process's CPU us/item (every run) |")
+    print("|---|---|---|---|---|")
     for label, rs in rows.items():
         if rs:
-            print(f"| {label} | {' / '.join(f'{f:.3f}' for f, _, _ in rs)} | "
-                  f"{' / '.join(f'{b * 1e3:.0f}' for _, b, _ in rs)} | "
-                  f"{' / '.join(f'{c * 1e6:.1f}' for _, _, c in rs)} |")
+            print(f"| {label} | {' / '.join(f'{f:.3f}' for f, _, _, _ in rs)} | "
+                  f"{' / '.join('-' if e is None else f'{e:.3f}' for _, _, _, e in rs)} | "
+                  f"{' / '.join(f'{b * 1e3:.0f}' for _, b, _, _ in rs)} | "
+                  f"{' / '.join(f'{c * 1e6:.1f}' for _, _, c, _ in rs)} |")
     ratios(per_rep)
     for r in reports[-1:]:
         p = r.get("processes", {}).get("__getitem__", {})
@@ -324,13 +342,16 @@ RATIOS = [
 
 
 def ratios(per_rep):
-    """Each pair of :data:`RATIOS` that ran: items/s and the first batch's time, numerator over
-    denominator, in each repetition."""
+    """Each pair of :data:`RATIOS` that ran: items/s, the work in the run (where measured) and
+    the first batch's time, numerator over denominator, in each repetition."""
     for a, b in RATIOS:
         pairs = [(r[a], r[b]) for r in per_rep if a in r and b in r]
         if pairs:
+            work = ""
+            if all(x[2] and y[2] for x, y in pairs):
+                work = f"; work in the run {' / '.join(f'{x[2] / y[2]:.2f}' for x, y in pairs)}x"
             print(f"  {a} / {b}, per repetition: items/s "
-                  f"{' / '.join(f'{x[0] / y[0]:.2f}' for x, y in pairs)}x; first batch "
+                  f"{' / '.join(f'{x[0] / y[0]:.2f}' for x, y in pairs)}x{work}; first batch "
                   f"{' / '.join(f'{x[1] / y[1]:.2f}' for x, y in pairs)}x")
 
 

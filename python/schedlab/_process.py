@@ -516,6 +516,28 @@ def unpack(msg: bytes) -> tuple[bytes, Any]:
     return kind.lower(), pickle.loads(view[5 + n :], buffers=buffers)
 
 
+def pack_many(kind: bytes, msgs: Sequence[bytes]) -> bytes:
+    """Several :func:`pack` messages in one (a chunk's items, or their answers): ``kind``
+    (``c`` or ``m``), their count (4 bytes, little-endian), then each framed by its length;
+    each keeps its fast path (an index, a small array) and its shared-memory segments."""
+    parts = [kind, len(msgs).to_bytes(4, "little")]
+    for m in msgs:
+        parts.append(len(m).to_bytes(4, "little"))
+        parts.append(m)
+    return b"".join(parts)
+
+
+def unpack_many(msg: bytes) -> list[bytes]:
+    """The messages of a :func:`pack_many` message, not yet unpacked."""
+    n = int.from_bytes(msg[1:5], "little")
+    out, at = [], 5
+    for _ in range(n):
+        size = int.from_bytes(msg[at:at + 4], "little")
+        out.append(msg[at + 4:at + 4 + size])
+        at += 4 + size
+    return out
+
+
 def send(sock: socket.socket, msg: bytes) -> None:
     """One message: its length (4 bytes, little-endian), then the message."""
     sock.sendall(len(msg).to_bytes(4, "little") + msg)
@@ -604,9 +626,30 @@ def _setup_torch(who: tuple[int, int, int, Any]) -> bool:
     return True
 
 
+def _answer(msg: bytes, fn: Callable[[Any], Any], init: Optional[Callable[[int], Any]],
+            sent: list[str]) -> bytes:
+    """The answer message to one request ``msg``: ``r`` and ``fn(arg)`` (``init(arg)`` for
+    ``w``), or ``e`` and the exception with the worker's traceback."""
+    try:
+        kind, arg = unpack(msg)
+        out = init(arg) if kind == b"w" and init is not None else fn(arg) if kind == b"i" else None
+        return pack(b"r", out, sent)
+    except BaseException as e:  # noqa: BLE001 - every failure goes back as the item's
+        tb = traceback.format_exc()
+        try:
+            # an exception whose class cannot be made again from its args (its own
+            # `__init__(a, b)`) pickles, and fails only when the user's process loads it,
+            # in place of the user's error: try it here (failures only)
+            pickle.loads(pickle.dumps(e, protocol=5))
+            return pack(b"e", (e, tb))
+        except Exception:
+            return pack(b"e", (RuntimeError(f"{type(e).__name__}: {e}"), tb))
+
+
 def _worker_main(
     conns: list[socket.socket], fn: Callable[[Any], Any],
     init: Optional[Callable[[int], Any]], seed: int, slot: int, count: int,
+    progress: Optional[Any] = None,
 ) -> None:
     """A worker process: answer each item with ``fn(item)`` until its sockets close. Each
     socket is one thread of the user's process, with at most one item outstanding; the
@@ -614,6 +657,9 @@ def _worker_main(
     waits here while another runs (and a message not yet taken is still unread when the
     worker dies: its sender sees the connection reset and sends it elsewhere)."""
     live = {c.fileno(): c for c in conns}
+    # per socket, which item of a chunk runs now (1-based; 0 between chunks), in memory the
+    # user's process maps too: it reads it when this process dies (ProcessStage.many)
+    index = {c.fileno(): i for i, c in enumerate(conns)}
     # per socket, the segments of its last answer: the thread there has mapped (and
     # unlinked) them once it sends again, or closes
     sent: dict[int, list[str]] = {fd: [] for fd in live}
@@ -642,29 +688,51 @@ def _worker_main(
             _unlink(sent[fd])
             continue
         _unlink(sent[fd])
-        try:
-            if not torch_set and "torch" in sys.modules:
-                # imported by the user's code since
-                torch_set = _setup_torch(who)
-            kind, arg = unpack(msg)
-            out = init(arg) if kind == b"w" and init is not None else fn(arg) if kind == b"i" else None
-            reply = pack(b"r", out, sent[fd])
-        except BaseException as e:  # noqa: BLE001 - every failure goes back as the item's
-            tb = traceback.format_exc()
+        if not torch_set and "torch" in sys.modules:
+            # imported by the user's code since
             try:
-                # an exception whose class cannot be made again from its args (its own
-                # `__init__(a, b)`) pickles, and fails only when the user's process loads it,
-                # in place of the user's error: try it here (failures only)
-                pickle.loads(pickle.dumps(e, protocol=5))
-                reply = pack(b"e", (e, tb))
-            except Exception:
-                reply = pack(b"e", (RuntimeError(f"{type(e).__name__}: {e}"), tb))
+                torch_set = _setup_torch(who)
+            except Exception:  # noqa: BLE001 - torch's own setup: the items go on without
+                torch_set = True
+        if msg[:1] == b"c":
+            # a chunk: each item answered in turn, all the answers in one message
+            answers = []
+            for j, m in enumerate(unpack_many(msg)):
+                if progress is not None:
+                    progress[index[fd]] = j + 1
+                answers.append(_answer(m, fn, init, sent[fd]))
+            if progress is not None:
+                progress[index[fd]] = 0
+            reply = pack_many(b"m", answers)
+        else:
+            reply = _answer(msg, fn, init, sent[fd])
         try:
             send(conn, reply)
         except OSError:
             del live[fd]
             poller.unregister(fd)
             _unlink(sent[fd])
+
+
+def _progress_fd(n: int) -> Optional[int]:
+    """A file of ``n`` 32-bit words in memory (Linux's ``memfd_create``), for a worker's
+    progress through its chunks; ``None`` where there is none (a death in a chunk then runs
+    its items again one by one: ``ProcessStage.many``)."""
+    if not hasattr(os, "memfd_create"):
+        return None
+    try:
+        fd = os.memfd_create("schedlab-progress", getattr(os, "MFD_CLOEXEC", 0))
+        os.ftruncate(fd, 4 * n)
+        return fd
+    except OSError:
+        return None
+
+
+def _progress_words(fd: int, n: int) -> Any:
+    """The ``n`` words of :func:`_progress_fd`'s file, mapped shared: a memoryview of
+    unsigned ints."""
+    m = mmap.mmap(fd, 4 * n)
+    return memoryview(m).cast("I")
 
 
 def _zygote_main(ctrl: Connection, forked: bool = False) -> None:
@@ -695,21 +763,27 @@ def _zygote_main(ctrl: Connection, forked: bool = False) -> None:
             break
         if req[0] == "fork":
             pairs = [socket.socketpair() for _ in range(req[1])]
+            prog = _progress_fd(req[1])
             pid = os.fork()
             if pid == 0:  # the worker
                 try:
                     ctrl.close()
                     for mine, _ in pairs:
                         mine.close()
-                    _worker_main([theirs for _, theirs in pairs], fn, init, *req[2])
+                    words = None if prog is None else _progress_words(prog, req[1])
+                    _worker_main([theirs for _, theirs in pairs], fn, init, *req[2],
+                                 progress=words)
                 finally:
                     os._exit(0)
             children.add(pid)
-            ctrl.send(("forked", pid))
+            ctrl.send(("forked", pid, prog is not None))
             for mine, theirs in pairs:
                 theirs.close()
                 send_handle(ctrl, mine.fileno(), 0)
                 mine.close()
+            if prog is not None:
+                send_handle(ctrl, prog, 0)
+                os.close(prog)
         elif req[0] == "reap":
             pid = req[1]
             try:
@@ -957,13 +1031,14 @@ if hasattr(os, "register_at_fork"):
 class _Worker:
     """A worker process as its user sees it: ``depth`` sockets (one per leasing thread)."""
 
-    __slots__ = ("pid", "socks", "fds", "slot", "items", "replaced_by", "death",
-                 "init_lock", "init_done", "init_error")
+    __slots__ = ("pid", "socks", "fds", "slot", "items", "messages", "replaced_by", "death",
+                 "init_lock", "init_done", "init_error", "progress")
 
     def __init__(self, pid: int, socks: list[socket.socket], slot: int) -> None:
         self.pid, self.socks, self.slot = pid, socks, slot
         self.fds = [c.fileno() for c in socks]
-        self.items = 0
+        #: items answered, and the messages they came in (fewer: chunks)
+        self.items = self.messages = 0
         #: the worker forked in its place once it died, and its death's record
         self.replaced_by: Optional[_Worker] = None
         self.death: Optional[dict[str, Any]] = None
@@ -971,6 +1046,8 @@ class _Worker:
         self.init_lock = threading.Lock()
         self.init_done = False
         self.init_error: Optional[BaseException] = None
+        #: per socket, the item of a chunk the process runs (1-based, 0: none), shared with it
+        self.progress: Optional[Any] = None
 
     def live(self) -> "_Worker":
         w = self
@@ -991,6 +1068,15 @@ class _Lease:
         if s is not None:
             s._give_back(self.worker, self.idx)
 
+
+#: Most waiting items a process stage's thread sends its worker process in one message (a
+#: chunk), unless the stage says (``Pipeline.map(..., chunk=)``) ...
+DEFAULT_CHUNK = 16
+#: ... and only as many as fit in this many seconds at the stage's mean time per item so
+#: far (one at a time until an item has finished): a message costs ~40-50 us of the two
+#: processes' CPU here, so items of 60 us go 16 to a message, of 700 us 5, of 4 ms and more
+#: one (a slow item then holds no other behind it).
+DEFAULT_CHUNK_S = 0.004
 
 #: Items a worker process holds at once: one running, the rest waiting in its sockets, so
 #: that it starts the next item as soon as it answers one, without waiting for the user's
@@ -1066,6 +1152,8 @@ class ProcessStage:
         self._planned = 0
         self._closed = False
         self.deaths: list[dict[str, Any]] = []
+        #: items and messages of the workers that died (the live ones count their own)
+        self._gone = [0, 0]
         self.started_s: Optional[float] = None
         self.started_with: Optional[str] = None
 
@@ -1154,12 +1242,18 @@ class ProcessStage:
         assert self._ctrl is not None
         seed = (self._seed + next(self._forks)) % (1 << 63)
         self._ctrl.send(("fork", self.depth, (seed, slot, max(self._planned, slot + 1))))
-        _, pid = self._ctrl.recv()
+        _, pid, has_progress = self._ctrl.recv()
         socks = [
             socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=recv_handle(self._ctrl))
             for _ in range(self.depth)
         ]
         w = _Worker(pid, socks, slot)
+        if has_progress:
+            fd = recv_handle(self._ctrl)
+            try:
+                w.progress = _progress_words(fd, self.depth)
+            finally:
+                os.close(fd)
         self._workers[pid] = w
         self._free.extend((w, i) for i in range(self.depth))
         return w
@@ -1168,6 +1262,8 @@ class ProcessStage:
         """Reap the dead ``w`` (once) and fork its replacement (none once closed)."""
         if w.death is None:
             self._workers.pop(w.pid, None)
+            self._gone[0] += w.items
+            self._gone[1] += w.messages
             unleased = {i for f, i in self._free if f is w}
             self._free = [(f, i) for f, i in self._free if f is not w]
             # only the sockets no thread holds: a leased one is closed by its thread, once
@@ -1240,6 +1336,70 @@ class ProcessStage:
         lease = getattr(self._local, "lease", None)
         return self._exchange(lease if lease is not None else self._lease(), b"i", item)
 
+    def many(self, items: list[Any]) -> list[tuple[bool, Any]]:
+        """``fn`` on each of ``items`` in one message to this thread's worker process (a
+        chunk): ``(True, fn(item))`` or ``(False, its exception)`` per item, in order.
+
+        A process that dies in a chunk fails the item it was running (its progress word,
+        shared with it, says which) with ``WorkerDied``; the chunk's other items go to its
+        replacement: those after it never ran, those before it ran but their answers died
+        with it, so they run again there (without the word, where the system has no
+        ``memfd_create``, every item runs again alone, and the one that kills a process
+        again fails)."""
+        lease = getattr(self._local, "lease", None)
+        if lease is None:
+            lease = self._lease()
+        sent: list[str] = []
+        msg = pack_many(b"c", [pack(b"i", item, sent) for item in items])
+        w = lease.worker
+        try:
+            if w.progress is not None:
+                w.progress[lease.idx] = 0
+            reply = exchange(w.fds[lease.idx], msg)
+        except (EOFError, OSError) as e:
+            return self._recover_many(lease, w, items, msg, e)
+        finally:
+            if sent:
+                _unlink(sent)
+        w.items += len(items)
+        w.messages += 1
+        return [self._result(m) for m in unpack_many(reply)]
+
+    @staticmethod
+    def _result(m: bytes) -> tuple[bool, Any]:
+        kind, value = unpack(m)
+        if kind == b"r":
+            return True, value
+        exc, tb = value
+        exc.__cause__ = _RemoteTraceback(tb)
+        return False, exc
+
+    def _recover_many(self, lease: _Lease, w: _Worker, items: list[Any], msg: bytes,
+                      e: BaseException) -> list[tuple[bool, Any]]:
+        """:meth:`many`'s answers after its exchange with ``w`` failed with ``e``."""
+        if isinstance(e, (ConnectionResetError, BrokenPipeError)):
+            # it never took the chunk (see _recover): every item goes to the replacement
+            self._replace(lease, w)
+            return self.many(items)
+        at = w.progress[lease.idx] if w.progress is not None else 0
+        if not 1 <= at <= len(items):
+            # which item it ran is not known: each again alone, on the replacement
+            self._replace(lease, w)
+            out: list[tuple[bool, Any]] = []
+            for item in items:
+                try:
+                    out.append((True, self._exchange(lease, b"i", item)))
+                except Exception as err:  # noqa: BLE001 - the item's failure
+                    out.append((False, err))
+            return out
+        try:
+            self._died(lease, w, b"i")
+        except WorkerDied as died:
+            killed: tuple[bool, Any] = (False, died)
+        rest = items[:at - 1] + items[at:]
+        done = self.many(rest) if rest else []
+        return done[:at - 1] + [killed] + done[at - 1:]
+
     def _exchange(self, lease: _Lease, kind: bytes, arg: Any) -> Any:
         sent: list[str] = []
         msg = pack(kind, arg, sent)
@@ -1253,6 +1413,7 @@ class ProcessStage:
             if sent:
                 _unlink(sent)  # the worker's, had it mapped them; else nobody will
         lease.worker.items += 1
+        lease.worker.messages += 1
         kind, value = unpack(reply)
         if kind == b"r":
             return value
@@ -1313,22 +1474,29 @@ class ProcessStage:
     def stats(self, memory: bool = True) -> dict[str, Any]:
         """The processes: the start method, the zygote's pid and memory, and per worker its
         pid, memory (RSS, PSS, USS from ``/proc``; ``memory=False``: the RSS only, which
-        costs a counter's read rather than a walk of each process's pages) and items run;
-        the deaths."""
+        costs a counter's read rather than a walk of each process's pages), items run and
+        the messages they came in (fewer than the items where chunks were sent); the deaths;
+        the stage's items and messages in all, the dead processes' included."""
         with self._lock:
             workers = sorted(self._workers.values(), key=lambda w: w.slot)
             zpid = self._zygote.pid if self._zygote is not None else None
-            rows = [(w.slot, w.pid, w.items) for w in workers]
+            rows = [(w.slot, w.pid, w.items, w.messages) for w in workers]
             deaths = [{k: v for k, v in d.items() if k != "wait_status"} for d in self.deaths]
+            items = self._gone[0] + sum(r[2] for r in rows)
+            messages = self._gone[1] + sum(r[3] for r in rows)
         return {
             "start_method": self.started_with or self.start_method or "not started",
             "start_s": self.started_s,
             "items_per_worker": self.depth,
             "zygote": None if zpid is None else {"pid": zpid, **rss_bytes(zpid, memory)},
             "workers": [
-                {"worker": s, "pid": p, "items": n, **rss_bytes(p, memory)} for s, p, n in rows
+                {"worker": s, "pid": p, "items": n, "messages": m, **rss_bytes(p, memory)}
+                for s, p, n, m in rows
             ],
             "deaths": deaths,
+            # every process's, the dead ones' included
+            "items": items,
+            "messages": messages,
         }
 
     def close(self) -> None:
@@ -1380,7 +1548,9 @@ def process_lines(name: str, s: dict[str, Any]) -> list[str]:
     if s.get("auto"):
         out.append(f"    auto: {s['auto']}")
     for w in s["workers"]:
-        out.append(f"    worker {w['worker']} pid {w['pid']}: {w['items']} items, RSS "
+        sent = w.get("messages", w["items"])
+        chunks = f" in {sent} messages" if sent != w["items"] else ""
+        out.append(f"    worker {w['worker']} pid {w['pid']}: {w['items']} items{chunks}, RSS "
                    f"{mb(w['rss_bytes'])} MB (PSS {mb(w['pss_bytes'])} MB)")
     for d in s["deaths"]:
         out.append(f"    died: pid {d['pid']}, {d['status']}"

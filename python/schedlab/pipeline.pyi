@@ -36,6 +36,7 @@ class Pipeline:
         name: Optional[str] = ...,
         queue: Optional[int] = ...,
         strategy: Optional[str] = ...,
+        chunk: Optional[int] = ...,
     ) -> Pipeline: ...
     def filter(
         self,

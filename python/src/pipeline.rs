@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering::Acquire};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use loader::pipeline::Runner;
 use loader::{
@@ -136,8 +137,11 @@ fn epoch_items(items: &Bound<'_, PyAny>, epoch: u64) -> PyResult<EpochItems> {
 }
 
 /// One stage as Python describes it: `(op, name, kind, concurrency, queue, function, size,
-/// drop_last, strategy)`, where `op` is `map`, `filter`, `flat_map` or `batch` (whose
-/// function is the collate function, or `None` for plain lists).
+/// drop_last, strategy, chunk)`, where `op` is `map`, `filter`, `flat_map` or `batch` (whose
+/// function is the collate function, or `None` for plain lists); `chunk` (a blocking map
+/// only), `(most, seconds)`: its threads take up to `most` waiting items at once (as many
+/// as fit in `seconds` at the stage's mean time per item, if given) and call the function's
+/// `many(items)`, which returns `(ok, value or exception)` per item (a process stage).
 type StageSpec = (
     String,
     String,
@@ -148,6 +152,7 @@ type StageSpec = (
     Option<usize>,
     bool,
     Option<String>,
+    Option<(usize, Option<f64>)>,
 );
 
 /// Under `on_failure="skip"` or `"halt"` a Python exception is the engine's failure (so its
@@ -406,7 +411,7 @@ impl PipelineCore {
         let stopped = Arc::new(AtomicBool::new(false));
         // Which Python argument a refused thread count came from, for the error.
         let mut counts = Vec::new();
-        for (op, name, kind, concurrency, queue, f, size, drop_last, strategy) in stages {
+        for (op, name, kind, concurrency, queue, f, size, drop_last, strategy, chunk) in stages {
             if let Some(c) = concurrency {
                 counts.push((name.clone(), c));
             }
@@ -418,6 +423,30 @@ impl PipelineCore {
             let stage = stage_of(&name, &kind, concurrency, queue, strategy.as_deref())?;
             let fails = fails.clone();
             match op.as_str() {
+                "map" if chunk.is_some_and(|(c, _)| c != 1) => {
+                    let f = need(f, &name)?;
+                    let slots = Arc::clone(&stats);
+                    let (most, secs) = chunk.unwrap_or((1, None));
+                    let stage = match secs {
+                        Some(t) if t.is_finite() && t > 0.0 => {
+                            stage.chunk_time(Duration::from_secs_f64(t))
+                        }
+                        Some(t) => {
+                            return Err(PyValueError::new_err(format!(
+                                "stage '{name}': chunk time: expected seconds > 0, got {t}"
+                            )))
+                        }
+                        None => stage,
+                    };
+                    b = b.try_map_chunks_with(
+                        stage,
+                        most,
+                        move |r| slots.slot(runner_slot(r)),
+                        move |items: Vec<PyItem>, slot: &mut Arc<GilSlot>| {
+                            many(&f, &name, &fails, &stopped, items, slot)
+                        },
+                    );
+                }
                 "map" => {
                     let f = need(f, &name)?;
                     let slots = Arc::clone(&stats);
@@ -739,6 +768,69 @@ fn build_error(e: PipelineError, workers: usize, counts: &[(String, usize)]) -> 
         },
         None => count_error(message, "workers", workers),
     }
+}
+
+/// A chunk of a `map` stage's items through its function's `many(items)` (one GIL hold for
+/// the chunk; see [`StageSpec`]): failures carried in pass through, and so does every item
+/// once the consumer stopped waiting; the rest go to `many` together, one result each.
+fn many(
+    f: &Py<PyAny>,
+    name: &str,
+    fails: &Fails,
+    stopped: &AtomicBool,
+    items: Vec<PyItem>,
+    slot: &Arc<GilSlot>,
+) -> Vec<Result<PyItem, String>> {
+    let mut out: Vec<Option<Result<PyItem, String>>> = Vec::with_capacity(items.len());
+    let (mut send, mut at) = (Vec::new(), Vec::new());
+    for item in items {
+        match item {
+            Err(e) => out.push(Some(fails.fail(e))),
+            Ok(v) if stopped.load(Acquire) => out.push(Some(Ok(Ok(v)))),
+            Ok(v) => {
+                at.push(out.len());
+                out.push(None);
+                send.push(v);
+            }
+        }
+    }
+    if !send.is_empty() {
+        let n = send.len();
+        let answers: Vec<Result<Py<PyAny>, Box<Failure>>> = slot.call(|py| {
+            let fail = |e: PyErr| Box::new(Failure::new(py, e, name));
+            let got = PyList::new(py, send)
+                .and_then(|list| f.call_method1(py, "many", (list,)))
+                .and_then(|r| r.extract::<Vec<(bool, Py<PyAny>)>>(py));
+            match got {
+                Ok(rs) if rs.len() == n => rs
+                    .into_iter()
+                    .map(|(ok, v)| {
+                        if ok {
+                            Ok(v)
+                        } else {
+                            Err(fail(PyErr::from_value(v.into_bound(py))))
+                        }
+                    })
+                    .collect(),
+                Ok(rs) => {
+                    let m = format!("many() returned {} results for {n} items", rs.len());
+                    (0..n)
+                        .map(|_| Err(fail(PyRuntimeError::new_err(m.clone()))))
+                        .collect()
+                }
+                Err(e) => (0..n).map(|_| Err(fail(e.clone_ref(py)))).collect(),
+            }
+        });
+        for (j, r) in at.into_iter().zip(answers) {
+            out[j] = Some(match r {
+                Ok(v) => Ok(Ok(v)),
+                Err(e) => fails.fail(e),
+            });
+        }
+    }
+    out.into_iter()
+        .map(|o| o.expect("every item of the chunk has its result"))
+        .collect()
 }
 
 fn need(f: Option<Py<PyAny>>, stage: &str) -> PyResult<Py<PyAny>> {

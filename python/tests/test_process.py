@@ -929,3 +929,65 @@ def test_an_exception_that_cannot_be_rebuilt_arrives_as_runtimeerror_with_its_tr
     assert "raise TwoArgError(i, \"x\")" in str(e.value)
     assert next(it) == 3
     p.close()
+
+
+def square_unless_13(i):
+    if i == 13:
+        raise ValueError(f"no square for {i}")
+    return i * i
+
+
+def slow_square(i):
+    time.sleep(0.001)
+    return i * i
+
+
+def test_chunks_each_item_once_in_order_in_fewer_messages():
+    p = schedlab.Pipeline(400, workers=2).map(slow_square, kind="process", concurrency=2,
+                                                chunk=8)
+    assert list(p) == [i * i for i in range(400)]
+    s = p.report()["processes"]["slow_square"]
+    assert s["items"] == sum(w["items"] for w in s["workers"]) == 400
+    # the threads took the items waiting, up to 8 a message (1 ms items queue up behind
+    # the two processes)
+    assert 400 / 8 <= s["messages"] == sum(w["messages"] for w in s["workers"]) < 400
+    p.close()
+
+
+def test_a_failure_in_a_chunk_is_its_items_alone():
+    p = schedlab.Pipeline(200, workers=2).map(square_unless_13, kind="process", chunk=16)
+    values, errors = drain(iter(p))
+    assert sorted(values) == [i * i for i in range(200) if i != 13]
+    assert list(errors) == [13] and isinstance(errors[13], ValueError)
+    assert "13" in str(errors[13])
+    p.close()
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_kill_test_in_chunks_each_death_costs_its_item(monkeypatch, progress):
+    # without the shared progress words (no memfd_create), a death runs its chunk's items
+    # again one by one, and the killer kills once more: its item alone fails
+    if not progress:
+        monkeypatch.setattr(_process, "_progress_fd", lambda n: None)
+    p = schedlab.Pipeline(1000, workers=2, start_method="fork").map(
+        killer, kind="process", concurrency=2, chunk=8)
+    values, errors = drain(iter(p))
+    assert sorted(values) == [i for i in range(1000) if i not in KILLS]
+    assert len(values) == len(set(values)) == 980
+    assert sorted(errors) == sorted(KILLS)
+    assert all(isinstance(e, _process.WorkerDied) for e in errors.values())
+    s = p.report()["processes"]["killer"]
+    died_on_item = [d for d in s["deaths"] if d["item"]]
+    assert len(died_on_item) == 20
+    if progress:
+        assert len(s["deaths"]) == 20
+    # chunks were sent (the items are instant: they queue up behind the two processes)
+    assert s["messages"] < s["items"]
+    p.close()
+
+
+def test_chunk_is_a_process_stages_alone():
+    with pytest.raises(ValueError, match='chunk: only a kind="process" stage'):
+        schedlab.Pipeline(10).map(square, chunk=4)
+    with pytest.raises(ValueError, match="chunk"):
+        schedlab.Pipeline(10).map(square, kind="process", chunk=0)
