@@ -3,10 +3,11 @@ DataLoader, ``multiprocessing.Pool.imap`` and schedlab's threads.
 
     python python/bench/process.py [--only uniform,lognormal,sleep,memory] [--reps 3]
                                    [--items 3000] [--contenders WORDS]
+                                   [--chunks 1,4,8,default] [--item-us 700]
 
 Workloads (2 workers, batch 32, in order; every item is pure Python that holds the GIL):
 
-* uniform: a loop of a fixed count (~700 us), as ``compare.py`` (c);
+* uniform: a loop of a fixed count (~700 us, ``--item-us``), as ``compare.py`` (c);
 * lognormal: loop counts drawn log-normal, mean ~400 us, sigma 1.5 (seed 0);
 * sleep: ``time.sleep`` log-normal mean 1 ms sigma 1.5, 8 workers (``auto`` must stay on
   threads there; printed: where it ran);
@@ -21,6 +22,9 @@ Workloads (2 workers, batch 32, in order; every item is pure Python that holds t
   Pipeline (2 processes, 4 threads) and ``DataLoader(worker_type="process")``, all batch 32;
 * memory (only when asked): 8 workers over a list of 1.3 M records (over 200 MB of Python
   objects), packed and, as the control, not packed.
+
+``--chunks``: the contenders are only ``Pipeline.map(kind="process", chunk=c)`` at each
+size (``default``: the stage's own rule), torch's round-robin scheme and torch's DataLoader.
 
 The limit of a GIL-bound workload is ``2 CPUs / mean item time``, the mean measured
 single-threaded in this process on a sample of the items right before and right after each
@@ -175,10 +179,11 @@ def schedlab_dl(ds, workers, worker_type, report=None):
     return make
 
 
-def schedlab_pipeline(ds, workers, kind):
+def schedlab_pipeline(ds, workers, kind, chunk=None):
     def make():
         p = schedlab.Pipeline(len(ds), workers=workers).map(
-            ds.__getitem__, kind=kind, concurrency=workers, name="getitem").batch(32)
+            ds.__getitem__, kind=kind, concurrency=workers, name="getitem",
+            **({"chunk": chunk} if chunk is not None else {})).batch(32)
         return _Ctx(iter(p), p.close)
 
     return make
@@ -238,6 +243,19 @@ def with_depth(make_contender, depth):
 
 def contenders(ds, workers, reports, sleep=False):
     out = []
+    if CHUNKS:
+        for c in CHUNKS:
+            label = "default" if c is None else c
+            out.append((f"schedlab.Pipeline kind=process, chunk {label}",
+                        schedlab_pipeline(ds, workers, "process", c)))
+        out.append(("torch-like round-robin (processes, in order)", torchlike(ds, workers)))
+        try:
+            import torch  # noqa: F401
+
+            out.append(("torch DataLoader (processes, in order)", torch_dl(ds, workers)))
+        except ImportError:
+            print("  (torch is not installed: torch's DataLoader skipped)")
+        return out
     if DEPTHS:
         for d in DEPTHS:
             out.append((f"schedlab.DataLoader process, {d} items per worker",
@@ -510,6 +528,9 @@ def memory(n):
 FILTER = []
 #: ``--items-per-worker``: compare these depths of the process stages instead of the contenders.
 DEPTHS = []
+#: ``--chunks``: only Pipeline process stages at these chunk sizes (``None``: the default),
+#: against the round-robin scheme and torch
+CHUNKS = []
 
 
 def main():
@@ -521,7 +542,13 @@ def main():
     ap.add_argument("--records", type=int, default=1_300_000, help="of the memory workload")
     ap.add_argument("--items-per-worker", default="",
                     help="e.g. 2,4: only schedlab's process stages, at each of these depths")
+    ap.add_argument("--chunks", default="",
+                    help="e.g. 1,4,8,default: only Pipeline process stages at each of these "
+                         "chunk sizes, with the round-robin scheme and torch")
+    ap.add_argument("--item-us", type=float, default=700.0,
+                    help="the uniform workload's item time (default 700)")
     args = ap.parse_args()
+    CHUNKS[:] = [None if c == "default" else int(c) for c in args.chunks.split(",") if c]
     FILTER[:] = [w for w in args.contenders.split(",") if w]
     DEPTHS[:] = [int(d) for d in args.items_per_worker.split(",") if d]
     only = set(args.only.split(","))
@@ -529,8 +556,8 @@ def main():
     c = steps_per_us()
     print(f"calibration: {c:.1f} loop steps per us")
     if "uniform" in only:
-        ds = LoopDataset([int(700 * c)] * args.items)
-        run("uniform", "pure-Python loop ~700 us per item", ds, 2, args.reps)
+        ds = LoopDataset([max(1, int(args.item_us * c))] * args.items)
+        run("uniform", f"pure-Python loop ~{args.item_us:g} us per item", ds, 2, args.reps)
     if "lognormal" in only:
         us = lognormal(args.items, 400, 1.5)
         ds = LoopDataset([max(1, int(u * c)) for u in us])
