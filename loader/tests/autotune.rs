@@ -259,3 +259,27 @@ fn the_report_carries_the_consumers_waits_and_the_occupancy() {
     );
     assert!(r.occupancy_mean > 0.0 && r.occupancy_mean <= 8.0);
 }
+
+#[test]
+fn a_fixed_stage_keeps_its_threads_under_autotune() {
+    // Little's law on a 2 ms read asks for many threads: the plain stage grows, the fixed
+    // one keeps its 2 (a process stage's threads each hold a worker process's socket).
+    for fixed in [false, true] {
+        let stage = Stage::blocking("read", 2);
+        let mut p = Pipeline::from_sampler(400, Sampler::sequential())
+            .map(if fixed { stage.fixed() } else { stage }, |i: usize| {
+                std::thread::sleep(Duration::from_millis(2));
+                i
+            })
+            .map(Stage::cpu("decode"), |i: usize| i)
+            .workers(2)
+            .autotune(Autotune::new().interval(Duration::from_millis(5)))
+            .build()
+            .unwrap();
+        let got: Vec<usize> = p.epoch(0).map(|r| r.unwrap()).collect();
+        assert_eq!(got, (0..400).collect::<Vec<_>>());
+        let tuning = p.report().unwrap().tuning.clone().unwrap();
+        let raised = tuning.changes.iter().any(|c| c.knob == "read.threads");
+        assert_eq!(raised, !fixed, "{:?}", tuning.changes);
+    }
+}

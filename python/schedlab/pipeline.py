@@ -313,7 +313,7 @@ class Pipeline:
         out, procs = [], {}
         for st in self._stages:
             op, name, kind, concurrency, queue, fn = st[:6]
-            chunk = None
+            chunk, fixed = None, False
             if kind in ("process", "auto"):
                 concurrency = concurrency or self._workers
                 # (what an unpicklable function is called in the error: `fn`, unless the
@@ -332,7 +332,10 @@ class Pipeline:
                     chunk = (st[9], None) if st[9] is not None else (DEFAULT_CHUNK,
                                                                      DEFAULT_CHUNK_S)
                 st = (op, name, "blocking", threads, queue, procs[name]) + tuple(st[6:9])
-            out.append(tuple(st[:9]) + (chunk,))
+                # autotune keeps its threads: each leases a worker process's socket, and
+                # more threads would fork more processes onto the same CPUs
+                fixed = True
+            out.append(tuple(st[:9]) + (chunk, fixed))
         return out, procs
 
     def epoch(self, epoch):

@@ -141,7 +141,9 @@ fn epoch_items(items: &Bound<'_, PyAny>, epoch: u64) -> PyResult<EpochItems> {
 /// function is the collate function, or `None` for plain lists); `chunk` (a blocking map
 /// only), `(most, seconds)`: its threads take up to `most` waiting items at once (as many
 /// as fit in `seconds` at the stage's mean time per item, if given) and call the function's
-/// `many(items)`, which returns `(ok, value or exception)` per item (a process stage).
+/// `many(items)`, which returns `(ok, value or exception)` per item (a process stage);
+/// `fixed`: autotune leaves the stage's threads alone (a process stage's: each holds a
+/// socket of a worker process, and more would fork more processes).
 type StageSpec = (
     String,
     String,
@@ -153,6 +155,7 @@ type StageSpec = (
     bool,
     Option<String>,
     Option<(usize, Option<f64>)>,
+    bool,
 );
 
 /// Under `on_failure="skip"` or `"halt"` a Python exception is the engine's failure (so its
@@ -411,7 +414,9 @@ impl PipelineCore {
         let stopped = Arc::new(AtomicBool::new(false));
         // Which Python argument a refused thread count came from, for the error.
         let mut counts = Vec::new();
-        for (op, name, kind, concurrency, queue, f, size, drop_last, strategy, chunk) in stages {
+        for (op, name, kind, concurrency, queue, f, size, drop_last, strategy, chunk, fixed) in
+            stages
+        {
             if let Some(c) = concurrency {
                 counts.push((name.clone(), c));
             }
@@ -421,6 +426,7 @@ impl PipelineCore {
             gil.push((name.clone(), Arc::clone(&stats)));
             let stopped = Arc::clone(&stopped);
             let stage = stage_of(&name, &kind, concurrency, queue, strategy.as_deref())?;
+            let stage = if fixed { stage.fixed() } else { stage };
             let fails = fails.clone();
             match op.as_str() {
                 "map" if chunk.is_some_and(|(c, _)| c != 1) => {

@@ -991,3 +991,15 @@ def test_chunk_is_a_process_stages_alone():
         schedlab.Pipeline(10).map(square, chunk=4)
     with pytest.raises(ValueError, match="chunk"):
         schedlab.Pipeline(10).map(square, kind="process", chunk=0)
+
+
+def test_autotune_keeps_a_process_stages_processes():
+    # the tuner sizes blocking stages by Little's law; a process stage's threads each hold a
+    # worker process's socket, and raising them forked up to 128 processes here
+    p = schedlab.Pipeline(3000, workers=2, autotune=True).map(
+        slow_square, kind="process", concurrency=2).batch(32)
+    for e in range(2):
+        assert [v for b in p.epoch(e) for v in b] == [i * i for i in range(3000)]
+    s = p.report()["processes"]["slow_square"]
+    assert len(s["workers"]) == 2 and s["items"] == 6000
+    p.close()

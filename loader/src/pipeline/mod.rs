@@ -261,6 +261,7 @@ pub struct Stage {
     strategy_value: Option<Arc<dyn Strategy>>,
     timeout: Option<Duration>,
     chunk_time: Option<Duration>,
+    fixed: bool,
 }
 
 impl Stage {
@@ -276,6 +277,7 @@ impl Stage {
             strategy_value: None,
             timeout: None,
             chunk_time: None,
+            fixed: false,
         }
     }
 
@@ -291,6 +293,7 @@ impl Stage {
             strategy_value: None,
             timeout: None,
             chunk_time: None,
+            fixed: false,
         }
     }
 
@@ -357,6 +360,16 @@ impl Stage {
     /// to the chunk's size of the items waiting, whatever their time.
     pub fn chunk_time(mut self, limit: Duration) -> Stage {
         self.chunk_time = Some(limit);
+        self
+    }
+
+    /// Under [`autotune`](PipelineBuilder::autotune), keep this blocking stage's threads at
+    /// its concurrency: for threads that each stand for something the model does not see
+    /// (Python's process stages: a thread per socket of a worker process, where more
+    /// threads would fork more processes onto the same CPUs). Its queue and the windows are
+    /// still tuned.
+    pub fn fixed(mut self) -> Stage {
+        self.fixed = true;
         self
     }
 
@@ -1148,6 +1161,7 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                         chunk_ns: stage
                             .chunk_time
                             .map(|d| d.as_nanos().min(u128::from(u64::MAX)) as u64),
+                        fixed: stage.fixed,
                     });
                     all_exact &= exact;
                     if flat {
@@ -1384,6 +1398,8 @@ pub(crate) struct StationTemplate {
     pub chunked: Option<ChunkFn>,
     /// [`Stage::chunk_time`], in nanoseconds.
     pub chunk_ns: Option<u64>,
+    /// [`Stage::fixed`]: the autotuner leaves its threads alone.
+    pub fixed: bool,
 }
 
 /// A segment as configured.
@@ -1544,9 +1560,11 @@ fn fit_autotune(
     for (g, seg) in segments.iter_mut().enumerate() {
         seg.window = plan.window[g];
         for t in &mut seg.stations {
-            t.concurrency = plan.conc[i];
+            if !t.fixed {
+                t.concurrency = plan.conc[i];
+                settings[i].concurrency = plan.conc[i];
+            }
             t.queue = plan.queue[i];
-            settings[i].concurrency = plan.conc[i];
             settings[i].queue = plan.queue[i];
             i += 1;
         }
@@ -2125,6 +2143,7 @@ pub(crate) fn segment_specs(templates: &[SegTemplate]) -> Vec<SegmentSpec> {
                     chunk: t.chunk,
                     chunked: t.chunked.clone(),
                     chunk_ns: t.chunk_ns,
+                    fixed: t.fixed,
                 })
                 .collect(),
             tail: seg.tail.clone(),

@@ -1171,7 +1171,7 @@ pub(crate) fn control(
         for (i, &(s, k)) in flat.iter().enumerate() {
             let sp = &shared.segments[s].stations[k].spec;
             let (cur, mut new) = (st[i].conc, plan.conc[i]);
-            if st[i].kind != Kind::Blocking || !moves(cur, new, cfg.hysteresis) {
+            if st[i].kind != Kind::Blocking || sp.fixed || !moves(cur, new, cfg.hysteresis) {
                 continue;
             }
             if !may_raise(cur, new, floors[i], sig.busy[i]) {

@@ -245,6 +245,8 @@ pub(crate) struct StationSpec {
     pub chunked: Option<ChunkFn>,
     /// A chunk's most expected time (`Stage::chunk_time`): see [`StationSpec::chunk_now`].
     pub chunk_ns: Option<u64>,
+    /// The autotuner leaves its threads alone (`Stage::fixed`).
+    pub fixed: bool,
 }
 
 impl StationSpec {
