@@ -27,6 +27,9 @@ Scenarios (batch 32):
   alone on plain Python threads (no loader): its CPU per item outside the C loop
   (``time.sleep``'s wake-ups, the GIL taken back, ctypes and ``np.full``), which no
   contender goes below: on 2 CPUs it caps (2a) near ``250 / (250 + that)`` of the limit.
+  Among the contenders, the same work end to end on plain Python threads (32 reading from a
+  shared ``range`` into a ``queue.SimpleQueue``, 2 decoding from it; no order, no batches,
+  no engine): the ceiling of any Python-level loader on this machine.
 * (2o) the same with a decode of 1 us: what each contender costs per item besides the work
   (its CPU per item), read-bound. Contenders: schedlab.Pipeline (static, and autotuned from one read
   thread), schedlab.DataLoader (32 threads doing both in ``__getitem__``), both again
@@ -357,6 +360,42 @@ def two_stage_contenders(ds, epochs):
                 dl.close()
         return run
 
+    def plain_threads():
+        # The ceiling of any Python loader here: 32 plain threads reading from a shared
+        # `range` into a queue, 2 decoding from it; no order, no batches, no engine.
+        import queue
+        import threading
+
+        def one():
+            it = iter(range(len(ds)))
+            q = queue.SimpleQueue()
+            done = []
+
+            def rd():
+                for i in it:  # next() on a range iterator is atomic under the GIL
+                    q.put(ds.read(i))
+
+            def dc():
+                while True:
+                    x = q.get()
+                    if x is None:
+                        return
+                    done.append(ds.decode(x))
+
+            rs = [threading.Thread(target=rd) for _ in range(ds.threads)]
+            dcs = [threading.Thread(target=dc) for _ in range(ds.cpus)]
+            for th in rs + dcs:
+                th.start()
+            for th in rs:
+                th.join()
+            for _ in dcs:
+                q.put(None)
+            for th in dcs:
+                th.join()
+            return [done]
+
+        return timed(lambda: (one() for _ in range(epochs)))
+
     out = [
         ("schedlab.Pipeline (read 32 threads -> decode cpu)", pipeline(False)),
         ("schedlab.Pipeline autotune (read from 1 thread)", pipeline(True)),
@@ -364,6 +403,7 @@ def two_stage_contenders(ds, epochs):
         # as torch's row below: the next epoch's first items load while this one ends
         ("schedlab.Pipeline prefetch_next_epoch=True", pipeline(False, prefetch=True)),
         ("schedlab.DataLoader persistent_workers=True", dataloader(persistent=True)),
+        ("plain Python threads (32 read -> 2 decode; no order, no batches)", plain_threads),
     ]
     try:
         import torch.utils.data as tud
