@@ -1337,7 +1337,7 @@ class ProcessStage:
         lease = getattr(self._local, "lease", None)
         return self._exchange(lease if lease is not None else self._lease(), b"i", item)
 
-    def many(self, items: list[Any]) -> list[tuple[bool, Any]]:
+    def many(self, items: list[Any], _resent: int = 0) -> list[tuple[bool, Any]]:
         """``fn`` on each of ``items`` in one message to this thread's worker process (a
         chunk): ``(True, fn(item))`` or ``(False, its exception)`` per item, in order.
 
@@ -1358,7 +1358,7 @@ class ProcessStage:
                 w.progress[lease.idx] = 0
             reply = exchange(w.fds[lease.idx], msg)
         except (EOFError, OSError) as e:
-            return self._recover_many(lease, w, items, msg, e)
+            return self._recover_many(lease, w, items, e, _resent)
         finally:
             if sent:
                 _unlink(sent)
@@ -1375,14 +1375,16 @@ class ProcessStage:
         exc.__cause__ = _RemoteTraceback(tb)
         return False, exc
 
-    def _recover_many(self, lease: _Lease, w: _Worker, items: list[Any], msg: bytes,
-                      e: BaseException) -> list[tuple[bool, Any]]:
-        """:meth:`many`'s answers after its exchange with ``w`` failed with ``e``."""
-        if isinstance(e, (ConnectionResetError, BrokenPipeError)):
+    def _recover_many(self, lease: _Lease, w: _Worker, items: list[Any], e: BaseException,
+                      resent: int) -> list[tuple[bool, Any]]:
+        """:meth:`many`'s answers after its exchange with ``w`` failed with ``e`` (the
+        chunk was sent ``resent`` times before, each time to a process that died idle)."""
+        reset = isinstance(e, (ConnectionResetError, BrokenPipeError))
+        if reset and resent < _RESENDS:
             # it never took the chunk (see _recover): every item goes to the replacement
             self._replace(lease, w)
-            return self.many(items)
-        at = w.progress[lease.idx] if w.progress is not None else 0
+            return self.many(items, resent + 1)
+        at = w.progress[lease.idx] if w.progress is not None and not reset else 0
         if not 1 <= at <= len(items):
             # which item it ran is not known: each again alone, on the replacement
             self._replace(lease, w)
