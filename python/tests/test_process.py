@@ -299,8 +299,9 @@ def test_each_worker_process_draws_its_own_random_numbers(start_method):
         import torch  # noqa: F401 - only to be in this process for the fork
     except ImportError:
         pass
+    # one item a message: in chunks, two processes can take all 64 cheap items
     p = schedlab.Pipeline(64, workers=2, start_method=start_method).map(
-        worker_draws, kind="process", concurrency=4)
+        worker_draws, kind="process", concurrency=4, chunk=1)
     out = list(p)
     p.close()
     assert len({pid for pid, *_ in out}) == 4
