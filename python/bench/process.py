@@ -1,7 +1,7 @@
 """GIL-bound work on worker processes (issue 32): schedlab's process workers against torch's
 DataLoader, ``multiprocessing.Pool.imap`` and schedlab's threads.
 
-    python python/bench/process.py [--only uniform,lognormal,sleep,memory] [--reps 3]
+    python python/bench/process.py [--only uniform,lognormal,sleep,memory,tensors] [--reps 3]
                                    [--items 3000] [--contenders WORDS]
                                    [--chunks 1,4,8,default] [--item-us 700]
 
@@ -21,7 +21,10 @@ Workloads (2 workers, batch 32, in order; every item is pure Python that holds t
   engine alone (a blocking stage of 4 threads running ``tiny`` here), a process stage in a
   Pipeline (2 processes, 4 threads) and ``DataLoader(worker_type="process")``, all batch 32;
 * memory (only when asked): 8 workers over a list of 1.3 M records (over 200 MB of Python
-  objects), packed and, as the control, not packed.
+  objects), packed and, as the control, not packed;
+* tensors (only when asked; needs torch): tiny samples, a 200 MB ``TensorDataset`` of 4 KB
+  rows, batch 64: the first batch and the time a batch after it, torch's DataLoader against
+  ours (the DataLoader, and Pipeline process stages one item a message and in chunks).
 
 ``--chunks``: the contenders are only ``Pipeline.map(kind="process", chunk=c)`` at each
 size (``default``: the stage's own rule), torch's round-robin scheme and torch's DataLoader.
@@ -500,6 +503,56 @@ class Records:
         return sum(k + len(name) for name, k in self.records[100 * i: 100 * i + 100])
 
 
+def tensors(reps, batches=200):
+    """Tiny samples: a 200 MB ``TensorDataset`` (50,000 rows of 1,024 float32, 4 KB each),
+    batch 64, 2 workers, torch's ``default_collate``; per loader the first batch's time and
+    the next ``batches`` batches' (torch only: skipped without it)."""
+    try:
+        import torch
+        from torch.utils.data import DataLoader as TorchLoader
+        from torch.utils.data import TensorDataset, default_collate
+    except ImportError:
+        print("\n## tensors: skipped (torch is not installed)")
+        return
+    ds = TensorDataset(torch.randn(50_000, 1024), torch.arange(50_000))
+
+    def pipeline(chunk):
+        return schedlab.Pipeline(len(ds), workers=2).map(
+            ds.__getitem__, kind="process", concurrency=2,
+            **({"chunk": chunk} if chunk is not None else {})).batch(
+                64, collate_fn=default_collate)
+
+    makers = [
+        ("torch DataLoader (processes)", lambda: TorchLoader(ds, batch_size=64, num_workers=2)),
+        ("schedlab.DataLoader process", lambda: schedlab.DataLoader(
+            ds, batch_size=64, num_workers=2, worker_type="process",
+            collate_fn=default_collate)),
+        ("schedlab.Pipeline kind=process, chunk 1", lambda: pipeline(1)),
+        ("schedlab.Pipeline kind=process, chunks (default)", lambda: pipeline(None)),
+    ]
+    print(f"\n## tensors: a 200 MB TensorDataset, 4 KB rows, batch 64, 2 workers; "
+          f"{reps} reps; {loadavg()}")
+    for rep in range(reps):
+        for label, make in makers[rep % len(makers):] + makers[:rep % len(makers)]:
+            loader = make()
+            t0 = time.perf_counter()
+            it = iter(loader)
+            next(it)
+            first = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            n = 0
+            for _ in it:
+                n += 1
+                if n == batches:
+                    break
+            dt = time.perf_counter() - t1
+            print(f"  rep {rep} {label}: first batch {first * 1e3:.0f} ms, next {n} batches "
+                  f"{dt / n * 1e3:.2f} ms a batch; {loadavg()}", flush=True)
+            if hasattr(loader, "close"):
+                loader.close()
+            del it, loader
+
+
 def memory(n):
     """8 worker processes over ``n`` records, packed (the default) and, as the control, not
     packed: the zygote's and the workers' memory together (PSS) against one worker's RSS."""
@@ -573,6 +626,8 @@ def main():
         parts(args.items * 10, args.reps)
     if "memory" in only:
         memory(args.records)
+    if "tensors" in only:
+        tensors(args.reps)
 
 
 if __name__ == "__main__":

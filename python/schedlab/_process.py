@@ -285,26 +285,62 @@ class _SharingUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
 
 
+#: The first byte of a payload whose large buffers are in shared memory (a pickle's is
+#: ``\x80``): the segments' list follows (its length in 4 bytes, then pickled), then the pickle.
+_SHM_PAYLOAD = b"S"
+
+
 def load_shared(data: bytes) -> Any:
-    """The inverse of :func:`check_picklable`."""
-    return _SharingUnpickler(io.BytesIO(data)).load()
+    """The inverse of :func:`check_picklable`: the buffers it put in shared memory are
+    mapped (not copied) and their names unlinked."""
+    if data[:1] != _SHM_PAYLOAD:
+        return _SharingUnpickler(io.BytesIO(data)).load()
+    n = int.from_bytes(data[1:5], "little")
+    buffers = [_from_shm(name, size) for name, size in pickle.loads(data[5:5 + n])]
+    return _SharingUnpickler(io.BytesIO(data[5 + n:]), buffers=buffers).load()
 
 
-def check_picklable(name: str, obj: Any) -> bytes:
+def check_picklable(name: str, obj: Any,
+                    segments: Optional[list[tuple[str, int]]] = None) -> bytes:
     """``obj`` pickled for the worker processes (large lists of plain data packed, see
     :class:`PackedList`), or ``TypeError`` naming ``name`` (a process stage's function and
-    the DataLoader's dataset reach the worker processes pickled)."""
+    the DataLoader's dataset reach the worker processes pickled). With ``segments`` (a
+    list), buffers of :data:`SHM_MIN_BYTES` or more (numpy arrays, tensors) go to shared
+    memory instead, their segments listed there for the caller to unlink once the
+    receiver has mapped them: a 200 MB ``TensorDataset`` then reaches the zygote without
+    crossing its pipe (the zygote maps it, and its workers share the mapping)."""
+
+    def out_of_band(pb: pickle.PickleBuffer) -> bool:
+        assert segments is not None
+        try:
+            m = pb.raw()
+        except BufferError:
+            return True
+        if m.nbytes < SHM_MIN_BYTES or _posixshmem is None:
+            return True
+        try:
+            segments.append(_to_shm(m))
+        except OSError:
+            return True  # /dev/shm full or missing: in the pickle
+        return False
+
     try:
         buf = io.BytesIO()
-        p = _SharingPickler(buf, protocol=5)
+        p = _SharingPickler(buf, protocol=5,
+                            buffer_callback=None if segments is None else out_of_band)
         table = _tensor_dispatch()
         if table is not None:
             # tensors as numpy arrays, as in the messages: half the time of torch's pickling
             # for a 200 MB TensorDataset, and a view is its own elements, not its storage
             p.dispatch_table = table
         p.dump(obj)
-        return buf.getvalue()
+        if not segments:
+            return buf.getvalue()
+        head = pickle.dumps(segments, protocol=5)
+        return _SHM_PAYLOAD + len(head).to_bytes(4, "little") + head + buf.getvalue()
     except Exception as e:
+        if segments:
+            _unlink([n for n, _ in segments])
         raise TypeError(
             f"{name}: worker processes receive it pickled, and pickling it failed "
             f"({type(e).__name__}: {e}); use a module-level function or a picklable object"
@@ -1194,8 +1230,16 @@ class ProcessStage:
             )
         t0 = time.perf_counter()
         payload = self._payload
+        segments: list[tuple[str, int]] = []
         if payload is None:
-            payload = check_picklable(self.argument, (self.fn, self.init))
+            payload = check_picklable(self.argument, (self.fn, self.init), segments)
+        try:
+            self._start_zygote(payload, t0)
+        finally:
+            # mapped (and unlinked) by the zygote once it is ready; else nobody will
+            _unlink([n for n, _ in segments])
+
+    def _start_zygote(self, payload: bytes, t0: float) -> None:
         method, why = zygote_start_method(self.start_method)
         z: Any
         if method == "fork":

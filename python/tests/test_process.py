@@ -1004,3 +1004,31 @@ def test_autotune_keeps_a_process_stages_processes():
     s = p.report()["processes"]["slow_square"]
     assert len(s["workers"]) == 2 and s["items"] == 6000
     p.close()
+
+
+class ArrayAt:
+    def __init__(self, a):
+        self.a = a
+
+    def __call__(self, i):
+        return int(self.a[i * 1000])
+
+
+def _my_segments():
+    return [n for n in os.listdir("/dev/shm") if n.startswith(f"schedlab-{os.getpid()}-")]
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="no /dev/shm")
+def test_a_large_array_reaches_the_zygote_through_shared_memory():
+    a = np.arange(1 << 20, dtype=np.int64)  # 8 MB
+    segments = []
+    data = _process.check_picklable("fn", {"a": a}, segments)
+    # the pickle holds the segment's name, not the 8 MB
+    assert data[:1] == b"S" and len(data) < 10_000 and len(segments) == 1
+    out = _process.load_shared(data)
+    assert np.array_equal(out["a"], a) and _my_segments() == []  # mapped, then unlinked
+    assert len(_process.check_picklable("fn", {"a": a})) > a.nbytes  # without: in the pickle
+    p = schedlab.Pipeline(8, workers=2).map(ArrayAt(a), kind="process", concurrency=2)
+    assert list(p) == [i * 1000 for i in range(8)]
+    p.close()
+    assert _my_segments() == []
