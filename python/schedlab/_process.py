@@ -63,7 +63,9 @@ import itertools
 import operator
 import mmap
 import os
+import importlib
 import pickle
+import pickletools
 import random
 import secrets
 import select
@@ -298,6 +300,36 @@ def load_shared(data: bytes) -> Any:
     n = int.from_bytes(data[1:5], "little")
     buffers = [_from_shm(name, size) for name, size in pickle.loads(data[5:5 + n])]
     return _SharingUnpickler(io.BytesIO(data[5 + n:]), buffers=buffers).load()
+
+
+#: Opcodes of a payload read for its modules at most (a payload whose data went to shared
+#: memory is small; one that holds its data in the pickle is not read to its end).
+_MODULE_SCAN_OPS = 50_000
+
+
+def modules_of(payload: bytes) -> list[str]:
+    """The modules loaded here whose names a payload's pickle mentions (its classes' and
+    functions' modules: ``torch.utils.data.dataset``, the dataset's own), ``__main__`` left
+    out: what a zygote would import to unpickle it, for the root to import once."""
+    data = payload
+    if data[:1] == _SHM_PAYLOAD:
+        n = int.from_bytes(data[1:5], "little")
+        data = data[5 + n:]
+    found: list[str] = []
+    try:
+        for k, (op, arg, _) in enumerate(pickletools.genops(data)):
+            if k >= _MODULE_SCAN_OPS:
+                break
+            if (isinstance(arg, str) and arg in sys.modules and arg not in found
+                    and arg not in ("__main__", "__mp_main__", "builtins")):
+                found.append(arg)
+            elif op.name == "GLOBAL" and isinstance(arg, str):
+                mod = arg.split(" ", 1)[0]
+                if mod in sys.modules and mod not in found and mod not in ("__main__",):
+                    found.append(mod)
+    except Exception:  # noqa: BLE001 - a pickle genops cannot read: nothing to preload
+        pass
+    return found
 
 
 def check_picklable(name: str, obj: Any,
@@ -862,6 +894,19 @@ def _root_main(ctrl: Connection) -> None:
             req = ctrl.recv()
         except (EOFError, OSError):
             return
+        if req[0] == "import":
+            # what the stages' payloads need (torch, the dataset's module), imported once
+            # here so that each zygote forks with them loaded instead of importing them
+            for name in req[1]:
+                try:
+                    importlib.import_module(name)
+                except BaseException:  # noqa: BLE001 - the zygote imports it, or says why
+                    pass
+            try:
+                ctrl.send(("imported",))
+            except OSError:
+                return
+            continue
         if req[0] != "zygote":
             continue
         mine, theirs = Pipe(duplex=True)
@@ -1012,11 +1057,15 @@ class _Root:
         theirs.close()
         self.ctrl: Connection = mine
         self.owner = os.getpid()
+        #: the modules this root was asked to import (``modules_of``)
+        self.imported: set[str] = set()
 
     @classmethod
-    def zygote(cls, method: str, stage: str) -> tuple[int, Connection]:
+    def zygote(cls, method: str, stage: str,
+               modules: Sequence[str] = ()) -> tuple[int, Connection]:
         """A new zygote's pid and control connection, forked by ``method``'s root
-        (``RuntimeError`` naming ``stage`` when a new root exits at start)."""
+        (``RuntimeError`` naming ``stage`` when a new root exits at start); the root imports
+        ``modules`` first (once), so that the zygote has them."""
         with cls._lock:
             while True:
                 root = cls._roots.get(method)
@@ -1025,6 +1074,11 @@ class _Root:
                     root = cls._roots[method] = _Root(method)
                 assert root is not None
                 try:
+                    new = [m for m in modules if m not in root.imported]
+                    if new:
+                        root.ctrl.send(("import", new))
+                        root.ctrl.recv()
+                        root.imported.update(new)
                     root.ctrl.send(("zygote",))
                     _, pid = root.ctrl.recv()
                     fd = recv_handle(root.ctrl)
@@ -1252,7 +1306,7 @@ class ProcessStage:
             z.start()
             theirs.close()
         else:
-            pid, mine = _Root.zygote(method, self.name)
+            pid, mine = _Root.zygote(method, self.name, modules_of(payload))
             z = _Zygote(pid, mine)
             why += f"; forked by this process's {method} root"
         try:
