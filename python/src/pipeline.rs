@@ -137,7 +137,7 @@ fn epoch_items(items: &Bound<'_, PyAny>, epoch: u64) -> PyResult<EpochItems> {
 }
 
 /// One stage as Python describes it: `(op, name, kind, concurrency, queue, function, size,
-/// drop_last, strategy, chunk)`, where `op` is `map`, `filter`, `flat_map` or `batch` (whose
+/// drop_last, strategy, chunk, fixed)`, where `op` is `map`, `filter`, `flat_map` or `batch` (whose
 /// function is the collate function, or `None` for plain lists); `chunk` (a blocking map
 /// only), `(most, seconds)`: its threads take up to `most` waiting items at once (as many
 /// as fit in `seconds` at the stage's mean time per item, if given) and call the function's
