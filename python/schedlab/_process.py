@@ -332,6 +332,42 @@ def modules_of(payload: bytes) -> list[str]:
     return found
 
 
+class _Discard(io.RawIOBase):
+    """A sink that keeps nothing (:func:`check_pickles`)."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        return len(memoryview(b))
+
+
+def check_pickles(name: str, obj: Any) -> None:
+    """``TypeError`` naming ``name`` where ``obj`` cannot be pickled for the worker
+    processes, as :func:`check_picklable` says, without keeping the pickle: its buffers
+    (numpy arrays, tensors) are handed out of band and dropped, the rest written nowhere
+    (``Pipeline.map(kind="process")`` checks the function at ``map()``; the stage pickles it
+    for the zygote at its start: a dataset bound into it is not copied twice)."""
+    _pickle_for_workers(name, obj, _Discard(), lambda pb: False)
+
+
+def _pickle_for_workers(name: str, obj: Any, out: Any,
+                        buffer_callback: Optional[Callable[[Any], bool]]) -> None:
+    try:
+        p = _SharingPickler(out, protocol=5, buffer_callback=buffer_callback)
+        table = _tensor_dispatch()
+        if table is not None:
+            # tensors as numpy arrays, as in the messages: half the time of torch's pickling
+            # for a 200 MB TensorDataset, and a view is its own elements, not its storage
+            p.dispatch_table = table
+        p.dump(obj)
+    except Exception as e:
+        raise TypeError(
+            f"{name}: worker processes receive it pickled, and pickling it failed "
+            f"({type(e).__name__}: {e}); use a module-level function or a picklable object"
+        ) from e
+
+
 def check_picklable(name: str, obj: Any,
                     segments: Optional[list[tuple[str, int]]] = None) -> bytes:
     """``obj`` pickled for the worker processes (large lists of plain data packed, see
@@ -356,27 +392,17 @@ def check_picklable(name: str, obj: Any,
             return True  # /dev/shm full or missing: in the pickle
         return False
 
+    buf = io.BytesIO()
     try:
-        buf = io.BytesIO()
-        p = _SharingPickler(buf, protocol=5,
-                            buffer_callback=None if segments is None else out_of_band)
-        table = _tensor_dispatch()
-        if table is not None:
-            # tensors as numpy arrays, as in the messages: half the time of torch's pickling
-            # for a 200 MB TensorDataset, and a view is its own elements, not its storage
-            p.dispatch_table = table
-        p.dump(obj)
-        if not segments:
-            return buf.getvalue()
-        head = pickle.dumps(segments, protocol=5)
-        return _SHM_PAYLOAD + len(head).to_bytes(4, "little") + head + buf.getvalue()
-    except Exception as e:
+        _pickle_for_workers(name, obj, buf, None if segments is None else out_of_band)
+    except BaseException:
         if segments:
             _unlink([n for n, _ in segments])
-        raise TypeError(
-            f"{name}: worker processes receive it pickled, and pickling it failed "
-            f"({type(e).__name__}: {e}); use a module-level function or a picklable object"
-        ) from e
+        raise
+    if not segments:
+        return buf.getvalue()
+    head = pickle.dumps(segments, protocol=5)
+    return _SHM_PAYLOAD + len(head).to_bytes(4, "little") + head + buf.getvalue()
 
 
 # --- messages -----------------------------------------------------------------------------

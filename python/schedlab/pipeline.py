@@ -16,7 +16,7 @@ from ._process import (
     DEFAULT_CHUNK_S,
     AutoStage,
     ProcessStage,
-    check_picklable,
+    check_pickles,
     remote_fn,
     start_method_arg,
 )
@@ -201,7 +201,7 @@ class Pipeline:
                 f'kind: expected "cpu", "blocking", "process" or "auto", got {kind!r}'
             )
         if kind == "process":
-            check_picklable(getattr(fn, "_schedlab_argument", "fn"), fn)
+            check_pickles(getattr(fn, "_schedlab_argument", "fn"), fn)
         for arg, v in (("concurrency", concurrency), ("queue", queue)):
             if v is not None:
                 _int_arg(arg, v, 1)

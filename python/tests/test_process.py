@@ -1047,3 +1047,14 @@ def test_the_root_imports_what_a_payload_needs_once_for_every_zygote():
     p.close()
     root = _process._Root._roots["forkserver"]
     assert set(mods) <= root.imported
+
+
+def test_the_check_at_map_pickles_nothing_it_keeps():
+    # map() checks that the function pickles without keeping the pickle (nor copying the
+    # arrays bound into it): the stage pickles it for real at its start
+    a = np.zeros(1 << 22, dtype=np.uint8)
+    assert _process.check_pickles("fn", ArrayAt(a)) is None and _my_segments() == []
+    with pytest.raises(TypeError, match="fn: worker processes receive it pickled"):
+        _process.check_pickles("fn", {"a": a, "f": lambda x: x})
+    with pytest.raises(TypeError, match="fn: worker processes receive it pickled"):
+        schedlab.Pipeline(4).map(lambda x: x, kind="process")
