@@ -378,23 +378,10 @@ def check_picklable(name: str, obj: Any,
     receiver has mapped them: a 200 MB ``TensorDataset`` then reaches the zygote without
     crossing its pipe (the zygote maps it, and its workers share the mapping)."""
 
-    def out_of_band(pb: pickle.PickleBuffer) -> bool:
-        assert segments is not None
-        try:
-            m = pb.raw()
-        except BufferError:
-            return True
-        if m.nbytes < SHM_MIN_BYTES or _posixshmem is None:
-            return True
-        try:
-            segments.append(_to_shm(m))
-        except OSError:
-            return True  # /dev/shm full or missing: in the pickle
-        return False
-
     buf = io.BytesIO()
     try:
-        _pickle_for_workers(name, obj, buf, None if segments is None else out_of_band)
+        _pickle_for_workers(name, obj, buf,
+                            None if segments is None else _out_of_band(segments))
     except BaseException:
         if segments:
             _unlink([n for n, _ in segments])
@@ -428,6 +415,28 @@ def _to_shm(m: memoryview) -> tuple[str, int]:
 _MAP_FLAGS = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
 
 
+def _out_of_band(segments: list[tuple[str, int]]) -> Callable[[pickle.PickleBuffer], bool]:
+    """A pickler's ``buffer_callback`` that puts each contiguous buffer of
+    :data:`SHM_MIN_BYTES` or more in a shared-memory segment of its own, listed in
+    ``segments`` (out of band: ``False``); a smaller one, or one that cannot go there
+    (/dev/shm full or missing), stays in the pickle (``True``)."""
+
+    def out_of_band(pb: pickle.PickleBuffer) -> bool:
+        try:
+            m = pb.raw()
+        except BufferError:
+            return True
+        if m.nbytes < SHM_MIN_BYTES or _posixshmem is None:
+            return True
+        try:
+            segments.append(_to_shm(m))
+        except OSError:
+            return True
+        return False
+
+    return out_of_band
+
+
 def _from_shm(name: str, size: int) -> mmap.mmap:
     fd = _posixshmem.shm_open(name, os.O_RDWR, mode=0o600)
     try:
@@ -452,20 +461,7 @@ def pack(kind: bytes, obj: Any, sent: Optional[list[str]] = None) -> bytes:
         if raw is not None:
             return raw
     segs: list[tuple[str, int]] = []
-
-    def out_of_band(pb: pickle.PickleBuffer) -> bool:
-        try:
-            m = pb.raw()
-        except BufferError:
-            return True
-        if m.nbytes < SHM_MIN_BYTES or _posixshmem is None:
-            return True
-        try:
-            segs.append(_to_shm(m))
-        except OSError:
-            return True  # /dev/shm full or missing: through the socket
-        return False
-
+    out_of_band = _out_of_band(segs)
     table = _tensor_dispatch()
     if table is None:
         data = pickle.dumps(obj, protocol=5, buffer_callback=out_of_band)
@@ -1492,6 +1488,8 @@ class ProcessStage:
 
     @staticmethod
     def _result(m: bytes) -> tuple[bool, Any]:
+        """An answer: ``(True, value)``, or ``(False, the exception)`` with the worker's
+        traceback chained as its cause."""
         kind, value = unpack(m)
         if kind == b"r":
             return True, value
@@ -1541,12 +1539,10 @@ class ProcessStage:
                 _unlink(sent)  # the worker's, had it mapped them; else nobody will
         lease.worker.items += 1
         lease.worker.messages += 1
-        kind, value = unpack(reply)
-        if kind == b"r":
+        ok, value = self._result(reply)
+        if ok:
             return value
-        exc, tb = value
-        exc.__cause__ = _RemoteTraceback(tb)
-        raise exc
+        raise value
 
     def _recover(self, lease: _Lease, w: _Worker, kind: bytes, msg: bytes,
                  e: BaseException) -> bytes:
