@@ -32,6 +32,18 @@ pub trait Dataset: Send + Sync + 'static {
 
     /// Load sample `index` (in `0..len()`).
     fn get(&self, index: usize, state: &mut Self::State) -> Result<Self::Sample, Self::Error>;
+
+    /// Load the samples `indices` in one call: one result per index, in order. A loader
+    /// built with [`chunk`](crate::LoaderBuilder::chunk) calls this with the samples one
+    /// thread found waiting; the default calls [`get`](Dataset::get) for each. Override it
+    /// where a call costs more than a sample (a message to another process, a batched read).
+    fn get_many(
+        &self,
+        indices: &[usize],
+        state: &mut Self::State,
+    ) -> Vec<Result<Self::Sample, Self::Error>> {
+        indices.iter().map(|&i| self.get(i, state)).collect()
+    }
 }
 
 /// A dataset made of closures; see [`from_fn`] and [`from_fn_with_state`].

@@ -148,6 +148,8 @@ pub struct LoaderBuilder<D: Dataset, B = Vec<<D as Dataset>::Sample>> {
     prefetch_next_epoch: bool,
     autotune: Option<Autotune>,
     grace: Duration,
+    chunk: usize,
+    chunk_time: Option<Duration>,
 }
 
 impl<D: Dataset, B> fmt::Debug for LoaderBuilder<D, B> {
@@ -161,6 +163,7 @@ impl<D: Dataset, B> fmt::Debug for LoaderBuilder<D, B> {
             .field("prefetch", &self.prefetch)
             .field("ordered", &self.ordered)
             .field("granularity", &self.granularity)
+            .field("chunk", &self.chunk)
             .finish_non_exhaustive()
     }
 }
@@ -195,6 +198,8 @@ impl<D: Dataset> LoaderBuilder<D> {
             prefetch_next_epoch: true,
             autotune: None,
             grace: crate::pipeline::DEFAULT_GRACE,
+            chunk: 1,
+            chunk_time: None,
         }
     }
 }
@@ -247,6 +252,8 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
             prefetch_next_epoch: self.prefetch_next_epoch,
             autotune: self.autotune,
             grace: self.grace,
+            chunk: self.chunk,
+            chunk_time: self.chunk_time,
         }
     }
 
@@ -383,6 +390,64 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
         self
     }
 
+    /// Load up to `most` samples per [`Dataset::get_many`] call (default 1: one
+    /// [`Dataset::get`] per sample). With `most > 1` the `get` stage is a blocking stage of
+    /// `workers` threads (no worker pool): a thread free takes, with its sample, up to
+    /// `most − 1` more *of those already waiting* in the window, in order, and loads them in
+    /// one call; it never waits to fill a chunk, so a slow sample still holds only its
+    /// chunk. Each sample keeps its place, its failure (a panic, or another count of results
+    /// than samples, fails the call's samples) and its time (the call's, shared equally).
+    /// For datasets whose call costs more than a sample: Python's worker processes, a
+    /// batched read. The threads start with each epoch and build their `Dataset::State`
+    /// then (the pool's workers keep theirs for the loader's life). Needs
+    /// [`Granularity::Sample`], the `central` strategy (the threads take the waiting
+    /// samples from one queue) and no pinning; [`build`](LoaderBuilder::build) refuses the
+    /// others, and `0`.
+    ///
+    /// ```
+    /// use loader::{Dataset, Loader};
+    ///
+    /// /// Counts its calls: a call costs more than a sample here.
+    /// struct Remote;
+    /// impl Dataset for Remote {
+    ///     type Sample = usize;
+    ///     type Error = String;
+    ///     type State = usize; // this thread's calls
+    ///     fn len(&self) -> usize { 1000 }
+    ///     fn init(&self, _worker: usize) -> usize { 0 }
+    ///     fn get(&self, i: usize, calls: &mut usize) -> Result<usize, String> {
+    ///         *calls += 1;
+    ///         Ok(i)
+    ///     }
+    ///     fn get_many(&self, ids: &[usize], calls: &mut usize) -> Vec<Result<usize, String>> {
+    ///         *calls += 1;
+    ///         ids.iter().map(|&i| Ok(i)).collect()
+    ///     }
+    /// }
+    ///
+    /// let mut loader = Loader::builder(Remote)
+    ///     .batch_size(10)
+    ///     .workers(2)
+    ///     .chunk(16)
+    ///     .build()?;
+    /// let samples: Vec<usize> = loader.epoch(0).flat_map(|b| b.unwrap().data).collect();
+    /// assert_eq!(samples, (0..1000).collect::<Vec<_>>());
+    /// # Ok::<(), loader::LoaderError>(())
+    /// ```
+    pub fn chunk(mut self, most: usize) -> Self {
+        self.chunk = most;
+        self
+    }
+
+    /// With [`chunk`](LoaderBuilder::chunk): a thread takes more samples for its call only
+    /// while their expected time (the samples times the mean time per sample so far) stays
+    /// within `limit` (one sample at a time until one has finished), so that cheap samples
+    /// go many to a call and slow ones alone ([`Stage::chunk_time`]).
+    pub fn chunk_time(mut self, limit: Duration) -> Self {
+        self.chunk_time = Some(limit);
+        self
+    }
+
     /// PyTorch's `DataLoader` scheme: one task per batch, strict round-robin over the workers,
     /// in order, 2 batches in flight per worker.
     pub fn pytorch_style(mut self) -> Self {
@@ -465,6 +530,37 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
             }
         }
         let spec = strategy.spec();
+        let chunk = self.chunk;
+        if chunk == 0 {
+            return Err(cfg("chunk: must be >= 1 sample per call, got 0".into()));
+        }
+        if chunk == 1 && self.chunk_time.is_some() {
+            return Err(cfg(
+                "chunk_time: bounds a chunk's samples; allowed only with chunk > 1, got chunk 1"
+                    .into(),
+            ));
+        }
+        if chunk > 1 {
+            if self.granularity == Granularity::Batch {
+                return Err(cfg(format!(
+                    "chunk: {chunk} samples per call needs sample granularity (a batch task loads its batch whole); allowed with granularity batch: 1"
+                )));
+            }
+            let central = parse_strategy(DEFAULT_STRATEGY).map(|s| s.spec());
+            if central.as_deref() != Ok(spec.as_str()) {
+                return Err(cfg(format!(
+                    "strategy: {spec}: a chunked loader's threads take the waiting samples from one queue; allowed with chunk {chunk}: {DEFAULT_STRATEGY}"
+                )));
+            }
+            if self.pin != Pin::None {
+                return Err(cfg(format!(
+                    "pin: a chunked loader's threads are not pinned; allowed with chunk {chunk}: none"
+                )));
+            }
+            if self.chunk_time.is_some_and(|d| d.is_zero()) {
+                return Err(cfg("chunk_time: must be longer than 0".into()));
+            }
+        }
         let config = Arc::new(Config {
             dataset: self.dataset,
             collate: self.collate,
@@ -511,8 +607,27 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
                     (0..plan.total).map(move |p| plan.index(p))
                 });
                 let c = Arc::clone(&config);
-                source
-                    .try_map_with(
+                let loaded = if chunk > 1 {
+                    // `workers` threads taking the waiting samples (see `chunk`); kept at
+                    // `workers` under autotune, which tunes the prefetch only
+                    let get = Stage::blocking("get", workers).fixed().queue(open);
+                    let get = match self.chunk_time {
+                        Some(limit) => get.chunk_time(limit),
+                        None => get,
+                    };
+                    source.try_map_chunks_with(
+                        get,
+                        chunk,
+                        init,
+                        move |indices: Vec<usize>, (_, state): &mut (WorkerId, D::State)| {
+                            load_many(&c.dataset, indices, state, c.timeout)
+                                .into_iter()
+                                .map(|l| Ok::<_, std::convert::Infallible>(Unit::Sample(l)))
+                                .collect()
+                        },
+                    )
+                } else {
+                    source.try_map_with(
                         get,
                         init,
                         move |index: usize, (_, state): &mut (WorkerId, D::State)| {
@@ -521,7 +636,8 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
                             )))
                         },
                     )
-                    .batch(config.batch_size, Remainder::Partial)
+                };
+                loaded.batch(config.batch_size, Remainder::Partial)
             }
             Granularity::Batch => {
                 let c = Arc::clone(&config);
@@ -802,6 +918,7 @@ impl<D: Dataset, B> Config<D, B> {
 }
 
 /// Why one sample (or a batch's collate) is bad.
+#[derive(Clone)]
 enum Fault {
     Error(String),
     Panic(String),
@@ -879,14 +996,7 @@ fn load<D: Dataset>(
     let r = catch_unwind(AssertUnwindSafe(|| ds.get(index, state)));
     let took = t.elapsed();
     let result = match r {
-        Ok(Ok(v)) => match timeout {
-            Some(limit) if took > limit => Err(Fault::Timeout {
-                took_ms: took.as_millis() as u64,
-                limit_ms: limit.as_millis() as u64,
-            }),
-            _ => Ok(v),
-        },
-        Ok(Err(e)) => Err(Fault::Error(e.to_string())),
+        Ok(r) => judged(r, took, timeout),
         Err(p) => Err(Fault::Panic(panic_message(p.as_ref()))),
     };
     Loaded {
@@ -894,6 +1004,67 @@ fn load<D: Dataset>(
         result,
         ns: took.as_nanos() as u64,
     }
+}
+
+/// A sample `get` returned after `took`: its value, or its error, or a timeout.
+fn judged<T, E: fmt::Display>(
+    r: Result<T, E>,
+    took: Duration,
+    timeout: Option<Duration>,
+) -> Result<T, Fault> {
+    match r {
+        Ok(v) => match timeout {
+            Some(limit) if took > limit => Err(Fault::Timeout {
+                took_ms: took.as_millis() as u64,
+                limit_ms: limit.as_millis() as u64,
+            }),
+            _ => Ok(v),
+        },
+        Err(e) => Err(Fault::Error(e.to_string())),
+    }
+}
+
+/// A chunk's samples in one [`Dataset::get_many`] call, each given an equal share of the
+/// call's time (its time in the report, and what `timeout` is checked against). A panic, or
+/// another count of results than samples, fails every sample of the call.
+fn load_many<D: Dataset>(
+    ds: &D,
+    indices: Vec<usize>,
+    state: &mut D::State,
+    timeout: Option<Duration>,
+) -> Vec<Loaded<D::Sample>> {
+    let n = indices.len().max(1);
+    let t = Instant::now();
+    let r = catch_unwind(AssertUnwindSafe(|| ds.get_many(&indices, state)));
+    let share = t.elapsed() / u32::try_from(n).unwrap_or(u32::MAX);
+    let ns = share.as_nanos() as u64;
+    let fault = match r {
+        Ok(results) if results.len() == indices.len() => {
+            return indices
+                .into_iter()
+                .zip(results)
+                .map(|(index, r)| Loaded {
+                    index,
+                    result: judged(r, share, timeout),
+                    ns,
+                })
+                .collect();
+        }
+        Ok(results) => Fault::Error(format!(
+            "get_many returned {} results for {} samples",
+            results.len(),
+            indices.len()
+        )),
+        Err(p) => Fault::Panic(panic_message(p.as_ref())),
+    };
+    indices
+        .into_iter()
+        .map(|index| Loaded {
+            index,
+            result: Err(fault.clone()),
+            ns,
+        })
+        .collect()
 }
 
 /// A whole batch on a worker: its samples, then (if it is to be handed out) collate.

@@ -12,7 +12,7 @@ processes, in order.
 import functools
 
 from ._collate import default_collate
-from .dataloader import _callable_arg, _order_and_timeout, _worker_args
+from .dataloader import _callable_arg, _chunk_arg, _order_and_timeout, _worker_args
 from ._pipeline_loader import _PipelineLoader
 
 _KIND = {"thread": "blocking", "process": "process", "auto": "auto"}
@@ -37,7 +37,8 @@ class BatchSamplerLoader(_PipelineLoader):
                  num_workers=0, collate_fn=None, pin_memory=False, drop_last=False, timeout=0,
                  worker_init_fn=None, multiprocessing_context=None, generator=None, *,
                  prefetch_factor=None, persistent_workers=False, pin_memory_device="",
-                 in_order=None, ordered=True, batch_timeout=None, worker_type="thread"):
+                 in_order=None, ordered=True, batch_timeout=None, worker_type="thread",
+                 chunk=None):
         from .pipeline import Pipeline
 
         if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
@@ -72,7 +73,9 @@ class BatchSamplerLoader(_PipelineLoader):
                      start_method=multiprocessing_context)
         load = functools.partial(_load_batch, dataset, self.collate_fn)
         load._schedlab_argument = "dataset or collate_fn"  # named if it cannot be pickled
-        p.map(load, kind=_KIND[worker_type], concurrency=workers, name="batch")
+        # worker processes: batches per message (by default as many as fit in 10 ms)
+        p.map(load, kind=_KIND[worker_type], concurrency=workers, name="batch",
+              chunk=_chunk_arg(chunk, worker_type))
         p._timeout_s = timeout_s
         self._pipeline = p
         self._epoch_target = batch_sampler

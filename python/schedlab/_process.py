@@ -1251,6 +1251,8 @@ class ProcessStage:
         self.depth = depth or ITEMS_PER_WORKER
         self._payload = payload
         self._lock = threading.RLock()  # the control socket, the free list and the counters
+        # a socket given back to the free list (a thread waiting in _lease takes it)
+        self._freed = threading.Condition(self._lock)
         self._local = threading.local()
         self._ctrl: Optional[Connection] = None
         self._zygote: Any = None
@@ -1412,6 +1414,14 @@ class ProcessStage:
         if lease is not None:
             return lease
         with self._lock:
+            while not self._free and 0 < self._planned <= len(self._workers):
+                # Every socket of the processes asked for is leased: wait for one rather than
+                # fork more processes than asked for onto the same CPUs. (A loader's threads
+                # that start an epoch while the last one's still end them: a chunked loader's
+                # look-ahead; each takes a socket as one of the old threads gives it back.)
+                if self._closed:
+                    raise RuntimeError(f"process stage '{self.name}': closed")
+                self._freed.wait()
             if not self._free:
                 self._fork_locked(next(self._slots))
             # spread the threads over the processes before doubling up
@@ -1428,6 +1438,7 @@ class ProcessStage:
             w = w.live()
             if not self._closed and w.pid in self._workers:
                 self._free.append((w, idx))
+                self._freed.notify()
 
     def _ensure_init(self, lease: _Lease) -> None:
         """Run ``init(slot)`` in the lease's worker once, before any item of it."""
@@ -1636,6 +1647,7 @@ class ProcessStage:
                     except OSError:
                         pass
             self._free.clear()
+            self._freed.notify_all()  # a thread waiting for a socket: the stage is closed
             ctrl, self._ctrl = self._ctrl, None
             self._zygote = None
         if ctrl is not None:

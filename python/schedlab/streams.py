@@ -133,9 +133,10 @@ class IterableLoader(_PipelineLoader):
                  num_workers=0, collate_fn=None, pin_memory=False, drop_last=False, timeout=0,
                  worker_init_fn=None, multiprocessing_context=None, generator=None, *,
                  prefetch_factor=None, persistent_workers=False, pin_memory_device="",
-                 in_order=None, ordered=True, batch_timeout=None, worker_type="thread"):
+                 in_order=None, ordered=True, batch_timeout=None, worker_type="thread",
+                 chunk=None):
         from ._collate import default_collate
-        from .dataloader import _order_and_timeout
+        from .dataloader import _chunk_arg, _order_and_timeout
         from .pipeline import Pipeline
 
         for name, value in (("shuffle", shuffle), ("sampler", sampler),
@@ -158,6 +159,7 @@ class IterableLoader(_PipelineLoader):
                 ".map(fn, kind=\"process\")"
             )
         _int_arg("num_workers", num_workers, 0)
+        _chunk_arg(chunk, worker_type)
         ordered, batch_timeout, timeout_s = _order_and_timeout(in_order, ordered, timeout,
                                                                batch_timeout)
         self.timeout = self.batch_timeout = batch_timeout

@@ -220,6 +220,9 @@ struct PyDataset {
     /// Set once the consumer has stopped waiting (a timeout, an interrupt, `close()`): from
     /// then on no `__getitem__` starts (see [`driver::Driver::detach`]).
     stopped: Arc<AtomicBool>,
+    /// The loader takes samples in chunks (worker processes): `get_many` calls
+    /// `getitem.many(indices)`, which answers `(ok, value or exception)` per index.
+    many: bool,
 }
 
 /// A worker's state: its number, its GIL counters, and the error of its `worker_init_fn`, if
@@ -355,6 +358,60 @@ impl loader::Dataset for PyDataset {
             value,
         })
     }
+
+    fn get_many(&self, indices: &[usize], state: &mut WorkerState) -> Vec<Result<Item, String>> {
+        if !self.many {
+            return indices.iter().map(|&i| self.get(i, state)).collect();
+        }
+        if self.stopped.load(Acquire) {
+            return indices.iter().map(|_| Err(STOPPED.into())).collect();
+        }
+        let (worker, n) = (state.worker, indices.len());
+        if let Some(last) = state.last {
+            state.gil.add_rust(last.elapsed());
+        }
+        // one GIL hold and one message for the chunk (see `ProcessStage.many`)
+        let values: Vec<Result<Py<PyAny>, Failure>> = state.gil.call(|py| {
+            let all = |f: &Failure| (0..n).map(|_| Err(f.clone_ref(py))).collect();
+            if let Some(f) = &state.init_error {
+                return all(f);
+            }
+            let got = self
+                .getitem
+                .call_method1(py, "many", (indices.to_vec(),))
+                .and_then(|r| r.extract::<Vec<(bool, Py<PyAny>)>>(py));
+            match got {
+                Ok(rs) if rs.len() == n => rs
+                    .into_iter()
+                    .map(|(ok, v)| {
+                        if ok {
+                            Ok(v)
+                        } else {
+                            let e = PyErr::from_value(v.into_bound(py));
+                            Err(Failure::new(py, e, "__getitem__"))
+                        }
+                    })
+                    .collect(),
+                Ok(rs) => {
+                    let m = format!("many() returned {} results for {n} samples", rs.len());
+                    all(&Failure::new(py, PyRuntimeError::new_err(m), "__getitem__"))
+                }
+                Err(e) => all(&Failure::new(py, e, "__getitem__")),
+            }
+        });
+        state.last = Some(Instant::now());
+        indices
+            .iter()
+            .zip(values)
+            .map(|(&index, value)| {
+                Ok(Item {
+                    index,
+                    worker,
+                    value,
+                })
+            })
+            .collect()
+    }
 }
 
 type PyLoader = Loader<PyDataset, Vec<Item>>;
@@ -425,7 +482,7 @@ impl LoaderCore {
     #[new]
     #[pyo3(signature = (getitem, length, batch_size, drop_last, seed, custom_order, workers,
                         strategy, prefetch, ordered, worker_init_fn=None, look_ahead=true,
-                        autotune=false, max_items=None))]
+                        autotune=false, max_items=None, chunk=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -443,6 +500,7 @@ impl LoaderCore {
         look_ahead: bool,
         autotune: bool,
         max_items: Option<usize>,
+        chunk: Option<(usize, Option<f64>)>,
     ) -> PyResult<Self> {
         // nothing here is sized by `workers`: the builder checks it first
         let gil = Arc::new(GilStats::default());
@@ -454,6 +512,16 @@ impl LoaderCore {
             init_fn: worker_init_fn,
             gil: Arc::clone(&gil),
             stopped: Arc::clone(&stopped),
+            many: chunk.is_some_and(|(most, _)| most > 1),
+        };
+        let chunk_time = match chunk.and_then(|(_, secs)| secs) {
+            Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
+            Some(t) => {
+                return Err(PyValueError::new_err(format!(
+                    "chunk time: expected seconds > 0, got {t}"
+                )))
+            }
+            None => None,
         };
         let sampler = if custom_order {
             let orders = Arc::clone(&orders);
@@ -485,7 +553,12 @@ impl LoaderCore {
                         .prefetch(prefetch)
                         .ordered(ordered)
                         // a custom order is known only when its epoch starts
-                        .prefetch_next_epoch(look_ahead && !custom_order);
+                        .prefetch_next_epoch(look_ahead && !custom_order)
+                        .chunk(chunk.map_or(1, |(most, _)| most));
+                    let b = match chunk_time {
+                        Some(limit) => b.chunk_time(limit),
+                        None => b,
+                    };
                     let b = if autotune {
                         let cfg = Autotune::new();
                         b.autotune(match max_items {

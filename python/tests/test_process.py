@@ -994,6 +994,69 @@ def test_chunk_is_a_process_stages_alone():
         schedlab.Pipeline(10).map(square, kind="process", chunk=0)
 
 
+class SlowSquares(Squares):
+    """1 ms a sample: the samples queue up behind the two processes."""
+
+    def __getitem__(self, i):
+        time.sleep(0.001)
+        return i * i
+
+
+class Killer(Squares):
+    def __getitem__(self, i):
+        return killer(i)
+
+
+def test_a_process_dataloader_sends_the_waiting_samples_in_chunks():
+    for chunk in (8, None, 1):
+        dl = schedlab.DataLoader(SlowSquares(400), batch_size=8, num_workers=2,
+                                 worker_type="process", chunk=chunk)
+        for _ in range(2):
+            assert [int(x) for b in dl for x in b] == [i * i for i in range(400)]
+        s = dl.report()["processes"]["__getitem__"]
+        assert s["items"] == sum(w["items"] for w in s["workers"]) == 800
+        if chunk == 1:
+            assert s["messages"] == 800
+        else:
+            # the samples waiting, up to 8 (or by default 16, as many as fit in 10 ms:
+            # 9 of 1 ms) a message
+            assert 800 / (chunk or 16) <= s["messages"] < 800
+        dl.close()
+
+
+def test_a_process_dataloader_in_chunks_kill_test():
+    # 1,000 samples, 20 of which kill their process (signal, _exit, segfault, abort); a
+    # window of 4 batches of 4 lets chunks of up to 8 form
+    dl = schedlab.DataLoader(Killer(1000), batch_size=4, num_workers=2, worker_type="process",
+                             multiprocessing_context="fork", prefetch_factor=4, chunk=8)
+    values, errors = drain(iter(dl))
+    assert sorted(errors) == sorted(i // 4 for i in KILLS)
+    assert all(isinstance(e, _process.WorkerDied) for e in errors.values())
+    assert all(f"sample index {i}" in str(errors[i // 4]) for i in KILLS)
+    got = [int(x) for b in values for x in b]
+    assert got == [i for i in range(1000) if i // 4 not in errors]
+    s = dl.report()["processes"]["__getitem__"]
+    assert len(s["deaths"]) == 20 and s["messages"] < s["items"]
+    dl.close()
+
+
+def test_a_dataloaders_chunk_argument():
+    with pytest.raises(ValueError, match='chunk: .*needs worker_type="process"'):
+        schedlab.DataLoader(Squares(10), num_workers=2, chunk=4)
+    with pytest.raises(ValueError, match="chunk"):
+        schedlab.DataLoader(Squares(10), num_workers=2, worker_type="process", chunk=0)
+    with pytest.raises(ValueError, match="chunk: 4 samples .*strategy='work-stealing'"):
+        schedlab.DataLoader(Squares(10), num_workers=2, worker_type="process", chunk=4,
+                            strategy="work-stealing")
+    # another strategy: one sample a message, under that strategy
+    dl = schedlab.DataLoader(Squares(40), batch_size=4, num_workers=2, worker_type="process",
+                             strategy="round-robin")
+    assert [int(r[0]) for b in dl for r in b] == list(range(40))
+    s = dl.report()["processes"]["__getitem__"]
+    assert s["messages"] == s["items"] == 40
+    dl.close()
+
+
 def test_autotune_keeps_a_process_stages_processes():
     # the tuner sizes blocking stages by Little's law; a process stage's threads each hold a
     # worker process's socket, and raising them forked up to 128 processes here
