@@ -575,6 +575,7 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
             skip,
             autotune: self.autotune.is_some(),
             prefetch,
+            chunked: chunk > 1,
         });
         let window = config.cap_units(prefetch);
         // Every unit in the window goes to the strategy at once, as the window allows (round-
@@ -619,8 +620,8 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
                         get,
                         chunk,
                         init,
-                        move |indices: Vec<usize>, (_, state): &mut (WorkerId, D::State)| {
-                            load_many(&c.dataset, indices, state, c.timeout)
+                        move |indices: Vec<usize>, (w, state): &mut (WorkerId, D::State)| {
+                            load_many(&c.dataset, indices, state, *w, c.timeout)
                                 .into_iter()
                                 .map(|l| Ok::<_, std::convert::Infallible>(Unit::Sample(l)))
                                 .collect()
@@ -749,6 +750,8 @@ struct Config<D: Dataset, B> {
     autotune: bool,
     /// The prefetch built (the window's, unless autotuned).
     prefetch: usize,
+    /// `get` takes samples in chunks ([`LoaderBuilder::chunk`]).
+    chunked: bool,
 }
 
 impl<D: Dataset, B> Config<D, B> {
@@ -832,6 +835,7 @@ impl<D: Dataset, B> Config<D, B> {
             prefetch,
             epoch,
             batch_granularity,
+            chunked: self.chunked,
         }
     }
 
@@ -969,6 +973,9 @@ struct Loaded<T> {
     index: usize,
     result: Result<T, Fault>,
     ns: u64,
+    /// The thread that loaded it, in a chunked loader (whose per-worker figures are the
+    /// loader's own: the pipeline has none for a blocking stage's threads).
+    worker: Option<WorkerId>,
 }
 
 /// One delivery of the loader's pipeline: a batch's units (or the pipeline's own error).
@@ -1003,6 +1010,7 @@ fn load<D: Dataset>(
         index,
         result,
         ns: took.as_nanos() as u64,
+        worker: None,
     }
 }
 
@@ -1031,6 +1039,7 @@ fn load_many<D: Dataset>(
     ds: &D,
     indices: Vec<usize>,
     state: &mut D::State,
+    worker: WorkerId,
     timeout: Option<Duration>,
 ) -> Vec<Loaded<D::Sample>> {
     let n = indices.len().max(1);
@@ -1047,6 +1056,7 @@ fn load_many<D: Dataset>(
                     index,
                     result: judged(r, share, timeout),
                     ns,
+                    worker: Some(worker),
                 })
                 .collect();
         }
@@ -1063,6 +1073,7 @@ fn load_many<D: Dataset>(
             index,
             result: Err(fault.clone()),
             ns,
+            worker: Some(worker),
         })
         .collect()
 }
@@ -1453,7 +1464,7 @@ impl<D: Dataset, B: Send + 'static> Iterator for LoaderEpoch<'_, D, B> {
             for unit in units {
                 match unit {
                     Unit::Sample(l) => {
-                        self.acc.sample(None, l.ns);
+                        self.acc.sample(l.worker, l.ns);
                         match l.result {
                             Ok(v) => {
                                 samples.push(v);

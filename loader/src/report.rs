@@ -129,8 +129,11 @@ pub(crate) struct Acc {
     pub in_next: Duration,
     pub batches: usize,
     pub failed: u64,
-    /// Per worker, samples loaded (batch granularity only: the pipeline counts batches).
+    /// Per worker, samples loaded (batch granularity and chunks only: the pipeline counts
+    /// batches, or has no per-thread figures for a blocking stage).
     pub samples: Vec<u64>,
+    /// Per worker, nanoseconds inside `get_many` (a chunked loader's).
+    pub busy_ns: Vec<u64>,
     pub sample_ns: Vec<u64>,
     pub sample_ns_sum: u128,
     pub sample_n: u64,
@@ -149,16 +152,19 @@ impl Acc {
             batches: 0,
             failed: 0,
             samples: vec![0; workers],
+            busy_ns: vec![0; workers],
             sample_ns: Vec::new(),
             sample_ns_sum: 0,
             sample_n: 0,
         }
     }
 
-    /// A sample's time inside `get`; `worker` at batch granularity (counted per worker).
+    /// A sample's time inside `get`; `worker` at batch granularity and in chunks (counted
+    /// per worker).
     pub fn sample(&mut self, worker: Option<usize>, ns: u64) {
-        if let Some(n) = worker.and_then(|w| self.samples.get_mut(w)) {
-            *n += 1;
+        if let Some(w) = worker.filter(|&w| w < self.samples.len()) {
+            self.samples[w] += 1;
+            self.busy_ns[w] += ns;
         }
         self.sample_ns_sum += u128::from(ns);
         self.sample_n += 1;
@@ -185,6 +191,8 @@ pub(crate) struct Setup<'a> {
     pub epoch: u64,
     /// One pipeline item is a batch (its per-sample figures are the loader's own).
     pub batch_granularity: bool,
+    /// `get` is a chunked blocking stage: the per-worker figures are the loader's own.
+    pub chunked: bool,
 }
 
 /// The share of throughput the recommended prefetch may lose to head-of-line waits.
@@ -287,7 +295,28 @@ impl LoaderReport {
         } else {
             1
         };
-        let lif = pr.and_then(|r| r.lif).unwrap_or(1.0);
+        let lif = if setup.chunked {
+            // the get stage's threads, as the loader counted them
+            for (w, (&n, &ns)) in per_worker
+                .iter_mut()
+                .zip(acc.samples.iter().zip(&acc.busy_ns))
+            {
+                *w = WorkerLoad {
+                    busy_s: ns as f64 / 1e9,
+                    samples: n,
+                };
+            }
+            let busy: Vec<f64> = per_worker.iter().map(|w| w.busy_s).collect();
+            let mean = busy.iter().sum::<f64>() / busy.len().max(1) as f64;
+            let max = busy.iter().copied().fold(0.0, f64::max);
+            if mean > 0.0 {
+                max / mean
+            } else {
+                1.0
+            }
+        } else {
+            pr.and_then(|r| r.lif).unwrap_or(1.0)
+        };
         let consumer_per_s = consumer_rate(samples, elapsed, acc.in_next);
         let recommended_workers = match consumer_per_s {
             Some(c) if mean_sample_s > 0.0 => ((1.1 * c * mean_sample_s).ceil() as usize).max(1),

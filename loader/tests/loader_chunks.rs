@@ -128,6 +128,15 @@ fn each_sample_arrives_once_in_order_in_fewer_calls() {
         };
         let got: Vec<usize> = l.epoch(0).flat_map(|b| b.unwrap().indices).collect();
         assert_eq!(got, order, "workers {workers}, chunk {chunk}");
+        // the threads' figures, counted by the loader (the pipeline has none for them)
+        let r = l.report().unwrap();
+        assert_eq!(r.per_worker.len(), workers);
+        assert_eq!(r.per_worker.iter().map(|w| w.samples).sum::<u64>(), 400);
+        assert!(r
+            .per_worker
+            .iter()
+            .all(|w| (w.samples > 0) == (w.busy_s > 0.0)));
+        assert!(r.lif >= 1.0);
         let calls = calls.lock().unwrap().clone();
         let mut ran: Vec<usize> = calls.iter().flatten().copied().collect();
         ran.sort_unstable();

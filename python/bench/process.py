@@ -524,7 +524,10 @@ def tensors(reps, batches=200):
 
     makers = [
         ("torch DataLoader (processes)", lambda: TorchLoader(ds, batch_size=64, num_workers=2)),
-        ("schedlab.DataLoader process", lambda: schedlab.DataLoader(
+        ("schedlab.DataLoader process, chunk 1", lambda: schedlab.DataLoader(
+            ds, batch_size=64, num_workers=2, worker_type="process",
+            collate_fn=default_collate, chunk=1)),
+        ("schedlab.DataLoader process, chunks (default)", lambda: schedlab.DataLoader(
             ds, batch_size=64, num_workers=2, worker_type="process",
             collate_fn=default_collate)),
         ("schedlab.Pipeline kind=process, chunk 1", lambda: pipeline(1)),
