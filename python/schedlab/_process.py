@@ -1468,6 +1468,9 @@ class ProcessStage:
         lease = getattr(self._local, "lease", None)
         return self._exchange(lease if lease is not None else self._lease(), b"i", item)
 
+    #: A loader may hand it chunks (:meth:`many`).
+    takes_chunks = True
+
     def many(self, items: list[Any], _resent: int = 0) -> list[tuple[bool, Any]]:
         """``fn`` on each of ``items`` in one message to this thread's worker process (a
         chunk): ``(True, fn(item))`` or ``(False, its exception)`` per item, in order.
@@ -1812,6 +1815,28 @@ class AutoStage:
             if self.on_processes:
                 return self.procs(item)
         return self.fn(item)
+
+    @property
+    def takes_chunks(self) -> bool:
+        """A loader hands it chunks (:meth:`many`) only once on processes: on threads each
+        sample is its own call, counted as one by the GIL statistics it is judged by."""
+        return self.on_processes
+
+    def many(self, items: list[Any]) -> list[tuple[bool, Any]]:
+        """A chunk (see :meth:`ProcessStage.many`): ``(True, fn(item))`` or ``(False, its
+        exception)`` per item, in order; in one message once on processes, else each item
+        as a call would run it (judged as it goes: the rest of a chunk moves with it)."""
+        if self.on_processes:
+            return self.procs.many(items)
+        out: list[tuple[bool, Any]] = []
+        for k, item in enumerate(items):
+            if self.on_processes:
+                return out + self.procs.many(items[k:])
+            try:
+                out.append((True, self(item)))
+            except Exception as e:  # noqa: BLE001 - the item's failure
+                out.append((False, e))
+        return out
 
     def _judge(self) -> None:
         if self.probe is None or not self._check.acquire(blocking=False):

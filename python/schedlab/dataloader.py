@@ -50,13 +50,13 @@ _MAX_SEED = 2**64 - 1
 
 def _chunk_arg(chunk, worker_type):
     """``chunk`` (samples per message to a worker process): ``None`` or an int >= 1, and only
-    with ``worker_type="process"``."""
+    with ``worker_type="process"`` or ``"auto"``."""
     if chunk is None:
         return None
     _int_arg("chunk", chunk, 1)
-    if worker_type != "process":
+    if worker_type not in ("process", "auto"):
         raise ValueError(f'chunk: samples per message to a worker process; needs '
-                         f'worker_type="process", got worker_type={worker_type!r}')
+                         f'worker_type="process" or "auto", got worker_type={worker_type!r}')
     return chunk
 
 
@@ -584,6 +584,7 @@ class DataLoader:
             threads, chunk = self.num_workers, None
             if self.worker_type == "process":
                 threads *= self._procs.depth  # each process: one sample running, one waiting
+            if self.worker_type != "thread":
                 chunk = self._chunk()
             self._core = _core.LoaderCore(
                 getitem,
@@ -607,8 +608,8 @@ class DataLoader:
         return self._core
 
     def _chunk(self):
-        """A process loader's chunk, as ``LoaderCore`` takes it: ``(most, seconds or None)``
-        or ``None`` (one sample a message). The one given; by default, under the central
+        """A process or auto loader's chunk, as ``LoaderCore`` takes it: ``(most, seconds or
+        None)`` or ``None`` (one sample a call). The one given; by default, under the central
         strategy (whose single queue the chunks are taken from), up to ``DEFAULT_CHUNK``
         samples, as many as fit in ``DEFAULT_CHUNK_S`` at the mean sample time."""
         if self.chunk is not None:

@@ -219,10 +219,10 @@ class Pipeline:
             name = f"{name}#{len(self._stages)}"
         if chunk is not None:
             _int_arg("chunk", chunk, 1)
-            if kind != "process":
+            if kind not in ("process", "auto"):
                 raise ValueError(
-                    'chunk: only a kind="process" stage sends items in chunks, got '
-                    f"kind={kind!r}"
+                    'chunk: only a kind="process" or "auto" stage sends items in chunks, '
+                    f"got kind={kind!r}"
                 )
         self._stages.append(
             (op, name, kind, concurrency, queue, fn, size, drop_last, strategy, chunk)
@@ -231,12 +231,13 @@ class Pipeline:
 
     def map(self, fn, *, kind="cpu", concurrency=None, name=None, queue=None, strategy=None,
             chunk=None):
-        """Add a one-to-one stage ``fn(item) -> item``. ``chunk`` (``kind="process"``
-        only): a thread hands its worker process up to this many of the items waiting for
-        the stage in one message (each item still its own result, failure and place; see
-        the README's process stages); by default up to 16, as many as fit in 10 ms at the
-        stage's mean time per item (``schedlab._process.DEFAULT_CHUNK``, ``DEFAULT_CHUNK_S``);
-        ``chunk=1``: one item per message."""
+        """Add a one-to-one stage ``fn(item) -> item``. ``chunk`` (``kind="process"``, or
+        ``"auto"`` once it has moved to processes): a thread hands its worker process up to
+        this many of the items waiting for the stage in one message (each item still its
+        own result, failure and place; see the README's process stages); by default up to
+        16, as many as fit in 10 ms at the stage's mean time per item
+        (``schedlab._process.DEFAULT_CHUNK``, ``DEFAULT_CHUNK_S``); ``chunk=1``: one item per
+        message."""
         return self._add("map", fn, kind, concurrency, name, queue, strategy=strategy,
                          chunk=chunk)
 
@@ -327,7 +328,7 @@ class Pipeline:
                 # process: ITEMS_PER_WORKER threads per process (one item running, the next
                 # waiting in it); auto: its threads, which lease one process each once moved
                 threads = concurrency * remote.depth if kind == "process" else concurrency
-                if kind == "process" and op == "map":
+                if op == "map":
                     # the stage's own chunk as given; by default, sized by the item time
                     chunk = (st[9], None) if st[9] is not None else (DEFAULT_CHUNK,
                                                                      DEFAULT_CHUNK_S)

@@ -221,7 +221,8 @@ struct PyDataset {
     /// then on no `__getitem__` starts (see [`driver::Driver::detach`]).
     stopped: Arc<AtomicBool>,
     /// The loader takes samples in chunks (worker processes): `get_many` calls
-    /// `getitem.many(indices)`, which answers `(ok, value or exception)` per index.
+    /// `getitem.many(indices)`, which answers `(ok, value or exception)` per index, while
+    /// `getitem.takes_chunks` is true (an `auto` stage's only once on processes).
     many: bool,
 }
 
@@ -370,28 +371,40 @@ impl loader::Dataset for PyDataset {
         if let Some(last) = state.last {
             state.gil.add_rust(last.elapsed());
         }
-        // one GIL hold and one message for the chunk (see `ProcessStage.many`)
-        let values: Vec<Result<Py<PyAny>, Failure>> = state.gil.call(|py| {
-            let all = |f: &Failure| (0..n).map(|_| Err(f.clone_ref(py))).collect();
+        // one GIL hold and one message for the chunk (see `ProcessStage.many`); `None` from
+        // an `auto` stage still on threads, whose samples are then called one by one (each
+        // counted, for its GIL verdict, as a call)
+        let values: Option<Vec<Result<Py<PyAny>, Failure>>> = state.gil.call(|py| {
+            let all = |f: &Failure| Some((0..n).map(|_| Err(f.clone_ref(py))).collect());
             if let Some(f) = &state.init_error {
                 return all(f);
+            }
+            let takes = self
+                .getitem
+                .getattr(py, "takes_chunks")
+                .and_then(|v| v.is_truthy(py));
+            match takes {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => return all(&Failure::new(py, e, "__getitem__")),
             }
             let got = self
                 .getitem
                 .call_method1(py, "many", (indices.to_vec(),))
                 .and_then(|r| r.extract::<Vec<(bool, Py<PyAny>)>>(py));
             match got {
-                Ok(rs) if rs.len() == n => rs
-                    .into_iter()
-                    .map(|(ok, v)| {
-                        if ok {
-                            Ok(v)
-                        } else {
-                            let e = PyErr::from_value(v.into_bound(py));
-                            Err(Failure::new(py, e, "__getitem__"))
-                        }
-                    })
-                    .collect(),
+                Ok(rs) if rs.len() == n => Some(
+                    rs.into_iter()
+                        .map(|(ok, v)| {
+                            if ok {
+                                Ok(v)
+                            } else {
+                                let e = PyErr::from_value(v.into_bound(py));
+                                Err(Failure::new(py, e, "__getitem__"))
+                            }
+                        })
+                        .collect(),
+                ),
                 Ok(rs) => {
                     let m = format!("many() returned {} results for {n} samples", rs.len());
                     all(&Failure::new(py, PyRuntimeError::new_err(m), "__getitem__"))
@@ -399,6 +412,9 @@ impl loader::Dataset for PyDataset {
                 Err(e) => all(&Failure::new(py, e, "__getitem__")),
             }
         });
+        let Some(values) = values else {
+            return indices.iter().map(|&i| self.get(i, state)).collect();
+        };
         state.last = Some(Instant::now());
         indices
             .iter()

@@ -804,7 +804,14 @@ fn many(
         let n = send.len();
         let answers: Vec<Result<Py<PyAny>, Box<Failure>>> = slot.call(|py| {
             let fail = |e: PyErr| Box::new(Failure::new(py, e, name));
-            let got = PyList::new(py, send)
+            // an `auto` stage still on threads takes each item as its own call (its GIL
+            // verdict counts calls): not in this GIL hold
+            match f.getattr(py, "takes_chunks").and_then(|v| v.is_truthy(py)) {
+                Ok(true) => {}
+                Ok(false) => return Vec::new(),
+                Err(e) => return (0..n).map(|_| Err(fail(e.clone_ref(py)))).collect(),
+            }
+            let got = PyList::new(py, send.iter().map(|v| v.clone_ref(py)))
                 .and_then(|list| f.call_method1(py, "many", (list,)))
                 .and_then(|r| r.extract::<Vec<(bool, Py<PyAny>)>>(py));
             match got {
@@ -827,6 +834,18 @@ fn many(
                 Err(e) => (0..n).map(|_| Err(fail(e.clone_ref(py)))).collect(),
             }
         });
+        let answers = if answers.is_empty() {
+            send.into_iter()
+                .map(|v| {
+                    slot.call(|py| {
+                        f.call1(py, (v,))
+                            .map_err(|e| Box::new(Failure::new(py, e, name)))
+                    })
+                })
+                .collect()
+        } else {
+            answers
+        };
         for (j, r) in at.into_iter().zip(answers) {
             out[j] = Some(match r {
                 Ok(v) => Ok(Ok(v)),
