@@ -1191,6 +1191,10 @@ DEFAULT_CHUNK = 16
 #: 700 us items 0.80-0.87 of the CPUs' time one at a time, 0.88-0.91 by 4, 0.90-0.93 by 8.
 DEFAULT_CHUNK_S = 0.01
 
+#: How long a thread that finds every socket of the processes asked for leased waits for one
+#: to be given back before it forks a process more (see ``ProcessStage._lease``).
+LEASE_WAIT_S = 1.0
+
 #: Items a worker process holds at once: one running, the rest waiting in its sockets, so
 #: that it starts the next item as soon as it answers one, without waiting for the user's
 #: process to be scheduled and send it (a process stage has this many threads per process).
@@ -1414,14 +1418,19 @@ class ProcessStage:
         if lease is not None:
             return lease
         with self._lock:
+            deadline = time.monotonic() + LEASE_WAIT_S
             while not self._free and 0 < self._planned <= len(self._workers):
                 # Every socket of the processes asked for is leased: wait for one rather than
                 # fork more processes than asked for onto the same CPUs. (A loader's threads
                 # that start an epoch while the last one's still end them: a chunked loader's
                 # look-ahead; each takes a socket as one of the old threads gives it back.)
+                # A socket held longer (a thread of an abandoned epoch stuck in a call that
+                # does not return) is worked around by a process more, as before.
                 if self._closed:
                     raise RuntimeError(f"process stage '{self.name}': closed")
-                self._freed.wait()
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._freed.wait(left):
+                    break
             if not self._free:
                 self._fork_locked(next(self._slots))
             # spread the threads over the processes before doubling up

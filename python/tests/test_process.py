@@ -1062,6 +1062,50 @@ def test_a_dataloaders_chunk_argument():
     dl.close()
 
 
+def test_a_thread_finding_every_socket_leased_waits_for_one_then_forks(monkeypatch):
+    """One process of two sockets, held by two threads: a third thread takes the socket the
+    first gives back when it ends, within LEASE_WAIT_S, and forks no process (an epoch's
+    threads starting while the last epoch's end); a socket never given back costs a process
+    more after LEASE_WAIT_S, as before there was a wait."""
+    import threading
+
+    st = _process.ProcessStage(pid_of, "s", depth=2)
+    st.start(1)
+    release = [threading.Event() for _ in range(3)]
+    out = {}
+
+    def hold(k):
+        out[k] = st(k)  # leases a socket for the thread's life
+        release[k].wait()
+
+    monkeypatch.setattr(_process, "LEASE_WAIT_S", 60.0)
+    a, b = (threading.Thread(target=hold, args=(k,)) for k in (0, 1))
+    a.start()
+    b.start()
+    while len(out) < 2:
+        time.sleep(0.01)
+    c = threading.Thread(target=hold, args=(2,))
+    c.start()
+    time.sleep(0.2)
+    assert 2 not in out  # waiting for a socket
+    release[0].set()
+    a.join()
+    while 2 not in out:
+        time.sleep(0.01)
+    assert out[2][1] == out[0][1] and len(st.stats()["workers"]) == 1
+    # every socket held for good (threads 1 and 2): the next thread forks after the wait
+    monkeypatch.setattr(_process, "LEASE_WAIT_S", 0.05)
+    d = threading.Thread(target=lambda: out.__setitem__(3, st(3)))
+    d.start()
+    d.join()
+    assert out[3][1] != out[0][1] and len(st.stats()["workers"]) == 2
+    for e in release:
+        e.set()
+    b.join()
+    c.join()
+    st.close()
+
+
 def test_autotune_keeps_a_process_stages_processes():
     # the tuner sizes blocking stages by Little's law; a process stage's threads each hold a
     # worker process's socket, and raising them forked up to 128 processes here
