@@ -399,7 +399,9 @@ impl<D: Dataset, B: Send + 'static> LoaderBuilder<D, B> {
     /// than samples, fails the call's samples) and its time (the call's, shared equally).
     /// For datasets whose call costs more than a sample: Python's worker processes, a
     /// batched read. The threads start with each epoch and build their `Dataset::State`
-    /// then (the pool's workers keep theirs for the loader's life). Needs
+    /// then (the pool's workers keep theirs for the loader's life); while the next epoch's
+    /// first batches load ([`prefetch_next_epoch`](LoaderBuilder::prefetch_next_epoch)), both
+    /// epochs' threads run, `2 × workers` at most. Needs
     /// [`Granularity::Sample`], the `central` strategy (the threads take the waiting
     /// samples from one queue) and no pinning; [`build`](LoaderBuilder::build) refuses the
     /// others, and `0`.
