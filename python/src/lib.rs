@@ -374,43 +374,9 @@ impl loader::Dataset for PyDataset {
         // one GIL hold and one message for the chunk (see `ProcessStage.many`); `None` from
         // an `auto` stage still on threads, whose samples are then called one by one (each
         // counted, for its GIL verdict, as a call)
-        let values: Option<Vec<Result<Py<PyAny>, Failure>>> = state.gil.call(|py| {
-            let all = |f: &Failure| Some((0..n).map(|_| Err(f.clone_ref(py))).collect());
-            if let Some(f) = &state.init_error {
-                return all(f);
-            }
-            let takes = self
-                .getitem
-                .getattr(py, "takes_chunks")
-                .and_then(|v| v.is_truthy(py));
-            match takes {
-                Ok(true) => {}
-                Ok(false) => return None,
-                Err(e) => return all(&Failure::new(py, e, "__getitem__")),
-            }
-            let got = self
-                .getitem
-                .call_method1(py, "many", (indices.to_vec(),))
-                .and_then(|r| r.extract::<Vec<(bool, Py<PyAny>)>>(py));
-            match got {
-                Ok(rs) if rs.len() == n => Some(
-                    rs.into_iter()
-                        .map(|(ok, v)| {
-                            if ok {
-                                Ok(v)
-                            } else {
-                                let e = PyErr::from_value(v.into_bound(py));
-                                Err(Failure::new(py, e, "__getitem__"))
-                            }
-                        })
-                        .collect(),
-                ),
-                Ok(rs) => {
-                    let m = format!("many() returned {} results for {n} samples", rs.len());
-                    all(&Failure::new(py, PyRuntimeError::new_err(m), "__getitem__"))
-                }
-                Err(e) => all(&Failure::new(py, e, "__getitem__")),
-            }
+        let values = state.gil.call(|py| match &state.init_error {
+            Some(f) => Some((0..n).map(|_| Err(f.clone_ref(py))).collect()),
+            None => call_many(py, &self.getitem, indices, "__getitem__", "samples"),
         });
         let Some(values) = values else {
             return indices.iter().map(|&i| self.get(i, state)).collect();
@@ -427,6 +393,53 @@ impl loader::Dataset for PyDataset {
                 })
             })
             .collect()
+    }
+}
+
+/// `f.many(items)` (a process or `auto` stage's chunk, see `ProcessStage.many`), holding the
+/// GIL: one value or failure (named `what`) per item, in order. `None` while
+/// `f.takes_chunks` is false (an `auto` stage still on threads: the caller calls it once per
+/// item instead, each call counted by its GIL verdict). A failed call, or another count of
+/// results (`unit`: what the items are, for the message), fails every item.
+pub(crate) fn call_many<'py, T, U>(
+    py: Python<'py>,
+    f: &Py<PyAny>,
+    items: impl IntoIterator<Item = T, IntoIter = U>,
+    what: &str,
+    unit: &str,
+) -> Option<Vec<Result<Py<PyAny>, Failure>>>
+where
+    T: IntoPyObject<'py>,
+    U: ExactSizeIterator<Item = T>,
+{
+    let items = items.into_iter();
+    let n = items.len();
+    let all = |f: Failure| Some((0..n).map(|_| Err(f.clone_ref(py))).collect());
+    match f.getattr(py, "takes_chunks").and_then(|v| v.is_truthy(py)) {
+        Ok(true) => {}
+        Ok(false) => return None,
+        Err(e) => return all(Failure::new(py, e, what)),
+    }
+    let got = PyList::new(py, items)
+        .and_then(|list| f.call_method1(py, "many", (list,)))
+        .and_then(|r| r.extract::<Vec<(bool, Py<PyAny>)>>(py));
+    match got {
+        Ok(rs) if rs.len() == n => Some(
+            rs.into_iter()
+                .map(|(ok, v)| {
+                    if ok {
+                        Ok(v)
+                    } else {
+                        Err(Failure::new(py, PyErr::from_value(v.into_bound(py)), what))
+                    }
+                })
+                .collect(),
+        ),
+        Ok(rs) => {
+            let m = format!("many() returned {} results for {n} {unit}", rs.len());
+            all(Failure::new(py, PyRuntimeError::new_err(m), what))
+        }
+        Err(e) => all(Failure::new(py, e, what)),
     }
 }
 

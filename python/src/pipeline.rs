@@ -20,7 +20,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyIterator, PyList};
 
 use crate::driver::{lock, Driver};
-use crate::{count_error, Failure, GilRow, GilSlot, GilStats};
+use crate::{call_many, count_error, Failure, GilRow, GilSlot, GilStats};
 
 /// A value, or the exception a stage raised on it.
 type PyItem = Result<Py<PyAny>, Box<Failure>>;
@@ -801,51 +801,21 @@ fn many(
         }
     }
     if !send.is_empty() {
-        let n = send.len();
-        let answers: Vec<Result<Py<PyAny>, Box<Failure>>> = slot.call(|py| {
-            let fail = |e: PyErr| Box::new(Failure::new(py, e, name));
-            // an `auto` stage still on threads takes each item as its own call (its GIL
-            // verdict counts calls): not in this GIL hold
-            match f.getattr(py, "takes_chunks").and_then(|v| v.is_truthy(py)) {
-                Ok(true) => {}
-                Ok(false) => return Vec::new(),
-                Err(e) => return (0..n).map(|_| Err(fail(e.clone_ref(py)))).collect(),
-            }
-            let got = PyList::new(py, send.iter().map(|v| v.clone_ref(py)))
-                .and_then(|list| f.call_method1(py, "many", (list,)))
-                .and_then(|r| r.extract::<Vec<(bool, Py<PyAny>)>>(py));
-            match got {
-                Ok(rs) if rs.len() == n => rs
+        // one GIL hold and one message for the chunk; an `auto` stage still on threads takes
+        // each item as its own call (its GIL verdict counts calls), not in this GIL hold
+        let answers: Vec<Result<Py<PyAny>, Box<Failure>>> =
+            match slot.call(|py| call_many(py, f, &send, name, "items")) {
+                Some(rs) => rs.into_iter().map(|r| r.map_err(Box::new)).collect(),
+                None => send
                     .into_iter()
-                    .map(|(ok, v)| {
-                        if ok {
-                            Ok(v)
-                        } else {
-                            Err(fail(PyErr::from_value(v.into_bound(py))))
-                        }
+                    .map(|v| {
+                        slot.call(|py| {
+                            f.call1(py, (v,))
+                                .map_err(|e| Box::new(Failure::new(py, e, name)))
+                        })
                     })
                     .collect(),
-                Ok(rs) => {
-                    let m = format!("many() returned {} results for {n} items", rs.len());
-                    (0..n)
-                        .map(|_| Err(fail(PyRuntimeError::new_err(m.clone()))))
-                        .collect()
-                }
-                Err(e) => (0..n).map(|_| Err(fail(e.clone_ref(py)))).collect(),
-            }
-        });
-        let answers = if answers.is_empty() {
-            send.into_iter()
-                .map(|v| {
-                    slot.call(|py| {
-                        f.call1(py, (v,))
-                            .map_err(|e| Box::new(Failure::new(py, e, name)))
-                    })
-                })
-                .collect()
-        } else {
-            answers
-        };
+            };
         for (j, r) in at.into_iter().zip(answers) {
             out[j] = Some(match r {
                 Ok(v) => Ok(Ok(v)),
