@@ -372,6 +372,10 @@ class DataLoader:
       Rust, ``Stage::timeout`` and ``LoaderBuilder::timeout`` are per sample.)
     * ``worker_init_fn(worker_id)``: runs once on each worker thread when it starts; a failure
       is raised once, at that worker's first batch, and ends the iteration (as in torch).
+      Thread workers live as long as the loader; with ``worker_type="auto"`` (whose threads
+      take chunks, and start with each epoch) it runs on each epoch's threads, as for torch's
+      workers without ``persistent_workers``, until the move, then once per process; with
+      ``"process"``, once per process.
     * ``in_order`` (torch's name, kept: the DataLoader is a drop-in for torch's) or
       ``ordered`` (the name of ``schedlab.Pipeline`` and Rust): batches in order (default) or
       as soon as they are ready.
