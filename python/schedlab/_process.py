@@ -840,6 +840,16 @@ def _zygote_main(ctrl: Connection, forked: bool = False) -> None:
     except BaseException as e:  # noqa: BLE001
         ctrl.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc()))
         return
+    # numpy 2 imports numpy.random on its first use, which each worker's seeding is
+    # (_seed_worker): ~10 ms of imports in every worker before its first item, on the CPUs
+    # the others start on. Once here, shared by every fork instead (a no-op where the
+    # zygote's root had imported it: see _start_zygote).
+    np = sys.modules.get("numpy")
+    if np is not None:
+        try:
+            np.random  # noqa: B018 - the lazy import
+        except Exception:  # noqa: BLE001 - a numpy without it: the workers skip it too
+            pass
     # what was loaded (and, forked, all the user's process had) goes to the collector's
     # permanent generation, which it never walks: the workers do not copy it by collecting
     # (a collection first would walk, and so copy, the user's whole heap)
@@ -1334,7 +1344,12 @@ class ProcessStage:
             z.start()
             theirs.close()
         else:
-            pid, mine = _Root.zygote(method, self.name, modules_of(payload))
+            modules = modules_of(payload)
+            if "numpy" in sys.modules:
+                # numpy 2 imports numpy.random on its first use, which every worker's
+                # seeding is: in the root, once for all its zygotes and their workers
+                modules.append("numpy.random")
+            pid, mine = _Root.zygote(method, self.name, modules)
             z = _Zygote(pid, mine)
             why += f"; forked by this process's {method} root"
         try:

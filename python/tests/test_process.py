@@ -1159,6 +1159,9 @@ def test_the_root_imports_what_a_payload_needs_once_for_every_zygote():
     p.close()
     root = _process._Root._roots["forkserver"]
     assert set(mods) <= root.imported
+    # and numpy.random, which numpy 2 imports on first use: every worker's seeding, ~10 ms
+    # each before its first item when it was not loaded in the root
+    assert "numpy.random" in root.imported
 
 
 def test_the_check_at_map_pickles_nothing_it_keeps():
