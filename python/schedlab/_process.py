@@ -766,7 +766,14 @@ def _worker_main(
         # peer takes this process's answer (the socket turns writable), poll(POLLIN) is not
         while not ready:
             ready.extend(fd for fd, _ in poller.poll() if fd in live)
-        fd = ready.popleft()
+        if progress is not None and len(ready) > 1:
+            # the oldest message first: the threads send in the order they took their
+            # items, so in order delivery waits least (in socket order, a chunk sent later
+            # could run before an earlier one, and the batch of the earlier wait for both)
+            fd = _oldest(list(ready), progress, index, len(conns))
+            ready.remove(fd)
+        else:
+            fd = ready.popleft()
         if fd not in live:
             continue
         conn = live[fd]
@@ -805,24 +812,40 @@ def _worker_main(
 
 
 def _progress_fd(n: int) -> Optional[int]:
-    """A file of ``n`` 32-bit words in memory (Linux's ``memfd_create``), for a worker's
-    progress through its chunks; ``None`` where there is none (a death in a chunk then runs
-    its items again one by one: ``ProcessStage.many``)."""
+    """A file of ``2 n`` 32-bit words in memory (Linux's ``memfd_create``) shared by a worker
+    and the user's process: per socket, the worker's progress through its chunk (words
+    ``0..n``), and the number of the message the user's process sent there last (words
+    ``n..2n``: the worker takes the oldest of the messages waiting); ``None`` where there is
+    none (a death in a chunk then runs its items again one by one: ``ProcessStage.many``;
+    the worker takes the messages waiting in socket order)."""
     if not hasattr(os, "memfd_create"):
         return None
     try:
         fd = os.memfd_create("schedlab-progress", getattr(os, "MFD_CLOEXEC", 0))
-        os.ftruncate(fd, 4 * n)
+        os.ftruncate(fd, 8 * n)
         return fd
     except OSError:
         return None
 
 
 def _progress_words(fd: int, n: int) -> Any:
-    """The ``n`` words of :func:`_progress_fd`'s file, mapped shared: a memoryview of
+    """The ``2 n`` words of :func:`_progress_fd`'s file, mapped shared: a memoryview of
     unsigned ints."""
-    m = mmap.mmap(fd, 4 * n)
+    m = mmap.mmap(fd, 8 * n)
     return memoryview(m).cast("I")
+
+
+def _oldest(ready: list[int], seq: Any, index: dict[int, int], n: int) -> int:
+    """Of the sockets ``ready`` (each with a message waiting), the one whose message was sent
+    first: the lowest number in its sequence word (``seq[n + index[fd]]``, 32 bits, compared
+    across a wrap)."""
+    s0 = seq[n + index[ready[0]]]
+
+    def age(fd: int) -> int:
+        d = (seq[n + index[fd]] - s0) & 0xFFFFFFFF
+        return d - (1 << 32) if d >= 1 << 31 else d
+
+    return min(ready, key=age)
 
 
 def _zygote_main(ctrl: Connection, forked: bool = False) -> None:
@@ -1277,6 +1300,8 @@ class ProcessStage:
         # (a replacement gets a number of its own), see _seed_worker
         self._seed = random.SystemRandom().getrandbits(63)
         self._forks = itertools.count()
+        # messages sent, numbered: the worker takes the oldest of those waiting (_oldest)
+        self._sent = itertools.count(1)
         # the processes asked for (torch's `num_workers` in a worker's `get_worker_info()`)
         self._planned = 0
         self._closed = False
@@ -1514,6 +1539,7 @@ class ProcessStage:
         try:
             if w.progress is not None:
                 w.progress[lease.idx] = 0
+                w.progress[self.depth + lease.idx] = next(self._sent) & 0xFFFFFFFF
             reply = exchange(w.fds[lease.idx], msg)
         except (EOFError, OSError) as e:
             return self._recover_many(lease, w, items, e, _resent)
@@ -1568,6 +1594,8 @@ class ProcessStage:
         msg = pack(kind, arg, sent)
         w = lease.worker
         try:
+            if w.progress is not None:
+                w.progress[self.depth + lease.idx] = next(self._sent) & 0xFFFFFFFF
             # the common case first, with no loop and no handler set up around it
             reply = exchange(w.fds[lease.idx], msg)
         except (EOFError, OSError) as e:

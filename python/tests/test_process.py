@@ -1106,6 +1106,49 @@ def test_a_thread_finding_every_socket_leased_waits_for_one_then_forks(monkeypat
     st.close()
 
 
+def ran_at(x):
+    """Sleeps ``x`` seconds if ``x`` is a number; says when it started, in this process."""
+    t = time.monotonic()
+    if isinstance(x, float):
+        time.sleep(x)
+    return x, t
+
+
+@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="the sequence words need memfd")
+def test_a_worker_takes_the_oldest_of_the_messages_waiting():
+    """Three sockets of one process: while it runs a long item from socket 0, socket 2 gets
+    a message, then socket 1 another. The worker takes socket 2's next (sent first), where
+    it used to take them in socket order (socket 1's first): in order delivery waits for the
+    earlier positions, which the earlier message holds."""
+    import threading
+
+    st = _process.ProcessStage(ran_at, "s", depth=3)
+    st.start(1)
+    out, leased = {}, [threading.Event() for _ in range(3)]
+    go = [threading.Event() for _ in range(3)]
+
+    def thread(k, item):
+        st.init_worker(k)  # leases socket k (the free ones go in order)
+        leased[k].set()
+        go[k].wait()
+        out[k] = st(item)
+
+    ts = []
+    for k, item in ((0, 0.6), (1, "sent second"), (2, "sent first")):
+        ts.append(threading.Thread(target=thread, args=(k, item)))
+        ts[-1].start()
+        leased[k].wait()  # thread k holds socket k before the next one leases
+    go[0].set()
+    time.sleep(0.15)
+    go[2].set()
+    time.sleep(0.15)
+    go[1].set()
+    for t in ts:
+        t.join()
+    assert out[2][1] < out[1][1], out
+    st.close()
+
+
 def test_autotune_keeps_a_process_stages_processes():
     # the tuner sizes blocking stages by Little's law; a process stage's threads each hold a
     # worker process's socket, and raising them forked up to 128 processes here
