@@ -20,7 +20,9 @@
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -221,9 +223,10 @@ struct PyDataset {
     /// then on no `__getitem__` starts (see [`driver::Driver::detach`]).
     stopped: Arc<AtomicBool>,
     /// The loader takes samples in chunks (worker processes): `get_many` calls
-    /// `getitem.many(indices)`, which answers `(ok, value or exception)` per index, while
+    /// `getitem.many(indices)`, which answers `(ok, value or exception)` per index, once
     /// `getitem.takes_chunks` is true (an `auto` stage's only once on processes).
     many: bool,
+    chunks_on: ChunksOn,
 }
 
 /// A worker's state: its number, its GIL counters, and the error of its `worker_init_fn`, if
@@ -371,16 +374,16 @@ impl loader::Dataset for PyDataset {
         if let Some(last) = state.last {
             state.gil.add_rust(last.elapsed());
         }
-        // one GIL hold and one message for the chunk (see `ProcessStage.many`); `None` from
-        // an `auto` stage still on threads, whose samples are then called one by one (each
-        // counted, for its GIL verdict, as a call)
+        if !self.chunks_on.now(&self.getitem) {
+            // an `auto` stage still on threads: each sample its own call (and each counted
+            // as one by the GIL statistics its verdict reads)
+            return indices.iter().map(|&i| self.get(i, state)).collect();
+        }
+        // one GIL hold and one message for the chunk (see `ProcessStage.many`)
         let values = state.gil.call(|py| match &state.init_error {
-            Some(f) => Some((0..n).map(|_| Err(f.clone_ref(py))).collect()),
+            Some(f) => (0..n).map(|_| Err(f.clone_ref(py))).collect(),
             None => call_many(py, &self.getitem, indices, "__getitem__", "samples"),
         });
-        let Some(values) = values else {
-            return indices.iter().map(|&i| self.get(i, state)).collect();
-        };
         state.last = Some(Instant::now());
         indices
             .iter()
@@ -396,45 +399,62 @@ impl loader::Dataset for PyDataset {
     }
 }
 
+/// Whether a stage function takes chunks yet (its `takes_chunks`: a process stage's always,
+/// an `auto` stage's once it has moved to processes, which it never leaves). Read without
+/// the GIL once true; until then under a GIL hold of its own, which the GIL statistics do
+/// not count as a call (an `auto` stage's verdict counts calls).
+#[derive(Debug, Default)]
+pub(crate) struct ChunksOn(AtomicBool);
+
+impl ChunksOn {
+    pub(crate) fn now(&self, f: &Py<PyAny>) -> bool {
+        if self.0.load(Acquire) {
+            return true;
+        }
+        // a `takes_chunks` that raises: chunks, whose call raises it again at its items
+        let on = Python::with_gil(|py| {
+            f.getattr(py, "takes_chunks")
+                .and_then(|v| v.is_truthy(py))
+                .unwrap_or(true)
+        });
+        if on {
+            self.0.store(true, Release);
+        }
+        on
+    }
+}
+
 /// `f.many(items)` (a process or `auto` stage's chunk, see `ProcessStage.many`), holding the
-/// GIL: one value or failure (named `what`) per item, in order. `None` while
-/// `f.takes_chunks` is false (an `auto` stage still on threads: the caller calls it once per
-/// item instead, each call counted by its GIL verdict). A failed call, or another count of
-/// results (`unit`: what the items are, for the message), fails every item.
+/// GIL: one value or failure (named `what`) per item, in order. A failed call, or another
+/// count of results (`unit`: what the items are, for the message), fails every item.
 pub(crate) fn call_many<'py, T, U>(
     py: Python<'py>,
     f: &Py<PyAny>,
     items: impl IntoIterator<Item = T, IntoIter = U>,
     what: &str,
     unit: &str,
-) -> Option<Vec<Result<Py<PyAny>, Failure>>>
+) -> Vec<Result<Py<PyAny>, Failure>>
 where
     T: IntoPyObject<'py>,
     U: ExactSizeIterator<Item = T>,
 {
     let items = items.into_iter();
     let n = items.len();
-    let all = |f: Failure| Some((0..n).map(|_| Err(f.clone_ref(py))).collect());
-    match f.getattr(py, "takes_chunks").and_then(|v| v.is_truthy(py)) {
-        Ok(true) => {}
-        Ok(false) => return None,
-        Err(e) => return all(Failure::new(py, e, what)),
-    }
+    let all = |f: Failure| (0..n).map(|_| Err(f.clone_ref(py))).collect();
     let got = PyList::new(py, items)
         .and_then(|list| f.call_method1(py, "many", (list,)))
         .and_then(|r| r.extract::<Vec<(bool, Py<PyAny>)>>(py));
     match got {
-        Ok(rs) if rs.len() == n => Some(
-            rs.into_iter()
-                .map(|(ok, v)| {
-                    if ok {
-                        Ok(v)
-                    } else {
-                        Err(Failure::new(py, PyErr::from_value(v.into_bound(py)), what))
-                    }
-                })
-                .collect(),
-        ),
+        Ok(rs) if rs.len() == n => rs
+            .into_iter()
+            .map(|(ok, v)| {
+                if ok {
+                    Ok(v)
+                } else {
+                    Err(Failure::new(py, PyErr::from_value(v.into_bound(py)), what))
+                }
+            })
+            .collect(),
         Ok(rs) => {
             let m = format!("many() returned {} results for {n} {unit}", rs.len());
             all(Failure::new(py, PyRuntimeError::new_err(m), what))
@@ -542,6 +562,7 @@ impl LoaderCore {
             gil: Arc::clone(&gil),
             stopped: Arc::clone(&stopped),
             many: chunk.is_some_and(|(most, _)| most > 1),
+            chunks_on: ChunksOn::default(),
         };
         let chunk_time = match chunk.and_then(|(_, secs)| secs) {
             Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),

@@ -20,7 +20,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyIterator, PyList};
 
 use crate::driver::{lock, Driver};
-use crate::{call_many, count_error, Failure, GilRow, GilSlot, GilStats};
+use crate::{call_many, count_error, ChunksOn, Failure, GilRow, GilSlot, GilStats};
 
 /// A value, or the exception a stage raised on it.
 type PyItem = Result<Py<PyAny>, Box<Failure>>;
@@ -444,12 +444,13 @@ impl PipelineCore {
                         }
                         None => stage,
                     };
+                    let on = ChunksOn::default();
                     b = b.try_map_chunks_with(
                         stage,
                         most,
                         move |r| slots.slot(runner_slot(r)),
                         move |items: Vec<PyItem>, slot: &mut Arc<GilSlot>| {
-                            many(&f, &name, &fails, &stopped, items, slot)
+                            many(&f, &name, &fails, &stopped, &on, items, slot)
                         },
                     );
                 }
@@ -784,6 +785,7 @@ fn many(
     name: &str,
     fails: &Fails,
     stopped: &AtomicBool,
+    on: &ChunksOn,
     items: Vec<PyItem>,
     slot: &Arc<GilSlot>,
 ) -> Vec<Result<PyItem, String>> {
@@ -803,19 +805,21 @@ fn many(
     if !send.is_empty() {
         // one GIL hold and one message for the chunk; an `auto` stage still on threads takes
         // each item as its own call (its GIL verdict counts calls), not in this GIL hold
-        let answers: Vec<Result<Py<PyAny>, Box<Failure>>> =
-            match slot.call(|py| call_many(py, f, &send, name, "items")) {
-                Some(rs) => rs.into_iter().map(|r| r.map_err(Box::new)).collect(),
-                None => send
-                    .into_iter()
-                    .map(|v| {
-                        slot.call(|py| {
-                            f.call1(py, (v,))
-                                .map_err(|e| Box::new(Failure::new(py, e, name)))
-                        })
+        let answers: Vec<Result<Py<PyAny>, Box<Failure>>> = if on.now(f) {
+            slot.call(|py| call_many(py, f, &send, name, "items"))
+                .into_iter()
+                .map(|r| r.map_err(Box::new))
+                .collect()
+        } else {
+            send.into_iter()
+                .map(|v| {
+                    slot.call(|py| {
+                        f.call1(py, (v,))
+                            .map_err(|e| Box::new(Failure::new(py, e, name)))
                     })
-                    .collect(),
-            };
+                })
+                .collect()
+        };
         for (j, r) in at.into_iter().zip(answers) {
             out[j] = Some(match r {
                 Ok(v) => Ok(Ok(v)),
