@@ -1137,14 +1137,14 @@ def test_a_worker_takes_the_oldest_of_the_messages_waiting():
         out[k] = st(item)
 
     ts = []
-    for k, item in ((0, 0.6), (1, "sent second"), (2, "sent first")):
+    for k, item in ((0, 1.0), (1, "sent second"), (2, "sent first")):
         ts.append(threading.Thread(target=thread, args=(k, item)))
         ts[-1].start()
         leased[k].wait()  # thread k holds socket k before the next one leases
     go[0].set()
-    time.sleep(0.15)
+    time.sleep(0.25)
     go[2].set()
-    time.sleep(0.15)
+    time.sleep(0.25)  # (while socket 0's item runs: the two wait)
     go[1].set()
     for t in ts:
         t.join()
