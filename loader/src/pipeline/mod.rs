@@ -756,25 +756,6 @@ impl<T: Send + 'static> PipelineBuilder<T> {
         I: Fn(Runner) -> S + Send + Sync + 'static,
         F: Fn(Vec<T>, &mut S) -> Vec<Result<U, E>> + Send + Sync + 'static,
     {
-        let f = Arc::new(f);
-        let one = Arc::clone(&f);
-        // One item taken alone (none other waiting): the same function on a chunk of one.
-        let single: StageFn = Arc::new(move |v: Value, state: &mut (dyn Any + Send), _r| {
-            let state = state
-                .downcast_mut::<S>()
-                .expect("the runner's state for this stage");
-            let t = *v.downcast::<T>().expect("the stage's item type");
-            let mut out = one(vec![t], state);
-            match (out.pop(), out.is_empty()) {
-                (Some(r), true) => r
-                    .map(|u| Out::One(Box::new(u) as Value))
-                    .map_err(|e| e.to_string()),
-                (r, _) => Err(format!(
-                    "the stage's function returned {} results for a chunk of 1 item",
-                    out.len() + usize::from(r.is_some())
-                )),
-            }
-        });
         let chunked: ChunkFn = Arc::new(move |vs: Vec<Value>, state, _r| {
             let state = state
                 .downcast_mut::<S>()
@@ -790,6 +771,18 @@ impl<T: Send + 'static> PipelineBuilder<T> {
                         .map_err(|e| e.to_string())
                 })
                 .collect()
+        });
+        // One item taken alone (none other waiting): the same function on a chunk of one.
+        let one = Arc::clone(&chunked);
+        let single: StageFn = Arc::new(move |v: Value, state: &mut (dyn Any + Send), r| {
+            let mut out = one(vec![v], state, r);
+            match (out.pop(), out.is_empty()) {
+                (Some(r), true) => r,
+                (r, _) => Err(format!(
+                    "the stage's function returned {} results for a chunk of 1 item",
+                    out.len() + usize::from(r.is_some())
+                )),
+            }
         });
         let init: StateInit = Arc::new(move |r| Box::new(init(r)));
         self.then(StageDef::Station {
