@@ -292,14 +292,23 @@ class _SharingUnpickler(pickle.Unpickler):
 _SHM_PAYLOAD = b"S"
 
 
+def _payload_parts(data: bytes) -> tuple[list[tuple[str, int]], bytes]:
+    """A payload of :func:`check_picklable` split: its shared-memory segments (none for a
+    plain pickle) and its pickle."""
+    if data[:1] != _SHM_PAYLOAD:
+        return [], data
+    n = int.from_bytes(data[1:5], "little")
+    return pickle.loads(data[5:5 + n]), data[5 + n:]
+
+
 def load_shared(data: bytes) -> Any:
     """The inverse of :func:`check_picklable`: the buffers it put in shared memory are
     mapped (not copied) and their names unlinked."""
-    if data[:1] != _SHM_PAYLOAD:
+    segments, data = _payload_parts(data)
+    if not segments:
         return _SharingUnpickler(io.BytesIO(data)).load()
-    n = int.from_bytes(data[1:5], "little")
-    buffers = [_from_shm(name, size) for name, size in pickle.loads(data[5:5 + n])]
-    return _SharingUnpickler(io.BytesIO(data[5 + n:]), buffers=buffers).load()
+    buffers = [_from_shm(name, size) for name, size in segments]
+    return _SharingUnpickler(io.BytesIO(data), buffers=buffers).load()
 
 
 #: Opcodes of a payload read for its modules at most (a payload whose data went to shared
@@ -311,22 +320,19 @@ def modules_of(payload: bytes) -> list[str]:
     """The modules loaded here whose names a payload's pickle mentions (its classes' and
     functions' modules: ``torch.utils.data.dataset``, the dataset's own), ``__main__`` left
     out: what a zygote would import to unpickle it, for the root to import once."""
-    data = payload
-    if data[:1] == _SHM_PAYLOAD:
-        n = int.from_bytes(data[1:5], "little")
-        data = data[5 + n:]
+    _, data = _payload_parts(payload)
     found: list[str] = []
     try:
         for k, (op, arg, _) in enumerate(pickletools.genops(data)):
             if k >= _MODULE_SCAN_OPS:
                 break
-            if (isinstance(arg, str) and arg in sys.modules and arg not in found
-                    and arg not in ("__main__", "__mp_main__", "builtins")):
-                found.append(arg)
-            elif op.name == "GLOBAL" and isinstance(arg, str):
-                mod = arg.split(" ", 1)[0]
-                if mod in sys.modules and mod not in found and mod not in ("__main__",):
-                    found.append(mod)
+            if not isinstance(arg, str):
+                continue
+            # GLOBAL (protocols 0-3) names "module qualname"; STACK_GLOBAL's module is a string
+            name = arg.split(" ", 1)[0] if op.name == "GLOBAL" else arg
+            if (name in sys.modules and name not in found
+                    and name not in ("__main__", "__mp_main__", "builtins")):
+                found.append(name)
     except Exception:  # noqa: BLE001 - a pickle genops cannot read: nothing to preload
         pass
     return found
@@ -1517,6 +1523,13 @@ class ProcessStage:
         lease = getattr(self._local, "lease", None)
         return self._exchange(lease if lease is not None else self._lease(), b"i", item)
 
+    def _number(self, lease: _Lease) -> None:
+        """Number the message about to be sent on the lease's socket, in the words its
+        worker reads to take the oldest message waiting first (:func:`_oldest`)."""
+        w = lease.worker
+        if w.progress is not None:
+            w.progress[self.depth + lease.idx] = next(self._sent) & 0xFFFFFFFF
+
     #: A loader may hand it chunks (:meth:`many`).
     takes_chunks = True
 
@@ -1539,7 +1552,7 @@ class ProcessStage:
         try:
             if w.progress is not None:
                 w.progress[lease.idx] = 0
-                w.progress[self.depth + lease.idx] = next(self._sent) & 0xFFFFFFFF
+            self._number(lease)
             reply = exchange(w.fds[lease.idx], msg)
         except (EOFError, OSError) as e:
             return self._recover_many(lease, w, items, e, _resent)
@@ -1594,8 +1607,7 @@ class ProcessStage:
         msg = pack(kind, arg, sent)
         w = lease.worker
         try:
-            if w.progress is not None:
-                w.progress[self.depth + lease.idx] = next(self._sent) & 0xFFFFFFFF
+            self._number(lease)
             # the common case first, with no loop and no handler set up around it
             reply = exchange(w.fds[lease.idx], msg)
         except (EOFError, OSError) as e:

@@ -501,8 +501,9 @@ class DataLoader:
         if not isinstance(strategy, str):
             raise TypeError(f"strategy should be a spec string, got {type(strategy).__name__}")
         self.strategy = _core.check_strategy(strategy, max(self.num_workers, 1))
-        central = _core.check_strategy(_core.DEFAULT_STRATEGY, 1)
-        if self.chunk is not None and self.chunk > 1 and self.strategy != central:
+        # chunks are taken from the one queue of waiting samples of the central strategy
+        self._central = self.strategy == _core.check_strategy(_core.DEFAULT_STRATEGY, 1)
+        if self.chunk is not None and self.chunk > 1 and not self._central:
             raise ValueError(
                 f"chunk: {self.chunk} samples per message are taken from one queue of waiting "
                 f"samples (the {_core.DEFAULT_STRATEGY} strategy), got strategy={strategy!r}; "
@@ -618,7 +619,7 @@ class DataLoader:
         samples, as many as fit in ``DEFAULT_CHUNK_S`` at the mean sample time."""
         if self.chunk is not None:
             return (self.chunk, None)
-        if self.strategy == _core.check_strategy(_core.DEFAULT_STRATEGY, 1):
+        if self._central:
             return (DEFAULT_CHUNK, DEFAULT_CHUNK_S)
         return None
 
