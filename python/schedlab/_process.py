@@ -865,7 +865,11 @@ def _zygote_main(ctrl: Connection, forked: bool = False) -> None:
         os.closerange(3, keep)
         os.closerange(keep + 1, _max_fd())
     try:
-        fn, init = load_shared(ctrl.recv_bytes())
+        data = ctrl.recv_bytes()
+    except (EOFError, OSError):
+        return  # a root's spare that no stage took: the root let it go, or exited
+    try:
+        fn, init = load_shared(data)
     except BaseException as e:  # noqa: BLE001
         ctrl.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc()))
         return
@@ -935,6 +939,34 @@ def _zygote_main(ctrl: Connection, forked: bool = False) -> None:
             pass
 
 
+#: How long the root waits idle after it handed out a zygote (or started) before it forks
+#: the next one ahead, its *spare*, so that the next stage's start does not wait for the
+#: fork (a fork of a root that imported torch takes 10-18 ms, most of a stage's start).
+#: Not at once: a loader's start forks its workers then, on the same CPUs.
+SPARE_AFTER_S = 0.1
+
+
+def _fork_zygote() -> tuple[int, Connection]:
+    """(In a root.) A new zygote, waiting for its stage's payload: its pid and the root's
+    end of its control connection."""
+    from multiprocessing.connection import Pipe
+
+    mine, theirs = Pipe(duplex=True)
+    pid = os.fork()
+    if pid == 0:  # the zygote
+        code = 0
+        try:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            mine.close()
+            _zygote_main(theirs, forked=True)  # closes every other fd (the root's too)
+        except BaseException:  # noqa: BLE001
+            code = 1
+        finally:
+            os._exit(code)
+    theirs.close()
+    return pid, mine
+
+
 def _root_main(ctrl: Connection) -> None:
     """The root: a single-threaded process started once per start method (and per user's
     process), which forks a stage's zygote on request: a fork of a small idle process costs
@@ -942,27 +974,38 @@ def _root_main(ctrl: Connection) -> None:
     (``forkserver``: the fork server's child re-imports ``__main__``) to ~150 ms (``spawn``),
     and every loader (every stage of a pipeline) starts a zygote. Each
     request: ``("zygote",)``; the answer ``("zygote", pid)`` and the zygote's end of a new
-    socket pair. It exits when the user's process closes its end (or dies)."""
+    socket pair. Idle for ``SPARE_AFTER_S``, it forks the next zygote ahead (a *spare*,
+    handed out by the next request; let go, and so ended, when an import changes what a
+    zygote would have). It exits when the user's process closes its end (or dies)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the user's process's to handle
     # the zygotes are its children: reaped by the kernel as they exit (no zombies), each
     # setting its own SIGCHLD back before it forks workers it waits for
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-    from multiprocessing.connection import Pipe
 
     gc.freeze()
+    spare: Optional[tuple[int, Connection]] = None
     while True:
         try:
+            if spare is None and not ctrl.poll(SPARE_AFTER_S):
+                spare = _fork_zygote()
+                continue
             req = ctrl.recv()
         except (EOFError, OSError):
             return
         if req[0] == "import":
             # what the stages' payloads need (torch, the dataset's module), imported once
             # here so that each zygote forks with them loaded instead of importing them
+            loaded = len(sys.modules)
             for name in req[1]:
                 try:
                     importlib.import_module(name)
                 except BaseException:  # noqa: BLE001 - the zygote imports it, or says why
                     pass
+            if spare is not None and len(sys.modules) != loaded:
+                # forked before the import: it would lack the modules; its end of file
+                # ends it
+                spare[1].close()
+                spare = None
             try:
                 ctrl.send(("imported",))
             except OSError:
@@ -970,19 +1013,8 @@ def _root_main(ctrl: Connection) -> None:
             continue
         if req[0] != "zygote":
             continue
-        mine, theirs = Pipe(duplex=True)
-        pid = os.fork()
-        if pid == 0:  # the zygote
-            code = 0
-            try:
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                mine.close()
-                _zygote_main(theirs, forked=True)  # closes every other fd (the root's too)
-            except BaseException:  # noqa: BLE001
-                code = 1
-            finally:
-                os._exit(code)
-        theirs.close()
+        pid, mine = spare if spare is not None else _fork_zygote()
+        spare = None
         try:
             ctrl.send(("zygote", pid))
             send_handle(ctrl, mine.fileno(), 0)
