@@ -1270,6 +1270,9 @@ LEASE_WAIT_S = 1.0
 #: that it starts the next item as soon as it answers one, without waiting for the user's
 #: process to be scheduled and send it (a process stage has this many threads per process).
 ITEMS_PER_WORKER = 2
+#: The workers after a stage's first are forked once a thread has taken the first (its
+#: items go on while they fork), or after this long.
+REST_AFTER_S = 1.0
 
 
 def check_process_count(field: str, n: int, depth: int) -> None:
@@ -1328,6 +1331,8 @@ class ProcessStage:
         self._lock = threading.RLock()  # the control socket, the free list and the counters
         # a socket given back to the free list (a thread waiting in _lease takes it)
         self._freed = threading.Condition(self._lock)
+        #: A thread took a socket (:meth:`_fork_rest` waits for the first).
+        self._leased = threading.Condition(self._lock)
         self._local = threading.local()
         self._ctrl: Optional[Connection] = None
         self._zygote: Any = None
@@ -1352,17 +1357,45 @@ class ProcessStage:
     # --- the pool ---------------------------------------------------------------------
 
     def start(self, prefork: int = 0, field: str = "num_workers") -> None:
-        """Start the zygote (idempotent) and fork workers until ``prefork`` are ready.
-        ``TypeError`` when the function cannot be pickled; ``RuntimeError`` when the zygote
-        cannot load it; ``ValueError`` naming ``field`` (the argument ``prefork`` came from)
-        when that many processes cannot be started here (:func:`check_process_count`),
-        before any is."""
+        """Start the zygote (idempotent) and its first worker, and have ``prefork`` workers
+        in all: the others are forked while the first runs items (:meth:`_fork_rest`; a
+        fork of a process that imported torch takes 8-13 ms, so eight workers forked in
+        turn before the first item held it back ~70 ms). ``TypeError`` when the function
+        cannot be pickled; ``RuntimeError`` when the zygote cannot load it; ``ValueError``
+        naming ``field`` (the argument ``prefork`` came from) when that many processes
+        cannot be started here (:func:`check_process_count`), before any is."""
         with self._lock:
             check_process_count(field, prefork - len(self._workers), self.depth)
             self._planned = max(self._planned, prefork)
             self._start_locked()
-            while len(self._workers) < prefork:
-                self._fork_locked(next(self._slots))
+            if prefork > 0 and not self._workers:
+                self._fork_locked(next(self._slots))  # its failure is the caller's
+            more = len(self._workers) < self._planned
+        if more:
+            threading.Thread(target=self._fork_rest, daemon=True,
+                             name=f"schedlab-fork-{self.name}").start()
+
+    def _fork_rest(self) -> None:
+        """The planned workers the start did not fork, one lock hold each, so that a
+        thread's lease may take each as it comes (a lease that finds none of them yet forks
+        one itself: whichever comes first). A failure here is left to the lease that forks
+        that worker again, which raises it at its item."""
+        with self._lock:
+            # not before a thread has leased the first (else that thread waits out this
+            # fork for the lock), nor later than REST_AFTER_S (a loader whose threads have
+            # not asked yet)
+            deadline = time.monotonic() + REST_AFTER_S
+            while (len(self._free) == self.depth * len(self._workers) and not self._closed
+                   and time.monotonic() < deadline):
+                self._leased.wait(max(0.0, deadline - time.monotonic()))
+        while True:
+            with self._lock:
+                if self._closed or len(self._workers) >= self._planned:
+                    return
+                try:
+                    self._fork_locked(next(self._slots))
+                except Exception:  # noqa: BLE001 - see above
+                    return
 
     def _start_locked(self) -> None:
         if self._closed:
@@ -1509,11 +1542,15 @@ class ProcessStage:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._freed.wait(left):
                     break
-            if not self._free:
+            if not self._free or (len(self._workers) < self._planned
+                                  and all(i > 0 for _, i in self._free)):
+                # none free, or only the second sockets of processes taken while more are
+                # planned (being forked, :meth:`_fork_rest`): one more now, not doubled up
                 self._fork_locked(next(self._slots))
             # spread the threads over the processes before doubling up
             k = min(range(len(self._free)), key=lambda j: self._free[j][1])
             w, idx = self._free.pop(k)
+            self._leased.notify_all()
         lease = self._local.lease = _Lease(self, w, idx)
         self._ensure_init(lease)
         return lease
@@ -1747,6 +1784,7 @@ class ProcessStage:
                         pass
             self._free.clear()
             self._freed.notify_all()  # a thread waiting for a socket: the stage is closed
+            self._leased.notify_all()
             ctrl, self._ctrl = self._ctrl, None
             self._zygote = None
         if ctrl is not None:

@@ -548,6 +548,45 @@ def test_the_root_forks_the_next_zygote_ahead_and_lets_it_go_when_an_import_chan
     _eventually(lambda: not any(_running(c) for c in spare))
 
 
+def test_a_stages_start_forks_its_first_worker_and_the_rest_while_that_one_runs(monkeypatch):
+    """start(n) forks one worker and returns (a fork of a process that imported torch takes
+    8-13 ms: eight in turn held the first item back ~70 ms); the others are forked once a
+    thread has taken the first, and a thread that finds only second sockets of the processes
+    forked so far forks one itself rather than doubling up (depth 2 here)."""
+    import threading
+
+    monkeypatch.setattr(_process, "REST_AFTER_S", 60.0)
+    st = _process.ProcessStage(pid_of, "s", depth=2)
+    st.start(3)
+    assert len(st.stats()["workers"]) == 1  # the rest wait for a thread to take the first
+    go = threading.Barrier(3)
+    done = threading.Barrier(4)
+    out = {}
+
+    def one(k):
+        go.wait()
+        out[k] = st(k)  # leases a socket for the thread's life
+        done.wait()
+
+    ts = [threading.Thread(target=one, args=(k,)) for k in range(3)]
+    for t in ts:
+        t.start()
+    done.wait()
+    # three threads, three processes, whoever forked each
+    assert sorted(out) == [0, 1, 2] and len({pid for _, pid in out.values()}) == 3
+    for t in ts:
+        t.join()
+    _eventually(lambda: len(st.stats()["workers"]) == 3)
+    assert len(st.stats()["workers"]) == 3  # none more: the planned count reached
+    st.close()
+    # no thread asks (a loader not iterated yet): the rest are forked after REST_AFTER_S
+    monkeypatch.setattr(_process, "REST_AFTER_S", 0.0)
+    st = _process.ProcessStage(pid_of, "s", depth=2)
+    st.start(3)
+    _eventually(lambda: len(st.stats()["workers"]) == 3)
+    st.close()
+
+
 def test_a_closed_stage_leaves_no_process_of_its_own_behind():
     p, z = _forked_zygote("forkserver")
     workers = [w["pid"] for w in p.report()["processes"]["pid_of"]["workers"]]
