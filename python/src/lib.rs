@@ -65,8 +65,26 @@ pub(crate) struct GilStats {
 /// call after the first ones counts `CPU_ONE_IN` times its CPU time (an unbiased estimate
 /// that only grows, so the difference of two readings is the estimate between them; exact
 /// while every call is sampled).
+///
+/// A wait still going on counts too, up to the moment the counters are read (`waiting`: how
+/// many of the slot's calls wait now, and the sum of their starts): a thread kept from the
+/// GIL for a long time is seen waiting, not only once it got it. (CPython hands the GIL on
+/// after its switch interval only when nobody has let go of it meanwhile; a thread that
+/// gives it back at the end of each call and takes it again at once for the next one, as a
+/// stage's thread does, restarts that clock each time: a second thread of a GIL-bound stage
+/// was seen waiting 96 ms for it. Counted only once it ended, an `auto` stage's verdict read
+/// almost no waits at first, and came late.)
 #[derive(Debug, Default)]
-pub(crate) struct GilSlot([AtomicU64; 5]);
+pub(crate) struct GilSlot {
+    c: [AtomicU64; 5],
+    waiting: Mutex<(u64, u128)>,
+}
+
+/// Nanoseconds since the first reading in this process (the waits' clock).
+fn clock_ns() -> u128 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos()
+}
 
 /// A worker's calls whose CPU time is always measured (see [`GilSlot`]).
 const CPU_ALL_CALLS: u64 = 64;
@@ -97,10 +115,10 @@ fn thread_cpu() -> Duration {
 }
 
 impl GilSlot {
-    /// Count one call; `cpu` is its CPU time times the calls it stands for (0 when not read).
-    fn add(&self, wait: Duration, wall: Duration, cpu: Duration) {
-        let w = &self.0;
-        w[0].fetch_add(wait.as_nanos() as u64, Relaxed);
+    /// Count one call (its wait is counted by [`GilSlot::with_gil`]); `cpu` is its CPU time
+    /// times the calls it stands for (0 when not read).
+    fn add(&self, wall: Duration, cpu: Duration) {
+        let w = &self.c;
         w[1].fetch_add(wall.as_nanos() as u64, Relaxed);
         w[2].fetch_add(cpu.as_nanos() as u64, Relaxed);
         w[3].fetch_add(1, Relaxed);
@@ -118,10 +136,9 @@ impl GilSlot {
         // Python's CPU time plus the little that taking and giving back the GIL costs.
         // A call's number is the count of calls finished before it: calls running at once on
         // one slot may share one, which only moves which calls are sampled.
-        let weight = cpu_weight(self.0[3].load(Relaxed));
+        let weight = cpu_weight(self.c[3].load(Relaxed));
         let c0 = (weight > 0).then(thread_cpu);
-        let t0 = Instant::now();
-        let (r, t1, t2) = Python::with_gil(|py| {
+        let (r, t1, t2) = self.with_gil(|py| {
             let t1 = Instant::now();
             let r = f(py);
             (r, t1, Instant::now())
@@ -129,20 +146,59 @@ impl GilSlot {
         let cpu = c0.map_or(Duration::ZERO, |c0| {
             thread_cpu().saturating_sub(c0) * weight as u32
         });
-        self.add(t1 - t0, t2 - t1, cpu);
+        self.add(t2 - t1, cpu);
         r
+    }
+
+    /// `f` holding the GIL, its wait for it counted: while it goes on (see [`GilSlot`]),
+    /// then as a whole once the GIL is taken.
+    fn with_gil<T>(&self, f: impl FnOnce(Python<'_>) -> T) -> T {
+        let t0 = Instant::now();
+        let since = clock_ns();
+        {
+            let mut w = lock(&self.waiting);
+            w.0 += 1;
+            w.1 += since;
+        }
+        Python::with_gil(|py| {
+            let waited = t0.elapsed();
+            {
+                let mut w = lock(&self.waiting);
+                w.0 -= 1;
+                w.1 -= since;
+                self.c[0].fetch_add(waited.as_nanos() as u64, Relaxed);
+            }
+            f(py)
+        })
+    }
+
+    /// Run `f` holding the GIL, counting the wait for it but no call (a look at a stage
+    /// function's attribute between calls: a GIL-bound stage's threads wait there as they
+    /// do for a call, and an `auto` stage's verdict reads the waits; its calls are the
+    /// user's only).
+    fn wait_only<T>(&self, f: impl FnOnce(Python<'_>) -> T) -> T {
+        keep_thread_state();
+        self.with_gil(f)
     }
 
     /// Count `d` as time spent in Rust between two Python calls (the pool finding the next
     /// sample, or waiting for one).
     fn add_rust(&self, d: Duration) {
-        self.0[4].fetch_add(d.as_nanos() as u64, Relaxed);
+        self.c[4].fetch_add(d.as_nanos() as u64, Relaxed);
     }
 
     fn row(&self) -> GilRow {
         let s = |a: &AtomicU64| a.load(Relaxed) as f64 / 1e9;
-        let w = &self.0;
-        (s(&w[0]), s(&w[1]), s(&w[2]), w[3].load(Relaxed), s(&w[4]))
+        let w = &self.c;
+        // the waits going on now, and those that ended: one reading under the lock they
+        // change under together
+        let wait = {
+            let g = lock(&self.waiting);
+            let now = clock_ns();
+            let going = (u128::from(g.0) * now).saturating_sub(g.1);
+            w[0].load(Relaxed) as f64 / 1e9 + going as f64 / 1e9
+        };
+        (wait, s(&w[1]), s(&w[2]), w[3].load(Relaxed), s(&w[4]))
     }
 }
 
@@ -374,7 +430,7 @@ impl loader::Dataset for PyDataset {
         if let Some(last) = state.last {
             state.gil.add_rust(last.elapsed());
         }
-        if !self.chunks_on.now(&self.getitem) {
+        if !self.chunks_on.now(&self.getitem, &state.gil) {
             // an `auto` stage still on threads: each sample its own call (and each counted
             // as one by the GIL statistics its verdict reads)
             return indices.iter().map(|&i| self.get(i, state)).collect();
@@ -401,18 +457,20 @@ impl loader::Dataset for PyDataset {
 
 /// Whether a stage function takes chunks yet (its `takes_chunks`: a process stage's always,
 /// an `auto` stage's once it has moved to processes, which it never leaves). Read without
-/// the GIL once true; until then under a GIL hold of its own, which the GIL statistics do
-/// not count as a call (an `auto` stage's verdict counts calls).
+/// the GIL once true; until then under a GIL hold of its own, whose wait for the GIL the
+/// statistics count but not as a call (an `auto` stage's verdict counts calls, and reads
+/// the waits: uncounted, a GIL-bound stage's threads waited there unseen, ~5 ms at a time,
+/// and its verdict came late).
 #[derive(Debug, Default)]
 pub(crate) struct ChunksOn(AtomicBool);
 
 impl ChunksOn {
-    pub(crate) fn now(&self, f: &Py<PyAny>) -> bool {
+    pub(crate) fn now(&self, f: &Py<PyAny>, slot: &GilSlot) -> bool {
         if self.0.load(Acquire) {
             return true;
         }
         // a `takes_chunks` that raises: chunks, whose call raises it again at its items
-        let on = Python::with_gil(|py| {
+        let on = slot.wait_only(|py| {
             f.getattr(py, "takes_chunks")
                 .and_then(|v| v.is_truthy(py))
                 .unwrap_or(true)

@@ -805,7 +805,7 @@ fn many(
     if !send.is_empty() {
         // one GIL hold and one message for the chunk; an `auto` stage still on threads takes
         // each item as its own call (its GIL verdict counts calls), not in this GIL hold
-        let answers: Vec<Result<Py<PyAny>, Box<Failure>>> = if on.now(f) {
+        let answers: Vec<Result<Py<PyAny>, Box<Failure>>> = if on.now(f, slot) {
             slot.call(|py| call_many(py, f, &send, name, "items"))
                 .into_iter()
                 .map(|r| r.map_err(Box::new))

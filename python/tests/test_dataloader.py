@@ -9,6 +9,7 @@ holds however loaded the machine is.
 import gc
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -645,6 +646,49 @@ def test_report_counts_and_gil_statistics():
     assert r["gil_verdict"].startswith("too short to judge"), r["gil_verdict"]
     text = str(r)
     assert "GIL per worker" in text and "worker 1" in text
+    dl.close()
+
+
+class KeepsTheGil:
+    """Sample 0 keeps the GIL (pure Python, the switch interval set long by the test) until
+    the loader's GIL statistics show the workers' waits grown by 50 ms since it began (no
+    wait can *end* meanwhile: only one going on can count), or 60 s. The other samples are
+    trivial: the other worker runs through them and then waits for the GIL to start one."""
+
+    def __init__(self):
+        self.dl = None
+        self.seen = None
+
+    def __len__(self):
+        return 100_000
+
+    def __getitem__(self, i):
+        if i == 0:
+            core = self.dl._core
+            t0 = time.monotonic()
+            w0 = sum(r[0] for r in core.gil_stats())
+            while time.monotonic() - t0 < 60:
+                if sum(r[0] for r in core.gil_stats()) - w0 >= 0.05:
+                    self.seen = time.monotonic() - t0
+                    break
+        return i
+
+
+def test_a_wait_for_the_gil_is_counted_while_it_goes_on():
+    # CPython hands the GIL on after its switch interval only if nobody let go of it since;
+    # a worker that gives it back after each call and takes it again for the next restarts
+    # that clock, and kept the other waiting 96 ms. Counted only once it ended, the wait was
+    # unseen meanwhile (an `auto` stage's verdict came late): the statistics count it going on.
+    ds = KeepsTheGil()
+    # a window of the whole dataset: the other worker never waits for room, only for the GIL
+    dl = ds.dl = schedlab.DataLoader(ds, batch_size=1, num_workers=2, prefetch_factor=50_000)
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(60)  # sample 0's thread keeps the GIL until it sees the wait
+    try:
+        assert next(iter(dl)) == [0]
+    finally:
+        sys.setswitchinterval(old)
+    assert ds.seen is not None, "the other worker's wait was not seen while it went on"
     dl.close()
 
 
