@@ -1,7 +1,8 @@
 """GIL-bound work on worker processes (issue 32): schedlab's process workers against torch's
 DataLoader, ``multiprocessing.Pool.imap`` and schedlab's threads.
 
-    python python/bench/process.py [--only uniform,lognormal,sleep,memory,tensors] [--reps 3]
+    python python/bench/process.py [--only uniform,lognormal,sleep,memory,tensors,start]
+                                   [--reps 3]
                                    [--items 3000] [--contenders WORDS]
                                    [--chunks 1,4,8,default] [--item-us 700]
 
@@ -25,6 +26,10 @@ Workloads (2 workers, batch 32, in order; every item is pure Python that holds t
 * tensors (only when asked; needs torch): tiny samples, a 200 MB ``TensorDataset`` of 4 KB
   rows, batch 64: the first batch and the time a batch after it, torch's DataLoader against
   ours (the DataLoader, and Pipeline process stages one item a message and in chunks).
+
+* start (only when asked; needs torch): how soon the first batch comes with 8 workers (5 ms
+  sleeps, torch imported, so that each fork costs what it does in a training script): ours,
+  ours with every worker forked before the first sample (as before stop 31), torch's.
 
 ``--chunks``: the contenders are only ``Pipeline.map(kind="process", chunk=c)`` at each
 size (``default``: the stage's own rule), torch's round-robin scheme and torch's DataLoader.
@@ -418,6 +423,69 @@ def steady(ds, reps, epochs=4):
           f"{' / '.join(f'{r:.2f}' for r in ratios_)}x; after: {loadavg()}")
 
 
+def start(reps, workers=8, items=256, sleep_s=0.005):
+    """How soon the first batch comes with many workers: ``workers`` processes over
+    ``items`` samples of ``sleep_s`` sleeps, batch 32, torch imported here (as in a training
+    script: every process stage's zygote and workers then have it, and a fork of one takes
+    8-13 ms on this machine). Contenders, alternated: ``DataLoader(worker_type="process")``;
+    the same with every worker forked before the first sample (``ProcessStage.start`` as it
+    was before stop 31); torch's DataLoader. Each a fresh loader, the first batch and the
+    whole epoch timed from ``iter()``."""
+    import torch.utils.data as tud
+
+    from schedlab import _process
+
+    ds = SleepDataset([sleep_s] * items)
+    lazy = _process.ProcessStage.start
+
+    def eager(self, prefork=0, field="num_workers"):
+        with self._lock:
+            _process.check_process_count(field, prefork - len(self._workers), self.depth)
+            self._planned = max(self._planned, prefork)
+            self._start_locked()
+            while len(self._workers) < prefork:
+                self._fork_locked(next(self._slots))
+
+    def one(name):
+        _process.ProcessStage.start = eager if name == "forked first" else lazy
+        try:
+            if name == "torch":
+                dl = tud.DataLoader(ds, batch_size=32, num_workers=workers)
+            else:
+                dl = schedlab.DataLoader(ds, batch_size=32, num_workers=workers,
+                                         worker_type="process")
+            t0 = time.perf_counter()
+            first = None
+            for _ in dl:
+                if first is None:
+                    first = time.perf_counter() - t0
+            whole = time.perf_counter() - t0
+            if name != "torch":
+                dl.close()
+            del dl
+            return first, whole
+        finally:
+            _process.ProcessStage.start = lazy
+
+    names = ["schedlab", "forked first", "torch"]
+    print(f"\n## start: {workers} workers, {items} samples of {sleep_s * 1e3:g} ms sleeps, "
+          f"batch 32, torch imported; {loadavg()}")
+    one("schedlab")  # the root process's own start, once per process: not counted
+    got = {n: [] for n in names}
+    for rep in range(reps):
+        for n in names[rep % 3:] + names[:rep % 3]:
+            got[n].append(one(n))
+    print("| contender | first batch ms (every run) | epoch ms (every run) |")
+    print("|---|---|---|")
+    for n, runs in got.items():
+        label = {"schedlab": "`DataLoader(worker_type=\"process\")`",
+                 "forked first": "the same, every worker forked before the first sample",
+                 "torch": "torch's DataLoader"}[n]
+        print(f"| {label} | {' / '.join(f'{f * 1e3:.0f}' for f, _ in runs)} | "
+              f"{' / '.join(f'{w * 1e3:.0f}' for _, w in runs)} |")
+    print(f"  after: {loadavg()}")
+
+
 def tiny(i):
     return np.array([i, 1], dtype=np.int64)
 
@@ -631,6 +699,8 @@ def main():
         memory(args.records)
     if "tensors" in only:
         tensors(args.reps)
+    if "start" in only:
+        start(args.reps)
 
 
 if __name__ == "__main__":
