@@ -373,7 +373,13 @@ fn wait_for<R: Send>(
 ) -> PyResult<R> {
     let start = Instant::now();
     loop {
-        match py.allow_threads(|| lock(resp).recv_timeout(WAIT_SLICE)) {
+        let got = py.allow_threads(|| {
+            let got = lock(resp).recv_timeout(WAIT_SLICE);
+            crate::turns::waiting(); // for the GIL, taken back as this returns
+            got
+        });
+        crate::turns::taken();
+        match got {
             Ok(v) => return Ok(v),
             Err(RecvTimeoutError::Timeout) => {
                 py.check_signals()?;

@@ -38,6 +38,7 @@ mod pipeline;
 #[cfg(unix)]
 mod process;
 mod streams;
+mod turns;
 
 use driver::{lock, Driver};
 
@@ -152,7 +153,9 @@ impl GilSlot {
 
     /// `f` holding the GIL, its wait for it counted: while it goes on (see [`GilSlot`]),
     /// then as a whole once the GIL is taken.
+    /// Taken in turns with our other threads ([`turns`]).
     fn with_gil<T>(&self, f: impl FnOnce(Python<'_>) -> T) -> T {
+        turns::before_taking();
         let t0 = Instant::now();
         let since = clock_ns();
         {
@@ -160,7 +163,9 @@ impl GilSlot {
             w.0 += 1;
             w.1 += since;
         }
+        turns::waiting();
         Python::with_gil(|py| {
+            turns::taken();
             let waited = t0.elapsed();
             {
                 let mut w = lock(&self.waiting);
