@@ -151,9 +151,8 @@ impl GilSlot {
         r
     }
 
-    /// `f` holding the GIL, its wait for it counted: while it goes on (see [`GilSlot`]),
-    /// then as a whole once the GIL is taken.
-    /// Taken in turns with our other threads ([`turns`]).
+    /// `f` holding the GIL, taken in turns with our other threads ([`turns`]), its wait for
+    /// it counted: while it goes on (see [`GilSlot`]), then as a whole once it is taken.
     fn with_gil<T>(&self, f: impl FnOnce(Python<'_>) -> T) -> T {
         turns::before_taking();
         let t0 = Instant::now();
