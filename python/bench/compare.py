@@ -40,8 +40,8 @@ Scenarios (batch 32):
 
 Every run builds a fresh loader and times one epoch from ``iter()`` to the last batch (so
 worker start-up counts, as it does for a training job's first epoch). Contenders alternate
-within each repetition; min / median / max over the repetitions are printed with the load
-average. torch and spdl are optional: a contender whose package is missing is skipped and
+within each repetition; every run (in the order of the repetitions) and the median are
+printed with the load average. torch and spdl are optional: a contender whose package is missing is skipped and
 named.
 """
 
@@ -530,8 +530,9 @@ def loadavg():
     return "load average %.2f %.2f %.2f" % os.getloadavg()
 
 
-def mmm(xs, fmt):
-    return "%s / %s / %s" % (fmt(min(xs)), fmt(statistics.median(xs)), fmt(max(xs)))
+def every(xs, fmt):
+    """Every run in the order they ran, then the median."""
+    return " / ".join(fmt(x) for x in xs) + f" (median {fmt(statistics.median(xs))})"
 
 
 def scenario(name, title, ds, workers, reps, limit=None, results=None):
@@ -555,7 +556,7 @@ def scenario(name, title, ds, workers, reps, limit=None, results=None):
             if hasattr(ds, "measured_mean"):
                 measured[label].append(workers / ds.measured_mean())
     print(f"  after:  {loadavg()}")
-    head = "| contender | samples/s (min / median / max) |"
+    head = "| contender | samples/s (every run, median) |"
     sep = "|---|---|"
     if limit:
         head += " of the limit (measured sample time) | of the nominal limit | first batch ms |"
@@ -568,14 +569,14 @@ def scenario(name, title, ds, workers, reps, limit=None, results=None):
         if not rs:
             continue
         rates = [s / t for t, _, s in rs]
-        line = f"| {label} | {mmm(rates, lambda x: f'{x:,.0f}')} |"
+        line = f"| {label} | {every(rates, lambda x: f'{x:,.0f}')} |"
         row = {"rates": rates, "first_ms": [f * 1e3 for _, f, _ in rs]}
         if limit:
             fr = [r / m for r, m in zip(rates, measured[label])]
             row["fraction"] = fr
-            line += f" {mmm(fr, lambda x: f'{x:.3f}')} |"
-            line += f" {mmm([r / limit for r in rates], lambda x: f'{x:.3f}')} |"
-            line += f" {mmm(row['first_ms'], lambda x: f'{x:.1f}')} |"
+            line += f" {every(fr, lambda x: f'{x:.3f}')} |"
+            line += f" {every([r / limit for r in rates], lambda x: f'{x:.3f}')} |"
+            line += f" {every(row['first_ms'], lambda x: f'{x:.1f}')} |"
         print(line)
         rows[label] = row
     if gil_reports:
