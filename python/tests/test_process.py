@@ -593,10 +593,7 @@ def test_a_closed_stage_leaves_no_process_of_its_own_behind():
     assert workers
     p.close()  # returns without waiting for the exits (~10 ms each for a large process)
 
-    deadline = time.monotonic() + 10
-    while any(_running(pid) for pid in [z] + workers) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert not [pid for pid in [z] + workers if _running(pid)]
+    _eventually(lambda: not [pid for pid in [z] + workers if _running(pid)], timeout=10)
 
 
 def test_a_root_from_before_a_fork_is_not_shared_with_the_child():
