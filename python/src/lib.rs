@@ -81,10 +81,11 @@ pub(crate) struct GilSlot {
     waiting: Mutex<(u64, u128)>,
 }
 
-/// Nanoseconds since the first reading in this process (the waits' clock).
-fn clock_ns() -> u128 {
+/// `at` in nanoseconds since the first reading in this process (the waits' clock).
+fn clock_ns(at: Instant) -> u128 {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_nanos()
+    at.saturating_duration_since(*START.get_or_init(Instant::now))
+        .as_nanos()
 }
 
 /// A worker's calls whose CPU time is always measured (see [`GilSlot`]).
@@ -156,7 +157,7 @@ impl GilSlot {
     fn with_gil<T>(&self, f: impl FnOnce(Python<'_>) -> T) -> T {
         turns::before_taking();
         let t0 = Instant::now();
-        let since = clock_ns();
+        let since = clock_ns(t0); // one clock reading for both
         {
             let mut w = lock(&self.waiting);
             w.0 += 1;
@@ -198,7 +199,7 @@ impl GilSlot {
         // change under together
         let wait = {
             let g = lock(&self.waiting);
-            let now = clock_ns();
+            let now = clock_ns(Instant::now());
             let going = (u128::from(g.0) * now).saturating_sub(g.1);
             w[0].load(Relaxed) as f64 / 1e9 + going as f64 / 1e9
         };
