@@ -316,12 +316,20 @@ def load_shared(data: bytes) -> Any:
 _MODULE_SCAN_OPS = 50_000
 
 
-def modules_of(payload: bytes) -> list[str]:
-    """The modules loaded here whose names a payload's pickle mentions (its classes' and
-    functions' modules: ``torch.utils.data.dataset``, the dataset's own), ``__main__`` left
-    out: what a zygote would import to unpickle it, for the root to import once."""
-    _, data = _payload_parts(payload)
-    found: list[str] = []
+#: The names a payload's pickle mentions, by payload (:func:`modules_of`): a loader made
+#: again over the same dataset (a fresh one per epoch) pickles the same bytes, and reading
+#: them op by op took 3-4 ms of each start (a 3,000-int list). At most ``_NAMES_MAX``
+#: payloads of at most ``_NAMES_BYTES`` each are kept (a larger one is read again: at most
+#: ``_MODULE_SCAN_OPS`` ops).
+_NAMES: dict[bytes, list[str]] = {}
+_NAMES_MAX = 8
+_NAMES_BYTES = 1 << 20
+
+
+def _names_in(data: bytes) -> list[str]:
+    """The strings of a pickle that may name a module (GLOBAL's module, STACK_GLOBAL's
+    strings), in order, each once."""
+    names: list[str] = []
     try:
         for k, (op, arg, _) in enumerate(pickletools.genops(data)):
             if k >= _MODULE_SCAN_OPS:
@@ -330,12 +338,28 @@ def modules_of(payload: bytes) -> list[str]:
                 continue
             # GLOBAL (protocols 0-3) names "module qualname"; STACK_GLOBAL's module is a string
             name = arg.split(" ", 1)[0] if op.name == "GLOBAL" else arg
-            if (name in sys.modules and name not in found
-                    and name not in ("__main__", "__mp_main__", "builtins")):
-                found.append(name)
+            if name not in names:
+                names.append(name)
     except Exception:  # noqa: BLE001 - a pickle genops cannot read: nothing to preload
         pass
-    return found
+    return names
+
+
+def modules_of(payload: bytes) -> list[str]:
+    """The modules loaded here whose names a payload's pickle mentions (its classes' and
+    functions' modules: ``torch.utils.data.dataset``, the dataset's own), ``__main__`` left
+    out: what a zygote would import to unpickle it, for the root to import once."""
+    _, data = _payload_parts(payload)
+    small = len(data) <= _NAMES_BYTES
+    names = _NAMES.get(data) if small else None
+    if names is None:
+        names = _names_in(data)
+        if small:
+            if len(_NAMES) >= _NAMES_MAX:
+                _NAMES.clear()
+            _NAMES[data] = names
+    return [n for n in names
+            if n in sys.modules and n not in ("__main__", "__mp_main__", "builtins")]
 
 
 class _Discard(io.RawIOBase):
@@ -854,6 +878,20 @@ def _oldest(ready: list[int], seq: Any, index: dict[int, int], n: int) -> int:
     return min(ready, key=age)
 
 
+def _load_numpy_random() -> None:
+    """numpy 2 imports numpy.random on its first use, which each worker's seeding is
+    (:func:`_seed_worker`): ~10-15 ms of imports in every worker before its first item, on
+    the CPUs the others start on. Loaded in the zygote (a no-op where its root or, with
+    ``"fork"``, the user's process had loaded it: see :meth:`ProcessStage._start_zygote`),
+    it is shared by every fork instead. Nothing when numpy is not loaded."""
+    np = sys.modules.get("numpy")
+    if np is not None:
+        try:
+            np.random  # noqa: B018 - the lazy import
+        except Exception:  # noqa: BLE001 - a numpy without it: the workers skip it too
+            pass
+
+
 def _zygote_main(ctrl: Connection, forked: bool = False) -> None:
     """The zygote: load the stage's function once, then fork workers on request. ``forked``:
     it is a fork of the user's process, whose other file descriptors (other stages' sockets)
@@ -873,16 +911,7 @@ def _zygote_main(ctrl: Connection, forked: bool = False) -> None:
     except BaseException as e:  # noqa: BLE001
         ctrl.send(("error", f"{type(e).__name__}: {e}", traceback.format_exc()))
         return
-    # numpy 2 imports numpy.random on its first use, which each worker's seeding is
-    # (_seed_worker): ~10 ms of imports in every worker before its first item, on the CPUs
-    # the others start on. Once here, shared by every fork instead (a no-op where the
-    # zygote's root had imported it: see _start_zygote).
-    np = sys.modules.get("numpy")
-    if np is not None:
-        try:
-            np.random  # noqa: B018 - the lazy import
-        except Exception:  # noqa: BLE001 - a numpy without it: the workers skip it too
-            pass
+    _load_numpy_random()
     # what was loaded (and, forked, all the user's process had) goes to the collector's
     # permanent generation, which it never walks: the workers do not copy it by collecting
     # (a collection first would walk, and so copy, the user's whole heap)
@@ -1262,6 +1291,21 @@ DEFAULT_CHUNK = 16
 #: 700 us items 0.80-0.87 of the CPUs' time one at a time, 0.88-0.91 by 4, 0.90-0.93 by 8.
 DEFAULT_CHUNK_S = 0.01
 
+
+def default_chunk(threads_per_process: int) -> tuple[int, float]:
+    """A process stage's chunk rule as the engine takes it, ``(most items, seconds)``: up to
+    ``DEFAULT_CHUNK`` items, as many as fit in ``DEFAULT_CHUNK_S`` of the items' own time.
+
+    The engine times a chunk by its call, from the thread's send to the answer; a process
+    fed by ``threads_per_process`` threads (``ITEMS_PER_WORKER`` for a process stage: one
+    message running, the others waiting in it) runs the message of one while the others'
+    wait, so on a busy stage a call lasts ``threads_per_process`` times its own work, and
+    the item time the engine measures is that many times the item's. The seconds are scaled
+    by it: timed against the call, 700 us items went ~6 to a message instead of 14 (0.90-0.92
+    of the CPUs' time against 0.92-0.93 by 14, ``process.py --only uniform``). On an idle
+    stage (calls that do not wait) the chunks come out up to that many times the 10 ms."""
+    return DEFAULT_CHUNK, DEFAULT_CHUNK_S * max(1, threads_per_process)
+
 #: How long a thread that finds every socket of the processes asked for leased waits for one
 #: to be given back before it forks a process more (see ``ProcessStage._lease``).
 LEASE_WAIT_S = 1.0
@@ -1432,7 +1476,10 @@ class ProcessStage:
         z: Any
         if method == "fork":
             # this process is single-threaded (or fork was asked for): the zygote is a fork
-            # of it, sharing what it has loaded (the dataset) copy-on-write
+            # of it, sharing what it has loaded (the dataset) copy-on-write. numpy.random
+            # (see _zygote_main) is imported here first, once: in a zygote it was imported
+            # again by each (15 ms of a 60 ms start with torch loaded)
+            _load_numpy_random()
             ctx: Any = get_context(method)
             mine, theirs = ctx.Pipe(duplex=True)
             z = ctx.Process(target=_zygote_main, args=(theirs, True), daemon=True,

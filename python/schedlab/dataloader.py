@@ -12,7 +12,7 @@ import weakref
 
 from . import _core
 from ._collate import default_collate
-from ._process import (DEFAULT_CHUNK, DEFAULT_CHUNK_S, AutoStage, ProcessStage,
+from ._process import (AutoStage, ProcessStage, default_chunk,
                        start_method_arg)
 
 _live = weakref.WeakSet()
@@ -616,11 +616,13 @@ class DataLoader:
         """A process or auto loader's chunk, as ``LoaderCore`` takes it: ``(most, seconds or
         None)`` or ``None`` (one sample a call). The one given; by default, under the central
         strategy (whose single queue the chunks are taken from), up to ``DEFAULT_CHUNK``
-        samples, as many as fit in ``DEFAULT_CHUNK_S`` at the mean sample time."""
+        samples, as many as fit in ``DEFAULT_CHUNK_S`` at the mean sample time
+        (:func:`default_chunk`: a process's threads, ``depth``; an ``auto`` loader's threads
+        lease one process each)."""
         if self.chunk is not None:
             return (self.chunk, None)
         if self._central:
-            return (DEFAULT_CHUNK, DEFAULT_CHUNK_S)
+            return default_chunk(self._procs.depth if self.worker_type == "process" else 1)
         return None
 
     def _process_stage(self):

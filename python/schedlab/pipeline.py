@@ -12,11 +12,10 @@ from . import streams as _streams
 from .mix import Mix
 from ._collate import default_collate
 from ._process import (
-    DEFAULT_CHUNK,
-    DEFAULT_CHUNK_S,
     AutoStage,
     ProcessStage,
     check_pickles,
+    default_chunk,
     remote_fn,
     start_method_arg,
 )
@@ -330,8 +329,8 @@ class Pipeline:
                 threads = concurrency * remote.depth if kind == "process" else concurrency
                 if op == "map":
                     # the stage's own chunk as given; by default, sized by the item time
-                    chunk = (st[9], None) if st[9] is not None else (DEFAULT_CHUNK,
-                                                                     DEFAULT_CHUNK_S)
+                    chunk = (st[9], None) if st[9] is not None else default_chunk(
+                        threads // concurrency)
                 st = (op, name, "blocking", threads, queue, procs[name]) + tuple(st[6:9])
                 # autotune keeps its threads: each leases a worker process's socket, and
                 # more threads would fork more processes onto the same CPUs

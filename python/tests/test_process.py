@@ -1296,6 +1296,30 @@ def test_the_root_imports_what_a_payload_needs_once_for_every_zygote():
     assert "numpy.random" in root.imported
 
 
+def test_a_payloads_modules_are_read_once_and_filtered_by_what_is_loaded_at_each_start(
+        monkeypatch):
+    # a loader made again over the same dataset pickles the same bytes: its names are read
+    # once; which of them are loaded is asked at each start
+    import colorsys
+
+    payload = _process.check_picklable("fn", (colorsys.rgb_to_hsv, None))
+    reads = []
+    real = _process._names_in
+    monkeypatch.setattr(_process, "_names_in", lambda data: reads.append(1) or real(data))
+    monkeypatch.setattr(_process, "_NAMES", {})
+    assert "colorsys" in _process.modules_of(payload)
+    monkeypatch.delitem(sys.modules, "colorsys")
+    assert "colorsys" not in _process.modules_of(bytes(payload))  # an equal payload
+    monkeypatch.setitem(sys.modules, "colorsys", colorsys)
+    assert "colorsys" in _process.modules_of(payload)
+    assert len(reads) == 1
+    # one larger than the cache keeps is read each time, and not kept
+    monkeypatch.setattr(_process, "_NAMES_BYTES", 16)
+    other = _process.check_picklable("fn", (colorsys.hsv_to_rgb, None))
+    assert "colorsys" in _process.modules_of(other) and "colorsys" in _process.modules_of(other)
+    assert len(reads) == 3 and len(_process._NAMES) == 1
+
+
 def test_the_check_at_map_pickles_nothing_it_keeps():
     # map() checks that the function pickles without keeping the pickle (nor copying the
     # arrays bound into it): the stage pickles it for real at its start
