@@ -1112,10 +1112,37 @@ def test_a_process_dataloader_sends_the_waiting_samples_in_chunks():
         if chunk == 1:
             assert s["messages"] == 800
         else:
-            # the samples waiting, up to 8 (or by default 16, as many as fit in 10 ms:
-            # 9 of 1 ms) a message
+            # the samples waiting, up to 8 (or by default 16, as many as fit in 10 ms of
+            # their own time) a message
             assert 800 / (chunk or 16) <= s["messages"] < 800
         dl.close()
+
+
+def test_the_default_chunk_is_timed_by_the_items_own_time_not_their_calls(monkeypatch):
+    # the engine times a chunk by its call, from the send to the answer; a process fed by
+    # ITEMS_PER_WORKER threads runs one thread's message while the others' wait, so on a
+    # busy stage a call lasts that many times its own work: the rule's seconds scale by the
+    # threads per process (an auto stage's threads lease one process each)
+    most, secs = _process.DEFAULT_CHUNK, _process.DEFAULT_CHUNK_S
+    depth = _process.ITEMS_PER_WORKER
+    assert _process.default_chunk(depth) == (most, depth * secs)
+    assert _process.default_chunk(1) == _process.default_chunk(0) == (most, secs)
+    given = []
+    real = schedlab.dataloader._core.LoaderCore
+    monkeypatch.setattr(schedlab.dataloader._core, "LoaderCore",
+                        lambda *a: given.append(a[-1]) or real(*a))
+    for worker_type in ("process", "auto"):
+        dl = schedlab.DataLoader(Squares(8), batch_size=4, num_workers=2,
+                                 worker_type=worker_type)
+        assert len([b for b in dl]) == 2
+        dl.close()
+    assert given == [(most, depth * secs), (most, secs)]
+    for kind, per in (("process", depth), ("auto", 1)):
+        p = schedlab.Pipeline(4, workers=2).map(square, kind=kind, concurrency=2)
+        stages, procs = p._rust_stages()
+        assert stages[0][9] == (most, per * secs)
+        for st in procs.values():
+            st.close()
 
 
 def test_a_process_dataloader_in_chunks_kill_test():
