@@ -29,7 +29,8 @@ Workloads (2 workers, batch 32, in order; every item is pure Python that holds t
 
 * start (only when asked; needs torch): how soon the first batch comes with 8 workers (5 ms
   sleeps, torch imported, so that each fork costs what it does in a training script): ours,
-  ours with every worker forked before the first sample (as before stop 31), torch's.
+  ours with every worker forked before the first sample (as before stop 31), ours without
+  blank workers (as before stop 32), torch's; each after 0.5 s idle.
 
 ``--chunks``: the contenders are only ``Pipeline.map(kind="process", chunk=c)`` at each
 size (``default``: the stage's own rule), torch's round-robin scheme and torch's DataLoader.
@@ -429,14 +430,21 @@ def start(reps, workers=8, items=256, sleep_s=0.005):
     script: every process stage's zygote and workers then have it, and a fork of one takes
     8-13 ms on this machine). Contenders, alternated: ``DataLoader(worker_type="process")``;
     the same with every worker forked before the first sample (``ProcessStage.start`` as it
-    was before stop 31); torch's DataLoader. Each a fresh loader, the first batch and the
-    whole epoch timed from ``iter()``."""
+    was before stop 31); the same without blank workers (the root's spare zygote forks the
+    next stage's workers ahead, ``_process._Blank``; here it forks none); torch's
+    DataLoader. Each a fresh loader, the first batch and the whole epoch timed from
+    ``iter()``, after 0.5 s idle (a spare is forked when the root has been idle 0.1 s; each
+    of ours is the second of two loaders of its kind in a row, so that its spare was forked
+    as that kind's was)."""
     import torch.utils.data as tud
 
     from schedlab import _process
 
     ds = SleepDataset([sleep_s] * items)
     lazy = _process.ProcessStage.start
+    ask = _process._Root.zygote.__func__
+    plain = classmethod(ask)
+    unplanned = classmethod(lambda cls, m, s, mods=(), plan=(0, 0): ask(cls, m, s, mods, (0, 0)))
 
     def eager(self, prefork=0, field="num_workers"):
         with self._lock:
@@ -446,8 +454,9 @@ def start(reps, workers=8, items=256, sleep_s=0.005):
             while len(self._workers) < prefork:
                 self._fork_locked(next(self._slots))
 
-    def one(name):
+    def once(name):
         _process.ProcessStage.start = eager if name == "forked first" else lazy
+        _process._Root.zygote = unplanned if name == "no blanks" else plain
         try:
             if name == "torch":
                 dl = tud.DataLoader(ds, batch_size=32, num_workers=workers)
@@ -466,20 +475,28 @@ def start(reps, workers=8, items=256, sleep_s=0.005):
             return first, whole
         finally:
             _process.ProcessStage.start = lazy
+            _process._Root.zygote = plain
 
-    names = ["schedlab", "forked first", "torch"]
+    def one(name):
+        if name != "torch":
+            once(name)
+        time.sleep(0.5)
+        return once(name)
+
+    names = ["schedlab", "forked first", "no blanks", "torch"]
     print(f"\n## start: {workers} workers, {items} samples of {sleep_s * 1e3:g} ms sleeps, "
           f"batch 32, torch imported; {loadavg()}")
     one("schedlab")  # the root process's own start, once per process: not counted
     got = {n: [] for n in names}
     for rep in range(reps):
-        for n in names[rep % 3:] + names[:rep % 3]:
+        for n in names[rep % len(names):] + names[:rep % len(names)]:
             got[n].append(one(n))
     print("| contender | first batch ms (every run) | epoch ms (every run) |")
     print("|---|---|---|")
     for n, runs in got.items():
         label = {"schedlab": "`DataLoader(worker_type=\"process\")`",
                  "forked first": "the same, every worker forked before the first sample",
+                 "no blanks": "the same, no worker forked ahead by the root's spare zygote",
                  "torch": "torch's DataLoader"}[n]
         print(f"| {label} | {' / '.join(f'{f * 1e3:.0f}' for f, _ in runs)} | "
               f"{' / '.join(f'{w * 1e3:.0f}' for _, w in runs)} |")

@@ -26,6 +26,10 @@ Who closes what: a socket a thread leases is closed only by that thread (after i
 a dead worker's replacement) or once no thread holds it; the fd behind ``exchange`` is never
 closed under a reader, so its number cannot be reused while it reads.
 
+A root's zygote forked ahead (its *spare*, for the next stage) forks that stage's first
+workers ahead too, before the payload comes: *blank* workers (:class:`_Blank`), each of which
+loads the payload itself when it comes (a small one) and starts at the stage's first ``fork``.
+
 The zygote is forked by the root, which is started with ``start_method`` once (a start costs
 ~10 ms with ``forkserver``, ~150 ms with ``spawn``, where a fork of the idle root costs ~2 ms,
 and every loader starts a zygote); with ``"fork"`` the zygote is a fork of the user's process
@@ -892,20 +896,162 @@ def _load_numpy_random() -> None:
             pass
 
 
-def _zygote_main(ctrl: Connection, forked: bool = False) -> None:
+#: Most blank workers a spare zygote forks ahead (see :class:`_Blank`).
+BLANKS_MAX = 8
+#: Payloads up to this size (and without shared-memory segments) go to a zygote's blank
+#: workers, each of which loads its own copy; a larger one is loaded by the zygote alone and
+#: shared with its workers copy-on-write (the blanks are let go).
+BLANK_PAYLOAD_MAX = 1 << 20
+
+
+class _Blank:
+    """(In a spare zygote.) A worker process forked *before* its stage's payload came: its
+    sockets and progress words are made, and it waits on a pipe for the payload, then for
+    its seed and slot. A fork of a root that imported torch takes 10-20 ms, each worker's
+    fork one after the other, before the first item ran; forked ahead, in the root's idle
+    time, a stage's first workers start at once. Each loads the payload itself (only small
+    ones: :data:`BLANK_PAYLOAD_MAX`), where a worker forked after the zygote loaded it
+    shares the zygote's copy."""
+
+    def __init__(self, depth: int, others: list["_Blank"], ctrl: Connection) -> None:
+        self.depth = depth
+        self.pairs = [socket.socketpair() for _ in range(depth)]
+        self.prog = _progress_fd(depth)
+        r, w = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # the blank
+            code = 0
+            try:
+                ctrl.close()
+                for b in others:
+                    b.close_in_child()
+                os.close(w)
+                for mine, _ in self.pairs:
+                    mine.close()
+                _blank_main(Connection(r, writable=False), [t for _, t in self.pairs],
+                            self.prog, depth)
+            except BaseException:  # noqa: BLE001
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(r)
+        for _, theirs in self.pairs:
+            theirs.close()
+        self.conn = Connection(w, readable=False)
+
+    def close_in_child(self) -> None:
+        """(In a later blank.) Close this one's fds, inherited by the fork."""
+        self.conn.close()
+        for mine, _ in self.pairs:
+            mine.close()
+        if self.prog is not None:
+            os.close(self.prog)
+
+    def give(self, payload: bytes) -> bool:
+        """Send it the payload (``False`` if it is gone)."""
+        try:
+            self.conn.send_bytes(payload)
+            return True
+        except OSError:
+            return False
+
+    def let_go(self) -> None:
+        """Never used: its pipe's end of file ends it; reaped here."""
+        self.close_in_child()
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+
+
+def _blank_main(conn: Connection, socks: list[socket.socket], prog: Optional[int],
+                depth: int) -> None:
+    """A blank worker (:class:`_Blank`): load the payload, then, once a stage takes this
+    process, run :func:`_worker_main` with its seed, slot and count. Returns quietly when
+    the pipe closes first (the zygote let it go, or exited)."""
+    try:
+        data = conn.recv_bytes()
+        fn, init = load_shared(data)
+        _warm_seeding()
+        gc.freeze()  # as a worker forked from a zygote has it (see _zygote_main)
+        who = conn.recv()
+    except (EOFError, OSError):
+        return
+    conn.close()
+    words = None if prog is None else _progress_words(prog, depth)
+    _worker_main(socks, fn, init, *who, progress=words)
+
+
+def _warm_seeding() -> None:
+    """Seed here, once, what each worker seeds (:func:`_seed_worker`), before it is one: in
+    a fresh fork of a process that imported torch, the first ``torch.manual_seed`` took
+    ~3 ms and numpy's ~1 ms, the next ~0.3 and ~0.1 (eight workers seeding at once on 2 CPUs
+    held the first batch back). Done by a blank worker while it waits (:func:`_blank_main`)
+    and by the root after it imports (whose forks then pay ~1.5 ms and ~1 ms, the pages it
+    touched being copied): not by a zygote, whose workers wait for it. This process's own
+    random state is never used (every worker seeds its own). Modules not loaded are left
+    alone."""
+    random.seed(0)
+    if "numpy.random" in sys.modules:
+        np = sys.modules["numpy"]
+        np.random.seed(np.random.SeedSequence(0).generate_state(4))
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "manual_seed"):
+        try:
+            torch.manual_seed(0)
+        except Exception:  # noqa: BLE001 - the worker's own seeding says so, if it fails
+            pass
+
+
+def _zygote_main(ctrl: Connection, forked: bool = False,
+                 blanks: tuple[int, int] = (0, 0)) -> None:
     """The zygote: load the stage's function once, then fork workers on request. ``forked``:
     it is a fork of the user's process, whose other file descriptors (other stages' sockets)
     it closes, so that their peers still see them close when the user's process closes them
-    or dies."""
+    or dies. ``blanks``: ``(count, depth)`` of the blank workers to fork before the payload
+    comes (a root's spare, :class:`_Blank`), handed out by the first ``fork`` requests of
+    that depth."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the user's process's to handle
     if forked:
         keep = ctrl.fileno()
         os.closerange(3, keep)
         os.closerange(keep + 1, _max_fd())
+    ready: list[_Blank] = []
+    children: set[int] = set()
+    try:
+        for _ in range(blanks[0]):
+            ready.append(_Blank(blanks[1], ready, ctrl))
+            children.add(ready[-1].pid)
+        _zygote_serve(ctrl, ready, children)
+    finally:
+        for b in ready:
+            b.let_go()
+            children.discard(b.pid)
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for pid in children:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+
+def _zygote_serve(ctrl: Connection, ready: list[_Blank], children: set[int]) -> None:
+    """:func:`_zygote_main`'s work: load the payload (and give it to the blanks ``ready``),
+    then answer requests; ``children``: the processes forked (reaped or killed at the end)."""
     try:
         data = ctrl.recv_bytes()
     except (EOFError, OSError):
         return  # a root's spare that no stage took: the root let it go, or exited
+    if len(data) > BLANK_PAYLOAD_MAX or data[:1] == _SHM_PAYLOAD:
+        for b in ready:
+            b.let_go()
+            children.discard(b.pid)
+        ready.clear()
+    ready[:] = [b for b in ready if b.give(data)]
     try:
         fn, init = load_shared(data)
     except BaseException as e:  # noqa: BLE001
@@ -916,7 +1062,6 @@ def _zygote_main(ctrl: Connection, forked: bool = False) -> None:
     # permanent generation, which it never walks: the workers do not copy it by collecting
     # (a collection first would walk, and so copy, the user's whole heap)
     gc.freeze()
-    children: set[int] = set()
     ctrl.send(("ready", os.getpid()))
     while True:
         try:
@@ -924,23 +1069,36 @@ def _zygote_main(ctrl: Connection, forked: bool = False) -> None:
         except (EOFError, OSError):
             break
         if req[0] == "fork":
-            pairs = [socket.socketpair() for _ in range(req[1])]
-            prog = _progress_fd(req[1])
-            pid = os.fork()
-            if pid == 0:  # the worker
+            blank = next((b for b in ready if b.depth == req[1]), None)
+            if blank is not None:
+                ready.remove(blank)
                 try:
-                    ctrl.close()
-                    for mine, _ in pairs:
-                        mine.close()
-                    words = None if prog is None else _progress_words(prog, req[1])
-                    _worker_main([theirs for _, theirs in pairs], fn, init, *req[2],
-                                 progress=words)
-                finally:
-                    os._exit(0)
+                    blank.conn.send(req[2])
+                except OSError:
+                    pass  # it died: the stage sees its sockets closed, and replaces it
+                blank.conn.close()
+                pid, pairs, prog = blank.pid, blank.pairs, blank.prog
+            else:
+                pairs = [socket.socketpair() for _ in range(req[1])]
+                prog = _progress_fd(req[1])
+                pid = os.fork()
+                if pid == 0:  # the worker
+                    try:
+                        ctrl.close()
+                        for b in ready:
+                            b.close_in_child()
+                        for mine, _ in pairs:
+                            mine.close()
+                        words = None if prog is None else _progress_words(prog, req[1])
+                        _worker_main([theirs for _, theirs in pairs], fn, init, *req[2],
+                                     progress=words)
+                    finally:
+                        os._exit(0)
+                for _, theirs in pairs:
+                    theirs.close()
             children.add(pid)
             ctrl.send(("forked", pid, prog is not None))
-            for mine, theirs in pairs:
-                theirs.close()
+            for mine, _ in pairs:
                 send_handle(ctrl, mine.fileno(), 0)
                 mine.close()
             if prog is not None:
@@ -956,16 +1114,6 @@ def _zygote_main(ctrl: Connection, forked: bool = False) -> None:
             ctrl.send(("reaped", pid, status))
         elif req[0] == "stop":
             break
-    for pid in children:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    for pid in children:
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
 
 
 #: How long the root waits idle after it handed out a zygote (or started) before it forks
@@ -975,9 +1123,9 @@ def _zygote_main(ctrl: Connection, forked: bool = False) -> None:
 SPARE_AFTER_S = 0.1
 
 
-def _fork_zygote() -> tuple[int, Connection]:
-    """(In a root.) A new zygote, waiting for its stage's payload: its pid and the root's
-    end of its control connection."""
+def _fork_zygote(blanks: tuple[int, int] = (0, 0)) -> tuple[int, Connection]:
+    """(In a root.) A new zygote, waiting for its stage's payload (with ``blanks``, see
+    :func:`_zygote_main`): its pid and the root's end of its control connection."""
     from multiprocessing.connection import Pipe
 
     mine, theirs = Pipe(duplex=True)
@@ -987,7 +1135,8 @@ def _fork_zygote() -> tuple[int, Connection]:
         try:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             mine.close()
-            _zygote_main(theirs, forked=True)  # closes every other fd (the root's too)
+            # closes every other fd (the root's too)
+            _zygote_main(theirs, forked=True, blanks=blanks)
         except BaseException:  # noqa: BLE001
             code = 1
         finally:
@@ -1002,10 +1151,12 @@ def _root_main(ctrl: Connection) -> None:
     a few milliseconds where starting a process with the start method costs ~10 ms
     (``forkserver``: the fork server's child re-imports ``__main__``) to ~150 ms (``spawn``),
     and every loader (every stage of a pipeline) starts a zygote. Each
-    request: ``("zygote",)``; the answer ``("zygote", pid)`` and the zygote's end of a new
-    socket pair. Idle for ``SPARE_AFTER_S``, it forks the next zygote ahead (a *spare*,
-    handed out by the next request; let go, and so ended, when an import changes what a
-    zygote would have). It exits when the user's process closes its end (or dies)."""
+    request: ``("zygote", (count, depth))``, the stage's planned workers and their sockets;
+    the answer ``("zygote", pid)`` and the zygote's end of a new socket pair. Idle for
+    ``SPARE_AFTER_S``, it forks the next zygote ahead (a *spare*, handed out by the next
+    request; let go, and so ended, when an import changes what a zygote would have), with
+    as many blank workers as the last request planned (at most ``BLANKS_MAX``;
+    :class:`_Blank`). It exits when the user's process closes its end (or dies)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the user's process's to handle
     # the zygotes are its children: reaped by the kernel as they exit (no zombies), each
     # setting its own SIGCHLD back before it forks workers it waits for
@@ -1013,10 +1164,11 @@ def _root_main(ctrl: Connection) -> None:
 
     gc.freeze()
     spare: Optional[tuple[int, Connection]] = None
+    blanks = (0, 0)  # of the next spare: as the last request planned
     while True:
         try:
             if spare is None and not ctrl.poll(SPARE_AFTER_S):
-                spare = _fork_zygote()
+                spare = _fork_zygote(blanks)
                 continue
             req = ctrl.recv()
         except (EOFError, OSError):
@@ -1030,6 +1182,7 @@ def _root_main(ctrl: Connection) -> None:
                     importlib.import_module(name)
                 except BaseException:  # noqa: BLE001 - the zygote imports it, or says why
                     pass
+            _warm_seeding()  # for the modules just imported (once each: cheap after)
             if spare is not None and len(sys.modules) != loaded:
                 # forked before the import: it would lack the modules; its end of file
                 # ends it
@@ -1044,6 +1197,8 @@ def _root_main(ctrl: Connection) -> None:
             continue
         pid, mine = spare if spare is not None else _fork_zygote()
         spare = None
+        count, depth = req[1]
+        blanks = (max(0, min(count, BLANKS_MAX)), depth)
         try:
             ctrl.send(("zygote", pid))
             send_handle(ctrl, mine.fileno(), 0)
@@ -1183,11 +1338,13 @@ class _Root:
         self.imported: set[str] = set()
 
     @classmethod
-    def zygote(cls, method: str, stage: str,
-               modules: Sequence[str] = ()) -> tuple[int, Connection]:
+    def zygote(cls, method: str, stage: str, modules: Sequence[str] = (),
+               plan: tuple[int, int] = (0, 0)) -> tuple[int, Connection]:
         """A new zygote's pid and control connection, forked by ``method``'s root
         (``RuntimeError`` naming ``stage`` when a new root exits at start); the root imports
-        ``modules`` first (once), so that the zygote has them."""
+        ``modules`` first (once), so that the zygote has them. ``plan``: the stage's
+        ``(workers, sockets per worker)``, as many blank workers as the root's next spare
+        forks ahead."""
         with cls._lock:
             while True:
                 root = cls._roots.get(method)
@@ -1201,7 +1358,7 @@ class _Root:
                         root.ctrl.send(("import", new))
                         root.ctrl.recv()
                         root.imported.update(new)
-                    root.ctrl.send(("zygote",))
+                    root.ctrl.send(("zygote", plan))
                     _, pid = root.ctrl.recv()
                     fd = recv_handle(root.ctrl)
                     return pid, Connection(fd)
@@ -1492,7 +1649,8 @@ class ProcessStage:
                 # numpy 2 imports numpy.random on its first use, which every worker's
                 # seeding is: in the root, once for all its zygotes and their workers
                 modules.append("numpy.random")
-            pid, mine = _Root.zygote(method, self.name, modules)
+            pid, mine = _Root.zygote(method, self.name, modules,
+                                     (self._planned, self.depth))
             z = _Zygote(pid, mine)
             why += f"; forked by this process's {method} root"
         try:

@@ -393,7 +393,7 @@ class DataLoader:
     call ``__getitem__``), ``"process"`` (``num_workers`` worker processes, each fed by two
     threads, so that it holds one message running and the next waiting; a message carries
     the sample indices waiting in order when a thread is free, up to ``chunk`` of them: by
-    default up to 16, as many as fit in 10 ms at the mean sample time so far, so cheap
+    default up to 16, as many as fit in 10 ms of the samples' own time so far, so cheap
     samples travel many to a message and slow ones alone, and a slow sample holds its
     message's process, not a batch; ``chunk=1``: one index a message; with a ``strategy``
     other than ``"central"``, one a message under that strategy;

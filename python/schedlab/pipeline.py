@@ -234,7 +234,7 @@ class Pipeline:
         ``"auto"`` once it has moved to processes): a thread hands its worker process up to
         this many of the items waiting for the stage in one message (each item still its
         own result, failure and place; see the README's process stages); by default up to
-        16, as many as fit in 10 ms at the stage's mean time per item
+        16, as many as fit in 10 ms of the items' own time at the stage's mean so far
         (``schedlab._process.DEFAULT_CHUNK``, ``DEFAULT_CHUNK_S``); ``chunk=1``: one item per
         message."""
         return self._add("map", fn, kind, concurrency, name, queue, strategy=strategy,

@@ -548,6 +548,44 @@ def test_the_root_forks_the_next_zygote_ahead_and_lets_it_go_when_an_import_chan
     _eventually(lambda: not any(_running(c) for c in spare))
 
 
+class Big:
+    """A stage function whose pickle is larger than a blank worker takes
+    (``BLANK_PAYLOAD_MAX``: 1 MiB)."""
+
+    def __init__(self):
+        self.blob = bytes(2 << 20)
+
+    def __call__(self, i):
+        return (i + len(self.blob), os.getpid())
+
+
+def test_a_spare_zygote_forks_the_next_stages_workers_ahead_and_lets_them_go_unused():
+    """With torch loaded a fork takes 10-20 ms, and a stage's workers fork one after the
+    other before its items run: the root's spare zygote forks as many blank workers as the
+    last stage planned (2 here) before its payload comes, and the next stage's workers are
+    those (each loads the payload itself). A payload too large for them lets them go: that
+    zygote forks its workers itself, after loading it once for all of them."""
+    p1, z1 = _forked_zygote("forkserver")
+    root = _ppid(z1)
+    spare = _eventually(lambda: [c for c in _children(root) if c != z1])[0]
+    blanks = _eventually(lambda: len(_children(spare)) == 2 and sorted(_children(spare)))
+    p2, z2 = _forked_zygote("forkserver")  # every item once, in order (asserted there)
+    assert z2 == spare
+    assert sorted(w["pid"] for w in p2.report()["processes"]["pid_of"]["workers"]) == blanks
+    assert sorted({pid for _, pid in p2}) == blanks
+    spare = _eventually(lambda: [c for c in _children(root) if c not in (z1, z2)])[0]
+    blanks = _eventually(lambda: len(_children(spare)) == 2 and sorted(_children(spare)))
+    p3 = schedlab.Pipeline(4, workers=2, start_method="forkserver").map(
+        Big(), kind="process", name="big")
+    assert [i for i, _ in p3] == [i + (2 << 20) for i in range(4)]
+    s3 = p3.report()["processes"]["big"]
+    assert s3["zygote"]["pid"] == spare
+    assert not {w["pid"] for w in s3["workers"]} & set(blanks)
+    _eventually(lambda: not any(_running(b) for b in blanks))  # let go: they exited
+    for p in (p1, p2, p3):
+        p.close()
+
+
 def test_a_stages_start_forks_its_first_worker_and_the_rest_while_that_one_runs(monkeypatch):
     """start(n) forks one worker and returns (a fork of a process that imported torch takes
     8-13 ms: eight in turn held the first item back ~70 ms); the others are forked once a
