@@ -13,8 +13,11 @@ Scenarios (batch 32):
   files, generated if missing) with Pillow and numpy, 2 workers: images/s.
 * (c) pure Python: a loop in ``__getitem__`` that holds the GIL (~1 ms), 2 workers: samples/s
   as a fraction of the limit ``2 / mean sample time`` (measured single-threaded in this process
-  after each run), with schedlab's GIL statistics (time waiting for the GIL vs running
-  Python). Also schedlab's process workers and ``auto``, and ``multiprocessing.Pool.imap``;
+  after each run), and the *work in the run*: the samples' own CPU time (each measures its
+  loop on its thread, where and when it ran, and carries it) over 2 CPUs x the wall time,
+  the same fraction with the sample time measured in the run itself (on a machine whose
+  speed moves, the single-threaded limit read 0.63 to 1.13 side by side), with schedlab's
+  GIL statistics (time waiting for the GIL vs running Python). Also schedlab's process workers and ``auto``, and ``multiprocessing.Pool.imap``;
   (a) runs ``auto`` too (it should stay on threads: printed).
 * (2a), (2b) two stages (issue 29; ``bench/twostage.py``): read = ``time.sleep`` log-normal
   mean 2 ms sigma 1 on 32 threads -> decode = a C busy loop through ctypes (GIL released)
@@ -115,7 +118,8 @@ class ImageDataset:
 
 
 class PythonDataset:
-    """(c): pure-Python arithmetic that holds the GIL."""
+    """(c): pure-Python arithmetic that holds the GIL. Each sample is ``[i, ns]``, ``ns`` the
+    CPU time its loop took on its thread, where and when it ran (the *work in the run*)."""
 
     def __init__(self, n, loops=20000):
         self.n, self.loops = n, loops
@@ -124,10 +128,11 @@ class PythonDataset:
         return self.n
 
     def __getitem__(self, i):
+        t = time.thread_time_ns()
         s = 0
         for k in range(self.loops):
             s += k * k
-        return np.array([i, s % 1000], dtype=np.int64)
+        return np.array([i, time.thread_time_ns() - t], dtype=np.int64)
 
     def measured_mean(self, sample=100):
         """The mean sample time measured now, single-threaded in this process (the limit of
@@ -155,17 +160,22 @@ def write_images(folder, n=300, seed=0):
 # --- contenders ---------------------------------------------------------------------------
 
 
-def epoch_of(make_iterable):
-    """Time one epoch: (seconds, seconds to the first batch, samples)."""
+def epoch_of(make_iterable, work=False):
+    """Time one epoch: (seconds, seconds to the first batch, samples, work seconds); with
+    ``work``, the samples' second column summed (:class:`PythonDataset`'s CPU time, ns),
+    else 0."""
     t0 = time.perf_counter()
     it = make_iterable()
     first = None
     samples = 0
+    ns = 0
     for batch in it:
         if first is None:
             first = time.perf_counter() - t0
         samples += len(batch)
-    return time.perf_counter() - t0, first, samples
+        if work:
+            ns += int(np.asarray(batch)[:, 1].sum())
+    return time.perf_counter() - t0, first, samples, ns / 1e9
 
 
 def torch_contender(ds, workers, in_order):
@@ -178,7 +188,7 @@ def torch_contender(ds, workers, in_order):
     def run():
         dl = tud.DataLoader(ds, **kw)
         try:
-            return epoch_of(lambda: iter(dl))
+            return epoch_of(lambda: iter(dl), WORK[0])
         finally:
             del dl
 
@@ -190,7 +200,7 @@ def schedlab_contender(ds, workers, in_order, report=None, worker_type="thread")
         dl = schedlab.DataLoader(ds, batch_size=32, num_workers=workers, in_order=in_order,
                                  worker_type=worker_type)
         try:
-            r = epoch_of(lambda: iter(dl))
+            r = epoch_of(lambda: iter(dl), WORK[0])
             if report is not None:
                 report.append(dl.report())
             return r
@@ -209,7 +219,7 @@ def schedlab_pipeline_contender(ds, workers, kind):
             p.map(ds.__getitem__, name="getitem")
         p.batch(32)
         try:
-            return epoch_of(lambda: iter(p))
+            return epoch_of(lambda: iter(p), WORK[0])
         finally:
             p.close()
 
@@ -227,7 +237,7 @@ def pool_contender(ds, workers):
     def run():
         pool = multiprocessing.Pool(workers)  # the default start method (fork on Linux)
         try:
-            return epoch_of(lambda: imap_batches(pool, ds))
+            return epoch_of(lambda: imap_batches(pool, ds), WORK[0])
         finally:
             pool.terminate()
             pool.join()
@@ -244,7 +254,7 @@ def torchlike_contender(ds, workers, in_order):
     def run():
         dl = RoundRobinLoader(ds, 32, workers, in_order=in_order)
         try:
-            return epoch_of(lambda: iter(dl))
+            return epoch_of(lambda: iter(dl), WORK[0])
         finally:
             dl.close()
 
@@ -273,7 +283,7 @@ def spdl_contender(ds, workers, order):
                 yield from pipeline
 
         try:
-            return epoch_of(it)
+            return epoch_of(it, WORK[0])
         finally:
             executor.shutdown()
 
@@ -322,6 +332,8 @@ def contenders(ds, workers, scenario, gil_reports):
 
 
 FILTER = []
+#: Whether the samples carry their own CPU time (scenario (c)): ``epoch_of`` sums it.
+WORK = [False]
 #: The reports of the auto contender's runs (where it ran, and why).
 AUTO_REPORTS = []
 
@@ -561,6 +573,9 @@ def scenario(name, title, ds, workers, reps, limit=None, results=None):
     if limit:
         head += " of the limit (measured sample time) | of the nominal limit | first batch ms |"
         sep += "---|---|---|"
+    if WORK[0]:
+        head += " work in the run |"
+        sep += "---|"
     print()
     print(head)
     print(sep)
@@ -568,15 +583,18 @@ def scenario(name, title, ds, workers, reps, limit=None, results=None):
     for label, rs in runs.items():
         if not rs:
             continue
-        rates = [s / t for t, _, s in rs]
+        rates = [r[2] / r[0] for r in rs]
         line = f"| {label} | {every(rates, lambda x: f'{x:,.0f}')} |"
-        row = {"rates": rates, "first_ms": [f * 1e3 for _, f, _ in rs]}
+        row = {"rates": rates, "first_ms": [r[1] * 1e3 for r in rs]}
         if limit:
             fr = [r / m for r, m in zip(rates, measured[label])]
             row["fraction"] = fr
             line += f" {every(fr, lambda x: f'{x:.3f}')} |"
             line += f" {every([r / limit for r in rates], lambda x: f'{x:.3f}')} |"
             line += f" {every(row['first_ms'], lambda x: f'{x:.1f}')} |"
+        if WORK[0]:
+            row["work"] = [r[3] / (workers * r[0]) for r in rs]
+            line += f" {every(row['work'], lambda x: f'{x:.3f}')} |"
         print(line)
         rows[label] = row
     if gil_reports:
@@ -634,8 +652,10 @@ def main():
         limit = 2 / ds.measured_mean()
         print(f"\n(c) nominal limit 2 / mean sample time measured single-threaded now = "
               f"{limit:,.0f} samples/s; the measured limit re-measures it after each run")
+        WORK[0] = True
         scenario("c", "pure-Python loop in __getitem__ (holds the GIL)", ds, 2,
                  args.reps, limit, results)
+        WORK[0] = False
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     if "2a" in only:
         two_stage("2a", 250e-6, args.two_stage_samples, args.epochs, args.reps, results)
