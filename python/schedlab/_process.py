@@ -915,10 +915,23 @@ class _Blank:
 
     def __init__(self, depth: int, others: list["_Blank"], ctrl: Connection) -> None:
         self.depth = depth
-        self.pairs = [socket.socketpair() for _ in range(depth)]
-        self.prog = _progress_fd(depth)
-        r, w = os.pipe()
-        self.pid = os.fork()
+        self.pairs: list[tuple[socket.socket, socket.socket]] = []
+        self.prog: Optional[int] = None
+        fds: list[int] = []
+        try:
+            for _ in range(depth):
+                self.pairs.append(socket.socketpair())
+            self.prog = _progress_fd(depth)
+            r, w = os.pipe()
+            fds = [r, w]
+            self.pid = os.fork()
+        except OSError:  # no file or process more now: the workers fork as they would
+            for fd in fds + ([] if self.prog is None else [self.prog]):
+                os.close(fd)
+            for pair in self.pairs:
+                for c in pair:
+                    c.close()
+            raise
         if self.pid == 0:  # the blank
             code = 0
             try:
@@ -1020,7 +1033,10 @@ def _zygote_main(ctrl: Connection, forked: bool = False,
     children: set[int] = set()
     try:
         for _ in range(blanks[0]):
-            ready.append(_Blank(blanks[1], ready, ctrl))
+            try:
+                ready.append(_Blank(blanks[1], ready, ctrl))
+            except OSError:
+                break  # the OS would start no more (a limit): fewer blanks, or none
             children.add(ready[-1].pid)
         _zygote_serve(ctrl, ready, children)
     finally:
@@ -1046,12 +1062,12 @@ def _zygote_serve(ctrl: Connection, ready: list[_Blank], children: set[int]) -> 
         data = ctrl.recv_bytes()
     except (EOFError, OSError):
         return  # a root's spare that no stage took: the root let it go, or exited
-    if len(data) > BLANK_PAYLOAD_MAX or data[:1] == _SHM_PAYLOAD:
-        for b in ready:
+    big = len(data) > BLANK_PAYLOAD_MAX or data[:1] == _SHM_PAYLOAD
+    for b in list(ready):
+        if big or not b.give(data):  # too large for them, or this one is gone
+            ready.remove(b)
             b.let_go()
             children.discard(b.pid)
-        ready.clear()
-    ready[:] = [b for b in ready if b.give(data)]
     try:
         fn, init = load_shared(data)
     except BaseException as e:  # noqa: BLE001
