@@ -116,14 +116,16 @@ def test_stats_as_dict_and_text_with_gil_per_stage():
 
 
 def test_threads_joined_after_close_and_bad_arguments():
-    before = _core.thread_count()
+    from test_dataloader import back_to, baseline
+
+    before = baseline()
     for _ in range(20):
         p = schedlab.Pipeline(100, workers=2).map(lambda x: x, kind="blocking", concurrency=3)
         it = iter(p)
         next(it)
         del it
         p.close()
-    assert _core.thread_count() == before
+    assert back_to(before)
     with pytest.raises(ValueError, match="kind"):
         schedlab.Pipeline(3).map(lambda x: x, kind="gpu")
     with pytest.raises(ValueError, match="workers"):
@@ -134,7 +136,7 @@ def test_threads_joined_after_close_and_bad_arguments():
         schedlab.Pipeline(3).batch(0)
     with pytest.raises(ValueError, match="concurrency"):
         schedlab.Pipeline(3).map(lambda x: x, concurrency=0)
-    assert _core.thread_count() == before
+    assert back_to(before)
 
 
 def test_autotune_adds_read_threads_keeps_order_and_the_cap():
