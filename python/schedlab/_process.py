@@ -937,7 +937,7 @@ class _Blank:
             try:
                 ctrl.close()
                 for b in others:
-                    b.close_in_child()
+                    b.close_fds()
                 os.close(w)
                 for mine, _ in self.pairs:
                     mine.close()
@@ -952,8 +952,9 @@ class _Blank:
             theirs.close()
         self.conn = Connection(w, readable=False)
 
-    def close_in_child(self) -> None:
-        """(In a later blank.) Close this one's fds, inherited by the fork."""
+    def close_fds(self) -> None:
+        """Close this one's fds: in a process forked after it (a later blank, a worker),
+        which inherited them, or in the zygote once it is let go."""
         self.conn.close()
         for mine, _ in self.pairs:
             mine.close()
@@ -970,7 +971,7 @@ class _Blank:
 
     def let_go(self) -> None:
         """Never used: its pipe's end of file ends it; reaped here."""
-        self.close_in_child()
+        self.close_fds()
         try:
             os.waitpid(self.pid, 0)
         except ChildProcessError:
@@ -1102,7 +1103,7 @@ def _zygote_serve(ctrl: Connection, ready: list[_Blank], children: set[int]) -> 
                     try:
                         ctrl.close()
                         for b in ready:
-                            b.close_in_child()
+                            b.close_fds()
                         for mine, _ in pairs:
                             mine.close()
                         words = None if prog is None else _progress_words(prog, req[1])

@@ -19,40 +19,10 @@ import pytest
 import schedlab
 from schedlab import _core
 
+from probes import back_to, baseline, threads
+
 # Bounds a test's own waits: reached only when the code under test is broken.
 SAFETY_S = 60
-
-
-def threads():
-    """The threads schedlab started in this process: named ``schedlab-…`` (the engine's,
-    the pool's, the drivers', the process stages' helpers) or ``prefetch`` (a source's).
-    Others are not ours to count: on a CI machine the process's total moved by one between
-    tests with no loader running."""
-    n = 0
-    for t in os.listdir("/proc/self/task"):
-        try:
-            with open(f"/proc/self/task/{t}/comm") as f:
-                name = f.read().strip()
-        except OSError:  # ended meanwhile
-            continue
-        n += name.startswith("schedlab") or name == "prefetch"
-    return n
-
-
-def baseline():
-    """:func:`threads` once the loaders that only a reference cycle of an earlier test still
-    holds are collected (their threads end with them, whenever the collector runs)."""
-    gc.collect()
-    return threads()
-
-
-def back_to(before):
-    """Every thread started since ``before`` has ended (a joined thread's task may take a
-    moment to leave ``/proc``): polled, up to ``SAFETY_S``."""
-    deadline = time.monotonic() + SAFETY_S
-    while threads() != before and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return threads() == before
 
 
 class Indices:

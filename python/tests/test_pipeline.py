@@ -10,6 +10,8 @@ import pytest
 import schedlab
 from schedlab import _core
 
+from probes import back_to, baseline
+
 
 def test_stages_in_order_with_filter_flat_map_and_batch():
     seen_read = set()
@@ -116,8 +118,6 @@ def test_stats_as_dict_and_text_with_gil_per_stage():
 
 
 def test_threads_joined_after_close_and_bad_arguments():
-    from test_dataloader import back_to, baseline
-
     before = baseline()
     for _ in range(20):
         p = schedlab.Pipeline(100, workers=2).map(lambda x: x, kind="blocking", concurrency=3)

@@ -15,6 +15,8 @@ import pytest
 import schedlab
 from schedlab import _process
 
+from probes import eventually as _eventually
+
 
 # --- module-level functions: worker processes receive them pickled -------------------------
 
@@ -510,15 +512,6 @@ def _children(pid):
             except (FileNotFoundError, ProcessLookupError, IndexError):
                 pass
     return out
-
-
-def _eventually(f, timeout=20):
-    """``f()`` once it is truthy (polled; the test fails after ``timeout`` seconds)."""
-    deadline = time.monotonic() + timeout
-    while not (got := f()):
-        assert time.monotonic() < deadline, "not within the time allowed"
-        time.sleep(0.01)
-    return got
 
 
 def test_the_root_forks_the_next_zygote_ahead_and_lets_it_go_when_an_import_changes_it():
